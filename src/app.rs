@@ -1,0 +1,159 @@
+//! Wires the parts into a running endpoint, and takes it down in order.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::http::ops::Ops;
+use crate::http::{App, ConnLimits, Limits};
+use crate::store::journal::{Journal, JournalLimits, JournalWriter};
+use crate::store::sealed::{DataKey, SealError};
+use crate::store::sqlite::SqliteStore;
+use crate::store::StoreError;
+use crate::tls::TlsError;
+
+/// Why the endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// TLS material.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The data key.
+    #[error(transparent)]
+    Key(#[from] SealError),
+    /// A listener could not bind.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A running endpoint.
+pub struct Running {
+    /// The ecosystem (mTLS) address actually bound.
+    pub addr: SocketAddr,
+    /// The ops address actually bound.
+    pub ops_addr: SocketAddr,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    journal: Journal,
+    writer: Option<JournalWriter>,
+    ops: Arc<Ops>,
+    grace: Duration,
+}
+
+/// Starts the endpoint: opens the store, starts the journal, binds both listeners.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let prometheus = crate::metrics::install();
+    let key = DataKey::load(&config.crypto)?;
+    let tls = crate::tls::server::server_config(&config.tls)?;
+    let store = SqliteStore::open(&config.store.path)?;
+    let (journal, writer) = Journal::start(
+        Box::new(store),
+        JournalLimits {
+            max_batch: config.store.journal_max_batch,
+            channel_capacity: config.store.journal_channel_capacity,
+            max_pending: config.store.queue_max_pending,
+        },
+    )?;
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
+    };
+    let listener = bind(config.server.listen).await?;
+    let ops_listener = bind(config.server.ops_listen).await?;
+    let addr = listener.local_addr().expect("bound");
+    let ops_addr = ops_listener.local_addr().expect("bound");
+
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let app = Arc::new(App {
+        journal: journal.clone(),
+        key,
+        limits: Limits {
+            max_body_bytes: config.server.max_body_bytes,
+            queue_max_pending: config.store.queue_max_pending,
+            retry_after_s: config.store.retry_after_s,
+            request_timeout: Duration::from_millis(config.server.request_timeout_ms),
+        },
+        wake_workers: Arc::new(Notify::new()),
+    });
+    let ops = Arc::new(Ops {
+        prometheus,
+        ready: AtomicBool::new(false),
+    });
+    tokio::spawn(crate::http::serve(
+        listener,
+        TlsAcceptor::from(tls),
+        app,
+        ConnLimits::from_config(&config),
+        shutdown.clone(),
+        tracker.clone(),
+    ));
+    tokio::spawn(crate::http::ops::serve(
+        ops_listener,
+        ops.clone(),
+        shutdown.clone(),
+    ));
+    ops.ready.store(true, Ordering::Relaxed);
+    tracing::info!(%addr, %ops_addr, "pdp-provider endpoint listening");
+    Ok(Running {
+        addr,
+        ops_addr,
+        shutdown,
+        tracker,
+        journal,
+        writer: Some(writer),
+        ops,
+        grace: Duration::from_millis(config.server.shutdown_grace_ms),
+    })
+}
+
+// === impl Running ===
+
+impl Running {
+    /// The token that stops the endpoint when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits for the shutdown token, then drains: stop accepting, finish in-flight requests
+    /// (bounded by the grace period), flush and close the journal.
+    pub async fn run_until_shutdown(mut self) {
+        self.shutdown.cancelled().await;
+        self.ops.ready.store(false, Ordering::Relaxed);
+        self.tracker.close();
+        if tokio::time::timeout(self.grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over; closing remaining connections");
+        }
+        self.journal.close().await;
+        if let Some(writer) = self.writer.take() {
+            let _ = tokio::task::spawn_blocking(move || writer.close()).await;
+        }
+        tracing::info!("pdp-provider stopped");
+    }
+
+    /// Cancels and drains.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.run_until_shutdown().await;
+    }
+}

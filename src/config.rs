@@ -1,0 +1,348 @@
+//! Configuration: the TOML file as written, with defaults, validated once at start-up.
+//!
+//! Every bound the server enforces is a field here with its unit in the name. Relative paths are
+//! resolved against the directory the process was started in. A few values can be overridden by
+//! environment variables, each named by a constant below.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Overrides `server.listen`.
+pub const ENV_LISTEN: &str = "PDP_LISTEN";
+/// Overrides `server.ops_listen`.
+pub const ENV_OPS_LISTEN: &str = "PDP_OPS_LISTEN";
+/// Overrides `store.path`.
+pub const ENV_STORE_PATH: &str = "PDP_STORE_PATH";
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("parsing {path}: {source}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// What toml said.
+        source: toml::de::Error,
+    },
+    /// An environment override does not parse.
+    #[error("environment variable {name}: {reason}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A value is out of range.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The field path, e.g. `server.max_connections`.
+        field: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The ecosystem listener and the ops listener.
+    pub server: ServerConfig,
+    /// Certificates and keys for the ecosystem listener.
+    pub tls: TlsConfig,
+    /// The durable store and the find queue bound.
+    pub store: StoreConfig,
+    /// The key that seals find data at rest.
+    pub crypto: CryptoConfig,
+    /// The matching worker pool.
+    pub workers: WorkersConfig,
+    /// Audit retention.
+    pub audit: AuditConfig,
+}
+
+/// Listeners, limits and time-outs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Ecosystem (mTLS) listener address.
+    pub listen: SocketAddr,
+    /// Ops listener (plain HTTP): health, metrics, JWK set. Keep it on loopback or a private network.
+    pub ops_listen: SocketAddr,
+    /// Connections held open at once; further clients wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Time allowed for the TLS handshake.
+    pub tls_handshake_timeout_ms: u64,
+    /// Time allowed for a request's headers to arrive (HTTP/1.1).
+    pub header_read_timeout_ms: u64,
+    /// A connection with no bytes moving for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Time allowed for one request, body included, before the server answers on its own.
+    pub request_timeout_ms: u64,
+    /// Largest request body accepted (SPEC §3.1: 64 KiB).
+    pub max_body_bytes: usize,
+    /// Largest header block accepted.
+    pub max_header_bytes: usize,
+    /// HTTP/2 streams per connection.
+    pub max_concurrent_streams: u32,
+    /// How long in-flight requests may take to finish after a shutdown signal.
+    pub shutdown_grace_ms: u64,
+}
+
+/// Certificates for the ecosystem listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Server private key (PEM, PKCS#8).
+    pub key: PathBuf,
+    /// The ecosystem CA bundle that client certificates must chain to (PEM).
+    pub client_ca: PathBuf,
+}
+
+/// Which durable backend holds the journal.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Embedded SQLite in WAL mode with `synchronous = FULL` (the default).
+    Sqlite,
+}
+
+/// The durable store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The backend.
+    pub backend: Backend,
+    /// SQLite database file.
+    pub path: PathBuf,
+    /// Unprocessed find requests held at most; beyond it new finds get `503` with `Retry-After`.
+    pub queue_max_pending: u64,
+    /// Appends and audit records committed in one transaction at most.
+    pub journal_max_batch: usize,
+    /// Appends waiting for the journal writer at most; beyond it new finds get `503`.
+    pub journal_channel_capacity: usize,
+    /// `Retry-After` sent with a `503` when shedding.
+    pub retry_after_s: u64,
+}
+
+/// Where the AES-256 key that seals find data comes from.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct CryptoConfig {
+    /// A file holding the key as 64 hex digits.
+    pub data_key_file: Option<PathBuf>,
+    /// Or the name of an environment variable holding the key as 64 hex digits (wins over the file).
+    pub data_key_env: Option<String>,
+}
+
+/// The matching worker pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkersConfig {
+    /// Workers claiming find requests at once; 0 leaves finds queued (ACK only).
+    pub concurrency: usize,
+}
+
+/// Audit trail retention.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Days audit records are kept (CoCo2.1.6: 6 years).
+    pub retention_days: u32,
+}
+
+// === impl Defaults ===
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8443".parse().expect("literal address"),
+            ops_listen: "127.0.0.1:9090".parse().expect("literal address"),
+            max_connections: 10_000,
+            tls_handshake_timeout_ms: 5_000,
+            header_read_timeout_ms: 5_000,
+            idle_timeout_ms: 60_000,
+            request_timeout_ms: 9_000,
+            max_body_bytes: 64 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_concurrent_streams: 256,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: "certs/server.pem".into(),
+            key: "certs/server.key".into(),
+            client_ca: "certs/ca.pem".into(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Sqlite,
+            path: "data/pdp.sqlite".into(),
+            queue_max_pending: 100_000,
+            journal_max_batch: 512,
+            journal_channel_capacity: 8_192,
+            retry_after_s: 5,
+        }
+    }
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        Self { concurrency: 8 }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: 6 * 366,
+        }
+    }
+}
+
+// === impl Config ===
+
+impl Config {
+    /// Reads, overrides from the environment, and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        config.with_env()?.validate()
+    }
+
+    /// Applies the `PDP_*` environment overrides.
+    pub fn with_env(mut self) -> Result<Self, ConfigError> {
+        if let Ok(v) = std::env::var(ENV_LISTEN) {
+            self.server.listen = v.parse().map_err(|e| ConfigError::Env {
+                name: ENV_LISTEN,
+                reason: format!("{e}"),
+            })?;
+        }
+        if let Ok(v) = std::env::var(ENV_OPS_LISTEN) {
+            self.server.ops_listen = v.parse().map_err(|e| ConfigError::Env {
+                name: ENV_OPS_LISTEN,
+                reason: format!("{e}"),
+            })?;
+        }
+        if let Ok(v) = std::env::var(ENV_STORE_PATH) {
+            self.store.path = v.into();
+        }
+        Ok(self)
+    }
+
+    /// Checks ranges that serde cannot.
+    pub fn validate(self) -> Result<Self, ConfigError> {
+        fn invalid(field: &'static str, reason: &str) -> ConfigError {
+            ConfigError::Invalid {
+                field,
+                reason: reason.to_owned(),
+            }
+        }
+        let s = &self.server;
+        if s.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        if s.max_body_bytes == 0 || s.max_body_bytes > 16 * 1024 * 1024 {
+            return Err(invalid("server.max_body_bytes", "must be 1 byte to 16 MiB"));
+        }
+        if s.max_header_bytes < 8192 {
+            return Err(invalid("server.max_header_bytes", "must be at least 8192"));
+        }
+        for (field, v) in [
+            ("server.tls_handshake_timeout_ms", s.tls_handshake_timeout_ms),
+            ("server.header_read_timeout_ms", s.header_read_timeout_ms),
+            ("server.idle_timeout_ms", s.idle_timeout_ms),
+            ("server.request_timeout_ms", s.request_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(invalid(field, "must be more than 0"));
+            }
+        }
+        if self.store.journal_max_batch == 0 {
+            return Err(invalid("store.journal_max_batch", "must be at least 1"));
+        }
+        if self.store.journal_channel_capacity == 0 {
+            return Err(invalid("store.journal_channel_capacity", "must be at least 1"));
+        }
+        if self.store.queue_max_pending == 0 {
+            return Err(invalid("store.queue_max_pending", "must be at least 1"));
+        }
+        if self.audit.retention_days < 6 * 365 {
+            return Err(invalid(
+                "audit.retention_days",
+                "CoCo2.1.6 requires at least 6 years (2190 days)",
+            ));
+        }
+        if self.crypto.data_key_file.is_none() && self.crypto.data_key_env.is_none() {
+            return Err(invalid(
+                "crypto",
+                "set data_key_file or data_key_env: find data is sealed at rest",
+            ));
+        }
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let c = Config::default();
+        assert_eq!(c.server.max_body_bytes, 65_536);
+        assert!(c.audit.retention_days >= 6 * 365);
+        assert_eq!(c.store.backend, Backend::Sqlite);
+        // Defaults alone lack a data key, and validation says so.
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Invalid { field: "crypto", .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = toml::from_str::<Config>("[server]\nlisten_addr = \"127.0.0.1:1\"\n");
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn short_retention_is_refused() {
+        let mut c = Config::default();
+        c.crypto.data_key_env = Some("X".into());
+        c.audit.retention_days = 30;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Invalid {
+                field: "audit.retention_days",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,123 @@
+//! `POST /find-requests`: parse, validate, seal, append to the journal, and ACK with `202` once
+//! the append is durable (SPEC §3.1, CoCo2.1.1).
+
+use http::{header, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use super::respond::{with_body, AlreadyAudited, ApiError, Body};
+use super::{App, RequestCx};
+use crate::audit::{AuditRecord, Direction};
+use crate::store::journal::JournalError;
+use crate::store::{AppendOutcome, NewFind};
+use crate::wire::find::{self, FindError};
+use crate::wire::problem::{Accepted, ErrorCode};
+
+/// Handles one find request.
+pub async fn handle(
+    req: Request<Incoming>,
+    cx: &RequestCx,
+    app: &App,
+) -> Result<Response<Body>, ApiError> {
+    if !cx.request_id_valid {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidXRequestId,
+            "X-Request-ID: missing or not a UUID",
+        ));
+    }
+    if !is_json(req.headers().get(header::CONTENT_TYPE)) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::InvalidContentType,
+            "Content-Type: must be application/json",
+        ));
+    }
+    let limit = app.limits.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::ContentTooLarge,
+            format!("body: larger than {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    // Shed before reading the body: under overload the cheapest answer is the right one.
+    if app.journal.pending() >= app.limits.queue_max_pending {
+        return Err(shed(app));
+    }
+    let body = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return Err(too_large())
+        }
+        Err(_) => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidJson,
+                "body: could not be read",
+            ))
+        }
+    };
+    find::parse(&body).map_err(|e| match e {
+        FindError::InvalidJson => {
+            ApiError::bad_request(ErrorCode::InvalidJson, "body: not valid JSON")
+        }
+        FindError::InvalidUat(d) => ApiError::bad_request(ErrorCode::InvalidUat, d),
+        FindError::InvalidFindData(d) => ApiError::bad_request(ErrorCode::InvalidFindData, d),
+    })?;
+    let request_id = cx.transaction_id.clone();
+    let sealed = app.key.seal(request_id.as_bytes(), &body);
+    let audit = AuditRecord {
+        transaction_id: request_id.clone(),
+        request_id: Some(request_id.clone()),
+        direction: Direction::Inbound,
+        party: cx.party.to_string(),
+        endpoint: "POST /find-requests".into(),
+        received_at: cx.received_at,
+        responded_at: 0,
+        status: 202,
+        outcome: "ack".into(),
+    };
+    let find = NewFind {
+        request_id: request_id.clone(),
+        received_at: cx.received_at,
+        sealed,
+    };
+    let outcome = app.journal.append(find, audit).await.map_err(|e| match e {
+        JournalError::Overloaded => shed(app),
+        JournalError::Closed => ApiError::unavailable("endpoint is shutting down", app.limits.retry_after_s),
+        JournalError::Commit(cause) => {
+            tracing::error!(request_id = %request_id, %cause, "find request not made durable");
+            ApiError::internal()
+        }
+    })?;
+    if outcome == AppendOutcome::Created {
+        app.wake_workers.notify_one();
+    }
+    let body = serde_json::to_vec(&Accepted {
+        message: "ACCEPTED",
+        datetimestamp: &crate::datetimestamp(crate::now_micros()),
+    })
+    .expect("ACK serialises");
+    let mut resp = with_body(StatusCode::ACCEPTED, "application/json", body, &request_id);
+    resp.extensions_mut().insert(AlreadyAudited);
+    resp.extensions_mut().insert(outcome);
+    Ok(resp)
+}
+
+fn shed(app: &App) -> ApiError {
+    ApiError::unavailable("find queue is full; retry later", app.limits.retry_after_s)
+}
+
+/// `application/json`, with or without parameters, any case.
+fn is_json(v: Option<&http::HeaderValue>) -> bool {
+    v.and_then(|v| v.to_str().ok())
+        .and_then(|s| s.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}

@@ -1,0 +1,150 @@
+//! The one place a typed error becomes a status and an RFC 9457 problem body.
+//!
+//! Clients see the code and a field path, never a value and never internal detail; internal
+//! causes are logged by transaction ID where they happen.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::wire::problem::{ErrorCode, Problem, ProblemError};
+
+/// The body type of every response.
+pub type Body = Full<Bytes>;
+
+/// Marks a response whose audit record was already written (a find ACK rides in its commit).
+#[derive(Debug, Clone, Copy)]
+pub struct AlreadyAudited;
+
+/// An error answer to an ecosystem call.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The code in `errors[0].code`.
+    pub code: ErrorCode,
+    /// `detail`: a field path and reason, never a value.
+    pub detail: Cow<'static, str>,
+    /// `Retry-After` seconds, for `503`.
+    pub retry_after_s: Option<u64>,
+    /// `Allow`, for `405`.
+    pub allow: Option<&'static str>,
+}
+
+// === impl ApiError ===
+
+impl ApiError {
+    /// A `400`.
+    pub fn bad_request(code: ErrorCode, detail: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    /// Any status.
+    pub fn new(status: StatusCode, code: ErrorCode, detail: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            retry_after_s: None,
+            allow: None,
+        }
+    }
+
+    /// A `503` with `Retry-After`.
+    pub fn unavailable(detail: impl Into<Cow<'static, str>>, retry_after_s: u64) -> Self {
+        Self {
+            retry_after_s: Some(retry_after_s),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ServiceUnavailable, detail)
+        }
+    }
+
+    /// A `500` with a generic detail; the cause is logged by the caller.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalServerError,
+            "internal error; quote the request_id",
+        )
+    }
+
+    /// A `405` naming the allowed method.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::MethodNotAllowed,
+                "method not allowed on this path",
+            )
+        }
+    }
+
+    /// A `404`.
+    pub fn not_found(detail: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, detail)
+    }
+
+    /// The short outcome written to the audit trail and metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self.code {
+            ErrorCode::InvalidXRequestId => "invalid_x_request_id",
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidFindData => "invalid_find_data",
+            ErrorCode::InvalidUat => "invalid_uat",
+            ErrorCode::ContentTooLarge => "content_too_large",
+            ErrorCode::InvalidContentType => "invalid_content_type",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::ServiceUnavailable => "shed",
+            ErrorCode::InternalServerError => "error",
+            ErrorCode::InvalidRequest => "invalid_request",
+        }
+    }
+
+    /// Renders the problem response, echoing `request_id` in `X-Request-ID`.
+    pub fn into_response(self, request_id: &str) -> Response<Body> {
+        let now = crate::datetimestamp(crate::now_micros());
+        let problem = Problem {
+            kind: "about:blank",
+            title: self.status.canonical_reason().unwrap_or("Error"),
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            request_id,
+            datetimestamp: &now,
+            errors: [ProblemError { code: self.code }],
+        };
+        let body = serde_json::to_vec(&problem).expect("problem details serialise");
+        let mut resp = with_body(self.status, "application/problem+json", body, request_id);
+        if let Some(s) = self.retry_after_s {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if let Some(allow) = self.allow {
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        resp
+    }
+}
+
+/// A response with a body, `Content-Type` and the echoed `X-Request-ID`.
+pub fn with_body(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+    request_id: &str,
+) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert(X_REQUEST_ID, v);
+    }
+    resp
+}
+
+/// The transaction ID header.
+pub const X_REQUEST_ID: &str = "x-request-id";

@@ -1,0 +1,40 @@
+//! pdp-provider: a pension provider's live endpoint in the UK pensions dashboards ecosystem.
+//!
+//! # Layout
+//!
+//! Read the modules in the order a find request visits them:
+//!
+//! - [`config`]: the TOML config, as written and then validated; every bound and time-out.
+//! - [`tls`]: mutual TLS for the ecosystem listener and the outbound identity; `certs init`.
+//! - [`http`]: the inbound side. The accept loop, connection limits and time-outs, then one
+//!   file per endpoint: `POST /find-requests`, and the ops listener.
+//! - [`wire`]: the serde types of SPEC.md, the only place that spells field names.
+//! - [`store`]: durable state. The journal group-commits find requests and audit records,
+//!   find data is sealed with AES-256-GCM, SQLite is the embedded backend.
+//! - [`audit`]: the audit record every call writes (CoCo2.1.6), never personal data.
+//! - [`metrics`]: metric names, units and the SLA buckets (CoCo2.1.1-2.1.5).
+//! - [`shutdown`]: one cancellation signal and the drain deadline.
+//! - [`app`]: wires the parts into a running endpoint.
+
+pub mod app;
+pub mod audit;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod shutdown;
+pub mod store;
+pub mod tls;
+pub mod wire;
+
+/// Current time as microseconds since the Unix epoch, the unit every stored timestamp uses.
+pub fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// RFC 3339 UTC timestamp with milliseconds, as PDP writes `datetimestamp`.
+pub fn datetimestamp(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}

@@ -1,0 +1,127 @@
+//! Metric names, units and SLA buckets, described once (SPEC §7).
+//!
+//! Names follow Prometheus conventions: `pdp_` prefix, base units, `_seconds`, `_total`. Each
+//! latency histogram has bucket bounds at its recommended target and its code-of-connection limit.
+
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// ACK latency, receipt to `202` (CoCo2.1.1: target 250 ms, limit 2 s).
+pub const FIND_ACK_SECONDS: &str = "pdp_find_ack_seconds";
+/// Find requests answered, by `outcome` (`ack`, `duplicate`, `shed`, `invalid`, `error`).
+pub const FIND_REQUESTS_TOTAL: &str = "pdp_find_requests_total";
+/// Inbound HTTP responses by `endpoint` and `status`.
+pub const HTTP_RESPONSES_TOTAL: &str = "pdp_http_responses_total";
+/// SLA breaches by `standard` (e.g. `CoCo2.1.1`).
+pub const SLA_BREACHES_TOTAL: &str = "pdp_sla_breaches_total";
+/// Find requests stored and not yet at an end.
+pub const QUEUE_DEPTH: &str = "pdp_find_queue_depth";
+/// Journal commit latency (one transaction, one fsync).
+pub const JOURNAL_COMMIT_SECONDS: &str = "pdp_journal_commit_seconds";
+/// Records per journal commit.
+pub const JOURNAL_BATCH_RECORDS: &str = "pdp_journal_batch_records";
+/// Audit records dropped because the writer was saturated.
+pub const AUDIT_DROPPED_TOTAL: &str = "pdp_audit_dropped_total";
+/// TLS handshakes refused, by `reason`.
+pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "pdp_tls_handshake_failures_total";
+/// Open ecosystem connections.
+pub const OPEN_CONNECTIONS: &str = "pdp_open_connections";
+
+/// ACK buckets: the 250 ms target and the 2 s limit among them.
+pub const ACK_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0,
+];
+/// Commit buckets.
+pub const COMMIT_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+/// Batch-size buckets.
+pub const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+
+/// Installs the global Prometheus recorder once per process and returns its handle.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(FIND_ACK_SECONDS.into()), ACK_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(JOURNAL_COMMIT_SECONDS.into()),
+                        COMMIT_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(JOURNAL_BATCH_RECORDS.into()),
+                        BATCH_BUCKETS,
+                    )
+                })
+                .expect("bucket lists are non-empty")
+                .install_recorder()
+                .expect("no other metrics recorder is installed");
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_histogram!(FIND_ACK_SECONDS, Unit::Seconds, "Find request receipt to 202 ACK (CoCo2.1.1)");
+    describe_counter!(FIND_REQUESTS_TOTAL, Unit::Count, "Find requests answered, by outcome");
+    describe_counter!(HTTP_RESPONSES_TOTAL, Unit::Count, "Ecosystem responses by endpoint and status");
+    describe_counter!(SLA_BREACHES_TOTAL, Unit::Count, "Requests outside a code-of-connection limit, by standard");
+    describe_gauge!(QUEUE_DEPTH, Unit::Count, "Find requests stored and not yet at an end");
+    describe_histogram!(JOURNAL_COMMIT_SECONDS, Unit::Seconds, "One group commit: transaction and fsync");
+    describe_histogram!(JOURNAL_BATCH_RECORDS, Unit::Count, "Records per group commit");
+    describe_counter!(AUDIT_DROPPED_TOTAL, Unit::Count, "Audit records dropped under saturation");
+    describe_counter!(TLS_HANDSHAKE_FAILURES_TOTAL, Unit::Count, "TLS handshakes refused, by reason");
+    describe_gauge!(OPEN_CONNECTIONS, Unit::Count, "Open ecosystem connections");
+}
+
+/// Records one find request's answer.
+pub fn find_answered(outcome: &'static str, status: u16, elapsed: Duration) {
+    counter!(FIND_REQUESTS_TOTAL, "outcome" => outcome).increment(1);
+    http_response("find", status);
+    if status == 202 {
+        let secs = elapsed.as_secs_f64();
+        histogram!(FIND_ACK_SECONDS).record(secs);
+        if secs > 2.0 {
+            counter!(SLA_BREACHES_TOTAL, "standard" => "CoCo2.1.1").increment(1);
+        }
+    }
+}
+
+/// Counts a response on an ecosystem endpoint.
+pub fn http_response(endpoint: &'static str, status: u16) {
+    counter!(HTTP_RESPONSES_TOTAL, "endpoint" => endpoint, "status" => status.to_string())
+        .increment(1);
+}
+
+/// Sets the queue depth gauge.
+pub fn queue_depth(n: u64) {
+    gauge!(QUEUE_DEPTH).set(n as f64);
+}
+
+/// Records one journal commit.
+pub fn journal_commit(elapsed: Duration, records: usize) {
+    histogram!(JOURNAL_COMMIT_SECONDS).record(elapsed.as_secs_f64());
+    histogram!(JOURNAL_BATCH_RECORDS).record(records as f64);
+}
+
+/// Counts a dropped audit record.
+pub fn audit_dropped() {
+    counter!(AUDIT_DROPPED_TOTAL).increment(1);
+}
+
+/// Counts a refused handshake.
+pub fn tls_handshake_failed(reason: &'static str) {
+    counter!(TLS_HANDSHAKE_FAILURES_TOTAL, "reason" => reason).increment(1);
+}
+
+/// Tracks open connections.
+pub fn open_connections(delta: f64) {
+    gauge!(OPEN_CONNECTIONS).increment(delta);
+}

@@ -1,0 +1,73 @@
+//! Durable state behind narrow interfaces.
+//!
+//! "Durable" here means: on stable storage and fsync'd, so that it survives `kill -9` and power
+//! loss. A find request is ACKed only once the transaction that holds it has committed with a
+//! sync (CoCo2.1.1, 2.1.4).
+//!
+//! - [`journal`]: group commit. The HTTP layer hands it appends; one writer thread commits each
+//!   batch in one transaction with one fsync and then releases every ACK in the batch.
+//! - [`sqlite`]: the embedded backend (WAL, `synchronous = FULL`).
+//! - [`sealed`]: AES-256-GCM for find data, UATs and PATs at rest.
+//!
+//! The HTTP layer sees only [`journal::Journal`]; the journal sees only [`JournalBackend`]. A
+//! PostgreSQL backend implements the same trait and nothing above it changes.
+
+pub mod journal;
+pub mod sealed;
+pub mod sqlite;
+
+use crate::audit::AuditRecord;
+
+/// A find request on its way into the store: IDs and timestamps in the clear, find data sealed.
+#[derive(Debug, Clone)]
+pub struct NewFind {
+    /// The find request ID (its X-Request-ID).
+    pub request_id: String,
+    /// When the request was received, µs since the epoch.
+    pub received_at: i64,
+    /// The validated find request (UAT and find data), sealed with the data key.
+    pub sealed: Vec<u8>,
+}
+
+/// Whether an append created a new find request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// A new find request, now durable.
+    Created,
+    /// The request ID was already stored: the first request stands.
+    Duplicate,
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The SQLite backend failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The store's directory could not be created.
+    #[error("creating {path}: {source}")]
+    Io {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A sealed value failed to open.
+    #[error(transparent)]
+    Seal(#[from] sealed::SealError),
+}
+
+/// The one operation the journal needs from a backend.
+pub trait JournalBackend: Send + 'static {
+    /// Commits `finds` and `audit` in one transaction with one sync, all or nothing. Returns, per
+    /// find, whether it was new. `audit[i]` for `i < finds.len()` is `finds[i]`'s own record;
+    /// the backend marks it `duplicate` when the find was already stored.
+    fn commit(
+        &mut self,
+        finds: &[NewFind],
+        audit: &mut [AuditRecord],
+    ) -> Result<Vec<AppendOutcome>, StoreError>;
+
+    /// Find requests not yet at an end (queued or being worked), for the queue bound at start-up.
+    fn pending(&mut self) -> Result<u64, StoreError>;
+}

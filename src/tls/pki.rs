@@ -1,0 +1,140 @@
+//! `certs init`: a development PKI, generated in code with rcgen.
+//!
+//! It writes an ecosystem CA; a server certificate for `localhost` and `127.0.0.1` (used by the
+//! endpoint and the CAS simulator); client certificates for the PFS, a dashboard and the
+//! provider's own outbound identity; a second, unrelated "rogue" CA with a client certificate,
+//! for refusal tests; and the AES-256 data key. Private keys are `*.key` and never committed.
+//! Production certificates come from PDP's connection portal instead (see README).
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+
+use super::TlsError;
+
+/// Paths of everything `certs init` writes, relative to its directory.
+pub mod files {
+    /// Ecosystem CA certificate.
+    pub const CA: &str = "ca.pem";
+    /// Server certificate (localhost, 127.0.0.1).
+    pub const SERVER: &str = "server.pem";
+    /// Server key.
+    pub const SERVER_KEY: &str = "server.key";
+    /// PFS client certificate.
+    pub const PFS: &str = "pfs.pem";
+    /// PFS client key.
+    pub const PFS_KEY: &str = "pfs.key";
+    /// Dashboard client certificate.
+    pub const DASHBOARD: &str = "dashboard.pem";
+    /// Dashboard client key.
+    pub const DASHBOARD_KEY: &str = "dashboard.key";
+    /// The provider's outbound (CAS client) certificate.
+    pub const PROVIDER: &str = "provider-client.pem";
+    /// The provider's outbound key.
+    pub const PROVIDER_KEY: &str = "provider-client.key";
+    /// The CAS's own client certificate (for PAT refresh calls to us).
+    pub const CAS_CLIENT: &str = "cas-client.pem";
+    /// The CAS client key.
+    pub const CAS_CLIENT_KEY: &str = "cas-client.key";
+    /// An unrelated CA.
+    pub const ROGUE_CA: &str = "rogue-ca.pem";
+    /// A client certificate from the unrelated CA.
+    pub const ROGUE_CLIENT: &str = "rogue-client.pem";
+    /// Its key.
+    pub const ROGUE_CLIENT_KEY: &str = "rogue-client.key";
+    /// The AES-256-GCM data key, 64 hex digits.
+    pub const DATA_KEY: &str = "data.key";
+}
+
+struct Ca {
+    cert: Certificate,
+    key: KeyPair,
+}
+
+fn ca(name: &str) -> Result<Ca, TlsError> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "pdp-provider development");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let key = KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
+    Ok(Ca { cert, key })
+}
+
+fn leaf(
+    issuer: &Ca,
+    common_name: &str,
+    sans: &[&str],
+    usage: ExtendedKeyUsagePurpose,
+) -> Result<(String, String), TlsError> {
+    let mut params =
+        CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())?;
+    params.distinguished_name.push(DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "pdp-provider development");
+    params.extended_key_usages = vec![usage];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer.cert, &issuer.key)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+fn write(dir: &Path, name: &str, contents: &str) -> Result<PathBuf, TlsError> {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).map_err(|source| TlsError::Write {
+        path: path.clone(),
+        source,
+    })?;
+    #[cfg(unix)]
+    if name.ends_with(".key") {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(path)
+}
+
+/// Writes the development PKI and data key into `dir`, replacing what is there.
+pub fn init(dir: &Path) -> Result<(), TlsError> {
+    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let eco = ca("PDP development ecosystem CA")?;
+    write(dir, files::CA, &eco.cert.pem())?;
+    let server_sans = ["localhost", "127.0.0.1"];
+    let (c, k) = leaf(&eco, "localhost", &server_sans, ExtendedKeyUsagePurpose::ServerAuth)?;
+    write(dir, files::SERVER, &c)?;
+    write(dir, files::SERVER_KEY, &k)?;
+    for (cn, cert, key) in [
+        ("pension-finder-service", files::PFS, files::PFS_KEY),
+        ("dashboard", files::DASHBOARD, files::DASHBOARD_KEY),
+        ("pdp-provider", files::PROVIDER, files::PROVIDER_KEY),
+        ("consent-authorisation-service", files::CAS_CLIENT, files::CAS_CLIENT_KEY),
+    ] {
+        let (c, k) = leaf(&eco, cn, &[], ExtendedKeyUsagePurpose::ClientAuth)?;
+        write(dir, cert, &c)?;
+        write(dir, key, &k)?;
+    }
+    let rogue = ca("Unrelated CA")?;
+    write(dir, files::ROGUE_CA, &rogue.cert.pem())?;
+    let (c, k) = leaf(&rogue, "pension-finder-service", &[], ExtendedKeyUsagePurpose::ClientAuth)?;
+    write(dir, files::ROGUE_CLIENT, &c)?;
+    write(dir, files::ROGUE_CLIENT_KEY, &k)?;
+    write(
+        dir,
+        files::DATA_KEY,
+        &crate::store::sealed::DataKey::generate_hex(),
+    )?;
+    Ok(())
+}
