@@ -275,7 +275,10 @@ impl Config {
             return Err(invalid("server.max_header_bytes", "must be at least 8192"));
         }
         for (field, v) in [
-            ("server.tls_handshake_timeout_ms", s.tls_handshake_timeout_ms),
+            (
+                "server.tls_handshake_timeout_ms",
+                s.tls_handshake_timeout_ms,
+            ),
             ("server.header_read_timeout_ms", s.header_read_timeout_ms),
             ("server.idle_timeout_ms", s.idle_timeout_ms),
             ("server.request_timeout_ms", s.request_timeout_ms),
@@ -288,7 +291,10 @@ impl Config {
             return Err(invalid("store.journal_max_batch", "must be at least 1"));
         }
         if self.store.journal_channel_capacity == 0 {
-            return Err(invalid("store.journal_channel_capacity", "must be at least 1"));
+            return Err(invalid(
+                "store.journal_channel_capacity",
+                "must be at least 1",
+            ));
         }
         if self.store.queue_max_pending == 0 {
             return Err(invalid("store.queue_max_pending", "must be at least 1"));
@@ -322,7 +328,10 @@ mod tests {
         // Defaults alone lack a data key, and validation says so.
         assert!(matches!(
             c.validate(),
-            Err(ConfigError::Invalid { field: "crypto", .. })
+            Err(ConfigError::Invalid {
+                field: "crypto",
+                ..
+            })
         ));
     }
 

@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 const EX_USAGE: u8 = 64;
 
 #[derive(Parser)]
-#[command(name = "pdp-provider", version, about = "A pensions dashboards provider endpoint")]
+#[command(
+    name = "pdp-provider",
+    version,
+    about = "A pensions dashboards provider endpoint"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,7 +76,9 @@ fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("PDP_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// ACK latency, receipt to `202` (CoCo2.1.1: target 250 ms, limit 2 s).
@@ -38,7 +40,9 @@ pub const COMMIT_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 ];
 /// Batch-size buckets.
-pub const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+pub const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
 
 /// Installs the global Prometheus recorder once per process and returns its handle.
 pub fn install() -> PrometheusHandle {
@@ -69,15 +73,51 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
-    describe_histogram!(FIND_ACK_SECONDS, Unit::Seconds, "Find request receipt to 202 ACK (CoCo2.1.1)");
-    describe_counter!(FIND_REQUESTS_TOTAL, Unit::Count, "Find requests answered, by outcome");
-    describe_counter!(HTTP_RESPONSES_TOTAL, Unit::Count, "Ecosystem responses by endpoint and status");
-    describe_counter!(SLA_BREACHES_TOTAL, Unit::Count, "Requests outside a code-of-connection limit, by standard");
-    describe_gauge!(QUEUE_DEPTH, Unit::Count, "Find requests stored and not yet at an end");
-    describe_histogram!(JOURNAL_COMMIT_SECONDS, Unit::Seconds, "One group commit: transaction and fsync");
-    describe_histogram!(JOURNAL_BATCH_RECORDS, Unit::Count, "Records per group commit");
-    describe_counter!(AUDIT_DROPPED_TOTAL, Unit::Count, "Audit records dropped under saturation");
-    describe_counter!(TLS_HANDSHAKE_FAILURES_TOTAL, Unit::Count, "TLS handshakes refused, by reason");
+    describe_histogram!(
+        FIND_ACK_SECONDS,
+        Unit::Seconds,
+        "Find request receipt to 202 ACK (CoCo2.1.1)"
+    );
+    describe_counter!(
+        FIND_REQUESTS_TOTAL,
+        Unit::Count,
+        "Find requests answered, by outcome"
+    );
+    describe_counter!(
+        HTTP_RESPONSES_TOTAL,
+        Unit::Count,
+        "Ecosystem responses by endpoint and status"
+    );
+    describe_counter!(
+        SLA_BREACHES_TOTAL,
+        Unit::Count,
+        "Requests outside a code-of-connection limit, by standard"
+    );
+    describe_gauge!(
+        QUEUE_DEPTH,
+        Unit::Count,
+        "Find requests stored and not yet at an end"
+    );
+    describe_histogram!(
+        JOURNAL_COMMIT_SECONDS,
+        Unit::Seconds,
+        "One group commit: transaction and fsync"
+    );
+    describe_histogram!(
+        JOURNAL_BATCH_RECORDS,
+        Unit::Count,
+        "Records per group commit"
+    );
+    describe_counter!(
+        AUDIT_DROPPED_TOTAL,
+        Unit::Count,
+        "Audit records dropped under saturation"
+    );
+    describe_counter!(
+        TLS_HANDSHAKE_FAILURES_TOTAL,
+        Unit::Count,
+        "TLS handshakes refused, by reason"
+    );
     describe_gauge!(OPEN_CONNECTIONS, Unit::Count, "Open ecosystem connections");
 }
 

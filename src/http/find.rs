@@ -54,7 +54,10 @@ pub async fn handle(
     }
     let body = match Limited::new(req.into_body(), limit).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
             return Err(too_large())
         }
         Err(_) => {
@@ -91,7 +94,9 @@ pub async fn handle(
     };
     let outcome = app.journal.append(find, audit).await.map_err(|e| match e {
         JournalError::Overloaded => shed(app),
-        JournalError::Closed => ApiError::unavailable("endpoint is shutting down", app.limits.retry_after_s),
+        JournalError::Closed => {
+            ApiError::unavailable("endpoint is shutting down", app.limits.retry_after_s)
+        }
         JournalError::Commit(cause) => {
             tracing::error!(request_id = %request_id, %cause, "find request not made durable");
             ApiError::internal()

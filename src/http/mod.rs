@@ -139,8 +139,12 @@ pub async fn serve(
             _ = shutdown.cancelled() => break,
         };
         let _ = tcp.set_nodelay(true);
-        let (acceptor, app, limits, shutdown) =
-            (acceptor.clone(), app.clone(), limits.clone(), shutdown.clone());
+        let (acceptor, app, limits, shutdown) = (
+            acceptor.clone(),
+            app.clone(),
+            limits.clone(),
+            shutdown.clone(),
+        );
         tracker.spawn(async move {
             crate::metrics::open_connections(1.0);
             connection(tcp, acceptor, app, limits, shutdown).await;

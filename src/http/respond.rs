@@ -56,7 +56,11 @@ impl ApiError {
     pub fn unavailable(detail: impl Into<Cow<'static, str>>, retry_after_s: u64) -> Self {
         Self {
             retry_after_s: Some(retry_after_s),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::ServiceUnavailable, detail)
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::ServiceUnavailable,
+                detail,
+            )
         }
     }
 

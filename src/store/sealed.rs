@@ -47,7 +47,9 @@ impl DataKey {
                 return Self::from_hex(&v);
             }
             if config.data_key_file.is_none() {
-                return Err(SealError::NoKey(format!("environment variable {var} is not set")));
+                return Err(SealError::NoKey(format!(
+                    "environment variable {var} is not set"
+                )));
             }
         }
         let path = config
@@ -124,7 +126,10 @@ mod tests {
     #[test]
     fn bad_keys() {
         assert!(matches!(DataKey::from_hex("abcd"), Err(SealError::BadKey)));
-        assert!(matches!(DataKey::from_hex(&"zz".repeat(32)), Err(SealError::BadKey)));
+        assert!(matches!(
+            DataKey::from_hex(&"zz".repeat(32)),
+            Err(SealError::BadKey)
+        ));
         assert!(format!("{:?}", DataKey::from_hex(&"00".repeat(32)).unwrap()).contains("elided"));
     }
 }

@@ -288,7 +288,10 @@ mod tests {
         let a = s.audit_for("a").unwrap();
         assert_eq!(a.len(), 2);
         assert_eq!(a[0].latency_micros(), 2);
-        assert_eq!((a[0].outcome.as_str(), a[1].outcome.as_str()), ("ack", "duplicate"));
+        assert_eq!(
+            (a[0].outcome.as_str(), a[1].outcome.as_str()),
+            ("ack", "duplicate")
+        );
         // Reopening keeps everything and does not re-run the schema.
         drop(s);
         let s = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();

@@ -79,7 +79,9 @@ fn leaf(
 ) -> Result<(String, String), TlsError> {
     let mut params =
         CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())?;
-    params.distinguished_name.push(DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
     params
         .distinguished_name
         .push(DnType::OrganizationName, "pdp-provider development");
@@ -113,14 +115,23 @@ pub fn init(dir: &Path) -> Result<(), TlsError> {
     let eco = ca("PDP development ecosystem CA")?;
     write(dir, files::CA, &eco.cert.pem())?;
     let server_sans = ["localhost", "127.0.0.1"];
-    let (c, k) = leaf(&eco, "localhost", &server_sans, ExtendedKeyUsagePurpose::ServerAuth)?;
+    let (c, k) = leaf(
+        &eco,
+        "localhost",
+        &server_sans,
+        ExtendedKeyUsagePurpose::ServerAuth,
+    )?;
     write(dir, files::SERVER, &c)?;
     write(dir, files::SERVER_KEY, &k)?;
     for (cn, cert, key) in [
         ("pension-finder-service", files::PFS, files::PFS_KEY),
         ("dashboard", files::DASHBOARD, files::DASHBOARD_KEY),
         ("pdp-provider", files::PROVIDER, files::PROVIDER_KEY),
-        ("consent-authorisation-service", files::CAS_CLIENT, files::CAS_CLIENT_KEY),
+        (
+            "consent-authorisation-service",
+            files::CAS_CLIENT,
+            files::CAS_CLIENT_KEY,
+        ),
     ] {
         let (c, k) = leaf(&eco, cn, &[], ExtendedKeyUsagePurpose::ClientAuth)?;
         write(dir, cert, &c)?;
@@ -128,7 +139,12 @@ pub fn init(dir: &Path) -> Result<(), TlsError> {
     }
     let rogue = ca("Unrelated CA")?;
     write(dir, files::ROGUE_CA, &rogue.cert.pem())?;
-    let (c, k) = leaf(&rogue, "pension-finder-service", &[], ExtendedKeyUsagePurpose::ClientAuth)?;
+    let (c, k) = leaf(
+        &rogue,
+        "pension-finder-service",
+        &[],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    )?;
     write(dir, files::ROGUE_CLIENT, &c)?;
     write(dir, files::ROGUE_CLIENT_KEY, &k)?;
     write(

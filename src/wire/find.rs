@@ -291,9 +291,15 @@ fn validate_address(path: &str, i: usize, a: &Address) -> Result<(), FindError> 
         }
     }
     if let Some(p) = &a.postcode {
-        let is_gb = a.country_code.as_deref().is_none_or(|c| c.eq_ignore_ascii_case("GB"));
+        let is_gb = a
+            .country_code
+            .as_deref()
+            .is_none_or(|c| c.eq_ignore_ascii_case("GB"));
         if is_gb && !postcode_shape_ok(p) {
-            return Err(bad(format_args!("{path}[{i}].postcode"), "not a UK postcode"));
+            return Err(bad(
+                format_args!("{path}[{i}].postcode"),
+                "not a UK postcode",
+            ));
         }
         check_text(format_args!("{path}[{i}].postcode"), p, false)?;
     }
@@ -311,8 +317,16 @@ fn validate_address(path: &str, i: usize, a: &Address) -> Result<(), FindError> 
 fn validate_find_data(d: &FindData) -> Result<(), FindError> {
     check_len("findData.names", &d.names)?;
     for (i, n) in d.names.iter().enumerate() {
-        check_text(format_args!("findData.names[{i}].givenName"), &n.given_name, true)?;
-        check_text(format_args!("findData.names[{i}].familyName"), &n.family_name, true)?;
+        check_text(
+            format_args!("findData.names[{i}].givenName"),
+            &n.given_name,
+            true,
+        )?;
+        check_text(
+            format_args!("findData.names[{i}].familyName"),
+            &n.family_name,
+            true,
+        )?;
     }
     check_len("findData.previousFamilyNames", &d.previous_family_names)?;
     for (i, n) in d.previous_family_names.iter().enumerate() {
@@ -334,7 +348,10 @@ fn validate_find_data(d: &FindData) -> Result<(), FindError> {
     }
     if let Some(nino) = &d.nino {
         if !nino_shape_ok(&nino.value) {
-            return Err(bad("findData.nino.value", "not a National Insurance number"));
+            return Err(bad(
+                "findData.nino.value",
+                "not a National Insurance number",
+            ));
         }
     }
     check_len("findData.addresses", &d.addresses)?;
@@ -348,19 +365,24 @@ fn validate_find_data(d: &FindData) -> Result<(), FindError> {
     check_len("findData.emails", &d.emails)?;
     for (i, e) in d.emails.iter().enumerate() {
         if e.value.len() > 254 || !e.value.contains('@') {
-            return Err(bad(format_args!("findData.emails[{i}].value"), "not an email address"));
+            return Err(bad(
+                format_args!("findData.emails[{i}].value"),
+                "not an email address",
+            ));
         }
     }
     check_len("findData.mobiles", &d.mobiles)?;
     for (i, m) in d.mobiles.iter().enumerate() {
         let ok = m.value.len() <= 20
             && m.value.bytes().filter(u8::is_ascii_digit).count() >= 7
-            && m
-                .value
+            && m.value
                 .bytes()
                 .all(|b| b.is_ascii_digit() || b == b'+' || b == b' ');
         if !ok {
-            return Err(bad(format_args!("findData.mobiles[{i}].value"), "not a phone number"));
+            return Err(bad(
+                format_args!("findData.mobiles[{i}].value"),
+                "not a phone number",
+            ));
         }
     }
     Ok(())

@@ -38,7 +38,10 @@ fn uat_must_be_three_segments() {
     let b = serde_json::to_vec(&serde_json::json!({"uat": "abc.def", "findData": {}})).unwrap();
     assert!(matches!(parse(&b), Err(FindError::InvalidUat(_))));
     let b = serde_json::to_vec(&serde_json::json!({"findData": {}})).unwrap();
-    assert_eq!(parse(&b).unwrap_err(), FindError::InvalidUat("uat: missing"));
+    assert_eq!(
+        parse(&b).unwrap_err(),
+        FindError::InvalidUat("uat: missing")
+    );
     let b = serde_json::to_vec(&serde_json::json!({"uat": 5, "findData": {}})).unwrap();
     assert!(matches!(parse(&b), Err(FindError::InvalidUat(_))));
 }
@@ -77,7 +80,10 @@ fn nino_shapes() {
 fn postcodes_and_missing_find_data() {
     let mut d = spec_example();
     d["addresses"][0]["postcode"] = "NOT A POSTCODE!".into();
-    assert!(matches!(parse(&body(d)), Err(FindError::InvalidFindData(_))));
+    assert!(matches!(
+        parse(&body(d)),
+        Err(FindError::InvalidFindData(_))
+    ));
     let b = serde_json::to_vec(&serde_json::json!({"uat": UAT})).unwrap();
     assert_eq!(
         parse(&b).unwrap_err(),

@@ -1,0 +1,191 @@
+//! Test harness: a dev PKI in a temp dir, servers on port 0, and mTLS clients.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pdp_provider::config::Config;
+use pdp_provider::store::sealed::DataKey;
+use pdp_provider::store::sqlite::SqliteStore;
+use pdp_provider::tls::pki::files;
+
+/// A dev PKI and data directory for one test.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        pdp_provider::tls::pki::init(&dir.path().join("certs")).unwrap();
+        Env { dir }
+    }
+
+    pub fn cert(&self, name: &str) -> PathBuf {
+        self.dir.path().join("certs").join(name)
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.dir.path().join("data").join("pdp.sqlite")
+    }
+
+    /// A config for this environment: port 0 everywhere, no workers.
+    pub fn config(&self) -> Config {
+        let mut c = Config::default();
+        c.server.listen = "127.0.0.1:0".parse().unwrap();
+        c.server.ops_listen = "127.0.0.1:0".parse().unwrap();
+        c.tls.cert = self.cert(files::SERVER);
+        c.tls.key = self.cert(files::SERVER_KEY);
+        c.tls.client_ca = self.cert(files::CA);
+        c.store.path = self.store_path();
+        c.crypto.data_key_file = Some(self.cert(files::DATA_KEY));
+        c.workers.concurrency = 0;
+        c
+    }
+
+    pub fn key(&self) -> DataKey {
+        DataKey::from_hex(&std::fs::read_to_string(self.cert(files::DATA_KEY)).unwrap()).unwrap()
+    }
+
+    pub fn store(&self) -> SqliteStore {
+        SqliteStore::open(&self.store_path()).unwrap()
+    }
+
+    /// An mTLS client presenting `cert`/`key`, trusting the dev CA.
+    pub fn client(&self, cert: &str, key: &str) -> reqwest::Client {
+        let mut pem = std::fs::read(self.cert(cert)).unwrap();
+        pem.extend(std::fs::read(self.cert(key)).unwrap());
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(&std::fs::read(self.cert(files::CA)).unwrap())
+                    .unwrap(),
+            )
+            .identity(reqwest::Identity::from_pem(&pem).unwrap())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap()
+    }
+
+    /// The PFS's client.
+    pub fn pfs(&self) -> reqwest::Client {
+        self.client(files::PFS, files::PFS_KEY)
+    }
+
+    /// A rustls client config trusting the dev CA, with an optional client identity.
+    pub fn rustls_client(
+        &self,
+        identity: Option<(&str, &str)>,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in pdp_provider::tls::load_certs(&self.cert(files::CA)).unwrap() {
+            roots.add(c).unwrap();
+        }
+        let b = rustls::ClientConfig::builder_with_provider(pdp_provider::tls::provider())
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots);
+        let mut cfg = match identity {
+            Some((cert, key)) => b
+                .with_client_auth_cert(
+                    pdp_provider::tls::load_certs(&self.cert(cert)).unwrap(),
+                    pdp_provider::tls::load_key(&self.cert(key)).unwrap(),
+                )
+                .unwrap(),
+            None => b.with_no_client_auth(),
+        };
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(cfg)
+    }
+}
+
+/// A server started in-process.
+pub struct Server {
+    pub addr: std::net::SocketAddr,
+    pub ops_addr: std::net::SocketAddr,
+    running: Option<pdp_provider::app::Running>,
+}
+
+impl Server {
+    pub async fn start(config: Config) -> Self {
+        let running = pdp_provider::app::start(config).await.unwrap();
+        Server {
+            addr: running.addr,
+            ops_addr: running.ops_addr,
+            running: Some(running),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{}", self.addr.port(), path)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.ops_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+pub const UAT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiI3ZjNlOTJjNC0wMDAwLTQwMDAtODAwMC0wMDAwMDAwMDAwMDEifQ.c2lnbmF0dXJl";
+
+/// A valid find request body.
+pub fn find_body() -> serde_json::Value {
+    serde_json::json!({
+        "uat": UAT,
+        "findData": {
+            "names": [{"givenName": "JANE", "familyName": "O'DONNELL", "verified": true}],
+            "dateOfBirth": {"value": "1970-04-21", "verified": true},
+            "nino": {"value": "QQ123456C", "verified": false},
+            "addresses": [{"addressLine1": "1 HIGH STREET", "postcode": "LS1 1AA", "verified": true}]
+        }
+    })
+}
+
+/// Posts a find request with the given X-Request-ID.
+pub async fn post_find(
+    client: &reqwest::Client,
+    server_url: &str,
+    request_id: &str,
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    client
+        .post(server_url)
+        .header("X-Request-ID", request_id)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Polls `f` until it returns `Some`, for at most 10 s: wait on conditions, never on sleeps.
+pub async fn eventually<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn path_exists(p: &Path) -> bool {
+    p.exists()
+}

@@ -1,0 +1,13 @@
+//! The one integration-test binary. Every test talks to a real server over real sockets.
+
+// Shared set-up: a dev PKI per test, servers on port 0, mTLS clients.
+mod harness;
+
+// TLS refusals: no client certificate, another CA, TLS 1.1, plain HTTP; TLS 1.2 and 1.3 accepted.
+mod tls;
+
+// POST /find-requests: the ACK, every error status, duplicates, shedding, audit, limits.
+mod find;
+
+// The real binary: kill -9 right after ACKs, restart, every ACKed find is still there; SIGTERM.
+mod crash;
