@@ -67,6 +67,10 @@ pub struct Config {
     pub crypto: CryptoConfig,
     /// The matching worker pool.
     pub workers: WorkersConfig,
+    /// The CAS the provider calls.
+    pub cas: CasConfig,
+    /// Match rules.
+    pub matching: MatchingConfig,
     /// Audit retention.
     pub audit: AuditConfig,
 }
@@ -153,6 +157,56 @@ pub struct CryptoConfig {
 pub struct WorkersConfig {
     /// Workers claiming find requests at once; 0 leaves finds queued (ACK only).
     pub concurrency: usize,
+    /// Time from the ACK within which registration must finish (CoCo2.1.2: 60 s).
+    pub completion_budget_ms: u64,
+    /// A claimed find not completed within this is claimed again (by another instance).
+    pub lease_ms: u64,
+    /// First retry delay for CAS calls.
+    pub backoff_base_ms: u64,
+    /// Largest retry delay for CAS calls.
+    pub backoff_cap_ms: u64,
+    /// How often idle workers look for work they were not woken for.
+    pub poll_interval_ms: u64,
+}
+
+/// The CAS the provider calls (SPEC §4), over mTLS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CasConfig {
+    /// Base URL; `/token`, `/rreguri`, `/perm`, `/introspect`, `/jwk_uri` are under it.
+    pub base_url: String,
+    /// The provider's client certificate (PEM).
+    pub client_cert: PathBuf,
+    /// Its key (PEM, PKCS#8).
+    pub client_key: PathBuf,
+    /// The CA bundle the CAS's server certificate chains to.
+    pub ca: PathBuf,
+    /// Time-out of one CAS call.
+    pub call_timeout_ms: u64,
+    /// Time-out of connecting to the CAS.
+    pub connect_timeout_ms: u64,
+}
+
+/// Match rules: the default set, and per-holdername overrides.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MatchingConfig {
+    /// Rules for holdernames without their own.
+    pub default: crate::matching::rules::RuleSet,
+    /// Per-holdername rule sets.
+    pub schemes: Vec<SchemeRules>,
+    /// Days a possible match waits for review before it is de-registered as `match-timeout`.
+    pub possible_review_days: u32,
+}
+
+/// One holdername's rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemeRules {
+    /// The holdername.
+    pub holdername: uuid::Uuid,
+    /// Its rules.
+    pub rules: crate::matching::rules::RuleSet,
 }
 
 /// Audit trail retention.
@@ -208,7 +262,37 @@ impl Default for StoreConfig {
 
 impl Default for WorkersConfig {
     fn default() -> Self {
-        Self { concurrency: 8 }
+        Self {
+            concurrency: 8,
+            completion_budget_ms: 60_000,
+            lease_ms: 120_000,
+            backoff_base_ms: 200,
+            backoff_cap_ms: 5_000,
+            poll_interval_ms: 1_000,
+        }
+    }
+}
+
+impl Default for CasConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://127.0.0.1:8444".into(),
+            client_cert: "certs/provider-client.pem".into(),
+            client_key: "certs/provider-client.key".into(),
+            ca: "certs/ca.pem".into(),
+            call_timeout_ms: 5_000,
+            connect_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl Default for MatchingConfig {
+    fn default() -> Self {
+        Self {
+            default: crate::matching::rules::RuleSet::default_rules(),
+            schemes: Vec::new(),
+            possible_review_days: 30,
+        }
     }
 }
 
@@ -298,6 +382,25 @@ impl Config {
         }
         if self.store.queue_max_pending == 0 {
             return Err(invalid("store.queue_max_pending", "must be at least 1"));
+        }
+        if self.workers.completion_budget_ms == 0 || self.workers.lease_ms == 0 {
+            return Err(invalid(
+                "workers",
+                "completion_budget_ms and lease_ms must be more than 0",
+            ));
+        }
+        if !self.cas.base_url.starts_with("https://") {
+            return Err(invalid("cas.base_url", "must be an https:// URL (mTLS)"));
+        }
+        for set in std::iter::once(&self.matching.default)
+            .chain(self.matching.schemes.iter().map(|s| &s.rules))
+        {
+            if set.version.trim().is_empty() || set.rules.is_empty() {
+                return Err(invalid(
+                    "matching",
+                    "every rule set needs a version and at least one rule",
+                ));
+            }
         }
         if self.audit.retention_days < 6 * 365 {
             return Err(invalid(

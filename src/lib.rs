@@ -11,6 +11,11 @@
 //! - [`wire`]: the serde types of SPEC.md, the only place that spells field names.
 //! - [`store`]: durable state. The journal group-commits find requests and audit records,
 //!   find data is sealed with AES-256-GCM, SQLite is the embedded backend.
+//! - [`members`]: member records: import (CSV, JSON lines) and synthetic generation.
+//! - [`matching`]: normalisation, the configurable rules, the in-memory member indexes.
+//! - [`workers`]: the pool that claims ACKed finds, matches them and registers PeIs.
+//! - [`cas`]: the outbound CAS client (UAT to PAT, PeI registration), retries inside the budget.
+//! - [`sim`]: the CAS simulator and a PFS driver for tests, the demo and load tests.
 //! - [`audit`]: the audit record every call writes (CoCo2.1.6), never personal data.
 //! - [`metrics`]: metric names, units and the SLA buckets (CoCo2.1.1-2.1.5).
 //! - [`shutdown`]: one cancellation signal and the drain deadline.
@@ -18,13 +23,18 @@
 
 pub mod app;
 pub mod audit;
+pub mod cas;
 pub mod config;
 pub mod http;
+pub mod matching;
+pub mod members;
 pub mod metrics;
 pub mod shutdown;
+pub mod sim;
 pub mod store;
 pub mod tls;
 pub mod wire;
+pub mod workers;
 
 /// Current time as microseconds since the Unix epoch, the unit every stored timestamp uses.
 pub fn now_micros() -> i64 {

@@ -31,6 +31,34 @@ pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "pdp_tls_handshake_failures_total
 /// Open ecosystem connections.
 pub const OPEN_CONNECTIONS: &str = "pdp_open_connections";
 
+/// CAS call latency by `endpoint`.
+pub const CAS_CALL_SECONDS: &str = "pdp_cas_call_seconds";
+/// CAS calls by `endpoint` and `status` (0: no answer).
+pub const CAS_CALLS_TOTAL: &str = "pdp_cas_calls_total";
+/// CAS call retries by `endpoint`.
+pub const CAS_RETRIES_TOTAL: &str = "pdp_cas_retries_total";
+/// Find completion: ACK to last PeI registered (CoCo2.1.2: target 15 s, limit 60 s).
+pub const FIND_COMPLETION_SECONDS: &str = "pdp_find_completion_seconds";
+/// Find requests at their end, by `outcome` (`match-yes`, `match-possible`, `no-match`, `failed`).
+pub const FINDS_COMPLETED_TOTAL: &str = "pdp_finds_completed_total";
+/// Failed find requests by `reason` (CoCo2.2.6).
+pub const FINDS_FAILED_TOTAL: &str = "pdp_finds_failed_total";
+/// PeIs registered, by `match_status`.
+pub const PEIS_REGISTERED_TOTAL: &str = "pdp_peis_registered_total";
+/// Workers busy on a find.
+pub const WORKERS_BUSY: &str = "pdp_workers_busy";
+/// Workers in the pool.
+pub const WORKERS: &str = "pdp_workers";
+
+/// Completion buckets: the 15 s target and the 60 s limit among them.
+pub const COMPLETION_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0,
+];
+/// CAS call buckets.
+pub const CAS_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
 /// ACK buckets: the 250 ms target and the 2 s limit among them.
 pub const ACK_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0,
@@ -62,6 +90,15 @@ pub fn install() -> PrometheusHandle {
                         Matcher::Full(JOURNAL_BATCH_RECORDS.into()),
                         BATCH_BUCKETS,
                     )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(FIND_COMPLETION_SECONDS.into()),
+                        COMPLETION_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(CAS_CALL_SECONDS.into()), CAS_BUCKETS)
                 })
                 .expect("bucket lists are non-empty")
                 .install_recorder()
@@ -119,6 +156,84 @@ fn describe() {
         "TLS handshakes refused, by reason"
     );
     describe_gauge!(OPEN_CONNECTIONS, Unit::Count, "Open ecosystem connections");
+    describe_histogram!(
+        CAS_CALL_SECONDS,
+        Unit::Seconds,
+        "CAS call latency by endpoint"
+    );
+    describe_counter!(
+        CAS_CALLS_TOTAL,
+        Unit::Count,
+        "CAS calls by endpoint and status (0: no answer)"
+    );
+    describe_counter!(
+        CAS_RETRIES_TOTAL,
+        Unit::Count,
+        "CAS call retries by endpoint"
+    );
+    describe_histogram!(
+        FIND_COMPLETION_SECONDS,
+        Unit::Seconds,
+        "ACK to last PeI registered (CoCo2.1.2)"
+    );
+    describe_counter!(
+        FINDS_COMPLETED_TOTAL,
+        Unit::Count,
+        "Find requests at their end, by outcome"
+    );
+    describe_counter!(
+        FINDS_FAILED_TOTAL,
+        Unit::Count,
+        "Failed find requests by reason (CoCo2.2.6)"
+    );
+    describe_counter!(
+        PEIS_REGISTERED_TOTAL,
+        Unit::Count,
+        "PeIs registered at the CAS, by match status"
+    );
+    describe_gauge!(WORKERS_BUSY, Unit::Count, "Workers busy on a find request");
+    describe_gauge!(WORKERS, Unit::Count, "Workers in the pool");
+}
+
+/// Records one CAS call.
+pub fn cas_call(endpoint: &'static str, status: u16, elapsed: Duration) {
+    histogram!(CAS_CALL_SECONDS, "endpoint" => endpoint).record(elapsed.as_secs_f64());
+    counter!(CAS_CALLS_TOTAL, "endpoint" => endpoint, "status" => status.to_string()).increment(1);
+}
+
+/// Counts a retry.
+pub fn cas_retry(endpoint: &'static str) {
+    counter!(CAS_RETRIES_TOTAL, "endpoint" => endpoint).increment(1);
+}
+
+/// Records a find request reaching its end. `completion` is ACK to last registration, for
+/// matches only.
+pub fn find_completed(outcome: &'static str, completion: Option<Duration>) {
+    counter!(FINDS_COMPLETED_TOTAL, "outcome" => outcome).increment(1);
+    if let Some(d) = completion {
+        let secs = d.as_secs_f64();
+        histogram!(FIND_COMPLETION_SECONDS).record(secs);
+        if secs > 60.0 {
+            counter!(SLA_BREACHES_TOTAL, "standard" => "CoCo2.1.2").increment(1);
+        }
+    }
+}
+
+/// Counts a failed find request by reason.
+pub fn find_failed(reason: &str) {
+    counter!(FINDS_COMPLETED_TOTAL, "outcome" => "failed").increment(1);
+    counter!(FINDS_FAILED_TOTAL, "reason" => reason.to_owned()).increment(1);
+}
+
+/// Counts a registered PeI.
+pub fn pei_registered(status: &'static str) {
+    counter!(PEIS_REGISTERED_TOTAL, "match_status" => status).increment(1);
+}
+
+/// Sets worker gauges.
+pub fn workers(total: usize, busy_delta: f64) {
+    gauge!(WORKERS).set(total as f64);
+    gauge!(WORKERS_BUSY).increment(busy_delta);
 }
 
 /// Records one find request's answer.

@@ -8,11 +8,15 @@
 //!   batch in one transaction with one fsync and then releases every ACK in the batch.
 //! - [`sqlite`]: the embedded backend (WAL, `synchronous = FULL`).
 //! - [`sealed`]: AES-256-GCM for find data, UATs and PATs at rest.
+//! - [`queue`]: the worker side: claim with a lease, PATs, PeIs, complete, resume on restart.
+//! - [`members`]: member records and their pensions' view data, sealed.
 //!
 //! The HTTP layer sees only [`journal::Journal`]; the journal sees only [`JournalBackend`]. A
 //! PostgreSQL backend implements the same trait and nothing above it changes.
 
 pub mod journal;
+pub mod members;
+pub mod queue;
 pub mod sealed;
 pub mod sqlite;
 
@@ -55,6 +59,9 @@ pub enum StoreError {
     /// A sealed value failed to open.
     #[error(transparent)]
     Seal(#[from] sealed::SealError),
+    /// A stored value does not parse.
+    #[error("stored {0} is corrupt")]
+    Corrupt(&'static str),
 }
 
 /// The one operation the journal needs from a backend.

@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS find_requests (
     outcome       TEXT,                            -- match-yes | match-possible | no-match
     reason        TEXT,                            -- failure reason, never personal data
     rules_version TEXT,
+    pat_id        TEXT,                            -- the PAT the UAT was swapped for
     lease_until   INTEGER,
     attempts      INTEGER NOT NULL DEFAULT 0,
     completed_at  INTEGER
@@ -92,12 +93,19 @@ impl SqliteStore {
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version < SCHEMA_VERSION {
             conn.execute_batch(SCHEMA)?;
+            conn.execute_batch(super::members::SCHEMA)?;
+            conn.execute_batch(super::queue::SCHEMA)?;
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         Ok(Self {
             conn,
             path: path.to_owned(),
         })
+    }
+
+    /// Gives up the store for its connection.
+    pub fn into_conn(self) -> Connection {
+        self.conn
     }
 
     /// The database file.
@@ -108,6 +116,11 @@ impl SqliteStore {
     /// The underlying connection, for the other stores built on the same file.
     pub fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// The underlying connection, mutably (transactions).
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
     }
 
     /// One find request by ID.

@@ -2,8 +2,10 @@
 //!
 //! - [`server`]: TLS 1.2 and 1.3 only, client certificate required and verified against the
 //!   configured ecosystem CA bundle, ALPN `h2` and `http/1.1`.
+//! - [`client`]: the outbound identity (reqwest over rustls).
 //! - [`pki`]: `certs init`, the development PKI written with rcgen.
 
+pub mod client;
 pub mod pki;
 pub mod server;
 

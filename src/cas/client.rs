@@ -1,0 +1,223 @@
+//! The CAS client: reqwest with rustls and the provider's identity (SPEC §4).
+//!
+//! Every call carries a new `X-Request-ID`, is timed, counted and audited (outbound, with the
+//! related find request ID), and has its failure sorted at the source. Response bodies of
+//! errors are never read into logs.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::{RequestBuilder, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::{CasError, Pat};
+use crate::audit::{AuditRecord, Direction};
+use crate::config::CasConfig;
+use crate::matching::MatchStatus;
+use crate::store::journal::Journal;
+use crate::tls::TlsError;
+use crate::wire::find::Uat;
+
+/// The CAS client.
+#[derive(Clone)]
+pub struct CasClient {
+    http: reqwest::Client,
+    base: String,
+    journal: Journal,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+}
+
+#[derive(Serialize)]
+struct RegisterRequest<'a> {
+    name: &'a str,
+    description: &'a str,
+    match_status: &'static str,
+    resource_scopes: [&'static str; 3],
+    inbound_request_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct UpdateRequest<'a> {
+    match_status: &'static str,
+    inbound_request_id: &'a str,
+}
+
+#[derive(Deserialize)]
+struct ResourceResponse {
+    resource_id: String,
+}
+
+// === impl CasClient ===
+
+impl CasClient {
+    /// Builds the client from config: the provider's certificate and key, the ecosystem CA.
+    pub fn new(config: &CasConfig, journal: Journal) -> Result<Self, TlsError> {
+        let http =
+            crate::tls::client::mtls_builder(&config.ca, &config.client_cert, &config.client_key)?
+                .timeout(Duration::from_millis(config.call_timeout_ms))
+                .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+                .pool_idle_timeout(Duration::from_secs(50))
+                .build()
+                .map_err(|e| TlsError::Pem {
+                    path: config.client_cert.clone(),
+                    reason: e.to_string(),
+                })?;
+        Ok(Self {
+            http,
+            base: config.base_url.trim_end_matches('/').to_owned(),
+            journal,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends one call: new X-Request-ID, timing, metrics, audit, failure sorting.
+    async fn send(
+        &self,
+        endpoint: &'static str,
+        request_id: Option<&str>,
+        req: RequestBuilder,
+    ) -> Result<Bytes, CasError> {
+        let transaction_id = uuid::Uuid::new_v4().hyphenated().to_string();
+        let received_at = crate::now_micros();
+        let started = Instant::now();
+        let result = req.header("X-Request-ID", &transaction_id).send().await;
+        let (status, outcome) = match result {
+            Ok(resp) => {
+                let status = resp.status();
+                let retry_after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let outcome = if status.is_success() {
+                    resp.bytes()
+                        .await
+                        .map_err(|e| CasError::Unreachable(kind(&e)))
+                } else {
+                    Err(sort_status(endpoint, status, retry_after))
+                };
+                (status.as_u16(), outcome)
+            }
+            Err(e) => (0, Err(CasError::Unreachable(kind(&e)))),
+        };
+        let elapsed = started.elapsed();
+        crate::metrics::cas_call(endpoint, status, elapsed);
+        self.journal.audit(AuditRecord {
+            transaction_id,
+            request_id: request_id.map(str::to_owned),
+            direction: Direction::Outbound,
+            party: "cas".into(),
+            endpoint: endpoint.into(),
+            received_at,
+            responded_at: crate::now_micros(),
+            status,
+            outcome: match &outcome {
+                Ok(_) => "ok".into(),
+                Err(e) => e.reason(),
+            },
+        });
+        outcome
+    }
+
+    /// 4.1: swaps a UAT for a PAT.
+    pub async fn token(&self, uat: &Uat, request_id: &str) -> Result<Pat, CasError> {
+        let req = self.http.post(self.url("/token")).form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", uat.expose()),
+            ("scope", "uma_protection"),
+        ]);
+        let body = self.send("POST /token", Some(request_id), req).await?;
+        let t: TokenResponse = serde_json::from_slice(&body).map_err(|_| CasError::Malformed)?;
+        Ok(Pat::new(t.access_token))
+    }
+
+    /// 4.2: registers a PeI; `201` or `200` (already registered) both give its resource id.
+    pub async fn register(
+        &self,
+        pat: &Pat,
+        pei: &str,
+        description: &str,
+        status: MatchStatus,
+        request_id: &str,
+    ) -> Result<String, CasError> {
+        let req = self
+            .http
+            .post(self.url("/rreguri"))
+            .bearer_auth(pat.expose())
+            .json(&RegisterRequest {
+                name: pei,
+                description,
+                match_status: status.as_str(),
+                resource_scopes: ["value", "owner", "delegate"],
+                inbound_request_id: request_id,
+            });
+        let body = self.send("POST /rreguri", Some(request_id), req).await?;
+        let r: ResourceResponse = serde_json::from_slice(&body).map_err(|_| CasError::Malformed)?;
+        Ok(r.resource_id)
+    }
+
+    /// 4.3: a possible match resolved as yes.
+    pub async fn update_to_yes(
+        &self,
+        pat: &Pat,
+        resource_id: &str,
+        request_id: &str,
+    ) -> Result<(), CasError> {
+        let req = self
+            .http
+            .patch(self.url(&format!("/rreguri/{resource_id}")))
+            .bearer_auth(pat.expose())
+            .json(&UpdateRequest {
+                match_status: "match-yes",
+                inbound_request_id: request_id,
+            });
+        self.send("PATCH /rreguri", Some(request_id), req).await?;
+        Ok(())
+    }
+
+    /// 4.4: de-registers a PeI with a deletion reason.
+    pub async fn deregister(
+        &self,
+        pat: &Pat,
+        resource_id: &str,
+        reason: &str,
+        request_id: Option<&str>,
+    ) -> Result<(), CasError> {
+        let req = self
+            .http
+            .delete(self.url(&format!("/rreguri/{resource_id}")))
+            .query(&[("deletion_reason", reason)])
+            .bearer_auth(pat.expose());
+        self.send("DELETE /rreguri", request_id, req).await?;
+        Ok(())
+    }
+}
+
+fn kind(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".into()
+    } else if e.is_connect() {
+        "connect".into()
+    } else {
+        "transport".into()
+    }
+}
+
+fn sort_status(endpoint: &str, status: StatusCode, retry_after: Option<Duration>) -> CasError {
+    match status.as_u16() {
+        s @ (429 | 500 | 502 | 503 | 504) => CasError::Unavailable {
+            status: s,
+            retry_after,
+        },
+        409 if endpoint == "POST /rreguri" => CasError::Conflict,
+        s => CasError::Refused { status: s },
+    }
+}

@@ -1,0 +1,193 @@
+//! Capped exponential backoff with full jitter, bounded by a deadline.
+//!
+//! Retryable failures (429, 5xx, connection errors, and 409 on registration) are tried again
+//! after `rand(0, min(cap, base * 2^n))`, or after `Retry-After` when the CAS sent one, as long
+//! as the deadline allows; every attempt is a new call with a new X-Request-ID. A final failure
+//! is returned at once. When the deadline would pass, the last error becomes
+//! [`CasError::BudgetSpent`].
+
+use std::future::Future;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::time::Instant;
+
+use super::CasError;
+
+/// Backoff settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// First delay bound.
+    pub base: Duration,
+    /// Largest delay bound.
+    pub cap: Duration,
+}
+
+// === impl Backoff ===
+
+impl Backoff {
+    /// The delay bound before attempt `n` (0-based retries).
+    pub fn bound(&self, n: u32) -> Duration {
+        let factor = 1u32.checked_shl(n.min(20)).unwrap_or(u32::MAX);
+        self.base.saturating_mul(factor).min(self.cap)
+    }
+
+    /// A jittered delay before retry `n`.
+    pub fn delay(&self, n: u32) -> Duration {
+        let bound = self.bound(n).as_millis() as u64;
+        Duration::from_millis(rand::thread_rng().gen_range(0..=bound))
+    }
+}
+
+/// Runs `call` until it succeeds, fails finally, or `deadline` passes. `on_retry` is told about
+/// each retry (for the metric).
+pub async fn with_retries<T, F, Fut>(
+    deadline: Instant,
+    backoff: Backoff,
+    mut on_retry: impl FnMut(&CasError),
+    mut call: F,
+) -> Result<T, CasError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CasError>>,
+{
+    let mut n = 0;
+    loop {
+        if Instant::now() >= deadline {
+            return Err(CasError::BudgetSpent);
+        }
+        let err = match tokio::time::timeout_at(deadline, call()).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => e,
+            Err(_) => return Err(CasError::BudgetSpent),
+        };
+        if !err.is_retryable() {
+            return Err(err);
+        }
+        let wait = match &err {
+            CasError::Unavailable {
+                retry_after: Some(ra),
+                ..
+            } => *ra,
+            CasError::Conflict => Duration::ZERO,
+            _ => backoff.delay(n),
+        };
+        if Instant::now() + wait >= deadline {
+            return Err(CasError::BudgetSpent);
+        }
+        on_retry(&err);
+        tokio::time::sleep(wait).await;
+        n += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backoff() -> Backoff {
+        Backoff {
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn bounds_grow_and_cap() {
+        let b = backoff();
+        assert_eq!(b.bound(0), Duration::from_millis(100));
+        assert_eq!(b.bound(3), Duration::from_millis(800));
+        assert_eq!(b.bound(10), Duration::from_secs(2));
+        assert_eq!(b.bound(63), Duration::from_secs(2));
+        for n in 0..8 {
+            assert!(b.delay(n) <= b.bound(n));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_retryable_errors_until_success() {
+        let mut calls = 0;
+        let mut retries = 0;
+        let r = with_retries(
+            Instant::now() + Duration::from_secs(60),
+            backoff(),
+            |_| retries += 1,
+            || {
+                calls += 1;
+                let c = calls;
+                async move {
+                    if c < 4 {
+                        Err(CasError::Unavailable {
+                            status: 503,
+                            retry_after: None,
+                        })
+                    } else {
+                        Ok(c)
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(r, Ok(4));
+        assert_eq!(retries, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn final_errors_are_not_retried() {
+        let mut calls = 0;
+        let r: Result<(), _> = with_retries(
+            Instant::now() + Duration::from_secs(60),
+            backoff(),
+            |_| {},
+            || {
+                calls += 1;
+                async { Err(CasError::Refused { status: 401 }) }
+            },
+        )
+        .await;
+        assert_eq!(r, Err(CasError::Refused { status: 401 }));
+        assert_eq!(calls, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_ends_retries() {
+        let start = Instant::now();
+        let r: Result<(), _> = with_retries(
+            start + Duration::from_secs(10),
+            backoff(),
+            |_| {},
+            || async { Err(CasError::Unreachable("refused".into())) },
+        )
+        .await;
+        assert_eq!(r, Err(CasError::BudgetSpent));
+        assert!(Instant::now() <= start + Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_is_honoured() {
+        let start = Instant::now();
+        let mut calls = 0;
+        let r = with_retries(
+            start + Duration::from_secs(60),
+            backoff(),
+            |_| {},
+            || {
+                calls += 1;
+                let c = calls;
+                async move {
+                    if c == 1 {
+                        Err(CasError::Unavailable {
+                            status: 429,
+                            retry_after: Some(Duration::from_secs(7)),
+                        })
+                    } else {
+                        Ok(())
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(r, Ok(()));
+        assert!(Instant::now() >= start + Duration::from_secs(7));
+    }
+}

@@ -1,0 +1,260 @@
+//! In-memory match indexes, built at start-up from the stored members.
+//!
+//! A find is turned into candidates by two look-ups: the first 8 characters of its NINO, and
+//! each (name, date of birth) pair, where "name" is any given, family or previous family name,
+//! so swapped names and historic surnames still find their member. Rules then decide each
+//! candidate. The maps are `DashMap`s so that index building runs on every core at once.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use dashmap::DashMap;
+use uuid::Uuid;
+
+use super::normalise;
+use super::rules::{Person, RuleSet};
+use super::PensionMatch;
+use crate::members::record::{scheme_name, MemberRecord};
+use crate::wire::find::FindData;
+
+/// A pension as the index knows it.
+#[derive(Debug, Clone)]
+pub struct PensionRef {
+    /// Its stable asset GUID.
+    pub asset_guid: Uuid,
+    /// The scheme name from its view data.
+    pub scheme_name: Arc<str>,
+}
+
+/// A member as the index knows it.
+#[derive(Debug, Clone)]
+pub struct IndexedMember {
+    /// The provider's member ID.
+    pub member_id: Box<str>,
+    /// The holdername.
+    pub holdername: Uuid,
+    /// Normalised identity.
+    pub person: Person,
+    /// Pensions.
+    pub pensions: Vec<PensionRef>,
+}
+
+/// The member indexes.
+#[derive(Default)]
+pub struct MemberIndex {
+    members: DashMap<u32, IndexedMember>,
+    by_nino: DashMap<[u8; 8], Vec<u32>>,
+    by_name_dob: DashMap<(Box<str>, NaiveDate), Vec<u32>>,
+    next: std::sync::atomic::AtomicU32,
+}
+
+/// The index plus the rule sets: everything a worker needs to match a find.
+pub struct Matcher {
+    /// The members.
+    pub index: MemberIndex,
+    default_rules: RuleSet,
+    schemes: std::collections::HashMap<Uuid, RuleSet>,
+}
+
+/// A find request's identity, normalised.
+pub fn find_person(d: &FindData) -> Person {
+    Person {
+        names: d
+            .names
+            .iter()
+            .map(|n| {
+                (
+                    normalise::first_given_name(&n.given_name),
+                    normalise::name(&n.family_name),
+                )
+            })
+            .collect(),
+        previous_family_names: d
+            .previous_family_names
+            .iter()
+            .map(|n| normalise::name(&n.family_name))
+            .filter(|n| !n.is_empty())
+            .collect(),
+        date_of_birth: d
+            .date_of_birth
+            .as_ref()
+            .and_then(|v| normalise::date(&v.value)),
+        nino8: d.nino.as_ref().and_then(|v| normalise::nino8(&v.value)),
+        postcodes: d
+            .addresses
+            .iter()
+            .filter_map(|a| a.postcode.as_deref().map(normalise::postcode))
+            .collect(),
+        previous_postcodes: d
+            .previous_addresses
+            .iter()
+            .filter_map(|a| a.postcode.as_deref().map(normalise::postcode))
+            .collect(),
+    }
+}
+
+fn name_keys(p: &Person) -> impl Iterator<Item = &str> {
+    p.names
+        .iter()
+        .flat_map(|(g, f)| [g.as_str(), f.as_str()])
+        .chain(p.previous_family_names.iter().map(String::as_str))
+        .filter(|s| !s.is_empty())
+}
+
+// === impl MemberIndex ===
+
+impl MemberIndex {
+    /// Adds one member (safe to call from many threads at once).
+    pub fn insert(&self, m: &MemberRecord) {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let person = m.person();
+        if let Some(n) = person.nino8 {
+            self.by_nino.entry(n).or_default().push(id);
+        }
+        if let Some(dob) = person.date_of_birth {
+            for name in name_keys(&person) {
+                let mut e = self.by_name_dob.entry((name.into(), dob)).or_default();
+                if !e.contains(&id) {
+                    e.push(id);
+                }
+            }
+        }
+        let pensions = m
+            .pensions
+            .iter()
+            .map(|p| PensionRef {
+                asset_guid: p.asset_guid,
+                scheme_name: scheme_name(&p.view_data).into(),
+            })
+            .collect();
+        self.members.insert(
+            id,
+            IndexedMember {
+                member_id: m.member_id.as_str().into(),
+                holdername: m.holdername,
+                person,
+                pensions,
+            },
+        );
+    }
+
+    /// Members indexed.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether no member is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Candidate member slots for a find.
+    fn candidates(&self, find: &Person) -> Vec<u32> {
+        let mut out = Vec::new();
+        if let Some(n) = find.nino8 {
+            if let Some(ids) = self.by_nino.get(&n) {
+                out.extend(ids.iter().copied());
+            }
+        }
+        if let Some(dob) = find.date_of_birth {
+            for name in name_keys(find) {
+                if let Some(ids) = self.by_name_dob.get(&(name.into(), dob)) {
+                    out.extend(ids.iter().copied());
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+// === impl Matcher ===
+
+impl Matcher {
+    /// A matcher over `index` with the configured rules.
+    pub fn new(index: MemberIndex, config: &crate::config::MatchingConfig) -> Self {
+        Self {
+            index,
+            default_rules: config.default.clone(),
+            schemes: config
+                .schemes
+                .iter()
+                .map(|s| (s.holdername, s.rules.clone()))
+                .collect(),
+        }
+    }
+
+    /// The rules for a holdername.
+    pub fn rules_for(&self, holdername: Uuid) -> &RuleSet {
+        self.schemes.get(&holdername).unwrap_or(&self.default_rules)
+    }
+
+    /// Every pension this find matches, across every hosted holdername.
+    pub fn find_matches(&self, find: &FindData) -> Vec<PensionMatch> {
+        let person = find_person(find);
+        let mut out = Vec::new();
+        for id in self.index.candidates(&person) {
+            let Some(m) = self.index.members.get(&id) else {
+                continue;
+            };
+            let rules = self.rules_for(m.holdername);
+            if let Some(rule) = rules.evaluate(&person, &m.person) {
+                for p in &m.pensions {
+                    out.push(PensionMatch {
+                        holdername: m.holdername,
+                        member_id: m.member_id.to_string(),
+                        pension_asset_guid: p.asset_guid,
+                        scheme_name: p.scheme_name.to_string(),
+                        status: rule.outcome,
+                        reason: rule.reason.clone(),
+                        rules_version: rules.version.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Builds the index from every stored member, opening rows on all cores.
+pub fn load(
+    conn: &rusqlite::Connection,
+    key: &crate::store::sealed::DataKey,
+) -> Result<MemberIndex, crate::store::StoreError> {
+    let index = MemberIndex::default();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(String, Vec<u8>)>>(threads * 2);
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+    let failed = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|s| -> Result<(), crate::store::StoreError> {
+        for _ in 0..threads {
+            let rx = rx.clone();
+            let (index, failed) = (&index, &failed);
+            s.spawn(move || loop {
+                let batch = match rx.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+                    Ok(b) => b,
+                    Err(_) => break,
+                };
+                for (id, sealed) in batch {
+                    match crate::store::members::open_member(key, &id, &sealed) {
+                        Ok(m) => index.insert(&m),
+                        Err(_) => {
+                            failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        }
+        let r = crate::store::members::for_each_sealed(conn, |batch| {
+            let _ = tx.send(batch);
+        });
+        drop(tx);
+        r
+    })?;
+    let failed = failed.into_inner();
+    if failed > 0 {
+        tracing::error!(failed, "member records could not be opened; not indexed");
+    }
+    Ok(index)
+}

@@ -1,0 +1,305 @@
+//! Match rules: which agreements make a yes, which a possible, with reason codes.
+//!
+//! A rule names fields that must agree, fields that must disagree, fields that must not
+//! contradict (agree or be absent), and fields absent on either side. Rules are tried in order;
+//! the first that holds decides. A rule may accept *lenient* agreement: via historic data
+//! (previous family names or addresses, on either side) or via given and family names swapped.
+//! The rule set is configuration, per holdername, with a version recorded against every find.
+
+use serde::{Deserialize, Serialize};
+
+use super::MatchStatus;
+
+/// A compared field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    /// National Insurance number (first 8 characters).
+    Nino,
+    /// Family name.
+    FamilyName,
+    /// First given name.
+    GivenName,
+    /// Date of birth.
+    DateOfBirth,
+    /// Postcode.
+    Postcode,
+}
+
+/// Agreement short of exact that a rule may accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Leniency {
+    /// A previous family name or previous postcode, on either side.
+    Historic,
+    /// Given and family name swapped.
+    Swapped,
+}
+
+/// How one field compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agreement {
+    /// Current values agree.
+    Exact,
+    /// Agree only in the given lenient sense.
+    Lenient(Leniency),
+    /// Both sides have values and none agree.
+    Disagree,
+    /// One side or both have no value.
+    Absent,
+}
+
+/// One rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// `match-yes` or `match-possible`.
+    pub outcome: MatchStatus,
+    /// The reason code recorded with the match.
+    pub reason: String,
+    /// Fields that must agree.
+    #[serde(default)]
+    pub agree: Vec<Field>,
+    /// Fields that must disagree.
+    #[serde(default)]
+    pub disagree: Vec<Field>,
+    /// Fields that must agree or be absent.
+    #[serde(default)]
+    pub not_contradicted: Vec<Field>,
+    /// Fields absent on at least one side.
+    #[serde(default)]
+    pub absent: Vec<Field>,
+    /// Lenient agreement this rule accepts for `agree` fields.
+    #[serde(default)]
+    pub lenient: Option<Leniency>,
+}
+
+/// A versioned rule set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSet {
+    /// The version recorded against each find it decides.
+    pub version: String,
+    /// Rules, strongest first.
+    pub rules: Vec<Rule>,
+}
+
+/// Normalised identity data of one side (a find, or a member).
+#[derive(Debug, Clone, Default)]
+pub struct Person {
+    /// Current names as (first given name, family name), normalised.
+    pub names: Vec<(String, String)>,
+    /// Previous family names, normalised.
+    pub previous_family_names: Vec<String>,
+    /// Date of birth.
+    pub date_of_birth: Option<chrono::NaiveDate>,
+    /// First 8 characters of the NINO.
+    pub nino8: Option<[u8; 8]>,
+    /// Current postcodes, normalised.
+    pub postcodes: Vec<String>,
+    /// Previous postcodes, normalised.
+    pub previous_postcodes: Vec<String>,
+}
+
+fn any_common(a: &[String], b: &[String]) -> bool {
+    a.iter().any(|x| !x.is_empty() && b.contains(x))
+}
+
+fn single<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> Agreement {
+    match (a, b) {
+        (Some(x), Some(y)) if x == y => Agreement::Exact,
+        (Some(_), Some(_)) => Agreement::Disagree,
+        _ => Agreement::Absent,
+    }
+}
+
+// === impl Person ===
+
+impl Person {
+    fn given(&self) -> Vec<String> {
+        self.names.iter().map(|n| n.0.clone()).collect()
+    }
+
+    fn family(&self) -> Vec<String> {
+        self.names.iter().map(|n| n.1.clone()).collect()
+    }
+
+    fn all_family(&self) -> Vec<String> {
+        let mut v = self.family();
+        v.extend(self.previous_family_names.iter().cloned());
+        v
+    }
+
+    /// How `field` compares between `self` (the find) and `other` (the member).
+    pub fn compare(&self, other: &Person, field: Field) -> Agreement {
+        match field {
+            Field::Nino => single(&self.nino8, &other.nino8),
+            Field::DateOfBirth => single(&self.date_of_birth, &other.date_of_birth),
+            Field::FamilyName => {
+                if self.names.is_empty() || other.names.is_empty() {
+                    return Agreement::Absent;
+                }
+                if any_common(&self.family(), &other.family()) {
+                    Agreement::Exact
+                } else if any_common(&self.all_family(), &other.all_family()) {
+                    Agreement::Lenient(Leniency::Historic)
+                } else if any_common(&self.given(), &other.family())
+                    && any_common(&self.family(), &other.given())
+                {
+                    Agreement::Lenient(Leniency::Swapped)
+                } else {
+                    Agreement::Disagree
+                }
+            }
+            Field::GivenName => {
+                if self.names.is_empty() || other.names.is_empty() {
+                    return Agreement::Absent;
+                }
+                if any_common(&self.given(), &other.given()) {
+                    Agreement::Exact
+                } else if any_common(&self.family(), &other.given())
+                    && any_common(&self.given(), &other.family())
+                {
+                    Agreement::Lenient(Leniency::Swapped)
+                } else {
+                    Agreement::Disagree
+                }
+            }
+            Field::Postcode => {
+                let mine: Vec<String> = self
+                    .postcodes
+                    .iter()
+                    .chain(&self.previous_postcodes)
+                    .cloned()
+                    .collect();
+                let theirs: Vec<String> = other
+                    .postcodes
+                    .iter()
+                    .chain(&other.previous_postcodes)
+                    .cloned()
+                    .collect();
+                if mine.is_empty() || theirs.is_empty() {
+                    Agreement::Absent
+                } else if any_common(&self.postcodes, &other.postcodes) {
+                    Agreement::Exact
+                } else if any_common(&mine, &theirs) {
+                    Agreement::Lenient(Leniency::Historic)
+                } else {
+                    Agreement::Disagree
+                }
+            }
+        }
+    }
+}
+
+// === impl Rule ===
+
+impl Rule {
+    /// Whether this rule holds for `find` against `member`.
+    pub fn holds(&self, find: &Person, member: &Person) -> bool {
+        let agrees = |f: &Field| match find.compare(member, *f) {
+            Agreement::Exact => true,
+            Agreement::Lenient(l) => self.lenient == Some(l),
+            _ => false,
+        };
+        self.agree.iter().all(agrees)
+            && self
+                .disagree
+                .iter()
+                .all(|f| find.compare(member, *f) == Agreement::Disagree)
+            && self
+                .not_contradicted
+                .iter()
+                .all(|f| find.compare(member, *f) != Agreement::Disagree)
+            && self
+                .absent
+                .iter()
+                .all(|f| find.compare(member, *f) == Agreement::Absent)
+    }
+}
+
+// === impl RuleSet ===
+
+impl RuleSet {
+    /// The first rule that holds, if any.
+    pub fn evaluate(&self, find: &Person, member: &Person) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.holds(find, member))
+    }
+
+    /// SPEC §5's default rules, strongest first.
+    pub fn default_rules() -> RuleSet {
+        use Field::*;
+        let rule = |outcome, reason: &str, agree: &[Field]| Rule {
+            outcome,
+            reason: reason.into(),
+            agree: agree.to_vec(),
+            disagree: vec![],
+            not_contradicted: vec![],
+            absent: vec![],
+            lenient: None,
+        };
+        RuleSet {
+            version: "default-1".into(),
+            rules: vec![
+                rule(
+                    MatchStatus::Yes,
+                    "nino_family_name_dob",
+                    &[Nino, FamilyName, DateOfBirth],
+                ),
+                Rule {
+                    not_contradicted: vec![Nino],
+                    ..rule(
+                        MatchStatus::Yes,
+                        "names_dob_postcode",
+                        &[FamilyName, GivenName, DateOfBirth, Postcode],
+                    )
+                },
+                Rule {
+                    disagree: vec![FamilyName],
+                    ..rule(
+                        MatchStatus::Possible,
+                        "family_name_mismatch",
+                        &[Nino, DateOfBirth],
+                    )
+                },
+                Rule {
+                    absent: vec![Nino],
+                    ..rule(
+                        MatchStatus::Possible,
+                        "no_nino",
+                        &[GivenName, FamilyName, DateOfBirth],
+                    )
+                },
+                Rule {
+                    lenient: Some(Leniency::Historic),
+                    ..rule(
+                        MatchStatus::Possible,
+                        "historic_data",
+                        &[Nino, FamilyName, DateOfBirth],
+                    )
+                },
+                Rule {
+                    lenient: Some(Leniency::Historic),
+                    not_contradicted: vec![Nino],
+                    ..rule(
+                        MatchStatus::Possible,
+                        "historic_data",
+                        &[FamilyName, GivenName, DateOfBirth, Postcode],
+                    )
+                },
+                Rule {
+                    lenient: Some(Leniency::Swapped),
+                    not_contradicted: vec![Nino],
+                    ..rule(
+                        MatchStatus::Possible,
+                        "names_swapped",
+                        &[GivenName, FamilyName, DateOfBirth],
+                    )
+                },
+            ],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

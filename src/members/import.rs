@@ -1,0 +1,329 @@
+//! `members import FILE`: CSV or JSON lines into the store, errors by line and field.
+//!
+//! Good records load; each bad one is reported with its line number, field and reason (never
+//! its value), and the import goes on. The format is chosen by extension: `.csv`, or anything
+//! else as JSON lines (one [`MemberRecord`] per line).
+//!
+//! CSV has one row per pension, a member's rows consecutive, with the header:
+//!
+//! ```text
+//! member_id,holdername,given_name,family_name,previous_family_names,date_of_birth,nino,
+//! address_line1,postcode,previous_postcodes,asset_guid,view_data
+//! ```
+//!
+//! `previous_family_names` and `previous_postcodes` are `;`-separated; `view_data` is the
+//! pension's definite arrangement as JSON.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rusqlite::Connection;
+
+use super::record::{MemberAddress, MemberName, MemberPension, MemberRecord};
+use crate::store::sealed::DataKey;
+use crate::store::StoreError;
+
+/// Records written per transaction.
+const BATCH: usize = 5_000;
+
+/// One bad record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {field}: {reason}")]
+pub struct LineError {
+    /// 1-based line number (of the record's first row for CSV).
+    pub line: u64,
+    /// Field path.
+    pub field: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Why an import could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The CSV header is not the documented one.
+    #[error("CSV header: expected {expected}")]
+    Header {
+        /// The expected header.
+        expected: String,
+    },
+    /// Writing failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What an import did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Members loaded.
+    pub loaded: u64,
+    /// Pensions loaded.
+    pub pensions: u64,
+    /// Bad records, by line.
+    pub errors: Vec<LineError>,
+}
+
+const CSV_HEADER: &[&str] = &[
+    "member_id",
+    "holdername",
+    "given_name",
+    "family_name",
+    "previous_family_names",
+    "date_of_birth",
+    "nino",
+    "address_line1",
+    "postcode",
+    "previous_postcodes",
+    "asset_guid",
+    "view_data",
+];
+
+struct Sink<'a> {
+    conn: &'a mut Connection,
+    key: &'a DataKey,
+    batch: Vec<MemberRecord>,
+    report: Report,
+}
+
+impl Sink<'_> {
+    fn accept(&mut self, line: u64, m: MemberRecord) -> Result<(), StoreError> {
+        if let Err(e) = m.validate() {
+            self.report.errors.push(LineError {
+                line,
+                field: e.field,
+                reason: e.reason,
+            });
+            return Ok(());
+        }
+        self.batch.push(m);
+        if self.batch.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, line: u64, field: impl Into<String>, reason: impl Into<String>) {
+        self.report.errors.push(LineError {
+            line,
+            field: field.into(),
+            reason: reason.into(),
+        });
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        crate::store::members::upsert(self.conn, self.key, &self.batch)?;
+        self.report.loaded += self.batch.len() as u64;
+        self.report.pensions += self
+            .batch
+            .iter()
+            .map(|m| m.pensions.len() as u64)
+            .sum::<u64>();
+        self.batch.clear();
+        Ok(())
+    }
+}
+
+/// Imports `path` into the store behind `conn`.
+pub fn import(
+    path: &Path,
+    conn: &mut Connection,
+    key: &DataKey,
+    progress: bool,
+) -> Result<Report, ImportError> {
+    let read_err = |source| ImportError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let size = file.metadata().map_err(read_err)?.len();
+    let bar = if progress {
+        let b = ProgressBar::new(size);
+        b.set_style(
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}")
+                .expect("static template"),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let reader = bar.wrap_read(file);
+    let mut sink = Sink {
+        conn,
+        key,
+        batch: Vec::with_capacity(BATCH),
+        report: Report::default(),
+    };
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if is_csv {
+        import_csv(reader, &mut sink)?;
+    } else {
+        import_jsonl(std::io::BufReader::new(reader), &mut sink)?;
+    }
+    sink.flush()?;
+    bar.finish_and_clear();
+    Ok(sink.report)
+}
+
+fn import_jsonl(reader: impl BufRead, sink: &mut Sink<'_>) -> Result<(), ImportError> {
+    for (i, line) in reader.lines().enumerate() {
+        let n = i as u64 + 1;
+        let line = match line {
+            Ok(l) => l,
+            Err(_) => {
+                sink.reject(n, "line", "not UTF-8 text");
+                continue;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let de = &mut serde_json::Deserializer::from_str(&line);
+        match serde_path_to_error::deserialize::<_, MemberRecord>(de) {
+            Ok(m) => sink.accept(n, m)?,
+            Err(e) => {
+                let path = e.path().to_string();
+                let reason = match e.inner().classify() {
+                    serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                        "not valid JSON"
+                    }
+                    _ => "missing, unknown or of the wrong type",
+                };
+                let field = if path == "." { "record".into() } else { path };
+                sink.reject(n, field, reason);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn import_csv(reader: impl std::io::Read, sink: &mut Sink<'_>) -> Result<(), ImportError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(reader);
+    let header_ok = rdr
+        .headers()
+        .map(|h| h.iter().eq(CSV_HEADER.iter().copied()))
+        .unwrap_or(false);
+    if !header_ok {
+        return Err(ImportError::Header {
+            expected: CSV_HEADER.join(","),
+        });
+    }
+    // The member being assembled from consecutive rows, with its first line and whether a row
+    // of it was bad (then the whole member is rejected).
+    let mut current: Option<(u64, MemberRecord, bool)> = None;
+    for row in rdr.records() {
+        let row = match row {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                sink.reject(line, "row", "malformed CSV row");
+                continue;
+            }
+        };
+        let line = row.position().map_or(0, |p| p.line());
+        let get = |i: usize| row.get(i).unwrap_or("").trim();
+        let member_id = get(0).to_owned();
+        if current
+            .as_ref()
+            .is_some_and(|(_, m, _)| m.member_id != member_id)
+        {
+            let (l, m, bad) = current.take().expect("checked");
+            if !bad {
+                sink.accept(l, m)?;
+            }
+        }
+        let pension = match (
+            uuid::Uuid::parse_str(get(10)),
+            serde_json::from_str(get(11)),
+        ) {
+            (Ok(asset_guid), Ok(view_data)) => Some(MemberPension {
+                asset_guid,
+                view_data,
+            }),
+            (Err(_), _) => {
+                sink.reject(line, "asset_guid", "not a GUID");
+                None
+            }
+            (_, Err(_)) => {
+                sink.reject(line, "view_data", "not valid JSON");
+                None
+            }
+        };
+        match &mut current {
+            Some((_, m, bad)) => match pension {
+                Some(p) => m.pensions.push(p),
+                None => *bad = true,
+            },
+            None => {
+                let Ok(holdername) = uuid::Uuid::parse_str(get(1)) else {
+                    sink.reject(line, "holdername", "not a GUID");
+                    continue;
+                };
+                let postcode = Some(get(8)).filter(|s| !s.is_empty()).map(str::to_owned);
+                let line1 = Some(get(7)).filter(|s| !s.is_empty()).map(str::to_owned);
+                let record = MemberRecord {
+                    member_id,
+                    holdername,
+                    names: vec![MemberName {
+                        given_name: get(2).to_owned(),
+                        family_name: get(3).to_owned(),
+                    }],
+                    previous_family_names: split_list(get(4)),
+                    date_of_birth: get(5).to_owned(),
+                    nino: Some(get(6)).filter(|s| !s.is_empty()).map(str::to_owned),
+                    addresses: if postcode.is_some() || line1.is_some() {
+                        vec![MemberAddress {
+                            address_line1: line1,
+                            postcode,
+                            ..MemberAddress::default()
+                        }]
+                    } else {
+                        vec![]
+                    },
+                    previous_addresses: split_list(get(9))
+                        .into_iter()
+                        .map(|p| MemberAddress {
+                            postcode: Some(p),
+                            ..MemberAddress::default()
+                        })
+                        .collect(),
+                    pensions: pension.into_iter().collect(),
+                };
+                let bad = record.pensions.is_empty();
+                current = Some((line, record, bad));
+            }
+        }
+    }
+    if let Some((l, m, bad)) = current {
+        if !bad {
+            sink.accept(l, m)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,89 @@
+use super::*;
+use crate::store::sqlite::SqliteStore;
+
+fn setup() -> (tempfile::TempDir, SqliteStore, DataKey) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
+    let key = DataKey::from_hex(&"22".repeat(32)).unwrap();
+    (dir, store, key)
+}
+
+const VIEW: &str = r#"{"pensionProviderSchemeName":"Acme Pension","pensionAdministrator":{"name":"Acme Admin","contactMethods":[{"preferred":true,"contactMethodDetails":{"email":"a@b.example"}}]},"pensionType":"DC"}"#;
+
+#[test]
+fn jsonl_loads_good_records_and_reports_bad_ones_by_line_and_field() {
+    let (dir, mut store, key) = setup();
+    let good = format!(
+        r#"{{"memberId":"M1","holdername":"3fa85f64-5717-4562-b3fc-2c963f66afa6","names":[{{"givenName":"JANE","familyName":"DOE"}}],"dateOfBirth":"1970-04-21","nino":"QQ123456C","pensions":[{{"assetGuid":"0b5c3f1e-1f6c-4a8e-9d1e-5b2f6a7c8d9e","viewData":{VIEW}}}]}}"#
+    );
+    let bad_date = good.replace("1970-04-21", "21/04/1970").replace("M1", "M2");
+    let bad_type = good.replace("\"DC\"", "\"XX\"").replace("M1", "M3");
+    let unknown = good.replace("\"nino\"", "\"ninoo\"").replace("M1", "M4");
+    let text = format!("{good}\n{bad_date}\nnot json\n\n{bad_type}\n{unknown}\n");
+    let path = dir.path().join("members.jsonl");
+    std::fs::write(&path, text).unwrap();
+    let report = import(&path, store.conn_mut(), &key, false).unwrap();
+    assert_eq!(report.loaded, 1);
+    assert_eq!(report.pensions, 1);
+    let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        errors,
+        [
+            "line 2: dateOfBirth: not a date (YYYY-MM-DD)",
+            "line 3: record: not valid JSON",
+            "line 5: pensions[0].viewData.pensionType: not one of AVC, CB, CDC, DB, DC, HYB, SP",
+            "line 6: ninoo: missing, unknown or of the wrong type",
+        ]
+    );
+    assert!(!errors.concat().contains("21/04"));
+    assert_eq!(crate::store::members::count(store.conn()).unwrap(), 1);
+    let p = crate::store::members::pension(
+        store.conn(),
+        &key,
+        uuid::Uuid::parse_str("0b5c3f1e-1f6c-4a8e-9d1e-5b2f6a7c8d9e").unwrap(),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(p.scheme_name, "Acme Pension");
+    assert_eq!(p.member_id, "M1");
+}
+
+#[test]
+fn csv_groups_consecutive_rows_into_members() {
+    let (dir, mut store, key) = setup();
+    let view = VIEW.replace('"', "\"\"");
+    let h = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
+    let text = format!(
+        "{}\n\
+         M1,{h},JANE,DOE,JONES;SMITH,1970-04-21,QQ123456C,1 HIGH ST,LS1 1AA,M1 1AA,0b5c3f1e-1f6c-4a8e-9d1e-5b2f6a7c8d91,\"{view}\"\n\
+         M1,{h},JANE,DOE,,1970-04-21,QQ123456C,,,,0b5c3f1e-1f6c-4a8e-9d1e-5b2f6a7c8d92,\"{view}\"\n\
+         M2,{h},JOHN,ROE,,1970-13-01,,,,,0b5c3f1e-1f6c-4a8e-9d1e-5b2f6a7c8d93,\"{view}\"\n\
+         M3,{h},JOHN,ROE,,1970-01-01,,,,,not-a-guid,\"{view}\"\n",
+        CSV_HEADER.join(",")
+    );
+    let path = dir.path().join("members.csv");
+    std::fs::write(&path, text).unwrap();
+    let report = import(&path, store.conn_mut(), &key, false).unwrap();
+    assert_eq!((report.loaded, report.pensions), (1, 2));
+    let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        errors,
+        [
+            "line 4: dateOfBirth: not a date (YYYY-MM-DD)",
+            "line 5: asset_guid: not a GUID",
+        ]
+    );
+    let index = crate::matching::index::load(store.conn(), &key).unwrap();
+    assert_eq!(index.len(), 1);
+}
+
+#[test]
+fn a_csv_with_the_wrong_header_is_refused() {
+    let (dir, mut store, key) = setup();
+    let path = dir.path().join("m.csv");
+    std::fs::write(&path, "a,b\n1,2\n").unwrap();
+    assert!(matches!(
+        import(&path, store.conn_mut(), &key, false),
+        Err(ImportError::Header { .. })
+    ));
+}

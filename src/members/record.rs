@@ -1,0 +1,232 @@
+//! The member record import format.
+//!
+//! One JSON object per member (JSON lines), or one CSV row per pension (see [`super::import`]).
+//!
+//! ```json
+//! {"memberId": "M0000001", "holdername": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+//!  "names": [{"givenName": "JANE", "familyName": "O'DONNELL"}],
+//!  "previousFamilyNames": ["JONES"], "dateOfBirth": "1970-04-21", "nino": "QQ123456C",
+//!  "addresses": [{"addressLine1": "1 HIGH STREET", "postcode": "LS1 1AA"}],
+//!  "previousAddresses": [{"postcode": "M1 1AA"}],
+//!  "pensions": [{"assetGuid": "…", "viewData": { …a definite arrangement, SPEC §6… }}]}
+//! ```
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::matching::normalise;
+use crate::matching::rules::Person;
+
+/// One member and their pensions.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemberRecord {
+    /// The provider's own member identifier (not personal data on its own; never sent out).
+    pub member_id: String,
+    /// The holdername (scheme GUID) this member belongs to.
+    pub holdername: Uuid,
+    /// Current names.
+    pub names: Vec<MemberName>,
+    /// Previous family names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_family_names: Vec<String>,
+    /// Date of birth, `YYYY-MM-DD`.
+    pub date_of_birth: String,
+    /// National Insurance number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nino: Option<String>,
+    /// Current addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<MemberAddress>,
+    /// Previous addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_addresses: Vec<MemberAddress>,
+    /// The member's pensions at this holdername.
+    pub pensions: Vec<MemberPension>,
+}
+
+impl std::fmt::Debug for MemberRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberRecord")
+            .field("member_id", &self.member_id)
+            .field("pensions", &self.pensions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A name.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemberName {
+    /// Given name(s).
+    pub given_name: String,
+    /// Family name.
+    pub family_name: String,
+}
+
+/// An address.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemberAddress {
+    /// First line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_line1: Option<String>,
+    /// Second line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_line2: Option<String>,
+    /// Postcode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postcode: Option<String>,
+    /// ISO 3166 alpha-2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country_code: Option<String>,
+}
+
+/// One pension.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MemberPension {
+    /// The pension's stable asset GUID (its PeI's asset part on a definite match).
+    pub asset_guid: Uuid,
+    /// The pension's view data: a definite arrangement of the data standard (SPEC §6).
+    pub view_data: serde_json::Value,
+}
+
+/// A record that failed validation: which field, and why. Never the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct FieldError {
+    /// Field path.
+    pub field: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+fn err(field: impl Into<String>, reason: &str) -> FieldError {
+    FieldError {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Pension types of the data standard.
+pub const PENSION_TYPES: &[&str] = &["AVC", "CB", "CDC", "DB", "DC", "HYB", "SP"];
+
+// === impl MemberRecord ===
+
+impl MemberRecord {
+    /// Checks the record; the first problem found, by field.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.member_id.trim().is_empty() || self.member_id.len() > 64 {
+            return Err(err("memberId", "must be 1 to 64 characters"));
+        }
+        if self.names.is_empty() {
+            return Err(err("names", "at least one name is required"));
+        }
+        for (i, n) in self.names.iter().enumerate() {
+            if normalise::name(&n.given_name).is_empty() {
+                return Err(err(format!("names[{i}].givenName"), "must contain letters"));
+            }
+            if normalise::name(&n.family_name).is_empty() {
+                return Err(err(
+                    format!("names[{i}].familyName"),
+                    "must contain letters",
+                ));
+            }
+        }
+        if normalise::date(&self.date_of_birth).is_none() {
+            return Err(err("dateOfBirth", "not a date (YYYY-MM-DD)"));
+        }
+        if let Some(n) = &self.nino {
+            if normalise::nino8(n).is_none() {
+                return Err(err("nino", "not a National Insurance number"));
+            }
+        }
+        for (list, addrs) in [
+            ("addresses", &self.addresses),
+            ("previousAddresses", &self.previous_addresses),
+        ] {
+            for (i, a) in addrs.iter().enumerate() {
+                if let Some(p) = &a.postcode {
+                    if !crate::wire::find::postcode_shape_ok(p) {
+                        return Err(err(format!("{list}[{i}].postcode"), "not a UK postcode"));
+                    }
+                }
+            }
+        }
+        if self.pensions.is_empty() {
+            return Err(err("pensions", "at least one pension is required"));
+        }
+        for (i, p) in self.pensions.iter().enumerate() {
+            let vd = &p.view_data;
+            let name = vd.get("pensionProviderSchemeName").and_then(|v| v.as_str());
+            if !name.is_some_and(|n| (1..=150).contains(&n.chars().count())) {
+                return Err(err(
+                    format!("pensions[{i}].viewData.pensionProviderSchemeName"),
+                    "required, 1 to 150 characters",
+                ));
+            }
+            let admin = vd
+                .get("pensionAdministrator")
+                .and_then(|a| a.get("name"))
+                .and_then(|v| v.as_str());
+            if !admin.is_some_and(|n| (1..=150).contains(&n.chars().count())) {
+                return Err(err(
+                    format!("pensions[{i}].viewData.pensionAdministrator.name"),
+                    "required, 1 to 150 characters",
+                ));
+            }
+            if let Some(t) = vd.get("pensionType") {
+                if !t.as_str().is_some_and(|t| PENSION_TYPES.contains(&t)) {
+                    return Err(err(
+                        format!("pensions[{i}].viewData.pensionType"),
+                        "not one of AVC, CB, CDC, DB, DC, HYB, SP",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The normalised identity for matching.
+    pub fn person(&self) -> Person {
+        Person {
+            names: self
+                .names
+                .iter()
+                .map(|n| {
+                    (
+                        normalise::first_given_name(&n.given_name),
+                        normalise::name(&n.family_name),
+                    )
+                })
+                .collect(),
+            previous_family_names: self
+                .previous_family_names
+                .iter()
+                .map(|n| normalise::name(n))
+                .filter(|n| !n.is_empty())
+                .collect(),
+            date_of_birth: normalise::date(&self.date_of_birth),
+            nino8: self.nino.as_deref().and_then(normalise::nino8),
+            postcodes: self
+                .addresses
+                .iter()
+                .filter_map(|a| a.postcode.as_deref().map(normalise::postcode))
+                .collect(),
+            previous_postcodes: self
+                .previous_addresses
+                .iter()
+                .filter_map(|a| a.postcode.as_deref().map(normalise::postcode))
+                .collect(),
+        }
+    }
+}
+
+/// The scheme name of a pension's view data (validated present on import).
+pub fn scheme_name(view_data: &serde_json::Value) -> &str {
+    view_data
+        .get("pensionProviderSchemeName")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+}

@@ -1,0 +1,142 @@
+//! Member records at rest: sealed JSON per member, and one row per pension for view look-ups.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use uuid::Uuid;
+
+use super::sealed::DataKey;
+use super::StoreError;
+use crate::members::record::{scheme_name, MemberRecord};
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS members (
+    member_id   TEXT PRIMARY KEY,
+    holdername  TEXT NOT NULL,
+    sealed      BLOB NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS pensions (
+    asset_guid   TEXT PRIMARY KEY,
+    member_id    TEXT NOT NULL,
+    holdername   TEXT NOT NULL,
+    scheme_name  TEXT NOT NULL,
+    view_data    BLOB NOT NULL               -- sealed view data JSON
+) STRICT;
+CREATE INDEX IF NOT EXISTS pensions_member ON pensions (member_id);
+";
+
+/// A pension's stored row.
+#[derive(Debug, Clone)]
+pub struct StoredPension {
+    /// The pension's asset GUID.
+    pub asset_guid: Uuid,
+    /// Its member.
+    pub member_id: String,
+    /// Its holdername.
+    pub holdername: Uuid,
+    /// The scheme name.
+    pub scheme_name: String,
+    /// The view data (opened).
+    pub view_data: serde_json::Value,
+}
+
+/// Upserts a batch of validated members in one transaction.
+pub fn upsert(
+    conn: &mut Connection,
+    key: &DataKey,
+    batch: &[MemberRecord],
+) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    {
+        let mut member = tx.prepare_cached(
+            "INSERT OR REPLACE INTO members (member_id, holdername, sealed) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut pension = tx.prepare_cached(
+            "INSERT OR REPLACE INTO pensions (asset_guid, member_id, holdername, scheme_name, view_data)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for m in batch {
+            let json = serde_json::to_vec(m).expect("member record serialises");
+            let holdername = m.holdername.hyphenated().to_string();
+            member.execute(params![
+                m.member_id,
+                holdername,
+                key.seal(m.member_id.as_bytes(), &json)
+            ])?;
+            for p in &m.pensions {
+                let guid = p.asset_guid.hyphenated().to_string();
+                let vd = serde_json::to_vec(&p.view_data).expect("view data serialises");
+                pension.execute(params![
+                    guid,
+                    m.member_id,
+                    holdername,
+                    scheme_name(&p.view_data),
+                    key.seal(guid.as_bytes(), &vd)
+                ])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Calls `f` with every stored member, opened, in batches of sealed rows (for index building).
+pub fn for_each_sealed(
+    conn: &Connection,
+    mut f: impl FnMut(Vec<(String, Vec<u8>)>),
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare("SELECT member_id, sealed FROM members")?;
+    let mut rows = stmt.query([])?;
+    let mut batch = Vec::with_capacity(4096);
+    while let Some(r) = rows.next()? {
+        batch.push((r.get(0)?, r.get(1)?));
+        if batch.len() == 4096 {
+            f(std::mem::take(&mut batch));
+        }
+    }
+    if !batch.is_empty() {
+        f(batch);
+    }
+    Ok(())
+}
+
+/// Opens a sealed member row.
+pub fn open_member(
+    key: &DataKey,
+    member_id: &str,
+    sealed: &[u8],
+) -> Result<MemberRecord, StoreError> {
+    let json = key.open(member_id.as_bytes(), sealed)?;
+    serde_json::from_slice(&json).map_err(|_| StoreError::Corrupt("member record"))
+}
+
+/// One pension by asset GUID.
+pub fn pension(
+    conn: &Connection,
+    key: &DataKey,
+    asset_guid: Uuid,
+) -> Result<Option<StoredPension>, StoreError> {
+    let guid = asset_guid.hyphenated().to_string();
+    let row: Option<(String, String, String, Vec<u8>)> = conn
+        .query_row(
+            "SELECT member_id, holdername, scheme_name, view_data FROM pensions WHERE asset_guid = ?1",
+            [&guid],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((member_id, holdername, scheme_name, sealed)) = row else {
+        return Ok(None);
+    };
+    let vd = key.open(guid.as_bytes(), &sealed)?;
+    Ok(Some(StoredPension {
+        asset_guid,
+        member_id,
+        holdername: Uuid::parse_str(&holdername).map_err(|_| StoreError::Corrupt("holdername"))?,
+        scheme_name,
+        view_data: serde_json::from_slice(&vd).map_err(|_| StoreError::Corrupt("view data"))?,
+    }))
+}
+
+/// Members stored.
+pub fn count(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row("SELECT count(*) FROM members", [], |r| r.get(0))?;
+    Ok(n as u64)
+}

@@ -1,0 +1,364 @@
+//! The worker side of the find queue: claim with a lease, record matches, PATs and PeIs,
+//! complete or fail, and resume after a restart.
+//!
+//! Every step is idempotent so that a crash anywhere is repaired by running the request again:
+//! matching is deterministic, PeIs are keyed by their URN, a stored PAT is reused, and a PeI
+//! already registered is not registered again. Find data is deleted (`find_data = NULL`) in the
+//! same transaction that marks a request done or failed; IDs, outcome and timestamps stay.
+
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::sealed::DataKey;
+use super::sqlite::SqliteStore;
+use super::StoreError;
+use crate::matching::{MatchStatus, PensionMatch};
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS pats (
+    pat_id      TEXT PRIMARY KEY,
+    pat_sha256  TEXT NOT NULL,      -- to find it again on PAT refresh; the PAT itself is sealed
+    sealed      BLOB NOT NULL,
+    expires_at  INTEGER,            -- the PAT's exp claim, when readable
+    created_at  INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS pats_sha ON pats (pat_sha256);
+
+CREATE TABLE IF NOT EXISTS peis (
+    pei                 TEXT PRIMARY KEY,
+    asset_guid          TEXT NOT NULL UNIQUE,
+    holdername          TEXT NOT NULL,
+    pension_asset_guid  TEXT NOT NULL,
+    member_id           TEXT NOT NULL,
+    scheme_name         TEXT NOT NULL,
+    match_status        TEXT NOT NULL,  -- match-yes | match-possible
+    reason              TEXT NOT NULL,  -- the rule's reason code; never sent to the CAS
+    rules_version       TEXT NOT NULL,
+    request_id          TEXT NOT NULL,  -- the find that (last) produced it
+    pat_id              TEXT,
+    resource_id         TEXT,
+    state               TEXT NOT NULL,  -- pending | registered | deregistered | flagged
+    review              TEXT,           -- possible matches: pending | yes | no | timeout
+    created_at          INTEGER NOT NULL,
+    registered_at       INTEGER,
+    deregistered_at     INTEGER,
+    deletion_reason     TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS peis_request ON peis (request_id);
+CREATE INDEX IF NOT EXISTS peis_pension ON peis (pension_asset_guid);
+";
+
+/// A find request a worker has claimed.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The find request ID.
+    pub request_id: String,
+    /// When it was ACKed (µs), the start of its completion budget.
+    pub acked_at: i64,
+    /// Sealed find data.
+    pub find_data: Option<Vec<u8>>,
+    /// The PAT already obtained for it, if any.
+    pub pat_id: Option<String>,
+    /// Claims so far, this one included.
+    pub attempts: i64,
+}
+
+/// A PeI as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPei {
+    /// The URN.
+    pub pei: String,
+    /// Its asset GUID.
+    pub asset_guid: String,
+    /// Its holdername.
+    pub holdername: String,
+    /// The pension's own asset GUID.
+    pub pension_asset_guid: String,
+    /// The member.
+    pub member_id: String,
+    /// The scheme name (the registration's description).
+    pub scheme_name: String,
+    /// `match-yes` or `match-possible`.
+    pub match_status: String,
+    /// Reason code.
+    pub reason: String,
+    /// The find that produced it.
+    pub request_id: String,
+    /// The PAT that registered it.
+    pub pat_id: Option<String>,
+    /// The CAS's resource id.
+    pub resource_id: Option<String>,
+    /// `pending`, `registered`, `deregistered` or `flagged`.
+    pub state: String,
+    /// When it was registered as a match (µs).
+    pub registered_at: Option<i64>,
+}
+
+/// A failed find request, for operators (CoCo2.2.6).
+#[derive(Debug, Clone)]
+pub struct FailedFind {
+    /// The find request ID.
+    pub request_id: String,
+    /// ACKed (µs).
+    pub acked_at: i64,
+    /// Failed (µs).
+    pub completed_at: i64,
+    /// Why.
+    pub reason: String,
+}
+
+/// The queue over its own SQLite connection (WAL lets it run beside the journal writer).
+pub struct Queue {
+    conn: Mutex<Connection>,
+}
+
+fn row_to_pei(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPei> {
+    Ok(StoredPei {
+        pei: r.get(0)?,
+        asset_guid: r.get(1)?,
+        holdername: r.get(2)?,
+        pension_asset_guid: r.get(3)?,
+        member_id: r.get(4)?,
+        scheme_name: r.get(5)?,
+        match_status: r.get(6)?,
+        reason: r.get(7)?,
+        request_id: r.get(8)?,
+        pat_id: r.get(9)?,
+        resource_id: r.get(10)?,
+        state: r.get(11)?,
+        registered_at: r.get(12)?,
+    })
+}
+
+const PEI_COLUMNS: &str = "pei, asset_guid, holdername, pension_asset_guid, member_id, scheme_name,
+    match_status, reason, request_id, pat_id, resource_id, state, registered_at";
+
+// === impl Queue ===
+
+impl Queue {
+    /// Opens the queue on the store's database file.
+    pub fn open(path: &std::path::Path) -> Result<Self, StoreError> {
+        let store = SqliteStore::open(path)?;
+        Ok(Self {
+            conn: Mutex::new(store.into_conn()),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (transactions roll back).
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Single-instance start-up: requests a previous process was working on are queued again.
+    pub fn requeue_working(&self) -> Result<u64, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE find_requests SET state = 'queued', lease_until = NULL WHERE state = 'working'",
+            [],
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Claims the oldest queued request (or one whose lease ran out).
+    pub fn claim(&self, now: i64, lease_micros: i64) -> Result<Option<Claimed>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "UPDATE find_requests
+                SET state = 'working', lease_until = ?1 + ?2, attempts = attempts + 1
+              WHERE request_id = (
+                    SELECT request_id FROM find_requests
+                     WHERE state = 'queued' OR (state = 'working' AND lease_until < ?1)
+                     ORDER BY acked_at LIMIT 1)
+          RETURNING request_id, acked_at, find_data, pat_id, attempts",
+        )?;
+        Ok(stmt
+            .query_row(params![now, lease_micros], |r| {
+                Ok(Claimed {
+                    request_id: r.get(0)?,
+                    acked_at: r.get(1)?,
+                    find_data: r.get(2)?,
+                    pat_id: r.get(3)?,
+                    attempts: r.get(4)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Records the PeIs a find produced (idempotent: an existing PeI keeps its state and PAT).
+    pub fn record_matches(
+        &self,
+        request_id: &str,
+        matches: &[(String, uuid::Uuid, &PensionMatch)],
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO peis (pei, asset_guid, holdername, pension_asset_guid, member_id,
+                     scheme_name, match_status, reason, rules_version, request_id, state, review,
+                     created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?12)
+                 ON CONFLICT (pei) DO UPDATE SET request_id = excluded.request_id
+                     WHERE peis.state = 'pending'",
+            )?;
+            let now = crate::now_micros();
+            for (pei, asset_guid, m) in matches {
+                let review = (m.status == MatchStatus::Possible).then_some("pending");
+                stmt.execute(params![
+                    pei,
+                    asset_guid.hyphenated().to_string(),
+                    m.holdername.hyphenated().to_string(),
+                    m.pension_asset_guid.hyphenated().to_string(),
+                    m.member_id,
+                    m.scheme_name,
+                    m.status.as_str(),
+                    m.reason,
+                    m.rules_version,
+                    request_id,
+                    review,
+                    now
+                ])?;
+            }
+            let versions: Vec<&str> = {
+                let mut v: Vec<&str> = matches.iter().map(|m| m.2.rules_version.as_str()).collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            };
+            tx.execute(
+                "UPDATE find_requests SET rules_version = ?2 WHERE request_id = ?1",
+                params![request_id, versions.join(",")],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stores a PAT (sealed) and links it to the find request; returns its id.
+    pub fn save_pat(
+        &self,
+        key: &DataKey,
+        request_id: &str,
+        pat: &str,
+        expires_at: Option<i64>,
+    ) -> Result<String, StoreError> {
+        let pat_id = uuid::Uuid::new_v4().hyphenated().to_string();
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(pat.as_bytes()));
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO pats (pat_id, pat_sha256, sealed, expires_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                pat_id,
+                sha,
+                key.seal(pat_id.as_bytes(), pat.as_bytes()),
+                expires_at,
+                crate::now_micros()
+            ],
+        )?;
+        tx.execute(
+            "UPDATE find_requests SET pat_id = ?2 WHERE request_id = ?1",
+            params![request_id, pat_id],
+        )?;
+        tx.commit()?;
+        Ok(pat_id)
+    }
+
+    /// Opens a stored PAT.
+    pub fn pat(&self, key: &DataKey, pat_id: &str) -> Result<String, StoreError> {
+        let sealed: Vec<u8> =
+            self.conn()
+                .query_row("SELECT sealed FROM pats WHERE pat_id = ?1", [pat_id], |r| {
+                    r.get(0)
+                })?;
+        let bytes = key.open(pat_id.as_bytes(), &sealed)?;
+        String::from_utf8(bytes).map_err(|_| StoreError::Corrupt("PAT"))
+    }
+
+    /// PeIs a find request produced.
+    pub fn peis_for_request(&self, request_id: &str) -> Result<Vec<StoredPei>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {PEI_COLUMNS} FROM peis WHERE request_id = ?1 ORDER BY pei"
+        ))?;
+        let rows = stmt.query_map([request_id], row_to_pei)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every PeI, for operators and tests.
+    pub fn peis(&self) -> Result<Vec<StoredPei>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("SELECT {PEI_COLUMNS} FROM peis ORDER BY pei"))?;
+        let rows = stmt.query_map([], row_to_pei)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One PeI by its asset GUID (the view endpoint's key).
+    pub fn pei_by_asset_guid(&self, asset_guid: &str) -> Result<Option<StoredPei>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {PEI_COLUMNS} FROM peis WHERE asset_guid = ?1"
+        ))?;
+        Ok(stmt.query_row([asset_guid], row_to_pei).optional()?)
+    }
+
+    /// Marks a PeI registered. Its PAT is set only if it had none: a PeI registered earlier
+    /// keeps the PAT that registered it (the CAS answers 401 to any other).
+    pub fn registered(&self, pei: &str, resource_id: &str, pat_id: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE peis SET state = 'registered', resource_id = ?2,
+                    pat_id = coalesce(pat_id, ?3), registered_at = coalesce(registered_at, ?4)
+              WHERE pei = ?1",
+            params![pei, resource_id, pat_id, crate::now_micros()],
+        )?;
+        Ok(())
+    }
+
+    /// Ends a request: outcome recorded, find data deleted.
+    pub fn complete(&self, request_id: &str, outcome: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE find_requests
+                SET state = 'done', outcome = ?2, find_data = NULL, lease_until = NULL,
+                    completed_at = ?3
+              WHERE request_id = ?1",
+            params![request_id, outcome, crate::now_micros()],
+        )?;
+        Ok(())
+    }
+
+    /// Fails a request with a reason (never personal data); find data deleted.
+    pub fn fail(&self, request_id: &str, reason: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE find_requests
+                SET state = 'failed', reason = ?2, find_data = NULL, lease_until = NULL,
+                    completed_at = ?3
+              WHERE request_id = ?1",
+            params![request_id, reason, crate::now_micros()],
+        )?;
+        Ok(())
+    }
+
+    /// Failed find requests, newest first (CoCo2.2.6).
+    pub fn failed(&self) -> Result<Vec<FailedFind>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT request_id, acked_at, completed_at, reason FROM find_requests
+              WHERE state = 'failed' ORDER BY completed_at DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(FailedFind {
+                request_id: r.get(0)?,
+                acked_at: r.get(1)?,
+                completed_at: r.get(2)?,
+                reason: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Runs `f` with the connection (for stores built on the same file).
+    pub fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        f(&mut self.conn())
+    }
+}
