@@ -11,14 +11,18 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cas::client::CasClient;
 use crate::config::Config;
 use crate::http::ops::Ops;
 use crate::http::{App, ConnLimits, Limits};
+use crate::matching::index::Matcher;
 use crate::store::journal::{Journal, JournalLimits, JournalWriter};
+use crate::store::queue::Queue;
 use crate::store::sealed::{DataKey, SealError};
 use crate::store::sqlite::SqliteStore;
 use crate::store::StoreError;
 use crate::tls::TlsError;
+use crate::workers::Pool;
 
 /// Why the endpoint could not start.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +54,7 @@ pub struct Running {
     pub ops_addr: SocketAddr,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    workers: TaskTracker,
     journal: Journal,
     writer: Option<JournalWriter>,
     ops: Arc<Ops>,
@@ -82,6 +87,30 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let workers = TaskTracker::new();
+    let wake = Arc::new(Notify::new());
+    if config.workers.concurrency > 0 {
+        let queue = Arc::new(Queue::open(&config.store.path)?);
+        let requeued = queue.requeue_working()?;
+        let started = std::time::Instant::now();
+        let index = queue.with_conn(|c| crate::matching::index::load(c, &key))?;
+        tracing::info!(
+            members = index.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            requeued,
+            "member index built"
+        );
+        let pool = Arc::new(Pool {
+            queue,
+            matcher: Arc::new(Matcher::new(index, &config.matching)),
+            cas: CasClient::new(&config.cas, journal.clone())?,
+            key: key.clone(),
+            journal: journal.clone(),
+            config: config.workers.clone(),
+            wake: wake.clone(),
+        });
+        pool.spawn(shutdown.clone(), &workers);
+    }
     let app = Arc::new(App {
         journal: journal.clone(),
         key,
@@ -91,7 +120,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             retry_after_s: config.store.retry_after_s,
             request_timeout: Duration::from_millis(config.server.request_timeout_ms),
         },
-        wake_workers: Arc::new(Notify::new()),
+        wake_workers: wake,
     });
     let ops = Arc::new(Ops {
         prometheus,
@@ -117,6 +146,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ops_addr,
         shutdown,
         tracker,
+        workers,
         journal,
         writer: Some(writer),
         ops,
@@ -132,8 +162,9 @@ impl Running {
         self.shutdown.clone()
     }
 
-    /// Waits for the shutdown token, then drains: stop accepting, finish in-flight requests
-    /// (bounded by the grace period), flush and close the journal.
+    /// Waits for the shutdown token, then drains: stop accepting, finish in-flight requests,
+    /// let workers finish their current item (each bounded by the grace period), flush and
+    /// close the journal.
     pub async fn run_until_shutdown(mut self) {
         self.shutdown.cancelled().await;
         self.ops.ready.store(false, Ordering::Relaxed);
@@ -143,6 +174,15 @@ impl Running {
             .is_err()
         {
             tracing::warn!("grace period over; closing remaining connections");
+        }
+        // Workers finish their current item; one still running past the grace period stays
+        // claimed in the store and is resumed at the next start.
+        self.workers.close();
+        if tokio::time::timeout(self.grace, self.workers.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over; unfinished finds resume at next start");
         }
         self.journal.close().await;
         if let Some(writer) = self.writer.take() {

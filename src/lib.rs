@@ -19,12 +19,13 @@
 //! - [`audit`]: the audit record every call writes (CoCo2.1.6), never personal data.
 //! - [`metrics`]: metric names, units and the SLA buckets (CoCo2.1.1-2.1.5).
 //! - [`shutdown`]: one cancellation signal and the drain deadline.
-//! - [`app`]: wires the parts into a running endpoint.
+//! - [`app`]: wires the parts into a running endpoint; [`demo`] surrounds it with simulators.
 
 pub mod app;
 pub mod audit;
 pub mod cas;
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod matching;
 pub mod members;

@@ -38,6 +38,73 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Member records.
+    Members {
+        #[command(subcommand)]
+        command: MembersCommand,
+    },
+    /// Find requests, for operators.
+    Finds {
+        #[command(subcommand)]
+        command: FindsCommand,
+    },
+    /// Simulators of the ecosystem.
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
+    },
+    /// The endpoint with a simulated CAS and PFS around it, generated members, and a summary.
+    Demo(pdp_provider::demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum MembersCommand {
+    /// Load member records (CSV or JSON lines) into the store; bad records are listed by line.
+    Import {
+        /// The file (`.csv`, or JSON lines).
+        file: PathBuf,
+        /// The config naming the store and data key.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
+    /// Write synthetic members as JSON lines.
+    Generate {
+        /// How many members.
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        /// The output file (stdout when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seed: the same seed gives the same members and asset GUIDs.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum FindsCommand {
+    /// List failed find requests with their reasons (CoCo2.2.6).
+    Failed {
+        /// The config naming the store.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Run the CAS simulator over mTLS, with a plain-HTTP control listener.
+    Cas {
+        /// mTLS address.
+        #[arg(long, default_value = "127.0.0.1:8444")]
+        listen: std::net::SocketAddr,
+        /// Control address.
+        #[arg(long, default_value = "127.0.0.1:8445")]
+        control: std::net::SocketAddr,
+        /// The dev PKI directory.
+        #[arg(long, default_value = "certs")]
+        certs: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -62,7 +129,12 @@ enum KeysCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // The demo prints its own summary; its logs default to warnings only.
+    init_tracing(if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    });
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -72,9 +144,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let json = std::env::var("PDP_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -117,7 +190,102 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("wrote data key to {}", file.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Members {
+            command: MembersCommand::Import { file, config },
+        } => {
+            let config = load_config(&config)?;
+            let key = pdp_provider::store::sealed::DataKey::load(&config.crypto)?;
+            let mut store = pdp_provider::store::sqlite::SqliteStore::open(&config.store.path)?;
+            let report = pdp_provider::members::import::import(
+                &file,
+                store.conn_mut(),
+                &key,
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            )?;
+            for e in &report.errors {
+                eprintln!("{}: {e}", file.display());
+            }
+            println!(
+                "loaded {} members ({} pensions); {} records refused",
+                report.loaded,
+                report.pensions,
+                report.errors.len()
+            );
+            Ok(if report.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Members {
+            command: MembersCommand::Generate { count, out, seed },
+        } => {
+            match out {
+                Some(path) => {
+                    let f = std::fs::File::create(&path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    pdp_provider::members::generate::write_jsonl(f, count, seed)?;
+                    eprintln!("wrote {count} members to {}", path.display());
+                }
+                None => {
+                    pdp_provider::members::generate::write_jsonl(std::io::stdout(), count, seed)?
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Finds {
+            command: FindsCommand::Failed { config },
+        } => {
+            let config = load_config(&config)?;
+            let queue = pdp_provider::store::queue::Queue::open(&config.store.path)?;
+            let failed = queue.failed()?;
+            println!(
+                "{:<36}  {:<24}  {:<24}  reason",
+                "request_id", "acked", "failed"
+            );
+            for f in &failed {
+                println!(
+                    "{:<36}  {:<24}  {:<24}  {}",
+                    f.request_id,
+                    pdp_provider::datetimestamp(f.acked_at),
+                    pdp_provider::datetimestamp(f.completed_at),
+                    f.reason
+                );
+            }
+            println!("{} failed find requests", failed.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim {
+            command:
+                SimCommand::Cas {
+                    listen,
+                    control,
+                    certs,
+                },
+        } => {
+            runtime()?.block_on(async move {
+                let tls = pdp_provider::demo::sim_tls(&certs);
+                let sim = pdp_provider::sim::cas::CasSim::start(listen, control, &tls).await?;
+                eprintln!(
+                    "CAS simulator on https://{} (mTLS); control on http://{}",
+                    sim.addr, sim.control_addr
+                );
+                let token = tokio_util::sync::CancellationToken::new();
+                pdp_provider::shutdown::on_signal(token.clone()).await;
+                sim.stop();
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => {
+            let code = runtime()?.block_on(pdp_provider::demo::run(args))?;
+            Ok(ExitCode::from(code))
+        }
     }
+}
+
+fn load_config(path: &std::path::Path) -> anyhow::Result<pdp_provider::config::Config> {
+    pdp_provider::config::Config::load(path).map_err(|e| anyhow::anyhow!(e))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

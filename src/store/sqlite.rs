@@ -66,6 +66,16 @@ pub struct StoredFind {
     pub outcome: Option<String>,
     /// Why it failed, if it did.
     pub reason: Option<String>,
+    /// When it reached its end (µs).
+    pub completed_at: Option<i64>,
+}
+
+impl StoredFind {
+    /// Milliseconds from ACK to end, once ended.
+    pub fn completed_ms(&self) -> Option<f64> {
+        self.completed_at
+            .map(|c| (c - self.acked_at) as f64 / 1000.0)
+    }
 }
 
 /// The SQLite store.
@@ -128,7 +138,7 @@ impl SqliteStore {
         Ok(self
             .conn
             .query_row(
-                "SELECT request_id, received_at, acked_at, state, find_data, outcome, reason
+                "SELECT request_id, received_at, acked_at, state, find_data, outcome, reason, completed_at
                  FROM find_requests WHERE request_id = ?1",
                 [request_id],
                 row_to_find,
@@ -139,7 +149,7 @@ impl SqliteStore {
     /// Every find request, oldest first.
     pub fn find_requests(&self) -> Result<Vec<StoredFind>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT request_id, received_at, acked_at, state, find_data, outcome, reason
+            "SELECT request_id, received_at, acked_at, state, find_data, outcome, reason, completed_at
              FROM find_requests ORDER BY acked_at, request_id",
         )?;
         let rows = stmt.query_map([], row_to_find)?;
@@ -183,6 +193,7 @@ fn row_to_find(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredFind> {
         find_data: r.get(4)?,
         outcome: r.get(5)?,
         reason: r.get(6)?,
+        completed_at: r.get(7)?,
     })
 }
 
