@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::normalise;
 use super::rules::{Person, RuleSet};
 use super::PensionMatch;
-use crate::members::record::{scheme_name, MemberRecord};
+use crate::members::record::MatchRecord;
 use crate::wire::find::FindData;
 
 /// A pension as the index knows it.
@@ -105,7 +105,7 @@ fn name_keys(p: &Person) -> impl Iterator<Item = &str> {
 
 impl MemberIndex {
     /// Adds one member (safe to call from many threads at once).
-    pub fn insert(&self, m: &MemberRecord) {
+    pub fn insert(&self, m: &MatchRecord) {
         let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let person = m.person();
         if let Some(n) = person.nino8 {
@@ -124,7 +124,7 @@ impl MemberIndex {
             .iter()
             .map(|p| PensionRef {
                 asset_guid: p.asset_guid,
-                scheme_name: scheme_name(&p.view_data).into(),
+                scheme_name: p.scheme_name.as_str().into(),
             })
             .collect();
         self.members.insert(

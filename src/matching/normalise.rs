@@ -29,10 +29,13 @@ pub fn nino8(s: &str) -> Option<[u8; 8]> {
         return None;
     }
     let mut out = [0u8; 8];
-    let mut i = 0;
-    for b in s.bytes().filter(|b| !b.is_ascii_whitespace()).take(8) {
+    for (i, b) in s
+        .bytes()
+        .filter(|b| !b.is_ascii_whitespace())
+        .take(8)
+        .enumerate()
+    {
         out[i] = b.to_ascii_uppercase();
-        i += 1;
     }
     Some(out)
 }

@@ -369,7 +369,7 @@ mod tests {
         let index = crate::matching::index::MemberIndex::default();
         let members: Vec<_> = (0..200).map(|i| member(1, i, &s)).collect();
         for m in &members {
-            index.insert(m);
+            index.insert(&m.match_record());
         }
         let matcher = crate::matching::index::Matcher::new(index, &Default::default());
         let m = members.iter().find(|m| m.nino.is_some()).unwrap();

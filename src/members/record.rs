@@ -188,6 +188,79 @@ impl MemberRecord {
         Ok(())
     }
 
+    /// What matching needs of this member: everything but the view data.
+    pub fn match_record(&self) -> MatchRecord {
+        MatchRecord {
+            member_id: self.member_id.clone(),
+            holdername: self.holdername,
+            names: self.names.clone(),
+            previous_family_names: self.previous_family_names.clone(),
+            date_of_birth: self.date_of_birth.clone(),
+            nino: self.nino.clone(),
+            postcodes: self
+                .addresses
+                .iter()
+                .filter_map(|a| a.postcode.clone())
+                .collect(),
+            previous_postcodes: self
+                .previous_addresses
+                .iter()
+                .filter_map(|a| a.postcode.clone())
+                .collect(),
+            pensions: self
+                .pensions
+                .iter()
+                .map(|p| PensionKey {
+                    asset_guid: p.asset_guid,
+                    scheme_name: scheme_name(&p.view_data).to_owned(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The part of a member record that matching reads, stored apart from the view data so that
+/// building the index at start-up does not parse view data.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchRecord {
+    /// The member ID.
+    pub member_id: String,
+    /// The holdername.
+    pub holdername: Uuid,
+    /// Current names.
+    pub names: Vec<MemberName>,
+    /// Previous family names.
+    #[serde(default)]
+    pub previous_family_names: Vec<String>,
+    /// Date of birth.
+    pub date_of_birth: String,
+    /// NINO.
+    #[serde(default)]
+    pub nino: Option<String>,
+    /// Current postcodes.
+    #[serde(default)]
+    pub postcodes: Vec<String>,
+    /// Previous postcodes.
+    #[serde(default)]
+    pub previous_postcodes: Vec<String>,
+    /// The member's pensions.
+    pub pensions: Vec<PensionKey>,
+}
+
+/// A pension as matching knows it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PensionKey {
+    /// Its stable asset GUID.
+    pub asset_guid: Uuid,
+    /// The scheme name, exactly as in its view data.
+    pub scheme_name: String,
+}
+
+// === impl MatchRecord ===
+
+impl MatchRecord {
     /// The normalised identity for matching.
     pub fn person(&self) -> Person {
         Person {
@@ -210,14 +283,14 @@ impl MemberRecord {
             date_of_birth: normalise::date(&self.date_of_birth),
             nino8: self.nino.as_deref().and_then(normalise::nino8),
             postcodes: self
-                .addresses
+                .postcodes
                 .iter()
-                .filter_map(|a| a.postcode.as_deref().map(normalise::postcode))
+                .map(|p| normalise::postcode(p))
                 .collect(),
             previous_postcodes: self
-                .previous_addresses
+                .previous_postcodes
                 .iter()
-                .filter_map(|a| a.postcode.as_deref().map(normalise::postcode))
+                .map(|p| normalise::postcode(p))
                 .collect(),
         }
     }

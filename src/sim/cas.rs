@@ -227,17 +227,17 @@ impl CasState {
     }
 
     /// The PAT's user, checking it is known and live.
-    fn pat_owner(&self, pat: &str) -> Result<String, Response<Body>> {
+    fn pat_owner(&self, pat: &str) -> Result<String, Box<Response<Body>>> {
         if self.expired_pats.contains_key(pat) {
-            return Err(json_resp(
+            return Err(Box::new(json_resp(
                 StatusCode::UNAUTHORIZED,
                 json!({"error": "PAT expired"}),
-            ));
+            )));
         }
         self.pats
             .get(pat)
             .map(|s| s.value().clone())
-            .ok_or_else(|| text(StatusCode::BAD_REQUEST, "PAT not found"))
+            .ok_or_else(|| Box::new(text(StatusCode::BAD_REQUEST, "PAT not found")))
     }
 }
 
@@ -419,7 +419,7 @@ async fn register(req: Request<Incoming>, state: &CasState, xid: &str) -> Respon
         return text(StatusCode::BAD_REQUEST, "Bearer token required");
     };
     if let Err(r) = state.pat_owner(&pat) {
-        return r;
+        return *r;
     }
     let Some(body) = body_bytes(req).await else {
         return text(StatusCode::BAD_REQUEST, "Unreadable body");
@@ -483,25 +483,30 @@ async fn register(req: Request<Incoming>, state: &CasState, xid: &str) -> Respon
 }
 
 /// Checks the PAT owns resource `id`.
-fn owned(req: &Request<Incoming>, state: &CasState, id: &str) -> Result<(), Response<Body>> {
+fn owned(req: &Request<Incoming>, state: &CasState, id: &str) -> Result<(), Box<Response<Body>>> {
     let Some(pat) = bearer(req) else {
-        return Err(text(StatusCode::BAD_REQUEST, "Bearer token required"));
+        return Err(Box::new(text(
+            StatusCode::BAD_REQUEST,
+            "Bearer token required",
+        )));
     };
     state.pat_owner(&pat)?;
     match state.resources.get(id) {
-        None => Err(text(StatusCode::NOT_FOUND, "Resource not found")),
-        Some(r) if r.deleted.is_some() => Err(text(StatusCode::NOT_FOUND, "Resource not found")),
-        Some(r) if r.pat != pat => Err(json_resp(
+        None => Err(Box::new(text(StatusCode::NOT_FOUND, "Resource not found"))),
+        Some(r) if r.deleted.is_some() => {
+            Err(Box::new(text(StatusCode::NOT_FOUND, "Resource not found")))
+        }
+        Some(r) if r.pat != pat => Err(Box::new(json_resp(
             StatusCode::UNAUTHORIZED,
             json!({"error": "The resource is not associated with the PAT"}),
-        )),
+        ))),
         Some(_) => Ok(()),
     }
 }
 
 async fn update(req: Request<Incoming>, state: &CasState, id: &str) -> Response<Body> {
     if let Err(r) = owned(&req, state, id) {
-        return r;
+        return *r;
     }
     let body = body_bytes(req).await.unwrap_or_default();
     let status = serde_json::from_slice::<serde_json::Value>(&body)
@@ -522,7 +527,7 @@ async fn update(req: Request<Incoming>, state: &CasState, id: &str) -> Response<
 
 fn delete(req: Request<Incoming>, state: &CasState, id: &str) -> Response<Body> {
     if let Err(r) = owned(&req, state, id) {
-        return r;
+        return *r;
     }
     let reason = req
         .uri()

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::sealed::DataKey;
 use super::StoreError;
-use crate::members::record::{scheme_name, MemberRecord};
+use crate::members::record::{scheme_name, MatchRecord, MemberRecord};
 
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS members (
@@ -54,7 +54,7 @@ pub fn upsert(
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for m in batch {
-            let json = serde_json::to_vec(m).expect("member record serialises");
+            let json = serde_json::to_vec(&m.match_record()).expect("match record serialises");
             let holdername = m.holdername.hyphenated().to_string();
             member.execute(params![
                 m.member_id,
@@ -78,7 +78,7 @@ pub fn upsert(
     Ok(())
 }
 
-/// Calls `f` with every stored member, opened, in batches of sealed rows (for index building).
+/// Calls `f` with every stored member's sealed match record, in batches (for index building).
 pub fn for_each_sealed(
     conn: &Connection,
     mut f: impl FnMut(Vec<(String, Vec<u8>)>),
@@ -98,12 +98,12 @@ pub fn for_each_sealed(
     Ok(())
 }
 
-/// Opens a sealed member row.
+/// Opens a sealed member row (its match record; view data lives in `pensions`).
 pub fn open_member(
     key: &DataKey,
     member_id: &str,
     sealed: &[u8],
-) -> Result<MemberRecord, StoreError> {
+) -> Result<MatchRecord, StoreError> {
     let json = key.open(member_id.as_bytes(), sealed)?;
     serde_json::from_slice(&json).map_err(|_| StoreError::Corrupt("member record"))
 }

@@ -12,12 +12,16 @@ struct Binary {
 
 impl Binary {
     fn start(env: &Env) -> Binary {
+        Self::start_with(env, "[workers]\nconcurrency = 0\n")
+    }
+
+    fn start_with(env: &Env, extra: &str) -> Binary {
         let config_path = env.dir.path().join("crash.toml");
         let c = env.config();
         let toml = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nops_listen = \"127.0.0.1:0\"\n\
              [tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n\
-             [store]\npath = {:?}\n[crypto]\ndata_key_file = {:?}\n[workers]\nconcurrency = 0\n",
+             [store]\npath = {:?}\n[crypto]\ndata_key_file = {:?}\n{extra}",
             c.tls.cert,
             c.tls.key,
             c.tls.client_ca,
@@ -120,4 +124,100 @@ async fn every_acked_find_survives_kill_9() {
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(0), "{exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acked_matching_find_is_registered_exactly_once_after_kill_9() {
+    use pdp_provider::members::generate::{find_for, FindKind};
+    use pdp_provider::tls::pki::files;
+
+    const N: usize = 24;
+    let env = Env::new();
+    let members = env.with_members(400);
+    let cas = crate::harness::cas_sim(&env).await;
+    // Slow enough that the kill lands while registrations are in flight.
+    cas.state.set_faults(pdp_provider::sim::cas::Faults {
+        latency_ms: 40,
+        ..Default::default()
+    });
+    let extra = format!(
+        "[workers]\nconcurrency = 2\nbackoff_base_ms = 50\npoll_interval_ms = 100\n\
+         [cas]\nbase_url = {:?}\nclient_cert = {:?}\nclient_key = {:?}\nca = {:?}\n",
+        cas.base_url(),
+        env.cert(files::PROVIDER),
+        env.cert(files::PROVIDER_KEY),
+        env.cert(files::CA)
+    );
+    let bin = Binary::start_with(&env, &extra);
+    let pfs = env.pfs();
+    let chosen: Vec<_> = members
+        .iter()
+        .filter(|m| m.nino.is_some())
+        .take(N)
+        .collect();
+    let mut acked = Vec::new();
+    // Two waves: the kill lands right after the second wave's last ACK, while the first wave's
+    // registrations are under way.
+    for (wave, ms) in chosen.chunks(N / 2).enumerate() {
+        let mut tasks = tokio::task::JoinSet::new();
+        for m in ms {
+            let (pfs, url) = (pfs.clone(), bin.url());
+            let body = find_for(m, FindKind::Yes, &uuid::Uuid::new_v4().to_string());
+            tasks.spawn(async move {
+                let id = uuid::Uuid::new_v4().to_string();
+                let status = post_find(&pfs, &url, &id, &body).await.status();
+                (id, status)
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            let (id, status) = r.unwrap();
+            assert_eq!(status, 202);
+            acked.push(id);
+        }
+        if wave == 0 {
+            crate::harness::eventually(|| (cas.state.registrations().len() >= 4).then_some(()))
+                .await;
+        }
+    }
+    let mut child = bin.child;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let registered_before = cas.state.registrations().len();
+
+    cas.state.set_faults(Default::default());
+    let bin = Binary::start_with(&env, &extra);
+    for id in &acked {
+        let f = env.ended(id).await;
+        assert_eq!(
+            (f.state.as_str(), f.outcome.as_deref()),
+            ("done", Some("match-yes")),
+            "{id}"
+        );
+    }
+    let expected: usize = chosen.iter().map(|m| m.pensions.len()).sum();
+    let regs = cas.state.registrations();
+    let mut names: Vec<_> = regs.iter().map(|r| r.name.clone()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), regs.len(), "a PeI has two resources");
+    assert_eq!(regs.len(), expected);
+    for m in &chosen {
+        for p in &m.pensions {
+            let urn = pdp_provider::matching::pei(m.holdername, p.asset_guid);
+            assert!(names.contains(&urn), "{urn} not registered");
+        }
+    }
+    let queue = env.queue();
+    assert!(queue
+        .peis()
+        .unwrap()
+        .iter()
+        .all(|p| p.state == "registered"));
+    assert!(
+        registered_before > 0 && registered_before < expected,
+        "the kill should land mid-registration: {registered_before} of {expected}"
+    );
+    let mut child = bin.child;
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

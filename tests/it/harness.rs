@@ -189,3 +189,101 @@ pub async fn eventually<T>(mut f: impl FnMut() -> Option<T>) -> T {
 pub fn path_exists(p: &Path) -> bool {
     p.exists()
 }
+
+pub const SEED: u64 = 7;
+
+/// The CAS simulator's TLS config for this environment.
+pub fn sim_tls(env: &Env) -> pdp_provider::config::TlsConfig {
+    pdp_provider::demo::sim_tls(&env.dir.path().join("certs"))
+}
+
+/// Starts a CAS simulator on port 0.
+pub async fn cas_sim(env: &Env) -> pdp_provider::sim::cas::CasSim {
+    pdp_provider::sim::cas::CasSim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+        &sim_tls(env),
+    )
+    .await
+    .unwrap()
+}
+
+impl Env {
+    /// Generates `n` members (seed [`SEED`]) into the store; returns them.
+    pub fn with_members(&self, n: u64) -> Vec<pdp_provider::members::record::MemberRecord> {
+        let schemes = pdp_provider::members::generate::schemes(SEED);
+        let members: Vec<_> = (0..n)
+            .map(|i| pdp_provider::members::generate::member(SEED, i, &schemes))
+            .collect();
+        let path = self.dir.path().join("members.jsonl");
+        let mut out = Vec::new();
+        for m in &members {
+            out.extend(serde_json::to_vec(m).unwrap());
+            out.push(b'\n');
+        }
+        std::fs::write(&path, out).unwrap();
+        let mut store = self.store();
+        let report =
+            pdp_provider::members::import::import(&path, store.conn_mut(), &self.key(), false)
+                .unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        members
+    }
+
+    /// A config with workers on, pointed at `cas`.
+    pub fn config_with_cas(&self, cas: &pdp_provider::sim::cas::CasSim) -> Config {
+        let mut c = self.config();
+        c.workers.concurrency = 2;
+        c.workers.backoff_base_ms = 50;
+        c.workers.backoff_cap_ms = 500;
+        c.workers.poll_interval_ms = 100;
+        c.cas.base_url = cas.base_url();
+        c.cas.client_cert = self.cert(files::PROVIDER);
+        c.cas.client_key = self.cert(files::PROVIDER_KEY);
+        c.cas.ca = self.cert(files::CA);
+        c
+    }
+
+    /// The worker-side view of the store.
+    pub fn queue(&self) -> pdp_provider::store::queue::Queue {
+        pdp_provider::store::queue::Queue::open(&self.store_path()).unwrap()
+    }
+
+    /// Waits until find `id` reaches an end; returns its row.
+    pub async fn ended(&self, id: &str) -> pdp_provider::store::sqlite::StoredFind {
+        let store = self.store();
+        eventually_for(Duration::from_secs(70), || {
+            store
+                .find_request(id)
+                .unwrap()
+                .filter(|f| f.state == "done" || f.state == "failed")
+        })
+        .await
+    }
+}
+
+/// Polls `f` until it returns `Some`, for at most `limit`.
+pub async fn eventually_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met in {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The first generated member with a NINO and at least `pensions` pensions.
+pub fn member_with(
+    members: &[pdp_provider::members::record::MemberRecord],
+    pensions: usize,
+) -> &pdp_provider::members::record::MemberRecord {
+    members
+        .iter()
+        .find(|m| m.nino.is_some() && m.pensions.len() >= pensions)
+        .expect("a generated member fits")
+}

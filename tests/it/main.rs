@@ -9,5 +9,8 @@ mod tls;
 // POST /find-requests: the ACK, every error status, duplicates, shedding, audit, limits.
 mod find;
 
+// Matching and PeI registration with the CAS simulator: outcomes, retries, budget, duplicates.
+mod registration;
+
 // The real binary: kill -9 right after ACKs, restart, every ACKed find is still there; SIGTERM.
 mod crash;

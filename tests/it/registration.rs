@@ -1,0 +1,306 @@
+use pdp_provider::matching::{pei, pei_asset_guid, MatchStatus};
+use pdp_provider::members::generate::{find_for, FindKind};
+use pdp_provider::sim::cas::Faults;
+
+use crate::harness::{cas_sim, member_with, post_find, Env, Server};
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[tokio::test]
+async fn yes_possible_and_no_end_to_end() {
+    let env = Env::new();
+    let members = env.with_members(300);
+    let cas = cas_sim(&env).await;
+    let server = Server::start(env.config_with_cas(&cas)).await;
+    let url = server.url("/find-requests");
+    let m = member_with(&members, 1);
+
+    let (yes, possible, no) = (new_id(), new_id(), new_id());
+    let (sub_yes, sub_possible) = (new_id(), new_id());
+    for (id, kind, sub) in [
+        (&yes, FindKind::Yes, &sub_yes),
+        (&possible, FindKind::Possible, &sub_possible),
+        (&no, FindKind::No, &new_id()),
+    ] {
+        let resp = post_find(&env.pfs(), &url, id, &find_for(m, kind, sub)).await;
+        assert_eq!(resp.status(), 202);
+    }
+    for (id, outcome) in [
+        (&yes, "match-yes"),
+        (&possible, "match-possible"),
+        (&no, "no-match"),
+    ] {
+        let f = env.ended(id).await;
+        assert_eq!(
+            (f.state.as_str(), f.outcome.as_deref()),
+            ("done", Some(outcome)),
+            "{id}"
+        );
+        assert!(f.find_data.is_none(), "find data kept after the end");
+    }
+
+    let regs = cas.state.registrations();
+    assert_eq!(regs.len(), 2 * m.pensions.len());
+    for p in &m.pensions {
+        let scheme = p.view_data["pensionProviderSchemeName"].as_str().unwrap();
+        // The definite match uses the pension's own asset GUID...
+        let yes_pei = pei(m.holdername, p.asset_guid);
+        let r = regs
+            .iter()
+            .find(|r| r.name == yes_pei)
+            .expect("yes PeI registered");
+        assert_eq!(r.match_status, "match-yes");
+        assert_eq!(r.description, scheme);
+        assert_eq!(r.inbound_request_id, yes);
+        assert_eq!(r.resource_scopes, ["value", "owner", "delegate"]);
+        // ...the possible match a GUID derived from the pension and the user.
+        let asset = pei_asset_guid(MatchStatus::Possible, p.asset_guid, &sub_possible);
+        let r = regs
+            .iter()
+            .find(|r| r.name == pei(m.holdername, asset))
+            .expect("possible PeI registered");
+        assert_eq!(r.match_status, "match-possible");
+    }
+    // Nothing at all was sent for the no-match.
+    assert!(regs.iter().all(|r| r.inbound_request_id != no));
+
+    // Stored locally with reasons and the rules version; PATs sealed.
+    let queue = env.queue();
+    let peis = queue.peis_for_request(&possible).unwrap();
+    assert!(peis
+        .iter()
+        .all(|p| p.state == "registered" && p.reason == "family_name_mismatch"));
+    assert!(peis
+        .iter()
+        .all(|p| p.resource_id.as_ref().is_some_and(|r| r.len() == 37)));
+    // Every outbound call is audited against its find request.
+    let audit = env.store().audit_for(&yes).unwrap();
+    let endpoints: Vec<&str> = audit.iter().map(|a| a.endpoint.as_str()).collect();
+    assert!(endpoints.contains(&"POST /find-requests"));
+    assert!(endpoints.contains(&"POST /token"));
+    assert_eq!(
+        endpoints.iter().filter(|e| **e == "POST /rreguri").count(),
+        m.pensions.len()
+    );
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains("pdp_finds_completed_total{outcome=\"no-match\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pdp_find_completion_seconds_bucket{le=\"15\"}"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn several_pensions_of_one_member_are_each_registered() {
+    let env = Env::new();
+    let members = env.with_members(300);
+    let cas = cas_sim(&env).await;
+    let server = Server::start(env.config_with_cas(&cas)).await;
+    let m = member_with(&members, 3);
+    let id = new_id();
+    post_find(
+        &env.pfs(),
+        &server.url("/find-requests"),
+        &id,
+        &find_for(m, FindKind::Yes, &new_id()),
+    )
+    .await;
+    env.ended(&id).await;
+    let peis = env.queue().peis_for_request(&id).unwrap();
+    assert_eq!(peis.len(), 3);
+    let mut guids: Vec<_> = peis.iter().map(|p| p.asset_guid.clone()).collect();
+    guids.sort();
+    let mut want: Vec<_> = m
+        .pensions
+        .iter()
+        .map(|p| p.asset_guid.to_string())
+        .collect();
+    want.sort();
+    assert_eq!(guids, want);
+    assert_eq!(cas.state.registrations().len(), 3);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_cas_outage_of_5s_is_ridden_out_within_the_budget() {
+    let env = Env::new();
+    let members = env.with_members(100);
+    let cas = cas_sim(&env).await;
+    let server = Server::start(env.config_with_cas(&cas)).await;
+    cas.state.set_faults(Faults {
+        outage_ms: 5_000,
+        ..Faults::default()
+    });
+    let m = member_with(&members, 1);
+    let id = new_id();
+    post_find(
+        &env.pfs(),
+        &server.url("/find-requests"),
+        &id,
+        &find_for(m, FindKind::Yes, &new_id()),
+    )
+    .await;
+    let f = env.ended(&id).await;
+    assert_eq!(
+        (f.state.as_str(), f.outcome.as_deref()),
+        ("done", Some("match-yes"))
+    );
+    let took = f.completed_ms().unwrap();
+    assert!(
+        (5_000.0..60_000.0).contains(&took),
+        "completed after {took} ms"
+    );
+    assert_eq!(cas.state.registrations().len(), m.pensions.len());
+    // The 503s were retried, each with a new X-Request-ID.
+    let calls = cas.state.calls();
+    let token_calls: Vec<_> = calls
+        .iter()
+        .filter(|c| c.endpoint == "POST /token")
+        .collect();
+    assert!(token_calls.iter().filter(|c| c.status == 503).count() >= 2);
+    let mut ids: Vec<_> = token_calls.iter().map(|c| c.x_request_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), token_calls.len(), "an X-Request-ID was reused");
+    assert!(server
+        .metrics()
+        .await
+        .contains("pdp_cas_retries_total{endpoint=\"POST /token\"}"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_cas_down_past_the_budget_fails_the_find_visibly() {
+    let env = Env::new();
+    let members = env.with_members(100);
+    let cas = cas_sim(&env).await;
+    let mut config = env.config_with_cas(&cas);
+    config.workers.completion_budget_ms = 1_500;
+    let server = Server::start(config).await;
+    cas.state.set_faults(Faults {
+        outage_ms: 60_000,
+        ..Faults::default()
+    });
+    let m = member_with(&members, 1);
+    let id = new_id();
+    post_find(
+        &env.pfs(),
+        &server.url("/find-requests"),
+        &id,
+        &find_for(m, FindKind::Yes, &new_id()),
+    )
+    .await;
+    let f = env.ended(&id).await;
+    assert_eq!(f.state, "failed");
+    assert_eq!(f.reason.as_deref(), Some("token: budget_exhausted"));
+    assert!(f.find_data.is_none());
+    let failed = env.queue().failed().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].request_id, id);
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains("pdp_finds_failed_total{reason=\"token: budget_exhausted\"} 1"),
+        "{metrics}"
+    );
+    assert!(cas.state.registrations().is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_duplicate_find_registers_once() {
+    let env = Env::new();
+    let members = env.with_members(100);
+    let cas = cas_sim(&env).await;
+    let server = Server::start(env.config_with_cas(&cas)).await;
+    let m = member_with(&members, 1);
+    let id = new_id();
+    let sub = new_id();
+    let body = find_for(m, FindKind::Yes, &sub);
+    let url = server.url("/find-requests");
+    for _ in 0..3 {
+        assert_eq!(post_find(&env.pfs(), &url, &id, &body).await.status(), 202);
+    }
+    env.ended(&id).await;
+    // The same user searching again (a new find request) does not create new resources either.
+    let again = new_id();
+    post_find(&env.pfs(), &url, &again, &find_for(m, FindKind::Yes, &sub)).await;
+    assert_eq!(
+        env.ended(&again).await.outcome.as_deref(),
+        Some("match-yes")
+    );
+    assert_eq!(cas.state.registrations().len(), m.pensions.len());
+    let created = cas
+        .state
+        .calls()
+        .iter()
+        .filter(|c| c.endpoint == "POST /rreguri" && c.status == 201)
+        .count();
+    assert_eq!(created, m.pensions.len());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_crash_between_the_cas_201_and_the_local_commit_does_not_duplicate() {
+    let env = Env::new();
+    let members = env.with_members(100);
+    let cas = cas_sim(&env).await;
+    let m = member_with(&members, 1);
+    let sub = new_id();
+    let body = find_for(m, FindKind::Yes, &sub);
+    // Before the crash: the PeI was created at the CAS with this user's PAT, and the provider
+    // never recorded it.
+    let client = pdp_provider::cas::client::CasClient::new(
+        &env.config_with_cas(&cas).cas,
+        null_journal(&env),
+    )
+    .unwrap();
+    let uat = pdp_provider::wire::find::parse(&serde_json::to_vec(&body).unwrap())
+        .unwrap()
+        .uat;
+    let pat = client.token(&uat, "pre-crash").await.unwrap();
+    let the_pei = pei(m.holdername, m.pensions[0].asset_guid);
+    let first = client
+        .register(&pat, &the_pei, "scheme", MatchStatus::Yes, "pre-crash")
+        .await
+        .unwrap();
+
+    let server = Server::start(env.config_with_cas(&cas)).await;
+    let id = new_id();
+    post_find(&env.pfs(), &server.url("/find-requests"), &id, &body).await;
+    env.ended(&id).await;
+    let stored = env.queue().peis_for_request(&id).unwrap();
+    let p = stored.iter().find(|p| p.pei == the_pei).unwrap();
+    assert_eq!(p.resource_id.as_deref(), Some(first.as_str()));
+    assert_eq!(
+        cas.state
+            .registrations()
+            .iter()
+            .filter(|r| r.name == the_pei)
+            .count(),
+        1
+    );
+    server.stop().await;
+}
+
+fn null_journal(env: &Env) -> pdp_provider::store::journal::Journal {
+    let store = pdp_provider::store::sqlite::SqliteStore::open(&env.dir.path().join("side.sqlite"))
+        .unwrap();
+    let (journal, writer) = pdp_provider::store::journal::Journal::start(
+        Box::new(store),
+        pdp_provider::store::journal::JournalLimits {
+            max_batch: 16,
+            channel_capacity: 64,
+            max_pending: 10,
+        },
+    )
+    .unwrap();
+    // The writer thread lives as long as the journal handle.
+    drop(writer);
+    journal
+}
