@@ -27,6 +27,7 @@ pub mod cas;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod load;
 pub mod matching;
 pub mod members;
 pub mod metrics;
@@ -34,6 +35,7 @@ pub mod shutdown;
 pub mod sim;
 pub mod store;
 pub mod tls;
+pub mod view_data;
 pub mod wire;
 pub mod workers;
 

@@ -1,0 +1,1 @@
+//! The load tool (placeholder; being written).

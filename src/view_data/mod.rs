@@ -1,0 +1,5 @@
+//! View data: the payload of the data standards, its values timing, and the signed token.
+//!
+//! - [`working_days`]: UK working days with bank holidays per nation, from an updatable file.
+
+pub mod working_days;

@@ -1,0 +1,1 @@
+//! UK working days (placeholder; being written).
