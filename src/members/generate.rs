@@ -246,9 +246,20 @@ pub fn member(seed: u64, i: u64, schemes: &[(Uuid, &str, &str)]) -> MemberRecord
     let dob = date(&mut rng, 1950, 2000);
     let member_id = format!("M{i:08}");
     let pensions = (0..rng.gen_range(1..=3))
-        .map(|k| MemberPension {
-            asset_guid: uuid(&mut rng),
-            view_data: view_data(&mut rng, scheme, admin, dob, &format!("{member_id}-{k}")),
+        .map(|k| {
+            let today = chrono::Utc::now().date_naive();
+            // Most values come from a recent statement; a fifth are stale and need calculating.
+            let age_days = if rng.gen_bool(0.8) {
+                rng.gen_range(10..300)
+            } else {
+                rng.gen_range(500..900)
+            };
+            MemberPension {
+                asset_guid: uuid(&mut rng),
+                view_data: view_data(&mut rng, scheme, admin, dob, &format!("{member_id}-{k}")),
+                statement_date: Some(today - chrono::Days::new(age_days)),
+                calculation_date: None,
+            }
         })
         .collect();
     MemberRecord {

@@ -262,6 +262,8 @@ fn import_csv(reader: impl std::io::Read, sink: &mut Sink<'_>) -> Result<(), Imp
             (Ok(asset_guid), Ok(view_data)) => Some(MemberPension {
                 asset_guid,
                 view_data,
+                statement_date: None,
+                calculation_date: None,
             }),
             (Err(_), _) => {
                 sink.reject(line, "asset_guid", "not a GUID");

@@ -90,6 +90,12 @@ pub struct MemberPension {
     pub asset_guid: Uuid,
     /// The pension's view data: a definite arrangement of the data standard (SPEC §6).
     pub view_data: serde_json::Value,
+    /// Date of the statement its values come from (values are served at once under 13 months).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_date: Option<chrono::NaiveDate>,
+    /// Date of the calculation its values come from (served at once under 12 months).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calculation_date: Option<chrono::NaiveDate>,
 }
 
 /// A record that failed validation: which field, and why. Never the value.
@@ -108,9 +114,6 @@ fn err(field: impl Into<String>, reason: &str) -> FieldError {
         reason: reason.into(),
     }
 }
-
-/// Pension types of the data standard.
-pub const PENSION_TYPES: &[&str] = &["AVC", "CB", "CDC", "DB", "DC", "HYB", "SP"];
 
 // === impl MemberRecord ===
 
@@ -158,32 +161,10 @@ impl MemberRecord {
             return Err(err("pensions", "at least one pension is required"));
         }
         for (i, p) in self.pensions.iter().enumerate() {
-            let vd = &p.view_data;
-            let name = vd.get("pensionProviderSchemeName").and_then(|v| v.as_str());
-            if !name.is_some_and(|n| (1..=150).contains(&n.chars().count())) {
-                return Err(err(
-                    format!("pensions[{i}].viewData.pensionProviderSchemeName"),
-                    "required, 1 to 150 characters",
-                ));
-            }
-            let admin = vd
-                .get("pensionAdministrator")
-                .and_then(|a| a.get("name"))
-                .and_then(|v| v.as_str());
-            if !admin.is_some_and(|n| (1..=150).contains(&n.chars().count())) {
-                return Err(err(
-                    format!("pensions[{i}].viewData.pensionAdministrator.name"),
-                    "required, 1 to 150 characters",
-                ));
-            }
-            if let Some(t) = vd.get("pensionType") {
-                if !t.as_str().is_some_and(|t| PENSION_TYPES.contains(&t)) {
-                    return Err(err(
-                        format!("pensions[{i}].viewData.pensionType"),
-                        "not one of AVC, CB, CDC, DB, DC, HYB, SP",
-                    ));
-                }
-            }
+            crate::wire::view::parse_definite(&p.view_data).map_err(|e| FieldError {
+                field: format!("pensions[{i}].viewData.{}", e.field),
+                reason: e.reason,
+            })?;
         }
         Ok(())
     }

@@ -18,7 +18,9 @@ CREATE TABLE IF NOT EXISTS pensions (
     member_id    TEXT NOT NULL,
     holdername   TEXT NOT NULL,
     scheme_name  TEXT NOT NULL,
-    view_data    BLOB NOT NULL               -- sealed view data JSON
+    view_data    BLOB NOT NULL,              -- sealed view data JSON
+    statement_date   TEXT,                   -- YYYY-MM-DD: values from a statement
+    calculation_date TEXT                    -- YYYY-MM-DD: values from a calculation
 ) STRICT;
 CREATE INDEX IF NOT EXISTS pensions_member ON pensions (member_id);
 ";
@@ -36,6 +38,10 @@ pub struct StoredPension {
     pub scheme_name: String,
     /// The view data (opened).
     pub view_data: serde_json::Value,
+    /// Date of the statement the values come from.
+    pub statement_date: Option<chrono::NaiveDate>,
+    /// Date of the calculation the values come from.
+    pub calculation_date: Option<chrono::NaiveDate>,
 }
 
 /// Upserts a batch of validated members in one transaction.
@@ -50,8 +56,9 @@ pub fn upsert(
             "INSERT OR REPLACE INTO members (member_id, holdername, sealed) VALUES (?1, ?2, ?3)",
         )?;
         let mut pension = tx.prepare_cached(
-            "INSERT OR REPLACE INTO pensions (asset_guid, member_id, holdername, scheme_name, view_data)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR REPLACE INTO pensions (asset_guid, member_id, holdername, scheme_name,
+                 view_data, statement_date, calculation_date)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for m in batch {
             let json = serde_json::to_vec(&m.match_record()).expect("match record serialises");
@@ -69,7 +76,9 @@ pub fn upsert(
                     m.member_id,
                     holdername,
                     scheme_name(&p.view_data),
-                    key.seal(guid.as_bytes(), &vd)
+                    key.seal(guid.as_bytes(), &vd),
+                    p.statement_date.map(|d| d.to_string()),
+                    p.calculation_date.map(|d| d.to_string()),
                 ])?;
             }
         }
@@ -115,16 +124,34 @@ pub fn pension(
     asset_guid: Uuid,
 ) -> Result<Option<StoredPension>, StoreError> {
     let guid = asset_guid.hyphenated().to_string();
-    let row: Option<(String, String, String, Vec<u8>)> = conn
-        .query_row(
-            "SELECT member_id, holdername, scheme_name, view_data FROM pensions WHERE asset_guid = ?1",
-            [&guid],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
+    type Row = (
+        String,
+        String,
+        String,
+        Vec<u8>,
+        Option<String>,
+        Option<String>,
+    );
+    let row: Option<Row> = conn
+        .prepare_cached(
+            "SELECT member_id, holdername, scheme_name, view_data, statement_date, calculation_date
+             FROM pensions WHERE asset_guid = ?1",
+        )?
+        .query_row([&guid], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
         .optional()?;
-    let Some((member_id, holdername, scheme_name, sealed)) = row else {
+    let Some((member_id, holdername, scheme_name, sealed, statement, calculation)) = row else {
         return Ok(None);
     };
+    let date = |d: Option<String>| d.and_then(|d| crate::matching::normalise::date(&d));
     let vd = key.open(guid.as_bytes(), &sealed)?;
     Ok(Some(StoredPension {
         asset_guid,
@@ -132,6 +159,8 @@ pub fn pension(
         holdername: Uuid::parse_str(&holdername).map_err(|_| StoreError::Corrupt("holdername"))?,
         scheme_name,
         view_data: serde_json::from_slice(&vd).map_err(|_| StoreError::Corrupt("view data"))?,
+        statement_date: date(statement),
+        calculation_date: date(calculation),
     }))
 }
 
@@ -139,4 +168,30 @@ pub fn pension(
 pub fn count(conn: &Connection) -> Result<u64, StoreError> {
     let n: i64 = conn.query_row("SELECT count(*) FROM members", [], |r| r.get(0))?;
     Ok(n as u64)
+}
+
+/// Replaces a pension's values with a completed calculation's (`values import`): its benefit
+/// illustrations and calculation date. Returns false when no such pension is stored.
+pub fn set_calculated_values(
+    conn: &Connection,
+    key: &DataKey,
+    asset_guid: Uuid,
+    calculation_date: chrono::NaiveDate,
+    benefit_illustrations: &serde_json::Value,
+) -> Result<bool, StoreError> {
+    let Some(mut p) = pension(conn, key, asset_guid)? else {
+        return Ok(false);
+    };
+    p.view_data["benefitIllustrations"] = benefit_illustrations.clone();
+    let guid = asset_guid.hyphenated().to_string();
+    let vd = serde_json::to_vec(&p.view_data).expect("view data serialises");
+    conn.execute(
+        "UPDATE pensions SET view_data = ?2, calculation_date = ?3 WHERE asset_guid = ?1",
+        params![
+            guid,
+            key.seal(guid.as_bytes(), &vd),
+            calculation_date.to_string()
+        ],
+    )?;
+    Ok(true)
 }

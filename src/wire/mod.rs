@@ -2,6 +2,8 @@
 //!
 //! - [`find`]: the find request body and its validation (SPEC §3.1, reconstructed).
 //! - [`problem`]: RFC 9457 problem details and the ACK body.
+//! - [`view`]: the view data payload, its code lists, the view response and the UMA challenge.
 
 pub mod find;
 pub mod problem;
+pub mod view;

@@ -31,7 +31,7 @@ fn jsonl_loads_good_records_and_reports_bad_ones_by_line_and_field() {
         [
             "line 2: dateOfBirth: not a date (YYYY-MM-DD)",
             "line 3: record: not valid JSON",
-            "line 5: pensions[0].viewData.pensionType: not one of AVC, CB, CDC, DB, DC, HYB, SP",
+            "line 5: pensions[0].viewData.pensionType: missing, unknown, not in its code list or of the wrong type",
             "line 6: ninoo: missing, unknown or of the wrong type",
         ]
     );
