@@ -71,6 +71,8 @@ pub struct Config {
     pub cas: CasConfig,
     /// Match rules.
     pub matching: MatchingConfig,
+    /// The view endpoint: signing, UMA, time budget, values timing.
+    pub view: ViewConfig,
     /// Audit retention.
     pub audit: AuditConfig,
 }
@@ -199,6 +201,48 @@ pub struct MatchingConfig {
     pub possible_review_days: u32,
 }
 
+/// The view endpoint (SPEC §3.2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ViewConfig {
+    /// The view data token signing key (RSA, PKCS#8 PEM).
+    pub signing_key: PathBuf,
+    /// `RS256` (default) or `PS256`.
+    pub algorithm: String,
+    /// `iss` of view data tokens.
+    pub issuer: String,
+    /// `aud` of view data tokens; default the CAS token endpoint.
+    pub audience: Option<String>,
+    /// `as_uri` in the UMA challenge; default the CAS token endpoint.
+    pub as_uri: Option<String>,
+    /// View data token lifetime.
+    pub token_ttl_s: i64,
+    /// The whole view, receipt to answer, at most (CAS calls included).
+    pub budget_ms: u64,
+    /// Time-out of the permission ticket call.
+    pub perm_timeout_ms: u64,
+    /// Time-out of the introspection call.
+    pub introspect_timeout_ms: u64,
+    /// `Retry-After` on a `503` when the CAS is slow or down.
+    pub retry_after_s: u64,
+    /// UK bank holidays (gov.uk JSON format); rule-based holidays when the file is absent.
+    pub calendar: PathBuf,
+    /// The nation whose bank holidays count, for holdernames not listed in `nations`.
+    pub nation: crate::view_data::working_days::Nation,
+    /// Per-holdername nations.
+    pub nations: Vec<HoldernameNation>,
+}
+
+/// A holdername's nation for working days.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldernameNation {
+    /// The holdername.
+    pub holdername: uuid::Uuid,
+    /// Its nation.
+    pub nation: crate::view_data::working_days::Nation,
+}
+
 /// One holdername's rules.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -282,6 +326,26 @@ impl Default for CasConfig {
             ca: "certs/ca.pem".into(),
             call_timeout_ms: 5_000,
             connect_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl Default for ViewConfig {
+    fn default() -> Self {
+        Self {
+            signing_key: "certs/view-signing.key".into(),
+            algorithm: "RS256".into(),
+            issuer: "pdp-provider".into(),
+            audience: None,
+            as_uri: None,
+            token_ttl_s: 600,
+            budget_ms: 5_000,
+            perm_timeout_ms: 2_000,
+            introspect_timeout_ms: 2_000,
+            retry_after_s: 2,
+            calendar: "config/bank-holidays.json".into(),
+            nation: Default::default(),
+            nations: Vec::new(),
         }
     }
 }
@@ -401,6 +465,15 @@ impl Config {
                     "every rule set needs a version and at least one rule",
                 ));
             }
+        }
+        if !matches!(self.view.algorithm.as_str(), "RS256" | "PS256") {
+            return Err(invalid("view.algorithm", "RS256 or PS256"));
+        }
+        if self.view.budget_ms == 0 || self.view.budget_ms >= 10_000 {
+            return Err(invalid(
+                "view.budget_ms",
+                "1 to 9999: a view must answer well inside 10 s (CoCo2.1.3)",
+            ));
         }
         if self.audit.retention_days < 6 * 365 {
             return Err(invalid(

@@ -51,6 +51,49 @@ struct ResourceResponse {
     resource_id: String,
 }
 
+#[derive(Serialize)]
+struct PermRequest<'a> {
+    resource_id: &'a str,
+    resource_scopes: [&'static str; 2],
+}
+
+#[derive(Deserialize)]
+struct PermResponse {
+    ticket: String,
+}
+
+/// The CAS's introspection answer (SPEC §4.6; the stub's shape). Unknown fields are ignored.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Introspection {
+    /// Whether the RPT is live.
+    pub active: bool,
+    /// `pension_dashboard_rpt` for an RPT.
+    #[serde(default)]
+    pub token_type: Option<String>,
+    /// Expiry, seconds since the epoch.
+    #[serde(default)]
+    pub exp: Option<i64>,
+    /// Issuer.
+    #[serde(default)]
+    pub iss: Option<String>,
+    /// What the RPT grants.
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+}
+
+/// One permission of an RPT.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Permission {
+    /// The CAS resource id.
+    pub resource_id: String,
+    /// Scopes granted.
+    #[serde(default)]
+    pub resource_scopes: Vec<String>,
+    /// Expiry, seconds since the epoch.
+    #[serde(default)]
+    pub exp: Option<i64>,
+}
+
 // === impl CasClient ===
 
 impl CasClient {
@@ -198,6 +241,53 @@ impl CasClient {
             .bearer_auth(pat.expose());
         self.send("DELETE /rreguri", request_id, req).await?;
         Ok(())
+    }
+}
+
+impl CasClient {
+    /// 4.5: a permission ticket for the owner's resource (`value` and `owner`).
+    pub async fn perm(
+        &self,
+        pat: &Pat,
+        resource_id: &str,
+        request_id: Option<&str>,
+        timeout: Duration,
+    ) -> Result<String, CasError> {
+        let req = self
+            .http
+            .post(self.url("/perm"))
+            .bearer_auth(pat.expose())
+            .timeout(timeout)
+            .json(&PermRequest {
+                resource_id,
+                resource_scopes: ["value", "owner"],
+            });
+        let body = self.send("POST /perm", request_id, req).await?;
+        let r: PermResponse = serde_json::from_slice(&body).map_err(|_| CasError::Malformed)?;
+        Ok(r.ticket)
+    }
+
+    /// 4.6: introspects an RPT with the owner's PAT.
+    pub async fn introspect(
+        &self,
+        pat: &Pat,
+        rpt: &str,
+        request_id: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Introspection, CasError> {
+        let req = self
+            .http
+            .post(self.url("/introspect"))
+            .bearer_auth(pat.expose())
+            .timeout(timeout)
+            .form(&[("token", rpt)]);
+        let body = self.send("POST /introspect", request_id, req).await?;
+        serde_json::from_slice(&body).map_err(|_| CasError::Malformed)
+    }
+
+    /// The CAS token endpoint (`as_uri` and `aud` default).
+    pub fn token_endpoint(&self) -> String {
+        self.url("/token")
     }
 }
 

@@ -46,6 +46,17 @@ CREATE TABLE IF NOT EXISTS peis (
     deletion_reason     TEXT
 ) STRICT;
 CREATE INDEX IF NOT EXISTS peis_request ON peis (request_id);
+CREATE INDEX IF NOT EXISTS peis_pat ON peis (pat_id);
+
+CREATE TABLE IF NOT EXISTS calculations (
+    pei                 TEXT PRIMARY KEY,
+    pension_asset_guid  TEXT NOT NULL,
+    kind                TEXT NOT NULL,  -- DCC (3 working days) | DBC (10 working days)
+    started_on          TEXT NOT NULL,  -- the day the PeI was registered as a match
+    due_on              TEXT NOT NULL,
+    completed_at        INTEGER
+) STRICT;
+CREATE INDEX IF NOT EXISTS calculations_pension ON calculations (pension_asset_guid);
 CREATE INDEX IF NOT EXISTS peis_pension ON peis (pension_asset_guid);
 ";
 
@@ -93,6 +104,23 @@ pub struct StoredPei {
     pub state: String,
     /// When it was registered as a match (µs).
     pub registered_at: Option<i64>,
+}
+
+/// A value calculation owed for a PeI (the 3/10 working-day rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Calculation {
+    /// The PeI whose view showed it pending.
+    pub pei: String,
+    /// The pension.
+    pub pension_asset_guid: String,
+    /// `DCC` or `DBC`.
+    pub kind: String,
+    /// The day the PeI was registered as a match.
+    pub started_on: chrono::NaiveDate,
+    /// When the values are due.
+    pub due_on: chrono::NaiveDate,
+    /// When the values were imported (µs), once they were.
+    pub completed_at: Option<i64>,
 }
 
 /// A failed find request, for operators (CoCo2.2.6).
@@ -355,6 +383,111 @@ impl Queue {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records a value calculation owed for a PeI (once; later calls keep the first).
+    pub fn record_calculation(&self, c: &Calculation) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached(
+                "INSERT OR IGNORE INTO calculations (pei, pension_asset_guid, kind, started_on, due_on)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                c.pei,
+                c.pension_asset_guid,
+                c.kind,
+                c.started_on.to_string(),
+                c.due_on.to_string()
+            ])?;
+        Ok(())
+    }
+
+    /// Closes the open calculations of a pension; returns how many.
+    pub fn complete_calculations(&self, pension_asset_guid: &str) -> Result<u64, StoreError> {
+        let n = self.conn().execute(
+            "UPDATE calculations SET completed_at = ?2
+              WHERE pension_asset_guid = ?1 AND completed_at IS NULL",
+            params![pension_asset_guid, crate::now_micros()],
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Calculations, open ones first by due date.
+    pub fn calculations(&self) -> Result<Vec<Calculation>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT pei, pension_asset_guid, kind, started_on, due_on, completed_at
+               FROM calculations ORDER BY completed_at IS NOT NULL, due_on, pei",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let date = |s: String| crate::matching::normalise::date(&s).unwrap_or_default();
+            Ok(Calculation {
+                pei: r.get(0)?,
+                pension_asset_guid: r.get(1)?,
+                kind: r.get(2)?,
+                started_on: date(r.get(3)?),
+                due_on: date(r.get(4)?),
+                completed_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Marks a PeI de-registered (or gone at the CAS) with its deletion reason.
+    pub fn deregistered(&self, pei: &str, reason: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE peis SET state = 'deregistered', deletion_reason = ?2, deregistered_at = ?3
+              WHERE pei = ?1",
+            params![pei, reason, crate::now_micros()],
+        )?;
+        Ok(())
+    }
+
+    /// Flags a PeI "de-registration pending: notify PDP" (its PAT was refused): never served again.
+    pub fn flag_for_deregistration(&self, pei: &str, reason: &str) -> Result<(), StoreError> {
+        self.conn().execute(
+            "UPDATE peis SET state = 'flagged', deletion_reason = ?2, deregistered_at = ?3
+              WHERE pei = ?1",
+            params![pei, reason, crate::now_micros()],
+        )?;
+        Ok(())
+    }
+
+    /// PeIs flagged for de-registration (CoCo2.2.4), for the operator report and the metric.
+    pub fn flagged(&self) -> Result<Vec<StoredPei>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {PEI_COLUMNS} FROM peis WHERE state = 'flagged' ORDER BY pei"
+        ))?;
+        let rows = stmt.query_map([], row_to_pei)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// PAT refresh (SPEC §3.3): replaces the stored PAT whose SHA-256 is `previous_sha256` for
+    /// every PeI it covered. Returns how many stored PATs were replaced (0: unknown).
+    pub fn refresh_pat(
+        &self,
+        key: &DataKey,
+        previous_sha256: &str,
+        new_pat: &str,
+        expires_at: Option<i64>,
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let ids: Vec<String> = {
+            let mut stmt = tx.prepare("SELECT pat_id FROM pats WHERE pat_sha256 = ?1")?;
+            let rows = stmt.query_map([previous_sha256], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(new_pat.as_bytes()));
+        for id in &ids {
+            tx.execute(
+                "UPDATE pats SET pat_sha256 = ?2, sealed = ?3, expires_at = ?4 WHERE pat_id = ?1",
+                params![id, sha, key.seal(id.as_bytes(), new_pat.as_bytes()), expires_at],
+            )?;
+        }
+        tx.commit()?;
+        Ok(ids.len() as u64)
     }
 
     /// Runs `f` with the connection (for stores built on the same file).

@@ -3,7 +3,7 @@
 //! It writes an ecosystem CA; a server certificate for `localhost` and `127.0.0.1` (used by the
 //! endpoint and the CAS simulator); client certificates for the PFS, a dashboard and the
 //! provider's own outbound identity; a second, unrelated "rogue" CA with a client certificate,
-//! for refusal tests; and the AES-256 data key. Private keys are `*.key` and never committed.
+//! for refusal tests; the AES-256 data key; and the RSA key that signs view data tokens. Private keys are `*.key` and never committed.
 //! Production certificates come from PDP's connection portal instead (see README).
 
 use std::path::{Path, PathBuf};
@@ -47,6 +47,8 @@ pub mod files {
     pub const ROGUE_CLIENT_KEY: &str = "rogue-client.key";
     /// The AES-256-GCM data key, 64 hex digits.
     pub const DATA_KEY: &str = "data.key";
+    /// The view data token signing key (RSA 2048, PKCS#8).
+    pub const VIEW_SIGNING_KEY: &str = "view-signing.key";
 }
 
 struct Ca {
@@ -152,5 +154,10 @@ pub fn init(dir: &Path) -> Result<(), TlsError> {
         files::DATA_KEY,
         &crate::store::sealed::DataKey::generate_hex(),
     )?;
+    let signing = crate::view_data::token::generate_rsa_pem().map_err(|e| TlsError::Pem {
+        path: dir.join(files::VIEW_SIGNING_KEY),
+        reason: e.to_string(),
+    })?;
+    write(dir, files::VIEW_SIGNING_KEY, &signing)?;
     Ok(())
 }

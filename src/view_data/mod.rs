@@ -1,5 +1,7 @@
 //! View data: the payload of the data standards, its values timing, and the signed token.
 //!
 //! - [`working_days`]: UK working days with bank holidays per nation, from an updatable file.
+//! - [`token`]: the signed view data token and the public JWK set.
 
+pub mod token;
 pub mod working_days;

@@ -493,7 +493,8 @@ code_list!(
 code_list!(
     /// Additional data source type.
     InformationType { /// Costs and charges.
-        C_AND_C, /// Statement of investment principles.
+        #[serde(rename = "C_AND_C")]
+        CAndC, /// Statement of investment principles.
         SIP, /// Implementation statement.
         IMP, /// Annual report.
         ANR, /// State pension.
