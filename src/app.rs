@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::cas::client::CasClient;
 use crate::config::Config;
 use crate::http::ops::Ops;
+use crate::http::view::ViewService;
 use crate::http::{App, ConnLimits, Limits};
 use crate::matching::index::Matcher;
 use crate::store::journal::{Journal, JournalLimits, JournalWriter};
@@ -22,6 +23,8 @@ use crate::store::sealed::{DataKey, SealError};
 use crate::store::sqlite::SqliteStore;
 use crate::store::StoreError;
 use crate::tls::TlsError;
+use crate::view_data::token::{Signer, TokenSettings};
+use crate::view_data::working_days::Calendar;
 use crate::workers::Pool;
 
 /// Why the endpoint could not start.
@@ -36,6 +39,9 @@ pub enum StartError {
     /// The data key.
     #[error(transparent)]
     Key(#[from] SealError),
+    /// The view signing key.
+    #[error(transparent)]
+    Sign(#[from] crate::view_data::token::SignError),
     /// A listener could not bind.
     #[error("binding {addr}: {source}")]
     Bind {
@@ -111,6 +117,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         });
         pool.spawn(shutdown.clone(), &workers);
     }
+    let view = Some(Arc::new(view_service(&config, &key, journal.clone())?));
+    let jwks = view.as_ref().map(|v| v.signer.jwks().clone());
     let app = Arc::new(App {
         journal: journal.clone(),
         key,
@@ -121,9 +129,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             request_timeout: Duration::from_millis(config.server.request_timeout_ms),
         },
         wake_workers: wake,
+        view,
     });
     let ops = Arc::new(Ops {
         prometheus,
+        jwks,
         ready: AtomicBool::new(false),
     });
     tokio::spawn(crate::http::serve(
@@ -154,9 +164,56 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     })
 }
 
+/// Builds the view endpoint's service: its own store connection, the signer, the calendar.
+fn view_service(
+    config: &Config,
+    key: &DataKey,
+    journal: Journal,
+) -> Result<ViewService, StartError> {
+    let cas = CasClient::new(&config.cas, journal)?;
+    let v = &config.view;
+    let token_endpoint = cas.token_endpoint();
+    let signer = Signer::load(
+        &v.signing_key,
+        TokenSettings {
+            issuer: v.issuer.clone(),
+            audience: v.audience.clone().unwrap_or_else(|| token_endpoint.clone()),
+            ttl_s: v.token_ttl_s,
+            algorithm: v.algorithm.clone(),
+        },
+    )?;
+    let calendar = match Calendar::load(&v.calendar) {
+        Ok(c) => c,
+        Err(e) => {
+            let year = chrono::Datelike::year(&chrono::Utc::now());
+            tracing::warn!(error = %e, "bank holiday file not loaded; using holidays by rule");
+            Calendar::by_rule(year - 1, year + 5)
+        }
+    };
+    Ok(ViewService {
+        store: Arc::new(Queue::open(&config.store.path)?),
+        key: key.clone(),
+        cas,
+        signer,
+        calendar,
+        nations: v.nations.iter().map(|n| (n.holdername, n.nation)).collect(),
+        default_nation: v.nation,
+        as_uri: v.as_uri.clone().unwrap_or(token_endpoint),
+        budget: Duration::from_millis(v.budget_ms),
+        perm_timeout: Duration::from_millis(v.perm_timeout_ms),
+        introspect_timeout: Duration::from_millis(v.introspect_timeout_ms),
+        retry_after_s: v.retry_after_s,
+    })
+}
+
 // === impl Running ===
 
 impl Running {
+    /// The view signing key's public JWK set (for onboarding and the CAS simulator).
+    pub fn jwks(&self) -> Option<&serde_json::Value> {
+        self.ops.jwks.as_ref()
+    }
+
     /// The token that stops the endpoint when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()

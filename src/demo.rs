@@ -86,6 +86,7 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
     config.cas.client_cert = args.certs.join(files::PROVIDER);
     config.cas.client_key = args.certs.join(files::PROVIDER_KEY);
     config.cas.ca = args.certs.join(files::CA);
+    config.view.signing_key = args.certs.join(files::VIEW_SIGNING_KEY);
 
     // Members: generated once, imported into the store.
     let seed = 42;
@@ -124,6 +125,10 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
     );
 
     let running = crate::app::start(config.clone()).await?;
+    // PDP publishes the provider's signing key at the CAS jwk_uri at onboarding.
+    if let Some(jwks) = running.jwks() {
+        cas.state.publish_jwks(jwks);
+    }
     let base = format!("https://127.0.0.1:{}", running.addr.port());
     println!("endpoint on {base} (ops http://{})", running.ops_addr);
     let pfs = crate::sim::pfs::Pfs::new(

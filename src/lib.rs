@@ -16,6 +16,8 @@
 //! - [`workers`]: the pool that claims ACKed finds, matches them and registers PeIs.
 //! - [`cas`]: the outbound CAS client (UAT to PAT, PeI registration), retries inside the budget.
 //! - [`sim`]: the CAS simulator and a PFS driver for tests, the demo and load tests.
+//! - [`view_data`]: the view payload, the 3/10 working-day values rule, the signed token.
+//! - [`peis`]: operator actions on PeIs: de-registration, flagging (CoCo2.2.4).
 //! - [`audit`]: the audit record every call writes (CoCo2.1.6), never personal data.
 //! - [`metrics`]: metric names, units and the SLA buckets (CoCo2.1.1-2.1.5).
 //! - [`shutdown`]: one cancellation signal and the drain deadline.
@@ -31,6 +33,7 @@ pub mod load;
 pub mod matching;
 pub mod members;
 pub mod metrics;
+pub mod peis;
 pub mod shutdown;
 pub mod sim;
 pub mod store;

@@ -50,6 +50,16 @@ pub const WORKERS_BUSY: &str = "pdp_workers_busy";
 /// Workers in the pool.
 pub const WORKERS: &str = "pdp_workers";
 
+/// View latency, receipt to answer (CoCo2.1.3: target 2 s, limit 10 s).
+pub const VIEW_SECONDS: &str = "pdp_view_seconds";
+/// Views answered, by `outcome` (`ok`, `challenge`, `not_found`, `shed`, ...).
+pub const VIEWS_TOTAL: &str = "pdp_views_total";
+/// PeIs flagged "de-registration pending: notify PDP" (CoCo2.2.4).
+pub const DEREGISTRATIONS_PENDING: &str = "pdp_deregistrations_pending";
+
+/// View buckets: the 2 s target and the 10 s limit among them.
+pub const VIEW_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0];
+
 /// Completion buckets: the 15 s target and the 60 s limit among them.
 pub const COMPLETION_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0,
@@ -99,6 +109,9 @@ pub fn install() -> PrometheusHandle {
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(CAS_CALL_SECONDS.into()), CAS_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(VIEW_SECONDS.into()), VIEW_BUCKETS)
                 })
                 .expect("bucket lists are non-empty")
                 .install_recorder()
@@ -193,6 +206,33 @@ fn describe() {
     );
     describe_gauge!(WORKERS_BUSY, Unit::Count, "Workers busy on a find request");
     describe_gauge!(WORKERS, Unit::Count, "Workers in the pool");
+    describe_histogram!(
+        VIEW_SECONDS,
+        Unit::Seconds,
+        "View request receipt to answer (CoCo2.1.3)"
+    );
+    describe_counter!(VIEWS_TOTAL, Unit::Count, "Views answered, by outcome");
+    describe_gauge!(
+        DEREGISTRATIONS_PENDING,
+        Unit::Count,
+        "PeIs flagged: de-registration pending, notify PDP (CoCo2.2.4)"
+    );
+}
+
+/// Records one view's answer.
+pub fn view_answered(outcome: &'static str, status: u16, elapsed: Duration) {
+    counter!(VIEWS_TOTAL, "outcome" => outcome).increment(1);
+    http_response("view", status);
+    let secs = elapsed.as_secs_f64();
+    histogram!(VIEW_SECONDS).record(secs);
+    if secs > 10.0 {
+        counter!(SLA_BREACHES_TOTAL, "standard" => "CoCo2.1.3").increment(1);
+    }
+}
+
+/// Sets the de-registrations pending gauge.
+pub fn deregistrations_pending(n: usize) {
+    gauge!(DEREGISTRATIONS_PENDING).set(n as f64);
 }
 
 /// Records one CAS call.

@@ -8,12 +8,16 @@
 //! gracefully, and the drain is bounded by `shutdown_grace_ms`.
 //!
 //! - [`find`]: `POST /find-requests`.
-//! - [`ops`]: the ops listener: `/health/live`, `/health/ready`, `/metrics`.
+//! - [`view`]: `GET /view-data/{assetGuid}`: the UMA flow and the signed view data token.
+//! - [`pat_refresh`]: `POST /pat-refresh`.
+//! - [`ops`]: the ops listener: `/health/live`, `/health/ready`, `/metrics`, `/jwks.json`.
 //! - [`respond`]: errors to statuses and problem bodies.
 
 pub mod find;
 pub mod ops;
+pub mod pat_refresh;
 pub mod respond;
+pub mod view;
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -37,7 +41,7 @@ use crate::audit::{AuditRecord, Direction};
 use crate::config::Config;
 use crate::store::journal::Journal;
 use crate::store::sealed::DataKey;
-use respond::{AlreadyAudited, ApiError, Body, X_REQUEST_ID};
+use respond::{AlreadyAudited, ApiError, Body, RelatedRequest, X_REQUEST_ID};
 
 /// Limits the handlers apply.
 #[derive(Debug, Clone)]
@@ -62,6 +66,8 @@ pub struct App {
     pub limits: Limits,
     /// Wakes the worker pool when a new find is stored.
     pub wake_workers: Arc<Notify>,
+    /// The view endpoint, when configured.
+    pub view: Option<Arc<view::ViewService>>,
 }
 
 /// Per-request context.
@@ -249,6 +255,20 @@ fn classify_handshake(e: &std::io::Error) -> &'static str {
     }
 }
 
+/// Bounds a handler by the request time-out.
+async fn timed(
+    limits: &Limits,
+    fut: impl std::future::Future<Output = Result<Response<Body>, ApiError>>,
+) -> Result<Response<Body>, ApiError> {
+    match tokio::time::timeout(limits.request_timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::unavailable(
+            "request timed out; retry later",
+            limits.retry_after_s,
+        )),
+    }
+}
+
 /// Routes one request, applies its time-out, and audits its answer.
 async fn route(req: Request<Incoming>, party: Arc<str>, app: Arc<App>) -> Response<Body> {
     let received = Instant::now();
@@ -268,21 +288,32 @@ async fn route(req: Request<Incoming>, party: Arc<str>, app: Arc<App>) -> Respon
         received,
         party,
     };
+    let path = req.uri().path().to_owned();
     let (endpoint, metric): (&'static str, &'static str);
-    let result = match (req.method(), req.uri().path()) {
+    let result = match (req.method(), path.as_str()) {
         (&Method::POST, "/find-requests") => {
             (endpoint, metric) = ("POST /find-requests", "find");
-            let fut = find::handle(req, &cx, &app);
-            match tokio::time::timeout(app.limits.request_timeout, fut).await {
-                Ok(r) => r,
-                Err(_) => Err(ApiError::unavailable(
-                    "request timed out; retry later",
-                    app.limits.retry_after_s,
-                )),
-            }
+            timed(&app.limits, find::handle(req, &cx, &app)).await
         }
         (_, "/find-requests") => {
             (endpoint, metric) = ("* /find-requests", "find");
+            Err(ApiError::method_not_allowed("POST"))
+        }
+        (&Method::GET, p) if p.starts_with("/view-data/") && app.view.is_some() => {
+            (endpoint, metric) = ("GET /view-data", "view");
+            let svc = app.view.clone().expect("checked");
+            timed(&app.limits, view::handle(req, &cx, &svc)).await
+        }
+        (_, p) if p.starts_with("/view-data/") && app.view.is_some() => {
+            (endpoint, metric) = ("* /view-data", "view");
+            Err(ApiError::method_not_allowed("GET"))
+        }
+        (&Method::POST, "/pat-refresh") => {
+            (endpoint, metric) = ("POST /pat-refresh", "pat_refresh");
+            timed(&app.limits, pat_refresh::handle(req, &cx, &app)).await
+        }
+        (_, "/pat-refresh") => {
+            (endpoint, metric) = ("* /pat-refresh", "pat_refresh");
             Err(ApiError::method_not_allowed("POST"))
         }
         _ => {
@@ -294,7 +325,8 @@ async fn route(req: Request<Incoming>, party: Arc<str>, app: Arc<App>) -> Respon
         Ok(resp) => {
             let outcome = match resp.extensions().get::<crate::store::AppendOutcome>() {
                 Some(crate::store::AppendOutcome::Duplicate) => "duplicate",
-                _ => "ack",
+                Some(crate::store::AppendOutcome::Created) => "ack",
+                None => "ok",
             };
             (resp, outcome)
         }
@@ -304,15 +336,20 @@ async fn route(req: Request<Incoming>, party: Arc<str>, app: Arc<App>) -> Respon
         }
     };
     let status = resp.status().as_u16();
-    if metric == "find" {
-        crate::metrics::find_answered(outcome, status, received.elapsed());
-    } else {
-        crate::metrics::http_response(metric, status);
+    match metric {
+        "find" => crate::metrics::find_answered(outcome, status, received.elapsed()),
+        "view" => crate::metrics::view_answered(outcome, status, received.elapsed()),
+        _ => crate::metrics::http_response(metric, status),
     }
     if resp.extensions().get::<AlreadyAudited>().is_none() {
+        let related = resp
+            .extensions()
+            .get::<RelatedRequest>()
+            .map(|r| r.0.clone());
+        let own = (metric == "find" && cx.request_id_valid).then(|| cx.transaction_id.clone());
         app.journal.audit(AuditRecord {
             transaction_id: cx.transaction_id.clone(),
-            request_id: cx.request_id_valid.then(|| cx.transaction_id.clone()),
+            request_id: related.or(own),
             direction: Direction::Inbound,
             party: cx.party.to_string(),
             endpoint: endpoint.into(),

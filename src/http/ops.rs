@@ -1,5 +1,5 @@
 //! The ops listener (plain HTTP; keep it on loopback or a private network): `/health/live`,
-//! `/health/ready`, `/metrics`. Never the ecosystem port.
+//! `/health/ready`, `/metrics`, `/jwks.json`. Never the ecosystem port.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +21,8 @@ use super::respond::Body;
 pub struct Ops {
     /// Renders `/metrics`.
     pub prometheus: PrometheusHandle,
+    /// The view data signing key's public JWK set, for `/jwks.json`.
+    pub jwks: Option<serde_json::Value>,
     /// False while starting and once draining: `/health/ready` answers `503`.
     pub ready: AtomicBool,
 }
@@ -74,6 +76,14 @@ fn route(req: &Request<Incoming>, ops: &Ops) -> Response<Body> {
                 ops.prometheus.render(),
             )
         }
+        "/jwks.json" => match &ops.jwks {
+            Some(j) => text(StatusCode::OK, "application/json", j.to_string()),
+            None => text(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "no signing key\n".into(),
+            ),
+        },
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     }
 }

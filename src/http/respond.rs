@@ -31,7 +31,16 @@ pub struct ApiError {
     pub retry_after_s: Option<u64>,
     /// `Allow`, for `405`.
     pub allow: Option<&'static str>,
+    /// `WWW-Authenticate`, for `401`.
+    pub www_authenticate: Option<String>,
+    /// The find request this answer relates to, for the audit record.
+    pub related: Option<String>,
 }
+
+/// The find request a response relates to, for its audit record (views relate to the find that
+/// created their PeI).
+#[derive(Debug, Clone)]
+pub struct RelatedRequest(pub String);
 
 // === impl ApiError ===
 
@@ -49,6 +58,20 @@ impl ApiError {
             detail: detail.into(),
             retry_after_s: None,
             allow: None,
+            www_authenticate: None,
+            related: None,
+        }
+    }
+
+    /// A `401` UMA challenge.
+    pub fn challenge(www_authenticate: String) -> Self {
+        Self {
+            www_authenticate: Some(www_authenticate),
+            ..Self::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                "a requesting party token is required; see WWW-Authenticate",
+            )
         }
     }
 
@@ -104,6 +127,7 @@ impl ApiError {
             ErrorCode::ServiceUnavailable => "shed",
             ErrorCode::InternalServerError => "error",
             ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::Unauthorized => "challenge",
         }
     }
 
@@ -124,6 +148,16 @@ impl ApiError {
         if let Some(s) = self.retry_after_s {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if let Some(v) = self
+            .www_authenticate
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        if let Some(r) = self.related {
+            resp.extensions_mut().insert(RelatedRequest(r));
         }
         if let Some(allow) = self.allow {
             resp.headers_mut()

@@ -5,7 +5,10 @@
 //! Bearer token required`, `400 PAT not found`, `401` when the PAT does not own the resource),
 //! `409` when an X-Request-ID already created a resource, `200` with the existing id when a PeI
 //! is registered again. It issues one PAT per user (`sub`). Resource ids are 37 characters, so
-//! nothing may assume a UUID.
+//! nothing may assume a UUID. For the view it issues permission tickets (`POST /perm`), swaps
+//! them for RPTs with the dashboard's `uma-ticket` grant at `/token`, introspects RPTs in the
+//! stub's response shape, and publishes providers' keys at `/jwk_uri`. Tickets and RPTs are
+//! opaque: standard base64 of a JSON wrapper around a JWT, as the stub makes them.
 //!
 //! A control listener (plain HTTP, loopback) shows what it received and injects faults:
 //! `GET /__sim/registrations`, `GET /__sim/calls`, `POST /__sim/faults` with
@@ -101,6 +104,10 @@ pub struct CasState {
     expired_pats: DashMap<String, ()>,
     resources: DashMap<String, Resource>,
     by_name: DashMap<String, String>,
+    /// RPT → (resource id, scopes, exp).
+    rpts: DashMap<String, (String, Vec<String>, i64)>,
+    /// The provider keys published at `/jwk_uri`.
+    jwks: Mutex<Vec<serde_json::Value>>,
     used_request_ids: DashMap<String, ()>,
     calls: Mutex<Vec<Call>>,
     faults: Mutex<ActiveFaults>,
@@ -186,6 +193,39 @@ impl CasState {
             faults,
             outage_until,
         };
+    }
+
+    /// Publishes a provider's JWK set at `/jwk_uri` (PDP does this at onboarding).
+    pub fn publish_jwks(&self, jwks: &serde_json::Value) {
+        let mut keys = self.jwks.lock().unwrap_or_else(|e| e.into_inner());
+        for k in jwks["keys"].as_array().into_iter().flatten() {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+    }
+
+    /// The PAT that owns a registered PeI (for tests that expire it).
+    pub fn pat_of(&self, pei: &str) -> Option<String> {
+        let id = self.by_name.get(pei)?.value().clone();
+        self.resources.get(&id).map(|r| r.pat.clone())
+    }
+
+    /// Issues the owner of `old` a new PAT (the CAS side of a PAT refresh): the new one owns
+    /// everything the old one did, and the old one is forgotten.
+    pub fn rotate_pat(&self, old: &str) -> Option<String> {
+        let (_, sub) = self.pats.remove(old)?;
+        let now = chrono::Utc::now().timestamp();
+        let new = mint(json!({"sub": sub, "iat": now, "exp": now + 548 * 86_400,
+                              "jti": uuid::Uuid::new_v4(), "scope": "uma_protection"}));
+        self.pats.insert(new.clone(), sub.clone());
+        self.pat_by_sub.insert(sub, new.clone());
+        for mut r in self.resources.iter_mut() {
+            if r.pat == old {
+                r.pat = new.clone();
+            }
+        }
+        Some(new)
     }
 
     /// Treats a PAT as expired from now on (its calls get `401`).
@@ -293,7 +333,8 @@ async fn handle_inner(
         return respond(s, "text/plain", Bytes::new());
     }
     if req.uri().path() == "/jwk_uri" {
-        return json_resp(StatusCode::OK, json!({"keys": []}));
+        let keys = state.jwks.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        return json_resp(StatusCode::OK, json!({ "keys": keys }));
     }
     let Some(xid) = x_request_id.filter(|x| uuid::Uuid::try_parse(x).is_ok()) else {
         return text(
@@ -308,6 +349,8 @@ async fn handle_inner(
     match (req.method().clone(), req.uri().path().to_owned()) {
         (Method::POST, p) if p == "/token" => token(req, state).await,
         (Method::POST, p) if p == "/rreguri" => register(req, state, &xid).await,
+        (Method::POST, p) if p == "/perm" => perm(req, state).await,
+        (Method::POST, p) if p == "/introspect" => introspect(req, state).await,
         (m, p) if p.starts_with("/rreguri/") => {
             let id = p.trim_start_matches("/rreguri/").to_owned();
             match m {
@@ -332,6 +375,163 @@ struct TokenForm {
     grant_type: Option<String>,
     assertion: Option<String>,
     scope: Option<String>,
+    ticket: Option<String>,
+    claim_token: Option<String>,
+    claim_token_format: Option<String>,
+}
+
+/// An opaque UMA token as the stub makes them: standard base64 of
+/// `{"access_token": <JWT>, "token_type": <type>}`.
+fn wrap(token_type: &str, claims: serde_json::Value) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(json!({"access_token": mint(claims), "token_type": token_type}).to_string())
+}
+
+fn unwrap_token(t: &str) -> Option<(String, serde_json::Value)> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(t).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let claims = jwt_claims(v.get("access_token")?.as_str()?)?;
+    Some((v.get("token_type")?.as_str()?.to_owned(), claims))
+}
+
+/// The dashboard's grant: a permission ticket for an RPT.
+fn uma_ticket(form: TokenForm, state: &CasState) -> Response<Body> {
+    let invalid = |e: &str| json_resp(StatusCode::BAD_REQUEST, json!({"error": e}));
+    let (Some(ticket), Some(claim_token)) = (form.ticket, form.claim_token) else {
+        return invalid("invalid_request");
+    };
+    if claim_token.split('.').count() != 3
+        || form.claim_token_format.as_deref() != Some("pension_dashboard_rqp")
+    {
+        return invalid("invalid_request");
+    }
+    let Some((kind, claims)) = unwrap_token(&ticket) else {
+        return invalid("invalid_grant");
+    };
+    let now = chrono::Utc::now().timestamp();
+    if kind != "pension_dashboard_pmt" || claims["exp"].as_i64().is_none_or(|e| e < now) {
+        return invalid("invalid_grant");
+    }
+    let resource_id = claims["resource_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let granted: Vec<String> = claims["resource_scopes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .filter(|s| {
+            form.scope
+                .as_deref()
+                .is_none_or(|want| want.split(' ').any(|w| w == s))
+        })
+        .collect();
+    if granted.is_empty() {
+        return invalid("invalid_scope");
+    }
+    let exp = now + 300;
+    let rpt = wrap(
+        "pension_dashboard_rpt",
+        json!({"resource_id": resource_id, "resource_scopes": granted, "exp": exp, "iat": now,
+               "iss": "https://cas-simulator.example.org", "jti": uuid::Uuid::new_v4()}),
+    );
+    state.rpts.insert(rpt.clone(), (resource_id, granted, exp));
+    json_resp(
+        StatusCode::OK,
+        json!({"access_token": rpt, "token_type": "pension_dashboard_rpt",
+               "upgraded": false, "pct": null, "id_token": null}),
+    )
+}
+
+#[derive(Deserialize)]
+struct PermBody {
+    resource_id: String,
+    resource_scopes: Vec<String>,
+}
+
+async fn perm(req: Request<Incoming>, state: &CasState) -> Response<Body> {
+    let Some(pat) = bearer(&req) else {
+        return text(StatusCode::BAD_REQUEST, "Bearer token required");
+    };
+    if let Err(r) = state.pat_owner(&pat) {
+        return *r;
+    }
+    let body = body_bytes(req).await.unwrap_or_default();
+    let Ok(b) = serde_json::from_slice::<PermBody>(&body) else {
+        return text(StatusCode::BAD_REQUEST, "Malformed request");
+    };
+    let mut scopes = b.resource_scopes.clone();
+    scopes.sort();
+    if scopes != ["owner", "value"] {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "resource_scopes must be value and owner",
+        );
+    }
+    let Some(r) = state
+        .resources
+        .get(&b.resource_id)
+        .filter(|r| r.deleted.is_none())
+    else {
+        return text(StatusCode::NOT_FOUND, "Resource not found");
+    };
+    if r.pat != pat {
+        return json_resp(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "The resource is not associated with the PAT"}),
+        );
+    }
+    let now = chrono::Utc::now().timestamp();
+    let ticket = wrap(
+        "pension_dashboard_pmt",
+        json!({"resource_id": r.resource_id, "resource_scopes": ["value", "owner"], "iat": now,
+               "exp": now + 60, "iss": "https://cas-simulator.example.org"}),
+    );
+    json_resp(StatusCode::CREATED, json!({ "ticket": ticket }))
+}
+
+async fn introspect(req: Request<Incoming>, state: &CasState) -> Response<Body> {
+    let Some(pat) = bearer(&req) else {
+        return text(StatusCode::BAD_REQUEST, "Bearer token required");
+    };
+    if let Err(r) = state.pat_owner(&pat) {
+        return *r;
+    }
+    let body = body_bytes(req).await.unwrap_or_default();
+    let token = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
+        .ok()
+        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "token").map(|p| p.1));
+    let Some(token) = token else {
+        return text(StatusCode::BAD_REQUEST, "token required");
+    };
+    if unwrap_token(&token).is_none() {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Token is malformed and cannot be decoded",
+        );
+    }
+    let Some(entry) = state.rpts.get(&token).map(|e| e.value().clone()) else {
+        return text(StatusCode::NOT_FOUND, "Resource not found");
+    };
+    let (resource_id, scopes, exp) = entry;
+    if state
+        .resources
+        .get(&resource_id)
+        .is_none_or(|r| r.pat != pat)
+    {
+        return json_resp(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "The resource is not associated with the PAT"}),
+        );
+    }
+    let active = chrono::Utc::now().timestamp() <= exp;
+    json_resp(
+        StatusCode::OK,
+        json!({"active": active, "token_type": "pension_dashboard_rpt", "exp": exp,
+               "iss": "https://cas-simulator.example.org",
+               "permissions": [{"resource_id": resource_id, "resource_scopes": scopes, "exp": exp}]}),
+    )
 }
 
 async fn token(req: Request<Incoming>, state: &CasState) -> Response<Body> {
@@ -343,6 +543,7 @@ async fn token(req: Request<Incoming>, state: &CasState) -> Response<Body> {
     };
     match form.grant_type.as_deref() {
         Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {}
+        Some("urn:ietf:params:oauth:grant-type:uma-ticket") => return uma_ticket(form, state),
         Some(_) => {
             return json_resp(
                 StatusCode::BAD_REQUEST,

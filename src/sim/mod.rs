@@ -2,7 +2,10 @@
 //!
 //! - [`cas`]: the consent and authorisation service, speaking SPEC.md's CAS side over mTLS, with
 //!   a control listener to read what it received and to inject faults.
+//! - [`dashboard`]: a dashboard that performs the UMA flow and verifies view data tokens as
+//!   MaPS' does.
 //! - [`pfs`]: a pension finder service that sends find requests derived from member records.
 
 pub mod cas;
+pub mod dashboard;
 pub mod pfs;

@@ -50,7 +50,7 @@ pub fn upsert(
     key: &DataKey,
     batch: &[MemberRecord],
 ) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let mut member = tx.prepare_cached(
             "INSERT OR REPLACE INTO members (member_id, holdername, sealed) VALUES (?1, ?2, ?3)",

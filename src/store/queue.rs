@@ -219,7 +219,7 @@ impl Queue {
         matches: &[(String, uuid::Uuid, &PensionMatch)],
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO peis (pei, asset_guid, holdername, pension_asset_guid, member_id,
@@ -473,7 +473,9 @@ impl Queue {
         expires_at: Option<i64>,
     ) -> Result<u64, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        // Immediate: it reads then writes, and a deferred transaction could not upgrade past a
+        // concurrent commit (SQLITE_BUSY_SNAPSHOT bypasses the busy timeout).
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let ids: Vec<String> = {
             let mut stmt = tx.prepare("SELECT pat_id FROM pats WHERE pat_sha256 = ?1")?;
             let rows = stmt.query_map([previous_sha256], |r| r.get(0))?;
@@ -483,7 +485,12 @@ impl Queue {
         for id in &ids {
             tx.execute(
                 "UPDATE pats SET pat_sha256 = ?2, sealed = ?3, expires_at = ?4 WHERE pat_id = ?1",
-                params![id, sha, key.seal(id.as_bytes(), new_pat.as_bytes()), expires_at],
+                params![
+                    id,
+                    sha,
+                    key.seal(id.as_bytes(), new_pat.as_bytes()),
+                    expires_at
+                ],
             )?;
         }
         tx.commit()?;

@@ -126,7 +126,8 @@ impl Signer {
         let jwks = serde_json::json!({"keys": [{
             "kty": "RSA", "use": "sig", "alg": settings.algorithm, "kid": kid, "n": n, "e": e
         }]});
-        let key = EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| SignError::Key(e.to_string()))?;
+        let key =
+            EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| SignError::Key(e.to_string()))?;
         let mut header = Header::new(alg);
         header.kid = Some(kid.clone());
         header.typ = Some("JWT".into());
@@ -152,7 +153,8 @@ impl Signer {
             jti: uuid::Uuid::new_v4().hyphenated().to_string(),
             view_data,
         };
-        jsonwebtoken::encode(&self.header, &claims, &self.key).map_err(|e| SignError::Sign(e.to_string()))
+        jsonwebtoken::encode(&self.header, &claims, &self.key)
+            .map_err(|e| SignError::Sign(e.to_string()))
     }
 
     /// The public JWK set: `{"keys": [...]}`.
@@ -182,7 +184,9 @@ mod tests {
     #[test]
     fn tokens_verify_against_the_published_jwk_and_carry_view_data_as_a_string() {
         let signer = Signer::from_pem(&generate_rsa_pem().unwrap(), settings()).unwrap();
-        let token = signer.sign("urn:pei:a:b", r#"{"arrangements":[]}"#).unwrap();
+        let token = signer
+            .sign("urn:pei:a:b", r#"{"arrangements":[]}"#)
+            .unwrap();
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.kid.as_deref(), Some(signer.kid()));
         assert_eq!(header.typ.as_deref(), Some("JWT"));
@@ -222,6 +226,9 @@ mod tests {
             Signer::from_pem(&generate_rsa_pem().unwrap(), s),
             Err(SignError::Algorithm(_))
         ));
-        assert!(matches!(Signer::from_pem("nope", settings()), Err(SignError::Key(_))));
+        assert!(matches!(
+            Signer::from_pem("nope", settings()),
+            Err(SignError::Key(_))
+        ));
     }
 }

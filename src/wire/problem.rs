@@ -37,6 +37,8 @@ pub enum ErrorCode {
     InternalServerError,
     /// A request field other than the body is malformed (400).
     InvalidRequest,
+    /// No valid RPT: a UMA challenge with a permission ticket (401).
+    Unauthorized,
 }
 
 /// One entry of `errors`.

@@ -21,12 +21,15 @@ impl Binary {
         let toml = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nops_listen = \"127.0.0.1:0\"\n\
              [tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n\
-             [store]\npath = {:?}\n[crypto]\ndata_key_file = {:?}\n{extra}",
+             [store]\npath = {:?}\n[crypto]\ndata_key_file = {:?}\n\
+             [view]\nsigning_key = {:?}\ncalendar = {:?}\n{extra}",
             c.tls.cert,
             c.tls.key,
             c.tls.client_ca,
             c.store.path,
-            c.crypto.data_key_file.unwrap()
+            c.crypto.data_key_file.unwrap(),
+            c.view.signing_key,
+            c.view.calendar
         );
         std::fs::write(&config_path, toml).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_pdp-provider"))

@@ -42,6 +42,8 @@ impl Env {
         c.store.path = self.store_path();
         c.crypto.data_key_file = Some(self.cert(files::DATA_KEY));
         c.workers.concurrency = 0;
+        c.view.signing_key = self.cert(files::VIEW_SIGNING_KEY);
+        c.view.calendar = concat!(env!("CARGO_MANIFEST_DIR"), "/config/bank-holidays.json").into();
         c
     }
 

@@ -12,5 +12,9 @@ mod find;
 // Matching and PeI registration with the CAS simulator: outcomes, retries, budget, duplicates.
 mod registration;
 
+// The view endpoint as MaPS' dashboard calls it: UMA flow, signed token, values timing,
+// de-registration, PAT refresh, CAS down.
+mod view;
+
 // The real binary: kill -9 right after ACKs, restart, every ACKed find is still there; SIGTERM.
 mod crash;

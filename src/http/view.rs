@@ -1,0 +1,295 @@
+//! `GET /view-data/{assetGuid}?scope=owner`: the UMA flow as MaPS' dashboard performs it, then
+//! a signed view data token (SPEC §3.2, CoCo2.1.3, 2.2.4).
+//!
+//! Order: `400` for a bad X-Request-ID, asset GUID or scope; `404` for an unknown, de-registered
+//! or flagged PeI, with no CAS call; no RPT (or an empty Bearer): a permission ticket from the
+//! CAS and `401` with the UMA challenge; otherwise the RPT is introspected with the owner's PAT
+//! and checked (active, token type, expiry, this resource, `owner` scope), an invalid or
+//! insufficient one getting `401` with a fresh ticket; CAS slow or down: a prompt `503`. The whole
+//! view runs inside `view.budget_ms`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{header, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::respond::{with_body, ApiError, Body, RelatedRequest};
+use super::RequestCx;
+use crate::cas::client::{CasClient, Introspection};
+use crate::cas::{CasError, Pat};
+use crate::store::queue::{Calculation, Queue, StoredPei};
+use crate::store::sealed::DataKey;
+use crate::store::StoreError;
+use crate::view_data::payload::{self, Context};
+use crate::view_data::token::Signer;
+use crate::view_data::working_days::{Calendar, Nation};
+use crate::wire::problem::ErrorCode;
+use crate::wire::view::{uma_challenge, ViewDataResponse};
+
+/// What the view endpoint needs.
+pub struct ViewService {
+    /// PeIs, PATs, pensions: its own connection, apart from the workers'.
+    pub store: Arc<Queue>,
+    /// Opens PATs and view data.
+    pub key: DataKey,
+    /// Tickets and introspection.
+    pub cas: CasClient,
+    /// Signs view data tokens.
+    pub signer: Signer,
+    /// Bank holidays.
+    pub calendar: Calendar,
+    /// Nations by holdername.
+    pub nations: HashMap<Uuid, Nation>,
+    /// The nation of other holdernames.
+    pub default_nation: Nation,
+    /// `as_uri` of the UMA challenge.
+    pub as_uri: String,
+    /// The whole view at most.
+    pub budget: Duration,
+    /// Permission ticket time-out.
+    pub perm_timeout: Duration,
+    /// Introspection time-out.
+    pub introspect_timeout: Duration,
+    /// `Retry-After` on 503.
+    pub retry_after_s: u64,
+}
+
+async fn blocking<T: Send + 'static>(
+    store: &Arc<Queue>,
+    f: impl FnOnce(&Queue) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let s = store.clone();
+    match tokio::task::spawn_blocking(move || f(&s)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "view store error");
+            Err(ApiError::internal())
+        }
+        Err(_) => Err(ApiError::internal()),
+    }
+}
+
+/// The Bearer token, `None` when absent, another scheme, or empty.
+fn bearer(req: &Request<Incoming>) -> Option<String> {
+    let v = req
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    let (scheme, token) = v.split_once(' ').unwrap_or((v, ""));
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| token.trim().to_owned())
+}
+
+fn scope_ok(query: Option<&str>) -> bool {
+    let Some(q) = query else { return true };
+    serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+        .map(|pairs| {
+            pairs
+                .iter()
+                .filter(|(k, _)| k == "scope")
+                .all(|(_, v)| v == "owner")
+        })
+        .unwrap_or(false)
+}
+
+// === impl ViewService ===
+
+impl ViewService {
+    fn unavailable(&self) -> ApiError {
+        ApiError::unavailable(
+            "the consent and authorisation service did not answer in time; retry later",
+            self.retry_after_s,
+        )
+    }
+
+    fn remaining(&self, deadline: Instant, call: Duration) -> Result<Duration, ApiError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(self.unavailable());
+        }
+        Ok(left.min(call))
+    }
+
+    /// A fresh permission ticket, as a `401` challenge.
+    async fn challenge(&self, pat: &Pat, pei: &StoredPei, deadline: Instant) -> ApiError {
+        let resource_id = pei.resource_id.clone().unwrap_or_default();
+        let timeout = match self.remaining(deadline, self.perm_timeout) {
+            Ok(t) => t,
+            Err(e) => return e,
+        };
+        match self
+            .cas
+            .perm(pat, &resource_id, Some(&pei.request_id), timeout)
+            .await
+        {
+            Ok(ticket) if !ticket.contains(['"', ',']) => {
+                ApiError::challenge(uma_challenge(&self.as_uri, &ticket))
+            }
+            Ok(_) => {
+                tracing::error!(pei = %pei.pei, "CAS ticket contains a quote or comma; refused");
+                self.unavailable()
+            }
+            Err(e) => {
+                tracing::warn!(pei = %pei.pei, reason = %e.reason(), "permission ticket failed");
+                self.unavailable()
+            }
+        }
+    }
+
+    /// Whether an introspection grants this PeI; and whether with the `value` scope.
+    fn granted(&self, i: &Introspection, pei: &StoredPei) -> Option<bool> {
+        let now = chrono::Utc::now().timestamp();
+        if !i.active
+            || i.token_type.as_deref() != Some("pension_dashboard_rpt")
+            || !i.exp.is_some_and(|e| e > now)
+        {
+            return None;
+        }
+        let resource_id = pei.resource_id.as_deref()?;
+        i.permissions
+            .iter()
+            .find(|p| {
+                p.resource_id == resource_id
+                    && p.exp.is_none_or(|e| e > now)
+                    && p.resource_scopes.iter().any(|s| s == "owner")
+            })
+            .map(|p| p.resource_scopes.iter().any(|s| s == "value"))
+    }
+}
+
+/// Handles one view request.
+pub async fn handle(
+    req: Request<Incoming>,
+    cx: &RequestCx,
+    svc: &ViewService,
+) -> Result<Response<Body>, ApiError> {
+    let mut related = None;
+    handle_inner(req, cx, svc, &mut related)
+        .await
+        .map_err(|mut e| {
+            e.related = related;
+            e
+        })
+}
+
+async fn handle_inner(
+    req: Request<Incoming>,
+    cx: &RequestCx,
+    svc: &ViewService,
+    related_out: &mut Option<String>,
+) -> Result<Response<Body>, ApiError> {
+    let deadline = Instant::from_std(cx.received) + svc.budget;
+    if !cx.request_id_valid {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidXRequestId,
+            "X-Request-ID: missing or not a UUID",
+        ));
+    }
+    let asset = req
+        .uri()
+        .path()
+        .strip_prefix("/view-data/")
+        .filter(|s| s.len() == 36)
+        .and_then(|s| Uuid::try_parse(s).ok())
+        .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidRequest, "assetGuid: not a GUID"))?;
+    if !scope_ok(req.uri().query()) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidRequest,
+            "scope: must be owner",
+        ));
+    }
+    let guid = asset.hyphenated().to_string();
+    let pei = blocking(&svc.store, move |q| q.pei_by_asset_guid(&guid))
+        .await?
+        .filter(|p| p.state == "registered" && p.resource_id.is_some() && p.pat_id.is_some())
+        .ok_or_else(|| ApiError::not_found("no pension identifier with this asset GUID"))?;
+    let related = RelatedRequest(pei.request_id.clone());
+    *related_out = Some(pei.request_id.clone());
+    let pat_id = pei.pat_id.clone().unwrap_or_default();
+    let key = svc.key.clone();
+    let pat = Pat::new(blocking(&svc.store, move |q| q.pat(&key, &pat_id)).await?);
+
+    let value_scope = match bearer(&req) {
+        None => return Err(svc.challenge(&pat, &pei, deadline).await),
+        Some(rpt) => {
+            let timeout = svc.remaining(deadline, svc.introspect_timeout)?;
+            match svc
+                .cas
+                .introspect(&pat, &rpt, Some(&pei.request_id), timeout)
+                .await
+            {
+                Ok(i) => match svc.granted(&i, &pei) {
+                    Some(v) => v,
+                    None => return Err(svc.challenge(&pat, &pei, deadline).await),
+                },
+                Err(CasError::Refused { .. }) => {
+                    return Err(svc.challenge(&pat, &pei, deadline).await)
+                }
+                Err(e) => {
+                    tracing::warn!(pei = %pei.pei, reason = %e.reason(), "introspection failed");
+                    return Err(svc.unavailable());
+                }
+            }
+        }
+    };
+
+    let pension_guid =
+        Uuid::try_parse(&pei.pension_asset_guid).map_err(|_| ApiError::internal())?;
+    let key = svc.key.clone();
+    let pension = blocking(&svc.store, move |q| {
+        q.with_conn(|c| crate::store::members::pension(c, &key, pension_guid))
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("no pension identifier with this asset GUID"))?;
+    let holdername = Uuid::try_parse(&pei.holdername).unwrap_or_default();
+    let today = chrono::Utc::now().date_naive();
+    let registered_on = pei
+        .registered_at
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .map_or(today, |d| d.date_naive());
+    let (body, pending) = payload::build(
+        &pension,
+        Context {
+            possible: pei.match_status == "match-possible",
+            value_scope,
+            registered_on,
+            today,
+            calendar: &svc.calendar,
+            nation: svc.nations.get(&holdername).copied().unwrap_or(svc.default_nation),
+            reference: &pei.asset_guid,
+        },
+    )
+    .map_err(|e| {
+        tracing::error!(pei = %pei.pei, field = %e.field, "stored view data does not follow the standard");
+        ApiError::internal()
+    })?;
+    if let Some(p) = pending {
+        let calc = Calculation {
+            pei: pei.pei.clone(),
+            pension_asset_guid: pei.pension_asset_guid.clone(),
+            kind: format!("{:?}", p.kind),
+            started_on: p.started_on,
+            due_on: p.due_on,
+            completed_at: None,
+        };
+        blocking(&svc.store, move |q| q.record_calculation(&calc)).await?;
+    }
+    let view_data = serde_json::to_string(&body).expect("payload serialises");
+    let token = svc.signer.sign(&pei.pei, &view_data).map_err(|e| {
+        tracing::error!(error = %e, "signing failed");
+        ApiError::internal()
+    })?;
+    let out = serde_json::to_vec(&ViewDataResponse {
+        view_data_token: token,
+    })
+    .expect("response serialises");
+    let mut resp = with_body(StatusCode::OK, "application/json", out, &cx.transaction_id);
+    resp.extensions_mut().insert(related);
+    Ok(resp)
+}

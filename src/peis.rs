@@ -1,0 +1,156 @@
+//! Operator actions on registered PeIs: de-registration (SPEC §4.4, CoCo2.2.4).
+//!
+//! A PeI is de-registered at the CAS with a deletion reason valid for its match status, using the
+//! PAT that registered it. From then on its views get `404`. When the CAS refuses the PAT as
+//! expired, the PeI is flagged "de-registration pending: notify PDP": never served again,
+//! counted in `pdp_deregistrations_pending` and listed by `pdp-provider peis flagged`.
+
+use std::time::Duration;
+
+use crate::cas::client::CasClient;
+use crate::cas::retry::{with_retries, Backoff};
+use crate::cas::{CasError, Pat};
+use crate::store::queue::Queue;
+use crate::store::sealed::DataKey;
+use crate::store::StoreError;
+
+/// Why a PeI is de-registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeletionReason {
+    /// A possible match resolved as no match.
+    MatchNo,
+    /// A possible match not resolved in time.
+    MatchTimeout,
+    /// A definite match made in error.
+    MatchWithdrawn,
+    /// The member is no longer relevant (transferred out, crystallised).
+    AssetRemoved,
+}
+
+impl DeletionReason {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MatchNo => "match-no",
+            Self::MatchTimeout => "match-timeout",
+            Self::MatchWithdrawn => "match-withdrawn",
+            Self::AssetRemoved => "asset-removed",
+        }
+    }
+
+    /// Whether the reason is valid for a PeI of `match_status`.
+    pub fn allowed_for(self, match_status: &str) -> bool {
+        match match_status {
+            "match-yes" => matches!(self, Self::MatchWithdrawn | Self::AssetRemoved),
+            "match-possible" => matches!(
+                self,
+                Self::MatchNo | Self::MatchTimeout | Self::AssetRemoved
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// What a de-registration ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deregistered {
+    /// The CAS deleted it (`204`).
+    Done,
+    /// The CAS no longer had it (`404`).
+    AlreadyGone,
+    /// The CAS refused the PAT: flagged, never served; PDP must be told (CoCo2.2.4).
+    FlaggedPatExpired,
+}
+
+/// Why a de-registration could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DeregError {
+    /// No registered PeI has that asset GUID.
+    #[error("no registered PeI has asset GUID {0}")]
+    NotRegistered(String),
+    /// The reason does not fit the match status.
+    #[error("{reason} is not a valid deletion reason for a {status} PeI")]
+    InvalidReason {
+        /// The reason.
+        reason: &'static str,
+        /// The PeI's match status.
+        status: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The CAS failed in a way a retry later may fix.
+    #[error("CAS: {0}")]
+    Cas(#[from] CasError),
+}
+
+/// De-registers the PeI with `asset_guid`.
+pub async fn deregister(
+    store: &Queue,
+    cas: &CasClient,
+    key: &DataKey,
+    asset_guid: &str,
+    reason: DeletionReason,
+) -> Result<Deregistered, DeregError> {
+    let pei = store
+        .pei_by_asset_guid(asset_guid)?
+        .filter(|p| p.state == "registered")
+        .ok_or_else(|| DeregError::NotRegistered(asset_guid.to_owned()))?;
+    if !reason.allowed_for(&pei.match_status) {
+        return Err(DeregError::InvalidReason {
+            reason: reason.as_str(),
+            status: pei.match_status.clone(),
+        });
+    }
+    let pat = Pat::new(store.pat(key, pei.pat_id.as_deref().unwrap_or_default())?);
+    let resource_id = pei.resource_id.clone().unwrap_or_default();
+    let result = with_retries(
+        tokio::time::Instant::now() + Duration::from_secs(30),
+        Backoff {
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(5),
+        },
+        |_| crate::metrics::cas_retry("DELETE /rreguri"),
+        || cas.deregister(&pat, &resource_id, reason.as_str(), Some(&pei.request_id)),
+    )
+    .await;
+    let outcome = match result {
+        Ok(()) => {
+            store.deregistered(&pei.pei, reason.as_str())?;
+            Deregistered::Done
+        }
+        Err(CasError::Refused { status: 404 }) => {
+            store.deregistered(&pei.pei, reason.as_str())?;
+            Deregistered::AlreadyGone
+        }
+        // 401: PAT expired; MaPS' stub answers 400 "PAT not found" for an unknown PAT.
+        Err(CasError::Refused { status: 401 | 400 }) => {
+            store.flag_for_deregistration(&pei.pei, reason.as_str())?;
+            tracing::error!(pei = %pei.pei, "PAT refused: PeI flagged, de-registration pending; notify PDP (CoCo2.2.4)");
+            Deregistered::FlaggedPatExpired
+        }
+        Err(e) => return Err(e.into()),
+    };
+    crate::metrics::deregistrations_pending(store.flagged()?.len());
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_fit_match_statuses_as_spec_4_4_says() {
+        use DeletionReason::*;
+        for r in [MatchWithdrawn, AssetRemoved] {
+            assert!(r.allowed_for("match-yes"));
+        }
+        for r in [MatchNo, MatchTimeout] {
+            assert!(!r.allowed_for("match-yes"));
+            assert!(r.allowed_for("match-possible"));
+        }
+        assert!(AssetRemoved.allowed_for("match-possible"));
+        assert!(!MatchWithdrawn.allowed_for("match-possible"));
+        assert_eq!(MatchTimeout.as_str(), "match-timeout");
+    }
+}

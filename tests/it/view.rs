@@ -1,0 +1,511 @@
+use pdp_provider::members::generate::{find_for, FindKind};
+use pdp_provider::members::record::MemberRecord;
+use pdp_provider::sim::cas::{CasSim, Faults};
+use pdp_provider::sim::dashboard::Dashboard;
+use pdp_provider::store::queue::StoredPei;
+use pdp_provider::tls::pki::files;
+
+use crate::harness::{cas_sim, member_with, post_find, Env, Server};
+
+struct Setup {
+    env: Env,
+    cas: CasSim,
+    server: Server,
+    members: Vec<MemberRecord>,
+}
+
+async fn setup() -> Setup {
+    let env = Env::new();
+    let members = env.with_members(200);
+    let cas = cas_sim(&env).await;
+    let server = Server::start(env.config_with_cas(&cas)).await;
+    // PDP publishes the provider's signing key at the CAS jwk_uri at onboarding.
+    let jwks: serde_json::Value = reqwest::get(format!("http://{}/jwks.json", server.ops_addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    cas.state.publish_jwks(&jwks);
+    Setup {
+        env,
+        cas,
+        server,
+        members,
+    }
+}
+
+impl Setup {
+    fn dashboard(&self) -> Dashboard {
+        Dashboard::new(
+            &self.server.url(""),
+            &self.cas.base_url(),
+            &self.env.cert(files::CA),
+            &self.env.cert(files::DASHBOARD),
+            &self.env.cert(files::DASHBOARD_KEY),
+        )
+        .unwrap()
+    }
+
+    /// Sends a find for `m` and waits for its PeIs to be registered.
+    async fn registered(&self, m: &MemberRecord, kind: FindKind) -> Vec<StoredPei> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let body = find_for(m, kind, &uuid::Uuid::new_v4().to_string());
+        post_find(
+            &self.env.pfs(),
+            &self.server.url("/find-requests"),
+            &id,
+            &body,
+        )
+        .await;
+        self.env.ended(&id).await;
+        self.env.queue().peis_for_request(&id).unwrap()
+    }
+
+    fn calls(&self, endpoint: &str) -> usize {
+        self.cas
+            .state
+            .calls()
+            .iter()
+            .filter(|c| c.endpoint == endpoint)
+            .count()
+    }
+}
+
+#[tokio::test]
+async fn a_definite_match_is_served_through_the_uma_flow_as_maps_calls_it() {
+    let s = setup().await;
+    let m = member_with(&s.members, 1);
+    let peis = s.registered(m, FindKind::Yes).await;
+    let pei = &peis[0];
+    let v = s.dashboard().view(&pei.asset_guid).await.unwrap();
+    assert_eq!(v.first_status, 401);
+    let (ticket, as_uri) = v.challenge.clone().unwrap();
+    assert_eq!(as_uri, format!("{}/token", s.cas.base_url()));
+    assert!(!ticket.is_empty());
+    assert_eq!(v.retry_status, Some(200));
+    let claims = v.claims.unwrap();
+    assert_eq!(claims["sub"], pei.pei.as_str());
+    assert_eq!(claims["iss"], "pdp-provider");
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        600
+    );
+    assert!(uuid::Uuid::parse_str(claims["jti"].as_str().unwrap()).is_ok());
+    let view_data = v.view_data.unwrap();
+    let a = &view_data["arrangements"][0];
+    assert_eq!(a["possibleMatch"], false);
+    let stored = m
+        .pensions
+        .iter()
+        .find(|p| p.asset_guid.to_string() == pei.pension_asset_guid)
+        .unwrap();
+    assert_eq!(
+        a["pensionProviderSchemeName"],
+        stored.view_data["pensionProviderSchemeName"]
+    );
+    assert_eq!(
+        a["pensionAdministrator"],
+        stored.view_data["pensionAdministrator"]
+    );
+    // The view, its ticket and its introspection are joinable with the find by its ID.
+    let store = s.env.store();
+    let audit = crate::harness::eventually(|| {
+        let a = store.audit_for(&pei.request_id).unwrap();
+        (a.iter().filter(|a| a.endpoint == "GET /view-data").count() == 2).then_some(a)
+    })
+    .await;
+    assert!(audit
+        .iter()
+        .any(|a| a.endpoint == "POST /perm" && a.status == 201));
+    assert!(audit
+        .iter()
+        .any(|a| a.endpoint == "POST /introspect" && a.status == 200));
+    let metrics = s.server.metrics().await;
+    assert!(
+        metrics.contains("pdp_views_total{outcome=\"challenge\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pdp_view_seconds_bucket{le=\"2\"}"),
+        "{metrics}"
+    );
+    s.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_possible_match_is_served_in_its_limited_shape() {
+    let s = setup().await;
+    let m = member_with(&s.members, 1);
+    let peis = s.registered(m, FindKind::Possible).await;
+    let v = s.dashboard().view(&peis[0].asset_guid).await.unwrap();
+    assert_eq!(v.retry_status, Some(200));
+    let a = &v.view_data.unwrap()["arrangements"][0];
+    assert_eq!(a["possibleMatch"], true);
+    let mut keys: Vec<&str> = a.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "pensionAdministrator",
+            "pensionProviderSchemeName",
+            "possibleMatch",
+            "possibleMatchReference"
+        ]
+    );
+    s.server.stop().await;
+}
+
+#[tokio::test]
+async fn every_refusal_has_its_status() {
+    let s = setup().await;
+    let m = member_with(&s.members, 1);
+    let peis = s.registered(m, FindKind::Yes).await;
+    let guid = &peis[0].asset_guid;
+    let client = s.env.client(files::DASHBOARD, files::DASHBOARD_KEY);
+    let get = |path: String, xid: Option<String>, bearer: &str| {
+        let mut r = client
+            .get(s.server.url(&path))
+            .header("Authorization", format!("Bearer {bearer}"));
+        if let Some(x) = xid {
+            r = r.header("X-Request-ID", x);
+        }
+        r.send()
+    };
+    let id = || Some(uuid::Uuid::new_v4().to_string());
+    let perms_before = s.calls("POST /perm");
+    // 400s.
+    assert_eq!(
+        get(format!("/view-data/{guid}?scope=owner"), None, "")
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        get("/view-data/not-a-guid?scope=owner".into(), id(), "")
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        get(format!("/view-data/{guid}?scope=value"), id(), "")
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    // 404 for an unknown PeI, without calling the CAS.
+    let unknown = uuid::Uuid::new_v4();
+    let r = get(format!("/view-data/{unknown}?scope=owner"), id(), "")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(s.calls("POST /perm"), perms_before);
+    // A garbage RPT gets a fresh ticket.
+    let r = get(format!("/view-data/{guid}?scope=owner"), id(), "not-an-rpt")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("ticket=\""));
+    // An RPT for another PeI is insufficient for this one.
+    let other = s
+        .registered(member_with(&s.members[10..], 1), FindKind::Yes)
+        .await;
+    let d = s.dashboard();
+    let first = get(
+        format!("/view-data/{}?scope=owner", other[0].asset_guid),
+        id(),
+        "",
+    )
+    .await
+    .unwrap();
+    let header = first.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let ticket = pdp_provider::sim::dashboard::split_param(&header, "ticket=").unwrap();
+    let rpt_for_other = d.rpt(&ticket).await.unwrap();
+    let r = get(
+        format!("/view-data/{guid}?scope=owner"),
+        id(),
+        &rpt_for_other,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 401);
+    // Wrong method.
+    let r = client
+        .post(s.server.url(&format!("/view-data/{guid}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    s.server.stop().await;
+}
+
+#[tokio::test]
+async fn stale_values_are_pending_dcc_and_dbc_with_due_dates() {
+    let s = setup().await;
+    // Two members whose values come from statements two years old: one DC, one DB.
+    let mut stale = Vec::new();
+    for (i, kind) in [(0usize, "DC"), (1, "DB")] {
+        let mut m = member_with(&s.members[i * 20..], 1).clone();
+        m.member_id = format!("STALE{i}");
+        // A person of their own, so the find matches this record only.
+        m.nino = Some(format!("ZX12345{i}A"));
+        m.date_of_birth = format!("1961-01-0{}", i + 1);
+        m.pensions.truncate(1);
+        m.pensions[0].asset_guid = uuid::Uuid::new_v4();
+        m.pensions[0].view_data["pensionType"] = kind.into();
+        m.pensions[0].statement_date =
+            Some(chrono::Utc::now().date_naive() - chrono::Days::new(730));
+        stale.push(m);
+    }
+    let path = s.env.dir.path().join("stale.jsonl");
+    let lines: Vec<String> = stale
+        .iter()
+        .map(|m| serde_json::to_string(m).unwrap())
+        .collect();
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    // Restart so the index holds them.
+    s.server.stop().await;
+    let mut store = s.env.store();
+    pdp_provider::members::import::import(&path, store.conn_mut(), &s.env.key(), false).unwrap();
+    let server = Server::start(s.env.config_with_cas(&s.cas)).await;
+    let s = Setup { server, ..s };
+    let calendar =
+        pdp_provider::view_data::working_days::Calendar::load(&s.env.config().view.calendar)
+            .unwrap();
+    for (m, reason, days) in [(&stale[0], "DCC", 3), (&stale[1], "DBC", 10)] {
+        let peis = s.registered(m, FindKind::Yes).await;
+        assert_eq!(peis.len(), 1);
+        let v = s.dashboard().view(&peis[0].asset_guid).await.unwrap();
+        assert_eq!(v.retry_status, Some(200));
+        let vd = v.view_data.unwrap();
+        for c in vd["arrangements"][0]["benefitIllustrations"][0]["illustrationComponents"]
+            .as_array()
+            .unwrap()
+        {
+            assert_eq!(c["unavailableReason"], reason);
+            assert!(c.get("payableDetails").is_none());
+        }
+        let calc = s
+            .env
+            .queue()
+            .calculations()
+            .unwrap()
+            .into_iter()
+            .find(|c| c.pei == peis[0].pei)
+            .expect("calculation recorded");
+        assert_eq!(calc.kind, reason);
+        let registered = chrono::Utc::now().date_naive();
+        assert_eq!(calc.started_on, registered);
+        assert_eq!(
+            calc.due_on,
+            calendar.add_working_days(Default::default(), registered, days)
+        );
+    }
+    // Importing calculated values closes the calculation and serves the values.
+    let dc = &stale[0].pensions[0];
+    let q = s.env.queue();
+    let closed = q
+        .with_conn(|c| {
+            pdp_provider::store::members::set_calculated_values(
+                c,
+                &s.env.key(),
+                dc.asset_guid,
+                chrono::Utc::now().date_naive(),
+                &dc.view_data["benefitIllustrations"],
+            )
+        })
+        .unwrap();
+    assert!(closed);
+    assert_eq!(
+        q.complete_calculations(&dc.asset_guid.to_string()).unwrap(),
+        1
+    );
+    let pei = q
+        .peis()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.pension_asset_guid == dc.asset_guid.to_string())
+        .unwrap();
+    let v = s.dashboard().view(&pei.asset_guid).await.unwrap();
+    let c = &v.view_data.unwrap()["arrangements"][0]["benefitIllustrations"][0]
+        ["illustrationComponents"][0];
+    assert!(c.get("unavailableReason").is_none());
+    assert!(c.get("payableDetails").is_some());
+    s.server.stop().await;
+}
+
+async fn cas_client(s: &Setup) -> pdp_provider::cas::client::CasClient {
+    let store =
+        pdp_provider::store::sqlite::SqliteStore::open(&s.env.dir.path().join("ops.sqlite"))
+            .unwrap();
+    let (journal, _writer) = pdp_provider::store::journal::Journal::start(
+        Box::new(store),
+        pdp_provider::store::journal::JournalLimits {
+            max_batch: 16,
+            channel_capacity: 64,
+            max_pending: 10,
+        },
+    )
+    .unwrap();
+    pdp_provider::cas::client::CasClient::new(&s.env.config_with_cas(&s.cas).cas, journal).unwrap()
+}
+
+#[tokio::test]
+async fn de_registration_stops_views_with_a_valid_or_an_expired_pat() {
+    use pdp_provider::peis::{deregister, DeletionReason, Deregistered};
+    let s = setup().await;
+    let cas = cas_client(&s).await;
+    let queue = s.env.queue();
+    let key = s.env.key();
+    // Valid PAT: deleted at the CAS, 404 from then on.
+    let a = s
+        .registered(member_with(&s.members, 1), FindKind::Yes)
+        .await;
+    let wrong = deregister(
+        &queue,
+        &cas,
+        &key,
+        &a[0].asset_guid,
+        DeletionReason::MatchNo,
+    )
+    .await;
+    assert!(wrong.is_err(), "match-no is for possible matches");
+    let out = deregister(
+        &queue,
+        &cas,
+        &key,
+        &a[0].asset_guid,
+        DeletionReason::AssetRemoved,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, Deregistered::Done);
+    let gone = s
+        .cas
+        .state
+        .registrations()
+        .into_iter()
+        .find(|r| r.name == a[0].pei)
+        .unwrap();
+    assert_eq!(gone.deleted.as_deref(), Some("asset-removed"));
+    let v = s.dashboard().view(&a[0].asset_guid).await.unwrap();
+    assert_eq!(v.first_status, 404);
+    // Expired PAT: flagged, never served, counted.
+    let b = s
+        .registered(member_with(&s.members[30..], 1), FindKind::Yes)
+        .await;
+    s.cas
+        .state
+        .expire_pat(&s.cas.state.pat_of(&b[0].pei).unwrap());
+    let out = deregister(
+        &queue,
+        &cas,
+        &key,
+        &b[0].asset_guid,
+        DeletionReason::MatchWithdrawn,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out, Deregistered::FlaggedPatExpired);
+    let perms = s.calls("POST /perm");
+    let v = s.dashboard().view(&b[0].asset_guid).await.unwrap();
+    assert_eq!(v.first_status, 404);
+    assert_eq!(
+        s.calls("POST /perm"),
+        perms,
+        "a flagged PeI costs no CAS call"
+    );
+    assert_eq!(queue.flagged().unwrap().len(), 1);
+    assert!(s
+        .server
+        .metrics()
+        .await
+        .contains("pdp_deregistrations_pending 1"));
+    s.server.stop().await;
+}
+
+#[tokio::test]
+async fn pat_refresh_replaces_the_stored_pat() {
+    let s = setup().await;
+    let peis = s
+        .registered(member_with(&s.members, 1), FindKind::Yes)
+        .await;
+    let old = s.cas.state.pat_of(&peis[0].pei).unwrap();
+    let new = s.cas.state.rotate_pat(&old).unwrap();
+    // Until the provider hears of it, the CAS refuses the old PAT: the view cannot get a ticket.
+    let v = s.dashboard().view(&peis[0].asset_guid).await.unwrap();
+    assert_eq!(v.first_status, 503);
+    let cas_client = s.env.client(files::CAS_CLIENT, files::CAS_CLIENT_KEY);
+    let refresh = |body: serde_json::Value| {
+        cas_client
+            .post(s.server.url("/pat-refresh"))
+            .header("X-Request-ID", uuid::Uuid::new_v4().to_string())
+            .json(&body)
+            .send()
+    };
+    let sha = |t: &str| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(t.as_bytes()));
+    assert_eq!(
+        refresh(serde_json::json!({"pat": new, "previous_pat_sha256": sha("unknown")}))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        refresh(serde_json::json!({"pat": "x", "previous_pat_sha256": "zz"}))
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(
+        refresh(serde_json::json!({"pat": new, "previous_pat_sha256": sha(&old)}))
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let v = s.dashboard().view(&peis[0].asset_guid).await.unwrap();
+    assert_eq!(v.retry_status, Some(200));
+    s.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_cas_down_or_slow_gives_a_prompt_503_with_retry_after() {
+    let s = setup().await;
+    let peis = s
+        .registered(member_with(&s.members, 1), FindKind::Yes)
+        .await;
+    s.cas.state.set_faults(Faults {
+        outage_ms: 60_000,
+        ..Faults::default()
+    });
+    let started = std::time::Instant::now();
+    let v = s.dashboard().view(&peis[0].asset_guid).await.unwrap();
+    assert_eq!(v.first_status, 503);
+    assert_eq!(v.retry_after.as_deref(), Some("2"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Slow past the ticket time-out (2 s): 503 inside the 5 s budget, never a hang.
+    s.cas.state.set_faults(Faults {
+        latency_ms: 4_000,
+        ..Faults::default()
+    });
+    let started = std::time::Instant::now();
+    let v = s.dashboard().view(&peis[0].asset_guid).await.unwrap();
+    assert_eq!(v.first_status, 503);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    s.server.stop().await;
+}
