@@ -190,8 +190,10 @@ fn view_service(
             Calendar::by_rule(year - 1, year + 5)
         }
     };
+    let store = Arc::new(Queue::open(&config.store.path)?);
+    crate::metrics::deregistrations_pending(store.flagged()?.len());
     Ok(ViewService {
-        store: Arc::new(Queue::open(&config.store.path)?),
+        store,
         key: key.clone(),
         cas,
         signer,

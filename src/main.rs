@@ -53,8 +53,68 @@ enum Command {
         #[command(subcommand)]
         command: SimCommand,
     },
+    /// PeIs, for operators: de-registration, flagged PeIs.
+    Peis {
+        #[command(subcommand)]
+        command: PeisCommand,
+    },
+    /// Value calculations owed under the 3/10 working-day rule.
+    Values {
+        #[command(subcommand)]
+        command: ValuesCommand,
+    },
+    /// Print the view data signing key's public JWK set (for onboarding with PDP).
+    Jwks {
+        /// The config naming the signing key.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
     /// The endpoint with a simulated CAS and PFS around it, generated members, and a summary.
     Demo(pdp_provider::demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum PeisCommand {
+    /// De-register a PeI at the CAS with a deletion reason valid for its match status.
+    Deregister {
+        /// The PeI's asset GUID.
+        #[arg(long)]
+        asset_guid: String,
+        /// Why.
+        #[arg(long, value_enum)]
+        reason: pdp_provider::peis::DeletionReason,
+        /// The config.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
+    /// PeIs flagged "de-registration pending: notify PDP" (CoCo2.2.4).
+    Flagged {
+        /// The config.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ValuesCommand {
+    /// Calculations due and overdue (and, with --all, completed ones).
+    Report {
+        /// The config.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+        /// Include completed calculations.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Import calculated values (JSON lines: {"assetGuid", "calculationDate",
+    /// "benefitIllustrations"}) and close their calculations.
+    Import {
+        /// The file.
+        file: PathBuf,
+        /// The config.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -275,6 +335,147 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 sim.stop();
                 anyhow::Ok(())
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Peis {
+            command:
+                PeisCommand::Deregister {
+                    asset_guid,
+                    reason,
+                    config,
+                },
+        } => {
+            let config = load_config(&config)?;
+            runtime()?.block_on(async move {
+                let key = pdp_provider::store::sealed::DataKey::load(&config.crypto)?;
+                let store = pdp_provider::store::sqlite::SqliteStore::open(&config.store.path)?;
+                let (journal, writer) = pdp_provider::store::journal::Journal::start(
+                    Box::new(store),
+                    pdp_provider::store::journal::JournalLimits {
+                        max_batch: 64,
+                        channel_capacity: 256,
+                        max_pending: u64::MAX,
+                    },
+                )?;
+                let cas = pdp_provider::cas::client::CasClient::new(&config.cas, journal.clone())?;
+                let queue = pdp_provider::store::queue::Queue::open(&config.store.path)?;
+                let out =
+                    pdp_provider::peis::deregister(&queue, &cas, &key, &asset_guid, reason).await;
+                journal.close().await;
+                drop(cas);
+                drop(journal);
+                let _ = tokio::task::spawn_blocking(move || writer.close()).await;
+                let out = out?;
+                println!("{asset_guid}: {out:?}");
+                anyhow::Ok(
+                    if out == pdp_provider::peis::Deregistered::FlaggedPatExpired {
+                        ExitCode::from(1)
+                    } else {
+                        ExitCode::SUCCESS
+                    },
+                )
+            })
+        }
+        Command::Peis {
+            command: PeisCommand::Flagged { config },
+        } => {
+            let config = load_config(&config)?;
+            let queue = pdp_provider::store::queue::Queue::open(&config.store.path)?;
+            let flagged = queue.flagged()?;
+            println!(
+                "{:<86}  {:<15}  {:<16}  flagged",
+                "pei", "match_status", "reason"
+            );
+            for p in &flagged {
+                println!(
+                    "{:<86}  {:<15}  {:<16}  de-registration pending: notify PDP",
+                    p.pei, p.match_status, p.reason
+                );
+            }
+            println!("{} PeIs flagged", flagged.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Values {
+            command: ValuesCommand::Report { config, all },
+        } => {
+            let config = load_config(&config)?;
+            let queue = pdp_provider::store::queue::Queue::open(&config.store.path)?;
+            let today = chrono::Utc::now().date_naive();
+            println!(
+                "{:<86}  {:<4}  {:<10}  {:<10}  status",
+                "pei", "kind", "started", "due"
+            );
+            let mut overdue = 0;
+            for c in queue.calculations()? {
+                let status = match c.completed_at {
+                    Some(t) => format!("completed {}", pdp_provider::datetimestamp(t)),
+                    None if c.due_on < today => {
+                        overdue += 1;
+                        "OVERDUE".into()
+                    }
+                    None => "due".into(),
+                };
+                if all || c.completed_at.is_none() {
+                    println!(
+                        "{:<86}  {:<4}  {:<10}  {:<10}  {status}",
+                        c.pei, c.kind, c.started_on, c.due_on
+                    );
+                }
+            }
+            println!("{overdue} overdue");
+            Ok(if overdue > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Values {
+            command: ValuesCommand::Import { file, config },
+        } => {
+            let config = load_config(&config)?;
+            let key = pdp_provider::store::sealed::DataKey::load(&config.crypto)?;
+            let queue = pdp_provider::store::queue::Queue::open(&config.store.path)?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let (mut loaded, mut refused) = (0, 0);
+            for (i, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                match pdp_provider::view_data::values::import_line(&queue, &key, line) {
+                    Ok(closed) => {
+                        loaded += 1;
+                        println!(
+                            "line {}: values imported; {closed} calculations closed",
+                            i + 1
+                        );
+                    }
+                    Err(e) => {
+                        refused += 1;
+                        eprintln!("{}: line {}: {e}", file.display(), i + 1);
+                    }
+                }
+            }
+            println!("{loaded} imported, {refused} refused");
+            Ok(if refused > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Jwks { config } => {
+            let config = load_config(&config)?;
+            let signer = pdp_provider::view_data::token::Signer::load(
+                &config.view.signing_key,
+                pdp_provider::view_data::token::TokenSettings {
+                    issuer: config.view.issuer.clone(),
+                    audience: String::new(),
+                    ttl_s: config.view.token_ttl_s,
+                    algorithm: config.view.algorithm.clone(),
+                },
+            )?;
+            println!("{}", serde_json::to_string_pretty(signer.jwks())?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => {

@@ -147,7 +147,7 @@ impl ViewService {
         let now = chrono::Utc::now().timestamp();
         if !i.active
             || i.token_type.as_deref() != Some("pension_dashboard_rpt")
-            || !i.exp.is_some_and(|e| e > now)
+            || i.exp.is_none_or(|e| e <= now)
         {
             return None;
         }

@@ -2,8 +2,10 @@
 //!
 //! - [`working_days`]: UK working days with bank holidays per nation, from an updatable file.
 //! - [`payload`]: the payload of one PeI, with the 3/10 working-day values rule.
+//! - [`values`]: calculated values imported, calculations closed.
 //! - [`token`]: the signed view data token and the public JWK set.
 
 pub mod payload;
 pub mod token;
+pub mod values;
 pub mod working_days;

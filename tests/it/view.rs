@@ -313,22 +313,23 @@ async fn stale_values_are_pending_dcc_and_dbc_with_due_dates() {
     // Importing calculated values closes the calculation and serves the values.
     let dc = &stale[0].pensions[0];
     let q = s.env.queue();
-    let closed = q
-        .with_conn(|c| {
-            pdp_provider::store::members::set_calculated_values(
-                c,
-                &s.env.key(),
-                dc.asset_guid,
-                chrono::Utc::now().date_naive(),
-                &dc.view_data["benefitIllustrations"],
-            )
-        })
-        .unwrap();
-    assert!(closed);
+    let line = serde_json::json!({
+        "assetGuid": dc.asset_guid,
+        "calculationDate": chrono::Utc::now().date_naive(),
+        "benefitIllustrations": dc.view_data["benefitIllustrations"],
+    })
+    .to_string();
+    let bad = line.replace("\"ERI\"", "\"XYZ\"");
+    assert!(pdp_provider::view_data::values::import_line(&q, &s.env.key(), &bad).is_err());
     assert_eq!(
-        q.complete_calculations(&dc.asset_guid.to_string()).unwrap(),
+        pdp_provider::view_data::values::import_line(&q, &s.env.key(), &line).unwrap(),
         1
     );
+    assert!(q
+        .calculations()
+        .unwrap()
+        .iter()
+        .any(|c| c.completed_at.is_some()));
     let pei = q
         .peis()
         .unwrap()
