@@ -150,6 +150,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown.clone(),
     ));
     ops.ready.store(true, Ordering::Relaxed);
+    let upkeep = crate::upkeep::Upkeep {
+        store: Arc::new(Queue::open(&config.store.path)?),
+        certificates: vec![
+            ("server", config.tls.cert.clone()),
+            ("client_ca", config.tls.client_ca.clone()),
+            ("cas_client", config.cas.client_cert.clone()),
+            ("cas_ca", config.cas.ca.clone()),
+        ],
+        retention_days: config.audit.retention_days,
+        heartbeat_every: Duration::from_secs(60),
+    };
+    tokio::spawn(upkeep.run(shutdown.clone()));
     tracing::info!(%addr, %ops_addr, "pdp-provider endpoint listening");
     Ok(Running {
         addr,

@@ -19,7 +19,9 @@
 //! - [`view_data`]: the view payload, the 3/10 working-day values rule, the signed token.
 //! - [`peis`]: operator actions on PeIs: de-registration, flagging (CoCo2.2.4).
 //! - [`audit`]: the audit record every call writes (CoCo2.1.6), never personal data.
+//! - [`sla`]: the monthly SLA report from the audit trail and heartbeats.
 //! - [`metrics`]: metric names, units and the SLA buckets (CoCo2.1.1-2.1.5).
+//! - [`upkeep`]: heartbeat (availability), certificate expiry, audit purge.
 //! - [`shutdown`]: one cancellation signal and the drain deadline.
 //! - [`app`]: wires the parts into a running endpoint; [`demo`] surrounds it with simulators.
 
@@ -36,8 +38,10 @@ pub mod metrics;
 pub mod peis;
 pub mod shutdown;
 pub mod sim;
+pub mod sla;
 pub mod store;
 pub mod tls;
+pub mod upkeep;
 pub mod view_data;
 pub mod wire;
 pub mod workers;

@@ -63,6 +63,16 @@ enum Command {
         #[command(subcommand)]
         command: ValuesCommand,
     },
+    /// Service levels from the audit trail.
+    Sla {
+        #[command(subcommand)]
+        command: SlaCommand,
+    },
+    /// The audit trail: forensic export, retention purge.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Print the view data signing key's public JWK set (for onboarding with PDP).
     Jwks {
         /// The config naming the signing key.
@@ -71,6 +81,54 @@ enum Command {
     },
     /// The endpoint with a simulated CAS and PFS around it, generated members, and a summary.
     Demo(pdp_provider::demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum SlaCommand {
+    /// The month's 99.9th percentiles, shares within limit, availability and counts; exits 1
+    /// when a standard is missed.
+    Report {
+        /// `YYYY-MM`.
+        #[arg(long)]
+        month: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The config naming the store.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Audit records for a forensic request (CoCo3.2.4), JSON lines or CSV.
+    Export {
+        /// From (`YYYY-MM-DD` or RFC 3339), inclusive.
+        #[arg(long)]
+        from: String,
+        /// To (`YYYY-MM-DD` or RFC 3339), exclusive.
+        #[arg(long)]
+        to: String,
+        /// Only this transaction or find request ID (with its registrations and views).
+        #[arg(long)]
+        request_id: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: pdp_provider::audit::export::Format,
+        /// Output file (stdout when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The config naming the store.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
+    /// Delete audit records past `audit.retention_days` (the server also does this daily).
+    Purge {
+        /// The config.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -464,6 +522,85 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Sla {
+            command:
+                SlaCommand::Report {
+                    month,
+                    json,
+                    config,
+                },
+        } => {
+            let config = load_config(&config)?;
+            let store = pdp_provider::store::sqlite::SqliteStore::open(&config.store.path)?;
+            let report =
+                pdp_provider::sla::report(store.conn(), &month, pdp_provider::now_micros())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.table());
+            }
+            let missed = report.missed();
+            if !missed.is_empty() {
+                eprintln!("missed: {}", missed.join(", "));
+            }
+            Ok(if missed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Audit {
+            command:
+                AuditCommand::Export {
+                    from,
+                    to,
+                    request_id,
+                    format,
+                    out,
+                    config,
+                },
+        } => {
+            let config = load_config(&config)?;
+            let store = pdp_provider::store::sqlite::SqliteStore::open(&config.store.path)?;
+            let filter = pdp_provider::audit::export::Filter {
+                from: parse_time(&from)?,
+                to: parse_time(&to)?,
+                request_id,
+            };
+            let n = match out {
+                Some(path) => pdp_provider::audit::export::export(
+                    store.conn(),
+                    &filter,
+                    format,
+                    std::fs::File::create(&path)
+                        .with_context(|| format!("creating {}", path.display()))?,
+                )?,
+                None => pdp_provider::audit::export::export(
+                    store.conn(),
+                    &filter,
+                    format,
+                    std::io::stdout(),
+                )?,
+            };
+            eprintln!("exported {n} audit records");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            command: AuditCommand::Purge { config },
+        } => {
+            let config = load_config(&config)?;
+            let store = pdp_provider::store::sqlite::SqliteStore::open(&config.store.path)?;
+            let n = pdp_provider::audit::export::purge(
+                store.conn(),
+                config.audit.retention_days,
+                pdp_provider::now_micros(),
+            )?;
+            println!(
+                "purged {n} audit records older than {} days",
+                config.audit.retention_days
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Jwks { config } => {
             let config = load_config(&config)?;
             let signer = pdp_provider::view_data::token::Signer::load(
@@ -483,6 +620,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(code))
         }
     }
+}
+
+/// `YYYY-MM-DD` (midnight UTC) or RFC 3339, as µs since the epoch.
+fn parse_time(s: &str) -> anyhow::Result<i64> {
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp_micros());
+    }
+    Ok(chrono::DateTime::parse_from_rfc3339(s)
+        .with_context(|| format!("{s}: expected YYYY-MM-DD or RFC 3339"))?
+        .timestamp_micros())
 }
 
 fn load_config(path: &std::path::Path) -> anyhow::Result<pdp_provider::config::Config> {

@@ -57,6 +57,15 @@ pub const VIEWS_TOTAL: &str = "pdp_views_total";
 /// PeIs flagged "de-registration pending: notify PDP" (CoCo2.2.4).
 pub const DEREGISTRATIONS_PENDING: &str = "pdp_deregistrations_pending";
 
+/// Days until each configured certificate expires, by `certificate`.
+pub const CERTIFICATE_EXPIRY_DAYS: &str = "pdp_certificate_expiry_days";
+/// Share of this calendar month's minutes the endpoint was up and ready, by `month` (CoCo2.1.5).
+pub const AVAILABILITY_RATIO: &str = "pdp_availability_ratio";
+/// Seconds since this process started serving.
+pub const UPTIME_SECONDS: &str = "pdp_uptime_seconds";
+/// Audit records purged past retention.
+pub const AUDIT_PURGED_TOTAL: &str = "pdp_audit_purged_total";
+
 /// View buckets: the 2 s target and the 10 s limit among them.
 pub const VIEW_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0];
 
@@ -319,4 +328,20 @@ pub fn tls_handshake_failed(reason: &'static str) {
 /// Tracks open connections.
 pub fn open_connections(delta: f64) {
     gauge!(OPEN_CONNECTIONS).increment(delta);
+}
+
+/// Sets a certificate's days to expiry.
+pub fn certificate_expiry(name: &'static str, days: f64) {
+    gauge!(CERTIFICATE_EXPIRY_DAYS, "certificate" => name).set(days);
+}
+
+/// Sets this month's availability and the uptime.
+pub fn availability(month: &str, ratio: f64, uptime: Duration) {
+    gauge!(AVAILABILITY_RATIO, "month" => month.to_owned()).set(ratio);
+    gauge!(UPTIME_SECONDS).set(uptime.as_secs_f64());
+}
+
+/// Counts purged audit records.
+pub fn audit_purged(n: u64) {
+    counter!(AUDIT_PURGED_TOTAL).increment(n);
 }

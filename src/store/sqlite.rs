@@ -12,7 +12,7 @@ use super::{AppendOutcome, JournalBackend, NewFind, StoreError};
 use crate::audit::AuditRecord;
 
 /// Schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS find_requests (
@@ -47,6 +47,28 @@ CREATE TABLE IF NOT EXISTS audit_log (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS audit_log_received ON audit_log (received_at);
 CREATE INDEX IF NOT EXISTS audit_log_request ON audit_log (request_id);
+CREATE INDEX IF NOT EXISTS audit_log_transaction ON audit_log (transaction_id);
+
+-- The audit trail is append-only: no row changes, and rows go only once the purge job has
+-- moved the retention cutoff past them (CoCo2.1.6: 6 years by default).
+CREATE TABLE IF NOT EXISTS audit_retention (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    cutoff  INTEGER NOT NULL
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS audit_log_append_only BEFORE UPDATE ON audit_log
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log is append-only');
+END;
+CREATE TRIGGER IF NOT EXISTS audit_log_retained BEFORE DELETE ON audit_log
+WHEN old.received_at >= coalesce((SELECT cutoff FROM audit_retention WHERE id = 1), 0)
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log rows are kept for the retention period');
+END;
+
+-- One row per minute the endpoint was up and ready: monthly availability (CoCo2.1.5).
+CREATE TABLE IF NOT EXISTS heartbeats (
+    minute  INTEGER PRIMARY KEY    -- minutes since the Unix epoch
+) STRICT;
 ";
 
 /// A find request as stored, for the queue, operators and tests.

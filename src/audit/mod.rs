@@ -2,6 +2,11 @@
 //!
 //! It holds transaction IDs, the related find request ID, the party, endpoint, timestamps,
 //! status and latency. Never personal data: no find items, no tokens, no response bodies.
+//! The trail is append-only in the store (triggers refuse updates and early deletes).
+//!
+//! - [`export`]: forensic export (JSON lines, CSV) and the retention purge.
+
+pub mod export;
 
 /// Which way a call went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

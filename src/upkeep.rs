@@ -1,0 +1,112 @@
+//! Background services of a running endpoint: the availability heartbeat, certificate expiry,
+//! the audit retention purge. Each takes the shutdown signal and stops with it.
+//!
+//! - Every minute while ready: a heartbeat row (monthly availability, CoCo2.1.5), the
+//!   availability and uptime gauges.
+//! - At start and daily: days to expiry of every configured certificate, and the purge of audit
+//!   records past `audit.retention_days` (CoCo2.1.6).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::store::queue::Queue;
+
+/// What the upkeep tasks need.
+pub struct Upkeep {
+    /// A store connection of their own.
+    pub store: Arc<Queue>,
+    /// Certificates to watch, by name.
+    pub certificates: Vec<(&'static str, PathBuf)>,
+    /// Audit retention.
+    pub retention_days: u32,
+    /// How often the heartbeat runs.
+    pub heartbeat_every: Duration,
+}
+
+// === impl Upkeep ===
+
+impl Upkeep {
+    /// Runs until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let started = Instant::now();
+        let mut minute = tokio::time::interval(self.heartbeat_every);
+        let mut daily = tokio::time::interval(Duration::from_secs(86_400));
+        loop {
+            tokio::select! {
+                _ = minute.tick() => self.heartbeat(started).await,
+                _ = daily.tick() => {
+                    self.certificates();
+                    self.purge().await;
+                }
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    }
+
+    async fn heartbeat(&self, started: Instant) {
+        let store = self.store.clone();
+        let now = crate::now_micros();
+        let r = tokio::task::spawn_blocking(move || {
+            store.with_conn(|c| {
+                crate::sla::heartbeat(c, now)?;
+                crate::sla::availability_this_month(c, now).map_err(|e| match e {
+                    crate::sla::SlaError::Store(s) => s,
+                    crate::sla::SlaError::Month => crate::store::StoreError::Corrupt("month"),
+                })
+            })
+        })
+        .await;
+        match r {
+            Ok(Ok((month, ratio))) => {
+                crate::metrics::availability(&month, ratio, started.elapsed())
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "heartbeat not recorded"),
+            Err(_) => tracing::error!("heartbeat task failed"),
+        }
+    }
+
+    fn certificates(&self) {
+        for (name, path) in &self.certificates {
+            match crate::tls::load_certs(path) {
+                Ok(certs) => {
+                    let days = certs
+                        .iter()
+                        .filter_map(crate::tls::days_to_expiry)
+                        .fold(f64::INFINITY, f64::min);
+                    if days.is_finite() {
+                        crate::metrics::certificate_expiry(name, days);
+                        if days < 30.0 {
+                            tracing::warn!(
+                                certificate = name,
+                                days,
+                                "certificate expires within 30 days"
+                            );
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(certificate = name, error = %e, "certificate unreadable"),
+            }
+        }
+    }
+
+    async fn purge(&self) {
+        let (store, days) = (self.store.clone(), self.retention_days);
+        let r = tokio::task::spawn_blocking(move || {
+            store.with_conn(|c| crate::audit::export::purge(c, days, crate::now_micros()))
+        })
+        .await;
+        match r {
+            Ok(Ok(n)) => {
+                crate::metrics::audit_purged(n);
+                if n > 0 {
+                    tracing::info!(purged = n, "audit records past retention purged");
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "audit purge failed"),
+            Err(_) => tracing::error!("audit purge task failed"),
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Metrics after real traffic over sockets. Its own test binary, so that the process-wide
+//! Prometheus recorder holds this test's requests only and counts can be exact.
+
+#[path = "it/harness.rs"]
+mod harness;
+
+use harness::{cas_sim, post_find, Env, Server};
+use pdp_provider::members::generate::{find_for, FindKind};
+use pdp_provider::tls::pki::files;
+
+/// The value of the sample line that starts with `series` (name and labels, exactly).
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {series} in\n{metrics}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_happened_and_the_sla_report_agrees() {
+    let env = Env::new();
+    let members = env.with_members(300);
+    let cas = cas_sim(&env).await;
+    let server = Server::start(env.config_with_cas(&cas)).await;
+    let jwks: serde_json::Value = reqwest::get(format!("http://{}/jwks.json", server.ops_addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    cas.state.publish_jwks(&jwks);
+    let url = server.url("/find-requests");
+    let with_nino: Vec<_> = members.iter().filter(|m| m.nino.is_some()).collect();
+    let mut yes_ids = Vec::new();
+    let mut pensions = 0;
+    for m in with_nino.iter().take(5) {
+        let id = uuid::Uuid::new_v4().to_string();
+        post_find(&env.pfs(), &url, &id, &find_for(m, FindKind::Yes, &id)).await;
+        pensions += m.pensions.len();
+        yes_ids.push(id);
+    }
+    let mut no_ids = Vec::new();
+    for m in with_nino.iter().skip(5).take(2) {
+        let id = uuid::Uuid::new_v4().to_string();
+        post_find(&env.pfs(), &url, &id, &find_for(m, FindKind::No, &id)).await;
+        no_ids.push(id);
+    }
+    let bad = env
+        .pfs()
+        .post(&url)
+        .header("X-Request-ID", uuid::Uuid::new_v4().to_string())
+        .header("Content-Type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    for id in yes_ids.iter().chain(&no_ids) {
+        env.ended(id).await;
+    }
+    let pei = &env.queue().peis_for_request(&yes_ids[0]).unwrap()[0];
+    let dashboard = pdp_provider::sim::dashboard::Dashboard::new(
+        &server.url(""),
+        &cas.base_url(),
+        &env.cert(files::CA),
+        &env.cert(files::DASHBOARD),
+        &env.cert(files::DASHBOARD_KEY),
+    )
+    .unwrap();
+    assert_eq!(
+        dashboard.view(&pei.asset_guid).await.unwrap().retry_status,
+        Some(200)
+    );
+
+    let m = server.metrics().await;
+    assert_eq!(sample(&m, "pdp_find_requests_total{outcome=\"ack\"}"), 7.0);
+    assert_eq!(
+        sample(&m, "pdp_find_requests_total{outcome=\"invalid_json\"}"),
+        1.0
+    );
+    assert_eq!(sample(&m, "pdp_find_ack_seconds_count"), 7.0);
+    assert_eq!(sample(&m, "pdp_find_ack_seconds_bucket{le=\"2\"}"), 7.0);
+    assert!(sample(&m, "pdp_find_ack_seconds_bucket{le=\"0.25\"}") <= 7.0);
+    assert_eq!(
+        sample(&m, "pdp_finds_completed_total{outcome=\"match-yes\"}"),
+        5.0
+    );
+    assert_eq!(
+        sample(&m, "pdp_finds_completed_total{outcome=\"no-match\"}"),
+        2.0
+    );
+    assert_eq!(sample(&m, "pdp_find_completion_seconds_count"), 5.0);
+    assert_eq!(
+        sample(&m, "pdp_find_completion_seconds_bucket{le=\"60\"}"),
+        5.0
+    );
+    assert_eq!(
+        sample(&m, "pdp_peis_registered_total{match_status=\"match-yes\"}"),
+        pensions as f64
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "pdp_cas_calls_total{endpoint=\"POST /token\",status=\"200\"}"
+        ),
+        5.0
+    );
+    assert_eq!(sample(&m, "pdp_views_total{outcome=\"challenge\"}"), 1.0);
+    assert_eq!(sample(&m, "pdp_views_total{outcome=\"ok\"}"), 1.0);
+    assert_eq!(sample(&m, "pdp_view_seconds_count"), 2.0);
+    assert_eq!(sample(&m, "pdp_find_queue_depth"), 0.0);
+    assert!(sample(&m, "pdp_certificate_expiry_days{certificate=\"server\"}") > 300.0);
+    assert!(m.contains("pdp_availability_ratio{month="), "{m}");
+    assert!(!m.contains("pdp_sla_breaches_total"), "no breach happened");
+
+    // The SLA report reads the same story from the audit trail.
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let store = env.store();
+    let report = harness::eventually(|| {
+        let r =
+            pdp_provider::sla::report(store.conn(), &month, pdp_provider::now_micros()).unwrap();
+        (r.view.count == 2).then_some(r)
+    })
+    .await;
+    assert_eq!(report.ack.count, 7);
+    assert!(report.ack.met && report.view.met && report.completion.met);
+    assert_eq!(report.completion.count, 5);
+    assert_eq!(report.counts["POST /find-requests invalid_json"], 1);
+    server.stop().await;
+}
