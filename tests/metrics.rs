@@ -24,13 +24,7 @@ async fn metrics_count_what_happened_and_the_sla_report_agrees() {
     let members = env.with_members(300);
     let cas = cas_sim(&env).await;
     let server = Server::start(env.config_with_cas(&cas)).await;
-    let jwks: serde_json::Value = reqwest::get(format!("http://{}/jwks.json", server.ops_addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    cas.state.publish_jwks(&jwks);
+    harness::publish_jwks(&server, &cas).await;
     let url = server.url("/find-requests");
     let with_nino: Vec<_> = members.iter().filter(|m| m.nino.is_some()).collect();
     let mut yes_ids = Vec::new();

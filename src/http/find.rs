@@ -19,12 +19,7 @@ pub async fn handle(
     cx: &RequestCx,
     app: &App,
 ) -> Result<Response<Body>, ApiError> {
-    if !cx.request_id_valid {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidXRequestId,
-            "X-Request-ID: missing or not a UUID",
-        ));
-    }
+    cx.require_request_id()?;
     if !is_json(req.headers().get(header::CONTENT_TYPE)) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -84,6 +84,22 @@ pub struct RequestCx {
     pub party: Arc<str>,
 }
 
+// === impl RequestCx ===
+
+impl RequestCx {
+    /// Every ecosystem call carries a UUID X-Request-ID (SPEC §2): `400` otherwise.
+    pub fn require_request_id(&self) -> Result<(), ApiError> {
+        if self.request_id_valid {
+            Ok(())
+        } else {
+            Err(ApiError::bad_request(
+                crate::wire::problem::ErrorCode::InvalidXRequestId,
+                "X-Request-ID: missing or not a UUID",
+            ))
+        }
+    }
+}
+
 /// Connection-level limits.
 #[derive(Debug, Clone)]
 pub struct ConnLimits {

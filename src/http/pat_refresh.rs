@@ -26,12 +26,7 @@ pub async fn handle(
     cx: &RequestCx,
     app: &App,
 ) -> Result<Response<Body>, ApiError> {
-    if !cx.request_id_valid {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidXRequestId,
-            "X-Request-ID: missing or not a UUID",
-        ));
-    }
+    cx.require_request_id()?;
     let Some(queue) = app.view.as_ref().map(|v| v.store.clone()) else {
         return Err(ApiError::not_found("no such endpoint"));
     };

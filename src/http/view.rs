@@ -185,12 +185,7 @@ async fn handle_inner(
     related_out: &mut Option<String>,
 ) -> Result<Response<Body>, ApiError> {
     let deadline = Instant::from_std(cx.received) + svc.budget;
-    if !cx.request_id_valid {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidXRequestId,
-            "X-Request-ID: missing or not a UUID",
-        ));
-    }
+    cx.require_request_id()?;
     let asset = req
         .uri()
         .path()

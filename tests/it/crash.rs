@@ -12,24 +12,28 @@ struct Binary {
 
 impl Binary {
     fn start(env: &Env) -> Binary {
-        Self::start_with(env, "[workers]\nconcurrency = 0\n")
+        Self::start_with(env, "[workers]\nconcurrency = 0\n", "https://127.0.0.1:9")
     }
 
-    fn start_with(env: &Env, extra: &str) -> Binary {
+    fn start_with(env: &Env, workers: &str, cas_base_url: &str) -> Binary {
         let config_path = env.dir.path().join("crash.toml");
         let c = env.config();
         let toml = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nops_listen = \"127.0.0.1:0\"\n\
              [tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n\
              [store]\npath = {:?}\n[crypto]\ndata_key_file = {:?}\n\
-             [view]\nsigning_key = {:?}\ncalendar = {:?}\n{extra}",
+             [view]\nsigning_key = {:?}\ncalendar = {:?}\n\
+             [cas]\nbase_url = {cas_base_url:?}\nclient_cert = {:?}\nclient_key = {:?}\nca = {:?}\n{workers}",
             c.tls.cert,
             c.tls.key,
             c.tls.client_ca,
             c.store.path,
             c.crypto.data_key_file.unwrap(),
             c.view.signing_key,
-            c.view.calendar
+            c.view.calendar,
+            c.cas.client_cert,
+            c.cas.client_key,
+            c.cas.ca
         );
         std::fs::write(&config_path, toml).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_pdp-provider"))
@@ -132,7 +136,6 @@ async fn every_acked_find_survives_kill_9() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acked_matching_find_is_registered_exactly_once_after_kill_9() {
     use pdp_provider::members::generate::{find_for, FindKind};
-    use pdp_provider::tls::pki::files;
 
     const N: usize = 24;
     let env = Env::new();
@@ -143,15 +146,8 @@ async fn every_acked_matching_find_is_registered_exactly_once_after_kill_9() {
         latency_ms: 40,
         ..Default::default()
     });
-    let extra = format!(
-        "[workers]\nconcurrency = 2\nbackoff_base_ms = 50\npoll_interval_ms = 100\n\
-         [cas]\nbase_url = {:?}\nclient_cert = {:?}\nclient_key = {:?}\nca = {:?}\n",
-        cas.base_url(),
-        env.cert(files::PROVIDER),
-        env.cert(files::PROVIDER_KEY),
-        env.cert(files::CA)
-    );
-    let bin = Binary::start_with(&env, &extra);
+    let workers = "[workers]\nconcurrency = 2\nbackoff_base_ms = 50\npoll_interval_ms = 100\n";
+    let bin = Binary::start_with(&env, workers, &cas.base_url());
     let pfs = env.pfs();
     let chosen: Vec<_> = members
         .iter()
@@ -188,7 +184,7 @@ async fn every_acked_matching_find_is_registered_exactly_once_after_kill_9() {
     let registered_before = cas.state.registrations().len();
 
     cas.state.set_faults(Default::default());
-    let bin = Binary::start_with(&env, &extra);
+    let bin = Binary::start_with(&env, workers, &cas.base_url());
     for id in &acked {
         let f = env.ended(id).await;
         assert_eq!(

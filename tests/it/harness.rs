@@ -42,6 +42,9 @@ impl Env {
         c.store.path = self.store_path();
         c.crypto.data_key_file = Some(self.cert(files::DATA_KEY));
         c.workers.concurrency = 0;
+        c.cas.client_cert = self.cert(files::PROVIDER);
+        c.cas.client_key = self.cert(files::PROVIDER_KEY);
+        c.cas.ca = self.cert(files::CA);
         c.view.signing_key = self.cert(files::VIEW_SIGNING_KEY);
         c.view.calendar = concat!(env!("CARGO_MANIFEST_DIR"), "/config/bank-holidays.json").into();
         c
@@ -240,9 +243,6 @@ impl Env {
         c.workers.backoff_cap_ms = 500;
         c.workers.poll_interval_ms = 100;
         c.cas.base_url = cas.base_url();
-        c.cas.client_cert = self.cert(files::PROVIDER);
-        c.cas.client_key = self.cert(files::PROVIDER_KEY);
-        c.cas.ca = self.cert(files::CA);
         c
     }
 
@@ -288,4 +288,31 @@ pub fn member_with(
         .iter()
         .find(|m| m.nino.is_some() && m.pensions.len() >= pensions)
         .expect("a generated member fits")
+}
+
+/// Publishes the server's signing key at the simulator's `jwk_uri`, as PDP does at onboarding.
+pub async fn publish_jwks(server: &Server, cas: &pdp_provider::sim::cas::CasSim) {
+    let jwks: serde_json::Value = reqwest::get(format!("http://{}/jwks.json", server.ops_addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    cas.state.publish_jwks(&jwks);
+}
+
+/// A journal on a side database, for library calls made outside a server (its writer thread
+/// lives as long as the handle).
+pub fn side_journal(env: &Env) -> pdp_provider::store::journal::Journal {
+    let store = SqliteStore::open(&env.dir.path().join("side.sqlite")).unwrap();
+    let (journal, _writer) = pdp_provider::store::journal::Journal::start(
+        Box::new(store),
+        pdp_provider::store::journal::JournalLimits {
+            max_batch: 16,
+            channel_capacity: 64,
+            max_pending: 10,
+        },
+    )
+    .unwrap();
+    journal
 }

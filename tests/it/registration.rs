@@ -257,7 +257,7 @@ async fn a_crash_between_the_cas_201_and_the_local_commit_does_not_duplicate() {
     // never recorded it.
     let client = pdp_provider::cas::client::CasClient::new(
         &env.config_with_cas(&cas).cas,
-        null_journal(&env),
+        crate::harness::side_journal(&env),
     )
     .unwrap();
     let uat = pdp_provider::wire::find::parse(&serde_json::to_vec(&body).unwrap())
@@ -286,21 +286,4 @@ async fn a_crash_between_the_cas_201_and_the_local_commit_does_not_duplicate() {
         1
     );
     server.stop().await;
-}
-
-fn null_journal(env: &Env) -> pdp_provider::store::journal::Journal {
-    let store = pdp_provider::store::sqlite::SqliteStore::open(&env.dir.path().join("side.sqlite"))
-        .unwrap();
-    let (journal, writer) = pdp_provider::store::journal::Journal::start(
-        Box::new(store),
-        pdp_provider::store::journal::JournalLimits {
-            max_batch: 16,
-            channel_capacity: 64,
-            max_pending: 10,
-        },
-    )
-    .unwrap();
-    // The writer thread lives as long as the journal handle.
-    drop(writer);
-    journal
 }

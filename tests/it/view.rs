@@ -20,13 +20,7 @@ async fn setup() -> Setup {
     let cas = cas_sim(&env).await;
     let server = Server::start(env.config_with_cas(&cas)).await;
     // PDP publishes the provider's signing key at the CAS jwk_uri at onboarding.
-    let jwks: serde_json::Value = reqwest::get(format!("http://{}/jwks.json", server.ops_addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    cas.state.publish_jwks(&jwks);
+    crate::harness::publish_jwks(&server, &cas).await;
     Setup {
         env,
         cas,
@@ -345,18 +339,7 @@ async fn stale_values_are_pending_dcc_and_dbc_with_due_dates() {
 }
 
 async fn cas_client(s: &Setup) -> pdp_provider::cas::client::CasClient {
-    let store =
-        pdp_provider::store::sqlite::SqliteStore::open(&s.env.dir.path().join("ops.sqlite"))
-            .unwrap();
-    let (journal, _writer) = pdp_provider::store::journal::Journal::start(
-        Box::new(store),
-        pdp_provider::store::journal::JournalLimits {
-            max_batch: 16,
-            channel_capacity: 64,
-            max_pending: 10,
-        },
-    )
-    .unwrap();
+    let journal = crate::harness::side_journal(&s.env);
     pdp_provider::cas::client::CasClient::new(&s.env.config_with_cas(&s.cas).cas, journal).unwrap()
 }
 
