@@ -50,7 +50,7 @@ impl Upkeep {
         let store = self.store.clone();
         let now = crate::now_micros();
         let r = tokio::task::spawn_blocking(move || {
-            store.with_conn(|c| {
+            store.with_write(|c| {
                 crate::sla::heartbeat(c, now)?;
                 crate::sla::availability_this_month(c, now).map_err(|e| match e {
                     crate::sla::SlaError::Store(s) => s,
@@ -95,7 +95,7 @@ impl Upkeep {
     async fn purge(&self) {
         let (store, days) = (self.store.clone(), self.retention_days);
         let r = tokio::task::spawn_blocking(move || {
-            store.with_conn(|c| crate::audit::export::purge(c, days, crate::now_micros()))
+            store.with_write(|c| crate::audit::export::purge(c, days, crate::now_micros()))
         })
         .await;
         match r {

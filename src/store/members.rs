@@ -50,6 +50,7 @@ pub fn upsert(
     key: &DataKey,
     batch: &[MemberRecord],
 ) -> Result<(), StoreError> {
+    let _write = super::write_lock();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let mut member = tx.prepare_cached(
@@ -171,7 +172,8 @@ pub fn count(conn: &Connection) -> Result<u64, StoreError> {
 }
 
 /// Replaces a pension's values with a completed calculation's (`values import`): its benefit
-/// illustrations and calculation date. Returns false when no such pension is stored.
+/// illustrations and calculation date. Returns false when no such pension is stored. The caller
+/// holds the write lock (`Queue::with_write`).
 pub fn set_calculated_values(
     conn: &Connection,
     key: &DataKey,

@@ -22,6 +22,20 @@ pub mod sqlite;
 
 use crate::audit::AuditRecord;
 
+/// One SQLite writer at a time in this process.
+///
+/// SQLite allows one write transaction per database. Left to its busy handler, connections that
+/// find the lock taken poll with growing sleeps, and under load the journal writer starved
+/// behind a stream of worker writes until its busy timeout ran out ("database is locked": an
+/// ACK lost to a 500). Every write in this process takes this lock first, so waiting writers
+/// queue on a futex instead of polling; SQLite's busy timeout is left for other processes
+/// (operator commands). Reads do not take it: WAL readers never block.
+pub(crate) fn write_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // Poisoning carries no meaning for a unit mutex.
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A find request on its way into the store: IDs and timestamps in the clear, find data sealed.
 #[derive(Debug, Clone)]
 pub struct NewFind {

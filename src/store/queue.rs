@@ -136,6 +136,25 @@ pub struct FailedFind {
     pub reason: String,
 }
 
+/// A connection held for a write, with the process-wide write lock.
+struct Write<'a> {
+    conn: std::sync::MutexGuard<'a, Connection>,
+    _lock: std::sync::MutexGuard<'static, ()>,
+}
+
+impl std::ops::Deref for Write<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Write<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
 /// The queue over its own SQLite connection (WAL lets it run beside the journal writer).
 pub struct Queue {
     conn: Mutex<Connection>,
@@ -178,9 +197,19 @@ impl Queue {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The connection for a write: the process-wide write lock first (see
+    /// [`super::write_lock`]), then the connection.
+    fn write(&self) -> Write<'_> {
+        let lock = super::write_lock();
+        Write {
+            conn: self.conn(),
+            _lock: lock,
+        }
+    }
+
     /// Single-instance start-up: requests a previous process was working on are queued again.
     pub fn requeue_working(&self) -> Result<u64, StoreError> {
-        let n = self.conn().execute(
+        let n = self.write().execute(
             "UPDATE find_requests SET state = 'queued', lease_until = NULL WHERE state = 'working'",
             [],
         )?;
@@ -189,7 +218,7 @@ impl Queue {
 
     /// Claims the oldest queued request (or one whose lease ran out).
     pub fn claim(&self, now: i64, lease_micros: i64) -> Result<Option<Claimed>, StoreError> {
-        let conn = self.conn();
+        let conn = self.write();
         let mut stmt = conn.prepare_cached(
             "UPDATE find_requests
                 SET state = 'working', lease_until = ?1 + ?2, attempts = attempts + 1
@@ -218,7 +247,7 @@ impl Queue {
         request_id: &str,
         matches: &[(String, uuid::Uuid, &PensionMatch)],
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.write();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         {
             let mut stmt = tx.prepare_cached(
@@ -272,7 +301,7 @@ impl Queue {
     ) -> Result<String, StoreError> {
         let pat_id = uuid::Uuid::new_v4().hyphenated().to_string();
         let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(pat.as_bytes()));
-        let mut conn = self.conn();
+        let mut conn = self.write();
         let tx = conn.transaction()?;
         tx.execute(
             "INSERT INTO pats (pat_id, pat_sha256, sealed, expires_at, created_at)
@@ -334,7 +363,7 @@ impl Queue {
     /// Marks a PeI registered. Its PAT is set only if it had none: a PeI registered earlier
     /// keeps the PAT that registered it (the CAS answers 401 to any other).
     pub fn registered(&self, pei: &str, resource_id: &str, pat_id: &str) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.write().execute(
             "UPDATE peis SET state = 'registered', resource_id = ?2,
                     pat_id = coalesce(pat_id, ?3), registered_at = coalesce(registered_at, ?4)
               WHERE pei = ?1",
@@ -345,7 +374,7 @@ impl Queue {
 
     /// Ends a request: outcome recorded, find data deleted.
     pub fn complete(&self, request_id: &str, outcome: &str) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.write().execute(
             "UPDATE find_requests
                 SET state = 'done', outcome = ?2, find_data = NULL, lease_until = NULL,
                     completed_at = ?3
@@ -357,7 +386,7 @@ impl Queue {
 
     /// Fails a request with a reason (never personal data); find data deleted.
     pub fn fail(&self, request_id: &str, reason: &str) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.write().execute(
             "UPDATE find_requests
                 SET state = 'failed', reason = ?2, find_data = NULL, lease_until = NULL,
                     completed_at = ?3
@@ -387,7 +416,7 @@ impl Queue {
 
     /// Records a value calculation owed for a PeI (once; later calls keep the first).
     pub fn record_calculation(&self, c: &Calculation) -> Result<(), StoreError> {
-        self.conn()
+        self.write()
             .prepare_cached(
                 "INSERT OR IGNORE INTO calculations (pei, pension_asset_guid, kind, started_on, due_on)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -404,7 +433,7 @@ impl Queue {
 
     /// Closes the open calculations of a pension; returns how many.
     pub fn complete_calculations(&self, pension_asset_guid: &str) -> Result<u64, StoreError> {
-        let n = self.conn().execute(
+        let n = self.write().execute(
             "UPDATE calculations SET completed_at = ?2
               WHERE pension_asset_guid = ?1 AND completed_at IS NULL",
             params![pension_asset_guid, crate::now_micros()],
@@ -435,7 +464,7 @@ impl Queue {
 
     /// Marks a PeI de-registered (or gone at the CAS) with its deletion reason.
     pub fn deregistered(&self, pei: &str, reason: &str) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.write().execute(
             "UPDATE peis SET state = 'deregistered', deletion_reason = ?2, deregistered_at = ?3
               WHERE pei = ?1",
             params![pei, reason, crate::now_micros()],
@@ -445,7 +474,7 @@ impl Queue {
 
     /// Flags a PeI "de-registration pending: notify PDP" (its PAT was refused): never served again.
     pub fn flag_for_deregistration(&self, pei: &str, reason: &str) -> Result<(), StoreError> {
-        self.conn().execute(
+        self.write().execute(
             "UPDATE peis SET state = 'flagged', deletion_reason = ?2, deregistered_at = ?3
               WHERE pei = ?1",
             params![pei, reason, crate::now_micros()],
@@ -472,7 +501,7 @@ impl Queue {
         new_pat: &str,
         expires_at: Option<i64>,
     ) -> Result<u64, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.write();
         // Immediate: it reads then writes, and a deferred transaction could not upgrade past a
         // concurrent commit (SQLITE_BUSY_SNAPSHOT bypasses the busy timeout).
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -497,8 +526,13 @@ impl Queue {
         Ok(ids.len() as u64)
     }
 
-    /// Runs `f` with the connection (for stores built on the same file).
+    /// Runs `f` with the connection (for stores built on the same file): reads.
     pub fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
         f(&mut self.conn())
+    }
+
+    /// Runs `f` with the connection and the process-wide write lock: writes.
+    pub fn with_write<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        f(&mut self.write())
     }
 }

@@ -252,6 +252,7 @@ impl JournalBackend for SqliteStore {
         if finds.is_empty() && audit.is_empty() {
             return Ok(Vec::new());
         }
+        let _write = super::write_lock();
         let tx = self.conn.transaction()?;
         let mut outcomes = Vec::with_capacity(finds.len());
         {

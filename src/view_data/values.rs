@@ -45,7 +45,7 @@ pub fn import_line(queue: &Queue, key: &DataKey, line: &str) -> Result<u64, Valu
     let mut candidate = pension.view_data.clone();
     candidate["benefitIllustrations"] = c.benefit_illustrations.clone();
     crate::wire::view::parse_definite(&candidate)?;
-    queue.with_conn(|conn| {
+    queue.with_write(|conn| {
         crate::store::members::set_calculated_values(
             conn,
             key,
