@@ -82,7 +82,7 @@ enum Command {
     /// The endpoint with a simulated CAS and PFS around it, generated members, and a summary.
     Demo(pdp_provider::demo::DemoArgs),
     /// Load-test an endpoint as the PFS (open or closed loop); exits 1 on a missed limit.
-    Load(pdp_provider::load::LoadArgs),
+    Load(Box<pdp_provider::load::LoadArgs>),
 }
 
 #[derive(Subcommand)]
@@ -618,7 +618,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Load(args) => {
-            let code = runtime()?.block_on(pdp_provider::load::run(args))?;
+            let code = runtime()?.block_on(pdp_provider::load::run(*args))?;
             Ok(ExitCode::from(code))
         }
         Command::Demo(args) => {
