@@ -28,6 +28,7 @@ pub mod plot;
 pub mod report;
 pub mod scenario;
 pub mod verdict;
+pub mod views;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -100,6 +101,13 @@ pub struct LoadArgs {
     /// The CAS simulator's control URL, e.g. `http://127.0.0.1:8445`.
     #[arg(long)]
     pub cas_control: Option<String>,
+    /// Views/s after the finds, as MaPS' dashboard calls them (needs `cas_control`) [default: 0].
+    #[arg(long)]
+    pub view_rate: Option<f64>,
+    /// The CAS base URL the dashboard swaps tickets and reads `jwk_uri` at
+    /// [default: `https://127.0.0.1:8444`].
+    #[arg(long)]
+    pub cas_url: Option<String>,
     /// `503`s (load shed) are expected: counted apart, not as errors.
     #[arg(long)]
     pub expect_shedding: bool,
@@ -138,6 +146,8 @@ impl Default for LoadArgs {
             follow_completion: false,
             completion_sample: None,
             cas_control: None,
+            view_rate: None,
+            cas_url: None,
             expect_shedding: false,
             max_error_rate: None,
             out: None,
@@ -374,6 +384,31 @@ pub async fn run_until(args: LoadArgs, cancel: CancellationToken) -> Result<u8, 
             if let Err(e) = c.clear_faults().await {
                 eprintln!("warning: faults left set at the CAS simulator: {e}");
             }
+        }
+    }
+
+    if plan.view_rate > 0.0 && !cancel.is_cancelled() {
+        if let (Some(c), Some(last)) = (&control, results.last_mut()) {
+            let guids = views::asset_guids(c).await?;
+            let dashboard = crate::sim::dashboard::Dashboard::new(
+                &plan.target,
+                &plan.cas_url,
+                &plan.certs.join(files::CA),
+                &plan.certs.join(files::DASHBOARD),
+                &plan.certs.join(files::DASHBOARD_KEY),
+            )
+            .map_err(|e| LoadError::Client(e.to_string()))?;
+            last.views = Some(
+                views::run(
+                    dashboard,
+                    guids,
+                    plan.view_rate,
+                    plan.duration(),
+                    &cancel,
+                    plan.quiet,
+                )
+                .await,
+            );
         }
     }
 

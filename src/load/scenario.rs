@@ -129,6 +129,10 @@ pub struct Scenario {
     pub completion_sample: Option<f64>,
     /// The CAS simulator's control URL.
     pub cas_control: Option<String>,
+    /// Views/s after the finds.
+    pub view_rate: Option<f64>,
+    /// The CAS base URL for the dashboard.
+    pub cas_url: Option<String>,
     /// Faults injected at the CAS simulator for the run.
     pub cas_faults: Option<CasFaults>,
     /// `503`s are expected: counted as shed, not as errors.
@@ -180,6 +184,10 @@ pub struct Plan {
     pub completion_sample: f64,
     /// CAS simulator control URL.
     pub cas_control: Option<String>,
+    /// Views/s after the finds (0: none).
+    pub view_rate: f64,
+    /// The CAS base URL for the dashboard.
+    pub cas_url: String,
     /// Faults injected for the run.
     pub cas_faults: Option<CasFaults>,
     /// `503`s are shed, not errors.
@@ -360,6 +368,14 @@ impl Plan {
                 .clone()
                 .or(s.cas_control)
                 .map(|u| u.trim_end_matches('/').to_owned()),
+            view_rate: args.view_rate.or(s.view_rate).unwrap_or(0.0),
+            cas_url: args
+                .cas_url
+                .clone()
+                .or(s.cas_url)
+                .unwrap_or_else(|| "https://127.0.0.1:8444".into())
+                .trim_end_matches('/')
+                .to_owned(),
             cas_faults: s.cas_faults,
             expect_shedding: args.expect_shedding || s.expect_shedding.unwrap_or(false),
             max_error_rate: args

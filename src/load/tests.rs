@@ -55,6 +55,7 @@ async fn smoke_run_against_the_endpoint_and_cas_simulator() {
         assert!(report.errors.is_empty());
     }
     let running = crate::app::start(config).await.unwrap();
+    cas.state.publish_jwks(running.jwks().unwrap());
 
     let out = dir.path().join("out");
     let args = LoadArgs {
@@ -68,6 +69,8 @@ async fn smoke_run_against_the_endpoint_and_cas_simulator() {
         follow_completion: true,
         completion_sample: Some(1.0),
         cas_control: Some(format!("http://{}", cas.control_addr)),
+        view_rate: Some(20.0),
+        cas_url: Some(cas.base_url()),
         out: Some(out.clone()),
         name: Some("smoke".into()),
         quiet: true,
@@ -96,7 +99,9 @@ async fn smoke_run_against_the_endpoint_and_cas_simulator() {
         "completions seen: {completion:#}"
     );
     assert_eq!(completion["missed"], 0, "{completion:#}");
-    assert!(main["views"].is_null());
+    let views = &main["views"];
+    assert!(views["count"].as_u64().unwrap() > 0, "{views:#}");
+    assert_eq!(views["missed"], 0, "{views:#}");
     assert!(result["machine"]["nproc"].as_u64().unwrap() >= 1);
     assert_eq!(result["verdict"]["passed"], true, "{summary}");
     assert_eq!(code, 0, "{summary}");
