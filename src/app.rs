@@ -72,7 +72,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let prometheus = crate::metrics::install();
     let key = DataKey::load(&config.crypto)?;
     let tls = crate::tls::server::server_config(&config.tls)?;
-    let store = SqliteStore::open(&config.store.path)?;
+    let store = SqliteStore::open_journal(&config.store.path)?;
     let (journal, writer) = Journal::start(
         Box::new(store),
         JournalLimits {

@@ -1,6 +1,7 @@
 //! Background services of a running endpoint: the availability heartbeat, certificate expiry,
 //! the audit retention purge. Each takes the shutdown signal and stops with it.
 //!
+//! - Every second: a passive WAL checkpoint (the journal writer does none itself).
 //! - Every minute while ready: a heartbeat row (monthly availability, CoCo2.1.5), the
 //!   availability and uptime gauges.
 //! - At start and daily: days to expiry of every configured certificate, and the purge of audit
@@ -34,8 +35,10 @@ impl Upkeep {
         let started = Instant::now();
         let mut minute = tokio::time::interval(self.heartbeat_every);
         let mut daily = tokio::time::interval(Duration::from_secs(86_400));
+        let mut checkpoint = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
+                _ = checkpoint.tick() => self.checkpoint().await,
                 _ = minute.tick() => self.heartbeat(started).await,
                 _ = daily.tick() => {
                     self.certificates();
@@ -43,6 +46,21 @@ impl Upkeep {
                 }
                 _ = shutdown.cancelled() => break,
             }
+        }
+    }
+
+    /// Copies committed WAL frames into the database file, beside the journal writer (which
+    /// runs without automatic checkpoints). Passive: it never blocks a writer.
+    async fn checkpoint(&self) {
+        let store = self.store.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            store.with_conn(|c| {
+                c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0))
+            })
+        })
+        .await;
+        if let Ok(Err(e)) = r {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
         }
     }
 

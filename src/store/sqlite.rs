@@ -47,7 +47,6 @@ CREATE TABLE IF NOT EXISTS audit_log (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS audit_log_received ON audit_log (received_at);
 CREATE INDEX IF NOT EXISTS audit_log_request ON audit_log (request_id);
-CREATE INDEX IF NOT EXISTS audit_log_transaction ON audit_log (transaction_id);
 
 -- The audit trail is append-only: no row changes, and rows go only once the purge job has
 -- moved the retention cutoff past them (CoCo2.1.6: 6 years by default).
@@ -121,6 +120,11 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // 8 MiB of page cache: index pages of random-UUID keys stay in memory instead of being
+        // re-read on every insert. Much larger costs more than it saves (the cache is walked
+        // whenever another connection's commit invalidates it: measured in BENCHMARKS.md).
+        conn.pragma_update(None, "cache_size", -8_192)?;
+
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version < SCHEMA_VERSION {
@@ -133,6 +137,16 @@ impl SqliteStore {
             conn,
             path: path.to_owned(),
         })
+    }
+
+    /// Opens the store for the journal writer: as [`SqliteStore::open`], without automatic
+    /// checkpoints. A checkpoint copies the WAL into the database file and syncs it; done on the
+    /// writer thread it stalls every ACK waiting on that commit, so the upkeep task runs
+    /// passive checkpoints beside it instead (see `upkeep.rs`).
+    pub fn open_journal(path: &Path) -> Result<Self, StoreError> {
+        let store = Self::open(path)?;
+        store.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        Ok(store)
     }
 
     /// Gives up the store for its connection.
