@@ -43,6 +43,7 @@ fi
 if ! command -v nginx >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "installing nginx ..." >&2
+        apt-get update -qq >/dev/null 2>&1 || true
         apt-get install -y -qq nginx-light >/dev/null 2>&1 || apt-get install -y -qq nginx >/dev/null
     else
         echo "ceiling.sh: nginx is needed (apt-get install nginx-light)" >&2

@@ -210,22 +210,31 @@ impl Queue {
     /// Single-instance start-up: requests a previous process was working on are queued again.
     pub fn requeue_working(&self) -> Result<u64, StoreError> {
         let n = self.write().execute(
-            "UPDATE find_requests SET state = 'queued', lease_until = NULL WHERE state = 'working'",
+            "UPDATE find_requests SET state = 'queued', lease_until = NULL
+              WHERE state IN ('queued', 'working') AND state = 'working'",
             [],
         )?;
         Ok(n as u64)
     }
 
     /// Claims the oldest queued request (or one whose lease ran out).
+    ///
+    /// The redundant `state IN ('queued', 'working')` lets SQLite use the partial index
+    /// `find_requests_open`; without it every claim scanned and sorted the whole table (found
+    /// under load: 50 claims/s with 50k rows). `claim_uses_the_open_index` guards it.
     pub fn claim(&self, now: i64, lease_micros: i64) -> Result<Option<Claimed>, StoreError> {
         let conn = self.write();
         let mut stmt = conn.prepare_cached(
             "UPDATE find_requests
                 SET state = 'working', lease_until = ?1 + ?2, attempts = attempts + 1
-              WHERE request_id = (
-                    SELECT request_id FROM find_requests
-                     WHERE state = 'queued' OR (state = 'working' AND lease_until < ?1)
-                     ORDER BY acked_at LIMIT 1)
+              WHERE request_id = coalesce(
+                    (SELECT request_id FROM find_requests
+                      WHERE state IN ('queued', 'working') AND state = 'queued'
+                      ORDER BY acked_at LIMIT 1),
+                    (SELECT request_id FROM find_requests
+                      WHERE state IN ('queued', 'working') AND state = 'working'
+                        AND lease_until < ?1
+                      ORDER BY acked_at LIMIT 1))
           RETURNING request_id, acked_at, find_data, pat_id, attempts",
         )?;
         Ok(stmt
@@ -534,5 +543,32 @@ impl Queue {
     /// Runs `f` with the connection and the process-wide write lock: writes.
     pub fn with_write<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
         f(&mut self.write())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_uses_the_open_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Queue::open(&dir.path().join("q.sqlite")).unwrap();
+        let plan: Vec<String> = q.with_conn(|c| {
+            let mut stmt = c
+                .prepare(
+                    "EXPLAIN QUERY PLAN SELECT request_id FROM find_requests
+                      WHERE state IN ('queued', 'working') AND state = 'queued'
+                      ORDER BY acked_at LIMIT 1",
+                )
+                .unwrap();
+            let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+            rows.map(Result::unwrap).collect()
+        });
+        assert!(
+            plan.iter().any(|p| p.contains("USING INDEX find_requests_open")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{plan:?}");
     }
 }
