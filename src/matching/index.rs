@@ -11,8 +11,7 @@ use chrono::NaiveDate;
 use dashmap::DashMap;
 use uuid::Uuid;
 
-use super::normalise;
-use super::rules::{Person, RuleSet};
+use super::rules::{Person, RawIdentity, RuleSet};
 use super::PensionMatch;
 use crate::members::record::MatchRecord;
 use crate::wire::find::FindData;
@@ -58,39 +57,23 @@ pub struct Matcher {
 
 /// A find request's identity, normalised.
 pub fn find_person(d: &FindData) -> Person {
-    Person {
+    Person::normalise(RawIdentity {
         names: d
             .names
             .iter()
-            .map(|n| {
-                (
-                    normalise::first_given_name(&n.given_name),
-                    normalise::name(&n.family_name),
-                )
-            })
-            .collect(),
+            .map(|n| (n.given_name.as_str(), n.family_name.as_str())),
         previous_family_names: d
             .previous_family_names
             .iter()
-            .map(|n| normalise::name(&n.family_name))
-            .filter(|n| !n.is_empty())
-            .collect(),
-        date_of_birth: d
-            .date_of_birth
-            .as_ref()
-            .and_then(|v| normalise::date(&v.value)),
-        nino8: d.nino.as_ref().and_then(|v| normalise::nino8(&v.value)),
-        postcodes: d
-            .addresses
-            .iter()
-            .filter_map(|a| a.postcode.as_deref().map(normalise::postcode))
-            .collect(),
+            .map(|n| n.family_name.as_str()),
+        date_of_birth: d.date_of_birth.as_ref().map(|v| v.value.as_str()),
+        nino: d.nino.as_ref().map(|v| v.value.as_str()),
+        postcodes: d.addresses.iter().filter_map(|a| a.postcode.as_deref()),
         previous_postcodes: d
             .previous_addresses
             .iter()
-            .filter_map(|a| a.postcode.as_deref().map(normalise::postcode))
-            .collect(),
-    }
+            .filter_map(|a| a.postcode.as_deref()),
+    })
 }
 
 fn name_keys(p: &Person) -> impl Iterator<Item = &str> {

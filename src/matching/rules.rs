@@ -113,9 +113,52 @@ fn single<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> Agreement {
     }
 }
 
+/// Identity data as written, before normalisation: what a find request or a member record has.
+#[derive(Debug, Clone, Copy)]
+pub struct RawIdentity<'a, N, P, C, Q> {
+    /// (given name, family name) pairs.
+    pub names: N,
+    /// Previous family names.
+    pub previous_family_names: P,
+    /// `YYYY-MM-DD`.
+    pub date_of_birth: Option<&'a str>,
+    /// The NINO as written.
+    pub nino: Option<&'a str>,
+    /// Current postcodes.
+    pub postcodes: C,
+    /// Previous postcodes.
+    pub previous_postcodes: Q,
+}
+
 // === impl Person ===
 
 impl Person {
+    /// Normalises identity data (one place for both sides of a match).
+    pub fn normalise<'a, N, P, C, Q>(raw: RawIdentity<'a, N, P, C, Q>) -> Person
+    where
+        N: Iterator<Item = (&'a str, &'a str)>,
+        P: Iterator<Item = &'a str>,
+        C: Iterator<Item = &'a str>,
+        Q: Iterator<Item = &'a str>,
+    {
+        use super::normalise;
+        Person {
+            names: raw
+                .names
+                .map(|(g, f)| (normalise::first_given_name(g), normalise::name(f)))
+                .collect(),
+            previous_family_names: raw
+                .previous_family_names
+                .map(normalise::name)
+                .filter(|n| !n.is_empty())
+                .collect(),
+            date_of_birth: raw.date_of_birth.and_then(normalise::date),
+            nino8: raw.nino.and_then(normalise::nino8),
+            postcodes: raw.postcodes.map(normalise::postcode).collect(),
+            previous_postcodes: raw.previous_postcodes.map(normalise::postcode).collect(),
+        }
+    }
+
     fn given(&self) -> Vec<String> {
         self.names.iter().map(|n| n.0.clone()).collect()
     }

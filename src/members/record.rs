@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::matching::normalise;
-use crate::matching::rules::Person;
+use crate::matching::rules::{Person, RawIdentity};
 
 /// One member and their pensions.
 #[derive(Clone, Serialize, Deserialize)]
@@ -244,36 +244,17 @@ pub struct PensionKey {
 impl MatchRecord {
     /// The normalised identity for matching.
     pub fn person(&self) -> Person {
-        Person {
+        Person::normalise(RawIdentity {
             names: self
                 .names
                 .iter()
-                .map(|n| {
-                    (
-                        normalise::first_given_name(&n.given_name),
-                        normalise::name(&n.family_name),
-                    )
-                })
-                .collect(),
-            previous_family_names: self
-                .previous_family_names
-                .iter()
-                .map(|n| normalise::name(n))
-                .filter(|n| !n.is_empty())
-                .collect(),
-            date_of_birth: normalise::date(&self.date_of_birth),
-            nino8: self.nino.as_deref().and_then(normalise::nino8),
-            postcodes: self
-                .postcodes
-                .iter()
-                .map(|p| normalise::postcode(p))
-                .collect(),
-            previous_postcodes: self
-                .previous_postcodes
-                .iter()
-                .map(|p| normalise::postcode(p))
-                .collect(),
-        }
+                .map(|n| (n.given_name.as_str(), n.family_name.as_str())),
+            previous_family_names: self.previous_family_names.iter().map(String::as_str),
+            date_of_birth: Some(self.date_of_birth.as_str()),
+            nino: self.nino.as_deref(),
+            postcodes: self.postcodes.iter().map(String::as_str),
+            previous_postcodes: self.previous_postcodes.iter().map(String::as_str),
+        })
     }
 }
 

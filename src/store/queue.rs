@@ -566,7 +566,8 @@ mod tests {
             rows.map(Result::unwrap).collect()
         });
         assert!(
-            plan.iter().any(|p| p.contains("USING INDEX find_requests_open")),
+            plan.iter()
+                .any(|p| p.contains("USING INDEX find_requests_open")),
             "{plan:?}"
         );
         assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{plan:?}");
