@@ -121,7 +121,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let jwks = view.as_ref().map(|v| v.signer.jwks().clone());
     let app = Arc::new(App {
         journal: journal.clone(),
-        key,
+        key: key.clone(),
         limits: Limits {
             max_body_bytes: config.server.max_body_bytes,
             queue_max_pending: config.store.queue_max_pending,
@@ -160,6 +160,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ],
         retention_days: config.audit.retention_days,
         heartbeat_every: Duration::from_secs(60),
+        possible_review: Some((
+            CasClient::new(&config.cas, journal.clone())?,
+            key.clone(),
+            config.matching.possible_review_days,
+        )),
     };
     tokio::spawn(upkeep.run(shutdown.clone()));
     tracing::info!(%addr, %ops_addr, "pdp-provider endpoint listening");

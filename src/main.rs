@@ -147,6 +147,25 @@ enum PeisCommand {
         #[arg(long, default_value = "config/dev.toml")]
         config: PathBuf,
     },
+    /// Resolve a reviewed possible match: yes (PATCH to match-yes) or no (de-register, match-no).
+    Resolve {
+        /// The PeI's asset GUID.
+        #[arg(long)]
+        asset_guid: String,
+        /// The review's outcome.
+        #[arg(long = "as", value_enum)]
+        resolution: pdp_provider::peis::Resolution,
+        /// The config.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
+    /// De-register, as match-timeout, possible matches unreviewed for
+    /// `matching.possible_review_days`.
+    ExpirePossible {
+        /// The config.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
     /// PeIs flagged "de-registration pending: notify PDP" (CoCo2.2.4).
     Flagged {
         /// The config.
@@ -406,35 +425,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => {
             let config = load_config(&config)?;
-            runtime()?.block_on(async move {
-                let key = pdp_provider::store::sealed::DataKey::load(&config.crypto)?;
-                let store = pdp_provider::store::sqlite::SqliteStore::open(&config.store.path)?;
-                let (journal, writer) = pdp_provider::store::journal::Journal::start(
-                    Box::new(store),
-                    pdp_provider::store::journal::JournalLimits {
-                        max_batch: 64,
-                        channel_capacity: 256,
-                        max_pending: u64::MAX,
-                    },
-                )?;
-                let cas = pdp_provider::cas::client::CasClient::new(&config.cas, journal.clone())?;
-                let queue = pdp_provider::store::queue::Queue::open(&config.store.path)?;
-                let out =
-                    pdp_provider::peis::deregister(&queue, &cas, &key, &asset_guid, reason).await;
-                journal.close().await;
-                drop(cas);
-                drop(journal);
-                let _ = tokio::task::spawn_blocking(move || writer.close()).await;
-                let out = out?;
-                println!("{asset_guid}: {out:?}");
-                anyhow::Ok(
-                    if out == pdp_provider::peis::Deregistered::FlaggedPatExpired {
-                        ExitCode::from(1)
-                    } else {
-                        ExitCode::SUCCESS
-                    },
-                )
-            })
+            let out = with_cas(&config, |q, cas, key| async move {
+                pdp_provider::peis::deregister(&q, &cas, &key, &asset_guid, reason)
+                    .await
+                    .map(|o| (asset_guid, o))
+            })?;
+            println!("{}: {:?}", out.0, out.1);
+            Ok(exit_for(out.1))
+        }
+        Command::Peis {
+            command:
+                PeisCommand::Resolve {
+                    asset_guid,
+                    resolution,
+                    config,
+                },
+        } => {
+            let config = load_config(&config)?;
+            let out = with_cas(&config, |q, cas, key| async move {
+                pdp_provider::peis::resolve_possible(&q, &cas, &key, &asset_guid, resolution)
+                    .await
+                    .map(|o| (asset_guid, o))
+            })?;
+            println!("{}: {resolution:?} ({:?})", out.0, out.1);
+            Ok(exit_for(out.1))
+        }
+        Command::Peis {
+            command: PeisCommand::ExpirePossible { config },
+        } => {
+            let config = load_config(&config)?;
+            let days = config.matching.possible_review_days;
+            let n = with_cas(&config, |q, cas, key| async move {
+                pdp_provider::peis::expire_possible(&q, &cas, &key, days).await
+            })?;
+            println!("{n} possible matches de-registered as match-timeout");
+            Ok(ExitCode::SUCCESS)
         }
         Command::Peis {
             command: PeisCommand::Flagged { config },
@@ -625,6 +650,47 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let code = runtime()?.block_on(pdp_provider::demo::run(args))?;
             Ok(ExitCode::from(code))
         }
+    }
+}
+
+/// Runs an operator action that calls the CAS: a journal for its audit records, the CAS
+/// client, the store; the journal is flushed before returning.
+fn with_cas<T, F, Fut>(config: &pdp_provider::config::Config, f: F) -> anyhow::Result<T>
+where
+    F: FnOnce(
+        pdp_provider::store::queue::Queue,
+        pdp_provider::cas::client::CasClient,
+        pdp_provider::store::sealed::DataKey,
+    ) -> Fut,
+    Fut: std::future::Future<Output = Result<T, pdp_provider::peis::DeregError>>,
+{
+    runtime()?.block_on(async move {
+        let key = pdp_provider::store::sealed::DataKey::load(&config.crypto)?;
+        let store = pdp_provider::store::sqlite::SqliteStore::open(&config.store.path)?;
+        let (journal, writer) = pdp_provider::store::journal::Journal::start(
+            Box::new(store),
+            pdp_provider::store::journal::JournalLimits {
+                max_batch: 64,
+                channel_capacity: 256,
+                max_pending: u64::MAX,
+            },
+        )?;
+        let cas = pdp_provider::cas::client::CasClient::new(&config.cas, journal.clone())?;
+        let queue = pdp_provider::store::queue::Queue::open(&config.store.path)?;
+        let out = f(queue, cas, key).await;
+        journal.close().await;
+        drop(journal);
+        let _ = tokio::task::spawn_blocking(move || writer.close()).await;
+        Ok(out?)
+    })
+}
+
+/// Exit 1 when a PeI had to be flagged for PDP.
+fn exit_for(out: pdp_provider::peis::Deregistered) -> ExitCode {
+    if out == pdp_provider::peis::Deregistered::FlaggedPatExpired {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -1,4 +1,6 @@
-//! Operator actions on registered PeIs: de-registration (SPEC §4.4, CoCo2.2.4).
+//! Operator actions on registered PeIs: de-registration (SPEC §4.4, CoCo2.2.4) and the review
+//! of possible matches (SPEC §5: resolved yes with `PATCH`, no with `match-no`, or unresolved
+//! after `matching.possible_review_days` with `match-timeout`).
 //!
 //! A PeI is de-registered at the CAS with a deletion reason valid for its match status, using the
 //! PAT that registered it. From then on its views get `404`. When the CAS refuses the PAT as
@@ -133,6 +135,96 @@ pub async fn deregister(
     };
     crate::metrics::deregistrations_pending(store.flagged()?.len());
     Ok(outcome)
+}
+
+/// How a possible match was resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Resolution {
+    /// It is the user's: `PATCH` to `match-yes`; views now show the definite arrangement.
+    Yes,
+    /// It is not: de-registered with `match-no`.
+    No,
+}
+
+/// Resolves the possible match with `asset_guid` after review.
+pub async fn resolve_possible(
+    store: &Queue,
+    cas: &CasClient,
+    key: &DataKey,
+    asset_guid: &str,
+    resolution: Resolution,
+) -> Result<Deregistered, DeregError> {
+    let pei = store
+        .pei_by_asset_guid(asset_guid)?
+        .filter(|p| p.state == "registered")
+        .ok_or_else(|| DeregError::NotRegistered(asset_guid.to_owned()))?;
+    if pei.match_status != "match-possible" {
+        return Err(DeregError::InvalidReason {
+            reason: "resolve",
+            status: pei.match_status,
+        });
+    }
+    match resolution {
+        Resolution::No => {
+            let out = deregister(store, cas, key, asset_guid, DeletionReason::MatchNo).await?;
+            store.set_review(&pei.pei, "no", "match-possible")?;
+            Ok(out)
+        }
+        Resolution::Yes => {
+            let pat = Pat::new(store.pat(key, pei.pat_id.as_deref().unwrap_or_default())?);
+            let resource_id = pei.resource_id.clone().unwrap_or_default();
+            let r = with_retries(
+                tokio::time::Instant::now() + Duration::from_secs(30),
+                Backoff {
+                    base: Duration::from_millis(200),
+                    cap: Duration::from_secs(5),
+                },
+                |_| crate::metrics::cas_retry("PATCH /rreguri"),
+                || cas.update_to_yes(&pat, &resource_id, &pei.request_id),
+            )
+            .await;
+            match r {
+                Ok(()) => {
+                    store.set_review(&pei.pei, "yes", "match-yes")?;
+                    Ok(Deregistered::Done)
+                }
+                Err(CasError::Refused { status: 404 }) => {
+                    store.deregistered(&pei.pei, "gone-at-cas")?;
+                    Ok(Deregistered::AlreadyGone)
+                }
+                Err(CasError::Refused { status: 401 | 400 }) => {
+                    store.flag_for_deregistration(&pei.pei, "pat-refused")?;
+                    crate::metrics::deregistrations_pending(store.flagged()?.len());
+                    Ok(Deregistered::FlaggedPatExpired)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+/// De-registers, as `match-timeout`, every possible match unreviewed for `review_days`.
+/// Returns how many were de-registered; failures are logged and left for the next run.
+pub async fn expire_possible(
+    store: &Queue,
+    cas: &CasClient,
+    key: &DataKey,
+    review_days: u32,
+) -> Result<u64, DeregError> {
+    let before = crate::now_micros() - i64::from(review_days) * 86_400 * 1_000_000;
+    let mut n = 0;
+    for p in store.possible_unreviewed_before(before)? {
+        match deregister(store, cas, key, &p.asset_guid, DeletionReason::MatchTimeout).await {
+            Ok(_) => {
+                store.set_review(&p.pei, "timeout", "match-possible")?;
+                n += 1;
+            }
+            Err(e) => {
+                tracing::warn!(pei = %p.pei, error = %e, "possible match not expired; retried next run")
+            }
+        }
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 //! - Every second: a passive WAL checkpoint (the journal writer does none itself).
 //! - Every minute while ready: a heartbeat row (monthly availability, CoCo2.1.5), the
 //!   availability and uptime gauges.
-//! - At start and daily: days to expiry of every configured certificate, and the purge of audit
-//!   records past `audit.retention_days` (CoCo2.1.6).
+//! - At start and daily: days to expiry of every configured certificate, the purge of audit
+//!   records past `audit.retention_days` (CoCo2.1.6), and `match-timeout` for possible matches
+//!   unreviewed for `matching.possible_review_days`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +26,13 @@ pub struct Upkeep {
     pub retention_days: u32,
     /// How often the heartbeat runs.
     pub heartbeat_every: Duration,
+    /// For the daily `match-timeout` of unreviewed possible matches: the CAS, the data key and
+    /// `matching.possible_review_days`.
+    pub possible_review: Option<(
+        crate::cas::client::CasClient,
+        crate::store::sealed::DataKey,
+        u32,
+    )>,
 }
 
 // === impl Upkeep ===
@@ -43,6 +51,7 @@ impl Upkeep {
                 _ = daily.tick() => {
                     self.certificates();
                     self.purge().await;
+                    self.expire_possible().await;
                 }
                 _ = shutdown.cancelled() => break,
             }
@@ -107,6 +116,20 @@ impl Upkeep {
                 }
                 Err(e) => tracing::warn!(certificate = name, error = %e, "certificate unreadable"),
             }
+        }
+    }
+
+    async fn expire_possible(&self) {
+        let Some((cas, key, days)) = &self.possible_review else {
+            return;
+        };
+        match crate::peis::expire_possible(&self.store, cas, key, *days).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                expired = n,
+                "unreviewed possible matches de-registered (match-timeout)"
+            ),
+            Err(e) => tracing::warn!(error = %e, "expiring possible matches failed"),
         }
     }
 

@@ -491,6 +491,33 @@ impl Queue {
         Ok(())
     }
 
+    /// Records a possible match's review: `yes` (now a definite match), `no` or `timeout`.
+    pub fn set_review(
+        &self,
+        pei: &str,
+        review: &str,
+        match_status: &str,
+    ) -> Result<(), StoreError> {
+        self.write().execute(
+            "UPDATE peis SET review = ?2, match_status = ?3 WHERE pei = ?1",
+            params![pei, review, match_status],
+        )?;
+        Ok(())
+    }
+
+    /// Registered possible matches still waiting for review that were created before `before`
+    /// (µs): due for `match-timeout`.
+    pub fn possible_unreviewed_before(&self, before: i64) -> Result<Vec<StoredPei>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {PEI_COLUMNS} FROM peis
+              WHERE match_status = 'match-possible' AND review = 'pending'
+                AND state = 'registered' AND created_at < ?1 ORDER BY created_at"
+        ))?;
+        let rows = stmt.query_map([before], row_to_pei)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// PeIs flagged for de-registration (CoCo2.2.4), for the operator report and the metric.
     pub fn flagged(&self) -> Result<Vec<StoredPei>, StoreError> {
         let conn = self.conn();

@@ -493,3 +493,76 @@ async fn a_cas_down_or_slow_gives_a_prompt_503_with_retry_after() {
     );
     s.server.stop().await;
 }
+
+#[tokio::test]
+async fn possible_matches_are_resolved_yes_no_or_timed_out() {
+    use pdp_provider::peis::{expire_possible, resolve_possible, Resolution};
+    let s = setup().await;
+    let cas = cas_client(&s).await;
+    let (queue, key) = (s.env.queue(), s.env.key());
+    let yes = s
+        .registered(member_with(&s.members, 1), FindKind::Possible)
+        .await;
+    let no = s
+        .registered(member_with(&s.members[20..], 1), FindKind::Possible)
+        .await;
+    let stale = s
+        .registered(member_with(&s.members[40..], 1), FindKind::Possible)
+        .await;
+    let at_cas = |pei: &str| {
+        s.cas
+            .state
+            .registrations()
+            .into_iter()
+            .find(|r| r.name == pei)
+            .unwrap()
+    };
+
+    // Yes: PATCH to match-yes at the CAS; the view now shows the definite arrangement.
+    resolve_possible(&queue, &cas, &key, &yes[0].asset_guid, Resolution::Yes)
+        .await
+        .unwrap();
+    assert_eq!(at_cas(&yes[0].pei).match_status, "match-yes");
+    let v = s.dashboard().view(&yes[0].asset_guid).await.unwrap();
+    assert_eq!(
+        v.view_data.unwrap()["arrangements"][0]["possibleMatch"],
+        false
+    );
+    // A definite match cannot be resolved again.
+    assert!(
+        resolve_possible(&queue, &cas, &key, &yes[0].asset_guid, Resolution::No)
+            .await
+            .is_err()
+    );
+
+    // No: de-registered with match-no; never served again.
+    resolve_possible(&queue, &cas, &key, &no[0].asset_guid, Resolution::No)
+        .await
+        .unwrap();
+    assert_eq!(at_cas(&no[0].pei).deleted.as_deref(), Some("match-no"));
+    assert_eq!(
+        s.dashboard()
+            .view(&no[0].asset_guid)
+            .await
+            .unwrap()
+            .first_status,
+        404
+    );
+
+    // Unreviewed past the window: match-timeout; the fresh ones are left alone.
+    assert_eq!(expire_possible(&queue, &cas, &key, 30).await.unwrap(), 0);
+    s.env
+        .store()
+        .conn()
+        .execute(
+            "UPDATE peis SET created_at = 0 WHERE pei = ?1",
+            [&stale[0].pei],
+        )
+        .unwrap();
+    assert_eq!(expire_possible(&queue, &cas, &key, 30).await.unwrap(), 1);
+    assert_eq!(
+        at_cas(&stale[0].pei).deleted.as_deref(),
+        Some("match-timeout")
+    );
+    s.server.stop().await;
+}
