@@ -286,7 +286,7 @@ async fn timed(
 }
 
 /// Routes one request, applies its time-out, and audits its answer.
-async fn route(req: Request<Incoming>, party: Arc<str>, app: Arc<App>) -> Response<Body> {
+async fn route(req: Request<Incoming>, party: Arc<str>, app: Arc<App>) -> Response<Timed> {
     let received = Instant::now();
     let received_at = crate::now_micros();
     let sent_id = req
@@ -352,11 +352,6 @@ async fn route(req: Request<Incoming>, party: Arc<str>, app: Arc<App>) -> Respon
         }
     };
     let status = resp.status().as_u16();
-    match metric {
-        "find" => crate::metrics::find_answered(outcome, status, received.elapsed()),
-        "view" => crate::metrics::view_answered(outcome, status, received.elapsed()),
-        _ => crate::metrics::http_response(metric, status),
-    }
     if resp.extensions().get::<AlreadyAudited>().is_none() {
         let related = resp
             .extensions()
@@ -375,7 +370,50 @@ async fn route(req: Request<Incoming>, party: Arc<str>, app: Arc<App>) -> Respon
             outcome: outcome.into(),
         });
     }
-    resp
+    // Latency runs to the last byte: recorded when hyper has written the body and drops it.
+    resp.map(|body| Timed {
+        inner: body,
+        on_done: Some(Box::new(move || match metric {
+            "find" => crate::metrics::find_answered(outcome, status, received.elapsed()),
+            "view" => crate::metrics::view_answered(outcome, status, received.elapsed()),
+            _ => crate::metrics::http_response(metric, status),
+        })),
+    })
+}
+
+/// A response body that runs a callback once hyper is done with it (written, or the connection
+/// gone): the moment the last byte left, for the latency histograms.
+pub struct Timed {
+    inner: Body,
+    on_done: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl hyper::body::Body for Timed {
+    type Data = bytes::Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        if let Some(done) = self.on_done.take() {
+            done();
+        }
+    }
 }
 
 /// Wraps a stream and records when bytes last moved, for the idle time-out.
