@@ -453,6 +453,12 @@ impl Config {
                 "completion_budget_ms and lease_ms must be more than 0",
             ));
         }
+        if self.workers.lease_ms <= self.workers.completion_budget_ms + self.cas.call_timeout_ms {
+            return Err(invalid(
+                "workers.lease_ms",
+                "must exceed completion_budget_ms + cas.call_timeout_ms, or a find could be worked twice",
+            ));
+        }
         if !self.cas.base_url.starts_with("https://") {
             return Err(invalid("cas.base_url", "must be an https:// URL (mTLS)"));
         }
@@ -515,6 +521,21 @@ mod tests {
     fn unknown_fields_are_refused() {
         let err = toml::from_str::<Config>("[server]\nlisten_addr = \"127.0.0.1:1\"\n");
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn a_lease_shorter_than_the_budget_is_refused() {
+        let mut c = Config::default();
+        c.crypto.data_key_env = Some("X".into());
+        assert!(c.clone().validate().is_ok());
+        c.workers.lease_ms = c.workers.completion_budget_ms;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Invalid {
+                field: "workers.lease_ms",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub async fn deregister(
 ) -> Result<Deregistered, DeregError> {
     let pei = store
         .pei_by_asset_guid(asset_guid)?
-        .filter(|p| p.state == "registered")
+        .filter(|p| p.state == "registered" || p.state == "deregistering")
         .ok_or_else(|| DeregError::NotRegistered(asset_guid.to_owned()))?;
     if !reason.allowed_for(&pei.match_status) {
         return Err(DeregError::InvalidReason {
@@ -104,6 +104,9 @@ pub async fn deregister(
             status: pei.match_status.clone(),
         });
     }
+    // Never served again from this moment (CoCo2.2.4), whatever the CAS answers: a CAS that is
+    // down leaves the PeI `deregistering`, and running the command again finishes it.
+    store.mark_deregistering(&pei.pei)?;
     let pat = Pat::new(store.pat(key, pei.pat_id.as_deref().unwrap_or_default())?);
     let resource_id = pei.resource_id.clone().unwrap_or_default();
     let result = with_retries(
@@ -128,7 +131,7 @@ pub async fn deregister(
         // 401: PAT expired; MaPS' stub answers 400 "PAT not found" for an unknown PAT.
         Err(CasError::Refused { status: 401 | 400 }) => {
             store.flag_for_deregistration(&pei.pei, reason.as_str())?;
-            tracing::error!(pei = %pei.pei, "PAT refused: PeI flagged, de-registration pending; notify PDP (CoCo2.2.4)");
+            tracing::error!(request_id = %pei.request_id, "PAT refused: PeI flagged, de-registration pending; notify PDP (CoCo2.2.4)");
             Deregistered::FlaggedPatExpired
         }
         Err(e) => return Err(e.into()),
@@ -220,7 +223,7 @@ pub async fn expire_possible(
                 n += 1;
             }
             Err(e) => {
-                tracing::warn!(pei = %p.pei, error = %e, "possible match not expired; retried next run")
+                tracing::warn!(request_id = %p.request_id, error = %e, "possible match not expired; retried next run")
             }
         }
     }

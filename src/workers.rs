@@ -111,7 +111,10 @@ impl Pool {
     async fn process(&self, c: Claimed) {
         let request_id = c.request_id.clone();
         match self.work(&c).await {
-            Ok(outcome) => {
+            Ok(None) => {
+                tracing::warn!(request_id = %request_id, "find request ended by another worker");
+            }
+            Ok(Some(outcome)) => {
                 let completion = (outcome != "no-match").then(|| {
                     Duration::from_micros((crate::now_micros() - c.acked_at).max(0) as u64)
                 });
@@ -122,9 +125,13 @@ impl Pool {
             Err(WorkError::Failed(reason)) => {
                 let r = reason.clone();
                 let id = request_id.clone();
-                if let Err(e) = blocking(&self.queue, move |q| q.fail(&id, &r)).await {
-                    tracing::error!(request_id = %request_id, error = %e, "recording a failure failed");
-                    return;
+                match blocking(&self.queue, move |q| q.fail(&id, &r)).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(e) => {
+                        tracing::error!(request_id = %request_id, error = %e, "recording a failure failed");
+                        return;
+                    }
                 }
                 crate::metrics::find_failed(&reason);
                 self.journal.finished(1);
@@ -136,7 +143,8 @@ impl Pool {
         }
     }
 
-    async fn work(&self, c: &Claimed) -> Result<&'static str, WorkError> {
+    /// Takes a claimed request to its end; `None` when another worker ended it first.
+    async fn work(&self, c: &Claimed) -> Result<Option<&'static str>, WorkError> {
         let id = c.request_id.clone();
         let budget_left =
             c.acked_at + (self.config.completion_budget_ms * 1000) as i64 - crate::now_micros();
@@ -155,10 +163,15 @@ impl Pool {
         let matches = self.matcher.find_matches(&find.find_data);
         if matches.is_empty() {
             // Nothing is sent anywhere; the find data goes now (CoCo2.2.2).
-            blocking(&self.queue, move |q| q.complete(&id, "no-match")).await?;
-            return Ok("no-match");
+            let ended = blocking(&self.queue, move |q| q.complete(&id, "no-match")).await?;
+            return Ok(ended.then_some("no-match"));
         }
-        let sub = find.uat.subject().unwrap_or_else(|| id.clone());
+        // Possible-match PeIs derive from the user's `sub`; without it a repeat find could not
+        // give the same PeI (SPEC §2), so the find cannot be registered correctly.
+        let sub = find
+            .uat
+            .subject()
+            .ok_or_else(|| WorkError::Failed("uat_no_sub".into()))?;
         let mut peis: Vec<(String, uuid::Uuid, crate::matching::PensionMatch)> = matches
             .into_iter()
             .map(|m| {
@@ -235,7 +248,7 @@ impl Pool {
             .await?;
             crate::metrics::pei_registered(status.as_str());
         }
-        blocking(&self.queue, move |q| q.complete(&id, outcome)).await?;
-        Ok(outcome)
+        let ended = blocking(&self.queue, move |q| q.complete(&id, outcome)).await?;
+        Ok(ended.then_some(outcome))
     }
 }

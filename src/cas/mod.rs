@@ -41,7 +41,7 @@ impl Pat {
             .decode(payload.trim_end_matches('='))
             .ok()?;
         let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-        v.get("exp")?.as_i64().map(|s| s * 1_000_000)
+        v.get("exp")?.as_i64()?.checked_mul(1_000_000)
     }
 }
 

@@ -289,17 +289,16 @@ async fn timed(
 async fn route(req: Request<Incoming>, party: Arc<str>, app: Arc<App>) -> Response<Timed> {
     let received = Instant::now();
     let received_at = crate::now_micros();
+    // The hyphenated form only, kept exactly as sent: it is echoed and becomes the find ID.
     let sent_id = req
         .headers()
         .get(X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
-        .and_then(|s| uuid::Uuid::try_parse(s).ok());
+        .filter(|s| s.len() == 36 && uuid::Uuid::try_parse(s).is_ok())
+        .map(str::to_owned);
     let cx = RequestCx {
-        transaction_id: sent_id
-            .unwrap_or_else(uuid::Uuid::new_v4)
-            .hyphenated()
-            .to_string(),
         request_id_valid: sent_id.is_some(),
+        transaction_id: sent_id.unwrap_or_else(|| uuid::Uuid::new_v4().hyphenated().to_string()),
         received_at,
         received,
         party,

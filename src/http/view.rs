@@ -128,15 +128,18 @@ impl ViewService {
             .perm(pat, &resource_id, Some(&pei.request_id), timeout)
             .await
         {
-            Ok(ticket) if !ticket.contains(['"', ',']) => {
-                ApiError::challenge(uma_challenge(&self.as_uri, &ticket))
-            }
-            Ok(_) => {
-                tracing::error!(pei = %pei.pei, "CAS ticket contains a quote or comma; refused");
-                self.unavailable()
+            Ok(ticket) => {
+                let header = uma_challenge(&self.as_uri, &ticket);
+                // MaPS splits on commas and strips quotes, and a header cannot carry control
+                // characters: a ticket that breaks either would be a 401 nobody can answer.
+                if ticket.contains(['"', ',']) || http::HeaderValue::from_str(&header).is_err() {
+                    tracing::error!(request_id = %pei.request_id, "CAS ticket unusable in WWW-Authenticate");
+                    return self.unavailable();
+                }
+                ApiError::challenge(header)
             }
             Err(e) => {
-                tracing::warn!(pei = %pei.pei, reason = %e.reason(), "permission ticket failed");
+                tracing::warn!(request_id = %pei.request_id, reason = %e.reason(), "permission ticket failed");
                 self.unavailable()
             }
         }
@@ -227,7 +230,7 @@ async fn handle_inner(
                     return Err(svc.challenge(&pat, &pei, deadline).await)
                 }
                 Err(e) => {
-                    tracing::warn!(pei = %pei.pei, reason = %e.reason(), "introspection failed");
+                    tracing::warn!(request_id = %pei.request_id, reason = %e.reason(), "introspection failed");
                     return Err(svc.unavailable());
                 }
             }
@@ -261,7 +264,7 @@ async fn handle_inner(
         },
     )
     .map_err(|e| {
-        tracing::error!(pei = %pei.pei, field = %e.field, "stored view data does not follow the standard");
+        tracing::error!(request_id = %pei.request_id, field = %e.field, "stored view data does not follow the standard");
         ApiError::internal()
     })?;
     if let Some(p) = pending {

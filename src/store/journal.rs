@@ -137,10 +137,13 @@ impl Journal {
     }
 
     /// Queues an audit record for the next commit without waiting for it. If the writer is
-    /// saturated the record is dropped and counted (`pdp_audit_dropped_total`) rather than
-    /// holding a response.
+    /// saturated (the channel's last quarter is kept for find appends) the record is dropped and
+    /// counted (`pdp_audit_dropped_total`) rather than holding a response.
     pub fn audit(&self, record: AuditRecord) {
-        if self.tx.try_send(Msg::Audit(record)).is_err() {
+        // A quarter of the channel stays free for find appends: audit traffic from views and
+        // CAS calls must not turn finds away.
+        let reserve = self.tx.max_capacity() / 4;
+        if self.tx.capacity() <= reserve || self.tx.try_send(Msg::Audit(record)).is_err() {
             crate::metrics::audit_dropped();
         }
     }
@@ -166,11 +169,13 @@ impl Journal {
 
     /// Called by the queue when a find request reaches its end.
     pub fn finished(&self, n: u64) {
-        let now = self
+        let before = self
             .pending
-            .fetch_sub(n, Ordering::Relaxed)
-            .saturating_sub(n);
-        crate::metrics::queue_depth(now);
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                Some(p.saturating_sub(n))
+            })
+            .unwrap_or_else(|p| p);
+        crate::metrics::queue_depth(before.saturating_sub(n));
     }
 }
 

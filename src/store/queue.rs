@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS peis (
     request_id          TEXT NOT NULL,  -- the find that (last) produced it
     pat_id              TEXT,
     resource_id         TEXT,
-    state               TEXT NOT NULL,  -- pending | registered | deregistered | flagged
+    state               TEXT NOT NULL,  -- pending | registered | deregistering | deregistered | flagged
     review              TEXT,           -- possible matches: pending | yes | no | timeout
     created_at          INTEGER NOT NULL,
     registered_at       INTEGER,
@@ -381,28 +381,30 @@ impl Queue {
         Ok(())
     }
 
-    /// Ends a request: outcome recorded, find data deleted.
-    pub fn complete(&self, request_id: &str, outcome: &str) -> Result<(), StoreError> {
-        self.write().execute(
+    /// Ends a request: outcome recorded, find data deleted. False when it was no longer being
+    /// worked on (another worker finished it after this one's lease ran out).
+    pub fn complete(&self, request_id: &str, outcome: &str) -> Result<bool, StoreError> {
+        let n = self.write().execute(
             "UPDATE find_requests
                 SET state = 'done', outcome = ?2, find_data = NULL, lease_until = NULL,
                     completed_at = ?3
-              WHERE request_id = ?1",
+              WHERE request_id = ?1 AND state = 'working'",
             params![request_id, outcome, crate::now_micros()],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
-    /// Fails a request with a reason (never personal data); find data deleted.
-    pub fn fail(&self, request_id: &str, reason: &str) -> Result<(), StoreError> {
-        self.write().execute(
+    /// Fails a request with a reason (never personal data); find data deleted. False as for
+    /// [`Queue::complete`].
+    pub fn fail(&self, request_id: &str, reason: &str) -> Result<bool, StoreError> {
+        let n = self.write().execute(
             "UPDATE find_requests
                 SET state = 'failed', reason = ?2, find_data = NULL, lease_until = NULL,
                     completed_at = ?3
-              WHERE request_id = ?1",
+              WHERE request_id = ?1 AND state = 'working'",
             params![request_id, reason, crate::now_micros()],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
     /// Failed find requests, newest first (CoCo2.2.6).
@@ -425,6 +427,16 @@ impl Queue {
 
     /// Records a value calculation owed for a PeI (once; later calls keep the first).
     pub fn record_calculation(&self, c: &Calculation) -> Result<(), StoreError> {
+        // Every view of stale values lands here: a read answers the common case without the
+        // write lock.
+        let known: bool = self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM calculations WHERE pei = ?1)",
+            [&c.pei],
+            |r| r.get(0),
+        )?;
+        if known {
+            return Ok(());
+        }
         self.write()
             .prepare_cached(
                 "INSERT OR IGNORE INTO calculations (pei, pension_asset_guid, kind, started_on, due_on)
@@ -471,6 +483,15 @@ impl Queue {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Stops serving a PeI before its de-registration is sent (views answer `404`).
+    pub fn mark_deregistering(&self, pei: &str) -> Result<(), StoreError> {
+        self.write().execute(
+            "UPDATE peis SET state = 'deregistering' WHERE pei = ?1 AND state = 'registered'",
+            [pei],
+        )?;
+        Ok(())
+    }
+
     /// Marks a PeI de-registered (or gone at the CAS) with its deletion reason.
     pub fn deregistered(&self, pei: &str, reason: &str) -> Result<(), StoreError> {
         self.write().execute(
@@ -512,7 +533,8 @@ impl Queue {
         let mut stmt = conn.prepare(&format!(
             "SELECT {PEI_COLUMNS} FROM peis
               WHERE match_status = 'match-possible' AND review = 'pending'
-                AND state = 'registered' AND created_at < ?1 ORDER BY created_at"
+                AND state IN ('registered', 'deregistering') AND created_at < ?1
+              ORDER BY created_at"
         ))?;
         let rows = stmt.query_map([before], row_to_pei)?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -112,6 +112,14 @@ async fn every_error_is_a_problem_with_a_code_and_no_personal_data() {
         (status, p["errors"][0]["code"].as_str()),
         (400, Some("INVALID_X_REQUEST_ID"))
     );
+    // Only the hyphenated form; and what is accepted is echoed exactly as sent.
+    let simple = uuid::Uuid::new_v4().simple().to_string();
+    let (status, _) = problem(post_find(&pfs, &url, &simple, &find_body()).await).await;
+    assert_eq!(status, 400);
+    let upper = uuid::Uuid::new_v4().to_string().to_uppercase();
+    let resp = post_find(&pfs, &url, &upper, &find_body()).await;
+    assert_eq!(resp.status(), 202);
+    assert_eq!(resp.headers()["x-request-id"], upper.as_str());
 
     // Not JSON.
     let id = new_id();
@@ -213,8 +221,8 @@ async fn every_error_is_a_problem_with_a_code_and_no_personal_data() {
     let (status, _) = problem(pfs.get(server.url("/nope")).send().await.unwrap()).await;
     assert_eq!(status, 404);
 
-    // Nothing was enqueued, and every refusal was audited.
-    assert!(env.store().find_requests().unwrap().is_empty());
+    // Nothing else was enqueued, and every refusal was audited.
+    assert_eq!(env.store().find_requests().unwrap().len(), 1);
     let store = env.store();
     let audited = eventually(|| {
         let n: i64 = store
@@ -225,10 +233,10 @@ async fn every_error_is_a_problem_with_a_code_and_no_personal_data() {
                 |r| r.get(0),
             )
             .unwrap();
-        (n >= 10).then_some(n)
+        (n >= 11).then_some(n)
     })
     .await;
-    assert_eq!(audited, 10);
+    assert_eq!(audited, 11);
     server.stop().await;
 }
 

@@ -418,6 +418,53 @@ async fn de_registration_stops_views_with_a_valid_or_an_expired_pat() {
 }
 
 #[tokio::test]
+async fn a_de_registration_the_cas_cannot_take_stops_views_at_once_and_finishes_later() {
+    use pdp_provider::peis::{deregister, DeletionReason, Deregistered};
+    let s = setup().await;
+    let cas = cas_client(&s).await;
+    let (queue, key) = (s.env.queue(), s.env.key());
+    let p = s
+        .registered(member_with(&s.members, 1), FindKind::Yes)
+        .await;
+    s.cas.state.set_faults(Faults {
+        outage_ms: 60_000,
+        endpoints: vec!["DELETE /rreguri".into()],
+        ..Faults::default()
+    });
+    let started = std::time::Instant::now();
+    let out = deregister(
+        &queue,
+        &cas,
+        &key,
+        &p[0].asset_guid,
+        DeletionReason::AssetRemoved,
+    )
+    .await;
+    assert!(out.is_err(), "{out:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(40));
+    // Never served again, although the CAS still holds it.
+    assert_eq!(
+        s.dashboard()
+            .view(&p[0].asset_guid)
+            .await
+            .unwrap()
+            .first_status,
+        404
+    );
+    s.cas.state.set_faults(Faults::default());
+    let out = deregister(
+        &queue,
+        &cas,
+        &key,
+        &p[0].asset_guid,
+        DeletionReason::AssetRemoved,
+    )
+    .await;
+    assert_eq!(out.unwrap(), Deregistered::Done);
+    s.server.stop().await;
+}
+
+#[tokio::test]
 async fn pat_refresh_replaces_the_stored_pat() {
     let s = setup().await;
     let peis = s
