@@ -261,3 +261,58 @@ fn writer_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    #[tokio::test]
+    async fn the_pending_count_never_wraps_below_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("j.sqlite")).unwrap();
+        let (journal, writer) = Journal::start(
+            Box::new(store),
+            JournalLimits {
+                max_batch: 8,
+                channel_capacity: 8,
+                max_pending: 10,
+            },
+        )
+        .unwrap();
+        journal.finished(1);
+        assert_eq!(journal.pending(), 0);
+        journal.close().await;
+        drop(journal);
+        tokio::task::spawn_blocking(move || writer.close())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn audit_records_leave_room_for_find_appends() {
+        // No writer running: the channel fills and stays full.
+        let (tx, _rx) = mpsc::channel(8);
+        let journal = Journal {
+            tx,
+            pending: Arc::new(AtomicU64::new(0)),
+            max_pending: 10,
+        };
+        let record = AuditRecord {
+            transaction_id: "t".into(),
+            request_id: None,
+            direction: crate::audit::Direction::Inbound,
+            party: "p".into(),
+            endpoint: "e".into(),
+            received_at: 0,
+            responded_at: 0,
+            status: 200,
+            outcome: "ok".into(),
+        };
+        for _ in 0..20 {
+            journal.audit(record.clone());
+        }
+        // Three quarters taken by audit records; the last quarter is still free for finds.
+        assert_eq!(journal.tx.capacity(), 2);
+    }
+}
