@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::{RequestBuilder, StatusCode};
-use serde::{Deserialize, Serialize};
 
 use super::{CasError, Pat};
 use crate::audit::{AuditRecord, Direction};
@@ -16,6 +15,10 @@ use crate::config::CasConfig;
 use crate::matching::MatchStatus;
 use crate::store::journal::Journal;
 use crate::tls::TlsError;
+pub use crate::wire::cas::{Introspection, Permission};
+use crate::wire::cas::{
+    PermRequest, PermResponse, RegisterRequest, ResourceResponse, TokenResponse, UpdateRequest,
+};
 use crate::wire::find::Uat;
 
 /// The CAS client.
@@ -24,74 +27,6 @@ pub struct CasClient {
     http: reqwest::Client,
     base: String,
     journal: Journal,
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-}
-
-#[derive(Serialize)]
-struct RegisterRequest<'a> {
-    name: &'a str,
-    description: &'a str,
-    match_status: &'static str,
-    resource_scopes: [&'static str; 3],
-    inbound_request_id: &'a str,
-}
-
-#[derive(Serialize)]
-struct UpdateRequest<'a> {
-    match_status: &'static str,
-    inbound_request_id: &'a str,
-}
-
-#[derive(Deserialize)]
-struct ResourceResponse {
-    resource_id: String,
-}
-
-#[derive(Serialize)]
-struct PermRequest<'a> {
-    resource_id: &'a str,
-    resource_scopes: [&'static str; 2],
-}
-
-#[derive(Deserialize)]
-struct PermResponse {
-    ticket: String,
-}
-
-/// The CAS's introspection answer (SPEC §4.6; the stub's shape). Unknown fields are ignored.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Introspection {
-    /// Whether the RPT is live.
-    pub active: bool,
-    /// `pension_dashboard_rpt` for an RPT.
-    #[serde(default)]
-    pub token_type: Option<String>,
-    /// Expiry, seconds since the epoch.
-    #[serde(default)]
-    pub exp: Option<i64>,
-    /// Issuer.
-    #[serde(default)]
-    pub iss: Option<String>,
-    /// What the RPT grants.
-    #[serde(default)]
-    pub permissions: Vec<Permission>,
-}
-
-/// One permission of an RPT.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Permission {
-    /// The CAS resource id.
-    pub resource_id: String,
-    /// Scopes granted.
-    #[serde(default)]
-    pub resource_scopes: Vec<String>,
-    /// Expiry, seconds since the epoch.
-    #[serde(default)]
-    pub exp: Option<i64>,
 }
 
 // === impl CasClient ===

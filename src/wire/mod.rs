@@ -1,9 +1,11 @@
 //! Wire types of SPEC.md: the only place that spells a field name of the ecosystem's APIs.
 //!
+//! - [`cas`]: bodies of the provider's calls to the CAS: token, rreguri, perm, introspect.
 //! - [`find`]: the find request body and its validation (SPEC §3.1, reconstructed).
 //! - [`problem`]: RFC 9457 problem details and the ACK body.
 //! - [`view`]: the view data payload, its code lists, the view response and the UMA challenge.
 
+pub mod cas;
 pub mod find;
 pub mod problem;
 pub mod view;

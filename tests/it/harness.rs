@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,19 +60,15 @@ impl Env {
 
     /// An mTLS client presenting `cert`/`key`, trusting the dev CA.
     pub fn client(&self, cert: &str, key: &str) -> reqwest::Client {
-        let mut pem = std::fs::read(self.cert(cert)).unwrap();
-        pem.extend(std::fs::read(self.cert(key)).unwrap());
-        reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(
-                reqwest::Certificate::from_pem(&std::fs::read(self.cert(files::CA)).unwrap())
-                    .unwrap(),
-            )
-            .identity(reqwest::Identity::from_pem(&pem).unwrap())
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap()
+        pdp_provider::tls::client::mtls_builder(
+            &self.cert(files::CA),
+            &self.cert(cert),
+            &self.cert(key),
+        )
+        .unwrap()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
     }
 
     /// The PFS's client.
@@ -189,10 +185,6 @@ pub async fn eventually<T>(mut f: impl FnMut() -> Option<T>) -> T {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-pub fn path_exists(p: &Path) -> bool {
-    p.exists()
 }
 
 pub const SEED: u64 = 7;

@@ -9,15 +9,35 @@ use crate::harness::{Env, Server};
 
 const REQUEST: &[u8] = b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 
+type Tls = tokio_rustls::client::TlsStream<TcpStream>;
+
+/// A TLS connection to `server` with `config`.
+async fn connect(
+    server: &Server,
+    config: std::sync::Arc<rustls::ClientConfig>,
+) -> Result<Tls, std::io::Error> {
+    let tcp = TcpStream::connect(server.addr).await?;
+    let name = ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+}
+
+/// A TLS 1.3 connection as the PFS.
+async fn connect_as_pfs(env: &Env, server: &Server) -> Tls {
+    let config = env.rustls_client(
+        Some((files::PFS, files::PFS_KEY)),
+        &[&rustls::version::TLS13],
+    );
+    connect(server, config).await.unwrap()
+}
+
 /// Handshakes with `config`, sends a request, and returns what came back, or the error.
 async fn exchange(
     server: &Server,
     config: std::sync::Arc<rustls::ClientConfig>,
 ) -> Result<String, std::io::Error> {
-    let tcp = TcpStream::connect(server.addr).await?;
-    let connector = tokio_rustls::TlsConnector::from(config);
-    let name = ServerName::try_from("localhost").unwrap();
-    let mut tls = connector.connect(name, tcp).await?;
+    let mut tls = connect(server, config).await?;
     tls.write_all(REQUEST).await?;
     let mut out = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out))
@@ -138,15 +158,7 @@ async fn a_client_that_never_sends_headers_is_cut_off() {
     let mut config = env.config();
     config.server.header_read_timeout_ms = 200;
     let server = Server::start(config).await;
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let connector = tokio_rustls::TlsConnector::from(env.rustls_client(
-        Some((files::PFS, files::PFS_KEY)),
-        &[&rustls::version::TLS13],
-    ));
-    let mut tls = connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+    let mut tls = connect_as_pfs(&env, &server).await;
     tls.write_all(b"POST /find-requests HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
@@ -164,15 +176,7 @@ async fn an_idle_keep_alive_connection_is_closed() {
     let mut config = env.config();
     config.server.idle_timeout_ms = 300;
     let server = Server::start(config).await;
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let connector = tokio_rustls::TlsConnector::from(env.rustls_client(
-        Some((files::PFS, files::PFS_KEY)),
-        &[&rustls::version::TLS13],
-    ));
-    let mut tls = connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+    let mut tls = connect_as_pfs(&env, &server).await;
     tls.write_all(b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
