@@ -1,14 +1,14 @@
-//! Journal append throughput: group commit versus one fsync per find.
+//! Store append throughput: group commit versus one fsync per find.
 //!
-//! `fsync-each` runs the real journal with `max_batch = 1`, so every append is its own
+//! `fsync-each` runs the real store writer with `max_batch = 1`, so every append is its own
 //! transaction and sync; `group-commit` lets concurrent appends share commits. Each iteration
-//! appends `N` finds from `N` concurrent tasks into a fresh database in a temp dir.
+//! appends `N` matched finds (900 bytes, sealed on the way in) from `N` concurrent tasks into a
+//! fresh database in a temp dir.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pdp_provider::audit::{AuditRecord, Direction};
-use pdp_provider::store::journal::{Journal, JournalLimits};
-use pdp_provider::store::sqlite::SqliteStore;
-use pdp_provider::store::NewFind;
+use pdp_provider::store::sealed::DataKey;
+use pdp_provider::store::{Decided, NewFind, Store, StoreLimits};
 
 fn find(i: usize) -> (NewFind, AuditRecord) {
     let id = uuid::Uuid::new_v4().to_string();
@@ -16,7 +16,7 @@ fn find(i: usize) -> (NewFind, AuditRecord) {
         NewFind {
             request_id: id.clone(),
             received_at: i as i64,
-            sealed: vec![7u8; 900],
+            decided: Decided::Matched(bytes::Bytes::from(vec![7u8; 900])),
         },
         AuditRecord {
             transaction_id: id.clone(),
@@ -34,30 +34,28 @@ fn find(i: usize) -> (NewFind, AuditRecord) {
 
 async fn run(max_batch: usize, n: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("bench.sqlite")).unwrap();
-    let (journal, writer) = Journal::start(
-        Box::new(store),
-        JournalLimits {
+    let key = DataKey::from_hex(&"33".repeat(32)).unwrap();
+    let store = Store::open(
+        &dir.path().join("bench.sqlite"),
+        key,
+        StoreLimits {
             max_batch,
             channel_capacity: 65_536,
             max_pending: u64::MAX,
+            readers: 1,
         },
     )
     .unwrap();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
-        let j = journal.clone();
+        let j = store.clone();
         tasks.spawn(async move {
             let (f, a) = find(i);
             j.append(f, a).await.unwrap();
         });
     }
     while tasks.join_next().await.is_some() {}
-    journal.close().await;
-    drop(journal);
-    tokio::task::spawn_blocking(move || writer.close())
-        .await
-        .unwrap();
+    store.close().await;
 }
 
 fn bench(c: &mut Criterion) {

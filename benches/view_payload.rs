@@ -6,7 +6,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use pdp_provider::members::generate;
-use pdp_provider::store::members::StoredPension;
+use pdp_provider::store::StoredPension;
 use pdp_provider::view_data::payload::{build, Context};
 use pdp_provider::view_data::token::{generate_rsa_pem, Signer, TokenSettings};
 use pdp_provider::view_data::working_days::{Calendar, Nation};

@@ -17,15 +17,12 @@ use crate::http::ops::Ops;
 use crate::http::view::ViewService;
 use crate::http::{App, ConnLimits, Limits};
 use crate::matching::index::Matcher;
-use crate::store::journal::{Journal, JournalLimits, JournalWriter};
-use crate::store::queue::Queue;
+use crate::pipeline::Pipeline;
 use crate::store::sealed::{DataKey, SealError};
-use crate::store::sqlite::SqliteStore;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError, StoreLimits};
 use crate::tls::TlsError;
 use crate::view_data::token::{Signer, TokenSettings};
 use crate::view_data::working_days::Calendar;
-use crate::workers::Pool;
 
 /// Why the endpoint could not start.
 #[derive(Debug, thiserror::Error)]
@@ -60,27 +57,34 @@ pub struct Running {
     pub ops_addr: SocketAddr,
     shutdown: CancellationToken,
     tracker: TaskTracker,
-    workers: TaskTracker,
-    journal: Journal,
-    writer: Option<JournalWriter>,
+    pipeline: TaskTracker,
+    store: Store,
     ops: Arc<Ops>,
     grace: Duration,
 }
 
-/// Starts the endpoint: opens the store, starts the journal, binds both listeners.
+/// Starts the endpoint: opens the store, loads the member index, starts the pipeline, binds
+/// both listeners. Finds are accepted only once the index is loaded: a find matched against a
+/// half-built index would be a no-match and lose its data.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let prometheus = crate::metrics::install();
     let key = DataKey::load(&config.crypto)?;
     let tls = crate::tls::server::server_config(&config.tls)?;
-    let store = SqliteStore::open_journal(&config.store.path)?;
-    let (journal, writer) = Journal::start(
-        Box::new(store),
-        JournalLimits {
-            max_batch: config.store.journal_max_batch,
-            channel_capacity: config.store.journal_channel_capacity,
-            max_pending: config.store.queue_max_pending,
-        },
+    let store = Store::open(
+        &config.store.path,
+        key,
+        StoreLimits::from_config(&config.store),
     )?;
+    let requeued = store.requeue_working().await?;
+    let started = std::time::Instant::now();
+    let index = crate::matching::index::load(&store).await?;
+    tracing::info!(
+        members = index.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        requeued,
+        "member index built"
+    );
+    let matcher = Arc::new(Matcher::new(index, &config.matching));
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
@@ -93,42 +97,27 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let workers = TaskTracker::new();
+    let pipeline = TaskTracker::new();
     let wake = Arc::new(Notify::new());
-    if config.workers.concurrency > 0 {
-        let queue = Arc::new(Queue::open(&config.store.path)?);
-        let requeued = queue.requeue_working()?;
-        let started = std::time::Instant::now();
-        let index = queue.with_conn(|c| crate::matching::index::load(c, &key))?;
-        tracing::info!(
-            members = index.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            requeued,
-            "member index built"
-        );
-        let pool = Arc::new(Pool {
-            queue,
-            matcher: Arc::new(Matcher::new(index, &config.matching)),
-            cas: CasClient::new(&config.cas, journal.clone())?,
-            key: key.clone(),
-            journal: journal.clone(),
-            config: config.workers.clone(),
-            wake: wake.clone(),
-        });
-        pool.spawn(shutdown.clone(), &workers);
-    }
-    let view = Some(Arc::new(view_service(&config, &key, journal.clone())?));
+    Arc::new(Pipeline {
+        store: store.clone(),
+        matcher: matcher.clone(),
+        cas: CasClient::new(&config.cas, store.clone())?,
+        config: config.workers.clone(),
+        wake: wake.clone(),
+    })
+    .spawn(shutdown.clone(), &pipeline);
+    let view = Some(Arc::new(view_service(&config, store.clone()).await?));
     let jwks = view.as_ref().map(|v| v.signer.jwks().clone());
     let app = Arc::new(App {
-        journal: journal.clone(),
-        key: key.clone(),
+        store: store.clone(),
+        matcher,
         limits: Limits {
             max_body_bytes: config.server.max_body_bytes,
-            queue_max_pending: config.store.queue_max_pending,
             retry_after_s: config.store.retry_after_s,
             request_timeout: Duration::from_millis(config.server.request_timeout_ms),
         },
-        wake_workers: wake,
+        wake_pipeline: wake,
         view,
     });
     let ops = Arc::new(Ops {
@@ -151,7 +140,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     ));
     ops.ready.store(true, Ordering::Relaxed);
     let upkeep = crate::upkeep::Upkeep {
-        store: Arc::new(Queue::open(&config.store.path)?),
+        store: store.clone(),
         certificates: vec![
             ("server", config.tls.cert.clone()),
             ("client_ca", config.tls.client_ca.clone()),
@@ -161,8 +150,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         retention_days: config.audit.retention_days,
         heartbeat_every: Duration::from_secs(60),
         possible_review: Some((
-            CasClient::new(&config.cas, journal.clone())?,
-            key.clone(),
+            CasClient::new(&config.cas, store.clone())?,
             config.matching.possible_review_days,
         )),
     };
@@ -173,21 +161,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ops_addr,
         shutdown,
         tracker,
-        workers,
-        journal,
-        writer: Some(writer),
+        pipeline,
+        store,
         ops,
         grace: Duration::from_millis(config.server.shutdown_grace_ms),
     })
 }
 
-/// Builds the view endpoint's service: its own store connection, the signer, the calendar.
-fn view_service(
-    config: &Config,
-    key: &DataKey,
-    journal: Journal,
-) -> Result<ViewService, StartError> {
-    let cas = CasClient::new(&config.cas, journal)?;
+/// Builds the view endpoint's service: the store, the signer, the calendar.
+async fn view_service(config: &Config, store: Store) -> Result<ViewService, StartError> {
+    let cas = CasClient::new(&config.cas, store.clone())?;
     let v = &config.view;
     let token_endpoint = cas.token_endpoint();
     let signer = Signer::load(
@@ -207,11 +190,9 @@ fn view_service(
             Calendar::by_rule(year - 1, year + 5)
         }
     };
-    let store = Arc::new(Queue::open(&config.store.path)?);
-    crate::metrics::deregistrations_pending(store.flagged()?.len());
+    crate::metrics::deregistrations_pending(store.flagged().await?.len());
     Ok(ViewService {
         store,
-        key: key.clone(),
         cas,
         signer,
         calendar,
@@ -239,9 +220,9 @@ impl Running {
     }
 
     /// Waits for the shutdown token, then drains: stop accepting, finish in-flight requests,
-    /// let workers finish their current item (each bounded by the grace period), flush and
-    /// close the journal.
-    pub async fn run_until_shutdown(mut self) {
+    /// let the pipeline finish its finds in flight (each bounded by the grace period), flush and
+    /// close the store.
+    pub async fn run_until_shutdown(self) {
         self.shutdown.cancelled().await;
         self.ops.ready.store(false, Ordering::Relaxed);
         self.tracker.close();
@@ -251,19 +232,16 @@ impl Running {
         {
             tracing::warn!("grace period over; closing remaining connections");
         }
-        // Workers finish their current item; one still running past the grace period stays
-        // claimed in the store and is resumed at the next start.
-        self.workers.close();
-        if tokio::time::timeout(self.grace, self.workers.wait())
+        // Finds in flight finish; one still running past the grace period stays claimed in the
+        // store and is resumed at the next start.
+        self.pipeline.close();
+        if tokio::time::timeout(self.grace, self.pipeline.wait())
             .await
             .is_err()
         {
             tracing::warn!("grace period over; unfinished finds resume at next start");
         }
-        self.journal.close().await;
-        if let Some(writer) = self.writer.take() {
-            let _ = tokio::task::spawn_blocking(move || writer.close()).await;
-        }
+        self.store.close().await;
         tracing::info!("pdp-provider stopped");
     }
 

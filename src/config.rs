@@ -141,6 +141,8 @@ pub struct StoreConfig {
     pub journal_channel_capacity: usize,
     /// `Retry-After` sent with a `503` when shedding.
     pub retry_after_s: u64,
+    /// Read connections beside the one writer (views, the pipeline's reads, operators).
+    pub read_connections: u32,
 }
 
 /// Where the AES-256 key that seals find data comes from.
@@ -153,12 +155,16 @@ pub struct CryptoConfig {
     pub data_key_env: Option<String>,
 }
 
-/// The matching worker pool.
+/// The find pipeline: the CAS work of matching finds (matching itself happens at the ACK).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkersConfig {
-    /// Workers claiming find requests at once; 0 leaves finds queued (ACK only).
-    pub concurrency: usize,
+    /// Matching finds worked at once, each its own task (their CAS calls overlap); 0 leaves
+    /// matching finds queued (ACK only). `concurrency` is accepted as its older name.
+    #[serde(alias = "concurrency")]
+    pub max_in_flight: usize,
+    /// Finds claimed from the store in one go at most.
+    pub claim_batch: usize,
     /// Time from the ACK within which registration must finish (CoCo2.1.2: 60 s).
     pub completion_budget_ms: u64,
     /// A claimed find not completed within this is claimed again (by another instance).
@@ -167,7 +173,7 @@ pub struct WorkersConfig {
     pub backoff_base_ms: u64,
     /// Largest retry delay for CAS calls.
     pub backoff_cap_ms: u64,
-    /// How often idle workers look for work they were not woken for.
+    /// How often the pipeline looks for work it was not woken for (finds left by a crash).
     pub poll_interval_ms: u64,
 }
 
@@ -300,6 +306,7 @@ impl Default for StoreConfig {
             journal_max_batch: 512,
             journal_channel_capacity: 8_192,
             retry_after_s: 5,
+            read_connections: 4,
         }
     }
 }
@@ -307,7 +314,8 @@ impl Default for StoreConfig {
 impl Default for WorkersConfig {
     fn default() -> Self {
         Self {
-            concurrency: 8,
+            max_in_flight: 256,
+            claim_batch: 64,
             completion_budget_ms: 60_000,
             lease_ms: 120_000,
             backoff_base_ms: 200,
@@ -443,6 +451,12 @@ impl Config {
                 "store.journal_channel_capacity",
                 "must be at least 1",
             ));
+        }
+        if self.store.read_connections == 0 {
+            return Err(invalid("store.read_connections", "must be at least 1"));
+        }
+        if self.workers.claim_batch == 0 {
+            return Err(invalid("workers.claim_batch", "must be at least 1"));
         }
         if self.store.queue_max_pending == 0 {
             return Err(invalid("store.queue_max_pending", "must be at least 1"));

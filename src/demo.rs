@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, ConfigError, TlsConfig};
 use crate::members::generate::{self, FindKind};
+use crate::store::{FindState, Store, StoreLimits};
 use crate::tls::pki::files;
 
 /// Options of `pdp-provider demo`.
@@ -95,16 +96,14 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
         generate::write_jsonl(std::fs::File::create(&member_file)?, args.members, seed)?;
     }
     let key = crate::store::sealed::DataKey::load(&config.crypto)?;
-    {
-        let mut store = crate::store::sqlite::SqliteStore::open(&config.store.path)?;
-        if crate::store::members::count(store.conn())? == 0 {
-            let report =
-                crate::members::import::import(&member_file, store.conn_mut(), &key, false)?;
-            println!(
-                "imported {} members ({} pensions)",
-                report.loaded, report.pensions
-            );
-        }
+    // The demo's own handle on the store: member import now, find states later.
+    let store = Store::open(&config.store.path, key, StoreLimits::default())?;
+    if store.member_count().await? == 0 {
+        let report = crate::members::import::import_from_async(&member_file, &store).await?;
+        println!(
+            "imported {} members ({} pensions)",
+            report.loaded, report.pensions
+        );
     }
 
     // The simulated CAS where the config expects it.
@@ -159,20 +158,16 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
     }
 
     // Wait for every find to reach its end.
-    let store = crate::store::sqlite::SqliteStore::open(&config.store.path)?;
     let deadline = Instant::now() + Duration::from_secs(70);
-    let ended = |s: &str| s == "done" || s == "failed";
+    let ended = |s: FindState| matches!(s, FindState::Done | FindState::Failed);
     loop {
-        let open = sent
-            .iter()
-            .filter(|(a, _, _)| {
-                store
-                    .find_request(&a.request_id)
-                    .ok()
-                    .flatten()
-                    .is_none_or(|f| !ended(&f.state))
-            })
-            .count();
+        let mut open = 0;
+        for (a, _, _) in &sent {
+            let row = store.find_request(&a.request_id).await.ok().flatten();
+            if row.is_none_or(|f| !ended(f.state)) {
+                open += 1;
+            }
+        }
         if open == 0 || Instant::now() > deadline {
             break;
         }
@@ -186,14 +181,15 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
     );
     let mut as_expected = 0;
     for (a, kind, _) in &sent {
-        let row = store.find_request(&a.request_id)?;
+        let row = store.find_request(&a.request_id).await?;
         let (outcome, took) = match &row {
-            Some(f) if f.state == "failed" => (
+            Some(f) if f.state == FindState::Failed => (
                 format!("failed: {}", f.reason.clone().unwrap_or_default()),
                 None,
             ),
             Some(f) => (
-                f.outcome.clone().unwrap_or_else(|| f.state.clone()),
+                f.outcome
+                    .map_or_else(|| f.state.to_string(), |o| o.to_string()),
                 f.completed_ms(),
             ),
             None => ("not stored".into(), None),
@@ -244,5 +240,6 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
         running.stop().await;
     }
     cas.stop();
+    store.close().await;
     Ok(code)
 }

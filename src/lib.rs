@@ -9,11 +9,13 @@
 //! - [`http`]: the inbound side. The accept loop, connection limits and time-outs, then one
 //!   file per endpoint: `POST /find-requests`, and the ops listener.
 //! - [`wire`]: the serde types of SPEC.md, the only place that spells field names.
-//! - [`store`]: durable state. The journal group-commits find requests and audit records,
-//!   find data is sealed with AES-256-GCM, SQLite is the embedded backend.
+//! - [`store`]: durable state behind one typed handle. One writer group-commits ACKs, audit
+//!   records and every state change; reads use a pool. Personal data sealed with AES-256-GCM;
+//!   SQLite is the embedded backend.
 //! - [`members`]: member records: import (CSV, JSON lines) and synthetic generation.
 //! - [`matching`]: normalisation, the configurable rules, the in-memory member indexes.
-//! - [`workers`]: the pool that claims ACKed finds, matches them and registers PeIs.
+//! - [`pipeline`]: the CAS work of finds that matched at the ACK: PAT, PeI registration, many
+//!   finds in flight at once.
 //! - [`cas`]: the outbound CAS client (UAT to PAT, PeI registration), retries inside the budget.
 //! - [`sim`]: the CAS simulator and a PFS driver for tests, the demo and load tests.
 //! - [`view_data`]: the view payload, the 3/10 working-day values rule, the signed token.
@@ -36,6 +38,7 @@ pub mod matching;
 pub mod members;
 pub mod metrics;
 pub mod peis;
+pub mod pipeline;
 pub mod shutdown;
 pub mod sim;
 pub mod sla;
@@ -44,7 +47,6 @@ pub mod tls;
 pub mod upkeep;
 pub mod view_data;
 pub mod wire;
-pub mod workers;
 
 /// Current time as microseconds since the Unix epoch, the unit every stored timestamp uses.
 pub fn now_micros() -> i64 {

@@ -333,14 +333,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: MembersCommand::Import { file, config },
         } => {
             let config = load_config(&config)?;
-            let key = pdp_provider::store::sealed::DataKey::load(&config.crypto)?;
-            let mut store = pdp_provider::store::sqlite::SqliteStore::open(&config.store.path)?;
+            let rt = runtime()?;
+            let store = open_store(&config)?;
             let report = pdp_provider::members::import::import(
                 &file,
-                store.conn_mut(),
-                &key,
+                &store,
+                rt.handle(),
                 std::io::IsTerminal::is_terminal(&std::io::stderr()),
             )?;
+            rt.block_on(store.close());
             for e in &report.errors {
                 eprintln!("{}: {e}", file.display());
             }
@@ -376,8 +377,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: FindsCommand::Failed { config },
         } => {
             let config = load_config(&config)?;
-            let queue = pdp_provider::store::queue::Queue::open(&config.store.path)?;
-            let failed = queue.failed()?;
+            let failed = with_store(&config, |s| async move { s.failed().await })?;
             println!(
                 "{:<36}  {:<24}  {:<24}  reason",
                 "request_id", "acked", "failed"
@@ -425,8 +425,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => {
             let config = load_config(&config)?;
-            let out = with_cas(&config, |q, cas, key| async move {
-                pdp_provider::peis::deregister(&q, &cas, &key, &asset_guid, reason)
+            let out = with_cas(&config, |q, cas| async move {
+                pdp_provider::peis::deregister(&q, &cas, &asset_guid, reason)
                     .await
                     .map(|o| (asset_guid, o))
             })?;
@@ -442,8 +442,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => {
             let config = load_config(&config)?;
-            let out = with_cas(&config, |q, cas, key| async move {
-                pdp_provider::peis::resolve_possible(&q, &cas, &key, &asset_guid, resolution)
+            let out = with_cas(&config, |q, cas| async move {
+                pdp_provider::peis::resolve_possible(&q, &cas, &asset_guid, resolution)
                     .await
                     .map(|o| (asset_guid, o))
             })?;
@@ -455,8 +455,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let config = load_config(&config)?;
             let days = config.matching.possible_review_days;
-            let n = with_cas(&config, |q, cas, key| async move {
-                pdp_provider::peis::expire_possible(&q, &cas, &key, days).await
+            let n = with_cas(&config, |q, cas| async move {
+                pdp_provider::peis::expire_possible(&q, &cas, days).await
             })?;
             println!("{n} possible matches de-registered as match-timeout");
             Ok(ExitCode::SUCCESS)
@@ -465,8 +465,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: PeisCommand::Flagged { config },
         } => {
             let config = load_config(&config)?;
-            let queue = pdp_provider::store::queue::Queue::open(&config.store.path)?;
-            let flagged = queue.flagged()?;
+            let flagged = with_store(&config, |s| async move { s.flagged().await })?;
             println!(
                 "{:<86}  {:<15}  {:<16}  flagged",
                 "pei", "match_status", "reason"
@@ -484,14 +483,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: ValuesCommand::Report { config, all },
         } => {
             let config = load_config(&config)?;
-            let queue = pdp_provider::store::queue::Queue::open(&config.store.path)?;
+            let calculations = with_store(&config, |s| async move { s.calculations().await })?;
             let today = chrono::Utc::now().date_naive();
             println!(
                 "{:<86}  {:<4}  {:<10}  {:<10}  status",
                 "pei", "kind", "started", "due"
             );
             let mut overdue = 0;
-            for c in queue.calculations()? {
+            for c in calculations {
                 let status = match c.completed_at {
                     Some(t) => format!("completed {}", pdp_provider::datetimestamp(t)),
                     None if c.due_on < today => {
@@ -518,17 +517,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: ValuesCommand::Import { file, config },
         } => {
             let config = load_config(&config)?;
-            let key = pdp_provider::store::sealed::DataKey::load(&config.crypto)?;
-            let queue = pdp_provider::store::queue::Queue::open(&config.store.path)?;
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
+            let rt = runtime()?;
+            let store = open_store(&config)?;
             let (mut loaded, mut refused) = (0, 0);
             for (i, line) in text
                 .lines()
                 .enumerate()
                 .filter(|(_, l)| !l.trim().is_empty())
             {
-                match pdp_provider::view_data::values::import_line(&queue, &key, line) {
+                match rt.block_on(pdp_provider::view_data::values::import_line(&store, line)) {
                     Ok(closed) => {
                         loaded += 1;
                         println!(
@@ -542,6 +541,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+            rt.block_on(store.close());
             println!("{loaded} imported, {refused} refused");
             Ok(if refused > 0 {
                 ExitCode::from(1)
@@ -558,9 +558,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => {
             let config = load_config(&config)?;
-            let store = pdp_provider::store::sqlite::SqliteStore::open(&config.store.path)?;
-            let report =
-                pdp_provider::sla::report(store.conn(), &month, pdp_provider::now_micros())?;
+            let report = with_store(&config, |s| async move {
+                pdp_provider::sla::report(&s, &month, pdp_provider::now_micros()).await
+            })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -588,27 +588,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => {
             let config = load_config(&config)?;
-            let store = pdp_provider::store::sqlite::SqliteStore::open(&config.store.path)?;
             let filter = pdp_provider::audit::export::Filter {
                 from: parse_time(&from)?,
                 to: parse_time(&to)?,
                 request_id,
             };
-            let n = match out {
-                Some(path) => pdp_provider::audit::export::export(
-                    store.conn(),
-                    &filter,
-                    format,
+            let sink: Box<dyn std::io::Write + Send> = match out {
+                Some(path) => Box::new(
                     std::fs::File::create(&path)
                         .with_context(|| format!("creating {}", path.display()))?,
-                )?,
-                None => pdp_provider::audit::export::export(
-                    store.conn(),
-                    &filter,
-                    format,
-                    std::io::stdout(),
-                )?,
+                ),
+                None => Box::new(std::io::stdout()),
             };
+            let n = with_store(&config, |s| async move {
+                pdp_provider::audit::export::export(&s, &filter, format, sink).await
+            })?;
             eprintln!("exported {n} audit records");
             Ok(ExitCode::SUCCESS)
         }
@@ -616,12 +610,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: AuditCommand::Purge { config },
         } => {
             let config = load_config(&config)?;
-            let store = pdp_provider::store::sqlite::SqliteStore::open(&config.store.path)?;
-            let n = pdp_provider::audit::export::purge(
-                store.conn(),
-                config.audit.retention_days,
-                pdp_provider::now_micros(),
-            )?;
+            let days = config.audit.retention_days;
+            let n = with_store(&config, |s| async move {
+                pdp_provider::audit::export::purge(&s, days, pdp_provider::now_micros()).await
+            })?;
             println!(
                 "purged {n} audit records older than {} days",
                 config.audit.retention_days
@@ -653,35 +645,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Runs an operator action that calls the CAS: a journal for its audit records, the CAS
-/// client, the store; the journal is flushed before returning.
-fn with_cas<T, F, Fut>(config: &pdp_provider::config::Config, f: F) -> anyhow::Result<T>
+/// Opens the store an operator command works on.
+fn open_store(config: &pdp_provider::config::Config) -> anyhow::Result<pdp_provider::store::Store> {
+    let key = pdp_provider::store::sealed::DataKey::load(&config.crypto)?;
+    Ok(pdp_provider::store::Store::open(
+        &config.store.path,
+        key,
+        pdp_provider::store::StoreLimits::default(),
+    )?)
+}
+
+/// Runs an operator action on the store; everything it wrote is committed before returning.
+fn with_store<T, E, F, Fut>(config: &pdp_provider::config::Config, f: F) -> anyhow::Result<T>
 where
-    F: FnOnce(
-        pdp_provider::store::queue::Queue,
-        pdp_provider::cas::client::CasClient,
-        pdp_provider::store::sealed::DataKey,
-    ) -> Fut,
-    Fut: std::future::Future<Output = Result<T, pdp_provider::peis::DeregError>>,
+    F: FnOnce(pdp_provider::store::Store) -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::error::Error + Send + Sync + 'static,
 {
     runtime()?.block_on(async move {
-        let key = pdp_provider::store::sealed::DataKey::load(&config.crypto)?;
-        let store = pdp_provider::store::sqlite::SqliteStore::open(&config.store.path)?;
-        let (journal, writer) = pdp_provider::store::journal::Journal::start(
-            Box::new(store),
-            pdp_provider::store::journal::JournalLimits {
-                max_batch: 64,
-                channel_capacity: 256,
-                max_pending: u64::MAX,
-            },
-        )?;
-        let cas = pdp_provider::cas::client::CasClient::new(&config.cas, journal.clone())?;
-        let queue = pdp_provider::store::queue::Queue::open(&config.store.path)?;
-        let out = f(queue, cas, key).await;
-        journal.close().await;
-        drop(journal);
-        let _ = tokio::task::spawn_blocking(move || writer.close()).await;
+        let store = open_store(config)?;
+        let out = f(store.clone()).await;
+        store.close().await;
         Ok(out?)
+    })
+}
+
+/// Runs an operator action that calls the CAS (its audit records go to the store).
+fn with_cas<T, F, Fut>(config: &pdp_provider::config::Config, f: F) -> anyhow::Result<T>
+where
+    F: FnOnce(pdp_provider::store::Store, pdp_provider::cas::client::CasClient) -> Fut,
+    Fut: std::future::Future<Output = Result<T, pdp_provider::peis::DeregError>>,
+{
+    with_store(config, |store| async move {
+        let cas = pdp_provider::cas::client::CasClient::new(&config.cas, store.clone())
+            .map_err(pdp_provider::peis::DeregError::from)?;
+        f(store, cas).await
     })
 }
 

@@ -12,9 +12,7 @@ use std::time::Duration;
 use crate::cas::client::CasClient;
 use crate::cas::retry::{with_retries, Backoff};
 use crate::cas::{CasError, Pat};
-use crate::store::queue::Queue;
-use crate::store::sealed::DataKey;
-use crate::store::StoreError;
+use crate::store::{MatchStatus, PeiState, ReviewState, Store, StoreError};
 
 /// Why a PeI is de-registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -41,14 +39,13 @@ impl DeletionReason {
     }
 
     /// Whether the reason is valid for a PeI of `match_status`.
-    pub fn allowed_for(self, match_status: &str) -> bool {
+    pub fn allowed_for(self, match_status: MatchStatus) -> bool {
         match match_status {
-            "match-yes" => matches!(self, Self::MatchWithdrawn | Self::AssetRemoved),
-            "match-possible" => matches!(
+            MatchStatus::Yes => matches!(self, Self::MatchWithdrawn | Self::AssetRemoved),
+            MatchStatus::Possible => matches!(
                 self,
                 Self::MatchNo | Self::MatchTimeout | Self::AssetRemoved
             ),
-            _ => false,
         }
     }
 }
@@ -76,38 +73,64 @@ pub enum DeregError {
         /// The reason.
         reason: &'static str,
         /// The PeI's match status.
-        status: String,
+        status: MatchStatus,
     },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The CAS client could not be built (its TLS material).
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The CAS failed in a way a retry later may fix.
     #[error("CAS: {0}")]
     Cas(#[from] CasError),
 }
 
+/// The PeI with `asset_guid` when it is in one of `states`.
+async fn pei_in(
+    store: &Store,
+    asset_guid: &str,
+    states: &[PeiState],
+) -> Result<crate::store::StoredPei, DeregError> {
+    let not_registered = || DeregError::NotRegistered(asset_guid.to_owned());
+    let guid = uuid::Uuid::try_parse(asset_guid).map_err(|_| not_registered())?;
+    store
+        .pei_by_asset_guid(guid)
+        .await?
+        .filter(|p| states.contains(&p.state))
+        .ok_or_else(not_registered)
+}
+
+/// The PAT that registered a PeI.
+async fn pat_of(store: &Store, pei: &crate::store::StoredPei) -> Result<Pat, DeregError> {
+    Ok(Pat::new(
+        store.pat(pei.pat_id.as_deref().unwrap_or_default()).await?,
+    ))
+}
+
 /// De-registers the PeI with `asset_guid`.
 pub async fn deregister(
-    store: &Queue,
+    store: &Store,
     cas: &CasClient,
-    key: &DataKey,
     asset_guid: &str,
     reason: DeletionReason,
 ) -> Result<Deregistered, DeregError> {
-    let pei = store
-        .pei_by_asset_guid(asset_guid)?
-        .filter(|p| p.state == "registered" || p.state == "deregistering")
-        .ok_or_else(|| DeregError::NotRegistered(asset_guid.to_owned()))?;
-    if !reason.allowed_for(&pei.match_status) {
+    let pei = pei_in(
+        store,
+        asset_guid,
+        &[PeiState::Registered, PeiState::Deregistering],
+    )
+    .await?;
+    if !reason.allowed_for(pei.match_status) {
         return Err(DeregError::InvalidReason {
             reason: reason.as_str(),
-            status: pei.match_status.clone(),
+            status: pei.match_status,
         });
     }
     // Never served again from this moment (CoCo2.2.4), whatever the CAS answers: a CAS that is
     // down leaves the PeI `deregistering`, and running the command again finishes it.
-    store.mark_deregistering(&pei.pei)?;
-    let pat = Pat::new(store.pat(key, pei.pat_id.as_deref().unwrap_or_default())?);
+    store.mark_deregistering(&pei.pei).await?;
+    let pat = pat_of(store, &pei).await?;
     let resource_id = pei.resource_id.clone().unwrap_or_default();
     let result = with_retries(
         tokio::time::Instant::now() + Duration::from_secs(30),
@@ -121,22 +144,24 @@ pub async fn deregister(
     .await;
     let outcome = match result {
         Ok(()) => {
-            store.deregistered(&pei.pei, reason.as_str())?;
+            store.deregistered(&pei.pei, reason.as_str()).await?;
             Deregistered::Done
         }
         Err(CasError::Refused { status: 404 }) => {
-            store.deregistered(&pei.pei, reason.as_str())?;
+            store.deregistered(&pei.pei, reason.as_str()).await?;
             Deregistered::AlreadyGone
         }
         // 401: PAT expired; MaPS' stub answers 400 "PAT not found" for an unknown PAT.
         Err(CasError::Refused { status: 401 | 400 }) => {
-            store.flag_for_deregistration(&pei.pei, reason.as_str())?;
+            store
+                .flag_for_deregistration(&pei.pei, reason.as_str())
+                .await?;
             tracing::error!(request_id = %pei.request_id, "PAT refused: PeI flagged, de-registration pending; notify PDP (CoCo2.2.4)");
             Deregistered::FlaggedPatExpired
         }
         Err(e) => return Err(e.into()),
     };
-    crate::metrics::deregistrations_pending(store.flagged()?.len());
+    crate::metrics::deregistrations_pending(store.flagged().await?.len());
     Ok(outcome)
 }
 
@@ -151,17 +176,13 @@ pub enum Resolution {
 
 /// Resolves the possible match with `asset_guid` after review.
 pub async fn resolve_possible(
-    store: &Queue,
+    store: &Store,
     cas: &CasClient,
-    key: &DataKey,
     asset_guid: &str,
     resolution: Resolution,
 ) -> Result<Deregistered, DeregError> {
-    let pei = store
-        .pei_by_asset_guid(asset_guid)?
-        .filter(|p| p.state == "registered")
-        .ok_or_else(|| DeregError::NotRegistered(asset_guid.to_owned()))?;
-    if pei.match_status != "match-possible" {
+    let pei = pei_in(store, asset_guid, &[PeiState::Registered]).await?;
+    if pei.match_status != MatchStatus::Possible {
         return Err(DeregError::InvalidReason {
             reason: "resolve",
             status: pei.match_status,
@@ -169,12 +190,14 @@ pub async fn resolve_possible(
     }
     match resolution {
         Resolution::No => {
-            let out = deregister(store, cas, key, asset_guid, DeletionReason::MatchNo).await?;
-            store.set_review(&pei.pei, "no", "match-possible")?;
+            let out = deregister(store, cas, asset_guid, DeletionReason::MatchNo).await?;
+            store
+                .set_review(&pei.pei, ReviewState::No, MatchStatus::Possible)
+                .await?;
             Ok(out)
         }
         Resolution::Yes => {
-            let pat = Pat::new(store.pat(key, pei.pat_id.as_deref().unwrap_or_default())?);
+            let pat = pat_of(store, &pei).await?;
             let resource_id = pei.resource_id.clone().unwrap_or_default();
             let r = with_retries(
                 tokio::time::Instant::now() + Duration::from_secs(30),
@@ -188,16 +211,20 @@ pub async fn resolve_possible(
             .await;
             match r {
                 Ok(()) => {
-                    store.set_review(&pei.pei, "yes", "match-yes")?;
+                    store
+                        .set_review(&pei.pei, ReviewState::Yes, MatchStatus::Yes)
+                        .await?;
                     Ok(Deregistered::Done)
                 }
                 Err(CasError::Refused { status: 404 }) => {
-                    store.deregistered(&pei.pei, "gone-at-cas")?;
+                    store.deregistered(&pei.pei, "gone-at-cas").await?;
                     Ok(Deregistered::AlreadyGone)
                 }
                 Err(CasError::Refused { status: 401 | 400 }) => {
-                    store.flag_for_deregistration(&pei.pei, "pat-refused")?;
-                    crate::metrics::deregistrations_pending(store.flagged()?.len());
+                    store
+                        .flag_for_deregistration(&pei.pei, "pat-refused")
+                        .await?;
+                    crate::metrics::deregistrations_pending(store.flagged().await?.len());
                     Ok(Deregistered::FlaggedPatExpired)
                 }
                 Err(e) => Err(e.into()),
@@ -209,17 +236,19 @@ pub async fn resolve_possible(
 /// De-registers, as `match-timeout`, every possible match unreviewed for `review_days`.
 /// Returns how many were de-registered; failures are logged and left for the next run.
 pub async fn expire_possible(
-    store: &Queue,
+    store: &Store,
     cas: &CasClient,
-    key: &DataKey,
     review_days: u32,
 ) -> Result<u64, DeregError> {
     let before = crate::now_micros() - i64::from(review_days) * 86_400 * 1_000_000;
     let mut n = 0;
-    for p in store.possible_unreviewed_before(before)? {
-        match deregister(store, cas, key, &p.asset_guid, DeletionReason::MatchTimeout).await {
+    for p in store.possible_unreviewed_before(before).await? {
+        let guid = p.asset_guid.hyphenated().to_string();
+        match deregister(store, cas, &guid, DeletionReason::MatchTimeout).await {
             Ok(_) => {
-                store.set_review(&p.pei, "timeout", "match-possible")?;
+                store
+                    .set_review(&p.pei, ReviewState::Timeout, MatchStatus::Possible)
+                    .await?;
                 n += 1;
             }
             Err(e) => {
@@ -238,14 +267,14 @@ mod tests {
     fn reasons_fit_match_statuses_as_spec_4_4_says() {
         use DeletionReason::*;
         for r in [MatchWithdrawn, AssetRemoved] {
-            assert!(r.allowed_for("match-yes"));
+            assert!(r.allowed_for(MatchStatus::Yes));
         }
         for r in [MatchNo, MatchTimeout] {
-            assert!(!r.allowed_for("match-yes"));
-            assert!(r.allowed_for("match-possible"));
+            assert!(!r.allowed_for(MatchStatus::Yes));
+            assert!(r.allowed_for(MatchStatus::Possible));
         }
-        assert!(AssetRemoved.allowed_for("match-possible"));
-        assert!(!MatchWithdrawn.allowed_for("match-possible"));
+        assert!(AssetRemoved.allowed_for(MatchStatus::Possible));
+        assert!(!MatchWithdrawn.allowed_for(MatchStatus::Possible));
         assert_eq!(MatchTimeout.as_str(), "match-timeout");
     }
 }

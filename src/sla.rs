@@ -11,10 +11,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{Datelike, NaiveDate};
-use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use crate::store::StoreError;
+use crate::store::{SlaSamples, Store, StoreError};
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -25,12 +24,6 @@ pub enum SlaError {
     /// Reading the store.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl From<rusqlite::Error> for SlaError {
-    fn from(e: rusqlite::Error) -> Self {
-        SlaError::Store(e.into())
-    }
 }
 
 /// One latency service level.
@@ -152,102 +145,38 @@ pub fn series(mut v: Vec<i64>, target_s: f64, limit_s: f64, required: f64) -> Se
     }
 }
 
-fn latencies(conn: &Connection, sql: &str, from: i64, to: i64) -> Result<Vec<i64>, SlaError> {
-    let mut stmt = conn.prepare(sql)?;
-    let rows = stmt.query_map(params![from, to], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+/// Builds the report for `month` as of `now` (µs) from the store.
+pub async fn report(store: &Store, month: &str, now: i64) -> Result<SlaReport, SlaError> {
+    let (from, to) = month_bounds(month)?;
+    let samples = store.sla_samples(from, to).await?;
+    report_from(samples, month, now)
 }
 
-/// Builds the report for `month` as of `now` (µs).
-pub fn report(conn: &Connection, month: &str, now: i64) -> Result<SlaReport, SlaError> {
+/// Builds the report for `month` as of `now` (µs) from its samples.
+pub fn report_from(s: SlaSamples, month: &str, now: i64) -> Result<SlaReport, SlaError> {
     let (from, to) = month_bounds(month)?;
-    let ack = latencies(
-        conn,
-        "SELECT latency_us FROM audit_log WHERE direction = 'inbound'
-            AND endpoint = 'POST /find-requests' AND status = 202
-            AND received_at >= ?1 AND received_at < ?2",
-        from,
-        to,
-    )?;
-    let completion = latencies(
-        conn,
-        "SELECT completed_at - acked_at FROM find_requests
-          WHERE outcome IN ('match-yes', 'match-possible') AND state = 'done'
-            AND acked_at >= ?1 AND acked_at < ?2",
-        from,
-        to,
-    )?;
-    let failed: i64 = conn.query_row(
-        "SELECT count(*) FROM find_requests WHERE state = 'failed' AND acked_at >= ?1 AND acked_at < ?2",
-        params![from, to],
-        |r| r.get(0),
-    )?;
-    let view = latencies(
-        conn,
-        "SELECT latency_us FROM audit_log WHERE direction = 'inbound'
-            AND endpoint = 'GET /view-data' AND received_at >= ?1 AND received_at < ?2",
-        from,
-        to,
-    )?;
-    let mut counts = BTreeMap::new();
-    {
-        let mut stmt = conn.prepare(
-            "SELECT endpoint, outcome, count(*) FROM audit_log
-              WHERE direction = 'inbound' AND received_at >= ?1 AND received_at < ?2
-              GROUP BY endpoint, outcome",
-        )?;
-        let rows = stmt.query_map(params![from, to], |r| {
-            Ok((
-                format!("{} {}", r.get::<_, String>(0)?, r.get::<_, String>(1)?),
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (k, n) = row?;
-            counts.insert(k, n as u64);
-        }
-        let mut stmt = conn.prepare(
-            "SELECT coalesce(outcome, state), count(*) FROM find_requests
-              WHERE acked_at >= ?1 AND acked_at < ?2 GROUP BY 1",
-        )?;
-        let rows = stmt.query_map(params![from, to], |r| {
-            Ok((
-                format!("find {}", r.get::<_, String>(0)?),
-                r.get::<_, i64>(1)?,
-            ))
-        })?;
-        for row in rows {
-            let (k, n) = row?;
-            counts.insert(k, n as u64);
-        }
-    }
     let minute = 60_000_000i64;
-    let up: i64 = conn.query_row(
-        "SELECT count(*) FROM heartbeats WHERE minute >= ?1 AND minute < ?2",
-        params![from / minute, to / minute],
-        |r| r.get(0),
-    )?;
     let elapsed = ((now.min(to) - from) / minute).max(0) as u64;
     let ratio = if elapsed == 0 {
         1.0
     } else {
-        (up as f64 / elapsed as f64).min(1.0)
+        (s.minutes_up as f64 / elapsed as f64).min(1.0)
     };
-    let mut completion = series(completion, 15.0, 60.0, 1.0);
-    completion.met &= failed == 0;
+    let mut completion = series(s.completion, 15.0, 60.0, 1.0);
+    completion.met &= s.failed == 0;
     Ok(SlaReport {
         month: month.to_owned(),
-        ack: series(ack, 0.25, 2.0, 0.999),
+        ack: series(s.ack, 0.25, 2.0, 0.999),
         completion,
-        failed_finds: failed as u64,
-        view: series(view, 2.0, 10.0, 0.999),
+        failed_finds: s.failed,
+        view: series(s.view, 2.0, 10.0, 0.999),
         availability: Availability {
-            minutes_up: up as u64,
+            minutes_up: s.minutes_up,
             minutes_elapsed: elapsed,
             ratio,
             met: ratio >= 0.995,
         },
-        counts,
+        counts: s.counts.into_iter().collect(),
     })
 }
 
@@ -324,27 +253,13 @@ impl SlaReport {
     }
 }
 
-/// Records that the endpoint is up this minute.
-pub fn heartbeat(conn: &Connection, now: i64) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT OR IGNORE INTO heartbeats (minute) VALUES (?1)",
-        [now / 60_000_000],
-    )?;
-    Ok(())
-}
-
 /// Availability of the calendar month containing `now`, so far.
-pub fn availability_this_month(conn: &Connection, now: i64) -> Result<(String, f64), SlaError> {
+pub async fn availability_this_month(store: &Store, now: i64) -> Result<(String, f64), SlaError> {
     let d = chrono::DateTime::from_timestamp_micros(now).unwrap_or_default();
     let month = format!("{:04}-{:02}", d.year(), d.month());
-    let (from, _) = month_bounds(&month)?;
-    let minute = 60_000_000i64;
-    let up: i64 = conn.query_row(
-        "SELECT count(*) FROM heartbeats WHERE minute >= ?1",
-        [from / minute],
-        |r| r.get(0),
-    )?;
-    let elapsed = ((now - from) / minute).max(1);
+    let (from, to) = month_bounds(&month)?;
+    let up = store.minutes_up(from, to).await?;
+    let elapsed = ((now - from) / 60_000_000).max(1);
     Ok((month, (up as f64 / elapsed as f64).min(1.0)))
 }
 

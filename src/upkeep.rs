@@ -9,30 +9,25 @@
 //!   unreviewed for `matching.possible_review_days`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::queue::Queue;
+use crate::store::Store;
 
 /// What the upkeep tasks need.
 pub struct Upkeep {
-    /// A store connection of their own.
-    pub store: Arc<Queue>,
+    /// The store.
+    pub store: Store,
     /// Certificates to watch, by name.
     pub certificates: Vec<(&'static str, PathBuf)>,
     /// Audit retention.
     pub retention_days: u32,
     /// How often the heartbeat runs.
     pub heartbeat_every: Duration,
-    /// For the daily `match-timeout` of unreviewed possible matches: the CAS, the data key and
+    /// For the daily `match-timeout` of unreviewed possible matches: the CAS and
     /// `matching.possible_review_days`.
-    pub possible_review: Option<(
-        crate::cas::client::CasClient,
-        crate::store::sealed::DataKey,
-        u32,
-    )>,
+    pub possible_review: Option<(crate::cas::client::CasClient, u32)>,
 }
 
 // === impl Upkeep ===
@@ -58,40 +53,22 @@ impl Upkeep {
         }
     }
 
-    /// Copies committed WAL frames into the database file, beside the journal writer (which
-    /// runs without automatic checkpoints). Passive: it never blocks a writer.
+    /// Copies committed WAL frames into the database file, beside the writer.
     async fn checkpoint(&self) {
-        let store = self.store.clone();
-        let r = tokio::task::spawn_blocking(move || {
-            store.with_conn(|c| {
-                c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0))
-            })
-        })
-        .await;
-        if let Ok(Err(e)) = r {
+        if let Err(e) = self.store.checkpoint().await {
             tracing::warn!(error = %e, "WAL checkpoint failed");
         }
     }
 
     async fn heartbeat(&self, started: Instant) {
-        let store = self.store.clone();
         let now = crate::now_micros();
-        let r = tokio::task::spawn_blocking(move || {
-            store.with_write(|c| {
-                crate::sla::heartbeat(c, now)?;
-                crate::sla::availability_this_month(c, now).map_err(|e| match e {
-                    crate::sla::SlaError::Store(s) => s,
-                    crate::sla::SlaError::Month => crate::store::StoreError::Corrupt("month"),
-                })
-            })
-        })
-        .await;
-        match r {
-            Ok(Ok((month, ratio))) => {
-                crate::metrics::availability(&month, ratio, started.elapsed())
-            }
-            Ok(Err(e)) => tracing::error!(error = %e, "heartbeat not recorded"),
-            Err(_) => tracing::error!("heartbeat task failed"),
+        if let Err(e) = self.store.heartbeat(now).await {
+            tracing::error!(error = %e, "heartbeat not recorded");
+            return;
+        }
+        match crate::sla::availability_this_month(&self.store, now).await {
+            Ok((month, ratio)) => crate::metrics::availability(&month, ratio, started.elapsed()),
+            Err(e) => tracing::error!(error = %e, "availability not read"),
         }
     }
 
@@ -120,10 +97,10 @@ impl Upkeep {
     }
 
     async fn expire_possible(&self) {
-        let Some((cas, key, days)) = &self.possible_review else {
+        let Some((cas, days)) = &self.possible_review else {
             return;
         };
-        match crate::peis::expire_possible(&self.store, cas, key, *days).await {
+        match crate::peis::expire_possible(&self.store, cas, *days).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(
                 expired = n,
@@ -134,20 +111,16 @@ impl Upkeep {
     }
 
     async fn purge(&self) {
-        let (store, days) = (self.store.clone(), self.retention_days);
-        let r = tokio::task::spawn_blocking(move || {
-            store.with_write(|c| crate::audit::export::purge(c, days, crate::now_micros()))
-        })
-        .await;
-        match r {
-            Ok(Ok(n)) => {
+        match crate::audit::export::purge(&self.store, self.retention_days, crate::now_micros())
+            .await
+        {
+            Ok(n) => {
                 crate::metrics::audit_purged(n);
                 if n > 0 {
                     tracing::info!(purged = n, "audit records past retention purged");
                 }
             }
-            Ok(Err(e)) => tracing::error!(error = %e, "audit purge failed"),
-            Err(_) => tracing::error!("audit purge task failed"),
+            Err(e) => tracing::error!(error = %e, "audit purge failed"),
         }
     }
 }

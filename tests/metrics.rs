@@ -21,7 +21,7 @@ fn sample(metrics: &str, series: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_happened_and_the_sla_report_agrees() {
     let env = Env::new();
-    let members = env.with_members(300);
+    let members = env.with_members(300).await;
     let cas = cas_sim(&env).await;
     let server = Server::start(env.config_with_cas(&cas)).await;
     harness::publish_jwks(&server, &cas).await;
@@ -54,7 +54,7 @@ async fn metrics_count_what_happened_and_the_sla_report_agrees() {
     for id in yes_ids.iter().chain(&no_ids) {
         env.ended(id).await;
     }
-    let pei = &env.queue().peis_for_request(&yes_ids[0]).unwrap()[0];
+    let pei = &env.store().peis_for_request(&yes_ids[0]).await.unwrap()[0];
     let dashboard = pdp_provider::sim::dashboard::Dashboard::new(
         &server.url(""),
         &cas.base_url(),
@@ -64,7 +64,11 @@ async fn metrics_count_what_happened_and_the_sla_report_agrees() {
     )
     .unwrap();
     assert_eq!(
-        dashboard.view(&pei.asset_guid).await.unwrap().retry_status,
+        dashboard
+            .view(&pei.asset_guid.to_string())
+            .await
+            .unwrap()
+            .retry_status,
         Some(200)
     );
 
@@ -112,12 +116,15 @@ async fn metrics_count_what_happened_and_the_sla_report_agrees() {
     // The SLA report reads the same story from the audit trail.
     let month = chrono::Utc::now().format("%Y-%m").to_string();
     let store = env.store();
-    let report = harness::eventually(|| {
-        let r =
-            pdp_provider::sla::report(store.conn(), &month, pdp_provider::now_micros()).unwrap();
-        (r.view.count == 2).then_some(r)
-    })
-    .await;
+    let report = loop {
+        let r = pdp_provider::sla::report(&store, &month, pdp_provider::now_micros())
+            .await
+            .unwrap();
+        if r.view.count == 2 {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(report.ack.count, 7);
     assert!(report.ack.met && report.view.met && report.completion.met);
     assert_eq!(report.completion.count, 5);

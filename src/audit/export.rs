@@ -3,10 +3,10 @@
 
 use std::io::Write;
 
-use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
-use crate::store::StoreError;
+use super::AuditRecord;
+use crate::store::{Store, StoreError};
 
 /// One exported audit record: timestamps as RFC 3339 and as µs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,44 +72,40 @@ pub enum ExportError {
 }
 
 /// Reads the matching records, oldest first.
-pub fn records(conn: &Connection, f: &Filter) -> Result<Vec<ExportedRecord>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT transaction_id, request_id, direction, party, endpoint, received_at,
-                responded_at, status, latency_us, outcome
-           FROM audit_log
-          WHERE received_at >= ?1 AND received_at < ?2
-            AND (?3 IS NULL OR transaction_id = ?3 OR request_id = ?3)
-          ORDER BY received_at, id",
-    )?;
-    let rows = stmt.query_map(params![f.from, f.to, f.request_id], |r| {
-        let received_at: i64 = r.get(5)?;
-        let responded_at: i64 = r.get(6)?;
-        Ok(ExportedRecord {
-            transaction_id: r.get(0)?,
-            request_id: r.get(1)?,
-            direction: r.get(2)?,
-            party: r.get(3)?,
-            endpoint: r.get(4)?,
-            received: crate::datetimestamp(received_at),
-            responded: crate::datetimestamp(responded_at),
-            received_at,
-            responded_at,
-            status: r.get(7)?,
-            latency_us: r.get(8)?,
-            outcome: r.get(9)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub async fn records(store: &Store, f: &Filter) -> Result<Vec<ExportedRecord>, StoreError> {
+    let rows = store
+        .audit_records(f.from, f.to, f.request_id.clone())
+        .await?;
+    Ok(rows.into_iter().map(ExportedRecord::from).collect())
+}
+
+impl From<AuditRecord> for ExportedRecord {
+    fn from(r: AuditRecord) -> Self {
+        ExportedRecord {
+            received: crate::datetimestamp(r.received_at),
+            responded: crate::datetimestamp(r.responded_at),
+            latency_us: r.latency_micros(),
+            direction: r.direction.as_str().to_owned(),
+            transaction_id: r.transaction_id,
+            request_id: r.request_id,
+            party: r.party,
+            endpoint: r.endpoint,
+            received_at: r.received_at,
+            responded_at: r.responded_at,
+            status: r.status,
+            outcome: r.outcome,
+        }
+    }
 }
 
 /// Writes the matching records; returns how many.
-pub fn export(
-    conn: &Connection,
+pub async fn export(
+    store: &Store,
     f: &Filter,
     format: Format,
     out: impl Write,
 ) -> Result<usize, ExportError> {
-    let rows = records(conn, f)?;
+    let rows = records(store, f).await?;
     match format {
         Format::Jsonl => {
             let mut out = std::io::BufWriter::new(out);
@@ -131,24 +127,18 @@ pub fn export(
 }
 
 /// Deletes audit records older than `retention_days`; returns how many. The only way rows leave
-/// the trail: the triggers refuse any other update or delete.
-pub fn purge(conn: &Connection, retention_days: u32, now_micros: i64) -> Result<u64, StoreError> {
+/// the trail: the store refuses any other update or delete.
+pub async fn purge(store: &Store, retention_days: u32, now_micros: i64) -> Result<u64, StoreError> {
     let cutoff = now_micros - i64::from(retention_days) * 86_400 * 1_000_000;
-    conn.execute(
-        "INSERT INTO audit_retention (id, cutoff) VALUES (1, ?1)
-         ON CONFLICT (id) DO UPDATE SET cutoff = max(cutoff, excluded.cutoff)",
-        [cutoff],
-    )?;
-    let n = conn.execute("DELETE FROM audit_log WHERE received_at < ?1", [cutoff])?;
-    Ok(n as u64)
+    store.purge_audit(cutoff).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::audit::{AuditRecord, Direction};
-    use crate::store::sqlite::SqliteStore;
-    use crate::store::JournalBackend;
+    use crate::store::sealed::DataKey;
+    use crate::store::StoreLimits;
 
     fn record(id: &str, request: &str, endpoint: &str, at: i64) -> AuditRecord {
         AuditRecord {
@@ -164,39 +154,39 @@ mod tests {
         }
     }
 
-    fn store() -> (tempfile::TempDir, SqliteStore) {
+    async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = SqliteStore::open(&dir.path().join("a.sqlite")).unwrap();
+        let key = DataKey::from_hex(&"11".repeat(32)).unwrap();
+        let s = Store::open(&dir.path().join("a.sqlite"), key, StoreLimits::default()).unwrap();
         let day = 86_400_000_000i64;
-        s.commit(
-            &[],
-            &mut [
-                record("t1", "find-1", "POST /find-requests", 10 * day),
-                record("t2", "find-1", "POST /rreguri", 10 * day + 5),
-                record("t3", "find-1", "GET /view-data", 11 * day),
-                record("t4", "find-2", "POST /find-requests", 12 * day),
-            ],
-        )
-        .unwrap();
+        for r in [
+            record("t1", "find-1", "POST /find-requests", 10 * day),
+            record("t2", "find-1", "POST /rreguri", 10 * day + 5),
+            record("t3", "find-1", "GET /view-data", 11 * day),
+            record("t4", "find-2", "POST /find-requests", 12 * day),
+        ] {
+            s.audit(r);
+        }
+        s.flush().await;
         (dir, s)
     }
 
-    #[test]
-    fn jsonl_and_csv_round_trip_and_join_a_find_with_its_calls() {
-        let (_d, s) = store();
+    #[tokio::test]
+    async fn jsonl_and_csv_round_trip_and_join_a_find_with_its_calls() {
+        let (_d, s) = store().await;
         let f = Filter {
             from: 0,
             to: i64::MAX,
             request_id: Some("find-1".into()),
         };
         let mut out = Vec::new();
-        assert_eq!(export(s.conn(), &f, Format::Jsonl, &mut out).unwrap(), 3);
+        assert_eq!(export(&s, &f, Format::Jsonl, &mut out).await.unwrap(), 3);
         let back: Vec<ExportedRecord> = String::from_utf8(out)
             .unwrap()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(back, records(s.conn(), &f).unwrap());
+        assert_eq!(back, records(&s, &f).await.unwrap());
         let endpoints: Vec<&str> = back.iter().map(|r| r.endpoint.as_str()).collect();
         assert_eq!(
             endpoints,
@@ -204,7 +194,7 @@ mod tests {
         );
         assert_eq!(back[0].latency_us, 1500);
         let mut out = Vec::new();
-        export(s.conn(), &f, Format::Csv, &mut out).unwrap();
+        export(&s, &f, Format::Csv, &mut out).await.unwrap();
         let mut rdr = csv::Reader::from_reader(out.as_slice());
         let csv_back: Vec<ExportedRecord> = rdr.deserialize().map(Result::unwrap).collect();
         assert_eq!(csv_back, back);
@@ -215,31 +205,24 @@ mod tests {
             to: 12 * day,
             request_id: None,
         };
-        assert_eq!(records(s.conn(), &w).unwrap().len(), 1);
+        assert_eq!(records(&s, &w).await.unwrap().len(), 1);
     }
 
-    #[test]
-    fn the_trail_is_append_only_and_purged_only_past_retention() {
-        let (_d, s) = store();
-        assert!(s
-            .conn()
-            .execute("UPDATE audit_log SET status = 500", [])
-            .is_err());
-        assert!(s.conn().execute("DELETE FROM audit_log", []).is_err());
+    #[tokio::test]
+    async fn records_are_purged_only_past_retention() {
+        let (_d, s) = store().await;
         let day = 86_400_000_000i64;
         // Retention 2196 days, "now" 2196 + 11 days: the records of day 10 go, the rest stay.
-        let purged = purge(s.conn(), 2196, (2196 + 11) * day).unwrap();
+        let purged = purge(&s, 2196, (2196 + 11) * day).await.unwrap();
         assert_eq!(purged, 2);
-        let left = records(
-            s.conn(),
-            &Filter {
-                from: 0,
-                to: i64::MAX,
-                request_id: None,
-            },
-        )
-        .unwrap();
-        assert_eq!(left.len(), 2);
-        assert!(s.conn().execute("DELETE FROM audit_log", []).is_err());
+        let all = Filter {
+            from: 0,
+            to: i64::MAX,
+            request_id: None,
+        };
+        assert_eq!(records(&s, &all).await.unwrap().len(), 2);
+        // A shorter retention later cannot bring the cutoff back, and nothing newer goes.
+        assert_eq!(purge(&s, 4000, (2196 + 11) * day).await.unwrap(), 0);
+        assert_eq!(records(&s, &all).await.unwrap().len(), 2);
     }
 }

@@ -25,6 +25,15 @@ impl Direction {
             Direction::Outbound => "outbound",
         }
     }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "inbound" => Some(Direction::Inbound),
+            "outbound" => Some(Direction::Outbound),
+            _ => None,
+        }
+    }
 }
 
 /// One audited call.

@@ -13,7 +13,7 @@ use super::{CasError, Pat};
 use crate::audit::{AuditRecord, Direction};
 use crate::config::CasConfig;
 use crate::matching::MatchStatus;
-use crate::store::journal::Journal;
+use crate::store::Store;
 use crate::tls::TlsError;
 pub use crate::wire::cas::{Introspection, Permission};
 use crate::wire::cas::{
@@ -26,14 +26,14 @@ use crate::wire::find::Uat;
 pub struct CasClient {
     http: reqwest::Client,
     base: String,
-    journal: Journal,
+    store: Store,
 }
 
 // === impl CasClient ===
 
 impl CasClient {
     /// Builds the client from config: the provider's certificate and key, the ecosystem CA.
-    pub fn new(config: &CasConfig, journal: Journal) -> Result<Self, TlsError> {
+    pub fn new(config: &CasConfig, store: Store) -> Result<Self, TlsError> {
         let http =
             crate::tls::client::mtls_builder(&config.ca, &config.client_cert, &config.client_key)?
                 .timeout(Duration::from_millis(config.call_timeout_ms))
@@ -47,7 +47,7 @@ impl CasClient {
         Ok(Self {
             http,
             base: config.base_url.trim_end_matches('/').to_owned(),
-            journal,
+            store,
         })
     }
 
@@ -88,7 +88,7 @@ impl CasClient {
         };
         let elapsed = started.elapsed();
         crate::metrics::cas_call(endpoint, status, elapsed);
-        self.journal.audit(AuditRecord {
+        self.store.audit(AuditRecord {
             transaction_id,
             request_id: request_id.map(str::to_owned),
             direction: Direction::Outbound,

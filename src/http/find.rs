@@ -1,5 +1,10 @@
-//! `POST /find-requests`: parse, validate, seal, append to the journal, and ACK with `202` once
+//! `POST /find-requests`: parse, validate, match, append to the store, and ACK with `202` once
 //! the append is durable (SPEC §3.1, CoCo2.1.1).
+//!
+//! Matching costs microseconds, so it is decided before the commit: a no-match find is stored
+//! as IDs, outcome and timestamps only, already at its end, and its find data never reaches
+//! the disk (CoCo2.2.2 by construction). A find with matches is stored sealed and queued for the
+//! pipeline's CAS work.
 
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -8,8 +13,7 @@ use hyper::body::Incoming;
 use super::respond::{with_body, AlreadyAudited, ApiError, Body};
 use super::{App, RequestCx};
 use crate::audit::{AuditRecord, Direction};
-use crate::store::journal::JournalError;
-use crate::store::{AppendOutcome, NewFind};
+use crate::store::{AppendError, AppendOutcome, Decided, NewFind};
 use crate::wire::find::{self, FindError};
 use crate::wire::problem::{Accepted, ErrorCode};
 
@@ -43,10 +47,6 @@ pub async fn handle(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    // Shed before reading the body: under overload the cheapest answer is the right one.
-    if app.journal.pending() >= app.limits.queue_max_pending {
-        return Err(shed(app));
-    }
     let body = match Limited::new(req.into_body(), limit).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e)
@@ -62,7 +62,7 @@ pub async fn handle(
             ))
         }
     };
-    find::parse(&body).map_err(|e| match e {
+    let parsed = find::parse(&body).map_err(|e| match e {
         FindError::InvalidJson => {
             ApiError::bad_request(ErrorCode::InvalidJson, "body: not valid JSON")
         }
@@ -70,7 +70,8 @@ pub async fn handle(
         FindError::InvalidFindData(d) => ApiError::bad_request(ErrorCode::InvalidFindData, d),
     })?;
     let request_id = cx.transaction_id.clone();
-    let sealed = app.key.seal(request_id.as_bytes(), &body);
+    let matched = !app.matcher.find_matches(&parsed.find_data).is_empty();
+    drop(parsed);
     let audit = AuditRecord {
         transaction_id: request_id.clone(),
         request_id: Some(request_id.clone()),
@@ -85,20 +86,29 @@ pub async fn handle(
     let find = NewFind {
         request_id: request_id.clone(),
         received_at: cx.received_at,
-        sealed,
+        decided: if matched {
+            Decided::Matched(body)
+        } else {
+            Decided::NoMatch
+        },
     };
-    let outcome = app.journal.append(find, audit).await.map_err(|e| match e {
-        JournalError::Overloaded => shed(app),
-        JournalError::Closed => {
+    let outcome = app.store.append(find, audit).await.map_err(|e| match e {
+        AppendError::Overloaded => shed(app),
+        AppendError::Closed => {
             ApiError::unavailable("endpoint is shutting down", app.limits.retry_after_s)
         }
-        JournalError::Commit(cause) => {
+        AppendError::Commit(cause) => {
             tracing::error!(request_id = %request_id, %cause, "find request not made durable");
             ApiError::internal()
         }
     })?;
     if outcome == AppendOutcome::Created {
-        app.wake_workers.notify_one();
+        if matched {
+            app.wake_pipeline.notify_one();
+        } else {
+            // At its end already: nothing is sent for a no-match (CoCo2.2.2).
+            crate::metrics::find_completed(crate::store::FindOutcome::NoMatch.as_str(), None);
+        }
     }
     let body = serde_json::to_vec(&Accepted {
         message: "ACCEPTED",

@@ -39,8 +39,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::audit::{AuditRecord, Direction};
 use crate::config::Config;
-use crate::store::journal::Journal;
-use crate::store::sealed::DataKey;
+use crate::matching::index::Matcher;
+use crate::store::Store;
 use respond::{AlreadyAudited, ApiError, Body, RelatedRequest, X_REQUEST_ID};
 
 /// Limits the handlers apply.
@@ -48,8 +48,6 @@ use respond::{AlreadyAudited, ApiError, Body, RelatedRequest, X_REQUEST_ID};
 pub struct Limits {
     /// Largest body.
     pub max_body_bytes: usize,
-    /// Unprocessed finds at most before shedding.
-    pub queue_max_pending: u64,
     /// `Retry-After` when shedding.
     pub retry_after_s: u64,
     /// Time allowed per request.
@@ -59,13 +57,13 @@ pub struct Limits {
 /// What every handler shares.
 pub struct App {
     /// Where find requests and audit records go.
-    pub journal: Journal,
-    /// Seals find data.
-    pub key: DataKey,
+    pub store: Store,
+    /// Decides each find before its ACK.
+    pub matcher: Arc<Matcher>,
     /// Request limits.
     pub limits: Limits,
-    /// Wakes the worker pool when a new find is stored.
-    pub wake_workers: Arc<Notify>,
+    /// Wakes the pipeline when a matching find is queued.
+    pub wake_pipeline: Arc<Notify>,
     /// The view endpoint, when configured.
     pub view: Option<Arc<view::ViewService>>,
 }
@@ -357,7 +355,7 @@ async fn route(req: Request<Incoming>, party: Arc<str>, app: Arc<App>) -> Respon
             .get::<RelatedRequest>()
             .map(|r| r.0.clone());
         let own = (metric == "find" && cx.request_id_valid).then(|| cx.transaction_id.clone());
-        app.journal.audit(AuditRecord {
+        app.store.audit(AuditRecord {
             transaction_id: cx.transaction_id.clone(),
             request_id: related.or(own),
             direction: Direction::Inbound,

@@ -27,9 +27,9 @@ pub async fn handle(
     app: &App,
 ) -> Result<Response<Body>, ApiError> {
     cx.require_request_id()?;
-    let Some(queue) = app.view.as_ref().map(|v| v.store.clone()) else {
+    if app.view.is_none() {
         return Err(ApiError::not_found("no such endpoint"));
-    };
+    }
     let body = Limited::new(req.into_body(), 16 * 1024)
         .collect()
         .await
@@ -52,17 +52,16 @@ pub async fn handle(
             "previous_pat_sha256: 64 hex digits; pat: a compact JWT",
         ));
     }
-    let key = app.key.clone();
     let expires = crate::cas::Pat::new(r.pat.clone()).expires_at();
     let sha = r.previous_pat_sha256.to_ascii_lowercase();
-    let replaced =
-        tokio::task::spawn_blocking(move || queue.refresh_pat(&key, &sha, &r.pat, expires))
-            .await
-            .map_err(|_| ApiError::internal())?
-            .map_err(|e| {
-                tracing::error!(error = %e, "PAT refresh failed");
-                ApiError::internal()
-            })?;
+    let replaced = app
+        .store
+        .refresh_pat(&sha, &r.pat, expires)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "PAT refresh failed");
+            ApiError::internal()
+        })?;
     if replaced == 0 {
         return Err(ApiError::not_found("no stored PAT has that hash"));
     }

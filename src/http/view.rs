@@ -9,7 +9,6 @@
 //! view runs inside `view.budget_ms`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::{header, Request, Response, StatusCode};
@@ -21,9 +20,9 @@ use super::respond::{with_body, ApiError, Body, RelatedRequest};
 use super::RequestCx;
 use crate::cas::client::{CasClient, Introspection};
 use crate::cas::{CasError, Pat};
-use crate::store::queue::{Calculation, Queue, StoredPei};
-use crate::store::sealed::DataKey;
-use crate::store::StoreError;
+use crate::store::{
+    Calculation, CalculationKind, MatchStatus, PeiState, Store, StoreError, StoredPei,
+};
 use crate::view_data::payload::{self, Context};
 use crate::view_data::token::Signer;
 use crate::view_data::working_days::{Calendar, Nation};
@@ -32,10 +31,8 @@ use crate::wire::view::{uma_challenge, ViewDataResponse};
 
 /// What the view endpoint needs.
 pub struct ViewService {
-    /// PeIs, PATs, pensions: its own connection, apart from the workers'.
-    pub store: Arc<Queue>,
-    /// Opens PATs and view data.
-    pub key: DataKey,
+    /// PeIs, PATs, pensions (reads from the pool, beside the writer).
+    pub store: Store,
     /// Tickets and introspection.
     pub cas: CasClient,
     /// Signs view data tokens.
@@ -58,19 +55,10 @@ pub struct ViewService {
     pub retry_after_s: u64,
 }
 
-async fn blocking<T: Send + 'static>(
-    store: &Arc<Queue>,
-    f: impl FnOnce(&Queue) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let s = store.clone();
-    match tokio::task::spawn_blocking(move || f(&s)).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "view store error");
-            Err(ApiError::internal())
-        }
-        Err(_) => Err(ApiError::internal()),
-    }
+/// A store failure, as the view's `500`.
+fn store_failed(e: StoreError) -> ApiError {
+    tracing::error!(error = %e, "view store error");
+    ApiError::internal()
 }
 
 /// The Bearer token, `None` when absent, another scheme, or empty.
@@ -202,16 +190,19 @@ async fn handle_inner(
             "scope: must be owner",
         ));
     }
-    let guid = asset.hyphenated().to_string();
-    let pei = blocking(&svc.store, move |q| q.pei_by_asset_guid(&guid))
-        .await?
-        .filter(|p| p.state == "registered" && p.resource_id.is_some() && p.pat_id.is_some())
+    let pei = svc
+        .store
+        .pei_by_asset_guid(asset)
+        .await
+        .map_err(store_failed)?
+        .filter(|p| {
+            p.state == PeiState::Registered && p.resource_id.is_some() && p.pat_id.is_some()
+        })
         .ok_or_else(|| ApiError::not_found("no pension identifier with this asset GUID"))?;
     let related = RelatedRequest(pei.request_id.clone());
     *related_out = Some(pei.request_id.clone());
     let pat_id = pei.pat_id.clone().unwrap_or_default();
-    let key = svc.key.clone();
-    let pat = Pat::new(blocking(&svc.store, move |q| q.pat(&key, &pat_id)).await?);
+    let pat = Pat::new(svc.store.pat(&pat_id).await.map_err(store_failed)?);
 
     let value_scope = match bearer(&req) {
         None => return Err(svc.challenge(&pat, &pei, deadline).await),
@@ -237,15 +228,13 @@ async fn handle_inner(
         }
     };
 
-    let pension_guid =
-        Uuid::try_parse(&pei.pension_asset_guid).map_err(|_| ApiError::internal())?;
-    let key = svc.key.clone();
-    let pension = blocking(&svc.store, move |q| {
-        q.with_conn(|c| crate::store::members::pension(c, &key, pension_guid))
-    })
-    .await?
-    .ok_or_else(|| ApiError::not_found("no pension identifier with this asset GUID"))?;
-    let holdername = Uuid::try_parse(&pei.holdername).unwrap_or_default();
+    let pension = svc
+        .store
+        .pension(pei.pension_asset_guid)
+        .await
+        .map_err(store_failed)?
+        .ok_or_else(|| ApiError::not_found("no pension identifier with this asset GUID"))?;
+    let holdername = pei.holdername;
     let today = chrono::Utc::now().date_naive();
     let registered_on = pei
         .registered_at
@@ -254,13 +243,13 @@ async fn handle_inner(
     let (body, pending) = payload::build(
         &pension,
         Context {
-            possible: pei.match_status == "match-possible",
+            possible: pei.match_status == MatchStatus::Possible,
             value_scope,
             registered_on,
             today,
             calendar: &svc.calendar,
             nation: svc.nations.get(&holdername).copied().unwrap_or(svc.default_nation),
-            reference: &pei.asset_guid,
+            reference: &pei.asset_guid.hyphenated().to_string(),
         },
     )
     .map_err(|e| {
@@ -270,13 +259,19 @@ async fn handle_inner(
     if let Some(p) = pending {
         let calc = Calculation {
             pei: pei.pei.clone(),
-            pension_asset_guid: pei.pension_asset_guid.clone(),
-            kind: format!("{:?}", p.kind),
+            pension_asset_guid: pei.pension_asset_guid,
+            kind: match p.kind {
+                crate::wire::view::UnavailableReason::DBC => CalculationKind::Dbc,
+                _ => CalculationKind::Dcc,
+            },
             started_on: p.started_on,
             due_on: p.due_on,
             completed_at: None,
         };
-        blocking(&svc.store, move |q| q.record_calculation(&calc)).await?;
+        svc.store
+            .record_calculation(calc)
+            .await
+            .map_err(store_failed)?;
     }
     let view_data = serde_json::to_string(&body).expect("payload serialises");
     let token = svc.signer.sign(&pei.pei, &view_data).map_err(|e| {

@@ -30,7 +30,7 @@ async fn smoke_run_against_the_endpoint_and_cas_simulator() {
     config.store.path = dir.path().join("pdp.sqlite");
     config.crypto.data_key_file = Some(certs.join(files::DATA_KEY));
     config.crypto.data_key_env = None;
-    config.workers.concurrency = 2;
+    config.workers.max_in_flight = 2;
     config.workers.backoff_base_ms = 50;
     config.workers.backoff_cap_ms = 500;
     config.workers.poll_interval_ms = 100;
@@ -49,10 +49,17 @@ async fn smoke_run_against_the_endpoint_and_cas_simulator() {
     .unwrap();
     {
         let key = crate::store::sealed::DataKey::load(&config.crypto).unwrap();
-        let mut store = crate::store::sqlite::SqliteStore::open(&config.store.path).unwrap();
-        let report =
-            crate::members::import::import(&member_file, store.conn_mut(), &key, false).unwrap();
+        let store = crate::store::Store::open(
+            &config.store.path,
+            key,
+            crate::store::StoreLimits::default(),
+        )
+        .unwrap();
+        let report = crate::members::import::import_from_async(&member_file, &store)
+            .await
+            .unwrap();
         assert!(report.errors.is_empty());
+        store.close().await;
     }
     let running = crate::app::start(config).await.unwrap();
     cas.state.publish_jwks(running.jwks().unwrap());

@@ -200,44 +200,26 @@ impl Matcher {
     }
 }
 
-/// Builds the index from every stored member, opening rows on all cores.
-pub fn load(
-    conn: &rusqlite::Connection,
-    key: &crate::store::sealed::DataKey,
-) -> Result<MemberIndex, crate::store::StoreError> {
-    let index = MemberIndex::default();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(String, Vec<u8>)>>(threads * 2);
-    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
-    let failed = std::sync::atomic::AtomicU64::new(0);
-    std::thread::scope(|s| -> Result<(), crate::store::StoreError> {
-        for _ in 0..threads {
-            let rx = rx.clone();
-            let (index, failed) = (&index, &failed);
-            s.spawn(move || loop {
-                let batch = match rx.lock().unwrap_or_else(|e| e.into_inner()).recv() {
-                    Ok(b) => b,
-                    Err(_) => break,
-                };
-                for (id, sealed) in batch {
-                    match crate::store::members::open_member(key, &id, &sealed) {
-                        Ok(m) => index.insert(&m),
-                        Err(_) => {
-                            failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
-                    }
+/// Builds the index from every stored member, opening rows on all cores. Records that cannot
+/// be opened or read are counted and logged, never half-indexed.
+pub async fn load(store: &crate::store::Store) -> Result<MemberIndex, crate::store::StoreError> {
+    let index = Arc::new(MemberIndex::default());
+    let unreadable = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (i, u) = (index.clone(), unreadable.clone());
+    let unopened = store
+        .for_each_member(
+            move |json| match serde_json::from_slice::<MatchRecord>(json) {
+                Ok(m) => i.insert(&m),
+                Err(_) => {
+                    u.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-            });
-        }
-        let r = crate::store::members::for_each_sealed(conn, |batch| {
-            let _ = tx.send(batch);
-        });
-        drop(tx);
-        r
-    })?;
-    let failed = failed.into_inner();
+            },
+        )
+        .await?;
+    let failed = unopened + unreadable.load(std::sync::atomic::Ordering::Relaxed);
     if failed > 0 {
         tracing::error!(failed, "member records could not be opened; not indexed");
     }
-    Ok(index)
+    Arc::try_unwrap(index)
+        .map_err(|_| crate::store::StoreError::Task("member index still shared".into()))
 }

@@ -13,35 +13,7 @@ pub mod rules;
 
 use uuid::Uuid;
 
-/// The outcome of matching one find against one pension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum MatchStatus {
-    /// A definite match.
-    #[serde(rename = "match-yes")]
-    Yes,
-    /// A possible match, kept for review.
-    #[serde(rename = "match-possible")]
-    Possible,
-}
-
-impl MatchStatus {
-    /// The wire spelling (`match-yes`, `match-possible`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MatchStatus::Yes => "match-yes",
-            MatchStatus::Possible => "match-possible",
-        }
-    }
-
-    /// Parses the wire spelling.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "match-yes" => Some(Self::Yes),
-            "match-possible" => Some(Self::Possible),
-            _ => None,
-        }
-    }
-}
+pub use crate::store::MatchStatus;
 
 /// One pension a find matched.
 #[derive(Debug, Clone, PartialEq, Eq)]

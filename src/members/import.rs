@@ -18,11 +18,9 @@ use std::io::BufRead;
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use rusqlite::Connection;
 
 use super::record::{MemberAddress, MemberName, MemberPension, MemberRecord};
-use crate::store::sealed::DataKey;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 /// Records written per transaction.
 const BATCH: usize = 5_000;
@@ -88,8 +86,8 @@ const CSV_HEADER: &[&str] = &[
 ];
 
 struct Sink<'a> {
-    conn: &'a mut Connection,
-    key: &'a DataKey,
+    store: &'a Store,
+    runtime: &'a tokio::runtime::Handle,
     batch: Vec<MemberRecord>,
     report: Report,
 }
@@ -123,23 +121,24 @@ impl Sink<'_> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        crate::store::members::upsert(self.conn, self.key, &self.batch)?;
-        self.report.loaded += self.batch.len() as u64;
-        self.report.pensions += self
-            .batch
-            .iter()
-            .map(|m| m.pensions.len() as u64)
-            .sum::<u64>();
-        self.batch.clear();
+        let batch: Vec<_> = self.batch.drain(..).map(|m| m.to_new_member()).collect();
+        let (members, pensions) = (
+            batch.len() as u64,
+            batch.iter().map(|m| m.pensions.len() as u64).sum::<u64>(),
+        );
+        self.runtime.block_on(self.store.upsert_members(batch))?;
+        self.report.loaded += members;
+        self.report.pensions += pensions;
         Ok(())
     }
 }
 
-/// Imports `path` into the store behind `conn`.
+/// Imports `path` into `store`. Blocking: run it on a thread of its own (or from `main`), not
+/// on the runtime; each batch's commit is awaited on `runtime`.
 pub fn import(
     path: &Path,
-    conn: &mut Connection,
-    key: &DataKey,
+    store: &Store,
+    runtime: &tokio::runtime::Handle,
     progress: bool,
 ) -> Result<Report, ImportError> {
     let read_err = |source| ImportError::Read {
@@ -160,8 +159,8 @@ pub fn import(
     };
     let reader = bar.wrap_read(file);
     let mut sink = Sink {
-        conn,
-        key,
+        store,
+        runtime,
         batch: Vec::with_capacity(BATCH),
         report: Report::default(),
     };
@@ -176,6 +175,16 @@ pub fn import(
     sink.flush()?;
     bar.finish_and_clear();
     Ok(sink.report)
+}
+
+/// [`import`] from async code, without a progress bar: the file is read on a blocking thread.
+pub async fn import_from_async(path: &Path, store: &Store) -> Result<Report, ImportError> {
+    let (s, p, rt) = (
+        store.clone(),
+        path.to_owned(),
+        tokio::runtime::Handle::current(),
+    );
+    crate::store::blocking(move || Ok(import(&p, &s, &rt, false))).await?
 }
 
 fn import_jsonl(reader: impl BufRead, sink: &mut Sink<'_>) -> Result<(), ImportError> {

@@ -169,6 +169,27 @@ impl MemberRecord {
         Ok(())
     }
 
+    /// The member as the store takes it: its match record and its pensions' view data as JSON.
+    pub fn to_new_member(&self) -> crate::store::NewMember {
+        crate::store::NewMember {
+            member_id: self.member_id.clone(),
+            holdername: self.holdername,
+            match_record: serde_json::to_vec(&self.match_record())
+                .expect("match record serialises"),
+            pensions: self
+                .pensions
+                .iter()
+                .map(|p| crate::store::NewPension {
+                    asset_guid: p.asset_guid,
+                    scheme_name: scheme_name(&p.view_data).to_owned(),
+                    view_data: serde_json::to_vec(&p.view_data).expect("view data serialises"),
+                    statement_date: p.statement_date,
+                    calculation_date: p.calculation_date,
+                })
+                .collect(),
+        }
+    }
+
     /// What matching needs of this member: everything but the view data.
     pub fn match_record(&self) -> MatchRecord {
         MatchRecord {

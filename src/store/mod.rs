@@ -1,60 +1,54 @@
-//! Durable state behind narrow interfaces.
+//! Durable state, behind one handle: [`Store`].
 //!
 //! "Durable" here means: on stable storage and fsync'd, so that it survives `kill -9` and power
 //! loss. A find request is ACKed only once the transaction that holds it has committed with a
 //! sync (CoCo2.1.1, 2.1.4).
 //!
-//! - [`journal`]: group commit. The HTTP layer hands it appends; one writer thread commits each
-//!   batch in one transaction with one fsync and then releases every ACK in the batch.
-//! - [`sqlite`]: the embedded backend (WAL, `synchronous = FULL`).
-//! - [`sealed`]: AES-256-GCM for find data, UATs and PATs at rest.
-//! - [`queue`]: the worker side: claim with a lease, PATs, PeIs, complete, resume on restart.
-//! - [`members`]: member records and their pensions' view data, sealed.
+//! # Where each invariant lives
 //!
-//! The HTTP layer sees only [`journal::Journal`]; the journal sees only [`JournalBackend`]. A
-//! PostgreSQL backend implements the same trait and nothing above it changes.
+//! - [`writer`]: durability and batching. One writer thread, one write connection; every write
+//!   (find appends, audit records, pipeline and operator state changes) rides a group commit,
+//!   and no waiter is answered before its commit has synced.
+//! - [`sqlite`]: the only code that spells SQL or owns the schema. The queue's claim and end
+//!   conditions (`state = 'working'` on every end, so a find is ended once), idempotent PeI
+//!   recording, and the append-only audit trail's triggers.
+//! - [`sealed`]: personal data at rest. This module seals find data, PATs, member records and
+//!   view data on the caller's task before they reach the writer, and opens them after a read;
+//!   the backend only ever sees sealed bytes.
+//! - [`model`]: the states, as enums; the only place their stored spellings are written.
+//! - This file: the typed, async API. Reads run on a small pool of read connections (WAL lets
+//!   them run beside the writer) off the runtime, through [`blocking`]; the count of open finds
+//!   that decides shedding is kept here.
+//!
+//! The store imports nothing of matching, members or view data: callers hand it typed rows and
+//! get typed rows back. A second backend (PostgreSQL) replaces [`sqlite`] and the writer's
+//! connection; the API above stays.
 
-pub mod journal;
-pub mod members;
-pub mod queue;
+pub mod model;
 pub mod sealed;
-pub mod sqlite;
+mod sqlite;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use strum::VariantArray;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+pub use model::{
+    AppendOutcome, Calculation, CalculationKind, Claimed, Decided, FailedFind, FindOutcome,
+    FindState, MatchStatus, NewFind, NewMember, NewPei, NewPension, PeiState, ReviewState,
+    SlaSamples, StoredFind, StoredPei, StoredPension,
+};
+use sealed::DataKey;
+use sqlite::finds::End;
+use writer::{Job, Msg, Shared};
 
 use crate::audit::AuditRecord;
-
-/// One SQLite writer at a time in this process.
-///
-/// SQLite allows one write transaction per database. Left to its busy handler, connections that
-/// find the lock taken poll with growing sleeps, and under load the journal writer starved
-/// behind a stream of worker writes until its busy timeout ran out ("database is locked": an
-/// ACK lost to a 500). Every write in this process takes this lock first, so waiting writers
-/// queue on a futex instead of polling; SQLite's busy timeout is left for other processes
-/// (operator commands). Reads do not take it: WAL readers never block.
-pub(crate) fn write_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    // Poisoning carries no meaning for a unit mutex.
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A find request on its way into the store: IDs and timestamps in the clear, find data sealed.
-#[derive(Debug, Clone)]
-pub struct NewFind {
-    /// The find request ID (its X-Request-ID).
-    pub request_id: String,
-    /// When the request was received, µs since the epoch.
-    pub received_at: i64,
-    /// The validated find request (UAT and find data), sealed with the data key.
-    pub sealed: Vec<u8>,
-}
-
-/// Whether an append created a new find request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AppendOutcome {
-    /// A new find request, now durable.
-    Created,
-    /// The request ID was already stored: the first request stands.
-    Duplicate,
-}
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,13 +56,24 @@ pub enum StoreError {
     /// The SQLite backend failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// The store's directory could not be created.
+    /// No read connection could be had.
+    #[error("read pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    /// The store's directory could not be created, or its writer thread started.
     #[error("creating {path}: {source}")]
     Io {
         /// The path.
-        path: std::path::PathBuf,
+        path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// The database was written by a newer version of this program.
+    #[error("store.path: schema version {found} is newer than this binary's {known}")]
+    SchemaTooNew {
+        /// The database's version.
+        found: i64,
+        /// This binary's.
+        known: i64,
     },
     /// A sealed value failed to open.
     #[error(transparent)]
@@ -76,19 +81,714 @@ pub enum StoreError {
     /// A stored value does not parse.
     #[error("stored {0} is corrupt")]
     Corrupt(&'static str),
+    /// The batch this write rode in failed to commit; the write did not happen.
+    #[error("commit failed: {0}")]
+    Commit(String),
+    /// The store has been closed.
+    #[error("store is closed")]
+    Closed,
+    /// A blocking task did not finish (it panicked or was cancelled).
+    #[error("store task failed: {0}")]
+    Task(String),
 }
 
-/// The one operation the journal needs from a backend.
-pub trait JournalBackend: Send + 'static {
-    /// Commits `finds` and `audit` in one transaction with one sync, all or nothing. Returns, per
-    /// find, whether it was new. `audit[i]` for `i < finds.len()` is `finds[i]`'s own record;
-    /// the backend marks it `duplicate` when the find was already stored.
-    fn commit(
-        &mut self,
-        finds: &[NewFind],
-        audit: &mut [AuditRecord],
-    ) -> Result<Vec<AppendOutcome>, StoreError>;
-
-    /// Find requests not yet at an end (queued or being worked), for the queue bound at start-up.
-    fn pending(&mut self) -> Result<u64, StoreError>;
+/// Why a find append was not made durable.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The queue of unprocessed finds or the writer's channel is full: shed with `503`.
+    #[error("find queue is full")]
+    Overloaded,
+    /// The store has been closed.
+    #[error("store is closed")]
+    Closed,
+    /// The commit failed; nothing in its batch was ACKed.
+    #[error("commit failed: {0}")]
+    Commit(String),
 }
+
+/// Bounds and sizes of the store.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreLimits {
+    /// Most messages in one transaction.
+    pub max_batch: usize,
+    /// Messages waiting for the writer at most.
+    pub channel_capacity: usize,
+    /// Unprocessed finds at most: past it, appends are shed.
+    pub max_pending: u64,
+    /// Read connections.
+    pub readers: u32,
+}
+
+impl StoreLimits {
+    /// The limits a configuration asks for.
+    pub fn from_config(c: &crate::config::StoreConfig) -> Self {
+        Self {
+            max_batch: c.journal_max_batch,
+            channel_capacity: c.journal_channel_capacity,
+            max_pending: c.queue_max_pending,
+            readers: c.read_connections,
+        }
+    }
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        Self {
+            max_batch: 512,
+            channel_capacity: 8_192,
+            max_pending: u64::MAX,
+            readers: 4,
+        }
+    }
+}
+
+/// The durable store: cheap to clone; every clone is the same store.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: mpsc::Sender<Msg>,
+    reads: sqlite::ReadPool,
+    key: DataKey,
+    shared: Arc<Shared>,
+    max_pending: u64,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    path: PathBuf,
+}
+
+/// Runs blocking work (SQLite, CPU-heavy sealing) off the async runtime. A panic in `f` becomes
+/// [`StoreError::Task`] for the caller; it never takes the caller down with it.
+pub async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(s.as_bytes()))
+}
+
+// === impl Store ===
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` and starts its writer.
+    pub fn open(path: &Path, key: DataKey, limits: StoreLimits) -> Result<Store, StoreError> {
+        let conn = sqlite::open_writer(path)?;
+        let pending = sqlite::finds::open_count(&conn)?;
+        let reads = sqlite::read_pool(path, limits.readers)?;
+        let shared = Arc::new(Shared {
+            pending: pending.into(),
+        });
+        let (tx, rx) = mpsc::channel(limits.channel_capacity.max(4));
+        let writer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || writer::run(conn, rx, shared, limits.max_batch.max(1)))
+                .map_err(|source| StoreError::Io {
+                    path: "store-writer thread".into(),
+                    source,
+                })?
+        };
+        crate::metrics::queue_depth(pending);
+        Ok(Store {
+            inner: Arc::new(Inner {
+                tx,
+                reads,
+                key,
+                shared,
+                max_pending: limits.max_pending,
+                writer: Mutex::new(Some(writer)),
+                path: path.to_owned(),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs a read on a pooled connection, off the runtime.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection, &DataKey) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let conn = inner.reads.get()?;
+            f(&conn, &inner.key)
+        })
+        .await
+    }
+
+    /// Runs a write in the next group commit; resolves once it is committed and synced.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(Msg::Write(Box::new(Job::new(f, reply))))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    // --- the find ACK ---
+
+    /// Makes a find request durable; resolves once its transaction is committed and synced.
+    /// Matched find data is sealed here, on the caller's task; a no-match is stored without it.
+    pub async fn append(
+        &self,
+        find: NewFind,
+        audit: AuditRecord,
+    ) -> Result<AppendOutcome, AppendError> {
+        let queued = matches!(find.decided, Decided::Matched(_));
+        if queued && self.pending() >= self.inner.max_pending {
+            return Err(AppendError::Overloaded);
+        }
+        let sealed = match &find.decided {
+            Decided::NoMatch => None,
+            Decided::Matched(body) => Some(self.inner.key.seal(find.request_id.as_bytes(), body)),
+        };
+        let row = sqlite::finds::Row {
+            request_id: find.request_id,
+            received_at: find.received_at,
+            sealed,
+        };
+        let (reply, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .try_send(Msg::Append {
+                find: row,
+                audit,
+                reply,
+            })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => AppendError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => AppendError::Closed,
+            })?;
+        rx.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// Queues an audit record for the next commit without waiting for it. If the writer is
+    /// saturated (the channel's last quarter is kept for find appends) the record is dropped and
+    /// counted (`pdp_audit_dropped_total`) rather than holding a response.
+    pub fn audit(&self, record: AuditRecord) {
+        let tx = &self.inner.tx;
+        let reserve = tx.max_capacity() / 4;
+        if tx.capacity() <= reserve || tx.try_send(Msg::Audit(record)).is_err() {
+            crate::metrics::audit_dropped();
+        }
+    }
+
+    /// Waits until everything queued before this call is committed.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Commits everything queued before this call, stops the writer and waits for it: later
+    /// writes fail with [`StoreError::Closed`].
+    pub async fn close(&self) {
+        let _ = self.inner.tx.send(Msg::Close).await;
+        let handle = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+
+    /// Find requests stored and not at an end: what shedding is decided on.
+    pub fn pending(&self) -> u64 {
+        self.inner.shared.pending.load(Ordering::Relaxed)
+    }
+
+    fn ended(&self) {
+        let before = self
+            .inner
+            .shared
+            .pending
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                Some(p.saturating_sub(1))
+            })
+            .unwrap_or_else(|p| p);
+        crate::metrics::queue_depth(before.saturating_sub(1));
+    }
+
+    // --- the pipeline ---
+
+    /// Single-instance start-up: finds a previous process was working on are queued again.
+    pub async fn requeue_working(&self) -> Result<u64, StoreError> {
+        self.write(sqlite::finds::requeue_working).await
+    }
+
+    /// Claims up to `limit` finds under a lease of `lease`, expired leases first, then the
+    /// oldest queued; their find data opened.
+    pub async fn claim(&self, lease: Duration, limit: usize) -> Result<Vec<Claimed>, StoreError> {
+        let lease = lease.as_micros() as i64;
+        let rows = self
+            .write(move |c| sqlite::finds::claim(c, crate::now_micros(), lease, limit))
+            .await?;
+        let key = self.inner.key.clone();
+        Ok(rows
+            .into_iter()
+            .map(|r| Claimed {
+                find_data: r
+                    .sealed
+                    .and_then(|s| key.open(r.request_id.as_bytes(), &s).ok()),
+                request_id: r.request_id,
+                acked_at: r.acked_at,
+                pat_id: r.pat_id,
+                attempts: r.attempts,
+            })
+            .collect())
+    }
+
+    /// Records the PeIs a find produced, and the rules versions that decided it (idempotent: an
+    /// existing PeI keeps its state and PAT).
+    pub async fn record_matches(
+        &self,
+        request_id: &str,
+        peis: Vec<NewPei>,
+    ) -> Result<(), StoreError> {
+        let id = request_id.to_owned();
+        self.write(move |c| {
+            let mut versions: Vec<&str> = peis.iter().map(|p| p.rules_version.as_str()).collect();
+            versions.sort_unstable();
+            versions.dedup();
+            sqlite::peis::record(c, &id, &peis, crate::now_micros())?;
+            sqlite::finds::set_rules_version(c, &id, &versions.join(","))
+        })
+        .await
+    }
+
+    /// Stores a PAT (sealed) and links it to the find request; returns its id.
+    pub async fn save_pat(
+        &self,
+        request_id: &str,
+        pat: &str,
+        expires_at: Option<i64>,
+    ) -> Result<String, StoreError> {
+        let pat_id = Uuid::new_v4().hyphenated().to_string();
+        let sealed = self.inner.key.seal(pat_id.as_bytes(), pat.as_bytes());
+        let sha = sha256_hex(pat);
+        let (id, pid) = (request_id.to_owned(), pat_id.clone());
+        self.write(move |c| {
+            sqlite::peis::insert_pat(c, &pid, &sha, &sealed, expires_at, crate::now_micros())?;
+            sqlite::finds::set_pat(c, &id, &pid)
+        })
+        .await?;
+        Ok(pat_id)
+    }
+
+    /// Opens a stored PAT.
+    pub async fn pat(&self, pat_id: &str) -> Result<String, StoreError> {
+        let id = pat_id.to_owned();
+        self.read(move |c, key| {
+            let sealed = sqlite::peis::pat(c, &id)?;
+            let bytes = key.open(id.as_bytes(), &sealed)?;
+            String::from_utf8(bytes).map_err(|_| StoreError::Corrupt("PAT"))
+        })
+        .await
+    }
+
+    /// Marks a PeI registered with the CAS's resource id. Its PAT is set only if it had none: a
+    /// PeI registered earlier keeps the PAT that registered it (the CAS answers 401 to any other).
+    pub async fn registered(
+        &self,
+        pei: &str,
+        resource_id: &str,
+        pat_id: &str,
+    ) -> Result<(), StoreError> {
+        let (p, r, t) = (pei.to_owned(), resource_id.to_owned(), pat_id.to_owned());
+        self.write(move |c| sqlite::peis::registered(c, &p, &r, &t, crate::now_micros()))
+            .await
+    }
+
+    /// Ends a working find with its outcome; find data deleted. False when it was no longer
+    /// being worked on (another claim ended it after this one's lease ran out).
+    pub async fn complete(
+        &self,
+        request_id: &str,
+        outcome: FindOutcome,
+    ) -> Result<bool, StoreError> {
+        self.end(request_id, EndOwned::Done(outcome)).await
+    }
+
+    /// Fails a working find with a reason (never personal data); find data deleted. False as
+    /// for [`Store::complete`].
+    pub async fn fail(&self, request_id: &str, reason: &str) -> Result<bool, StoreError> {
+        self.end(request_id, EndOwned::Failed(reason.to_owned()))
+            .await
+    }
+
+    async fn end(&self, request_id: &str, end: EndOwned) -> Result<bool, StoreError> {
+        let id = request_id.to_owned();
+        let ended = self
+            .write(move |c| {
+                let e = match &end {
+                    EndOwned::Done(o) => End::Done(*o),
+                    EndOwned::Failed(r) => End::Failed(r),
+                };
+                sqlite::finds::end(c, &id, e, crate::now_micros())
+            })
+            .await?;
+        if ended {
+            self.ended();
+        }
+        Ok(ended)
+    }
+
+    // --- finds, for operators and tests ---
+
+    /// One find request by ID.
+    pub async fn find_request(&self, request_id: &str) -> Result<Option<StoredFind>, StoreError> {
+        let id = request_id.to_owned();
+        self.read(move |c, _| sqlite::finds::get(c, &id)).await
+    }
+
+    /// Every find request, oldest first.
+    pub async fn find_requests(&self) -> Result<Vec<StoredFind>, StoreError> {
+        self.read(|c, _| sqlite::finds::all(c)).await
+    }
+
+    /// Failed find requests, newest first (CoCo2.2.6).
+    pub async fn failed(&self) -> Result<Vec<FailedFind>, StoreError> {
+        self.read(|c, _| sqlite::finds::failed(c)).await
+    }
+
+    // --- PeIs ---
+
+    /// PeIs a find request produced.
+    pub async fn peis_for_request(&self, request_id: &str) -> Result<Vec<StoredPei>, StoreError> {
+        let id = request_id.to_owned();
+        self.read(move |c, _| sqlite::peis::for_request(c, &id))
+            .await
+    }
+
+    /// Every PeI.
+    pub async fn peis(&self) -> Result<Vec<StoredPei>, StoreError> {
+        self.read(|c, _| sqlite::peis::all(c)).await
+    }
+
+    /// One PeI by its asset GUID (the view endpoint's key).
+    pub async fn pei_by_asset_guid(
+        &self,
+        asset_guid: Uuid,
+    ) -> Result<Option<StoredPei>, StoreError> {
+        self.read(move |c, _| sqlite::peis::by_asset_guid(c, &asset_guid.hyphenated().to_string()))
+            .await
+    }
+
+    /// PeIs flagged for de-registration (CoCo2.2.4).
+    pub async fn flagged(&self) -> Result<Vec<StoredPei>, StoreError> {
+        self.read(|c, _| sqlite::peis::in_state(c, PeiState::Flagged))
+            .await
+    }
+
+    /// Registered possible matches still waiting for review, created before `before` (µs).
+    pub async fn possible_unreviewed_before(
+        &self,
+        before: i64,
+    ) -> Result<Vec<StoredPei>, StoreError> {
+        self.read(move |c, _| sqlite::peis::unreviewed_before(c, before))
+            .await
+    }
+
+    /// Stops serving a registered PeI before its de-registration is sent (views answer `404`).
+    pub async fn mark_deregistering(&self, pei: &str) -> Result<(), StoreError> {
+        self.move_pei(pei, &[PeiState::Registered], PeiState::Deregistering, None)
+            .await
+    }
+
+    /// Marks a PeI de-registered (or gone at the CAS) with its deletion reason.
+    pub async fn deregistered(&self, pei: &str, reason: &str) -> Result<(), StoreError> {
+        self.move_pei(
+            pei,
+            PeiState::VARIANTS,
+            PeiState::Deregistered,
+            Some(reason),
+        )
+        .await
+    }
+
+    /// Flags a PeI "de-registration pending: notify PDP" (its PAT was refused): never served
+    /// again.
+    pub async fn flag_for_deregistration(&self, pei: &str, reason: &str) -> Result<(), StoreError> {
+        self.move_pei(pei, PeiState::VARIANTS, PeiState::Flagged, Some(reason))
+            .await
+    }
+
+    async fn move_pei(
+        &self,
+        pei: &str,
+        from: &'static [PeiState],
+        to: PeiState,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (p, r) = (pei.to_owned(), reason.map(str::to_owned));
+        self.write(move |c| {
+            let deletion = r.as_deref().map(|r| (r, crate::now_micros()));
+            sqlite::peis::set_state(c, &p, from, to, deletion).map(|_| ())
+        })
+        .await
+    }
+
+    /// Records a possible match's review and the match status it leaves.
+    pub async fn set_review(
+        &self,
+        pei: &str,
+        review: ReviewState,
+        match_status: MatchStatus,
+    ) -> Result<(), StoreError> {
+        let p = pei.to_owned();
+        self.write(move |c| sqlite::peis::set_review(c, &p, review, match_status))
+            .await
+    }
+
+    /// PAT refresh (SPEC §3.3): replaces the stored PAT whose SHA-256 is `previous_sha256` for
+    /// every PeI it covered. Returns how many stored PATs were replaced (0: unknown).
+    pub async fn refresh_pat(
+        &self,
+        previous_sha256: &str,
+        new_pat: &str,
+        expires_at: Option<i64>,
+    ) -> Result<u64, StoreError> {
+        let (prev, pat, key) = (
+            previous_sha256.to_owned(),
+            new_pat.to_owned(),
+            self.inner.key.clone(),
+        );
+        self.write(move |c| {
+            let ids = sqlite::peis::pats_by_sha(c, &prev)?;
+            let sha = sha256_hex(&pat);
+            for id in &ids {
+                let sealed = key.seal(id.as_bytes(), pat.as_bytes());
+                sqlite::peis::replace_pat(c, id, &sha, &sealed, expires_at)?;
+            }
+            Ok(ids.len() as u64)
+        })
+        .await
+    }
+
+    // --- calculations ---
+
+    /// Records a value calculation owed for a PeI (once; later calls keep the first).
+    pub async fn record_calculation(&self, calc: Calculation) -> Result<(), StoreError> {
+        // Every view of stale values lands here: a read answers the common case without a write.
+        let pei = calc.pei.clone();
+        if self
+            .read(move |c, _| sqlite::peis::has_calculation(c, &pei))
+            .await?
+        {
+            return Ok(());
+        }
+        self.write(move |c| sqlite::peis::insert_calculation(c, &calc))
+            .await
+    }
+
+    /// Calculations, open ones first by due date.
+    pub async fn calculations(&self) -> Result<Vec<Calculation>, StoreError> {
+        self.read(|c, _| sqlite::peis::calculations(c)).await
+    }
+
+    /// Replaces a pension's benefit illustrations with a completed calculation's (`values
+    /// import`), sets its calculation date, and closes its open calculations. Returns how many
+    /// calculations it closed, or `None` when no such pension is stored.
+    pub async fn set_calculated_values(
+        &self,
+        asset_guid: Uuid,
+        calculation_date: chrono::NaiveDate,
+        benefit_illustrations: serde_json::Value,
+    ) -> Result<Option<u64>, StoreError> {
+        let key = self.inner.key.clone();
+        self.write(move |c| {
+            let guid = asset_guid.hyphenated().to_string();
+            let Some(row) = sqlite::members::pension(c, &guid)? else {
+                return Ok(None);
+            };
+            let mut view_data = open_json(&key, &guid, &row.sealed_view_data)?;
+            view_data["benefitIllustrations"] = benefit_illustrations;
+            let json =
+                serde_json::to_vec(&view_data).map_err(|_| StoreError::Corrupt("view data"))?;
+            let sealed = key.seal(guid.as_bytes(), &json);
+            sqlite::members::set_view_data(c, &guid, &sealed, calculation_date)?;
+            sqlite::peis::complete_calculations(c, &guid, crate::now_micros()).map(Some)
+        })
+        .await
+    }
+
+    // --- members ---
+
+    /// Upserts a batch of members in one commit; their records and view data sealed here.
+    pub async fn upsert_members(&self, batch: Vec<NewMember>) -> Result<(), StoreError> {
+        let key = self.inner.key.clone();
+        let rows = blocking(move || {
+            Ok(batch
+                .into_iter()
+                .map(|m| sqlite::members::MemberRow {
+                    sealed: key.seal(m.member_id.as_bytes(), &m.match_record),
+                    holdername: m.holdername.hyphenated().to_string(),
+                    pensions: m
+                        .pensions
+                        .into_iter()
+                        .map(|p| {
+                            let guid = p.asset_guid.hyphenated().to_string();
+                            sqlite::members::PensionRow {
+                                sealed_view_data: key.seal(guid.as_bytes(), &p.view_data),
+                                asset_guid: guid,
+                                scheme_name: p.scheme_name,
+                                statement_date: p.statement_date,
+                                calculation_date: p.calculation_date,
+                            }
+                        })
+                        .collect(),
+                    member_id: m.member_id,
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+        self.write(move |c| sqlite::members::upsert(c, &rows)).await
+    }
+
+    /// Members stored.
+    pub async fn member_count(&self) -> Result<u64, StoreError> {
+        self.read(|c, _| sqlite::members::count(c)).await
+    }
+
+    /// Calls `f` with every stored member's match record (opened JSON), on every core. Returns
+    /// how many records could not be opened (they are skipped, never half-read).
+    pub async fn for_each_member<F>(&self, f: F) -> Result<u64, StoreError>
+    where
+        F: Fn(&[u8]) + Send + Sync + 'static,
+    {
+        self.read(move |conn, key| {
+            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(String, Vec<u8>)>>(threads * 2);
+            let rx = Mutex::new(rx);
+            let failed = std::sync::atomic::AtomicU64::new(0);
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    let (rx, failed, f) = (&rx, &failed, &f);
+                    s.spawn(move || loop {
+                        let batch = match rx.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+                            Ok(b) => b,
+                            Err(_) => break,
+                        };
+                        for (id, sealed) in batch {
+                            match key.open(id.as_bytes(), &sealed) {
+                                Ok(json) => f(&json),
+                                Err(_) => {
+                                    failed.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                    });
+                }
+                let r = sqlite::members::for_each_sealed(conn, 4096, |batch| {
+                    let _ = tx.send(batch);
+                });
+                drop(tx);
+                r
+            })?;
+            Ok(failed.into_inner())
+        })
+        .await
+    }
+
+    /// One pension by asset GUID, its view data opened.
+    pub async fn pension(&self, asset_guid: Uuid) -> Result<Option<StoredPension>, StoreError> {
+        self.read(move |c, key| {
+            let guid = asset_guid.hyphenated().to_string();
+            let Some(row) = sqlite::members::pension(c, &guid)? else {
+                return Ok(None);
+            };
+            Ok(Some(StoredPension {
+                asset_guid,
+                view_data: open_json(key, &guid, &row.sealed_view_data)?,
+                member_id: row.member_id,
+                holdername: Uuid::try_parse(&row.holdername)
+                    .map_err(|_| StoreError::Corrupt("holdername"))?,
+                scheme_name: row.scheme_name,
+                statement_date: row.statement_date,
+                calculation_date: row.calculation_date,
+            }))
+        })
+        .await
+    }
+
+    // --- audit, availability, service levels ---
+
+    /// Audit records received in `[from, to)` (µs), for one transaction or find request ID when
+    /// given, oldest first.
+    pub async fn audit_records(
+        &self,
+        from: i64,
+        to: i64,
+        id: Option<String>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.read(move |c, _| sqlite::audit::records(c, from, to, id.as_deref()))
+            .await
+    }
+
+    /// Deletes audit records received before `cutoff` (µs); returns how many. The only way rows
+    /// leave the trail.
+    pub async fn purge_audit(&self, cutoff: i64) -> Result<u64, StoreError> {
+        self.write(move |c| sqlite::audit::purge(c, cutoff)).await
+    }
+
+    /// Records that the endpoint is up in the minute of `now` (µs).
+    pub async fn heartbeat(&self, now: i64) -> Result<(), StoreError> {
+        self.write(move |c| sqlite::audit::heartbeat(c, now / 60_000_000))
+            .await
+    }
+
+    /// Minutes up in `[from, to)` (µs).
+    pub async fn minutes_up(&self, from: i64, to: i64) -> Result<u64, StoreError> {
+        self.read(move |c, _| sqlite::audit::minutes_up(c, from / 60_000_000, to / 60_000_000))
+            .await
+    }
+
+    /// The service levels' samples for `[from, to)` (µs).
+    pub async fn sla_samples(&self, from: i64, to: i64) -> Result<SlaSamples, StoreError> {
+        self.read(move |c, _| sqlite::audit::sla_samples(c, from, to))
+            .await
+    }
+
+    /// Copies committed WAL frames into the database file, beside the writer (which runs
+    /// without automatic checkpoints). Passive: it never blocks a writer.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        self.read(|c, _| sqlite::checkpoint(c)).await
+    }
+}
+
+/// An owned [`End`], to move into a write.
+enum EndOwned {
+    Done(FindOutcome),
+    Failed(String),
+}
+
+fn open_json(key: &DataKey, aad: &str, sealed: &[u8]) -> Result<serde_json::Value, StoreError> {
+    let bytes = key.open(aad.as_bytes(), sealed)?;
+    serde_json::from_slice(&bytes).map_err(|_| StoreError::Corrupt("view data"))
+}
+
+#[cfg(test)]
+mod tests;

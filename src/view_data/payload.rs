@@ -11,7 +11,7 @@
 use chrono::{Months, NaiveDate};
 
 use super::working_days::{Calendar, Nation};
-use crate::store::members::StoredPension;
+use crate::store::StoredPension;
 use crate::wire::view::{
     Arrangement, DefiniteArrangement, PensionType, PossibleArrangement, UnavailableReason,
     ViewDataError, ViewDataPayload,

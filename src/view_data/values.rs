@@ -7,9 +7,7 @@
 
 use serde::Deserialize;
 
-use crate::store::queue::Queue;
-use crate::store::sealed::DataKey;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 /// Why a line was refused.
 #[derive(Debug, thiserror::Error)]
@@ -37,22 +35,17 @@ struct Calculated {
 }
 
 /// Imports one line; returns how many calculations it closed.
-pub fn import_line(queue: &Queue, key: &DataKey, line: &str) -> Result<u64, ValuesError> {
+pub async fn import_line(store: &Store, line: &str) -> Result<u64, ValuesError> {
     let c: Calculated = serde_json::from_str(line).map_err(|_| ValuesError::Shape)?;
-    let pension = queue
-        .with_conn(|conn| crate::store::members::pension(conn, key, c.asset_guid))?
+    let pension = store
+        .pension(c.asset_guid)
+        .await?
         .ok_or(ValuesError::UnknownPension(c.asset_guid))?;
     let mut candidate = pension.view_data.clone();
     candidate["benefitIllustrations"] = c.benefit_illustrations.clone();
     crate::wire::view::parse_definite(&candidate)?;
-    queue.with_write(|conn| {
-        crate::store::members::set_calculated_values(
-            conn,
-            key,
-            c.asset_guid,
-            c.calculation_date,
-            &c.benefit_illustrations,
-        )
-    })?;
-    Ok(queue.complete_calculations(&c.asset_guid.hyphenated().to_string())?)
+    store
+        .set_calculated_values(c.asset_guid, c.calculation_date, c.benefit_illustrations)
+        .await?
+        .ok_or(ValuesError::UnknownPension(c.asset_guid))
 }

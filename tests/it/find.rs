@@ -1,7 +1,9 @@
+use pdp_provider::members::generate::FindKind;
+use pdp_provider::store::{FindOutcome, FindState};
 use pdp_provider::tls::pki::files;
 use serde_json::{json, Value};
 
-use crate::harness::{eventually, find_body, post_find, Env, Server};
+use crate::harness::{find_body, find_for, member_with, post_find, Env, Server};
 
 fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -19,15 +21,15 @@ async fn problem(resp: reqwest::Response) -> (u16, Value) {
 }
 
 #[tokio::test]
-async fn a_valid_find_is_acked_only_once_stored_and_sealed() {
+async fn a_no_match_find_is_acked_at_its_end_and_its_data_never_stored() {
     let env = Env::new();
+    env.with_members(20).await;
     let server = Server::start(env.config()).await;
     let id = new_id();
     let body = find_body();
     let resp = post_find(&env.pfs(), &server.url("/find-requests"), &id, &body).await;
     assert_eq!(resp.status(), 202);
     assert_eq!(resp.headers()["x-request-id"], id.as_str());
-    assert_eq!(resp.headers()["content-type"], "application/json");
     let ack: Value = resp.json().await.unwrap();
     assert_eq!(ack["message"], "ACCEPTED");
     let ts = ack["datetimestamp"].as_str().unwrap();
@@ -36,24 +38,35 @@ async fn a_valid_find_is_acked_only_once_stored_and_sealed() {
         "{ts}"
     );
 
-    // The row is there as soon as the ACK is, and its find data opens only with the key.
-    let stored = env
-        .store()
+    // Decided before the commit: stored already at its end, as IDs, outcome and timestamps.
+    let store = env.store();
+    let stored = store
         .find_request(&id)
+        .await
         .unwrap()
         .expect("stored before ACK");
-    assert_eq!(stored.state, "queued");
-    let sealed = stored.find_data.unwrap();
-    assert!(
-        !sealed.windows(8).any(|w| w == b"DONNELL\""),
-        "find data stored in the clear"
-    );
-    let opened: Value =
-        serde_json::from_slice(&env.key().open(id.as_bytes(), &sealed).unwrap()).unwrap();
-    assert_eq!(opened, body);
+    assert_eq!(stored.state, FindState::Done);
+    assert_eq!(stored.outcome, Some(FindOutcome::NoMatch));
+    assert!(!stored.has_find_data);
+    assert_eq!(stored.completed_at, Some(stored.acked_at));
+    // Nothing of the find data anywhere in the database file or its WAL.
+    server.stop().await;
+    for file in ["pdp.sqlite", "pdp.sqlite-wal"] {
+        let path = env.store_path().with_file_name(file);
+        if let Ok(bytes) = std::fs::read(&path) {
+            assert!(
+                !bytes.windows(9).any(|w| w == b"QQ123456C")
+                    && !bytes.windows(7).any(|w| w == b"DONNELL"),
+                "find data in {file}"
+            );
+        }
+    }
 
     // Audited in the same commit, with the client certificate's subject.
-    let audit = env.store().audit_for(&id).unwrap();
+    let audit = store
+        .audit_records(0, i64::MAX, Some(id.clone()))
+        .await
+        .unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].status, 202);
     assert_eq!(audit[0].endpoint, "POST /find-requests");
@@ -63,6 +76,45 @@ async fn a_valid_find_is_acked_only_once_stored_and_sealed() {
         audit[0].party
     );
     assert!(audit[0].responded_at >= audit[0].received_at);
+}
+
+#[tokio::test]
+async fn a_matching_find_is_acked_only_once_stored_sealed_and_queued() {
+    let env = Env::new();
+    let members = env.with_members(50).await;
+    let server = Server::start(env.config()).await;
+    let member = member_with(&members, 1);
+    let id = new_id();
+    let body = find_for(member, FindKind::Yes);
+    let resp = post_find(&env.pfs(), &server.url("/find-requests"), &id, &body).await;
+    assert_eq!(resp.status(), 202);
+    let stored = env
+        .store()
+        .find_request(&id)
+        .await
+        .unwrap()
+        .expect("stored before ACK");
+    // No CAS work configured: it waits, queued, for the pipeline.
+    assert_eq!(stored.state, FindState::Queued);
+    assert!(stored.has_find_data);
+    let sealed: Vec<u8> = env
+        .sql()
+        .query_row(
+            "SELECT find_data FROM find_requests WHERE request_id = ?1",
+            [&id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let family = member.names[0].family_name.as_bytes();
+    assert!(
+        !sealed.windows(family.len()).any(|w| w == family),
+        "find data stored in the clear"
+    );
+    let opened: Value =
+        serde_json::from_slice(&env.key().open(id.as_bytes(), &sealed).unwrap()).unwrap();
+    assert_eq!(opened, body);
+    let metrics = server.metrics().await;
+    assert!(metrics.contains("pdp_find_queue_depth 1"), "{metrics}");
     server.stop().await;
 }
 
@@ -77,9 +129,10 @@ async fn a_repeat_request_id_is_acked_without_a_second_enqueue() {
         assert_eq!(resp.status(), 202);
     }
     let store = env.store();
-    assert_eq!(store.find_requests().unwrap().len(), 1);
+    assert_eq!(store.find_requests().await.unwrap().len(), 1);
     let outcomes: Vec<String> = store
-        .audit_for(&id)
+        .audit_records(0, i64::MAX, Some(id.clone()))
+        .await
         .unwrap()
         .into_iter()
         .map(|a| a.outcome)
@@ -222,22 +275,17 @@ async fn every_error_is_a_problem_with_a_code_and_no_personal_data() {
     assert_eq!(status, 404);
 
     // Nothing else was enqueued, and every refusal was audited.
-    assert_eq!(env.store().find_requests().unwrap().len(), 1);
-    let store = env.store();
-    let audited = eventually(|| {
-        let n: i64 = store
-            .conn()
-            .query_row(
-                "SELECT count(*) FROM audit_log WHERE status >= 400",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        (n >= 11).then_some(n)
-    })
-    .await;
-    assert_eq!(audited, 11);
+    assert_eq!(env.store().find_requests().await.unwrap().len(), 1);
     server.stop().await;
+    let refused = env
+        .store()
+        .audit_records(0, i64::MAX, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.status >= 400)
+        .count();
+    assert_eq!(refused, 11);
 }
 
 /// A body with no Content-Length: the limit must hold while streaming.
@@ -251,6 +299,8 @@ fn futures_stream(
 #[tokio::test]
 async fn a_full_queue_sheds_with_503_and_retry_after() {
     let env = Env::new();
+    let members = env.with_members(50).await;
+    let member = member_with(&members, 1);
     let mut config = env.config();
     config.store.queue_max_pending = 2;
     config.store.retry_after_s = 7;
@@ -258,20 +308,38 @@ async fn a_full_queue_sheds_with_503_and_retry_after() {
     let url = server.url("/find-requests");
     for _ in 0..2 {
         assert_eq!(
-            post_find(&env.pfs(), &url, &new_id(), &find_body())
-                .await
-                .status(),
+            post_find(
+                &env.pfs(),
+                &url,
+                &new_id(),
+                &find_for(member, FindKind::Yes)
+            )
+            .await
+            .status(),
             202
         );
     }
-    let resp = post_find(&env.pfs(), &url, &new_id(), &find_body()).await;
+    // A no-match is at its end as soon as it is stored: it takes no room in the queue.
+    assert_eq!(
+        post_find(&env.pfs(), &url, &new_id(), &find_body())
+            .await
+            .status(),
+        202
+    );
+    let resp = post_find(
+        &env.pfs(),
+        &url,
+        &new_id(),
+        &find_for(member, FindKind::Yes),
+    )
+    .await;
     assert_eq!(resp.headers()["retry-after"], "7");
     let (status, p) = problem(resp).await;
     assert_eq!(
         (status, p["errors"][0]["code"].as_str()),
         (503, Some("SERVICE_UNAVAILABLE"))
     );
-    assert_eq!(env.store().find_requests().unwrap().len(), 2);
+    assert_eq!(env.store().find_requests().await.unwrap().len(), 3);
     let metrics = server.metrics().await;
     assert!(
         metrics.contains("pdp_find_requests_total{outcome=\"shed\"}"),
@@ -295,7 +363,7 @@ async fn concurrent_finds_share_commits_and_all_land() {
     while let Some(status) = tasks.join_next().await {
         assert_eq!(status.unwrap(), 202);
     }
-    assert_eq!(env.store().find_requests().unwrap().len(), 200);
+    assert_eq!(env.store().find_requests().await.unwrap().len(), 200);
     // Fewer commits than finds: group commit batched them.
     let metrics = server.metrics().await;
     let commits: f64 = metrics
@@ -365,10 +433,11 @@ async fn shutdown_finishes_in_flight_finds_and_flushes() {
     assert_eq!(bad.status(), 400);
     server.stop().await;
     // After stop the journal is flushed: the refusal's audit record is stored too.
-    let n: i64 = env
+    let n = env
         .store()
-        .conn()
-        .query_row("SELECT count(*) FROM audit_log", [], |r| r.get(0))
-        .unwrap();
+        .audit_records(0, i64::MAX, None)
+        .await
+        .unwrap()
+        .len();
     assert_eq!(n, 2);
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pdp_provider::config::Config;
 use pdp_provider::store::sealed::DataKey;
-use pdp_provider::store::sqlite::SqliteStore;
+use pdp_provider::store::{FindState, Store, StoreLimits, StoredFind};
 use pdp_provider::tls::pki::files;
 
 /// A dev PKI and data directory for one test.
@@ -31,7 +31,7 @@ impl Env {
         self.dir.path().join("data").join("pdp.sqlite")
     }
 
-    /// A config for this environment: port 0 everywhere, no workers.
+    /// A config for this environment: port 0 everywhere, no CAS work (matching finds stay queued).
     pub fn config(&self) -> Config {
         let mut c = Config::default();
         c.server.listen = "127.0.0.1:0".parse().unwrap();
@@ -41,7 +41,7 @@ impl Env {
         c.tls.client_ca = self.cert(files::CA);
         c.store.path = self.store_path();
         c.crypto.data_key_file = Some(self.cert(files::DATA_KEY));
-        c.workers.concurrency = 0;
+        c.workers.max_in_flight = 0;
         c.cas.client_cert = self.cert(files::PROVIDER);
         c.cas.client_key = self.cert(files::PROVIDER_KEY);
         c.cas.ca = self.cert(files::CA);
@@ -54,8 +54,15 @@ impl Env {
         DataKey::from_hex(&std::fs::read_to_string(self.cert(files::DATA_KEY)).unwrap()).unwrap()
     }
 
-    pub fn store(&self) -> SqliteStore {
-        SqliteStore::open(&self.store_path()).unwrap()
+    /// A handle on the store the server uses (a second writer on the same file, as operator
+    /// commands are).
+    pub fn store(&self) -> Store {
+        Store::open(&self.store_path(), self.key(), StoreLimits::default()).unwrap()
+    }
+
+    /// A plain SQLite connection to the store's file, to check what is on disk.
+    pub fn sql(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.store_path()).unwrap()
     }
 
     /// An mTLS client presenting `cert`/`key`, trusting the dev CA.
@@ -207,7 +214,7 @@ pub async fn cas_sim(env: &Env) -> pdp_provider::sim::cas::CasSim {
 
 impl Env {
     /// Generates `n` members (seed [`SEED`]) into the store; returns them.
-    pub fn with_members(&self, n: u64) -> Vec<pdp_provider::members::record::MemberRecord> {
+    pub async fn with_members(&self, n: u64) -> Vec<pdp_provider::members::record::MemberRecord> {
         let schemes = pdp_provider::members::generate::schemes(SEED);
         let members: Vec<_> = (0..n)
             .map(|i| pdp_provider::members::generate::member(SEED, i, &schemes))
@@ -219,18 +226,19 @@ impl Env {
             out.push(b'\n');
         }
         std::fs::write(&path, out).unwrap();
-        let mut store = self.store();
-        let report =
-            pdp_provider::members::import::import(&path, store.conn_mut(), &self.key(), false)
-                .unwrap();
+        let store = self.store();
+        let report = pdp_provider::members::import::import_from_async(&path, &store)
+            .await
+            .unwrap();
         assert!(report.errors.is_empty(), "{:?}", report.errors);
+        store.close().await;
         members
     }
 
-    /// A config with workers on, pointed at `cas`.
+    /// A config with the pipeline on, pointed at `cas`.
     pub fn config_with_cas(&self, cas: &pdp_provider::sim::cas::CasSim) -> Config {
         let mut c = self.config();
-        c.workers.concurrency = 2;
+        c.workers.max_in_flight = 16;
         c.workers.backoff_base_ms = 50;
         c.workers.backoff_cap_ms = 500;
         c.workers.poll_interval_ms = 100;
@@ -238,21 +246,21 @@ impl Env {
         c
     }
 
-    /// The worker-side view of the store.
-    pub fn queue(&self) -> pdp_provider::store::queue::Queue {
-        pdp_provider::store::queue::Queue::open(&self.store_path()).unwrap()
-    }
-
     /// Waits until find `id` reaches an end; returns its row.
-    pub async fn ended(&self, id: &str) -> pdp_provider::store::sqlite::StoredFind {
+    pub async fn ended(&self, id: &str) -> StoredFind {
         let store = self.store();
-        eventually_for(Duration::from_secs(70), || {
-            store
-                .find_request(id)
-                .unwrap()
-                .filter(|f| f.state == "done" || f.state == "failed")
-        })
-        .await
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(70);
+        loop {
+            let f = store.find_request(id).await.unwrap();
+            if let Some(f) = f.filter(|f| matches!(f.state, FindState::Done | FindState::Failed)) {
+                return f;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "find {id} did not end in 70 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -293,18 +301,20 @@ pub async fn publish_jwks(server: &Server, cas: &pdp_provider::sim::cas::CasSim)
     cas.state.publish_jwks(&jwks);
 }
 
-/// A journal on a side database, for library calls made outside a server (its writer thread
-/// lives as long as the handle).
-pub fn side_journal(env: &Env) -> pdp_provider::store::journal::Journal {
-    let store = SqliteStore::open(&env.dir.path().join("side.sqlite")).unwrap();
-    let (journal, _writer) = pdp_provider::store::journal::Journal::start(
-        Box::new(store),
-        pdp_provider::store::journal::JournalLimits {
-            max_batch: 16,
-            channel_capacity: 64,
-            max_pending: 10,
-        },
+/// A store on a side database, for library calls made outside a server.
+pub fn side_store(env: &Env) -> Store {
+    Store::open(
+        &env.dir.path().join("side.sqlite"),
+        env.key(),
+        StoreLimits::default(),
     )
-    .unwrap();
-    journal
+    .unwrap()
+}
+
+/// A find body for `member`, sent as `kind` (yes, possible or no), with a fresh `sub`.
+pub fn find_for(
+    member: &pdp_provider::members::record::MemberRecord,
+    kind: pdp_provider::members::generate::FindKind,
+) -> serde_json::Value {
+    pdp_provider::members::generate::find_for(member, kind, &uuid::Uuid::new_v4().to_string())
 }

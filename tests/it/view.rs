@@ -2,7 +2,7 @@ use pdp_provider::members::generate::{find_for, FindKind};
 use pdp_provider::members::record::MemberRecord;
 use pdp_provider::sim::cas::{CasSim, Faults};
 use pdp_provider::sim::dashboard::Dashboard;
-use pdp_provider::store::queue::StoredPei;
+use pdp_provider::store::StoredPei;
 use pdp_provider::tls::pki::files;
 
 use crate::harness::{cas_sim, member_with, post_find, Env, Server};
@@ -16,7 +16,7 @@ struct Setup {
 
 async fn setup() -> Setup {
     let env = Env::new();
-    let members = env.with_members(200);
+    let members = env.with_members(200).await;
     let cas = cas_sim(&env).await;
     let server = Server::start(env.config_with_cas(&cas)).await;
     // PDP publishes the provider's signing key at the CAS jwk_uri at onboarding.
@@ -53,7 +53,7 @@ impl Setup {
         )
         .await;
         self.env.ended(&id).await;
-        self.env.queue().peis_for_request(&id).unwrap()
+        self.env.store().peis_for_request(&id).await.unwrap()
     }
 
     fn calls(&self, endpoint: &str) -> usize {
@@ -72,7 +72,11 @@ async fn a_definite_match_is_served_through_the_uma_flow_as_maps_calls_it() {
     let m = member_with(&s.members, 1);
     let peis = s.registered(m, FindKind::Yes).await;
     let pei = &peis[0];
-    let v = s.dashboard().view(&pei.asset_guid).await.unwrap();
+    let v = s
+        .dashboard()
+        .view(&pei.asset_guid.to_string())
+        .await
+        .unwrap();
     assert_eq!(v.first_status, 401);
     let (ticket, as_uri) = v.challenge.clone().unwrap();
     assert_eq!(as_uri, format!("{}/token", s.cas.base_url()));
@@ -92,7 +96,7 @@ async fn a_definite_match_is_served_through_the_uma_flow_as_maps_calls_it() {
     let stored = m
         .pensions
         .iter()
-        .find(|p| p.asset_guid.to_string() == pei.pension_asset_guid)
+        .find(|p| p.asset_guid == pei.pension_asset_guid)
         .unwrap();
     assert_eq!(
         a["pensionProviderSchemeName"],
@@ -104,11 +108,16 @@ async fn a_definite_match_is_served_through_the_uma_flow_as_maps_calls_it() {
     );
     // The view, its ticket and its introspection are joinable with the find by its ID.
     let store = s.env.store();
-    let audit = crate::harness::eventually(|| {
-        let a = store.audit_for(&pei.request_id).unwrap();
-        (a.iter().filter(|a| a.endpoint == "GET /view-data").count() == 2).then_some(a)
-    })
-    .await;
+    let audit = loop {
+        let a = store
+            .audit_records(0, i64::MAX, Some(pei.request_id.clone()))
+            .await
+            .unwrap();
+        if a.iter().filter(|a| a.endpoint == "GET /view-data").count() == 2 {
+            break a;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert!(audit
         .iter()
         .any(|a| a.endpoint == "POST /perm" && a.status == 201));
@@ -132,7 +141,11 @@ async fn a_possible_match_is_served_in_its_limited_shape() {
     let s = setup().await;
     let m = member_with(&s.members, 1);
     let peis = s.registered(m, FindKind::Possible).await;
-    let v = s.dashboard().view(&peis[0].asset_guid).await.unwrap();
+    let v = s
+        .dashboard()
+        .view(&peis[0].asset_guid.to_string())
+        .await
+        .unwrap();
     assert_eq!(v.retry_status, Some(200));
     let a = &v.view_data.unwrap()["arrangements"][0];
     assert_eq!(a["possibleMatch"], true);
@@ -268,8 +281,10 @@ async fn stale_values_are_pending_dcc_and_dbc_with_due_dates() {
     std::fs::write(&path, lines.join("\n")).unwrap();
     // Restart so the index holds them.
     s.server.stop().await;
-    let mut store = s.env.store();
-    pdp_provider::members::import::import(&path, store.conn_mut(), &s.env.key(), false).unwrap();
+    let store = s.env.store();
+    pdp_provider::members::import::import_from_async(&path, &store)
+        .await
+        .unwrap();
     let server = Server::start(s.env.config_with_cas(&s.cas)).await;
     let s = Setup { server, ..s };
     let calendar =
@@ -278,7 +293,11 @@ async fn stale_values_are_pending_dcc_and_dbc_with_due_dates() {
     for (m, reason, days) in [(&stale[0], "DCC", 3), (&stale[1], "DBC", 10)] {
         let peis = s.registered(m, FindKind::Yes).await;
         assert_eq!(peis.len(), 1);
-        let v = s.dashboard().view(&peis[0].asset_guid).await.unwrap();
+        let v = s
+            .dashboard()
+            .view(&peis[0].asset_guid.to_string())
+            .await
+            .unwrap();
         assert_eq!(v.retry_status, Some(200));
         let vd = v.view_data.unwrap();
         for c in vd["arrangements"][0]["benefitIllustrations"][0]["illustrationComponents"]
@@ -290,13 +309,14 @@ async fn stale_values_are_pending_dcc_and_dbc_with_due_dates() {
         }
         let calc = s
             .env
-            .queue()
+            .store()
             .calculations()
+            .await
             .unwrap()
             .into_iter()
             .find(|c| c.pei == peis[0].pei)
             .expect("calculation recorded");
-        assert_eq!(calc.kind, reason);
+        assert_eq!(calc.kind.as_str(), reason);
         let registered = chrono::Utc::now().date_naive();
         assert_eq!(calc.started_on, registered);
         assert_eq!(
@@ -306,7 +326,7 @@ async fn stale_values_are_pending_dcc_and_dbc_with_due_dates() {
     }
     // Importing calculated values closes the calculation and serves the values.
     let dc = &stale[0].pensions[0];
-    let q = s.env.queue();
+    let q = s.env.store();
     let line = serde_json::json!({
         "assetGuid": dc.asset_guid,
         "calculationDate": chrono::Utc::now().date_naive(),
@@ -314,23 +334,33 @@ async fn stale_values_are_pending_dcc_and_dbc_with_due_dates() {
     })
     .to_string();
     let bad = line.replace("\"ERI\"", "\"XYZ\"");
-    assert!(pdp_provider::view_data::values::import_line(&q, &s.env.key(), &bad).is_err());
+    assert!(pdp_provider::view_data::values::import_line(&q, &bad)
+        .await
+        .is_err());
     assert_eq!(
-        pdp_provider::view_data::values::import_line(&q, &s.env.key(), &line).unwrap(),
+        pdp_provider::view_data::values::import_line(&q, &line)
+            .await
+            .unwrap(),
         1
     );
     assert!(q
         .calculations()
+        .await
         .unwrap()
         .iter()
         .any(|c| c.completed_at.is_some()));
     let pei = q
         .peis()
+        .await
         .unwrap()
         .into_iter()
-        .find(|p| p.pension_asset_guid == dc.asset_guid.to_string())
+        .find(|p| p.pension_asset_guid == dc.asset_guid)
         .unwrap();
-    let v = s.dashboard().view(&pei.asset_guid).await.unwrap();
+    let v = s
+        .dashboard()
+        .view(&pei.asset_guid.to_string())
+        .await
+        .unwrap();
     let c = &v.view_data.unwrap()["arrangements"][0]["benefitIllustrations"][0]
         ["illustrationComponents"][0];
     assert!(c.get("unavailableReason").is_none());
@@ -339,8 +369,8 @@ async fn stale_values_are_pending_dcc_and_dbc_with_due_dates() {
 }
 
 async fn cas_client(s: &Setup) -> pdp_provider::cas::client::CasClient {
-    let journal = crate::harness::side_journal(&s.env);
-    pdp_provider::cas::client::CasClient::new(&s.env.config_with_cas(&s.cas).cas, journal).unwrap()
+    let store = crate::harness::side_store(&s.env);
+    pdp_provider::cas::client::CasClient::new(&s.env.config_with_cas(&s.cas).cas, store).unwrap()
 }
 
 #[tokio::test]
@@ -348,8 +378,7 @@ async fn de_registration_stops_views_with_a_valid_or_an_expired_pat() {
     use pdp_provider::peis::{deregister, DeletionReason, Deregistered};
     let s = setup().await;
     let cas = cas_client(&s).await;
-    let queue = s.env.queue();
-    let key = s.env.key();
+    let queue = s.env.store();
     // Valid PAT: deleted at the CAS, 404 from then on.
     let a = s
         .registered(member_with(&s.members, 1), FindKind::Yes)
@@ -357,8 +386,7 @@ async fn de_registration_stops_views_with_a_valid_or_an_expired_pat() {
     let wrong = deregister(
         &queue,
         &cas,
-        &key,
-        &a[0].asset_guid,
+        &a[0].asset_guid.to_string(),
         DeletionReason::MatchNo,
     )
     .await;
@@ -366,8 +394,7 @@ async fn de_registration_stops_views_with_a_valid_or_an_expired_pat() {
     let out = deregister(
         &queue,
         &cas,
-        &key,
-        &a[0].asset_guid,
+        &a[0].asset_guid.to_string(),
         DeletionReason::AssetRemoved,
     )
     .await
@@ -381,7 +408,11 @@ async fn de_registration_stops_views_with_a_valid_or_an_expired_pat() {
         .find(|r| r.name == a[0].pei)
         .unwrap();
     assert_eq!(gone.deleted.as_deref(), Some("asset-removed"));
-    let v = s.dashboard().view(&a[0].asset_guid).await.unwrap();
+    let v = s
+        .dashboard()
+        .view(&a[0].asset_guid.to_string())
+        .await
+        .unwrap();
     assert_eq!(v.first_status, 404);
     // Expired PAT: flagged, never served, counted.
     let b = s
@@ -393,22 +424,25 @@ async fn de_registration_stops_views_with_a_valid_or_an_expired_pat() {
     let out = deregister(
         &queue,
         &cas,
-        &key,
-        &b[0].asset_guid,
+        &b[0].asset_guid.to_string(),
         DeletionReason::MatchWithdrawn,
     )
     .await
     .unwrap();
     assert_eq!(out, Deregistered::FlaggedPatExpired);
     let perms = s.calls("POST /perm");
-    let v = s.dashboard().view(&b[0].asset_guid).await.unwrap();
+    let v = s
+        .dashboard()
+        .view(&b[0].asset_guid.to_string())
+        .await
+        .unwrap();
     assert_eq!(v.first_status, 404);
     assert_eq!(
         s.calls("POST /perm"),
         perms,
         "a flagged PeI costs no CAS call"
     );
-    assert_eq!(queue.flagged().unwrap().len(), 1);
+    assert_eq!(queue.flagged().await.unwrap().len(), 1);
     assert!(s
         .server
         .metrics()
@@ -422,7 +456,7 @@ async fn a_de_registration_the_cas_cannot_take_stops_views_at_once_and_finishes_
     use pdp_provider::peis::{deregister, DeletionReason, Deregistered};
     let s = setup().await;
     let cas = cas_client(&s).await;
-    let (queue, key) = (s.env.queue(), s.env.key());
+    let queue = s.env.store();
     let p = s
         .registered(member_with(&s.members, 1), FindKind::Yes)
         .await;
@@ -435,8 +469,7 @@ async fn a_de_registration_the_cas_cannot_take_stops_views_at_once_and_finishes_
     let out = deregister(
         &queue,
         &cas,
-        &key,
-        &p[0].asset_guid,
+        &p[0].asset_guid.to_string(),
         DeletionReason::AssetRemoved,
     )
     .await;
@@ -445,7 +478,7 @@ async fn a_de_registration_the_cas_cannot_take_stops_views_at_once_and_finishes_
     // Never served again, although the CAS still holds it.
     assert_eq!(
         s.dashboard()
-            .view(&p[0].asset_guid)
+            .view(&p[0].asset_guid.to_string())
             .await
             .unwrap()
             .first_status,
@@ -455,8 +488,7 @@ async fn a_de_registration_the_cas_cannot_take_stops_views_at_once_and_finishes_
     let out = deregister(
         &queue,
         &cas,
-        &key,
-        &p[0].asset_guid,
+        &p[0].asset_guid.to_string(),
         DeletionReason::AssetRemoved,
     )
     .await;
@@ -473,7 +505,11 @@ async fn pat_refresh_replaces_the_stored_pat() {
     let old = s.cas.state.pat_of(&peis[0].pei).unwrap();
     let new = s.cas.state.rotate_pat(&old).unwrap();
     // Until the provider hears of it, the CAS refuses the old PAT: the view cannot get a ticket.
-    let v = s.dashboard().view(&peis[0].asset_guid).await.unwrap();
+    let v = s
+        .dashboard()
+        .view(&peis[0].asset_guid.to_string())
+        .await
+        .unwrap();
     assert_eq!(v.first_status, 503);
     let cas_client = s.env.client(files::CAS_CLIENT, files::CAS_CLIENT_KEY);
     let refresh = |body: serde_json::Value| {
@@ -505,7 +541,11 @@ async fn pat_refresh_replaces_the_stored_pat() {
             .status(),
         204
     );
-    let v = s.dashboard().view(&peis[0].asset_guid).await.unwrap();
+    let v = s
+        .dashboard()
+        .view(&peis[0].asset_guid.to_string())
+        .await
+        .unwrap();
     assert_eq!(v.retry_status, Some(200));
     s.server.stop().await;
 }
@@ -521,7 +561,11 @@ async fn a_cas_down_or_slow_gives_a_prompt_503_with_retry_after() {
         ..Faults::default()
     });
     let started = std::time::Instant::now();
-    let v = s.dashboard().view(&peis[0].asset_guid).await.unwrap();
+    let v = s
+        .dashboard()
+        .view(&peis[0].asset_guid.to_string())
+        .await
+        .unwrap();
     assert_eq!(v.first_status, 503);
     assert_eq!(v.retry_after.as_deref(), Some("2"));
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
@@ -531,7 +575,11 @@ async fn a_cas_down_or_slow_gives_a_prompt_503_with_retry_after() {
         ..Faults::default()
     });
     let started = std::time::Instant::now();
-    let v = s.dashboard().view(&peis[0].asset_guid).await.unwrap();
+    let v = s
+        .dashboard()
+        .view(&peis[0].asset_guid.to_string())
+        .await
+        .unwrap();
     assert_eq!(v.first_status, 503);
     assert!(
         started.elapsed() < std::time::Duration::from_secs(5),
@@ -546,7 +594,7 @@ async fn possible_matches_are_resolved_yes_no_or_timed_out() {
     use pdp_provider::peis::{expire_possible, resolve_possible, Resolution};
     let s = setup().await;
     let cas = cas_client(&s).await;
-    let (queue, key) = (s.env.queue(), s.env.key());
+    let queue = s.env.store();
     let yes = s
         .registered(member_with(&s.members, 1), FindKind::Possible)
         .await;
@@ -566,30 +614,39 @@ async fn possible_matches_are_resolved_yes_no_or_timed_out() {
     };
 
     // Yes: PATCH to match-yes at the CAS; the view now shows the definite arrangement.
-    resolve_possible(&queue, &cas, &key, &yes[0].asset_guid, Resolution::Yes)
+    resolve_possible(
+        &queue,
+        &cas,
+        &yes[0].asset_guid.to_string(),
+        Resolution::Yes,
+    )
+    .await
+    .unwrap();
+    assert_eq!(at_cas(&yes[0].pei).match_status, "match-yes");
+    let v = s
+        .dashboard()
+        .view(&yes[0].asset_guid.to_string())
         .await
         .unwrap();
-    assert_eq!(at_cas(&yes[0].pei).match_status, "match-yes");
-    let v = s.dashboard().view(&yes[0].asset_guid).await.unwrap();
     assert_eq!(
         v.view_data.unwrap()["arrangements"][0]["possibleMatch"],
         false
     );
     // A definite match cannot be resolved again.
     assert!(
-        resolve_possible(&queue, &cas, &key, &yes[0].asset_guid, Resolution::No)
+        resolve_possible(&queue, &cas, &yes[0].asset_guid.to_string(), Resolution::No)
             .await
             .is_err()
     );
 
     // No: de-registered with match-no; never served again.
-    resolve_possible(&queue, &cas, &key, &no[0].asset_guid, Resolution::No)
+    resolve_possible(&queue, &cas, &no[0].asset_guid.to_string(), Resolution::No)
         .await
         .unwrap();
     assert_eq!(at_cas(&no[0].pei).deleted.as_deref(), Some("match-no"));
     assert_eq!(
         s.dashboard()
-            .view(&no[0].asset_guid)
+            .view(&no[0].asset_guid.to_string())
             .await
             .unwrap()
             .first_status,
@@ -597,16 +654,15 @@ async fn possible_matches_are_resolved_yes_no_or_timed_out() {
     );
 
     // Unreviewed past the window: match-timeout; the fresh ones are left alone.
-    assert_eq!(expire_possible(&queue, &cas, &key, 30).await.unwrap(), 0);
+    assert_eq!(expire_possible(&queue, &cas, 30).await.unwrap(), 0);
     s.env
-        .store()
-        .conn()
+        .sql()
         .execute(
             "UPDATE peis SET created_at = 0 WHERE pei = ?1",
             [&stale[0].pei],
         )
         .unwrap();
-    assert_eq!(expire_possible(&queue, &cas, &key, 30).await.unwrap(), 1);
+    assert_eq!(expire_possible(&queue, &cas, 30).await.unwrap(), 1);
     assert_eq!(
         at_cas(&stale[0].pei).deleted.as_deref(),
         Some("match-timeout")

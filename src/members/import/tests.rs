@@ -1,18 +1,20 @@
 use super::*;
-use crate::store::sqlite::SqliteStore;
+use crate::store::sealed::DataKey;
+use crate::store::StoreLimits;
 
-fn setup() -> (tempfile::TempDir, SqliteStore, DataKey) {
+fn setup() -> (tempfile::TempDir, Store, tokio::runtime::Runtime) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("db.sqlite")).unwrap();
     let key = DataKey::from_hex(&"22".repeat(32)).unwrap();
-    (dir, store, key)
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite"), key, StoreLimits::default()).unwrap();
+    (dir, store, rt)
 }
 
 const VIEW: &str = r#"{"pensionProviderSchemeName":"Acme Pension","pensionAdministrator":{"name":"Acme Admin","contactMethods":[{"preferred":true,"contactMethodDetails":{"email":"a@b.example"}}]},"pensionType":"DC"}"#;
 
 #[test]
 fn jsonl_loads_good_records_and_reports_bad_ones_by_line_and_field() {
-    let (dir, mut store, key) = setup();
+    let (dir, store, rt) = setup();
     let good = format!(
         r#"{{"memberId":"M1","holdername":"3fa85f64-5717-4562-b3fc-2c963f66afa6","names":[{{"givenName":"JANE","familyName":"DOE"}}],"dateOfBirth":"1970-04-21","nino":"QQ123456C","pensions":[{{"assetGuid":"0b5c3f1e-1f6c-4a8e-9d1e-5b2f6a7c8d9e","viewData":{VIEW}}}]}}"#
     );
@@ -22,7 +24,7 @@ fn jsonl_loads_good_records_and_reports_bad_ones_by_line_and_field() {
     let text = format!("{good}\n{bad_date}\nnot json\n\n{bad_type}\n{unknown}\n");
     let path = dir.path().join("members.jsonl");
     std::fs::write(&path, text).unwrap();
-    let report = import(&path, store.conn_mut(), &key, false).unwrap();
+    let report = import(&path, &store, rt.handle(), false).unwrap();
     assert_eq!(report.loaded, 1);
     assert_eq!(report.pensions, 1);
     let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
@@ -36,21 +38,20 @@ fn jsonl_loads_good_records_and_reports_bad_ones_by_line_and_field() {
         ]
     );
     assert!(!errors.concat().contains("21/04"));
-    assert_eq!(crate::store::members::count(store.conn()).unwrap(), 1);
-    let p = crate::store::members::pension(
-        store.conn(),
-        &key,
-        uuid::Uuid::parse_str("0b5c3f1e-1f6c-4a8e-9d1e-5b2f6a7c8d9e").unwrap(),
-    )
-    .unwrap()
-    .unwrap();
+    assert_eq!(rt.block_on(store.member_count()).unwrap(), 1);
+    let p = rt
+        .block_on(
+            store.pension(uuid::Uuid::parse_str("0b5c3f1e-1f6c-4a8e-9d1e-5b2f6a7c8d9e").unwrap()),
+        )
+        .unwrap()
+        .unwrap();
     assert_eq!(p.scheme_name, "Acme Pension");
     assert_eq!(p.member_id, "M1");
 }
 
 #[test]
 fn csv_groups_consecutive_rows_into_members() {
-    let (dir, mut store, key) = setup();
+    let (dir, store, rt) = setup();
     let view = VIEW.replace('"', "\"\"");
     let h = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
     let text = format!(
@@ -63,7 +64,7 @@ fn csv_groups_consecutive_rows_into_members() {
     );
     let path = dir.path().join("members.csv");
     std::fs::write(&path, text).unwrap();
-    let report = import(&path, store.conn_mut(), &key, false).unwrap();
+    let report = import(&path, &store, rt.handle(), false).unwrap();
     assert_eq!((report.loaded, report.pensions), (1, 2));
     let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
     assert_eq!(
@@ -73,17 +74,17 @@ fn csv_groups_consecutive_rows_into_members() {
             "line 5: asset_guid: not a GUID",
         ]
     );
-    let index = crate::matching::index::load(store.conn(), &key).unwrap();
+    let index = rt.block_on(crate::matching::index::load(&store)).unwrap();
     assert_eq!(index.len(), 1);
 }
 
 #[test]
 fn a_csv_with_the_wrong_header_is_refused() {
-    let (dir, mut store, key) = setup();
+    let (dir, store, rt) = setup();
     let path = dir.path().join("m.csv");
     std::fs::write(&path, "a,b\n1,2\n").unwrap();
     assert!(matches!(
-        import(&path, store.conn_mut(), &key, false),
+        import(&path, &store, rt.handle(), false),
         Err(ImportError::Header { .. })
     ));
 }

@@ -1,0 +1,405 @@
+//! What the store holds, as typed values: the states of a find, a PeI and a review, the kinds of
+//! calculation, and the rows the rest of the crate reads and writes.
+//!
+//! Every state is an enum. Each is stored as its wire (or documented) spelling, and only this file
+//! spells those strings: the backend converts at the boundary and refuses a value it does not
+//! know ([`super::StoreError::Corrupt`]) instead of guessing.
+
+use strum::{Display, EnumString, IntoStaticStr, VariantArray};
+use uuid::Uuid;
+
+/// `as_str` and `parse` for a stored enum, from its strum derives.
+macro_rules! stored_str {
+    ($name:ident) => {
+        impl $name {
+            /// The stored (and, where there is one, wire) spelling.
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
+
+            /// Parses the stored spelling; `None` for anything else.
+            pub fn parse(s: &str) -> Option<Self> {
+                s.parse().ok()
+            }
+        }
+    };
+}
+
+/// Where a find request is on its way to its end.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumString, Display, VariantArray,
+)]
+pub enum FindState {
+    /// Stored, waiting for the pipeline (matches and possible matches only).
+    #[strum(serialize = "queued")]
+    Queued,
+    /// Claimed by the pipeline under a lease.
+    #[strum(serialize = "working")]
+    Working,
+    /// At its end: matched and registered, or no match.
+    #[strum(serialize = "done")]
+    Done,
+    /// At its end without registering: the reason says why (CoCo2.2.6).
+    #[strum(serialize = "failed")]
+    Failed,
+}
+stored_str!(FindState);
+
+/// A match between a find and one pension (SPEC §4.2's `match_status`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    IntoStaticStr,
+    EnumString,
+    Display,
+    VariantArray,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub enum MatchStatus {
+    /// A definite match.
+    #[strum(serialize = "match-yes")]
+    #[serde(rename = "match-yes")]
+    Yes,
+    /// A possible match, kept for review.
+    #[strum(serialize = "match-possible")]
+    #[serde(rename = "match-possible")]
+    Possible,
+}
+stored_str!(MatchStatus);
+
+/// How a find request ended, once it did.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumString, Display, VariantArray,
+)]
+pub enum FindOutcome {
+    /// At least one definite match.
+    #[strum(serialize = "match-yes")]
+    MatchYes,
+    /// Possible matches only.
+    #[strum(serialize = "match-possible")]
+    MatchPossible,
+    /// Nothing matched: nothing was sent and no find data was kept (CoCo2.2.2).
+    #[strum(serialize = "no-match")]
+    NoMatch,
+}
+stored_str!(FindOutcome);
+
+/// Where a PeI is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumString, Display, VariantArray,
+)]
+pub enum PeiState {
+    /// Recorded from a match, not yet registered at the CAS.
+    #[strum(serialize = "pending")]
+    Pending,
+    /// Registered; its views are served.
+    #[strum(serialize = "registered")]
+    Registered,
+    /// Views stopped; the de-registration is being sent.
+    #[strum(serialize = "deregistering")]
+    Deregistering,
+    /// De-registered at the CAS (or gone there).
+    #[strum(serialize = "deregistered")]
+    Deregistered,
+    /// The CAS refused its PAT: never served again, PDP must be told (CoCo2.2.4).
+    #[strum(serialize = "flagged")]
+    Flagged,
+}
+stored_str!(PeiState);
+
+/// A possible match's review (CoCo2.2.3).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumString, Display, VariantArray,
+)]
+pub enum ReviewState {
+    /// Waiting for a person.
+    #[strum(serialize = "pending")]
+    Pending,
+    /// Resolved: it is the user's.
+    #[strum(serialize = "yes")]
+    Yes,
+    /// Resolved: it is not.
+    #[strum(serialize = "no")]
+    No,
+    /// Not resolved within the review window.
+    #[strum(serialize = "timeout")]
+    Timeout,
+}
+stored_str!(ReviewState);
+
+/// Which values a calculation owes (the 3/10 working-day rule).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumString, Display, VariantArray,
+)]
+pub enum CalculationKind {
+    /// Defined contribution: 3 working days.
+    #[strum(serialize = "DCC")]
+    Dcc,
+    /// Defined benefit: 10 working days.
+    #[strum(serialize = "DBC")]
+    Dbc,
+}
+stored_str!(CalculationKind);
+
+impl From<MatchStatus> for FindOutcome {
+    fn from(s: MatchStatus) -> Self {
+        match s {
+            MatchStatus::Yes => FindOutcome::MatchYes,
+            MatchStatus::Possible => FindOutcome::MatchPossible,
+        }
+    }
+}
+
+/// A find request on its way into the store, at its ACK.
+#[derive(Debug, Clone)]
+pub struct NewFind {
+    /// The find request ID (its X-Request-ID).
+    pub request_id: String,
+    /// When the request was received, µs since the epoch.
+    pub received_at: i64,
+    /// What matching decided before the commit.
+    pub decided: Decided,
+}
+
+/// What matching decided for a find before its ACK.
+#[derive(Debug, Clone)]
+pub enum Decided {
+    /// Nothing matched: stored as IDs, outcome and timestamps only, already at its end.
+    NoMatch,
+    /// Matches or possible matches: the find request (UAT and find data), to be sealed and
+    /// queued for the CAS work.
+    Matched(bytes::Bytes),
+}
+
+/// Whether an append created a new find request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// A new find request, now durable.
+    Created,
+    /// The request ID was already stored: the first request stands.
+    Duplicate,
+}
+
+/// A find request as stored, for operators and tests.
+#[derive(Debug, Clone)]
+pub struct StoredFind {
+    /// The find request ID.
+    pub request_id: String,
+    /// Received, µs since the epoch.
+    pub received_at: i64,
+    /// ACKed (committed), µs since the epoch.
+    pub acked_at: i64,
+    /// Where it is.
+    pub state: FindState,
+    /// Whether sealed find data is still held.
+    pub has_find_data: bool,
+    /// How it ended, once it did.
+    pub outcome: Option<FindOutcome>,
+    /// Why it failed, if it did.
+    pub reason: Option<String>,
+    /// When it reached its end (µs).
+    pub completed_at: Option<i64>,
+}
+
+impl StoredFind {
+    /// Milliseconds from ACK to end, once ended.
+    pub fn completed_ms(&self) -> Option<f64> {
+        self.completed_at
+            .map(|c| (c - self.acked_at) as f64 / 1000.0)
+    }
+}
+
+/// A find request the pipeline has claimed, its find data opened.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The find request ID.
+    pub request_id: String,
+    /// When it was ACKed (µs), the start of its completion budget.
+    pub acked_at: i64,
+    /// The find request as received; `None` if it was lost or cannot be opened.
+    pub find_data: Option<Vec<u8>>,
+    /// The PAT already obtained for it, if any.
+    pub pat_id: Option<String>,
+    /// Claims so far, this one included.
+    pub attempts: i64,
+}
+
+/// A PeI a match produced, before it is stored.
+#[derive(Debug, Clone)]
+pub struct NewPei {
+    /// The URN.
+    pub pei: String,
+    /// Its asset GUID.
+    pub asset_guid: Uuid,
+    /// Its holdername.
+    pub holdername: Uuid,
+    /// The pension's own asset GUID.
+    pub pension_asset_guid: Uuid,
+    /// The member.
+    pub member_id: String,
+    /// The scheme name (the registration's description).
+    pub scheme_name: String,
+    /// Yes or possible.
+    pub match_status: MatchStatus,
+    /// The rule's reason code; never sent to the CAS.
+    pub reason: String,
+    /// The rules version that decided it.
+    pub rules_version: String,
+}
+
+/// A PeI as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPei {
+    /// The URN.
+    pub pei: String,
+    /// Its asset GUID.
+    pub asset_guid: Uuid,
+    /// Its holdername.
+    pub holdername: Uuid,
+    /// The pension's own asset GUID.
+    pub pension_asset_guid: Uuid,
+    /// The member.
+    pub member_id: String,
+    /// The scheme name (the registration's description).
+    pub scheme_name: String,
+    /// Yes or possible.
+    pub match_status: MatchStatus,
+    /// Reason code.
+    pub reason: String,
+    /// The find that produced it.
+    pub request_id: String,
+    /// The PAT that registered it.
+    pub pat_id: Option<String>,
+    /// The CAS's resource id.
+    pub resource_id: Option<String>,
+    /// Where it is.
+    pub state: PeiState,
+    /// A possible match's review.
+    pub review: Option<ReviewState>,
+    /// When it was registered as a match (µs).
+    pub registered_at: Option<i64>,
+}
+
+/// A value calculation owed for a PeI (the 3/10 working-day rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Calculation {
+    /// The PeI whose view showed it pending.
+    pub pei: String,
+    /// The pension.
+    pub pension_asset_guid: Uuid,
+    /// DC or DB.
+    pub kind: CalculationKind,
+    /// The day the PeI was registered as a match.
+    pub started_on: chrono::NaiveDate,
+    /// When the values are due.
+    pub due_on: chrono::NaiveDate,
+    /// When the values were imported (µs), once they were.
+    pub completed_at: Option<i64>,
+}
+
+/// A failed find request, for operators (CoCo2.2.6).
+#[derive(Debug, Clone)]
+pub struct FailedFind {
+    /// The find request ID.
+    pub request_id: String,
+    /// ACKed (µs).
+    pub acked_at: i64,
+    /// Failed (µs).
+    pub completed_at: i64,
+    /// Why.
+    pub reason: String,
+}
+
+/// A member on its way into the store: its match record as JSON, its pensions.
+#[derive(Debug, Clone)]
+pub struct NewMember {
+    /// The provider's member ID.
+    pub member_id: String,
+    /// The holdername.
+    pub holdername: Uuid,
+    /// What matching needs of the member, as JSON (sealed at rest).
+    pub match_record: Vec<u8>,
+    /// The member's pensions.
+    pub pensions: Vec<NewPension>,
+}
+
+/// A pension on its way into the store.
+#[derive(Debug, Clone)]
+pub struct NewPension {
+    /// The pension's stable asset GUID.
+    pub asset_guid: Uuid,
+    /// The scheme name.
+    pub scheme_name: String,
+    /// The view data, as JSON (sealed at rest).
+    pub view_data: Vec<u8>,
+    /// Date of the statement the values come from.
+    pub statement_date: Option<chrono::NaiveDate>,
+    /// Date of the calculation the values come from.
+    pub calculation_date: Option<chrono::NaiveDate>,
+}
+
+/// A pension's stored row, its view data opened.
+#[derive(Debug, Clone)]
+pub struct StoredPension {
+    /// The pension's asset GUID.
+    pub asset_guid: Uuid,
+    /// Its member.
+    pub member_id: String,
+    /// Its holdername.
+    pub holdername: Uuid,
+    /// The scheme name.
+    pub scheme_name: String,
+    /// The view data (opened).
+    pub view_data: serde_json::Value,
+    /// Date of the statement the values come from.
+    pub statement_date: Option<chrono::NaiveDate>,
+    /// Date of the calculation the values come from.
+    pub calculation_date: Option<chrono::NaiveDate>,
+}
+
+/// The raw samples of one month's service levels (CoCo2.1.1-2.1.5), for the SLA report.
+#[derive(Debug, Clone, Default)]
+pub struct SlaSamples {
+    /// ACK latencies of `202`s, µs.
+    pub ack: Vec<i64>,
+    /// ACK-to-end of finds that matched and completed, µs.
+    pub completion: Vec<i64>,
+    /// Failed finds.
+    pub failed: u64,
+    /// View latencies, µs.
+    pub view: Vec<i64>,
+    /// Inbound answers by endpoint and outcome, and finds by outcome or state.
+    pub counts: Vec<(String, u64)>,
+    /// Minutes the endpoint was up (heartbeats) in the window.
+    pub minutes_up: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_parses_back_and_unknown_ones_do_not() {
+        for s in FindState::VARIANTS {
+            assert_eq!(FindState::parse(s.as_str()), Some(*s));
+        }
+        for s in PeiState::VARIANTS {
+            assert_eq!(PeiState::parse(s.as_str()), Some(*s));
+        }
+        for s in ReviewState::VARIANTS {
+            assert_eq!(ReviewState::parse(s.as_str()), Some(*s));
+        }
+        for s in FindOutcome::VARIANTS {
+            assert_eq!(FindOutcome::parse(s.as_str()), Some(*s));
+        }
+        assert_eq!(MatchStatus::parse("match-yes"), Some(MatchStatus::Yes));
+        assert_eq!(CalculationKind::parse("DBC"), Some(CalculationKind::Dbc));
+        assert_eq!(MatchStatus::parse("Match-Yes"), None);
+        assert_eq!(PeiState::parse(""), None);
+    }
+}

@@ -1,0 +1,143 @@
+//! The embedded backend: SQLite in WAL mode with `synchronous = FULL`.
+//!
+//! WAL lets the read pool run beside the one writer connection; `FULL` makes each commit sync
+//! the WAL, which is what makes an ACK durable. This directory is the only code that spells SQL:
+//!
+//! - [`finds`]: the find queue: appends at the ACK, claims with a lease, ends.
+//! - [`peis`]: PeIs, PATs and calculations.
+//! - [`members`]: member records and their pensions' view data.
+//! - [`audit`]: the audit trail, its retention purge, heartbeats and the SLA samples.
+//!
+//! Each function takes the connection it runs on: the writer's transaction for writes (see
+//! [`super::writer`]), a pooled read connection for reads. None of them seals or opens: values
+//! arrive sealed and leave sealed, and [`super::Store`] holds the key.
+
+pub(super) mod audit;
+pub(super) mod finds;
+pub(super) mod members;
+pub(super) mod peis;
+
+use std::path::Path;
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use rusqlite::Connection;
+
+use super::model::{CalculationKind, FindOutcome, FindState, MatchStatus, PeiState, ReviewState};
+use super::StoreError;
+
+/// Schema version written to `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 2;
+
+/// The schema, applied to a new database.
+const SCHEMA: &str = include_str!("schema.sql");
+
+/// A pool of read connections.
+pub(super) type ReadPool = r2d2::Pool<SqliteConnectionManager>;
+
+/// How long a connection waits for another process's write lock (operator commands run beside
+/// the server). Within this process there is one writer, so it never waits on itself.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens (creating if needed) the database at `path` for the writer: WAL, full sync, the schema
+/// applied, and no automatic checkpoints. A checkpoint copies the WAL into the database file and
+/// syncs it; done by the writer it would stall every ACK waiting on that commit, so
+/// [`super::Store::checkpoint`] runs passive checkpoints from the read side instead.
+pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    let conn = Connection::open(path)?;
+    configure(&conn)?;
+    // 8 MiB of page cache: index pages of random-UUID keys stay in memory instead of being
+    // re-read on every insert. Much larger costs more than it saves (the cache is walked
+    // whenever another connection's commit invalidates it: measured in BENCHMARKS.md).
+    conn.pragma_update(None, "cache_size", -8_192)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if version < SCHEMA_VERSION {
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    Ok(conn)
+}
+
+/// The read pool over `path` (opened by [`open_writer`] first, so the schema exists).
+pub(super) fn read_pool(path: &Path, size: u32) -> Result<ReadPool, StoreError> {
+    let manager = SqliteConnectionManager::file(path).with_init(|c| configure(c));
+    r2d2::Pool::builder()
+        .max_size(size.max(1))
+        .min_idle(Some(1))
+        .connection_timeout(BUSY_TIMEOUT)
+        .build(manager)
+        .map_err(StoreError::from)
+}
+
+/// What every connection is set to.
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+}
+
+/// A passive WAL checkpoint: copies committed frames into the database file. It never blocks
+/// the writer.
+pub(super) fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0))?;
+    Ok(())
+}
+
+/// Stores the enums as their spellings, and refuses unknown spellings on the way out.
+macro_rules! sql_enum {
+    ($($name:ident),+) => {$(
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                let s = value.as_str()?;
+                $name::parse(s).ok_or_else(|| {
+                    FromSqlError::Other(format!("unknown {} {s:?}", stringify!($name)).into())
+                })
+            }
+        }
+    )+};
+}
+
+sql_enum!(
+    FindState,
+    FindOutcome,
+    MatchStatus,
+    PeiState,
+    ReviewState,
+    CalculationKind
+);
+
+/// A stored date, `YYYY-MM-DD`.
+fn date(s: Option<String>) -> Option<chrono::NaiveDate> {
+    s.and_then(|s| chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok())
+}
+
+/// A stored GUID.
+fn guid(s: &str) -> rusqlite::Result<uuid::Uuid> {
+    uuid::Uuid::try_parse(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+#[cfg(test)]
+mod tests;

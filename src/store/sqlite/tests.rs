@@ -1,0 +1,80 @@
+use super::*;
+
+fn writer() -> (tempfile::TempDir, Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = open_writer(&dir.path().join("t.sqlite")).unwrap();
+    (dir, conn)
+}
+
+#[test]
+fn claims_use_the_open_index() {
+    let (_d, conn) = writer();
+    for q in [
+        "SELECT request_id FROM find_requests
+          WHERE state IN ('queued', 'working') AND state = 'queued' ORDER BY acked_at LIMIT 5",
+        "SELECT request_id FROM find_requests
+          WHERE state IN ('queued', 'working') AND state = 'working' AND lease_until < 5
+          ORDER BY acked_at LIMIT 5",
+    ] {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {q}")).unwrap();
+        let plan: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("USING INDEX find_requests_open")),
+            "{plan:?}"
+        );
+        assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{plan:?}");
+    }
+}
+
+#[test]
+fn the_audit_trail_is_append_only() {
+    let (_d, conn) = writer();
+    let rec = crate::audit::AuditRecord {
+        transaction_id: "t".into(),
+        request_id: None,
+        direction: crate::audit::Direction::Inbound,
+        party: "p".into(),
+        endpoint: "e".into(),
+        received_at: 5,
+        responded_at: 6,
+        status: 200,
+        outcome: "ok".into(),
+    };
+    audit::insert(&conn, &[rec]).unwrap();
+    assert!(conn
+        .execute("UPDATE audit_log SET status = 500", [])
+        .is_err());
+    assert!(conn.execute("DELETE FROM audit_log", []).is_err());
+    assert_eq!(audit::purge(&conn, 6).unwrap(), 1);
+}
+
+#[test]
+fn unknown_stored_spellings_are_refused_not_guessed() {
+    let (_d, conn) = writer();
+    conn.execute(
+        "INSERT INTO find_requests (request_id, received_at, acked_at, state)
+         VALUES ('x', 1, 1, 'Pending')",
+        [],
+    )
+    .unwrap();
+    assert!(finds::get(&conn, "x").is_err());
+}
+
+#[test]
+fn a_database_from_a_newer_binary_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sqlite");
+    drop(open_writer(&path).unwrap());
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    let e = open_writer(&path).unwrap_err();
+    assert!(matches!(e, StoreError::SchemaTooNew { .. }), "{e}");
+    assert!(e.to_string().contains("store.path"));
+}

@@ -1,0 +1,356 @@
+use super::*;
+use crate::audit::Direction;
+
+fn key() -> DataKey {
+    DataKey::from_hex(&"44".repeat(32)).unwrap()
+}
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(
+        &dir.path().join("s.sqlite"),
+        key(),
+        StoreLimits {
+            max_pending: 3,
+            ..StoreLimits::default()
+        },
+    )
+    .unwrap()
+}
+
+fn audit(id: &str) -> AuditRecord {
+    AuditRecord {
+        transaction_id: id.into(),
+        request_id: Some(id.into()),
+        direction: Direction::Inbound,
+        party: "CN=pfs".into(),
+        endpoint: "POST /find-requests".into(),
+        received_at: 1,
+        responded_at: 0,
+        status: 202,
+        outcome: "ack".into(),
+    }
+}
+
+fn find(id: &str, matched: bool) -> NewFind {
+    NewFind {
+        request_id: id.into(),
+        received_at: 1,
+        decided: if matched {
+            Decided::Matched(bytes::Bytes::from_static(b"{\"find\":1}"))
+        } else {
+            Decided::NoMatch
+        },
+    }
+}
+
+fn pei(n: u8, status: MatchStatus) -> NewPei {
+    NewPei {
+        pei: format!("urn:pei:{n}"),
+        asset_guid: Uuid::from_u128(u128::from(n)),
+        holdername: Uuid::from_u128(1000),
+        pension_asset_guid: Uuid::from_u128(2000 + u128::from(n)),
+        member_id: "M1".into(),
+        scheme_name: "Acme".into(),
+        match_status: status,
+        reason: "rule".into(),
+        rules_version: "v1".into(),
+    }
+}
+
+#[tokio::test]
+async fn appends_store_no_matches_at_their_end_and_queue_matches_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let (a, b, c) = tokio::join!(
+        s.append(find("no", false), audit("no")),
+        s.append(find("yes", true), audit("yes")),
+        s.append(find("yes", true), audit("yes")),
+    );
+    assert_eq!(a.unwrap(), AppendOutcome::Created);
+    let mut dup = [b.unwrap(), c.unwrap()];
+    dup.sort_by_key(|o| *o == AppendOutcome::Duplicate);
+    assert_eq!(dup, [AppendOutcome::Created, AppendOutcome::Duplicate]);
+    // Only the matching find waits in the queue.
+    assert_eq!(s.pending(), 1);
+    let no = s.find_request("no").await.unwrap().unwrap();
+    assert_eq!(
+        (no.state, no.outcome, no.has_find_data),
+        (FindState::Done, Some(FindOutcome::NoMatch), false)
+    );
+    assert_eq!(no.completed_at, Some(no.acked_at));
+    let yes = s.find_request("yes").await.unwrap().unwrap();
+    assert_eq!((yes.state, yes.has_find_data), (FindState::Queued, true));
+    // Each ACK's audit record is in the same commit; the repeat is marked a duplicate.
+    let outcomes: Vec<String> = s
+        .audit_records(0, i64::MAX, Some("yes".into()))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.outcome)
+        .collect();
+    assert_eq!(outcomes, ["ack", "duplicate"]);
+    // No-match finds never count against the queue bound; matching ones do.
+    for i in 0..2 {
+        s.append(find(&format!("q{i}"), true), audit("q"))
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        s.append(find("over", true), audit("over")).await,
+        Err(AppendError::Overloaded)
+    ));
+    assert_eq!(
+        s.append(find("fine", false), audit("fine")).await.unwrap(),
+        AppendOutcome::Created
+    );
+    s.close().await;
+    // Reopened: the count of open finds is read back.
+    let s = open(&dir);
+    assert_eq!(s.pending(), 3);
+}
+
+#[tokio::test]
+async fn a_find_is_claimed_once_ended_once_and_reclaimed_after_its_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    for id in ["a", "b", "c"] {
+        s.append(find(id, true), audit(id)).await.unwrap();
+    }
+    let first = s.claim(Duration::from_secs(60), 2).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[0].find_data.as_deref(), Some(&b"{\"find\":1}"[..]));
+    let rest = s.claim(Duration::from_secs(60), 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert!(s
+        .claim(Duration::from_secs(60), 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    assert!(s
+        .complete(&first[0].request_id, FindOutcome::MatchYes)
+        .await
+        .unwrap());
+    // Ended once: a second end (a stale claim) changes nothing and counts nothing.
+    assert!(!s.fail(&first[0].request_id, "late").await.unwrap());
+    assert!(s
+        .fail(&first[1].request_id, "token: budget_exhausted")
+        .await
+        .unwrap());
+    assert_eq!(s.pending(), 1);
+    let done = s.find_request(&first[0].request_id).await.unwrap().unwrap();
+    assert_eq!(
+        (done.state, done.outcome, done.has_find_data),
+        (FindState::Done, Some(FindOutcome::MatchYes), false)
+    );
+    let failed = s.failed().await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].reason, "token: budget_exhausted");
+
+    // A zero lease runs out at once: the last find is claimed again, with its attempts counted.
+    let c = &rest[0].request_id;
+    s.complete(c, FindOutcome::MatchYes).await.unwrap();
+    s.append(find("d", true), audit("d")).await.unwrap();
+    let d = s.claim(Duration::ZERO, 1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let again = s.claim(Duration::from_secs(60), 1).await.unwrap();
+    assert_eq!(again[0].request_id, d[0].request_id);
+    assert_eq!(again[0].attempts, 2);
+    // A restart puts working finds back in the queue.
+    assert_eq!(s.requeue_working().await.unwrap(), 1);
+    assert_eq!(s.claim(Duration::from_secs(60), 5).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn peis_pats_and_reviews_round_trip_as_typed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    s.append(find("f", true), audit("f")).await.unwrap();
+    let peis = vec![pei(1, MatchStatus::Yes), pei(2, MatchStatus::Possible)];
+    s.record_matches("f", peis.clone()).await.unwrap();
+    // Idempotent: recorded again, nothing doubles.
+    s.record_matches("f", peis).await.unwrap();
+    let pat_id = s
+        .save_pat("f", "header.payload.sig", Some(99))
+        .await
+        .unwrap();
+    assert_eq!(s.pat(&pat_id).await.unwrap(), "header.payload.sig");
+    s.registered("urn:pei:1", "res-1", &pat_id).await.unwrap();
+    let stored = s.peis_for_request("f").await.unwrap();
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].state, PeiState::Registered);
+    assert_eq!(stored[0].review, None);
+    assert_eq!(stored[1].state, PeiState::Pending);
+    assert_eq!(stored[1].review, Some(ReviewState::Pending));
+    let by_guid = s
+        .pei_by_asset_guid(Uuid::from_u128(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_guid.resource_id.as_deref(), Some("res-1"));
+    assert_eq!(by_guid.pension_asset_guid, Uuid::from_u128(2001));
+
+    // PAT refresh replaces the sealed PAT found by its hash.
+    let sha = sha256_hex("header.payload.sig");
+    assert_eq!(s.refresh_pat(&sha, "new.pat.x", None).await.unwrap(), 1);
+    assert_eq!(s.pat(&pat_id).await.unwrap(), "new.pat.x");
+    assert_eq!(s.refresh_pat(&sha, "other.pat.x", None).await.unwrap(), 0);
+
+    // De-registration: deregistering only from registered; flagged listed.
+    s.mark_deregistering("urn:pei:2").await.unwrap();
+    assert_eq!(
+        s.pei_by_asset_guid(Uuid::from_u128(2))
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        PeiState::Pending
+    );
+    s.flag_for_deregistration("urn:pei:1", "pat-refused")
+        .await
+        .unwrap();
+    assert_eq!(s.flagged().await.unwrap().len(), 1);
+    s.set_review("urn:pei:2", ReviewState::Yes, MatchStatus::Yes)
+        .await
+        .unwrap();
+    let p2 = s
+        .pei_by_asset_guid(Uuid::from_u128(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (p2.review, p2.match_status),
+        (Some(ReviewState::Yes), MatchStatus::Yes)
+    );
+}
+
+#[tokio::test]
+async fn a_failing_write_rolls_back_alone_and_its_batch_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let bad = s.write(|c| {
+        sqlite::audit::heartbeat(c, 7)?;
+        Err::<(), _>(StoreError::Corrupt("test"))
+    });
+    let good = s.write(|c| sqlite::audit::heartbeat(c, 8));
+    let append = s.append(find("x", false), audit("x"));
+    let (bad, good, append) = tokio::join!(bad, good, append);
+    assert!(matches!(bad, Err(StoreError::Corrupt("test"))));
+    good.unwrap();
+    append.unwrap();
+    // Minute 7's heartbeat was rolled back with its failing write; minute 8's is there.
+    let minute = 60_000_000;
+    assert_eq!(s.minutes_up(7 * minute, 8 * minute).await.unwrap(), 0);
+    assert_eq!(s.minutes_up(8 * minute, 9 * minute).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn blocking_work_that_panics_is_an_error_not_a_dead_caller() {
+    let r: Result<(), StoreError> = blocking(|| panic!("boom")).await;
+    assert!(matches!(r, Err(StoreError::Task(_))));
+}
+
+#[tokio::test]
+async fn members_and_pensions_are_sealed_and_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let guid = Uuid::from_u128(77);
+    s.upsert_members(vec![NewMember {
+        member_id: "M9".into(),
+        holdername: Uuid::from_u128(5),
+        match_record: b"{\"m\":9}".to_vec(),
+        pensions: vec![NewPension {
+            asset_guid: guid,
+            scheme_name: "Acme".into(),
+            view_data: br#"{"benefitIllustrations":[]}"#.to_vec(),
+            statement_date: chrono::NaiveDate::from_ymd_opt(2026, 1, 2),
+            calculation_date: None,
+        }],
+    }])
+    .await
+    .unwrap();
+    assert_eq!(s.member_count().await.unwrap(), 1);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let failed = s
+        .for_each_member(move |json| sink.lock().unwrap().push(json.to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(failed, 0);
+    assert_eq!(*seen.lock().unwrap(), [b"{\"m\":9}".to_vec()]);
+    let p = s.pension(guid).await.unwrap().unwrap();
+    assert_eq!(p.member_id, "M9");
+    assert_eq!(
+        p.statement_date,
+        chrono::NaiveDate::from_ymd_opt(2026, 1, 2)
+    );
+    // Calculated values replace the illustrations and close open calculations.
+    let calc = Calculation {
+        pei: "urn:pei:x".into(),
+        pension_asset_guid: guid,
+        kind: CalculationKind::Dbc,
+        started_on: chrono::NaiveDate::from_ymd_opt(2026, 1, 5).unwrap(),
+        due_on: chrono::NaiveDate::from_ymd_opt(2026, 1, 19).unwrap(),
+        completed_at: None,
+    };
+    s.record_calculation(calc.clone()).await.unwrap();
+    s.record_calculation(calc).await.unwrap();
+    let closed = s
+        .set_calculated_values(
+            guid,
+            chrono::NaiveDate::from_ymd_opt(2026, 1, 10).unwrap(),
+            serde_json::json!([{"x": 1}]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(closed, Some(1));
+    let p = s.pension(guid).await.unwrap().unwrap();
+    assert_eq!(p.view_data["benefitIllustrations"][0]["x"], 1);
+    let calcs = s.calculations().await.unwrap();
+    assert_eq!(calcs.len(), 1);
+    assert_eq!(calcs[0].kind, CalculationKind::Dbc);
+    assert!(calcs[0].completed_at.is_some());
+    assert_eq!(
+        s.set_calculated_values(Uuid::from_u128(1), calcs[0].due_on, serde_json::json!([]))
+            .await
+            .unwrap(),
+        None
+    );
+    // Nothing of the member in the clear on disk.
+    s.close().await;
+    let bytes = std::fs::read(dir.path().join("s.sqlite")).unwrap();
+    let wal = std::fs::read(dir.path().join("s.sqlite-wal")).unwrap_or_default();
+    for b in [bytes, wal] {
+        assert!(!b.windows(7).any(|w| w == b"{\"m\":9}"));
+    }
+}
+
+#[tokio::test]
+async fn the_sla_samples_come_from_the_audit_trail_finds_and_heartbeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let mut view = audit("v");
+    view.endpoint = "GET /view-data".into();
+    view.received_at = 10;
+    view.responded_at = 510;
+    view.status = 200;
+    s.audit(view);
+    s.append(find("n", false), audit("n")).await.unwrap();
+    s.append(find("m", true), audit("m")).await.unwrap();
+    let c = s.claim(Duration::from_secs(60), 1).await.unwrap();
+    s.complete(&c[0].request_id, FindOutcome::MatchPossible)
+        .await
+        .unwrap();
+    s.heartbeat(crate::now_micros()).await.unwrap();
+    s.heartbeat(crate::now_micros()).await.unwrap();
+    let x = s.sla_samples(0, i64::MAX).await.unwrap();
+    assert_eq!(x.ack.len(), 2);
+    assert_eq!(x.view, [500]);
+    assert_eq!(x.completion.len(), 1);
+    assert_eq!(x.failed, 0);
+    assert_eq!(x.minutes_up, 1);
+    let counts: std::collections::BTreeMap<_, _> = x.counts.into_iter().collect();
+    assert_eq!(counts["find no-match"], 1);
+    assert_eq!(counts["find match-possible"], 1);
+    assert_eq!(counts["POST /find-requests ack"], 2);
+}

@@ -1,0 +1,234 @@
+//! Group commit: many concurrent writes, one transaction, one fsync, many answers.
+//!
+//! # Constraints
+//!
+//! - A `202` may leave only after its find request is on stable storage (CoCo2.1.1, 2.1.4).
+//! - An fsync costs around a millisecond or more; one per write caps the endpoint at a few
+//!   hundred writes a second. So every write that arrives while a commit is in flight waits for
+//!   the next one, and that one carries them all: find appends at the ACK, audit records, and
+//!   every state change of the pipeline and the operators.
+//! - Memory is bounded: the channel to the writer holds `journal_channel_capacity` messages.
+//!   Find appends never wait for room: past it they fail at once (a `503` with `Retry-After`),
+//!   and audit records leave the channel's last quarter to them.
+//!
+//! # How it works
+//!
+//! One writer thread owns the one write connection. It blocks for the first message, drains
+//! whatever else is queued (up to `journal_max_batch`), and runs the batch in one transaction:
+//! find appends and audit records first, then each other write inside its own savepoint, so that
+//! one failing write rolls back alone and the rest of the batch commits. Only after the commit
+//! (SQLite in WAL mode with `synchronous = FULL` syncs the WAL) is any waiter answered; if the
+//! commit fails, every waiter in the batch gets the error and nothing in it was acknowledged.
+//!
+//! A dedicated OS thread, not a Tokio task, because SQLite calls block.
+//!
+//! # What a crash leaves behind
+//!
+//! - Before commit: nothing of the batch is stored and no waiter was answered. The PFS retries
+//!   its finds; the pipeline redoes its steps (each is idempotent).
+//! - After commit, before the answers: stored; a find's retry with the same X-Request-ID gets
+//!   `202` as a duplicate and nothing is processed twice.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::model::AppendOutcome;
+use super::sqlite::finds;
+use super::{AppendError, StoreError};
+use crate::audit::AuditRecord;
+
+/// A message to the writer.
+pub(super) enum Msg {
+    /// A find request at its ACK, with its audit record.
+    Append {
+        find: finds::Row,
+        audit: AuditRecord,
+        reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
+    },
+    /// An audit record no one waits for.
+    Audit(AuditRecord),
+    /// Any other write.
+    Write(Box<dyn Write>),
+    /// Answered once everything before it is committed.
+    Flush(oneshot::Sender<()>),
+    /// Commit what is queued, then stop taking messages.
+    Close,
+}
+
+/// A write run inside a batch, answered after the batch commits.
+pub(super) trait Write: Send {
+    /// Runs the write on the batch's transaction; false when it failed (its savepoint is rolled
+    /// back).
+    fn run(&mut self, conn: &Connection) -> bool;
+
+    /// Answers the waiter: the write's result, or the commit's error.
+    fn answer(self: Box<Self>, committed: Result<(), &str>);
+}
+
+/// A write from a closure, with its waiter.
+pub(super) struct Job<T, F> {
+    f: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job<T, F> {
+    pub(super) fn new(f: F, reply: oneshot::Sender<Result<T, StoreError>>) -> Self {
+        Self {
+            f: Some(f),
+            result: None,
+            reply,
+        }
+    }
+}
+
+impl<T, F> Write for Job<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(f) = self.f.take() else {
+            return false;
+        };
+        let r = f(conn);
+        let ok = r.is_ok();
+        self.result = Some(r);
+        ok
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), &str>) {
+        let r = match committed {
+            Ok(()) => self
+                .result
+                .unwrap_or_else(|| Err(StoreError::Commit("write not run".into()))),
+            Err(e) => Err(StoreError::Commit(e.to_owned())),
+        };
+        let _ = self.reply.send(r);
+    }
+}
+
+/// What the writer shares with the store handle.
+pub(super) struct Shared {
+    /// Finds stored and not at an end: the writer adds queued finds, ends subtract.
+    pub pending: AtomicU64,
+}
+
+/// The writer's loop; returns when the channel closes.
+pub(super) fn run(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Msg>,
+    shared: Arc<Shared>,
+    max_batch: usize,
+) {
+    let mut finds = Vec::with_capacity(max_batch);
+    let mut audits = Vec::with_capacity(max_batch * 2);
+    let mut own_audits = Vec::with_capacity(max_batch);
+    let mut replies = Vec::with_capacity(max_batch);
+    let mut writes: Vec<Box<dyn Write>> = Vec::new();
+    let mut flushes = Vec::new();
+    let mut closing = false;
+    while let Some(first) = rx.blocking_recv() {
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(msg) = next.take() {
+            taken += 1;
+            match msg {
+                Msg::Append { find, audit, reply } => {
+                    finds.push(find);
+                    own_audits.push(audit);
+                    replies.push(reply);
+                }
+                Msg::Audit(a) => audits.push(a),
+                Msg::Write(w) => writes.push(w),
+                Msg::Flush(done) => flushes.push(done),
+                Msg::Close => closing = true,
+            }
+            if taken < max_batch && !closing {
+                next = rx.try_recv().ok();
+            }
+        }
+        let started = std::time::Instant::now();
+        let result = commit(&mut conn, &finds, &mut own_audits, &mut audits, &mut writes);
+        crate::metrics::journal_commit(
+            started.elapsed(),
+            finds.len() + own_audits.len() + audits.len() + writes.len(),
+        );
+        match result {
+            Ok(outcomes) => {
+                let queued = outcomes
+                    .iter()
+                    .zip(&finds)
+                    .filter(|(o, f)| **o == AppendOutcome::Created && f.sealed.is_some())
+                    .count() as u64;
+                let now = shared.pending.fetch_add(queued, Ordering::Relaxed) + queued;
+                crate::metrics::queue_depth(now);
+                for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+                for w in writes.drain(..) {
+                    w.answer(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, batch = taken, "commit failed");
+                let cause = e.to_string();
+                for reply in replies.drain(..) {
+                    let _ = reply.send(Err(AppendError::Commit(cause.clone())));
+                }
+                for w in writes.drain(..) {
+                    w.answer(Err(&cause));
+                }
+            }
+        }
+        finds.clear();
+        own_audits.clear();
+        audits.clear();
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+        if closing {
+            rx.close();
+            closing = false;
+        }
+    }
+}
+
+/// One batch in one transaction.
+fn commit(
+    conn: &mut Connection,
+    finds: &[finds::Row],
+    own_audits: &mut [AuditRecord],
+    audits: &mut [AuditRecord],
+    writes: &mut [Box<dyn Write>],
+) -> Result<Vec<AppendOutcome>, StoreError> {
+    if finds.is_empty() && own_audits.is_empty() && audits.is_empty() && writes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // The ACK leaves right after this commit: its audit records' response time is now.
+    let acked_at = crate::now_micros();
+    let outcomes = finds::insert(&tx, finds, acked_at)?;
+    for (a, o) in own_audits.iter_mut().zip(&outcomes) {
+        a.responded_at = acked_at;
+        if *o == AppendOutcome::Duplicate {
+            a.outcome = "duplicate".into();
+        }
+    }
+    super::sqlite::audit::insert(&tx, own_audits)?;
+    super::sqlite::audit::insert(&tx, audits)?;
+    for w in writes.iter_mut() {
+        tx.prepare_cached("SAVEPOINT write")?.execute([])?;
+        if w.run(&tx) {
+            tx.prepare_cached("RELEASE write")?.execute([])?;
+        } else {
+            tx.prepare_cached("ROLLBACK TO write")?.execute([])?;
+            tx.prepare_cached("RELEASE write")?.execute([])?;
+        }
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}
