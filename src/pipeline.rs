@@ -237,21 +237,33 @@ impl Pipeline {
             }
         };
 
+        // Each pending PeI is registered as its own call, all at once: a member with several
+        // pensions costs one CAS round trip, not one per pension.
         let pending = self.store.peis_for_request(id).await?;
-        for p in pending.into_iter().filter(|p| p.state == PeiState::Pending) {
-            let resource_id = with_retries(
-                deadline,
-                backoff,
-                |_| crate::metrics::cas_retry("POST /rreguri"),
-                || {
-                    self.cas
-                        .register(&pat, &p.pei, &p.scheme_name, p.match_status, id)
-                },
-            )
-            .await
-            .map_err(|e| fail("register", e))?;
-            self.store.registered(&p.pei, &resource_id, &pat_id).await?;
-            crate::metrics::pei_registered(p.match_status.as_str());
+        let registrations = pending
+            .into_iter()
+            .filter(|p| p.state == PeiState::Pending)
+            .map(|p| {
+                let (pat, pat_id) = (&pat, &pat_id);
+                async move {
+                    let resource_id = with_retries(
+                        deadline,
+                        backoff,
+                        |_| crate::metrics::cas_retry("POST /rreguri"),
+                        || {
+                            self.cas
+                                .register(pat, &p.pei, &p.scheme_name, p.match_status, id)
+                        },
+                    )
+                    .await
+                    .map_err(|e| fail("register", e))?;
+                    self.store.registered(&p.pei, &resource_id, pat_id).await?;
+                    crate::metrics::pei_registered(p.match_status.as_str());
+                    Ok::<(), WorkError>(())
+                }
+            });
+        for r in futures_util::future::join_all(registrations).await {
+            r?;
         }
         let ended = self.store.complete(id, outcome).await?;
         Ok(ended.then_some(outcome))
