@@ -116,9 +116,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             max_body_bytes: config.server.max_body_bytes,
             retry_after_s: config.store.retry_after_s,
             request_timeout: Duration::from_millis(config.server.request_timeout_ms),
+            body_timeout: Duration::from_millis(config.server.header_read_timeout_ms),
+            max_header_bytes: config.server.max_header_bytes,
         },
         wake_pipeline: wake,
         view,
+        access: config.access.clone(),
     });
     let ops = Arc::new(Ops {
         prometheus,
@@ -136,6 +139,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     tokio::spawn(crate::http::ops::serve(
         ops_listener,
         ops.clone(),
+        ConnLimits {
+            max_connections: config.server.ops_max_connections,
+            ..ConnLimits::from_config(&config)
+        },
         shutdown.clone(),
     ));
     ops.ready.store(true, Ordering::Relaxed);
@@ -203,6 +210,7 @@ async fn view_service(config: &Config, store: Store) -> Result<ViewService, Star
         perm_timeout: Duration::from_millis(v.perm_timeout_ms),
         introspect_timeout: Duration::from_millis(v.introspect_timeout_ms),
         retry_after_s: v.retry_after_s,
+        path_prefix: format!("{}/", v.path),
     })
 }
 

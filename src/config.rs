@@ -75,6 +75,35 @@ pub struct Config {
     pub view: ViewConfig,
     /// Audit retention.
     pub audit: AuditConfig,
+    /// Which client identities may call which endpoint.
+    pub access: AccessConfig,
+}
+
+/// Which client identities may call each ecosystem endpoint (from the ecosystem's onboarding).
+///
+/// An entry matches a client certificate's subject common name, one of its DNS subject
+/// alternative names, or its whole subject as printed (`CN=..., O=...`), exactly. `"*"` admits
+/// every certificate the ecosystem CA issued. Others get `403`, logged and counted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessConfig {
+    /// `POST /find-requests`: the pension finder service.
+    pub find: Vec<String>,
+    /// `GET <view path>/{assetGuid}`: dashboards.
+    pub view: Vec<String>,
+    /// `POST /pat-refresh`: the consent and authorisation service.
+    pub pat_refresh: Vec<String>,
+}
+
+impl Default for AccessConfig {
+    /// The development PKI's identities (`certs init`); production sets PDP's.
+    fn default() -> Self {
+        Self {
+            find: vec!["pension-finder-service".into()],
+            view: vec!["dashboard".into()],
+            pat_refresh: vec!["consent-authorisation-service".into()],
+        }
+    }
 }
 
 /// Listeners, limits and time-outs.
@@ -103,6 +132,9 @@ pub struct ServerConfig {
     pub max_concurrent_streams: u32,
     /// How long in-flight requests may take to finish after a shutdown signal.
     pub shutdown_grace_ms: u64,
+    /// Connections held open at once on the ops listener (its header, idle and accept limits
+    /// are the ecosystem listener's).
+    pub ops_max_connections: usize,
 }
 
 /// Certificates for the ecosystem listener.
@@ -237,6 +269,8 @@ pub struct ViewConfig {
     pub nation: crate::view_data::working_days::Nation,
     /// Per-holdername nations.
     pub nations: Vec<HoldernameNation>,
+    /// The path of the view data URL registered with PDP, before `/{assetGuid}` (SPEC §3.2).
+    pub path: String,
 }
 
 /// A holdername's nation for working days.
@@ -283,6 +317,7 @@ impl Default for ServerConfig {
             max_header_bytes: 16 * 1024,
             max_concurrent_streams: 256,
             shutdown_grace_ms: 10_000,
+            ops_max_connections: 64,
         }
     }
 }
@@ -354,6 +389,7 @@ impl Default for ViewConfig {
             calendar: "config/bank-holidays.json".into(),
             nation: Default::default(),
             nations: Vec::new(),
+            path: "/view-data".into(),
         }
     }
 }
@@ -451,6 +487,18 @@ impl Config {
                 "store.journal_channel_capacity",
                 "must be at least 1",
             ));
+        }
+        if !self.view.path.starts_with('/')
+            || self.view.path.ends_with('/')
+            || self.view.path.contains(['?', '#', '{', '}'])
+        {
+            return Err(invalid(
+                "view.path",
+                "must start with / and not end with /, e.g. /view-data",
+            ));
+        }
+        if self.server.ops_max_connections == 0 {
+            return Err(invalid("server.ops_max_connections", "must be at least 1"));
         }
         if self.store.read_connections == 0 {
             return Err(invalid("store.read_connections", "must be at least 1"));

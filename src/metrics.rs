@@ -20,6 +20,10 @@ pub const HTTP_RESPONSES_TOTAL: &str = "pdp_http_responses_total";
 pub const SLA_BREACHES_TOTAL: &str = "pdp_sla_breaches_total";
 /// Find requests stored and not yet at an end.
 pub const QUEUE_DEPTH: &str = "pdp_find_queue_depth";
+/// Requests refused because the client identity may not call the endpoint, by endpoint.
+pub const ACCESS_REFUSED_TOTAL: &str = "pdp_access_refused_total";
+/// `accept()` failures (file descriptors exhausted and the like); the listener backs off.
+pub const ACCEPT_FAILURES_TOTAL: &str = "pdp_accept_failures_total";
 /// Journal commit latency (one transaction, one fsync).
 pub const JOURNAL_COMMIT_SECONDS: &str = "pdp_journal_commit_seconds";
 /// Records per journal commit.
@@ -146,6 +150,16 @@ fn describe() {
         HTTP_RESPONSES_TOTAL,
         Unit::Count,
         "Ecosystem responses by endpoint and status"
+    );
+    describe_counter!(
+        ACCESS_REFUSED_TOTAL,
+        Unit::Count,
+        "Requests refused (403) because the client identity may not call the endpoint"
+    );
+    describe_counter!(
+        ACCEPT_FAILURES_TOTAL,
+        Unit::Count,
+        "accept() failures on either listener; each backs off"
     );
     describe_counter!(
         SLA_BREACHES_TOTAL,
@@ -344,4 +358,14 @@ pub fn availability(month: &str, ratio: f64, uptime: Duration) {
 /// Counts purged audit records.
 pub fn audit_purged(n: u64) {
     counter!(AUDIT_PURGED_TOTAL).increment(n);
+}
+
+/// Counts a request refused because the client identity may not call the endpoint.
+pub fn access_refused(endpoint: &'static str) {
+    counter!(ACCESS_REFUSED_TOTAL, "endpoint" => endpoint).increment(1);
+}
+
+/// Counts a failed `accept()` (the listener backs off).
+pub fn accept_failed() {
+    counter!(ACCEPT_FAILURES_TOTAL).increment(1);
 }

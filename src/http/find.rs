@@ -7,7 +7,6 @@
 //! pipeline's CAS work.
 
 use http::{header, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::respond::{with_body, AlreadyAudited, ApiError, Body};
@@ -32,36 +31,15 @@ pub async fn handle(
         ));
     }
     let limit = app.limits.max_body_bytes;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::ContentTooLarge,
-            format!("body: larger than {limit} bytes"),
-        )
-    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
+        return Err(ApiError::too_large(limit));
     }
-    let body = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return Err(too_large())
-        }
-        Err(_) => {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidJson,
-                "body: could not be read",
-            ))
-        }
-    };
+    let body = super::read_body(req.into_body(), limit, app.limits.body_timeout).await?;
     let parsed = find::parse(&body).map_err(|e| match e {
         FindError::InvalidJson => {
             ApiError::bad_request(ErrorCode::InvalidJson, "body: not valid JSON")

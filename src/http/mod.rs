@@ -1,18 +1,23 @@
 //! The inbound side: the accept loop, limits and time-outs, and the routes.
 //!
-//! Every connection takes a permit from a semaphore *before* `accept()`, so at most
-//! `max_connections` are held; the rest wait in the kernel's backlog. Each connection then has a
-//! TLS handshake time-out, hyper's header-read time-out, an idle time-out (no bytes moving), and
-//! each request a time-out of its own. Bodies are bounded by `max_body_bytes`, headers by
-//! `max_header_bytes`. On shutdown, listeners stop, each connection is asked to finish
-//! gracefully, and the drain is bounded by `shutdown_grace_ms`.
+//! Connections live under [`conn`]'s limits (a cap taken before `accept()`, accept back-off,
+//! header-read and idle time-outs), for this listener and the ops one alike. Here each
+//! connection adds a TLS handshake time-out and the client's identity, and each request a
+//! time-out of its own. Before any handler runs a request is checked: its header block against
+//! `max_header_bytes` (per request, pipelined or not), `Host` on HTTP/1.1, one X-Request-ID,
+//! and the client identity against the endpoint's access list (`403`). Bodies are bounded by
+//! `max_body_bytes` and must arrive within the header-read time-out (`408`). On shutdown,
+//! listeners stop, each connection is asked to finish gracefully, and the drain is bounded by
+//! `shutdown_grace_ms`.
 //!
+//! - [`conn`]: the accept loop and connection limits, shared with the ops listener.
 //! - [`find`]: `POST /find-requests`.
 //! - [`view`]: `GET /view-data/{assetGuid}`: the UMA flow and the signed view data token.
 //! - [`pat_refresh`]: `POST /pat-refresh`.
 //! - [`ops`]: the ops listener: `/health/live`, `/health/ready`, `/metrics`, `/jwks.json`.
 //! - [`respond`]: errors to statuses and problem bodies.
 
+pub(crate) mod conn;
 pub mod find;
 pub mod ops;
 pub mod pat_refresh;
@@ -20,27 +25,24 @@ pub mod respond;
 pub mod view;
 
 use std::convert::Infallible;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::{Method, Request, Response};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::audit::{AuditRecord, Direction};
-use crate::config::Config;
+use crate::config::{AccessConfig, Config};
 use crate::matching::index::Matcher;
 use crate::store::Store;
+use crate::tls::ClientIdentity;
+use crate::wire::problem::ErrorCode;
 use respond::{AlreadyAudited, ApiError, Body, RelatedRequest, X_REQUEST_ID};
 
 /// Limits the handlers apply.
@@ -52,6 +54,10 @@ pub struct Limits {
     pub retry_after_s: u64,
     /// Time allowed per request.
     pub request_timeout: Duration,
+    /// Time allowed for a request body to arrive (`408` past it).
+    pub body_timeout: Duration,
+    /// Largest header block of one request (`431` past it).
+    pub max_header_bytes: usize,
 }
 
 /// What every handler shares.
@@ -66,11 +72,14 @@ pub struct App {
     pub wake_pipeline: Arc<Notify>,
     /// The view endpoint, when configured.
     pub view: Option<Arc<view::ViewService>>,
+    /// Who may call what.
+    pub access: AccessConfig,
 }
 
 /// Per-request context.
 pub struct RequestCx {
-    /// The X-Request-ID when it is a valid UUID, otherwise one we generated.
+    /// The X-Request-ID in lower case when it is a valid UUID (so that a repeat in other letter
+    /// case is the same request), otherwise one we generated. Echoed as the client sent it.
     pub transaction_id: String,
     /// Whether the client sent a valid X-Request-ID.
     pub request_id_valid: bool,
@@ -80,6 +89,34 @@ pub struct RequestCx {
     pub received: Instant,
     /// The client certificate's subject.
     pub party: Arc<str>,
+}
+
+/// Reads a request body within the limits: `413` past `max_body_bytes`, `408` when it does not
+/// arrive within the body time-out, `400` when the client broke it off.
+pub async fn read_body(
+    body: Incoming,
+    max_bytes: usize,
+    timeout: Duration,
+) -> Result<bytes::Bytes, ApiError> {
+    use http_body_util::{BodyExt, Limited};
+    match tokio::time::timeout(timeout, Limited::new(body, max_bytes).collect()).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::too_large(max_bytes))
+        }
+        Ok(Err(_)) => Err(ApiError::bad_request(
+            ErrorCode::InvalidJson,
+            "body: could not be read",
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::RequestTimeout,
+            "body: not received in time",
+        )),
+    }
 }
 
 // === impl RequestCx ===
@@ -140,38 +177,21 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
-            _ = shutdown.cancelled() => break,
-        };
-        let (tcp, _peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => break,
-        };
-        let _ = tcp.set_nodelay(true);
+    let max = limits.max_connections;
+    conn::accept_loop(listener, max, shutdown.clone(), tracker, move |tcp| {
         let (acceptor, app, limits, shutdown) = (
             acceptor.clone(),
             app.clone(),
             limits.clone(),
             shutdown.clone(),
         );
-        tracker.spawn(async move {
+        async move {
             crate::metrics::open_connections(1.0);
             connection(tcp, acceptor, app, limits, shutdown).await;
             crate::metrics::open_connections(-1.0);
-            drop(permit);
-        });
-    }
+        }
+    })
+    .await;
 }
 
 async fn connection(
@@ -193,65 +213,26 @@ async fn connection(
             return;
         }
     };
-    let party: Arc<str> = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .map(crate::tls::subject_of)
-        .unwrap_or_else(|| "unknown".into())
-        .into();
-    let epoch = Instant::now();
-    let last = Arc::new(AtomicU64::new(0));
-    let io = TokioIo::new(Activity {
-        inner: tls,
-        last: last.clone(),
-        epoch,
-    });
+    let identity: Arc<ClientIdentity> = Arc::new(
+        tls.get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(ClientIdentity::of)
+            .unwrap_or_default(),
+    );
+    let idle = conn::Idle::new();
+    let busy = idle.clone();
     let service = service_fn(move |req| {
-        let app = app.clone();
-        let party = party.clone();
-        async move { Ok::<_, Infallible>(route(req, party, app).await) }
-    });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.max_concurrent_streams)
-        .max_header_list_size(limits.max_header_bytes as u32)
-        .keep_alive_interval(Some(limits.idle_timeout / 2))
-        .keep_alive_timeout(Duration::from_secs(20));
-    let conn = builder.serve_connection(io, service);
-    tokio::pin!(conn);
-    let mut tick = tokio::time::interval((limits.idle_timeout / 4).max(Duration::from_millis(10)));
-    let mut closing = false;
-    loop {
-        tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-                break;
-            }
-            _ = shutdown.cancelled(), if !closing => {
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            _ = tick.tick(), if !closing => {
-                let idle_ms = epoch.elapsed().as_millis() as u64 - last.load(Ordering::Relaxed);
-                if idle_ms >= limits.idle_timeout.as_millis() as u64 {
-                    conn.as_mut().graceful_shutdown();
-                    closing = true;
-                }
-            }
+        let (app, identity) = (app.clone(), identity.clone());
+        let guard = busy.begin();
+        async move {
+            let resp = route(req, identity, app).await;
+            drop(guard);
+            Ok::<_, Infallible>(resp)
         }
-    }
+    });
+    conn::drive(tls, service, idle, &limits, conn::Protocols::Both, shutdown).await;
 }
 
 fn classify_handshake(e: &std::io::Error) -> &'static str {
@@ -283,58 +264,168 @@ async fn timed(
     }
 }
 
+/// Which endpoint a request is for: its audit name, metric family and access list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Find,
+    View,
+    PatRefresh,
+    Unknown,
+}
+
+impl Endpoint {
+    fn of(path: &str, app: &App) -> Self {
+        match path {
+            "/find-requests" => Endpoint::Find,
+            "/pat-refresh" => Endpoint::PatRefresh,
+            p if app
+                .view
+                .as_ref()
+                .is_some_and(|v| p.starts_with(&v.path_prefix)) =>
+            {
+                Endpoint::View
+            }
+            _ => Endpoint::Unknown,
+        }
+    }
+
+    /// The metric family.
+    fn metric(self) -> &'static str {
+        match self {
+            Endpoint::Find => "find",
+            Endpoint::View => "view",
+            Endpoint::PatRefresh => "pat_refresh",
+            Endpoint::Unknown => "unknown",
+        }
+    }
+
+    /// The method it answers and its audit name.
+    fn method(self) -> Option<(Method, &'static str)> {
+        match self {
+            Endpoint::Find => Some((Method::POST, "POST /find-requests")),
+            Endpoint::View => Some((Method::GET, "GET /view-data")),
+            Endpoint::PatRefresh => Some((Method::POST, "POST /pat-refresh")),
+            Endpoint::Unknown => None,
+        }
+    }
+
+    /// Who may call it.
+    fn allowed(self, access: &AccessConfig) -> &[String] {
+        match self {
+            Endpoint::Find => &access.find,
+            Endpoint::View => &access.view,
+            Endpoint::PatRefresh => &access.pat_refresh,
+            Endpoint::Unknown => &[],
+        }
+    }
+}
+
+/// The X-Request-ID exactly as sent, when there is one valid UUID in hyphenated form. Several
+/// headers are allowed only when they all carry the same ID (in any letter case).
+fn sent_request_id(headers: &HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all(X_REQUEST_ID).iter();
+    let first = values.next()?.to_str().ok()?;
+    if first.len() != 36 || uuid::Uuid::try_parse(first).is_err() {
+        return None;
+    }
+    values
+        .all(|v| v.as_bytes().eq_ignore_ascii_case(first.as_bytes()))
+        .then_some(first)
+}
+
+/// The size of a request's header block as a client sent it (names, values, separators).
+fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum()
+}
+
+/// Checks every request gets before its handler: header block size, `Host`, the client's
+/// access to the endpoint, and the method.
+fn admit(
+    req: &Request<Incoming>,
+    endpoint: Endpoint,
+    identity: &ClientIdentity,
+    app: &App,
+) -> Result<(), ApiError> {
+    if header_bytes(req.headers()) > app.limits.max_header_bytes {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorCode::HeadersTooLarge,
+            format!("headers: larger than {} bytes", app.limits.max_header_bytes),
+        ));
+    }
+    if req.version() == Version::HTTP_11 && !req.headers().contains_key(header::HOST) {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidRequest,
+            "Host: required on HTTP/1.1 (RFC 9112)",
+        ));
+    }
+    let Some((method, name)) = endpoint.method() else {
+        return Err(ApiError::not_found("no such endpoint"));
+    };
+    if !identity.admitted_by(endpoint.allowed(&app.access)) {
+        crate::metrics::access_refused(name);
+        tracing::warn!(party = %identity.subject, endpoint = name, "client identity not allowed on this endpoint");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden,
+            "client certificate: not allowed to call this endpoint",
+        ));
+    }
+    if *req.method() != method {
+        return Err(ApiError::method_not_allowed(match endpoint {
+            Endpoint::View => "GET",
+            _ => "POST",
+        }));
+    }
+    Ok(())
+}
+
 /// Routes one request, applies its time-out, and audits its answer.
-async fn route(req: Request<Incoming>, party: Arc<str>, app: Arc<App>) -> Response<Timed> {
+async fn route(
+    req: Request<Incoming>,
+    identity: Arc<ClientIdentity>,
+    app: Arc<App>,
+) -> Response<Body> {
     let received = Instant::now();
     let received_at = crate::now_micros();
-    // The hyphenated form only, kept exactly as sent: it is echoed and becomes the find ID.
-    let sent_id = req
-        .headers()
-        .get(X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| s.len() == 36 && uuid::Uuid::try_parse(s).is_ok())
-        .map(str::to_owned);
+    let sent_id = sent_request_id(req.headers()).map(str::to_owned);
     let cx = RequestCx {
         request_id_valid: sent_id.is_some(),
-        transaction_id: sent_id.unwrap_or_else(|| uuid::Uuid::new_v4().hyphenated().to_string()),
+        transaction_id: sent_id.as_deref().map_or_else(
+            || uuid::Uuid::new_v4().hyphenated().to_string(),
+            str::to_ascii_lowercase,
+        ),
         received_at,
         received,
-        party,
+        party: identity.subject.as_str().into(),
     };
-    let path = req.uri().path().to_owned();
-    let (endpoint, metric): (&'static str, &'static str);
-    let result = match (req.method(), path.as_str()) {
-        (&Method::POST, "/find-requests") => {
-            (endpoint, metric) = ("POST /find-requests", "find");
-            timed(&app.limits, find::handle(req, &cx, &app)).await
-        }
-        (_, "/find-requests") => {
-            (endpoint, metric) = ("* /find-requests", "find");
-            Err(ApiError::method_not_allowed("POST"))
-        }
-        (&Method::GET, p) if p.starts_with("/view-data/") && app.view.is_some() => {
-            (endpoint, metric) = ("GET /view-data", "view");
-            let svc = app.view.clone().expect("checked");
-            timed(&app.limits, view::handle(req, &cx, &svc)).await
-        }
-        (_, p) if p.starts_with("/view-data/") && app.view.is_some() => {
-            (endpoint, metric) = ("* /view-data", "view");
-            Err(ApiError::method_not_allowed("GET"))
-        }
-        (&Method::POST, "/pat-refresh") => {
-            (endpoint, metric) = ("POST /pat-refresh", "pat_refresh");
-            timed(&app.limits, pat_refresh::handle(req, &cx, &app)).await
-        }
-        (_, "/pat-refresh") => {
-            (endpoint, metric) = ("* /pat-refresh", "pat_refresh");
-            Err(ApiError::method_not_allowed("POST"))
-        }
-        _ => {
-            (endpoint, metric) = ("* unknown", "unknown");
-            Err(ApiError::not_found("no such endpoint"))
-        }
+    let version = req.version();
+    let endpoint = Endpoint::of(req.uri().path(), &app);
+    let name = match (endpoint.method(), req.method()) {
+        (Some((m, name)), method) if *method == m => name,
+        (Some(_), _) => match endpoint {
+            Endpoint::Find => "* /find-requests",
+            Endpoint::View => "* /view-data",
+            _ => "* /pat-refresh",
+        },
+        (None, _) => "* unknown",
     };
-    let (resp, outcome) = match result {
+    let result = match admit(&req, endpoint, &identity, &app) {
+        Err(e) => Err(e),
+        Ok(()) => match endpoint {
+            Endpoint::Find => timed(&app.limits, find::handle(req, &cx, &app)).await,
+            Endpoint::View => {
+                let svc = app.view.clone().expect("routed only when configured");
+                timed(&app.limits, view::handle(req, &cx, &svc)).await
+            }
+            Endpoint::PatRefresh => timed(&app.limits, pat_refresh::handle(req, &cx, &app)).await,
+            Endpoint::Unknown => Err(ApiError::not_found("no such endpoint")),
+        },
+    };
+    let (mut resp, outcome) = match result {
         Ok(resp) => {
             let outcome = match resp.extensions().get::<crate::store::AppendOutcome>() {
                 Some(crate::store::AppendOutcome::Duplicate) => "duplicate",
@@ -348,135 +439,42 @@ async fn route(req: Request<Incoming>, party: Arc<str>, app: Arc<App>) -> Respon
             (e.into_response(&cx.transaction_id), outcome)
         }
     };
+    // Echoed exactly as sent; stored and compared in lower case.
+    if let Some(v) = sent_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        resp.headers_mut().insert(X_REQUEST_ID, v);
+    }
+    // An answer sent before the body was read ends an HTTP/1.1 connection: say so.
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && version <= Version::HTTP_11 {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let status = resp.status().as_u16();
     if resp.extensions().get::<AlreadyAudited>().is_none() {
         let related = resp
             .extensions()
             .get::<RelatedRequest>()
             .map(|r| r.0.clone());
-        let own = (metric == "find" && cx.request_id_valid).then(|| cx.transaction_id.clone());
+        let own =
+            (endpoint == Endpoint::Find && cx.request_id_valid).then(|| cx.transaction_id.clone());
         app.store.audit(AuditRecord {
             transaction_id: cx.transaction_id.clone(),
             request_id: related.or(own),
             direction: Direction::Inbound,
             party: cx.party.to_string(),
-            endpoint: endpoint.into(),
+            endpoint: name.into(),
             received_at,
             responded_at: crate::now_micros(),
             status,
             outcome: outcome.into(),
         });
     }
-    // Latency runs to the last byte: recorded when hyper has written the body and drops it.
-    resp.map(|body| Timed {
-        inner: body,
-        on_done: Some(Box::new(move || match metric {
-            "find" => crate::metrics::find_answered(outcome, status, received.elapsed()),
-            "view" => crate::metrics::view_answered(outcome, status, received.elapsed()),
-            _ => crate::metrics::http_response(metric, status),
-        })),
-    })
-}
-
-/// A response body that runs a callback once hyper is done with it (written, or the connection
-/// gone): the moment the last byte left, for the latency histograms.
-pub struct Timed {
-    inner: Body,
-    on_done: Option<Box<dyn FnOnce() + Send + Sync>>,
-}
-
-impl hyper::body::Body for Timed {
-    type Data = bytes::Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+    // The provider's latency ends when its answer is ready: a client that reads it slowly (a
+    // zero HTTP/2 window) does not make an ACK or a view late.
+    let elapsed = received.elapsed();
+    match endpoint.metric() {
+        "find" => crate::metrics::find_answered(outcome, status, elapsed),
+        "view" => crate::metrics::view_answered(outcome, status, elapsed),
+        metric => crate::metrics::http_response(metric, status),
     }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for Timed {
-    fn drop(&mut self) {
-        if let Some(done) = self.on_done.take() {
-            done();
-        }
-    }
-}
-
-/// Wraps a stream and records when bytes last moved, for the idle time-out.
-struct Activity<T> {
-    inner: T,
-    /// Milliseconds since `epoch` at the last read or write that moved bytes.
-    last: Arc<AtomicU64>,
-    epoch: Instant,
-}
-
-impl<T> Activity<T> {
-    fn touch(&self) {
-        self.last
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Activity<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.touch();
-        }
-        r
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Activity<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
-        }
-        r
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.touch();
-        }
-        r
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
+    resp
 }

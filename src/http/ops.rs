@@ -10,12 +10,13 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::respond::Body;
+use super::{conn, ConnLimits};
 
 /// What the ops endpoints read.
 pub struct Ops {
@@ -27,24 +28,31 @@ pub struct Ops {
     pub ready: AtomicBool,
 }
 
-/// Serves the ops listener until `shutdown`.
-pub async fn serve(listener: TcpListener, ops: Arc<Ops>, shutdown: CancellationToken) {
-    loop {
-        let tcp = tokio::select! {
-            r = listener.accept() => match r { Ok((t, _)) => t, Err(_) => continue },
-            _ = shutdown.cancelled() => break,
-        };
-        let ops = ops.clone();
-        tokio::spawn(async move {
+/// Serves the ops listener until `shutdown`, under the same connection cap (its own), accept
+/// back-off, header-read and idle time-outs as the ecosystem listener.
+pub async fn serve(
+    listener: TcpListener,
+    ops: Arc<Ops>,
+    limits: ConnLimits,
+    shutdown: CancellationToken,
+) {
+    let max = limits.max_connections;
+    let tracker = TaskTracker::new();
+    conn::accept_loop(listener, max, shutdown.clone(), tracker, move |tcp| {
+        let (ops, limits, shutdown) = (ops.clone(), limits.clone(), shutdown.clone());
+        async move {
+            let idle = conn::Idle::new();
+            let busy = idle.clone();
             let svc = service_fn(move |req| {
-                let ops = ops.clone();
-                async move { Ok::<_, Infallible>(route(&req, &ops)) }
+                let guard = busy.begin();
+                let resp = route(&req, &ops);
+                drop(guard);
+                async move { Ok::<_, Infallible>(resp) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), svc)
-                .await;
-        });
-    }
+            conn::drive(tcp, svc, idle, &limits, conn::Protocols::Http1, shutdown).await;
+        }
+    })
+    .await;
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {

@@ -5,7 +5,6 @@
 //! malformed.
 
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
@@ -30,13 +29,7 @@ pub async fn handle(
     if app.view.is_none() {
         return Err(ApiError::not_found("no such endpoint"));
     }
-    let body = Limited::new(req.into_body(), 16 * 1024)
-        .collect()
-        .await
-        .map_err(|_| {
-            ApiError::bad_request(ErrorCode::InvalidRequest, "body: unreadable or too large")
-        })?
-        .to_bytes();
+    let body = super::read_body(req.into_body(), 16 * 1024, app.limits.body_timeout).await?;
     let r: PatRefresh = serde_json::from_slice(&body).map_err(|_| {
         ApiError::bad_request(
             ErrorCode::InvalidJson,

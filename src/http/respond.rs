@@ -108,6 +108,15 @@ impl ApiError {
         }
     }
 
+    /// A `413`: the body is over `limit` bytes.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::ContentTooLarge,
+            format!("body: larger than {limit} bytes"),
+        )
+    }
+
     /// A `404`.
     pub fn not_found(detail: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, detail)
@@ -128,6 +137,9 @@ impl ApiError {
             ErrorCode::InternalServerError => "error",
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::Unauthorized => "challenge",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
+            ErrorCode::RequestTimeout => "client_timeout",
         }
     }
 

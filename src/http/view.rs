@@ -53,6 +53,8 @@ pub struct ViewService {
     pub introspect_timeout: Duration,
     /// `Retry-After` on 503.
     pub retry_after_s: u64,
+    /// The view path registered with PDP with its trailing `/` (`/view-data/` by default).
+    pub path_prefix: String,
 }
 
 /// A store failure, as the view's `500`.
@@ -180,7 +182,7 @@ async fn handle_inner(
     let asset = req
         .uri()
         .path()
-        .strip_prefix("/view-data/")
+        .strip_prefix(svc.path_prefix.as_str())
         .filter(|s| s.len() == 36)
         .and_then(|s| Uuid::try_parse(s).ok())
         .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidRequest, "assetGuid: not a GUID"))?;

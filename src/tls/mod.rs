@@ -85,6 +85,66 @@ pub fn subject_of(cert: &CertificateDer<'_>) -> String {
         .unwrap_or_else(|_| "unparseable".into())
 }
 
+/// Who a client certificate names: what access lists are matched against.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// The subject as printed (`CN=..., O=...`), also the audit trail's party.
+    pub subject: String,
+    /// The subject's common name.
+    pub common_name: Option<String>,
+    /// DNS subject alternative names.
+    pub dns_names: Vec<String>,
+}
+
+impl ClientIdentity {
+    /// Reads a certificate; an unparseable one names nobody.
+    pub fn of(cert: &CertificateDer<'_>) -> Self {
+        let Ok((_, c)) = x509_parser::parse_x509_certificate(cert.as_ref()) else {
+            return Self {
+                subject: "unparseable".into(),
+                ..Self::default()
+            };
+        };
+        let common_name = c
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(str::to_owned);
+        let dns_names = c
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .map(|san| {
+                san.value
+                    .general_names
+                    .iter()
+                    .filter_map(|n| match n {
+                        x509_parser::extensions::GeneralName::DNSName(d) => Some((*d).to_owned()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            subject: c.subject().to_string(),
+            common_name,
+            dns_names,
+        }
+    }
+
+    /// Whether `allowed` admits this identity: `"*"`, its common name, one of its DNS names, or
+    /// its whole subject, exactly.
+    pub fn admitted_by(&self, allowed: &[String]) -> bool {
+        allowed.iter().any(|a| {
+            a == "*"
+                || *a == self.subject
+                || self.common_name.as_deref() == Some(a.as_str())
+                || self.dns_names.iter().any(|d| d == a)
+        })
+    }
+}
+
 /// Days until a certificate expires (negative once expired).
 pub fn days_to_expiry(cert: &CertificateDer<'_>) -> Option<f64> {
     let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;

@@ -59,6 +59,53 @@ impl std::fmt::Debug for Uat {
     }
 }
 
+/// The fields whose values are objects in the contract (besides the body itself and every list
+/// element). Serde would also accept a struct written as an array of its field values
+/// (`["<uat>", {...}]`); the contract has none, so [`parse`] refuses arrays in these places.
+const OBJECT_FIELDS: [&str; 3] = ["findData", "dateOfBirth", "nino"];
+
+/// Refuses an array where the contract has an object: as the body, as one of
+/// [`OBJECT_FIELDS`], or as an element of a list (every list holds objects).
+fn objects_where_the_contract_has_objects(
+    v: &serde_json::Value,
+    path: &str,
+) -> Result<(), FindError> {
+    use serde_json::Value;
+    let wrong = |p: &str| {
+        let p = if p.is_empty() { "body" } else { p };
+        Err(FindError::InvalidFindData(format!(
+            "{p}: must be an object"
+        )))
+    };
+    match v {
+        _ if path.is_empty() && !v.is_object() => wrong(path),
+        Value::Object(fields) => {
+            for (name, value) in fields {
+                let p = if path.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{path}.{name}")
+                };
+                match value {
+                    Value::Array(_) if OBJECT_FIELDS.contains(&name.as_str()) => return wrong(&p),
+                    Value::Array(items) => {
+                        for (i, item) in items.iter().enumerate() {
+                            let p = format!("{p}[{i}]");
+                            if !item.is_object() {
+                                return wrong(&p);
+                            }
+                            objects_where_the_contract_has_objects(item, &p)?;
+                        }
+                    }
+                    _ => objects_where_the_contract_has_objects(value, &p)?,
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The find request body.
 #[derive(Deserialize, Serialize, Clone)]
 #[serde(rename_all = "camelCase")]
@@ -184,18 +231,19 @@ pub struct ValidFind {
 
 /// Parses and validates a find request body. The one entry point for the envelope.
 pub fn parse(body: &[u8]) -> Result<ValidFind, FindError> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let req: FindRequest = match serde_path_to_error::deserialize(de) {
+    // Exactly one JSON value: anything after it (a second body, trailing bytes) is refused.
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| FindError::InvalidJson)?;
+    objects_where_the_contract_has_objects(&value, "")?;
+    let req: FindRequest = match serde_path_to_error::deserialize(&value) {
         Ok(r) => r,
         Err(e) => {
             let path = e.path().to_string();
-            return Err(match e.inner().classify() {
-                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                    FindError::InvalidJson
-                }
-                // Never echo serde's message: it can quote the offending value.
-                _ if path.starts_with("uat") => FindError::InvalidUat("uat: must be a string"),
-                _ => FindError::InvalidFindData(format!("{path}: missing or of the wrong type")),
+            // Never echo serde's message: it can quote the offending value.
+            return Err(if path.starts_with("uat") {
+                FindError::InvalidUat("uat: must be a string")
+            } else {
+                FindError::InvalidFindData(format!("{path}: missing or of the wrong type"))
             });
         }
     };

@@ -39,6 +39,12 @@ pub enum ErrorCode {
     InvalidRequest,
     /// No valid RPT: a UMA challenge with a permission ticket (401).
     Unauthorized,
+    /// The client certificate may not call this endpoint (403).
+    Forbidden,
+    /// The request's header block is over the limit (431).
+    HeadersTooLarge,
+    /// The body did not arrive in time (408).
+    RequestTimeout,
 }
 
 /// One entry of `errors`.

@@ -107,3 +107,42 @@ fn debug_never_prints_personal_data() {
     let s = format!("{f:?}");
     assert!(!s.contains("DONNELL") && !s.contains(UAT), "{s}");
 }
+
+#[test]
+fn anything_after_the_json_value_is_invalid_json() {
+    let good = body(spec_example());
+    let mut trailing = good.clone();
+    trailing.extend_from_slice(b"xyz");
+    assert_eq!(parse(&trailing).unwrap_err(), FindError::InvalidJson);
+    let twice = [good.clone(), good.clone()].concat();
+    assert_eq!(parse(&twice).unwrap_err(), FindError::InvalidJson);
+    // Whitespace after it is still fine.
+    let mut spaced = good;
+    spaced.extend_from_slice(b" \r\n");
+    assert!(parse(&spaced).is_ok());
+}
+
+#[test]
+fn arrays_are_refused_where_the_contract_has_objects() {
+    let invalid = |b: Vec<u8>| match parse(&b) {
+        Err(FindError::InvalidFindData(d)) => d,
+        other => panic!("{other:?}"),
+    };
+    let whole = serde_json::to_vec(&serde_json::json!([UAT, spec_example()])).unwrap();
+    assert_eq!(invalid(whole), "body: must be an object");
+    let mut f = spec_example();
+    f["names"] = serde_json::json!([["JANE", "DOE", true]]);
+    assert_eq!(invalid(body(f)), "findData.names[0]: must be an object");
+    let mut f = spec_example();
+    f["dateOfBirth"] = serde_json::json!(["1970-01-01", true]);
+    assert_eq!(invalid(body(f)), "findData.dateOfBirth: must be an object");
+    let mut f = spec_example();
+    f["nino"] = serde_json::json!(["QQ123456C", false]);
+    assert_eq!(invalid(body(f)), "findData.nino: must be an object");
+    let arr = serde_json::to_vec(&serde_json::json!({"uat": UAT, "findData": [[]]})).unwrap();
+    assert_eq!(invalid(arr), "findData: must be an object");
+    assert_eq!(
+        invalid(b"\"just a string\"".to_vec()),
+        "body: must be an object"
+    );
+}
