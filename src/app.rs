@@ -127,6 +127,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         prometheus,
         jwks,
         ready: AtomicBool::new(false),
+        store: store.clone(),
     });
     tokio::spawn(crate::http::serve(
         listener,

@@ -26,6 +26,8 @@ pub struct Ops {
     pub jwks: Option<serde_json::Value>,
     /// False while starting and once draining: `/health/ready` answers `503`.
     pub ready: AtomicBool,
+    /// The store, for gauges read at render time (`pdp_find_queue_depth`).
+    pub store: crate::store::Store,
 }
 
 /// Serves the ops listener until `shutdown`, under the same connection cap (its own), accept
@@ -77,6 +79,7 @@ fn route(req: &Request<Incoming>, ops: &Ops) -> Response<Body> {
             "not ready\n".into(),
         ),
         "/metrics" => {
+            crate::metrics::queue_depth(ops.store.pending());
             ops.prometheus.run_upkeep();
             text(
                 StatusCode::OK,

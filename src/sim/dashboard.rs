@@ -1,6 +1,8 @@
 //! A dashboard that calls provider view endpoints exactly as MaPS' does.
 //!
-//! The first call carries `Authorization: Bearer` with an empty token and a fresh X-Request-ID;
+//! The first call carries no `Authorization` header at all (MaPS' newest client,
+//! `BaseHttpClientExecutor`; older ones sent an empty Bearer) and a fresh X-Request-ID. The URL
+//! is `<view data URL registered with PDP>/<assetGuid>?scope=owner`;
 //! on `401` it takes `ticket=` and `as_uri=` out of `WWW-Authenticate` by plain string splitting
 //! (`header.Split("ticket=")[1].Split(",")[0].Replace("\"", "")`), swaps the ticket for an RPT at
 //! the CAS token endpoint with the `uma-ticket` grant, and retries once with the RPT. A `200`
@@ -40,6 +42,8 @@ pub struct ViewOutcome {
     pub retry_status: Option<u16>,
     /// The challenge's ticket and `as_uri`.
     pub challenge: Option<(String, String)>,
+    /// How many `WWW-Authenticate` headers the challenge came in (SPEC §3.2: exactly one).
+    pub challenge_headers: usize,
     /// The verified `view_data`, parsed.
     pub view_data: Option<serde_json::Value>,
     /// The verified token's claims.
@@ -52,7 +56,8 @@ pub struct ViewOutcome {
 #[derive(Clone)]
 pub struct Dashboard {
     client: reqwest::Client,
-    provider: String,
+    /// The view data URL registered with PDP (`<provider>/view-data` unless set).
+    view_url: String,
     cas: String,
 }
 
@@ -90,7 +95,7 @@ impl Dashboard {
             })?;
         Ok(Self {
             client,
-            provider: provider.trim_end_matches('/').to_owned(),
+            view_url: format!("{}/view-data", provider.trim_end_matches('/')),
             cas: cas.trim_end_matches('/').to_owned(),
         })
     }
@@ -100,17 +105,21 @@ impl Dashboard {
         asset_guid: &str,
         bearer: &str,
     ) -> Result<reqwest::Response, DashboardError> {
-        self.client
-            .get(format!(
-                "{}/view-data/{asset_guid}?scope=owner",
-                self.provider
-            ))
+        let mut req = self
+            .client
+            .get(format!("{}/{asset_guid}?scope=owner", self.view_url))
             .header("X-Request-ID", uuid::Uuid::new_v4().to_string())
-            .header("Accept", "application/json")
-            .header("Authorization", format!("Bearer {bearer}"))
-            .send()
-            .await
-            .map_err(transport)
+            .header("Accept", "application/json");
+        if !bearer.is_empty() {
+            req = req.header("Authorization", format!("Bearer {bearer}"));
+        }
+        req.send().await.map_err(transport)
+    }
+
+    /// Calls views at `view_url` (the view data URL registered with PDP) instead.
+    pub fn with_view_url(mut self, view_url: &str) -> Self {
+        self.view_url = view_url.trim_end_matches('/').to_owned();
+        self
     }
 
     /// Swaps a ticket for an RPT at the CAS.
@@ -174,6 +183,7 @@ impl Dashboard {
             first_status: first.status().as_u16(),
             retry_status: None,
             challenge: None,
+            challenge_headers: 0,
             view_data: None,
             claims: None,
             retry_after: None,
@@ -188,13 +198,14 @@ impl Dashboard {
             out.retry_after = retry_after(&first);
             return Ok(out);
         }
-        let header = first
+        let headers: Vec<&str> = first
             .headers()
             .iter()
-            .filter(|(k, _)| k.as_str().eq_ignore_ascii_case("www-authenticate"))
+            .filter(|(k, _)| k.as_str().to_ascii_lowercase().contains("www-authenticate"))
             .filter_map(|(_, v)| v.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(" ");
+            .collect();
+        out.challenge_headers = headers.len();
+        let header = headers.join(" ");
         let (Some(ticket), Some(as_uri)) = (
             split_param(&header, "ticket="),
             split_param(&header, "as_uri="),

@@ -196,7 +196,6 @@ impl Store {
                     source,
                 })?
         };
-        crate::metrics::queue_depth(pending);
         Ok(Store {
             inner: Arc::new(Inner {
                 tx,
@@ -315,21 +314,21 @@ impl Store {
         }
     }
 
-    /// Find requests stored and not at an end: what shedding is decided on.
+    /// Find requests stored and not at an end: what shedding is decided on, and what
+    /// `pdp_find_queue_depth` shows (read when metrics are rendered, so the gauge is never a
+    /// stale write that lost a race).
     pub fn pending(&self) -> u64 {
-        self.inner.shared.pending.load(Ordering::Relaxed)
+        self.inner.shared.pending.load(Ordering::Acquire)
     }
 
     fn ended(&self) {
-        let before = self
+        let _ = self
             .inner
             .shared
             .pending
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
                 Some(p.saturating_sub(1))
-            })
-            .unwrap_or_else(|p| p);
-        crate::metrics::queue_depth(before.saturating_sub(1));
+            });
     }
 
     // --- the pipeline ---

@@ -354,3 +354,55 @@ async fn the_sla_samples_come_from_the_audit_trail_finds_and_heartbeats() {
     assert_eq!(counts["find match-possible"], 1);
     assert_eq!(counts["POST /find-requests ack"], 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_find_count_stays_exact_under_concurrent_acks_and_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("s.sqlite"), key(), StoreLimits::default()).unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..400 {
+        let s = s.clone();
+        tasks.spawn(async move {
+            let id = format!("f{i}");
+            s.append(find(&id, i % 3 != 0), audit(&id)).await.unwrap();
+        });
+    }
+    // Ends race the appends: claim and end whatever is queued, several claimers at once.
+    for _ in 0..4 {
+        let s = s.clone();
+        tasks.spawn(async move {
+            for _ in 0..60 {
+                for c in s.claim(Duration::from_secs(60), 8).await.unwrap() {
+                    s.complete(&c.request_id, FindOutcome::MatchYes)
+                        .await
+                        .unwrap();
+                }
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    let open = s
+        .find_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|f| matches!(f.state, FindState::Queued | FindState::Working))
+        .count() as u64;
+    assert_eq!(s.pending(), open);
+    // And it reaches zero when everything has ended.
+    loop {
+        let claimed = s.claim(Duration::from_secs(60), 64).await.unwrap();
+        if claimed.is_empty() {
+            break;
+        }
+        for c in claimed {
+            s.complete(&c.request_id, FindOutcome::MatchYes)
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(s.pending(), 0);
+}

@@ -164,8 +164,7 @@ pub(super) fn run(
                     .zip(&finds)
                     .filter(|(o, f)| **o == AppendOutcome::Created && f.sealed.is_some())
                     .count() as u64;
-                let now = shared.pending.fetch_add(queued, Ordering::Relaxed) + queued;
-                crate::metrics::queue_depth(now);
+                shared.pending.fetch_add(queued, Ordering::AcqRel);
                 for (reply, outcome) in replies.drain(..).zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }

@@ -318,3 +318,27 @@ pub fn find_for(
 ) -> serde_json::Value {
     pdp_provider::members::generate::find_for(member, kind, &uuid::Uuid::new_v4().to_string())
 }
+
+/// A TLS client connection.
+pub type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// A TLS connection to `server` with `config`.
+pub async fn connect(
+    server: &Server,
+    config: std::sync::Arc<rustls::ClientConfig>,
+) -> Result<Tls, std::io::Error> {
+    let tcp = tokio::net::TcpStream::connect(server.addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+}
+
+/// A TLS 1.3 connection as the PFS (HTTP/1.1).
+pub async fn connect_as_pfs(env: &Env, server: &Server) -> Tls {
+    let config = env.rustls_client(
+        Some((files::PFS, files::PFS_KEY)),
+        &[&rustls::version::TLS13],
+    );
+    connect(server, config).await.unwrap()
+}

@@ -18,3 +18,9 @@ mod view;
 
 // The real binary: kill -9 right after ACKs, restart, every ACKed find is still there; SIGTERM.
 mod crash;
+
+// Abuse of the listeners: ops limits, h2 idling, pipelined headers, request IDs, Host, access.
+mod hardening;
+
+// Property tests over real sockets: any find body, headers or view path get 202, 4xx or 503.
+mod fuzz;

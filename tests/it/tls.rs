@@ -1,7 +1,6 @@
 use std::time::Duration;
 
 use pdp_provider::tls::pki::files;
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -9,28 +8,7 @@ use crate::harness::{Env, Server};
 
 const REQUEST: &[u8] = b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 
-type Tls = tokio_rustls::client::TlsStream<TcpStream>;
-
-/// A TLS connection to `server` with `config`.
-async fn connect(
-    server: &Server,
-    config: std::sync::Arc<rustls::ClientConfig>,
-) -> Result<Tls, std::io::Error> {
-    let tcp = TcpStream::connect(server.addr).await?;
-    let name = ServerName::try_from("localhost").unwrap();
-    tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-}
-
-/// A TLS 1.3 connection as the PFS.
-async fn connect_as_pfs(env: &Env, server: &Server) -> Tls {
-    let config = env.rustls_client(
-        Some((files::PFS, files::PFS_KEY)),
-        &[&rustls::version::TLS13],
-    );
-    connect(server, config).await.unwrap()
-}
+use crate::harness::{connect, connect_as_pfs};
 
 /// Handshakes with `config`, sends a request, and returns what came back, or the error.
 async fn exchange(

@@ -15,10 +15,16 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(|_| {}).await
+}
+
+async fn setup_with(tweak: impl FnOnce(&mut pdp_provider::config::Config)) -> Setup {
     let env = Env::new();
     let members = env.with_members(200).await;
     let cas = cas_sim(&env).await;
-    let server = Server::start(env.config_with_cas(&cas)).await;
+    let mut config = env.config_with_cas(&cas);
+    tweak(&mut config);
+    let server = Server::start(config).await;
     // PDP publishes the provider's signing key at the CAS jwk_uri at onboarding.
     crate::harness::publish_jwks(&server, &cas).await;
     Setup {
@@ -667,5 +673,30 @@ async fn possible_matches_are_resolved_yes_no_or_timed_out() {
         at_cas(&stale[0].pei).deleted.as_deref(),
         Some("match-timeout")
     );
+    s.server.stop().await;
+}
+
+#[tokio::test]
+async fn the_view_sits_under_the_registered_path_and_challenges_in_one_header() {
+    // SPEC v2.1: the dashboard builds `<registered view data URL>/<assetGuid>`, its first call
+    // carries no Authorization header, and it joins every WWW-Authenticate header it gets.
+    let s = setup_with(|c| c.view.path = "/pensions/v1/view-data".into()).await;
+    let peis = s
+        .registered(member_with(&s.members, 1), FindKind::Yes)
+        .await;
+    let guid = peis[0].asset_guid.to_string();
+    let v = s
+        .dashboard()
+        .with_view_url(&s.server.url("/pensions/v1/view-data"))
+        .view(&guid)
+        .await
+        .unwrap();
+    assert_eq!(v.first_status, 401);
+    assert_eq!(v.challenge_headers, 1);
+    assert_eq!(v.retry_status, Some(200));
+    assert!(v.view_data.is_some());
+    // The default path is not served under another registration.
+    let v = s.dashboard().view(&guid).await.unwrap();
+    assert_eq!(v.first_status, 404);
     s.server.stop().await;
 }
