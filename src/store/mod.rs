@@ -68,13 +68,16 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// The database was written by a newer version of this program.
-    #[error("store.path: schema version {found} is newer than this binary's {known}")]
+    #[error("store.path: the database has schema migration {found}, newer than this binary's {known}; run a newer pdp-provider")]
     SchemaTooNew {
         /// The database's version.
         found: i64,
         /// This binary's.
         known: i64,
     },
+    /// A schema migration failed.
+    #[error("store.path: migrating the schema: {0}")]
+    Migration(String),
     /// A sealed value failed to open.
     #[error(transparent)]
     Seal(#[from] sealed::SealError),

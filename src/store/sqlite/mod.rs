@@ -27,11 +27,11 @@ use rusqlite::Connection;
 use super::model::{CalculationKind, FindOutcome, FindState, MatchStatus, PeiState, ReviewState};
 use super::StoreError;
 
-/// Schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
-
-/// The schema, applied to a new database.
-const SCHEMA: &str = include_str!("schema.sql");
+/// The schema's versioned migrations (`migrations/V<n>__<name>.sql`), applied in order at start.
+/// A change to the schema is a new file, never an edit of an applied one.
+mod embedded {
+    refinery::embed_migrations!("src/store/sqlite/migrations");
+}
 
 /// A pool of read connections.
 pub(super) type ReadPool = r2d2::Pool<SqliteConnectionManager>;
@@ -58,19 +58,32 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     // whenever another connection's commit invalidates it: measured in BENCHMARKS.md).
     conn.pragma_update(None, "cache_size", -8_192)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version > SCHEMA_VERSION {
-        return Err(StoreError::SchemaTooNew {
-            found: version,
-            known: SCHEMA_VERSION,
-        });
-    }
-    if version < SCHEMA_VERSION {
-        conn.execute_batch(SCHEMA)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    }
+    let mut conn = conn;
+    migrate(&mut conn)?;
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     Ok(conn)
+}
+
+/// Applies the migrations this binary knows and the database lacks. A database that has applied
+/// a migration this binary does not know was written by a newer version: refused.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let runner = embedded::migrations::runner().set_abort_missing(true);
+    let known = runner
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0);
+    match runner.run(conn) {
+        Ok(_) => Ok(()),
+        Err(e) => match e.kind() {
+            refinery::error::Kind::MissingVersion(m) => Err(StoreError::SchemaTooNew {
+                found: i64::from(m.version()),
+                known,
+            }),
+            _ => Err(StoreError::Migration(e.to_string())),
+        },
+    }
 }
 
 /// The read pool over `path` (opened by [`open_writer`] first, so the schema exists).

@@ -72,9 +72,41 @@ fn a_database_from_a_newer_binary_is_refused_by_name() {
     drop(open_writer(&path).unwrap());
     Connection::open(&path)
         .unwrap()
-        .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+             VALUES (99, 'from_the_future', '2030-01-01T00:00:00Z', '0')",
+            [],
+        )
         .unwrap();
     let e = open_writer(&path).unwrap_err();
     assert!(matches!(e, StoreError::SchemaTooNew { .. }), "{e}");
     assert!(e.to_string().contains("store.path"));
+}
+
+#[test]
+fn a_database_of_the_previous_release_is_migrated_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sqlite");
+    {
+        // As the previous release left it: the first schema, `user_version` 2, no history.
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(include_str!("migrations/V1__initial.sql"))
+            .unwrap();
+        old.pragma_update(None, "user_version", 2).unwrap();
+        old.execute(
+            "INSERT INTO members (member_id, holdername, sealed) VALUES ('M1', 'h', x'00')",
+            [],
+        )
+        .unwrap();
+    }
+    let conn = open_writer(&path).unwrap();
+    let (id, hash): (String, Option<String>) = conn
+        .query_row("SELECT member_id, content_sha256 FROM members", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((id.as_str(), hash), ("M1", None));
+    // Opening again applies nothing twice.
+    drop(conn);
+    open_writer(&path).unwrap();
 }

@@ -1,5 +1,6 @@
--- The embedded backend's schema (version 2). Timestamps are integers, µs since the Unix epoch;
--- states are the spellings in src/store/model.rs; personal data is sealed before it gets here.
+-- The first schema (what `PRAGMA user_version = 2` databases already hold: every statement is
+-- IF NOT EXISTS, so applying it to one of them changes nothing). Timestamps are integers, µs since
+-- the Unix epoch; states are the spellings in src/store/model.rs; personal data arrives sealed.
 
 CREATE TABLE IF NOT EXISTS find_requests (
     request_id    TEXT PRIMARY KEY,
