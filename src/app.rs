@@ -157,6 +157,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ],
         retention_days: config.audit.retention_days,
         heartbeat_every: Duration::from_secs(60),
+        go_live: config.sla.go_live,
         possible_review: Some((
             CasClient::new(&config.cas, store.clone())?,
             config.matching.possible_review_days,

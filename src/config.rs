@@ -75,6 +75,8 @@ pub struct Config {
     pub view: ViewConfig,
     /// Audit retention.
     pub audit: AuditConfig,
+    /// Service levels: when the connection went live.
+    pub sla: SlaConfig,
     /// Which client identities may call which endpoint.
     pub access: AccessConfig,
 }
@@ -299,6 +301,71 @@ pub struct SchemeRules {
 pub struct AuditConfig {
     /// Days audit records are kept (CoCo2.1.6: 6 years).
     pub retention_days: u32,
+}
+
+/// Service levels (CoCo2.1.5).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlaConfig {
+    /// The day the connection went live (`YYYY-MM-DD`, from 00:00 UTC): availability counts
+    /// from it. Unset: from the first heartbeat the store holds.
+    pub go_live: Option<GoLive>,
+}
+
+/// A go-live day: `go_live = "2026-11-03"` or the TOML date `go_live = 2026-11-03`; a date and
+/// time is refused, since availability is counted from a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GoLive(pub chrono::NaiveDate);
+
+// === impl GoLive ===
+
+impl GoLive {
+    /// Its start, 00:00 UTC, in µs since the epoch.
+    pub fn start_micros(self) -> i64 {
+        self.0
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp_micros()
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        (s.len() == 10)
+            .then(|| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+            .flatten()
+            .map(Self)
+    }
+}
+
+impl<'de> Deserialize<'de> for GoLive {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = GoLive;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a date, YYYY-MM-DD")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<GoLive, E> {
+                GoLive::parse(s).ok_or_else(|| E::custom("expected a date, YYYY-MM-DD"))
+            }
+
+            // A TOML date arrives as toml's own datetime type.
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<GoLive, A::Error> {
+                let dt = toml::value::Datetime::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(map),
+                )?;
+                match (dt.date, dt.time, dt.offset) {
+                    (Some(_), None, None) => self.visit_str(&dt.to_string()),
+                    _ => Err(serde::de::Error::custom(
+                        "expected a date, YYYY-MM-DD, without a time",
+                    )),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 // === impl Defaults ===
@@ -549,6 +616,14 @@ impl Config {
                 "CoCo2.1.6 requires at least 6 years (2190 days)",
             ));
         }
+        if let Some(GoLive(day)) = self.sla.go_live {
+            if chrono::Datelike::year(&day) < 2000 {
+                return Err(invalid(
+                    "sla.go_live",
+                    "a connection day, 2000 or later (availability counts from it)",
+                ));
+            }
+        }
         if self.crypto.data_key_file.is_none() && self.crypto.data_key_env.is_none() {
             return Err(invalid(
                 "crypto",
@@ -595,6 +670,46 @@ mod tests {
             c.validate(),
             Err(ConfigError::Invalid {
                 field: "workers.lease_ms",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn go_live_is_a_day_quoted_or_a_toml_date_and_nothing_else() {
+        let parse = |t: &str| toml::from_str::<Config>(t).map(|c| c.sla.go_live);
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 3).unwrap();
+        assert_eq!(parse("").unwrap(), None);
+        assert_eq!(
+            parse("[sla]\ngo_live = \"2026-11-03\"\n").unwrap(),
+            Some(GoLive(day))
+        );
+        assert_eq!(
+            parse("[sla]\ngo_live = 2026-11-03\n").unwrap(),
+            Some(GoLive(day))
+        );
+        for bad in [
+            "[sla]\ngo_live = \"2026-02-30\"\n",
+            "[sla]\ngo_live = \"3 Nov 2026\"\n",
+            "[sla]\ngo_live = \"2026-11-3\"\n",
+            "[sla]\ngo_live = 2026-11-03T10:00:00\n",
+            "[sla]\ngo_live = 20261103\n",
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains("go_live"), "{bad}: {err}");
+        }
+        assert_eq!(
+            GoLive(day).start_micros(),
+            1_793_664_000_000_000,
+            "00:00 UTC"
+        );
+        let mut c = Config::default();
+        c.crypto.data_key_env = Some("X".into());
+        c.sla.go_live = Some(GoLive(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()));
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Invalid {
+                field: "sla.go_live",
                 ..
             })
         ));

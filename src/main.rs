@@ -558,8 +558,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => {
             let config = load_config(&config)?;
+            let go_live = config.sla.go_live;
             let report = with_store(&config, |s| async move {
-                pdp_provider::sla::report(&s, &month, pdp_provider::now_micros()).await
+                pdp_provider::sla::report(&s, &month, pdp_provider::now_micros(), go_live).await
             })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

@@ -2,6 +2,13 @@
 //!
 //! Names follow Prometheus conventions: `pdp_` prefix, base units, `_seconds`, `_total`. Each
 //! latency histogram has bucket bounds at its recommended target and its code-of-connection limit.
+//! Every metric has a help text (`describe`), checked by `promtool check metrics` in
+//! `tests/prometheus.rs`.
+//!
+//! Label values are closed sets, spelled here as enums: [`Standard`], [`FindFailure`],
+//! [`TlsRefusal`], [`ViewOutcome`] and [`CAS_RETRY_ENDPOINTS`]. The counters over them are
+//! exported at 0 from [`install`] on, so that `increase()` sees their first event: a series born
+//! at 1 looks to Prometheus like a series that was always 1.
 
 use std::time::Duration;
 
@@ -9,6 +16,7 @@ use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use strum::{IntoStaticStr, VariantArray};
 
 /// ACK latency, receipt to `202` (CoCo2.1.1: target 250 ms, limit 2 s).
 pub const FIND_ACK_SECONDS: &str = "pdp_find_ack_seconds";
@@ -54,21 +62,153 @@ pub const WORKERS_BUSY: &str = "pdp_workers_busy";
 /// Workers in the pool.
 pub const WORKERS: &str = "pdp_workers";
 
-/// View latency, receipt to answer (CoCo2.1.3: target 2 s, limit 10 s).
+/// View latency, receipt to answer, by `outcome` ([`ViewOutcome`]) (CoCo2.1.3: target 2 s,
+/// limit 10 s).
 pub const VIEW_SECONDS: &str = "pdp_view_seconds";
 /// Views answered, by `outcome` (`ok`, `challenge`, `not_found`, `shed`, ...).
 pub const VIEWS_TOTAL: &str = "pdp_views_total";
 /// PeIs flagged "de-registration pending: notify PDP" (CoCo2.2.4).
 pub const DEREGISTRATIONS_PENDING: &str = "pdp_deregistrations_pending";
 
-/// Days until each configured certificate expires, by `certificate`.
-pub const CERTIFICATE_EXPIRY_DAYS: &str = "pdp_certificate_expiry_days";
-/// Share of this calendar month's minutes the endpoint was up and ready, by `month` (CoCo2.1.5).
+/// Seconds until each configured certificate expires, by `certificate`.
+pub const CERTIFICATE_EXPIRY_SECONDS: &str = "pdp_certificate_expiry_seconds";
+/// Share of this calendar month's minutes since go-live that the endpoint was up and ready
+/// (CoCo2.1.5): one series, no label; it starts again each month.
 pub const AVAILABILITY_RATIO: &str = "pdp_availability_ratio";
 /// Seconds since this process started serving.
 pub const UPTIME_SECONDS: &str = "pdp_uptime_seconds";
 /// Audit records purged past retention.
 pub const AUDIT_PURGED_TOTAL: &str = "pdp_audit_purged_total";
+/// When this process started, in seconds since the Unix epoch (the name every exporter uses).
+pub const PROCESS_START_TIME_SECONDS: &str = "process_start_time_seconds";
+
+/// A code-of-connection standard, the `standard` label of [`SLA_BREACHES_TOTAL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, VariantArray)]
+pub enum Standard {
+    /// Find ACK within 2 s.
+    #[strum(serialize = "CoCo2.1.1")]
+    Ack,
+    /// Find completion within 60 s of the ACK.
+    #[strum(serialize = "CoCo2.1.2")]
+    Completion,
+    /// A view within 10 s.
+    #[strum(serialize = "CoCo2.1.3")]
+    View,
+}
+
+/// Why a find request failed, the `reason` label of [`FINDS_FAILED_TOTAL`]: the class of the
+/// reason stored with the find (which keeps the step and the CAS status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, VariantArray)]
+#[strum(serialize_all = "snake_case")]
+pub enum FindFailure {
+    /// The sealed find data would not open.
+    FindDataUnreadable,
+    /// The find data no longer parses.
+    FindDataInvalid,
+    /// The UAT has no readable `sub`.
+    UatNoSub,
+    /// The CAS answered with a retryable status until the budget ran out.
+    CasUnavailable,
+    /// The CAS refused with a final status.
+    CasRefused,
+    /// The CAS answered `409` to a registration.
+    CasConflict,
+    /// The CAS did not answer.
+    CasUnreachable,
+    /// The CAS answered with a body we cannot read.
+    CasMalformedAnswer,
+    /// The completion budget ran out between retries.
+    BudgetExhausted,
+    /// A reason this list does not know (a new one: add it here).
+    Other,
+}
+
+/// Why a TLS handshake was refused, the `reason` label of [`TLS_HANDSHAKE_FAILURES_TOTAL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, VariantArray)]
+#[strum(serialize_all = "snake_case")]
+pub enum TlsRefusal {
+    /// The client presented no certificate.
+    NoClientCertificate,
+    /// The client certificate does not chain to the ecosystem CA.
+    UntrustedClientCertificate,
+    /// A TLS version older than 1.2.
+    ProtocolVersion,
+    /// Not TLS at all (plain HTTP, say).
+    NotTls,
+    /// The handshake did not finish within `server.tls_handshake_timeout_ms`.
+    Timeout,
+    /// Anything else.
+    Other,
+}
+
+/// How a view request ended, the `outcome` label of [`VIEW_SECONDS`]: four classes, so that
+/// fast `401` challenges do not flatter the latency of views served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, VariantArray)]
+#[strum(serialize_all = "snake_case")]
+pub enum ViewOutcome {
+    /// `200` with view data.
+    Served,
+    /// `401` with a UMA challenge: the first half of a view, not a view.
+    Challenge,
+    /// A client error: bad request, unknown or de-registered PeI, wrong method.
+    Refused,
+    /// We could not answer: `503` (CAS slow or down, time-out, shed) or `500`.
+    Unavailable,
+}
+
+/// The CAS endpoints that are retried, the `endpoint` label of [`CAS_RETRIES_TOTAL`].
+pub const CAS_RETRY_ENDPOINTS: &[&str] = &[
+    "POST /token",
+    "POST /rreguri",
+    "PATCH /rreguri",
+    "DELETE /rreguri",
+];
+
+// === impl FindFailure ===
+
+impl FindFailure {
+    /// The class of a stored failure reason: `uat_no_sub`, or `<step>: <CasError::reason>` such
+    /// as `token: cas_unavailable_503`.
+    pub fn of(reason: &str) -> Self {
+        let reason = reason.rsplit(": ").next().unwrap_or(reason);
+        // `cas_unavailable_503` → `cas_unavailable`: the status stays in the store and the log.
+        let class = reason.trim_end_matches(|c: char| c.is_ascii_digit());
+        let class = class.strip_suffix('_').unwrap_or(class);
+        Self::VARIANTS
+            .iter()
+            .copied()
+            .find(|v| <&str>::from(*v) == class)
+            .unwrap_or(Self::Other)
+    }
+}
+
+// === impl TlsRefusal ===
+
+impl TlsRefusal {
+    /// The class of a refusal label (`"timeout"`, `"not_tls"`, ...); `Other` for any other.
+    pub fn of(label: &str) -> Self {
+        Self::VARIANTS
+            .iter()
+            .copied()
+            .find(|v| <&str>::from(*v) == label)
+            .unwrap_or(Self::Other)
+    }
+}
+
+// === impl ViewOutcome ===
+
+impl ViewOutcome {
+    /// The class of a view's audit outcome (`ok`, `challenge`, `shed`, `not_found`, ...): the
+    /// one place that decides it.
+    pub fn of(outcome: &str) -> Self {
+        match outcome {
+            "ok" => Self::Served,
+            "challenge" => Self::Challenge,
+            "shed" | "error" => Self::Unavailable,
+            _ => Self::Refused,
+        }
+    }
+}
 
 /// View buckets: the 2 s target and the 10 s limit among them.
 pub const VIEW_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0];
@@ -130,11 +270,35 @@ pub fn install() -> PrometheusHandle {
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
             describe();
+            register_known();
             handle
         })
         .clone()
 }
 
+/// Exports every counter over a known label set at 0, and the process start time.
+fn register_known() {
+    for s in Standard::VARIANTS {
+        counter!(SLA_BREACHES_TOTAL, "standard" => <&str>::from(*s)).increment(0);
+    }
+    for f in FindFailure::VARIANTS {
+        counter!(FINDS_FAILED_TOTAL, "reason" => <&str>::from(*f)).increment(0);
+    }
+    for e in CAS_RETRY_ENDPOINTS {
+        counter!(CAS_RETRIES_TOTAL, "endpoint" => *e).increment(0);
+    }
+    for r in TlsRefusal::VARIANTS {
+        counter!(TLS_HANDSHAKE_FAILURES_TOTAL, "reason" => <&str>::from(*r)).increment(0);
+    }
+    counter!(AUDIT_DROPPED_TOTAL).increment(0);
+    counter!(AUDIT_PURGED_TOTAL).increment(0);
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    gauge!(PROCESS_START_TIME_SECONDS).set(start.as_secs_f64());
+}
+
+/// Help texts and units, once.
 fn describe() {
     describe_histogram!(
         FIND_ACK_SECONDS,
@@ -232,7 +396,7 @@ fn describe() {
     describe_histogram!(
         VIEW_SECONDS,
         Unit::Seconds,
-        "View request receipt to answer (CoCo2.1.3)"
+        "View request receipt to answer, by outcome: served, challenge, refused, unavailable (CoCo2.1.3)"
     );
     describe_counter!(VIEWS_TOTAL, Unit::Count, "Views answered, by outcome");
     describe_gauge!(
@@ -240,17 +404,49 @@ fn describe() {
         Unit::Count,
         "PeIs flagged: de-registration pending, notify PDP (CoCo2.2.4)"
     );
+    describe_gauge!(
+        CERTIFICATE_EXPIRY_SECONDS,
+        Unit::Seconds,
+        "Seconds until the certificate expires (its earliest in the file), by certificate"
+    );
+    describe_gauge!(
+        AVAILABILITY_RATIO,
+        "Share of this month's minutes since go-live the endpoint was up and ready (CoCo2.1.5: 0.995)"
+    );
+    describe_gauge!(
+        UPTIME_SECONDS,
+        Unit::Seconds,
+        "Seconds since this process started serving"
+    );
+    describe_counter!(
+        AUDIT_PURGED_TOTAL,
+        Unit::Count,
+        "Audit records purged past audit.retention_days (CoCo2.1.6)"
+    );
+    describe_gauge!(
+        PROCESS_START_TIME_SECONDS,
+        Unit::Seconds,
+        "Start time of the process since the Unix epoch in seconds"
+    );
 }
 
-/// Records one view's answer.
+/// Records one view's answer: `outcome` is its audit outcome, counted as it is in
+/// [`VIEWS_TOTAL`] and by its [`ViewOutcome`] class in [`VIEW_SECONDS`]. A challenge is half a
+/// view: it is timed under its own class and is never a CoCo2.1.3 breach, as in `sla report`.
 pub fn view_answered(outcome: &'static str, status: u16, elapsed: Duration) {
     counter!(VIEWS_TOTAL, "outcome" => outcome).increment(1);
     http_response("view", status);
+    let class = ViewOutcome::of(outcome);
     let secs = elapsed.as_secs_f64();
-    histogram!(VIEW_SECONDS).record(secs);
-    if secs > 10.0 {
-        counter!(SLA_BREACHES_TOTAL, "standard" => "CoCo2.1.3").increment(1);
+    histogram!(VIEW_SECONDS, "outcome" => <&str>::from(class)).record(secs);
+    if secs > 10.0 && class != ViewOutcome::Challenge {
+        sla_breach(Standard::View);
     }
+}
+
+/// Counts an answer past a code-of-connection limit.
+fn sla_breach(standard: Standard) {
+    counter!(SLA_BREACHES_TOTAL, "standard" => <&str>::from(standard)).increment(1);
 }
 
 /// Sets the de-registrations pending gauge.
@@ -277,15 +473,16 @@ pub fn find_completed(outcome: &'static str, completion: Option<Duration>) {
         let secs = d.as_secs_f64();
         histogram!(FIND_COMPLETION_SECONDS).record(secs);
         if secs > 60.0 {
-            counter!(SLA_BREACHES_TOTAL, "standard" => "CoCo2.1.2").increment(1);
+            sla_breach(Standard::Completion);
         }
     }
 }
 
-/// Counts a failed find request by reason.
+/// Counts a failed find request by the class of its stored reason ([`FindFailure::of`]).
 pub fn find_failed(reason: &str) {
     counter!(FINDS_COMPLETED_TOTAL, "outcome" => "failed").increment(1);
-    counter!(FINDS_FAILED_TOTAL, "reason" => reason.to_owned()).increment(1);
+    let class = FindFailure::of(reason);
+    counter!(FINDS_FAILED_TOTAL, "reason" => <&str>::from(class)).increment(1);
 }
 
 /// Counts a registered PeI.
@@ -307,7 +504,7 @@ pub fn find_answered(outcome: &'static str, status: u16, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
         histogram!(FIND_ACK_SECONDS).record(secs);
         if secs > 2.0 {
-            counter!(SLA_BREACHES_TOTAL, "standard" => "CoCo2.1.1").increment(1);
+            sla_breach(Standard::Ack);
         }
     }
 }
@@ -334,9 +531,10 @@ pub fn audit_dropped() {
     counter!(AUDIT_DROPPED_TOTAL).increment(1);
 }
 
-/// Counts a refused handshake.
+/// Counts a refused handshake, by its [`TlsRefusal`] class.
 pub fn tls_handshake_failed(reason: &'static str) {
-    counter!(TLS_HANDSHAKE_FAILURES_TOTAL, "reason" => reason).increment(1);
+    let class = TlsRefusal::of(reason);
+    counter!(TLS_HANDSHAKE_FAILURES_TOTAL, "reason" => <&str>::from(class)).increment(1);
 }
 
 /// Tracks open connections.
@@ -344,14 +542,14 @@ pub fn open_connections(delta: f64) {
     gauge!(OPEN_CONNECTIONS).increment(delta);
 }
 
-/// Sets a certificate's days to expiry.
-pub fn certificate_expiry(name: &'static str, days: f64) {
-    gauge!(CERTIFICATE_EXPIRY_DAYS, "certificate" => name).set(days);
+/// Sets a certificate's seconds to expiry (negative once expired).
+pub fn certificate_expiry(name: &'static str, seconds: f64) {
+    gauge!(CERTIFICATE_EXPIRY_SECONDS, "certificate" => name).set(seconds);
 }
 
 /// Sets this month's availability and the uptime.
-pub fn availability(month: &str, ratio: f64, uptime: Duration) {
-    gauge!(AVAILABILITY_RATIO, "month" => month.to_owned()).set(ratio);
+pub fn availability(ratio: f64, uptime: Duration) {
+    gauge!(AVAILABILITY_RATIO).set(ratio);
     gauge!(UPTIME_SECONDS).set(uptime.as_secs_f64());
 }
 
@@ -369,3 +567,6 @@ pub fn access_refused(endpoint: &'static str) {
 pub fn accept_failed() {
     counter!(ACCEPT_FAILURES_TOTAL).increment(1);
 }
+
+#[cfg(test)]
+mod tests;

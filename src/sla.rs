@@ -3,8 +3,13 @@
 //! - ACK (CoCo2.1.1): inbound `POST /find-requests` answered `202`: 99.9% under 2 s (target 250 ms).
 //! - Completion (CoCo2.1.2): ACK to last PeI registered, for matches: all under 60 s (target
 //!   15 s); failed finds are misses.
-//! - View (CoCo2.1.3): inbound `GET /view-data`, every answer: 99.9% under 10 s (target 2 s).
-//! - Availability (CoCo2.1.5): minutes the endpoint was up and ready, of the month so far: 99.5%.
+//! - View (CoCo2.1.3): inbound `GET /view-data`: 99.9% under 10 s (target 2 s). A view counts
+//!   once, by the answer that ended it; its `401` UMA challenge is the first half of the same
+//!   view, not a second view, and is left out.
+//! - Availability (CoCo2.1.5): minutes the endpoint was up and ready, of the month's whole minutes
+//!   since the connection went live: 99.5%. Live means `sla.go_live` (a day, from 00:00 UTC)
+//!   when configured, or else the first heartbeat the store holds; a month before that has
+//!   nothing to count.
 //!
 //! Percentiles are nearest-rank over every sample of the month.
 
@@ -13,6 +18,7 @@ use std::collections::BTreeMap;
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
+use crate::config::GoLive;
 use crate::store::{SlaSamples, Store, StoreError};
 
 /// Why a report could not be made.
@@ -53,12 +59,15 @@ pub struct Series {
     pub met: bool,
 }
 
-/// Availability of the month so far.
+/// Availability of the month so far, since go-live.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Availability {
+    /// Where counting starts (RFC 3339): go-live or the month's start, whichever is later;
+    /// `None` when the connection was not live in the month.
+    pub counted_from: Option<String>,
     /// Minutes up and ready.
     pub minutes_up: u64,
-    /// Minutes of the month elapsed.
+    /// Whole minutes of the month elapsed since `counted_from`.
     pub minutes_elapsed: u64,
     /// `minutes_up / minutes_elapsed`.
     pub ratio: f64,
@@ -145,23 +154,92 @@ pub fn series(mut v: Vec<i64>, target_s: f64, limit_s: f64, required: f64) -> Se
     }
 }
 
-/// Builds the report for `month` as of `now` (µs) from the store.
-pub async fn report(store: &Store, month: &str, now: i64) -> Result<SlaReport, SlaError> {
-    let (from, to) = month_bounds(month)?;
-    let samples = store.sla_samples(from, to).await?;
-    report_from(samples, month, now)
+/// When the connection went live (µs): the go-live day when configured, or else the first
+/// heartbeat the store holds; `None` when neither is known.
+pub async fn live_since(store: &Store, go_live: Option<GoLive>) -> Result<Option<i64>, SlaError> {
+    Ok(match go_live {
+        Some(day) => Some(day.start_micros()),
+        None => store.first_heartbeat().await?,
+    })
 }
 
-/// Builds the report for `month` as of `now` (µs) from its samples.
-pub fn report_from(s: SlaSamples, month: &str, now: i64) -> Result<SlaReport, SlaError> {
-    let (from, to) = month_bounds(month)?;
-    let minute = 60_000_000i64;
-    let elapsed = ((now.min(to) - from) / minute).max(0) as u64;
-    let ratio = if elapsed == 0 {
-        1.0
-    } else {
-        (s.minutes_up as f64 / elapsed as f64).min(1.0)
+/// The span of `[from, to)` (µs) that availability counts as of `now`: from go-live (`live`)
+/// or `from`, whichever is later, to `now` or `to`, whichever is earlier. `None` when the
+/// connection was not live in it.
+pub fn availability_window(from: i64, to: i64, live: Option<i64>, now: i64) -> Option<(i64, i64)> {
+    let start = from.max(live?);
+    let end = now.min(to);
+    (start < end).then_some((start, end))
+}
+
+// === impl Availability ===
+
+impl Availability {
+    /// `minutes_up` heartbeats in `window` (see [`availability_window`]).
+    pub fn of(minutes_up: u64, window: Option<(i64, i64)>) -> Self {
+        let Some((start, end)) = window else {
+            return Self {
+                counted_from: None,
+                minutes_up: 0,
+                minutes_elapsed: 0,
+                ratio: 1.0,
+                met: true,
+            };
+        };
+        let elapsed = ((end - start) / 60_000_000) as u64;
+        let ratio = if elapsed == 0 {
+            1.0
+        } else {
+            (minutes_up as f64 / elapsed as f64).min(1.0)
+        };
+        Self {
+            counted_from: Some(crate::datetimestamp(start)),
+            minutes_up,
+            minutes_elapsed: elapsed,
+            ratio,
+            met: ratio >= 0.995,
+        }
+    }
+}
+
+/// Availability in `[from, to)` (µs) as of `now`, from the store's heartbeats.
+async fn availability(
+    store: &Store,
+    (from, to): (i64, i64),
+    now: i64,
+    go_live: Option<GoLive>,
+) -> Result<Availability, SlaError> {
+    let window = availability_window(from, to, live_since(store, go_live).await?, now);
+    let up = match window {
+        // Whole minutes only: the minute of `end` has not finished.
+        Some((start, end)) => store.minutes_up(start, end).await?,
+        None => 0,
     };
+    Ok(Availability::of(up, window))
+}
+
+/// Builds the report for `month` as of `now` (µs) from the store; availability counts from
+/// `go_live`, or else from the first heartbeat.
+pub async fn report(
+    store: &Store,
+    month: &str,
+    now: i64,
+    go_live: Option<GoLive>,
+) -> Result<SlaReport, SlaError> {
+    let (from, to) = month_bounds(month)?;
+    let samples = store.sla_samples(from, to).await?;
+    let availability = availability(store, (from, to), now, go_live).await?;
+    report_from(samples, month, availability)
+}
+
+/// Builds the report for `month` from its samples and its availability (whose heartbeats, not
+/// `samples.minutes_up`, count).
+pub fn report_from(
+    s: SlaSamples,
+    month: &str,
+    availability: Availability,
+) -> Result<SlaReport, SlaError> {
+    month_bounds(month)?;
     let mut completion = series(s.completion, 15.0, 60.0, 1.0);
     completion.met &= s.failed == 0;
     Ok(SlaReport {
@@ -170,12 +248,7 @@ pub fn report_from(s: SlaSamples, month: &str, now: i64) -> Result<SlaReport, Sl
         completion,
         failed_finds: s.failed,
         view: series(s.view, 2.0, 10.0, 0.999),
-        availability: Availability {
-            minutes_up: s.minutes_up,
-            minutes_elapsed: elapsed,
-            ratio,
-            met: ratio >= 0.995,
-        },
+        availability,
         counts: s.counts.into_iter().collect(),
     })
 }
@@ -234,14 +307,21 @@ impl SlaReport {
                 if s.met { "yes" } else { "NO" }
             ));
         }
-        out.push_str(&format!(
-            "{:<22} {:>9} of {} minutes up: {:.3}% (99.5% required)  {}\n",
-            "CoCo2.1.5 availability",
-            self.availability.minutes_up,
-            self.availability.minutes_elapsed,
-            self.availability.ratio * 100.0,
-            if self.availability.met { "yes" } else { "NO" }
-        ));
+        let a = &self.availability;
+        match &a.counted_from {
+            Some(since) => out.push_str(&format!(
+                "{:<22} {:>9} of {} minutes up since {since}: {:.3}% (99.5% required)  {}\n",
+                "CoCo2.1.5 availability",
+                a.minutes_up,
+                a.minutes_elapsed,
+                a.ratio * 100.0,
+                if a.met { "yes" } else { "NO" }
+            )),
+            None => out.push_str(&format!(
+                "{:<22} not live this month (sla.go_live, or no heartbeat yet)\n",
+                "CoCo2.1.5 availability",
+            )),
+        }
         out.push_str(&format!(
             "failed find requests: {}\n\ncounts:\n",
             self.failed_finds
@@ -253,14 +333,15 @@ impl SlaReport {
     }
 }
 
-/// Availability of the calendar month containing `now`, so far.
-pub async fn availability_this_month(store: &Store, now: i64) -> Result<(String, f64), SlaError> {
+/// Availability of the calendar month containing `now` (UTC), so far, since go-live.
+pub async fn availability_this_month(
+    store: &Store,
+    now: i64,
+    go_live: Option<GoLive>,
+) -> Result<Availability, SlaError> {
     let d = chrono::DateTime::from_timestamp_micros(now).unwrap_or_default();
     let month = format!("{:04}-{:02}", d.year(), d.month());
-    let (from, to) = month_bounds(&month)?;
-    let up = store.minutes_up(from, to).await?;
-    let elapsed = ((now - from) / 60_000_000).max(1);
-    Ok((month, (up as f64 / elapsed as f64).min(1.0)))
+    availability(store, month_bounds(&month)?, now, go_live).await
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //!
 //! - Every second: a passive WAL checkpoint (the journal writer does none itself).
 //! - Every minute while ready: a heartbeat row (monthly availability, CoCo2.1.5), the
-//!   availability and uptime gauges.
-//! - At start and daily: days to expiry of every configured certificate, the purge of audit
+//!   availability (since go-live: `sla.go_live`, or else the first heartbeat) and uptime gauges.
+//! - At start and daily: seconds to expiry of every configured certificate, the purge of audit
 //!   records past `audit.retention_days` (CoCo2.1.6), and `match-timeout` for possible matches
 //!   unreviewed for `matching.possible_review_days`.
 
@@ -25,6 +25,8 @@ pub struct Upkeep {
     pub retention_days: u32,
     /// How often the heartbeat runs.
     pub heartbeat_every: Duration,
+    /// `sla.go_live`: availability counts from it, or else from the first heartbeat.
+    pub go_live: Option<crate::config::GoLive>,
     /// For the daily `match-timeout` of unreviewed possible matches: the CAS and
     /// `matching.possible_review_days`.
     pub possible_review: Option<(crate::cas::client::CasClient, u32)>,
@@ -66,8 +68,8 @@ impl Upkeep {
             tracing::error!(error = %e, "heartbeat not recorded");
             return;
         }
-        match crate::sla::availability_this_month(&self.store, now).await {
-            Ok((month, ratio)) => crate::metrics::availability(&month, ratio, started.elapsed()),
+        match crate::sla::availability_this_month(&self.store, now, self.go_live).await {
+            Ok(a) => crate::metrics::availability(a.ratio, started.elapsed()),
             Err(e) => tracing::error!(error = %e, "availability not read"),
         }
     }
@@ -76,19 +78,18 @@ impl Upkeep {
         for (name, path) in &self.certificates {
             match crate::tls::load_certs(path) {
                 Ok(certs) => {
-                    let days = certs
-                        .iter()
-                        .filter_map(crate::tls::days_to_expiry)
-                        .fold(f64::INFINITY, f64::min);
-                    if days.is_finite() {
-                        crate::metrics::certificate_expiry(name, days);
-                        if days < 30.0 {
-                            tracing::warn!(
-                                certificate = name,
-                                days,
-                                "certificate expires within 30 days"
-                            );
-                        }
+                    let Some(seconds) =
+                        certs.iter().filter_map(crate::tls::seconds_to_expiry).min()
+                    else {
+                        continue;
+                    };
+                    crate::metrics::certificate_expiry(name, seconds as f64);
+                    if seconds < 30 * 86_400 {
+                        tracing::warn!(
+                            certificate = name,
+                            days = seconds / 86_400,
+                            "certificate expires within 30 days"
+                        );
                     }
                 }
                 Err(e) => tracing::warn!(certificate = name, error = %e, "certificate unreadable"),

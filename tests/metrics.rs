@@ -24,6 +24,38 @@ async fn metrics_count_what_happened_and_the_sla_report_agrees() {
     let members = env.with_members(300).await;
     let cas = cas_sim(&env).await;
     let server = Server::start(env.config_with_cas(&cas)).await;
+
+    // Before any traffic: every counter over a known label set is there at 0, so that
+    // `increase()` sees its first event; and the process start time.
+    let m = server.metrics().await;
+    for series in [
+        "pdp_sla_breaches_total{standard=\"CoCo2.1.1\"}",
+        "pdp_sla_breaches_total{standard=\"CoCo2.1.2\"}",
+        "pdp_sla_breaches_total{standard=\"CoCo2.1.3\"}",
+        "pdp_finds_failed_total{reason=\"cas_unavailable\"}",
+        "pdp_finds_failed_total{reason=\"budget_exhausted\"}",
+        "pdp_finds_failed_total{reason=\"uat_no_sub\"}",
+        "pdp_cas_retries_total{endpoint=\"POST /token\"}",
+        "pdp_cas_retries_total{endpoint=\"POST /rreguri\"}",
+        "pdp_cas_retries_total{endpoint=\"PATCH /rreguri\"}",
+        "pdp_cas_retries_total{endpoint=\"DELETE /rreguri\"}",
+        "pdp_audit_dropped_total",
+        "pdp_tls_handshake_failures_total{reason=\"no_client_certificate\"}",
+        "pdp_tls_handshake_failures_total{reason=\"untrusted_client_certificate\"}",
+        "pdp_tls_handshake_failures_total{reason=\"protocol_version\"}",
+        "pdp_tls_handshake_failures_total{reason=\"not_tls\"}",
+        "pdp_tls_handshake_failures_total{reason=\"timeout\"}",
+        "pdp_tls_handshake_failures_total{reason=\"other\"}",
+    ] {
+        assert_eq!(sample(&m, series), 0.0, "{series}");
+    }
+    let started = sample(&m, "process_start_time_seconds");
+    let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+    assert!(
+        started > now - 600.0 && started <= now,
+        "{started} vs {now}"
+    );
+
     harness::publish_jwks(&server, &cas).await;
     let url = server.url("/find-requests");
     let with_nino: Vec<_> = members.iter().filter(|m| m.nino.is_some()).collect();
@@ -107,24 +139,57 @@ async fn metrics_count_what_happened_and_the_sla_report_agrees() {
     );
     assert_eq!(sample(&m, "pdp_views_total{outcome=\"challenge\"}"), 1.0);
     assert_eq!(sample(&m, "pdp_views_total{outcome=\"ok\"}"), 1.0);
-    assert_eq!(sample(&m, "pdp_view_seconds_count"), 2.0);
+    // The challenge is timed apart: it does not flatter the latency of views served.
+    assert_eq!(
+        sample(&m, "pdp_view_seconds_count{outcome=\"challenge\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&m, "pdp_view_seconds_count{outcome=\"served\"}"),
+        1.0
+    );
+    assert!(
+        !m.contains("pdp_view_seconds_count "),
+        "no unlabelled views"
+    );
     assert_eq!(sample(&m, "pdp_find_queue_depth"), 0.0);
-    assert!(sample(&m, "pdp_certificate_expiry_days{certificate=\"server\"}") > 300.0);
-    assert!(m.contains("pdp_availability_ratio{month="), "{m}");
-    assert!(!m.contains("pdp_sla_breaches_total"), "no breach happened");
+    // Base units: the test PKI's server certificate is good for more than 300 days.
+    assert!(
+        sample(&m, "pdp_certificate_expiry_seconds{certificate=\"server\"}") > 300.0 * 86_400.0
+    );
+    assert!(!m.contains("pdp_certificate_expiry_days"), "{m}");
+    // One availability series, no label that changes every month; and this server, first
+    // started a moment ago, has been up for all of the time it has been live.
+    let m = loop {
+        let m = server.metrics().await;
+        if m.contains("pdp_availability_ratio") {
+            break m;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(sample(&m, "pdp_availability_ratio"), 1.0);
+    assert!(!m.contains("pdp_availability_ratio{"), "{m}");
+    for standard in ["CoCo2.1.1", "CoCo2.1.2", "CoCo2.1.3"] {
+        let series = format!("pdp_sla_breaches_total{{standard=\"{standard}\"}}");
+        assert_eq!(sample(&m, &series), 0.0, "no breach happened");
+    }
 
     // The SLA report reads the same story from the audit trail.
     let month = chrono::Utc::now().format("%Y-%m").to_string();
     let store = env.store();
     let report = loop {
-        let r = pdp_provider::sla::report(&store, &month, pdp_provider::now_micros())
+        let r = pdp_provider::sla::report(&store, &month, pdp_provider::now_micros(), None)
             .await
             .unwrap();
-        if r.view.count == 2 {
+        if r.counts.get("GET /view-data ok") == Some(&1) {
             break r;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
+    // One view: its challenge is half of it, not a second view.
+    assert_eq!(report.view.count, 1);
+    assert_eq!(report.counts["GET /view-data challenge"], 1);
+    assert!(report.availability.met, "{}", report.table());
     assert_eq!(report.ack.count, 7);
     assert!(report.ack.met && report.view.met && report.completion.met);
     assert_eq!(report.completion.count, 5);

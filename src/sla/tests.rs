@@ -43,7 +43,8 @@ fn a_seeded_month_gives_known_figures_and_verdicts() {
         minutes_up: 1000,
     };
     let now = start + 1000 * 60_000_000;
-    let r = report_from(samples.clone(), "2026-11", now).unwrap();
+    let live = availability_window(start, at("2026-12"), Some(start), now);
+    let r = report_from(samples.clone(), "2026-11", Availability::of(1000, live)).unwrap();
     assert_eq!(r.ack.count, 2000);
     assert_eq!(r.ack.p50_ms, 10.0);
     assert_eq!(r.ack.p999_ms, 3000.0);
@@ -66,7 +67,76 @@ fn a_seeded_month_gives_known_figures_and_verdicts() {
     assert_eq!(r.counts["POST /find-requests ack"], 2001);
     assert!(r.table().contains("CoCo2.1.1 ACK"));
     // Half the minutes down: availability missed.
-    let r = report_from(samples, "2026-11", start + 2000 * 60_000_000).unwrap();
+    let later = availability_window(start, at("2026-12"), Some(start), start + 2000 * 60_000_000);
+    let r = report_from(samples, "2026-11", Availability::of(1000, later)).unwrap();
     assert!(!r.availability.met);
     assert!((r.availability.ratio - 0.5).abs() < 1e-9);
+}
+
+fn store(dir: &tempfile::TempDir) -> Store {
+    Store::open(
+        &dir.path().join("s.sqlite"),
+        crate::store::sealed::DataKey::from_hex(&"44".repeat(32)).unwrap(),
+        Default::default(),
+    )
+    .unwrap()
+}
+
+const MINUTE: i64 = 60_000_000;
+
+/// A server first started on the 20th, up for two minutes: 2 of 2 minutes, not 2 of 28,000.
+#[tokio::test]
+async fn availability_counts_from_the_first_heartbeat_not_the_first_of_the_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir);
+    let first = at("2026-11") + 19 * 1440 * MINUTE + 600 * MINUTE;
+    s.heartbeat(first + 30_000_000).await.unwrap();
+    s.heartbeat(first + MINUTE + 30_000_000).await.unwrap();
+    s.heartbeat(first + 2 * MINUTE + 5_000_000).await.unwrap();
+    let now = first + 2 * MINUTE + 10_000_000;
+    let r = report(&s, "2026-11", now, None).await.unwrap();
+    let a = &r.availability;
+    assert_eq!((a.minutes_up, a.minutes_elapsed), (2, 2), "{}", r.table());
+    assert!(a.met, "{}", r.table());
+    assert_eq!(
+        a.counted_from.as_deref(),
+        Some("2026-11-20T10:00:00.000Z"),
+        "from the first heartbeat's minute"
+    );
+    assert!(r
+        .table()
+        .contains("2 of 2 minutes up since 2026-11-20T10:00"));
+    assert_eq!(availability_this_month(&s, now, None).await.unwrap(), *a);
+    // The month before was not live: nothing to count, nothing missed.
+    let october = report(&s, "2026-10", now, None).await.unwrap();
+    assert_eq!(october.availability.counted_from, None);
+    assert!(october.availability.met && october.missed().is_empty());
+    assert!(october.table().contains("not live this month"));
+    s.close().await;
+}
+
+/// With `sla.go_live`, downtime since that day counts, and heartbeats from before it do not.
+#[tokio::test]
+async fn a_configured_go_live_day_counts_from_its_midnight() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir);
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let go_live = GoLive(day);
+    let midnight = go_live.start_micros();
+    // A trial run the day before, then up from 10:00 for two minutes.
+    s.heartbeat(midnight - 60 * MINUTE).await.unwrap();
+    s.heartbeat(midnight + 600 * MINUTE).await.unwrap();
+    s.heartbeat(midnight + 601 * MINUTE).await.unwrap();
+    let now = midnight + 602 * MINUTE;
+    let r = report(&s, "2026-11", now, Some(go_live)).await.unwrap();
+    let a = &r.availability;
+    assert_eq!((a.minutes_up, a.minutes_elapsed), (2, 602));
+    assert!(!a.met);
+    assert_eq!(a.counted_from.as_deref(), Some("2026-11-20T00:00:00.000Z"));
+    // A go-live later in the month than `now`: not live yet.
+    let r = report(&s, "2026-11", midnight - MINUTE, Some(go_live))
+        .await
+        .unwrap();
+    assert_eq!(r.availability.counted_from, None);
+    s.close().await;
 }

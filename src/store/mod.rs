@@ -768,6 +768,13 @@ impl Store {
             .await
     }
 
+    /// The start of the first minute the endpoint was up (µs), if it ever was.
+    pub async fn first_heartbeat(&self) -> Result<Option<i64>, StoreError> {
+        self.read(move |c, _| sqlite::audit::first_heartbeat(c))
+            .await
+            .map(|m| m.map(|m| m * 60_000_000))
+    }
+
     /// The service levels' samples for `[from, to)` (µs).
     pub async fn sla_samples(&self, from: i64, to: i64) -> Result<SlaSamples, StoreError> {
         self.read(move |c, _| sqlite::audit::sla_samples(c, from, to))

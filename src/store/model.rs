@@ -371,7 +371,7 @@ pub struct SlaSamples {
     pub completion: Vec<i64>,
     /// Failed finds.
     pub failed: u64,
-    /// View latencies, µs.
+    /// Latencies of views that ended (not their `401` challenges), µs.
     pub view: Vec<i64>,
     /// Inbound answers by endpoint and outcome, and finds by outcome or state.
     pub counts: Vec<(String, u64)>,

@@ -334,25 +334,41 @@ async fn the_sla_samples_come_from_the_audit_trail_finds_and_heartbeats() {
     view.received_at = 10;
     view.responded_at = 510;
     view.status = 200;
-    s.audit(view);
+    s.audit(view.clone());
+    // Its 401 challenge is half of the same view, not a second one.
+    s.audit(AuditRecord {
+        transaction_id: "c".into(),
+        status: 401,
+        outcome: "challenge".into(),
+        responded_at: 12,
+        ..view
+    });
     s.append(find("n", false), audit("n")).await.unwrap();
     s.append(find("m", true), audit("m")).await.unwrap();
     let c = s.claim(Duration::from_secs(60), 1).await.unwrap();
     s.complete(&c[0].request_id, FindOutcome::MatchPossible)
         .await
         .unwrap();
-    s.heartbeat(crate::now_micros()).await.unwrap();
-    s.heartbeat(crate::now_micros()).await.unwrap();
+    assert_eq!(s.first_heartbeat().await.unwrap(), None);
+    let now = crate::now_micros();
+    s.heartbeat(now).await.unwrap();
+    s.heartbeat(now).await.unwrap();
+    s.heartbeat(now + 60_000_000).await.unwrap();
+    assert_eq!(
+        s.first_heartbeat().await.unwrap(),
+        Some(now / 60_000_000 * 60_000_000)
+    );
     let x = s.sla_samples(0, i64::MAX).await.unwrap();
     assert_eq!(x.ack.len(), 2);
     assert_eq!(x.view, [500]);
     assert_eq!(x.completion.len(), 1);
     assert_eq!(x.failed, 0);
-    assert_eq!(x.minutes_up, 1);
+    assert_eq!(x.minutes_up, 2);
     let counts: std::collections::BTreeMap<_, _> = x.counts.into_iter().collect();
     assert_eq!(counts["find no-match"], 1);
     assert_eq!(counts["find match-possible"], 1);
     assert_eq!(counts["POST /find-requests ack"], 2);
+    assert_eq!(counts["GET /view-data challenge"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -145,9 +145,9 @@ impl ClientIdentity {
     }
 }
 
-/// Days until a certificate expires (negative once expired).
-pub fn days_to_expiry(cert: &CertificateDer<'_>) -> Option<f64> {
+/// Seconds until a certificate expires (negative once expired).
+pub fn seconds_to_expiry(cert: &CertificateDer<'_>) -> Option<i64> {
     let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
     let not_after = c.validity().not_after.timestamp();
-    Some((not_after - chrono::Utc::now().timestamp()) as f64 / 86_400.0)
+    Some(not_after - chrono::Utc::now().timestamp())
 }

@@ -136,7 +136,7 @@ async fn a_definite_match_is_served_through_the_uma_flow_as_maps_calls_it() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("pdp_view_seconds_bucket{le=\"2\"}"),
+        metrics.contains("pdp_view_seconds_bucket{outcome=\"served\",le=\"2\"}"),
         "{metrics}"
     );
     s.server.stop().await;

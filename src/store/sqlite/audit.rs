@@ -104,6 +104,12 @@ pub(in crate::store) fn minutes_up(
     Ok(n as u64)
 }
 
+/// The first minute with a heartbeat (minutes since the epoch), if there is one.
+pub(in crate::store) fn first_heartbeat(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    let m: Option<i64> = conn.query_row("SELECT min(minute) FROM heartbeats", [], |r| r.get(0))?;
+    Ok(m)
+}
+
 fn latencies(conn: &Connection, sql: &str, from: i64, to: i64) -> Result<Vec<i64>, StoreError> {
     let mut stmt = conn.prepare(sql)?;
     let rows = stmt.query_map(params![from, to], |r| r.get(0))?;
@@ -155,10 +161,12 @@ pub(in crate::store) fn sla_samples(
         params![from, to],
         |r| r.get(0),
     )?;
+    // Views that ended: a `401` challenge is the first half of a view, not a view.
     let view = latencies(
         conn,
         "SELECT latency_us FROM audit_log WHERE direction = 'inbound'
-            AND endpoint = 'GET /view-data' AND received_at >= ?1 AND received_at < ?2",
+            AND endpoint = 'GET /view-data' AND outcome <> 'challenge'
+            AND received_at >= ?1 AND received_at < ?2",
         from,
         to,
     )?;
