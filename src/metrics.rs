@@ -276,6 +276,10 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
+/// The endpoints with an access list (`pdp_access_refused_total`'s labels).
+pub const ACCESS_CHECKED_ENDPOINTS: &[&str] =
+    &["POST /find-requests", "GET /view-data", "POST /pat-refresh"];
+
 /// Exports every counter over a known label set at 0, and the process start time.
 fn register_known() {
     for s in Standard::VARIANTS {
@@ -290,6 +294,10 @@ fn register_known() {
     for r in TlsRefusal::VARIANTS {
         counter!(TLS_HANDSHAKE_FAILURES_TOTAL, "reason" => <&str>::from(*r)).increment(0);
     }
+    for e in ACCESS_CHECKED_ENDPOINTS {
+        counter!(ACCESS_REFUSED_TOTAL, "endpoint" => *e).increment(0);
+    }
+    counter!(ACCEPT_FAILURES_TOTAL).increment(0);
     counter!(AUDIT_DROPPED_TOTAL).increment(0);
     counter!(AUDIT_PURGED_TOTAL).increment(0);
     let start = std::time::SystemTime::now()
