@@ -77,6 +77,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     )?;
     let requeued = store.requeue_working().await?;
     let started = std::time::Instant::now();
+    // The version first: a change made while the index loads is applied again afterwards.
+    let data_version = store.data_version().await?;
     let index = crate::matching::index::load(&store).await?;
     tracing::info!(
         members = index.len(),
@@ -85,6 +87,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         "member index built"
     );
     let matcher = Arc::new(Matcher::new(index, &config.matching));
+    crate::matching::live::load_schemes(&store, &matcher).await?;
+    crate::metrics::member_index(matcher.index.len(), data_version);
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
@@ -99,6 +103,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let tracker = TaskTracker::new();
     let pipeline = TaskTracker::new();
     let wake = Arc::new(Notify::new());
+    let applied_version = Arc::new(std::sync::atomic::AtomicI64::new(data_version));
+    tokio::spawn(crate::matching::live::run(
+        store.clone(),
+        matcher.clone(),
+        data_version,
+        applied_version.clone(),
+        Duration::from_millis(config.matching.refresh_ms),
+        shutdown.clone(),
+    ));
     Arc::new(Pipeline {
         store: store.clone(),
         matcher: matcher.clone(),
@@ -128,6 +141,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         jwks,
         ready: AtomicBool::new(false),
         store: store.clone(),
+        data_version: applied_version,
     });
     tokio::spawn(crate::http::serve(
         listener,

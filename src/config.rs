@@ -239,6 +239,9 @@ pub struct MatchingConfig {
     pub schemes: Vec<SchemeRules>,
     /// Days a possible match waits for review before it is de-registered as `match-timeout`.
     pub possible_review_days: u32,
+    /// How often a running endpoint looks for member data changes (imports, removals,
+    /// suspended schemes) to apply to its match index.
+    pub refresh_ms: u64,
 }
 
 /// The view endpoint (SPEC §3.2).
@@ -467,6 +470,7 @@ impl Default for MatchingConfig {
             default: crate::matching::rules::RuleSet::default_rules(),
             schemes: Vec::new(),
             possible_review_days: 30,
+            refresh_ms: 1_000,
         }
     }
 }
@@ -563,6 +567,9 @@ impl Config {
                 "view.path",
                 "must start with / and not end with /, e.g. /view-data",
             ));
+        }
+        if self.matching.refresh_ms == 0 {
+            return Err(invalid("matching.refresh_ms", "must be more than 0"));
         }
         if self.server.ops_max_connections == 0 {
             return Err(invalid("server.ops_max_connections", "must be at least 1"));

@@ -99,10 +99,16 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
     // The demo's own handle on the store: member import now, find states later.
     let store = Store::open(&config.store.path, key, StoreLimits::default())?;
     if store.member_count().await? == 0 {
-        let report = crate::members::import::import_from_async(&member_file, &store).await?;
+        let report = crate::members::import::import_from_async(
+            &member_file,
+            &store,
+            crate::members::import::Options::default(),
+        )
+        .await?;
         println!(
             "imported {} members ({} pensions)",
-            report.loaded, report.pensions
+            report.loaded(),
+            report.pensions
         );
     }
 

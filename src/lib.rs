@@ -20,6 +20,7 @@
 //! - [`sim`]: the CAS simulator and a PFS driver for tests, the demo and load tests.
 //! - [`view_data`]: the view payload, the 3/10 working-day values rule, the signed token.
 //! - [`peis`]: operator actions on PeIs: de-registration, flagging (CoCo2.2.4).
+//! - [`schemes`]: suspending and severing a scheme (CoCo3.2.5).
 //! - [`audit`]: the audit record every call writes (CoCo2.1.6), never personal data.
 //! - [`sla`]: the monthly SLA report from the audit trail and heartbeats.
 //! - [`metrics`]: metric names, units and the SLA buckets (CoCo2.1.1-2.1.5).
@@ -39,6 +40,7 @@ pub mod members;
 pub mod metrics;
 pub mod peis;
 pub mod pipeline;
+pub mod schemes;
 pub mod shutdown;
 pub mod sim;
 pub mod sla;

@@ -53,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: SimCommand,
     },
+    /// Schemes (holdernames): suspend, resume, sever (CoCo3.2.5).
+    Schemes {
+        #[command(subcommand)]
+        command: SchemesCommand,
+    },
     /// PeIs, for operators: de-registration, flagged PeIs.
     Peis {
         #[command(subcommand)]
@@ -198,11 +203,20 @@ enum ValuesCommand {
 
 #[derive(Subcommand)]
 enum MembersCommand {
-    /// Load member records (CSV or JSON lines) into the store; bad records are listed by line.
+    /// Add, update or remove member records (CSV or JSON lines; a JSON line
+    /// `{"action": "remove", "memberId": ...}` removes one). A running endpoint picks the changes
+    /// up without a restart; removed pensions' PeIs are de-registered (`asset-removed`). Bad
+    /// records are listed by line and field.
     Import {
         /// The file (`.csv`, or JSON lines).
         file: PathBuf,
-        /// The config naming the store and data key.
+        /// The file is the whole membership: members it does not name are removed.
+        #[arg(long)]
+        snapshot: bool,
+        /// Print what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The config naming the store, data key and CAS.
         #[arg(long, default_value = "config/dev.toml")]
         config: PathBuf,
     },
@@ -217,6 +231,41 @@ enum MembersCommand {
         /// Seed: the same seed gives the same members and asset GUIDs.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemesCommand {
+    /// Stop matching a scheme's members and serving its views (404), at once; reversible.
+    Suspend {
+        /// The scheme's holdername GUID.
+        holdername: uuid::Uuid,
+        /// The config naming the store.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
+    /// Serve a suspended scheme again.
+    Resume {
+        /// The scheme's holdername GUID.
+        holdername: uuid::Uuid,
+        /// The config naming the store.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
+    /// Sever a scheme as PDP directs (CoCo3.2.5): suspended, its PeIs de-registered
+    /// (`asset-removed`), its members removed.
+    Sever {
+        /// The scheme's holdername GUID.
+        holdername: uuid::Uuid,
+        /// The config naming the store and CAS.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
+    /// List schemes that are suspended or severed.
+    List {
+        /// The config naming the store.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
     },
 }
 
@@ -330,33 +379,61 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Members {
-            command: MembersCommand::Import { file, config },
+            command:
+                MembersCommand::Import {
+                    file,
+                    snapshot,
+                    dry_run,
+                    config,
+                },
         } => {
             let config = load_config(&config)?;
             let rt = runtime()?;
             let store = open_store(&config)?;
-            let report = pdp_provider::members::import::import(
-                &file,
-                &store,
-                rt.handle(),
-                std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            )?;
-            rt.block_on(store.close());
+            let options = pdp_provider::members::import::Options {
+                snapshot,
+                dry_run,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let report =
+                pdp_provider::members::import::import(&file, &store, rt.handle(), options)?;
             for e in &report.errors {
                 eprintln!("{}: {e}", file.display());
             }
+            let deregistered = if dry_run || report.removed_pensions.is_empty() {
+                0
+            } else {
+                let cas = pdp_provider::cas::client::CasClient::new(&config.cas, store.clone())?;
+                rt.block_on(pdp_provider::members::import::deregister_removed(
+                    &store,
+                    &cas,
+                    &report.removed_pensions,
+                ))?
+            };
+            rt.block_on(store.close());
             println!(
-                "loaded {} members ({} pensions); {} records refused",
-                report.loaded,
-                report.pensions,
+                "{}{} added, {} updated, {} unchanged, {} removed ({} pensions gone), {} PeIs de-registered, {} records refused",
+                if dry_run { "dry run: would be " } else { "" },
+                report.added,
+                report.updated,
+                report.unchanged,
+                report.removed,
+                report.removed_pensions.len(),
+                deregistered,
                 report.errors.len()
             );
+            if report.snapshot_withheld {
+                eprintln!(
+                    "snapshot: records were refused, so no member was removed for being absent"
+                );
+            }
             Ok(if report.errors.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
             })
         }
+        Command::Schemes { command } => schemes(command),
         Command::Members {
             command: MembersCommand::Generate { count, out, seed },
         } => {
@@ -682,6 +759,47 @@ where
             .map_err(pdp_provider::peis::DeregError::from)?;
         f(store, cas).await
     })
+}
+
+/// `schemes ...`: operator actions on a scheme.
+fn schemes(command: SchemesCommand) -> anyhow::Result<ExitCode> {
+    use pdp_provider::store::SchemeState;
+    let (holdername, state, config) = match command {
+        SchemesCommand::List { config } => {
+            let config = load_config(&config)?;
+            let inactive = with_store(&config, |s| async move { s.inactive_schemes().await })?;
+            for (h, state) in &inactive {
+                println!("{h}  {state}");
+            }
+            println!("{} schemes not active", inactive.len());
+            return Ok(ExitCode::SUCCESS);
+        }
+        SchemesCommand::Suspend { holdername, config } => {
+            (holdername, SchemeState::Suspended, config)
+        }
+        SchemesCommand::Resume { holdername, config } => (holdername, SchemeState::Active, config),
+        SchemesCommand::Sever { holdername, config } => {
+            let config = load_config(&config)?;
+            let out = with_cas(&config, |store, cas| async move {
+                pdp_provider::schemes::sever(&store, &cas, holdername).await
+            })?;
+            println!(
+                "{holdername} severed: {} PeIs de-registered, {} failed, {} members removed",
+                out.deregistered, out.failed, out.members_removed
+            );
+            return Ok(if out.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+    };
+    let config = load_config(&config)?;
+    with_store(&config, |store| async move {
+        pdp_provider::schemes::set(&store, holdername, state).await
+    })?;
+    println!("{holdername} {state}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Exit 1 when a PeI had to be flagged for PDP.

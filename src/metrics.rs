@@ -28,6 +28,14 @@ pub const HTTP_RESPONSES_TOTAL: &str = "pdp_http_responses_total";
 pub const SLA_BREACHES_TOTAL: &str = "pdp_sla_breaches_total";
 /// Find requests stored and not yet at an end.
 pub const QUEUE_DEPTH: &str = "pdp_find_queue_depth";
+/// Operator actions on schemes (suspend, resume, sever), by the state set.
+pub const SCHEME_ACTIONS_TOTAL: &str = "pdp_scheme_actions_total";
+/// Schemes suspended or severed.
+pub const SCHEMES_INACTIVE: &str = "pdp_schemes_inactive";
+/// Members in the match index.
+pub const MEMBERS_INDEXED: &str = "pdp_members_indexed";
+/// The member data version the match index has applied (compare across instances).
+pub const MEMBER_DATA_VERSION: &str = "pdp_member_data_version";
 /// Requests refused because the client identity may not call the endpoint, by endpoint.
 pub const ACCESS_REFUSED_TOTAL: &str = "pdp_access_refused_total";
 /// `accept()` failures (file descriptors exhausted and the like); the listener backs off.
@@ -323,6 +331,22 @@ fn describe() {
         Unit::Count,
         "Ecosystem responses by endpoint and status"
     );
+    describe_gauge!(MEMBERS_INDEXED, Unit::Count, "Members in the match index");
+    describe_gauge!(
+        SCHEMES_INACTIVE,
+        Unit::Count,
+        "Schemes (holdernames) suspended or severed: not matched, views 404"
+    );
+    describe_counter!(
+        SCHEME_ACTIONS_TOTAL,
+        Unit::Count,
+        "Operator actions on schemes, by the state set (CoCo3.2.5)"
+    );
+    describe_gauge!(
+        MEMBER_DATA_VERSION,
+        Unit::Count,
+        "The member data change the match index has applied last"
+    );
     describe_counter!(
         ACCESS_REFUSED_TOTAL,
         Unit::Count,
@@ -578,3 +602,19 @@ pub fn accept_failed() {
 
 #[cfg(test)]
 mod tests;
+
+/// The match index's size and the data version it has applied.
+pub fn member_index(members: usize, version: i64) {
+    gauge!(MEMBERS_INDEXED).set(members as f64);
+    gauge!(MEMBER_DATA_VERSION).set(version as f64);
+}
+
+/// Counts an operator action on a scheme, by the state it set.
+pub fn scheme_action(state: &'static str) {
+    counter!(SCHEME_ACTIONS_TOTAL, "state" => state).increment(1);
+}
+
+/// Schemes suspended or severed, as the match index has them.
+pub fn schemes_inactive(n: usize) {
+    gauge!(SCHEMES_INACTIVE).set(n as f64);
+}

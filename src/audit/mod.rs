@@ -15,6 +15,8 @@ pub enum Direction {
     Inbound,
     /// A call we made to the CAS.
     Outbound,
+    /// An operator's action (scheme suspended, severed, ...).
+    Operator,
 }
 
 impl Direction {
@@ -23,6 +25,7 @@ impl Direction {
         match self {
             Direction::Inbound => "inbound",
             Direction::Outbound => "outbound",
+            Direction::Operator => "operator",
         }
     }
 
@@ -31,6 +34,7 @@ impl Direction {
         match s {
             "inbound" => Some(Direction::Inbound),
             "outbound" => Some(Direction::Outbound),
+            "operator" => Some(Direction::Operator),
             _ => None,
         }
     }

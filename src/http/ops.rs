@@ -1,5 +1,7 @@
 //! The ops listener (plain HTTP; keep it on loopback or a private network): `/health/live`,
-//! `/health/ready`, `/metrics`, `/jwks.json`. Never the ecosystem port.
+//! `/health/ready`, `/metrics`, `/jwks.json`, and `/data-version` (the member data change the
+//! match index has applied: an import is live once it reaches the store's). Never the
+//! ecosystem port.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +30,8 @@ pub struct Ops {
     pub ready: AtomicBool,
     /// The store, for gauges read at render time (`pdp_find_queue_depth`).
     pub store: crate::store::Store,
+    /// The member data version the match index has applied (`/data-version`).
+    pub data_version: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// Serves the ops listener until `shutdown`, under the same connection cap (its own), accept
@@ -87,6 +91,14 @@ fn route(req: &Request<Incoming>, ops: &Ops) -> Response<Body> {
                 ops.prometheus.render(),
             )
         }
+        "/data-version" => text(
+            StatusCode::OK,
+            "application/json",
+            format!(
+                "{{\"applied\":{}}}\n",
+                ops.data_version.load(Ordering::Acquire)
+            ),
+        ),
         "/jwks.json" => match &ops.jwks {
             Some(j) => text(StatusCode::OK, "application/json", j.to_string()),
             None => text(

@@ -21,7 +21,7 @@ use super::RequestCx;
 use crate::cas::client::{CasClient, Introspection};
 use crate::cas::{CasError, Pat};
 use crate::store::{
-    Calculation, CalculationKind, MatchStatus, PeiState, Store, StoreError, StoredPei,
+    Calculation, CalculationKind, MatchStatus, PeiState, SchemeState, Store, StoreError, StoredPei,
 };
 use crate::view_data::payload::{self, Context};
 use crate::view_data::token::Signer;
@@ -201,6 +201,18 @@ async fn handle_inner(
             p.state == PeiState::Registered && p.resource_id.is_some() && p.pat_id.is_some()
         })
         .ok_or_else(|| ApiError::not_found("no pension identifier with this asset GUID"))?;
+    // A suspended or severed scheme serves nothing, from the moment it is set (CoCo3.2.5).
+    if svc
+        .store
+        .scheme_state(pei.holdername)
+        .await
+        .map_err(store_failed)?
+        != SchemeState::Active
+    {
+        return Err(ApiError::not_found(
+            "no pension identifier with this asset GUID",
+        ));
+    }
     let related = RelatedRequest(pei.request_id.clone());
     *related_out = Some(pei.request_id.clone());
     let pat_id = pei.pat_id.clone().unwrap_or_default();

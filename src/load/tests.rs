@@ -55,9 +55,10 @@ async fn smoke_run_against_the_endpoint_and_cas_simulator() {
             crate::store::StoreLimits::default(),
         )
         .unwrap();
-        let report = crate::members::import::import_from_async(&member_file, &store)
-            .await
-            .unwrap();
+        let report =
+            crate::members::import::import_from_async(&member_file, &store, Default::default())
+                .await
+                .unwrap();
         assert!(report.errors.is_empty());
         store.close().await;
     }

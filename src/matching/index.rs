@@ -1,4 +1,5 @@
-//! In-memory match indexes, built at start-up from the stored members.
+//! In-memory match indexes, built at start-up from the stored members and kept current while the
+//! endpoint serves ([`super::live`]).
 //!
 //! A find is turned into candidates by two look-ups: the first 8 characters of its NINO, and
 //! each (name, date of birth) pair, where "name" is any given, family or previous family name,
@@ -39,9 +40,15 @@ pub struct IndexedMember {
 }
 
 /// The member indexes.
+///
+/// A member lives in one slot for as long as it is stored. Changing it replaces the slot's
+/// record in one step, then adds its new keys and drops its stale ones; a find that reaches the
+/// slot by any key, old or new, evaluates one whole record, old or new, never a mix. Removing it
+/// empties the slot first, so a stale key leads nowhere.
 #[derive(Default)]
 pub struct MemberIndex {
     members: DashMap<u32, IndexedMember>,
+    slots: DashMap<Box<str>, u32>,
     by_nino: DashMap<[u8; 8], Vec<u32>>,
     by_name_dob: DashMap<(Box<str>, NaiveDate), Vec<u32>>,
     next: std::sync::atomic::AtomicU32,
@@ -51,8 +58,34 @@ pub struct MemberIndex {
 pub struct Matcher {
     /// The members.
     pub index: MemberIndex,
+    /// Holdernames suspended or severed (CoCo3.2.5): their members are not matched.
+    pub inactive: dashmap::DashSet<Uuid>,
     default_rules: RuleSet,
     schemes: std::collections::HashMap<Uuid, RuleSet>,
+}
+
+/// One look-up key of a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Key {
+    Nino([u8; 8]),
+    NameDob(Box<str>, NaiveDate),
+}
+
+/// Every look-up key of a person.
+fn keys(p: &Person) -> Vec<Key> {
+    let mut out = Vec::new();
+    if let Some(n) = p.nino8 {
+        out.push(Key::Nino(n));
+    }
+    if let Some(dob) = p.date_of_birth {
+        for name in name_keys(p) {
+            let k = Key::NameDob(name.into(), dob);
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+    }
+    out
 }
 
 /// A find request's identity, normalised.
@@ -87,21 +120,14 @@ fn name_keys(p: &Person) -> impl Iterator<Item = &str> {
 // === impl MemberIndex ===
 
 impl MemberIndex {
-    /// Adds one member (safe to call from many threads at once).
+    /// Adds or replaces one member (safe to call from many threads at once).
     pub fn insert(&self, m: &MatchRecord) {
-        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let slot = *self
+            .slots
+            .entry(m.member_id.as_str().into())
+            .or_insert_with(|| self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         let person = m.person();
-        if let Some(n) = person.nino8 {
-            self.by_nino.entry(n).or_default().push(id);
-        }
-        if let Some(dob) = person.date_of_birth {
-            for name in name_keys(&person) {
-                let mut e = self.by_name_dob.entry((name.into(), dob)).or_default();
-                if !e.contains(&id) {
-                    e.push(id);
-                }
-            }
-        }
+        let new_keys = keys(&person);
         let pensions = m
             .pensions
             .iter()
@@ -110,8 +136,8 @@ impl MemberIndex {
                 scheme_name: p.scheme_name.as_str().into(),
             })
             .collect();
-        self.members.insert(
-            id,
+        let old = self.members.insert(
+            slot,
             IndexedMember {
                 member_id: m.member_id.as_str().into(),
                 holdername: m.holdername,
@@ -119,6 +145,62 @@ impl MemberIndex {
                 pensions,
             },
         );
+        self.add_keys(slot, &new_keys);
+        if let Some(old) = old {
+            let stale: Vec<Key> = keys(&old.person)
+                .into_iter()
+                .filter(|k| !new_keys.contains(k))
+                .collect();
+            self.drop_keys(slot, &stale);
+        }
+    }
+
+    /// Removes a member; false when it was not indexed.
+    pub fn remove(&self, member_id: &str) -> bool {
+        let Some((_, slot)) = self.slots.remove(member_id) else {
+            return false;
+        };
+        if let Some((_, old)) = self.members.remove(&slot) {
+            self.drop_keys(slot, &keys(&old.person));
+        }
+        true
+    }
+
+    fn add_keys(&self, slot: u32, keys: &[Key]) {
+        fn push(slots: &mut Vec<u32>, slot: u32) {
+            if !slots.contains(&slot) {
+                slots.push(slot);
+            }
+        }
+        for k in keys {
+            match k {
+                Key::Nino(n) => push(&mut self.by_nino.entry(*n).or_default(), slot),
+                Key::NameDob(name, dob) => push(
+                    &mut self.by_name_dob.entry((name.clone(), *dob)).or_default(),
+                    slot,
+                ),
+            }
+        }
+    }
+
+    fn drop_keys(&self, slot: u32, keys: &[Key]) {
+        for k in keys {
+            match k {
+                Key::Nino(n) => {
+                    if let Some(mut e) = self.by_nino.get_mut(n) {
+                        e.retain(|s| *s != slot);
+                    }
+                    self.by_nino.remove_if(n, |_, v| v.is_empty());
+                }
+                Key::NameDob(name, dob) => {
+                    let key = (name.clone(), *dob);
+                    if let Some(mut e) = self.by_name_dob.get_mut(&key) {
+                        e.retain(|s| *s != slot);
+                    }
+                    self.by_name_dob.remove_if(&key, |_, v| v.is_empty());
+                }
+            }
+        }
     }
 
     /// Members indexed.
@@ -159,6 +241,7 @@ impl Matcher {
     pub fn new(index: MemberIndex, config: &crate::config::MatchingConfig) -> Self {
         Self {
             index,
+            inactive: dashmap::DashSet::new(),
             default_rules: config.default.clone(),
             schemes: config
                 .schemes
@@ -181,6 +264,9 @@ impl Matcher {
             let Some(m) = self.index.members.get(&id) else {
                 continue;
             };
+            if self.inactive.contains(&m.holdername) {
+                continue;
+            }
             let rules = self.rules_for(m.holdername);
             if let Some(rule) = rules.evaluate(&person, &m.person) {
                 for p in &m.pensions {

@@ -6,8 +6,10 @@
 //! - [`normalise`]: case, spaces, punctuation, diacritics; NINO, postcode, dates.
 //! - [`rules`]: the rule set (yes / possible / no, with reason codes) and its evaluation.
 //! - [`index`]: the in-memory member indexes (dashmap) that turn a find into a few candidates.
+//! - [`live`]: keeps the index current while member data changes, without a restart.
 
 pub mod index;
+pub mod live;
 pub mod normalise;
 pub mod rules;
 

@@ -4,6 +4,16 @@
 //! its value), and the import goes on. The format is chosen by extension: `.csv`, or anything
 //! else as JSON lines (one [`MemberRecord`] per line).
 //!
+//! An import is a delta: each record adds a member or replaces it (a pension absent from the new
+//! record is removed), and a JSON line `{"action": "remove", "memberId": "..."}` removes one
+//! (`"action": "upsert"` is the default). A record exactly as imported before changes nothing,
+//! so importing the same file twice is harmless. With [`Options::snapshot`] the file is the
+//! whole membership: members it does not name are removed, but only when no record was refused
+//! (a refused record must not remove its member). [`Options::dry_run`] counts all of this and
+//! keeps nothing. Running endpoints pick the changes up without a restart (see
+//! [`crate::matching::live`]); the pensions that went are listed in [`Report::removed_pensions`]
+//! for [`deregister_removed`].
+//!
 //! CSV has one row per pension, a member's rows consecutive, with the header:
 //!
 //! ```text
@@ -20,7 +30,7 @@ use std::path::Path;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::record::{MemberAddress, MemberName, MemberPension, MemberRecord};
-use crate::store::{Store, StoreError};
+use crate::store::{Applied, MemberChange, Store, StoreError};
 
 /// Records written per transaction.
 const BATCH: usize = 5_000;
@@ -59,15 +69,45 @@ pub enum ImportError {
     Store(#[from] StoreError),
 }
 
-/// What an import did.
+/// How to import.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// The file is the whole membership: members it does not name are removed.
+    pub snapshot: bool,
+    /// Count what would change; keep nothing.
+    pub dry_run: bool,
+    /// A progress bar on stderr.
+    pub progress: bool,
+}
+
+/// What an import did (or, in a dry run, would do).
 #[derive(Debug, Default)]
 pub struct Report {
-    /// Members loaded.
-    pub loaded: u64,
-    /// Pensions loaded.
+    /// New members.
+    pub added: u64,
+    /// Members changed.
+    pub updated: u64,
+    /// Members exactly as imported before.
+    pub unchanged: u64,
+    /// Members removed (by `"action": "remove"`, or absent from a snapshot).
+    pub removed: u64,
+    /// Removals of members that were not stored.
+    pub not_found: u64,
+    /// Pensions in the records added or updated.
     pub pensions: u64,
+    /// Pensions gone (with their member, or from its new record): their PeIs are de-registered.
+    pub removed_pensions: Vec<uuid::Uuid>,
+    /// A snapshot's removals were withheld because records were refused.
+    pub snapshot_withheld: bool,
     /// Bad records, by line.
     pub errors: Vec<LineError>,
+}
+
+impl Report {
+    /// Members added or updated.
+    pub fn loaded(&self) -> u64 {
+        self.added + self.updated
+    }
 }
 
 const CSV_HEADER: &[&str] = &[
@@ -88,7 +128,10 @@ const CSV_HEADER: &[&str] = &[
 struct Sink<'a> {
     store: &'a Store,
     runtime: &'a tokio::runtime::Handle,
-    batch: Vec<MemberRecord>,
+    dry_run: bool,
+    batch: Vec<MemberChange>,
+    /// Members the file names (for a snapshot).
+    seen: std::collections::HashSet<String>,
     report: Report,
 }
 
@@ -102,7 +145,17 @@ impl Sink<'_> {
             });
             return Ok(());
         }
-        self.batch.push(m);
+        self.seen.insert(m.member_id.clone());
+        self.report.pensions += m.pensions.len() as u64;
+        self.push(MemberChange::Upsert(m.to_new_member()))
+    }
+
+    fn remove(&mut self, member_id: String) -> Result<(), StoreError> {
+        self.push(MemberChange::Remove(member_id))
+    }
+
+    fn push(&mut self, change: MemberChange) -> Result<(), StoreError> {
+        self.batch.push(change);
         if self.batch.len() >= BATCH {
             self.flush()?;
         }
@@ -121,14 +174,21 @@ impl Sink<'_> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let batch: Vec<_> = self.batch.drain(..).map(|m| m.to_new_member()).collect();
-        let (members, pensions) = (
-            batch.len() as u64,
-            batch.iter().map(|m| m.pensions.len() as u64).sum::<u64>(),
-        );
-        self.runtime.block_on(self.store.upsert_members(batch))?;
-        self.report.loaded += members;
-        self.report.pensions += pensions;
+        let batch = std::mem::take(&mut self.batch);
+        let applied = self
+            .runtime
+            .block_on(self.store.apply_members(batch, self.dry_run))?;
+        for a in applied {
+            let r = &mut self.report;
+            match a.applied {
+                Applied::Added => r.added += 1,
+                Applied::Updated => r.updated += 1,
+                Applied::Unchanged => r.unchanged += 1,
+                Applied::Removed => r.removed += 1,
+                Applied::NotFound => r.not_found += 1,
+            }
+            r.removed_pensions.extend(a.removed_pensions);
+        }
         Ok(())
     }
 }
@@ -139,7 +199,7 @@ pub fn import(
     path: &Path,
     store: &Store,
     runtime: &tokio::runtime::Handle,
-    progress: bool,
+    options: Options,
 ) -> Result<Report, ImportError> {
     let read_err = |source| ImportError::Read {
         path: path.to_owned(),
@@ -147,7 +207,7 @@ pub fn import(
     };
     let file = std::fs::File::open(path).map_err(read_err)?;
     let size = file.metadata().map_err(read_err)?.len();
-    let bar = if progress {
+    let bar = if options.progress {
         let b = ProgressBar::new(size);
         b.set_style(
             ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}")
@@ -161,7 +221,9 @@ pub fn import(
     let mut sink = Sink {
         store,
         runtime,
+        dry_run: options.dry_run,
         batch: Vec::with_capacity(BATCH),
+        seen: Default::default(),
         report: Report::default(),
     };
     let is_csv = path
@@ -173,18 +235,70 @@ pub fn import(
         import_jsonl(std::io::BufReader::new(reader), &mut sink)?;
     }
     sink.flush()?;
+    if options.snapshot {
+        if sink.report.errors.is_empty() {
+            for id in runtime.block_on(store.member_ids(None))? {
+                if !sink.seen.contains(&id) {
+                    sink.remove(id)?;
+                }
+            }
+            sink.flush()?;
+        } else {
+            sink.report.snapshot_withheld = true;
+        }
+    }
     bar.finish_and_clear();
     Ok(sink.report)
 }
 
+/// De-registers, as `asset-removed`, the PeIs of pensions an import removed (SPEC §4.4): each
+/// stops being served first (CoCo2.2.4); one not yet registered is only marked. Returns how many
+/// were de-registered; failures are logged by find request ID and left for a re-run of
+/// `peis deregister`.
+pub async fn deregister_removed(
+    store: &Store,
+    cas: &crate::cas::client::CasClient,
+    pensions: &[uuid::Uuid],
+) -> Result<u64, StoreError> {
+    use crate::peis::{deregister, DeletionReason};
+    use crate::store::PeiState;
+    let mut n = 0;
+    for pension in pensions {
+        for p in store.peis_for_pension(*pension).await? {
+            match p.state {
+                PeiState::Registered | PeiState::Deregistering => {
+                    let guid = p.asset_guid.hyphenated().to_string();
+                    match deregister(store, cas, &guid, DeletionReason::AssetRemoved).await {
+                        Ok(_) => n += 1,
+                        Err(e) => {
+                            tracing::warn!(request_id = %p.request_id, error = %e, "de-registration of a removed pension failed; re-run peis deregister")
+                        }
+                    }
+                }
+                PeiState::Pending => {
+                    store
+                        .deregistered(&p.pei, DeletionReason::AssetRemoved.as_str())
+                        .await?
+                }
+                PeiState::Deregistered | PeiState::Flagged => {}
+            }
+        }
+    }
+    Ok(n)
+}
+
 /// [`import`] from async code, without a progress bar: the file is read on a blocking thread.
-pub async fn import_from_async(path: &Path, store: &Store) -> Result<Report, ImportError> {
+pub async fn import_from_async(
+    path: &Path,
+    store: &Store,
+    options: Options,
+) -> Result<Report, ImportError> {
     let (s, p, rt) = (
         store.clone(),
         path.to_owned(),
         tokio::runtime::Handle::current(),
     );
-    crate::store::blocking(move || Ok(import(&p, &s, &rt, false))).await?
+    crate::store::blocking(move || Ok(import(&p, &s, &rt, options))).await?
 }
 
 fn import_jsonl(reader: impl BufRead, sink: &mut Sink<'_>) -> Result<(), ImportError> {
@@ -200,8 +314,29 @@ fn import_jsonl(reader: impl BufRead, sink: &mut Sink<'_>) -> Result<(), ImportE
         if line.trim().is_empty() {
             continue;
         }
-        let de = &mut serde_json::Deserializer::from_str(&line);
-        match serde_path_to_error::deserialize::<_, MemberRecord>(de) {
+        let mut value: serde_json::Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(_) => {
+                sink.reject(n, "record", "not valid JSON");
+                continue;
+            }
+        };
+        let action = value.as_object_mut().and_then(|o| o.remove("action"));
+        match action.as_ref().map(|a| a.as_str()) {
+            None | Some(Some("upsert")) => {}
+            Some(Some("remove")) => {
+                match value.get("memberId").and_then(|v| v.as_str()) {
+                    Some(id) if !id.trim().is_empty() => sink.remove(id.to_owned())?,
+                    _ => sink.reject(n, "memberId", "required to remove a member"),
+                }
+                continue;
+            }
+            Some(_) => {
+                sink.reject(n, "action", "must be \"upsert\" or \"remove\"");
+                continue;
+            }
+        }
+        match serde_path_to_error::deserialize::<_, MemberRecord>(value) {
             Ok(m) => sink.accept(n, m)?,
             Err(e) => {
                 let path = e.path().to_string();

@@ -40,9 +40,10 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 pub use model::{
-    AppendOutcome, Calculation, CalculationKind, Claimed, Decided, FailedFind, FindOutcome,
-    FindState, MatchStatus, NewFind, NewMember, NewPei, NewPension, PeiState, ReviewState,
-    SlaSamples, StoredFind, StoredPei, StoredPension,
+    AppendOutcome, Applied, AppliedChange, Calculation, CalculationKind, Claimed, DataChange,
+    Decided, FailedFind, FindOutcome, FindState, MatchStatus, MemberChange, NewFind, NewMember,
+    NewPei, NewPension, PeiState, ReviewState, SchemeState, SlaSamples, StoredFind, StoredPei,
+    StoredPension,
 };
 use sealed::DataKey;
 use sqlite::finds::End;
@@ -237,10 +238,27 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit(f, false).await
+    }
+
+    /// Runs `f` as a write would, answers what it returned, and rolls its changes back.
+    async fn trial<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(f, true).await
+    }
+
+    async fn submit<T, F>(&self, f: F, trial: bool) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, rx) = oneshot::channel();
         self.inner
             .tx
-            .send(Msg::Write(Box::new(Job::new(f, reply))))
+            .send(Msg::Write(Box::new(Job::new(f, reply, trial))))
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
@@ -639,35 +657,149 @@ impl Store {
 
     // --- members ---
 
-    /// Upserts a batch of members in one commit; their records and view data sealed here.
-    pub async fn upsert_members(&self, batch: Vec<NewMember>) -> Result<(), StoreError> {
+    /// Applies a batch of member changes in one commit: adds, replaces (a pension absent from
+    /// the new record is removed) or removes members; a record exactly as imported before
+    /// changes nothing. Records and view data are sealed here, off the runtime. Every change is
+    /// noted for the running endpoints' match indexes. With `dry_run`, the same answers and
+    /// nothing kept.
+    pub async fn apply_members(
+        &self,
+        batch: Vec<MemberChange>,
+        dry_run: bool,
+    ) -> Result<Vec<AppliedChange>, StoreError> {
         let key = self.inner.key.clone();
-        let rows = blocking(move || {
-            Ok(batch
-                .into_iter()
-                .map(|m| sqlite::members::MemberRow {
-                    sealed: key.seal(m.member_id.as_bytes(), &m.match_record),
-                    holdername: m.holdername.hyphenated().to_string(),
-                    pensions: m
-                        .pensions
-                        .into_iter()
-                        .map(|p| {
-                            let guid = p.asset_guid.hyphenated().to_string();
-                            sqlite::members::PensionRow {
-                                sealed_view_data: key.seal(guid.as_bytes(), &p.view_data),
-                                asset_guid: guid,
-                                scheme_name: p.scheme_name,
-                                statement_date: p.statement_date,
-                                calculation_date: p.calculation_date,
-                            }
-                        })
-                        .collect(),
-                    member_id: m.member_id,
-                })
-                .collect::<Vec<_>>())
+        let rows: Vec<SealedChange> =
+            blocking(move || Ok(batch.into_iter().map(|c| seal_change(&key, c)).collect())).await?;
+        let apply = move |c: &rusqlite::Connection| {
+            let now = crate::now_micros();
+            rows.iter()
+                .map(|change| apply_member(c, change, now))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        if dry_run {
+            self.trial(apply).await
+        } else {
+            self.write(apply).await
+        }
+    }
+
+    /// Every member ID, or those of one holdername.
+    pub async fn member_ids(&self, holdername: Option<Uuid>) -> Result<Vec<String>, StoreError> {
+        self.read(move |c, _| {
+            sqlite::members::ids(c, holdername.map(|h| h.hyphenated().to_string()).as_deref())
         })
-        .await?;
-        self.write(move |c| sqlite::members::upsert(c, &rows)).await
+        .await
+    }
+
+    /// One member's match record (opened JSON), `None` when not stored.
+    pub async fn member_record(&self, member_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let id = member_id.to_owned();
+        self.read(move |c, key| {
+            sqlite::members::sealed(c, &id)?
+                .map(|s| key.open(id.as_bytes(), &s).map_err(StoreError::from))
+                .transpose()
+        })
+        .await
+    }
+
+    /// Several members' match records (opened JSON), `None` for those not stored.
+    pub async fn member_records(
+        &self,
+        member_ids: Vec<String>,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, StoreError> {
+        self.read(move |c, key| {
+            member_ids
+                .into_iter()
+                .map(|id| {
+                    let json = sqlite::members::sealed(c, &id)?
+                        .map(|s| key.open(id.as_bytes(), &s))
+                        .transpose()?;
+                    Ok((id, json))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// The newest data change's version: an endpoint whose index has applied it is current.
+    pub async fn data_version(&self) -> Result<i64, StoreError> {
+        self.read(|c, _| sqlite::members::data_version(c)).await
+    }
+
+    /// Data changes after `version`, oldest first (at most `limit`), with their versions.
+    pub async fn data_changes_since(
+        &self,
+        version: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, DataChange)>, StoreError> {
+        self.read(move |c, _| {
+            sqlite::members::changes_since(c, version, limit)?
+                .into_iter()
+                .map(|(v, kind, key)| {
+                    let change = match kind.as_str() {
+                        "member" => DataChange::Member(key),
+                        "scheme" => DataChange::Scheme(
+                            Uuid::try_parse(&key).map_err(|_| StoreError::Corrupt("holdername"))?,
+                        ),
+                        _ => return Err(StoreError::Corrupt("data change kind")),
+                    };
+                    Ok((v, change))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Sets a scheme's state, noted for the running endpoints.
+    pub async fn set_scheme_state(
+        &self,
+        holdername: Uuid,
+        state: SchemeState,
+    ) -> Result<(), StoreError> {
+        let h = holdername.hyphenated().to_string();
+        self.write(move |c| {
+            let now = crate::now_micros();
+            sqlite::members::set_scheme(c, &h, state, now)?;
+            sqlite::members::record_change(c, "scheme", &h, now)
+        })
+        .await
+    }
+
+    /// Schemes not active.
+    pub async fn inactive_schemes(&self) -> Result<Vec<(Uuid, SchemeState)>, StoreError> {
+        self.read(|c, _| {
+            sqlite::members::schemes(c)?
+                .into_iter()
+                .map(|(h, s)| {
+                    Ok((
+                        Uuid::try_parse(&h).map_err(|_| StoreError::Corrupt("holdername"))?,
+                        s,
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// One scheme's state (active unless set otherwise).
+    pub async fn scheme_state(&self, holdername: Uuid) -> Result<SchemeState, StoreError> {
+        self.read(move |c, _| sqlite::members::scheme(c, &holdername.hyphenated().to_string()))
+            .await
+    }
+
+    /// PeIs of one pension.
+    pub async fn peis_for_pension(&self, pension: Uuid) -> Result<Vec<StoredPei>, StoreError> {
+        self.read(move |c, _| sqlite::peis::for_pension(c, &pension.hyphenated().to_string()))
+            .await
+    }
+
+    /// PeIs of one holdername.
+    pub async fn peis_for_holdername(
+        &self,
+        holdername: Uuid,
+    ) -> Result<Vec<StoredPei>, StoreError> {
+        self.read(move |c, _| sqlite::peis::for_holdername(c, &holdername.hyphenated().to_string()))
+            .await
     }
 
     /// Members stored.
@@ -786,6 +918,119 @@ impl Store {
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         self.read(|c, _| sqlite::checkpoint(c)).await
     }
+}
+
+/// A member change with its secrets sealed, ready for the writer.
+enum SealedChange {
+    Upsert(sqlite::members::MemberRow),
+    Remove(String),
+}
+
+/// Seals a member change: its match record and view data, and the hash of what was imported.
+fn seal_change(key: &DataKey, change: MemberChange) -> SealedChange {
+    let m = match change {
+        MemberChange::Remove(id) => return SealedChange::Remove(id),
+        MemberChange::Upsert(m) => m,
+    };
+    let mut hash = <sha2::Sha256 as sha2::Digest>::new();
+    let mut feed = |b: &[u8]| {
+        sha2::Digest::update(&mut hash, (b.len() as u64).to_be_bytes());
+        sha2::Digest::update(&mut hash, b);
+    };
+    feed(m.holdername.as_bytes());
+    feed(&m.match_record);
+    for p in &m.pensions {
+        feed(p.asset_guid.as_bytes());
+        feed(p.scheme_name.as_bytes());
+        feed(&p.view_data);
+        feed(format!("{:?}{:?}", p.statement_date, p.calculation_date).as_bytes());
+    }
+    let content_sha256 = hex::encode(sha2::Digest::finalize(hash));
+    SealedChange::Upsert(sqlite::members::MemberRow {
+        sealed: key.seal(m.member_id.as_bytes(), &m.match_record),
+        holdername: m.holdername.hyphenated().to_string(),
+        content_sha256,
+        pensions: m
+            .pensions
+            .into_iter()
+            .map(|p| {
+                let guid = p.asset_guid.hyphenated().to_string();
+                sqlite::members::PensionRow {
+                    sealed_view_data: key.seal(guid.as_bytes(), &p.view_data),
+                    asset_guid: guid,
+                    scheme_name: p.scheme_name,
+                    statement_date: p.statement_date,
+                    calculation_date: p.calculation_date,
+                }
+            })
+            .collect(),
+        member_id: m.member_id,
+    })
+}
+
+/// Applies one sealed member change on the writer's transaction.
+fn apply_member(
+    c: &rusqlite::Connection,
+    change: &SealedChange,
+    now: i64,
+) -> Result<AppliedChange, StoreError> {
+    let guids = |ids: Vec<String>| -> Result<Vec<Uuid>, StoreError> {
+        ids.iter()
+            .map(|g| Uuid::try_parse(g).map_err(|_| StoreError::Corrupt("asset GUID")))
+            .collect()
+    };
+    let (member_id, applied, removed) = match change {
+        SealedChange::Remove(id) => {
+            if sqlite::members::content_hash(c, id)?.is_none() {
+                return Ok(AppliedChange {
+                    member_id: id.clone(),
+                    applied: Applied::NotFound,
+                    removed_pensions: Vec::new(),
+                });
+            }
+            let gone = sqlite::members::pension_guids(c, id)?;
+            for g in &gone {
+                sqlite::members::delete_pension(c, g)?;
+            }
+            sqlite::members::delete(c, id)?;
+            (id, Applied::Removed, gone)
+        }
+        SealedChange::Upsert(row) => {
+            let before = sqlite::members::content_hash(c, &row.member_id)?;
+            if before
+                .as_ref()
+                .is_some_and(|h| h.as_deref() == Some(&row.content_sha256))
+            {
+                return Ok(AppliedChange {
+                    member_id: row.member_id.clone(),
+                    applied: Applied::Unchanged,
+                    removed_pensions: Vec::new(),
+                });
+            }
+            let kept: std::collections::HashSet<&str> =
+                row.pensions.iter().map(|p| p.asset_guid.as_str()).collect();
+            let gone: Vec<String> = sqlite::members::pension_guids(c, &row.member_id)?
+                .into_iter()
+                .filter(|g| !kept.contains(g.as_str()))
+                .collect();
+            for g in &gone {
+                sqlite::members::delete_pension(c, g)?;
+            }
+            sqlite::members::upsert(c, row)?;
+            let applied = if before.is_some() {
+                Applied::Updated
+            } else {
+                Applied::Added
+            };
+            (&row.member_id, applied, gone)
+        }
+    };
+    sqlite::members::record_change(c, "member", member_id, now)?;
+    Ok(AppliedChange {
+        member_id: member_id.clone(),
+        applied,
+        removed_pensions: guids(removed)?,
+    })
 }
 
 /// An owned [`End`], to move into a write.

@@ -146,6 +146,23 @@ pub enum CalculationKind {
 }
 stored_str!(CalculationKind);
 
+/// Whether a scheme (holdername) is served (CoCo3.2.5: PDP may direct an ISP to sever one).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumString, Display, VariantArray,
+)]
+pub enum SchemeState {
+    /// Matched and served.
+    #[strum(serialize = "active")]
+    Active,
+    /// Not matched, views `404`, PeIs kept: reversible.
+    #[strum(serialize = "suspended")]
+    Suspended,
+    /// As suspended, its PeIs de-registered and its members removed.
+    #[strum(serialize = "severed")]
+    Severed,
+}
+stored_str!(SchemeState);
+
 impl From<MatchStatus> for FindOutcome {
     fn from(s: MatchStatus) -> Self {
         match s {
@@ -326,6 +343,51 @@ pub struct NewMember {
     pub match_record: Vec<u8>,
     /// The member's pensions.
     pub pensions: Vec<NewPension>,
+}
+
+/// A change to one member, from an import.
+#[derive(Debug, Clone)]
+pub enum MemberChange {
+    /// Add the member, or replace it (pensions absent from the new record are removed).
+    Upsert(NewMember),
+    /// Remove the member and its pensions.
+    Remove(String),
+}
+
+/// What applying one [`MemberChange`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// A new member.
+    Added,
+    /// An existing member, changed.
+    Updated,
+    /// An existing member, exactly as imported before: nothing written.
+    Unchanged,
+    /// Removed.
+    Removed,
+    /// A removal of a member not stored.
+    NotFound,
+}
+
+/// The result of one [`MemberChange`].
+#[derive(Debug, Clone)]
+pub struct AppliedChange {
+    /// The member.
+    pub member_id: String,
+    /// What happened.
+    pub applied: Applied,
+    /// Pensions that are gone (removed with the member, or absent from its new record): their
+    /// PeIs must be de-registered.
+    pub removed_pensions: Vec<Uuid>,
+}
+
+/// A change a running endpoint applies to its match index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataChange {
+    /// A member was added, changed or removed.
+    Member(String),
+    /// A scheme's state changed.
+    Scheme(Uuid),
 }
 
 /// A pension on its way into the store.

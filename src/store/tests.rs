@@ -255,18 +255,21 @@ async fn members_and_pensions_are_sealed_and_opened() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(&dir);
     let guid = Uuid::from_u128(77);
-    s.upsert_members(vec![NewMember {
-        member_id: "M9".into(),
-        holdername: Uuid::from_u128(5),
-        match_record: b"{\"m\":9}".to_vec(),
-        pensions: vec![NewPension {
-            asset_guid: guid,
-            scheme_name: "Acme".into(),
-            view_data: br#"{"benefitIllustrations":[]}"#.to_vec(),
-            statement_date: chrono::NaiveDate::from_ymd_opt(2026, 1, 2),
-            calculation_date: None,
-        }],
-    }])
+    s.apply_members(
+        vec![MemberChange::Upsert(NewMember {
+            member_id: "M9".into(),
+            holdername: Uuid::from_u128(5),
+            match_record: b"{\"m\":9}".to_vec(),
+            pensions: vec![NewPension {
+                asset_guid: guid,
+                scheme_name: "Acme".into(),
+                view_data: br#"{"benefitIllustrations":[]}"#.to_vec(),
+                statement_date: chrono::NaiveDate::from_ymd_opt(2026, 1, 2),
+                calculation_date: None,
+            }],
+        })],
+        false,
+    )
     .await
     .unwrap();
     assert_eq!(s.member_count().await.unwrap(), 1);
@@ -421,4 +424,112 @@ async fn the_open_find_count_stays_exact_under_concurrent_acks_and_ends() {
         }
     }
     assert_eq!(s.pending(), 0);
+}
+
+fn member(id: &str, pensions: &[u128], record: &str) -> MemberChange {
+    MemberChange::Upsert(NewMember {
+        member_id: id.into(),
+        holdername: Uuid::from_u128(5),
+        match_record: record.as_bytes().to_vec(),
+        pensions: pensions
+            .iter()
+            .map(|g| NewPension {
+                asset_guid: Uuid::from_u128(*g),
+                scheme_name: "Acme".into(),
+                view_data: b"{}".to_vec(),
+                statement_date: None,
+                calculation_date: None,
+            })
+            .collect(),
+    })
+}
+
+#[tokio::test]
+async fn member_changes_add_update_repeat_and_remove_and_are_noted_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let applied = |v: Vec<AppliedChange>| v.into_iter().map(|a| a.applied).collect::<Vec<_>>();
+    let v0 = s.data_version().await.unwrap();
+    let r = s
+        .apply_members(
+            vec![member("A", &[1, 2], "a1"), member("B", &[3], "b1")],
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied(r), [Applied::Added, Applied::Added]);
+    // The same records again: nothing written, nothing noted.
+    let v1 = s.data_version().await.unwrap();
+    let r = s
+        .apply_members(vec![member("A", &[1, 2], "a1")], false)
+        .await
+        .unwrap();
+    assert_eq!(applied(r), [Applied::Unchanged]);
+    assert_eq!(s.data_version().await.unwrap(), v1);
+    // A dry run answers as a real one would and keeps nothing.
+    let r = s
+        .apply_members(
+            vec![member("A", &[1], "a2"), MemberChange::Remove("B".into())],
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r[0].applied, Applied::Updated);
+    assert_eq!(r[0].removed_pensions, [Uuid::from_u128(2)]);
+    assert_eq!(r[1].applied, Applied::Removed);
+    assert!(s.pension(Uuid::from_u128(2)).await.unwrap().is_some());
+    assert_eq!(s.data_version().await.unwrap(), v1);
+    // For real: A loses pension 2, B goes, C was never there.
+    let r = s
+        .apply_members(
+            vec![
+                member("A", &[1], "a2"),
+                MemberChange::Remove("B".into()),
+                MemberChange::Remove("C".into()),
+            ],
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        applied(r.clone()),
+        [Applied::Updated, Applied::Removed, Applied::NotFound]
+    );
+    assert_eq!(r[1].removed_pensions, [Uuid::from_u128(3)]);
+    assert!(s.pension(Uuid::from_u128(2)).await.unwrap().is_none());
+    assert!(s.pension(Uuid::from_u128(3)).await.unwrap().is_none());
+    assert_eq!(s.member_ids(None).await.unwrap(), ["A"]);
+    assert_eq!(
+        s.member_records(vec!["A".into(), "B".into()])
+            .await
+            .unwrap(),
+        [
+            ("A".to_string(), Some(b"a2".to_vec())),
+            ("B".to_string(), None)
+        ]
+    );
+    // Every change is noted, in order, for the running endpoints.
+    let changes: Vec<DataChange> = s
+        .data_changes_since(v0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect();
+    let m = |id: &str| DataChange::Member(id.into());
+    assert_eq!(changes, [m("A"), m("B"), m("A"), m("B")]);
+
+    // A scheme's state is kept and noted.
+    let h = Uuid::from_u128(5);
+    assert_eq!(s.scheme_state(h).await.unwrap(), SchemeState::Active);
+    s.set_scheme_state(h, SchemeState::Suspended).await.unwrap();
+    assert_eq!(s.scheme_state(h).await.unwrap(), SchemeState::Suspended);
+    assert_eq!(
+        s.inactive_schemes().await.unwrap(),
+        [(h, SchemeState::Suspended)]
+    );
+    let last = s.data_changes_since(v0, 100).await.unwrap();
+    assert_eq!(last.last().unwrap().1, DataChange::Scheme(h));
+    s.set_scheme_state(h, SchemeState::Active).await.unwrap();
+    assert!(s.inactive_schemes().await.unwrap().is_empty());
 }

@@ -60,8 +60,8 @@ pub(super) enum Msg {
 
 /// A write run inside a batch, answered after the batch commits.
 pub(super) trait Write: Send {
-    /// Runs the write on the batch's transaction; false when it failed (its savepoint is rolled
-    /// back).
+    /// Runs the write on the batch's transaction; false when its changes must not stay (it
+    /// failed, or it was a trial): its savepoint is rolled back.
     fn run(&mut self, conn: &Connection) -> bool;
 
     /// Answers the waiter: the write's result, or the commit's error.
@@ -73,14 +73,17 @@ pub(super) struct Job<T, F> {
     f: Option<F>,
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
+    /// A trial runs and answers, and its changes are rolled back (a dry run).
+    trial: bool,
 }
 
 impl<T, F> Job<T, F> {
-    pub(super) fn new(f: F, reply: oneshot::Sender<Result<T, StoreError>>) -> Self {
+    pub(super) fn new(f: F, reply: oneshot::Sender<Result<T, StoreError>>, trial: bool) -> Self {
         Self {
             f: Some(f),
             result: None,
             reply,
+            trial,
         }
     }
 }
@@ -95,9 +98,9 @@ where
             return false;
         };
         let r = f(conn);
-        let ok = r.is_ok();
+        let keep = r.is_ok() && !self.trial;
         self.result = Some(r);
-        ok
+        keep
     }
 
     fn answer(self: Box<Self>, committed: Result<(), &str>) {

@@ -227,9 +227,10 @@ impl Env {
         }
         std::fs::write(&path, out).unwrap();
         let store = self.store();
-        let report = pdp_provider::members::import::import_from_async(&path, &store)
-            .await
-            .unwrap();
+        let report =
+            pdp_provider::members::import::import_from_async(&path, &store, Default::default())
+                .await
+                .unwrap();
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         store.close().await;
         members

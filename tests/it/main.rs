@@ -24,3 +24,6 @@ mod hardening;
 
 // Property tests over real sockets: any find body, headers or view path get 202, 4xx or 503.
 mod fuzz;
+
+// Member data that changes while serving: live imports, deltas, snapshots, schemes.
+mod members;

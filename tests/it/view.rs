@@ -288,7 +288,7 @@ async fn stale_values_are_pending_dcc_and_dbc_with_due_dates() {
     // Restart so the index holds them.
     s.server.stop().await;
     let store = s.env.store();
-    pdp_provider::members::import::import_from_async(&path, &store)
+    pdp_provider::members::import::import_from_async(&path, &store, Default::default())
         .await
         .unwrap();
     let server = Server::start(s.env.config_with_cas(&s.cas)).await;

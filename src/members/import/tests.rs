@@ -24,8 +24,8 @@ fn jsonl_loads_good_records_and_reports_bad_ones_by_line_and_field() {
     let text = format!("{good}\n{bad_date}\nnot json\n\n{bad_type}\n{unknown}\n");
     let path = dir.path().join("members.jsonl");
     std::fs::write(&path, text).unwrap();
-    let report = import(&path, &store, rt.handle(), false).unwrap();
-    assert_eq!(report.loaded, 1);
+    let report = import(&path, &store, rt.handle(), Options::default()).unwrap();
+    assert_eq!(report.loaded(), 1);
     assert_eq!(report.pensions, 1);
     let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
     assert_eq!(
@@ -64,8 +64,8 @@ fn csv_groups_consecutive_rows_into_members() {
     );
     let path = dir.path().join("members.csv");
     std::fs::write(&path, text).unwrap();
-    let report = import(&path, &store, rt.handle(), false).unwrap();
-    assert_eq!((report.loaded, report.pensions), (1, 2));
+    let report = import(&path, &store, rt.handle(), Options::default()).unwrap();
+    assert_eq!((report.loaded(), report.pensions), (1, 2));
     let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
     assert_eq!(
         errors,
@@ -84,7 +84,7 @@ fn a_csv_with_the_wrong_header_is_refused() {
     let path = dir.path().join("m.csv");
     std::fs::write(&path, "a,b\n1,2\n").unwrap();
     assert!(matches!(
-        import(&path, &store, rt.handle(), false),
+        import(&path, &store, rt.handle(), Options::default()),
         Err(ImportError::Header { .. })
     ));
 }

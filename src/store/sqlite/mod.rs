@@ -24,7 +24,9 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::Connection;
 
-use super::model::{CalculationKind, FindOutcome, FindState, MatchStatus, PeiState, ReviewState};
+use super::model::{
+    CalculationKind, FindOutcome, FindState, MatchStatus, PeiState, ReviewState, SchemeState,
+};
 use super::StoreError;
 
 /// The schema's versioned migrations (`migrations/V<n>__<name>.sql`), applied in order at start.
@@ -137,7 +139,8 @@ sql_enum!(
     MatchStatus,
     PeiState,
     ReviewState,
-    CalculationKind
+    CalculationKind,
+    SchemeState
 );
 
 /// A stored date, `YYYY-MM-DD`.

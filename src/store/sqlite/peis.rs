@@ -88,6 +88,22 @@ pub(in crate::store) fn for_request(
     select(conn, "request_id = ?1", "pei", [request_id])
 }
 
+/// PeIs of one pension.
+pub(in crate::store) fn for_pension(
+    conn: &Connection,
+    pension_asset_guid: &str,
+) -> Result<Vec<StoredPei>, StoreError> {
+    select(conn, "pension_asset_guid = ?1", "pei", [pension_asset_guid])
+}
+
+/// PeIs of one holdername.
+pub(in crate::store) fn for_holdername(
+    conn: &Connection,
+    holdername: &str,
+) -> Result<Vec<StoredPei>, StoreError> {
+    select(conn, "holdername = ?1", "pei", [holdername])
+}
+
 /// Every PeI.
 pub(in crate::store) fn all(conn: &Connection) -> Result<Vec<StoredPei>, StoreError> {
     select(conn, "1", "pei", [])

@@ -1,0 +1,346 @@
+//! Member data that changes while the endpoint serves: imports and deltas take effect without a
+//! restart, removed pensions are de-registered and stop being served, schemes are suspended,
+//! resumed and severed.
+
+use pdp_provider::members::generate::FindKind;
+use pdp_provider::members::import::{deregister_removed, import_from_async, Options, Report};
+use pdp_provider::members::record::MemberRecord;
+use pdp_provider::store::{FindOutcome, PeiState, SchemeState, Store};
+use pdp_provider::tls::pki::files;
+
+use crate::harness::{cas_sim, find_for, member_with, post_find, Env, Server};
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Writes `lines` (records or `{"action": ...}` lines) as a JSON-lines file; returns its path.
+fn write_file(env: &Env, name: &str, lines: &[serde_json::Value]) -> std::path::PathBuf {
+    let path = env.dir.path().join(name);
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    std::fs::write(&path, text.join("\n")).unwrap();
+    path
+}
+
+fn record(m: &MemberRecord) -> serde_json::Value {
+    serde_json::to_value(m).unwrap()
+}
+
+async fn import(
+    env: &Env,
+    store: &Store,
+    name: &str,
+    lines: &[serde_json::Value],
+    options: Options,
+) -> Report {
+    let path = write_file(env, name, lines);
+    import_from_async(&path, store, options).await.unwrap()
+}
+
+/// Waits until the server's match index has applied every change in the store.
+async fn index_current(server: &Server, store: &Store) {
+    let want = store.data_version().await.unwrap();
+    let url = format!("http://{}/data-version", server.ops_addr);
+    for _ in 0..500 {
+        let v: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        if v["applied"].as_i64().unwrap() >= want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the match index did not catch up with version {want}");
+}
+
+/// A generated member with a new identity, so that nothing already stored matches it.
+fn fresh(members: &[MemberRecord], i: usize) -> MemberRecord {
+    let mut m = member_with(members, 1).clone();
+    m.member_id = format!("NEW{i}");
+    m.nino = Some(format!("ZY12345{i}B"));
+    m.date_of_birth = format!("1958-02-0{}", i + 1);
+    for p in &mut m.pensions {
+        p.asset_guid = uuid::Uuid::new_v4();
+    }
+    m
+}
+
+async fn outcome_of(env: &Env, server: &Server, m: &MemberRecord) -> Option<FindOutcome> {
+    let id = new_id();
+    let resp = post_find(
+        &env.pfs(),
+        &server.url("/find-requests"),
+        &id,
+        &find_for(m, FindKind::Yes),
+    )
+    .await;
+    assert_eq!(resp.status(), 202);
+    env.ended(&id).await.outcome
+}
+
+#[tokio::test]
+async fn imports_and_removals_take_effect_while_serving() {
+    let env = Env::new();
+    let members = env.with_members(100).await;
+    let cas = cas_sim(&env).await;
+    let mut config = env.config_with_cas(&cas);
+    config.matching.refresh_ms = 50;
+    let server = Server::start(config).await;
+    crate::harness::publish_jwks(&server, &cas).await;
+    let store = env.store();
+
+    // A member imported while the server runs is matched without a restart.
+    let newcomer = fresh(&members, 0);
+    assert_eq!(
+        outcome_of(&env, &server, &newcomer).await,
+        Some(FindOutcome::NoMatch)
+    );
+    let r = import(
+        &env,
+        &store,
+        "add.jsonl",
+        &[record(&newcomer)],
+        Options::default(),
+    )
+    .await;
+    assert_eq!((r.added, r.updated, r.unchanged), (1, 0, 0));
+    index_current(&server, &store).await;
+    assert_eq!(
+        outcome_of(&env, &server, &newcomer).await,
+        Some(FindOutcome::MatchYes)
+    );
+    let peis = store.peis().await.unwrap();
+    let pei = peis
+        .iter()
+        .find(|p| p.member_id == newcomer.member_id)
+        .expect("registered")
+        .clone();
+    let dashboard = pdp_provider::sim::dashboard::Dashboard::new(
+        &server.url(""),
+        &cas.base_url(),
+        &env.cert(files::CA),
+        &env.cert(files::DASHBOARD),
+        &env.cert(files::DASHBOARD_KEY),
+    )
+    .unwrap();
+    assert_eq!(
+        dashboard
+            .view(&pei.asset_guid.to_string())
+            .await
+            .unwrap()
+            .retry_status,
+        Some(200)
+    );
+
+    // The same file again changes nothing.
+    let r = import(
+        &env,
+        &store,
+        "add.jsonl",
+        &[record(&newcomer)],
+        Options::default(),
+    )
+    .await;
+    assert_eq!((r.added, r.updated, r.unchanged), (0, 0, 1));
+
+    // A changed identity is re-indexed: the old NINO no longer finds the member, the new one does.
+    let mut moved = newcomer.clone();
+    moved.nino = Some("ZY999999B".into());
+    moved.date_of_birth = "1958-03-03".into();
+    let r = import(
+        &env,
+        &store,
+        "update.jsonl",
+        &[record(&moved)],
+        Options::default(),
+    )
+    .await;
+    assert_eq!(r.updated, 1);
+    index_current(&server, &store).await;
+    assert_eq!(
+        outcome_of(&env, &server, &newcomer).await,
+        Some(FindOutcome::NoMatch)
+    );
+    assert_eq!(
+        outcome_of(&env, &server, &moved).await,
+        Some(FindOutcome::MatchYes)
+    );
+
+    // Removed: its PeI is de-registered as asset-removed, its view 404s, and it no longer matches.
+    let remove = serde_json::json!({"action": "remove", "memberId": newcomer.member_id});
+    let dry = import(
+        &env,
+        &store,
+        "remove.jsonl",
+        std::slice::from_ref(&remove),
+        Options {
+            dry_run: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        (dry.removed, dry.removed_pensions.len()),
+        (1, newcomer.pensions.len())
+    );
+    assert_eq!(
+        store.member_ids(None).await.unwrap().len(),
+        101,
+        "a dry run keeps everything"
+    );
+    let r = import(&env, &store, "remove.jsonl", &[remove], Options::default()).await;
+    assert_eq!(r.removed, 1);
+    let client = pdp_provider::cas::client::CasClient::new(
+        &env.config_with_cas(&cas).cas,
+        crate::harness::side_store(&env),
+    )
+    .unwrap();
+    let n = deregister_removed(&store, &client, &r.removed_pensions)
+        .await
+        .unwrap();
+    assert_eq!(n, newcomer.pensions.len() as u64);
+    let at_cas = cas
+        .state
+        .registrations()
+        .into_iter()
+        .find(|reg| reg.name == pei.pei)
+        .unwrap();
+    assert_eq!(at_cas.deleted.as_deref(), Some("asset-removed"));
+    assert_eq!(
+        dashboard
+            .view(&pei.asset_guid.to_string())
+            .await
+            .unwrap()
+            .first_status,
+        404
+    );
+    index_current(&server, &store).await;
+    assert_eq!(
+        outcome_of(&env, &server, &moved).await,
+        Some(FindOutcome::NoMatch)
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_snapshot_removes_the_absent_unless_records_were_refused() {
+    let env = Env::new();
+    let members = env.with_members(20).await;
+    let store = env.store();
+    let keep: Vec<serde_json::Value> = members[..15].iter().map(record).collect();
+    let mut with_bad = keep.clone();
+    with_bad.push(serde_json::json!({"memberId": "BROKEN"}));
+    let snapshot = Options {
+        snapshot: true,
+        ..Options::default()
+    };
+    let r = import(&env, &store, "bad.jsonl", &with_bad, snapshot).await;
+    assert!(r.snapshot_withheld);
+    assert_eq!((r.unchanged, r.removed, r.errors.len()), (15, 0, 1));
+    let dry = import(
+        &env,
+        &store,
+        "snap.jsonl",
+        &keep,
+        Options {
+            dry_run: true,
+            ..snapshot
+        },
+    )
+    .await;
+    assert_eq!(dry.removed, 5);
+    assert_eq!(store.member_ids(None).await.unwrap().len(), 20);
+    let r = import(&env, &store, "snap.jsonl", &keep, snapshot).await;
+    assert_eq!((r.unchanged, r.removed), (15, 5));
+    assert_eq!(store.member_ids(None).await.unwrap().len(), 15);
+}
+
+#[tokio::test]
+async fn a_scheme_is_suspended_resumed_and_severed() {
+    let env = Env::new();
+    let members = env.with_members(100).await;
+    let cas = cas_sim(&env).await;
+    let mut config = env.config_with_cas(&cas);
+    config.matching.refresh_ms = 50;
+    let server = Server::start(config).await;
+    crate::harness::publish_jwks(&server, &cas).await;
+    let store = env.store();
+    let m = member_with(&members, 1);
+    let h = m.holdername;
+    assert_eq!(
+        outcome_of(&env, &server, m).await,
+        Some(FindOutcome::MatchYes)
+    );
+    let pei = store
+        .peis()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.member_id == m.member_id)
+        .unwrap();
+    let dashboard = pdp_provider::sim::dashboard::Dashboard::new(
+        &server.url(""),
+        &cas.base_url(),
+        &env.cert(files::CA),
+        &env.cert(files::DASHBOARD),
+        &env.cert(files::DASHBOARD_KEY),
+    )
+    .unwrap();
+    let guid = pei.asset_guid.to_string();
+
+    // Suspended: views 404 at once, finds no longer match its members.
+    pdp_provider::schemes::set(&store, h, SchemeState::Suspended)
+        .await
+        .unwrap();
+    assert_eq!(dashboard.view(&guid).await.unwrap().first_status, 404);
+    index_current(&server, &store).await;
+    assert_eq!(
+        outcome_of(&env, &server, m).await,
+        Some(FindOutcome::NoMatch)
+    );
+    // Resumed: served and matched again.
+    pdp_provider::schemes::set(&store, h, SchemeState::Active)
+        .await
+        .unwrap();
+    assert_eq!(dashboard.view(&guid).await.unwrap().retry_status, Some(200));
+    index_current(&server, &store).await;
+    assert_eq!(
+        outcome_of(&env, &server, m).await,
+        Some(FindOutcome::MatchYes)
+    );
+
+    // Severed: PeIs de-registered, members of the scheme gone, others untouched.
+    let client = pdp_provider::cas::client::CasClient::new(
+        &env.config_with_cas(&cas).cas,
+        crate::harness::side_store(&env),
+    )
+    .unwrap();
+    let before = store.member_ids(None).await.unwrap().len();
+    let in_scheme = store.member_ids(Some(h)).await.unwrap().len();
+    let out = pdp_provider::schemes::sever(&store, &client, h)
+        .await
+        .unwrap();
+    assert_eq!(out.failed, 0);
+    assert!(out.deregistered >= 1);
+    assert_eq!(out.members_removed as usize, in_scheme);
+    assert_eq!(
+        store.member_ids(None).await.unwrap().len(),
+        before - in_scheme
+    );
+    let p = store
+        .pei_by_asset_guid(pei.asset_guid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.state, PeiState::Deregistered);
+    assert_eq!(dashboard.view(&guid).await.unwrap().first_status, 404);
+    // Audited as operator actions.
+    let actions: Vec<String> = store
+        .audit_records(0, i64::MAX, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.direction == pdp_provider::audit::Direction::Operator)
+        .map(|a| a.outcome)
+        .collect();
+    assert_eq!(actions, ["suspended", "active", "severed"]);
+    server.stop().await;
+}
