@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -69,7 +68,9 @@ pub struct Running {
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let prometheus = crate::metrics::install();
     let key = DataKey::load(&config.crypto)?;
-    let tls = crate::tls::server::server_config(&config.tls)?;
+    let tls = Arc::new(arc_swap::ArcSwap::new(crate::tls::server::server_config(
+        &config.tls,
+    )?));
     let store = Store::open(
         &config.store.path,
         key,
@@ -103,6 +104,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let tracker = TaskTracker::new();
     let pipeline = TaskTracker::new();
     let wake = Arc::new(Notify::new());
+    // One CAS client, shared: a reload of the provider's identity reaches every user of it.
+    let cas = CasClient::new(&config.cas, store.clone())?;
     let applied_version = Arc::new(std::sync::atomic::AtomicI64::new(data_version));
     tokio::spawn(crate::matching::live::run(
         store.clone(),
@@ -115,13 +118,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     Arc::new(Pipeline {
         store: store.clone(),
         matcher: matcher.clone(),
-        cas: CasClient::new(&config.cas, store.clone())?,
+        cas: cas.clone(),
         config: config.workers.clone(),
         wake: wake.clone(),
     })
     .spawn(shutdown.clone(), &pipeline);
-    let view = Some(Arc::new(view_service(&config, store.clone()).await?));
-    let jwks = view.as_ref().map(|v| v.signer.jwks().clone());
+    let view = Some(Arc::new(
+        view_service(&config, store.clone(), cas.clone()).await?,
+    ));
+    let signer = view.as_ref().map(|v| v.signer.clone());
     let app = Arc::new(App {
         store: store.clone(),
         matcher,
@@ -138,14 +143,28 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     });
     let ops = Arc::new(Ops {
         prometheus,
-        jwks,
+        signer: signer.clone(),
         ready: AtomicBool::new(false),
         store: store.clone(),
         data_version: applied_version,
     });
+    tokio::spawn(
+        crate::reload::Reloader::new(
+            config.clone(),
+            crate::reload::Material {
+                tls: tls.clone(),
+                cas: cas.clone(),
+                signer,
+            },
+        )
+        .run(
+            Duration::from_millis(config.server.reload_poll_ms),
+            shutdown.clone(),
+        ),
+    );
     tokio::spawn(crate::http::serve(
         listener,
-        TlsAcceptor::from(tls),
+        tls,
         app,
         ConnLimits::from_config(&config),
         shutdown.clone(),
@@ -172,10 +191,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         retention_days: config.audit.retention_days,
         heartbeat_every: Duration::from_secs(60),
         go_live: config.sla.go_live,
-        possible_review: Some((
-            CasClient::new(&config.cas, store.clone())?,
-            config.matching.possible_review_days,
-        )),
+        possible_review: Some((cas, config.matching.possible_review_days)),
     };
     tokio::spawn(upkeep.run(shutdown.clone()));
     tracing::info!(%addr, %ops_addr, "pdp-provider endpoint listening");
@@ -191,20 +207,35 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     })
 }
 
-/// Builds the view endpoint's service: the store, the signer, the calendar.
-async fn view_service(config: &Config, store: Store) -> Result<ViewService, StartError> {
-    let cas = CasClient::new(&config.cas, store.clone())?;
+/// The view data signer as `config` describes it: the active key and those published beside
+/// it; the audience defaults to the CAS token endpoint.
+pub fn signer(config: &Config) -> Result<Signer, crate::view_data::token::SignError> {
     let v = &config.view;
-    let token_endpoint = cas.token_endpoint();
-    let signer = Signer::load(
+    Signer::load_keyring(
         &v.signing_key,
+        &v.published_keys,
         TokenSettings {
             issuer: v.issuer.clone(),
-            audience: v.audience.clone().unwrap_or_else(|| token_endpoint.clone()),
+            audience: v.audience.clone().unwrap_or_else(|| token_endpoint(config)),
             ttl_s: v.token_ttl_s,
             algorithm: v.algorithm.clone(),
         },
-    )?;
+    )
+}
+
+/// The CAS token endpoint, as the view's default audience and `as_uri`.
+fn token_endpoint(config: &Config) -> String {
+    format!("{}/token", config.cas.base_url.trim_end_matches('/'))
+}
+
+/// Builds the view endpoint's service: the store, the signer, the calendar.
+async fn view_service(
+    config: &Config,
+    store: Store,
+    cas: CasClient,
+) -> Result<ViewService, StartError> {
+    let v = &config.view;
+    let signer = Arc::new(arc_swap::ArcSwap::from_pointee(signer(config)?));
     let calendar = match Calendar::load(&v.calendar) {
         Ok(c) => c,
         Err(e) => {
@@ -221,7 +252,7 @@ async fn view_service(config: &Config, store: Store) -> Result<ViewService, Star
         calendar,
         nations: v.nations.iter().map(|n| (n.holdername, n.nation)).collect(),
         default_nation: v.nation,
-        as_uri: v.as_uri.clone().unwrap_or(token_endpoint),
+        as_uri: v.as_uri.clone().unwrap_or_else(|| token_endpoint(config)),
         budget: Duration::from_millis(v.budget_ms),
         perm_timeout: Duration::from_millis(v.perm_timeout_ms),
         introspect_timeout: Duration::from_millis(v.introspect_timeout_ms),
@@ -233,9 +264,9 @@ async fn view_service(config: &Config, store: Store) -> Result<ViewService, Star
 // === impl Running ===
 
 impl Running {
-    /// The view signing key's public JWK set (for onboarding and the CAS simulator).
-    pub fn jwks(&self) -> Option<&serde_json::Value> {
-        self.ops.jwks.as_ref()
+    /// The view signing keys' public JWK set (for onboarding and the CAS simulator).
+    pub fn jwks(&self) -> Option<serde_json::Value> {
+        self.ops.signer.as_ref().map(|s| s.load().jwks().clone())
     }
 
     /// The token that stops the endpoint when cancelled.

@@ -137,6 +137,9 @@ pub struct ServerConfig {
     /// Connections held open at once on the ops listener (its header, idle and accept limits
     /// are the ecosystem listener's).
     pub ops_max_connections: usize,
+    /// How often key and certificate files are checked for changes (they are also reloaded on
+    /// `SIGHUP`).
+    pub reload_poll_ms: u64,
 }
 
 /// Certificates for the ecosystem listener.
@@ -276,6 +279,9 @@ pub struct ViewConfig {
     pub nations: Vec<HoldernameNation>,
     /// The path of the view data URL registered with PDP, before `/{assetGuid}` (SPEC §3.2).
     pub path: String,
+    /// Signing keys published in the JWK set beside `signing_key` without signing: a new key
+    /// before the switch, an old one until the tokens it signed have expired.
+    pub published_keys: Vec<PathBuf>,
 }
 
 /// A holdername's nation for working days.
@@ -388,6 +394,7 @@ impl Default for ServerConfig {
             max_concurrent_streams: 256,
             shutdown_grace_ms: 10_000,
             ops_max_connections: 64,
+            reload_poll_ms: 5_000,
         }
     }
 }
@@ -460,6 +467,7 @@ impl Default for ViewConfig {
             nation: Default::default(),
             nations: Vec::new(),
             path: "/view-data".into(),
+            published_keys: Vec::new(),
         }
     }
 }
@@ -570,6 +578,9 @@ impl Config {
         }
         if self.matching.refresh_ms == 0 {
             return Err(invalid("matching.refresh_ms", "must be more than 0"));
+        }
+        if self.server.reload_poll_ms == 0 {
+            return Err(invalid("server.reload_poll_ms", "must be more than 0"));
         }
         if self.server.ops_max_connections == 0 {
             return Err(invalid("server.ops_max_connections", "must be at least 1"));

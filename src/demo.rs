@@ -132,7 +132,7 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
     let running = crate::app::start(config.clone()).await?;
     // PDP publishes the provider's signing key at the CAS jwk_uri at onboarding.
     if let Some(jwks) = running.jwks() {
-        cas.state.publish_jwks(jwks);
+        cas.state.publish_jwks(&jwks);
     }
     let base = format!("https://127.0.0.1:{}", running.addr.port());
     println!("endpoint on {base} (ops http://{})", running.ops_addr);

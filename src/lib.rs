@@ -25,6 +25,7 @@
 //! - [`sla`]: the monthly SLA report from the audit trail and heartbeats.
 //! - [`metrics`]: metric names, units and the SLA buckets (CoCo2.1.1-2.1.5).
 //! - [`upkeep`]: heartbeat (availability), certificate expiry, audit purge.
+//! - [`reload`]: keys and certificates replaced without a restart (`SIGHUP`, or a file change).
 //! - [`shutdown`]: one cancellation signal and the drain deadline.
 //! - [`app`]: wires the parts into a running endpoint; [`demo`] surrounds it with simulators.
 
@@ -40,6 +41,7 @@ pub mod members;
 pub mod metrics;
 pub mod peis;
 pub mod pipeline;
+pub mod reload;
 pub mod schemes;
 pub mod shutdown;
 pub mod sim;

@@ -292,6 +292,10 @@ enum SimCommand {
         /// The dev PKI directory.
         #[arg(long, default_value = "certs")]
         certs: PathBuf,
+        /// The provider's JWK set to publish at `/jwk_uri` (as `pdp-provider jwks` prints it);
+        /// by default the public key of `<certs>/view-signing.key`, when present.
+        #[arg(long)]
+        jwks: Option<PathBuf>,
     },
 }
 
@@ -477,11 +481,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     listen,
                     control,
                     certs,
+                    jwks,
                 },
         } => {
             runtime()?.block_on(async move {
                 let tls = pdp_provider::demo::sim_tls(&certs);
                 let sim = pdp_provider::sim::cas::CasSim::start(listen, control, &tls).await?;
+                match pdp_provider::sim::cas::provider_jwks(&certs, jwks.as_deref())? {
+                    Some(j) => {
+                        sim.state.publish_jwks(&j);
+                        eprintln!("publishing the provider's JWK set at /jwk_uri");
+                    }
+                    None => eprintln!(
+                        "no provider JWK set to publish: views will not verify until one is POSTed to /__sim/jwks"
+                    ),
+                }
                 eprintln!(
                     "CAS simulator on https://{} (mTLS); control on http://{}",
                     sim.addr, sim.control_addr
@@ -700,15 +714,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Jwks { config } => {
             let config = load_config(&config)?;
-            let signer = pdp_provider::view_data::token::Signer::load(
-                &config.view.signing_key,
-                pdp_provider::view_data::token::TokenSettings {
-                    issuer: config.view.issuer.clone(),
-                    audience: String::new(),
-                    ttl_s: config.view.token_ttl_s,
-                    algorithm: config.view.algorithm.clone(),
-                },
-            )?;
+            let signer = pdp_provider::app::signer(&config)?;
             println!("{}", serde_json::to_string_pretty(signer.jwks())?);
             Ok(ExitCode::SUCCESS)
         }

@@ -32,6 +32,8 @@ pub const QUEUE_DEPTH: &str = "pdp_find_queue_depth";
 pub const SCHEME_ACTIONS_TOTAL: &str = "pdp_scheme_actions_total";
 /// Schemes suspended or severed.
 pub const SCHEMES_INACTIVE: &str = "pdp_schemes_inactive";
+/// Reloads of keys and certificates, by part and outcome (`reloaded`, `refused`).
+pub const RELOADS_TOTAL: &str = "pdp_reloads_total";
 /// Members in the match index.
 pub const MEMBERS_INDEXED: &str = "pdp_members_indexed";
 /// The member data version the match index has applied (compare across instances).
@@ -332,6 +334,11 @@ fn describe() {
         "Ecosystem responses by endpoint and status"
     );
     describe_gauge!(MEMBERS_INDEXED, Unit::Count, "Members in the match index");
+    describe_counter!(
+        RELOADS_TOTAL,
+        Unit::Count,
+        "Reloads of keys and certificates without a restart, by part and outcome"
+    );
     describe_gauge!(
         SCHEMES_INACTIVE,
         Unit::Count,
@@ -617,4 +624,10 @@ pub fn scheme_action(state: &'static str) {
 /// Schemes suspended or severed, as the match index has them.
 pub fn schemes_inactive(n: usize) {
     gauge!(SCHEMES_INACTIVE).set(n as f64);
+}
+
+/// Counts a reload of keys and certificates, by part and whether it took.
+pub fn reload(part: &'static str, ok: bool) {
+    let outcome = if ok { "reloaded" } else { "refused" };
+    counter!(RELOADS_TOTAL, "part" => part, "outcome" => outcome).increment(1);
 }

@@ -24,7 +24,8 @@ use crate::wire::find::Uat;
 /// The CAS client.
 #[derive(Clone)]
 pub struct CasClient {
-    http: reqwest::Client,
+    /// Shared by every clone, and replaced whole when the provider's identity is reloaded.
+    http: std::sync::Arc<arc_swap::ArcSwap<reqwest::Client>>,
     base: String,
     store: Store,
 }
@@ -34,21 +35,18 @@ pub struct CasClient {
 impl CasClient {
     /// Builds the client from config: the provider's certificate and key, the ecosystem CA.
     pub fn new(config: &CasConfig, store: Store) -> Result<Self, TlsError> {
-        let http =
-            crate::tls::client::mtls_builder(&config.ca, &config.client_cert, &config.client_key)?
-                .timeout(Duration::from_millis(config.call_timeout_ms))
-                .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
-                .pool_idle_timeout(Duration::from_secs(50))
-                .build()
-                .map_err(|e| TlsError::Pem {
-                    path: config.client_cert.clone(),
-                    reason: e.to_string(),
-                })?;
         Ok(Self {
-            http,
+            http: std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(http_client(config)?)),
             base: config.base_url.trim_end_matches('/').to_owned(),
             store,
         })
+    }
+
+    /// Reads the provider's certificate, key and the CA again: calls from now on use them (every
+    /// clone of this client too). On an error the old identity stays.
+    pub fn reload(&self, config: &CasConfig) -> Result<(), TlsError> {
+        self.http.store(std::sync::Arc::new(http_client(config)?));
+        Ok(())
     }
 
     fn url(&self, path: &str) -> String {
@@ -107,7 +105,7 @@ impl CasClient {
 
     /// 4.1: swaps a UAT for a PAT.
     pub async fn token(&self, uat: &Uat, request_id: &str) -> Result<Pat, CasError> {
-        let req = self.http.post(self.url("/token")).form(&[
+        let req = self.http.load().post(self.url("/token")).form(&[
             ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
             ("assertion", uat.expose()),
             ("scope", "uma_protection"),
@@ -128,6 +126,7 @@ impl CasClient {
     ) -> Result<String, CasError> {
         let req = self
             .http
+            .load()
             .post(self.url("/rreguri"))
             .bearer_auth(pat.expose())
             .json(&RegisterRequest {
@@ -151,6 +150,7 @@ impl CasClient {
     ) -> Result<(), CasError> {
         let req = self
             .http
+            .load()
             .patch(self.url(&format!("/rreguri/{resource_id}")))
             .bearer_auth(pat.expose())
             .json(&UpdateRequest {
@@ -171,6 +171,7 @@ impl CasClient {
     ) -> Result<(), CasError> {
         let req = self
             .http
+            .load()
             .delete(self.url(&format!("/rreguri/{resource_id}")))
             .query(&[("deletion_reason", reason)])
             .bearer_auth(pat.expose());
@@ -190,6 +191,7 @@ impl CasClient {
     ) -> Result<String, CasError> {
         let req = self
             .http
+            .load()
             .post(self.url("/perm"))
             .bearer_auth(pat.expose())
             .timeout(timeout)
@@ -212,6 +214,7 @@ impl CasClient {
     ) -> Result<Introspection, CasError> {
         let req = self
             .http
+            .load()
             .post(self.url("/introspect"))
             .bearer_auth(pat.expose())
             .timeout(timeout)
@@ -224,6 +227,19 @@ impl CasClient {
     pub fn token_endpoint(&self) -> String {
         self.url("/token")
     }
+}
+
+/// The mTLS client with the provider's identity.
+fn http_client(config: &CasConfig) -> Result<reqwest::Client, TlsError> {
+    crate::tls::client::mtls_builder(&config.ca, &config.client_cert, &config.client_key)?
+        .timeout(Duration::from_millis(config.call_timeout_ms))
+        .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+        .pool_idle_timeout(Duration::from_secs(50))
+        .build()
+        .map_err(|e| TlsError::Pem {
+            path: config.client_cert.clone(),
+            reason: e.to_string(),
+        })
 }
 
 fn kind(e: &reqwest::Error) -> String {

@@ -171,7 +171,7 @@ impl ConnLimits {
 /// finished or been told to (the caller bounds the wait on `tracker`).
 pub async fn serve(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    tls: Arc<arc_swap::ArcSwap<rustls::ServerConfig>>,
     app: Arc<App>,
     limits: ConnLimits,
     shutdown: CancellationToken,
@@ -179,12 +179,9 @@ pub async fn serve(
 ) {
     let max = limits.max_connections;
     conn::accept_loop(listener, max, shutdown.clone(), tracker, move |tcp| {
-        let (acceptor, app, limits, shutdown) = (
-            acceptor.clone(),
-            app.clone(),
-            limits.clone(),
-            shutdown.clone(),
-        );
+        // The config of the moment: a reload reaches handshakes from now on, not open ones.
+        let acceptor = TlsAcceptor::from(tls.load_full());
+        let (app, limits, shutdown) = (app.clone(), limits.clone(), shutdown.clone());
         async move {
             crate::metrics::open_connections(1.0);
             connection(tcp, acceptor, app, limits, shutdown).await;

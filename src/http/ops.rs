@@ -24,8 +24,8 @@ use super::{conn, ConnLimits};
 pub struct Ops {
     /// Renders `/metrics`.
     pub prometheus: PrometheusHandle,
-    /// The view data signing key's public JWK set, for `/jwks.json`.
-    pub jwks: Option<serde_json::Value>,
+    /// The view data signer, whose public JWK set `/jwks.json` serves (it follows reloads).
+    pub signer: Option<Arc<arc_swap::ArcSwap<crate::view_data::token::Signer>>>,
     /// False while starting and once draining: `/health/ready` answers `503`.
     pub ready: AtomicBool,
     /// The store, for gauges read at render time (`pdp_find_queue_depth`).
@@ -99,8 +99,12 @@ fn route(req: &Request<Incoming>, ops: &Ops) -> Response<Body> {
                 ops.data_version.load(Ordering::Acquire)
             ),
         ),
-        "/jwks.json" => match &ops.jwks {
-            Some(j) => text(StatusCode::OK, "application/json", j.to_string()),
+        "/jwks.json" => match &ops.signer {
+            Some(s) => text(
+                StatusCode::OK,
+                "application/json",
+                s.load().jwks().to_string(),
+            ),
             None => text(
                 StatusCode::NOT_FOUND,
                 "text/plain",

@@ -36,7 +36,7 @@ pub struct ViewService {
     /// Tickets and introspection.
     pub cas: CasClient,
     /// Signs view data tokens.
-    pub signer: Signer,
+    pub signer: std::sync::Arc<arc_swap::ArcSwap<Signer>>,
     /// Bank holidays.
     pub calendar: Calendar,
     /// Nations by holdername.
@@ -288,7 +288,7 @@ async fn handle_inner(
             .map_err(store_failed)?;
     }
     let view_data = serde_json::to_string(&body).expect("payload serialises");
-    let token = svc.signer.sign(&pei.pei, &view_data).map_err(|e| {
+    let token = svc.signer.load().sign(&pei.pei, &view_data).map_err(|e| {
         tracing::error!(error = %e, "signing failed");
         ApiError::internal()
     })?;

@@ -63,7 +63,7 @@ async fn smoke_run_against_the_endpoint_and_cas_simulator() {
         store.close().await;
     }
     let running = crate::app::start(config).await.unwrap();
-    cas.state.publish_jwks(running.jwks().unwrap());
+    cas.state.publish_jwks(&running.jwks().unwrap());
 
     let out = dir.path().join("out");
     let args = LoadArgs {

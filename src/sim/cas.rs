@@ -12,7 +12,9 @@
 //!
 //! A control listener (plain HTTP, loopback) shows what it received and injects faults:
 //! `GET /__sim/registrations`, `GET /__sim/calls`, `POST /__sim/faults` with
-//! `{"latency_ms", "error_rate", "error_status", "outage_ms", "endpoints"}`, `DELETE /__sim/faults`.
+//! `{"latency_ms", "error_rate", "error_status", "outage_ms", "endpoints"}`, `DELETE /__sim/faults`,
+//! and `POST /__sim/jwks` with a provider's JWK set to publish at `/jwk_uri` (as PDP does at
+//! onboarding; [`provider_jwks`] finds the one to publish at start).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -780,12 +782,63 @@ async fn control(req: Request<Incoming>, state: Arc<CasState>) -> Response<Body>
                 Err(_) => text(StatusCode::BAD_REQUEST, "bad faults"),
             }
         }
+        (Method::POST, "/__sim/jwks") => {
+            let body = body_bytes(req).await.unwrap_or_default();
+            match serde_json::from_slice::<serde_json::Value>(&body) {
+                Ok(j) if j["keys"].is_array() => {
+                    state.publish_jwks(&j);
+                    text(StatusCode::NO_CONTENT, "")
+                }
+                _ => text(
+                    StatusCode::BAD_REQUEST,
+                    "expected a JWK set {\"keys\": [...]}",
+                ),
+            }
+        }
         (Method::DELETE, "/__sim/faults") => {
             state.set_faults(Faults::default());
             text(StatusCode::NO_CONTENT, "")
         }
         _ => text(StatusCode::NOT_FOUND, "not found"),
     }
+}
+
+/// The provider JWK set a standalone simulator publishes at start: the file given (a JWK set, as
+/// `pdp-provider jwks` prints it), or else the public key of the dev PKI's view signing key in
+/// `certs` when there is one. `None` when neither.
+pub fn provider_jwks(
+    certs: &std::path::Path,
+    jwks_file: Option<&std::path::Path>,
+) -> Result<Option<serde_json::Value>, crate::app::StartError> {
+    let unreadable = |path: &std::path::Path, reason: String| {
+        crate::app::StartError::Tls(crate::tls::TlsError::Pem {
+            path: path.to_owned(),
+            reason,
+        })
+    };
+    if let Some(path) = jwks_file {
+        let text = std::fs::read(path).map_err(|e| unreadable(path, e.to_string()))?;
+        let jwks: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|_| unreadable(path, "not a JWK set".into()))?;
+        if !jwks["keys"].is_array() {
+            return Err(unreadable(path, "not a JWK set {\"keys\": [...]}".into()));
+        }
+        return Ok(Some(jwks));
+    }
+    let key = certs.join(crate::tls::pki::files::VIEW_SIGNING_KEY);
+    if !key.exists() {
+        return Ok(None);
+    }
+    let signer = crate::view_data::token::Signer::load(
+        &key,
+        crate::view_data::token::TokenSettings {
+            issuer: String::new(),
+            audience: String::new(),
+            ttl_s: 0,
+            algorithm: "RS256".into(),
+        },
+    )?;
+    Ok(Some(signer.jwks().clone()))
 }
 
 // === impl CasSim ===

@@ -109,6 +109,29 @@ impl Signer {
         })
     }
 
+    /// Loads the active signing key and the keys published beside it (PDP is given a new key
+    /// before it signs, and an old one stays published until tokens it signed have expired).
+    pub fn load_keyring(
+        active: &Path,
+        published: &[std::path::PathBuf],
+        settings: TokenSettings,
+    ) -> Result<Self, SignError> {
+        let mut signer = Self::load(active, settings.clone())?;
+        for path in published {
+            let other = Self::load(path, settings.clone())?;
+            signer.publish(&other);
+        }
+        Ok(signer)
+    }
+
+    /// Adds `other`'s public key to the published set (once).
+    fn publish(&mut self, other: &Signer) {
+        let keys = self.jwks["keys"].as_array_mut().expect("a keys array");
+        if !keys.iter().any(|k| k["kid"] == other.kid.as_str()) {
+            keys.extend(other.jwks["keys"].as_array().into_iter().flatten().cloned());
+        }
+    }
+
     /// Builds a signer from PKCS#8 PEM text.
     pub fn from_pem(pem: &str, settings: TokenSettings) -> Result<Self, SignError> {
         let alg = match settings.algorithm.as_str() {
@@ -157,7 +180,8 @@ impl Signer {
             .map_err(|e| SignError::Sign(e.to_string()))
     }
 
-    /// The public JWK set: `{"keys": [...]}`.
+    /// The public JWK set: `{"keys": [...]}`, the active key first, then the other published
+    /// ones.
     pub fn jwks(&self) -> &serde_json::Value {
         &self.jwks
     }
@@ -230,5 +254,53 @@ mod tests {
             Signer::from_pem("nope", settings()),
             Err(SignError::Key(_))
         ));
+    }
+
+    /// Verifies `token` against the JWK set as a dashboard does: the key named by its `kid`.
+    fn verifies(token: &str, jwks: &serde_json::Value) -> bool {
+        let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
+        let Some(jwk) = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid.as_str())
+        else {
+            return false;
+        };
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
+        let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
+        v.validate_aud = false;
+        jsonwebtoken::decode::<serde_json::Value>(
+            token,
+            &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+            &v,
+        )
+        .is_ok()
+    }
+
+    #[test]
+    fn a_rotation_keeps_tokens_of_both_keys_verifiable_against_the_published_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (dir.path().join("old.key"), dir.path().join("new.key"));
+        std::fs::write(&old, generate_rsa_pem().unwrap()).unwrap();
+        std::fs::write(&new, generate_rsa_pem().unwrap()).unwrap();
+        // Publish: the old key signs, the new one is published beside it.
+        let before = Signer::load_keyring(&old, std::slice::from_ref(&new), settings()).unwrap();
+        assert_eq!(before.jwks()["keys"].as_array().unwrap().len(), 2);
+        let signed_before = before.sign("urn:pei:a:b", "{}").unwrap();
+        // Switch: the new key signs, the old one stays published.
+        let after = Signer::load_keyring(&new, std::slice::from_ref(&old), settings()).unwrap();
+        let signed_after = after.sign("urn:pei:a:b", "{}").unwrap();
+        assert_ne!(before.kid(), after.kid());
+        assert_eq!(after.jwks()["keys"][0]["kid"], after.kid());
+        for token in [&signed_before, &signed_after] {
+            assert!(verifies(token, after.jwks()));
+        }
+        // The set published before the switch already verifies what is signed after it.
+        assert!(verifies(&signed_after, before.jwks()));
+        // Retire: once the old key is dropped, only new tokens verify.
+        let retired = Signer::load_keyring(&new, &[], settings()).unwrap();
+        assert!(!verifies(&signed_before, retired.jwks()));
+        assert!(verifies(&signed_after, retired.jwks()));
     }
 }

@@ -27,3 +27,6 @@ mod fuzz;
 
 // Member data that changes while serving: live imports, deltas, snapshots, schemes.
 mod members;
+
+// Keys and certificates swapped while serving: no failed request, bad files refused.
+mod reload;

@@ -1,0 +1,161 @@
+//! Keys and certificates replaced while the endpoint serves: the server certificate and the
+//! client CA swapped under load with no failed request, a bad file refused while the old
+//! material keeps serving.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pdp_provider::tls::pki::files;
+
+use crate::harness::{connect, find_body, post_find, Env, Server};
+
+/// Replaces `to` with `from`'s bytes in one step (write aside, then rename), as a deployment
+/// tool would.
+fn replace(from: &std::path::Path, to: &std::path::Path) {
+    let aside = to.with_extension("new");
+    std::fs::copy(from, &aside).unwrap();
+    std::fs::rename(&aside, to).unwrap();
+}
+
+/// The DER of the certificate the server presents to a new handshake.
+async fn presented(env: &Env, server: &Server, trust: &std::path::Path) -> Vec<u8> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in pdp_provider::tls::load_certs(trust).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(pdp_provider::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            pdp_provider::tls::load_certs(&env.cert(files::PFS)).unwrap(),
+            pdp_provider::tls::load_key(&env.cert(files::PFS_KEY)).unwrap(),
+        )
+        .unwrap();
+    let tls = connect(server, Arc::new(cfg)).await.unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_certificate_and_client_ca_are_swapped_under_load_without_a_failure() {
+    let env = Env::new();
+    // A second PKI: the new CA, the new server certificate, a PFS certificate from the new CA.
+    let next = env.dir.path().join("next");
+    pdp_provider::tls::pki::init(&next).unwrap();
+    let both = env.dir.path().join("both-cas.pem");
+    std::fs::write(
+        &both,
+        [
+            std::fs::read(env.cert(files::CA)).unwrap(),
+            std::fs::read(next.join(files::CA)).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    // The files the server reads, in a directory of their own.
+    let live = env.dir.path().join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    for f in [files::SERVER, files::SERVER_KEY, files::CA] {
+        std::fs::copy(env.cert(f), live.join(f)).unwrap();
+    }
+    let mut config = env.config();
+    config.tls.cert = live.join(files::SERVER);
+    config.tls.key = live.join(files::SERVER_KEY);
+    config.tls.client_ca = live.join(files::CA);
+    config.server.reload_poll_ms = 100;
+    let server = Server::start(config).await;
+    let old_cert = presented(&env, &server, &both).await;
+
+    // Load throughout: the PFS trusts both CAs, as it would during a planned rotation.
+    let pfs = pdp_provider::tls::client::mtls_builder(
+        &both,
+        &env.cert(files::PFS),
+        &env.cert(files::PFS_KEY),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut load = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (pfs, url, ok, failed, stop) = (
+            pfs.clone(),
+            server.url("/find-requests"),
+            ok.clone(),
+            failed.clone(),
+            stop.clone(),
+        );
+        load.spawn(async move {
+            while !stop.is_cancelled() {
+                let r = pfs
+                    .post(&url)
+                    .header("X-Request-ID", uuid::Uuid::new_v4().to_string())
+                    .json(&find_body())
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 202 => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The rotation: the client CA bundle gains the new CA, then the server certificate changes.
+    replace(&both, &live.join(files::CA));
+    replace(&next.join(files::SERVER_KEY), &live.join(files::SERVER_KEY));
+    replace(&next.join(files::SERVER), &live.join(files::SERVER));
+    let new_cert = std::fs::read(next.join(files::SERVER)).unwrap();
+    let new_der = pdp_provider::tls::load_certs(&next.join(files::SERVER)).unwrap()[0].to_vec();
+    assert!(!new_cert.is_empty());
+    let mut swapped = false;
+    for _ in 0..100 {
+        if presented(&env, &server, &both).await == new_der {
+            swapped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(swapped, "new handshakes still get the old certificate");
+    assert_ne!(old_cert, new_der);
+    // A PFS certificate from the new CA is now accepted.
+    let pfs_next = pdp_provider::tls::client::mtls_builder(
+        &both,
+        &next.join(files::PFS),
+        &next.join(files::PFS_KEY),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let resp = post_find(
+        &pfs_next,
+        &server.url("/find-requests"),
+        &uuid::Uuid::new_v4().to_string(),
+        &find_body(),
+    )
+    .await;
+    assert_eq!(resp.status(), 202);
+
+    // A broken certificate file is refused; the new material keeps serving.
+    std::fs::write(
+        live.join(files::SERVER),
+        b"-----BEGIN CERTIFICATE-----\nnot one\n",
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(presented(&env, &server, &both).await, new_der);
+    assert!(server
+        .metrics()
+        .await
+        .contains("pdp_reloads_total{part=\"listener\",outcome=\"refused\"}"));
+
+    stop.cancel();
+    while load.join_next().await.is_some() {}
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert!(ok > 20, "only {ok} requests went through");
+    assert_eq!(failed, 0, "{failed} requests failed during the rotation");
+    server.stop().await;
+}
