@@ -190,6 +190,9 @@ pub struct CryptoConfig {
     pub data_key_file: Option<PathBuf>,
     /// Or the name of an environment variable holding the key as 64 hex digits (wins over the file).
     pub data_key_env: Option<String>,
+    /// Retired keys (64 hex digits each) that still open what they sealed, until `keys rotate`
+    /// has re-sealed everything with the active key.
+    pub old_data_key_files: Vec<PathBuf>,
 }
 
 /// The find pipeline: the CAS work of matching finds (matching itself happens at the ACK).

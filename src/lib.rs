@@ -25,6 +25,7 @@
 //! - [`sla`]: the monthly SLA report from the audit trail and heartbeats.
 //! - [`metrics`]: metric names, units and the SLA buckets (CoCo2.1.1-2.1.5).
 //! - [`upkeep`]: heartbeat (availability), certificate expiry, audit purge.
+//! - [`keys`]: data key rotation (re-sealing what is stored under the new key).
 //! - [`reload`]: keys and certificates replaced without a restart (`SIGHUP`, or a file change).
 //! - [`shutdown`]: one cancellation signal and the drain deadline.
 //! - [`app`]: wires the parts into a running endpoint; [`demo`] surrounds it with simulators.
@@ -35,6 +36,7 @@ pub mod cas;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod keys;
 pub mod load;
 pub mod matching;
 pub mod members;

@@ -317,6 +317,14 @@ enum KeysCommand {
         #[arg(long, default_value = "certs/data.key")]
         file: PathBuf,
     },
+    /// Re-seal everything stored with the active data key (after a new key was made active and
+    /// the old one listed in `crypto.old_data_key_files`); resumable; exit 1 if a value no
+    /// configured key opens was found.
+    Rotate {
+        /// The config naming the store and the keys.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -381,6 +389,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("writing {}", file.display()))?;
             println!("wrote data key to {}", file.display());
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate { config },
+        } => {
+            let config = load_config(&config)?;
+            let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let out = with_store(&config, |s| async move {
+                pdp_provider::keys::rotate(&s, progress).await
+            })?;
+            println!(
+                "{} values re-sealed with the active key; {} no configured key opens",
+                out.resealed, out.unreadable
+            );
+            Ok(if out.unreadable == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Members {
             command:

@@ -868,6 +868,64 @@ impl Store {
         .await
     }
 
+    // --- data keys ---
+
+    /// Stored values not yet sealed with the active data key.
+    pub async fn sealed_with_other_keys(&self) -> Result<u64, StoreError> {
+        self.read(|c, key| sqlite::keys::count_not_sealed_with(c, &key.active_prefix()))
+            .await
+    }
+
+    /// Re-seals, with the active data key, up to `limit` stored values sealed with another key
+    /// (find data, PATs, member records, view data), in one commit. Returns what it did; call
+    /// it until `resealed` and `unreadable` are both 0. Resumable at any point: what is done is
+    /// committed, and what is sealed with the active key is never read again.
+    pub async fn reseal(&self, cursor: ResealCursor, limit: usize) -> Result<Resealed, StoreError> {
+        let key = self.inner.key.clone();
+        self.write(move |c| {
+            let prefix = key.active_prefix();
+            let mut out = Resealed {
+                cursor,
+                resealed: 0,
+                unreadable: 0,
+            };
+            while out.cursor.table < sqlite::keys::SEALED.len() {
+                let rows = sqlite::keys::not_sealed_with(
+                    c,
+                    out.cursor.table,
+                    &prefix,
+                    &out.cursor.after,
+                    limit,
+                )?;
+                let Some((last, _)) = rows.last() else {
+                    out.cursor = ResealCursor {
+                        table: out.cursor.table + 1,
+                        after: String::new(),
+                    };
+                    continue;
+                };
+                out.cursor.after = last.clone();
+                for (id, sealed) in rows {
+                    match key.open(id.as_bytes(), &sealed) {
+                        Ok(plain) => {
+                            sqlite::keys::replace(
+                                c,
+                                out.cursor.table,
+                                &id,
+                                &key.seal(id.as_bytes(), &plain),
+                            )?;
+                            out.resealed += 1;
+                        }
+                        Err(_) => out.unreadable += 1,
+                    }
+                }
+                break;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     // --- audit, availability, service levels ---
 
     /// Audit records received in `[from, to)` (µs), for one transaction or find request ID when
@@ -1031,6 +1089,32 @@ fn apply_member(
         applied,
         removed_pensions: guids(removed)?,
     })
+}
+
+/// Where a re-seal has got to: the sealed column (an index into the store's list) and the last
+/// row ID done in it. Start from `ResealCursor::default()`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResealCursor {
+    table: usize,
+    after: String,
+}
+
+impl ResealCursor {
+    /// Whether every sealed column has been gone through.
+    pub fn finished(&self) -> bool {
+        self.table >= sqlite::keys::SEALED.len()
+    }
+}
+
+/// One step of a re-seal.
+#[derive(Debug, Clone)]
+pub struct Resealed {
+    /// Where to go on from.
+    pub cursor: ResealCursor,
+    /// Values re-sealed in this step.
+    pub resealed: u64,
+    /// Values no configured key opens (skipped, counted: keep the key that sealed them).
+    pub unreadable: u64,
 }
 
 /// An owned [`End`], to move into a write.

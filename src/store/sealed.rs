@@ -1,8 +1,14 @@
-//! Find data sealed at rest with AES-256-GCM.
+//! Personal data sealed at rest with AES-256-GCM: find data, PATs, member records, view data.
 //!
-//! Record format: a 12-byte random nonce followed by the ciphertext and its 16-byte tag. The
-//! find request ID is the associated data, so a sealed blob moved to another row fails to open.
-//! The key lives outside the database (a file or an environment variable named in config).
+//! Record format: a version byte (`1`), the 4-byte ID of the key that sealed it (the first bytes
+//! of the key's SHA-256), a 12-byte random nonce, then the ciphertext and its 16-byte tag. The
+//! row's ID is the associated data, so a sealed blob moved to another row fails to open. Records
+//! of the first format (nonce, ciphertext; no key ID) still open with any configured key.
+//!
+//! The keys live outside the database (files or an environment variable named in config): one
+//! active key seals, older keys only open. Rotation: add a new key as the active one and keep the
+//! old one as `old_data_key_files`; `keys rotate` re-seals what is stored with the new key
+//! ([`super::Store::reseal`]); then the old key can go.
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -10,6 +16,14 @@ use aes_gcm::{Aes256Gcm, Key, Nonce};
 use crate::config::CryptoConfig;
 
 const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+/// The format with a key ID.
+const VERSION: u8 = 1;
+/// Version byte and key ID.
+const HEADER_LEN: usize = 1 + 4;
+
+/// Which key sealed a record: the first 4 bytes of the key's SHA-256.
+pub type KeyId = [u8; 4];
 
 /// Why a key could not be loaded or a blob opened.
 #[derive(Debug, thiserror::Error)]
@@ -25,10 +39,11 @@ pub enum SealError {
     Open,
 }
 
-/// The AES-256-GCM key that seals find data, UATs and PATs at rest.
+/// The data keys: the active one seals, every one opens. Cheap to clone.
 #[derive(Clone)]
 pub struct DataKey {
-    cipher: Aes256Gcm,
+    active: (KeyId, Aes256Gcm),
+    older: Vec<(KeyId, Aes256Gcm)>,
 }
 
 impl std::fmt::Debug for DataKey {
@@ -40,8 +55,19 @@ impl std::fmt::Debug for DataKey {
 // === impl DataKey ===
 
 impl DataKey {
-    /// Reads the key named by config: the environment variable wins over the file.
+    /// Reads the keys named by config: the active one (the environment variable wins over the
+    /// file) and the older ones that still open what they sealed.
     pub fn load(config: &CryptoConfig) -> Result<Self, SealError> {
+        let mut key = Self::load_active(config)?;
+        for path in &config.old_data_key_files {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| SealError::NoKey(format!("{}: {e}", path.display())))?;
+            key = key.opening(Self::from_hex(&text)?);
+        }
+        Ok(key)
+    }
+
+    fn load_active(config: &CryptoConfig) -> Result<Self, SealError> {
         if let Some(var) = &config.data_key_env {
             if let Ok(v) = std::env::var(var) {
                 return Self::from_hex(&v);
@@ -68,8 +94,41 @@ impl DataKey {
             return Err(SealError::BadKey);
         }
         let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes));
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
         zeroize::Zeroize::zeroize(&mut bytes);
-        Ok(Self { cipher })
+        let id: KeyId = [digest[0], digest[1], digest[2], digest[3]];
+        Ok(Self {
+            active: (id, cipher),
+            older: Vec::new(),
+        })
+    }
+
+    /// These keys, and `old`'s too for opening (never for sealing).
+    pub fn opening(mut self, old: DataKey) -> Self {
+        for k in std::iter::once(old.active).chain(old.older) {
+            if k.0 != self.active.0 && !self.older.iter().any(|o| o.0 == k.0) {
+                self.older.push(k);
+            }
+        }
+        self
+    }
+
+    /// The active key's ID, as records it seals begin (after the version byte).
+    pub fn active_id(&self) -> KeyId {
+        self.active.0
+    }
+
+    /// The first bytes of every record the active key seals: to find those it did not.
+    pub fn active_prefix(&self) -> [u8; HEADER_LEN] {
+        let id = self.active.0;
+        [VERSION, id[0], id[1], id[2], id[3]]
+    }
+
+    fn cipher(&self, id: &[u8]) -> Option<&Aes256Gcm> {
+        std::iter::once(&self.active)
+            .chain(&self.older)
+            .find(|(k, _)| k.as_slice() == id)
+            .map(|(_, c)| c)
     }
 
     /// A fresh random key as 64 hex digits (for `keys init`).
@@ -77,11 +136,12 @@ impl DataKey {
         hex::encode(Aes256Gcm::generate_key(OsRng))
     }
 
-    /// Seals `plaintext`, bound to `aad` (the row's ID).
+    /// Seals `plaintext` with the active key, bound to `aad` (the row's ID).
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
         let nonce = Aes256Gcm::generate_nonce(OsRng);
         let ct = self
-            .cipher
+            .active
+            .1
             .encrypt(
                 &nonce,
                 Payload {
@@ -90,21 +150,37 @@ impl DataKey {
                 },
             )
             .expect("AES-GCM encryption cannot fail for in-memory buffers");
-        let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
+        let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + ct.len());
+        out.extend_from_slice(&self.active_prefix());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ct);
         out
     }
 
-    /// Opens a blob sealed with the same key and `aad`.
+    /// Opens a blob sealed with one of these keys and `aad`.
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
-        if sealed.len() < NONCE_LEN + 16 {
-            return Err(SealError::Open);
+        let decrypt = |cipher: &Aes256Gcm, body: &[u8]| {
+            let (nonce, ct) = body.split_at(NONCE_LEN);
+            cipher
+                .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+                .ok()
+        };
+        if sealed.len() >= HEADER_LEN + NONCE_LEN + TAG_LEN && sealed[0] == VERSION {
+            if let Some(cipher) = self.cipher(&sealed[1..HEADER_LEN]) {
+                if let Some(plain) = decrypt(cipher, &sealed[HEADER_LEN..]) {
+                    return Ok(plain);
+                }
+            }
         }
-        let (nonce, ct) = sealed.split_at(NONCE_LEN);
-        self.cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
-            .map_err(|_| SealError::Open)
+        // The first format: no key ID, so try each key.
+        if sealed.len() >= NONCE_LEN + TAG_LEN {
+            for (_, cipher) in std::iter::once(&self.active).chain(&self.older) {
+                if let Some(plain) = decrypt(cipher, sealed) {
+                    return Ok(plain);
+                }
+            }
+        }
+        Err(SealError::Open)
     }
 }
 
@@ -121,6 +197,46 @@ mod tests {
         assert!(key.open(b"row-2", &sealed).is_err());
         let other = DataKey::from_hex(&DataKey::generate_hex()).unwrap();
         assert!(other.open(b"row-1", &sealed).is_err());
+    }
+
+    /// A record of the first format: nonce and ciphertext, no key ID.
+    fn legacy_seal(hex_key: &str, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let bytes = hex::decode(hex_key).unwrap();
+        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&bytes));
+        let nonce = Aes256Gcm::generate_nonce(OsRng);
+        let ct = cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .unwrap();
+        [nonce.as_slice(), &ct].concat()
+    }
+
+    #[test]
+    fn records_carry_their_key_id_and_every_configured_key_opens() {
+        let (a, b) = (DataKey::generate_hex(), DataKey::generate_hex());
+        let old = DataKey::from_hex(&a).unwrap();
+        let sealed_old = old.seal(b"r", b"secret");
+        assert_eq!(sealed_old[0], VERSION);
+        assert_eq!(sealed_old[1..5], old.active_id());
+        // The new key seals; the old one still opens what it sealed, and the first format.
+        let ring = DataKey::from_hex(&b).unwrap().opening(old.clone());
+        let sealed_new = ring.seal(b"r", b"secret");
+        assert_eq!(sealed_new[..5], ring.active_prefix());
+        assert_ne!(ring.active_id(), old.active_id());
+        assert_eq!(ring.open(b"r", &sealed_old).unwrap(), b"secret");
+        assert_eq!(ring.open(b"r", &sealed_new).unwrap(), b"secret");
+        let legacy = legacy_seal(&a, b"r", b"secret");
+        assert_eq!(ring.open(b"r", &legacy).unwrap(), b"secret");
+        // Without the old key, what it sealed does not open; the wrong row never does.
+        let new_only = DataKey::from_hex(&b).unwrap();
+        assert!(new_only.open(b"r", &sealed_old).is_err());
+        assert!(new_only.open(b"r", &legacy).is_err());
+        assert!(ring.open(b"other-row", &sealed_new).is_err());
     }
 
     #[test]

@@ -533,3 +533,55 @@ async fn member_changes_add_update_repeat_and_remove_and_are_noted_in_order() {
     s.set_scheme_state(h, SchemeState::Active).await.unwrap();
     assert!(s.inactive_schemes().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_data_key_rotation_reseals_everything_and_resumes_after_a_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.sqlite");
+    let (a, b) = (DataKey::generate_hex(), DataKey::generate_hex());
+    let old = DataKey::from_hex(&a).unwrap();
+    let s = Store::open(&path, old.clone(), StoreLimits::default()).unwrap();
+    for i in 0..5 {
+        s.append(find(&format!("f{i}"), true), audit("f"))
+            .await
+            .unwrap();
+    }
+    let pat_id = s.save_pat("f0", "a.pat.x", None).await.unwrap();
+    s.apply_members(vec![member("M", &[7, 8], "record")], false)
+        .await
+        .unwrap();
+    s.close().await;
+
+    // The new key is active; the old one still opens.
+    let ring = DataKey::from_hex(&b).unwrap().opening(old);
+    let s = Store::open(&path, ring, StoreLimits::default()).unwrap();
+    // 5 finds, 1 PAT, 1 member, 2 pensions.
+    assert_eq!(s.sealed_with_other_keys().await.unwrap(), 9);
+    // Stopped after one small step: what it did is kept, and a new run goes on from there.
+    let step = s.reseal(ResealCursor::default(), 2).await.unwrap();
+    assert_eq!(step.resealed, 2);
+    assert_eq!(s.sealed_with_other_keys().await.unwrap(), 7);
+    let out = crate::keys::rotate(&s, false).await.unwrap();
+    assert_eq!((out.resealed, out.unreadable), (7, 0));
+    assert_eq!(s.sealed_with_other_keys().await.unwrap(), 0);
+    s.close().await;
+
+    // Only the new key now: everything opens.
+    let s = Store::open(
+        &path,
+        DataKey::from_hex(&b).unwrap(),
+        StoreLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(s.pat(&pat_id).await.unwrap(), "a.pat.x");
+    assert_eq!(
+        s.member_records(vec!["M".into()]).await.unwrap()[0]
+            .1
+            .as_deref(),
+        Some(&b"record"[..])
+    );
+    assert!(s.pension(Uuid::from_u128(7)).await.unwrap().is_some());
+    let claimed = s.claim(Duration::from_secs(60), 10).await.unwrap();
+    assert_eq!(claimed.len(), 5);
+    assert!(claimed.iter().all(|c| c.find_data.is_some()));
+}

@@ -7,6 +7,7 @@
 //! - [`peis`]: PeIs, PATs and calculations.
 //! - [`members`]: member records and their pensions' view data.
 //! - [`audit`]: the audit trail, its retention purge, heartbeats and the SLA samples.
+//! - [`keys`]: the sealed columns, for re-sealing under a new data key.
 //!
 //! Each function takes the connection it runs on: the writer's transaction for writes (see
 //! [`super::writer`]), a pooled read connection for reads. None of them seals or opens: values
@@ -14,6 +15,7 @@
 
 pub(super) mod audit;
 pub(super) mod finds;
+pub(super) mod keys;
 pub(super) mod members;
 pub(super) mod peis;
 

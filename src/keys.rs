@@ -1,0 +1,50 @@
+//! Data key rotation: re-seals everything stored under the active data key.
+//!
+//! The procedure: `keys init --file certs/data-2.key` for a new key; in config make it
+//! `crypto.data_key_file` and list the old one in `crypto.old_data_key_files`; restart (new data
+//! is sealed with the new key, old data still opens); run `keys rotate` (in the background while
+//! the endpoint serves, or offline), which re-seals find data, PATs, member records and view data
+//! in batches, each committed, so a crash loses nothing and a re-run goes on where it stopped;
+//! when it reports nothing left, drop the old key from config.
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::store::{ResealCursor, Store, StoreError};
+
+/// Values re-sealed per commit.
+const BATCH: usize = 1_000;
+
+/// What a rotation did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rotated {
+    /// Values re-sealed with the active key.
+    pub resealed: u64,
+    /// Values no configured key opens: keep the key that sealed them and run again.
+    pub unreadable: u64,
+}
+
+/// Re-seals everything not sealed with the active key.
+pub async fn rotate(store: &Store, progress: bool) -> Result<Rotated, StoreError> {
+    let total = store.sealed_with_other_keys().await?;
+    let bar = if progress {
+        let b = ProgressBar::new(total);
+        b.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} re-sealed, eta {eta}")
+                .expect("static template"),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut out = Rotated::default();
+    let mut cursor = ResealCursor::default();
+    while !cursor.finished() {
+        let step = store.reseal(cursor, BATCH).await?;
+        out.resealed += step.resealed;
+        out.unreadable += step.unreadable;
+        bar.inc(step.resealed + step.unreadable);
+        cursor = step.cursor;
+    }
+    bar.finish_and_clear();
+    Ok(out)
+}
