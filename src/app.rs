@@ -182,12 +182,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     ops.ready.store(true, Ordering::Relaxed);
     let upkeep = crate::upkeep::Upkeep {
         store: store.clone(),
-        certificates: vec![
-            ("server", config.tls.cert.clone()),
-            ("client_ca", config.tls.client_ca.clone()),
-            ("cas_client", config.cas.client_cert.clone()),
-            ("cas_ca", config.cas.ca.clone()),
-        ],
+        certificates: crate::upkeep::certificate_files(&config),
         retention_days: config.audit.retention_days,
         heartbeat_every: Duration::from_secs(60),
         go_live: config.sla.go_live,

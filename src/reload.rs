@@ -156,6 +156,7 @@ impl Reloader {
             Ok(()) => {
                 crate::metrics::reload(part.as_str(), true);
                 tracing::info!(part = part.as_str(), "reloaded keys and certificates");
+                crate::upkeep::certificate_expiry(&crate::upkeep::certificate_files(c));
             }
             Err(error) => {
                 crate::metrics::reload(part.as_str(), false);

@@ -75,26 +75,7 @@ impl Upkeep {
     }
 
     fn certificates(&self) {
-        for (name, path) in &self.certificates {
-            match crate::tls::load_certs(path) {
-                Ok(certs) => {
-                    let Some(seconds) =
-                        certs.iter().filter_map(crate::tls::seconds_to_expiry).min()
-                    else {
-                        continue;
-                    };
-                    crate::metrics::certificate_expiry(name, seconds as f64);
-                    if seconds < 30 * 86_400 {
-                        tracing::warn!(
-                            certificate = name,
-                            days = seconds / 86_400,
-                            "certificate expires within 30 days"
-                        );
-                    }
-                }
-                Err(e) => tracing::warn!(certificate = name, error = %e, "certificate unreadable"),
-            }
-        }
+        certificate_expiry(&self.certificates);
     }
 
     async fn expire_possible(&self) {
@@ -124,4 +105,38 @@ impl Upkeep {
             Err(e) => tracing::error!(error = %e, "audit purge failed"),
         }
     }
+}
+
+/// Exports the time to expiry of every certificate file, and warns of any within 30 days (at
+/// start, daily, and after each reload of keys and certificates).
+pub fn certificate_expiry(certificates: &[(&'static str, PathBuf)]) {
+    for (name, path) in certificates {
+        match crate::tls::load_certs(path) {
+            Ok(certs) => {
+                let Some(seconds) = certs.iter().filter_map(crate::tls::seconds_to_expiry).min()
+                else {
+                    continue;
+                };
+                crate::metrics::certificate_expiry(name, seconds as f64);
+                if seconds < 30 * 86_400 {
+                    tracing::warn!(
+                        certificate = name,
+                        days = seconds / 86_400,
+                        "certificate expires within 30 days"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(certificate = name, error = %e, "certificate unreadable"),
+        }
+    }
+}
+
+/// The certificate files an endpoint uses, by name.
+pub fn certificate_files(config: &crate::config::Config) -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("server", config.tls.cert.clone()),
+        ("client_ca", config.tls.client_ca.clone()),
+        ("cas_client", config.cas.client_cert.clone()),
+        ("cas_ca", config.cas.ca.clone()),
+    ]
 }
