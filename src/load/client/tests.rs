@@ -32,6 +32,8 @@ struct Server {
     url: String,
     certs: PathBuf,
     connections: Arc<AtomicUsize>,
+    /// Connections the server has closed (`CloseWhenIdle`).
+    closed: Arc<AtomicUsize>,
     _dir: tempfile::TempDir,
 }
 
@@ -80,12 +82,14 @@ async fn server(serve: Serve) -> Server {
     );
     let connections = Arc::new(AtomicUsize::new(0));
     let counted = connections.clone();
+    let closed = Arc::new(AtomicUsize::new(0));
+    let closes = closed.clone();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             counted.fetch_add(1, SeqCst);
             // As nginx and the endpoint do: otherwise an answer can wait for a delayed ACK.
             tcp.set_nodelay(true).unwrap();
-            let acceptor = acceptor.clone();
+            let (acceptor, closes) = (acceptor.clone(), closes.clone());
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return;
@@ -127,6 +131,8 @@ async fn server(serve: Serve) -> Server {
                         if serve == Serve::CloseWhenIdle {
                             tokio::time::sleep(Duration::from_millis(20)).await;
                             let _ = tls.shutdown().await;
+                            drop(tls);
+                            closes.fetch_add(1, SeqCst);
                         } else {
                             while matches!(tls.read(&mut buf).await, Ok(n) if n > 0) {}
                         }
@@ -143,6 +149,7 @@ async fn server(serve: Serve) -> Server {
         url,
         certs,
         connections,
+        closed,
         _dir: dir,
     }
 }
@@ -180,9 +187,18 @@ async fn a_kept_connection_the_server_closed_while_idle_is_replaced() {
     let s = server(Serve::CloseWhenIdle).await;
     let c = s.connector(Duration::from_secs(5)).await;
     let mut slot = Slot::new();
-    for _ in 0..5 {
+    for n in 1..=5 {
         assert_eq!(slot.send(&c, ID, BODY.to_vec()).await, Outcome::Status(202));
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The server has closed the connection, unseen by the slot, before the next request.
+        let waited = std::time::Instant::now();
+        while s.closed.load(SeqCst) < n {
+            assert!(
+                waited.elapsed() < Duration::from_secs(5),
+                "the server never closed"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(s.connections.load(SeqCst), 5);
 }
