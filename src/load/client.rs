@@ -6,7 +6,7 @@
 //! request parsed its URL, went through the redirect and retry layers and a pool look-up, and
 //! woke the separate task that owned the connection and was woken by it in turn. Here a task
 //! owns its connection outright: the request is written and the answer read in the task's own
-//! polls, so a find costs a TLS record each way and no hand-over between tasks.
+//! polls, so a find costs one write and one read on the socket and no hand-over between tasks.
 //!
 //! What reqwest did that matters is kept: the PFS identity and only the configured CA, TLS 1.2
 //! or 1.3, ALPN `http/1.1`, `TCP_NODELAY`, a connect time-out of 10 s, one time-out over the
