@@ -9,8 +9,17 @@
 #
 # and prints both throughputs and their ratio. Everything it starts is stopped on exit.
 #
+# With --with-oha it also measures nginx with `oha` (same concurrency as connections, HTTP/1.1,
+# same duration, same mTLS identity, a find-sized POST body), alternating with the load tool
+# for --rounds rounds, and prints the load tool's rate as a share of oha's: how far the load
+# tool itself is from being the bottleneck. --nginx-only skips the endpoint.
+#
 # usage: load-tests/ceiling.sh [--duration S] [--concurrency C] [--connections N] [--out DIR]
+#                              [--with-oha] [--rounds R] [--nginx-only]
+#        (--connections is passed on to the load tool; its closed loop opens a connection per
+#        task, so it matters only to builds from before that)
 # env:   PDP_PROVIDER_BIN (default target/release/pdp-provider; build with cargo build --release)
+#        OHA_BIN (default: oha on the PATH; cargo install oha --locked)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,16 +28,25 @@ DURATION=10
 CONCURRENCY=64
 CONNECTIONS=4
 OUT=""
+WITH_OHA=0
+ROUNDS=1
+NGINX_ONLY=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) DURATION=$2; shift 2 ;;
         --concurrency) CONCURRENCY=$2; shift 2 ;;
         --connections) CONNECTIONS=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --with-oha) WITH_OHA=1; shift ;;
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --nginx-only) NGINX_ONLY=1; shift ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "ceiling.sh: unknown argument $1" >&2; exit 64 ;;
     esac
 done
+case "$ROUNDS" in
+    '' | *[!0-9]* | 0) echo "ceiling.sh: --rounds must be a whole number from 1" >&2; exit 64 ;;
+esac
 NGINX_PORT=18443
 SERVER_PORT=18444
 OPS_PORT=18445
@@ -51,6 +69,11 @@ if ! command -v nginx >/dev/null 2>&1; then
     fi
 fi
 NGINX=$(command -v nginx)
+OHA=${OHA_BIN:-oha}
+if [ "$WITH_OHA" = 1 ] && ! command -v "$OHA" >/dev/null 2>&1; then
+    echo "ceiling.sh: --with-oha needs oha (cargo install oha --locked, or OHA_BIN)" >&2
+    exit 2
+fi
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in $NGINX_PORT $SERVER_PORT $OPS_PORT; do
@@ -118,6 +141,7 @@ CONF
 NGINX_PID=$!
 
 # 2. this endpoint: ACK path only.
+if [ "$NGINX_ONLY" = 0 ]; then
 {
     cat <<CONF
 [server]
@@ -150,6 +174,7 @@ CONF
 } >"$TMP/server.toml"
 RUST_LOG=warn "$BIN" serve --config "$TMP/server.toml" >"$TMP/server.log" 2>&1 &
 SERVER_PID=$!
+fi
 
 wait_for() {
     for _ in $(seq 100); do
@@ -161,7 +186,7 @@ wait_for() {
     exit 2
 }
 wait_for $NGINX_PORT
-wait_for $SERVER_PORT
+[ "$NGINX_ONLY" = 1 ] || wait_for $SERVER_PORT
 
 measure() { # name port
     # In the background and waited for, so a signal to this script is handled at once.
@@ -181,23 +206,120 @@ field() { # file key: the first occurrence (phase main, ACK series)
     sed -n "s/.*\"$2\": *\([0-9.eE+-]*\).*/\1/p" "$1" | head -n 1
 }
 
-echo "closed loop, $CONCURRENCY at once over $CONNECTIONS client(s), ${DURATION} s each, $NPROC CPU(s), $HOST"
-measure nginx $NGINX_PORT
-measure endpoint $SERVER_PORT
+# oha gets what the load tool sends: a POST of a find-sized JSON body (a JWT-shaped UAT and
+# the find data) with Content-Type and X-Request-ID, one request at a time per connection.
+b64url() { printf '%s' "$1" | base64 -w0 | tr '+/' '-_' | tr -d '='; }
+printf '{"uat":"%s.%s.%s","findData":{"names":[{"givenName":"ELIZABETH","familyName":"NOBODY-LIKETHIS","verified":true}],"dateOfBirth":{"value":"1961-07-14","verified":true},"nino":{"value":"AB123456C","verified":false},"addresses":[{"addressLine1":"221 Long Meadow Road","postcode":"AB12 3CD","countryCode":"GB","verified":true}]}}' \
+    "$(b64url '{"alg":"RS256","typ":"JWT"}')" \
+    "$(b64url '{"aud":"cas","exp":1790000000,"iss":"http://pensionsdashboard.org/pfsissuer","sub":"7a0c2d3e-8a4f-4e55-9c1b-2f6d0e9a1b3c"}')" \
+    "$(b64url 'simulated-signature')" >"$TMP/find.json"
+measure_oha() { # name port
+    mkdir -p "$OUT/$1"
+    "$OHA" --no-tui --output-format json -o "$OUT/$1/oha.json" \
+        -z "${DURATION}s" -c "$CONCURRENCY" --http-version 1.1 \
+        --cacert "$CERTS/ca.pem" --cert "$CERTS/pfs.pem" --key "$CERTS/pfs.key" \
+        -m POST -H "Content-Type: application/json" \
+        -H "X-Request-ID: 4b5e7c1a-2f3d-4e6a-9b8c-0d1e2f3a4b5c" -D "$TMP/find.json" \
+        "https://127.0.0.1:$2/find-requests" >/dev/null 2>"$OUT/$1/oha.err" &
+    LOAD_PID=$!
+    wait "$LOAD_PID" || true
+    LOAD_PID=""
+    if [ ! -s "$OUT/$1/oha.json" ]; then
+        echo "ceiling.sh: the $1 run wrote no result" >&2
+        cat "$OUT/$1/oha.err" >&2
+        exit 2
+    fi
+}
+oha_field() { # file: prints "rate p50_ms p99_ms errors" (202s per second over the run)
+    # Requests cut off at the deadline ("aborted due to deadline") are not errors, as the load
+    # tool does not count what it never sent.
+    tr -d ' \n' <"$1" | awk '
+        function block(name,   s) { # the {...} after "name": (no nested braces)
+            if (!match($0, "\"" name "\":\\{[^}]*\\}")) return ""
+            s = substr($0, RSTART, RLENGTH); sub(/^[^{]*\{/, "", s); sub(/\}$/, "", s)
+            return s
+        }
+        function get(b, key,   n, kv, i, p) {
+            n = split(b, kv, ",")
+            for (i = 1; i <= n; i++) { split(kv[i], p, "\":"); if (p[1] == "\"" key) return p[2] + 0 }
+            return 0
+        }
+        function sum(b, skip,   n, kv, i, p, t) {
+            n = split(b, kv, ","); t = 0
+            for (i = 1; i <= n; i++) { split(kv[i], p, "\":"); if (p[1] != "\"" skip) t += p[2] }
+            return t
+        }
+        {
+            total = get(block("summary"), "total")
+            codes = block("statusCodeDistribution"); acked = get(codes, "202")
+            errs = sum(codes, "202") + sum(block("errorDistribution"), "abortedduetodeadline")
+            lat = block("latency_ms")
+            printf "%.1f %.3f %.3f %d\n", (total > 0 ? acked / total : 0), get(lat, "p50"), get(lat, "p99"), errs
+        }'
+}
 
-NGINX_RATE=$(field "$OUT/nginx/result.json" achieved_rate)
-SERVER_RATE=$(field "$OUT/endpoint/result.json" achieved_rate)
+label_of() { # name: what was measured with what, and the round when there are several
+    round=${1#*-}
+    [ "$round" != "$1" ] || round=1
+    case "$1" in
+        nginx*) printf 'nginx static 202, pdp-provider load' ;;
+        oha*) printf 'nginx static 202, oha' ;;
+        endpoint) printf 'pdp-provider durable ACK' ;;
+    esac
+    if [ "$ROUNDS" -gt 1 ] && [ "$1" != endpoint ]; then printf ' #%s' "$round"; fi
+    echo
+}
+row() { # name: "rate p50 p99 errors"
+    if [ "${1#oha}" != "$1" ]; then
+        oha_field "$OUT/$1/oha.json"
+    else
+        f=$OUT/$1/result.json
+        echo "$(field "$f" achieved_rate) $(field "$f" p50_ms) $(field "$f" p99_ms) $(field "$f" errors)"
+    fi
+}
+
+echo "closed loop, $CONCURRENCY at once (a connection each), ${DURATION} s each, $NPROC CPU(s), $HOST"
+RUNS=""
+for r in $(seq "$ROUNDS"); do
+    suffix=""
+    [ "$r" = 1 ] || suffix="-$r"
+    measure "nginx$suffix" $NGINX_PORT
+    RUNS="$RUNS nginx$suffix"
+    if [ "$WITH_OHA" = 1 ]; then
+        measure_oha "oha$suffix" $NGINX_PORT
+        RUNS="$RUNS oha$suffix"
+    fi
+done
+if [ "$NGINX_ONLY" = 0 ]; then
+    measure endpoint $SERVER_PORT
+    RUNS="$RUNS endpoint"
+fi
+
 {
-    printf '%-34s %12s %10s %10s %8s\n' "" "finds/s" "p50 ms" "p99 ms" "errors"
-    for n in nginx endpoint; do
-        f=$OUT/$n/result.json
-        label="nginx static 202 (mTLS)"
-        [ $n = endpoint ] && label="pdp-provider durable ACK (mTLS)"
-        printf '%-34s %12.0f %10.2f %10.2f %8s\n' "$label" \
-            "$(field "$f" achieved_rate)" "$(field "$f" p50_ms)" "$(field "$f" p99_ms)" \
-            "$(field "$f" errors)"
+    printf '%-44s %12s %10s %10s %8s\n' "(mTLS, HTTP/1.1)" "finds/s" "p50 ms" "p99 ms" "errors"
+    for n in $RUNS; do
+        set -- $(row "$n")
+        printf '%-44s %12.0f %10.2f %10.2f %8s\n' "$(label_of "$n")" "$1" "$2" "$3" "$4"
     done
-    awk -v s="$SERVER_RATE" -v n="$NGINX_RATE" \
-        'BEGIN { if (n > 0) printf "ratio: the durable ACK reaches %.1f%% of the static ceiling\n", 100 * s / n }'
+    NGINX_RATES=""
+    OHA_RATES=""
+    for n in $RUNS; do
+        case "$n" in
+            nginx*) NGINX_RATES="$NGINX_RATES $(row "$n" | cut -d' ' -f1)" ;;
+            oha*) OHA_RATES="$OHA_RATES $(row "$n" | cut -d' ' -f1)" ;;
+        esac
+    done
+    median() { printf '%s\n' $1 | sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+    NGINX_RATE=$(median "$NGINX_RATES")
+    if [ "$WITH_OHA" = 1 ]; then
+        OHA_RATE=$(median "$OHA_RATES")
+        awk -v l="$NGINX_RATE" -v o="$OHA_RATE" -v r="$ROUNDS" \
+            'BEGIN { if (o > 0) printf "load tool vs oha (median of %d): %.0f/s vs %.0f/s = %.2fx\n", r, l, o, l / o }'
+    fi
+    if [ "$NGINX_ONLY" = 0 ]; then
+        SERVER_RATE=$(row endpoint | cut -d' ' -f1)
+        awk -v s="$SERVER_RATE" -v n="$NGINX_RATE" \
+            'BEGIN { if (n > 0) printf "ratio: the durable ACK reaches %.1f%% of the static ceiling\n", 100 * s / n }'
+    fi
 } | tee "$OUT/ceiling.txt"
 echo "results in $OUT"

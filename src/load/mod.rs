@@ -14,11 +14,14 @@
 //! - [`pacing`]: when request `i` is due.
 //! - [`mix`]: what each request asks for.
 //! - [`driver`]: open and closed loops, the collector, the progress line.
+//! - [`request`]: each find request's ID and body.
+//! - [`client`]: the closed loop's HTTP/1.1 connections (open loop: reqwest).
 //! - [`completion`]: the CAS simulator's control listener: completion polls, faults.
 //! - [`histogram`]: latency series per kind (ACK, completion, view) and per second.
 //! - [`verdict`]: limits, targets, error thresholds.
 //! - [`report`], [`plot`]: what is written.
 
+pub mod client;
 pub mod completion;
 pub mod driver;
 pub mod histogram;
@@ -26,6 +29,7 @@ pub mod mix;
 pub mod pacing;
 pub mod plot;
 pub mod report;
+pub mod request;
 pub mod scenario;
 pub mod verdict;
 pub mod views;
@@ -66,7 +70,8 @@ pub struct LoadArgs {
     /// Seconds to send for [default: 10].
     #[arg(long)]
     pub duration: Option<f64>,
-    /// Independent clients (keep-alive connection pools), used in turn [default: 4].
+    /// Open loop: independent clients (keep-alive connection pools), used in turn; the closed
+    /// loop opens one connection per task instead [default: 4].
     #[arg(long)]
     pub connections: Option<usize>,
     /// Closed loop: requests at once [default: 32].
@@ -219,7 +224,7 @@ fn default_out(date: &chrono::DateTime<chrono::Utc>, machine: &Machine, name: &s
         .join(name)
 }
 
-/// The PFS's clients: HTTP/1.1 keep-alive over mutual TLS.
+/// The PFS's clients for the open loop: HTTP/1.1 keep-alive over mutual TLS.
 fn clients(plan: &Plan) -> Result<Vec<reqwest::Client>, LoadError> {
     (0..plan.connections)
         .map(|_| {
@@ -341,9 +346,20 @@ pub async fn run_until(args: LoadArgs, cancel: CancellationToken) -> Result<u8, 
         plan.completion_sample,
         &registered,
     )?;
+    let url = format!("{}/find-requests", plan.target);
+    let connector = client::Connector::new(
+        &url,
+        &plan.certs.join(files::CA),
+        &plan.certs.join(files::PFS),
+        &plan.certs.join(files::PFS_KEY),
+        Duration::from_millis(plan.request_timeout_ms),
+    )
+    .await?;
     let ctx = Arc::new(Ctx {
         clients: clients(&plan)?,
-        url: format!("{}/find-requests", plan.target),
+        connector,
+        url,
+        finds: request::Finds::new(members.clone()),
         members,
         picker: Mutex::new(picker),
         control: control.clone(),

@@ -255,16 +255,15 @@ impl Report {
         let _ = writeln!(s, "{verdict}\n");
         let load = match c.mode {
             Mode::Open => format!(
-                "open loop at {} finds/s (at most {} in flight)",
-                c.rate, c.max_in_flight
+                "open loop at {} finds/s (at most {} in flight) for {} s over {} client(s)",
+                c.rate, c.max_in_flight, c.duration_s, c.connections
             ),
-            Mode::Closed => format!("closed loop, {} at once", c.concurrency),
+            Mode::Closed => format!(
+                "closed loop, {} at once for {} s, a connection each",
+                c.concurrency, c.duration_s
+            ),
         };
-        let _ = writeln!(
-            s,
-            "- target: `{}`, {load} for {} s over {} client(s), HTTP/1.1 keep-alive",
-            c.target, c.duration_s, c.connections
-        );
+        let _ = writeln!(s, "- target: `{}`, {load}, HTTP/1.1 keep-alive", c.target);
         let _ = writeln!(
             s,
             "- mix yes/possible/no {}/{}/{}; members {}; seed {}",

@@ -6,7 +6,7 @@
 //! mode = "open"                 # or "closed"
 //! rate = 2000.0                 # finds/s (open loop)
 //! duration_s = 60
-//! connections = 4               # independent clients (keep-alive pools)
+//! connections = 4               # open loop: independent clients (keep-alive pools)
 //! concurrency = 64              # closed loop: requests back to back
 //! max_in_flight = 4096          # open loop: past this a due request is dropped by the client
 //! mix = { yes = 1, possible = 1, no = 1 }
@@ -107,7 +107,7 @@ pub struct Scenario {
     pub rate: Option<f64>,
     /// Seconds.
     pub duration_s: Option<f64>,
-    /// Independent clients.
+    /// Open loop: independent clients.
     pub connections: Option<usize>,
     /// Closed-loop tasks.
     pub concurrency: Option<usize>,
@@ -162,7 +162,7 @@ pub struct Plan {
     pub rate: f64,
     /// Seconds.
     pub duration_s: f64,
-    /// Independent clients.
+    /// Open loop: independent clients (the closed loop opens a connection per task).
     pub connections: usize,
     /// Closed-loop tasks.
     pub concurrency: usize,
