@@ -8,7 +8,8 @@
 //!
 //! The work is I/O, so each claimed find is its own task, and `workers.max_in_flight` of them
 //! run at once: their CAS round trips overlap, and their store writes ride the same group
-//! commits as the ACKs. One dispatcher claims finds in batches as tasks finish, woken by each
+//! commits as the ACKs. A matching find writes twice: its matches with the PAT its UAT was
+//! swapped for, then its registrations with its end. One dispatcher claims finds in batches as tasks finish, woken by each
 //! new queued find and polling for finds left by a crash. A task that fails or panics takes
 //! only its own find down: the find stays claimed until its lease runs out and is then worked
 //! again. Every step is idempotent (a stored PAT is reused, a PeI is keyed by its URN, a
@@ -30,7 +31,7 @@ use crate::cas::{CasError, Pat};
 use crate::config::WorkersConfig;
 use crate::matching::index::Matcher;
 use crate::matching::{pei, pei_asset_guid};
-use crate::store::{Claimed, FindOutcome, MatchStatus, NewPei, PeiState, Store, StoreError};
+use crate::store::{Claimed, FindOutcome, MatchStatus, NewPei, Store, StoreError};
 
 /// Why a find request could not be processed.
 #[derive(Debug, thiserror::Error)]
@@ -132,35 +133,65 @@ impl Pipeline {
     /// Takes one claimed find to its end (or leaves it claimed on a store error).
     async fn process(&self, c: Claimed) {
         let request_id = c.request_id.clone();
-        match self.work(&c).await {
-            Ok(None) => {
+        let (result, registered, pat_id) = self.work(&c).await;
+        let end = match result {
+            Ok(outcome) => Ok(outcome),
+            Err(WorkError::Failed(reason)) => Err(reason),
+            Err(WorkError::Store(e)) => {
+                tracing::error!(request_id = %request_id, error = %e, "store error; will retry after the lease");
+                return;
+            }
+        };
+        let n = registered.len();
+        match self
+            .store
+            .end(&request_id, end.clone(), registered, pat_id)
+            .await
+        {
+            Ok(false) => {
                 tracing::warn!(request_id = %request_id, "find request ended by another claim");
             }
-            Ok(Some(outcome)) => {
-                let completion = (outcome != FindOutcome::NoMatch).then(|| {
-                    Duration::from_micros((crate::now_micros() - c.acked_at).max(0) as u64)
-                });
-                crate::metrics::find_completed(outcome.as_str(), completion);
-                tracing::info!(request_id = %request_id, outcome = outcome.as_str(), "find request completed");
-            }
-            Err(WorkError::Failed(reason)) => match self.store.fail(&request_id, &reason).await {
-                Ok(true) => {
+            Ok(true) => match end {
+                Ok(outcome) => {
+                    let completion = (outcome != FindOutcome::NoMatch).then(|| {
+                        Duration::from_micros((crate::now_micros() - c.acked_at).max(0) as u64)
+                    });
+                    crate::metrics::find_completed(outcome.as_str(), completion);
+                    tracing::info!(request_id = %request_id, outcome = outcome.as_str(), peis = n, "find request completed");
+                }
+                Err(reason) => {
                     crate::metrics::find_failed(&reason);
                     tracing::warn!(request_id = %request_id, %reason, "find request failed");
                 }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::error!(request_id = %request_id, error = %e, "recording a failure failed")
-                }
             },
-            Err(WorkError::Store(e)) => {
-                tracing::error!(request_id = %request_id, error = %e, "store error; will retry after the lease");
+            Err(e) => {
+                tracing::error!(request_id = %request_id, error = %e, "ending a find failed; will retry after the lease");
             }
         }
     }
 
-    /// Takes a claimed find to its end; `None` when another claim ended it first.
-    async fn work(&self, c: &Claimed) -> Result<Option<FindOutcome>, WorkError> {
+    /// Works a claimed find: its outcome (or why it cannot finish), the PeIs it registered at
+    /// the CAS (recorded with its end, whatever the end), and the PAT that registered them.
+    async fn work(
+        &self,
+        c: &Claimed,
+    ) -> (
+        Result<FindOutcome, WorkError>,
+        Vec<(String, String)>,
+        Option<String>,
+    ) {
+        let mut registered = Vec::new();
+        let mut pat_id = c.pat_id.clone();
+        let result = self.register(c, &mut registered, &mut pat_id).await;
+        (result, registered, pat_id)
+    }
+
+    async fn register(
+        &self,
+        c: &Claimed,
+        registered: &mut Vec<(String, String)>,
+        pat_id: &mut Option<String>,
+    ) -> Result<FindOutcome, WorkError> {
         let id = c.request_id.as_str();
         let budget_left =
             c.acked_at + (self.config.completion_budget_ms * 1000) as i64 - crate::now_micros();
@@ -176,8 +207,7 @@ impl Pipeline {
         // stored, so a find resumed after a crash or member changes decides the same way.
         let matches = self.matcher.find_matches(&find.find_data);
         if matches.is_empty() {
-            let ended = self.store.complete(id, FindOutcome::NoMatch).await?;
-            return Ok(ended.then_some(FindOutcome::NoMatch));
+            return Ok(FindOutcome::NoMatch);
         }
         // Possible-match PeIs derive from the user's `sub`; without it a repeat find could not
         // give the same PeI (SPEC §2), so the find cannot be registered correctly.
@@ -209,7 +239,6 @@ impl Pipeline {
         } else {
             FindOutcome::MatchPossible
         };
-        self.store.record_matches(id, peis).await?;
 
         let backoff = Backoff {
             base: Duration::from_millis(self.config.backoff_base_ms),
@@ -217,9 +246,14 @@ impl Pipeline {
         };
         let fail = |what: &str, e: CasError| WorkError::Failed(format!("{what}: {}", e.reason()));
 
-        // The PAT: reuse one stored by an earlier attempt, or swap the UAT now.
-        let (pat, pat_id) = match &c.pat_id {
-            Some(pat_id) => (Pat::new(self.store.pat(pat_id).await?), pat_id.clone()),
+        // The PAT: reuse one stored by an earlier attempt, or swap the UAT now. It is stored in
+        // the same commit as the matches.
+        let (pat, pending) = match pat_id.clone() {
+            Some(stored) => {
+                let pat = Pat::new(self.store.pat(&stored).await?);
+                let (_, pending) = self.store.record_matches(id, peis, None).await?;
+                (pat, pending)
+            }
             None => {
                 let pat = with_retries(
                     deadline,
@@ -229,43 +263,45 @@ impl Pipeline {
                 )
                 .await
                 .map_err(|e| fail("token", e))?;
-                let pat_id = self
+                let (new_id, pending) = self
                     .store
-                    .save_pat(id, pat.expose(), pat.expires_at())
+                    .record_matches(id, peis, Some((pat.expose(), pat.expires_at())))
                     .await?;
-                (pat, pat_id)
+                *pat_id = new_id;
+                (pat, pending)
             }
         };
 
         // Each pending PeI is registered as its own call, all at once: a member with several
         // pensions costs one CAS round trip, not one per pension.
-        let pending = self.store.peis_for_request(id).await?;
-        let registrations = pending
-            .into_iter()
-            .filter(|p| p.state == PeiState::Pending)
-            .map(|p| {
-                let (pat, pat_id) = (&pat, &pat_id);
-                async move {
-                    let resource_id = with_retries(
-                        deadline,
-                        backoff,
-                        |_| crate::metrics::cas_retry("POST /rreguri"),
-                        || {
-                            self.cas
-                                .register(pat, &p.pei, &p.scheme_name, p.match_status, id)
-                        },
-                    )
-                    .await
-                    .map_err(|e| fail("register", e))?;
-                    self.store.registered(&p.pei, &resource_id, pat_id).await?;
-                    crate::metrics::pei_registered(p.match_status.as_str());
-                    Ok::<(), WorkError>(())
-                }
-            });
+        let registrations = pending.into_iter().map(|p| {
+            let pat = &pat;
+            async move {
+                let resource_id = with_retries(
+                    deadline,
+                    backoff,
+                    |_| crate::metrics::cas_retry("POST /rreguri"),
+                    || {
+                        self.cas
+                            .register(pat, &p.pei, &p.scheme_name, p.match_status, id)
+                    },
+                )
+                .await
+                .map_err(|e| fail("register", e))?;
+                crate::metrics::pei_registered(p.match_status.as_str());
+                Ok::<_, WorkError>((p.pei, resource_id))
+            }
+        });
+        let mut failure = None;
         for r in futures_util::future::join_all(registrations).await {
-            r?;
+            match r {
+                Ok(done) => registered.push(done),
+                Err(e) => failure = Some(e),
+            }
         }
-        let ended = self.store.complete(id, outcome).await?;
-        Ok(ended.then_some(outcome))
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(outcome),
+        }
     }
 }

@@ -381,41 +381,44 @@ impl Store {
             .collect())
     }
 
-    /// Records the PeIs a find produced, and the rules versions that decided it (idempotent: an
-    /// existing PeI keeps its state and PAT).
+    /// Records, in one commit, the PeIs a find produced and the rules versions that decided it
+    /// (idempotent: an existing PeI keeps its state and PAT), and the PAT its UAT was just
+    /// swapped for, if it was (sealed here). Returns the new PAT's id and the find's PeIs still
+    /// waiting to be registered.
     pub async fn record_matches(
         &self,
         request_id: &str,
         peis: Vec<NewPei>,
-    ) -> Result<(), StoreError> {
+        pat: Option<(&str, Option<i64>)>,
+    ) -> Result<(Option<String>, Vec<StoredPei>), StoreError> {
         let id = request_id.to_owned();
+        let pat = pat.map(|(p, expires_at)| {
+            let pat_id = Uuid::new_v4().hyphenated().to_string();
+            let sealed = self.inner.key.seal(pat_id.as_bytes(), p.as_bytes());
+            (pat_id, sha256_hex(p), sealed, expires_at)
+        });
         self.write(move |c| {
+            let now = crate::now_micros();
             let mut versions: Vec<&str> = peis.iter().map(|p| p.rules_version.as_str()).collect();
             versions.sort_unstable();
             versions.dedup();
-            sqlite::peis::record(c, &id, &peis, crate::now_micros())?;
-            sqlite::finds::set_rules_version(c, &id, &versions.join(","))
+            sqlite::peis::record(c, &id, &peis, now)?;
+            sqlite::finds::set_rules_version(c, &id, &versions.join(","))?;
+            let pat_id = match pat {
+                Some((pat_id, sha, sealed, expires_at)) => {
+                    sqlite::peis::insert_pat(c, &pat_id, &sha, &sealed, expires_at, now)?;
+                    sqlite::finds::set_pat(c, &id, &pat_id)?;
+                    Some(pat_id)
+                }
+                None => None,
+            };
+            let pending = sqlite::peis::for_request(c, &id)?
+                .into_iter()
+                .filter(|p| p.state == PeiState::Pending)
+                .collect();
+            Ok((pat_id, pending))
         })
         .await
-    }
-
-    /// Stores a PAT (sealed) and links it to the find request; returns its id.
-    pub async fn save_pat(
-        &self,
-        request_id: &str,
-        pat: &str,
-        expires_at: Option<i64>,
-    ) -> Result<String, StoreError> {
-        let pat_id = Uuid::new_v4().hyphenated().to_string();
-        let sealed = self.inner.key.seal(pat_id.as_bytes(), pat.as_bytes());
-        let sha = sha256_hex(pat);
-        let (id, pid) = (request_id.to_owned(), pat_id.clone());
-        self.write(move |c| {
-            sqlite::peis::insert_pat(c, &pid, &sha, &sealed, expires_at, crate::now_micros())?;
-            sqlite::finds::set_pat(c, &id, &pid)
-        })
-        .await?;
-        Ok(pat_id)
     }
 
     /// Opens a stored PAT.
@@ -429,51 +432,53 @@ impl Store {
         .await
     }
 
-    /// Marks a PeI registered with the CAS's resource id. Its PAT is set only if it had none: a
-    /// PeI registered earlier keeps the PAT that registered it (the CAS answers 401 to any other).
-    pub async fn registered(
-        &self,
-        pei: &str,
-        resource_id: &str,
-        pat_id: &str,
-    ) -> Result<(), StoreError> {
-        let (p, r, t) = (pei.to_owned(), resource_id.to_owned(), pat_id.to_owned());
-        self.write(move |c| sqlite::peis::registered(c, &p, &r, &t, crate::now_micros()))
-            .await
-    }
-
-    /// Ends a working find with its outcome; find data deleted. False when it was no longer
-    /// being worked on (another claim ended it after this one's lease ran out).
-    pub async fn complete(
+    /// Ends a working find, in one commit with the registrations it made (each PeI registered
+    /// with the CAS's resource id; its PAT set only if it had none: a PeI registered earlier
+    /// keeps the PAT that registered it, as the CAS answers 401 to any other). `Ok` ends it
+    /// `done` with its outcome, `Err` `failed` with a reason (never personal data); its find data
+    /// is deleted. False when it was no longer being worked on (another claim ended it after
+    /// this one's lease ran out); the registrations are recorded either way.
+    pub async fn end(
         &self,
         request_id: &str,
-        outcome: FindOutcome,
+        end: Result<FindOutcome, String>,
+        registered: Vec<(String, String)>,
+        pat_id: Option<String>,
     ) -> Result<bool, StoreError> {
-        self.end(request_id, EndOwned::Done(outcome)).await
-    }
-
-    /// Fails a working find with a reason (never personal data); find data deleted. False as
-    /// for [`Store::complete`].
-    pub async fn fail(&self, request_id: &str, reason: &str) -> Result<bool, StoreError> {
-        self.end(request_id, EndOwned::Failed(reason.to_owned()))
-            .await
-    }
-
-    async fn end(&self, request_id: &str, end: EndOwned) -> Result<bool, StoreError> {
         let id = request_id.to_owned();
         let ended = self
             .write(move |c| {
+                let now = crate::now_micros();
+                for (pei, resource_id) in &registered {
+                    let pat = pat_id.as_deref().unwrap_or_default();
+                    sqlite::peis::registered(c, pei, resource_id, pat, now)?;
+                }
                 let e = match &end {
-                    EndOwned::Done(o) => End::Done(*o),
-                    EndOwned::Failed(r) => End::Failed(r),
+                    Ok(o) => End::Done(*o),
+                    Err(r) => End::Failed(r),
                 };
-                sqlite::finds::end(c, &id, e, crate::now_micros())
+                sqlite::finds::end(c, &id, e, now)
             })
             .await?;
         if ended {
             self.ended();
         }
         Ok(ended)
+    }
+
+    /// Ends a working find with its outcome (see [`Store::end`]).
+    pub async fn complete(
+        &self,
+        request_id: &str,
+        outcome: FindOutcome,
+    ) -> Result<bool, StoreError> {
+        self.end(request_id, Ok(outcome), Vec::new(), None).await
+    }
+
+    /// Fails a working find with a reason (see [`Store::end`]).
+    pub async fn fail(&self, request_id: &str, reason: &str) -> Result<bool, StoreError> {
+        self.end(request_id, Err(reason.to_owned()), Vec::new(), None)
+            .await
     }
 
     // --- finds, for operators and tests ---
@@ -1115,12 +1120,6 @@ pub struct Resealed {
     pub resealed: u64,
     /// Values no configured key opens (skipped, counted: keep the key that sealed them).
     pub unreadable: u64,
-}
-
-/// An owned [`End`], to move into a write.
-enum EndOwned {
-    Done(FindOutcome),
-    Failed(String),
 }
 
 fn open_json(key: &DataKey, aad: &str, sealed: &[u8]) -> Result<serde_json::Value, StoreError> {

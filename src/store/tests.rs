@@ -167,15 +167,27 @@ async fn peis_pats_and_reviews_round_trip_as_typed_values() {
     let s = open(&dir);
     s.append(find("f", true), audit("f")).await.unwrap();
     let peis = vec![pei(1, MatchStatus::Yes), pei(2, MatchStatus::Possible)];
-    s.record_matches("f", peis.clone()).await.unwrap();
-    // Idempotent: recorded again, nothing doubles.
-    s.record_matches("f", peis).await.unwrap();
-    let pat_id = s
-        .save_pat("f", "header.payload.sig", Some(99))
+    let (none, pending) = s.record_matches("f", peis.clone(), None).await.unwrap();
+    assert_eq!((none, pending.len()), (None, 2));
+    // Idempotent: recorded again, nothing doubles; the PAT rides the same commit.
+    let (pat_id, pending) = s
+        .record_matches("f", peis, Some(("header.payload.sig", Some(99))))
         .await
         .unwrap();
+    let pat_id = pat_id.unwrap();
+    assert_eq!(pending.len(), 2);
     assert_eq!(s.pat(&pat_id).await.unwrap(), "header.payload.sig");
-    s.registered("urn:pei:1", "res-1", &pat_id).await.unwrap();
+    s.claim(Duration::from_secs(60), 1).await.unwrap();
+    // The end records the registrations made; only PeI 1 was registered.
+    assert!(s
+        .end(
+            "f",
+            Err("register: cas_unavailable".into()),
+            vec![("urn:pei:1".into(), "res-1".into())],
+            Some(pat_id.clone()),
+        )
+        .await
+        .unwrap());
     let stored = s.peis_for_request("f").await.unwrap();
     assert_eq!(stored.len(), 2);
     assert_eq!(stored[0].state, PeiState::Registered);
@@ -546,7 +558,16 @@ async fn a_data_key_rotation_reseals_everything_and_resumes_after_a_stop() {
             .await
             .unwrap();
     }
-    let pat_id = s.save_pat("f0", "a.pat.x", None).await.unwrap();
+    let pat_id = s
+        .record_matches(
+            "f0",
+            vec![pei(9, MatchStatus::Yes)],
+            Some(("a.pat.x", None)),
+        )
+        .await
+        .unwrap()
+        .0
+        .unwrap();
     s.apply_members(vec![member("M", &[7, 8], "record")], false)
         .await
         .unwrap();
