@@ -38,6 +38,17 @@ pub enum StartError {
     /// The view signing key.
     #[error(transparent)]
     Sign(#[from] crate::view_data::token::SignError),
+    /// Another endpoint already serves this store.
+    #[error("store.path: {0} is in use by another running endpoint (one per SQLite store; run several on PostgreSQL)")]
+    Locked(std::path::PathBuf),
+    /// The store's lock file could not be opened.
+    #[error("store.path: opening the lock file {path}: {source}")]
+    LockFile {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// A listener could not bind.
     #[error("binding {addr}: {source}")]
     Bind {
@@ -60,6 +71,31 @@ pub struct Running {
     store: Store,
     ops: Arc<Ops>,
     grace: Duration,
+    /// Held while running: one endpoint per SQLite store, so no find is requeued from under a
+    /// process still working it.
+    _lock: std::fs::File,
+}
+
+/// Takes the store's lock file (`<store>.lock`) for the life of the endpoint.
+fn lock_store(store: &std::path::Path) -> Result<std::fs::File, StartError> {
+    let path = store.with_extension("lock");
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StartError::LockFile {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::Locked(store.to_owned())),
+        Err(std::fs::TryLockError::Error(source)) => Err(StartError::LockFile { path, source }),
+    }
 }
 
 /// Starts the endpoint: opens the store, loads the member index, starts the pipeline, binds
@@ -68,6 +104,7 @@ pub struct Running {
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let prometheus = crate::metrics::install();
     let key = DataKey::load(&config.crypto)?;
+    let lock = lock_store(&config.store.path)?;
     let tls = Arc::new(arc_swap::ArcSwap::new(crate::tls::server::server_config(
         &config.tls,
     )?));
@@ -199,6 +236,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         store,
         ops,
         grace: Duration::from_millis(config.server.shutdown_grace_ms),
+        _lock: lock,
     })
 }
 

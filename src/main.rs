@@ -385,8 +385,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(dir) = file.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            std::fs::write(&file, pdp_provider::store::sealed::DataKey::generate_hex())
-                .with_context(|| format!("writing {}", file.display()))?;
+            // Never over a key in use: losing it loses everything sealed with it.
+            let mut out = {
+                let mut o = std::fs::OpenOptions::new();
+                o.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+                o.open(&file).with_context(|| {
+                    format!("creating {} (it must not exist yet)", file.display())
+                })?
+            };
+            std::io::Write::write_all(
+                &mut out,
+                pdp_provider::store::sealed::DataKey::generate_hex().as_bytes(),
+            )
+            .with_context(|| format!("writing {}", file.display()))?;
             println!("wrote data key to {}", file.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -434,11 +447,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 0
             } else {
                 let cas = pdp_provider::cas::client::CasClient::new(&config.cas, store.clone())?;
-                rt.block_on(pdp_provider::members::import::deregister_removed(
-                    &store,
-                    &cas,
-                    &report.removed_pensions,
-                ))?
+                rt.block_on(pdp_provider::peis::sweep(&store, &cas))?
             };
             rt.block_on(store.close());
             println!(

@@ -34,6 +34,8 @@ pub const SCHEME_ACTIONS_TOTAL: &str = "pdp_scheme_actions_total";
 pub const SCHEMES_INACTIVE: &str = "pdp_schemes_inactive";
 /// Reloads of keys and certificates, by part and outcome (`reloaded`, `refused`).
 pub const RELOADS_TOTAL: &str = "pdp_reloads_total";
+/// Member records the match index could not open or read (a data key missing, corruption).
+pub const MEMBERS_UNREADABLE_TOTAL: &str = "pdp_members_unreadable_total";
 /// Members in the match index.
 pub const MEMBERS_INDEXED: &str = "pdp_members_indexed";
 /// The member data version the match index has applied (compare across instances).
@@ -308,6 +310,7 @@ fn register_known() {
         counter!(ACCESS_REFUSED_TOTAL, "endpoint" => *e).increment(0);
     }
     counter!(ACCEPT_FAILURES_TOTAL).increment(0);
+    counter!(MEMBERS_UNREADABLE_TOTAL).increment(0);
     counter!(AUDIT_DROPPED_TOTAL).increment(0);
     counter!(AUDIT_PURGED_TOTAL).increment(0);
     let start = std::time::SystemTime::now()
@@ -334,6 +337,11 @@ fn describe() {
         "Ecosystem responses by endpoint and status"
     );
     describe_gauge!(MEMBERS_INDEXED, Unit::Count, "Members in the match index");
+    describe_counter!(
+        MEMBERS_UNREADABLE_TOTAL,
+        Unit::Count,
+        "Member records the match index could not open or read; not indexed"
+    );
     describe_counter!(
         RELOADS_TOTAL,
         Unit::Count,
@@ -630,4 +638,9 @@ pub fn schemes_inactive(n: usize) {
 pub fn reload(part: &'static str, ok: bool) {
     let outcome = if ok { "reloaded" } else { "refused" };
     counter!(RELOADS_TOTAL, "part" => part, "outcome" => outcome).increment(1);
+}
+
+/// Counts a member record the match index could not open or read.
+pub fn member_unreadable() {
+    counter!(MEMBERS_UNREADABLE_TOTAL).increment(1);
 }

@@ -38,6 +38,18 @@ impl DeletionReason {
         }
     }
 
+    /// Parses the wire spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::MatchNo,
+            Self::MatchTimeout,
+            Self::MatchWithdrawn,
+            Self::AssetRemoved,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+
     /// Whether the reason is valid for a PeI of `match_status`.
     pub fn allowed_for(self, match_status: MatchStatus) -> bool {
         match match_status {
@@ -129,7 +141,7 @@ pub async fn deregister(
     }
     // Never served again from this moment (CoCo2.2.4), whatever the CAS answers: a CAS that is
     // down leaves the PeI `deregistering`, and running the command again finishes it.
-    store.mark_deregistering(&pei.pei).await?;
+    store.mark_deregistering(&pei.pei, reason.as_str()).await?;
     let pat = pat_of(store, &pei).await?;
     let resource_id = pei.resource_id.clone().unwrap_or_default();
     let result = with_retries(
@@ -253,6 +265,29 @@ pub async fn expire_possible(
             }
             Err(e) => {
                 tracing::warn!(request_id = %p.request_id, error = %e, "possible match not expired; retried next run")
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Finishes every de-registration still to be sent (`deregistering`: the CAS was down, an
+/// import removed the pension, a registration came back after its PeI was retired), each with
+/// its stored reason. Returns how many were finished; the rest are logged and left for the next
+/// sweep. The server sweeps every minute.
+pub async fn sweep(store: &Store, cas: &CasClient) -> Result<u64, DeregError> {
+    let mut n = 0;
+    for p in store.deregistering().await? {
+        let reason = p
+            .deletion_reason
+            .as_deref()
+            .and_then(DeletionReason::parse)
+            .unwrap_or(DeletionReason::AssetRemoved);
+        let guid = p.asset_guid.hyphenated().to_string();
+        match deregister(store, cas, &guid, reason).await {
+            Ok(_) => n += 1,
+            Err(e) => {
+                tracing::warn!(request_id = %p.request_id, error = %e, "de-registration not sent yet; retried at the next sweep")
             }
         }
     }

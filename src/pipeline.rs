@@ -145,7 +145,13 @@ impl Pipeline {
         let n = registered.len();
         match self
             .store
-            .end(&request_id, end.clone(), registered, pat_id)
+            .end(
+                &request_id,
+                Some(c.attempts),
+                end.clone(),
+                registered,
+                pat_id,
+            )
             .await
         {
             Ok(false) => {

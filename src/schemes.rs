@@ -65,13 +65,12 @@ pub async fn sever(
             PeiState::Deregistered | PeiState::Flagged => {}
         }
     }
-    let removals: Vec<MemberChange> = store
-        .member_ids(Some(holdername))
-        .await?
-        .into_iter()
-        .map(MemberChange::Remove)
-        .collect();
-    out.members_removed = store.apply_members(removals, false).await?.len() as u64;
+    // In batches, so that no one commit holds the database long (the ACKs share it).
+    let ids = store.member_ids(Some(holdername)).await?;
+    for chunk in ids.chunks(1_000) {
+        let removals = chunk.iter().cloned().map(MemberChange::Remove).collect();
+        out.members_removed += store.apply_members(removals, false).await?.len() as u64;
+    }
     Ok(out)
 }
 

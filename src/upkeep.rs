@@ -37,21 +37,48 @@ pub struct Upkeep {
 impl Upkeep {
     /// Runs until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
+        let this = std::sync::Arc::new(self);
+        // The CAS work (match-timeout, de-registrations) runs beside the rest: a CAS that is
+        // down must not hold up checkpoints or the availability heartbeat.
+        tokio::spawn(this.clone().cas_work(shutdown.clone()));
         let started = Instant::now();
-        let mut minute = tokio::time::interval(self.heartbeat_every);
+        let mut minute = tokio::time::interval(this.heartbeat_every);
         let mut daily = tokio::time::interval(Duration::from_secs(86_400));
         let mut checkpoint = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
-                _ = checkpoint.tick() => self.checkpoint().await,
-                _ = minute.tick() => self.heartbeat(started).await,
+                _ = checkpoint.tick() => this.checkpoint().await,
+                _ = minute.tick() => this.heartbeat(started).await,
                 _ = daily.tick() => {
-                    self.certificates();
-                    self.purge().await;
-                    self.expire_possible().await;
+                    this.certificates();
+                    this.purge().await;
                 }
                 _ = shutdown.cancelled() => break,
             }
+        }
+    }
+
+    /// Every minute, de-registrations still to be sent; daily, `match-timeout`.
+    async fn cas_work(self: std::sync::Arc<Self>, shutdown: CancellationToken) {
+        let mut minute = tokio::time::interval(Duration::from_secs(60));
+        let mut daily = tokio::time::interval(Duration::from_secs(86_400));
+        loop {
+            tokio::select! {
+                _ = minute.tick() => self.sweep().await,
+                _ = daily.tick() => self.expire_possible().await,
+                _ = shutdown.cancelled() => break,
+            }
+        }
+    }
+
+    async fn sweep(&self) {
+        let Some((cas, _)) = &self.possible_review else {
+            return;
+        };
+        match crate::peis::sweep(&self.store, cas).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deregistered = n, "pending de-registrations sent"),
+            Err(e) => tracing::warn!(error = %e, "sending pending de-registrations failed"),
         }
     }
 

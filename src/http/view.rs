@@ -247,6 +247,7 @@ async fn handle_inner(
         .pension(pei.pension_asset_guid)
         .await
         .map_err(store_failed)?
+        .filter(|p| p.member_id == pei.member_id)
         .ok_or_else(|| ApiError::not_found("no pension identifier with this asset GUID"))?;
     let holdername = pei.holdername;
     let today = chrono::Utc::now().date_naive();
@@ -288,10 +289,15 @@ async fn handle_inner(
             .map_err(store_failed)?;
     }
     let view_data = serde_json::to_string(&body).expect("payload serialises");
-    let token = svc.signer.load().sign(&pei.pei, &view_data).map_err(|e| {
-        tracing::error!(error = %e, "signing failed");
-        ApiError::internal()
-    })?;
+    // RSA signing takes a millisecond or two of CPU: off the runtime's threads.
+    let (signer, subject) = (svc.signer.load_full(), pei.pei.clone());
+    let token = crate::store::blocking(move || Ok(signer.sign(&subject, &view_data)))
+        .await
+        .map_err(store_failed)?
+        .map_err(|e| {
+            tracing::error!(error = %e, "signing failed");
+            ApiError::internal()
+        })?;
     let out = serde_json::to_vec(&ViewDataResponse {
         view_data_token: token,
     })

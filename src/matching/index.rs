@@ -304,7 +304,13 @@ pub async fn load(store: &crate::store::Store) -> Result<MemberIndex, crate::sto
         .await?;
     let failed = unopened + unreadable.load(std::sync::atomic::Ordering::Relaxed);
     if failed > 0 {
-        tracing::error!(failed, "member records could not be opened; not indexed");
+        for _ in 0..failed {
+            crate::metrics::member_unreadable();
+        }
+        tracing::error!(
+            failed,
+            "member records could not be opened; not indexed (is every data key configured?)"
+        );
     }
     Arc::try_unwrap(index)
         .map_err(|_| crate::store::StoreError::Task("member index still shared".into()))

@@ -51,10 +51,15 @@ pub async fn catch_up(
         members.sort_unstable();
         members.dedup();
         for (id, json) in store.member_records(members).await? {
-            match json.map(|j| serde_json::from_slice::<MatchRecord>(&j)) {
-                Some(Ok(m)) => matcher.index.insert(&m),
-                Some(Err(_)) => {
-                    tracing::error!("a changed member record does not parse; not indexed");
+            match json.map(|j| {
+                j.ok()
+                    .and_then(|j| serde_json::from_slice::<MatchRecord>(&j).ok())
+            }) {
+                Some(Some(m)) => matcher.index.insert(&m),
+                // Skipped, not stalled on: the next change to the member applies again.
+                Some(None) => {
+                    crate::metrics::member_unreadable();
+                    tracing::error!("a changed member record does not open or parse (is the data key configured?); not indexed");
                 }
                 None => {
                     matcher.index.remove(&id);

@@ -11,8 +11,10 @@
 //! whole membership: members it does not name are removed, but only when no record was refused
 //! (a refused record must not remove its member). [`Options::dry_run`] counts all of this and
 //! keeps nothing. Running endpoints pick the changes up without a restart (see
-//! [`crate::matching::live`]); the pensions that went are listed in [`Report::removed_pensions`]
-//! for [`deregister_removed`].
+//! [`crate::matching::live`]); the pensions that went are listed in [`Report::removed_pensions`].
+//! Their PeIs stop being served in the same commit as the removal, marked for de-registration as
+//! `asset-removed` ([`crate::peis::sweep`] tells the CAS: the running endpoint every minute, and
+//! `members import` itself at the end).
 //!
 //! CSV has one row per pension, a member's rows consecutive, with the header:
 //!
@@ -63,6 +65,13 @@ pub enum ImportError {
     Header {
         /// The expected header.
         expected: String,
+    },
+    /// A member's CSV rows are not consecutive: importing it as two records would remove the
+    /// first record's pensions. Nothing was imported.
+    #[error("line {line}: member_id: a member's rows must be consecutive (sort the file by member_id); nothing imported")]
+    NotGrouped {
+        /// The line where a member's rows start again.
+        line: u64,
     },
     /// Writing failed.
     #[error(transparent)]
@@ -230,6 +239,7 @@ pub fn import(
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if is_csv {
+        check_csv_grouping(path)?;
         import_csv(reader, &mut sink)?;
     } else {
         import_jsonl(std::io::BufReader::new(reader), &mut sink)?;
@@ -249,42 +259,6 @@ pub fn import(
     }
     bar.finish_and_clear();
     Ok(sink.report)
-}
-
-/// De-registers, as `asset-removed`, the PeIs of pensions an import removed (SPEC §4.4): each
-/// stops being served first (CoCo2.2.4); one not yet registered is only marked. Returns how many
-/// were de-registered; failures are logged by find request ID and left for a re-run of
-/// `peis deregister`.
-pub async fn deregister_removed(
-    store: &Store,
-    cas: &crate::cas::client::CasClient,
-    pensions: &[uuid::Uuid],
-) -> Result<u64, StoreError> {
-    use crate::peis::{deregister, DeletionReason};
-    use crate::store::PeiState;
-    let mut n = 0;
-    for pension in pensions {
-        for p in store.peis_for_pension(*pension).await? {
-            match p.state {
-                PeiState::Registered | PeiState::Deregistering => {
-                    let guid = p.asset_guid.hyphenated().to_string();
-                    match deregister(store, cas, &guid, DeletionReason::AssetRemoved).await {
-                        Ok(_) => n += 1,
-                        Err(e) => {
-                            tracing::warn!(request_id = %p.request_id, error = %e, "de-registration of a removed pension failed; re-run peis deregister")
-                        }
-                    }
-                }
-                PeiState::Pending => {
-                    store
-                        .deregistered(&p.pei, DeletionReason::AssetRemoved.as_str())
-                        .await?
-                }
-                PeiState::Deregistered | PeiState::Flagged => {}
-            }
-        }
-    }
-    Ok(n)
 }
 
 /// [`import`] from async code, without a progress bar: the file is read on a blocking thread.
@@ -350,6 +324,31 @@ fn import_jsonl(reader: impl BufRead, sink: &mut Sink<'_>) -> Result<(), ImportE
                 sink.reject(n, field, reason);
             }
         }
+    }
+    Ok(())
+}
+
+/// Refuses, before anything is written, a CSV whose member rows are not consecutive.
+fn check_csv_grouping(path: &Path) -> Result<(), ImportError> {
+    let read_err = |source| ImportError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(file);
+    let mut seen = std::collections::HashSet::new();
+    let mut current: Option<String> = None;
+    for row in rdr.records().flatten() {
+        let id = row.get(0).unwrap_or("").trim().to_owned();
+        if current.as_deref() == Some(id.as_str()) {
+            continue;
+        }
+        if !seen.insert(id.clone()) {
+            return Err(ImportError::NotGrouped {
+                line: row.position().map_or(0, |p| p.line()),
+            });
+        }
+        current = Some(id);
     }
     Ok(())
 }

@@ -438,9 +438,13 @@ impl Store {
     /// `done` with its outcome, `Err` `failed` with a reason (never personal data); its find data
     /// is deleted. False when it was no longer being worked on (another claim ended it after
     /// this one's lease ran out); the registrations are recorded either way.
+    ///
+    /// `claim` fences the end: given the claim's attempt number, the find is ended only if no
+    /// later claim took it over (a task that outlived its lease cannot end it).
     pub async fn end(
         &self,
         request_id: &str,
+        claim: Option<i64>,
         end: Result<FindOutcome, String>,
         registered: Vec<(String, String)>,
         pat_id: Option<String>,
@@ -457,7 +461,7 @@ impl Store {
                     Ok(o) => End::Done(*o),
                     Err(r) => End::Failed(r),
                 };
-                sqlite::finds::end(c, &id, e, now)
+                sqlite::finds::end(c, &id, claim, e, now)
             })
             .await?;
         if ended {
@@ -472,12 +476,13 @@ impl Store {
         request_id: &str,
         outcome: FindOutcome,
     ) -> Result<bool, StoreError> {
-        self.end(request_id, Ok(outcome), Vec::new(), None).await
+        self.end(request_id, None, Ok(outcome), Vec::new(), None)
+            .await
     }
 
     /// Fails a working find with a reason (see [`Store::end`]).
     pub async fn fail(&self, request_id: &str, reason: &str) -> Result<bool, StoreError> {
-        self.end(request_id, Err(reason.to_owned()), Vec::new(), None)
+        self.end(request_id, None, Err(reason.to_owned()), Vec::new(), None)
             .await
     }
 
@@ -537,9 +542,21 @@ impl Store {
             .await
     }
 
-    /// Stops serving a registered PeI before its de-registration is sent (views answer `404`).
-    pub async fn mark_deregistering(&self, pei: &str) -> Result<(), StoreError> {
-        self.move_pei(pei, &[PeiState::Registered], PeiState::Deregistering, None)
+    /// Stops serving a registered PeI before its de-registration is sent (views answer `404`),
+    /// keeping the reason for a sweep that finishes it if the CAS cannot be told now.
+    pub async fn mark_deregistering(&self, pei: &str, reason: &str) -> Result<(), StoreError> {
+        self.move_pei(
+            pei,
+            &[PeiState::Registered],
+            PeiState::Deregistering,
+            Some(reason),
+        )
+        .await
+    }
+
+    /// PeIs whose de-registration is still to be sent to the CAS.
+    pub async fn deregistering(&self) -> Result<Vec<StoredPei>, StoreError> {
+        self.read(|c, _| sqlite::peis::in_state(c, PeiState::Deregistering))
             .await
     }
 
@@ -707,18 +724,18 @@ impl Store {
         .await
     }
 
-    /// Several members' match records (opened JSON), `None` for those not stored.
+    /// Several members' match records (opened JSON): `None` for those not stored, an error for
+    /// those no configured key opens (each on its own: one bad record spoils no other).
     pub async fn member_records(
         &self,
         member_ids: Vec<String>,
-    ) -> Result<Vec<(String, Option<Vec<u8>>)>, StoreError> {
+    ) -> Result<Vec<(String, Option<Result<Vec<u8>, sealed::SealError>>)>, StoreError> {
         self.read(move |c, key| {
             member_ids
                 .into_iter()
                 .map(|id| {
-                    let json = sqlite::members::sealed(c, &id)?
-                        .map(|s| key.open(id.as_bytes(), &s))
-                        .transpose()?;
+                    let json =
+                        sqlite::members::sealed(c, &id)?.map(|s| key.open(id.as_bytes(), &s));
                     Ok((id, json))
                 })
                 .collect()
@@ -1054,6 +1071,7 @@ fn apply_member(
             let gone = sqlite::members::pension_guids(c, id)?;
             for g in &gone {
                 sqlite::members::delete_pension(c, g)?;
+                sqlite::peis::retire_pension(c, g, "asset-removed", now)?;
             }
             sqlite::members::delete(c, id)?;
             (id, Applied::Removed, gone)
@@ -1078,6 +1096,7 @@ fn apply_member(
                 .collect();
             for g in &gone {
                 sqlite::members::delete_pension(c, g)?;
+                sqlite::peis::retire_pension(c, g, "asset-removed", now)?;
             }
             sqlite::members::upsert(c, row)?;
             let applied = if before.is_some() {

@@ -300,6 +300,8 @@ pub struct StoredPei {
     pub review: Option<ReviewState>,
     /// When it was registered as a match (µs).
     pub registered_at: Option<i64>,
+    /// Why it was (or is being) de-registered.
+    pub deletion_reason: Option<String>,
 }
 
 /// A value calculation owed for a PeI (the 3/10 working-day rule).

@@ -177,11 +177,23 @@ async fn peis_pats_and_reviews_round_trip_as_typed_values() {
     let pat_id = pat_id.unwrap();
     assert_eq!(pending.len(), 2);
     assert_eq!(s.pat(&pat_id).await.unwrap(), "header.payload.sig");
-    s.claim(Duration::from_secs(60), 1).await.unwrap();
+    let claim = s.claim(Duration::from_secs(60), 1).await.unwrap()[0].attempts;
+    // A stale claim cannot end it.
+    assert!(!s
+        .end(
+            "f",
+            Some(claim + 1),
+            Ok(FindOutcome::MatchYes),
+            vec![],
+            None
+        )
+        .await
+        .unwrap());
     // The end records the registrations made; only PeI 1 was registered.
     assert!(s
         .end(
             "f",
+            Some(claim),
             Err("register: cas_unavailable".into()),
             vec![("urn:pei:1".into(), "res-1".into())],
             Some(pat_id.clone()),
@@ -209,7 +221,7 @@ async fn peis_pats_and_reviews_round_trip_as_typed_values() {
     assert_eq!(s.refresh_pat(&sha, "other.pat.x", None).await.unwrap(), 0);
 
     // De-registration: deregistering only from registered; flagged listed.
-    s.mark_deregistering("urn:pei:2").await.unwrap();
+    s.mark_deregistering("urn:pei:2", "match-no").await.unwrap();
     assert_eq!(
         s.pei_by_asset_guid(Uuid::from_u128(2))
             .await
@@ -511,10 +523,15 @@ async fn member_changes_add_update_repeat_and_remove_and_are_noted_in_order() {
     assert!(s.pension(Uuid::from_u128(2)).await.unwrap().is_none());
     assert!(s.pension(Uuid::from_u128(3)).await.unwrap().is_none());
     assert_eq!(s.member_ids(None).await.unwrap(), ["A"]);
+    let records: Vec<(String, Option<Vec<u8>>)> = s
+        .member_records(vec!["A".into(), "B".into()])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, r)| (id, r.map(Result::unwrap)))
+        .collect();
     assert_eq!(
-        s.member_records(vec!["A".into(), "B".into()])
-            .await
-            .unwrap(),
+        records,
         [
             ("A".to_string(), Some(b"a2".to_vec())),
             ("B".to_string(), None)
@@ -598,11 +615,56 @@ async fn a_data_key_rotation_reseals_everything_and_resumes_after_a_stop() {
     assert_eq!(
         s.member_records(vec!["M".into()]).await.unwrap()[0]
             .1
-            .as_deref(),
+            .as_ref()
+            .map(|r| r.as_deref().unwrap()),
         Some(&b"record"[..])
     );
     assert!(s.pension(Uuid::from_u128(7)).await.unwrap().is_some());
     let claimed = s.claim(Duration::from_secs(60), 10).await.unwrap();
     assert_eq!(claimed.len(), 5);
     assert!(claimed.iter().all(|c| c.find_data.is_some()));
+}
+
+#[tokio::test]
+async fn a_registration_that_lands_after_its_pei_was_retired_is_sent_for_deregistration() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    s.apply_members(vec![member("M", &[2001], "r")], false)
+        .await
+        .unwrap();
+    s.append(find("f", true), audit("f")).await.unwrap();
+    let (pat_id, _) = s
+        .record_matches("f", vec![pei(1, MatchStatus::Yes)], Some(("p.a.t", None)))
+        .await
+        .unwrap();
+    let claim = s.claim(Duration::from_secs(60), 1).await.unwrap()[0].attempts;
+    // The pension goes while the registration is under way: the pending PeI is retired.
+    s.apply_members(vec![MemberChange::Remove("M".into())], false)
+        .await
+        .unwrap();
+    let p = s
+        .pei_by_asset_guid(Uuid::from_u128(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.state, PeiState::Deregistered);
+    // The CAS answered 201 meanwhile: the PeI is not served, and is queued for deletion there.
+    s.end(
+        "f",
+        Some(claim),
+        Ok(FindOutcome::MatchYes),
+        vec![("urn:pei:1".into(), "res-1".into())],
+        pat_id,
+    )
+    .await
+    .unwrap();
+    let p = s
+        .pei_by_asset_guid(Uuid::from_u128(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.state, PeiState::Deregistering);
+    assert_eq!(p.resource_id.as_deref(), Some("res-1"));
+    assert_eq!(p.deletion_reason.as_deref(), Some("asset-removed"));
+    assert_eq!(s.deregistering().await.unwrap().len(), 1);
 }

@@ -178,8 +178,19 @@ pub(super) fn run(
             Err(e) => {
                 tracing::error!(error = %e, batch = taken, "commit failed");
                 let cause = e.to_string();
+                // Another process (an operator command) held the database past the busy
+                // time-out: nothing is wrong with the finds; the PFS retries after a 503.
+                let busy = matches!(
+                    &e,
+                    StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                        if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                );
                 for reply in replies.drain(..) {
-                    let _ = reply.send(Err(AppendError::Commit(cause.clone())));
+                    let _ = reply.send(Err(if busy {
+                        AppendError::Overloaded
+                    } else {
+                        AppendError::Commit(cause.clone())
+                    }));
                 }
                 for w in writes.drain(..) {
                     w.answer(Err(&cause));

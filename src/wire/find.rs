@@ -59,51 +59,51 @@ impl std::fmt::Debug for Uat {
     }
 }
 
-/// The fields whose values are objects in the contract (besides the body itself and every list
-/// element). Serde would also accept a struct written as an array of its field values
-/// (`["<uat>", {...}]`); the contract has none, so [`parse`] refuses arrays in these places.
-const OBJECT_FIELDS: [&str; 3] = ["findData", "dateOfBirth", "nino"];
+/// Where the contract has objects: the body, `findData` and its two object fields, and the
+/// elements of its lists. Serde would also accept a struct written as an array of its field
+/// values (`["<uat>", {...}]`); the contract has none, so [`parse`] refuses arrays there.
+/// Only the contract's own field names are looked at (and named in errors): other members are
+/// ignored, as serde ignores them.
+const OBJECT_FIELDS: [&str; 2] = ["dateOfBirth", "nino"];
+/// The lists of `findData`, whose elements are objects.
+const LIST_FIELDS: [&str; 6] = [
+    "names",
+    "previousFamilyNames",
+    "addresses",
+    "previousAddresses",
+    "emails",
+    "mobiles",
+];
 
-/// Refuses an array where the contract has an object: as the body, as one of
-/// [`OBJECT_FIELDS`], or as an element of a list (every list holds objects).
-fn objects_where_the_contract_has_objects(
-    v: &serde_json::Value,
-    path: &str,
-) -> Result<(), FindError> {
-    use serde_json::Value;
-    let wrong = |p: &str| {
-        let p = if p.is_empty() { "body" } else { p };
+/// Refuses an array where the contract has an object (see [`OBJECT_FIELDS`]).
+fn objects_where_the_contract_has_objects(body: &serde_json::Value) -> Result<(), FindError> {
+    let wrong = |p: String| {
         Err(FindError::InvalidFindData(format!(
             "{p}: must be an object"
         )))
     };
-    match v {
-        _ if path.is_empty() && !v.is_object() => wrong(path),
-        Value::Object(fields) => {
-            for (name, value) in fields {
-                let p = if path.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{path}.{name}")
-                };
-                match value {
-                    Value::Array(_) if OBJECT_FIELDS.contains(&name.as_str()) => return wrong(&p),
-                    Value::Array(items) => {
-                        for (i, item) in items.iter().enumerate() {
-                            let p = format!("{p}[{i}]");
-                            if !item.is_object() {
-                                return wrong(&p);
-                            }
-                            objects_where_the_contract_has_objects(item, &p)?;
-                        }
-                    }
-                    _ => objects_where_the_contract_has_objects(value, &p)?,
-                }
-            }
-            Ok(())
+    let Some(fields) = body.as_object() else {
+        return wrong("body".into());
+    };
+    let Some(find_data) = fields.get("findData").filter(|v| !v.is_null()) else {
+        return Ok(());
+    };
+    let Some(find_data) = find_data.as_object() else {
+        return wrong("findData".into());
+    };
+    for name in OBJECT_FIELDS {
+        if find_data.get(name).is_some_and(|v| v.is_array()) {
+            return wrong(format!("findData.{name}"));
         }
-        _ => Ok(()),
     }
+    for name in LIST_FIELDS {
+        if let Some(items) = find_data.get(name).and_then(|v| v.as_array()) {
+            if let Some(i) = items.iter().position(|item| !item.is_object()) {
+                return wrong(format!("findData.{name}[{i}]"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The find request body.
@@ -234,7 +234,7 @@ pub fn parse(body: &[u8]) -> Result<ValidFind, FindError> {
     // Exactly one JSON value: anything after it (a second body, trailing bytes) is refused.
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|_| FindError::InvalidJson)?;
-    objects_where_the_contract_has_objects(&value, "")?;
+    objects_where_the_contract_has_objects(&value)?;
     let req: FindRequest = match serde_path_to_error::deserialize(&value) {
         Ok(r) => r,
         Err(e) => {

@@ -3,7 +3,7 @@
 //! resumed and severed.
 
 use pdp_provider::members::generate::FindKind;
-use pdp_provider::members::import::{deregister_removed, import_from_async, Options, Report};
+use pdp_provider::members::import::{import_from_async, Options, Report};
 use pdp_provider::members::record::MemberRecord;
 use pdp_provider::store::{FindOutcome, PeiState, SchemeState, Store};
 use pdp_provider::tls::pki::files;
@@ -193,9 +193,22 @@ async fn imports_and_removals_take_effect_while_serving() {
         crate::harness::side_store(&env),
     )
     .unwrap();
-    let n = deregister_removed(&store, &client, &r.removed_pensions)
+    // Not served from the removal on; the sweep tells the CAS.
+    let marked = store
+        .pei_by_asset_guid(pei.asset_guid)
         .await
+        .unwrap()
         .unwrap();
+    assert_eq!(marked.state, PeiState::Deregistering);
+    assert_eq!(
+        dashboard
+            .view(&pei.asset_guid.to_string())
+            .await
+            .unwrap()
+            .first_status,
+        404
+    );
+    let n = pdp_provider::peis::sweep(&store, &client).await.unwrap();
     assert_eq!(n, newcomer.pensions.len() as u64);
     let at_cas = cas
         .state

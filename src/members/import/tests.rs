@@ -88,3 +88,27 @@ fn a_csv_with_the_wrong_header_is_refused() {
         Err(ImportError::Header { .. })
     ));
 }
+
+#[test]
+fn a_csv_whose_member_rows_are_not_consecutive_is_refused_whole() {
+    let (dir, store, rt) = setup();
+    let view = VIEW.replace('"', "\"\"");
+    let h = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
+    let row = |m: &str, g: u8| {
+        format!("{m},{h},JANE,DOE,,1970-04-21,QQ123456C,,,,0b5c3f1e-1f6c-4a8e-9d1e-5b2f6a7c8d{g:02},\"{view}\"\n")
+    };
+    let text = format!(
+        "{}\n{}{}{}",
+        CSV_HEADER.join(","),
+        row("M1", 1),
+        row("M2", 2),
+        row("M1", 3)
+    );
+    let path = dir.path().join("members.csv");
+    std::fs::write(&path, text).unwrap();
+    assert!(matches!(
+        import(&path, &store, rt.handle(), Options::default()),
+        Err(ImportError::NotGrouped { line: 4 })
+    ));
+    assert_eq!(rt.block_on(store.member_count()).unwrap(), 0);
+}

@@ -147,10 +147,12 @@ pub(in crate::store) fn set_pat(
 
 /// Ends a working find: `done` with its outcome, or `failed` with a reason (never personal
 /// data); find data deleted. False when it was no longer being worked on (another claim ended it
-/// after this one's lease ran out).
+/// after this one's lease ran out), or, given the claim's attempt number, when a later claim
+/// holds it.
 pub(in crate::store) fn end(
     conn: &Connection,
     request_id: &str,
+    claim: Option<i64>,
     end: End<'_>,
     now: i64,
 ) -> Result<bool, StoreError> {
@@ -163,9 +165,9 @@ pub(in crate::store) fn end(
             "UPDATE find_requests
                 SET state = ?2, outcome = ?3, reason = ?4, find_data = NULL, lease_until = NULL,
                     completed_at = ?5
-              WHERE request_id = ?1 AND state = 'working'",
+              WHERE request_id = ?1 AND state = 'working' AND (?6 IS NULL OR attempts = ?6)",
         )?
-        .execute(params![request_id, state, outcome, reason, now])?;
+        .execute(params![request_id, state, outcome, reason, now, claim])?;
     Ok(n == 1)
 }
 

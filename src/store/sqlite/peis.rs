@@ -45,7 +45,8 @@ pub(in crate::store) fn record(
 }
 
 const PEI_COLUMNS: &str = "pei, asset_guid, holdername, pension_asset_guid, member_id, scheme_name,
-    match_status, reason, request_id, pat_id, resource_id, state, review, registered_at";
+    match_status, reason, request_id, pat_id, resource_id, state, review, registered_at,
+    deletion_reason";
 
 fn row_to_pei(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPei> {
     Ok(StoredPei {
@@ -63,6 +64,7 @@ fn row_to_pei(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPei> {
         state: r.get(11)?,
         review: r.get(12)?,
         registered_at: r.get(13)?,
+        deletion_reason: r.get(14)?,
     })
 }
 
@@ -144,7 +146,9 @@ pub(in crate::store) fn by_asset_guid(
         .optional()?)
 }
 
-/// Marks a PeI registered. Its PAT is set only if it had none.
+/// Marks a pending PeI registered (its PAT set only if it had none). A PeI de-registered while
+/// its registration was under way (its pension removed, its scheme severed) now has a resource
+/// at the CAS that must go: it becomes `deregistering`, with the resource, for the sweep.
 pub(in crate::store) fn registered(
     conn: &Connection,
     pei: &str,
@@ -152,13 +156,42 @@ pub(in crate::store) fn registered(
     pat_id: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE peis SET state = 'registered', resource_id = ?2,
-                pat_id = coalesce(pat_id, ?3), registered_at = coalesce(registered_at, ?4)
-          WHERE pei = ?1",
-    )?
-    .execute(params![pei, resource_id, pat_id, now])?;
+    let n = conn
+        .prepare_cached(
+            "UPDATE peis SET state = 'registered', resource_id = ?2,
+                    pat_id = coalesce(pat_id, ?3), registered_at = coalesce(registered_at, ?4)
+              WHERE pei = ?1 AND state = 'pending'",
+        )?
+        .execute(params![pei, resource_id, pat_id, now])?;
+    if n == 0 {
+        conn.prepare_cached(
+            "UPDATE peis SET state = 'deregistering', resource_id = ?2,
+                    pat_id = coalesce(pat_id, ?3)
+              WHERE pei = ?1 AND state = 'deregistered' AND resource_id IS NULL",
+        )?
+        .execute(params![pei, resource_id, pat_id])?;
+    }
     Ok(())
+}
+
+/// The PeIs of a pension that is gone (removed by an import, or its scheme severed): a pending
+/// one is de-registered at once (nothing at the CAS yet), a registered one marked
+/// `deregistering` with `reason`, so views stop now and the sweep tells the CAS.
+pub(in crate::store) fn retire_pension(
+    conn: &Connection,
+    pension_asset_guid: &str,
+    reason: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE peis SET state = CASE state WHEN 'pending' THEN 'deregistered'
+                                                ELSE 'deregistering' END,
+                    deletion_reason = ?2, deregistered_at = ?3
+              WHERE pension_asset_guid = ?1 AND state IN ('pending', 'registered')",
+        )?
+        .execute(params![pension_asset_guid, reason, now])?;
+    Ok(n as u64)
 }
 
 /// Moves a PeI to `to` if it is in one of `from`; with a deletion reason and time when given.
