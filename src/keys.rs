@@ -7,8 +7,6 @@
 //! in batches, each committed, so a crash loses nothing and a re-run goes on where it stopped;
 //! when it reports nothing left, drop the old key from config.
 
-use indicatif::{ProgressBar, ProgressStyle};
-
 use crate::store::{ResealCursor, Store, StoreError};
 
 /// Values re-sealed per commit.
@@ -26,16 +24,7 @@ pub struct Rotated {
 /// Re-seals everything not sealed with the active key.
 pub async fn rotate(store: &Store, progress: bool) -> Result<Rotated, StoreError> {
     let total = store.sealed_with_other_keys().await?;
-    let bar = if progress {
-        let b = ProgressBar::new(total);
-        b.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} re-sealed, eta {eta}")
-                .expect("static template"),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = crate::progress_bar(total, "{bar:40} {pos}/{len} re-sealed, eta {eta}", progress);
     let mut out = Rotated::default();
     let mut cursor = ResealCursor::default();
     while !cursor.finished() {

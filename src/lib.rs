@@ -54,6 +54,17 @@ pub mod upkeep;
 pub mod view_data;
 pub mod wire;
 
+/// A progress bar on stderr for a long operator command, or a hidden one when `show` is false
+/// (not a terminal, tests).
+pub fn progress_bar(len: u64, template: &'static str, show: bool) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("static template"));
+    bar
+}
+
 /// Current time as microseconds since the Unix epoch, the unit every stored timestamp uses.
 pub fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()

@@ -29,8 +29,6 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use indicatif::{ProgressBar, ProgressStyle};
-
 use super::record::{MemberAddress, MemberName, MemberPension, MemberRecord};
 use crate::store::{Applied, MemberChange, Store, StoreError};
 
@@ -216,16 +214,11 @@ pub fn import(
     };
     let file = std::fs::File::open(path).map_err(read_err)?;
     let size = file.metadata().map_err(read_err)?.len();
-    let bar = if options.progress {
-        let b = ProgressBar::new(size);
-        b.set_style(
-            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}")
-                .expect("static template"),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = crate::progress_bar(
+        size,
+        "{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}",
+        options.progress,
+    );
     let reader = bar.wrap_read(file);
     let mut sink = Sink {
         store,

@@ -5,6 +5,8 @@
 use pdp_provider::members::generate::FindKind;
 use pdp_provider::members::import::{import_from_async, Options, Report};
 use pdp_provider::members::record::MemberRecord;
+use pdp_provider::sim::cas::CasSim;
+use pdp_provider::sim::dashboard::Dashboard;
 use pdp_provider::store::{FindOutcome, PeiState, SchemeState, Store};
 use pdp_provider::tls::pki::files;
 
@@ -63,6 +65,26 @@ fn fresh(members: &[MemberRecord], i: usize) -> MemberRecord {
     m
 }
 
+fn dashboard(env: &Env, server: &Server, cas: &CasSim) -> Dashboard {
+    Dashboard::new(
+        &server.url(""),
+        &cas.base_url(),
+        &env.cert(files::CA),
+        &env.cert(files::DASHBOARD),
+        &env.cert(files::DASHBOARD_KEY),
+    )
+    .unwrap()
+}
+
+/// A CAS client of the provider's, outside the server (as operator commands have).
+fn cas_client(env: &Env, cas: &CasSim) -> pdp_provider::cas::client::CasClient {
+    pdp_provider::cas::client::CasClient::new(
+        &env.config_with_cas(cas).cas,
+        crate::harness::side_store(env),
+    )
+    .unwrap()
+}
+
 async fn outcome_of(env: &Env, server: &Server, m: &MemberRecord) -> Option<FindOutcome> {
     let id = new_id();
     let resp = post_find(
@@ -113,14 +135,7 @@ async fn imports_and_removals_take_effect_while_serving() {
         .find(|p| p.member_id == newcomer.member_id)
         .expect("registered")
         .clone();
-    let dashboard = pdp_provider::sim::dashboard::Dashboard::new(
-        &server.url(""),
-        &cas.base_url(),
-        &env.cert(files::CA),
-        &env.cert(files::DASHBOARD),
-        &env.cert(files::DASHBOARD_KEY),
-    )
-    .unwrap();
+    let dashboard = dashboard(&env, &server, &cas);
     assert_eq!(
         dashboard
             .view(&pei.asset_guid.to_string())
@@ -188,11 +203,7 @@ async fn imports_and_removals_take_effect_while_serving() {
     );
     let r = import(&env, &store, "remove.jsonl", &[remove], Options::default()).await;
     assert_eq!(r.removed, 1);
-    let client = pdp_provider::cas::client::CasClient::new(
-        &env.config_with_cas(&cas).cas,
-        crate::harness::side_store(&env),
-    )
-    .unwrap();
+    let client = cas_client(&env, &cas);
     // Not served from the removal on; the sweep tells the CAS.
     let marked = store
         .pei_by_asset_guid(pei.asset_guid)
@@ -289,14 +300,7 @@ async fn a_scheme_is_suspended_resumed_and_severed() {
         .into_iter()
         .find(|p| p.member_id == m.member_id)
         .unwrap();
-    let dashboard = pdp_provider::sim::dashboard::Dashboard::new(
-        &server.url(""),
-        &cas.base_url(),
-        &env.cert(files::CA),
-        &env.cert(files::DASHBOARD),
-        &env.cert(files::DASHBOARD_KEY),
-    )
-    .unwrap();
+    let dashboard = dashboard(&env, &server, &cas);
     let guid = pei.asset_guid.to_string();
 
     // Suspended: views 404 at once, finds no longer match its members.
@@ -321,11 +325,7 @@ async fn a_scheme_is_suspended_resumed_and_severed() {
     );
 
     // Severed: PeIs de-registered, members of the scheme gone, others untouched.
-    let client = pdp_provider::cas::client::CasClient::new(
-        &env.config_with_cas(&cas).cas,
-        crate::harness::side_store(&env),
-    )
-    .unwrap();
+    let client = cas_client(&env, &cas);
     let before = store.member_ids(None).await.unwrap().len();
     let in_scheme = store.member_ids(Some(h)).await.unwrap().len();
     let out = pdp_provider::schemes::sever(&store, &client, h)
