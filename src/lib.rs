@@ -8,11 +8,13 @@
 //! - [`tls`]: mutual TLS for the ecosystem listener and the outbound identity; `certs init`.
 //! - [`http`]: the inbound side. The accept loop, connection limits and time-outs, then one
 //!   file per endpoint: `POST /find-requests`, and the ops listener.
-//! - [`wire`]: the serde types of SPEC.md, the only place that spells field names.
+//! - [`wire`]: the serde types of SPEC.md, the only place that spells field names; view data
+//!   is checked against the data standard's own schema, vendored in `schemas/`.
 //! - [`store`]: durable state behind one typed handle. One writer group-commits ACKs, audit
 //!   records and every state change; reads use a pool. Personal data sealed with AES-256-GCM;
 //!   SQLite is the embedded backend.
-//! - [`members`]: member records: import (CSV, JSON lines) and synthetic generation.
+//! - [`members`]: member records: import (CSV, JSON lines; view data normalised, then valid
+//!   against the data standard's schema) and synthetic generation.
 //! - [`matching`]: normalisation, the configurable rules, the in-memory member indexes.
 //! - [`pipeline`]: the CAS work of finds that matched at the ACK: PAT, PeI registration, many
 //!   finds in flight at once.

@@ -1,7 +1,9 @@
 //! `members import FILE`: CSV or JSON lines into the store, errors by line and field.
 //!
 //! Good records load; each bad one is reported with its line number, field and reason (never
-//! its value), and the import goes on. The format is chosen by extension: `.csv`, or anything
+//! its value), and the import goes on. Each pension's view data is put in the standard's form
+//! (phone numbers as `+44 1134960000`) and must then be valid against the data standard's own
+//! schema (see [`crate::wire::view::schema`]); it is stored as normalised. The format is chosen by extension: `.csv`, or anything
 //! else as JSON lines (one [`MemberRecord`] per line).
 //!
 //! An import is a delta: each record adds a member or replaces it (a pension absent from the new
@@ -143,8 +145,8 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
-    fn accept(&mut self, line: u64, m: MemberRecord) -> Result<(), StoreError> {
-        if let Err(e) = m.validate() {
+    fn accept(&mut self, line: u64, mut m: MemberRecord) -> Result<(), StoreError> {
+        if let Err(e) = m.normalise().and_then(|()| m.validate()) {
             self.report.errors.push(LineError {
                 line,
                 field: e.field,

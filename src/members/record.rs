@@ -88,7 +88,8 @@ pub struct MemberAddress {
 pub struct MemberPension {
     /// The pension's stable asset GUID (its PeI's asset part on a definite match).
     pub asset_guid: Uuid,
-    /// The pension's view data: a definite arrangement of the data standard (SPEC §6).
+    /// The pension's view data: a definite arrangement of the data standard (SPEC §6), valid
+    /// against its schema's `definiteMatchPensionArrangement`.
     pub view_data: serde_json::Value,
     /// Date of the statement its values come from (values are served at once under 13 months).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,7 +119,8 @@ fn err(field: impl Into<String>, reason: &str) -> FieldError {
 // === impl MemberRecord ===
 
 impl MemberRecord {
-    /// Checks the record; the first problem found, by field.
+    /// Checks the record; the first problem found, by field. Each pension's view data is checked
+    /// against the data standard's schema ([`crate::wire::view::check_definite`]).
     pub fn validate(&self) -> Result<(), FieldError> {
         if self.member_id.trim().is_empty() || self.member_id.len() > 64 {
             return Err(err("memberId", "must be 1 to 64 characters"));
@@ -161,8 +163,21 @@ impl MemberRecord {
             return Err(err("pensions", "at least one pension is required"));
         }
         for (i, p) in self.pensions.iter().enumerate() {
-            crate::wire::view::parse_definite(&p.view_data).map_err(|e| FieldError {
-                field: format!("pensions[{i}].viewData.{}", e.field),
+            crate::wire::view::check_definite(&p.view_data).map_err(|e| FieldError {
+                field: e.field_under(&format!("pensions[{i}].viewData")),
+                reason: e.reason,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Puts each pension's view data in the standard's form before [`Self::validate`] checks it
+    /// (phone numbers as `+44 1134960000`; see [`crate::wire::view::normalise_definite`]). A
+    /// number that cannot be put in that form is refused by its field, never its value.
+    pub fn normalise(&mut self) -> Result<(), FieldError> {
+        for (i, p) in self.pensions.iter_mut().enumerate() {
+            crate::wire::view::normalise_definite(&mut p.view_data).map_err(|e| FieldError {
+                field: e.field_under(&format!("pensions[{i}].viewData")),
                 reason: e.reason,
             })?;
         }

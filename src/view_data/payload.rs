@@ -235,4 +235,117 @@ mod tests {
         assert!(v["arrangements"][0].get("benefitIllustrations").is_none());
         assert_eq!(v["arrangements"][0]["pensionType"], "DC");
     }
+
+    /// A definite arrangement with the shapes the generator does not write.
+    fn every_shape() -> serde_json::Value {
+        json!({
+            "pensionProviderSchemeName": "Acme Cash Balance Scheme",
+            "alternateSchemeName": {"name": "Acme Old Scheme", "alternateNameType": "FOR"},
+            "pensionAdministrator": {"name": "Acme Admin", "contactMethods": [
+                {"preferred": true, "contactMethodDetails": {"number": "0113 496 0000", "usage": ["M", "W"]}},
+                {"preferred": false, "contactMethodDetails": {"email": "pensions@example.org"}},
+                {"preferred": false, "contactMethodDetails": {"postalName": "Acme Pensions",
+                    "line1": "1 High Street", "postcode": "LS1 1AA", "countryCode": "GB"}},
+                {"preferred": false, "contactMethodDetails": {"url": "https://example.org/pensions"}}
+            ]},
+            "pensionReference": "REF-1",
+            "pensionType": "CB",
+            "pensionOrigin": "WT",
+            "pensionStatus": "I",
+            "contributionsFromMultipleEmployers": true,
+            "benefitIllustrations": [{"illustrationDate": "2025-04-05", "illustrationComponents": [
+                {"illustrationType": "ERI", "benefitType": "CBS", "calculationMethod": "CBI",
+                 "payableDetails": {"amountType": "INCL", "annualAmount": 2400.5,
+                                    "payableDate": "2040-04-05", "lastPaymentDate": "2060-04-05"},
+                 "estimatedPot": 50000.01, "survivorBenefit": true, "illustrationWarnings": ["AVC", "PSO"]},
+                {"illustrationType": "AP", "benefitType": "CBL", "calculationMethod": "SM",
+                 "payableDetails": {"amountType": "CSH", "amount": 12000.0, "payableDate": "2040-04-05"},
+                 "accruedPot": 30000.0, "safeguardedBenefit": false},
+                {"illustrationType": "AP", "benefitType": "DB",
+                 "payableDetails": {"reason": "SML", "amountType": "INC", "payableDate": "2040-04-05"}},
+                {"illustrationType": "ERI", "unavailableReason": "NEW"}
+            ]}],
+            "additionalDataSources": [{"url": "https://example.org/charges", "informationType": "C_AND_C"}],
+            "administrativeDetailsNotAvailable": false
+        })
+    }
+
+    /// Every payload the view can build from generated members is valid against the data
+    /// standard's schema: definite and possible, with and without the `value` scope, values
+    /// current, pending as `DCC`/`DBC`, and current again from a recent calculation.
+    #[test]
+    fn every_payload_built_from_generated_members_is_valid_against_the_schema() {
+        use crate::members::generate;
+        use chrono::Datelike;
+        let today = chrono::Utc::now().date_naive();
+        let cal = Calendar::by_rule(today.year() - 1, today.year() + 3);
+        let schemes = generate::schemes(11);
+        let (mut built, mut pending_kinds) = (0, std::collections::BTreeSet::new());
+        // Three hundred generated members, and one carrying every shape the generator does not
+        // write (other contact methods, an AP, a lump sum, a value too small to show).
+        let mut members: Vec<_> = (0..300)
+            .map(|i| generate::member(11, i, &schemes))
+            .collect();
+        let mut rich = members[0].clone();
+        rich.pensions.truncate(1);
+        rich.pensions[0].view_data = every_shape();
+        members.push(rich);
+        for (i, mut m) in members.into_iter().enumerate() {
+            m.normalise().unwrap();
+            m.validate().unwrap_or_else(|e| panic!("member {i}: {e}"));
+            for p in &m.pensions {
+                let stored = StoredPension {
+                    asset_guid: p.asset_guid,
+                    member_id: m.member_id.clone(),
+                    holdername: m.holdername,
+                    scheme_name: crate::members::record::scheme_name(&p.view_data).into(),
+                    view_data: p.view_data.clone(),
+                    statement_date: p.statement_date,
+                    calculation_date: p.calculation_date,
+                };
+                let stale = StoredPension {
+                    statement_date: today.checked_sub_months(Months::new(26)),
+                    ..stored.clone()
+                };
+                let calculated = StoredPension {
+                    calculation_date: Some(today),
+                    ..stale.clone()
+                };
+                let reference = p.asset_guid.hyphenated().to_string();
+                for pension in [&stored, &stale, &calculated] {
+                    for (possible, value_scope) in
+                        [(false, true), (false, false), (true, true), (true, false)]
+                    {
+                        let cx = Context {
+                            possible,
+                            value_scope,
+                            registered_on: today,
+                            today,
+                            calendar: &cal,
+                            nation: Nation::EnglandAndWales,
+                            reference: &reference,
+                        };
+                        let (payload, pending) = build(pension, cx).unwrap();
+                        if let Some(p) = &pending {
+                            pending_kinds.insert(format!("{:?}", p.kind));
+                        }
+                        let json = serde_json::to_value(&payload).unwrap();
+                        let errors = crate::wire::view::schema_errors(&json);
+                        assert!(
+                            errors.is_empty(),
+                            "member {i} (possible {possible}, value scope {value_scope}, \
+                             pending {pending:?}): {errors:#?}"
+                        );
+                        built += 1;
+                    }
+                }
+            }
+        }
+        assert!(built > 301 * 12, "{built}");
+        assert_eq!(
+            pending_kinds.into_iter().collect::<Vec<_>>(),
+            ["DBC", "DCC"],
+            "both kinds of pending values were built"
+        );
+    }
 }

@@ -3,7 +3,8 @@
 //!
 //! One JSON object per line: `{"assetGuid": "<the pension's asset GUID>",
 //! "calculationDate": "YYYY-MM-DD", "benefitIllustrations": [ ...the data standard's... ]}`.
-//! The new illustrations are checked against the data standard before anything is stored.
+//! The new illustrations are checked against the data standard's schema, in the pension's
+//! arrangement, before anything is stored.
 
 use serde::Deserialize;
 
@@ -41,9 +42,13 @@ pub async fn import_line(store: &Store, line: &str) -> Result<u64, ValuesError> 
         .pension(c.asset_guid)
         .await?
         .ok_or(ValuesError::UnknownPension(c.asset_guid))?;
+    // The new values are checked in place, in the arrangement the view will embed them in
+    // (normalised as an import would, so that a number stored before numbers were normalised
+    // does not refuse them).
     let mut candidate = pension.view_data.clone();
     candidate["benefitIllustrations"] = c.benefit_illustrations.clone();
-    crate::wire::view::parse_definite(&candidate)?;
+    crate::wire::view::normalise_definite(&mut candidate)?;
+    crate::wire::view::check_definite(&candidate)?;
     store
         .set_calculated_values(c.asset_guid, c.calculation_date, c.benefit_illustrations)
         .await?

@@ -3,7 +3,8 @@
 //! - [`cas`]: bodies of the provider's calls to the CAS: token, rreguri, perm, introspect.
 //! - [`find`]: the find request body and its validation (SPEC §3.1, reconstructed).
 //! - [`problem`]: RFC 9457 problem details and the ACK body.
-//! - [`view`]: the view data payload, its code lists, the view response and the UMA challenge.
+//! - [`view`]: the view data payload, its code lists, the view response and the UMA challenge;
+//!   [`view::schema`], the data standard's own schema that decides what view data is valid.
 
 pub mod cas;
 pub mod find;

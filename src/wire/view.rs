@@ -1,9 +1,21 @@
 //! The view data payload (SPEC §6, the data standards; MaPS' `ViewDataPayload.json`), the view
 //! response and the UMA challenge.
 //!
-//! Every code list is an enum, so stored view data that does not follow the standard fails when
-//! it is imported, by field path, and a view never fails on bad data. Objects the standard closes
-//! (`possible` arrangements, contact method details) reject unknown members.
+//! The data standard's own schema, vendored in `schemas/`, decides what view data is valid
+//! ([`schema`]): stored view data is checked against it when it is imported ([`check_definite`]),
+//! after phone numbers are put in the standard's form ([`normalise_definite`], [`phone`]).
+//!
+//! The typed model below is how the view reads stored view data and builds its payload. It
+//! takes everything the schema takes: every code list is an enum, and only the objects the
+//! schema closes (`additionalProperties: false`) reject unknown members; members of the open
+//! ones are taken and not served. Its only rules of its own ([`validate_definite`]) are the ones
+//! the schema states in words and cannot express. Stored view data that fails it fails when it
+//! is imported, by field path, so a view never fails on bad data.
+
+pub mod phone;
+pub mod schema;
+
+pub use schema::schema_errors;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -60,9 +72,10 @@ pub struct PossibleArrangement {
     pub alternate_scheme_name: Option<AlternateSchemeName>,
 }
 
-/// A definite match.
+/// A definite match. The standard leaves it open: members it does not name are taken and not
+/// served.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct DefiniteArrangement {
     /// Always `false`.
     #[serde(default)]
@@ -137,9 +150,9 @@ pub struct PensionAdministrator {
     pub contact_methods: Vec<ContactMethod>,
 }
 
-/// One way to contact the administrator.
+/// One way to contact the administrator (open in the standard).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ContactMethod {
     /// The preferred method.
     pub preferred: bool,
@@ -161,19 +174,17 @@ pub enum ContactMethodDetails {
     Website(Website),
 }
 
-/// An email address.
+/// An email address (open in the standard).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Email {
     /// The address.
     pub email: String,
 }
 
-/// A phone number.
+/// A phone number (open in the standard).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Phone {
-    /// `+44 ...`.
+    /// In the standard's form: `+44 1134960000` (see [`phone`]).
     pub number: String,
     /// What it is for.
     pub usage: Vec<PhoneUsage>,
@@ -206,17 +217,16 @@ pub struct Postal {
     pub country_code: String,
 }
 
-/// A website.
+/// A website (open in the standard).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Website {
     /// The URL.
     pub url: String,
 }
 
-/// Another scheme name.
+/// Another scheme name (open in the standard).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct AlternateSchemeName {
     /// The name.
     pub name: String,
@@ -318,9 +328,9 @@ pub struct RecurringPayable {
     pub increasing: Option<bool>,
 }
 
-/// A lump sum.
+/// A lump sum (open in the standard).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct LumpSumPayable {
     /// CSH, CSHL, CSHN.
     pub amount_type: LumpSumAmountType,
@@ -330,9 +340,9 @@ pub struct LumpSumPayable {
     pub payable_date: NaiveDate,
 }
 
-/// Not provided (`reason: SML`).
+/// Not provided (`reason: SML`; open in the standard).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct NotProvidedPayable {
     /// `SML`.
     pub reason: NotProvidedReason,
@@ -340,7 +350,7 @@ pub struct NotProvidedPayable {
     pub payable_date: NaiveDate,
     /// Amount type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub amount_type: Option<String>,
+    pub amount_type: Option<RecurringAmountType>,
     /// Until.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_payment_date: Option<NaiveDate>,
@@ -501,14 +511,28 @@ code_list!(
         SP }
 );
 
-/// A view data rule broken: which field, and why.
+/// A view data rule broken: which field, and why (never the value).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
+#[error("{}: {}", if .field.is_empty() { "viewData" } else { .field.as_str() }, .reason)]
 pub struct ViewDataError {
-    /// Field path.
+    /// Field path in the arrangement (`pensionAdministrator.contactMethods[1]`); empty for the
+    /// arrangement itself.
     pub field: String,
     /// Why.
     pub reason: String,
+}
+
+// === impl ViewDataError ===
+
+impl ViewDataError {
+    /// The field path under `prefix`, the arrangement's own path (`pensions[0].viewData`).
+    pub fn field_under(&self, prefix: &str) -> String {
+        if self.field.is_empty() {
+            prefix.to_owned()
+        } else {
+            format!("{prefix}.{}", self.field)
+        }
+    }
 }
 
 fn bad(field: impl Into<String>, reason: &str) -> ViewDataError {
@@ -518,20 +542,58 @@ fn bad(field: impl Into<String>, reason: &str) -> ViewDataError {
     }
 }
 
-fn two_dp(v: f64) -> bool {
-    v.is_finite() && v >= 0.0 && ((v * 100.0).round() - v * 100.0).abs() < 1e-6
+/// Puts a stored definite arrangement in the standard's form before it is checked: each phone
+/// number of its administrator in `+<country code> <digits>` form ([`phone::normalise`]), and
+/// `possibleMatch: false` where it is left out (a stored arrangement is definite, and the view
+/// says so). A number that cannot be put in that form is refused by its field path.
+pub fn normalise_definite(v: &mut serde_json::Value) -> Result<(), ViewDataError> {
+    let Some(a) = v.as_object_mut() else {
+        return Ok(()); // not an object: the schema says so
+    };
+    a.entry("possibleMatch")
+        .or_insert(serde_json::Value::Bool(false));
+    let methods = a
+        .get_mut("pensionAdministrator")
+        .and_then(|p| p.get_mut("contactMethods"))
+        .and_then(|m| m.as_array_mut());
+    for (i, m) in methods.into_iter().flatten().enumerate() {
+        let number = m
+            .get_mut("contactMethodDetails")
+            .and_then(|d| d.get_mut("number"));
+        if let Some(n) = number {
+            if let Some(text) = n.as_str() {
+                *n = phone::normalise(text)
+                    .ok_or_else(|| {
+                        bad(
+                            format!(
+                                "pensionAdministrator.contactMethods[{i}].contactMethodDetails.number"
+                            ),
+                            "not a phone number that can be put in the standard's form \
+                             (+<country code> <digits>)",
+                        )
+                    })?
+                    .into();
+            }
+        }
+    }
+    Ok(())
 }
 
-fn len_ok(s: &str, min: usize, max: usize) -> bool {
-    (min..=max).contains(&s.chars().count())
+/// Checks a definite arrangement as it is imported: the schema decides ([`schema::check_definite`]),
+/// then the typed model reads it ([`parse_definite`]). Errors carry the field path.
+pub fn check_definite(v: &serde_json::Value) -> Result<DefiniteArrangement, ViewDataError> {
+    schema::check_definite(v)?;
+    parse_definite(v)
 }
 
-/// Parses and checks a stored definite arrangement; errors carry the field path.
+/// Reads a stored definite arrangement into the typed model, with the rules the schema states
+/// only in words; errors carry the field path. This is the view's read of data that was checked
+/// with [`check_definite`] when it was imported: it does not run the schema.
 pub fn parse_definite(v: &serde_json::Value) -> Result<DefiniteArrangement, ViewDataError> {
     let a: DefiniteArrangement = serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
         bad(
-            if path == "." { "viewData".into() } else { path },
+            if path == "." { String::new() } else { path },
             "missing, unknown, not in its code list or of the wrong type",
         )
     })?;
@@ -539,131 +601,26 @@ pub fn parse_definite(v: &serde_json::Value) -> Result<DefiniteArrangement, View
     Ok(a)
 }
 
-/// The rules serde cannot express.
+/// The rules the schema states in its descriptions but cannot express: a value component has
+/// `payableDetails` unless it has an `unavailableReason` ("Must be provided unless an
+/// unavailableReason has been provided"), and only a state pension has a Welsh state pension
+/// message ("Must not be provided for any other pension type"). Everything else (lengths, code
+/// lists, amounts in pence, which reasons and methods an ERI or an AP may have) is the schema's.
 pub fn validate_definite(a: &DefiniteArrangement) -> Result<(), ViewDataError> {
-    if a.possible_match {
-        return Err(bad(
-            "possibleMatch",
-            "a stored arrangement is definite (false)",
-        ));
-    }
-    if !len_ok(&a.pension_provider_scheme_name, 1, 150) {
-        return Err(bad("pensionProviderSchemeName", "1 to 150 characters"));
-    }
-    if !len_ok(&a.pension_administrator.name, 1, 150) {
-        return Err(bad("pensionAdministrator.name", "1 to 150 characters"));
-    }
-    if a.pension_administrator.contact_methods.is_empty() {
-        return Err(bad("pensionAdministrator.contactMethods", "at least one"));
-    }
-    for (i, c) in a.pension_administrator.contact_methods.iter().enumerate() {
-        if let ContactMethodDetails::Phone(p) = &c.contact_method_details {
-            if !p.number.starts_with('+') || p.usage.is_empty() {
-                return Err(bad(
-                    format!("pensionAdministrator.contactMethods[{i}].contactMethodDetails"),
-                    "a number starting + and at least one usage",
-                ));
-            }
-        }
-    }
-    if a.pension_reference
-        .as_deref()
-        .is_some_and(|r| !len_ok(r, 1, 50))
-    {
-        return Err(bad("pensionReference", "1 to 50 characters"));
-    }
     if a.state_pension_message_welsh.is_some() && a.pension_type != Some(PensionType::SP) {
         return Err(bad("statePensionMessageWelsh", "state pension only"));
     }
-    if a.employment_membership_periods
-        .as_ref()
-        .is_some_and(Vec::is_empty)
-    {
-        return Err(bad(
-            "employmentMembershipPeriods",
-            "at least one when present",
-        ));
-    }
-    if let Some(bis) = &a.benefit_illustrations {
-        if bis.is_empty() {
-            return Err(bad("benefitIllustrations", "at least one when present"));
-        }
-        for (i, b) in bis.iter().enumerate() {
-            if b.illustration_components.is_empty() {
+    for (i, b) in a.benefit_illustrations.iter().flatten().enumerate() {
+        for (j, c) in b.illustration_components.iter().enumerate() {
+            if c.payable_details.is_none() && c.unavailable_reason.is_none() {
                 return Err(bad(
-                    format!("benefitIllustrations[{i}].illustrationComponents"),
-                    "at least one",
+                    format!("benefitIllustrations[{i}].illustrationComponents[{j}].payableDetails"),
+                    "required unless unavailableReason",
                 ));
-            }
-            for (j, c) in b.illustration_components.iter().enumerate() {
-                validate_component(
-                    &format!("benefitIllustrations[{i}].illustrationComponents[{j}]"),
-                    c,
-                )?;
             }
         }
     }
     Ok(())
-}
-
-fn validate_component(path: &str, c: &IllustrationComponent) -> Result<(), ViewDataError> {
-    if c.payable_details.is_none() && c.unavailable_reason.is_none() {
-        return Err(bad(
-            format!("{path}.payableDetails"),
-            "required unless unavailableReason",
-        ));
-    }
-    match c.illustration_type {
-        IllustrationType::ERI if c.accrued_pot.is_some() => {
-            return Err(bad(format!("{path}.accruedPot"), "AP only"));
-        }
-        IllustrationType::AP if c.estimated_pot.is_some() => {
-            return Err(bad(format!("{path}.estimatedPot"), "ERI only"));
-        }
-        IllustrationType::ERI if c.calculation_method == Some(CalculationMethod::SM) => {
-            return Err(bad(
-                format!("{path}.calculationMethod"),
-                "SM is for AP only",
-            ));
-        }
-        IllustrationType::AP
-            if matches!(
-                c.unavailable_reason,
-                Some(UnavailableReason::DB | UnavailableReason::DCHA | UnavailableReason::DCHP)
-            ) =>
-        {
-            return Err(bad(format!("{path}.unavailableReason"), "not valid for AP"));
-        }
-        _ => {}
-    }
-    if c.illustration_warnings
-        .as_ref()
-        .is_some_and(|w| w.is_empty() || w.len() > 4)
-    {
-        return Err(bad(
-            format!("{path}.illustrationWarnings"),
-            "1 to 4 warnings",
-        ));
-    }
-    for (name, v) in [
-        ("estimatedPot", c.estimated_pot),
-        ("accruedPot", c.accrued_pot),
-    ] {
-        if v.is_some_and(|v| !two_dp(v)) {
-            return Err(bad(format!("{path}.{name}"), "GBP with at most 2 decimals"));
-        }
-    }
-    match &c.payable_details {
-        Some(PayableDetails::Recurring(r)) if !two_dp(r.annual_amount) => Err(bad(
-            format!("{path}.payableDetails.annualAmount"),
-            "GBP with at most 2 decimals",
-        )),
-        Some(PayableDetails::LumpSum(l)) if !two_dp(l.amount) => Err(bad(
-            format!("{path}.payableDetails.amount"),
-            "GBP with at most 2 decimals",
-        )),
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 use pdp_provider::members::generate::{find_for, FindKind};
 use pdp_provider::members::record::MemberRecord;
 use pdp_provider::sim::cas::{CasSim, Faults};
-use pdp_provider::sim::dashboard::Dashboard;
+use pdp_provider::sim::dashboard::{Dashboard, ViewOutcome};
 use pdp_provider::store::StoredPei;
 use pdp_provider::tls::pki::files;
 
@@ -62,6 +62,12 @@ impl Setup {
         self.env.store().peis_for_request(&id).await.unwrap()
     }
 
+    /// One view as MaPS performs it; a payload it receives must be valid against the data
+    /// standard's own schema.
+    async fn view(&self, asset_guid: &str) -> ViewOutcome {
+        checked(self.dashboard().view(asset_guid).await.unwrap())
+    }
+
     fn calls(&self, endpoint: &str) -> usize {
         self.cas
             .state
@@ -72,17 +78,25 @@ impl Setup {
     }
 }
 
+/// Fails on a received `view_data` that MaPS' `ViewDataPayload.json` refuses.
+fn checked(v: ViewOutcome) -> ViewOutcome {
+    if let Some(view_data) = &v.view_data {
+        let errors = pdp_provider::wire::view::schema_errors(view_data);
+        assert!(
+            errors.is_empty(),
+            "the schema refuses the payload: {errors:#?}"
+        );
+    }
+    v
+}
+
 #[tokio::test]
 async fn a_definite_match_is_served_through_the_uma_flow_as_maps_calls_it() {
     let s = setup().await;
     let m = member_with(&s.members, 1);
     let peis = s.registered(m, FindKind::Yes).await;
     let pei = &peis[0];
-    let v = s
-        .dashboard()
-        .view(&pei.asset_guid.to_string())
-        .await
-        .unwrap();
+    let v = s.view(&pei.asset_guid.to_string()).await;
     assert_eq!(v.first_status, 401);
     let (ticket, as_uri) = v.challenge.clone().unwrap();
     assert_eq!(as_uri, format!("{}/token", s.cas.base_url()));
@@ -147,11 +161,7 @@ async fn a_possible_match_is_served_in_its_limited_shape() {
     let s = setup().await;
     let m = member_with(&s.members, 1);
     let peis = s.registered(m, FindKind::Possible).await;
-    let v = s
-        .dashboard()
-        .view(&peis[0].asset_guid.to_string())
-        .await
-        .unwrap();
+    let v = s.view(&peis[0].asset_guid.to_string()).await;
     assert_eq!(v.retry_status, Some(200));
     let a = &v.view_data.unwrap()["arrangements"][0];
     assert_eq!(a["possibleMatch"], true);
@@ -299,11 +309,7 @@ async fn stale_values_are_pending_dcc_and_dbc_with_due_dates() {
     for (m, reason, days) in [(&stale[0], "DCC", 3), (&stale[1], "DBC", 10)] {
         let peis = s.registered(m, FindKind::Yes).await;
         assert_eq!(peis.len(), 1);
-        let v = s
-            .dashboard()
-            .view(&peis[0].asset_guid.to_string())
-            .await
-            .unwrap();
+        let v = s.view(&peis[0].asset_guid.to_string()).await;
         assert_eq!(v.retry_status, Some(200));
         let vd = v.view_data.unwrap();
         for c in vd["arrangements"][0]["benefitIllustrations"][0]["illustrationComponents"]
@@ -340,9 +346,15 @@ async fn stale_values_are_pending_dcc_and_dbc_with_due_dates() {
     })
     .to_string();
     let bad = line.replace("\"ERI\"", "\"XYZ\"");
-    assert!(pdp_provider::view_data::values::import_line(&q, &bad)
+    let refused = pdp_provider::view_data::values::import_line(&q, &bad)
         .await
-        .is_err());
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        refused,
+        "benefitIllustrations[0].illustrationComponents[0]: \
+         has none of the shapes the standard allows here"
+    );
     assert_eq!(
         pdp_provider::view_data::values::import_line(&q, &line)
             .await
@@ -362,11 +374,7 @@ async fn stale_values_are_pending_dcc_and_dbc_with_due_dates() {
         .into_iter()
         .find(|p| p.pension_asset_guid == dc.asset_guid)
         .unwrap();
-    let v = s
-        .dashboard()
-        .view(&pei.asset_guid.to_string())
-        .await
-        .unwrap();
+    let v = s.view(&pei.asset_guid.to_string()).await;
     let c = &v.view_data.unwrap()["arrangements"][0]["benefitIllustrations"][0]
         ["illustrationComponents"][0];
     assert!(c.get("unavailableReason").is_none());
@@ -414,11 +422,7 @@ async fn de_registration_stops_views_with_a_valid_or_an_expired_pat() {
         .find(|r| r.name == a[0].pei)
         .unwrap();
     assert_eq!(gone.deleted.as_deref(), Some("asset-removed"));
-    let v = s
-        .dashboard()
-        .view(&a[0].asset_guid.to_string())
-        .await
-        .unwrap();
+    let v = s.view(&a[0].asset_guid.to_string()).await;
     assert_eq!(v.first_status, 404);
     // Expired PAT: flagged, never served, counted.
     let b = s
@@ -437,11 +441,7 @@ async fn de_registration_stops_views_with_a_valid_or_an_expired_pat() {
     .unwrap();
     assert_eq!(out, Deregistered::FlaggedPatExpired);
     let perms = s.calls("POST /perm");
-    let v = s
-        .dashboard()
-        .view(&b[0].asset_guid.to_string())
-        .await
-        .unwrap();
+    let v = s.view(&b[0].asset_guid.to_string()).await;
     assert_eq!(v.first_status, 404);
     assert_eq!(
         s.calls("POST /perm"),
@@ -482,14 +482,7 @@ async fn a_de_registration_the_cas_cannot_take_stops_views_at_once_and_finishes_
     assert!(out.is_err(), "{out:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(40));
     // Never served again, although the CAS still holds it.
-    assert_eq!(
-        s.dashboard()
-            .view(&p[0].asset_guid.to_string())
-            .await
-            .unwrap()
-            .first_status,
-        404
-    );
+    assert_eq!(s.view(&p[0].asset_guid.to_string()).await.first_status, 404);
     s.cas.state.set_faults(Faults::default());
     let out = deregister(
         &queue,
@@ -511,11 +504,7 @@ async fn pat_refresh_replaces_the_stored_pat() {
     let old = s.cas.state.pat_of(&peis[0].pei).unwrap();
     let new = s.cas.state.rotate_pat(&old).unwrap();
     // Until the provider hears of it, the CAS refuses the old PAT: the view cannot get a ticket.
-    let v = s
-        .dashboard()
-        .view(&peis[0].asset_guid.to_string())
-        .await
-        .unwrap();
+    let v = s.view(&peis[0].asset_guid.to_string()).await;
     assert_eq!(v.first_status, 503);
     let cas_client = s.env.client(files::CAS_CLIENT, files::CAS_CLIENT_KEY);
     let refresh = |body: serde_json::Value| {
@@ -547,11 +536,7 @@ async fn pat_refresh_replaces_the_stored_pat() {
             .status(),
         204
     );
-    let v = s
-        .dashboard()
-        .view(&peis[0].asset_guid.to_string())
-        .await
-        .unwrap();
+    let v = s.view(&peis[0].asset_guid.to_string()).await;
     assert_eq!(v.retry_status, Some(200));
     s.server.stop().await;
 }
@@ -567,11 +552,7 @@ async fn a_cas_down_or_slow_gives_a_prompt_503_with_retry_after() {
         ..Faults::default()
     });
     let started = std::time::Instant::now();
-    let v = s
-        .dashboard()
-        .view(&peis[0].asset_guid.to_string())
-        .await
-        .unwrap();
+    let v = s.view(&peis[0].asset_guid.to_string()).await;
     assert_eq!(v.first_status, 503);
     assert_eq!(v.retry_after.as_deref(), Some("2"));
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
@@ -581,11 +562,7 @@ async fn a_cas_down_or_slow_gives_a_prompt_503_with_retry_after() {
         ..Faults::default()
     });
     let started = std::time::Instant::now();
-    let v = s
-        .dashboard()
-        .view(&peis[0].asset_guid.to_string())
-        .await
-        .unwrap();
+    let v = s.view(&peis[0].asset_guid.to_string()).await;
     assert_eq!(v.first_status, 503);
     assert!(
         started.elapsed() < std::time::Duration::from_secs(5),
@@ -629,11 +606,7 @@ async fn possible_matches_are_resolved_yes_no_or_timed_out() {
     .await
     .unwrap();
     assert_eq!(at_cas(&yes[0].pei).match_status, "match-yes");
-    let v = s
-        .dashboard()
-        .view(&yes[0].asset_guid.to_string())
-        .await
-        .unwrap();
+    let v = s.view(&yes[0].asset_guid.to_string()).await;
     assert_eq!(
         v.view_data.unwrap()["arrangements"][0]["possibleMatch"],
         false
@@ -651,11 +624,7 @@ async fn possible_matches_are_resolved_yes_no_or_timed_out() {
         .unwrap();
     assert_eq!(at_cas(&no[0].pei).deleted.as_deref(), Some("match-no"));
     assert_eq!(
-        s.dashboard()
-            .view(&no[0].asset_guid.to_string())
-            .await
-            .unwrap()
-            .first_status,
+        s.view(&no[0].asset_guid.to_string()).await.first_status,
         404
     );
 
@@ -685,18 +654,19 @@ async fn the_view_sits_under_the_registered_path_and_challenges_in_one_header() 
         .registered(member_with(&s.members, 1), FindKind::Yes)
         .await;
     let guid = peis[0].asset_guid.to_string();
-    let v = s
-        .dashboard()
-        .with_view_url(&s.server.url("/pensions/v1/view-data"))
-        .view(&guid)
-        .await
-        .unwrap();
+    let v = checked(
+        s.dashboard()
+            .with_view_url(&s.server.url("/pensions/v1/view-data"))
+            .view(&guid)
+            .await
+            .unwrap(),
+    );
     assert_eq!(v.first_status, 401);
     assert_eq!(v.challenge_headers, 1);
     assert_eq!(v.retry_status, Some(200));
     assert!(v.view_data.is_some());
     // The default path is not served under another registration.
-    let v = s.dashboard().view(&guid).await.unwrap();
+    let v = s.view(&guid).await;
     assert_eq!(v.first_status, 404);
     s.server.stop().await;
 }

@@ -33,7 +33,7 @@ fn jsonl_loads_good_records_and_reports_bad_ones_by_line_and_field() {
         [
             "line 2: dateOfBirth: not a date (YYYY-MM-DD)",
             "line 3: record: not valid JSON",
-            "line 5: pensions[0].viewData.pensionType: missing, unknown, not in its code list or of the wrong type",
+            "line 5: pensions[0].viewData.pensionType: value is not one of \"AVC\", \"CB\" or 5 other candidates",
             "line 6: ninoo: missing, unknown or of the wrong type",
         ]
     );
@@ -47,6 +47,75 @@ fn jsonl_loads_good_records_and_reports_bad_ones_by_line_and_field() {
         .unwrap();
     assert_eq!(p.scheme_name, "Acme Pension");
     assert_eq!(p.member_id, "M1");
+}
+
+#[test]
+fn view_data_is_normalised_then_checked_against_the_standards_schema() {
+    let (dir, store, rt) = setup();
+    let record = |id: &str, guid: &str, number: &str, url: &str| {
+        let view: serde_json::Value = serde_json::from_str(VIEW).unwrap();
+        let mut view = view;
+        view["pensionAdministrator"]["contactMethods"] = serde_json::json!([
+            {"preferred": true, "contactMethodDetails": {"number": number, "usage": ["M"]}},
+            {"preferred": false, "contactMethodDetails": {"url": url}}
+        ]);
+        serde_json::json!({"memberId": id, "holdername": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+            "names": [{"givenName": "JANE", "familyName": "DOE"}], "dateOfBirth": "1970-04-21",
+            "pensions": [{"assetGuid": guid, "viewData": view}]})
+        .to_string()
+    };
+    let text = [
+        record(
+            "M1",
+            "0b5c3f1e-1f6c-4a8e-9d1e-5b2f6a7c8d91",
+            "(0113) 496 0000",
+            "https://example.org",
+        ),
+        record(
+            "M2",
+            "0b5c3f1e-1f6c-4a8e-9d1e-5b2f6a7c8d92",
+            "0113 496 0000 ext 12",
+            "https://example.org",
+        ),
+        record(
+            "M3",
+            "0b5c3f1e-1f6c-4a8e-9d1e-5b2f6a7c8d93",
+            "+44 113 496 0000",
+            "example.org/pensions",
+        ),
+    ]
+    .join("\n");
+    let path = dir.path().join("members.jsonl");
+    std::fs::write(&path, text).unwrap();
+    let report = import(&path, &store, rt.handle(), Options::default()).unwrap();
+    assert_eq!(report.loaded(), 1);
+    let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        errors,
+        [
+            "line 2: pensions[0].viewData.pensionAdministrator.contactMethods[0].contactMethodDetails.number: \
+             not a phone number that can be put in the standard's form (+<country code> <digits>)",
+            "line 3: pensions[0].viewData.pensionAdministrator.contactMethods[1].contactMethodDetails.url: \
+             value is not a \"uri\"",
+        ]
+    );
+    assert!(!errors.concat().contains("496"));
+    // Stored as normalised, with the definite arrangement's constant filled in.
+    let p = rt
+        .block_on(
+            store.pension(uuid::Uuid::parse_str("0b5c3f1e-1f6c-4a8e-9d1e-5b2f6a7c8d91").unwrap()),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        p.view_data["pensionAdministrator"]["contactMethods"][0]["contactMethodDetails"]["number"],
+        "+44 1134960000"
+    );
+    assert_eq!(p.view_data["possibleMatch"], false);
+    assert_eq!(
+        crate::wire::view::schema::check_definite(&p.view_data),
+        Ok(())
+    );
 }
 
 #[test]
