@@ -522,13 +522,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(async move {
                 let tls = pdp_provider::demo::sim_tls(&certs);
                 let sim = pdp_provider::sim::cas::CasSim::start(listen, control, &tls).await?;
+                let from = match &jwks {
+                    Some(f) => f.display().to_string(),
+                    None => certs
+                        .join(pdp_provider::tls::pki::files::VIEW_SIGNING_KEY)
+                        .display()
+                        .to_string(),
+                };
                 match pdp_provider::sim::cas::provider_jwks(&certs, jwks.as_deref())? {
                     Some(j) => {
                         sim.state.publish_jwks(&j);
-                        eprintln!("publishing the provider's JWK set at /jwk_uri");
+                        let kids: Vec<&str> = j["keys"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|k| k["kid"].as_str())
+                            .collect();
+                        eprintln!(
+                            "publishing the provider's JWK set at /jwk_uri (from {from}; kid {})",
+                            kids.join(", ")
+                        );
                     }
                     None => eprintln!(
-                        "no provider JWK set to publish: views will not verify until one is POSTed to /__sim/jwks"
+                        "no provider JWK set to publish ({from} not found): views will not verify until one is POSTed to /__sim/jwks"
                     ),
                 }
                 eprintln!(

@@ -33,7 +33,8 @@ use tokio::time::{Instant, Sleep};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use super::driver::{Outcome, Transport};
+use super::driver::Outcome;
+use super::failure::Transport;
 use super::LoadError;
 use crate::tls::TlsError;
 
@@ -231,7 +232,11 @@ async fn exchange(
         }
         let conn = match open.take() {
             Some(o) => open.insert(o),
-            None => open.insert(c.connect().await.map_err(|_| Transport::Connect)?),
+            None => open.insert(
+                c.connect()
+                    .await
+                    .map_err(|e| Transport::of_error(&e, true))?,
+            ),
         };
         let reused = std::mem::replace(&mut conn.used, true);
         match conn.round_trip(request).await {
@@ -243,7 +248,8 @@ async fn exchange(
                 request = *unsent;
                 retried = true;
             }
-            Err(_) => return Err(Transport::Other),
+            Err(Failure::NotSent(_)) => return Err(Transport::Closed),
+            Err(Failure::Failed(t)) => return Err(t),
         }
     }
 }
@@ -253,8 +259,8 @@ async fn exchange(
 enum Failure {
     /// The connection ended before the request was written; here it is back.
     NotSent(Box<Request<Full<Bytes>>>),
-    /// Written, but no whole answer came back.
-    Failed,
+    /// Written, but no whole answer came back, for this reason.
+    Failed(Transport),
 }
 
 // === impl Open ===
@@ -268,16 +274,20 @@ impl Open {
             if sender.ready().await.is_err() {
                 return Err(Failure::NotSent(Box::new(request)));
             }
-            let response = sender.try_send_request(request).await.map_err(|mut e| {
-                e.take_message()
-                    .map_or(Failure::Failed, |r| Failure::NotSent(Box::new(r)))
-            })?;
+            let response =
+                sender
+                    .try_send_request(request)
+                    .await
+                    .map_err(|mut e| match e.take_message() {
+                        Some(r) => Failure::NotSent(Box::new(r)),
+                        None => Failure::Failed(Transport::of_error(e.error(), false)),
+                    })?;
             let status = response.status().as_u16();
             response
                 .into_body()
                 .collect()
                 .await
-                .map_err(|_| Failure::Failed)?;
+                .map_err(|e| Failure::Failed(Transport::of_error(&e, false)))?;
             Ok(status)
         })
         .await

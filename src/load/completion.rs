@@ -4,7 +4,9 @@
 //! `GET {control}/__sim/registrations` every 100 ms while any followed find is pending, and
 //! records, for each registration whose `inbound_request_id` is a pending find's X-Request-ID,
 //! the time from the ACK to the poll answer that first showed it (so figures are upper bounds,
-//! by at most one poll). A find not seen within 60 s of its ACK counts as missed. Each poll
+//! by at most one poll). A find not seen within 60 s of its ACK counts as missed: `not
+//! registered within 60 s` when the poll that judged it answered, or the poll's own failure
+//! (`CAS control unreachable`, …) when it did not, since then nobody knows. Each poll
 //! fetches every registration, so following is meant for moderate runs (smoke, degraded CAS),
 //! with `completion_sample` keeping the followed set small at high rates.
 
@@ -16,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::failure::{self, Failures};
 use super::histogram::{Series, SeriesKind};
 use super::LoadError;
 use crate::sim::cas::Faults;
@@ -43,6 +46,8 @@ pub struct Completion {
     pub series: Series,
     /// Polls that failed (the control listener did not answer, or not with JSON).
     pub poll_errors: u64,
+    /// The missed ones by reason ([`failure`]); they add up to `series.missed`.
+    pub failures: Failures,
 }
 
 #[derive(Deserialize)]
@@ -142,6 +147,7 @@ impl Control {
         cancel: CancellationToken,
     ) -> Completion {
         let mut series = Series::new(SeriesKind::Completion);
+        let mut failures = Failures::new();
         let mut poll_errors = 0;
         let mut pending: HashMap<String, Instant> = HashMap::new();
         let mut open = true;
@@ -152,6 +158,7 @@ impl Control {
                 _ = tick.tick() => {}
                 _ = cancel.cancelled() => {
                     series.missed += pending.len() as u64;
+                    failures.add_n(failure::INTERRUPTED, pending.len() as u64);
                     break;
                 }
             }
@@ -170,7 +177,8 @@ impl Control {
                 }
                 break;
             }
-            match self.registrations().await {
+            // Why this poll failed; `None` when it answered.
+            let poll_failed = match self.registrations().await {
                 Ok(regs) => {
                     let now = Instant::now();
                     for r in regs {
@@ -178,14 +186,19 @@ impl Control {
                             series.record(now.saturating_duration_since(acked_at));
                         }
                     }
+                    None
                 }
-                Err(_) => poll_errors += 1,
-            }
+                Err(e) => {
+                    poll_errors += 1;
+                    Some(failure::control(&e))
+                }
+            };
             let now = Instant::now();
             pending.retain(|_, acked_at| {
                 let live = now.saturating_duration_since(*acked_at) <= GIVE_UP;
                 if !live {
                     series.missed += 1;
+                    failures.add(poll_failed.as_deref().unwrap_or(failure::NOT_REGISTERED));
                 }
                 live
             });
@@ -193,6 +206,10 @@ impl Control {
         Completion {
             series,
             poll_errors,
+            failures,
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

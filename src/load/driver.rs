@@ -21,11 +21,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{Connector, Slot};
 use super::completion::{Completion, Control, Followed};
+use super::failure::{self, Failures, Transport};
 use super::histogram::{Series, SeriesKind, Timeline};
 use super::mix::{Pick, Picker};
 use super::pacing;
 use super::request::{self, FindRequest, Finds};
 use super::scenario::Mode;
+use super::views::Views;
 use crate::members::record::MemberRecord;
 
 /// What every phase of a run shares.
@@ -73,17 +75,6 @@ pub struct PhaseSpec {
     pub max_error_rate: f64,
     /// Follow completion of sampled finds.
     pub follow: bool,
-}
-
-/// Why a request got no HTTP answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Transport {
-    /// The request time-out passed.
-    Timeout,
-    /// No connection (refused, TLS handshake failed).
-    Connect,
-    /// Anything else (reset mid-request, protocol error).
-    Other,
 }
 
 /// What a request got.
@@ -144,8 +135,9 @@ pub struct PhaseResult {
     pub ack: Series,
     /// Completion latencies, when followed.
     pub completion: Option<Completion>,
-    /// View latencies (the view phase is not written yet).
-    pub views: Option<Series>,
+    /// The view phase's latencies and failures (after the last phase of a run with
+    /// `view_rate`).
+    pub views: Option<Views>,
     /// Per-second figures.
     pub timeline: Timeline,
     /// Stopped early (Ctrl-C).
@@ -164,6 +156,22 @@ impl PhaseResult {
             self.dropped,
             self.spec.expect_shedding,
         )
+    }
+
+    /// Every failed find by reason: each status counted as an error, each request with no
+    /// answer, each dropped by the client. Their total is [`Self::errors`].
+    pub fn find_failures(&self) -> Failures {
+        let mut f = Failures::new();
+        for (code, n) in &self.statuses {
+            if let Some(reason) = failure::find_status(*code, self.spec.expect_shedding) {
+                f.add_n(reason, *n);
+            }
+        }
+        for (t, n) in &self.transport {
+            f.add_n(t.reason(), *n);
+        }
+        f.add_n(failure::DROPPED, self.dropped);
+        f
     }
 
     /// `202`s per second over the phase.
@@ -193,16 +201,6 @@ pub fn count_errors(
     statuses + transport.values().sum::<u64>() + dropped
 }
 
-fn classify(e: &reqwest::Error) -> Transport {
-    if e.is_timeout() {
-        Transport::Timeout
-    } else if e.is_connect() {
-        Transport::Connect
-    } else {
-        Transport::Other
-    }
-}
-
 /// Sends one find request; the answer's body is read so the connection is reused.
 async fn send(client: &reqwest::Client, url: &str, request_id: &str, body: Vec<u8>) -> Outcome {
     let sent = client
@@ -218,7 +216,7 @@ async fn send(client: &reqwest::Client, url: &str, request_id: &str, body: Vec<u
             let _ = resp.bytes().await;
             Outcome::Status(status)
         }
-        Err(e) => Outcome::Transport(classify(&e)),
+        Err(e) => Outcome::Transport(Transport::of_reqwest(&e)),
     }
 }
 

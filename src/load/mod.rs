@@ -7,7 +7,8 @@
 //! loop (the sustainable maximum). Optionally it follows a sample of matching finds to their PeI
 //! registration at the CAS simulator and injects CAS faults. ACK and completion latencies go
 //! into HdrHistograms and are checked against the CoCo limits and the recommended targets;
-//! `result.json`, `summary.md` and SVG plots land in the output directory. Scenarios are TOML
+//! every failed find, completion and view is counted by its reason; `result.json`,
+//! `summary.md` and SVG plots land in the output directory. Scenarios are TOML
 //! files (`load-tests/scenarios/`) whose fields mirror the flags; flags win.
 //!
 //! - [`scenario`]: the scenario file and the resolved [`scenario::Plan`].
@@ -17,6 +18,8 @@
 //! - [`request`]: each find request's ID and body.
 //! - [`client`]: the closed loop's HTTP/1.1 connections (open loop: reqwest).
 //! - [`completion`]: the CAS simulator's control listener: completion polls, faults.
+//! - [`views`]: the view phase, as MaPS' dashboard calls views.
+//! - [`failure`]: why a find, completion or view failed, in a few stable words.
 //! - [`histogram`]: latency series per kind (ACK, completion, view) and per second.
 //! - [`verdict`]: limits, targets, error thresholds.
 //! - [`report`], [`plot`]: what is written.
@@ -24,6 +27,7 @@
 pub mod client;
 pub mod completion;
 pub mod driver;
+pub mod failure;
 pub mod histogram;
 pub mod mix;
 pub mod pacing;
@@ -286,7 +290,7 @@ pub fn judge(phases: &[PhaseResult]) -> Verdict {
             checks.extend(verdict::series_checks(name, &c.series));
         }
         if let Some(v) = &p.views {
-            checks.extend(verdict::series_checks(name, v));
+            checks.extend(verdict::series_checks(name, &v.series));
         }
         checks.push(verdict::error_check(
             name,

@@ -181,7 +181,7 @@ pub fn percentiles(path: &Path, phases: &[PhaseResult]) -> Result<(), LoadError>
         let series = [
             Some(&p.ack),
             p.completion.as_ref().map(|c| &c.series),
-            p.views.as_ref(),
+            p.views.as_ref().map(|v| &v.series),
         ];
         for s in series.into_iter().flatten() {
             let pts = s.percentile_curve();

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::driver::{PhaseResult, Transport};
+use super::driver::PhaseResult;
+use super::failure::Failures;
 use super::histogram::{SecondPoint, SeriesSummary};
 use super::scenario::{Mode, Plan};
 use super::verdict::{Severity, Verdict};
@@ -101,7 +102,8 @@ pub struct PhaseReport {
     pub expect_shedding: bool,
     /// Non-`202` statuses by code.
     pub statuses: BTreeMap<String, u64>,
-    /// Requests with no answer, by cause (`timeout`, `connect`, `other`).
+    /// Requests with no answer, by coarse cause (`timeout`, `connect`, `other`); `failures`
+    /// has the reasons.
     pub transport_errors: BTreeMap<String, u64>,
     /// Dropped by the client (in-flight bound).
     pub dropped: u64,
@@ -117,12 +119,44 @@ pub struct PhaseReport {
     pub completion: Option<SeriesSummary>,
     /// Control polls that failed while following completion.
     pub completion_poll_errors: Option<u64>,
-    /// View latency (no view phase yet).
+    /// View latency, when views were called.
     pub views: Option<SeriesSummary>,
+    /// Every failed find, completion and view, by reason ([`super::failure`]).
+    pub failures: PhaseFailures,
     /// Stopped early by Ctrl-C.
     pub interrupted: bool,
     /// Per-second figures.
     pub timeline: Vec<SecondPoint>,
+}
+
+/// A phase's failures by stage and reason: the finds' add up to `errors`, the completions' to
+/// the completion series' `missed`, the views' to the view series' `missed`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseFailures {
+    /// Failed finds.
+    pub find: Failures,
+    /// Followed finds not seen registered (when completion was followed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion: Option<Failures>,
+    /// Views that did not end with a verified `200` (when views were called).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view: Option<Failures>,
+}
+
+// === impl PhaseFailures ===
+
+impl PhaseFailures {
+    /// The stages with failures, in the order a find visits them.
+    pub fn stages(&self) -> Vec<(&'static str, &Failures)> {
+        [
+            ("find", Some(&self.find)),
+            ("completion", self.completion.as_ref()),
+            ("view", self.view.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(stage, f)| f.filter(|f| !f.is_empty()).map(|f| (stage, f)))
+        .collect()
+    }
 }
 
 /// Everything a run writes to `result.json`.
@@ -146,14 +180,6 @@ pub struct Report {
     pub phases: Vec<PhaseReport>,
     /// The verdict.
     pub verdict: Verdict,
-}
-
-fn transport_name(t: Transport) -> &'static str {
-    match t {
-        Transport::Timeout => "timeout",
-        Transport::Connect => "connect",
-        Transport::Other => "other",
-    }
 }
 
 // === impl PhaseReport ===
@@ -181,11 +207,10 @@ impl PhaseReport {
                 .iter()
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
-            transport_errors: p
-                .transport
-                .iter()
-                .map(|(k, v)| (transport_name(*k).to_owned(), *v))
-                .collect(),
+            transport_errors: p.transport.iter().fold(BTreeMap::new(), |mut m, (t, n)| {
+                *m.entry(t.coarse().to_owned()).or_default() += n;
+                m
+            }),
             dropped: p.dropped,
             errors,
             error_rate: super::verdict::error_rate(errors, p.attempted),
@@ -193,7 +218,12 @@ impl PhaseReport {
             ack: p.ack.summary(),
             completion: p.completion.as_ref().map(|c| c.series.summary()),
             completion_poll_errors: p.completion.as_ref().map(|c| c.poll_errors),
-            views: p.views.as_ref().map(|v| v.summary()),
+            views: p.views.as_ref().map(|v| v.series.summary()),
+            failures: PhaseFailures {
+                find: p.find_failures(),
+                completion: p.completion.as_ref().map(|c| c.failures.clone()),
+                view: p.views.as_ref().map(|v| v.failures.clone()),
+            },
             interrupted: p.interrupted,
             timeline: p.timeline.points(p.start_s),
         }
@@ -409,6 +439,20 @@ impl Report {
                 p.max_error_rate,
                 yes_no(err_ok),
             );
+        }
+        let _ = writeln!(s, "\n## Failures\n");
+        if self.phases.iter().all(|p| p.failures.stages().is_empty()) {
+            let _ = writeln!(s, "No find, completion or view failed.");
+        } else {
+            let _ = writeln!(s, "| phase | stage | reason | count |");
+            let _ = writeln!(s, "|---|---|---|--:|");
+            for p in &self.phases {
+                for (stage, f) in p.failures.stages() {
+                    for (reason, n) in f.ranked() {
+                        let _ = writeln!(s, "| {} | {stage} | {reason} | {n} |", p.name);
+                    }
+                }
+            }
         }
         if self.phases.iter().any(|p| p.interrupted) {
             let _ = writeln!(

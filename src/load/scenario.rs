@@ -426,6 +426,15 @@ impl Plan {
                 "needs cas_control (the CAS simulator's control URL)",
             ));
         }
+        if self.view_rate != 0.0 {
+            check_rate("view_rate", self.view_rate)?;
+            if self.cas_control.is_none() {
+                return Err(invalid(
+                    "view_rate",
+                    "needs cas_control (the PeIs to view are read from the CAS simulator)",
+                ));
+            }
+        }
         if let Some(f) = &self.cas_faults {
             if self.cas_control.is_none() {
                 return Err(invalid("cas_faults", "needs cas_control"));

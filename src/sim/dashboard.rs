@@ -19,18 +19,114 @@ use crate::tls::TlsError;
 /// Why a view could not be completed (beyond a non-200 status, which is an outcome).
 #[derive(Debug, thiserror::Error)]
 pub enum DashboardError {
-    /// No answer from the provider or the CAS.
-    #[error("transport: {0}")]
-    Transport(String),
+    /// No answer, or no whole answer, from the provider or the CAS.
+    #[error("{leg}: no answer")]
+    Transport {
+        /// Which call.
+        leg: Leg,
+        /// What the client said (without the URL, which names the asset GUID).
+        #[source]
+        source: reqwest::Error,
+    },
     /// The `401` had no usable `WWW-Authenticate`.
     #[error("401 without ticket= and as_uri=")]
     NoChallenge,
-    /// The CAS refused the ticket.
+    /// The CAS refused the ticket with this status (`200`: answered without an
+    /// `access_token`).
     #[error("CAS token endpoint answered {0}")]
     TokenRefused(u16),
-    /// The view data token did not verify.
+    /// The CAS `jwk_uri` gave no JWK set: its status (`200`: something else than a JWK set).
+    #[error("CAS jwk_uri answered {0} without a JWK set")]
+    NoJwkSet(u16),
+    /// The view data token did not verify, or its `view_data` is not the payload.
     #[error("view data token: {0}")]
-    BadToken(String),
+    BadToken(TokenFault),
+}
+
+/// The calls of a view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leg {
+    /// The provider's view endpoint (either call).
+    Provider,
+    /// The CAS token endpoint (ticket for RPT).
+    Token,
+    /// The CAS `jwk_uri`.
+    JwkSet,
+}
+
+// === impl Leg ===
+
+impl std::fmt::Display for Leg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Leg::Provider => "view endpoint",
+            Leg::Token => "CAS token endpoint",
+            Leg::JwkSet => "CAS jwk_uri",
+        })
+    }
+}
+
+/// What is wrong with a `200`'s view data token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenFault {
+    /// The body has no `view_data_token` string (or is not JSON).
+    #[error("no view_data_token")]
+    NoToken,
+    /// Not a JWS (header, payload or encoding).
+    #[error("malformed")]
+    Malformed,
+    /// The header has no `kid`.
+    #[error("no kid")]
+    NoKid,
+    /// No key of the CAS's JWK set has the token's `kid`.
+    #[error("kid not published at jwk_uri")]
+    KidNotPublished,
+    /// The published key with that `kid` is not a usable RSA key.
+    #[error("the published key is unusable")]
+    UnusableJwk,
+    /// The signature does not verify with the published key.
+    #[error("bad signature")]
+    BadSignature,
+    /// `exp` has passed.
+    #[error("expired")]
+    Expired,
+    /// `nbf` is in the future.
+    #[error("not yet valid")]
+    NotYetValid,
+    /// Neither RS256 nor PS256, or not the key's.
+    #[error("algorithm not allowed")]
+    AlgorithmNotAllowed,
+    /// Any other validation failure.
+    #[error("invalid")]
+    Invalid,
+    /// The `view_data` claim is not a string.
+    #[error("view_data is not a string")]
+    ViewDataNotString,
+    /// The `view_data` claim is not JSON.
+    #[error("view_data is not JSON")]
+    ViewDataNotJson,
+}
+
+// === impl TokenFault ===
+
+impl TokenFault {
+    /// What a failed `decode` of jsonwebtoken's means.
+    fn of(e: &jsonwebtoken::errors::Error) -> Self {
+        use jsonwebtoken::errors::ErrorKind as K;
+        match e.kind() {
+            K::InvalidSignature => TokenFault::BadSignature,
+            K::ExpiredSignature => TokenFault::Expired,
+            K::ImmatureSignature => TokenFault::NotYetValid,
+            K::InvalidAlgorithm | K::InvalidAlgorithmName | K::MissingAlgorithm => {
+                TokenFault::AlgorithmNotAllowed
+            }
+            K::InvalidToken | K::Base64(_) | K::Json(_) | K::Utf8(_) => TokenFault::Malformed,
+            K::InvalidRsaKey(_) | K::InvalidEcdsaKey | K::InvalidKeyFormat => {
+                TokenFault::UnusableJwk
+            }
+            _ => TokenFault::Invalid,
+        }
+    }
 }
 
 /// What one view ended with.
@@ -61,12 +157,12 @@ pub struct Dashboard {
     cas: String,
 }
 
-fn transport(e: reqwest::Error) -> DashboardError {
-    DashboardError::Transport(if e.is_timeout() {
-        "timeout".into()
-    } else {
-        "request failed".into()
-    })
+/// A failed call of `leg` (the URL dropped: it names the asset GUID).
+fn transport(leg: Leg) -> impl Fn(reqwest::Error) -> DashboardError {
+    move |e| DashboardError::Transport {
+        leg,
+        source: e.without_url(),
+    }
 }
 
 /// Takes `key=` out of a `WWW-Authenticate` value the way MaPS does.
@@ -113,7 +209,7 @@ impl Dashboard {
         if !bearer.is_empty() {
             req = req.header("Authorization", format!("Bearer {bearer}"));
         }
-        req.send().await.map_err(transport)
+        req.send().await.map_err(transport(Leg::Provider))
     }
 
     /// Calls views at `view_url` (the view data URL registered with PDP) instead.
@@ -138,11 +234,13 @@ impl Dashboard {
             ])
             .send()
             .await
-            .map_err(transport)?;
+            .map_err(transport(Leg::Token))?;
         if resp.status() != 200 {
             return Err(DashboardError::TokenRefused(resp.status().as_u16()));
         }
-        let v: serde_json::Value = resp.json().await.map_err(transport)?;
+        let body = resp.bytes().await.map_err(transport(Leg::Token))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|_| DashboardError::TokenRefused(200))?;
         v["access_token"]
             .as_str()
             .map(str::to_owned)
@@ -151,28 +249,29 @@ impl Dashboard {
 
     /// Verifies a view data token against the CAS's JWK set; returns its claims.
     pub async fn verify(&self, token: &str) -> Result<serde_json::Value, DashboardError> {
-        let bad = |e: &dyn std::fmt::Display| DashboardError::BadToken(e.to_string());
-        let header = jsonwebtoken::decode_header(token).map_err(|e| bad(&e))?;
-        let kid = header.kid.ok_or_else(|| bad(&"no kid"))?;
-        let jwks: jsonwebtoken::jwk::JwkSet = self
+        let bad = DashboardError::BadToken;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| bad(TokenFault::Malformed))?;
+        let kid = header.kid.ok_or(bad(TokenFault::NoKid))?;
+        let resp = self
             .client
             .get(format!("{}/jwk_uri", self.cas))
             .send()
             .await
-            .map_err(transport)?
-            .json()
-            .await
-            .map_err(transport)?;
-        let jwk = jwks
-            .find(&kid)
-            .ok_or_else(|| bad(&"kid not published at jwk_uri"))?;
+            .map_err(transport(Leg::JwkSet))?;
+        if resp.status() != 200 {
+            return Err(DashboardError::NoJwkSet(resp.status().as_u16()));
+        }
+        let body = resp.bytes().await.map_err(transport(Leg::JwkSet))?;
+        let jwks: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_slice(&body).map_err(|_| DashboardError::NoJwkSet(200))?;
+        let jwk = jwks.find(&kid).ok_or(bad(TokenFault::KidNotPublished))?;
         let mut v = Validation::new(header.alg);
         v.algorithms = vec![Algorithm::RS256, Algorithm::PS256];
         v.validate_aud = false;
         v.validate_nbf = true;
-        let key = DecodingKey::from_jwk(jwk).map_err(|e| bad(&e))?;
+        let key = DecodingKey::from_jwk(jwk).map_err(|_| bad(TokenFault::UnusableJwk))?;
         Ok(jsonwebtoken::decode::<serde_json::Value>(token, &key, &v)
-            .map_err(|e| bad(&e))?
+            .map_err(|e| bad(TokenFault::of(&e)))?
             .claims)
     }
 
@@ -220,18 +319,24 @@ impl Dashboard {
             out.retry_after = retry_after(&second);
             return Ok(out);
         }
-        let body: serde_json::Value = second.json().await.map_err(transport)?;
+        let body = second.bytes().await.map_err(transport(Leg::Provider))?;
+        let body: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| DashboardError::BadToken(TokenFault::NoToken))?;
         let token = body["view_data_token"]
             .as_str()
-            .ok_or_else(|| DashboardError::BadToken("no view_data_token".into()))?;
+            .ok_or(DashboardError::BadToken(TokenFault::NoToken))?;
         let claims = self.verify(token).await?;
         let view_data = claims["view_data"]
             .as_str()
-            .ok_or_else(|| DashboardError::BadToken("view_data is not a string".into()))?;
+            .ok_or(DashboardError::BadToken(TokenFault::ViewDataNotString))?;
         out.view_data = Some(
-            serde_json::from_str(view_data).map_err(|e| DashboardError::BadToken(e.to_string()))?,
+            serde_json::from_str(view_data)
+                .map_err(|_| DashboardError::BadToken(TokenFault::ViewDataNotJson))?,
         );
         out.claims = Some(claims);
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests;

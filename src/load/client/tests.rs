@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::*;
+use crate::load::failure::{Connect, Tls};
 use crate::tls::pki::files;
 
 const BODY: &[u8] = br#"{"find":1}"#;
@@ -249,7 +250,7 @@ async fn each_request_gets_the_whole_time_out() {
 }
 
 #[tokio::test]
-async fn nobody_listening_is_a_connect_error() {
+async fn nobody_listening_is_connect_refused() {
     let s = server(Serve::Keep).await;
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -266,12 +267,38 @@ async fn nobody_listening_is_a_connect_error() {
     .unwrap();
     assert_eq!(
         Slot::new().send(&c, ID, BODY.to_vec()).await,
-        Outcome::Transport(Transport::Connect)
+        Outcome::Transport(Transport::Connect(Connect::Refused))
     );
 }
 
 #[tokio::test]
-async fn a_server_that_does_not_trust_the_client_is_a_connect_error() {
+async fn a_server_the_client_does_not_trust_is_an_unknown_issuer() {
+    let s = server(Serve::Keep).await;
+    // Another PKI's CA: the server's certificate chains to nothing the client trusts.
+    let other = tempfile::tempdir().unwrap();
+    crate::tls::pki::init(other.path()).unwrap();
+    let c = Connector::new(
+        &s.url,
+        &other.path().join(files::CA),
+        &s.certs.join(files::PFS),
+        &s.certs.join(files::PFS_KEY),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let outcome = Slot::new().send(&c, ID, BODY.to_vec()).await;
+    assert_eq!(
+        outcome,
+        Outcome::Transport(Transport::Tls(Tls::UnknownIssuer))
+    );
+    let Outcome::Transport(t) = outcome else {
+        unreachable!()
+    };
+    assert_eq!(t.reason(), "tls: unknown issuer");
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_trust_the_client_is_a_tls_refusal() {
     let s = server(Serve::Keep).await;
     // Another PKI's identity: the server refuses it in the handshake.
     let other = tempfile::tempdir().unwrap();
@@ -287,11 +314,12 @@ async fn a_server_that_does_not_trust_the_client_is_a_connect_error() {
     .unwrap();
     let outcome = Slot::new().send(&c, ID, BODY.to_vec()).await;
     // TLS 1.3: the client finishes its side before the server's refusal arrives, which then
-    // ends the first request instead.
+    // ends the first request instead, as an alert (or, if the server's close overtakes it,
+    // a reset).
     assert!(
         matches!(
             outcome,
-            Outcome::Transport(Transport::Connect | Transport::Other)
+            Outcome::Transport(Transport::Tls(Tls::Alert(_)) | Transport::Reset)
         ),
         "{outcome:?}"
     );

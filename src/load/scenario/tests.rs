@@ -167,6 +167,15 @@ fn bad_scenarios_are_refused() {
         "needs cas_control"
     );
     assert!(refused("completion_sample = 1.5\n", &[]));
+    assert!(refused("view_rate = 5.0\n", &[]), "views need cas_control");
+    assert!(refused(
+        "",
+        &["--view-rate=-1", "--cas-control", "http://127.0.0.1:8445"]
+    ));
+    assert!(!refused(
+        "view_rate = 5.0\ncas_control = \"http://127.0.0.1:8445\"\n",
+        &[]
+    ));
     assert!(refused("", &["--target", "http://127.0.0.1:8443"]));
     assert!(refused("", &["--connections", "0"]));
     assert!(refused("recovery = { rate = 0.0, duration_s = 1 }\n", &[]));

@@ -1,0 +1,115 @@
+//! Unit tests of the parent module: what a missed completion is counted as.
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use super::*;
+
+/// A control listener at a port nothing listens on.
+fn unreachable() -> Control {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    Control::new(&format!("http://127.0.0.1:{port}")).unwrap()
+}
+
+/// A control listener that has registered nothing, and the polls it has answered.
+async fn empty() -> (Control, Arc<AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let polls = Arc::new(AtomicUsize::new(0));
+    let answered = polls.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = l.accept().await {
+            let answered = answered.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                              content-length: 2\r\nconnection: close\r\n\r\n[]";
+                let _ = tcp.write_all(answer.as_bytes()).await;
+                let _ = tcp.shutdown().await;
+                answered.fetch_add(1, SeqCst);
+            });
+        }
+    });
+    (Control::new(&format!("http://{addr}")).unwrap(), polls)
+}
+
+/// Follows `n` finds ACKed longer ago than the poller waits, and returns what it measured.
+async fn follow_overdue(control: &Control, n: usize) -> Completion {
+    let (tx, poller) = control.spawn_poller(CancellationToken::new());
+    let long_ago = Instant::now()
+        .checked_sub(GIVE_UP + Duration::from_secs(1))
+        .expect("the clock is past 61 s");
+    for i in 0..n {
+        tx.send(Followed {
+            request_id: format!("find-{i}"),
+            acked_at: long_ago,
+        })
+        .unwrap();
+    }
+    drop(tx);
+    poller.await.unwrap()
+}
+
+#[tokio::test]
+async fn a_find_the_control_listener_answered_without_is_not_registered() {
+    let c = follow_overdue(&empty().await.0, 3).await;
+    assert_eq!(c.series.missed, 3);
+    assert_eq!(
+        c.failures.get(failure::NOT_REGISTERED),
+        3,
+        "{:?}",
+        c.failures
+    );
+    assert_eq!(c.failures.total(), 3);
+    assert_eq!(c.poll_errors, 0);
+}
+
+#[tokio::test]
+async fn a_find_judged_while_the_control_listener_is_down_says_so() {
+    let c = follow_overdue(&unreachable(), 2).await;
+    assert_eq!(c.series.missed, 2);
+    assert_eq!(
+        c.failures.get("CAS control unreachable"),
+        2,
+        "{:?}",
+        c.failures
+    );
+    assert_eq!(c.poll_errors, 1);
+}
+
+#[tokio::test]
+async fn finds_pending_at_ctrl_c_are_interrupted() {
+    let (control, polls) = empty().await;
+    let cancel = CancellationToken::new();
+    let (tx, poller) = control.spawn_poller(cancel.clone());
+    tx.send(Followed {
+        request_id: "find-0".into(),
+        acked_at: Instant::now(),
+    })
+    .unwrap();
+    // Polled while pending: the poller has it.
+    let waited = std::time::Instant::now();
+    while polls.load(SeqCst) == 0 {
+        assert!(waited.elapsed() < Duration::from_secs(10), "never polled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cancel.cancel();
+    let c = poller.await.unwrap();
+    drop(tx);
+    assert_eq!(c.series.count(), 0);
+    assert_eq!(c.series.missed, 1);
+    assert_eq!(c.failures.get(failure::INTERRUPTED), 1, "{:?}", c.failures);
+}
