@@ -803,6 +803,9 @@ async fn control(req: Request<Incoming>, state: Arc<CasState>) -> Response<Body>
     }
 }
 
+/// HTTP/2 streams per connection the simulator allows.
+const MAX_STREAMS: u32 = 4_096;
+
 /// The provider JWK set a standalone simulator publishes at start: the file given (a JWK set, as
 /// `pdp-provider jwks` prints it), or else the public key of the dev PKI's view signing key in
 /// `certs` when there is one. `None` when neither.
@@ -884,9 +887,13 @@ impl CasSim {
                             let state = state.clone();
                             async move { Ok::<_, Infallible>(handle(req, state).await) }
                         });
-                        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                            .serve_connection(TokioIo::new(tls), svc)
-                            .await;
+                        // A provider multiplexes its CAS calls on one HTTP/2 connection: with
+                        // hyper's default of 200 streams and injected latency, the simulator
+                        // itself would be the ceiling of a load test.
+                        let mut builder =
+                            hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                        builder.http2().max_concurrent_streams(MAX_STREAMS);
+                        let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
                     });
                 }
             });
