@@ -668,3 +668,24 @@ async fn a_registration_that_lands_after_its_pei_was_retired_is_sent_for_deregis
     assert_eq!(p.deletion_reason.as_deref(), Some("asset-removed"));
     assert_eq!(s.deregistering().await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_write_that_panics_is_rolled_back_and_the_writer_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    let bad = s.write(|c| {
+        sqlite::audit::heartbeat(c, 7)?;
+        panic!("a bug in a write");
+        #[allow(unreachable_code)]
+        Ok(())
+    });
+    let good = s.append(find("after", false), audit("after"));
+    let (bad, good) = tokio::join!(bad, good);
+    assert!(bad.is_err());
+    assert_eq!(good.unwrap(), AppendOutcome::Created);
+    let minute = 60_000_000;
+    assert_eq!(s.minutes_up(7 * minute, 8 * minute).await.unwrap(), 0);
+    // Still writing.
+    s.heartbeat(9 * minute).await.unwrap();
+    assert_eq!(s.minutes_up(9 * minute, 10 * minute).await.unwrap(), 1);
+}

@@ -107,7 +107,7 @@ where
         let r = match committed {
             Ok(()) => self
                 .result
-                .unwrap_or_else(|| Err(StoreError::Commit("write not run".into()))),
+                .unwrap_or_else(|| Err(StoreError::Commit("write did not finish".into()))),
             Err(e) => Err(StoreError::Commit(e.to_owned())),
         };
         let _ = self.reply.send(r);
@@ -235,7 +235,14 @@ fn commit(
     super::sqlite::audit::insert(&tx, audits)?;
     for w in writes.iter_mut() {
         tx.prepare_cached("SAVEPOINT write")?.execute([])?;
-        if w.run(&tx) {
+        // A write that panics is rolled back like one that failed (its waiter gets an error):
+        // the writer, and every ACK behind it, goes on.
+        let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.run(&tx)))
+            .unwrap_or_else(|_| {
+                tracing::error!("a store write panicked; rolled back");
+                false
+            });
+        if kept {
             tx.prepare_cached("RELEASE write")?.execute([])?;
         } else {
             tx.prepare_cached("ROLLBACK TO write")?.execute([])?;
