@@ -52,6 +52,7 @@ impl Upkeep {
                 _ = daily.tick() => {
                     this.certificates();
                     this.purge().await;
+                    this.purge_data_changes().await;
                 }
                 _ = shutdown.cancelled() => break,
             }
@@ -68,6 +69,17 @@ impl Upkeep {
                 _ = daily.tick() => self.expire_possible().await,
                 _ = shutdown.cancelled() => break,
             }
+        }
+    }
+
+    /// Data changes older than a week are forgotten: the table would otherwise grow by every
+    /// imported member, every day.
+    async fn purge_data_changes(&self) {
+        let before = crate::now_micros() - 7 * 86_400 * 1_000_000;
+        match self.store.purge_data_changes(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "old member data changes forgotten"),
+            Err(e) => tracing::warn!(error = %e, "forgetting old member data changes failed"),
         }
     }
 

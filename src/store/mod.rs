@@ -772,6 +772,14 @@ impl Store {
         .await
     }
 
+    /// Forgets data changes noted before `before` (µs): every running endpoint applied them long
+    /// ago (they poll every second; one that starts builds its index from the members
+    /// themselves). The newest change is kept, so versions never go back.
+    pub async fn purge_data_changes(&self, before: i64) -> Result<u64, StoreError> {
+        self.write(move |c| sqlite::members::purge_changes(c, before))
+            .await
+    }
+
     /// Sets a scheme's state, noted for the running endpoints.
     pub async fn set_scheme_state(
         &self,

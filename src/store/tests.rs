@@ -689,3 +689,16 @@ async fn a_write_that_panics_is_rolled_back_and_the_writer_goes_on() {
     s.heartbeat(9 * minute).await.unwrap();
     assert_eq!(s.minutes_up(9 * minute, 10 * minute).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn old_data_changes_are_forgotten_but_the_version_never_goes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir);
+    s.apply_members(vec![member("A", &[1], "a"), member("B", &[2], "b")], false)
+        .await
+        .unwrap();
+    let v = s.data_version().await.unwrap();
+    assert_eq!(s.purge_data_changes(i64::MAX).await.unwrap(), 1);
+    assert_eq!(s.data_version().await.unwrap(), v);
+    assert_eq!(s.data_changes_since(0, 10).await.unwrap().len(), 1);
+}

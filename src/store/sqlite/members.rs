@@ -142,6 +142,17 @@ pub(in crate::store) fn record_change(
     Ok(())
 }
 
+/// Deletes changes noted before `before` (µs), keeping the newest so the version never goes
+/// back; returns how many.
+pub(in crate::store) fn purge_changes(conn: &Connection, before: i64) -> Result<u64, StoreError> {
+    let n = conn.execute(
+        "DELETE FROM data_changes WHERE at < ?1
+            AND version < (SELECT max(version) FROM data_changes)",
+        [before],
+    )?;
+    Ok(n as u64)
+}
+
 /// The newest change's version (0 when none).
 pub(in crate::store) fn data_version(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row(
