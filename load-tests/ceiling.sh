@@ -75,7 +75,7 @@ if [ "$WITH_OHA" = 1 ] && ! command -v "$OHA" >/dev/null 2>&1; then
     exit 2
 fi
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+. load-tests/lib.sh
 for p in $NGINX_PORT $SERVER_PORT $OPS_PORT; do
     if ! port_free "$p"; then
         echo "ceiling.sh: 127.0.0.1:$p is in use" >&2
@@ -176,15 +176,6 @@ RUST_LOG=warn "$BIN" serve --config "$TMP/server.toml" >"$TMP/server.log" 2>&1 &
 SERVER_PID=$!
 fi
 
-wait_for() {
-    for _ in $(seq 100); do
-        if ! port_free "$1"; then return 0; fi
-        sleep 0.1
-    done
-    echo "ceiling.sh: nothing listening on 127.0.0.1:$1" >&2
-    cat "$TMP/server.log" "$TMP/nginx/error.log" >&2 2>/dev/null || true
-    exit 2
-}
 wait_for $NGINX_PORT
 [ "$NGINX_ONLY" = 1 ] || wait_for $SERVER_PORT
 
@@ -201,9 +192,6 @@ measure() { # name port
         echo "ceiling.sh: the $1 run wrote no result" >&2
         exit 2
     fi
-}
-field() { # file key: the first occurrence (phase main, ACK series)
-    sed -n "s/.*\"$2\": *\([0-9.eE+-]*\).*/\1/p" "$1" | head -n 1
 }
 
 # oha gets what the load tool sends: a POST of a find-sized JSON body (a JWT-shaped UAT and

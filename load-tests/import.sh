@@ -41,7 +41,7 @@ CONTROL_PORT=18467
 HOST=$(hostname 2>/dev/null | tr -c 'A-Za-z0-9.\n-' '_' || echo unknown-host)
 OUT=${OUT:-load-tests/results/$(date -u +%Y-%m-%d)-$HOST/import}
 [ -x "$BIN" ] || { echo "import.sh: $BIN not found; run cargo build --release first" >&2; exit 2; }
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+. load-tests/lib.sh
 
 TMP=$(mktemp -d -t pdp-import.XXXXXX)
 PIDS=()
@@ -62,44 +62,15 @@ echo "generating $BASE base and $NEW new members ..." >&2
 "$BIN" members generate --count "$NEW" --seed 4242 2>/dev/null |
     sed 's/"memberId":"/"memberId":"NEW-/' >"$TMP/new.jsonl"
 
-wait_for() {
-    for _ in $(seq 600); do ! port_free "$1" && return 0; sleep 0.1; done
-    echo "import.sh: nothing listening on 127.0.0.1:$1" >&2; cat "$TMP"/*.log >&2; exit 2
-}
 RUST_LOG=warn "$BIN" sim cas --listen "127.0.0.1:$CAS_PORT" --control "127.0.0.1:$CONTROL_PORT" \
     --certs "$CERTS" >"$TMP/cas.log" 2>&1 &
 PIDS+=($!)
 wait_for $CAS_PORT
 
-metric() {
-    curl -s "http://127.0.0.1:$OPS_PORT/metrics" |
-        awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%.0f", s + 0 }'
-}
-field() { sed -n "s/.*\"$2\": *\([0-9.eE+-]*\).*/\1/p" "$1" | head -n 1; }
-
 run() { # name with-import?
     local dir=$TMP/$1
     mkdir -p "$dir"
-    cat >"$dir/server.toml" <<CONF
-[server]
-listen = "127.0.0.1:$SERVER_PORT"
-ops_listen = "127.0.0.1:$OPS_PORT"
-[tls]
-cert = "$CERTS/server.pem"
-key = "$CERTS/server.key"
-client_ca = "$CERTS/ca.pem"
-[store]
-path = "$dir/pdp.sqlite"
-[crypto]
-data_key_file = "$CERTS/data.key"
-[cas]
-base_url = "https://127.0.0.1:$CAS_PORT"
-client_cert = "$CERTS/provider-client.pem"
-client_key = "$CERTS/provider-client.key"
-ca = "$CERTS/ca.pem"
-[view]
-signing_key = "$CERTS/view-signing.key"
-CONF
+    server_config "$dir" 256 >"$dir/server.toml"
     "$BIN" members import "$TMP/base.jsonl" --config "$dir/server.toml" >/dev/null
     RUST_LOG=warn "$BIN" serve --config "$dir/server.toml" >"$dir/server.log" 2>&1 &
     local server=$!

@@ -52,7 +52,7 @@ if [ ! -x "$BIN" ]; then
     echo "pipeline.sh: $BIN not found; run cargo build --release first" >&2
     exit 2
 fi
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+. load-tests/lib.sh
 for p in $SERVER_PORT $OPS_PORT $CAS_PORT $CONTROL_PORT; do
     if ! port_free "$p"; then
         echo "pipeline.sh: 127.0.0.1:$p is in use" >&2
@@ -80,57 +80,17 @@ CERTS=$TMP/certs
 "$BIN" certs init --dir "$CERTS" >/dev/null
 "$BIN" members generate --count "$MEMBERS" --seed 42 --out "$TMP/members.jsonl" 2>/dev/null
 
-wait_for() {
-    for _ in $(seq 300); do
-        if ! port_free "$1"; then return 0; fi
-        sleep 0.1
-    done
-    echo "pipeline.sh: nothing listening on 127.0.0.1:$1" >&2
-    cat "$TMP"/*.log >&2 2>/dev/null || true
-    exit 2
-}
-
 # The CAS simulator, shared by every phase.
 RUST_LOG=warn "$BIN" sim cas --listen "127.0.0.1:$CAS_PORT" --control "127.0.0.1:$CONTROL_PORT" \
     --certs "$CERTS" >"$TMP/cas.log" 2>&1 &
 CAS_PID=$!
 wait_for $CAS_PORT
 
-config() { # name in_flight
-    cat <<CONF
-[server]
-listen = "127.0.0.1:$SERVER_PORT"
-ops_listen = "127.0.0.1:$OPS_PORT"
-[tls]
-cert = "$CERTS/server.pem"
-key = "$CERTS/server.key"
-client_ca = "$CERTS/ca.pem"
-[store]
-path = "$TMP/$1/pdp.sqlite"
-queue_max_pending = 100000000
-[crypto]
-data_key_file = "$CERTS/data.key"
-[workers]
-max_in_flight = $2
-[cas]
-base_url = "https://127.0.0.1:$CAS_PORT"
-client_cert = "$CERTS/provider-client.pem"
-client_key = "$CERTS/provider-client.key"
-ca = "$CERTS/ca.pem"
-[view]
-signing_key = "$CERTS/view-signing.key"
-CONF
-}
-
-metric() { # name: the sum of every series of the metric (0 when absent)
-    curl -s "http://127.0.0.1:$OPS_PORT/metrics" |
-        awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%.0f", s + 0 }'
-}
 now() { date +%s.%N; }
 
 start_server() { # name in_flight import?
     mkdir -p "$TMP/$1"
-    config "$1" "$2" >"$TMP/$1/server.toml"
+    server_config "$TMP/$1" "$2" >"$TMP/$1/server.toml"
     if [ "$3" = import ]; then
         "$BIN" members import "$TMP/members.jsonl" --config "$TMP/$1/server.toml" >/dev/null
     fi

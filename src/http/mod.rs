@@ -296,13 +296,30 @@ impl Endpoint {
         }
     }
 
-    /// The method it answers and its audit name.
-    fn method(self) -> Option<(Method, &'static str)> {
+    /// The method it answers, as a `Method` and as `Allow` spells it, and the audit names of a
+    /// call with that method and with any other.
+    fn spec(self) -> Option<(Method, &'static str, &'static str, &'static str)> {
         match self {
-            Endpoint::Find => Some((Method::POST, "POST /find-requests")),
-            Endpoint::View => Some((Method::GET, "GET /view-data")),
-            Endpoint::PatRefresh => Some((Method::POST, "POST /pat-refresh")),
+            Endpoint::Find => Some((
+                Method::POST,
+                "POST",
+                "POST /find-requests",
+                "* /find-requests",
+            )),
+            Endpoint::View => Some((Method::GET, "GET", "GET /view-data", "* /view-data")),
+            Endpoint::PatRefresh => {
+                Some((Method::POST, "POST", "POST /pat-refresh", "* /pat-refresh"))
+            }
             Endpoint::Unknown => None,
+        }
+    }
+
+    /// The audit name of a call with `method`.
+    fn audit_name(self, method: &Method) -> &'static str {
+        match self.spec() {
+            Some((m, _, name, _)) if *method == m => name,
+            Some((_, _, _, other)) => other,
+            None => "* unknown",
         }
     }
 
@@ -359,7 +376,7 @@ fn admit(
             "Host: required on HTTP/1.1 (RFC 9112)",
         ));
     }
-    let Some((method, name)) = endpoint.method() else {
+    let Some((method, allow, name, _)) = endpoint.spec() else {
         return Err(ApiError::not_found("no such endpoint"));
     };
     if !identity.admitted_by(endpoint.allowed(&app.access)) {
@@ -372,10 +389,7 @@ fn admit(
         ));
     }
     if *req.method() != method {
-        return Err(ApiError::method_not_allowed(match endpoint {
-            Endpoint::View => "GET",
-            _ => "POST",
-        }));
+        return Err(ApiError::method_not_allowed(allow));
     }
     Ok(())
 }
@@ -401,15 +415,7 @@ async fn route(
     };
     let version = req.version();
     let endpoint = Endpoint::of(req.uri().path(), &app);
-    let name = match (endpoint.method(), req.method()) {
-        (Some((m, name)), method) if *method == m => name,
-        (Some(_), _) => match endpoint {
-            Endpoint::Find => "* /find-requests",
-            Endpoint::View => "* /view-data",
-            _ => "* /pat-refresh",
-        },
-        (None, _) => "* unknown",
-    };
+    let name = endpoint.audit_name(req.method());
     let result = match admit(&req, endpoint, &identity, &app) {
         Err(e) => Err(e),
         Ok(()) => match endpoint {

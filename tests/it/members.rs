@@ -65,6 +65,20 @@ fn fresh(members: &[MemberRecord], i: usize) -> MemberRecord {
     m
 }
 
+/// 100 members, the CAS simulator, a server that applies member changes every 50 ms, and a
+/// store handle beside it.
+async fn live_server() -> (Env, Vec<MemberRecord>, CasSim, Server, Store) {
+    let env = Env::new();
+    let members = env.with_members(100).await;
+    let cas = cas_sim(&env).await;
+    let mut config = env.config_with_cas(&cas);
+    config.matching.refresh_ms = 50;
+    let server = Server::start(config).await;
+    crate::harness::publish_jwks(&server, &cas).await;
+    let store = env.store();
+    (env, members, cas, server, store)
+}
+
 fn dashboard(env: &Env, server: &Server, cas: &CasSim) -> Dashboard {
     Dashboard::new(
         &server.url(""),
@@ -100,14 +114,7 @@ async fn outcome_of(env: &Env, server: &Server, m: &MemberRecord) -> Option<Find
 
 #[tokio::test]
 async fn imports_and_removals_take_effect_while_serving() {
-    let env = Env::new();
-    let members = env.with_members(100).await;
-    let cas = cas_sim(&env).await;
-    let mut config = env.config_with_cas(&cas);
-    config.matching.refresh_ms = 50;
-    let server = Server::start(config).await;
-    crate::harness::publish_jwks(&server, &cas).await;
-    let store = env.store();
+    let (env, members, cas, server, store) = live_server().await;
 
     // A member imported while the server runs is matched without a restart.
     let newcomer = fresh(&members, 0);
@@ -279,14 +286,7 @@ async fn a_snapshot_removes_the_absent_unless_records_were_refused() {
 
 #[tokio::test]
 async fn a_scheme_is_suspended_resumed_and_severed() {
-    let env = Env::new();
-    let members = env.with_members(100).await;
-    let cas = cas_sim(&env).await;
-    let mut config = env.config_with_cas(&cas);
-    config.matching.refresh_ms = 50;
-    let server = Server::start(config).await;
-    crate::harness::publish_jwks(&server, &cas).await;
-    let store = env.store();
+    let (env, members, cas, server, store) = live_server().await;
     let m = member_with(&members, 1);
     let h = m.holdername;
     assert_eq!(
