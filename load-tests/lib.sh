@@ -19,24 +19,28 @@ wait_for() {
 # field FILE KEY: the first numeric value of KEY in a result.json (phase main, ACK series).
 field() { sed -n "s/.*\"$2\": *\([0-9.eE+-]*\).*/\1/p" "$1" | head -n 1; }
 
-# metric NAME: the sum of every series of a metric on the ops listener (0 when absent).
+# metric NAME [OPS_PORT]: the sum of every series of a metric on an ops listener ($OPS_PORT by
+# default; 0 when absent).
 metric() {
-    curl -s "http://127.0.0.1:$OPS_PORT/metrics" |
+    curl -s "http://127.0.0.1:${2:-$OPS_PORT}/metrics" |
         awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%.0f", s + 0 }'
 }
 
-# server_config STORE_DIR IN_FLIGHT: an endpoint config on $SERVER_PORT/$OPS_PORT with the PKI
-# in $CERTS, its store in STORE_DIR, the CAS simulator on $CAS_PORT.
+# server_config STORE_DIR IN_FLIGHT [LISTEN_PORT OPS_PORT]: an endpoint config on $SERVER_PORT
+# and $OPS_PORT (or the ports given) with the PKI in $CERTS, its store in STORE_DIR (SQLite) or,
+# with STORE_BACKEND=postgres, the database PDP_DATABASE_URL names; the CAS simulator on
+# $CAS_PORT.
 server_config() {
     cat <<CONF
 [server]
-listen = "127.0.0.1:$SERVER_PORT"
-ops_listen = "127.0.0.1:$OPS_PORT"
+listen = "127.0.0.1:${3:-$SERVER_PORT}"
+ops_listen = "127.0.0.1:${4:-$OPS_PORT}"
 [tls]
 cert = "$CERTS/server.pem"
 key = "$CERTS/server.key"
 client_ca = "$CERTS/ca.pem"
 [store]
+backend = "${STORE_BACKEND:-sqlite}"
 path = "$1/pdp.sqlite"
 queue_max_pending = 100000000
 [crypto]
@@ -51,4 +55,12 @@ ca = "$CERTS/ca.pem"
 [view]
 signing_key = "$CERTS/view-signing.key"
 CONF
+}
+
+# fresh_database NAME: with STORE_BACKEND=postgres, a new database NAME on the server $PG_BASE
+# names (key-value form), exported as PDP_DATABASE_URL; nothing otherwise.
+fresh_database() {
+    [ "${STORE_BACKEND:-sqlite}" = postgres ] || return 0
+    psql -q "$PG_BASE" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null
+    export PDP_DATABASE_URL="$PG_BASE dbname=$1"
 }

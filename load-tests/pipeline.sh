@@ -12,8 +12,14 @@
 #
 # and prints the figures and the no-match/ack-alone ratio. Everything it starts is stopped.
 #
+# --store postgres runs every phase on PostgreSQL (a fresh database per phase on the server
+# PDP_TEST_DATABASE_URL names, or scripts/pg's throw-away one); --instances 2 runs two endpoints
+# on that one database, the load split evenly between them (two load processes), and counts
+# what both completed.
+#
 # usage: load-tests/pipeline.sh [--duration S] [--concurrency C] [--rate R] [--mix Y,P,N]
 #                               [--members N] [--cas-latency-ms MS] [--in-flight N] [--out DIR]
+#                               [--store sqlite|postgres] [--instances 1|2]
 # env:   PDP_PROVIDER_BIN (default target/release/pdp-provider; build with cargo build --release)
 set -euo pipefail
 
@@ -27,6 +33,8 @@ MEMBERS=20000
 CAS_LATENCY_MS=100
 IN_FLIGHT=512
 OUT=""
+STORE_BACKEND=sqlite
+INSTANCES=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) DURATION=$2; shift 2 ;;
@@ -37,7 +45,9 @@ while [ $# -gt 0 ]; do
         --cas-latency-ms) CAS_LATENCY_MS=$2; shift 2 ;;
         --in-flight) IN_FLIGHT=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        --store) STORE_BACKEND=$2; shift 2 ;;
+        --instances) INSTANCES=$2; shift 2 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "pipeline.sh: unknown argument $1" >&2; exit 64 ;;
     esac
 done
@@ -45,6 +55,16 @@ SERVER_PORT=18454
 OPS_PORT=18455
 CAS_PORT=18456
 CONTROL_PORT=18457
+SERVER_PORT2=18458
+OPS_PORT2=18459
+case "$STORE_BACKEND:$INSTANCES" in
+    sqlite:1|postgres:1|postgres:2) ;;
+    *) echo "pipeline.sh: --store sqlite runs one instance; --store postgres one or two" >&2; exit 64 ;;
+esac
+export STORE_BACKEND
+if [ "$STORE_BACKEND" = postgres ]; then
+    PG_BASE=${PDP_TEST_DATABASE_URL:-$(scripts/pg)}
+fi
 HOST=$(hostname 2>/dev/null | tr -c 'A-Za-z0-9.\n-' '_' || echo unknown-host)
 OUT=${OUT:-load-tests/results/$(date -u +%Y-%m-%d)-$HOST/pipeline}
 
@@ -53,7 +73,7 @@ if [ ! -x "$BIN" ]; then
     exit 2
 fi
 . load-tests/lib.sh
-for p in $SERVER_PORT $OPS_PORT $CAS_PORT $CONTROL_PORT; do
+for p in $SERVER_PORT $OPS_PORT $CAS_PORT $CONTROL_PORT $SERVER_PORT2 $OPS_PORT2; do
     if ! port_free "$p"; then
         echo "pipeline.sh: 127.0.0.1:$p is in use" >&2
         exit 2
@@ -62,11 +82,13 @@ done
 
 TMP=$(mktemp -d -t pdp-pipeline.XXXXXX)
 SERVER_PID=""
+SERVER2_PID=""
 CAS_PID=""
 LOAD_PID=""
+LOAD2_PID=""
 cleanup() {
     set +e
-    for pid in $LOAD_PID $SERVER_PID $CAS_PID; do
+    for pid in $LOAD_PID $LOAD2_PID $SERVER_PID $SERVER2_PID $CAS_PID; do
         kill "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
@@ -90,6 +112,7 @@ now() { date +%s.%N; }
 
 start_server() { # name in_flight import?
     mkdir -p "$TMP/$1"
+    fresh_database "pipeline_${1//-/_}"
     server_config "$TMP/$1" "$2" >"$TMP/$1/server.toml"
     if [ "$3" = import ]; then
         "$BIN" members import "$TMP/members.jsonl" --config "$TMP/$1/server.toml" >/dev/null
@@ -97,24 +120,60 @@ start_server() { # name in_flight import?
     RUST_LOG=warn "$BIN" serve --config "$TMP/$1/server.toml" >"$TMP/$1/server.log" 2>&1 &
     SERVER_PID=$!
     wait_for $SERVER_PORT
+    if [ "$INSTANCES" = 2 ]; then
+        server_config "$TMP/$1" "$2" $SERVER_PORT2 $OPS_PORT2 >"$TMP/$1/server2.toml"
+        RUST_LOG=warn "$BIN" serve --config "$TMP/$1/server2.toml" >"$TMP/$1/server2.log" 2>&1 &
+        SERVER2_PID=$!
+        wait_for $SERVER_PORT2
+    fi
 }
 
 stop_server() {
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+    kill $SERVER_PID $SERVER2_PID 2>/dev/null || true
+    wait $SERVER_PID $SERVER2_PID 2>/dev/null || true
     SERVER_PID=""
-    for _ in $(seq 100); do port_free $SERVER_PORT && port_free $OPS_PORT && return 0; sleep 0.1; done
+    SERVER2_PID=""
+    for _ in $(seq 100); do
+        port_free $SERVER_PORT && port_free $OPS_PORT && port_free $SERVER_PORT2 && return 0
+        sleep 0.1
+    done
 }
 
-load() { # name args...
+# load NAME ARGS...: the load tool against the endpoint, or split evenly across both (each load
+# process gets half of --concurrency and --rate).
+load() {
     local name=$1
     shift
+    local args=("$@") i
+    if [ "$INSTANCES" = 2 ]; then
+        for i in "${!args[@]}"; do
+            case "${args[$i]}" in
+                --concurrency|--rate) args[i+1]=$(( ${args[i+1]} / 2 )) ;;
+            esac
+        done
+        "$BIN" load --quiet --target "https://127.0.0.1:$SERVER_PORT2" --certs "$CERTS" \
+            --members "$TMP/members.jsonl" --duration "$DURATION" --name "pipeline-$name-2" \
+            --out "$OUT/$name-2" "${args[@]}" >/dev/null &
+        LOAD2_PID=$!
+    fi
     "$BIN" load --quiet --target "https://127.0.0.1:$SERVER_PORT" --certs "$CERTS" \
         --members "$TMP/members.jsonl" --duration "$DURATION" --name "pipeline-$name" \
-        --out "$OUT/$name" "$@" >/dev/null &
+        --out "$OUT/$name" "${args[@]}" >/dev/null &
     LOAD_PID=$!
     wait "$LOAD_PID" || true
     LOAD_PID=""
+    if [ -n "$LOAD2_PID" ]; then
+        wait "$LOAD2_PID" || true
+        LOAD2_PID=""
+    fi
+}
+
+# both NAME: a metric summed over every running instance.
+both() {
+    local n
+    n=$(metric "$1")
+    if [ "$INSTANCES" = 2 ]; then n=$(( n + $(metric "$1" $OPS_PORT2) )); fi
+    echo "$n"
 }
 
 # Runs a load, then waits for the queue to empty; prints "acked completed seconds".
@@ -126,17 +185,22 @@ drain_run() { # name load-args...
     load "$name" "$@"
     while [ "$(metric pdp_find_queue_depth)" != 0 ]; do sleep 0.05; done
     t1=$(now)
-    acked=$(metric 'pdp_find_requests_total{outcome="ack"}')
-    completed=$(metric pdp_finds_completed_total)
+    acked=$(both 'pdp_find_requests_total{outcome="ack"}')
+    completed=$(both pdp_finds_completed_total)
     echo "$acked $completed $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')"
 }
 
-echo "pipeline: $DURATION s per phase, $(nproc) CPU(s), $HOST; $MEMBERS members"
+echo "pipeline: $DURATION s per phase, $(nproc) CPU(s), $HOST; $MEMBERS members;" \
+    "store $STORE_BACKEND, $INSTANCES instance(s)"
 
 # 1. The durable ACK alone.
 start_server ack-alone 0 no-import
 load ack-alone --closed-loop --concurrency "$CONCURRENCY" --mix 0,0,1
-ACK_RATE=$(sed -n 's/.*"achieved_rate": *\([0-9.eE+-]*\).*/\1/p' "$OUT/ack-alone/result.json" | head -n 1)
+ACK_RATE=$(field "$OUT/ack-alone/result.json" achieved_rate)
+if [ "$INSTANCES" = 2 ]; then
+    ACK_RATE=$(awk -v a="$ACK_RATE" -v b="$(field "$OUT/ack-alone-2/result.json" achieved_rate)" \
+        'BEGIN { print a + b }')
+fi
 stop_server
 
 # 2. The full pipeline, every find a no-match.
@@ -149,9 +213,9 @@ curl -s -X POST "http://127.0.0.1:$CONTROL_PORT/__sim/faults" \
     -d "{\"latency_ms\": $CAS_LATENCY_MS}" >/dev/null
 start_server mixed "$IN_FLIGHT" import
 read -r MX_ACKED MX_DONE MX_SECS < <(drain_run mixed --rate "$RATE" --mix "$MIX")
-MX_WITHIN=$(metric 'pdp_find_completion_seconds_bucket{le="15"}')
-MX_MATCHED=$(metric pdp_find_completion_seconds_count)
-MX_FAILED=$(metric 'pdp_finds_completed_total{outcome="failed"}')
+MX_WITHIN=$(both 'pdp_find_completion_seconds_bucket{le="15"}')
+MX_MATCHED=$(both pdp_find_completion_seconds_count)
+MX_FAILED=$(both 'pdp_finds_completed_total{outcome="failed"}')
 stop_server
 
 {

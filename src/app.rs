@@ -73,7 +73,7 @@ pub struct Running {
     grace: Duration,
     /// Held while running: one endpoint per SQLite store, so no find is requeued from under a
     /// process still working it.
-    _lock: std::fs::File,
+    _lock: Option<std::fs::File>,
 }
 
 /// Takes the store's lock file (`<store>.lock`) for the life of the endpoint.
@@ -104,15 +104,16 @@ fn lock_store(store: &std::path::Path) -> Result<std::fs::File, StartError> {
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let prometheus = crate::metrics::install();
     let key = DataKey::load(&config.crypto)?;
-    let lock = lock_store(&config.store.path)?;
+    // One endpoint per SQLite file; instances share a PostgreSQL store by design.
+    let lock = match config.store.backend {
+        crate::config::Backend::Sqlite => Some(lock_store(&config.store.path)?),
+        crate::config::Backend::Postgres => None,
+    };
     let tls = Arc::new(arc_swap::ArcSwap::new(crate::tls::server::server_config(
         &config.tls,
     )?));
-    let store = Store::open(
-        &config.store.path,
-        key,
-        StoreLimits::from_config(&config.store),
-    )?;
+    let store =
+        Store::from_config(&config.store, key, StoreLimits::from_config(&config.store)).await?;
     let requeued = store.requeue_working().await?;
     let started = std::time::Instant::now();
     // The version first: a change made while the index loads is applied again afterwards.

@@ -158,8 +158,10 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
-    /// Embedded SQLite in WAL mode with `synchronous = FULL` (the default).
+    /// Embedded SQLite in WAL mode with `synchronous = FULL` (the default): one instance.
     Sqlite,
+    /// PostgreSQL (`store.url`): several instances on one database.
+    Postgres,
 }
 
 /// The durable store.
@@ -170,6 +172,13 @@ pub struct StoreConfig {
     pub backend: Backend,
     /// SQLite database file.
     pub path: PathBuf,
+    /// PostgreSQL connection URL (`postgres://user:password@host:port/db`; a host that is a
+    /// directory is a Unix socket). `PDP_DATABASE_URL` wins when set.
+    pub url: Option<String>,
+    /// PostgreSQL: pooled connections (the group-commit writer holds one more).
+    pub pool_size: usize,
+    /// PostgreSQL: longest any statement may run, in milliseconds.
+    pub statement_timeout_ms: u64,
     /// Unprocessed find requests held at most; beyond it new finds get `503` with `Retry-After`.
     pub queue_max_pending: u64,
     /// Appends and audit records committed in one transaction at most.
@@ -207,7 +216,9 @@ pub struct WorkersConfig {
     pub claim_batch: usize,
     /// Time from the ACK within which registration must finish (CoCo2.1.2: 60 s).
     pub completion_budget_ms: u64,
-    /// A claimed find not completed within this is claimed again (by another instance).
+    /// A claimed find is held under a lease of this length, renewed every third of it while
+    /// it is worked; a find whose lease runs out (its instance died) is claimed again, by this
+    /// instance or another.
     pub lease_ms: u64,
     /// First retry delay for CAS calls.
     pub backoff_base_ms: u64,
@@ -417,6 +428,9 @@ impl Default for StoreConfig {
         Self {
             backend: Backend::Sqlite,
             path: "data/pdp.sqlite".into(),
+            url: None,
+            pool_size: 16,
+            statement_timeout_ms: 10_000,
             queue_max_pending: 100_000,
             journal_max_batch: 512,
             journal_channel_capacity: 8_192,
@@ -432,7 +446,7 @@ impl Default for WorkersConfig {
             max_in_flight: 256,
             claim_batch: 64,
             completion_budget_ms: 60_000,
-            lease_ms: 120_000,
+            lease_ms: 15_000,
             backoff_base_ms: 200,
             backoff_cap_ms: 5_000,
             poll_interval_ms: 1_000,
@@ -603,10 +617,10 @@ impl Config {
                 "completion_budget_ms and lease_ms must be more than 0",
             ));
         }
-        if self.workers.lease_ms <= self.workers.completion_budget_ms + self.cas.call_timeout_ms {
+        if self.workers.lease_ms < 300 {
             return Err(invalid(
                 "workers.lease_ms",
-                "must exceed completion_budget_ms + cas.call_timeout_ms, or a find could be worked twice",
+                "must be at least 300 (it is renewed every third of it)",
             ));
         }
         if !self.cas.base_url.starts_with("https://") {
@@ -682,11 +696,11 @@ mod tests {
     }
 
     #[test]
-    fn a_lease_shorter_than_the_budget_is_refused() {
+    fn a_lease_too_short_to_renew_is_refused() {
         let mut c = Config::default();
         c.crypto.data_key_env = Some("X".into());
         assert!(c.clone().validate().is_ok());
-        c.workers.lease_ms = c.workers.completion_budget_ms;
+        c.workers.lease_ms = 299;
         assert!(matches!(
             c.validate(),
             Err(ConfigError::Invalid {

@@ -432,7 +432,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let config = load_config(&config)?;
             let rt = runtime()?;
-            let store = open_store(&config)?;
+            let store = rt.block_on(open_store(&config))?;
             let options = pdp_provider::members::import::Options {
                 snapshot,
                 dry_run,
@@ -662,7 +662,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let rt = runtime()?;
-            let store = open_store(&config)?;
+            let store = rt.block_on(open_store(&config))?;
             let (mut loaded, mut refused) = (0, 0);
             for (i, line) in text
                 .lines()
@@ -781,13 +781,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Opens the store an operator command works on.
-fn open_store(config: &pdp_provider::config::Config) -> anyhow::Result<pdp_provider::store::Store> {
+async fn open_store(
+    config: &pdp_provider::config::Config,
+) -> anyhow::Result<pdp_provider::store::Store> {
     let key = pdp_provider::store::sealed::DataKey::load(&config.crypto)?;
-    Ok(pdp_provider::store::Store::open(
-        &config.store.path,
+    Ok(pdp_provider::store::Store::from_config(
+        &config.store,
         key,
         pdp_provider::store::StoreLimits::default(),
-    )?)
+    )
+    .await?)
 }
 
 /// Runs an operator action on the store; everything it wrote is committed before returning.
@@ -798,7 +801,7 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     runtime()?.block_on(async move {
-        let store = open_store(config)?;
+        let store = open_store(config).await?;
         let out = f(store.clone()).await;
         store.close().await;
         Ok(out?)

@@ -67,6 +67,8 @@ pub const FIND_COMPLETION_SECONDS: &str = "pdp_find_completion_seconds";
 pub const FINDS_COMPLETED_TOTAL: &str = "pdp_finds_completed_total";
 /// Failed find requests by `reason` (CoCo2.2.6).
 pub const FINDS_FAILED_TOTAL: &str = "pdp_finds_failed_total";
+/// Claimed finds whose lease could not be held (left to their next claim).
+pub const FIND_LEASES_LOST_TOTAL: &str = "pdp_find_leases_lost_total";
 /// PeIs registered, by `match_status`.
 pub const PEIS_REGISTERED_TOTAL: &str = "pdp_peis_registered_total";
 /// Workers busy on a find.
@@ -312,6 +314,7 @@ fn register_known() {
     counter!(ACCEPT_FAILURES_TOTAL).increment(0);
     counter!(MEMBERS_UNREADABLE_TOTAL).increment(0);
     counter!(AUDIT_DROPPED_TOTAL).increment(0);
+    counter!(FIND_LEASES_LOST_TOTAL).increment(0);
     counter!(AUDIT_PURGED_TOTAL).increment(0);
     let start = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -434,6 +437,11 @@ fn describe() {
         "Failed find requests by reason (CoCo2.2.6)"
     );
     describe_counter!(
+        FIND_LEASES_LOST_TOTAL,
+        Unit::Count,
+        "Claimed find requests whose lease could not be held; another claim finishes them"
+    );
+    describe_counter!(
         PEIS_REGISTERED_TOTAL,
         Unit::Count,
         "PeIs registered at the CAS, by match status"
@@ -530,6 +538,11 @@ pub fn find_failed(reason: &str) {
     counter!(FINDS_COMPLETED_TOTAL, "outcome" => "failed").increment(1);
     let class = FindFailure::of(reason);
     counter!(FINDS_FAILED_TOTAL, "reason" => <&str>::from(class)).increment(1);
+}
+
+/// Counts a find whose lease was lost while it was worked.
+pub fn find_lease_lost() {
+    counter!(FIND_LEASES_LOST_TOTAL).increment(1);
 }
 
 /// Counts a registered PeI.

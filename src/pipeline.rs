@@ -130,10 +130,19 @@ impl Pipeline {
         }
     }
 
-    /// Takes one claimed find to its end (or leaves it claimed on a store error).
+    /// Takes one claimed find to its end (or leaves it claimed on a store error), holding its
+    /// lease while it works. If the lease cannot be held (the store is unreachable past it, or
+    /// another claim took the find), the work stops where it is: the find is another claim's.
     async fn process(&self, c: Claimed) {
         let request_id = c.request_id.clone();
-        let (result, registered, pat_id) = self.work(&c).await;
+        let (result, registered, pat_id) = tokio::select! {
+            out = self.work(&c) => out,
+            () = self.hold_lease(&c) => {
+                crate::metrics::find_lease_lost();
+                tracing::warn!(request_id = %request_id, "lease lost; the find is left to its next claim");
+                return;
+            }
+        };
         let end = match result {
             Ok(outcome) => Ok(outcome),
             Err(WorkError::Failed(reason)) => Err(reason),
@@ -172,6 +181,30 @@ impl Pipeline {
             },
             Err(e) => {
                 tracing::error!(request_id = %request_id, error = %e, "ending a find failed; will retry after the lease");
+            }
+        }
+    }
+
+    /// Renews a claimed find's lease every third of it; returns only when the lease is lost:
+    /// another claim holds the find, or no renewal succeeded before the lease ran out.
+    async fn hold_lease(&self, c: &Claimed) {
+        let lease = Duration::from_millis(self.config.lease_ms);
+        let mut held_until = Instant::now() + lease;
+        loop {
+            tokio::time::sleep(lease / 3).await;
+            match self
+                .store
+                .renew_lease(&c.request_id, c.attempts, lease)
+                .await
+            {
+                Ok(true) => held_until = Instant::now() + lease,
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(request_id = %c.request_id, error = %e, "lease not renewed");
+                    if Instant::now() + lease / 3 >= held_until {
+                        return;
+                    }
+                }
             }
         }
     }

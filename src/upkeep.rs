@@ -4,9 +4,12 @@
 //! - Every second: a passive WAL checkpoint (the journal writer does none itself).
 //! - Every minute while ready: a heartbeat row (monthly availability, CoCo2.1.5), the
 //!   availability (since go-live: `sla.go_live`, or else the first heartbeat) and uptime gauges.
-//! - At start and daily: seconds to expiry of every configured certificate, the purge of audit
-//!   records past `audit.retention_days` (CoCo2.1.6), and `match-timeout` for possible matches
-//!   unreviewed for `matching.possible_review_days`.
+//! - At start and daily: seconds to expiry of every configured certificate.
+//! - Once a day across every instance sharing the store (checked every ten minutes; a day's run
+//!   is taken in the store, see [`Store::begin_daily`]): the purge of audit records past
+//!   `audit.retention_days` (CoCo2.1.6), old member data changes, and `match-timeout` for
+//!   possible matches unreviewed for `matching.possible_review_days`. A run that fails is not
+//!   finished, and is taken again once its lease (an hour) has run out.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -14,6 +17,12 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
+
+/// How often the daily jobs look for today's run.
+const DAILY_CHECK: Duration = Duration::from_secs(600);
+
+/// How long a daily run is held before another instance may take it over.
+const DAILY_LEASE: Duration = Duration::from_secs(3_600);
 
 /// What the upkeep tasks need.
 pub struct Upkeep {
@@ -44,17 +53,37 @@ impl Upkeep {
         let started = Instant::now();
         let mut minute = tokio::time::interval(this.heartbeat_every);
         let mut daily = tokio::time::interval(Duration::from_secs(86_400));
+        let mut once_a_day = tokio::time::interval(DAILY_CHECK);
         let mut checkpoint = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 _ = checkpoint.tick() => this.checkpoint().await,
                 _ = minute.tick() => this.heartbeat(started).await,
-                _ = daily.tick() => {
-                    this.certificates();
-                    this.purge().await;
-                    this.purge_data_changes().await;
+                _ = daily.tick() => this.certificates(),
+                _ = once_a_day.tick() => {
+                    this.once_today("audit-purge", this.purge()).await;
+                    this.once_today("data-changes-purge", this.purge_data_changes()).await;
                 }
                 _ = shutdown.cancelled() => break,
+            }
+        }
+    }
+
+    /// Runs `job` unless today's run of it is finished or held (by this instance or another
+    /// sharing the store); finishes the run when `job` succeeds.
+    async fn once_today(&self, name: &str, job: impl std::future::Future<Output = bool>) {
+        let today = chrono::Utc::now().date_naive();
+        match self.store.begin_daily(name, today, DAILY_LEASE).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(job = name, error = %e, "daily job not started");
+                return;
+            }
+        }
+        if job.await {
+            if let Err(e) = self.store.finish_daily(name, today).await {
+                tracing::warn!(job = name, error = %e, "daily job not recorded as finished");
             }
         }
     }
@@ -62,11 +91,13 @@ impl Upkeep {
     /// Every minute, de-registrations still to be sent; daily, `match-timeout`.
     async fn cas_work(self: std::sync::Arc<Self>, shutdown: CancellationToken) {
         let mut minute = tokio::time::interval(Duration::from_secs(60));
-        let mut daily = tokio::time::interval(Duration::from_secs(86_400));
+        let mut once_a_day = tokio::time::interval(DAILY_CHECK);
         loop {
             tokio::select! {
                 _ = minute.tick() => self.sweep().await,
-                _ = daily.tick() => self.expire_possible().await,
+                _ = once_a_day.tick() => {
+                    self.once_today("match-timeout", self.expire_possible()).await;
+                }
                 _ = shutdown.cancelled() => break,
             }
         }
@@ -74,12 +105,18 @@ impl Upkeep {
 
     /// Data changes older than a week are forgotten: the table would otherwise grow by every
     /// imported member, every day.
-    async fn purge_data_changes(&self) {
+    async fn purge_data_changes(&self) -> bool {
         let before = crate::now_micros() - 7 * 86_400 * 1_000_000;
         match self.store.purge_data_changes(before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(purged = n, "old member data changes forgotten"),
-            Err(e) => tracing::warn!(error = %e, "forgetting old member data changes failed"),
+            Ok(0) => true,
+            Ok(n) => {
+                tracing::info!(purged = n, "old member data changes forgotten");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "forgetting old member data changes failed");
+                false
+            }
         }
     }
 
@@ -117,21 +154,27 @@ impl Upkeep {
         certificate_expiry(&self.certificates);
     }
 
-    async fn expire_possible(&self) {
+    async fn expire_possible(&self) -> bool {
         let Some((cas, days)) = &self.possible_review else {
-            return;
+            return true;
         };
         match crate::peis::expire_possible(&self.store, cas, *days).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                expired = n,
-                "unreviewed possible matches de-registered (match-timeout)"
-            ),
-            Err(e) => tracing::warn!(error = %e, "expiring possible matches failed"),
+            Ok(0) => true,
+            Ok(n) => {
+                tracing::info!(
+                    expired = n,
+                    "unreviewed possible matches de-registered (match-timeout)"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "expiring possible matches failed");
+                false
+            }
         }
     }
 
-    async fn purge(&self) {
+    async fn purge(&self) -> bool {
         match crate::audit::export::purge(&self.store, self.retention_days, crate::now_micros())
             .await
         {
@@ -140,8 +183,12 @@ impl Upkeep {
                 if n > 0 {
                     tracing::info!(purged = n, "audit records past retention purged");
                 }
+                true
             }
-            Err(e) => tracing::error!(error = %e, "audit purge failed"),
+            Err(e) => {
+                tracing::error!(error = %e, "audit purge failed");
+                false
+            }
         }
     }
 }

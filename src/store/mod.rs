@@ -6,48 +6,46 @@
 //!
 //! # Where each invariant lives
 //!
-//! - [`writer`]: durability and batching. One writer thread, one write connection; every write
-//!   (find appends, audit records, pipeline and operator state changes) rides a group commit,
-//!   and no waiter is answered before its commit has synced.
-//! - [`sqlite`]: the only code that spells SQL or owns the schema. The queue's claim and end
-//!   conditions (`state = 'working'` on every end, so a find is ended once), idempotent PeI
-//!   recording, and the append-only audit trail's triggers.
+//! - [`backend`]: the boundary. A backend makes writes durable and is the only code that spells
+//!   SQL or owns a schema: [`sqlite`] (embedded, the default: one instance, one writer thread whose
+//!   group commits carry every write) and [`postgres`] (several instances on one database: find
+//!   appends and audit records ride one writer task's group commits, claims take
+//!   `FOR UPDATE SKIP LOCKED` under leases). Each keeps the queue's claim and end conditions
+//!   (`state = 'working'` on every end, so a find is ended once), idempotent PeI recording, and
+//!   the append-only audit trail. No waiter is answered before its commit has synced.
 //! - [`sealed`]: personal data at rest. This module seals find data, PATs, member records and
 //!   view data on the caller's task before they reach the writer, and opens them after a read;
 //!   the backend only ever sees sealed bytes.
 //! - [`model`]: the states, as enums; the only place their stored spellings are written.
-//! - This file: the typed, async API. Reads run on a small pool of read connections (WAL lets
-//!   them run beside the writer) off the runtime, through [`blocking`]; the count of open finds
-//!   that decides shedding is kept here.
+//! - This file: the typed, async API over either backend; sealing and opening; the count of open
+//!   finds that decides shedding.
 //!
 //! The store imports nothing of matching, members or view data: callers hand it typed rows and
-//! get typed rows back. A second backend (PostgreSQL) replaces [`sqlite`] and the writer's
-//! connection; the API above stays.
+//! get typed rows back. Both backends pass the same behaviour tests (`tests.rs`).
 
+mod backend;
 pub mod model;
+mod postgres;
 pub mod sealed;
 mod sqlite;
-mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use strum::VariantArray;
-use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use backend::{Backend, End, FindRow, MemberRow, PatRow, PeiQuery, PensionRow, SealedChange};
 pub use model::{
     AppendOutcome, Applied, AppliedChange, Calculation, CalculationKind, Claimed, DataChange,
     Decided, FailedFind, FindOutcome, FindState, MatchStatus, MemberChange, NewFind, NewMember,
     NewPei, NewPension, PeiState, ReviewState, SchemeState, SlaSamples, StoredFind, StoredPei,
     StoredPension,
 };
+pub use postgres::PostgresOptions;
 use sealed::DataKey;
-use sqlite::finds::End;
-use writer::{Job, Msg, Shared};
 
 use crate::audit::AuditRecord;
 
@@ -60,6 +58,20 @@ pub enum StoreError {
     /// No read connection could be had.
     #[error("read pool: {0}")]
     Pool(#[from] r2d2::Error),
+    /// The PostgreSQL backend failed.
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had from the pool.
+    #[error("postgres pool: {0}")]
+    PostgresPool(String),
+    /// The database named by `store.url` could not be reached.
+    #[error("store.url: cannot connect to {url}: {cause}")]
+    Connect {
+        /// The URL, without its password.
+        url: String,
+        /// Why.
+        cause: String,
+    },
     /// The store's directory could not be created, or its writer thread started.
     #[error("creating {path}: {source}")]
     Io {
@@ -69,16 +81,23 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// The database was written by a newer version of this program.
-    #[error("store.path: the database has schema migration {found}, newer than this binary's {known}; run a newer pdp-provider")]
+    #[error("{setting}: the database has schema migration {found}, newer than this binary's {known}; run a newer pdp-provider")]
     SchemaTooNew {
+        /// The setting that names the database (`store.path` or `store.url`).
+        setting: &'static str,
         /// The database's version.
         found: i64,
         /// This binary's.
         known: i64,
     },
     /// A schema migration failed.
-    #[error("store.path: migrating the schema: {0}")]
-    Migration(String),
+    #[error("{setting}: migrating the schema: {cause}")]
+    Migration {
+        /// The setting that names the database.
+        setting: &'static str,
+        /// Why.
+        cause: String,
+    },
     /// A sealed value failed to open.
     #[error(transparent)]
     Seal(#[from] sealed::SealError),
@@ -153,13 +172,13 @@ pub struct Store {
 }
 
 struct Inner {
-    tx: mpsc::Sender<Msg>,
-    reads: sqlite::ReadPool,
+    db: Box<dyn Backend>,
     key: DataKey,
-    shared: Arc<Shared>,
+    /// Finds stored and not at an end (see [`Store::pending`]).
+    pending: AtomicU64,
     max_pending: u64,
-    writer: Mutex<Option<JoinHandle<()>>>,
-    path: PathBuf,
+    /// Where the database is, for messages: the SQLite file or the PostgreSQL URL (no password).
+    location: PathBuf,
 }
 
 /// Runs blocking work (SQLite, CPU-heavy sealing) off the async runtime. A panic in `f` becomes
@@ -181,87 +200,91 @@ fn sha256_hex(s: &str) -> String {
 // === impl Store ===
 
 impl Store {
-    /// Opens (creating if needed) the store at `path` and starts its writer.
+    /// Opens (creating if needed) the embedded SQLite store at `path` and starts its writer.
     pub fn open(path: &Path, key: DataKey, limits: StoreLimits) -> Result<Store, StoreError> {
-        let conn = sqlite::open_writer(path)?;
-        let pending = sqlite::finds::open_count(&conn)?;
-        let reads = sqlite::read_pool(path, limits.readers)?;
-        let shared = Arc::new(Shared {
-            pending: pending.into(),
-        });
-        let (tx, rx) = mpsc::channel(limits.channel_capacity.max(4));
-        let writer = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("store-writer".into())
-                .spawn(move || writer::run(conn, rx, shared, limits.max_batch.max(1)))
-                .map_err(|source| StoreError::Io {
-                    path: "store-writer thread".into(),
-                    source,
-                })?
-        };
-        Ok(Store {
+        let (db, open) = sqlite::Sqlite::open(path, limits)?;
+        Self::over(Box::new(db), key, limits, path.to_owned(), open, false)
+    }
+
+    /// Connects to the PostgreSQL store at `options.url`, applies its migrations and starts its
+    /// writer. Several instances may share it.
+    pub async fn connect_postgres(
+        options: &PostgresOptions,
+        key: DataKey,
+        limits: StoreLimits,
+    ) -> Result<Store, StoreError> {
+        let db = postgres::Postgres::connect(options, limits).await?;
+        let open = db.open_count().await?;
+        let location = postgres::redacted(&options.url).into();
+        Self::over(Box::new(db), key, limits, location, open, true)
+    }
+
+    /// Opens the store a configuration names, on its backend.
+    pub async fn from_config(
+        config: &crate::config::StoreConfig,
+        key: DataKey,
+        limits: StoreLimits,
+    ) -> Result<Store, StoreError> {
+        match config.backend {
+            crate::config::Backend::Sqlite => Self::open(&config.path, key, limits),
+            crate::config::Backend::Postgres => {
+                Self::connect_postgres(&PostgresOptions::from_config(config)?, key, limits).await
+            }
+        }
+    }
+
+    fn over(
+        db: Box<dyn Backend>,
+        key: DataKey,
+        limits: StoreLimits,
+        location: PathBuf,
+        open: u64,
+        shared: bool,
+    ) -> Result<Store, StoreError> {
+        let store = Store {
             inner: Arc::new(Inner {
-                tx,
-                reads,
+                db,
                 key,
-                shared,
+                pending: AtomicU64::new(open),
                 max_pending: limits.max_pending,
-                writer: Mutex::new(Some(writer)),
-                path: path.to_owned(),
+                location,
             }),
-        })
+        };
+        if shared {
+            // Other instances add and end finds too (one may end a find this one stored): the
+            // count is read from the database every second, and this process's own appends and
+            // ends move it in between.
+            let weak = Arc::downgrade(&store.inner);
+            tokio::spawn(async move {
+                let every = Duration::from_secs(1);
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(inner) = weak.upgrade() else { break };
+                    if let Ok(n) = inner.db.open_count().await {
+                        inner.pending.store(n, Ordering::Release);
+                    }
+                }
+            });
+        }
+        Ok(store)
     }
 
-    /// The database file.
+    /// Reads the count of open finds from the database (at start, and after others changed it).
+    pub async fn count_pending(&self) -> Result<u64, StoreError> {
+        let n = self.db().open_count().await?;
+        self.inner.pending.store(n, Ordering::Release);
+        Ok(n)
+    }
+
+    /// Where the database is: the SQLite file, or the PostgreSQL URL without its password.
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        &self.inner.location
     }
 
-    /// Runs a read on a pooled connection, off the runtime.
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&rusqlite::Connection, &DataKey) -> Result<T, StoreError> + Send + 'static,
-    {
-        let inner = self.inner.clone();
-        blocking(move || {
-            let conn = inner.reads.get()?;
-            f(&conn, &inner.key)
-        })
-        .await
-    }
-
-    /// Runs a write in the next group commit; resolves once it is committed and synced.
-    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.submit(f, false).await
-    }
-
-    /// Runs `f` as a write would, answers what it returned, and rolls its changes back.
-    async fn trial<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.submit(f, true).await
-    }
-
-    async fn submit<T, F>(&self, f: F, trial: bool) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let (reply, rx) = oneshot::channel();
-        self.inner
-            .tx
-            .send(Msg::Write(Box::new(Job::new(f, reply, trial))))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+    fn db(&self) -> &dyn Backend {
+        &*self.inner.db
     }
 
     // --- the find ACK ---
@@ -281,71 +304,55 @@ impl Store {
             Decided::NoMatch => None,
             Decided::Matched(body) => Some(self.inner.key.seal(find.request_id.as_bytes(), body)),
         };
-        let row = sqlite::finds::Row {
+        let row = FindRow {
             request_id: find.request_id,
             received_at: find.received_at,
             sealed,
         };
-        let (reply, rx) = oneshot::channel();
-        self.inner
-            .tx
-            .try_send(Msg::Append {
-                find: row,
-                audit,
-                reply,
-            })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => AppendError::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => AppendError::Closed,
-            })?;
-        rx.await.map_err(|_| AppendError::Closed)?
+        // Counted before the commit, so that no end (which needs the commit) can come first;
+        // taken back unless it was stored as new.
+        if queued {
+            self.inner.pending.fetch_add(1, Ordering::AcqRel);
+        }
+        let out = self.db().append(row, audit).await;
+        if queued && !matches!(out, Ok(AppendOutcome::Created)) {
+            self.ended();
+        }
+        out
     }
 
     /// Queues an audit record for the next commit without waiting for it. If the writer is
-    /// saturated (the channel's last quarter is kept for find appends) the record is dropped and
-    /// counted (`pdp_audit_dropped_total`) rather than holding a response.
+    /// saturated (room is kept for find appends) the record is dropped and counted
+    /// (`pdp_audit_dropped_total`) rather than holding a response.
     pub fn audit(&self, record: AuditRecord) {
-        let tx = &self.inner.tx;
-        let reserve = tx.max_capacity() / 4;
-        if tx.capacity() <= reserve || tx.try_send(Msg::Audit(record)).is_err() {
+        if !self.db().audit(record) {
             crate::metrics::audit_dropped();
         }
     }
 
     /// Waits until everything queued before this call is committed.
     pub async fn flush(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.inner.tx.send(Msg::Flush(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
+        self.db().flush().await
     }
 
     /// Commits everything queued before this call, stops the writer and waits for it: later
     /// writes fail with [`StoreError::Closed`].
     pub async fn close(&self) {
-        let _ = self.inner.tx.send(Msg::Close).await;
-        let handle = self
-            .inner
-            .writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(h) = handle {
-            let _ = tokio::task::spawn_blocking(move || h.join()).await;
-        }
+        self.db().close().await
     }
 
     /// Find requests stored and not at an end: what shedding is decided on, and what
     /// `pdp_find_queue_depth` shows (read when metrics are rendered, so the gauge is never a
-    /// stale write that lost a race).
+    /// stale write that lost a race). Exact on a store of one instance; on a store several
+    /// instances share, read again from the database every second (and exact after
+    /// [`Store::count_pending`]).
     pub fn pending(&self) -> u64 {
-        self.inner.shared.pending.load(Ordering::Acquire)
+        self.inner.pending.load(Ordering::Acquire)
     }
 
     fn ended(&self) {
         let _ = self
             .inner
-            .shared
             .pending
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |p| {
                 Some(p.saturating_sub(1))
@@ -354,18 +361,19 @@ impl Store {
 
     // --- the pipeline ---
 
-    /// Single-instance start-up: finds a previous process was working on are queued again.
+    /// At start: finds a previous process of a single-instance store was working on are queued
+    /// again (on a shared store they wait for their leases), and the open finds are counted.
     pub async fn requeue_working(&self) -> Result<u64, StoreError> {
-        self.write(sqlite::finds::requeue_working).await
+        let n = self.db().requeue_working().await?;
+        self.count_pending().await?;
+        Ok(n)
     }
 
     /// Claims up to `limit` finds under a lease of `lease`, expired leases first, then the
     /// oldest queued; their find data opened.
     pub async fn claim(&self, lease: Duration, limit: usize) -> Result<Vec<Claimed>, StoreError> {
         let lease = lease.as_micros() as i64;
-        let rows = self
-            .write(move |c| sqlite::finds::claim(c, crate::now_micros(), lease, limit))
-            .await?;
+        let rows = self.db().claim(crate::now_micros(), lease, limit).await?;
         let key = self.inner.key.clone();
         Ok(rows
             .into_iter()
@@ -381,6 +389,20 @@ impl Store {
             .collect())
     }
 
+    /// Extends the lease of a find this process is working (claim `attempts`) to `lease` from
+    /// now; false when the claim no longer holds it.
+    pub async fn renew_lease(
+        &self,
+        request_id: &str,
+        attempts: i64,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let until = crate::now_micros() + lease.as_micros() as i64;
+        self.db()
+            .renew_lease(request_id.to_owned(), attempts, until)
+            .await
+    }
+
     /// Records, in one commit, the PeIs a find produced and the rules versions that decided it
     /// (idempotent: an existing PeI keeps its state and PAT), and the PAT its UAT was just
     /// swapped for, if it was (sealed here). Returns the new PAT's id and the find's PeIs still
@@ -391,45 +413,38 @@ impl Store {
         peis: Vec<NewPei>,
         pat: Option<(&str, Option<i64>)>,
     ) -> Result<(Option<String>, Vec<StoredPei>), StoreError> {
-        let id = request_id.to_owned();
         let pat = pat.map(|(p, expires_at)| {
             let pat_id = Uuid::new_v4().hyphenated().to_string();
-            let sealed = self.inner.key.seal(pat_id.as_bytes(), p.as_bytes());
-            (pat_id, sha256_hex(p), sealed, expires_at)
+            PatRow {
+                sealed: self.inner.key.seal(pat_id.as_bytes(), p.as_bytes()),
+                sha256: sha256_hex(p),
+                pat_id,
+                expires_at,
+            }
         });
-        self.write(move |c| {
-            let now = crate::now_micros();
-            let mut versions: Vec<&str> = peis.iter().map(|p| p.rules_version.as_str()).collect();
-            versions.sort_unstable();
-            versions.dedup();
-            sqlite::peis::record(c, &id, &peis, now)?;
-            sqlite::finds::set_rules_version(c, &id, &versions.join(","))?;
-            let pat_id = match pat {
-                Some((pat_id, sha, sealed, expires_at)) => {
-                    sqlite::peis::insert_pat(c, &pat_id, &sha, &sealed, expires_at, now)?;
-                    sqlite::finds::set_pat(c, &id, &pat_id)?;
-                    Some(pat_id)
-                }
-                None => None,
-            };
-            let pending = sqlite::peis::for_request(c, &id)?
-                .into_iter()
-                .filter(|p| p.state == PeiState::Pending)
-                .collect();
-            Ok((pat_id, pending))
-        })
-        .await
+        let pat_id = pat.as_ref().map(|p| p.pat_id.clone());
+        let mut versions: Vec<&str> = peis.iter().map(|p| p.rules_version.as_str()).collect();
+        versions.sort_unstable();
+        versions.dedup();
+        let versions = versions.join(",");
+        let pending = self
+            .db()
+            .record_matches(
+                request_id.to_owned(),
+                peis,
+                versions,
+                pat,
+                crate::now_micros(),
+            )
+            .await?;
+        Ok((pat_id, pending))
     }
 
     /// Opens a stored PAT.
     pub async fn pat(&self, pat_id: &str) -> Result<String, StoreError> {
-        let id = pat_id.to_owned();
-        self.read(move |c, key| {
-            let sealed = sqlite::peis::pat(c, &id)?;
-            let bytes = key.open(id.as_bytes(), &sealed)?;
-            String::from_utf8(bytes).map_err(|_| StoreError::Corrupt("PAT"))
-        })
-        .await
+        let sealed = self.db().pat(pat_id.to_owned()).await?;
+        let bytes = self.inner.key.open(pat_id.as_bytes(), &sealed)?;
+        String::from_utf8(bytes).map_err(|_| StoreError::Corrupt("PAT"))
     }
 
     /// Ends a working find, in one commit with the registrations it made (each PeI registered
@@ -449,20 +464,20 @@ impl Store {
         registered: Vec<(String, String)>,
         pat_id: Option<String>,
     ) -> Result<bool, StoreError> {
-        let id = request_id.to_owned();
+        let end = match end {
+            Ok(o) => End::Done(o),
+            Err(r) => End::Failed(r),
+        };
         let ended = self
-            .write(move |c| {
-                let now = crate::now_micros();
-                for (pei, resource_id) in &registered {
-                    let pat = pat_id.as_deref().unwrap_or_default();
-                    sqlite::peis::registered(c, pei, resource_id, pat, now)?;
-                }
-                let e = match &end {
-                    Ok(o) => End::Done(*o),
-                    Err(r) => End::Failed(r),
-                };
-                sqlite::finds::end(c, &id, claim, e, now)
-            })
+            .db()
+            .end(
+                request_id.to_owned(),
+                claim,
+                end,
+                registered,
+                pat_id,
+                crate::now_micros(),
+            )
             .await?;
         if ended {
             self.ended();
@@ -490,32 +505,31 @@ impl Store {
 
     /// One find request by ID.
     pub async fn find_request(&self, request_id: &str) -> Result<Option<StoredFind>, StoreError> {
-        let id = request_id.to_owned();
-        self.read(move |c, _| sqlite::finds::get(c, &id)).await
+        self.db().find_request(request_id.to_owned()).await
     }
 
     /// Every find request, oldest first.
     pub async fn find_requests(&self) -> Result<Vec<StoredFind>, StoreError> {
-        self.read(|c, _| sqlite::finds::all(c)).await
+        self.db().find_requests().await
     }
 
     /// Failed find requests, newest first (CoCo2.2.6).
     pub async fn failed(&self) -> Result<Vec<FailedFind>, StoreError> {
-        self.read(|c, _| sqlite::finds::failed(c)).await
+        self.db().failed().await
     }
 
     // --- PeIs ---
 
     /// PeIs a find request produced.
     pub async fn peis_for_request(&self, request_id: &str) -> Result<Vec<StoredPei>, StoreError> {
-        let id = request_id.to_owned();
-        self.read(move |c, _| sqlite::peis::for_request(c, &id))
+        self.db()
+            .peis(PeiQuery::Request(request_id.to_owned()))
             .await
     }
 
     /// Every PeI.
     pub async fn peis(&self) -> Result<Vec<StoredPei>, StoreError> {
-        self.read(|c, _| sqlite::peis::all(c)).await
+        self.db().peis(PeiQuery::All).await
     }
 
     /// One PeI by its asset GUID (the view endpoint's key).
@@ -523,14 +537,14 @@ impl Store {
         &self,
         asset_guid: Uuid,
     ) -> Result<Option<StoredPei>, StoreError> {
-        self.read(move |c, _| sqlite::peis::by_asset_guid(c, &asset_guid.hyphenated().to_string()))
+        self.db()
+            .pei_by_asset_guid(asset_guid.hyphenated().to_string())
             .await
     }
 
     /// PeIs flagged for de-registration (CoCo2.2.4).
     pub async fn flagged(&self) -> Result<Vec<StoredPei>, StoreError> {
-        self.read(|c, _| sqlite::peis::in_state(c, PeiState::Flagged))
-            .await
+        self.db().peis(PeiQuery::State(PeiState::Flagged)).await
     }
 
     /// Registered possible matches still waiting for review, created before `before` (µs).
@@ -538,8 +552,7 @@ impl Store {
         &self,
         before: i64,
     ) -> Result<Vec<StoredPei>, StoreError> {
-        self.read(move |c, _| sqlite::peis::unreviewed_before(c, before))
-            .await
+        self.db().peis(PeiQuery::UnreviewedBefore(before)).await
     }
 
     /// Stops serving a registered PeI before its de-registration is sent (views answer `404`),
@@ -556,7 +569,8 @@ impl Store {
 
     /// PeIs whose de-registration is still to be sent to the CAS.
     pub async fn deregistering(&self) -> Result<Vec<StoredPei>, StoreError> {
-        self.read(|c, _| sqlite::peis::in_state(c, PeiState::Deregistering))
+        self.db()
+            .peis(PeiQuery::State(PeiState::Deregistering))
             .await
     }
 
@@ -585,12 +599,11 @@ impl Store {
         to: PeiState,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        let (p, r) = (pei.to_owned(), reason.map(str::to_owned));
-        self.write(move |c| {
-            let deletion = r.as_deref().map(|r| (r, crate::now_micros()));
-            sqlite::peis::set_state(c, &p, from, to, deletion).map(|_| ())
-        })
-        .await
+        let deletion = reason.map(|r| (r.to_owned(), crate::now_micros()));
+        self.db()
+            .move_pei(pei.to_owned(), from, to, deletion)
+            .await
+            .map(|_| ())
     }
 
     /// Records a possible match's review and the match status it leaves.
@@ -600,8 +613,8 @@ impl Store {
         review: ReviewState,
         match_status: MatchStatus,
     ) -> Result<(), StoreError> {
-        let p = pei.to_owned();
-        self.write(move |c| sqlite::peis::set_review(c, &p, review, match_status))
+        self.db()
+            .set_review(pei.to_owned(), review, match_status)
             .await
     }
 
@@ -613,21 +626,16 @@ impl Store {
         new_pat: &str,
         expires_at: Option<i64>,
     ) -> Result<u64, StoreError> {
-        let (prev, pat, key) = (
-            previous_sha256.to_owned(),
-            new_pat.to_owned(),
-            self.inner.key.clone(),
-        );
-        self.write(move |c| {
-            let ids = sqlite::peis::pats_by_sha(c, &prev)?;
-            let sha = sha256_hex(&pat);
-            for id in &ids {
-                let sealed = key.seal(id.as_bytes(), pat.as_bytes());
-                sqlite::peis::replace_pat(c, id, &sha, &sealed, expires_at)?;
-            }
-            Ok(ids.len() as u64)
-        })
-        .await
+        let key = self.inner.key.clone();
+        self.db()
+            .refresh_pat(
+                previous_sha256.to_owned(),
+                sha256_hex(new_pat),
+                new_pat.as_bytes().to_vec(),
+                expires_at,
+                Box::new(move |id, pat| key.seal(id.as_bytes(), pat)),
+            )
+            .await
     }
 
     // --- calculations ---
@@ -635,20 +643,15 @@ impl Store {
     /// Records a value calculation owed for a PeI (once; later calls keep the first).
     pub async fn record_calculation(&self, calc: Calculation) -> Result<(), StoreError> {
         // Every view of stale values lands here: a read answers the common case without a write.
-        let pei = calc.pei.clone();
-        if self
-            .read(move |c, _| sqlite::peis::has_calculation(c, &pei))
-            .await?
-        {
+        if self.db().has_calculation(calc.pei.clone()).await? {
             return Ok(());
         }
-        self.write(move |c| sqlite::peis::insert_calculation(c, &calc))
-            .await
+        self.db().insert_calculation(calc).await
     }
 
     /// Calculations, open ones first by due date.
     pub async fn calculations(&self) -> Result<Vec<Calculation>, StoreError> {
-        self.read(|c, _| sqlite::peis::calculations(c)).await
+        self.db().calculations().await
     }
 
     /// Replaces a pension's benefit illustrations with a completed calculation's (`values
@@ -661,20 +664,21 @@ impl Store {
         benefit_illustrations: serde_json::Value,
     ) -> Result<Option<u64>, StoreError> {
         let key = self.inner.key.clone();
-        self.write(move |c| {
-            let guid = asset_guid.hyphenated().to_string();
-            let Some(row) = sqlite::members::pension(c, &guid)? else {
-                return Ok(None);
-            };
-            let mut view_data = open_json(&key, &guid, &row.sealed_view_data)?;
-            view_data["benefitIllustrations"] = benefit_illustrations;
-            let json =
-                serde_json::to_vec(&view_data).map_err(|_| StoreError::Corrupt("view data"))?;
-            let sealed = key.seal(guid.as_bytes(), &json);
-            sqlite::members::set_view_data(c, &guid, &sealed, calculation_date)?;
-            sqlite::peis::complete_calculations(c, &guid, crate::now_micros()).map(Some)
-        })
-        .await
+        let guid = asset_guid.hyphenated().to_string();
+        let aad = guid.clone();
+        self.db()
+            .set_calculated_values(
+                guid,
+                calculation_date,
+                Box::new(move |sealed| {
+                    let mut view_data = open_json(&key, &aad, sealed)?;
+                    view_data["benefitIllustrations"] = benefit_illustrations;
+                    let json = serde_json::to_vec(&view_data)
+                        .map_err(|_| StoreError::Corrupt("view data"))?;
+                    Ok(key.seal(aad.as_bytes(), &json))
+                }),
+            )
+            .await
     }
 
     // --- members ---
@@ -692,36 +696,26 @@ impl Store {
         let key = self.inner.key.clone();
         let rows: Vec<SealedChange> =
             blocking(move || Ok(batch.into_iter().map(|c| seal_change(&key, c)).collect())).await?;
-        let apply = move |c: &rusqlite::Connection| {
-            let now = crate::now_micros();
-            rows.iter()
-                .map(|change| apply_member(c, change, now))
-                .collect::<Result<Vec<_>, _>>()
-        };
-        if dry_run {
-            self.trial(apply).await
-        } else {
-            self.write(apply).await
-        }
+        self.db()
+            .apply_members(rows, dry_run, crate::now_micros())
+            .await
     }
 
     /// Every member ID, or those of one holdername.
     pub async fn member_ids(&self, holdername: Option<Uuid>) -> Result<Vec<String>, StoreError> {
-        self.read(move |c, _| {
-            sqlite::members::ids(c, holdername.map(|h| h.hyphenated().to_string()).as_deref())
-        })
-        .await
+        self.db()
+            .member_ids(holdername.map(|h| h.hyphenated().to_string()))
+            .await
     }
 
     /// One member's match record (opened JSON), `None` when not stored.
     pub async fn member_record(&self, member_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let id = member_id.to_owned();
-        self.read(move |c, key| {
-            sqlite::members::sealed(c, &id)?
-                .map(|s| key.open(id.as_bytes(), &s).map_err(StoreError::from))
-                .transpose()
-        })
-        .await
+        self.member_records(vec![member_id.to_owned()])
+            .await?
+            .pop()
+            .and_then(|(_, r)| r)
+            .transpose()
+            .map_err(StoreError::from)
     }
 
     /// Several members' match records (opened JSON): `None` for those not stored, an error for
@@ -730,22 +724,20 @@ impl Store {
         &self,
         member_ids: Vec<String>,
     ) -> Result<Vec<(String, Option<Result<Vec<u8>, sealed::SealError>>)>, StoreError> {
-        self.read(move |c, key| {
-            member_ids
-                .into_iter()
-                .map(|id| {
-                    let json =
-                        sqlite::members::sealed(c, &id)?.map(|s| key.open(id.as_bytes(), &s));
-                    Ok((id, json))
-                })
-                .collect()
-        })
-        .await
+        let rows = self.db().members_sealed(member_ids).await?;
+        let key = &self.inner.key;
+        Ok(rows
+            .into_iter()
+            .map(|(id, sealed)| {
+                let json = sealed.map(|s| key.open(id.as_bytes(), &s));
+                (id, json)
+            })
+            .collect())
     }
 
     /// The newest data change's version: an endpoint whose index has applied it is current.
     pub async fn data_version(&self) -> Result<i64, StoreError> {
-        self.read(|c, _| sqlite::members::data_version(c)).await
+        self.db().data_version().await
     }
 
     /// Data changes after `version`, oldest first (at most `limit`), with their versions.
@@ -754,30 +746,28 @@ impl Store {
         version: i64,
         limit: usize,
     ) -> Result<Vec<(i64, DataChange)>, StoreError> {
-        self.read(move |c, _| {
-            sqlite::members::changes_since(c, version, limit)?
-                .into_iter()
-                .map(|(v, kind, key)| {
-                    let change = match kind.as_str() {
-                        "member" => DataChange::Member(key),
-                        "scheme" => DataChange::Scheme(
-                            Uuid::try_parse(&key).map_err(|_| StoreError::Corrupt("holdername"))?,
-                        ),
-                        _ => return Err(StoreError::Corrupt("data change kind")),
-                    };
-                    Ok((v, change))
-                })
-                .collect()
-        })
-        .await
+        self.db()
+            .data_changes_since(version, limit)
+            .await?
+            .into_iter()
+            .map(|(v, kind, key)| {
+                let change = match kind.as_str() {
+                    "member" => DataChange::Member(key),
+                    "scheme" => DataChange::Scheme(
+                        Uuid::try_parse(&key).map_err(|_| StoreError::Corrupt("holdername"))?,
+                    ),
+                    _ => return Err(StoreError::Corrupt("data change kind")),
+                };
+                Ok((v, change))
+            })
+            .collect()
     }
 
     /// Forgets data changes noted before `before` (µs): every running endpoint applied them long
     /// ago (they poll every second; one that starts builds its index from the members
     /// themselves). The newest change is kept, so versions never go back.
     pub async fn purge_data_changes(&self, before: i64) -> Result<u64, StoreError> {
-        self.write(move |c| sqlite::members::purge_changes(c, before))
-            .await
+        self.db().purge_data_changes(before).await
     }
 
     /// Sets a scheme's state, noted for the running endpoints.
@@ -786,40 +776,39 @@ impl Store {
         holdername: Uuid,
         state: SchemeState,
     ) -> Result<(), StoreError> {
-        let h = holdername.hyphenated().to_string();
-        self.write(move |c| {
-            let now = crate::now_micros();
-            sqlite::members::set_scheme(c, &h, state, now)?;
-            sqlite::members::record_change(c, "scheme", &h, now)
-        })
-        .await
+        self.db()
+            .set_scheme(
+                holdername.hyphenated().to_string(),
+                state,
+                crate::now_micros(),
+            )
+            .await
     }
 
     /// Schemes not active.
     pub async fn inactive_schemes(&self) -> Result<Vec<(Uuid, SchemeState)>, StoreError> {
-        self.read(|c, _| {
-            sqlite::members::schemes(c)?
-                .into_iter()
-                .map(|(h, s)| {
-                    Ok((
-                        Uuid::try_parse(&h).map_err(|_| StoreError::Corrupt("holdername"))?,
-                        s,
-                    ))
-                })
-                .collect()
-        })
-        .await
+        self.db()
+            .inactive_schemes()
+            .await?
+            .into_iter()
+            .map(|(h, s)| {
+                Ok((
+                    Uuid::try_parse(&h).map_err(|_| StoreError::Corrupt("holdername"))?,
+                    s,
+                ))
+            })
+            .collect()
     }
 
     /// One scheme's state (active unless set otherwise).
     pub async fn scheme_state(&self, holdername: Uuid) -> Result<SchemeState, StoreError> {
-        self.read(move |c, _| sqlite::members::scheme(c, &holdername.hyphenated().to_string()))
-            .await
+        self.db().scheme(holdername.hyphenated().to_string()).await
     }
 
     /// PeIs of one pension.
     pub async fn peis_for_pension(&self, pension: Uuid) -> Result<Vec<StoredPei>, StoreError> {
-        self.read(move |c, _| sqlite::peis::for_pension(c, &pension.hyphenated().to_string()))
+        self.db()
+            .peis(PeiQuery::Pension(pension.hyphenated().to_string()))
             .await
     }
 
@@ -828,13 +817,14 @@ impl Store {
         &self,
         holdername: Uuid,
     ) -> Result<Vec<StoredPei>, StoreError> {
-        self.read(move |c, _| sqlite::peis::for_holdername(c, &holdername.hyphenated().to_string()))
+        self.db()
+            .peis(PeiQuery::Holdername(holdername.hyphenated().to_string()))
             .await
     }
 
     /// Members stored.
     pub async fn member_count(&self) -> Result<u64, StoreError> {
-        self.read(|c, _| sqlite::members::count(c)).await
+        self.db().member_count().await
     }
 
     /// Calls `f` with every stored member's match record (opened JSON), on every core. Returns
@@ -843,19 +833,18 @@ impl Store {
     where
         F: Fn(&[u8]) + Send + Sync + 'static,
     {
-        self.read(move |conn, key| {
-            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(String, Vec<u8>)>>(threads * 2);
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<(String, Vec<u8>)>>(threads * 2);
+        let key = self.inner.key.clone();
+        let opening = blocking(move || {
             let rx = Mutex::new(rx);
-            let failed = std::sync::atomic::AtomicU64::new(0);
+            let failed = AtomicU64::new(0);
             std::thread::scope(|s| {
                 for _ in 0..threads {
-                    let (rx, failed, f) = (&rx, &failed, &f);
+                    let (rx, failed, f, key) = (&rx, &failed, &f, &key);
                     s.spawn(move || loop {
-                        let batch = match rx.lock().unwrap_or_else(|e| e.into_inner()).recv() {
-                            Ok(b) => b,
-                            Err(_) => break,
-                        };
+                        let next = rx.lock().unwrap_or_else(|e| e.into_inner()).blocking_recv();
+                        let Some(batch) = next else { break };
                         for (id, sealed) in batch {
                             match key.open(id.as_bytes(), &sealed) {
                                 Ok(json) => f(&json),
@@ -866,43 +855,40 @@ impl Store {
                         }
                     });
                 }
-                let r = sqlite::members::for_each_sealed(conn, 4096, |batch| {
-                    let _ = tx.send(batch);
-                });
-                drop(tx);
-                r
-            })?;
+            });
             Ok(failed.into_inner())
-        })
-        .await
+        });
+        let (read, failed) = tokio::join!(self.db().member_batches(4096, tx), opening);
+        read?;
+        failed
     }
 
     /// One pension by asset GUID, its view data opened.
     pub async fn pension(&self, asset_guid: Uuid) -> Result<Option<StoredPension>, StoreError> {
-        self.read(move |c, key| {
-            let guid = asset_guid.hyphenated().to_string();
-            let Some(row) = sqlite::members::pension(c, &guid)? else {
-                return Ok(None);
-            };
-            Ok(Some(StoredPension {
-                asset_guid,
-                view_data: open_json(key, &guid, &row.sealed_view_data)?,
-                member_id: row.member_id,
-                holdername: Uuid::try_parse(&row.holdername)
-                    .map_err(|_| StoreError::Corrupt("holdername"))?,
-                scheme_name: row.scheme_name,
-                statement_date: row.statement_date,
-                calculation_date: row.calculation_date,
-            }))
-        })
-        .await
+        let guid = asset_guid.hyphenated().to_string();
+        let Some(row) = self.db().pension(guid.clone()).await? else {
+            return Ok(None);
+        };
+        let key = self.inner.key.clone();
+        let view_data = blocking(move || open_json(&key, &guid, &row.sealed_view_data)).await?;
+        Ok(Some(StoredPension {
+            asset_guid,
+            view_data,
+            member_id: row.member_id,
+            holdername: Uuid::try_parse(&row.holdername)
+                .map_err(|_| StoreError::Corrupt("holdername"))?,
+            scheme_name: row.scheme_name,
+            statement_date: row.statement_date,
+            calculation_date: row.calculation_date,
+        }))
     }
 
     // --- data keys ---
 
     /// Stored values not yet sealed with the active data key.
     pub async fn sealed_with_other_keys(&self) -> Result<u64, StoreError> {
-        self.read(|c, key| sqlite::keys::count_not_sealed_with(c, &key.active_prefix()))
+        self.db()
+            .count_not_sealed_with(self.inner.key.active_prefix().to_vec())
             .await
     }
 
@@ -912,51 +898,21 @@ impl Store {
     /// committed, and what is sealed with the active key is never read again.
     pub async fn reseal(&self, cursor: ResealCursor, limit: usize) -> Result<Resealed, StoreError> {
         let key = self.inner.key.clone();
-        self.write(move |c| {
-            let prefix = key.active_prefix();
-            let mut out = Resealed {
+        let prefix = key.active_prefix().to_vec();
+        self.db()
+            .reseal(
                 cursor,
-                resealed: 0,
-                unreadable: 0,
-            };
-            while out.cursor.table < sqlite::keys::SEALED.len() {
-                let rows = sqlite::keys::not_sealed_with(
-                    c,
-                    out.cursor.table,
-                    &prefix,
-                    &out.cursor.after,
-                    limit,
-                )?;
-                let Some((last, _)) = rows.last() else {
-                    out.cursor = ResealCursor {
-                        table: out.cursor.table + 1,
-                        after: String::new(),
-                    };
-                    continue;
-                };
-                out.cursor.after = last.clone();
-                for (id, sealed) in rows {
-                    match key.open(id.as_bytes(), &sealed) {
-                        Ok(plain) => {
-                            sqlite::keys::replace(
-                                c,
-                                out.cursor.table,
-                                &id,
-                                &key.seal(id.as_bytes(), &plain),
-                            )?;
-                            out.resealed += 1;
-                        }
-                        Err(_) => out.unreadable += 1,
-                    }
-                }
-                break;
-            }
-            Ok(out)
-        })
-        .await
+                prefix,
+                limit,
+                Box::new(move |id, sealed| {
+                    let plain = key.open(id.as_bytes(), sealed).ok()?;
+                    Some(key.seal(id.as_bytes(), &plain))
+                }),
+            )
+            .await
     }
 
-    // --- audit, availability, service levels ---
+    // --- audit, availability, service levels, daily jobs ---
 
     /// Audit records received in `[from, to)` (µs), for one transaction or find request ID when
     /// given, oldest first.
@@ -966,52 +922,70 @@ impl Store {
         to: i64,
         id: Option<String>,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        self.read(move |c, _| sqlite::audit::records(c, from, to, id.as_deref()))
-            .await
+        self.db().audit_records(from, to, id).await
     }
 
     /// Deletes audit records received before `cutoff` (µs); returns how many. The only way rows
     /// leave the trail.
     pub async fn purge_audit(&self, cutoff: i64) -> Result<u64, StoreError> {
-        self.write(move |c| sqlite::audit::purge(c, cutoff)).await
+        self.db().purge_audit(cutoff).await
     }
 
     /// Records that the endpoint is up in the minute of `now` (µs).
     pub async fn heartbeat(&self, now: i64) -> Result<(), StoreError> {
-        self.write(move |c| sqlite::audit::heartbeat(c, now / 60_000_000))
-            .await
+        self.db().heartbeat(now / 60_000_000).await
     }
 
     /// Minutes up in `[from, to)` (µs).
     pub async fn minutes_up(&self, from: i64, to: i64) -> Result<u64, StoreError> {
-        self.read(move |c, _| sqlite::audit::minutes_up(c, from / 60_000_000, to / 60_000_000))
+        self.db()
+            .minutes_up(from / 60_000_000, to / 60_000_000)
             .await
     }
 
     /// The start of the first minute the endpoint was up (µs), if it ever was.
     pub async fn first_heartbeat(&self) -> Result<Option<i64>, StoreError> {
-        self.read(move |c, _| sqlite::audit::first_heartbeat(c))
-            .await
-            .map(|m| m.map(|m| m * 60_000_000))
+        Ok(self.db().first_heartbeat().await?.map(|m| m * 60_000_000))
     }
 
     /// The service levels' samples for `[from, to)` (µs).
     pub async fn sla_samples(&self, from: i64, to: i64) -> Result<SlaSamples, StoreError> {
-        self.read(move |c, _| sqlite::audit::sla_samples(c, from, to))
+        self.db().sla_samples(from, to).await
+    }
+
+    /// Runs a daily job's run for `day` once across every instance sharing the store: true when
+    /// this caller takes it, after which it must call [`Store::finish_daily`]. A run whose holder
+    /// stopped without finishing is taken over once `lease` has passed (the jobs are
+    /// idempotent); a finished one is never taken again.
+    pub async fn begin_daily(
+        &self,
+        job: &str,
+        day: chrono::NaiveDate,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = crate::now_micros();
+        self.db()
+            .begin_daily(
+                job.to_owned(),
+                day.to_string(),
+                now,
+                now + lease.as_micros() as i64,
+            )
             .await
     }
 
-    /// Copies committed WAL frames into the database file, beside the writer (which runs
-    /// without automatic checkpoints). Passive: it never blocks a writer.
-    pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        self.read(|c, _| sqlite::checkpoint(c)).await
+    /// Marks a daily job's run for `day` finished.
+    pub async fn finish_daily(&self, job: &str, day: chrono::NaiveDate) -> Result<(), StoreError> {
+        self.db()
+            .finish_daily(job.to_owned(), day.to_string(), crate::now_micros())
+            .await
     }
-}
 
-/// A member change with its secrets sealed, ready for the writer.
-enum SealedChange {
-    Upsert(sqlite::members::MemberRow),
-    Remove(String),
+    /// Backend upkeep, beside the writer: on SQLite, a passive WAL checkpoint (copies committed
+    /// frames into the database file; it never blocks a writer).
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        self.db().checkpoint().await
+    }
 }
 
 /// Seals a member change: its match record and view data, and the hash of what was imported.
@@ -1034,7 +1008,7 @@ fn seal_change(key: &DataKey, change: MemberChange) -> SealedChange {
         feed(format!("{:?}{:?}", p.statement_date, p.calculation_date).as_bytes());
     }
     let content_sha256 = hex::encode(sha2::Digest::finalize(hash));
-    SealedChange::Upsert(sqlite::members::MemberRow {
+    SealedChange::Upsert(MemberRow {
         sealed: key.seal(m.member_id.as_bytes(), &m.match_record),
         holdername: m.holdername.hyphenated().to_string(),
         content_sha256,
@@ -1043,7 +1017,7 @@ fn seal_change(key: &DataKey, change: MemberChange) -> SealedChange {
             .into_iter()
             .map(|p| {
                 let guid = p.asset_guid.hyphenated().to_string();
-                sqlite::members::PensionRow {
+                PensionRow {
                     sealed_view_data: key.seal(guid.as_bytes(), &p.view_data),
                     asset_guid: guid,
                     scheme_name: p.scheme_name,
@@ -1053,73 +1027,6 @@ fn seal_change(key: &DataKey, change: MemberChange) -> SealedChange {
             })
             .collect(),
         member_id: m.member_id,
-    })
-}
-
-/// Applies one sealed member change on the writer's transaction.
-fn apply_member(
-    c: &rusqlite::Connection,
-    change: &SealedChange,
-    now: i64,
-) -> Result<AppliedChange, StoreError> {
-    let guids = |ids: Vec<String>| -> Result<Vec<Uuid>, StoreError> {
-        ids.iter()
-            .map(|g| Uuid::try_parse(g).map_err(|_| StoreError::Corrupt("asset GUID")))
-            .collect()
-    };
-    let (member_id, applied, removed) = match change {
-        SealedChange::Remove(id) => {
-            if sqlite::members::content_hash(c, id)?.is_none() {
-                return Ok(AppliedChange {
-                    member_id: id.clone(),
-                    applied: Applied::NotFound,
-                    removed_pensions: Vec::new(),
-                });
-            }
-            let gone = sqlite::members::pension_guids(c, id)?;
-            for g in &gone {
-                sqlite::members::delete_pension(c, g)?;
-                sqlite::peis::retire_pension(c, g, "asset-removed", now)?;
-            }
-            sqlite::members::delete(c, id)?;
-            (id, Applied::Removed, gone)
-        }
-        SealedChange::Upsert(row) => {
-            let before = sqlite::members::content_hash(c, &row.member_id)?;
-            if before
-                .as_ref()
-                .is_some_and(|h| h.as_deref() == Some(&row.content_sha256))
-            {
-                return Ok(AppliedChange {
-                    member_id: row.member_id.clone(),
-                    applied: Applied::Unchanged,
-                    removed_pensions: Vec::new(),
-                });
-            }
-            let kept: std::collections::HashSet<&str> =
-                row.pensions.iter().map(|p| p.asset_guid.as_str()).collect();
-            let gone: Vec<String> = sqlite::members::pension_guids(c, &row.member_id)?
-                .into_iter()
-                .filter(|g| !kept.contains(g.as_str()))
-                .collect();
-            for g in &gone {
-                sqlite::members::delete_pension(c, g)?;
-                sqlite::peis::retire_pension(c, g, "asset-removed", now)?;
-            }
-            sqlite::members::upsert(c, row)?;
-            let applied = if before.is_some() {
-                Applied::Updated
-            } else {
-                Applied::Added
-            };
-            (&row.member_id, applied, gone)
-        }
-    };
-    sqlite::members::record_change(c, "member", member_id, now)?;
-    Ok(AppliedChange {
-        member_id: member_id.clone(),
-        applied,
-        removed_pensions: guids(removed)?,
     })
 }
 
@@ -1134,7 +1041,7 @@ pub struct ResealCursor {
 impl ResealCursor {
     /// Whether every sealed column has been gone through.
     pub fn finished(&self) -> bool {
-        self.table >= sqlite::keys::SEALED.len()
+        self.table >= backend::SEALED.len()
     }
 }
 

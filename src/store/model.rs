@@ -383,6 +383,33 @@ pub struct AppliedChange {
     pub removed_pensions: Vec<Uuid>,
 }
 
+impl AppliedChange {
+    /// A change that wrote nothing.
+    pub(super) fn unchanged(member_id: &str, applied: Applied) -> Self {
+        Self {
+            member_id: member_id.to_owned(),
+            applied,
+            removed_pensions: Vec::new(),
+        }
+    }
+
+    /// A change that wrote, with the stored GUIDs of the pensions it removed.
+    pub(super) fn new(
+        member_id: &str,
+        applied: Applied,
+        removed: &[String],
+    ) -> Result<Self, super::StoreError> {
+        Ok(Self {
+            member_id: member_id.to_owned(),
+            applied,
+            removed_pensions: removed
+                .iter()
+                .map(|g| Uuid::try_parse(g).map_err(|_| super::StoreError::Corrupt("asset GUID")))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
 /// A change a running endpoint applies to its match index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataChange {

@@ -1,20 +1,104 @@
 use super::*;
 use crate::audit::Direction;
 
-fn key() -> DataKey {
-    DataKey::from_hex(&"44".repeat(32)).unwrap()
+/// Where a test's store lives: a new SQLite file, or a new database on the PostgreSQL server
+/// named by `PDP_TEST_DATABASE_URL` (key-value form; `scripts/test` starts a throw-away one).
+/// Every behaviour test runs on both (the `on_both_backends!` list at the end).
+enum Place {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
 }
 
-fn open(dir: &tempfile::TempDir) -> Store {
-    Store::open(
-        &dir.path().join("s.sqlite"),
-        key(),
-        StoreLimits {
-            max_pending: 3,
-            ..StoreLimits::default()
-        },
-    )
-    .unwrap()
+impl Place {
+    fn sqlite() -> Self {
+        Place::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    async fn postgres() -> Self {
+        let base = std::env::var("PDP_TEST_DATABASE_URL").expect(
+            "the PostgreSQL tests need PDP_TEST_DATABASE_URL: run scripts/test, which starts a \
+             throw-away PostgreSQL server",
+        );
+        let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let name = format!("t_{}", Uuid::new_v4().simple());
+        // Databases created at once may find their template busy: try again.
+        let mut tries = 0;
+        while let Err(e) = admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+        {
+            tries += 1;
+            assert!(tries < 50, "creating a test database: {e}");
+            tokio::time::sleep(Duration::from_millis(20 * tries)).await;
+        }
+        Place::Postgres(format!("{base} dbname={name}"))
+    }
+
+    async fn open_with(&self, key: DataKey, limits: StoreLimits) -> Store {
+        match self {
+            Place::Sqlite(dir) => Store::open(&dir.path().join("s.sqlite"), key, limits).unwrap(),
+            Place::Postgres(url) => {
+                let options = PostgresOptions {
+                    url: url.clone(),
+                    pool_size: 8,
+                    statement_timeout: Duration::from_secs(30),
+                };
+                Store::connect_postgres(&options, key, limits)
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
+    /// The open finds as the store counts them: kept exactly by a store of one instance, read
+    /// from the database by one that several share.
+    async fn pending(&self, s: &Store) -> u64 {
+        match self {
+            Place::Sqlite(_) => s.pending(),
+            Place::Postgres(_) => s.count_pending().await.unwrap(),
+        }
+    }
+
+    async fn open(&self) -> Store {
+        self.open_with(
+            key(),
+            StoreLimits {
+                max_pending: 3,
+                ..StoreLimits::default()
+            },
+        )
+        .await
+    }
+}
+
+/// Runs each named `async fn(Place)` as a test on SQLite and on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Place::sqlite()).await
+                }
+            )+
+        }
+
+        mod postgres_backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Place::postgres().await).await
+                }
+            )+
+        }
+    };
+}
+
+fn key() -> DataKey {
+    DataKey::from_hex(&"44".repeat(32)).unwrap()
 }
 
 fn audit(id: &str) -> AuditRecord {
@@ -57,10 +141,8 @@ fn pei(n: u8, status: MatchStatus) -> NewPei {
     }
 }
 
-#[tokio::test]
-async fn appends_store_no_matches_at_their_end_and_queue_matches_sealed() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+async fn appends_store_no_matches_at_their_end_and_queue_matches_sealed(db: Place) {
+    let s = db.open().await;
     let (a, b, c) = tokio::join!(
         s.append(find("no", false), audit("no")),
         s.append(find("yes", true), audit("yes")),
@@ -71,7 +153,7 @@ async fn appends_store_no_matches_at_their_end_and_queue_matches_sealed() {
     dup.sort_by_key(|o| *o == AppendOutcome::Duplicate);
     assert_eq!(dup, [AppendOutcome::Created, AppendOutcome::Duplicate]);
     // Only the matching find waits in the queue.
-    assert_eq!(s.pending(), 1);
+    assert_eq!(db.pending(&s).await, 1);
     let no = s.find_request("no").await.unwrap().unwrap();
     assert_eq!(
         (no.state, no.outcome, no.has_find_data),
@@ -105,14 +187,12 @@ async fn appends_store_no_matches_at_their_end_and_queue_matches_sealed() {
     );
     s.close().await;
     // Reopened: the count of open finds is read back.
-    let s = open(&dir);
-    assert_eq!(s.pending(), 3);
+    let s = db.open().await;
+    assert_eq!(db.pending(&s).await, 3);
 }
 
-#[tokio::test]
-async fn a_find_is_claimed_once_ended_once_and_reclaimed_after_its_lease() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+async fn a_find_is_claimed_once_ended_once_and_reclaimed_after_its_lease(db: Place) {
+    let s = db.open().await;
     for id in ["a", "b", "c"] {
         s.append(find(id, true), audit(id)).await.unwrap();
     }
@@ -137,7 +217,7 @@ async fn a_find_is_claimed_once_ended_once_and_reclaimed_after_its_lease() {
         .fail(&first[1].request_id, "token: budget_exhausted")
         .await
         .unwrap());
-    assert_eq!(s.pending(), 1);
+    assert_eq!(db.pending(&s).await, 1);
     let done = s.find_request(&first[0].request_id).await.unwrap().unwrap();
     assert_eq!(
         (done.state, done.outcome, done.has_find_data),
@@ -156,15 +236,16 @@ async fn a_find_is_claimed_once_ended_once_and_reclaimed_after_its_lease() {
     let again = s.claim(Duration::from_secs(60), 1).await.unwrap();
     assert_eq!(again[0].request_id, d[0].request_id);
     assert_eq!(again[0].attempts, 2);
-    // A restart puts working finds back in the queue.
-    assert_eq!(s.requeue_working().await.unwrap(), 1);
-    assert_eq!(s.claim(Duration::from_secs(60), 5).await.unwrap().len(), 1);
+    // A restart of the one instance puts working finds back in the queue; on a store that
+    // several instances share, another may be working them: they wait for their leases.
+    let requeued = usize::from(matches!(db, Place::Sqlite(_)));
+    assert_eq!(s.requeue_working().await.unwrap(), requeued as u64);
+    let claimed = s.claim(Duration::from_secs(60), 5).await.unwrap();
+    assert_eq!(claimed.len(), requeued);
 }
 
-#[tokio::test]
-async fn peis_pats_and_reviews_round_trip_as_typed_values() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+async fn peis_pats_and_reviews_round_trip_as_typed_values(db: Place) {
+    let s = db.open().await;
     s.append(find("f", true), audit("f")).await.unwrap();
     let peis = vec![pei(1, MatchStatus::Yes), pei(2, MatchStatus::Possible)];
     let (none, pending) = s.record_matches("f", peis.clone(), None).await.unwrap();
@@ -249,35 +330,13 @@ async fn peis_pats_and_reviews_round_trip_as_typed_values() {
 }
 
 #[tokio::test]
-async fn a_failing_write_rolls_back_alone_and_its_batch_commits() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
-    let bad = s.write(|c| {
-        sqlite::audit::heartbeat(c, 7)?;
-        Err::<(), _>(StoreError::Corrupt("test"))
-    });
-    let good = s.write(|c| sqlite::audit::heartbeat(c, 8));
-    let append = s.append(find("x", false), audit("x"));
-    let (bad, good, append) = tokio::join!(bad, good, append);
-    assert!(matches!(bad, Err(StoreError::Corrupt("test"))));
-    good.unwrap();
-    append.unwrap();
-    // Minute 7's heartbeat was rolled back with its failing write; minute 8's is there.
-    let minute = 60_000_000;
-    assert_eq!(s.minutes_up(7 * minute, 8 * minute).await.unwrap(), 0);
-    assert_eq!(s.minutes_up(8 * minute, 9 * minute).await.unwrap(), 1);
-}
-
-#[tokio::test]
 async fn blocking_work_that_panics_is_an_error_not_a_dead_caller() {
     let r: Result<(), StoreError> = blocking(|| panic!("boom")).await;
     assert!(matches!(r, Err(StoreError::Task(_))));
 }
 
-#[tokio::test]
-async fn members_and_pensions_are_sealed_and_opened() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+async fn members_and_pensions_are_sealed_and_opened(db: Place) {
+    let s = db.open().await;
     let guid = Uuid::from_u128(77);
     s.apply_members(
         vec![MemberChange::Upsert(NewMember {
@@ -345,17 +404,17 @@ async fn members_and_pensions_are_sealed_and_opened() {
     );
     // Nothing of the member in the clear on disk.
     s.close().await;
-    let bytes = std::fs::read(dir.path().join("s.sqlite")).unwrap();
-    let wal = std::fs::read(dir.path().join("s.sqlite-wal")).unwrap_or_default();
-    for b in [bytes, wal] {
-        assert!(!b.windows(7).any(|w| w == b"{\"m\":9}"));
+    if let Place::Sqlite(dir) = &db {
+        let bytes = std::fs::read(dir.path().join("s.sqlite")).unwrap();
+        let wal = std::fs::read(dir.path().join("s.sqlite-wal")).unwrap_or_default();
+        for b in [bytes, wal] {
+            assert!(!b.windows(7).any(|w| w == b"{\"m\":9}"));
+        }
     }
 }
 
-#[tokio::test]
-async fn the_sla_samples_come_from_the_audit_trail_finds_and_heartbeats() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+async fn the_sla_samples_come_from_the_audit_trail_finds_and_heartbeats(db: Place) {
+    let s = db.open().await;
     let mut view = audit("v");
     view.endpoint = "GET /view-data".into();
     view.received_at = 10;
@@ -398,10 +457,8 @@ async fn the_sla_samples_come_from_the_audit_trail_finds_and_heartbeats() {
     assert_eq!(counts["GET /view-data challenge"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_open_find_count_stays_exact_under_concurrent_acks_and_ends() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(&dir.path().join("s.sqlite"), key(), StoreLimits::default()).unwrap();
+async fn the_open_find_count_stays_exact_under_concurrent_acks_and_ends(db: Place) {
+    let s = db.open_with(key(), StoreLimits::default()).await;
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..400 {
         let s = s.clone();
@@ -434,7 +491,7 @@ async fn the_open_find_count_stays_exact_under_concurrent_acks_and_ends() {
         .iter()
         .filter(|f| matches!(f.state, FindState::Queued | FindState::Working))
         .count() as u64;
-    assert_eq!(s.pending(), open);
+    assert_eq!(db.pending(&s).await, open);
     // And it reaches zero when everything has ended.
     loop {
         let claimed = s.claim(Duration::from_secs(60), 64).await.unwrap();
@@ -447,7 +504,7 @@ async fn the_open_find_count_stays_exact_under_concurrent_acks_and_ends() {
                 .unwrap();
         }
     }
-    assert_eq!(s.pending(), 0);
+    assert_eq!(db.pending(&s).await, 0);
 }
 
 fn member(id: &str, pensions: &[u128], record: &str) -> MemberChange {
@@ -468,10 +525,8 @@ fn member(id: &str, pensions: &[u128], record: &str) -> MemberChange {
     })
 }
 
-#[tokio::test]
-async fn member_changes_add_update_repeat_and_remove_and_are_noted_in_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+async fn member_changes_add_update_repeat_and_remove_and_are_noted_in_order(db: Place) {
+    let s = db.open().await;
     let applied = |v: Vec<AppliedChange>| v.into_iter().map(|a| a.applied).collect::<Vec<_>>();
     let v0 = s.data_version().await.unwrap();
     let r = s
@@ -563,13 +618,10 @@ async fn member_changes_add_update_repeat_and_remove_and_are_noted_in_order() {
     assert!(s.inactive_schemes().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_data_key_rotation_reseals_everything_and_resumes_after_a_stop() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("k.sqlite");
+async fn a_data_key_rotation_reseals_everything_and_resumes_after_a_stop(db: Place) {
     let (a, b) = (DataKey::generate_hex(), DataKey::generate_hex());
     let old = DataKey::from_hex(&a).unwrap();
-    let s = Store::open(&path, old.clone(), StoreLimits::default()).unwrap();
+    let s = db.open_with(old.clone(), StoreLimits::default()).await;
     for i in 0..5 {
         s.append(find(&format!("f{i}"), true), audit("f"))
             .await
@@ -592,7 +644,7 @@ async fn a_data_key_rotation_reseals_everything_and_resumes_after_a_stop() {
 
     // The new key is active; the old one still opens.
     let ring = DataKey::from_hex(&b).unwrap().opening(old);
-    let s = Store::open(&path, ring, StoreLimits::default()).unwrap();
+    let s = db.open_with(ring, StoreLimits::default()).await;
     // 5 finds, 1 PAT, 1 member, 2 pensions.
     assert_eq!(s.sealed_with_other_keys().await.unwrap(), 9);
     // Stopped after one small step: what it did is kept, and a new run goes on from there.
@@ -605,12 +657,9 @@ async fn a_data_key_rotation_reseals_everything_and_resumes_after_a_stop() {
     s.close().await;
 
     // Only the new key now: everything opens.
-    let s = Store::open(
-        &path,
-        DataKey::from_hex(&b).unwrap(),
-        StoreLimits::default(),
-    )
-    .unwrap();
+    let s = db
+        .open_with(DataKey::from_hex(&b).unwrap(), StoreLimits::default())
+        .await;
     assert_eq!(s.pat(&pat_id).await.unwrap(), "a.pat.x");
     assert_eq!(
         s.member_records(vec!["M".into()]).await.unwrap()[0]
@@ -625,10 +674,8 @@ async fn a_data_key_rotation_reseals_everything_and_resumes_after_a_stop() {
     assert!(claimed.iter().all(|c| c.find_data.is_some()));
 }
 
-#[tokio::test]
-async fn a_registration_that_lands_after_its_pei_was_retired_is_sent_for_deregistration() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+async fn a_registration_that_lands_after_its_pei_was_retired_is_sent_for_deregistration(db: Place) {
+    let s = db.open().await;
     s.apply_members(vec![member("M", &[2001], "r")], false)
         .await
         .unwrap();
@@ -669,31 +716,8 @@ async fn a_registration_that_lands_after_its_pei_was_retired_is_sent_for_deregis
     assert_eq!(s.deregistering().await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn a_write_that_panics_is_rolled_back_and_the_writer_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
-    let bad = s.write(|c| {
-        sqlite::audit::heartbeat(c, 7)?;
-        panic!("a bug in a write");
-        #[allow(unreachable_code)]
-        Ok(())
-    });
-    let good = s.append(find("after", false), audit("after"));
-    let (bad, good) = tokio::join!(bad, good);
-    assert!(bad.is_err());
-    assert_eq!(good.unwrap(), AppendOutcome::Created);
-    let minute = 60_000_000;
-    assert_eq!(s.minutes_up(7 * minute, 8 * minute).await.unwrap(), 0);
-    // Still writing.
-    s.heartbeat(9 * minute).await.unwrap();
-    assert_eq!(s.minutes_up(9 * minute, 10 * minute).await.unwrap(), 1);
-}
-
-#[tokio::test]
-async fn old_data_changes_are_forgotten_but_the_version_never_goes_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(&dir);
+async fn old_data_changes_are_forgotten_but_the_version_never_goes_back(db: Place) {
+    let s = db.open().await;
     s.apply_members(vec![member("A", &[1], "a"), member("B", &[2], "b")], false)
         .await
         .unwrap();
@@ -702,3 +726,130 @@ async fn old_data_changes_are_forgotten_but_the_version_never_goes_back() {
     assert_eq!(s.data_version().await.unwrap(), v);
     assert_eq!(s.data_changes_since(0, 10).await.unwrap().len(), 1);
 }
+
+async fn a_daily_job_runs_once_a_day_and_is_taken_over_when_its_holder_stops(db: Place) {
+    let s = db.open().await;
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+    let other = s.clone();
+    // Two takers at once: one has it.
+    let (a, b) = tokio::join!(
+        s.begin_daily("purge", day, Duration::from_secs(600)),
+        other.begin_daily("purge", day, Duration::from_secs(600)),
+    );
+    assert_eq!(u8::from(a.unwrap()) + u8::from(b.unwrap()), 1);
+    // Another job, or another day, is its own run.
+    assert!(s.begin_daily("reports", day, Duration::ZERO).await.unwrap());
+    assert!(s
+        .begin_daily("purge", day.succ_opt().unwrap(), Duration::from_secs(600))
+        .await
+        .unwrap());
+    // A holder that stopped without finishing (its lease ran out) is taken over...
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    assert!(s
+        .begin_daily("reports", day, Duration::from_secs(600))
+        .await
+        .unwrap());
+    // ...and a finished run is never taken again.
+    s.finish_daily("reports", day).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    assert!(!s.begin_daily("reports", day, Duration::ZERO).await.unwrap());
+    assert!(!s
+        .begin_daily("purge", day, Duration::from_secs(600))
+        .await
+        .unwrap());
+}
+
+/// Two stores on one PostgreSQL database (two instances of the endpoint): a repeated request ID
+/// is created once whichever receives it, and claims at once never take the same find.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_database_store_a_find_once_and_claim_it_once() {
+    let db = Place::postgres().await;
+    let limits = StoreLimits::default();
+    let (a, b) = (
+        db.open_with(key(), limits).await,
+        db.open_with(key(), limits).await,
+    );
+    let mut created = 0;
+    for i in 0..50 {
+        let id = format!("f{i}");
+        let (x, y) = tokio::join!(
+            a.append(find(&id, true), audit(&id)),
+            b.append(find(&id, true), audit(&id)),
+        );
+        created += [x.unwrap(), y.unwrap()]
+            .iter()
+            .filter(|o| **o == AppendOutcome::Created)
+            .count();
+    }
+    assert_eq!(created, 50);
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let (x, y) = tokio::join!(
+            a.claim(Duration::from_secs(60), 7),
+            b.claim(Duration::from_secs(60), 7),
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        if x.is_empty() && y.is_empty() {
+            break;
+        }
+        for c in x.iter().chain(&y) {
+            assert!(
+                seen.insert(c.request_id.clone()),
+                "{} claimed twice",
+                c.request_id
+            );
+            assert!(c.find_data.is_some());
+        }
+    }
+    assert_eq!(seen.len(), 50);
+    // Either instance ends what the other stored; both count the open finds from the database.
+    for id in &seen {
+        assert!(b.complete(id, FindOutcome::MatchYes).await.unwrap());
+    }
+    assert_eq!(a.count_pending().await.unwrap(), 0);
+}
+
+async fn a_renewed_lease_keeps_a_find_from_a_second_claim(db: Place) {
+    let s = db.open().await;
+    s.append(find("r", true), audit("r")).await.unwrap();
+    let c = s
+        .claim(Duration::from_millis(50), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(s
+        .renew_lease("r", c.attempts, Duration::from_secs(60))
+        .await
+        .unwrap());
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    assert!(s
+        .claim(Duration::from_secs(60), 1)
+        .await
+        .unwrap()
+        .is_empty());
+    // A claim that no longer holds the find cannot renew it.
+    assert!(!s
+        .renew_lease("r", c.attempts + 1, Duration::from_secs(60))
+        .await
+        .unwrap());
+    s.complete("r", FindOutcome::MatchYes).await.unwrap();
+    assert!(!s
+        .renew_lease("r", c.attempts, Duration::from_secs(60))
+        .await
+        .unwrap());
+}
+
+on_both_backends!(
+    appends_store_no_matches_at_their_end_and_queue_matches_sealed,
+    a_find_is_claimed_once_ended_once_and_reclaimed_after_its_lease,
+    peis_pats_and_reviews_round_trip_as_typed_values,
+    members_and_pensions_are_sealed_and_opened,
+    the_sla_samples_come_from_the_audit_trail_finds_and_heartbeats,
+    the_open_find_count_stays_exact_under_concurrent_acks_and_ends,
+    member_changes_add_update_repeat_and_remove_and_are_noted_in_order,
+    a_data_key_rotation_reseals_everything_and_resumes_after_a_stop,
+    a_registration_that_lands_after_its_pei_was_retired_is_sent_for_deregistration,
+    old_data_changes_are_forgotten_but_the_version_never_goes_back,
+    a_daily_job_runs_once_a_day_and_is_taken_over_when_its_holder_stops,
+    a_renewed_lease_keeps_a_find_from_a_second_claim,
+);

@@ -5,9 +5,9 @@ use std::time::Duration;
 use crate::harness::{find_body, post_find, Env};
 
 /// The real binary, started on a config file, with its bound address read from its log.
-struct Binary {
-    child: Child,
-    addr: std::net::SocketAddr,
+pub struct Binary {
+    pub child: Child,
+    pub addr: std::net::SocketAddr,
 }
 
 impl Binary {
@@ -15,19 +15,27 @@ impl Binary {
         Self::start_with(env, "[workers]\nmax_in_flight = 0\n", "https://127.0.0.1:9")
     }
 
-    fn start_with(env: &Env, workers: &str, cas_base_url: &str) -> Binary {
-        let config_path = env.dir.path().join("crash.toml");
+    /// Starts the binary with a `[workers]` section (and anything after it) and a CAS; on the
+    /// environment's PostgreSQL database when it has one.
+    pub fn start_with(env: &Env, workers: &str, cas_base_url: &str) -> Binary {
+        let config_path = env
+            .dir
+            .path()
+            .join(format!("crash-{}.toml", uuid::Uuid::new_v4()));
         let c = env.config();
+        let store = match &env.postgres {
+            None => format!("path = {:?}", c.store.path),
+            Some(url) => format!("backend = \"postgres\"\nurl = {url:?}"),
+        };
         let toml = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nops_listen = \"127.0.0.1:0\"\n\
              [tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n\
-             [store]\npath = {:?}\n[crypto]\ndata_key_file = {:?}\n\
+             [store]\n{store}\n[crypto]\ndata_key_file = {:?}\n\
              [view]\nsigning_key = {:?}\ncalendar = {:?}\n\
              [cas]\nbase_url = {cas_base_url:?}\nclient_cert = {:?}\nclient_key = {:?}\nca = {:?}\n{workers}",
             c.tls.cert,
             c.tls.key,
             c.tls.client_ca,
-            c.store.path,
             c.crypto.data_key_file.unwrap(),
             c.view.signing_key,
             c.view.calendar,
@@ -70,7 +78,7 @@ impl Binary {
         Binary { child, addr }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}/find-requests", self.addr.port())
     }
 }

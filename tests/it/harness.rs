@@ -14,13 +14,63 @@ use pdp_provider::tls::pki::files;
 /// A dev PKI and data directory for one test.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// A PostgreSQL database of its own, when the environment's store is one.
+    pub postgres: Option<String>,
 }
 
 impl Env {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         pdp_provider::tls::pki::init(&dir.path().join("certs")).unwrap();
-        Env { dir }
+        Env {
+            dir,
+            postgres: None,
+        }
+    }
+
+    /// An environment whose store is a new database on the PostgreSQL server named by
+    /// `PDP_TEST_DATABASE_URL` (key-value form; scripts/test starts a throw-away one).
+    pub async fn postgres() -> Self {
+        let base = std::env::var("PDP_TEST_DATABASE_URL").expect(
+            "the PostgreSQL tests need PDP_TEST_DATABASE_URL: run scripts/test, which starts a \
+             throw-away PostgreSQL server",
+        );
+        let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let name = format!("it_{}", uuid::Uuid::new_v4().simple());
+        let mut tries = 0;
+        while let Err(e) = admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+        {
+            tries += 1;
+            assert!(tries < 50, "creating a test database: {e}");
+            tokio::time::sleep(Duration::from_millis(20 * tries)).await;
+        }
+        Env {
+            postgres: Some(format!("{base} dbname={name}")),
+            ..Env::new()
+        }
+    }
+
+    /// The store this environment's servers use, on its backend.
+    pub async fn open_store(&self) -> Store {
+        let limits = StoreLimits::default();
+        match &self.postgres {
+            None => Store::open(&self.store_path(), self.key(), limits).unwrap(),
+            Some(url) => {
+                let options = pdp_provider::store::PostgresOptions {
+                    url: url.clone(),
+                    pool_size: 4,
+                    statement_timeout: Duration::from_secs(30),
+                };
+                Store::connect_postgres(&options, self.key(), limits)
+                    .await
+                    .unwrap()
+            }
+        }
     }
 
     pub fn cert(&self, name: &str) -> PathBuf {
@@ -40,6 +90,10 @@ impl Env {
         c.tls.key = self.cert(files::SERVER_KEY);
         c.tls.client_ca = self.cert(files::CA);
         c.store.path = self.store_path();
+        if let Some(url) = &self.postgres {
+            c.store.backend = pdp_provider::config::Backend::Postgres;
+            c.store.url = Some(url.clone());
+        }
         c.crypto.data_key_file = Some(self.cert(files::DATA_KEY));
         c.workers.max_in_flight = 0;
         c.cas.client_cert = self.cert(files::PROVIDER);
@@ -226,7 +280,7 @@ impl Env {
             out.push(b'\n');
         }
         std::fs::write(&path, out).unwrap();
-        let store = self.store();
+        let store = self.open_store().await;
         let report =
             pdp_provider::members::import::import_from_async(&path, &store, Default::default())
                 .await
@@ -249,7 +303,7 @@ impl Env {
 
     /// Waits until find `id` reaches an end; returns its row.
     pub async fn ended(&self, id: &str) -> StoredFind {
-        let store = self.store();
+        let store = self.open_store().await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(70);
         loop {
             let f = store.find_request(id).await.unwrap();

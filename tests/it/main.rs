@@ -30,3 +30,6 @@ mod members;
 
 // Keys and certificates swapped while serving: no failed request, bad files refused.
 mod reload;
+
+// Two instances of the binary on one PostgreSQL database: shared finds, one SIGKILLed, none lost.
+mod instances;

@@ -198,3 +198,34 @@ pub(in crate::store) fn sla_samples(
         minutes_up: minutes_up(conn, from / minute, to / minute)?,
     })
 }
+
+/// Takes a daily job's run for `day` (see [`crate::store::backend::Backend::begin_daily`]).
+pub(in crate::store) fn begin_daily(
+    conn: &Connection,
+    job: &str,
+    day: &str,
+    now: i64,
+    lease_until: i64,
+) -> Result<bool, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO daily_runs (job, day, started_at, lease_until) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (job, day) DO UPDATE
+             SET started_at = excluded.started_at, lease_until = excluded.lease_until
+           WHERE daily_runs.finished_at IS NULL AND daily_runs.lease_until < excluded.started_at
+         RETURNING job",
+    )?;
+    let mut rows = stmt.query(params![job, day, now, lease_until])?;
+    Ok(rows.next()?.is_some())
+}
+
+/// Marks a daily job's run finished.
+pub(in crate::store) fn finish_daily(
+    conn: &Connection,
+    job: &str,
+    day: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE daily_runs SET finished_at = ?3 WHERE job = ?1 AND day = ?2")?
+        .execute(params![job, day, now])?;
+    Ok(())
+}

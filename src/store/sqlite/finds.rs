@@ -10,28 +10,13 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::super::model::{AppendOutcome, FailedFind, FindOutcome, FindState, StoredFind};
 use super::super::StoreError;
-
-/// A find request as the writer inserts it: find data already sealed, `None` for a no-match.
-pub(in crate::store) struct Row {
-    pub request_id: String,
-    pub received_at: i64,
-    pub sealed: Option<Vec<u8>>,
-}
-
-/// A claimed row, its find data still sealed.
-pub(in crate::store) struct ClaimedRow {
-    pub request_id: String,
-    pub acked_at: i64,
-    pub sealed: Option<Vec<u8>>,
-    pub pat_id: Option<String>,
-    pub attempts: i64,
-}
+use crate::store::backend::{ClaimedRow, End, FindRow};
 
 /// Inserts a batch of finds ACKed at `acked_at`; per find, whether it was new (the first request
 /// with an ID stands).
 pub(in crate::store) fn insert(
     conn: &Connection,
-    finds: &[Row],
+    finds: &[FindRow],
     acked_at: i64,
 ) -> Result<Vec<AppendOutcome>, StoreError> {
     let mut stmt = conn.prepare_cached(
@@ -123,6 +108,22 @@ pub(in crate::store) fn claim(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Extends a working find's lease if the claim `attempts` still holds it.
+pub(in crate::store) fn renew(
+    conn: &Connection,
+    request_id: &str,
+    attempts: i64,
+    until: i64,
+) -> Result<bool, StoreError> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE find_requests SET lease_until = ?3
+              WHERE request_id = ?1 AND state = 'working' AND attempts = ?2",
+        )?
+        .execute(params![request_id, attempts, until])?;
+    Ok(n == 1)
+}
+
 /// Records the rules versions that decided a find.
 pub(in crate::store) fn set_rules_version(
     conn: &Connection,
@@ -153,12 +154,12 @@ pub(in crate::store) fn end(
     conn: &Connection,
     request_id: &str,
     claim: Option<i64>,
-    end: End<'_>,
+    end: &End,
     now: i64,
 ) -> Result<bool, StoreError> {
     let (state, outcome, reason) = match end {
-        End::Done(o) => (FindState::Done, Some(o), None),
-        End::Failed(r) => (FindState::Failed, None, Some(r)),
+        End::Done(o) => (FindState::Done, Some(*o), None),
+        End::Failed(r) => (FindState::Failed, None, Some(r.as_str())),
     };
     let n = conn
         .prepare_cached(
@@ -169,15 +170,6 @@ pub(in crate::store) fn end(
         )?
         .execute(params![request_id, state, outcome, reason, now, claim])?;
     Ok(n == 1)
-}
-
-/// How a working find ends.
-#[derive(Debug, Clone, Copy)]
-pub(in crate::store) enum End<'a> {
-    /// With an outcome.
-    Done(FindOutcome),
-    /// With a reason.
-    Failed(&'a str),
 }
 
 const FIND_COLUMNS: &str = "request_id, received_at, acked_at, state, find_data IS NOT NULL,

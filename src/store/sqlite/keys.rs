@@ -3,21 +3,7 @@
 use rusqlite::{params, Connection};
 
 use super::super::StoreError;
-
-/// Every sealed column: the table, its row ID (the seal's associated data), the column, and a
-/// condition that narrows the rows with a value to an index (only open finds keep find data:
-/// the partial index `find_requests_open` spares a walk of every find ever made).
-pub(in crate::store) const SEALED: [(&str, &str, &str, &str); 4] = [
-    (
-        "find_requests",
-        "request_id",
-        "find_data",
-        "state IN ('queued', 'working')",
-    ),
-    ("pats", "pat_id", "sealed", "1"),
-    ("members", "member_id", "sealed", "1"),
-    ("pensions", "asset_guid", "view_data", "1"),
-];
+use crate::store::backend::SEALED;
 
 /// Up to `limit` rows of `table` after `after` (by ID) whose column does not begin with
 /// `prefix` (the active key's), oldest ID first.

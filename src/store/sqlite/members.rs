@@ -5,36 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::super::model::SchemeState;
 use super::super::StoreError;
-
-/// A member row, sealed parts already sealed.
-pub(in crate::store) struct MemberRow {
-    pub member_id: String,
-    pub holdername: String,
-    pub sealed: Vec<u8>,
-    /// SHA-256 of what was imported (match record and pensions, in the clear), to tell an
-    /// update from a repeat without opening anything.
-    pub content_sha256: String,
-    pub pensions: Vec<PensionRow>,
-}
-
-/// A pension row.
-pub(in crate::store) struct PensionRow {
-    pub asset_guid: String,
-    pub scheme_name: String,
-    pub sealed_view_data: Vec<u8>,
-    pub statement_date: Option<chrono::NaiveDate>,
-    pub calculation_date: Option<chrono::NaiveDate>,
-}
-
-/// A pension row as read, view data still sealed.
-pub(in crate::store) struct StoredPensionRow {
-    pub member_id: String,
-    pub holdername: String,
-    pub scheme_name: String,
-    pub sealed_view_data: Vec<u8>,
-    pub statement_date: Option<chrono::NaiveDate>,
-    pub calculation_date: Option<chrono::NaiveDate>,
-}
+use crate::store::backend::{MemberRow, StoredPensionRow};
 
 /// The content hash of a stored member: `None` when no such member, `Some(None)` when stored
 /// before hashes were kept.

@@ -8,16 +8,22 @@
 //! - [`members`]: member records and their pensions' view data.
 //! - [`audit`]: the audit trail, its retention purge, heartbeats and the SLA samples.
 //! - [`keys`]: the sealed columns, for re-sealing under a new data key.
+//! - [`audit`] also keeps the daily jobs' runs (`daily_runs`).
 //!
-//! Each function takes the connection it runs on: the writer's transaction for writes (see
-//! [`super::writer`]), a pooled read connection for reads. None of them seals or opens: values
+//! [`backend`] implements the store's [`super::backend::Backend`] over them: writes ride the
+//! group commits of [`writer`], reads run on a pool of read connections. Each SQL function takes
+//! the connection it runs on: the writer's transaction for writes, a pooled one for reads. None of them seals or opens: values
 //! arrive sealed and leave sealed, and [`super::Store`] holds the key.
 
-pub(super) mod audit;
-pub(super) mod finds;
-pub(super) mod keys;
-pub(super) mod members;
-pub(super) mod peis;
+mod audit;
+mod backend;
+mod finds;
+mod keys;
+mod members;
+mod peis;
+mod writer;
+
+pub(super) use backend::Sqlite;
 
 use std::path::Path;
 use std::time::Duration;
@@ -38,7 +44,7 @@ mod embedded {
 }
 
 /// A pool of read connections.
-pub(super) type ReadPool = r2d2::Pool<SqliteConnectionManager>;
+type ReadPool = r2d2::Pool<SqliteConnectionManager>;
 
 /// How long a connection waits for another process's write lock (operator commands run beside
 /// the server). Within this process there is one writer, so it never waits on itself.
@@ -47,8 +53,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Opens (creating if needed) the database at `path` for the writer: WAL, full sync, the schema
 /// applied, and no automatic checkpoints. A checkpoint copies the WAL into the database file and
 /// syncs it; done by the writer it would stall every ACK waiting on that commit, so
-/// [`super::Store::checkpoint`] runs passive checkpoints from the read side instead.
-pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+/// [`Sqlite`]'s `checkpoint` runs passive checkpoints from the read side instead.
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
             path: dir.to_owned(),
@@ -82,16 +88,20 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         Ok(_) => Ok(()),
         Err(e) => match e.kind() {
             refinery::error::Kind::MissingVersion(m) => Err(StoreError::SchemaTooNew {
+                setting: "store.path",
                 found: i64::from(m.version()),
                 known,
             }),
-            _ => Err(StoreError::Migration(e.to_string())),
+            _ => Err(StoreError::Migration {
+                setting: "store.path",
+                cause: e.to_string(),
+            }),
         },
     }
 }
 
 /// The read pool over `path` (opened by [`open_writer`] first, so the schema exists).
-pub(super) fn read_pool(path: &Path, size: u32) -> Result<ReadPool, StoreError> {
+fn read_pool(path: &Path, size: u32) -> Result<ReadPool, StoreError> {
     let manager = SqliteConnectionManager::file(path).with_init(|c| configure(c));
     r2d2::Pool::builder()
         .max_size(size.max(1))
@@ -110,7 +120,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 
 /// A passive WAL checkpoint: copies committed frames into the database file. It never blocks
 /// the writer.
-pub(super) fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
+fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0))?;
     Ok(())
 }

@@ -110,3 +110,84 @@ fn a_database_of_the_previous_release_is_migrated_in_place() {
     drop(conn);
     open_writer(&path).unwrap();
 }
+
+mod writer_batches {
+    use crate::audit::{AuditRecord, Direction};
+    use crate::store::backend::{Backend, FindRow};
+    use crate::store::model::AppendOutcome;
+    use crate::store::sqlite::{audit, Sqlite};
+    use crate::store::{StoreError, StoreLimits};
+
+    fn open(dir: &tempfile::TempDir) -> Sqlite {
+        Sqlite::open(&dir.path().join("s.sqlite"), StoreLimits::default())
+            .unwrap()
+            .0
+    }
+
+    fn append(id: &str) -> (FindRow, AuditRecord) {
+        let find = FindRow {
+            request_id: id.into(),
+            received_at: 1,
+            sealed: None,
+        };
+        let audit = AuditRecord {
+            transaction_id: id.into(),
+            request_id: Some(id.into()),
+            direction: Direction::Inbound,
+            party: "CN=pfs".into(),
+            endpoint: "POST /find-requests".into(),
+            received_at: 1,
+            responded_at: 0,
+            status: 202,
+            outcome: "ack".into(),
+        };
+        (find, audit)
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_rolls_back_alone_and_its_batch_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        let bad = s.write(
+            |c| {
+                audit::heartbeat(c, 7)?;
+                Err::<(), _>(StoreError::Corrupt("test"))
+            },
+            false,
+        );
+        let good = s.write(|c| audit::heartbeat(c, 8), false);
+        let (find, record) = append("x");
+        let append = s.append(find, record);
+        let (bad, good, append) = tokio::join!(bad, good, append);
+        assert!(matches!(bad, Err(StoreError::Corrupt("test"))));
+        good.unwrap();
+        append.unwrap();
+        // Minute 7's heartbeat was rolled back with its failing write; minute 8's is there.
+        assert_eq!(s.minutes_up(7, 8).await.unwrap(), 0);
+        assert_eq!(s.minutes_up(8, 9).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_panics_is_rolled_back_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        let bad = s.write(
+            |c| {
+                audit::heartbeat(c, 7)?;
+                panic!("a bug in a write");
+                #[allow(unreachable_code)]
+                Ok(())
+            },
+            false,
+        );
+        let (find, record) = append("after");
+        let good = s.append(find, record);
+        let (bad, good) = tokio::join!(bad, good);
+        assert!(bad.is_err());
+        assert_eq!(good.unwrap(), AppendOutcome::Created);
+        assert_eq!(s.minutes_up(7, 8).await.unwrap(), 0);
+        // Still writing.
+        s.heartbeat(9).await.unwrap();
+        assert_eq!(s.minutes_up(9, 10).await.unwrap(), 1);
+    }
+}

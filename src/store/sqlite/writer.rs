@@ -29,22 +29,19 @@
 //! - After commit, before the answers: stored; a find's retry with the same X-Request-ID gets
 //!   `202` as a duplicate and nothing is processed twice.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::model::AppendOutcome;
-use super::sqlite::finds;
-use super::{AppendError, StoreError};
+use super::finds;
 use crate::audit::AuditRecord;
-
+use crate::store::backend::FindRow;
+use crate::store::model::AppendOutcome;
+use crate::store::{AppendError, StoreError};
 /// A message to the writer.
 pub(super) enum Msg {
     /// A find request at its ACK, with its audit record.
     Append {
-        find: finds::Row,
+        find: FindRow,
         audit: AuditRecord,
         reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
     },
@@ -114,19 +111,8 @@ where
     }
 }
 
-/// What the writer shares with the store handle.
-pub(super) struct Shared {
-    /// Finds stored and not at an end: the writer adds queued finds, ends subtract.
-    pub pending: AtomicU64,
-}
-
 /// The writer's loop; returns when the channel closes.
-pub(super) fn run(
-    mut conn: Connection,
-    mut rx: mpsc::Receiver<Msg>,
-    shared: Arc<Shared>,
-    max_batch: usize,
-) {
+pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
     let mut finds = Vec::with_capacity(max_batch);
     let mut audits = Vec::with_capacity(max_batch * 2);
     let mut own_audits = Vec::with_capacity(max_batch);
@@ -162,12 +148,6 @@ pub(super) fn run(
         );
         match result {
             Ok(outcomes) => {
-                let queued = outcomes
-                    .iter()
-                    .zip(&finds)
-                    .filter(|(o, f)| **o == AppendOutcome::Created && f.sealed.is_some())
-                    .count() as u64;
-                shared.pending.fetch_add(queued, Ordering::AcqRel);
                 for (reply, outcome) in replies.drain(..).zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
@@ -213,7 +193,7 @@ pub(super) fn run(
 /// One batch in one transaction.
 fn commit(
     conn: &mut Connection,
-    finds: &[finds::Row],
+    finds: &[FindRow],
     own_audits: &mut [AuditRecord],
     audits: &mut [AuditRecord],
     writes: &mut [Box<dyn Write>],
@@ -231,8 +211,8 @@ fn commit(
             a.outcome = "duplicate".into();
         }
     }
-    super::sqlite::audit::insert(&tx, own_audits)?;
-    super::sqlite::audit::insert(&tx, audits)?;
+    super::audit::insert(&tx, own_audits)?;
+    super::audit::insert(&tx, audits)?;
     for w in writes.iter_mut() {
         tx.prepare_cached("SAVEPOINT write")?.execute([])?;
         // A write that panics is rolled back like one that failed (its waiter gets an error):

@@ -1,0 +1,378 @@
+//! The boundary between the typed store and a database: [`Backend`], and the rows that cross it.
+//!
+//! A backend spells SQL, owns a schema and its migrations, and makes writes durable; it never
+//! seals or opens (values arrive sealed and leave sealed: [`super::Store`] holds the key). Two
+//! implement it: [`super::sqlite`] (embedded, one instance) and [`super::postgres`] (several
+//! instances on one database). Both pass the same behaviour tests (`store/tests.rs`), written
+//! once against [`super::Store`].
+//!
+//! Each method is one unit of work: it commits as a whole or not at all. Where a unit needs the
+//! key in the middle (a PAT refresh, a re-seal), the store hands the backend a closure that
+//! seals, so that the backend still never sees the key.
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use super::model::{
+    AppendOutcome, AppliedChange, Calculation, FailedFind, FindOutcome, MatchStatus, NewPei,
+    PeiState, ReviewState, SchemeState, SlaSamples, StoredFind, StoredPei,
+};
+use super::{AppendError, ResealCursor, Resealed, StoreError};
+use crate::audit::AuditRecord;
+
+/// A find request as it is appended: find data already sealed, `None` for a no-match.
+pub(super) struct FindRow {
+    pub request_id: String,
+    pub received_at: i64,
+    pub sealed: Option<Vec<u8>>,
+}
+
+/// A claimed find, its find data still sealed.
+pub(super) struct ClaimedRow {
+    pub request_id: String,
+    pub acked_at: i64,
+    pub sealed: Option<Vec<u8>>,
+    pub pat_id: Option<String>,
+    pub attempts: i64,
+}
+
+/// How a working find ends.
+#[derive(Debug, Clone)]
+pub(super) enum End {
+    /// With an outcome.
+    Done(FindOutcome),
+    /// With a reason (never personal data).
+    Failed(String),
+}
+
+/// A PAT as stored: its ID, its SHA-256 (to find it again on refresh), the PAT sealed.
+pub(super) struct PatRow {
+    pub pat_id: String,
+    pub sha256: String,
+    pub sealed: Vec<u8>,
+    pub expires_at: Option<i64>,
+}
+
+/// A member row, sealed parts already sealed.
+pub(super) struct MemberRow {
+    pub member_id: String,
+    pub holdername: String,
+    pub sealed: Vec<u8>,
+    /// SHA-256 of what was imported (match record and pensions, in the clear), to tell an
+    /// update from a repeat without opening anything.
+    pub content_sha256: String,
+    pub pensions: Vec<PensionRow>,
+}
+
+/// A pension row.
+pub(super) struct PensionRow {
+    pub asset_guid: String,
+    pub scheme_name: String,
+    pub sealed_view_data: Vec<u8>,
+    pub statement_date: Option<chrono::NaiveDate>,
+    pub calculation_date: Option<chrono::NaiveDate>,
+}
+
+/// A pension row as read, view data still sealed.
+pub(super) struct StoredPensionRow {
+    pub member_id: String,
+    pub holdername: String,
+    pub scheme_name: String,
+    pub sealed_view_data: Vec<u8>,
+    pub statement_date: Option<chrono::NaiveDate>,
+    pub calculation_date: Option<chrono::NaiveDate>,
+}
+
+/// A member change with its secrets sealed.
+pub(super) enum SealedChange {
+    Upsert(MemberRow),
+    Remove(String),
+}
+
+/// Which PeIs to read.
+#[derive(Debug, Clone)]
+pub(super) enum PeiQuery {
+    All,
+    Request(String),
+    Pension(String),
+    Holdername(String),
+    State(PeiState),
+    /// Registered possible matches still waiting for review, created before this (µs).
+    UnreviewedBefore(i64),
+}
+
+/// Seals a value for a row ID (the seal's associated data).
+pub(super) type Sealer = Box<dyn Fn(&str, &[u8]) -> Vec<u8> + Send + Sync>;
+
+/// Re-seals a value sealed with another key; `None` when no configured key opens it.
+pub(super) type Resealer = Box<dyn Fn(&str, &[u8]) -> Option<Vec<u8>> + Send + Sync>;
+
+/// Replaces a pension's sealed view data with the sealed new one.
+pub(super) type ViewDataUpdate = Box<dyn FnOnce(&[u8]) -> Result<Vec<u8>, StoreError> + Send>;
+
+/// Batches of members' sealed match records, streamed to the store's opening threads.
+pub(super) type MemberBatches = mpsc::Sender<Vec<(String, Vec<u8>)>>;
+
+/// The sealed columns, in the order a re-seal goes through them: the table, its row ID (the
+/// seal's associated data), the column, and a condition that narrows the rows with a value to an
+/// index (only open finds keep find data).
+pub(super) const SEALED: [(&str, &str, &str, &str); 4] = [
+    (
+        "find_requests",
+        "request_id",
+        "find_data",
+        "state IN ('queued', 'working')",
+    ),
+    ("pats", "pat_id", "sealed", "TRUE"),
+    ("members", "member_id", "sealed", "TRUE"),
+    ("pensions", "asset_guid", "view_data", "TRUE"),
+];
+
+/// A database that holds the store. See the module documentation.
+#[async_trait]
+pub(super) trait Backend: Send + Sync + 'static {
+    // --- the find ACK and the audit trail's writes ---
+
+    /// Makes a find durable with its audit record: answered only after the commit that holds it
+    /// (group commit: one transaction carries every append waiting).
+    async fn append(&self, find: FindRow, audit: AuditRecord)
+        -> Result<AppendOutcome, AppendError>;
+
+    /// Queues an audit record for the next commit, without waiting; false when it could not be
+    /// queued (the writer is saturated).
+    fn audit(&self, record: AuditRecord) -> bool;
+
+    /// Waits until everything queued before is committed.
+    async fn flush(&self);
+
+    /// Commits what is queued and stops: later writes fail with [`StoreError::Closed`].
+    async fn close(&self);
+
+    // --- the pipeline ---
+
+    /// Finds stored and not at an end, across every instance.
+    async fn open_count(&self) -> Result<u64, StoreError>;
+
+    /// Single instance: finds a previous process was working on are queued again. A backend
+    /// shared by several instances leaves them to their leases (0).
+    async fn requeue_working(&self) -> Result<u64, StoreError>;
+
+    /// Claims up to `limit` finds: expired leases first, then the oldest queued; never one that
+    /// another claim holds.
+    async fn claim(
+        &self,
+        now: i64,
+        lease: i64,
+        limit: usize,
+    ) -> Result<Vec<ClaimedRow>, StoreError>;
+
+    /// Extends a working find's lease to `until` if the claim `attempts` still holds it; false
+    /// when it does not (the lease ran out and another claim took it, or it ended).
+    async fn renew_lease(
+        &self,
+        request_id: String,
+        attempts: i64,
+        until: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Records the PeIs a find produced (idempotent), the rules versions, and the PAT its UAT
+    /// was swapped for; returns the find's PeIs still pending.
+    async fn record_matches(
+        &self,
+        request_id: String,
+        peis: Vec<NewPei>,
+        versions: String,
+        pat: Option<PatRow>,
+        now: i64,
+    ) -> Result<Vec<StoredPei>, StoreError>;
+
+    /// A sealed PAT.
+    async fn pat(&self, pat_id: String) -> Result<Vec<u8>, StoreError>;
+
+    /// Records registrations and ends a working find (fenced by the claim's attempt number);
+    /// false when it was no longer this claim's to end.
+    async fn end(
+        &self,
+        request_id: String,
+        claim: Option<i64>,
+        end: End,
+        registered: Vec<(String, String)>,
+        pat_id: Option<String>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// One find by ID.
+    async fn find_request(&self, request_id: String) -> Result<Option<StoredFind>, StoreError>;
+
+    /// Every find, oldest first.
+    async fn find_requests(&self) -> Result<Vec<StoredFind>, StoreError>;
+
+    /// Failed finds, newest first.
+    async fn failed(&self) -> Result<Vec<FailedFind>, StoreError>;
+
+    // --- PeIs, PATs, calculations ---
+
+    /// PeIs, by `query`.
+    async fn peis(&self, query: PeiQuery) -> Result<Vec<StoredPei>, StoreError>;
+
+    /// One PeI by asset GUID.
+    async fn pei_by_asset_guid(&self, asset_guid: String) -> Result<Option<StoredPei>, StoreError>;
+
+    /// Moves a PeI to `to` if it is in one of `from`; whether it moved.
+    async fn move_pei(
+        &self,
+        pei: String,
+        from: &'static [PeiState],
+        to: PeiState,
+        deletion: Option<(String, i64)>,
+    ) -> Result<bool, StoreError>;
+
+    /// Records a review and the match status it leaves.
+    async fn set_review(
+        &self,
+        pei: String,
+        review: ReviewState,
+        match_status: MatchStatus,
+    ) -> Result<(), StoreError>;
+
+    /// Replaces every stored PAT whose SHA-256 is `previous_sha256` with the new PAT, sealed per
+    /// row by `seal`; how many.
+    async fn refresh_pat(
+        &self,
+        previous_sha256: String,
+        new_sha256: String,
+        new_pat: Vec<u8>,
+        expires_at: Option<i64>,
+        seal: Sealer,
+    ) -> Result<u64, StoreError>;
+
+    /// Whether a calculation is recorded for a PeI.
+    async fn has_calculation(&self, pei: String) -> Result<bool, StoreError>;
+
+    /// Records a calculation (once).
+    async fn insert_calculation(&self, calc: Calculation) -> Result<(), StoreError>;
+
+    /// Calculations, open ones first by due date.
+    async fn calculations(&self) -> Result<Vec<Calculation>, StoreError>;
+
+    /// Replaces a pension's view data through `update`, sets its calculation date and closes its
+    /// open calculations: how many, `None` when no such pension.
+    async fn set_calculated_values(
+        &self,
+        asset_guid: String,
+        calculation_date: chrono::NaiveDate,
+        update: ViewDataUpdate,
+    ) -> Result<Option<u64>, StoreError>;
+
+    // --- members and schemes ---
+
+    /// Applies member changes in one commit (each noted as a data change); with `dry_run` the
+    /// same answers and nothing kept.
+    async fn apply_members(
+        &self,
+        changes: Vec<SealedChange>,
+        dry_run: bool,
+        now: i64,
+    ) -> Result<Vec<AppliedChange>, StoreError>;
+
+    /// Member IDs, optionally of one holdername.
+    async fn member_ids(&self, holdername: Option<String>) -> Result<Vec<String>, StoreError>;
+
+    /// Members' sealed match records (`None`: not stored).
+    async fn members_sealed(
+        &self,
+        member_ids: Vec<String>,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, StoreError>;
+
+    /// Sends every member's sealed match record, in batches.
+    async fn member_batches(&self, batch: usize, to: MemberBatches) -> Result<(), StoreError>;
+
+    /// Members stored.
+    async fn member_count(&self) -> Result<u64, StoreError>;
+
+    /// One pension by asset GUID.
+    async fn pension(&self, asset_guid: String) -> Result<Option<StoredPensionRow>, StoreError>;
+
+    /// The newest data change's version (0: none).
+    async fn data_version(&self) -> Result<i64, StoreError>;
+
+    /// Data changes after `version`, oldest first: `(version, kind, key)`.
+    async fn data_changes_since(
+        &self,
+        version: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String, String)>, StoreError>;
+
+    /// Forgets data changes before `before` (µs), keeping the newest.
+    async fn purge_data_changes(&self, before: i64) -> Result<u64, StoreError>;
+
+    /// Sets a scheme's state and notes the change.
+    async fn set_scheme(
+        &self,
+        holdername: String,
+        state: SchemeState,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Schemes not active.
+    async fn inactive_schemes(&self) -> Result<Vec<(String, SchemeState)>, StoreError>;
+
+    /// One scheme's state (active when never set).
+    async fn scheme(&self, holdername: String) -> Result<SchemeState, StoreError>;
+
+    // --- data keys ---
+
+    /// Stored values not sealed with the key whose sealed values begin with `prefix`.
+    async fn count_not_sealed_with(&self, prefix: Vec<u8>) -> Result<u64, StoreError>;
+
+    /// One step of a re-seal (see [`super::Store::reseal`]), in one commit.
+    async fn reseal(
+        &self,
+        cursor: ResealCursor,
+        prefix: Vec<u8>,
+        limit: usize,
+        reseal: Resealer,
+    ) -> Result<Resealed, StoreError>;
+
+    // --- audit, availability, service levels, daily jobs ---
+
+    /// Audit records received in `[from, to)`, optionally for one ID.
+    async fn audit_records(
+        &self,
+        from: i64,
+        to: i64,
+        id: Option<String>,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Moves the retention cutoff forward and deletes older records.
+    async fn purge_audit(&self, cutoff: i64) -> Result<u64, StoreError>;
+
+    /// Records that an endpoint is up in this minute (minutes since the epoch).
+    async fn heartbeat(&self, minute: i64) -> Result<(), StoreError>;
+
+    /// Minutes up in `[from, to)` (minutes since the epoch).
+    async fn minutes_up(&self, from: i64, to: i64) -> Result<u64, StoreError>;
+
+    /// The first minute with a heartbeat.
+    async fn first_heartbeat(&self) -> Result<Option<i64>, StoreError>;
+
+    /// The service levels' samples for `[from, to)` (µs).
+    async fn sla_samples(&self, from: i64, to: i64) -> Result<SlaSamples, StoreError>;
+
+    /// Takes a daily job's run for `day` if no one has finished it and no one holds it (a holder
+    /// that stopped without finishing loses it when `lease_until` passes): whether this caller
+    /// has it.
+    async fn begin_daily(
+        &self,
+        job: String,
+        day: String,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Marks a daily job's run for `day` finished.
+    async fn finish_daily(&self, job: String, day: String, now: i64) -> Result<(), StoreError>;
+
+    /// Backend upkeep (SQLite: a passive WAL checkpoint).
+    async fn checkpoint(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,233 @@
+//! The shared backend: PostgreSQL, for several instances of the endpoint on one database.
+//!
+//! - Durability: every connection runs with `synchronous_commit = on`, so a commit returns only
+//!   once its WAL is flushed. Find appends and audit records ride the group commits of one writer
+//!   task ([`writer`]): one transaction per batch of concurrent finds, the ACKs after it returns.
+//! - Several instances: a find is claimed with `FOR UPDATE SKIP LOCKED` under a lease, so one
+//!   instance works it at a time and another resumes it once the lease has run out; a repeated
+//!   X-Request-ID conflicts on the primary key whichever instance receives it; migrations run
+//!   under an advisory lock, so instances starting together apply each once; daily jobs take
+//!   their day's row in `daily_runs`.
+//! - Every other write is one transaction on a pooled connection (PostgreSQL groups the WAL
+//!   flushes of concurrent commits itself).
+//!
+//! This directory is the only code that spells PostgreSQL's SQL: [`finds`], [`peis`],
+//! [`members`], [`audit`], [`keys`], in step with the SQLite backend's files of the same names,
+//! and the migrations under `migrations/`, numbered as SQLite's are.
+
+mod audit;
+mod backend;
+mod finds;
+mod keys;
+mod members;
+mod peis;
+mod writer;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
+use tokio_postgres::NoTls;
+
+pub(super) use backend::Postgres;
+
+use super::model::{
+    CalculationKind, FindOutcome, FindState, MatchStatus, PeiState, ReviewState, SchemeState,
+};
+use super::StoreError;
+
+/// The schema's versioned migrations (`migrations/V<n>__<name>.sql`), applied in order at start.
+mod embedded {
+    refinery::embed_migrations!("src/store/postgres/migrations");
+}
+
+/// How to reach the database, and how to use it.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// `postgres://user:password@host:port/dbname` or key-value form; a host beginning with `/`
+    /// is a Unix socket directory.
+    pub url: String,
+    /// Pooled connections (the writer task holds one more).
+    pub pool_size: usize,
+    /// Longest any statement may run.
+    pub statement_timeout: Duration,
+}
+
+impl PostgresOptions {
+    /// The options a configuration gives: `store.url`, or `PDP_DATABASE_URL` when set.
+    pub fn from_config(c: &crate::config::StoreConfig) -> Result<Self, StoreError> {
+        let url = std::env::var("PDP_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(|| c.url.clone())
+            .ok_or_else(|| StoreError::Connect {
+                url: String::new(),
+                cause: "store.backend = \"postgres\" needs store.url (or PDP_DATABASE_URL)".into(),
+            })?;
+        Ok(Self {
+            url,
+            pool_size: c.pool_size,
+            statement_timeout: Duration::from_millis(c.statement_timeout_ms),
+        })
+    }
+
+    fn config(&self) -> Result<tokio_postgres::Config, StoreError> {
+        let mut config: tokio_postgres::Config =
+            self.url
+                .parse()
+                .map_err(|e: tokio_postgres::Error| StoreError::Connect {
+                    url: redacted(&self.url),
+                    cause: e.to_string(),
+                })?;
+        config
+            .application_name("pdp-provider")
+            .connect_timeout(Duration::from_secs(10))
+            .options(format!(
+                "-c synchronous_commit=on -c statement_timeout={}",
+                self.statement_timeout.as_millis()
+            ));
+        Ok(config)
+    }
+}
+
+/// The URL without its password, for messages and logs.
+pub(super) fn redacted(url: &str) -> String {
+    match url.parse::<tokio_postgres::Config>() {
+        Ok(c) => {
+            let hosts: Vec<String> = c
+                .get_hosts()
+                .iter()
+                .map(|h| match h {
+                    tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                    tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+                })
+                .collect();
+            format!(
+                "postgres://{}@{}:{}/{}",
+                c.get_user().unwrap_or_default(),
+                hosts.join(","),
+                c.get_ports().first().copied().unwrap_or(5432),
+                c.get_dbname().unwrap_or_default()
+            )
+        }
+        Err(_) => "(unparsable store.url)".into(),
+    }
+}
+
+/// A pool of connections to the database, the schema migrated.
+async fn pool(options: &PostgresOptions) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(
+        options.config()?,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(options.pool_size.max(2))
+        .wait_timeout(Some(Duration::from_secs(30)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| StoreError::PostgresPool(e.to_string()))?;
+    let mut client = pool.get().await.map_err(|e| StoreError::Connect {
+        url: redacted(&options.url),
+        cause: e.to_string(),
+    })?;
+    migrate(&mut client).await?;
+    Ok(pool)
+}
+
+/// Applies the migrations this binary knows and the database lacks, once across instances
+/// starting together (an advisory lock). A database that has applied a migration this binary
+/// does not know was written by a newer version: refused.
+async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
+    const LOCK: i64 = 0x7064_7000_0001; // "pdp", migrations
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK])
+        .await?;
+    let runner = embedded::migrations::runner().set_abort_missing(true);
+    let known = runner
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0);
+    let result = runner.run_async(&mut ***client).await;
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK])
+        .await?;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) => match e.kind() {
+            refinery::error::Kind::MissingVersion(m) => Err(StoreError::SchemaTooNew {
+                setting: "store.url",
+                found: i64::from(m.version()),
+                known,
+            }),
+            _ => Err(StoreError::Migration {
+                setting: "store.url",
+                cause: e.to_string(),
+            }),
+        },
+    }
+}
+
+fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::PostgresPool(e.to_string())
+}
+
+/// Stores the enums as their spellings, and refuses unknown spellings on the way out.
+macro_rules! pg_enum {
+    ($($name:ident),+) => {$(
+        impl ToSql for $name {
+            fn to_sql(
+                &self,
+                ty: &Type,
+                out: &mut bytes::BytesMut,
+            ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+                self.as_str().to_sql(ty, out)
+            }
+
+            fn accepts(ty: &Type) -> bool {
+                <&str as ToSql>::accepts(ty)
+            }
+
+            to_sql_checked!();
+        }
+
+        impl<'a> FromSql<'a> for $name {
+            fn from_sql(
+                ty: &Type,
+                raw: &'a [u8],
+            ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+                let s = <&str as FromSql>::from_sql(ty, raw)?;
+                $name::parse(s)
+                    .ok_or_else(|| format!("unknown {} {s:?}", stringify!($name)).into())
+            }
+
+            fn accepts(ty: &Type) -> bool {
+                <&str as FromSql>::accepts(ty)
+            }
+        }
+    )+};
+}
+
+pg_enum!(
+    FindState,
+    FindOutcome,
+    MatchStatus,
+    PeiState,
+    ReviewState,
+    CalculationKind,
+    SchemeState
+);
+
+/// A stored date, `YYYY-MM-DD`.
+fn date(s: Option<String>) -> Option<chrono::NaiveDate> {
+    s.and_then(|s| chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok())
+}
+
+/// A stored GUID.
+fn guid(s: &str) -> Result<uuid::Uuid, StoreError> {
+    uuid::Uuid::try_parse(s).map_err(|_| StoreError::Corrupt("GUID"))
+}
