@@ -839,6 +839,57 @@ async fn a_renewed_lease_keeps_a_find_from_a_second_claim(db: Place) {
         .unwrap());
 }
 
+/// A database that cannot be reached, or one a newer binary migrated, is refused naming the
+/// setting to look at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_store_that_cannot_be_used_is_refused_naming_store_url() {
+    let unreachable = PostgresOptions {
+        url: "host=/nonexistent port=1 user=pdp password=secret dbname=pdp".into(),
+        pool_size: 2,
+        statement_timeout: Duration::from_secs(1),
+    };
+    let e = Store::connect_postgres(&unreachable, key(), StoreLimits::default())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.starts_with("store.url: cannot connect to postgres://pdp@"),
+        "{e}"
+    );
+    assert!(!e.contains("secret"), "{e}");
+
+    let db = Place::postgres().await;
+    db.open().await.close().await;
+    let Place::Postgres(url) = &db else {
+        unreachable!()
+    };
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    c.batch_execute(
+        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+         VALUES (99, 'from_the_future', '2027-01-01T00:00:00Z', '0')",
+    )
+    .await
+    .unwrap();
+    let options = PostgresOptions {
+        url: url.clone(),
+        pool_size: 2,
+        statement_timeout: Duration::from_secs(5),
+    };
+    let e = Store::connect_postgres(&options, key(), StoreLimits::default())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.starts_with("store.url: the database has schema migration 99, newer than this binary's"),
+        "{e}"
+    );
+}
+
 on_both_backends!(
     appends_store_no_matches_at_their_end_and_queue_matches_sealed,
     a_find_is_claimed_once_ended_once_and_reclaimed_after_its_lease,
