@@ -25,6 +25,7 @@
 //! connection; the API above stays.
 
 pub mod model;
+mod reports;
 pub mod sealed;
 mod sqlite;
 mod writer;

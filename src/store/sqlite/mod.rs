@@ -8,6 +8,7 @@
 //! - [`members`]: member records and their pensions' view data.
 //! - [`audit`]: the audit trail, its retention purge, heartbeats and the SLA samples.
 //! - [`keys`]: the sealed columns, for re-sealing under a new data key.
+//! - [`reports`]: PDP reporting: facts, announced unavailability, the submissions' claims.
 //!
 //! Each function takes the connection it runs on: the writer's transaction for writes (see
 //! [`super::writer`]), a pooled read connection for reads. None of them seals or opens: values
@@ -18,6 +19,7 @@ pub(super) mod finds;
 pub(super) mod keys;
 pub(super) mod members;
 pub(super) mod peis;
+pub(super) mod reports;
 
 use std::path::Path;
 use std::time::Duration;
@@ -27,7 +29,8 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, 
 use rusqlite::Connection;
 
 use super::model::{
-    CalculationKind, FindOutcome, FindState, MatchStatus, PeiState, ReviewState, SchemeState,
+    CalculationKind, FindOutcome, FindState, MatchStatus, PeiState, ReportKind, ReviewState,
+    SchemeState, Service, SubmissionReason, SubmissionState, SubmissionStatus,
 };
 use super::StoreError;
 
@@ -142,7 +145,12 @@ sql_enum!(
     PeiState,
     ReviewState,
     CalculationKind,
-    SchemeState
+    SchemeState,
+    ReportKind,
+    SubmissionStatus,
+    SubmissionReason,
+    SubmissionState,
+    Service
 );
 
 /// A stored date, `YYYY-MM-DD`.
