@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use super::model::{
-    Claim, DayFacts, NewSubmission, NewUnavailability, PossibleMatch, ReportFact,
-    StoredSubmission, SubmissionKey, SubmissionState,
+    Claim, DayFacts, NewSubmission, NewUnavailability, PossibleMatch, ReportFact, StoredSubmission,
+    SubmissionKey, SubmissionState,
 };
 use super::{sqlite, Store, StoreError};
 
@@ -45,10 +45,8 @@ impl Store {
         lease: Duration,
     ) -> Result<Claim, StoreError> {
         let lease = i64::try_from(lease.as_micros()).unwrap_or(i64::MAX);
-        self.write(move |c| {
-            sqlite::reports::claim(c, &submission, crate::now_micros(), lease)
-        })
-        .await
+        self.write(move |c| sqlite::reports::claim(c, &submission, crate::now_micros(), lease))
+            .await
     }
 
     /// Records the CAS's answer to one part of a submission: its status and its answer (the

@@ -27,15 +27,15 @@ pub const MAX_BODY_BYTES: usize = 1_048_576;
 /// `unavail_reason`'s pattern in the yaml (`^[a-zA-Z0-9_ .-]*$`), 1 to 255 characters.
 pub fn reason_ok(s: &str) -> bool {
     (1..=255).contains(&s.len())
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ' ' | '.' | '-'))
 }
 
 /// The stub's date-time pattern.
 pub fn datetime_ok(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
     if b.len() < 20
         || !digits(0..4)
         || b[4] != b'-'

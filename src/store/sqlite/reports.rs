@@ -21,7 +21,10 @@ use super::super::StoreError;
 use super::{date, guid};
 
 /// Records one fact (inside the caller's transaction).
-pub(in crate::store) fn insert_fact(conn: &Connection, fact: &ReportFact) -> Result<(), StoreError> {
+pub(in crate::store) fn insert_fact(
+    conn: &Connection,
+    fact: &ReportFact,
+) -> Result<(), StoreError> {
     match fact {
         ReportFact::View(v) => {
             conn.prepare_cached(
@@ -77,7 +80,12 @@ pub(in crate::store) fn insert_fact(conn: &Connection, fact: &ReportFact) -> Res
                 "INSERT OR REPLACE INTO report_reviews (pei, holdername, review, resolved_at)
                  VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute(params![pei, holdername.hyphenated().to_string(), review, at])?;
+            .execute(params![
+                pei,
+                holdername.hyphenated().to_string(),
+                review,
+                at
+            ])?;
         }
     }
     Ok(())
@@ -222,7 +230,10 @@ fn key_params(k: &SubmissionKey) -> (String, ReportKind, String, u32) {
 }
 
 /// One stored submission with its parts.
-fn submission(conn: &Connection, k: &SubmissionKey) -> Result<Option<StoredSubmission>, StoreError> {
+fn submission(
+    conn: &Connection,
+    k: &SubmissionKey,
+) -> Result<Option<StoredSubmission>, StoreError> {
     let (h, kind, day, attempt) = key_params(k);
     let head = conn
         .prepare_cached(
@@ -272,8 +283,9 @@ fn submission(conn: &Connection, k: &SubmissionKey) -> Result<Option<StoredSubmi
 
 /// Claims a submission (inside the writer's transaction): see the module's top.
 ///
-/// An initial or null submission is attempt 0. A resubmission resumes the latest attempt still
-/// `sending` past its lease, or else is the next attempt.
+/// An initial submission (or a null one in its place) is attempt 0. A correction (resubmission,
+/// or a null submission correcting one) resumes the latest attempt still `sending`, or else is
+/// the next attempt.
 pub(in crate::store) fn claim(
     conn: &Connection,
     s: &NewSubmission,
@@ -282,7 +294,7 @@ pub(in crate::store) fn claim(
 ) -> Result<Claim, StoreError> {
     let h = s.holdername.hyphenated().to_string();
     let day = s.day.format("%Y-%m-%d").to_string();
-    let attempt: u32 = if s.reason == SubmissionReason::Resubmission {
+    let attempt: u32 = if s.status == SubmissionStatus::Correction {
         let (latest, latest_state): (Option<u32>, Option<SubmissionState>) = conn
             .prepare_cached(
                 "SELECT attempt, state FROM report_submissions
@@ -379,7 +391,17 @@ pub(in crate::store) fn answer(
         "UPDATE report_parts SET state = ?6, http_status = ?7, answer = ?8, answered_at = ?9
           WHERE holdername = ?1 AND report = ?2 AND day = ?3 AND attempt = ?4 AND part = ?5",
     )?
-    .execute(params![h, kind, day, attempt, part, state, http_status, answer, now])?;
+    .execute(params![
+        h,
+        kind,
+        day,
+        attempt,
+        part,
+        state,
+        http_status,
+        answer,
+        now
+    ])?;
     conn.prepare_cached(
         "UPDATE report_submissions SET state = (
              SELECT CASE WHEN sum(state = 'refused') > 0 THEN 'refused'
