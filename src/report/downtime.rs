@@ -81,3 +81,12 @@ pub async fn announce(
         })
         .await?)
 }
+
+/// The view's UK calendar (`view.calendar`), or bank holidays by rule when it cannot be read.
+pub fn calendar(config: &crate::config::Config) -> Calendar {
+    Calendar::load(&config.view.calendar).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "view.calendar unreadable; bank holidays by rule");
+        let year = chrono::Datelike::year(&chrono::Utc::now().date_naive());
+        Calendar::by_rule(year - 1, year + 5)
+    })
+}

@@ -10,11 +10,13 @@
 //!   restarts and instances), sent over mTLS with backoff on `429`/`5xx`, answers kept;
 //!   `report preview`, `report submit`, `report status`.
 //! - [`schedule`]: the server's daily run of the previous day, and missed days as `late`.
+//! - [`cli`]: the bodies of the `report` operator commands.
 //! - [`possible`]: Regulation 28(3): possible matches per holdername and how they ended.
 //!
 //! Times are UTC: a reporting day is `[00:00, 24:00)` UTC, `reporting_period_start` its start.
 
 pub mod build;
+pub mod cli;
 pub mod downtime;
 pub mod facts;
 pub mod possible;
@@ -38,6 +40,9 @@ pub enum ReportError {
     /// A planned window was refused.
     #[error(transparent)]
     Downtime(#[from] downtime::DowntimeError),
+    /// The provider's identity for the CAS could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A period of unavailability as reported.

@@ -30,3 +30,7 @@ mod members;
 
 // Keys and certificates swapped while serving: no failed request, bad files refused.
 mod reload;
+
+// PDP reporting: the six daily submissions against the simulator's stub validation, claims
+// across crashes, faults, planned downtime, the operator commands.
+mod report;
