@@ -218,6 +218,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown.clone(),
     ));
     ops.ready.store(true, Ordering::Relaxed);
+    if config.reporting.enabled {
+        tokio::spawn(crate::report::schedule::run(
+            crate::report::submit::Reporter {
+                store: store.clone(),
+                cas: Some(cas.clone()),
+                config: config.reporting.clone(),
+                go_live: config.sla.go_live,
+            },
+            shutdown.clone(),
+        ));
+    }
     let upkeep = crate::upkeep::Upkeep {
         store: store.clone(),
         certificates: crate::upkeep::certificate_files(&config),

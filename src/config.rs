@@ -79,6 +79,51 @@ pub struct Config {
     pub sla: SlaConfig,
     /// Which client identities may call which endpoint.
     pub access: AccessConfig,
+    /// PDP reporting: the daily submissions.
+    pub reporting: ReportingConfig,
+}
+
+/// PDP reporting (issue #13): when the previous day is submitted, how a submission is retried.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportingConfig {
+    /// The server submits the previous day (UTC) once a day from this time (`HH:MM`, UTC).
+    pub at: String,
+    /// Off: the server submits nothing by itself (`report submit` still does).
+    pub enabled: bool,
+    /// Days before yesterday also submitted (as `late`) when they were missed; never days
+    /// before the connection went live.
+    pub catch_up_days: u32,
+    /// A submission claimed by an instance that then stopped answering (a crash) is sent again,
+    /// identical, after this long.
+    pub lease_s: u64,
+    /// How long one call is retried on `429` and `5xx` before it is left for a later run.
+    pub retry_budget_s: u64,
+    /// First backoff bound (full jitter, doubling).
+    pub backoff_base_ms: u64,
+    /// Largest backoff bound.
+    pub backoff_cap_ms: u64,
+}
+
+impl Default for ReportingConfig {
+    fn default() -> Self {
+        Self {
+            at: "02:00".into(),
+            enabled: true,
+            catch_up_days: 7,
+            lease_s: 900,
+            retry_budget_s: 600,
+            backoff_base_ms: 1_000,
+            backoff_cap_ms: 60_000,
+        }
+    }
+}
+
+impl ReportingConfig {
+    /// `at` as a time of day.
+    pub fn at_time(&self) -> Option<chrono::NaiveTime> {
+        chrono::NaiveTime::parse_from_str(&self.at, "%H:%M").ok()
+    }
 }
 
 /// Which client identities may call each ecosystem endpoint (from the ecosystem's onboarding).
@@ -591,6 +636,20 @@ impl Config {
             return Err(invalid(
                 "view.path",
                 "must start with / and not end with /, e.g. /view-data",
+            ));
+        }
+        if self.reporting.at_time().is_none() {
+            return Err(invalid(
+                "reporting.at",
+                "must be a time of day, HH:MM (UTC)",
+            ));
+        }
+        if self.reporting.backoff_base_ms == 0
+            || self.reporting.backoff_cap_ms < self.reporting.backoff_base_ms
+        {
+            return Err(invalid(
+                "reporting.backoff_base_ms",
+                "must be more than 0 and at most reporting.backoff_cap_ms",
             ));
         }
         if self.matching.refresh_ms == 0 {

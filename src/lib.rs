@@ -25,6 +25,8 @@
 //! - [`schemes`]: suspending and severing a scheme (CoCo3.2.5).
 //! - [`audit`]: the audit record every call writes (CoCo2.1.6), never personal data.
 //! - [`sla`]: the monthly SLA report from the audit trail and heartbeats.
+//! - [`report`]: PDP reporting: per-holdername facts, planned downtime, the six daily
+//!   submissions (claimed in the store before sending), Regulation 28(3) possible matches.
 //! - [`metrics`]: metric names, units and the SLA buckets (CoCo2.1.1-2.1.5).
 //! - [`upkeep`]: heartbeat (availability), certificate expiry, audit purge.
 //! - [`keys`]: data key rotation (re-sealing what is stored under the new key).
@@ -46,6 +48,7 @@ pub mod metrics;
 pub mod peis;
 pub mod pipeline;
 pub mod reload;
+pub mod report;
 pub mod schemes;
 pub mod shutdown;
 pub mod sim;

@@ -73,6 +73,11 @@ enum Command {
         #[command(subcommand)]
         command: SlaCommand,
     },
+    /// PDP reporting: the six daily submissions, planned downtime, possible matches.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// The audit trail: forensic export, retention purge.
     Audit {
         #[command(subcommand)]
@@ -88,6 +93,84 @@ enum Command {
     Demo(pdp_provider::demo::DemoArgs),
     /// Load-test an endpoint as the PFS (open or closed loop); exits 1 on a missed limit.
     Load(Box<pdp_provider::load::LoadArgs>),
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Print what would be sent for a day: one JSON body per call.
+    Preview {
+        /// The reporting day, `YYYY-MM-DD` (UTC).
+        #[arg(long)]
+        date: chrono::NaiveDate,
+        /// Only this holdername.
+        #[arg(long)]
+        holdername: Option<uuid::Uuid>,
+        /// As a correction.
+        #[arg(long)]
+        resubmit: bool,
+        /// The config naming the store.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
+    /// Send a day's submissions (once: a day already sent is not sent again); exit 1 when any
+    /// is refused or still pending.
+    Submit {
+        /// The reporting day, `YYYY-MM-DD` (UTC).
+        #[arg(long)]
+        date: chrono::NaiveDate,
+        /// Send a correction (`correction`, `resubmission`) of every report of the day.
+        #[arg(long)]
+        resubmit: bool,
+        /// The config naming the store and the CAS.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
+    /// What was sent, refused or is still to send (late days too); exit 1 when any needs
+    /// attention.
+    Status {
+        /// From this reporting day (default: 30 days ago).
+        #[arg(long)]
+        since: Option<chrono::NaiveDate>,
+        /// The config naming the store.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
+    /// Announce planned unavailability (5 working days' notice, CoCo2.2.1).
+    Downtime {
+        /// `find`, `view` or `both`.
+        #[arg(long)]
+        service: String,
+        /// From, RFC 3339 or `YYYY-MM-DD`.
+        #[arg(long)]
+        from: String,
+        /// To, RFC 3339 or `YYYY-MM-DD`.
+        #[arg(long)]
+        to: String,
+        /// Why, as reported (letters, digits, space, `_`, `.`, `-`).
+        #[arg(long)]
+        reason: String,
+        /// Only this holdername (default: all).
+        #[arg(long)]
+        holdername: Option<uuid::Uuid>,
+        /// Less notice than CoCo2.2.1 asks: accepted, reported as unscheduled.
+        #[arg(long)]
+        emergency: bool,
+        /// The config naming the store and the calendar.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
+    /// Regulation 28(3): possible matches per holdername and how they ended.
+    PossibleMatches {
+        /// From, `YYYY-MM-DD` or RFC 3339.
+        #[arg(long)]
+        from: String,
+        /// To, `YYYY-MM-DD` or RFC 3339.
+        #[arg(long)]
+        to: String,
+        /// The config naming the store.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -719,6 +802,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Report { command } => report(command),
         Command::Audit {
             command:
                 AuditCommand::Export {
@@ -860,6 +944,108 @@ fn schemes(command: SchemesCommand) -> anyhow::Result<ExitCode> {
     })?;
     println!("{holdername} {state}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `report ...`: PDP reporting.
+fn report(command: ReportCommand) -> anyhow::Result<ExitCode> {
+    use pdp_provider::report::{cli, submit::Reporter};
+    let reporter = |config: &pdp_provider::config::Config, store, cas| Reporter {
+        store,
+        cas,
+        config: config.reporting.clone(),
+        go_live: config.sla.go_live,
+    };
+    let code = |bad: bool| {
+        if bad {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
+    };
+    match command {
+        ReportCommand::Preview {
+            date,
+            holdername,
+            resubmit,
+            config,
+        } => {
+            let config = load_config(&config)?;
+            let text = with_store(&config, |s| async {
+                cli::preview(&reporter(&config, s, None), date, holdername, resubmit).await
+            })?;
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        ReportCommand::Submit {
+            date,
+            resubmit,
+            config,
+        } => {
+            let config = load_config(&config)?;
+            let (out, bad) = with_store(&config, |s| async {
+                let cas = pdp_provider::cas::client::CasClient::new(&config.cas, s.clone())?;
+                cli::submit(&reporter(&config, s, Some(cas)), date, resubmit).await
+            })?;
+            println!("{}", serde_json::to_string(&out)?);
+            Ok(code(bad))
+        }
+        ReportCommand::Status { since, config } => {
+            let config = load_config(&config)?;
+            let since =
+                since.unwrap_or_else(|| chrono::Utc::now().date_naive() - chrono::Days::new(30));
+            let (text, bad) = with_store(&config, |s| async {
+                cli::status(&reporter(&config, s, None), since).await
+            })?;
+            print!("{text}");
+            Ok(code(bad))
+        }
+        ReportCommand::Downtime {
+            service,
+            from,
+            to,
+            reason,
+            holdername,
+            emergency,
+            config,
+        } => {
+            let config = load_config(&config)?;
+            let service = pdp_provider::store::model::Service::parse(&service)
+                .context("--service: find, view or both")?;
+            let announcement = pdp_provider::report::downtime::Announcement {
+                service,
+                holdername,
+                from: parse_time(&from)?,
+                to: parse_time(&to)?,
+                reason,
+                emergency,
+            };
+            let calendar = pdp_provider::report::downtime::calendar(&config);
+            let nation = holdername
+                .and_then(|h| config.view.nations.iter().find(|n| n.holdername == h))
+                .map_or(config.view.nation, |n| n.nation);
+            let id = with_store(&config, |s| async move {
+                pdp_provider::report::downtime::announce(
+                    &s,
+                    &calendar,
+                    nation,
+                    announcement,
+                    pdp_provider::now_micros(),
+                )
+                .await
+            })?;
+            println!("window {id} announced");
+            Ok(ExitCode::SUCCESS)
+        }
+        ReportCommand::PossibleMatches { from, to, config } => {
+            let config = load_config(&config)?;
+            let (from, to) = (parse_time(&from)?, parse_time(&to)?);
+            let text = with_store(&config, |s| async {
+                cli::possible_matches(&reporter(&config, s, None), from, to).await
+            })?;
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// Exit 1 when a PeI had to be flagged for PDP.

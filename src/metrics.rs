@@ -55,6 +55,10 @@ pub const TLS_HANDSHAKE_FAILURES_TOTAL: &str = "pdp_tls_handshake_failures_total
 /// Open ecosystem connections.
 pub const OPEN_CONNECTIONS: &str = "pdp_open_connections";
 
+/// PDP reporting calls by `report` (the endpoint's path) and `outcome` (`accepted`, `refused`,
+/// `retried`, `pending`: left for a later run).
+pub const REPORT_SUBMISSIONS_TOTAL: &str = "pdp_report_submissions_total";
+
 /// CAS call latency by `endpoint`.
 pub const CAS_CALL_SECONDS: &str = "pdp_cas_call_seconds";
 /// CAS calls by `endpoint` and `status` (0: no answer).
@@ -478,11 +482,21 @@ fn describe() {
         Unit::Count,
         "Audit records purged past audit.retention_days (CoCo2.1.6)"
     );
+    describe_counter!(
+        REPORT_SUBMISSIONS_TOTAL,
+        Unit::Count,
+        "PDP reporting calls by report and outcome: accepted, refused, retried, pending"
+    );
     describe_gauge!(
         PROCESS_START_TIME_SECONDS,
         Unit::Seconds,
         "Start time of the process since the Unix epoch in seconds"
     );
+}
+
+/// Counts one PDP reporting call's outcome.
+pub fn report_submission(report: &'static str, outcome: &'static str) {
+    counter!(REPORT_SUBMISSIONS_TOTAL, "report" => report, "outcome" => outcome).increment(1);
 }
 
 /// Records one view's answer: `outcome` is its audit outcome, counted as it is in

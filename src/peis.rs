@@ -206,6 +206,7 @@ pub async fn resolve_possible(
             store
                 .set_review(&pei.pei, ReviewState::No, MatchStatus::Possible)
                 .await?;
+            crate::report::facts::reviewed(store, &pei, ReviewState::No).await;
             Ok(out)
         }
         Resolution::Yes => {
@@ -226,6 +227,7 @@ pub async fn resolve_possible(
                     store
                         .set_review(&pei.pei, ReviewState::Yes, MatchStatus::Yes)
                         .await?;
+                    crate::report::facts::reviewed(store, &pei, ReviewState::Yes).await;
                     Ok(Deregistered::Done)
                 }
                 Err(CasError::Refused { status: 404 }) => {
@@ -261,6 +263,7 @@ pub async fn expire_possible(
                 store
                     .set_review(&p.pei, ReviewState::Timeout, MatchStatus::Possible)
                     .await?;
+                crate::report::facts::reviewed(store, &p, ReviewState::Timeout).await;
                 n += 1;
             }
             Err(e) => {

@@ -25,9 +25,9 @@ use crate::wire::find::Uat;
 #[derive(Clone)]
 pub struct CasClient {
     /// Shared by every clone, and replaced whole when the provider's identity is reloaded.
-    http: std::sync::Arc<arc_swap::ArcSwap<reqwest::Client>>,
-    base: String,
-    store: Store,
+    pub(super) http: std::sync::Arc<arc_swap::ArcSwap<reqwest::Client>>,
+    pub(super) base: String,
+    pub(super) store: Store,
 }
 
 // === impl CasClient ===
@@ -49,7 +49,7 @@ impl CasClient {
         Ok(())
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 
@@ -242,7 +242,7 @@ fn http_client(config: &CasConfig) -> Result<reqwest::Client, TlsError> {
         })
 }
 
-fn kind(e: &reqwest::Error) -> String {
+pub(super) fn kind(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timeout".into()
     } else if e.is_connect() {

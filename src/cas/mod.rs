@@ -2,10 +2,13 @@
 //!
 //! - [`client`]: reqwest with rustls and the provider's client certificate; a new X-Request-ID
 //!   and an audit record per call; each failure sorted as retryable or final at its source.
+//! - [`reporting`]: the six daily submissions to PDP's reporting API; refusals keep their
+//!   problem details.
 //! - [`retry`]: capped exponential backoff with full jitter, inside a deadline.
 //! - [`Pat`]: the protection API access token, which never prints.
 
 pub mod client;
+pub mod reporting;
 pub mod retry;
 
 use std::time::Duration;

@@ -474,6 +474,17 @@ async fn route(
     // The provider's latency ends when its answer is ready: a client that reads it slowly (a
     // zero HTTP/2 window) does not make an ACK or a view late.
     let elapsed = received.elapsed();
+    if let Some(seen) = resp
+        .extensions()
+        .get::<crate::report::facts::ViewSeen>()
+        .copied()
+    {
+        seen.record(
+            &app.store,
+            received_at,
+            received_at + elapsed.as_micros() as i64,
+        );
+    }
     match endpoint.metric() {
         "find" => crate::metrics::find_answered(outcome, status, elapsed),
         "view" => crate::metrics::view_answered(outcome, status, elapsed),

@@ -283,11 +283,13 @@ async fn handle_inner(
             due_on: p.due_on,
             completed_at: None,
         };
+        crate::report::facts::calculation_started(&svc.store, &pei, calc.kind, &body);
         svc.store
             .record_calculation(calc)
             .await
             .map_err(store_failed)?;
     }
+    let seen = crate::report::facts::ViewSeen::of(holdername, &body);
     let view_data = serde_json::to_string(&body).expect("payload serialises");
     // RSA signing takes a millisecond or two of CPU: off the runtime's threads.
     let (signer, subject) = (svc.signer.load_full(), pei.pei.clone());
@@ -304,5 +306,6 @@ async fn handle_inner(
     .expect("response serialises");
     let mut resp = with_body(StatusCode::OK, "application/json", out, &cx.transaction_id);
     resp.extensions_mut().insert(related);
+    resp.extensions_mut().insert(seen);
     Ok(resp)
 }

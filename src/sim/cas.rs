@@ -7,13 +7,15 @@
 //! is registered again. It issues one PAT per user (`sub`). Resource ids are 37 characters, so
 //! nothing may assume a UUID. For the view it issues permission tickets (`POST /perm`), swaps
 //! them for RPTs with the dashboard's `uma-ticket` grant at `/token`, introspects RPTs in the
-//! stub's response shape, and publishes providers' keys at `/jwk_uri`. Tickets and RPTs are
+//! stub's response shape, and publishes providers' keys at `/jwk_uri`. PDP's reporting API
+//! (six endpoints) and the stub's `POST /configuration` are in [`super::report`]. Tickets and RPTs are
 //! opaque: standard base64 of a JSON wrapper around a JWT, as the stub makes them.
 //!
 //! A control listener (plain HTTP, loopback) shows what it received and injects faults:
 //! `GET /__sim/registrations`, `GET /__sim/calls`, `POST /__sim/faults` with
 //! `{"latency_ms", "error_rate", "error_status", "outage_ms", "endpoints"}`, `DELETE /__sim/faults`,
-//! and `POST /__sim/jwks` with a provider's JWK set to publish at `/jwk_uri` (as PDP does at
+//! `GET /__sim/reports` (the reporting submissions received), `POST /configuration` (as on the
+//! mTLS listener), and `POST /__sim/jwks` with a provider's JWK set to publish at `/jwk_uri` (as PDP does at
 //! onboarding; [`provider_jwks`] finds the one to publish at start).
 
 use std::convert::Infallible;
@@ -115,6 +117,8 @@ pub struct CasState {
     faults: Mutex<ActiveFaults>,
     /// The base URL the simulator is reached at (for `Location`).
     base_url: Mutex<String>,
+    /// PDP's reporting API: submissions received, scripted faults.
+    pub reports: super::report::ReportState,
 }
 
 /// A running simulator.
@@ -334,6 +338,9 @@ async fn handle_inner(
     if let Some(s) = forced {
         return respond(s, "text/plain", Bytes::new());
     }
+    if let Some(resp) = reporting(req.method(), req.uri().path(), x_request_id) {
+        return resp(req, state).await;
+    }
     if req.uri().path() == "/jwk_uri" {
         let keys = state.jwks.lock().unwrap_or_else(|e| e.into_inner()).clone();
         return json_resp(StatusCode::OK, json!({ "keys": keys }));
@@ -369,6 +376,101 @@ async fn handle_inner(
             }
         }
         _ => text(StatusCode::NOT_FOUND, "Not found"),
+    }
+}
+
+type ReportHandler =
+    fn(
+        Request<Incoming>,
+        &CasState,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send + '_>>;
+
+/// The reporting API's routes (and the stub's `POST /configuration`), when `path` is one.
+fn reporting(method: &Method, path: &str, x_request_id: Option<&str>) -> Option<ReportHandler> {
+    use crate::wire::report::ReportKind;
+    if path == "/configuration" {
+        return Some(|req, state| Box::pin(configuration(req, state)));
+    }
+    ReportKind::parse(path)?;
+    if method != Method::POST {
+        return Some(|_, _| {
+            Box::pin(async { report_problem(405, "Method Not Allowed", "METHOD_NOT_ALLOWED") })
+        });
+    }
+    if x_request_id.is_none_or(|x| uuid::Uuid::try_parse(x).is_err()) {
+        return Some(|_, _| {
+            Box::pin(async { report_problem(400, "Bad Request", "INVALID_X_REQUEST_ID") })
+        });
+    }
+    Some(|req, state| Box::pin(report(req, state)))
+}
+
+fn report_problem(status: u16, title: &str, code: &str) -> Response<Body> {
+    let mut r = json_resp(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        json!({"type": "about:blank", "title": title, "status": status,
+               "datetimestamp": crate::datetimestamp(crate::now_micros()),
+               "errors": [{"code": code}]}),
+    );
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/problem+json"),
+    );
+    r
+}
+
+/// One of the six reporting endpoints.
+async fn report(req: Request<Incoming>, state: &CasState) -> Response<Body> {
+    use crate::wire::report::{ReportKind, MAX_BODY_BYTES};
+    let Some(kind) = ReportKind::parse(req.uri().path()) else {
+        return report_problem(404, "Not Found", "INVALID_URL");
+    };
+    let xid = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES + 1)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return report_problem(413, "Payload Too Large", "CONTENT_TOO_LARGE"),
+    };
+    let (status, answer) = state.reports.handle(kind, &xid, &body);
+    let mut r = json_resp(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        answer,
+    );
+    if status != 202 {
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/problem+json"),
+        );
+    }
+    r
+}
+
+/// `POST /configuration`: scripted faults, `204`.
+async fn configuration(req: Request<Incoming>, state: &CasState) -> Response<Body> {
+    if req.method() != Method::POST {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
+    }
+    let Some(body) = body_bytes(req).await else {
+        return text(StatusCode::BAD_REQUEST, "bad body");
+    };
+    match serde_json::from_slice::<Vec<crate::wire::report::StubConfiguration>>(&body) {
+        Ok(stubs)
+            if stubs.len() <= 6
+                && stubs
+                    .iter()
+                    .all(|s| (100..=599).contains(&s.status) && !s.errors.is_empty()) =>
+        {
+            state.reports.configure(stubs);
+            respond(StatusCode::NO_CONTENT, "text/plain", Bytes::new())
+        }
+        _ => text(StatusCode::BAD_REQUEST, "invalid configuration"),
     }
 }
 
@@ -795,6 +897,11 @@ async fn control(req: Request<Incoming>, state: Arc<CasState>) -> Response<Body>
                 ),
             }
         }
+        (Method::GET, "/__sim/reports") => json_resp(
+            StatusCode::OK,
+            serde_json::to_value(state.reports.received()).unwrap_or_default(),
+        ),
+        (Method::POST, "/configuration") => configuration(req, &state).await,
         (Method::DELETE, "/__sim/faults") => {
             state.set_faults(Faults::default());
             text(StatusCode::NO_CONTENT, "")

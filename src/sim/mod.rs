@@ -5,7 +5,10 @@
 //! - [`dashboard`]: a dashboard that performs the UMA flow and verifies view data tokens as
 //!   MaPS' does.
 //! - [`pfs`]: a pension finder service that sends find requests derived from member records.
+//! - [`report`]: PDP's reporting API inside the CAS simulator, validating as MaPS' stub does,
+//!   with its scripted faults (`POST /configuration`).
 
 pub mod cas;
 pub mod dashboard;
 pub mod pfs;
+pub mod report;

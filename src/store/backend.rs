@@ -14,8 +14,10 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use super::model::{
-    AppendOutcome, AppliedChange, Calculation, FailedFind, FindOutcome, MatchStatus, NewPei,
-    PeiState, ReviewState, SchemeState, SlaSamples, StoredFind, StoredPei,
+    AppendOutcome, AppliedChange, Calculation, Claim, DayFacts, FailedFind, FindOutcome,
+    MatchStatus, NewPei, NewSubmission, NewUnavailability, PeiState, PossibleMatch, ReportFact,
+    ReviewState, SchemeState, SlaSamples, StoredFind, StoredPei, StoredSubmission, SubmissionKey,
+    SubmissionState,
 };
 use super::{AppendError, ResealCursor, Resealed, StoreError};
 use crate::audit::AuditRecord;
@@ -372,6 +374,46 @@ pub(super) trait Backend: Send + Sync + 'static {
 
     /// Marks a daily job's run for `day` finished.
     async fn finish_daily(&self, job: String, day: String, now: i64) -> Result<(), StoreError>;
+
+    // --- PDP reporting (see `reports.rs`) ---
+
+    /// Records a reporting fact.
+    async fn record_fact(&self, fact: ReportFact) -> Result<(), StoreError>;
+
+    /// Stores an announced period of unavailability; its id.
+    async fn announce_unavailability(&self, window: NewUnavailability) -> Result<i64, StoreError>;
+
+    /// Everything a reporting period `[from, to)` (µs) is built from.
+    async fn report_facts(&self, from: i64, to: i64) -> Result<DayFacts, StoreError>;
+
+    /// Claims a submission before anything of it is sent (one commit: its row, bodies and IDs,
+    /// or the row another claim wrote).
+    async fn claim_submission(
+        &self,
+        submission: NewSubmission,
+        now: i64,
+        lease: i64,
+    ) -> Result<Claim, StoreError>;
+
+    /// Records the CAS's answer to one part of a submission.
+    async fn record_submission_answer(
+        &self,
+        key: SubmissionKey,
+        part: u32,
+        state: SubmissionState,
+        http_status: Option<u16>,
+        answer: Option<String>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Submissions of reporting days from `since` on.
+    async fn submissions(
+        &self,
+        since: Option<chrono::NaiveDate>,
+    ) -> Result<Vec<StoredSubmission>, StoreError>;
+
+    /// Possible matches created in `[from, to)` (µs) and how each was resolved.
+    async fn possible_matches(&self, from: i64, to: i64) -> Result<Vec<PossibleMatch>, StoreError>;
 
     /// Backend upkeep (SQLite: a passive WAL checkpoint).
     async fn checkpoint(&self) -> Result<(), StoreError>;

@@ -26,6 +26,7 @@
 mod backend;
 pub mod model;
 mod postgres;
+mod reports;
 pub mod sealed;
 mod sqlite;
 

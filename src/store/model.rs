@@ -470,6 +470,387 @@ pub struct SlaSamples {
     pub minutes_up: u64,
 }
 
+// --- PDP reporting (issue #13) ---
+
+/// One of the six daily submissions of PDP's reporting API v2.1, stored as its path.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    IntoStaticStr,
+    EnumString,
+    Display,
+    VariantArray,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub enum ReportKind {
+    /// Views received.
+    #[strum(serialize = "/view-response/request-number")]
+    #[serde(rename = "/view-response/request-number")]
+    RequestNumber,
+    /// Views answered after more than 10 s.
+    #[strum(serialize = "/view-response/response-time")]
+    #[serde(rename = "/view-response/response-time")]
+    ResponseTime,
+    /// Value calculations that ended.
+    #[strum(serialize = "/view-response/calculations")]
+    #[serde(rename = "/view-response/calculations")]
+    Calculations,
+    /// Payloads served with a status flag or an unavailable reason.
+    #[strum(serialize = "/view-response/unavailable")]
+    #[serde(rename = "/view-response/unavailable")]
+    Unavailable,
+    /// Find service unavailability.
+    #[strum(serialize = "/service-availability/find")]
+    #[serde(rename = "/service-availability/find")]
+    FindAvailability,
+    /// View service unavailability.
+    #[strum(serialize = "/service-availability/view")]
+    #[serde(rename = "/service-availability/view")]
+    ViewAvailability,
+}
+stored_str!(ReportKind);
+
+/// `submission_status` of a submission, as the reporting API spells it.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    IntoStaticStr,
+    EnumString,
+    Display,
+    VariantArray,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub enum SubmissionStatus {
+    /// Submitted by the end of the day after the reporting day (UTC).
+    #[strum(serialize = "on time")]
+    #[serde(rename = "on time")]
+    OnTime,
+    /// A resubmission that corrects an earlier one.
+    #[strum(serialize = "correction")]
+    #[serde(rename = "correction")]
+    Correction,
+    /// Submitted later than on time.
+    #[strum(serialize = "late")]
+    #[serde(rename = "late")]
+    Late,
+}
+stored_str!(SubmissionStatus);
+
+/// `submission_reason` of a submission, as the reporting API spells it.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    IntoStaticStr,
+    EnumString,
+    Display,
+    VariantArray,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub enum SubmissionReason {
+    /// The first submission of a holdername's day.
+    #[strum(serialize = "initial submission")]
+    #[serde(rename = "initial submission")]
+    Initial,
+    /// A later one, replacing it.
+    #[strum(serialize = "resubmission")]
+    #[serde(rename = "resubmission")]
+    Resubmission,
+    /// Nothing to report (`submission_id` null); never for `/view-response/unavailable`.
+    #[strum(serialize = "null submission")]
+    #[serde(rename = "null submission")]
+    Null,
+}
+stored_str!(SubmissionReason);
+
+/// Where one call (part) of a submission is, and so the submission (its parts' worst).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumString, Display, VariantArray,
+)]
+pub enum SubmissionState {
+    /// Claimed (written before the first byte is sent) and not yet answered finally: a crash or
+    /// a CAS that kept answering 429/5xx leaves it here, and it is sent again, identical.
+    #[strum(serialize = "sending")]
+    Sending,
+    /// `202 ACCEPTED`.
+    #[strum(serialize = "accepted")]
+    Accepted,
+    /// Another 4xx: kept with the problem details, for operators.
+    #[strum(serialize = "refused")]
+    Refused,
+}
+stored_str!(SubmissionState);
+
+/// A service an unavailability period is about.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    IntoStaticStr,
+    EnumString,
+    Display,
+    VariantArray,
+    serde::Serialize,
+)]
+pub enum Service {
+    /// The find endpoint.
+    #[strum(serialize = "find")]
+    Find,
+    /// The view endpoint.
+    #[strum(serialize = "view")]
+    View,
+    /// Both.
+    #[strum(serialize = "both")]
+    Both,
+}
+stored_str!(Service);
+
+impl Service {
+    /// Whether a period about `self` covers `other` (find or view).
+    pub fn covers(self, other: Service) -> bool {
+        self == Service::Both || self == other
+    }
+}
+
+/// Which of the data standard's unavailable codes a payload carried (ANO, PPF, TRN).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnavailableCodes {
+    /// `ANO`.
+    pub ano: bool,
+    /// `PPF`.
+    pub ppf: bool,
+    /// `TRN`.
+    pub trn: bool,
+}
+
+/// One view answered with a payload, for a holdername: no personal data, no PeI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewFact {
+    /// The scheme.
+    pub holdername: Uuid,
+    /// Request received (µs).
+    pub received_at: i64,
+    /// Answer ready (µs).
+    pub responded_at: i64,
+    /// Item 2.004 `contactScheme` true.
+    pub contact_scheme: bool,
+    /// Item 2.005 `administrativeDetailsNotAvailable` true.
+    pub missing_admin: bool,
+    /// Item 2.006 `temporarySystemError` true.
+    pub temp_error: bool,
+    /// Item 2.301, ERI unavailable codes.
+    pub eri: UnavailableCodes,
+    /// Item 2.401, accrued unavailable codes.
+    pub accrued: UnavailableCodes,
+}
+
+/// A fact recorded as it happens, for PDP reporting and Regulation 28(3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportFact {
+    /// A view answered with a payload.
+    View(ViewFact),
+    /// Values withheld for a calculation (kept once per PeI).
+    CalculationStarted {
+        /// The PeI (its calculation is keyed by it).
+        pei: String,
+        /// The scheme.
+        holdername: Uuid,
+        /// DBC or DCC.
+        value_code: CalculationKind,
+        /// ERI values were withheld.
+        eri: bool,
+        /// Accrued values were withheld.
+        accrued: bool,
+        /// When the calculation started: the PeI's registration as a match (µs).
+        started_at: i64,
+    },
+    /// A possible match resolved (yes, no or timeout).
+    Reviewed {
+        /// The PeI.
+        pei: String,
+        /// The scheme.
+        holdername: Uuid,
+        /// How.
+        review: ReviewState,
+        /// When (µs).
+        at: i64,
+    },
+}
+
+/// A period of unavailability an operator announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUnavailability {
+    /// Find, view or both.
+    pub service: Service,
+    /// One scheme, or every scheme (`None`).
+    pub holdername: Option<Uuid>,
+    /// From (µs).
+    pub starts_at: i64,
+    /// To (µs).
+    pub ends_at: i64,
+    /// The reason, as reported (`^[a-zA-Z0-9_ .-]*$`).
+    pub reason: String,
+    /// Announced with less than the code of connection's notice: reported as unscheduled.
+    pub emergency: bool,
+    /// When it was announced (µs).
+    pub announced_at: i64,
+}
+
+/// A stored period of announced unavailability.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailability {
+    /// Its id.
+    pub id: i64,
+    /// What was announced.
+    pub window: NewUnavailability,
+}
+
+/// A calculation whose values were withheld, with its end once values were imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalculationFact {
+    /// The scheme.
+    pub holdername: Uuid,
+    /// DBC or DCC.
+    pub value_code: CalculationKind,
+    /// ERI values withheld.
+    pub eri: bool,
+    /// Accrued values withheld.
+    pub accrued: bool,
+    /// Started (µs).
+    pub started_at: i64,
+    /// Ended (µs), once it did.
+    pub ended_at: Option<i64>,
+}
+
+/// Everything a reporting day's submissions are built from.
+#[derive(Debug, Clone, Default)]
+pub struct DayFacts {
+    /// Every scheme the endpoint holds (pensions, schemes set by operators, facts recorded).
+    pub holdernames: Vec<Uuid>,
+    /// Views received in the day.
+    pub views: Vec<ViewFact>,
+    /// Calculations that ended in the day.
+    pub calculations: Vec<CalculationFact>,
+    /// Announced periods that overlap the day.
+    pub windows: Vec<Unavailability>,
+    /// Minutes (since the epoch) of the day in which the endpoint was up.
+    pub up_minutes: Vec<i64>,
+}
+
+/// Which submission: a holdername's report for a day, and its attempt (0: the initial one).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SubmissionKey {
+    /// The scheme.
+    pub holdername: Uuid,
+    /// Which report.
+    pub kind: ReportKind,
+    /// The reporting day (UTC).
+    pub day: chrono::NaiveDate,
+    /// 0 for the initial submission, then 1, 2... for resubmissions.
+    pub attempt: u32,
+}
+
+/// A submission to claim: its bodies are final before anything is sent.
+#[derive(Debug, Clone)]
+pub struct NewSubmission {
+    /// Holdername, report, day; the attempt is decided by the claim.
+    pub holdername: Uuid,
+    /// Which report.
+    pub kind: ReportKind,
+    /// The reporting day.
+    pub day: chrono::NaiveDate,
+    /// `submission_id`, null for a null submission.
+    pub submission_id: Option<Uuid>,
+    /// On time, late or correction.
+    pub status: SubmissionStatus,
+    /// Initial, resubmission or null.
+    pub reason: SubmissionReason,
+    /// One body per call (item limits split a submission), each with its own `record_id`.
+    pub parts: Vec<(Uuid, String)>,
+}
+
+/// One call of a stored submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPart {
+    /// 0-based.
+    pub part: u32,
+    /// Its `record_id`.
+    pub record_id: Uuid,
+    /// The JSON body, exactly as sent (and sent again).
+    pub body: String,
+    /// Where it is.
+    pub state: SubmissionState,
+    /// The CAS's last status, if it answered.
+    pub http_status: Option<u16>,
+    /// The CAS's last answer: its `datetimestamp` on `202`, the problem details otherwise.
+    pub answer: Option<String>,
+    /// When it was answered (µs).
+    pub answered_at: Option<i64>,
+}
+
+/// A stored submission and its calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSubmission {
+    /// Which.
+    pub key: SubmissionKey,
+    /// `submission_id`.
+    pub submission_id: Option<Uuid>,
+    /// `submission_status`.
+    pub status: SubmissionStatus,
+    /// `submission_reason`.
+    pub reason: SubmissionReason,
+    /// Its parts' worst state.
+    pub state: SubmissionState,
+    /// When it was (last) claimed (µs).
+    pub claimed_at: i64,
+    /// Its calls.
+    pub parts: Vec<StoredPart>,
+}
+
+/// What claiming a submission gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This caller sends it: freshly written, or left `sending` by a crash and past its lease.
+    /// Parts already answered are not sent again.
+    Claimed(StoredSubmission),
+    /// Another instance claimed it within its lease.
+    Busy(StoredSubmission),
+    /// It was answered already (accepted or refused): nothing to send.
+    Done(StoredSubmission),
+}
+
+/// A possible match, for the Regulation 28(3) report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PossibleMatch {
+    /// The scheme.
+    pub holdername: Uuid,
+    /// Created (µs).
+    pub created_at: i64,
+    /// Its review, when resolved.
+    pub review: Option<ReviewState>,
+    /// When it was resolved (µs).
+    pub resolved_at: Option<i64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

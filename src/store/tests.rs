@@ -1,3 +1,7 @@
+use super::model::{
+    Claim, NewSubmission, NewUnavailability, ReportFact, ReportKind, Service, SubmissionReason,
+    SubmissionState, SubmissionStatus, UnavailableCodes, ViewFact,
+};
 use super::*;
 use crate::audit::Direction;
 
@@ -890,6 +894,209 @@ async fn a_postgres_store_that_cannot_be_used_is_refused_naming_store_url() {
     );
 }
 
+async fn report_facts_windows_and_possible_matches_read_back_per_period(db: Place) {
+    let s = db.open().await;
+    let h = Uuid::from_u128(5);
+    let day = 86_400_000_000i64;
+    let codes = |ano| UnavailableCodes {
+        ano,
+        ppf: false,
+        trn: !ano,
+    };
+    for (at, slow) in [(10, false), (20, true), (day + 5, false)] {
+        s.record_fact(ReportFact::View(ViewFact {
+            holdername: h,
+            received_at: at,
+            responded_at: at + if slow { 11_000_000 } else { 500 },
+            contact_scheme: slow,
+            missing_admin: false,
+            temp_error: !slow,
+            eri: codes(slow),
+            accrued: codes(!slow),
+        }))
+        .await
+        .unwrap();
+    }
+    let id = s
+        .announce_unavailability(NewUnavailability {
+            service: Service::Find,
+            holdername: None,
+            starts_at: 100,
+            ends_at: 200,
+            reason: "upgrade".into(),
+            emergency: true,
+            announced_at: 50,
+        })
+        .await
+        .unwrap();
+    s.heartbeat(30 * 60_000_000).await.unwrap();
+    let facts = s.report_facts(0, day).await.unwrap();
+    assert_eq!(facts.holdernames, [h]);
+    assert_eq!(facts.views.len(), 2);
+    assert_eq!(facts.views[1].responded_at, 20 + 11_000_000);
+    assert!(facts.views[1].contact_scheme && facts.views[1].eri.ano);
+    assert!(facts.views[0].temp_error && facts.views[0].accrued.ano);
+    assert_eq!(facts.windows.len(), 1);
+    assert_eq!(facts.windows[0].id, id);
+    assert!(facts.windows[0].window.emergency);
+    assert_eq!(facts.windows[0].window.service, Service::Find);
+    assert_eq!(facts.up_minutes, [30]);
+    assert_eq!(s.report_facts(day, 2 * day).await.unwrap().views.len(), 1);
+
+    // A possible match, resolved: the Regulation 28(3) report reads how and when.
+    s.append(find("f", true), audit("f")).await.unwrap();
+    s.record_matches("f", vec![pei(1, MatchStatus::Possible)], None)
+        .await
+        .unwrap();
+    s.record_fact(ReportFact::Reviewed {
+        pei: "urn:pei:1".into(),
+        holdername: Uuid::from_u128(1000),
+        review: ReviewState::No,
+        at: 77,
+    })
+    .await
+    .unwrap();
+    let possible = s.possible_matches(0, i64::MAX).await.unwrap();
+    assert_eq!(possible.len(), 1);
+    assert_eq!(
+        (possible[0].review, possible[0].resolved_at),
+        (Some(ReviewState::No), Some(77))
+    );
+}
+
+async fn a_submission_is_claimed_once_answered_and_corrected_as_a_new_attempt(db: Place) {
+    let s = db.open().await;
+    let h = Uuid::from_u128(5);
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let new = |status, reason, parts: usize| NewSubmission {
+        holdername: h,
+        kind: ReportKind::ResponseTime,
+        day,
+        submission_id: Some(Uuid::new_v4()),
+        status,
+        reason,
+        parts: (0..parts)
+            .map(|i| (Uuid::new_v4(), format!("{{\"part\":{i}}}")))
+            .collect(),
+    };
+    let lease = Duration::from_secs(600);
+    let Claim::Claimed(first) = s
+        .claim_submission(
+            new(SubmissionStatus::OnTime, SubmissionReason::Initial, 2),
+            lease,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("not claimed")
+    };
+    assert_eq!((first.key.attempt, first.parts.len()), (0, 2));
+    // A second claim of the day (another instance, a restart) sends nothing while it is held.
+    let again = s
+        .claim_submission(
+            new(SubmissionStatus::OnTime, SubmissionReason::Initial, 2),
+            lease,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(&again, Claim::Busy(b) if b.submission_id == first.submission_id));
+    // Past its lease it is taken over: the same bodies and IDs, sent again.
+    let Claim::Claimed(taken) = s
+        .claim_submission(
+            new(SubmissionStatus::OnTime, SubmissionReason::Initial, 2),
+            Duration::ZERO,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("not taken over")
+    };
+    assert_eq!(taken.parts, first.parts);
+    for (part, state) in [
+        (0, SubmissionState::Accepted),
+        (1, SubmissionState::Refused),
+    ] {
+        s.record_submission_answer(
+            first.key.clone(),
+            part,
+            state,
+            Some(if state == SubmissionState::Accepted {
+                202
+            } else {
+                400
+            }),
+            Some("answer".into()),
+        )
+        .await
+        .unwrap();
+    }
+    // Answered: done, its state the worst of its parts'.
+    let done = s
+        .claim_submission(
+            new(SubmissionStatus::OnTime, SubmissionReason::Initial, 2),
+            lease,
+        )
+        .await
+        .unwrap();
+    let Claim::Done(done) = done else {
+        panic!("not done")
+    };
+    assert_eq!(done.state, SubmissionState::Refused);
+    assert_eq!(done.parts[1].http_status, Some(400));
+    // A correction is the next attempt, and another after that one is answered.
+    let Claim::Claimed(c1) = s
+        .claim_submission(
+            new(
+                SubmissionStatus::Correction,
+                SubmissionReason::Resubmission,
+                1,
+            ),
+            lease,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("correction not claimed")
+    };
+    assert_eq!(c1.key.attempt, 1);
+    s.record_submission_answer(
+        c1.key.clone(),
+        0,
+        SubmissionState::Accepted,
+        Some(202),
+        None,
+    )
+    .await
+    .unwrap();
+    let Claim::Claimed(c2) = s
+        .claim_submission(
+            new(
+                SubmissionStatus::Correction,
+                SubmissionReason::Resubmission,
+                1,
+            ),
+            lease,
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("second correction not claimed")
+    };
+    assert_eq!(c2.key.attempt, 2);
+    let all = s.submissions(Some(day)).await.unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|x| (x.key.attempt, x.state))
+            .collect::<Vec<_>>(),
+        [
+            (0, SubmissionState::Refused),
+            (1, SubmissionState::Accepted),
+            (2, SubmissionState::Sending)
+        ]
+    );
+    assert!(s.submissions(day.succ_opt()).await.unwrap().is_empty());
+}
+
 on_both_backends!(
     appends_store_no_matches_at_their_end_and_queue_matches_sealed,
     a_find_is_claimed_once_ended_once_and_reclaimed_after_its_lease,
@@ -903,4 +1110,6 @@ on_both_backends!(
     old_data_changes_are_forgotten_but_the_version_never_goes_back,
     a_daily_job_runs_once_a_day_and_is_taken_over_when_its_holder_stops,
     a_renewed_lease_keeps_a_find_from_a_second_claim,
+    report_facts_windows_and_possible_matches_read_back_per_period,
+    a_submission_is_claimed_once_answered_and_corrected_as_a_new_attempt,
 );

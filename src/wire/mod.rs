@@ -3,10 +3,13 @@
 //! - [`cas`]: bodies of the provider's calls to the CAS: token, rreguri, perm, introspect.
 //! - [`find`]: the find request body and its validation (SPEC §3.1, reconstructed).
 //! - [`problem`]: RFC 9457 problem details and the ACK body.
+//! - [`report`]: PDP's reporting API v2.1: the six daily submissions, its answers and the
+//!   stub's scripted faults.
 //! - [`view`]: the view data payload, its code lists, the view response and the UMA challenge;
 //!   [`view::schema`], the data standard's own schema that decides what view data is valid.
 
 pub mod cas;
 pub mod find;
 pub mod problem;
+pub mod report;
 pub mod view;

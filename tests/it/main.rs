@@ -33,3 +33,7 @@ mod reload;
 
 // Two instances of the binary on one PostgreSQL database: shared finds, one SIGKILLed, none lost.
 mod instances;
+
+// PDP reporting: the six daily submissions against the simulator's stub validation, claims
+// across crashes, faults, planned downtime, the operator commands.
+mod report;

@@ -10,15 +10,17 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::writer::{self, Msg};
-use super::{audit, finds, keys, members, peis, pool_error, PostgresOptions};
+use super::{audit, finds, keys, members, peis, pool_error, reports, PostgresOptions};
 use crate::audit::AuditRecord;
 use crate::store::backend::{
     Backend, ClaimedRow, End, FindRow, MemberBatches, PatRow, PeiQuery, Resealer, SealedChange,
     Sealer, StoredPensionRow, ViewDataUpdate, SEALED,
 };
 use crate::store::model::{
-    AppendOutcome, Applied, AppliedChange, Calculation, FailedFind, MatchStatus, NewPei, PeiState,
-    ReviewState, SchemeState, SlaSamples, StoredFind, StoredPei,
+    AppendOutcome, Applied, AppliedChange, Calculation, Claim, DayFacts, FailedFind, MatchStatus,
+    NewPei, NewSubmission, NewUnavailability, PeiState, PossibleMatch, ReportFact, ReviewState,
+    SchemeState, SlaSamples, StoredFind, StoredPei, StoredSubmission, SubmissionKey,
+    SubmissionState,
 };
 use crate::store::{AppendError, ResealCursor, Resealed, StoreError, StoreLimits};
 
@@ -467,6 +469,68 @@ impl Backend for Postgres {
     async fn checkpoint(&self) -> Result<(), StoreError> {
         // PostgreSQL checkpoints on its own.
         Ok(())
+    }
+
+    async fn record_fact(&self, fact: ReportFact) -> Result<(), StoreError> {
+        reports::insert_fact(&self.client().await?, &fact).await
+    }
+
+    async fn announce_unavailability(&self, window: NewUnavailability) -> Result<i64, StoreError> {
+        reports::insert_unavailability(&self.client().await?, &window).await
+    }
+
+    async fn report_facts(&self, from: i64, to: i64) -> Result<DayFacts, StoreError> {
+        let mut c = self.client().await?;
+        // One snapshot for every fact of the period.
+        let tx = c
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let out = reports::day_facts(&tx, from, to).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn claim_submission(
+        &self,
+        submission: NewSubmission,
+        now: i64,
+        lease: i64,
+    ) -> Result<Claim, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let out = reports::claim(&tx, &submission, now, lease).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn record_submission_answer(
+        &self,
+        key: SubmissionKey,
+        part: u32,
+        state: SubmissionState,
+        http_status: Option<u16>,
+        answer: Option<String>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        reports::answer(&tx, &key, part, state, http_status, answer.as_deref(), now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn submissions(
+        &self,
+        since: Option<chrono::NaiveDate>,
+    ) -> Result<Vec<StoredSubmission>, StoreError> {
+        reports::submissions(&self.client().await?, since).await
+    }
+
+    async fn possible_matches(&self, from: i64, to: i64) -> Result<Vec<PossibleMatch>, StoreError> {
+        reports::possible_matches(&self.client().await?, from, to).await
     }
 }
 

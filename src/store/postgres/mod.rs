@@ -12,7 +12,7 @@
 //!   flushes of concurrent commits itself).
 //!
 //! This directory is the only code that spells PostgreSQL's SQL: [`finds`], [`peis`],
-//! [`members`], [`audit`], [`keys`], in step with the SQLite backend's files of the same names,
+//! [`members`], [`audit`], [`keys`], [`reports`], in step with the SQLite backend's files of the same names,
 //! and the migrations under `migrations/`, numbered as SQLite's are.
 
 mod audit;
@@ -21,6 +21,7 @@ mod finds;
 mod keys;
 mod members;
 mod peis;
+mod reports;
 mod writer;
 
 use std::time::Duration;
@@ -32,7 +33,8 @@ use tokio_postgres::NoTls;
 pub(super) use backend::Postgres;
 
 use super::model::{
-    CalculationKind, FindOutcome, FindState, MatchStatus, PeiState, ReviewState, SchemeState,
+    CalculationKind, FindOutcome, FindState, MatchStatus, PeiState, ReportKind, ReviewState,
+    SchemeState, Service, SubmissionReason, SubmissionState, SubmissionStatus,
 };
 use super::StoreError;
 
@@ -219,7 +221,12 @@ pg_enum!(
     PeiState,
     ReviewState,
     CalculationKind,
-    SchemeState
+    SchemeState,
+    ReportKind,
+    SubmissionStatus,
+    SubmissionReason,
+    SubmissionState,
+    Service
 );
 
 /// A stored date, `YYYY-MM-DD`.

@@ -10,15 +10,17 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::writer::{self, Job, Msg};
-use super::{audit, finds, keys, members, peis, ReadPool};
+use super::{audit, finds, keys, members, peis, reports, ReadPool};
 use crate::audit::AuditRecord;
 use crate::store::backend::{
     Backend, ClaimedRow, End, FindRow, MemberBatches, PatRow, PeiQuery, Resealer, SealedChange,
     Sealer, StoredPensionRow, ViewDataUpdate, SEALED,
 };
 use crate::store::model::{
-    AppendOutcome, Applied, AppliedChange, Calculation, FailedFind, MatchStatus, NewPei, PeiState,
-    ReviewState, SchemeState, SlaSamples, StoredFind, StoredPei,
+    AppendOutcome, Applied, AppliedChange, Calculation, Claim, DayFacts, FailedFind, MatchStatus,
+    NewPei, NewSubmission, NewUnavailability, PeiState, PossibleMatch, ReportFact, ReviewState,
+    SchemeState, SlaSamples, StoredFind, StoredPei, StoredSubmission, SubmissionKey,
+    SubmissionState,
 };
 use crate::store::{blocking, AppendError, ResealCursor, Resealed, StoreError, StoreLimits};
 
@@ -490,6 +492,56 @@ impl Backend for Sqlite {
 
     async fn checkpoint(&self) -> Result<(), StoreError> {
         self.read(super::checkpoint).await
+    }
+
+    async fn record_fact(&self, fact: ReportFact) -> Result<(), StoreError> {
+        self.commit(move |c| reports::insert_fact(c, &fact)).await
+    }
+
+    async fn announce_unavailability(&self, window: NewUnavailability) -> Result<i64, StoreError> {
+        self.commit(move |c| reports::insert_unavailability(c, &window))
+            .await
+    }
+
+    async fn report_facts(&self, from: i64, to: i64) -> Result<DayFacts, StoreError> {
+        self.read(move |c| reports::day_facts(c, from, to)).await
+    }
+
+    async fn claim_submission(
+        &self,
+        submission: NewSubmission,
+        now: i64,
+        lease: i64,
+    ) -> Result<Claim, StoreError> {
+        self.commit(move |c| reports::claim(c, &submission, now, lease))
+            .await
+    }
+
+    async fn record_submission_answer(
+        &self,
+        key: SubmissionKey,
+        part: u32,
+        state: SubmissionState,
+        http_status: Option<u16>,
+        answer: Option<String>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.commit(move |c| {
+            reports::answer(c, &key, part, state, http_status, answer.as_deref(), now)
+        })
+        .await
+    }
+
+    async fn submissions(
+        &self,
+        since: Option<chrono::NaiveDate>,
+    ) -> Result<Vec<StoredSubmission>, StoreError> {
+        self.read(move |c| reports::submissions(c, since)).await
+    }
+
+    async fn possible_matches(&self, from: i64, to: i64) -> Result<Vec<PossibleMatch>, StoreError> {
+        self.read(move |c| reports::possible_matches(c, from, to))
+            .await
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`audit`]: the audit trail, its retention purge, heartbeats and the SLA samples.
 //! - [`keys`]: the sealed columns, for re-sealing under a new data key.
 //! - [`audit`] also keeps the daily jobs' runs (`daily_runs`).
+//! - [`reports`]: PDP reporting: facts, announced unavailability, the submissions' claims.
 //!
 //! [`backend`] implements the store's [`super::backend::Backend`] over them: writes ride the
 //! group commits of [`writer`], reads run on a pool of read connections. Each SQL function takes
@@ -21,6 +22,7 @@ mod finds;
 mod keys;
 mod members;
 mod peis;
+mod reports;
 mod writer;
 
 pub(super) use backend::Sqlite;
@@ -33,7 +35,8 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, 
 use rusqlite::Connection;
 
 use super::model::{
-    CalculationKind, FindOutcome, FindState, MatchStatus, PeiState, ReviewState, SchemeState,
+    CalculationKind, FindOutcome, FindState, MatchStatus, PeiState, ReportKind, ReviewState,
+    SchemeState, Service, SubmissionReason, SubmissionState, SubmissionStatus,
 };
 use super::StoreError;
 
@@ -152,7 +155,12 @@ sql_enum!(
     PeiState,
     ReviewState,
     CalculationKind,
-    SchemeState
+    SchemeState,
+    ReportKind,
+    SubmissionStatus,
+    SubmissionReason,
+    SubmissionState,
+    Service
 );
 
 /// A stored date, `YYYY-MM-DD`.

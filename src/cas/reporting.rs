@@ -1,0 +1,121 @@
+//! The provider's calls to PDP's reporting API (SPEC §4.8): `POST` of one submission's body,
+//! over the CAS client's mutual TLS with the provider's identity, a new `X-Request-ID` on every
+//! call, timed, counted and audited like every CAS call. Unlike the other CAS calls it reads the
+//! problem details of a refusal: they are kept and shown to operators (never personal data: the
+//! reporting API echoes field codes only).
+
+use std::time::Instant;
+
+use super::client::CasClient;
+use crate::audit::{AuditRecord, Direction};
+use crate::wire::report::{DefaultResponse, ReportKind};
+
+/// How a reporting call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportCallError {
+    /// `429` or `5xx`: sent again after a backoff (the stub sends no `Retry-After`).
+    #[error("reporting API answered {status}")]
+    Retryable {
+        /// The status.
+        status: u16,
+        /// Its body (problem details), at most 4 KiB.
+        problem: String,
+    },
+    /// Another status: the submission is refused; kept with the problem details.
+    #[error("reporting API refused the submission with {status}")]
+    Refused {
+        /// The status.
+        status: u16,
+        /// Its body (problem details), at most 4 KiB.
+        problem: String,
+    },
+    /// No answer (connection, TLS, time-out): sent again after a backoff.
+    #[error("reporting API unreachable: {0}")]
+    Unreachable(String),
+    /// A `2xx` whose body is not `{"message", "datetimestamp"}`.
+    #[error("reporting API answer malformed")]
+    Malformed,
+}
+
+// === impl ReportCallError ===
+
+impl ReportCallError {
+    /// Whether sending again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Retryable { .. } | Self::Unreachable(_))
+    }
+}
+
+/// At most this much of an error body is kept.
+const MAX_PROBLEM: usize = 4096;
+
+impl CasClient {
+    /// Sends one submission body (JSON, final) to `kind`'s endpoint.
+    pub async fn report(
+        &self,
+        kind: ReportKind,
+        body: &str,
+    ) -> Result<DefaultResponse, ReportCallError> {
+        let endpoint: &'static str = match kind {
+            ReportKind::RequestNumber => "POST /view-response/request-number",
+            ReportKind::ResponseTime => "POST /view-response/response-time",
+            ReportKind::Calculations => "POST /view-response/calculations",
+            ReportKind::Unavailable => "POST /view-response/unavailable",
+            ReportKind::FindAvailability => "POST /service-availability/find",
+            ReportKind::ViewAvailability => "POST /service-availability/view",
+        };
+        let transaction_id = uuid::Uuid::new_v4().hyphenated().to_string();
+        let received_at = crate::now_micros();
+        let started = Instant::now();
+        let result = self
+            .http
+            .load()
+            .post(self.url(kind.as_str()))
+            .header("X-Request-ID", &transaction_id)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_owned())
+            .send()
+            .await;
+        let (status, outcome) = match result {
+            Err(e) => (
+                0,
+                Err(ReportCallError::Unreachable(super::client::kind(&e))),
+            ),
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let text = resp.bytes().await.unwrap_or_default();
+                let outcome = if (200..300).contains(&status) {
+                    serde_json::from_slice::<DefaultResponse>(&text)
+                        .map_err(|_| ReportCallError::Malformed)
+                } else {
+                    let problem =
+                        String::from_utf8_lossy(&text[..text.len().min(MAX_PROBLEM)]).into_owned();
+                    Err(match status {
+                        429 | 500..=599 => ReportCallError::Retryable { status, problem },
+                        _ => ReportCallError::Refused { status, problem },
+                    })
+                };
+                (status, outcome)
+            }
+        };
+        crate::metrics::cas_call(endpoint, status, started.elapsed());
+        self.store.audit(AuditRecord {
+            transaction_id,
+            request_id: None,
+            direction: Direction::Outbound,
+            party: "cas".into(),
+            endpoint: endpoint.into(),
+            received_at,
+            responded_at: crate::now_micros(),
+            status,
+            outcome: match &outcome {
+                Ok(_) => "ok".into(),
+                Err(ReportCallError::Retryable { .. }) => "unavailable".into(),
+                Err(ReportCallError::Refused { .. }) => "refused".into(),
+                Err(ReportCallError::Unreachable(k)) => k.clone(),
+                Err(ReportCallError::Malformed) => "malformed".into(),
+            },
+        });
+        outcome
+    }
+}

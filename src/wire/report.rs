@@ -1,0 +1,358 @@
+//! PDP's reporting API v2.1 (MaPS' C&A stub, `specs/V1.1/reporting-api-v2_1.yaml`): the bodies of
+//! the six daily submissions, the `202` answer, the problem details, and the stub's scripted
+//! faults (`specs/V1.1/configuration v1_1.yaml`).
+//!
+//! Spelled to the letter: snake_case fields except `holdernameGuid`, `eriCalculationData` and
+//! `accruedCalculationData`; `submission_id` always present, `null` only for a null submission;
+//! date-times as `YYYY-MM-DDTHH:MM:SS.mmmZ`, which the stub's pattern
+//! `^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$` accepts.
+//! `holdernameGuid` is top-level on the four view-response reports; service availability keys it
+//! inside `items`.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use crate::store::model::{ReportKind, SubmissionReason, SubmissionStatus};
+
+/// Item limits of the yaml: `items` of response-time.
+pub const MAX_RESPONSE_TIMES: usize = 1400;
+/// Items of each calculation array.
+pub const MAX_CALCULATIONS: usize = 1300;
+/// Holdername maps in a service-availability `items` (and GUIDs in a null submission's).
+pub const MAX_HOLDER_MAPS: usize = 667;
+/// Periods per holdername in one map.
+pub const MAX_PERIODS: usize = 100;
+/// The stub's body limit: larger bodies get `413 CONTENT_TOO_LARGE`.
+pub const MAX_BODY_BYTES: usize = 1_048_576;
+/// `unavail_reason`'s pattern in the yaml (`^[a-zA-Z0-9_ .-]*$`), 1 to 255 characters.
+pub fn reason_ok(s: &str) -> bool {
+    (1..=255).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ' ' | '.' | '-'))
+}
+
+/// The stub's date-time pattern.
+pub fn datetime_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    if b.len() < 20
+        || !digits(0..4)
+        || b[4] != b'-'
+        || !digits(5..7)
+        || b[7] != b'-'
+        || !digits(8..10)
+        || b[10] != b'T'
+        || !digits(11..13)
+        || b[13] != b':'
+        || !digits(14..16)
+        || b[16] != b':'
+        || !digits(17..19)
+    {
+        return false;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &frac[n..];
+    }
+    match rest.as_bytes() {
+        b"Z" => true,
+        [s, h1, h2, b':', m1, m2] => {
+            matches!(s, b'+' | b'-') && [h1, h2, m1, m2].iter().all(|d| d.is_ascii_digit())
+        }
+        _ => false,
+    }
+}
+
+/// A date-time as the reporting API writes it, from µs since the epoch.
+pub fn datetime(micros: i64) -> String {
+    crate::datetimestamp(micros)
+}
+
+/// `POST /view-response/request-number`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestNumber {
+    /// The scheme.
+    #[serde(rename = "holdernameGuid")]
+    pub holdername_guid: Uuid,
+    /// This record.
+    pub record_id: Uuid,
+    /// The batch; always present.
+    pub submission_id: Option<Uuid>,
+    /// On time, correction, late.
+    pub submission_status: SubmissionStatus,
+    /// The day's start.
+    pub reporting_period_start: String,
+    /// Initial, resubmission (never null: a day without views reports `req_count` 0).
+    pub submission_reason: SubmissionReason,
+    /// Views received.
+    pub req_count: u32,
+}
+
+/// One slow view: request received and response returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestDetails {
+    /// Received.
+    pub req_date_ts: String,
+    /// Answered.
+    pub resp_date_ts: String,
+}
+
+/// `POST /view-response/response-time`: views over 10 s; a null submission has no `items`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseTime {
+    /// The scheme.
+    #[serde(rename = "holdernameGuid")]
+    pub holdername_guid: Uuid,
+    /// This record.
+    pub record_id: Uuid,
+    /// The batch; null for a null submission.
+    pub submission_id: Option<Uuid>,
+    /// On time, correction, late.
+    pub submission_status: SubmissionStatus,
+    /// The day's start.
+    pub reporting_period_start: String,
+    /// Initial, resubmission or null.
+    pub submission_reason: SubmissionReason,
+    /// 1 to 1,400 slow views; absent for a null submission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<RequestDetails>>,
+}
+
+/// One calculation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalculationObject {
+    /// `DBC` or `DCC`.
+    pub value_code: String,
+    /// Started.
+    pub calculation_start_date: String,
+    /// Ended.
+    pub calculation_end_date: String,
+}
+
+/// Up to 1,300 calculations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalculationDataArray {
+    /// The calculations.
+    pub items: Vec<CalculationObject>,
+}
+
+/// `multiple_calculation`: ERI and accrued calculations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultipleCalculation {
+    /// ERI calculations.
+    #[serde(rename = "eriCalculationData")]
+    pub eri: CalculationDataArray,
+    /// Accrued calculations.
+    #[serde(rename = "accruedCalculationData")]
+    pub accrued: CalculationDataArray,
+}
+
+/// `POST /view-response/calculations`: we always report `multiple` (ERI and accrued apart); a
+/// null submission has neither `calculation_type` nor calculation data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calculations {
+    /// `multiple`, or absent for a null submission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calculation_type: Option<String>,
+    /// The scheme.
+    #[serde(rename = "holdernameGuid")]
+    pub holdername_guid: Uuid,
+    /// This record.
+    pub record_id: Uuid,
+    /// The batch; null for a null submission.
+    pub submission_id: Option<Uuid>,
+    /// On time, correction, late.
+    pub submission_status: SubmissionStatus,
+    /// The day's start.
+    pub reporting_period_start: String,
+    /// Initial, resubmission or null.
+    pub submission_reason: SubmissionReason,
+    /// The calculations, absent for a null submission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiple_calculation: Option<MultipleCalculation>,
+}
+
+/// `POST /view-response/unavailable`: never a null submission (the yaml's
+/// `GenericReportingPropertiesWithoutNull`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unavailable {
+    /// The scheme.
+    #[serde(rename = "holdernameGuid")]
+    pub holdername_guid: Uuid,
+    /// This record.
+    pub record_id: Uuid,
+    /// The batch.
+    pub submission_id: Option<Uuid>,
+    /// On time, correction, late.
+    pub submission_status: SubmissionStatus,
+    /// The day's start.
+    pub reporting_period_start: String,
+    /// Initial or resubmission.
+    pub submission_reason: SubmissionReason,
+    /// `contactScheme` true.
+    pub contact_count: u32,
+    /// `administrativeDetailsNotAvailable` true.
+    pub missingadmin_count: u32,
+    /// `temporarySystemError` true.
+    pub temperror_count: u32,
+    /// ERI unavailable `ANO`.
+    pub eri_unavail_ano_count: u32,
+    /// ERI unavailable `PPF`.
+    pub eri_unavail_ppf_count: u32,
+    /// ERI unavailable `TRN`.
+    pub eri_unavail_trn_count: u32,
+    /// Accrued unavailable `ANO`.
+    pub accrued_unavail_ano_count: u32,
+    /// Accrued unavailable `PPF`.
+    pub accrued_unavail_ppf_count: u32,
+    /// Accrued unavailable `TRN`.
+    pub accrued_unavail_trn_count: u32,
+}
+
+/// One period of unavailability.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceUnavailability {
+    /// From.
+    pub start_date_ts: String,
+    /// To.
+    pub end_date_ts: String,
+    /// Planned (announced with notice) or not.
+    pub unavail_scheduled: bool,
+    /// Why.
+    pub unavail_reason: String,
+}
+
+/// `POST /service-availability/{find,view}` items: a holdername's periods, or (null
+/// submission) holdernames with none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AvailabilityItems {
+    /// Each item maps holdername GUIDs to 1 to 100 periods.
+    Periods(Vec<std::collections::BTreeMap<Uuid, Vec<ServiceUnavailability>>>),
+    /// Holdernames with nothing to report.
+    Holdernames(Vec<Uuid>),
+}
+
+/// `POST /service-availability/find` and `/service-availability/view`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAvailability {
+    /// This record.
+    pub record_id: Uuid,
+    /// The batch; null for a null submission.
+    pub submission_id: Option<Uuid>,
+    /// On time, correction, late.
+    pub submission_status: SubmissionStatus,
+    /// The day's start.
+    pub reporting_period_start: String,
+    /// Initial, resubmission or null.
+    pub submission_reason: SubmissionReason,
+    /// Periods by holdername, or the holdernames of a null submission.
+    pub items: AvailabilityItems,
+}
+
+/// The `202` answer: `{"message": "ACCEPTED", "datetimestamp"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultResponse {
+    /// `ACCEPTED`.
+    pub message: String,
+    /// When the CAS took it.
+    pub datetimestamp: String,
+}
+
+/// One error of a problem details body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProblemError {
+    /// e.g. `INVALID_RECORD_ID`.
+    pub code: String,
+}
+
+/// The reporting API's problem details (RFC 9457 with `errors`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProblemDetails {
+    /// A URI.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Title.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// When.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datetimestamp: Option<String>,
+    /// Codes.
+    #[serde(default)]
+    pub errors: Vec<ProblemError>,
+}
+
+/// `POST /configuration`: the next `count` calls to `endpoint` fail with `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StubConfiguration {
+    /// One of the six paths.
+    pub endpoint: ReportKind,
+    /// 100 to 599.
+    pub status: u16,
+    /// The top-level code (the problem's `type` and `title`).
+    pub code: String,
+    /// How many calls fail.
+    pub count: u32,
+    /// The problem's `errors`, at least one.
+    pub errors: Vec<ProblemError>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_follow_the_stub_pattern() {
+        assert!(datetime_ok("2025-11-25T14:24:01.248Z"));
+        assert!(datetime_ok("2025-11-25T14:24:01Z"));
+        assert!(datetime_ok("2025-11-25T14:24:01.2+01:00"));
+        assert!(!datetime_ok("2025-11-25 14:24:01Z"));
+        assert!(!datetime_ok("2025-11-25T14:24:01"));
+        assert!(!datetime_ok("2025-11-25T14:24:01.Z"));
+        assert!(datetime_ok(&datetime(1_764_000_000_123_456)));
+    }
+
+    #[test]
+    fn null_submissions_keep_a_null_submission_id() {
+        let body = ResponseTime {
+            holdername_guid: Uuid::nil(),
+            record_id: Uuid::nil(),
+            submission_id: None,
+            submission_status: SubmissionStatus::OnTime,
+            reporting_period_start: "2025-11-01T00:00:00.000Z".into(),
+            submission_reason: SubmissionReason::Null,
+            items: None,
+        };
+        let v = serde_json::to_value(&body).unwrap();
+        assert!(v.get("submission_id").unwrap().is_null());
+        assert!(v.get("items").is_none());
+        assert_eq!(v["submission_reason"], "null submission");
+        assert_eq!(v["submission_status"], "on time");
+    }
+
+    #[test]
+    fn reasons_follow_the_pattern() {
+        assert!(reason_ok("Downtime for system update"));
+        assert!(reason_ok("unplanned outage - heartbeat gap"));
+        assert!(!reason_ok(""));
+        assert!(!reason_ok("patch; reboot"));
+    }
+}

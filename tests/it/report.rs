@@ -1,0 +1,554 @@
+//! PDP reporting (issue #13) against the CAS simulator's reporting API, which validates every
+//! body as MaPS' stub does: real mTLS calls, the store's claims, the operator commands.
+
+use std::collections::{HashMap, HashSet};
+use std::process::Command;
+
+use chrono::NaiveDate;
+use pdp_provider::cas::client::CasClient;
+use pdp_provider::config::{Config, ReportingConfig};
+use pdp_provider::members::generate::FindKind;
+use pdp_provider::report::downtime::{announce, Announcement, DowntimeError};
+use pdp_provider::report::submit::Reporter;
+use pdp_provider::report::{day_start, ReportError};
+use pdp_provider::sim::cas::{CasSim, Faults};
+use pdp_provider::sim::report::Received;
+use pdp_provider::store::model::{ReportKind, Service, SubmissionState};
+use pdp_provider::store::Store;
+use pdp_provider::tls::pki::files;
+use pdp_provider::view_data::working_days::{Calendar, Nation};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::harness::{cas_sim, member_with, Env, Server};
+
+const MIN: i64 = 60_000_000;
+
+fn today() -> NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+/// Fast backoff, no daily run of its own.
+fn reporting() -> ReportingConfig {
+    ReportingConfig {
+        enabled: false,
+        backoff_base_ms: 10,
+        backoff_cap_ms: 50,
+        retry_budget_s: 20,
+        ..ReportingConfig::default()
+    }
+}
+
+fn config(env: &Env, cas: &CasSim) -> Config {
+    let mut c = env.config_with_cas(cas);
+    c.reporting = reporting();
+    c
+}
+
+fn reporter(store: &Store, config: &Config) -> Reporter {
+    Reporter {
+        store: store.clone(),
+        cas: Some(CasClient::new(&config.cas, store.clone()).unwrap()),
+        config: config.reporting.clone(),
+        go_live: None,
+    }
+}
+
+async fn holdernames(store: &Store, day: NaiveDate) -> Vec<Uuid> {
+    let from = day_start(day);
+    store
+        .report_facts(from, from + 1440 * MIN)
+        .await
+        .unwrap()
+        .holdernames
+}
+
+/// The calls the simulator received for `kind` and `holdername`.
+fn received(cas: &CasSim, kind: ReportKind, h: Uuid) -> Vec<Received> {
+    cas.state
+        .reports
+        .received()
+        .into_iter()
+        .filter(|r| r.kind == kind)
+        .filter(|r| {
+            r.body["holdernameGuid"] == h.to_string()
+                || r.body["items"][0] == h.to_string()
+                || r.body["items"][0].get(h.to_string()).is_some()
+        })
+        .collect()
+}
+
+/// A config file for the real binary, pointed at `cas`, with `reporting.lease_s`.
+fn config_file(env: &Env, cas: &CasSim, lease_s: u64) -> std::path::PathBuf {
+    let c = env.config_with_cas(cas);
+    let path = env.dir.path().join(format!("report-{lease_s}.toml"));
+    let toml = format!(
+        "[store]\npath = {:?}\n[crypto]\ndata_key_file = {:?}\n\
+         [view]\nsigning_key = {:?}\ncalendar = {:?}\n\
+         [cas]\nbase_url = {:?}\nclient_cert = {:?}\nclient_key = {:?}\nca = {:?}\n\
+         [reporting]\nenabled = false\nlease_s = {lease_s}\nbackoff_base_ms = 10\nbackoff_cap_ms = 50\n",
+        c.store.path,
+        c.crypto.data_key_file.unwrap(),
+        c.view.signing_key,
+        c.view.calendar,
+        c.cas.base_url,
+        c.cas.client_cert,
+        c.cas.client_key,
+        c.cas.ca
+    );
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+/// Runs the real binary off the runtime (the simulator answers it from this test's runtime).
+async fn binary(args: &[&str], config: &std::path::Path) -> std::process::Output {
+    binary_with(args, config, None).await
+}
+
+async fn binary_with(
+    args: &[&str],
+    config: &std::path::Path,
+    failpoint: Option<&str>,
+) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pdp-provider"));
+    cmd.args(args)
+        .arg("--config")
+        .arg(config)
+        .env("NO_COLOR", "1");
+    if let Some(f) = failpoint {
+        cmd.env(pdp_provider::report::submit::ENV_FAILPOINT, f);
+    }
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Scripts a fault as a test harness would: `POST /configuration` over mTLS.
+async fn configure(env: &Env, cas: &CasSim, stubs: Value) {
+    let resp = env
+        .client(files::PROVIDER, files::PROVIDER_KEY)
+        .post(format!("{}/configuration", cas.base_url()))
+        .json(&stubs)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+}
+
+#[tokio::test]
+async fn a_day_with_no_views_is_sent_once_each_body_valid_and_null_where_the_yaml_allows() {
+    let env = Env::new();
+    env.with_members(20).await;
+    let cas = cas_sim(&env).await;
+    let config = config(&env, &cas);
+    let store = env.store();
+    let hs = holdernames(&store, today()).await;
+    assert!(!hs.is_empty());
+    let r = reporter(&store, &config);
+
+    let out = r
+        .submit_day(today(), false, pdp_provider::now_micros())
+        .await
+        .unwrap();
+    assert_eq!(out.accepted as usize, hs.len() * 6, "{out:?}");
+    let all = cas.state.reports.received();
+    assert_eq!(all.len(), hs.len() * 6);
+    // Every call: valid for the simulator (the stub's checks), its own X-Request-ID.
+    assert!(all.iter().all(|r| r.status == 202), "{all:?}");
+    let xids: HashSet<_> = all.iter().map(|r| r.x_request_id.clone()).collect();
+    assert_eq!(xids.len(), all.len());
+    assert!(xids.iter().all(|x| Uuid::try_parse(x).is_ok()));
+    let start = format!("{}T00:00:00.000Z", today());
+    for h in &hs {
+        for kind in <ReportKind as strum::VariantArray>::VARIANTS {
+            let got = received(&cas, *kind, *h);
+            assert_eq!(got.len(), 1, "{kind} {h}");
+            let b = &got[0].body;
+            assert_eq!(b["reporting_period_start"], start.as_str());
+            assert_eq!(b["submission_status"], "on time");
+            assert!(b.as_object().unwrap().contains_key("submission_id"));
+            match kind {
+                ReportKind::RequestNumber => {
+                    assert_eq!(b["req_count"], 0);
+                    assert_eq!(b["submission_reason"], "initial submission");
+                    assert!(b["submission_id"].is_string());
+                }
+                ReportKind::Unavailable => {
+                    assert_eq!(b["submission_reason"], "initial submission");
+                    assert_eq!(b["contact_count"], 0);
+                    assert!(b["submission_id"].is_string());
+                }
+                ReportKind::FindAvailability | ReportKind::ViewAvailability => {
+                    assert_eq!(b["submission_reason"], "null submission");
+                    assert!(b["submission_id"].is_null());
+                    assert_eq!(b["items"], json!([h.to_string()]));
+                }
+                _ => {
+                    assert_eq!(b["submission_reason"], "null submission");
+                    assert!(b["submission_id"].is_null());
+                    assert!(b.get("items").is_none() && b.get("multiple_calculation").is_none());
+                }
+            }
+        }
+    }
+    // Submitted once: a second run (a second instance, a restart) sends nothing.
+    let again = r
+        .submit_day(today(), false, pdp_provider::now_micros())
+        .await
+        .unwrap();
+    assert_eq!(again.already as usize, hs.len() * 6);
+    assert_eq!(cas.state.reports.received().len(), hs.len() * 6);
+    let subs = store.submissions(Some(today())).await.unwrap();
+    assert_eq!(subs.len(), hs.len() * 6);
+    assert!(subs.iter().all(|s| s.state == SubmissionState::Accepted
+        && s.key.attempt == 0
+        && s.parts
+            .iter()
+            .all(|p| p.http_status == Some(202) && p.answer.is_some())));
+
+    // A correction goes as `correction` + `resubmission` (or a null correction), attempt 1.
+    r.submit_day(today(), true, pdp_provider::now_micros())
+        .await
+        .unwrap();
+    for h in &hs {
+        let got = received(&cas, ReportKind::RequestNumber, *h);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].body["submission_status"], "correction");
+        assert_eq!(got[1].body["submission_reason"], "resubmission");
+        assert_ne!(got[1].body["record_id"], got[0].body["record_id"]);
+        let got = received(&cas, ReportKind::ResponseTime, *h);
+        assert_eq!(got[1].body["submission_status"], "correction");
+        assert_eq!(got[1].body["submission_reason"], "null submission");
+        assert_eq!(got[1].status, 202);
+    }
+    // A day before going live is late when sent now.
+    let late = today() - chrono::Days::new(5);
+    r.submit_day(late, false, pdp_provider::now_micros())
+        .await
+        .unwrap();
+    let got = received(&cas, ReportKind::Unavailable, hs[0]);
+    assert_eq!(got.last().unwrap().body["submission_status"], "late");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_slow_view_appears_in_response_time_and_views_are_counted_per_holdername() {
+    let env = Env::new();
+    let members = env.with_members(200).await;
+    let cas = cas_sim(&env).await;
+    let mut c = config(&env, &cas);
+    // A CAS that takes 10.2 s to introspect makes a real view slower than 10 s.
+    c.view.budget_ms = 11_500;
+    c.view.introspect_timeout_ms = 11_000;
+    c.server.request_timeout_ms = 11_900;
+    let server = Server::start(c.clone()).await;
+    crate::harness::publish_jwks(&server, &cas).await;
+    let m = member_with(&members, 1);
+    let id = Uuid::new_v4().to_string();
+    crate::harness::post_find(
+        &env.pfs(),
+        &server.url("/find-requests"),
+        &id,
+        &crate::harness::find_for(m, FindKind::Yes),
+    )
+    .await;
+    env.ended(&id).await;
+    let store = env.store();
+    let pei = store.peis_for_request(&id).await.unwrap()[0].clone();
+    let dashboard = pdp_provider::sim::dashboard::Dashboard::new(
+        &server.url(""),
+        &cas.base_url(),
+        &env.cert(files::CA),
+        &env.cert(files::DASHBOARD),
+        &env.cert(files::DASHBOARD_KEY),
+    )
+    .unwrap();
+    // One quick view, one slow one.
+    let v = dashboard.view(&pei.asset_guid.to_string()).await.unwrap();
+    assert_eq!(v.retry_status, Some(200), "{v:?}");
+    cas.state.set_faults(Faults {
+        latency_ms: 10_200,
+        endpoints: vec!["POST /introspect".into()],
+        ..Faults::default()
+    });
+    let v = dashboard.view(&pei.asset_guid.to_string()).await.unwrap();
+    assert_eq!(v.retry_status, Some(200), "{v:?}");
+    cas.state.set_faults(Faults::default());
+
+    // Both views are recorded (off the answer's path): wait for them.
+    let from = day_start(today());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store
+        .report_facts(from, from + 1440 * MIN)
+        .await
+        .unwrap()
+        .views
+        .len()
+        < 2
+    {
+        assert!(tokio::time::Instant::now() < deadline, "views not recorded");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    reporter(&store, &c)
+        .submit_day(today(), false, pdp_provider::now_micros())
+        .await
+        .unwrap();
+    let rn = received(&cas, ReportKind::RequestNumber, pei.holdername);
+    assert_eq!(rn[0].body["req_count"], 2);
+    let rt = received(&cas, ReportKind::ResponseTime, pei.holdername);
+    assert_eq!(rt[0].status, 202);
+    assert_eq!(rt[0].body["submission_reason"], "initial submission");
+    let items = rt[0].body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "only the slow view: {items:?}");
+    let ts = |k: &str| {
+        chrono::DateTime::parse_from_rfc3339(items[0][k].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    assert!(ts("resp_date_ts") - ts("req_date_ts") > 10_000);
+    // Other holdernames had no views.
+    for h in holdernames(&store, today()).await {
+        if h != pei.holdername {
+            assert_eq!(
+                received(&cas, ReportKind::RequestNumber, h)[0].body["req_count"],
+                0
+            );
+        }
+    }
+    store.close().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_planned_window_is_reported_in_service_availability_short_notice_only_as_emergency() {
+    let env = Env::new();
+    env.with_members(20).await;
+    let cas = cas_sim(&env).await;
+    let config = config(&env, &cas);
+    let store = env.store();
+    let calendar = Calendar::by_rule(2020, 2040);
+    let day = today();
+    let t0 = day_start(day);
+    let window = |from: i64, to: i64, reason: &str, emergency: bool| Announcement {
+        service: Service::Find,
+        holdername: None,
+        from,
+        to,
+        reason: reason.into(),
+        emergency,
+    };
+    // Announced three weeks ahead: scheduled.
+    announce(
+        &store,
+        &calendar,
+        Nation::EnglandAndWales,
+        window(
+            t0 + 60 * MIN,
+            t0 + 90 * MIN,
+            "Downtime for system update",
+            false,
+        ),
+        t0 - 21 * 1440 * MIN,
+    )
+    .await
+    .unwrap();
+    // Announced the day before: refused, unless an emergency (then unscheduled).
+    let short = announce(
+        &store,
+        &calendar,
+        Nation::EnglandAndWales,
+        window(t0 + 120 * MIN, t0 + 130 * MIN, "Emergency patch", false),
+        t0 - 1440 * MIN,
+    )
+    .await;
+    assert!(
+        matches!(
+            short,
+            Err(ReportError::Downtime(DowntimeError::ShortNotice { .. }))
+        ),
+        "{short:?}"
+    );
+    announce(
+        &store,
+        &calendar,
+        Nation::EnglandAndWales,
+        window(t0 + 120 * MIN, t0 + 130 * MIN, "Emergency patch", true),
+        t0 - 1440 * MIN,
+    )
+    .await
+    .unwrap();
+
+    reporter(&store, &config)
+        .submit_day(day, false, pdp_provider::now_micros())
+        .await
+        .unwrap();
+    let dt = |m: i64| pdp_provider::datetimestamp(t0 + m * MIN);
+    for h in holdernames(&store, day).await {
+        let find = received(&cas, ReportKind::FindAvailability, h);
+        assert_eq!(find[0].status, 202);
+        assert_eq!(find[0].body["submission_reason"], "initial submission");
+        assert_eq!(
+            find[0].body["items"],
+            json!([{ h.to_string(): [
+                {"start_date_ts": dt(60), "end_date_ts": dt(90),
+                 "unavail_scheduled": true, "unavail_reason": "Downtime for system update"},
+                {"start_date_ts": dt(120), "end_date_ts": dt(130),
+                 "unavail_scheduled": false, "unavail_reason": "Emergency patch"},
+            ]}])
+        );
+        // The window was for find only.
+        let view = received(&cas, ReportKind::ViewAvailability, h);
+        assert_eq!(view[0].body["submission_reason"], "null submission");
+    }
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_429_twice_is_retried_with_the_same_record_then_accepted() {
+    let env = Env::new();
+    env.with_members(20).await;
+    let cas = cas_sim(&env).await;
+    let config = config(&env, &cas);
+    configure(
+        &env,
+        &cas,
+        json!([{"endpoint": "/view-response/request-number", "status": 429,
+                "code": "TOO_MANY_REQUESTS", "count": 2,
+                "errors": [{"code": "TOO_MANY_REQUESTS"}]}]),
+    )
+    .await;
+    let store = env.store();
+    let hs = holdernames(&store, today()).await;
+    let out = reporter(&store, &config)
+        .submit_day(today(), false, pdp_provider::now_micros())
+        .await
+        .unwrap();
+    assert_eq!(out.accepted as usize, hs.len() * 6, "{out:?}");
+    let calls: Vec<Received> = cas
+        .state
+        .reports
+        .received()
+        .into_iter()
+        .filter(|r| r.kind == ReportKind::RequestNumber)
+        .collect();
+    assert_eq!(calls.len(), hs.len() + 2);
+    assert_eq!(
+        calls.iter().map(|c| c.status).collect::<Vec<_>>()[..3],
+        [429, 429, 202]
+    );
+    // The same record each time (one record_id), a new X-Request-ID for every call.
+    assert_eq!(calls[0].body, calls[2].body);
+    assert_eq!(calls[1].body, calls[2].body);
+    let xids: HashSet<_> = calls.iter().map(|c| &c.x_request_id).collect();
+    assert_eq!(xids.len(), calls.len());
+    let subs = store.submissions(Some(today())).await.unwrap();
+    assert!(subs.iter().all(|s| s.state == SubmissionState::Accepted));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_refused_submission_is_kept_with_its_problem_and_shown_by_report_status() {
+    let env = Env::new();
+    env.with_members(20).await;
+    let cas = cas_sim(&env).await;
+    configure(
+        &env,
+        &cas,
+        json!([{"endpoint": "/view-response/unavailable", "status": 400,
+                "code": "BAD_REQUEST", "count": 1,
+                "errors": [{"code": "INVALID_RECORD_ID"}]}]),
+    )
+    .await;
+    let file = config_file(&env, &cas, 900);
+    let date = today().to_string();
+    let out = binary(&["report", "submit", "--date", &date], &file).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["refused"], 1);
+    // Refused once: a second run does not send it again.
+    let before = cas.state.reports.received().len();
+    let again = binary(&["report", "submit", "--date", &date], &file).await;
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(cas.state.reports.received().len(), before);
+
+    let status = binary(&["report", "status", "--since", &date], &file).await;
+    assert_eq!(status.status.code(), Some(1), "{status:?}");
+    let text = String::from_utf8(status.stdout).unwrap();
+    let refused: Vec<&str> = text.lines().filter(|l| l.contains("refused")).collect();
+    assert_eq!(refused.len(), 1, "{text}");
+    assert!(refused[0].contains("/view-response/unavailable"));
+    assert!(refused[0].contains("400"));
+    assert!(refused[0].contains("INVALID_RECORD_ID"));
+}
+
+#[tokio::test]
+async fn a_crash_between_send_and_record_never_gives_a_second_initial_submission() {
+    let env = Env::new();
+    env.with_members(20).await;
+    let cas = cas_sim(&env).await;
+    let date = today().to_string();
+    // The process dies right after its first 202, before recording it.
+    let crashed = binary_with(
+        &["report", "submit", "--date", &date],
+        &config_file(&env, &cas, 900),
+        Some("report-after-send"),
+    )
+    .await;
+    assert!(!crashed.status.success());
+    let first = cas.state.reports.received();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].status, 202);
+
+    // Another instance within the claim's lease leaves it alone.
+    let busy = binary(
+        &["report", "submit", "--date", &date],
+        &config_file(&env, &cas, 900),
+    )
+    .await;
+    assert_eq!(busy.status.code(), Some(1), "{busy:?}");
+    let summary: Value = serde_json::from_slice(&busy.stdout).unwrap();
+    assert_eq!(summary["busy"], 1);
+    let crashed_body = first[0].body.clone();
+    let sent_again = |all: &[Received]| {
+        all.iter()
+            .filter(|r| r.body["record_id"] == crashed_body["record_id"])
+            .count()
+    };
+    assert_eq!(sent_again(&cas.state.reports.received()), 1);
+
+    // Past the lease: sent again, identical (same record, same submission, still initial).
+    let resumed = binary(
+        &["report", "submit", "--date", &date],
+        &config_file(&env, &cas, 0),
+    )
+    .await;
+    assert_eq!(resumed.status.code(), Some(0), "{resumed:?}");
+    let all = cas.state.reports.received();
+    assert_eq!(sent_again(&all), 2);
+    let resent: Vec<&Received> = all
+        .iter()
+        .filter(|r| r.body["record_id"] == crashed_body["record_id"])
+        .collect();
+    assert_eq!(resent[1].body, crashed_body);
+    // Per (holdername, report): one record, never a resubmission.
+    let mut records: HashMap<(ReportKind, String), HashSet<String>> = HashMap::new();
+    for r in &all {
+        assert_ne!(r.body["submission_reason"], "resubmission");
+        let h = r.body["holdernameGuid"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| r.body["items"].to_string());
+        records
+            .entry((r.kind, h))
+            .or_default()
+            .insert(r.body["record_id"].to_string());
+    }
+    assert!(records.values().all(|ids| ids.len() == 1), "{records:?}");
+    let store = env.store();
+    let subs = store.submissions(Some(today())).await.unwrap();
+    assert!(subs
+        .iter()
+        .all(|s| s.state == SubmissionState::Accepted && s.key.attempt == 0));
+    assert_eq!(subs.len(), records.len());
+    store.close().await;
+}
