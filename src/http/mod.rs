@@ -433,7 +433,7 @@ async fn route(
             .extensions()
             .get::<crate::report::facts::ViewSeen>()
             .map(|s| s.holdername),
-        Err(e) => e.holdername,
+        Err(e) => e.holdername.as_deref().copied(),
     };
     let (mut resp, outcome) = match result {
         Ok(resp) => {

@@ -36,7 +36,8 @@ pub struct ApiError {
     /// The find request this answer relates to, for the audit record.
     pub related: Option<String>,
     /// The scheme a view's answer is about, once its PeI was found (the `holdername` label).
-    pub holdername: Option<uuid::Uuid>,
+    /// Boxed: every handler returns this error, and it stays small.
+    pub holdername: Option<Box<uuid::Uuid>>,
 }
 
 /// The find request a response relates to, for its audit record (views relate to the find that

@@ -167,7 +167,7 @@ pub async fn handle(
         .await
         .map_err(|mut e| {
             e.related = related;
-            e.holdername = holdername;
+            e.holdername = holdername.map(Box::new);
             e
         })
 }
