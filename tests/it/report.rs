@@ -400,6 +400,24 @@ async fn a_planned_window_is_reported_in_service_availability_short_notice_only_
         let view = received(&cas, ReportKind::ViewAvailability, h);
         assert_eq!(view[0].body["submission_reason"], "null submission");
     }
+    // The SLA report lists them, scheduled or not.
+    let month = day.format("%Y-%m").to_string();
+    let sla = pdp_provider::sla::report(&store, &month, pdp_provider::now_micros(), None)
+        .await
+        .unwrap();
+    let listed: Vec<(bool, i64, &str)> = sla
+        .announced_downtime
+        .iter()
+        .map(|w| (w.scheduled, w.minutes, w.reason.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (true, 30, "Downtime for system update"),
+            (false, 10, "Emergency patch")
+        ]
+    );
+    assert!(sla.table().contains("unscheduled"));
     store.close().await;
 }
 
