@@ -455,9 +455,13 @@ fn describe() {
     describe_histogram!(
         VIEW_SECONDS,
         Unit::Seconds,
-        "View request receipt to answer, by outcome: served, challenge, refused, unavailable (CoCo2.1.3)"
+        "View request receipt to answer, by outcome (served, challenge, refused, unavailable) and holdername (CoCo2.1.3)"
     );
-    describe_counter!(VIEWS_TOTAL, Unit::Count, "Views answered, by outcome");
+    describe_counter!(
+        VIEWS_TOTAL,
+        Unit::Count,
+        "Views answered, by outcome and holdername"
+    );
     describe_gauge!(
         DEREGISTRATIONS_PENDING,
         Unit::Count,
@@ -502,12 +506,22 @@ pub fn report_submission(report: &'static str, outcome: &'static str) {
 /// Records one view's answer: `outcome` is its audit outcome, counted as it is in
 /// [`VIEWS_TOTAL`] and by its [`ViewOutcome`] class in [`VIEW_SECONDS`]. A challenge is half a
 /// view: it is timed under its own class and is never a CoCo2.1.3 breach, as in `sla report`.
-pub fn view_answered(outcome: &'static str, status: u16, elapsed: Duration) {
-    counter!(VIEWS_TOTAL, "outcome" => outcome).increment(1);
+///
+/// Both carry the `holdername` of the PeI viewed (a scheme GUID; holdernames are few), or
+/// `none` when the answer came before a PeI was found (a bad request, an unknown asset GUID).
+pub fn view_answered(
+    outcome: &'static str,
+    status: u16,
+    elapsed: Duration,
+    holdername: Option<uuid::Uuid>,
+) {
+    let holdername = holdername.map_or_else(|| "none".to_owned(), |h| h.to_string());
+    counter!(VIEWS_TOTAL, "outcome" => outcome, "holdername" => holdername.clone()).increment(1);
     http_response("view", status);
     let class = ViewOutcome::of(outcome);
     let secs = elapsed.as_secs_f64();
-    histogram!(VIEW_SECONDS, "outcome" => <&str>::from(class)).record(secs);
+    histogram!(VIEW_SECONDS, "outcome" => <&str>::from(class), "holdername" => holdername)
+        .record(secs);
     if secs > 10.0 && class != ViewOutcome::Challenge {
         sla_breach(Standard::View);
     }

@@ -92,6 +92,29 @@ pub struct SlaReport {
     pub availability: Availability,
     /// Answers by endpoint and outcome.
     pub counts: BTreeMap<String, u64>,
+    /// Unavailability announced for the month (`report downtime`): scheduled with 5 working
+    /// days' notice, or not (an emergency). Both count as downtime in availability: planned
+    /// outages "nonetheless count towards the 0.5% downtime permissible" (CoCo2.2.1).
+    pub announced_downtime: Vec<AnnouncedDowntime>,
+}
+
+/// An announced window, as the SLA report lists it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AnnouncedDowntime {
+    /// From (RFC 3339).
+    pub from: String,
+    /// To (RFC 3339).
+    pub to: String,
+    /// `find`, `view` or `both`.
+    pub service: &'static str,
+    /// One scheme, or all (`None`).
+    pub holdername: Option<uuid::Uuid>,
+    /// With notice (true) or an emergency.
+    pub scheduled: bool,
+    /// Why.
+    pub reason: String,
+    /// Minutes of it inside the month.
+    pub minutes: i64,
 }
 
 /// The month's bounds in µs: [start, end).
@@ -229,7 +252,25 @@ pub async fn report(
     let (from, to) = month_bounds(month)?;
     let samples = store.sla_samples(from, to).await?;
     let availability = availability(store, (from, to), now, go_live).await?;
-    report_from(samples, month, availability)
+    let mut report = report_from(samples, month, availability)?;
+    report.announced_downtime = store
+        .unavailability(from, to)
+        .await?
+        .into_iter()
+        .map(|u| {
+            let w = u.window;
+            AnnouncedDowntime {
+                from: crate::datetimestamp(w.starts_at),
+                to: crate::datetimestamp(w.ends_at),
+                service: w.service.as_str(),
+                holdername: w.holdername,
+                scheduled: !w.emergency,
+                reason: w.reason,
+                minutes: (w.ends_at.min(to) - w.starts_at.max(from)) / 60_000_000,
+            }
+        })
+        .collect();
+    Ok(report)
 }
 
 /// Builds the report for `month` from its samples and its availability (whose heartbeats, not
@@ -250,6 +291,7 @@ pub fn report_from(
         view: series(s.view, 2.0, 10.0, 0.999),
         availability,
         counts: s.counts.into_iter().collect(),
+        announced_downtime: Vec::new(),
     })
 }
 
@@ -321,6 +363,23 @@ impl SlaReport {
                 "{:<22} not live this month (sla.go_live, or no heartbeat yet)\n",
                 "CoCo2.1.5 availability",
             )),
+        }
+        for w in &self.announced_downtime {
+            out.push_str(&format!(
+                "announced downtime: {} to {} ({} min) {} {} {}: {}\n",
+                w.from,
+                w.to,
+                w.minutes,
+                w.service,
+                w.holdername
+                    .map_or_else(|| "all schemes".to_owned(), |h| h.to_string()),
+                if w.scheduled {
+                    "scheduled"
+                } else {
+                    "unscheduled"
+                },
+                w.reason
+            ));
         }
         out.push_str(&format!(
             "failed find requests: {}\n\ncounts:\n",

@@ -137,15 +137,29 @@ async fn metrics_count_what_happened_and_the_sla_report_agrees() {
         ),
         5.0
     );
-    assert_eq!(sample(&m, "pdp_views_total{outcome=\"challenge\"}"), 1.0);
-    assert_eq!(sample(&m, "pdp_views_total{outcome=\"ok\"}"), 1.0);
-    // The challenge is timed apart: it does not flatter the latency of views served.
+    // Views carry their PeI's holdername.
+    let h = format!("holdername=\"{}\"", pei.holdername);
     assert_eq!(
-        sample(&m, "pdp_view_seconds_count{outcome=\"challenge\"}"),
+        sample(&m, &format!("pdp_views_total{{outcome=\"challenge\",{h}}}")),
         1.0
     );
     assert_eq!(
-        sample(&m, "pdp_view_seconds_count{outcome=\"served\"}"),
+        sample(&m, &format!("pdp_views_total{{outcome=\"ok\",{h}}}")),
+        1.0
+    );
+    // The challenge is timed apart: it does not flatter the latency of views served.
+    assert_eq!(
+        sample(
+            &m,
+            &format!("pdp_view_seconds_count{{outcome=\"challenge\",{h}}}")
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            &format!("pdp_view_seconds_count{{outcome=\"served\",{h}}}")
+        ),
         1.0
     );
     assert!(

@@ -74,7 +74,9 @@ fn dashboard_exprs() -> Vec<(String, String)> {
             // Grafana's own variables, as Grafana would substitute them.
             let expr = ["$__rate_interval", "$__interval", "$__range"]
                 .iter()
-                .fold(expr.to_owned(), |e, v| e.replace(v, "5m"));
+                .fold(expr.to_owned(), |e, v| e.replace(v, "5m"))
+                // The dashboard's own variable, as Grafana substitutes "All".
+                .replace("$holdername", ".*");
             out.push((p["title"].as_str().unwrap_or("?").to_owned(), expr));
         }
     }

@@ -428,6 +428,13 @@ async fn route(
             Endpoint::Unknown => Err(ApiError::not_found("no such endpoint")),
         },
     };
+    let holdername = match &result {
+        Ok(resp) => resp
+            .extensions()
+            .get::<crate::report::facts::ViewSeen>()
+            .map(|s| s.holdername),
+        Err(e) => e.holdername.as_deref().copied(),
+    };
     let (mut resp, outcome) = match result {
         Ok(resp) => {
             let outcome = match resp.extensions().get::<crate::store::AppendOutcome>() {
@@ -487,7 +494,7 @@ async fn route(
     }
     match endpoint.metric() {
         "find" => crate::metrics::find_answered(outcome, status, elapsed),
-        "view" => crate::metrics::view_answered(outcome, status, elapsed),
+        "view" => crate::metrics::view_answered(outcome, status, elapsed, holdername),
         metric => crate::metrics::http_response(metric, status),
     }
     resp

@@ -35,6 +35,9 @@ pub struct ApiError {
     pub www_authenticate: Option<String>,
     /// The find request this answer relates to, for the audit record.
     pub related: Option<String>,
+    /// The scheme a view's answer is about, once its PeI was found (the `holdername` label).
+    /// Boxed: every handler returns this error, and it stays small.
+    pub holdername: Option<Box<uuid::Uuid>>,
 }
 
 /// The find request a response relates to, for its audit record (views relate to the find that
@@ -60,6 +63,7 @@ impl ApiError {
             allow: None,
             www_authenticate: None,
             related: None,
+            holdername: None,
         }
     }
 

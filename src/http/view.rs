@@ -162,11 +162,12 @@ pub async fn handle(
     cx: &RequestCx,
     svc: &ViewService,
 ) -> Result<Response<Body>, ApiError> {
-    let mut related = None;
-    handle_inner(req, cx, svc, &mut related)
+    let (mut related, mut holdername) = (None, None);
+    handle_inner(req, cx, svc, &mut related, &mut holdername)
         .await
         .map_err(|mut e| {
             e.related = related;
+            e.holdername = holdername.map(Box::new);
             e
         })
 }
@@ -176,6 +177,7 @@ async fn handle_inner(
     cx: &RequestCx,
     svc: &ViewService,
     related_out: &mut Option<String>,
+    holdername_out: &mut Option<Uuid>,
 ) -> Result<Response<Body>, ApiError> {
     let deadline = Instant::from_std(cx.received) + svc.budget;
     cx.require_request_id()?;
@@ -213,6 +215,7 @@ async fn handle_inner(
             "no pension identifier with this asset GUID",
         ));
     }
+    *holdername_out = Some(pei.holdername);
     let related = RelatedRequest(pei.request_id.clone());
     *related_out = Some(pei.request_id.clone());
     let pat_id = pei.pat_id.clone().unwrap_or_default();

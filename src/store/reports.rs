@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::model::{
     Claim, DayFacts, NewSubmission, NewUnavailability, PossibleMatch, ReportFact, StoredSubmission,
-    SubmissionKey, SubmissionState,
+    SubmissionKey, SubmissionState, Unavailability,
 };
 use super::{Store, StoreError};
 
@@ -26,6 +26,16 @@ impl Store {
         window: NewUnavailability,
     ) -> Result<i64, StoreError> {
         self.db().announce_unavailability(window).await
+    }
+
+    /// Announced periods of unavailability overlapping `[from, to)` (µs), earliest first.
+    pub async fn unavailability(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Unavailability>, StoreError> {
+        self.read(move |c, _| sqlite::reports::unavailability(c, from, to))
+            .await
     }
 
     /// Everything a reporting period `[from, to)` (µs) is built from.

@@ -400,6 +400,24 @@ async fn a_planned_window_is_reported_in_service_availability_short_notice_only_
         let view = received(&cas, ReportKind::ViewAvailability, h);
         assert_eq!(view[0].body["submission_reason"], "null submission");
     }
+    // The SLA report lists them, scheduled or not.
+    let month = day.format("%Y-%m").to_string();
+    let sla = pdp_provider::sla::report(&store, &month, pdp_provider::now_micros(), None)
+        .await
+        .unwrap();
+    let listed: Vec<(bool, i64, &str)> = sla
+        .announced_downtime
+        .iter()
+        .map(|w| (w.scheduled, w.minutes, w.reason.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (true, 30, "Downtime for system update"),
+            (false, 10, "Emergency patch")
+        ]
+    );
+    assert!(sla.table().contains("unscheduled"));
     store.close().await;
 }
 
@@ -551,4 +569,72 @@ async fn a_crash_between_send_and_record_never_gives_a_second_initial_submission
         .all(|s| s.state == SubmissionState::Accepted && s.key.attempt == 0));
     assert_eq!(subs.len(), records.len());
     store.close().await;
+}
+
+#[tokio::test]
+async fn possible_matches_per_holdername_count_how_each_ended_and_how_long_it_took() {
+    use pdp_provider::peis::{expire_possible, resolve_possible, Resolution};
+    let env = Env::new();
+    let members = env.with_members(200).await;
+    let cas = cas_sim(&env).await;
+    let c = config(&env, &cas);
+    let server = Server::start(c.clone()).await;
+    let store = env.store();
+    let mut finds = Vec::new();
+    for i in 0..4 {
+        let id = Uuid::new_v4().to_string();
+        crate::harness::post_find(
+            &env.pfs(),
+            &server.url("/find-requests"),
+            &id,
+            &crate::harness::find_for(member_with(&members[i * 20..], 1), FindKind::Possible),
+        )
+        .await;
+        env.ended(&id).await;
+        finds.push(store.peis_for_request(&id).await.unwrap());
+    }
+    let total: usize = finds.iter().map(Vec::len).sum();
+    let client = CasClient::new(&c.cas, store.clone()).unwrap();
+    let guid = |i: usize| finds[i][0].asset_guid.to_string();
+    resolve_possible(&store, &client, &guid(0), Resolution::Yes)
+        .await
+        .unwrap();
+    resolve_possible(&store, &client, &guid(1), Resolution::No)
+        .await
+        .unwrap();
+    // Unreviewed for two days, past a one-day window: match-timeout.
+    env.sql()
+        .execute(
+            "UPDATE peis SET created_at = ?2 WHERE pei = ?1",
+            rusqlite::params![finds[2][0].pei, pdp_provider::now_micros() - 2 * 1440 * MIN],
+        )
+        .unwrap();
+    assert_eq!(expire_possible(&store, &client, 1).await.unwrap(), 1);
+
+    let from = day_start(today() - chrono::Days::new(3));
+    let to = day_start(today() + chrono::Days::new(1));
+    let rows = pdp_provider::report::possible::report(&store, from, to)
+        .await
+        .unwrap();
+    let sum = |f: fn(&pdp_provider::report::possible::PossibleMatches) -> u64| {
+        rows.iter().map(f).sum::<u64>()
+    };
+    assert_eq!(sum(|r| r.total) as usize, total);
+    assert_eq!(
+        (sum(|r| r.yes), sum(|r| r.no), sum(|r| r.timed_out)),
+        (1, 1, 1)
+    );
+    assert_eq!(sum(|r| r.open) as usize, total - 3);
+    let durations: Vec<u64> = rows
+        .iter()
+        .flat_map(|r| r.resolution_seconds.clone())
+        .collect();
+    assert_eq!(durations.len(), 3);
+    // The timed-out one took two days; the others moments.
+    assert!(durations.iter().any(|s| *s >= 2 * 86_400 - 60));
+    // Only holdernames of these finds, each its own row.
+    let hs: HashSet<Uuid> = finds.iter().flatten().map(|p| p.holdername).collect();
+    assert_eq!(rows.len(), hs.len());
+    store.close().await;
+    server.stop().await;
 }

@@ -146,11 +146,17 @@ async fn a_definite_match_is_served_through_the_uma_flow_as_maps_calls_it() {
         .any(|a| a.endpoint == "POST /introspect" && a.status == 200));
     let metrics = s.server.metrics().await;
     assert!(
-        metrics.contains("pdp_views_total{outcome=\"challenge\"}"),
+        metrics.contains(&format!(
+            "pdp_views_total{{outcome=\"challenge\",holdername=\"{}\"}}",
+            pei.holdername
+        )),
         "{metrics}"
     );
     assert!(
-        metrics.contains("pdp_view_seconds_bucket{outcome=\"served\",le=\"2\"}"),
+        metrics.contains(&format!(
+            "pdp_view_seconds_bucket{{outcome=\"served\",holdername=\"{}\",le=\"2\"}}",
+            pei.holdername
+        )),
         "{metrics}"
     );
     s.server.stop().await;
