@@ -17,7 +17,7 @@ use super::model::{
     AppendOutcome, AppliedChange, Calculation, Claim, DayFacts, FailedFind, FindOutcome,
     MatchStatus, NewPei, NewSubmission, NewUnavailability, PeiState, PossibleMatch, ReportFact,
     ReviewState, SchemeState, SlaSamples, StoredFind, StoredPei, StoredSubmission, SubmissionKey,
-    SubmissionState,
+    SubmissionState, Unavailability,
 };
 use super::{AppendError, ResealCursor, Resealed, StoreError};
 use crate::audit::AuditRecord;
@@ -382,6 +382,9 @@ pub(super) trait Backend: Send + Sync + 'static {
 
     /// Stores an announced period of unavailability; its id.
     async fn announce_unavailability(&self, window: NewUnavailability) -> Result<i64, StoreError>;
+
+    /// Announced periods overlapping `[from, to)` (µs), earliest first.
+    async fn unavailability(&self, from: i64, to: i64) -> Result<Vec<Unavailability>, StoreError>;
 
     /// Everything a reporting period `[from, to)` (µs) is built from.
     async fn report_facts(&self, from: i64, to: i64) -> Result<DayFacts, StoreError>;

@@ -34,8 +34,7 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<Unavailability>, StoreError> {
-        self.read(move |c, _| sqlite::reports::unavailability(c, from, to))
-            .await
+        self.db().unavailability(from, to).await
     }
 
     /// Everything a reporting period `[from, to)` (µs) is built from.

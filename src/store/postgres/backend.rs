@@ -20,7 +20,7 @@ use crate::store::model::{
     AppendOutcome, Applied, AppliedChange, Calculation, Claim, DayFacts, FailedFind, MatchStatus,
     NewPei, NewSubmission, NewUnavailability, PeiState, PossibleMatch, ReportFact, ReviewState,
     SchemeState, SlaSamples, StoredFind, StoredPei, StoredSubmission, SubmissionKey,
-    SubmissionState,
+    SubmissionState, Unavailability,
 };
 use crate::store::{AppendError, ResealCursor, Resealed, StoreError, StoreLimits};
 
@@ -477,6 +477,10 @@ impl Backend for Postgres {
 
     async fn announce_unavailability(&self, window: NewUnavailability) -> Result<i64, StoreError> {
         reports::insert_unavailability(&self.client().await?, &window).await
+    }
+
+    async fn unavailability(&self, from: i64, to: i64) -> Result<Vec<Unavailability>, StoreError> {
+        reports::unavailability(&self.client().await?, from, to).await
     }
 
     async fn report_facts(&self, from: i64, to: i64) -> Result<DayFacts, StoreError> {

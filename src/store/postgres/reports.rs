@@ -116,7 +116,7 @@ pub(super) async fn insert_unavailability(
 }
 
 /// Announced periods overlapping `[from, to)` (µs), earliest first.
-async fn unavailability(
+pub(super) async fn unavailability(
     c: &impl GenericClient,
     from: i64,
     to: i64,

@@ -20,7 +20,7 @@ use crate::store::model::{
     AppendOutcome, Applied, AppliedChange, Calculation, Claim, DayFacts, FailedFind, MatchStatus,
     NewPei, NewSubmission, NewUnavailability, PeiState, PossibleMatch, ReportFact, ReviewState,
     SchemeState, SlaSamples, StoredFind, StoredPei, StoredSubmission, SubmissionKey,
-    SubmissionState,
+    SubmissionState, Unavailability,
 };
 use crate::store::{blocking, AppendError, ResealCursor, Resealed, StoreError, StoreLimits};
 
@@ -500,6 +500,11 @@ impl Backend for Sqlite {
 
     async fn announce_unavailability(&self, window: NewUnavailability) -> Result<i64, StoreError> {
         self.commit(move |c| reports::insert_unavailability(c, &window))
+            .await
+    }
+
+    async fn unavailability(&self, from: i64, to: i64) -> Result<Vec<Unavailability>, StoreError> {
+        self.read(move |c| reports::unavailability(c, from, to))
             .await
     }
 
