@@ -174,7 +174,7 @@ const COMMON: [&str; 6] = [
 /// `null submission` is a valid reason here.
 fn common(m: &Map<String, Value>, null_allowed: bool) -> Result<bool, String> {
     let reason = m.get("submission_reason").and_then(Value::as_str);
-    let is_null = reason == Some("null submission");
+    let is_null = null_allowed && reason == Some("null submission");
     if m.get("holdernameGuid").is_none_or(Value::is_null) {
         return Err("HOLDERNAMEGUID".into());
     }
@@ -190,6 +190,14 @@ fn common(m: &Map<String, Value>, null_allowed: bool) -> Result<bool, String> {
     if m.get("reporting_period_start").is_none_or(Value::is_null) {
         return Err("REPORTING_PERIOD_START".into());
     }
+    let reasons: &[&str] = if null_allowed {
+        &["initial submission", "resubmission", "null submission"]
+    } else {
+        &["initial submission", "resubmission"]
+    };
+    if !reasons.contains(&reason.unwrap_or_default()) {
+        return Err("SUBMISSION_REASON".into());
+    }
     // The key is required; its value is null exactly for a null submission.
     match m.get("submission_id") {
         None => return Err("SUBMISSION_ID".into()),
@@ -202,14 +210,6 @@ fn common(m: &Map<String, Value>, null_allowed: bool) -> Result<bool, String> {
     }
     if !uuid_ok(&m["record_id"]) {
         return Err("RECORD_ID".into());
-    }
-    let reasons: &[&str] = if null_allowed {
-        &["initial submission", "resubmission", "null submission"]
-    } else {
-        &["initial submission", "resubmission"]
-    };
-    if !reasons.contains(&reason.unwrap_or_default()) {
-        return Err("SUBMISSION_REASON".into());
     }
     if !m["submission_status"]
         .as_str()
