@@ -19,11 +19,12 @@ wait_for() {
 # field FILE KEY: the first numeric value of KEY in a result.json (phase main, ACK series).
 field() { sed -n "s/.*\"$2\": *\([0-9.eE+-]*\).*/\1/p" "$1" | head -n 1; }
 
-# metric NAME [OPS_PORT]: the sum of every series of a metric on an ops listener ($OPS_PORT by
-# default; 0 when absent).
+# metric NAME [OPS_PORT [LABEL]]: the sum of every series of a metric on an ops listener
+# ($OPS_PORT by default; 0 when absent); with LABEL (e.g. 'le="15"'), of the series that carry it.
 metric() {
     curl -s "http://127.0.0.1:${2:-$OPS_PORT}/metrics" |
-        awk -v m="$1" '$1 == m || index($1, m "{") == 1 { s += $2 } END { printf "%.0f", s + 0 }'
+        awk -v m="$1" -v l="${3:-}" '($1 == m || index($1, m "{") == 1) && index($1, l) { s += $2 }
+            END { printf "%.0f", s + 0 }'
 }
 
 # server_config STORE_DIR IN_FLIGHT [LISTEN_PORT OPS_PORT]: an endpoint config on $SERVER_PORT

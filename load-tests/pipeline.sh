@@ -168,11 +168,11 @@ load() {
     fi
 }
 
-# both NAME: a metric summed over every running instance.
+# both NAME [LABEL]: a metric summed over every running instance (and its series with LABEL).
 both() {
     local n
-    n=$(metric "$1")
-    if [ "$INSTANCES" = 2 ]; then n=$(( n + $(metric "$1" $OPS_PORT2) )); fi
+    n=$(metric "$1" "$OPS_PORT" "${2:-}")
+    if [ "$INSTANCES" = 2 ]; then n=$(( n + $(metric "$1" $OPS_PORT2 "${2:-}") )); fi
     echo "$n"
 }
 
@@ -213,7 +213,7 @@ curl -s -X POST "http://127.0.0.1:$CONTROL_PORT/__sim/faults" \
     -d "{\"latency_ms\": $CAS_LATENCY_MS}" >/dev/null
 start_server mixed "$IN_FLIGHT" import
 read -r MX_ACKED MX_DONE MX_SECS < <(drain_run mixed --rate "$RATE" --mix "$MIX")
-MX_WITHIN=$(both 'pdp_find_completion_seconds_bucket{le="15"}')
+MX_WITHIN=$(both pdp_find_completion_seconds_bucket 'le="15"')
 MX_MATCHED=$(both pdp_find_completion_seconds_count)
 MX_FAILED=$(both 'pdp_finds_completed_total{outcome="failed"}')
 stop_server

@@ -428,7 +428,7 @@ fn describe() {
     describe_histogram!(
         FIND_COMPLETION_SECONDS,
         Unit::Seconds,
-        "ACK to last PeI registered (CoCo2.1.2)"
+        "ACK to last PeI registered, by holdername matched (CoCo2.1.2)"
     );
     describe_counter!(
         FINDS_COMPLETED_TOTAL,
@@ -549,12 +549,19 @@ pub fn cas_retry(endpoint: &'static str) {
 }
 
 /// Records a find request reaching its end. `completion` is ACK to last registration, for
-/// matches only.
-pub fn find_completed(outcome: &'static str, completion: Option<Duration>) {
+/// matches only: observed once for each holdername the find matched in (its PeIs were
+/// registered for each of those schemes within that time; holdernames are few).
+pub fn find_completed(
+    outcome: &'static str,
+    completion: Option<Duration>,
+    holdernames: &[uuid::Uuid],
+) {
     counter!(FINDS_COMPLETED_TOTAL, "outcome" => outcome).increment(1);
     if let Some(d) = completion {
         let secs = d.as_secs_f64();
-        histogram!(FIND_COMPLETION_SECONDS).record(secs);
+        for h in holdernames {
+            histogram!(FIND_COMPLETION_SECONDS, "holdername" => h.to_string()).record(secs);
+        }
         if secs > 60.0 {
             sla_breach(Standard::Completion);
         }

@@ -24,6 +24,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use uuid::Uuid;
 
 use crate::cas::client::CasClient;
 use crate::cas::retry::{with_retries, Backoff};
@@ -143,9 +144,9 @@ impl Pipeline {
                 return;
             }
         };
-        let end = match result {
-            Ok(outcome) => Ok(outcome),
-            Err(WorkError::Failed(reason)) => Err(reason),
+        let (end, holdernames) = match result {
+            Ok((outcome, holdernames)) => (Ok(outcome), holdernames),
+            Err(WorkError::Failed(reason)) => (Err(reason), Vec::new()),
             Err(WorkError::Store(e)) => {
                 tracing::error!(request_id = %request_id, error = %e, "store error; will retry after the lease");
                 return;
@@ -171,7 +172,7 @@ impl Pipeline {
                     let completion = (outcome != FindOutcome::NoMatch).then(|| {
                         Duration::from_micros((crate::now_micros() - c.acked_at).max(0) as u64)
                     });
-                    crate::metrics::find_completed(outcome.as_str(), completion);
+                    crate::metrics::find_completed(outcome.as_str(), completion, &holdernames);
                     tracing::info!(request_id = %request_id, outcome = outcome.as_str(), peis = n, "find request completed");
                 }
                 Err(reason) => {
@@ -209,13 +210,14 @@ impl Pipeline {
         }
     }
 
-    /// Works a claimed find: its outcome (or why it cannot finish), the PeIs it registered at
-    /// the CAS (recorded with its end, whatever the end), and the PAT that registered them.
+    /// Works a claimed find: its outcome and the holdernames it matched in (or why it cannot
+    /// finish), the PeIs it registered at the CAS (recorded with its end, whatever the end), and
+    /// the PAT that registered them.
     async fn work(
         &self,
         c: &Claimed,
     ) -> (
-        Result<FindOutcome, WorkError>,
+        Result<(FindOutcome, Vec<Uuid>), WorkError>,
         Vec<(String, String)>,
         Option<String>,
     ) {
@@ -230,7 +232,7 @@ impl Pipeline {
         c: &Claimed,
         registered: &mut Vec<(String, String)>,
         pat_id: &mut Option<String>,
-    ) -> Result<FindOutcome, WorkError> {
+    ) -> Result<(FindOutcome, Vec<Uuid>), WorkError> {
         let id = c.request_id.as_str();
         let budget_left =
             c.acked_at + (self.config.completion_budget_ms * 1000) as i64 - crate::now_micros();
@@ -246,7 +248,7 @@ impl Pipeline {
         // stored, so a find resumed after a crash or member changes decides the same way.
         let matches = self.matcher.find_matches(&find.find_data);
         if matches.is_empty() {
-            return Ok(FindOutcome::NoMatch);
+            return Ok((FindOutcome::NoMatch, Vec::new()));
         }
         // Possible-match PeIs derive from the user's `sub`; without it a repeat find could not
         // give the same PeI (SPEC §2), so the find cannot be registered correctly.
@@ -273,6 +275,9 @@ impl Pipeline {
             .collect();
         peis.sort_by(|a, b| a.pei.cmp(&b.pei));
         peis.dedup_by(|a, b| a.pei == b.pei);
+        let mut holdernames: Vec<Uuid> = peis.iter().map(|p| p.holdername).collect();
+        holdernames.sort_unstable();
+        holdernames.dedup();
         let outcome = if peis.iter().any(|p| p.match_status == MatchStatus::Yes) {
             FindOutcome::MatchYes
         } else {
@@ -340,7 +345,7 @@ impl Pipeline {
         }
         match failure {
             Some(e) => Err(e),
-            None => Ok(outcome),
+            None => Ok((outcome, holdernames)),
         }
     }
 }

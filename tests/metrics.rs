@@ -18,6 +18,16 @@ fn sample(metrics: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no sample {series} in\n{metrics}"))
 }
 
+/// The sum of a metric's samples over its label sets that contain every one of `labels`.
+fn sum_over(metrics: &str, name: &str, labels: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| labels.iter().all(|x| l.contains(x)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_what_happened_and_the_sla_report_agrees() {
     let env = Env::new();
@@ -121,9 +131,17 @@ async fn metrics_count_what_happened_and_the_sla_report_agrees() {
         sample(&m, "pdp_finds_completed_total{outcome=\"no-match\"}"),
         2.0
     );
-    assert_eq!(sample(&m, "pdp_find_completion_seconds_count"), 5.0);
+    // Completion is observed per holdername matched: each member here is in one scheme.
     assert_eq!(
-        sample(&m, "pdp_find_completion_seconds_bucket{le=\"60\"}"),
+        sum_over(&m, "pdp_find_completion_seconds_count", &["holdername=\""]),
+        5.0
+    );
+    assert_eq!(
+        sum_over(
+            &m,
+            "pdp_find_completion_seconds_bucket",
+            &["holdername=\"", "le=\"60\""]
+        ),
         5.0
     );
     assert_eq!(

@@ -638,3 +638,49 @@ async fn possible_matches_per_holdername_count_how_each_ended_and_how_long_it_to
     store.close().await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_daily_run_sends_yesterday_on_time_and_missed_days_late_once_and_nothing_before_go_live(
+) {
+    let env = Env::new();
+    env.with_members(20).await;
+    let cas = cas_sim(&env).await;
+    let mut config = config(&env, &cas);
+    config.reporting.catch_up_days = 5;
+    let store = env.store();
+    let hs = holdernames(&store, today()).await;
+    let yesterday = today() - chrono::Days::new(1);
+    // Live since three days ago: of the five days it looks back on, two are before go-live.
+    let live = today() - chrono::Days::new(3);
+    let r = Reporter {
+        go_live: Some(pdp_provider::config::GoLive(live)),
+        ..reporter(&store, &config)
+    };
+    let now = pdp_provider::now_micros();
+    assert!(pdp_provider::report::schedule::run_due(&r, yesterday, now)
+        .await
+        .unwrap());
+    let sent = cas.state.reports.received();
+    // Three days (go-live, the day after, yesterday), six reports each, per holdername.
+    assert_eq!(sent.len(), 3 * 6 * hs.len());
+    assert!(sent.iter().all(|r| r.status == 202), "{sent:?}");
+    for r in received(&cas, ReportKind::RequestNumber, hs[0]) {
+        let start = r.body["reporting_period_start"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let expected = if start.starts_with(&yesterday.to_string()) {
+            "on time"
+        } else {
+            "late"
+        };
+        assert_eq!(r.body["submission_status"], expected, "{start}");
+        assert!(!start.starts_with(&(live - chrono::Days::new(1)).to_string()));
+    }
+    // The next minute's run (or another instance's) finds every day answered: nothing sent.
+    assert!(pdp_provider::report::schedule::run_due(&r, yesterday, now)
+        .await
+        .unwrap());
+    assert_eq!(cas.state.reports.received().len(), sent.len());
+    store.close().await;
+}
