@@ -319,6 +319,12 @@ fn register_known() {
     counter!(MEMBERS_UNREADABLE_TOTAL).increment(0);
     counter!(AUDIT_DROPPED_TOTAL).increment(0);
     counter!(FIND_LEASES_LOST_TOTAL).increment(0);
+    for report in <crate::store::model::ReportKind as VariantArray>::VARIANTS {
+        for outcome in ["accepted", "refused", "retried", "pending"] {
+            counter!(REPORT_SUBMISSIONS_TOTAL, "report" => report.as_str(), "outcome" => outcome)
+                .increment(0);
+        }
+    }
     counter!(AUDIT_PURGED_TOTAL).increment(0);
     let start = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
