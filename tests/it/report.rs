@@ -684,3 +684,29 @@ async fn the_daily_run_sends_yesterday_on_time_and_missed_days_late_once_and_not
     assert_eq!(cas.state.reports.received().len(), sent.len());
     store.close().await;
 }
+
+#[tokio::test]
+async fn report_preview_prints_each_body_for_one_holdername_and_sends_and_keeps_nothing() {
+    let env = Env::new();
+    env.with_members(20).await;
+    let cas = cas_sim(&env).await;
+    let file = config_file(&env, &cas, 900);
+    let store = env.store();
+    let hs = holdernames(&store, today()).await;
+    store.close().await;
+    let date = today().to_string();
+    let h = hs[0].to_string();
+    let out = binary(
+        &["report", "preview", "--date", &date, "--holdername", &h],
+        &file,
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let heads: Vec<&str> = text.lines().filter(|l| l.starts_with("# POST ")).collect();
+    assert_eq!(heads.len(), 6, "{text}");
+    assert!(heads.iter().all(|l| l.contains(&h)), "{text}");
+    assert!(text.contains("\"reporting_period_start\""));
+    assert!(cas.state.reports.received().is_empty());
+    assert!(env.store().submissions(None).await.unwrap().is_empty());
+}
