@@ -40,10 +40,6 @@ use crate::store::model::{
 };
 use crate::store::Store;
 
-/// A test-only failpoint: `PDP_FAILPOINT=report-after-send` aborts the process right after the
-/// first `202` and before it is recorded, as a crash there would.
-pub const ENV_FAILPOINT: &str = "PDP_FAILPOINT";
-
 /// What reporting needs.
 #[derive(Clone)]
 pub struct Reporter {
@@ -181,7 +177,6 @@ impl Reporter {
             base: Duration::from_millis(self.config.backoff_base_ms),
             cap: Duration::from_millis(self.config.backoff_cap_ms),
         };
-        let failpoint = std::env::var(ENV_FAILPOINT).is_ok_and(|v| v == "report-after-send");
         for part in s
             .parts
             .iter()
@@ -193,9 +188,6 @@ impl Reporter {
             let (state, status, answer) = loop {
                 match cas.report(s.key.kind, &part.body).await {
                     Ok(r) => {
-                        if failpoint {
-                            std::process::abort();
-                        }
                         crate::metrics::report_submission(report, "accepted");
                         break (SubmissionState::Accepted, Some(202), Some(r.datetimestamp));
                     }

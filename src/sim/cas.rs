@@ -439,6 +439,7 @@ async fn report(req: Request<Incoming>, state: &CasState) -> Response<Body> {
         Err(_) => return report_problem(413, "Payload Too Large", "CONTENT_TOO_LARGE"),
     };
     let (status, answer) = state.reports.handle(kind, &xid, &body);
+    tokio::time::sleep(state.reports.held_for()).await;
     let mut r = json_resp(
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         answer,

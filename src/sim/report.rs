@@ -40,6 +40,9 @@ pub struct Received {
 pub struct ReportState {
     received: Mutex<Vec<Received>>,
     faults: Mutex<HashMap<ReportKind, StubConfiguration>>,
+    /// How long each answer is held after the call is received (a slow CAS; or, for a test, the
+    /// moment to kill the caller between its send and its record of the answer).
+    hold: Mutex<std::time::Duration>,
 }
 
 // === impl ReportState ===
@@ -51,6 +54,16 @@ impl ReportState {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Holds every answer this long after its call is received (zero: answer at once).
+    pub fn hold_answers(&self, hold: std::time::Duration) {
+        *self.hold.lock().unwrap_or_else(|e| e.into_inner()) = hold;
+    }
+
+    /// How long answers are held.
+    pub fn held_for(&self) -> std::time::Duration {
+        *self.hold.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// `POST /configuration`: each entry replaces its endpoint's; an empty list clears all.

@@ -100,24 +100,18 @@ fn config_file(env: &Env, cas: &CasSim, lease_s: u64) -> std::path::PathBuf {
     path
 }
 
-/// Runs the real binary off the runtime (the simulator answers it from this test's runtime).
-async fn binary(args: &[&str], config: &std::path::Path) -> std::process::Output {
-    binary_with(args, config, None).await
-}
-
-async fn binary_with(
-    args: &[&str],
-    config: &std::path::Path,
-    failpoint: Option<&str>,
-) -> std::process::Output {
+fn command(args: &[&str], config: &std::path::Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pdp-provider"));
     cmd.args(args)
         .arg("--config")
         .arg(config)
         .env("NO_COLOR", "1");
-    if let Some(f) = failpoint {
-        cmd.env(pdp_provider::report::submit::ENV_FAILPOINT, f);
-    }
+    cmd
+}
+
+/// Runs the real binary off the runtime (the simulator answers it from this test's runtime).
+async fn binary(args: &[&str], config: &std::path::Path) -> std::process::Output {
+    let mut cmd = command(args, config);
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap()
@@ -505,14 +499,23 @@ async fn a_crash_between_send_and_record_never_gives_a_second_initial_submission
     env.with_members(20).await;
     let cas = cas_sim(&env).await;
     let date = today().to_string();
-    // The process dies right after its first 202, before recording it.
-    let crashed = binary_with(
+    // The CAS has the first call and has accepted it, and holds its answer: the process is
+    // SIGKILLed then, between its send and its record of the answer.
+    cas.state
+        .reports
+        .hold_answers(std::time::Duration::from_secs(60));
+    let mut child = command(
         &["report", "submit", "--date", &date],
         &config_file(&env, &cas, 900),
-        Some("report-after-send"),
     )
-    .await;
-    assert!(!crashed.status.success());
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    crate::harness::eventually(|| (!cas.state.reports.received().is_empty()).then_some(())).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    cas.state.reports.hold_answers(std::time::Duration::ZERO);
     let first = cas.state.reports.received();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].status, 202);
