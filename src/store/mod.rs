@@ -178,8 +178,6 @@ struct Inner {
     /// Finds stored and not at an end (see [`Store::pending`]).
     pending: AtomicU64,
     max_pending: u64,
-    /// Where the database is, for messages: the SQLite file or the PostgreSQL URL (no password).
-    location: PathBuf,
 }
 
 /// Runs blocking work (SQLite, CPU-heavy sealing) off the async runtime. A panic in `f` becomes
@@ -204,7 +202,7 @@ impl Store {
     /// Opens (creating if needed) the embedded SQLite store at `path` and starts its writer.
     pub fn open(path: &Path, key: DataKey, limits: StoreLimits) -> Result<Store, StoreError> {
         let (db, open) = sqlite::Sqlite::open(path, limits)?;
-        Self::over(Box::new(db), key, limits, path.to_owned(), open, false)
+        Self::over(Box::new(db), key, limits, open, false)
     }
 
     /// Connects to the PostgreSQL store at `options.url`, applies its migrations and starts its
@@ -216,8 +214,7 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let db = postgres::Postgres::connect(options, limits).await?;
         let open = db.open_count().await?;
-        let location = postgres::redacted(&options.url).into();
-        Self::over(Box::new(db), key, limits, location, open, true)
+        Self::over(Box::new(db), key, limits, open, true)
     }
 
     /// Opens the store a configuration names, on its backend.
@@ -238,7 +235,6 @@ impl Store {
         db: Box<dyn Backend>,
         key: DataKey,
         limits: StoreLimits,
-        location: PathBuf,
         open: u64,
         shared: bool,
     ) -> Result<Store, StoreError> {
@@ -248,7 +244,6 @@ impl Store {
                 key,
                 pending: AtomicU64::new(open),
                 max_pending: limits.max_pending,
-                location,
             }),
         };
         if shared {
@@ -277,11 +272,6 @@ impl Store {
         let n = self.db().open_count().await?;
         self.inner.pending.store(n, Ordering::Release);
         Ok(n)
-    }
-
-    /// Where the database is: the SQLite file, or the PostgreSQL URL without its password.
-    pub fn path(&self) -> &Path {
-        &self.inner.location
     }
 
     fn db(&self) -> &dyn Backend {
