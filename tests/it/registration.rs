@@ -11,7 +11,15 @@ fn new_id() -> String {
 
 #[tokio::test]
 async fn yes_possible_and_no_end_to_end() {
-    let env = Env::new();
+    yes_possible_and_no(Env::new()).await
+}
+
+#[tokio::test]
+async fn yes_possible_and_no_end_to_end_on_postgres() {
+    yes_possible_and_no(Env::postgres().await).await
+}
+
+async fn yes_possible_and_no(env: Env) {
     let members = env.with_members(300).await;
     let cas = cas_sim(&env).await;
     let server = Server::start(env.config_with_cas(&cas)).await;
@@ -68,7 +76,7 @@ async fn yes_possible_and_no_end_to_end() {
     assert!(regs.iter().all(|r| r.inbound_request_id != no));
 
     // Stored locally with reasons and the rules version; PATs sealed.
-    let queue = env.store();
+    let queue = env.open_store().await;
     let peis = queue.peis_for_request(&possible).await.unwrap();
     assert!(peis
         .iter()
@@ -77,8 +85,7 @@ async fn yes_possible_and_no_end_to_end() {
         .iter()
         .all(|p| p.resource_id.as_ref().is_some_and(|r| r.len() == 37)));
     // Every outbound call is audited against its find request.
-    let audit = env
-        .store()
+    let audit = queue
         .audit_records(0, i64::MAX, Some(yes.to_string()))
         .await
         .unwrap();
@@ -95,7 +102,10 @@ async fn yes_possible_and_no_end_to_end() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("pdp_find_completion_seconds_bucket{le=\"15\"}"),
+        metrics.contains(&format!(
+            "pdp_find_completion_seconds_bucket{{holdername=\"{}\",le=\"15\"}}",
+            m.holdername
+        )),
         "{metrics}"
     );
     server.stop().await;

@@ -19,7 +19,10 @@ async fn setup() -> Setup {
 }
 
 async fn setup_with(tweak: impl FnOnce(&mut pdp_provider::config::Config)) -> Setup {
-    let env = Env::new();
+    setup_on(Env::new(), tweak).await
+}
+
+async fn setup_on(env: Env, tweak: impl FnOnce(&mut pdp_provider::config::Config)) -> Setup {
     let members = env.with_members(200).await;
     let cas = cas_sim(&env).await;
     let mut config = env.config_with_cas(&cas);
@@ -59,7 +62,12 @@ impl Setup {
         )
         .await;
         self.env.ended(&id).await;
-        self.env.store().peis_for_request(&id).await.unwrap()
+        self.env
+            .open_store()
+            .await
+            .peis_for_request(&id)
+            .await
+            .unwrap()
     }
 
     /// One view as MaPS performs it; a payload it receives must be valid against the data
@@ -92,7 +100,15 @@ fn checked(v: ViewOutcome) -> ViewOutcome {
 
 #[tokio::test]
 async fn a_definite_match_is_served_through_the_uma_flow_as_maps_calls_it() {
-    let s = setup().await;
+    a_definite_match_is_served(setup().await).await
+}
+
+#[tokio::test]
+async fn a_definite_match_is_served_through_the_uma_flow_on_postgres() {
+    a_definite_match_is_served(setup_on(Env::postgres().await, |_| {}).await).await
+}
+
+async fn a_definite_match_is_served(s: Setup) {
     let m = member_with(&s.members, 1);
     let peis = s.registered(m, FindKind::Yes).await;
     let pei = &peis[0];
@@ -127,7 +143,7 @@ async fn a_definite_match_is_served_through_the_uma_flow_as_maps_calls_it() {
         stored.view_data["pensionAdministrator"]
     );
     // The view, its ticket and its introspection are joinable with the find by its ID.
-    let store = s.env.store();
+    let store = s.env.open_store().await;
     let audit = loop {
         let a = store
             .audit_records(0, i64::MAX, Some(pei.request_id.clone()))
