@@ -85,9 +85,9 @@ enum Command {
         config: PathBuf,
     },
     /// The endpoint with a simulated CAS and PFS around it, generated members, and a summary.
-    Demo(pdp_provider::demo::DemoArgs),
+    Demo(pdp_sim::demo::DemoArgs),
     /// Load-test an endpoint as the PFS (open or closed loop); exits 1 on a missed limit.
-    Load(Box<pdp_provider::load::LoadArgs>),
+    Load(Box<pdp_load::LoadArgs>),
 }
 
 #[derive(Subcommand)]
@@ -520,8 +520,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
         } => {
             runtime()?.block_on(async move {
-                let tls = pdp_provider::demo::sim_tls(&certs);
-                let sim = pdp_provider::sim::cas::CasSim::start(listen, control, &tls).await?;
+                let tls = pdp_sim::demo::sim_tls(&certs);
+                let sim = pdp_sim::cas::CasSim::start(listen, control, &tls).await?;
                 let from = match &jwks {
                     Some(f) => f.display().to_string(),
                     None => certs
@@ -529,7 +529,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .display()
                         .to_string(),
                 };
-                match pdp_provider::sim::cas::provider_jwks(&certs, jwks.as_deref())? {
+                match pdp_sim::cas::provider_jwks(&certs, jwks.as_deref())? {
                     Some(j) => {
                         sim.state.publish_jwks(&j);
                         let kids: Vec<&str> = j["keys"]
@@ -770,11 +770,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Load(args) => {
-            let code = runtime()?.block_on(pdp_provider::load::run(*args))?;
+            let code = runtime()?.block_on(pdp_load::run(*args))?;
             Ok(ExitCode::from(code))
         }
         Command::Demo(args) => {
-            let code = runtime()?.block_on(pdp_provider::demo::run(args))?;
+            let code = runtime()?.block_on(pdp_sim::demo::run(args))?;
             Ok(ExitCode::from(code))
         }
     }

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::failure::{self, Failures};
 use super::histogram::{Series, SeriesKind};
 use super::LoadError;
-use crate::sim::cas::Faults;
+use pdp_sim::cas::Faults;
 
 /// How often the poller asks.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);

@@ -28,7 +28,7 @@ use super::pacing;
 use super::request::{self, FindRequest, Finds};
 use super::scenario::Mode;
 use super::views::Views;
-use crate::members::record::MemberRecord;
+use pdp_provider::members::record::MemberRecord;
 
 /// What every phase of a run shares.
 pub struct Ctx {

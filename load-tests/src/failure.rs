@@ -34,7 +34,7 @@ use std::io;
 
 use serde::Serialize;
 
-use crate::sim::dashboard::{DashboardError, Leg, TokenFault, ViewOutcome};
+use pdp_sim::dashboard::{DashboardError, Leg, TokenFault, ViewOutcome};
 
 /// Why a request got no HTTP answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

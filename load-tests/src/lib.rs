@@ -45,9 +45,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::tls::pki::files;
 use completion::Control;
 use driver::{Ctx, PhaseResult, PhaseSpec};
+use pdp_provider::tls::pki::files;
 use report::{Machine, PhaseReport, Report};
 use scenario::{Mode, Plan, Scenario};
 use verdict::Verdict;
@@ -200,7 +200,7 @@ pub enum LoadError {
     },
     /// The PFS identity or CA.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] pdp_provider::tls::TlsError),
     /// An HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Client(String),
@@ -232,7 +232,7 @@ fn default_out(date: &chrono::DateTime<chrono::Utc>, machine: &Machine, name: &s
 fn clients(plan: &Plan) -> Result<Vec<reqwest::Client>, LoadError> {
     (0..plan.connections)
         .map(|_| {
-            crate::tls::client::mtls_builder(
+            pdp_provider::tls::client::mtls_builder(
                 &plan.certs.join(files::CA),
                 &plan.certs.join(files::PFS),
                 &plan.certs.join(files::PFS_KEY),
@@ -410,7 +410,7 @@ pub async fn run_until(args: LoadArgs, cancel: CancellationToken) -> Result<u8, 
     if plan.view_rate > 0.0 && !cancel.is_cancelled() {
         if let (Some(c), Some(last)) = (&control, results.last_mut()) {
             let guids = views::asset_guids(c).await?;
-            let dashboard = crate::sim::dashboard::Dashboard::new(
+            let dashboard = pdp_sim::dashboard::Dashboard::new(
                 &plan.target,
                 &plan.cas_url,
                 &plan.certs.join(files::CA),

@@ -15,8 +15,8 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::LoadError;
-use crate::members::generate::{self, FindKind};
-use crate::members::record::MemberRecord;
+use pdp_provider::members::generate::{self, FindKind};
+use pdp_provider::members::record::MemberRecord;
 
 /// Relative weights of the three outcomes a find request is derived to have.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

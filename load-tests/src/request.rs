@@ -9,7 +9,7 @@
 //! data of a member and outcome never changes, so [`Finds`] renders it once (for up to
 //! [`RENDER_ONCE_MAX`] members); only the UAT, with its fresh `sub`, is written per request.
 //!
-//! [`generate::find_for`]: crate::members::generate::find_for
+//! [`generate::find_for`]: pdp_provider::members::generate::find_for
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
@@ -18,8 +18,8 @@ use base64::Engine as _;
 use rand::{Rng, RngCore};
 use serde::Serialize;
 
-use crate::members::generate::FindKind;
-use crate::members::record::MemberRecord;
+use pdp_provider::members::generate::FindKind;
+use pdp_provider::members::record::MemberRecord;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -154,7 +154,7 @@ impl<R: RngCore> Builder<R> {
     }
 }
 
-/// The find data of [`crate::members::generate::find_for`], keys sorted as a
+/// The find data of [`pdp_provider::members::generate::find_for`], keys sorted as a
 /// `serde_json::Value` writes them.
 #[derive(Serialize)]
 struct FindData<'a> {
@@ -264,11 +264,11 @@ pub fn write_body(out: &mut Vec<u8>, find_data: &[u8], sub: &str, exp: i64) {
     out.extend_from_slice(b"\"}");
 }
 
-/// [`crate::matching::normalise::name`], without the transliteration table when the name is
+/// [`pdp_provider::matching::normalise::name`], without the transliteration table when the name is
 /// ASCII already (which it leaves as it is).
 fn normalised_name(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.is_ascii() {
-        return crate::matching::normalise::name(s).into();
+        return pdp_provider::matching::normalise::name(s).into();
     }
     if s.bytes().all(|b| b.is_ascii_uppercase()) {
         return s.into();
@@ -286,10 +286,10 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
-    use crate::members::generate;
+    use pdp_provider::members::generate;
 
     fn members() -> Vec<MemberRecord> {
-        crate::load::mix::generate_members(5, 50)
+        crate::mix::generate_members(5, 50)
     }
 
     #[test]
@@ -352,7 +352,7 @@ mod tests {
         ] {
             assert_eq!(
                 normalised_name(s),
-                crate::matching::normalise::name(s),
+                pdp_provider::matching::normalise::name(s),
                 "{s:?}"
             );
         }

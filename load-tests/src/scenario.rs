@@ -82,8 +82,8 @@ fn default_error_status() -> u16 {
 
 impl CasFaults {
     /// The simulator's form.
-    pub fn to_sim(&self) -> crate::sim::cas::Faults {
-        crate::sim::cas::Faults {
+    pub fn to_sim(&self) -> pdp_sim::cas::Faults {
+        pdp_sim::cas::Faults {
             latency_ms: self.latency_ms,
             error_rate: self.error_rate,
             error_status: self.error_status,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::config::Config;
+use pdp_provider::config::Config;
 
 const SEED: u64 = 11;
 const MEMBERS: u64 = 200;
@@ -16,8 +16,8 @@ const MEMBERS: u64 = 200;
 struct Rig {
     dir: tempfile::TempDir,
     certs: PathBuf,
-    cas: crate::sim::cas::CasSim,
-    running: crate::app::Running,
+    cas: pdp_sim::cas::CasSim,
+    running: pdp_provider::app::Running,
 }
 
 // === impl Rig ===
@@ -26,9 +26,9 @@ impl Rig {
     async fn start() -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let certs = dir.path().join("certs");
-        crate::tls::pki::init(&certs).unwrap();
-        let tls = crate::demo::sim_tls(&certs);
-        let cas = crate::sim::cas::CasSim::start(
+        pdp_provider::tls::pki::init(&certs).unwrap();
+        let tls = pdp_sim::demo::sim_tls(&certs);
+        let cas = pdp_sim::cas::CasSim::start(
             "127.0.0.1:0".parse().unwrap(),
             "127.0.0.1:0".parse().unwrap(),
             &tls,
@@ -54,28 +54,31 @@ impl Rig {
         config.view.signing_key = certs.join(files::VIEW_SIGNING_KEY);
 
         let member_file = dir.path().join("members.jsonl");
-        crate::members::generate::write_jsonl(
+        pdp_provider::members::generate::write_jsonl(
             std::fs::File::create(&member_file).unwrap(),
             MEMBERS,
             SEED,
         )
         .unwrap();
         {
-            let key = crate::store::sealed::DataKey::load(&config.crypto).unwrap();
-            let store = crate::store::Store::open(
+            let key = pdp_provider::store::sealed::DataKey::load(&config.crypto).unwrap();
+            let store = pdp_provider::store::Store::open(
                 &config.store.path,
                 key,
-                crate::store::StoreLimits::default(),
+                pdp_provider::store::StoreLimits::default(),
             )
             .unwrap();
-            let report =
-                crate::members::import::import_from_async(&member_file, &store, Default::default())
-                    .await
-                    .unwrap();
+            let report = pdp_provider::members::import::import_from_async(
+                &member_file,
+                &store,
+                Default::default(),
+            )
+            .await
+            .unwrap();
             assert!(report.errors.is_empty());
             store.close().await;
         }
-        let running = crate::app::start(config).await.unwrap();
+        let running = pdp_provider::app::start(config).await.unwrap();
         Rig {
             dir,
             certs,
@@ -226,7 +229,7 @@ async fn views_the_cas_cannot_verify_are_counted_by_reason() {
 
     // A key published under the provider's kid that is not the provider's: every signature
     // fails.
-    let mut forged = crate::sim::cas::provider_jwks(&other_pki(&rig), None)
+    let mut forged = pdp_sim::cas::provider_jwks(&other_pki(&rig), None)
         .unwrap()
         .unwrap();
     forged["keys"][0]["kid"] = rig.running.jwks().unwrap()["keys"][0]["kid"].clone();
@@ -247,7 +250,7 @@ async fn views_the_cas_cannot_verify_are_counted_by_reason() {
 /// Another dev PKI, beside the rig's.
 fn other_pki(rig: &Rig) -> PathBuf {
     let other = rig.dir.path().join("other-certs");
-    crate::tls::pki::init(&other).unwrap();
+    pdp_provider::tls::pki::init(&other).unwrap();
     other
 }
 
@@ -255,7 +258,7 @@ fn other_pki(rig: &Rig) -> PathBuf {
 async fn finds_nobody_answers_are_counted_by_reason() {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    crate::tls::pki::init(&certs).unwrap();
+    pdp_provider::tls::pki::init(&certs).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -21,7 +21,7 @@ use super::failure::{self, Failures};
 use super::histogram::{Series, SeriesKind};
 use super::pacing;
 use super::LoadError;
-use crate::sim::dashboard::Dashboard;
+use pdp_sim::dashboard::Dashboard;
 
 /// In-flight views at most.
 const MAX_IN_FLIGHT: usize = 512;

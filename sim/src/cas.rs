@@ -36,7 +36,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::TlsConfig;
+use pdp_provider::config::TlsConfig;
 
 type Body = Full<Bytes>;
 
@@ -812,9 +812,9 @@ const MAX_STREAMS: u32 = 4_096;
 pub fn provider_jwks(
     certs: &std::path::Path,
     jwks_file: Option<&std::path::Path>,
-) -> Result<Option<serde_json::Value>, crate::app::StartError> {
+) -> Result<Option<serde_json::Value>, pdp_provider::app::StartError> {
     let unreadable = |path: &std::path::Path, reason: String| {
-        crate::app::StartError::Tls(crate::tls::TlsError::Pem {
+        pdp_provider::app::StartError::Tls(pdp_provider::tls::TlsError::Pem {
             path: path.to_owned(),
             reason,
         })
@@ -828,13 +828,13 @@ pub fn provider_jwks(
         }
         return Ok(Some(jwks));
     }
-    let key = certs.join(crate::tls::pki::files::VIEW_SIGNING_KEY);
+    let key = certs.join(pdp_provider::tls::pki::files::VIEW_SIGNING_KEY);
     if !key.exists() {
         return Ok(None);
     }
-    let signer = crate::view_data::token::Signer::load(
+    let signer = pdp_provider::view_data::token::Signer::load(
         &key,
-        crate::view_data::token::TokenSettings {
+        pdp_provider::view_data::token::TokenSettings {
             issuer: String::new(),
             audience: String::new(),
             ttl_s: 0,
@@ -852,12 +852,12 @@ impl CasSim {
         listen: SocketAddr,
         control_listen: SocketAddr,
         tls: &TlsConfig,
-    ) -> Result<CasSim, crate::app::StartError> {
-        let acceptor = TlsAcceptor::from(crate::tls::server::server_config(tls)?);
+    ) -> Result<CasSim, pdp_provider::app::StartError> {
+        let acceptor = TlsAcceptor::from(pdp_provider::tls::server::server_config(tls)?);
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
                 .await
-                .map_err(|source| crate::app::StartError::Bind { addr, source })
+                .map_err(|source| pdp_provider::app::StartError::Bind { addr, source })
         };
         let listener = bind(listen).await?;
         let control_listener = bind(control_listen).await?;

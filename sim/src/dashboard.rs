@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
-use crate::tls::TlsError;
+use pdp_provider::tls::TlsError;
 
 /// Why a view could not be completed (beyond a non-200 status, which is an outcome).
 #[derive(Debug, thiserror::Error)]
@@ -182,7 +182,7 @@ impl Dashboard {
         cert: &Path,
         key: &Path,
     ) -> Result<Self, TlsError> {
-        let client = crate::tls::client::mtls_builder(ca, cert, key)?
+        let client = pdp_provider::tls::client::mtls_builder(ca, cert, key)?
             .timeout(Duration::from_secs(12))
             .build()
             .map_err(|e| TlsError::Pem {
@@ -220,7 +220,7 @@ impl Dashboard {
 
     /// Swaps a ticket for an RPT at the CAS.
     pub async fn rpt(&self, ticket: &str) -> Result<String, DashboardError> {
-        let rqp = crate::sim::cas::mint(serde_json::json!({"iss": "dashboard", "sub": "user"}));
+        let rqp = crate::cas::mint(serde_json::json!({"iss": "dashboard", "sub": "user"}));
         let resp = self
             .client
             .post(format!("{}/token", self.cas))

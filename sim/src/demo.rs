@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, ConfigError, TlsConfig};
-use crate::members::generate::{self, FindKind};
-use crate::store::{FindState, Store, StoreLimits};
-use crate::tls::pki::files;
+use pdp_provider::config::{Config, ConfigError, TlsConfig};
+use pdp_provider::members::generate::{self, FindKind};
+use pdp_provider::store::{FindState, Store, StoreLimits};
+use pdp_provider::tls::pki::files;
 
 /// Options of `pdp-provider demo`.
 #[derive(Debug, Clone, clap::Args)]
@@ -44,22 +44,22 @@ pub enum DemoError {
     Config(#[from] ConfigError),
     /// Starting a server.
     #[error(transparent)]
-    Start(#[from] crate::app::StartError),
+    Start(#[from] pdp_provider::app::StartError),
     /// PKI.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] pdp_provider::tls::TlsError),
     /// Store.
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] pdp_provider::store::StoreError),
     /// Member import.
     #[error(transparent)]
-    Import(#[from] crate::members::import::ImportError),
+    Import(#[from] pdp_provider::members::import::ImportError),
     /// Files.
     #[error(transparent)]
     Io(#[from] std::io::Error),
     /// Data key.
     #[error(transparent)]
-    Key(#[from] crate::store::sealed::SealError),
+    Key(#[from] pdp_provider::store::sealed::SealError),
 }
 
 /// The TLS config of a simulator: the dev server certificate, the dev CA for clients.
@@ -74,7 +74,7 @@ pub fn sim_tls(certs: &Path) -> TlsConfig {
 /// Runs the demo; the exit code is non-zero if a find did not end as expected.
 pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
     if !args.certs.join(files::CA).exists() {
-        crate::tls::pki::init(&args.certs)?;
+        pdp_provider::tls::pki::init(&args.certs)?;
         println!("wrote a development PKI to {}", args.certs.display());
     }
     std::fs::create_dir_all(&args.dir)?;
@@ -95,14 +95,14 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
     if !member_file.exists() {
         generate::write_jsonl(std::fs::File::create(&member_file)?, args.members, seed)?;
     }
-    let key = crate::store::sealed::DataKey::load(&config.crypto)?;
+    let key = pdp_provider::store::sealed::DataKey::load(&config.crypto)?;
     // The demo's own handle on the store: member import now, find states later.
     let store = Store::open(&config.store.path, key, StoreLimits::default())?;
     if store.member_count().await? == 0 {
-        let report = crate::members::import::import_from_async(
+        let report = pdp_provider::members::import::import_from_async(
             &member_file,
             &store,
-            crate::members::import::Options::default(),
+            pdp_provider::members::import::Options::default(),
         )
         .await?;
         println!(
@@ -121,7 +121,7 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
         .parse()
         .unwrap_or_else(|_| "127.0.0.1:8444".parse().expect("literal"));
     let control: std::net::SocketAddr = "127.0.0.1:0".parse().expect("literal");
-    let cas = crate::sim::cas::CasSim::start(cas_addr, control, &sim_tls(&args.certs)).await?;
+    let cas = crate::cas::CasSim::start(cas_addr, control, &sim_tls(&args.certs)).await?;
     config.cas.base_url = cas.base_url();
     println!(
         "CAS simulator on {} (control http://{})",
@@ -129,14 +129,14 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
         cas.control_addr
     );
 
-    let running = crate::app::start(config.clone()).await?;
+    let running = pdp_provider::app::start(config.clone()).await?;
     // PDP publishes the provider's signing key at the CAS jwk_uri at onboarding.
     if let Some(jwks) = running.jwks() {
         cas.state.publish_jwks(&jwks);
     }
     let base = format!("https://127.0.0.1:{}", running.addr.port());
     println!("endpoint on {base} (ops http://{})", running.ops_addr);
-    let pfs = crate::sim::pfs::Pfs::new(
+    let pfs = crate::pfs::Pfs::new(
         &base,
         &args.certs.join(files::CA),
         &args.certs.join(files::PFS),
@@ -240,7 +240,7 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
             running.ops_addr
         );
         let token = running.shutdown_token();
-        tokio::spawn(crate::shutdown::on_signal(token));
+        tokio::spawn(pdp_provider::shutdown::on_signal(token));
         running.run_until_shutdown().await;
     } else {
         running.stop().await;

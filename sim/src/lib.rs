@@ -5,7 +5,9 @@
 //! - [`dashboard`]: a dashboard that performs the UMA flow and verifies view data tokens as
 //!   MaPS' does.
 //! - [`pfs`]: a pension finder service that sends find requests derived from member records.
+//! - [`demo`]: the endpoint with all three around it, and a summary of what happened.
 
 pub mod cas;
 pub mod dashboard;
+pub mod demo;
 pub mod pfs;

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::tls::TlsError;
+use pdp_provider::tls::TlsError;
 
 /// The PFS side of a connection to one provider endpoint.
 #[derive(Clone)]
@@ -26,7 +26,7 @@ pub struct FindAnswer {
 impl Pfs {
     /// A PFS presenting `cert`/`key`, trusting `ca`, calling `base_url` (e.g. `https://127.0.0.1:8443`).
     pub fn new(base_url: &str, ca: &Path, cert: &Path, key: &Path) -> Result<Self, TlsError> {
-        let client = crate::tls::client::mtls_builder(ca, cert, key)?
+        let client = pdp_provider::tls::client::mtls_builder(ca, cert, key)?
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| TlsError::Pem {

@@ -8,8 +8,8 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use super::*;
-use crate::load::failure::{Connect, Tls};
-use crate::tls::pki::files;
+use crate::failure::{Connect, Tls};
+use pdp_provider::tls::pki::files;
 
 const BODY: &[u8] = br#"{"find":1}"#;
 const ID: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
@@ -72,9 +72,9 @@ fn is_find(body: &[u8]) -> bool {
 async fn server(serve: Serve) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    crate::tls::pki::init(&certs).unwrap();
+    pdp_provider::tls::pki::init(&certs).unwrap();
     let acceptor = TlsAcceptor::from(
-        crate::tls::server::server_config(&crate::demo::sim_tls(&certs)).unwrap(),
+        pdp_provider::tls::server::server_config(&pdp_sim::demo::sim_tls(&certs)).unwrap(),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
@@ -276,7 +276,7 @@ async fn a_server_the_client_does_not_trust_is_an_unknown_issuer() {
     let s = server(Serve::Keep).await;
     // Another PKI's CA: the server's certificate chains to nothing the client trusts.
     let other = tempfile::tempdir().unwrap();
-    crate::tls::pki::init(other.path()).unwrap();
+    pdp_provider::tls::pki::init(other.path()).unwrap();
     let c = Connector::new(
         &s.url,
         &other.path().join(files::CA),
@@ -302,7 +302,7 @@ async fn a_server_that_does_not_trust_the_client_is_a_tls_refusal() {
     let s = server(Serve::Keep).await;
     // Another PKI's identity: the server refuses it in the handshake.
     let other = tempfile::tempdir().unwrap();
-    crate::tls::pki::init(other.path()).unwrap();
+    pdp_provider::tls::pki::init(other.path()).unwrap();
     let c = Connector::new(
         &s.url,
         &s.certs.join(files::CA),
@@ -345,7 +345,7 @@ async fn only_https_urls() {
 async fn a_closed_loop_run_counts_every_answer_on_a_connection_per_task() {
     let s = server(Serve::Keep).await;
     let out = s._dir.path().join("out");
-    let args = crate::load::LoadArgs {
+    let args = crate::LoadArgs {
         target: Some(s.url.trim_end_matches("/find-requests").to_owned()),
         certs: s.certs.clone(),
         closed_loop: true,
@@ -355,9 +355,9 @@ async fn a_closed_loop_run_counts_every_answer_on_a_connection_per_task() {
         out: Some(out.clone()),
         name: Some("closed".into()),
         quiet: true,
-        ..crate::load::LoadArgs::default()
+        ..crate::LoadArgs::default()
     };
-    let code = crate::load::run_until(args, tokio_util::sync::CancellationToken::new())
+    let code = crate::run_until(args, tokio_util::sync::CancellationToken::new())
         .await
         .unwrap();
     let result: serde_json::Value =

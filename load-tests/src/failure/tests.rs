@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::*;
-use crate::sim::dashboard::{DashboardError, Leg, TokenFault, ViewOutcome};
+use pdp_sim::dashboard::{DashboardError, Leg, TokenFault, ViewOutcome};
 
 fn io(kind: ErrorKind) -> io::Error {
     io::Error::from(kind)

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::load::histogram::{rank, Series, SeriesKind};
+use crate::histogram::{rank, Series, SeriesKind};
 
 fn ack_series(values: &[(u64, Duration)]) -> Series {
     let mut s = Series::new(SeriesKind::Ack);

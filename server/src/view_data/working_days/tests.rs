@@ -2,7 +2,7 @@ use super::*;
 
 use Nation::{EnglandAndWales as EW, NorthernIreland as NI, Scotland as SC};
 
-const CONFIG_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/bank-holidays.json");
+const CONFIG_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/bank-holidays.json");
 
 fn d(y: i32, m: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, day).unwrap()

@@ -27,7 +27,7 @@ use jsonschema::{Registry, ValidationError, Validator};
 use serde_json::{json, Value};
 
 /// The vendored schema, as published.
-pub const SCHEMA_JSON: &str = include_str!("../../../schemas/ViewDataPayload.json");
+pub const SCHEMA_JSON: &str = include_str!("../../../../schemas/ViewDataPayload.json");
 
 /// The URI the vendored schema is registered under: it has no `$id`, and its own references are
 /// relative (`#/%24defs/...`).
