@@ -49,28 +49,20 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 // === impl SeriesKind ===
 
 impl SeriesKind {
-    /// The limit and target this series is judged against.
-    ///
-    /// ACK: 2 s at p99.9 (target 250 ms). Completion: every sampled find within 60 s from its
-    /// ACK (CoCo2.1.2; target 15 s), a sample never seen counting as over. View: 10 s at p99.9
-    /// (target 2 s).
+    /// The limit and target this series is judged against: the server's CoCo levels
+    /// (`pdp_provider::coco`). ACK: 2 s at p99.9 (target 250 ms). Completion: every sampled
+    /// find within 60 s from its ACK (CoCo2.1.2; target 15 s), a sample never seen counting as
+    /// over. View: 10 s at p99.9 (target 2 s).
     pub fn sla(self) -> Sla {
-        match self {
-            SeriesKind::Ack => Sla {
-                percentile: 99.9,
-                limit: Duration::from_secs(2),
-                target: Duration::from_millis(250),
-            },
-            SeriesKind::Completion => Sla {
-                percentile: 100.0,
-                limit: Duration::from_secs(60),
-                target: Duration::from_secs(15),
-            },
-            SeriesKind::View => Sla {
-                percentile: 99.9,
-                limit: Duration::from_secs(10),
-                target: Duration::from_secs(2),
-            },
+        let level = match self {
+            SeriesKind::Ack => pdp_provider::coco::ACK,
+            SeriesKind::Completion => pdp_provider::coco::COMPLETION,
+            SeriesKind::View => pdp_provider::coco::VIEW,
+        };
+        Sla {
+            percentile: level.percentile(),
+            limit: level.limit,
+            target: level.target,
         }
     }
 
@@ -230,13 +222,8 @@ impl Series {
     }
 }
 
-/// The 1-based rank of `percentile` (0 to 100, to a thousandth) among `n` samples:
-/// `ceil(n * percentile / 100)`, at least 1, at most `n`.
-pub fn rank(n: u64, percentile: f64) -> u64 {
-    let milli = (percentile.clamp(0.0, 100.0) * 1000.0).round() as u128;
-    let r = (u128::from(n) * milli).div_ceil(100_000);
-    u64::try_from(r).unwrap_or(u64::MAX).clamp(1, n.max(1))
-}
+/// The nearest rank the server's `sla report` uses, so both judge a series alike.
+pub use pdp_provider::coco::rank;
 
 /// A duration in milliseconds, from whole microseconds (so 100_031 µs is exactly 100.031).
 pub fn duration_ms(d: Duration) -> f64 {

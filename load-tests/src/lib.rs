@@ -47,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 
 use completion::Control;
 use driver::{Ctx, PhaseResult, PhaseSpec};
+use pdp_provider::tls::client::{mtls_client, Identity};
 use pdp_provider::tls::pki::files;
 use report::{Machine, PhaseReport, Report};
 use scenario::{Mode, Plan, Scenario};
@@ -201,6 +202,9 @@ pub enum LoadError {
     /// The PFS identity or CA.
     #[error(transparent)]
     Tls(#[from] pdp_provider::tls::TlsError),
+    /// An mTLS client (the PFS's, the dashboard's) could not be built.
+    #[error(transparent)]
+    Mtls(#[from] pdp_provider::tls::client::ClientError),
     /// An HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Client(String),
@@ -232,18 +236,18 @@ fn default_out(date: &chrono::DateTime<chrono::Utc>, machine: &Machine, name: &s
 fn clients(plan: &Plan) -> Result<Vec<reqwest::Client>, LoadError> {
     (0..plan.connections)
         .map(|_| {
-            pdp_provider::tls::client::mtls_builder(
-                &plan.certs.join(files::CA),
-                &plan.certs.join(files::PFS),
-                &plan.certs.join(files::PFS_KEY),
-            )?
-            .http1_only()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .timeout(Duration::from_millis(plan.request_timeout_ms))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| LoadError::Client(e.to_string()))
+            let identity = Identity {
+                ca: &plan.certs.join(files::CA),
+                cert: &plan.certs.join(files::PFS),
+                key: &plan.certs.join(files::PFS_KEY),
+            };
+            Ok(mtls_client(identity, |b| {
+                b.http1_only()
+                    .tcp_nodelay(true)
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .timeout(Duration::from_millis(plan.request_timeout_ms))
+                    .connect_timeout(Duration::from_secs(10))
+            })?)
         })
         .collect()
 }
@@ -416,8 +420,7 @@ pub async fn run_until(args: LoadArgs, cancel: CancellationToken) -> Result<u8, 
                 &plan.certs.join(files::CA),
                 &plan.certs.join(files::DASHBOARD),
                 &plan.certs.join(files::DASHBOARD_KEY),
-            )
-            .map_err(|e| LoadError::Client(e.to_string()))?;
+            )?;
             last.views = Some(
                 views::run(
                     dashboard,

@@ -29,6 +29,9 @@ pub enum StartError {
     /// TLS material.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The CAS client's identity.
+    #[error(transparent)]
+    CasClient(#[from] crate::tls::client::ClientError),
     /// The store.
     #[error(transparent)]
     Store(#[from] StoreError),

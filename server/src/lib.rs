@@ -35,6 +35,7 @@
 pub mod app;
 pub mod audit;
 pub mod cas;
+pub mod coco;
 pub mod config;
 pub mod http;
 pub mod keys;

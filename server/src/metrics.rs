@@ -494,7 +494,7 @@ pub fn view_answered(outcome: &'static str, status: u16, elapsed: Duration) {
     let class = ViewOutcome::of(outcome);
     let secs = elapsed.as_secs_f64();
     histogram!(VIEW_SECONDS, "outcome" => <&str>::from(class)).record(secs);
-    if secs > 10.0 && class != ViewOutcome::Challenge {
+    if crate::coco::VIEW.breached_by(elapsed) && class != ViewOutcome::Challenge {
         sla_breach(Standard::View);
     }
 }
@@ -527,7 +527,7 @@ pub fn find_completed(outcome: &'static str, completion: Option<Duration>) {
     if let Some(d) = completion {
         let secs = d.as_secs_f64();
         histogram!(FIND_COMPLETION_SECONDS).record(secs);
-        if secs > 60.0 {
+        if crate::coco::COMPLETION.breached_by(d) {
             sla_breach(Standard::Completion);
         }
     }
@@ -563,7 +563,7 @@ pub fn find_answered(outcome: &'static str, status: u16, elapsed: Duration) {
     if status == 202 {
         let secs = elapsed.as_secs_f64();
         histogram!(FIND_ACK_SECONDS).record(secs);
-        if secs > 2.0 {
+        if crate::coco::ACK.breached_by(elapsed) {
             sla_breach(Standard::Ack);
         }
     }

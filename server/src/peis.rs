@@ -92,7 +92,7 @@ pub enum DeregError {
     Store(#[from] StoreError),
     /// The CAS client could not be built (its TLS material).
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
+    Client(#[from] crate::tls::client::ClientError),
     /// The CAS failed in a way a retry later may fix.
     #[error("CAS: {0}")]
     Cas(#[from] CasError),

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
+use crate::coco::{self, percentile, Level};
 use crate::config::GoLive;
 use crate::store::{SlaSamples, Store, StoreError};
 
@@ -117,17 +118,13 @@ pub fn month_bounds(month: &str) -> Result<(i64, i64), SlaError> {
     Ok((micros(start), micros(next)))
 }
 
-/// Nearest-rank percentile of sorted samples.
-pub fn percentile(sorted: &[i64], p: f64) -> i64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// A series from latencies in µs.
-pub fn series(mut v: Vec<i64>, target_s: f64, limit_s: f64, required: f64) -> Series {
+/// A series from latencies in µs, judged against `level`.
+pub fn series(mut v: Vec<i64>, level: Level) -> Series {
+    let (target_s, limit_s, required) = (
+        level.target.as_secs_f64(),
+        level.limit.as_secs_f64(),
+        level.required,
+    );
     v.sort_unstable();
     let n = v.len();
     let ms = |us: i64| us as f64 / 1000.0;
@@ -141,9 +138,9 @@ pub fn series(mut v: Vec<i64>, target_s: f64, limit_s: f64, required: f64) -> Se
     let within_limit = share(limit_s);
     Series {
         count: n as u64,
-        p50_ms: ms(percentile(&v, 0.5)),
-        p99_ms: ms(percentile(&v, 0.99)),
-        p999_ms: ms(percentile(&v, 0.999)),
+        p50_ms: ms(percentile(&v, 50.0)),
+        p99_ms: ms(percentile(&v, 99.0)),
+        p999_ms: ms(percentile(&v, 99.9)),
         max_ms: ms(v.last().copied().unwrap_or(0)),
         target_s,
         limit_s,
@@ -197,7 +194,7 @@ impl Availability {
             minutes_up,
             minutes_elapsed: elapsed,
             ratio,
-            met: ratio >= 0.995,
+            met: ratio >= coco::AVAILABILITY_REQUIRED,
         }
     }
 }
@@ -240,14 +237,14 @@ pub fn report_from(
     availability: Availability,
 ) -> Result<SlaReport, SlaError> {
     month_bounds(month)?;
-    let mut completion = series(s.completion, 15.0, 60.0, 1.0);
+    let mut completion = series(s.completion, coco::COMPLETION);
     completion.met &= s.failed == 0;
     Ok(SlaReport {
         month: month.to_owned(),
-        ack: series(s.ack, 0.25, 2.0, 0.999),
+        ack: series(s.ack, coco::ACK),
         completion,
         failed_finds: s.failed,
-        view: series(s.view, 2.0, 10.0, 0.999),
+        view: series(s.view, coco::VIEW),
         availability,
         counts: s.counts.into_iter().collect(),
     })

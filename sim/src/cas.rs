@@ -154,14 +154,6 @@ fn b64url(v: &serde_json::Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
 }
 
-fn jwt_claims(token: &str) -> Option<serde_json::Value> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
 /// A JWT-shaped token with the given claims (signature not meaningful).
 pub fn mint(claims: serde_json::Value) -> String {
     format!(
@@ -392,7 +384,7 @@ fn wrap(token_type: &str, claims: serde_json::Value) -> String {
 fn unwrap_token(t: &str) -> Option<(String, serde_json::Value)> {
     let bytes = base64::engine::general_purpose::STANDARD.decode(t).ok()?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let claims = jwt_claims(v.get("access_token")?.as_str()?)?;
+    let claims = pdp_provider::wire::jwt::unverified_claims(v.get("access_token")?.as_str()?)?;
     Some((v.get("token_type")?.as_str()?.to_owned(), claims))
 }
 
@@ -560,7 +552,7 @@ async fn token(req: Request<Incoming>, state: &CasState) -> Response<Body> {
     let Some(assertion) = form.assertion.filter(|a| !a.is_empty()) else {
         return json_resp(StatusCode::BAD_REQUEST, json!({"error": "invalid_request"}));
     };
-    let Some(claims) = jwt_claims(&assertion) else {
+    let Some(claims) = pdp_provider::wire::jwt::unverified_claims(&assertion) else {
         return json_resp(StatusCode::BAD_REQUEST, json!({"error": "invalid_grant"}));
     };
     let Some(sub) = claims

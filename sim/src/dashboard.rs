@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
-use pdp_provider::tls::TlsError;
+use pdp_provider::tls::client::{mtls_client, ClientError, Identity};
 
 /// Why a view could not be completed (beyond a non-200 status, which is an outcome).
 #[derive(Debug, thiserror::Error)]
@@ -181,14 +181,9 @@ impl Dashboard {
         ca: &Path,
         cert: &Path,
         key: &Path,
-    ) -> Result<Self, TlsError> {
-        let client = pdp_provider::tls::client::mtls_builder(ca, cert, key)?
-            .timeout(Duration::from_secs(12))
-            .build()
-            .map_err(|e| TlsError::Pem {
-                path: cert.to_owned(),
-                reason: e.to_string(),
-            })?;
+    ) -> Result<Self, ClientError> {
+        let identity = Identity { ca, cert, key };
+        let client = mtls_client(identity, |b| b.timeout(Duration::from_secs(12)))?;
         Ok(Self {
             client,
             view_url: format!("{}/view-data", provider.trim_end_matches('/')),

@@ -48,6 +48,9 @@ pub enum DemoError {
     /// PKI.
     #[error(transparent)]
     Tls(#[from] pdp_provider::tls::TlsError),
+    /// The simulated PFS's client.
+    #[error(transparent)]
+    Client(#[from] pdp_provider::tls::client::ClientError),
     /// Store.
     #[error(transparent)]
     Store(#[from] pdp_provider::store::StoreError),

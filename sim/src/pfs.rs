@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pdp_provider::tls::TlsError;
+use pdp_provider::tls::client::{mtls_client, ClientError, Identity};
 
 /// The PFS side of a connection to one provider endpoint.
 #[derive(Clone)]
@@ -25,14 +25,9 @@ pub struct FindAnswer {
 
 impl Pfs {
     /// A PFS presenting `cert`/`key`, trusting `ca`, calling `base_url` (e.g. `https://127.0.0.1:8443`).
-    pub fn new(base_url: &str, ca: &Path, cert: &Path, key: &Path) -> Result<Self, TlsError> {
-        let client = pdp_provider::tls::client::mtls_builder(ca, cert, key)?
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| TlsError::Pem {
-                path: cert.to_owned(),
-                reason: e.to_string(),
-            })?;
+    pub fn new(base_url: &str, ca: &Path, cert: &Path, key: &Path) -> Result<Self, ClientError> {
+        let identity = Identity { ca, cert, key };
+        let client = mtls_client(identity, |b| b.timeout(Duration::from_secs(10)))?;
         Ok(Self {
             client,
             url: format!("{}/find-requests", base_url.trim_end_matches('/')),

@@ -121,15 +121,13 @@ impl Env {
 
     /// An mTLS client presenting `cert`/`key`, trusting the dev CA.
     pub fn client(&self, cert: &str, key: &str) -> reqwest::Client {
-        pdp_provider::tls::client::mtls_builder(
-            &self.cert(files::CA),
-            &self.cert(cert),
-            &self.cert(key),
-        )
-        .unwrap()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
+        let identity = pdp_provider::tls::client::Identity {
+            ca: &self.cert(files::CA),
+            cert: &self.cert(cert),
+            key: &self.cert(key),
+        };
+        pdp_provider::tls::client::mtls_client(identity, |b| b.timeout(Duration::from_secs(20)))
+            .unwrap()
     }
 
     /// The PFS's client.

@@ -14,7 +14,7 @@ use crate::audit::{AuditRecord, Direction};
 use crate::config::CasConfig;
 use crate::matching::MatchStatus;
 use crate::store::Store;
-use crate::tls::TlsError;
+use crate::tls::client::{mtls_client, ClientError, Identity};
 pub use crate::wire::cas::{Introspection, Permission};
 use crate::wire::cas::{
     PermRequest, PermResponse, RegisterRequest, ResourceResponse, TokenResponse, UpdateRequest,
@@ -34,7 +34,7 @@ pub struct CasClient {
 
 impl CasClient {
     /// Builds the client from config: the provider's certificate and key, the ecosystem CA.
-    pub fn new(config: &CasConfig, store: Store) -> Result<Self, TlsError> {
+    pub fn new(config: &CasConfig, store: Store) -> Result<Self, ClientError> {
         Ok(Self {
             http: std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(http_client(config)?)),
             base: config.base_url.trim_end_matches('/').to_owned(),
@@ -44,7 +44,7 @@ impl CasClient {
 
     /// Reads the provider's certificate, key and the CA again: calls from now on use them (every
     /// clone of this client too). On an error the old identity stays.
-    pub fn reload(&self, config: &CasConfig) -> Result<(), TlsError> {
+    pub fn reload(&self, config: &CasConfig) -> Result<(), ClientError> {
         self.http.store(std::sync::Arc::new(http_client(config)?));
         Ok(())
     }
@@ -230,16 +230,17 @@ impl CasClient {
 }
 
 /// The mTLS client with the provider's identity.
-fn http_client(config: &CasConfig) -> Result<reqwest::Client, TlsError> {
-    crate::tls::client::mtls_builder(&config.ca, &config.client_cert, &config.client_key)?
-        .timeout(Duration::from_millis(config.call_timeout_ms))
-        .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
-        .pool_idle_timeout(Duration::from_secs(50))
-        .build()
-        .map_err(|e| TlsError::Pem {
-            path: config.client_cert.clone(),
-            reason: e.to_string(),
-        })
+fn http_client(config: &CasConfig) -> Result<reqwest::Client, ClientError> {
+    let identity = Identity {
+        ca: &config.ca,
+        cert: &config.client_cert,
+        key: &config.client_key,
+    };
+    mtls_client(identity, |b| {
+        b.timeout(Duration::from_millis(config.call_timeout_ms))
+            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+            .pool_idle_timeout(Duration::from_secs(50))
+    })
 }
 
 fn kind(e: &reqwest::Error) -> String {

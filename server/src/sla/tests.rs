@@ -7,11 +7,11 @@ fn at(month: &str) -> i64 {
 #[test]
 fn percentiles_are_nearest_rank() {
     let v: Vec<i64> = (1..=1000).collect();
-    assert_eq!(percentile(&v, 0.5), 500);
-    assert_eq!(percentile(&v, 0.99), 990);
-    assert_eq!(percentile(&v, 0.999), 999);
-    assert_eq!(percentile(&v, 1.0), 1000);
-    assert_eq!(percentile(&[], 0.5), 0);
+    assert_eq!(percentile(&v, 50.0), 500);
+    assert_eq!(percentile(&v, 99.0), 990);
+    assert_eq!(percentile(&v, 99.9), 999);
+    assert_eq!(percentile(&v, 100.0), 1000);
+    assert_eq!(percentile(&[], 50.0), 0);
 }
 
 #[test]

@@ -6,7 +6,6 @@
 //! compatibility; known fields are checked strictly. Errors name a field path and never quote a
 //! value, because every value here is personal data.
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 /// Most entries accepted in any list of find items.
@@ -44,11 +43,7 @@ impl Uat {
     /// The JWT's `sub` claim (not verified: the CAS verifies the UAT), used to derive
     /// possible-match asset GUIDs (SPEC §2).
     pub fn subject(&self) -> Option<String> {
-        let payload = self.0.split('.').nth(1)?;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload.trim_end_matches('='))
-            .ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let v = super::jwt::unverified_claims(&self.0)?;
         v.get("sub")?.as_str().map(str::to_owned)
     }
 }
