@@ -115,22 +115,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let tls = Arc::new(arc_swap::ArcSwap::new(crate::tls::server::server_config(
         &config.tls,
     )?));
-    let store =
-        Store::from_config(&config.store, key, StoreLimits::from_config(&config.store)).await?;
-    let requeued = store.requeue_working().await?;
-    let started = std::time::Instant::now();
-    // The version first: a change made while the index loads is applied again afterwards.
-    let data_version = store.data_version().await?;
-    let index = crate::matching::index::load(&store).await?;
-    tracing::info!(
-        members = index.len(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        requeued,
-        "member index built"
-    );
-    let matcher = Arc::new(Matcher::new(index, &config.matching));
-    crate::matching::live::load_schemes(&store, &matcher).await?;
-    crate::metrics::member_index(matcher.index.len(), data_version);
+    let (store, matcher, data_version) = open_indexed(&config, key).await?;
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
@@ -171,13 +156,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let app = Arc::new(App {
         store: store.clone(),
         matcher,
-        limits: Limits {
-            max_body_bytes: config.server.max_body_bytes,
-            retry_after_s: config.store.retry_after_s,
-            request_timeout: Duration::from_millis(config.server.request_timeout_ms),
-            body_timeout: Duration::from_millis(config.server.header_read_timeout_ms),
-            max_header_bytes: config.server.max_header_bytes,
-        },
+        limits: limits(&config),
         wake_pipeline: wake,
         view,
         access: config.access.clone(),
@@ -189,20 +168,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         store: store.clone(),
         data_version: applied_version,
     });
-    tokio::spawn(
-        crate::reload::Reloader::new(
-            config.clone(),
-            crate::reload::Material {
-                tls: tls.clone(),
-                cas: cas.clone(),
-                signer,
-            },
-        )
-        .run(
-            Duration::from_millis(config.server.reload_poll_ms),
-            shutdown.clone(),
-        ),
-    );
+    spawn_reloader(&config, tls.clone(), cas.clone(), signer, shutdown.clone());
     tokio::spawn(crate::http::serve(
         listener,
         tls,
@@ -221,15 +187,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown.clone(),
     ));
     ops.ready.store(true, Ordering::Relaxed);
-    let upkeep = crate::upkeep::Upkeep {
-        store: store.clone(),
-        certificates: crate::upkeep::certificate_files(&config),
-        retention_days: config.audit.retention_days,
-        heartbeat_every: Duration::from_secs(60),
-        go_live: config.sla.go_live,
-        possible_review: Some((cas, config.matching.possible_review_days)),
-    };
-    tokio::spawn(upkeep.run(shutdown.clone()));
+    tokio::spawn(upkeep(&config, store.clone(), cas).run(shutdown.clone()));
     tracing::info!(%addr, %ops_addr, "pdp-provider endpoint listening");
     Ok(Running {
         addr,
@@ -242,6 +200,67 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         grace: Duration::from_millis(config.server.shutdown_grace_ms),
         _lock: lock,
     })
+}
+
+/// Opens the store, requeues what a stopped endpoint was working on, and builds the member
+/// index (and the schemes not active) from it; returns the data version the index holds.
+async fn open_indexed(
+    config: &Config,
+    key: DataKey,
+) -> Result<(Store, Arc<Matcher>, i64), StartError> {
+    let store =
+        Store::from_config(&config.store, key, StoreLimits::from_config(&config.store)).await?;
+    let requeued = store.requeue_working().await?;
+    let started = std::time::Instant::now();
+    // The version first: a change made while the index loads is applied again afterwards.
+    let data_version = store.data_version().await?;
+    let index = crate::matching::index::load(&store).await?;
+    tracing::info!(
+        members = index.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        requeued,
+        "member index built"
+    );
+    let matcher = Arc::new(Matcher::new(index, &config.matching));
+    crate::matching::live::load_schemes(&store, &matcher).await?;
+    crate::metrics::member_index(matcher.index.len(), data_version);
+    Ok((store, matcher, data_version))
+}
+
+/// Watches keys and certificates, and swaps in what changed (`SIGHUP`, or a file change).
+fn spawn_reloader(
+    config: &Config,
+    tls: Arc<arc_swap::ArcSwap<rustls::ServerConfig>>,
+    cas: CasClient,
+    signer: Option<Arc<arc_swap::ArcSwap<Signer>>>,
+    shutdown: CancellationToken,
+) {
+    let material = crate::reload::Material { tls, cas, signer };
+    let poll = Duration::from_millis(config.server.reload_poll_ms);
+    tokio::spawn(crate::reload::Reloader::new(config.clone(), material).run(poll, shutdown));
+}
+
+/// The ecosystem listener's per-request limits.
+fn limits(config: &Config) -> Limits {
+    Limits {
+        max_body_bytes: config.server.max_body_bytes,
+        retry_after_s: config.store.retry_after_s,
+        request_timeout: Duration::from_millis(config.server.request_timeout_ms),
+        body_timeout: Duration::from_millis(config.server.header_read_timeout_ms),
+        max_header_bytes: config.server.max_header_bytes,
+    }
+}
+
+/// The background upkeep: heartbeats, certificate expiry, audit purge, possible-match expiry.
+fn upkeep(config: &Config, store: Store, cas: CasClient) -> crate::upkeep::Upkeep {
+    crate::upkeep::Upkeep {
+        store,
+        certificates: crate::upkeep::certificate_files(config),
+        retention_days: config.audit.retention_days,
+        heartbeat_every: Duration::from_secs(60),
+        go_live: config.sla.go_live,
+        possible_review: Some((cas, config.matching.possible_review_days)),
+    }
 }
 
 /// The view data signer as `config` describes it: the active key and those published beside

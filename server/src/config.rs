@@ -546,12 +546,14 @@ impl Config {
 
     /// Checks ranges that serde cannot.
     pub fn validate(self) -> Result<Self, ConfigError> {
-        fn invalid(field: &'static str, reason: &str) -> ConfigError {
-            ConfigError::Invalid {
-                field,
-                reason: reason.to_owned(),
-            }
-        }
+        self.validate_server()?;
+        self.validate_store_and_workers()?;
+        self.validate_rest()?;
+        Ok(self)
+    }
+
+    /// The listeners' limits and time-outs.
+    fn validate_server(&self) -> Result<(), ConfigError> {
         let s = &self.server;
         if s.max_connections == 0 {
             return Err(invalid("server.max_connections", "must be at least 1"));
@@ -575,6 +577,11 @@ impl Config {
                 return Err(invalid(field, "must be more than 0"));
             }
         }
+        Ok(())
+    }
+
+    /// The store, the pipeline's workers and the matching refresh.
+    fn validate_store_and_workers(&self) -> Result<(), ConfigError> {
         if self.store.journal_max_batch == 0 {
             return Err(invalid("store.journal_max_batch", "must be at least 1"));
         }
@@ -623,6 +630,11 @@ impl Config {
                 "must be at least 300 (it is renewed every third of it)",
             ));
         }
+        Ok(())
+    }
+
+    /// The CAS, the rule sets, the view, the audit trail, the SLA and the data key.
+    fn validate_rest(&self) -> Result<(), ConfigError> {
         if !self.cas.base_url.starts_with("https://") {
             return Err(invalid("cas.base_url", "must be an https:// URL (mTLS)"));
         }
@@ -665,7 +677,15 @@ impl Config {
                 "set data_key_file or data_key_env: find data is sealed at rest",
             ));
         }
-        Ok(self)
+        Ok(())
+    }
+}
+
+/// A config value out of its range.
+fn invalid(field: &'static str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        reason: reason.to_owned(),
     }
 }
 

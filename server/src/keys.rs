@@ -37,3 +37,35 @@ pub async fn rotate(store: &Store, progress: bool) -> Result<Rotated, StoreError
     bar.finish_and_clear();
     Ok(out)
 }
+
+/// Why `keys init` wrote no key.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct KeyFileError {
+    /// The key file.
+    pub path: std::path::PathBuf,
+    /// Why (it already exists, or it could not be written).
+    pub source: std::io::Error,
+}
+
+/// `keys init`: writes a new data key to `file` (mode 0600), never over an existing file: losing
+/// a key in use loses everything sealed with it.
+pub fn write_new_key(file: &std::path::Path) -> Result<(), KeyFileError> {
+    let err = |source| KeyFileError {
+        path: file.to_owned(),
+        source,
+    };
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut out = options.open(file).map_err(err)?;
+    std::io::Write::write_all(
+        &mut out,
+        crate::store::sealed::DataKey::generate_hex().as_bytes(),
+    )
+    .map_err(err)
+}

@@ -2,35 +2,58 @@
 //!
 //! # Layout
 //!
-//! Read the modules in the order a find request visits them:
+//! The workspace holds four crates; this one is the server, and nothing in it knows of the
+//! others:
+//!
+//! - `server/` (this crate, `pdp_provider`): the endpoint and everything an operator runs
+//!   against its store. Its wire types ([`wire`]) and service levels ([`coco`]) are the ones
+//!   the other crates use.
+//! - `sim/` (`pdp_sim`): the ecosystem around the endpoint, simulated: the CAS, a PFS, the
+//!   MaPS dashboard, and the demo that runs the endpoint among them.
+//! - `load-tests/` (`pdp_load`): the load tool, its scenarios and scripts; HdrHistogram and
+//!   plotters live there.
+//! - the workspace root (`pdp-provider-cli`): the `pdp-provider` binary, wiring only
+//!   (`src/main.rs`: every subcommand calls one of the three crates), and the integration tests
+//!   (`tests/`), which run the binary beside the simulators.
+//!
+//! Read this crate's modules in the order a find request meets them:
 //!
 //! - [`config`]: the TOML config, as written and then validated; every bound and time-out.
-//! - [`tls`]: mutual TLS for the ecosystem listener and the outbound identity; `certs init`.
+//! - [`tls`]: mutual TLS for the ecosystem listener, and the one outbound mTLS client builder
+//!   (CAS client, simulators, load tool); `certs init`.
 //! - [`http`]: the inbound side. The accept loop, connection limits and time-outs, then one
-//!   file per endpoint: `POST /find-requests`, and the ops listener.
+//!   file per endpoint: `POST /find-requests`, the view, and the ops listener.
 //! - [`wire`]: the serde types of SPEC.md, the only place that spells field names; view data
-//!   is checked against the data standard's own schema, vendored in `schemas/`.
+//!   is checked against the data standard's own schema, vendored in `schemas/`; a JWT's
+//!   claims read unverified.
 //! - [`store`]: durable state behind one typed handle. One writer group-commits ACKs, audit
 //!   records and every state change; reads use a pool. Personal data sealed with AES-256-GCM;
-//!   SQLite is the embedded backend.
-//! - [`members`]: member records: import (CSV, JSON lines; view data normalised, then valid
-//!   against the data standard's schema) and synthetic generation.
+//!   SQLite embedded, PostgreSQL for several instances.
 //! - [`matching`]: normalisation, the configurable rules, the in-memory member indexes.
 //! - [`pipeline`]: the CAS work of finds that matched at the ACK: PAT, PeI registration, many
-//!   finds in flight at once.
+//!   finds in flight at once; `finds failed`.
 //! - [`cas`]: the outbound CAS client (UAT to PAT, PeI registration), retries inside the budget.
-//! - [`sim`]: the CAS simulator and a PFS driver for tests, the demo and load tests.
-//! - [`view_data`]: the view payload, the 3/10 working-day values rule, the signed token.
+//! - [`view_data`]: the view payload, the 3/10 working-day values rule, the signed token;
+//!   `values import|report`.
+//! - [`audit`]: the audit record every call writes (CoCo2.1.6), never personal data; export.
+//! - [`coco`]: the code of connection's limits and targets, and the one percentile.
+//! - [`metrics`]: metric names, units and the SLA buckets (CoCo2.1.1-2.1.5).
+//! - [`sla`]: the monthly SLA report from the audit trail and heartbeats.
+//!
+//! Beside the request path, what operators and time do:
+//!
+//! - [`members`]: member records: import (CSV, JSON lines; view data normalised, then valid
+//!   against the data standard's schema) and synthetic generation.
 //! - [`peis`]: operator actions on PeIs: de-registration, flagging (CoCo2.2.4).
 //! - [`schemes`]: suspending and severing a scheme (CoCo3.2.5).
-//! - [`audit`]: the audit record every call writes (CoCo2.1.6), never personal data.
-//! - [`sla`]: the monthly SLA report from the audit trail and heartbeats.
-//! - [`metrics`]: metric names, units and the SLA buckets (CoCo2.1.1-2.1.5).
 //! - [`upkeep`]: heartbeat (availability), certificate expiry, audit purge.
-//! - [`keys`]: data key rotation (re-sealing what is stored under the new key).
+//! - [`keys`]: data keys: a new one, and rotation (re-sealing what is stored under the new key).
 //! - [`reload`]: keys and certificates replaced without a restart (`SIGHUP`, or a file change).
 //! - [`shutdown`]: one cancellation signal and the drain deadline.
-//! - [`app`]: wires the parts into a running endpoint; [`demo`] surrounds it with simulators.
+//! - [`app`]: wires the parts into a running endpoint.
+
+// The server's functions stay short enough to read whole (clippy.toml: 100 lines).
+#![warn(clippy::too_many_lines)]
 
 pub mod app;
 pub mod audit;

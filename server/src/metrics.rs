@@ -322,167 +322,66 @@ fn register_known() {
     gauge!(PROCESS_START_TIME_SECONDS).set(start.as_secs_f64());
 }
 
+/// What kind of series a metric is, for [`DESCRIPTIONS`].
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Every metric's kind, unit and help text, described once at start.
+const DESCRIPTIONS: &[(&str, Kind, Option<Unit>, &str)] = &[
+    (FIND_ACK_SECONDS, Kind::Histogram, Some(Unit::Seconds), "Find request receipt to 202 ACK (CoCo2.1.1)"),
+    (FIND_REQUESTS_TOTAL, Kind::Counter, Some(Unit::Count), "Find requests answered, by outcome"),
+    (HTTP_RESPONSES_TOTAL, Kind::Counter, Some(Unit::Count), "Ecosystem responses by endpoint and status"),
+    (MEMBERS_INDEXED, Kind::Gauge, Some(Unit::Count), "Members in the match index"),
+    (MEMBERS_UNREADABLE_TOTAL, Kind::Counter, Some(Unit::Count), "Member records the match index could not open or read; not indexed"),
+    (RELOADS_TOTAL, Kind::Counter, Some(Unit::Count), "Reloads of keys and certificates without a restart, by part and outcome"),
+    (SCHEMES_INACTIVE, Kind::Gauge, Some(Unit::Count), "Schemes (holdernames) suspended or severed: not matched, views 404"),
+    (SCHEME_ACTIONS_TOTAL, Kind::Counter, Some(Unit::Count), "Operator actions on schemes, by the state set (CoCo3.2.5)"),
+    (MEMBER_DATA_VERSION, Kind::Gauge, Some(Unit::Count), "The member data change the match index has applied last"),
+    (ACCESS_REFUSED_TOTAL, Kind::Counter, Some(Unit::Count), "Requests refused (403) because the client identity may not call the endpoint"),
+    (ACCEPT_FAILURES_TOTAL, Kind::Counter, Some(Unit::Count), "accept() failures on either listener; each backs off"),
+    (SLA_BREACHES_TOTAL, Kind::Counter, Some(Unit::Count), "Requests outside a code-of-connection limit, by standard"),
+    (QUEUE_DEPTH, Kind::Gauge, Some(Unit::Count), "Find requests stored and not yet at an end"),
+    (JOURNAL_COMMIT_SECONDS, Kind::Histogram, Some(Unit::Seconds), "One group commit: transaction and fsync"),
+    (JOURNAL_BATCH_RECORDS, Kind::Histogram, Some(Unit::Count), "Records per group commit"),
+    (AUDIT_DROPPED_TOTAL, Kind::Counter, Some(Unit::Count), "Audit records dropped under saturation"),
+    (TLS_HANDSHAKE_FAILURES_TOTAL, Kind::Counter, Some(Unit::Count), "TLS handshakes refused, by reason"),
+    (OPEN_CONNECTIONS, Kind::Gauge, Some(Unit::Count), "Open ecosystem connections"),
+    (CAS_CALL_SECONDS, Kind::Histogram, Some(Unit::Seconds), "CAS call latency by endpoint"),
+    (CAS_CALLS_TOTAL, Kind::Counter, Some(Unit::Count), "CAS calls by endpoint and status (0: no answer)"),
+    (CAS_RETRIES_TOTAL, Kind::Counter, Some(Unit::Count), "CAS call retries by endpoint"),
+    (FIND_COMPLETION_SECONDS, Kind::Histogram, Some(Unit::Seconds), "ACK to last PeI registered (CoCo2.1.2)"),
+    (FINDS_COMPLETED_TOTAL, Kind::Counter, Some(Unit::Count), "Find requests at their end, by outcome"),
+    (FINDS_FAILED_TOTAL, Kind::Counter, Some(Unit::Count), "Failed find requests by reason (CoCo2.2.6)"),
+    (FIND_LEASES_LOST_TOTAL, Kind::Counter, Some(Unit::Count), "Claimed find requests whose lease could not be held; another claim finishes them"),
+    (PEIS_REGISTERED_TOTAL, Kind::Counter, Some(Unit::Count), "PeIs registered at the CAS, by match status"),
+    (WORKERS_BUSY, Kind::Gauge, Some(Unit::Count), "Workers busy on a find request"),
+    (WORKERS, Kind::Gauge, Some(Unit::Count), "Workers in the pool"),
+    (VIEW_SECONDS, Kind::Histogram, Some(Unit::Seconds), "View request receipt to answer, by outcome: served, challenge, refused, unavailable (CoCo2.1.3)"),
+    (VIEWS_TOTAL, Kind::Counter, Some(Unit::Count), "Views answered, by outcome"),
+    (DEREGISTRATIONS_PENDING, Kind::Gauge, Some(Unit::Count), "PeIs flagged: de-registration pending, notify PDP (CoCo2.2.4)"),
+    (CERTIFICATE_EXPIRY_SECONDS, Kind::Gauge, Some(Unit::Seconds), "Seconds until the certificate expires (its earliest in the file), by certificate"),
+    (AVAILABILITY_RATIO, Kind::Gauge, None, "Share of this month's minutes since go-live the endpoint was up and ready (CoCo2.1.5: 0.995)"),
+    (UPTIME_SECONDS, Kind::Gauge, Some(Unit::Seconds), "Seconds since this process started serving"),
+    (AUDIT_PURGED_TOTAL, Kind::Counter, Some(Unit::Count), "Audit records purged past audit.retention_days (CoCo2.1.6)"),
+    (PROCESS_START_TIME_SECONDS, Kind::Gauge, Some(Unit::Seconds), "Start time of the process since the Unix epoch in seconds"),
+];
+
 /// Help texts and units, once.
 fn describe() {
-    describe_histogram!(
-        FIND_ACK_SECONDS,
-        Unit::Seconds,
-        "Find request receipt to 202 ACK (CoCo2.1.1)"
-    );
-    describe_counter!(
-        FIND_REQUESTS_TOTAL,
-        Unit::Count,
-        "Find requests answered, by outcome"
-    );
-    describe_counter!(
-        HTTP_RESPONSES_TOTAL,
-        Unit::Count,
-        "Ecosystem responses by endpoint and status"
-    );
-    describe_gauge!(MEMBERS_INDEXED, Unit::Count, "Members in the match index");
-    describe_counter!(
-        MEMBERS_UNREADABLE_TOTAL,
-        Unit::Count,
-        "Member records the match index could not open or read; not indexed"
-    );
-    describe_counter!(
-        RELOADS_TOTAL,
-        Unit::Count,
-        "Reloads of keys and certificates without a restart, by part and outcome"
-    );
-    describe_gauge!(
-        SCHEMES_INACTIVE,
-        Unit::Count,
-        "Schemes (holdernames) suspended or severed: not matched, views 404"
-    );
-    describe_counter!(
-        SCHEME_ACTIONS_TOTAL,
-        Unit::Count,
-        "Operator actions on schemes, by the state set (CoCo3.2.5)"
-    );
-    describe_gauge!(
-        MEMBER_DATA_VERSION,
-        Unit::Count,
-        "The member data change the match index has applied last"
-    );
-    describe_counter!(
-        ACCESS_REFUSED_TOTAL,
-        Unit::Count,
-        "Requests refused (403) because the client identity may not call the endpoint"
-    );
-    describe_counter!(
-        ACCEPT_FAILURES_TOTAL,
-        Unit::Count,
-        "accept() failures on either listener; each backs off"
-    );
-    describe_counter!(
-        SLA_BREACHES_TOTAL,
-        Unit::Count,
-        "Requests outside a code-of-connection limit, by standard"
-    );
-    describe_gauge!(
-        QUEUE_DEPTH,
-        Unit::Count,
-        "Find requests stored and not yet at an end"
-    );
-    describe_histogram!(
-        JOURNAL_COMMIT_SECONDS,
-        Unit::Seconds,
-        "One group commit: transaction and fsync"
-    );
-    describe_histogram!(
-        JOURNAL_BATCH_RECORDS,
-        Unit::Count,
-        "Records per group commit"
-    );
-    describe_counter!(
-        AUDIT_DROPPED_TOTAL,
-        Unit::Count,
-        "Audit records dropped under saturation"
-    );
-    describe_counter!(
-        TLS_HANDSHAKE_FAILURES_TOTAL,
-        Unit::Count,
-        "TLS handshakes refused, by reason"
-    );
-    describe_gauge!(OPEN_CONNECTIONS, Unit::Count, "Open ecosystem connections");
-    describe_histogram!(
-        CAS_CALL_SECONDS,
-        Unit::Seconds,
-        "CAS call latency by endpoint"
-    );
-    describe_counter!(
-        CAS_CALLS_TOTAL,
-        Unit::Count,
-        "CAS calls by endpoint and status (0: no answer)"
-    );
-    describe_counter!(
-        CAS_RETRIES_TOTAL,
-        Unit::Count,
-        "CAS call retries by endpoint"
-    );
-    describe_histogram!(
-        FIND_COMPLETION_SECONDS,
-        Unit::Seconds,
-        "ACK to last PeI registered (CoCo2.1.2)"
-    );
-    describe_counter!(
-        FINDS_COMPLETED_TOTAL,
-        Unit::Count,
-        "Find requests at their end, by outcome"
-    );
-    describe_counter!(
-        FINDS_FAILED_TOTAL,
-        Unit::Count,
-        "Failed find requests by reason (CoCo2.2.6)"
-    );
-    describe_counter!(
-        FIND_LEASES_LOST_TOTAL,
-        Unit::Count,
-        "Claimed find requests whose lease could not be held; another claim finishes them"
-    );
-    describe_counter!(
-        PEIS_REGISTERED_TOTAL,
-        Unit::Count,
-        "PeIs registered at the CAS, by match status"
-    );
-    describe_gauge!(WORKERS_BUSY, Unit::Count, "Workers busy on a find request");
-    describe_gauge!(WORKERS, Unit::Count, "Workers in the pool");
-    describe_histogram!(
-        VIEW_SECONDS,
-        Unit::Seconds,
-        "View request receipt to answer, by outcome: served, challenge, refused, unavailable (CoCo2.1.3)"
-    );
-    describe_counter!(VIEWS_TOTAL, Unit::Count, "Views answered, by outcome");
-    describe_gauge!(
-        DEREGISTRATIONS_PENDING,
-        Unit::Count,
-        "PeIs flagged: de-registration pending, notify PDP (CoCo2.2.4)"
-    );
-    describe_gauge!(
-        CERTIFICATE_EXPIRY_SECONDS,
-        Unit::Seconds,
-        "Seconds until the certificate expires (its earliest in the file), by certificate"
-    );
-    describe_gauge!(
-        AVAILABILITY_RATIO,
-        "Share of this month's minutes since go-live the endpoint was up and ready (CoCo2.1.5: 0.995)"
-    );
-    describe_gauge!(
-        UPTIME_SECONDS,
-        Unit::Seconds,
-        "Seconds since this process started serving"
-    );
-    describe_counter!(
-        AUDIT_PURGED_TOTAL,
-        Unit::Count,
-        "Audit records purged past audit.retention_days (CoCo2.1.6)"
-    );
-    describe_gauge!(
-        PROCESS_START_TIME_SECONDS,
-        Unit::Seconds,
-        "Start time of the process since the Unix epoch in seconds"
-    );
+    for &(name, kind, unit, help) in DESCRIPTIONS {
+        match (kind, unit) {
+            (Kind::Counter, Some(u)) => describe_counter!(name, u, help),
+            (Kind::Counter, None) => describe_counter!(name, help),
+            (Kind::Gauge, Some(u)) => describe_gauge!(name, u, help),
+            (Kind::Gauge, None) => describe_gauge!(name, help),
+            (Kind::Histogram, Some(u)) => describe_histogram!(name, u, help),
+            (Kind::Histogram, None) => describe_histogram!(name, help),
+        }
+    }
 }
 
 /// Records one view's answer: `outcome` is its audit outcome, counted as it is in

@@ -254,25 +254,7 @@ impl Pipeline {
             .uat
             .subject()
             .ok_or_else(|| WorkError::Failed("uat_no_sub".into()))?;
-        let mut peis: Vec<NewPei> = matches
-            .into_iter()
-            .map(|m| {
-                let asset = pei_asset_guid(m.status, m.pension_asset_guid, &sub);
-                NewPei {
-                    pei: pei(m.holdername, asset),
-                    asset_guid: asset,
-                    holdername: m.holdername,
-                    pension_asset_guid: m.pension_asset_guid,
-                    member_id: m.member_id,
-                    scheme_name: m.scheme_name,
-                    match_status: m.status,
-                    reason: m.reason,
-                    rules_version: m.rules_version,
-                }
-            })
-            .collect();
-        peis.sort_by(|a, b| a.pei.cmp(&b.pei));
-        peis.dedup_by(|a, b| a.pei == b.pei);
+        let peis = new_peis(matches, &sub);
         let outcome = if peis.iter().any(|p| p.match_status == MatchStatus::Yes) {
             FindOutcome::MatchYes
         } else {
@@ -343,4 +325,49 @@ impl Pipeline {
             None => Ok(outcome),
         }
     }
+}
+
+/// The PeIs of a find's matches for the user `sub`, one per PeI, in PeI order.
+fn new_peis(matches: Vec<crate::matching::PensionMatch>, sub: &str) -> Vec<NewPei> {
+    let mut peis: Vec<NewPei> = matches
+        .into_iter()
+        .map(|m| {
+            let asset = pei_asset_guid(m.status, m.pension_asset_guid, sub);
+            NewPei {
+                pei: pei(m.holdername, asset),
+                asset_guid: asset,
+                holdername: m.holdername,
+                pension_asset_guid: m.pension_asset_guid,
+                member_id: m.member_id,
+                scheme_name: m.scheme_name,
+                match_status: m.status,
+                reason: m.reason,
+                rules_version: m.rules_version,
+            }
+        })
+        .collect();
+    peis.sort_by(|a, b| a.pei.cmp(&b.pei));
+    peis.dedup_by(|a, b| a.pei == b.pei);
+    peis
+}
+
+/// `finds failed`: the find requests the pipeline gave up on, as a table.
+pub fn failed_table(failed: &[crate::store::FailedFind]) -> String {
+    use std::fmt::Write;
+    let mut t = format!(
+        "{:<36}  {:<24}  {:<24}  reason\n",
+        "request_id", "acked", "failed"
+    );
+    for f in failed {
+        let _ = writeln!(
+            t,
+            "{:<36}  {:<24}  {:<24}  {}",
+            f.request_id,
+            crate::datetimestamp(f.acked_at),
+            crate::datetimestamp(f.completed_at),
+            f.reason
+        );
+    }
+    let _ = writeln!(t, "{} failed find requests", failed.len());
+    t
 }

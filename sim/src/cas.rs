@@ -804,9 +804,9 @@ const MAX_STREAMS: u32 = 4_096;
 pub fn provider_jwks(
     certs: &std::path::Path,
     jwks_file: Option<&std::path::Path>,
-) -> Result<Option<serde_json::Value>, pdp_provider::app::StartError> {
+) -> Result<Option<serde_json::Value>, SimError> {
     let unreadable = |path: &std::path::Path, reason: String| {
-        pdp_provider::app::StartError::Tls(pdp_provider::tls::TlsError::Pem {
+        SimError::Tls(pdp_provider::tls::TlsError::Pem {
             path: path.to_owned(),
             reason,
         })
@@ -836,6 +836,69 @@ pub fn provider_jwks(
     Ok(Some(signer.jwks().clone()))
 }
 
+/// Why the CAS simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// Its TLS material, or a JWK set file to publish.
+    #[error(transparent)]
+    Tls(#[from] pdp_provider::tls::TlsError),
+    /// The provider's view signing key, whose JWK set it publishes.
+    #[error(transparent)]
+    Sign(#[from] pdp_provider::view_data::token::SignError),
+    /// A listener could not bind.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// `pdp-provider sim cas`: the simulator on its own, with the dev PKI in `certs`, publishing the
+/// provider's JWK set (from `jwks`, or the dev view signing key) until SIGTERM or Ctrl-C.
+pub async fn serve_standalone(
+    listen: SocketAddr,
+    control: SocketAddr,
+    certs: &std::path::Path,
+    jwks: Option<&std::path::Path>,
+) -> Result<(), SimError> {
+    let sim = CasSim::start(listen, control, &crate::demo::sim_tls(certs)).await?;
+    let from = match jwks {
+        Some(f) => f.display().to_string(),
+        None => certs
+            .join(pdp_provider::tls::pki::files::VIEW_SIGNING_KEY)
+            .display()
+            .to_string(),
+    };
+    match provider_jwks(certs, jwks)? {
+        Some(j) => {
+            sim.state.publish_jwks(&j);
+            let kids: Vec<&str> = j["keys"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|k| k["kid"].as_str())
+                .collect();
+            eprintln!(
+                "publishing the provider's JWK set at /jwk_uri (from {from}; kid {})",
+                kids.join(", ")
+            );
+        }
+        None => eprintln!(
+            "no provider JWK set to publish ({from} not found): views will not verify until one is POSTed to /__sim/jwks"
+        ),
+    }
+    eprintln!(
+        "CAS simulator on https://{} (mTLS); control on http://{}",
+        sim.addr, sim.control_addr
+    );
+    let token = CancellationToken::new();
+    pdp_provider::shutdown::on_signal(token.clone()).await;
+    sim.stop();
+    Ok(())
+}
+
 // === impl CasSim ===
 
 impl CasSim {
@@ -844,12 +907,12 @@ impl CasSim {
         listen: SocketAddr,
         control_listen: SocketAddr,
         tls: &TlsConfig,
-    ) -> Result<CasSim, pdp_provider::app::StartError> {
+    ) -> Result<CasSim, SimError> {
         let acceptor = TlsAcceptor::from(pdp_provider::tls::server::server_config(tls)?);
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
                 .await
-                .map_err(|source| pdp_provider::app::StartError::Bind { addr, source })
+                .map_err(|source| SimError::Bind { addr, source })
         };
         let listener = bind(listen).await?;
         let control_listener = bind(control_listen).await?;

@@ -45,6 +45,9 @@ pub enum DemoError {
     /// Starting a server.
     #[error(transparent)]
     Start(#[from] pdp_provider::app::StartError),
+    /// Starting the CAS simulator.
+    #[error(transparent)]
+    Sim(#[from] crate::cas::SimError),
     /// PKI.
     #[error(transparent)]
     Tls(#[from] pdp_provider::tls::TlsError),

@@ -136,6 +136,56 @@ impl ViewService {
     }
 
     /// Whether an introspection grants this PeI; and whether with the `value` scope.
+    /// The RPT's grant: whether it covers values (`Some`), or the answer instead: a UMA
+    /// challenge (no RPT, or one the CAS refuses or that does not cover this PeI), or a `503`
+    /// when the CAS cannot say.
+    async fn authorise(
+        &self,
+        req: &Request<Incoming>,
+        pat: &Pat,
+        pei: &StoredPei,
+        deadline: Instant,
+    ) -> Result<bool, ApiError> {
+        let Some(rpt) = bearer(req) else {
+            return Err(self.challenge(pat, pei, deadline).await);
+        };
+        let timeout = self.remaining(deadline, self.introspect_timeout)?;
+        match self
+            .cas
+            .introspect(pat, &rpt, Some(&pei.request_id), timeout)
+            .await
+        {
+            Ok(i) => match self.granted(&i, pei) {
+                Some(v) => Ok(v),
+                None => Err(self.challenge(pat, pei, deadline).await),
+            },
+            Err(CasError::Refused { .. }) => Err(self.challenge(pat, pei, deadline).await),
+            Err(e) => {
+                tracing::warn!(request_id = %pei.request_id, reason = %e.reason(), "introspection failed");
+                Err(self.unavailable())
+            }
+        }
+    }
+
+    /// Stores the value calculation a view showed as pending (`values report` lists it).
+    async fn record_pending(&self, pei: &StoredPei, p: payload::Pending) -> Result<(), ApiError> {
+        let calc = Calculation {
+            pei: pei.pei.clone(),
+            pension_asset_guid: pei.pension_asset_guid,
+            kind: match p.kind {
+                crate::wire::view::UnavailableReason::DBC => CalculationKind::Dbc,
+                _ => CalculationKind::Dcc,
+            },
+            started_on: p.started_on,
+            due_on: p.due_on,
+            completed_at: None,
+        };
+        self.store
+            .record_calculation(calc)
+            .await
+            .map_err(store_failed)
+    }
+
     fn granted(&self, i: &Introspection, pei: &StoredPei) -> Option<bool> {
         let now = chrono::Utc::now().timestamp();
         if !i.active
@@ -218,29 +268,7 @@ async fn handle_inner(
     let pat_id = pei.pat_id.clone().unwrap_or_default();
     let pat = Pat::new(svc.store.pat(&pat_id).await.map_err(store_failed)?);
 
-    let value_scope = match bearer(&req) {
-        None => return Err(svc.challenge(&pat, &pei, deadline).await),
-        Some(rpt) => {
-            let timeout = svc.remaining(deadline, svc.introspect_timeout)?;
-            match svc
-                .cas
-                .introspect(&pat, &rpt, Some(&pei.request_id), timeout)
-                .await
-            {
-                Ok(i) => match svc.granted(&i, &pei) {
-                    Some(v) => v,
-                    None => return Err(svc.challenge(&pat, &pei, deadline).await),
-                },
-                Err(CasError::Refused { .. }) => {
-                    return Err(svc.challenge(&pat, &pei, deadline).await)
-                }
-                Err(e) => {
-                    tracing::warn!(request_id = %pei.request_id, reason = %e.reason(), "introspection failed");
-                    return Err(svc.unavailable());
-                }
-            }
-        }
-    };
+    let value_scope = svc.authorise(&req, &pat, &pei, deadline).await?;
 
     let pension = svc
         .store
@@ -272,21 +300,7 @@ async fn handle_inner(
         ApiError::internal()
     })?;
     if let Some(p) = pending {
-        let calc = Calculation {
-            pei: pei.pei.clone(),
-            pension_asset_guid: pei.pension_asset_guid,
-            kind: match p.kind {
-                crate::wire::view::UnavailableReason::DBC => CalculationKind::Dbc,
-                _ => CalculationKind::Dcc,
-            },
-            started_on: p.started_on,
-            due_on: p.due_on,
-            completed_at: None,
-        };
-        svc.store
-            .record_calculation(calc)
-            .await
-            .map_err(store_failed)?;
+        svc.record_pending(&pei, p).await?;
     }
     let view_data = serde_json::to_string(&body).expect("payload serialises");
     // RSA signing takes a millisecond or two of CPU: off the runtime's threads.

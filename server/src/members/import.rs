@@ -117,6 +117,21 @@ impl Report {
     pub fn loaded(&self) -> u64 {
         self.added + self.updated
     }
+
+    /// The line `members import` ends with.
+    pub fn summary(&self, dry_run: bool, deregistered: u64) -> String {
+        format!(
+            "{}{} added, {} updated, {} unchanged, {} removed ({} pensions gone), {} PeIs de-registered, {} records refused",
+            if dry_run { "dry run: would be " } else { "" },
+            self.added,
+            self.updated,
+            self.unchanged,
+            self.removed,
+            self.removed_pensions.len(),
+            deregistered,
+            self.errors.len()
+        )
+    }
 }
 
 const CSV_HEADER: &[&str] = &[
@@ -356,6 +371,45 @@ fn split_list(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// The member of a CSV row (its first, when the member has several pensions).
+fn csv_member<'a>(
+    member_id: String,
+    holdername: uuid::Uuid,
+    get: &impl Fn(usize) -> &'a str,
+    pension: Option<MemberPension>,
+) -> MemberRecord {
+    let postcode = Some(get(8)).filter(|s| !s.is_empty()).map(str::to_owned);
+    let line1 = Some(get(7)).filter(|s| !s.is_empty()).map(str::to_owned);
+    MemberRecord {
+        member_id,
+        holdername,
+        names: vec![MemberName {
+            given_name: get(2).to_owned(),
+            family_name: get(3).to_owned(),
+        }],
+        previous_family_names: split_list(get(4)),
+        date_of_birth: get(5).to_owned(),
+        nino: Some(get(6)).filter(|s| !s.is_empty()).map(str::to_owned),
+        addresses: if postcode.is_some() || line1.is_some() {
+            vec![MemberAddress {
+                address_line1: line1,
+                postcode,
+                ..MemberAddress::default()
+            }]
+        } else {
+            vec![]
+        },
+        previous_addresses: split_list(get(9))
+            .into_iter()
+            .map(|p| MemberAddress {
+                postcode: Some(p),
+                ..MemberAddress::default()
+            })
+            .collect(),
+        pensions: pension.into_iter().collect(),
+    }
+}
+
 fn import_csv(reader: impl std::io::Read, sink: &mut Sink<'_>) -> Result<(), ImportError> {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(false)
@@ -422,36 +476,7 @@ fn import_csv(reader: impl std::io::Read, sink: &mut Sink<'_>) -> Result<(), Imp
                     sink.reject(line, "holdername", "not a GUID");
                     continue;
                 };
-                let postcode = Some(get(8)).filter(|s| !s.is_empty()).map(str::to_owned);
-                let line1 = Some(get(7)).filter(|s| !s.is_empty()).map(str::to_owned);
-                let record = MemberRecord {
-                    member_id,
-                    holdername,
-                    names: vec![MemberName {
-                        given_name: get(2).to_owned(),
-                        family_name: get(3).to_owned(),
-                    }],
-                    previous_family_names: split_list(get(4)),
-                    date_of_birth: get(5).to_owned(),
-                    nino: Some(get(6)).filter(|s| !s.is_empty()).map(str::to_owned),
-                    addresses: if postcode.is_some() || line1.is_some() {
-                        vec![MemberAddress {
-                            address_line1: line1,
-                            postcode,
-                            ..MemberAddress::default()
-                        }]
-                    } else {
-                        vec![]
-                    },
-                    previous_addresses: split_list(get(9))
-                        .into_iter()
-                        .map(|p| MemberAddress {
-                            postcode: Some(p),
-                            ..MemberAddress::default()
-                        })
-                        .collect(),
-                    pensions: pension.into_iter().collect(),
-                };
+                let record = csv_member(member_id, holdername, &get, pension);
                 let bad = record.pensions.is_empty();
                 current = Some((line, record, bad));
             }

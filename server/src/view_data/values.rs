@@ -54,3 +54,61 @@ pub async fn import_line(store: &Store, line: &str) -> Result<u64, ValuesError> 
         .await?
         .ok_or(ValuesError::UnknownPension(c.asset_guid))
 }
+
+/// What `values import` did with a file: one outcome a non-empty line, by 1-based line number.
+#[derive(Debug, Default)]
+pub struct FileImport {
+    /// Lines imported, with the calculations each closed.
+    pub imported: Vec<(usize, u64)>,
+    /// Lines refused, with why.
+    pub refused: Vec<(usize, ValuesError)>,
+}
+
+/// `values import FILE`: imports every non-empty line of `text`, each on its own.
+pub async fn import_text(store: &Store, text: &str) -> FileImport {
+    let mut out = FileImport::default();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        match import_line(store, line).await {
+            Ok(closed) => out.imported.push((i + 1, closed)),
+            Err(e) => out.refused.push((i + 1, e)),
+        }
+    }
+    out
+}
+
+/// `values report`: the calculations owed, as a table (all of them when `all`, else those still
+/// open), and how many are overdue on `today`.
+pub fn report_table(
+    calculations: &[crate::store::Calculation],
+    today: chrono::NaiveDate,
+    all: bool,
+) -> (String, usize) {
+    use std::fmt::Write;
+    let mut t = format!(
+        "{:<86}  {:<4}  {:<10}  {:<10}  status\n",
+        "pei", "kind", "started", "due"
+    );
+    let mut overdue = 0;
+    for c in calculations {
+        let status = match c.completed_at {
+            Some(t) => format!("completed {}", crate::datetimestamp(t)),
+            None if c.due_on < today => {
+                overdue += 1;
+                "OVERDUE".into()
+            }
+            None => "due".into(),
+        };
+        if all || c.completed_at.is_none() {
+            let _ = writeln!(
+                t,
+                "{:<86}  {:<4}  {:<10}  {:<10}  {status}",
+                c.pei, c.kind, c.started_on, c.due_on
+            );
+        }
+    }
+    (t, overdue)
+}
