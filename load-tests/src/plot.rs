@@ -89,29 +89,7 @@ fn latency_panel(
         ("p99", RGBColor(230, 140, 0), |s| s.p99_ms),
         ("max", RED, |s| s.max_ms),
     ];
-    for (label, color, get) in lines {
-        for (i, p) in phases.iter().enumerate() {
-            let points = p
-                .timeline
-                .iter()
-                .filter(acked)
-                .map(|s| (s.t_s + 0.5, get(s).max(y_lo)));
-            let drawn = chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))
-                .map_err(|e| plot_error(path, e))?;
-            if i == 0 {
-                drawn.label(label).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-                });
-            }
-        }
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| plot_error(path, e))
+    draw_lines(path, &mut chart, phases, &lines, |s| s.acked > 0, y_lo)
 }
 
 fn rate_panel(
@@ -152,9 +130,30 @@ fn rate_panel(
         ("errors", RED, |s| s.errors as f64),
         ("shed", RGBColor(230, 140, 0), |s| s.shed as f64),
     ];
-    for (label, color, get) in lines {
+    draw_lines(path, &mut chart, phases, &lines, |_| true, 0.0)
+}
+
+/// One line a series (`lines`: label, colour, value of a second) for every phase, the seconds
+/// `keep` accepts, values at least `floor` (a log axis has no 0); labelled once, in a legend.
+fn draw_lines<'a, Y: Ranged<ValueType = f64>>(
+    path: &Path,
+    chart: &mut ChartContext<
+        'a,
+        SVGBackend<'a>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, Y>,
+    >,
+    phases: &[PhaseReport],
+    lines: &[(&'static str, RGBColor, Get)],
+    keep: impl Fn(&SecondPoint) -> bool,
+    floor: f64,
+) -> Result<(), LoadError> {
+    for &(label, color, get) in lines {
         for (i, p) in phases.iter().enumerate() {
-            let points = p.timeline.iter().map(|s| (s.t_s + 0.5, get(s)));
+            let points = p
+                .timeline
+                .iter()
+                .filter(|s| keep(s))
+                .map(|s| (s.t_s + 0.5, get(s).max(floor)));
             let drawn = chart
                 .draw_series(LineSeries::new(points, color.stroke_width(2)))
                 .map_err(|e| plot_error(path, e))?;

@@ -88,6 +88,20 @@ pub fn progress_bar(len: u64, template: &'static str, show: bool) -> indicatif::
     bar
 }
 
+/// An operator command's table: the header line, a line a row, then the closing line.
+pub fn table(header: String, rows: impl IntoIterator<Item = String>, footer: String) -> String {
+    let mut t = header + "\n";
+    for row in rows {
+        t.push_str(&row);
+        t.push('\n');
+    }
+    if !footer.is_empty() {
+        t.push_str(&footer);
+        t.push('\n');
+    }
+    t
+}
+
 /// Current time as microseconds since the Unix epoch, the unit every stored timestamp uses.
 pub fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()

@@ -296,20 +296,19 @@ pub async fn sweep(store: &Store, cas: &CasClient) -> Result<u64, DeregError> {
 
 /// `peis flagged`: the PeIs waiting for PDP to be told, as a table.
 pub fn flagged_table(flagged: &[crate::store::StoredPei]) -> String {
-    use std::fmt::Write;
-    let mut t = format!(
-        "{:<86}  {:<15}  {:<16}  flagged\n",
-        "pei", "match_status", "reason"
-    );
-    for p in flagged {
-        let _ = writeln!(
-            t,
-            "{:<86}  {:<15}  {:<16}  de-registration pending: notify PDP",
-            p.pei, p.match_status, p.reason
-        );
-    }
-    let _ = writeln!(t, "{} PeIs flagged", flagged.len());
-    t
+    crate::table(
+        format!(
+            "{:<86}  {:<15}  {:<16}  flagged",
+            "pei", "match_status", "reason"
+        ),
+        flagged.iter().map(|p| {
+            format!(
+                "{:<86}  {:<15}  {:<16}  de-registration pending: notify PDP",
+                p.pei, p.match_status, p.reason
+            )
+        }),
+        format!("{} PeIs flagged", flagged.len()),
+    )
 }
 
 #[cfg(test)]

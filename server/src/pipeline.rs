@@ -353,21 +353,22 @@ fn new_peis(matches: Vec<crate::matching::PensionMatch>, sub: &str) -> Vec<NewPe
 
 /// `finds failed`: the find requests the pipeline gave up on, as a table.
 pub fn failed_table(failed: &[crate::store::FailedFind]) -> String {
-    use std::fmt::Write;
-    let mut t = format!(
-        "{:<36}  {:<24}  {:<24}  reason\n",
-        "request_id", "acked", "failed"
-    );
-    for f in failed {
-        let _ = writeln!(
-            t,
-            "{:<36}  {:<24}  {:<24}  {}",
-            f.request_id,
+    let row = |f: &crate::store::FailedFind| {
+        let (acked, ended) = (
             crate::datetimestamp(f.acked_at),
             crate::datetimestamp(f.completed_at),
-            f.reason
         );
-    }
-    let _ = writeln!(t, "{} failed find requests", failed.len());
-    t
+        format!(
+            "{:<36}  {acked:<24}  {ended:<24}  {}",
+            f.request_id, f.reason
+        )
+    };
+    crate::table(
+        format!(
+            "{:<36}  {:<24}  {:<24}  reason",
+            "request_id", "acked", "failed"
+        ),
+        failed.iter().map(row),
+        format!("{} failed find requests", failed.len()),
+    )
 }

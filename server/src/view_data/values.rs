@@ -87,28 +87,28 @@ pub fn report_table(
     today: chrono::NaiveDate,
     all: bool,
 ) -> (String, usize) {
-    use std::fmt::Write;
-    let mut t = format!(
-        "{:<86}  {:<4}  {:<10}  {:<10}  status\n",
-        "pei", "kind", "started", "due"
-    );
-    let mut overdue = 0;
-    for c in calculations {
+    let overdue = calculations
+        .iter()
+        .filter(|c| c.completed_at.is_none() && c.due_on < today)
+        .count();
+    let row = |c: &crate::store::Calculation| {
         let status = match c.completed_at {
             Some(t) => format!("completed {}", crate::datetimestamp(t)),
-            None if c.due_on < today => {
-                overdue += 1;
-                "OVERDUE".into()
-            }
+            None if c.due_on < today => "OVERDUE".into(),
             None => "due".into(),
         };
-        if all || c.completed_at.is_none() {
-            let _ = writeln!(
-                t,
-                "{:<86}  {:<4}  {:<10}  {:<10}  {status}",
-                c.pei, c.kind, c.started_on, c.due_on
-            );
-        }
-    }
-    (t, overdue)
+        format!(
+            "{:<86}  {:<4}  {:<10}  {:<10}  {status}",
+            c.pei, c.kind, c.started_on, c.due_on
+        )
+    };
+    let rows = calculations
+        .iter()
+        .filter(|c| all || c.completed_at.is_none())
+        .map(row);
+    let header = format!(
+        "{:<86}  {:<4}  {:<10}  {:<10}  status",
+        "pei", "kind", "started", "due"
+    );
+    (crate::table(header, rows, String::new()), overdue)
 }
