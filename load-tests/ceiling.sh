@@ -51,7 +51,8 @@ NGINX_PORT=18443
 SERVER_PORT=18444
 OPS_PORT=18445
 NPROC=$(nproc 2>/dev/null || echo 1)
-HOST=$(hostname 2>/dev/null | tr -c 'A-Za-z0-9.\n-' '_' || echo unknown-host)
+. load-tests/lib.sh
+HOST=$(host_name)
 OUT=${OUT:-load-tests/results/$(date -u +%Y-%m-%d)-$HOST/ceiling}
 
 if [ ! -x "$BIN" ]; then
@@ -75,13 +76,7 @@ if [ "$WITH_OHA" = 1 ] && ! command -v "$OHA" >/dev/null 2>&1; then
     exit 2
 fi
 
-. load-tests/lib.sh
-for p in $NGINX_PORT $SERVER_PORT $OPS_PORT; do
-    if ! port_free "$p"; then
-        echo "ceiling.sh: 127.0.0.1:$p is in use" >&2
-        exit 2
-    fi
-done
+require_free_ports ceiling.sh $NGINX_PORT $SERVER_PORT $OPS_PORT
 
 TMP=$(mktemp -d -t pdp-ceiling.XXXXXX)
 NGINX_PID=""

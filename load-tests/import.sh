@@ -38,10 +38,10 @@ SERVER_PORT=18464
 OPS_PORT=18465
 CAS_PORT=18466
 CONTROL_PORT=18467
-HOST=$(hostname 2>/dev/null | tr -c 'A-Za-z0-9.\n-' '_' || echo unknown-host)
+. load-tests/lib.sh
+HOST=$(host_name)
 OUT=${OUT:-load-tests/results/$(date -u +%Y-%m-%d)-$HOST/import}
 [ -x "$BIN" ] || { echo "import.sh: $BIN not found; run cargo build --release first" >&2; exit 2; }
-. load-tests/lib.sh
 
 TMP=$(mktemp -d -t pdp-import.XXXXXX)
 PIDS=()

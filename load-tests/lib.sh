@@ -4,6 +4,22 @@
 # port_free PORT: true when nothing listens on 127.0.0.1:PORT.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# host_name: this machine's name, safe in a path (results/<date>-<host>/).
+host_name() { hostname 2>/dev/null | tr -c 'A-Za-z0-9.\n-' '_' || echo unknown-host; }
+
+# require_free_ports SCRIPT PORT...: exits 2, naming SCRIPT and the port, when something
+# already listens on one of the ports.
+require_free_ports() {
+    local script=$1 p
+    shift
+    for p in "$@"; do
+        if ! port_free "$p"; then
+            echo "$script: 127.0.0.1:$p is in use" >&2
+            exit 2
+        fi
+    done
+}
+
 # wait_for PORT: returns once something listens on 127.0.0.1:PORT (30 s at most); otherwise
 # prints the logs under $TMP and exits 2.
 wait_for() {

@@ -65,20 +65,15 @@ export STORE_BACKEND
 if [ "$STORE_BACKEND" = postgres ]; then
     PG_BASE=${PDP_TEST_DATABASE_URL:-$(scripts/pg)}
 fi
-HOST=$(hostname 2>/dev/null | tr -c 'A-Za-z0-9.\n-' '_' || echo unknown-host)
+. load-tests/lib.sh
+HOST=$(host_name)
 OUT=${OUT:-load-tests/results/$(date -u +%Y-%m-%d)-$HOST/pipeline}
 
 if [ ! -x "$BIN" ]; then
     echo "pipeline.sh: $BIN not found; run cargo build --release first" >&2
     exit 2
 fi
-. load-tests/lib.sh
-for p in $SERVER_PORT $OPS_PORT $CAS_PORT $CONTROL_PORT $SERVER_PORT2 $OPS_PORT2; do
-    if ! port_free "$p"; then
-        echo "pipeline.sh: 127.0.0.1:$p is in use" >&2
-        exit 2
-    fi
-done
+require_free_ports pipeline.sh $SERVER_PORT $OPS_PORT $CAS_PORT $CONTROL_PORT $SERVER_PORT2 $OPS_PORT2
 
 TMP=$(mktemp -d -t pdp-pipeline.XXXXXX)
 SERVER_PID=""

@@ -90,9 +90,9 @@ enum Command {
         config: PathBuf,
     },
     /// The endpoint with a simulated CAS and PFS around it, generated members, and a summary.
-    Demo(pdp_provider::demo::DemoArgs),
+    Demo(pdp_sim::demo::DemoArgs),
     /// Load-test an endpoint as the PFS (open or closed loop); exits 1 on a missed limit.
-    Load(Box<pdp_provider::load::LoadArgs>),
+    Load(Box<pdp_load::LoadArgs>),
 }
 
 #[derive(Subcommand)]
@@ -444,17 +444,7 @@ fn init_tracing(default_level: &str) {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { config } => {
-            let config = match pdp_provider::config::Config::load(&config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("pdp-provider: {e}");
-                    return Ok(ExitCode::from(EX_USAGE));
-                }
-            };
-            runtime()?.block_on(serve(config))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Serve { config } => serve(&config),
         Command::Certs {
             command: CertsCommand::Init { dir },
         } => {
@@ -462,33 +452,89 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("wrote development PKI and data key to {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Keys {
-            command: KeysCommand::Init { file },
+        Command::Keys { command } => keys(command),
+        Command::Members { command } => members(command),
+        Command::Schemes { command } => schemes(command),
+        Command::Finds {
+            command: FindsCommand::Failed { config },
         } => {
-            if let Some(dir) = file.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            // Never over a key in use: losing it loses everything sealed with it.
-            let mut out = {
-                let mut o = std::fs::OpenOptions::new();
-                o.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-                o.open(&file).with_context(|| {
-                    format!("creating {} (it must not exist yet)", file.display())
-                })?
-            };
-            std::io::Write::write_all(
-                &mut out,
-                pdp_provider::store::sealed::DataKey::generate_hex().as_bytes(),
-            )
-            .with_context(|| format!("writing {}", file.display()))?;
+            let config = load_config(&config)?;
+            let failed = with_store(&config, |s| async move { s.failed().await })?;
+            print!("{}", pdp_provider::pipeline::failed_table(&failed));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim {
+            command:
+                SimCommand::Cas {
+                    listen,
+                    control,
+                    certs,
+                    jwks,
+                },
+        } => {
+            runtime()?.block_on(pdp_sim::cas::serve_standalone(
+                listen,
+                control,
+                &certs,
+                jwks.as_deref(),
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Peis { command } => peis(command),
+        Command::Values { command } => values(command),
+        Command::Sla { command } => sla(command),
+        Command::Report { command } => report(command),
+        Command::Audit { command } => audit(command),
+        Command::Jwks { config } => {
+            let config = load_config(&config)?;
+            let signer = pdp_provider::app::signer(&config)?;
+            println!("{}", serde_json::to_string_pretty(signer.jwks())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Load(args) => Ok(ExitCode::from(runtime()?.block_on(pdp_load::run(*args))?)),
+        Command::Demo(args) => Ok(ExitCode::from(
+            runtime()?.block_on(pdp_sim::demo::run(args))?,
+        )),
+    }
+}
+
+/// Exit 1 when `failed` is true: a target missed, something refused or overdue.
+fn exit_code(failed: bool) -> ExitCode {
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `serve`: the endpoint until SIGTERM or Ctrl-C; a bad config exits 64 before any port is bound.
+fn serve(config: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let config = match pdp_provider::config::Config::load(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pdp-provider: {e}");
+            return Ok(ExitCode::from(EX_USAGE));
+        }
+    };
+    runtime()?.block_on(async move {
+        let running = pdp_provider::app::start(config).await?;
+        tokio::spawn(pdp_provider::shutdown::on_signal(running.shutdown_token()));
+        running.run_until_shutdown().await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `keys init|rotate`.
+fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        KeysCommand::Init { file } => {
+            pdp_provider::keys::write_new_key(&file)
+                .context("keys init (the file must not exist yet)")?;
             println!("wrote data key to {}", file.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Keys {
-            command: KeysCommand::Rotate { config },
-        } => {
+        KeysCommand::Rotate { config } => {
             let config = load_config(&config)?;
             let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
             let out = with_store(&config, |s| async move {
@@ -498,20 +544,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{} values re-sealed with the active key; {} no configured key opens",
                 out.resealed, out.unreadable
             );
-            Ok(if out.unreadable == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(exit_code(out.unreadable > 0))
         }
-        Command::Members {
-            command:
-                MembersCommand::Import {
-                    file,
-                    snapshot,
-                    dry_run,
-                    config,
-                },
+    }
+}
+
+/// `members import|generate`.
+fn members(command: MembersCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        MembersCommand::Import {
+            file,
+            snapshot,
+            dry_run,
+            config,
         } => {
             let config = load_config(&config)?;
             let rt = runtime()?;
@@ -526,6 +571,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for e in &report.errors {
                 eprintln!("{}: {e}", file.display());
             }
+            // Pensions gone: their PeIs are de-registered at the CAS now.
             let deregistered = if dry_run || report.removed_pensions.is_empty() {
                 0
             } else {
@@ -533,32 +579,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 rt.block_on(pdp_provider::peis::sweep(&store, &cas))?
             };
             rt.block_on(store.close());
-            println!(
-                "{}{} added, {} updated, {} unchanged, {} removed ({} pensions gone), {} PeIs de-registered, {} records refused",
-                if dry_run { "dry run: would be " } else { "" },
-                report.added,
-                report.updated,
-                report.unchanged,
-                report.removed,
-                report.removed_pensions.len(),
-                deregistered,
-                report.errors.len()
-            );
+            println!("{}", report.summary(dry_run, deregistered));
             if report.snapshot_withheld {
                 eprintln!(
                     "snapshot: records were refused, so no member was removed for being absent"
                 );
             }
-            Ok(if report.errors.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(exit_code(!report.errors.is_empty()))
         }
-        Command::Schemes { command } => schemes(command),
-        Command::Members {
-            command: MembersCommand::Generate { count, out, seed },
-        } => {
+        MembersCommand::Generate { count, out, seed } => {
             match out {
                 Some(path) => {
                     let f = std::fs::File::create(&path)
@@ -572,112 +601,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Finds {
-            command: FindsCommand::Failed { config },
+    }
+}
+
+/// `peis deregister|resolve|expire-possible|flagged`.
+fn peis(command: PeisCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PeisCommand::Deregister {
+            asset_guid,
+            reason,
+            config,
         } => {
             let config = load_config(&config)?;
-            let failed = with_store(&config, |s| async move { s.failed().await })?;
-            println!(
-                "{:<36}  {:<24}  {:<24}  reason",
-                "request_id", "acked", "failed"
-            );
-            for f in &failed {
-                println!(
-                    "{:<36}  {:<24}  {:<24}  {}",
-                    f.request_id,
-                    pdp_provider::datetimestamp(f.acked_at),
-                    pdp_provider::datetimestamp(f.completed_at),
-                    f.reason
-                );
-            }
-            println!("{} failed find requests", failed.len());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Sim {
-            command:
-                SimCommand::Cas {
-                    listen,
-                    control,
-                    certs,
-                    jwks,
-                },
-        } => {
-            runtime()?.block_on(async move {
-                let tls = pdp_provider::demo::sim_tls(&certs);
-                let sim = pdp_provider::sim::cas::CasSim::start(listen, control, &tls).await?;
-                let from = match &jwks {
-                    Some(f) => f.display().to_string(),
-                    None => certs
-                        .join(pdp_provider::tls::pki::files::VIEW_SIGNING_KEY)
-                        .display()
-                        .to_string(),
-                };
-                match pdp_provider::sim::cas::provider_jwks(&certs, jwks.as_deref())? {
-                    Some(j) => {
-                        sim.state.publish_jwks(&j);
-                        let kids: Vec<&str> = j["keys"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|k| k["kid"].as_str())
-                            .collect();
-                        eprintln!(
-                            "publishing the provider's JWK set at /jwk_uri (from {from}; kid {})",
-                            kids.join(", ")
-                        );
-                    }
-                    None => eprintln!(
-                        "no provider JWK set to publish ({from} not found): views will not verify until one is POSTed to /__sim/jwks"
-                    ),
-                }
-                eprintln!(
-                    "CAS simulator on https://{} (mTLS); control on http://{}",
-                    sim.addr, sim.control_addr
-                );
-                let token = tokio_util::sync::CancellationToken::new();
-                pdp_provider::shutdown::on_signal(token.clone()).await;
-                sim.stop();
-                anyhow::Ok(())
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Peis {
-            command:
-                PeisCommand::Deregister {
-                    asset_guid,
-                    reason,
-                    config,
-                },
-        } => {
-            let config = load_config(&config)?;
+            let guid = asset_guid.clone();
             let out = with_cas(&config, |q, cas| async move {
-                pdp_provider::peis::deregister(&q, &cas, &asset_guid, reason)
-                    .await
-                    .map(|o| (asset_guid, o))
+                pdp_provider::peis::deregister(&q, &cas, &guid, reason).await
             })?;
-            println!("{}: {:?}", out.0, out.1);
-            Ok(exit_for(out.1))
+            println!("{asset_guid}: {out:?}");
+            Ok(exit_for(out))
         }
-        Command::Peis {
-            command:
-                PeisCommand::Resolve {
-                    asset_guid,
-                    resolution,
-                    config,
-                },
+        PeisCommand::Resolve {
+            asset_guid,
+            resolution,
+            config,
         } => {
             let config = load_config(&config)?;
+            let guid = asset_guid.clone();
             let out = with_cas(&config, |q, cas| async move {
-                pdp_provider::peis::resolve_possible(&q, &cas, &asset_guid, resolution)
-                    .await
-                    .map(|o| (asset_guid, o))
+                pdp_provider::peis::resolve_possible(&q, &cas, &guid, resolution).await
             })?;
-            println!("{}: {resolution:?} ({:?})", out.0, out.1);
-            Ok(exit_for(out.1))
+            println!("{asset_guid}: {resolution:?} ({out:?})");
+            Ok(exit_for(out))
         }
-        Command::Peis {
-            command: PeisCommand::ExpirePossible { config },
-        } => {
+        PeisCommand::ExpirePossible { config } => {
             let config = load_config(&config)?;
             let days = config.matching.possible_review_days;
             let n = with_cas(&config, |q, cas| async move {
@@ -686,133 +642,182 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{n} possible matches de-registered as match-timeout");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Peis {
-            command: PeisCommand::Flagged { config },
-        } => {
+        PeisCommand::Flagged { config } => {
             let config = load_config(&config)?;
             let flagged = with_store(&config, |s| async move { s.flagged().await })?;
-            println!(
-                "{:<86}  {:<15}  {:<16}  flagged",
-                "pei", "match_status", "reason"
-            );
-            for p in &flagged {
-                println!(
-                    "{:<86}  {:<15}  {:<16}  de-registration pending: notify PDP",
-                    p.pei, p.match_status, p.reason
-                );
-            }
-            println!("{} PeIs flagged", flagged.len());
+            print!("{}", pdp_provider::peis::flagged_table(&flagged));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Values {
-            command: ValuesCommand::Report { config, all },
-        } => {
+    }
+}
+
+/// `values report|import`.
+fn values(command: ValuesCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ValuesCommand::Report { config, all } => {
             let config = load_config(&config)?;
             let calculations = with_store(&config, |s| async move { s.calculations().await })?;
             let today = chrono::Utc::now().date_naive();
-            println!(
-                "{:<86}  {:<4}  {:<10}  {:<10}  status",
-                "pei", "kind", "started", "due"
-            );
-            let mut overdue = 0;
-            for c in calculations {
-                let status = match c.completed_at {
-                    Some(t) => format!("completed {}", pdp_provider::datetimestamp(t)),
-                    None if c.due_on < today => {
-                        overdue += 1;
-                        "OVERDUE".into()
-                    }
-                    None => "due".into(),
-                };
-                if all || c.completed_at.is_none() {
-                    println!(
-                        "{:<86}  {:<4}  {:<10}  {:<10}  {status}",
-                        c.pei, c.kind, c.started_on, c.due_on
-                    );
-                }
-            }
+            let (table, overdue) =
+                pdp_provider::view_data::values::report_table(&calculations, today, all);
+            print!("{table}");
             println!("{overdue} overdue");
-            Ok(if overdue > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(exit_code(overdue > 0))
         }
-        Command::Values {
-            command: ValuesCommand::Import { file, config },
-        } => {
+        ValuesCommand::Import { file, config } => {
             let config = load_config(&config)?;
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let rt = runtime()?;
-            let store = rt.block_on(open_store(&config))?;
-            let (mut loaded, mut refused) = (0, 0);
-            for (i, line) in text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-            {
-                match rt.block_on(pdp_provider::view_data::values::import_line(&store, line)) {
-                    Ok(closed) => {
-                        loaded += 1;
-                        println!(
-                            "line {}: values imported; {closed} calculations closed",
-                            i + 1
-                        );
-                    }
-                    Err(e) => {
-                        refused += 1;
-                        eprintln!("{}: line {}: {e}", file.display(), i + 1);
-                    }
-                }
+            let out = with_store(&config, |s| async move {
+                Ok::<_, std::convert::Infallible>(
+                    pdp_provider::view_data::values::import_text(&s, &text).await,
+                )
+            })?;
+            for (line, closed) in &out.imported {
+                println!("line {line}: values imported; {closed} calculations closed");
             }
-            rt.block_on(store.close());
-            println!("{loaded} imported, {refused} refused");
-            Ok(if refused > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            for (line, e) in &out.refused {
+                eprintln!("{}: line {line}: {e}", file.display());
+            }
+            println!(
+                "{} imported, {} refused",
+                out.imported.len(),
+                out.refused.len()
+            );
+            Ok(exit_code(!out.refused.is_empty()))
         }
-        Command::Sla {
-            command:
-                SlaCommand::Report {
-                    month,
-                    json,
-                    config,
-                },
+    }
+}
+
+/// `report ...`: PDP reporting.
+fn report(command: ReportCommand) -> anyhow::Result<ExitCode> {
+    use pdp_provider::report::{cli, submit::Reporter};
+    let reporter = |config: &pdp_provider::config::Config, store, cas| Reporter {
+        store,
+        cas,
+        config: config.reporting.clone(),
+        go_live: config.sla.go_live,
+    };
+    match command {
+        ReportCommand::Preview {
+            date,
+            holdername,
+            resubmit,
+            config,
         } => {
             let config = load_config(&config)?;
-            let go_live = config.sla.go_live;
-            let report = with_store(&config, |s| async move {
-                pdp_provider::sla::report(&s, &month, pdp_provider::now_micros(), go_live).await
+            let text = with_store(&config, |s| async {
+                cli::preview(&reporter(&config, s, None), date, holdername, resubmit).await
             })?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.table());
-            }
-            let missed = report.missed();
-            if !missed.is_empty() {
-                eprintln!("missed: {}", missed.join(", "));
-            }
-            Ok(if missed.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Report { command } => report(command),
-        Command::Audit {
-            command:
-                AuditCommand::Export {
-                    from,
-                    to,
-                    request_id,
-                    format,
-                    out,
-                    config,
-                },
+        ReportCommand::Submit {
+            date,
+            resubmit,
+            config,
+        } => {
+            let config = load_config(&config)?;
+            let (out, bad) = with_store(&config, |s| async {
+                let cas = pdp_provider::cas::client::CasClient::new(&config.cas, s.clone())?;
+                cli::submit(&reporter(&config, s, Some(cas)), date, resubmit).await
+            })?;
+            println!("{}", serde_json::to_string(&out)?);
+            Ok(exit_code(bad))
+        }
+        ReportCommand::Status { since, config } => {
+            let config = load_config(&config)?;
+            let since =
+                since.unwrap_or_else(|| chrono::Utc::now().date_naive() - chrono::Days::new(30));
+            let (text, bad) = with_store(&config, |s| async {
+                cli::status(&reporter(&config, s, None), since).await
+            })?;
+            print!("{text}");
+            Ok(exit_code(bad))
+        }
+        ReportCommand::Downtime {
+            service,
+            from,
+            to,
+            reason,
+            holdername,
+            emergency,
+            config,
+        } => {
+            let config = load_config(&config)?;
+            let service = pdp_provider::store::model::Service::parse(&service)
+                .context("--service: find, view or both")?;
+            let announcement = pdp_provider::report::downtime::Announcement {
+                service,
+                holdername,
+                from: parse_time(&from)?,
+                to: parse_time(&to)?,
+                reason,
+                emergency,
+            };
+            let calendar = pdp_provider::report::downtime::calendar(&config);
+            let nation = holdername
+                .and_then(|h| config.view.nations.iter().find(|n| n.holdername == h))
+                .map_or(config.view.nation, |n| n.nation);
+            let id = with_store(&config, |s| async move {
+                pdp_provider::report::downtime::announce(
+                    &s,
+                    &calendar,
+                    nation,
+                    announcement,
+                    pdp_provider::now_micros(),
+                )
+                .await
+            })?;
+            println!("window {id} announced");
+            Ok(ExitCode::SUCCESS)
+        }
+        ReportCommand::PossibleMatches { from, to, config } => {
+            let config = load_config(&config)?;
+            let (from, to) = (parse_time(&from)?, parse_time(&to)?);
+            let text = with_store(&config, |s| async {
+                cli::possible_matches(&reporter(&config, s, None), from, to).await
+            })?;
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `sla report`: exits 1 when a standard was missed.
+fn sla(command: SlaCommand) -> anyhow::Result<ExitCode> {
+    let SlaCommand::Report {
+        month,
+        json,
+        config,
+    } = command;
+    let config = load_config(&config)?;
+    let go_live = config.sla.go_live;
+    let report = with_store(&config, |s| async move {
+        pdp_provider::sla::report(&s, &month, pdp_provider::now_micros(), go_live).await
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    let missed = report.missed();
+    if !missed.is_empty() {
+        eprintln!("missed: {}", missed.join(", "));
+    }
+    Ok(exit_code(!missed.is_empty()))
+}
+
+/// `audit export|purge`.
+fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AuditCommand::Export {
+            from,
+            to,
+            request_id,
+            format,
+            out,
+            config,
         } => {
             let config = load_config(&config)?;
             let filter = pdp_provider::audit::export::Filter {
@@ -831,37 +836,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 pdp_provider::audit::export::export(&s, &filter, format, sink).await
             })?;
             eprintln!("exported {n} audit records");
-            Ok(ExitCode::SUCCESS)
         }
-        Command::Audit {
-            command: AuditCommand::Purge { config },
-        } => {
+        AuditCommand::Purge { config } => {
             let config = load_config(&config)?;
             let days = config.audit.retention_days;
             let n = with_store(&config, |s| async move {
                 pdp_provider::audit::export::purge(&s, days, pdp_provider::now_micros()).await
             })?;
-            println!(
-                "purged {n} audit records older than {} days",
-                config.audit.retention_days
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Jwks { config } => {
-            let config = load_config(&config)?;
-            let signer = pdp_provider::app::signer(&config)?;
-            println!("{}", serde_json::to_string_pretty(signer.jwks())?);
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Load(args) => {
-            let code = runtime()?.block_on(pdp_provider::load::run(*args))?;
-            Ok(ExitCode::from(code))
-        }
-        Command::Demo(args) => {
-            let code = runtime()?.block_on(pdp_provider::demo::run(args))?;
-            Ok(ExitCode::from(code))
+            println!("purged {n} audit records older than {days} days");
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Opens the store an operator command works on.
@@ -931,11 +916,7 @@ fn schemes(command: SchemesCommand) -> anyhow::Result<ExitCode> {
                 "{holdername} severed: {} PeIs de-registered, {} failed, {} members removed",
                 out.deregistered, out.failed, out.members_removed
             );
-            return Ok(if out.failed == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            });
+            return Ok(exit_code(out.failed > 0));
         }
     };
     let config = load_config(&config)?;
@@ -944,108 +925,6 @@ fn schemes(command: SchemesCommand) -> anyhow::Result<ExitCode> {
     })?;
     println!("{holdername} {state}");
     Ok(ExitCode::SUCCESS)
-}
-
-/// `report ...`: PDP reporting.
-fn report(command: ReportCommand) -> anyhow::Result<ExitCode> {
-    use pdp_provider::report::{cli, submit::Reporter};
-    let reporter = |config: &pdp_provider::config::Config, store, cas| Reporter {
-        store,
-        cas,
-        config: config.reporting.clone(),
-        go_live: config.sla.go_live,
-    };
-    let code = |bad: bool| {
-        if bad {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        }
-    };
-    match command {
-        ReportCommand::Preview {
-            date,
-            holdername,
-            resubmit,
-            config,
-        } => {
-            let config = load_config(&config)?;
-            let text = with_store(&config, |s| async {
-                cli::preview(&reporter(&config, s, None), date, holdername, resubmit).await
-            })?;
-            print!("{text}");
-            Ok(ExitCode::SUCCESS)
-        }
-        ReportCommand::Submit {
-            date,
-            resubmit,
-            config,
-        } => {
-            let config = load_config(&config)?;
-            let (out, bad) = with_store(&config, |s| async {
-                let cas = pdp_provider::cas::client::CasClient::new(&config.cas, s.clone())?;
-                cli::submit(&reporter(&config, s, Some(cas)), date, resubmit).await
-            })?;
-            println!("{}", serde_json::to_string(&out)?);
-            Ok(code(bad))
-        }
-        ReportCommand::Status { since, config } => {
-            let config = load_config(&config)?;
-            let since =
-                since.unwrap_or_else(|| chrono::Utc::now().date_naive() - chrono::Days::new(30));
-            let (text, bad) = with_store(&config, |s| async {
-                cli::status(&reporter(&config, s, None), since).await
-            })?;
-            print!("{text}");
-            Ok(code(bad))
-        }
-        ReportCommand::Downtime {
-            service,
-            from,
-            to,
-            reason,
-            holdername,
-            emergency,
-            config,
-        } => {
-            let config = load_config(&config)?;
-            let service = pdp_provider::store::model::Service::parse(&service)
-                .context("--service: find, view or both")?;
-            let announcement = pdp_provider::report::downtime::Announcement {
-                service,
-                holdername,
-                from: parse_time(&from)?,
-                to: parse_time(&to)?,
-                reason,
-                emergency,
-            };
-            let calendar = pdp_provider::report::downtime::calendar(&config);
-            let nation = holdername
-                .and_then(|h| config.view.nations.iter().find(|n| n.holdername == h))
-                .map_or(config.view.nation, |n| n.nation);
-            let id = with_store(&config, |s| async move {
-                pdp_provider::report::downtime::announce(
-                    &s,
-                    &calendar,
-                    nation,
-                    announcement,
-                    pdp_provider::now_micros(),
-                )
-                .await
-            })?;
-            println!("window {id} announced");
-            Ok(ExitCode::SUCCESS)
-        }
-        ReportCommand::PossibleMatches { from, to, config } => {
-            let config = load_config(&config)?;
-            let (from, to) = (parse_time(&from)?, parse_time(&to)?);
-            let text = with_store(&config, |s| async {
-                cli::possible_matches(&reporter(&config, s, None), from, to).await
-            })?;
-            print!("{text}");
-            Ok(ExitCode::SUCCESS)
-        }
-    }
 }
 
 /// Exit 1 when a PeI had to be flagged for PDP.
@@ -1079,11 +958,4 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
-}
-
-async fn serve(config: pdp_provider::config::Config) -> anyhow::Result<()> {
-    let running = pdp_provider::app::start(config).await?;
-    tokio::spawn(pdp_provider::shutdown::on_signal(running.shutdown_token()));
-    running.run_until_shutdown().await;
-    Ok(())
 }

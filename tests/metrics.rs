@@ -97,7 +97,7 @@ async fn metrics_count_what_happened_and_the_sla_report_agrees() {
         env.ended(id).await;
     }
     let pei = &env.store().peis_for_request(&yes_ids[0]).await.unwrap()[0];
-    let dashboard = pdp_provider::sim::dashboard::Dashboard::new(
+    let dashboard = pdp_sim::dashboard::Dashboard::new(
         &server.url(""),
         &cas.base_url(),
         &env.cert(files::CA),

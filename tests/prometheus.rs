@@ -396,7 +396,7 @@ async fn promtool_accepts_the_scrape_and_every_dashboard_expression() {
         env.ended(id).await;
     }
     let pei = &env.store().peis_for_request(&ids[0]).await.unwrap()[0];
-    let dashboard = pdp_provider::sim::dashboard::Dashboard::new(
+    let dashboard = pdp_sim::dashboard::Dashboard::new(
         &server.url(""),
         &cas.base_url(),
         &env.cert(files::CA),

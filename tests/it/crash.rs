@@ -180,7 +180,7 @@ async fn finds_flowing_through_repeated_kill_9s_all_end_and_register_exactly_onc
     let members = env.with_members(600).await;
     let cas = crate::harness::cas_sim(&env).await;
     // Slow enough that each kill lands while registrations are in flight.
-    cas.state.set_faults(pdp_provider::sim::cas::Faults {
+    cas.state.set_faults(pdp_sim::cas::Faults {
         latency_ms: 150,
         ..Default::default()
     });

@@ -121,15 +121,13 @@ impl Env {
 
     /// An mTLS client presenting `cert`/`key`, trusting the dev CA.
     pub fn client(&self, cert: &str, key: &str) -> reqwest::Client {
-        pdp_provider::tls::client::mtls_builder(
-            &self.cert(files::CA),
-            &self.cert(cert),
-            &self.cert(key),
-        )
-        .unwrap()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
+        let identity = pdp_provider::tls::client::Identity {
+            ca: &self.cert(files::CA),
+            cert: &self.cert(cert),
+            key: &self.cert(key),
+        };
+        pdp_provider::tls::client::mtls_client(identity, |b| b.timeout(Duration::from_secs(20)))
+            .unwrap()
     }
 
     /// The PFS's client.
@@ -252,12 +250,12 @@ pub const SEED: u64 = 7;
 
 /// The CAS simulator's TLS config for this environment.
 pub fn sim_tls(env: &Env) -> pdp_provider::config::TlsConfig {
-    pdp_provider::demo::sim_tls(&env.dir.path().join("certs"))
+    pdp_sim::demo::sim_tls(&env.dir.path().join("certs"))
 }
 
 /// Starts a CAS simulator on port 0.
-pub async fn cas_sim(env: &Env) -> pdp_provider::sim::cas::CasSim {
-    pdp_provider::sim::cas::CasSim::start(
+pub async fn cas_sim(env: &Env) -> pdp_sim::cas::CasSim {
+    pdp_sim::cas::CasSim::start(
         "127.0.0.1:0".parse().unwrap(),
         "127.0.0.1:0".parse().unwrap(),
         &sim_tls(env),
@@ -291,7 +289,7 @@ impl Env {
     }
 
     /// A config with the pipeline on, pointed at `cas`.
-    pub fn config_with_cas(&self, cas: &pdp_provider::sim::cas::CasSim) -> Config {
+    pub fn config_with_cas(&self, cas: &pdp_sim::cas::CasSim) -> Config {
         let mut c = self.config();
         c.workers.max_in_flight = 16;
         c.workers.backoff_base_ms = 50;
@@ -346,7 +344,7 @@ pub fn member_with(
 }
 
 /// Publishes the server's signing key at the simulator's `jwk_uri`, as PDP does at onboarding.
-pub async fn publish_jwks(server: &Server, cas: &pdp_provider::sim::cas::CasSim) {
+pub async fn publish_jwks(server: &Server, cas: &pdp_sim::cas::CasSim) {
     let jwks: serde_json::Value = reqwest::get(format!("http://{}/jwks.json", server.ops_addr))
         .await
         .unwrap()

@@ -16,7 +16,7 @@ async fn two_instances_share_the_finds_and_one_killed_loses_none() {
     let members = env.with_members(400).await;
     let cas = crate::harness::cas_sim(&env).await;
     // Slow enough that the kill lands while registrations are in flight.
-    cas.state.set_faults(pdp_provider::sim::cas::Faults {
+    cas.state.set_faults(pdp_sim::cas::Faults {
         latency_ms: 150,
         ..Default::default()
     });

@@ -5,10 +5,10 @@
 use pdp_provider::members::generate::FindKind;
 use pdp_provider::members::import::{import_from_async, Options, Report};
 use pdp_provider::members::record::MemberRecord;
-use pdp_provider::sim::cas::CasSim;
-use pdp_provider::sim::dashboard::Dashboard;
 use pdp_provider::store::{FindOutcome, PeiState, SchemeState, Store};
 use pdp_provider::tls::pki::files;
+use pdp_sim::cas::CasSim;
+use pdp_sim::dashboard::Dashboard;
 
 use crate::harness::{cas_sim, find_for, member_with, post_find, Env, Server};
 

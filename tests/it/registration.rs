@@ -1,7 +1,7 @@
 use pdp_provider::matching::{pei, pei_asset_guid, MatchStatus};
 use pdp_provider::members::generate::{find_for, FindKind};
-use pdp_provider::sim::cas::Faults;
 use pdp_provider::store::{FindOutcome, FindState, PeiState};
+use pdp_sim::cas::Faults;
 
 use crate::harness::{cas_sim, member_with, post_find, Env, Server};
 

@@ -68,13 +68,14 @@ async fn the_server_certificate_and_client_ca_are_swapped_under_load_without_a_f
     let old_cert = presented(&env, &server, &both).await;
 
     // Load throughout: the PFS trusts both CAs, as it would during a planned rotation.
-    let pfs = pdp_provider::tls::client::mtls_builder(
-        &both,
-        &env.cert(files::PFS),
-        &env.cert(files::PFS_KEY),
+    let pfs = pdp_provider::tls::client::mtls_client(
+        pdp_provider::tls::client::Identity {
+            ca: &both,
+            cert: &env.cert(files::PFS),
+            key: &env.cert(files::PFS_KEY),
+        },
+        |b| b,
     )
-    .unwrap()
-    .build()
     .unwrap();
     let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let stop = tokio_util::sync::CancellationToken::new();
@@ -122,13 +123,14 @@ async fn the_server_certificate_and_client_ca_are_swapped_under_load_without_a_f
     assert!(swapped, "new handshakes still get the old certificate");
     assert_ne!(old_cert, new_der);
     // A PFS certificate from the new CA is now accepted.
-    let pfs_next = pdp_provider::tls::client::mtls_builder(
-        &both,
-        &next.join(files::PFS),
-        &next.join(files::PFS_KEY),
+    let pfs_next = pdp_provider::tls::client::mtls_client(
+        pdp_provider::tls::client::Identity {
+            ca: &both,
+            cert: &next.join(files::PFS),
+            key: &next.join(files::PFS_KEY),
+        },
+        |b| b,
     )
-    .unwrap()
-    .build()
     .unwrap();
     let resp = post_find(
         &pfs_next,

@@ -11,12 +11,12 @@ use pdp_provider::members::generate::FindKind;
 use pdp_provider::report::downtime::{announce, Announcement, DowntimeError};
 use pdp_provider::report::submit::Reporter;
 use pdp_provider::report::{day_start, ReportError};
-use pdp_provider::sim::cas::{CasSim, Faults};
-use pdp_provider::sim::report::Received;
 use pdp_provider::store::model::{ReportKind, Service, SubmissionState};
 use pdp_provider::store::Store;
 use pdp_provider::tls::pki::files;
 use pdp_provider::view_data::working_days::{Calendar, Nation};
+use pdp_sim::cas::{CasSim, Faults};
+use pdp_sim::report::Received;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -249,7 +249,7 @@ async fn a_slow_view_appears_in_response_time_and_views_are_counted_per_holderna
     env.ended(&id).await;
     let store = env.store();
     let pei = store.peis_for_request(&id).await.unwrap()[0].clone();
-    let dashboard = pdp_provider::sim::dashboard::Dashboard::new(
+    let dashboard = pdp_sim::dashboard::Dashboard::new(
         &server.url(""),
         &cas.base_url(),
         &env.cert(files::CA),

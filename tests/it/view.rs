@@ -1,9 +1,9 @@
 use pdp_provider::members::generate::{find_for, FindKind};
 use pdp_provider::members::record::MemberRecord;
-use pdp_provider::sim::cas::{CasSim, Faults};
-use pdp_provider::sim::dashboard::{Dashboard, ViewOutcome};
 use pdp_provider::store::StoredPei;
 use pdp_provider::tls::pki::files;
+use pdp_sim::cas::{CasSim, Faults};
+use pdp_sim::dashboard::{Dashboard, ViewOutcome};
 
 use crate::harness::{cas_sim, member_with, post_find, Env, Server};
 
@@ -273,7 +273,7 @@ async fn every_refusal_has_its_status() {
         .to_str()
         .unwrap()
         .to_owned();
-    let ticket = pdp_provider::sim::dashboard::split_param(&header, "ticket=").unwrap();
+    let ticket = pdp_sim::dashboard::split_param(&header, "ticket=").unwrap();
     let rpt_for_other = d.rpt(&ticket).await.unwrap();
     let r = get(
         format!("/view-data/{guid}?scope=owner"),

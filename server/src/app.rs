@@ -1,0 +1,380 @@
+//! Wires the parts into a running endpoint, and takes it down in order.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cas::client::CasClient;
+use crate::config::Config;
+use crate::http::ops::Ops;
+use crate::http::view::ViewService;
+use crate::http::{App, ConnLimits, Limits};
+use crate::matching::index::Matcher;
+use crate::pipeline::Pipeline;
+use crate::store::sealed::{DataKey, SealError};
+use crate::store::{Store, StoreError, StoreLimits};
+use crate::tls::TlsError;
+use crate::view_data::token::{Signer, TokenSettings};
+use crate::view_data::working_days::Calendar;
+
+/// Why the endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// TLS material.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The CAS client's identity.
+    #[error(transparent)]
+    CasClient(#[from] crate::tls::client::ClientError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The data key.
+    #[error(transparent)]
+    Key(#[from] SealError),
+    /// The view signing key.
+    #[error(transparent)]
+    Sign(#[from] crate::view_data::token::SignError),
+    /// Another endpoint already serves this store.
+    #[error("store.path: {0} is in use by another running endpoint (one per SQLite store; run several on PostgreSQL)")]
+    Locked(std::path::PathBuf),
+    /// The store's lock file could not be opened.
+    #[error("store.path: opening the lock file {path}: {source}")]
+    LockFile {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A listener could not bind.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A running endpoint.
+pub struct Running {
+    /// The ecosystem (mTLS) address actually bound.
+    pub addr: SocketAddr,
+    /// The ops address actually bound.
+    pub ops_addr: SocketAddr,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    pipeline: TaskTracker,
+    store: Store,
+    ops: Arc<Ops>,
+    grace: Duration,
+    /// Held while running: one endpoint per SQLite store, so no find is requeued from under a
+    /// process still working it.
+    _lock: Option<std::fs::File>,
+}
+
+/// Takes the store's lock file (`<store>.lock`) for the life of the endpoint.
+fn lock_store(store: &std::path::Path) -> Result<std::fs::File, StartError> {
+    let path = store.with_extension("lock");
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StartError::LockFile {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::Locked(store.to_owned())),
+        Err(std::fs::TryLockError::Error(source)) => Err(StartError::LockFile { path, source }),
+    }
+}
+
+/// Starts the endpoint: opens the store, loads the member index, starts the pipeline, binds
+/// both listeners. Finds are accepted only once the index is loaded: a find matched against a
+/// half-built index would be a no-match and lose its data.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let prometheus = crate::metrics::install();
+    let key = DataKey::load(&config.crypto)?;
+    // One endpoint per SQLite file; instances share a PostgreSQL store by design.
+    let lock = match config.store.backend {
+        crate::config::Backend::Sqlite => Some(lock_store(&config.store.path)?),
+        crate::config::Backend::Postgres => None,
+    };
+    let tls = Arc::new(arc_swap::ArcSwap::new(crate::tls::server::server_config(
+        &config.tls,
+    )?));
+    let (store, matcher, data_version) = open_indexed(&config, key).await?;
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
+    };
+    let listener = bind(config.server.listen).await?;
+    let ops_listener = bind(config.server.ops_listen).await?;
+    let addr = listener.local_addr().expect("bound");
+    let ops_addr = ops_listener.local_addr().expect("bound");
+
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let pipeline = TaskTracker::new();
+    let wake = Arc::new(Notify::new());
+    // One CAS client, shared: a reload of the provider's identity reaches every user of it.
+    let cas = CasClient::new(&config.cas, store.clone())?;
+    let applied_version = Arc::new(std::sync::atomic::AtomicI64::new(data_version));
+    tokio::spawn(crate::matching::live::run(
+        store.clone(),
+        matcher.clone(),
+        data_version,
+        applied_version.clone(),
+        Duration::from_millis(config.matching.refresh_ms),
+        shutdown.clone(),
+    ));
+    Arc::new(Pipeline {
+        store: store.clone(),
+        matcher: matcher.clone(),
+        cas: cas.clone(),
+        config: config.workers.clone(),
+        wake: wake.clone(),
+    })
+    .spawn(shutdown.clone(), &pipeline);
+    let view = Some(Arc::new(
+        view_service(&config, store.clone(), cas.clone()).await?,
+    ));
+    let signer = view.as_ref().map(|v| v.signer.clone());
+    let app = Arc::new(App {
+        store: store.clone(),
+        matcher,
+        limits: limits(&config),
+        wake_pipeline: wake,
+        view,
+        access: config.access.clone(),
+    });
+    let ops = Arc::new(Ops {
+        prometheus,
+        signer: signer.clone(),
+        ready: AtomicBool::new(false),
+        store: store.clone(),
+        data_version: applied_version,
+    });
+    spawn_reloader(&config, tls.clone(), cas.clone(), signer, shutdown.clone());
+    tokio::spawn(crate::http::serve(
+        listener,
+        tls,
+        app,
+        ConnLimits::from_config(&config),
+        shutdown.clone(),
+        tracker.clone(),
+    ));
+    tokio::spawn(crate::http::ops::serve(
+        ops_listener,
+        ops.clone(),
+        ConnLimits {
+            max_connections: config.server.ops_max_connections,
+            ..ConnLimits::from_config(&config)
+        },
+        shutdown.clone(),
+    ));
+    ops.ready.store(true, Ordering::Relaxed);
+    spawn_reporting(&config, &store, &cas, &shutdown);
+    tokio::spawn(upkeep(&config, store.clone(), cas).run(shutdown.clone()));
+    tracing::info!(%addr, %ops_addr, "pdp-provider endpoint listening");
+    Ok(Running {
+        addr,
+        ops_addr,
+        shutdown,
+        tracker,
+        pipeline,
+        store,
+        ops,
+        grace: Duration::from_millis(config.server.shutdown_grace_ms),
+        _lock: lock,
+    })
+}
+
+/// Opens the store, requeues what a stopped endpoint was working on, and builds the member
+/// index (and the schemes not active) from it; returns the data version the index holds.
+async fn open_indexed(
+    config: &Config,
+    key: DataKey,
+) -> Result<(Store, Arc<Matcher>, i64), StartError> {
+    let store =
+        Store::from_config(&config.store, key, StoreLimits::from_config(&config.store)).await?;
+    let requeued = store.requeue_working().await?;
+    let started = std::time::Instant::now();
+    // The version first: a change made while the index loads is applied again afterwards.
+    let data_version = store.data_version().await?;
+    let index = crate::matching::index::load(&store).await?;
+    tracing::info!(
+        members = index.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        requeued,
+        "member index built"
+    );
+    let matcher = Arc::new(Matcher::new(index, &config.matching));
+    crate::matching::live::load_schemes(&store, &matcher).await?;
+    crate::metrics::member_index(matcher.index.len(), data_version);
+    Ok((store, matcher, data_version))
+}
+
+/// Watches keys and certificates, and swaps in what changed (`SIGHUP`, or a file change).
+fn spawn_reloader(
+    config: &Config,
+    tls: Arc<arc_swap::ArcSwap<rustls::ServerConfig>>,
+    cas: CasClient,
+    signer: Option<Arc<arc_swap::ArcSwap<Signer>>>,
+    shutdown: CancellationToken,
+) {
+    let material = crate::reload::Material { tls, cas, signer };
+    let poll = Duration::from_millis(config.server.reload_poll_ms);
+    tokio::spawn(crate::reload::Reloader::new(config.clone(), material).run(poll, shutdown));
+}
+
+/// The ecosystem listener's per-request limits.
+fn limits(config: &Config) -> Limits {
+    Limits {
+        max_body_bytes: config.server.max_body_bytes,
+        retry_after_s: config.store.retry_after_s,
+        request_timeout: Duration::from_millis(config.server.request_timeout_ms),
+        body_timeout: Duration::from_millis(config.server.header_read_timeout_ms),
+        max_header_bytes: config.server.max_header_bytes,
+    }
+}
+
+/// The background upkeep: heartbeats, certificate expiry, audit purge, possible-match expiry.
+/// The daily PDP reporting run, when `reporting.enabled`.
+fn spawn_reporting(config: &Config, store: &Store, cas: &CasClient, shutdown: &CancellationToken) {
+    if config.reporting.enabled {
+        tokio::spawn(crate::report::schedule::run(
+            crate::report::submit::Reporter {
+                store: store.clone(),
+                cas: Some(cas.clone()),
+                config: config.reporting.clone(),
+                go_live: config.sla.go_live,
+            },
+            shutdown.clone(),
+        ));
+    }
+}
+
+fn upkeep(config: &Config, store: Store, cas: CasClient) -> crate::upkeep::Upkeep {
+    crate::upkeep::Upkeep {
+        store,
+        certificates: crate::upkeep::certificate_files(config),
+        retention_days: config.audit.retention_days,
+        heartbeat_every: Duration::from_secs(60),
+        go_live: config.sla.go_live,
+        possible_review: Some((cas, config.matching.possible_review_days)),
+    }
+}
+
+/// The view data signer as `config` describes it: the active key and those published beside
+/// it; the audience defaults to the CAS token endpoint.
+pub fn signer(config: &Config) -> Result<Signer, crate::view_data::token::SignError> {
+    let v = &config.view;
+    Signer::load_keyring(
+        &v.signing_key,
+        &v.published_keys,
+        TokenSettings {
+            issuer: v.issuer.clone(),
+            audience: v.audience.clone().unwrap_or_else(|| token_endpoint(config)),
+            ttl_s: v.token_ttl_s,
+            algorithm: v.algorithm.clone(),
+        },
+    )
+}
+
+/// The CAS token endpoint, as the view's default audience and `as_uri`.
+fn token_endpoint(config: &Config) -> String {
+    format!("{}/token", config.cas.base_url.trim_end_matches('/'))
+}
+
+/// Builds the view endpoint's service: the store, the signer, the calendar.
+async fn view_service(
+    config: &Config,
+    store: Store,
+    cas: CasClient,
+) -> Result<ViewService, StartError> {
+    let v = &config.view;
+    let signer = Arc::new(arc_swap::ArcSwap::from_pointee(signer(config)?));
+    let calendar = match Calendar::load(&v.calendar) {
+        Ok(c) => c,
+        Err(e) => {
+            let year = chrono::Datelike::year(&chrono::Utc::now());
+            tracing::warn!(error = %e, "bank holiday file not loaded; using holidays by rule");
+            Calendar::by_rule(year - 1, year + 5)
+        }
+    };
+    crate::metrics::deregistrations_pending(store.flagged().await?.len());
+    Ok(ViewService {
+        store,
+        cas,
+        signer,
+        calendar,
+        nations: v.nations.iter().map(|n| (n.holdername, n.nation)).collect(),
+        default_nation: v.nation,
+        as_uri: v.as_uri.clone().unwrap_or_else(|| token_endpoint(config)),
+        budget: Duration::from_millis(v.budget_ms),
+        perm_timeout: Duration::from_millis(v.perm_timeout_ms),
+        introspect_timeout: Duration::from_millis(v.introspect_timeout_ms),
+        retry_after_s: v.retry_after_s,
+        path_prefix: format!("{}/", v.path),
+    })
+}
+
+// === impl Running ===
+
+impl Running {
+    /// The view signing keys' public JWK set (for onboarding and the CAS simulator).
+    pub fn jwks(&self) -> Option<serde_json::Value> {
+        self.ops.signer.as_ref().map(|s| s.load().jwks().clone())
+    }
+
+    /// The token that stops the endpoint when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits for the shutdown token, then drains: stop accepting, finish in-flight requests,
+    /// let the pipeline finish its finds in flight (each bounded by the grace period), flush and
+    /// close the store.
+    pub async fn run_until_shutdown(self) {
+        self.shutdown.cancelled().await;
+        self.ops.ready.store(false, Ordering::Relaxed);
+        self.tracker.close();
+        if tokio::time::timeout(self.grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over; closing remaining connections");
+        }
+        // Finds in flight finish; one still running past the grace period stays claimed in the
+        // store and is resumed at the next start.
+        self.pipeline.close();
+        if tokio::time::timeout(self.grace, self.pipeline.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over; unfinished finds resume at next start");
+        }
+        self.store.close().await;
+        tracing::info!("pdp-provider stopped");
+    }
+
+    /// Cancels and drains.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.run_until_shutdown().await;
+    }
+}

@@ -1,0 +1,120 @@
+//! pdp-provider: a pension provider's live endpoint in the UK pensions dashboards ecosystem.
+//!
+//! # Layout
+//!
+//! The workspace holds four crates; this one is the server, and nothing in it knows of the
+//! others:
+//!
+//! - `server/` (this crate, `pdp_provider`): the endpoint and everything an operator runs
+//!   against its store. Its wire types ([`wire`]) and service levels ([`coco`]) are the ones
+//!   the other crates use.
+//! - `sim/` (`pdp_sim`): the ecosystem around the endpoint, simulated: the CAS, a PFS, the
+//!   MaPS dashboard, and the demo that runs the endpoint among them.
+//! - `load-tests/` (`pdp_load`): the load tool, its scenarios and scripts; HdrHistogram and
+//!   plotters live there.
+//! - the workspace root (`pdp-provider-cli`): the `pdp-provider` binary, wiring only
+//!   (`src/main.rs`: every subcommand calls one of the three crates), and the integration tests
+//!   (`tests/`), which run the binary beside the simulators.
+//!
+//! Read this crate's modules in the order a find request meets them:
+//!
+//! - [`config`]: the TOML config, as written and then validated; every bound and time-out.
+//! - [`tls`]: mutual TLS for the ecosystem listener, and the one outbound mTLS client builder
+//!   (CAS client, simulators, load tool); `certs init`.
+//! - [`http`]: the inbound side. The accept loop, connection limits and time-outs, then one
+//!   file per endpoint: `POST /find-requests`, the view, and the ops listener.
+//! - [`wire`]: the serde types of SPEC.md, the only place that spells field names; view data
+//!   is checked against the data standard's own schema, vendored in `schemas/`; a JWT's
+//!   claims read unverified.
+//! - [`store`]: durable state behind one typed handle over a backend: SQLite embedded (one
+//!   instance), PostgreSQL for several instances on one database. Find ACKs and audit records
+//!   ride group commits; personal data sealed with AES-256-GCM.
+//! - [`matching`]: normalisation, the configurable rules, the in-memory member indexes.
+//! - [`pipeline`]: the CAS work of finds that matched at the ACK: PAT, PeI registration, many
+//!   finds in flight at once; `finds failed`.
+//! - [`cas`]: the outbound CAS client (UAT to PAT, PeI registration), retries inside the budget.
+//! - [`view_data`]: the view payload, the 3/10 working-day values rule, the signed token;
+//!   `values import|report`.
+//! - [`audit`]: the audit record every call writes (CoCo2.1.6), never personal data; export.
+//! - [`coco`]: the code of connection's limits and targets, and the one percentile.
+//! - [`metrics`]: metric names, units and the SLA buckets (CoCo2.1.1-2.1.5).
+//! - [`sla`]: the monthly SLA report from the audit trail and heartbeats.
+//!
+//! Beside the request path, what operators and time do:
+//!
+//! - [`members`]: member records: import (CSV, JSON lines; view data normalised, then valid
+//!   against the data standard's schema) and synthetic generation.
+//! - [`peis`]: operator actions on PeIs: de-registration, flagging (CoCo2.2.4).
+//! - [`schemes`]: suspending and severing a scheme (CoCo3.2.5).
+//! - [`report`]: PDP reporting: per-holdername facts, planned downtime, the six daily
+//!   submissions (claimed in the store before sending), Regulation 28(3) possible matches.
+//! - [`upkeep`]: heartbeat (availability), certificate expiry, the daily jobs (once across
+//!   instances).
+//! - [`keys`]: data keys: a new one, and rotation (re-sealing what is stored under the new key).
+//! - [`reload`]: keys and certificates replaced without a restart (`SIGHUP`, or a file change).
+//! - [`shutdown`]: one cancellation signal and the drain deadline.
+//! - [`app`]: wires the parts into a running endpoint.
+
+// The server's functions stay short enough to read whole (clippy.toml: 100 lines).
+#![warn(clippy::too_many_lines)]
+
+pub mod app;
+pub mod audit;
+pub mod cas;
+pub mod coco;
+pub mod config;
+pub mod http;
+pub mod keys;
+pub mod matching;
+pub mod members;
+pub mod metrics;
+pub mod peis;
+pub mod pipeline;
+pub mod reload;
+pub mod report;
+pub mod schemes;
+pub mod shutdown;
+pub mod sla;
+pub mod store;
+pub mod tls;
+pub mod upkeep;
+pub mod view_data;
+pub mod wire;
+
+/// A progress bar on stderr for a long operator command, or a hidden one when `show` is false
+/// (not a terminal, tests).
+pub fn progress_bar(len: u64, template: &'static str, show: bool) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("static template"));
+    bar
+}
+
+/// An operator command's table: the header line, a line a row, then the closing line.
+pub fn table(header: String, rows: impl IntoIterator<Item = String>, footer: String) -> String {
+    let mut t = header + "\n";
+    for row in rows {
+        t.push_str(&row);
+        t.push('\n');
+    }
+    if !footer.is_empty() {
+        t.push_str(&footer);
+        t.push('\n');
+    }
+    t
+}
+
+/// Current time as microseconds since the Unix epoch, the unit every stored timestamp uses.
+pub fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// RFC 3339 UTC timestamp with milliseconds, as PDP writes `datetimestamp`.
+pub fn datetimestamp(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}

@@ -1,0 +1,404 @@
+//! `sla report --month YYYY-MM`: the code of connection's service levels, from the audit trail.
+//!
+//! - ACK (CoCo2.1.1): inbound `POST /find-requests` answered `202`: 99.9% under 2 s (target 250 ms).
+//! - Completion (CoCo2.1.2): ACK to last PeI registered, for matches: all under 60 s (target
+//!   15 s); failed finds are misses.
+//! - View (CoCo2.1.3): inbound `GET /view-data`: 99.9% under 10 s (target 2 s). A view counts
+//!   once, by the answer that ended it; its `401` UMA challenge is the first half of the same
+//!   view, not a second view, and is left out.
+//! - Availability (CoCo2.1.5): minutes the endpoint was up and ready, of the month's whole minutes
+//!   since the connection went live: 99.5%. Live means `sla.go_live` (a day, from 00:00 UTC)
+//!   when configured, or else the first heartbeat the store holds; a month before that has
+//!   nothing to count.
+//!
+//! Percentiles are nearest-rank over every sample of the month.
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, NaiveDate};
+use serde::Serialize;
+
+use crate::coco::{self, percentile, Level};
+use crate::config::GoLive;
+use crate::store::{SlaSamples, Store, StoreError};
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SlaError {
+    /// The month is not `YYYY-MM`.
+    #[error("--month: expected YYYY-MM")]
+    Month,
+    /// Reading the store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One latency service level.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Series {
+    /// Samples.
+    pub count: u64,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// 99.9th percentile, ms.
+    pub p999_ms: f64,
+    /// Maximum, ms.
+    pub max_ms: f64,
+    /// The recommended target, s.
+    pub target_s: f64,
+    /// The code-of-connection limit, s.
+    pub limit_s: f64,
+    /// Share of samples within the target.
+    pub within_target: f64,
+    /// Share of samples within the limit.
+    pub within_limit: f64,
+    /// The share the standard requires within the limit.
+    pub required: f64,
+    /// Whether the standard is met.
+    pub met: bool,
+}
+
+/// Availability of the month so far, since go-live.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Availability {
+    /// Where counting starts (RFC 3339): go-live or the month's start, whichever is later;
+    /// `None` when the connection was not live in the month.
+    pub counted_from: Option<String>,
+    /// Minutes up and ready.
+    pub minutes_up: u64,
+    /// Whole minutes of the month elapsed since `counted_from`.
+    pub minutes_elapsed: u64,
+    /// `minutes_up / minutes_elapsed`.
+    pub ratio: f64,
+    /// Whether 99.5% is met.
+    pub met: bool,
+}
+
+/// The month's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlaReport {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// CoCo2.1.1.
+    pub ack: Series,
+    /// CoCo2.1.2 (plus failed finds).
+    pub completion: Series,
+    /// Failed find requests (CoCo2.2.6), each a completion miss.
+    pub failed_finds: u64,
+    /// CoCo2.1.3.
+    pub view: Series,
+    /// CoCo2.1.5.
+    pub availability: Availability,
+    /// Answers by endpoint and outcome.
+    pub counts: BTreeMap<String, u64>,
+    /// Unavailability announced for the month (`report downtime`): scheduled with 5 working
+    /// days' notice, or not (an emergency). Both count as downtime in availability: planned
+    /// outages "nonetheless count towards the 0.5% downtime permissible" (CoCo2.2.1).
+    pub announced_downtime: Vec<AnnouncedDowntime>,
+}
+
+/// An announced window, as the SLA report lists it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AnnouncedDowntime {
+    /// From (RFC 3339).
+    pub from: String,
+    /// To (RFC 3339).
+    pub to: String,
+    /// `find`, `view` or `both`.
+    pub service: &'static str,
+    /// One scheme, or all (`None`).
+    pub holdername: Option<uuid::Uuid>,
+    /// With notice (true) or an emergency.
+    pub scheduled: bool,
+    /// Why.
+    pub reason: String,
+    /// Minutes of it inside the month.
+    pub minutes: i64,
+}
+
+/// The month's bounds in µs: [start, end).
+pub fn month_bounds(month: &str) -> Result<(i64, i64), SlaError> {
+    let (y, m) = month.split_once('-').ok_or(SlaError::Month)?;
+    let (y, m): (i32, u32) = (
+        y.parse().map_err(|_| SlaError::Month)?,
+        m.parse().map_err(|_| SlaError::Month)?,
+    );
+    let start = NaiveDate::from_ymd_opt(y, m, 1).ok_or(SlaError::Month)?;
+    let next = if m == 12 {
+        NaiveDate::from_ymd_opt(y + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(y, m + 1, 1)
+    }
+    .ok_or(SlaError::Month)?;
+    let micros = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp_micros()
+    };
+    Ok((micros(start), micros(next)))
+}
+
+/// A series from latencies in µs, judged against `level`.
+pub fn series(mut v: Vec<i64>, level: Level) -> Series {
+    let (target_s, limit_s, required) = (
+        level.target.as_secs_f64(),
+        level.limit.as_secs_f64(),
+        level.required,
+    );
+    v.sort_unstable();
+    let n = v.len();
+    let ms = |us: i64| us as f64 / 1000.0;
+    let share = |s: f64| {
+        if n == 0 {
+            1.0
+        } else {
+            v.iter().filter(|&&x| (x as f64) < s * 1e6).count() as f64 / n as f64
+        }
+    };
+    let within_limit = share(limit_s);
+    Series {
+        count: n as u64,
+        p50_ms: ms(percentile(&v, 50.0)),
+        p99_ms: ms(percentile(&v, 99.0)),
+        p999_ms: ms(percentile(&v, 99.9)),
+        max_ms: ms(v.last().copied().unwrap_or(0)),
+        target_s,
+        limit_s,
+        within_target: share(target_s),
+        within_limit,
+        required,
+        met: within_limit >= required,
+    }
+}
+
+/// When the connection went live (µs): the go-live day when configured, or else the first
+/// heartbeat the store holds; `None` when neither is known.
+pub async fn live_since(store: &Store, go_live: Option<GoLive>) -> Result<Option<i64>, SlaError> {
+    Ok(match go_live {
+        Some(day) => Some(day.start_micros()),
+        None => store.first_heartbeat().await?,
+    })
+}
+
+/// The span of `[from, to)` (µs) that availability counts as of `now`: from go-live (`live`)
+/// or `from`, whichever is later, to `now` or `to`, whichever is earlier. `None` when the
+/// connection was not live in it.
+pub fn availability_window(from: i64, to: i64, live: Option<i64>, now: i64) -> Option<(i64, i64)> {
+    let start = from.max(live?);
+    let end = now.min(to);
+    (start < end).then_some((start, end))
+}
+
+// === impl Availability ===
+
+impl Availability {
+    /// `minutes_up` heartbeats in `window` (see [`availability_window`]).
+    pub fn of(minutes_up: u64, window: Option<(i64, i64)>) -> Self {
+        let Some((start, end)) = window else {
+            return Self {
+                counted_from: None,
+                minutes_up: 0,
+                minutes_elapsed: 0,
+                ratio: 1.0,
+                met: true,
+            };
+        };
+        let elapsed = ((end - start) / 60_000_000) as u64;
+        let ratio = if elapsed == 0 {
+            1.0
+        } else {
+            (minutes_up as f64 / elapsed as f64).min(1.0)
+        };
+        Self {
+            counted_from: Some(crate::datetimestamp(start)),
+            minutes_up,
+            minutes_elapsed: elapsed,
+            ratio,
+            met: ratio >= coco::AVAILABILITY_REQUIRED,
+        }
+    }
+}
+
+/// Availability in `[from, to)` (µs) as of `now`, from the store's heartbeats.
+async fn availability(
+    store: &Store,
+    (from, to): (i64, i64),
+    now: i64,
+    go_live: Option<GoLive>,
+) -> Result<Availability, SlaError> {
+    let window = availability_window(from, to, live_since(store, go_live).await?, now);
+    let up = match window {
+        // Whole minutes only: the minute of `end` has not finished.
+        Some((start, end)) => store.minutes_up(start, end).await?,
+        None => 0,
+    };
+    Ok(Availability::of(up, window))
+}
+
+/// Builds the report for `month` as of `now` (µs) from the store; availability counts from
+/// `go_live`, or else from the first heartbeat.
+pub async fn report(
+    store: &Store,
+    month: &str,
+    now: i64,
+    go_live: Option<GoLive>,
+) -> Result<SlaReport, SlaError> {
+    let (from, to) = month_bounds(month)?;
+    let samples = store.sla_samples(from, to).await?;
+    let availability = availability(store, (from, to), now, go_live).await?;
+    let mut report = report_from(samples, month, availability)?;
+    report.announced_downtime = store
+        .unavailability(from, to)
+        .await?
+        .into_iter()
+        .map(|u| {
+            let w = u.window;
+            AnnouncedDowntime {
+                from: crate::datetimestamp(w.starts_at),
+                to: crate::datetimestamp(w.ends_at),
+                service: w.service.as_str(),
+                holdername: w.holdername,
+                scheduled: !w.emergency,
+                reason: w.reason,
+                minutes: (w.ends_at.min(to) - w.starts_at.max(from)) / 60_000_000,
+            }
+        })
+        .collect();
+    Ok(report)
+}
+
+/// Builds the report for `month` from its samples and its availability (whose heartbeats, not
+/// `samples.minutes_up`, count).
+pub fn report_from(
+    s: SlaSamples,
+    month: &str,
+    availability: Availability,
+) -> Result<SlaReport, SlaError> {
+    month_bounds(month)?;
+    let mut completion = series(s.completion, coco::COMPLETION);
+    completion.met &= s.failed == 0;
+    Ok(SlaReport {
+        month: month.to_owned(),
+        ack: series(s.ack, coco::ACK),
+        completion,
+        failed_finds: s.failed,
+        view: series(s.view, coco::VIEW),
+        availability,
+        counts: s.counts.into_iter().collect(),
+        announced_downtime: Vec::new(),
+    })
+}
+
+// === impl SlaReport ===
+
+impl SlaReport {
+    /// The standards missed.
+    pub fn missed(&self) -> Vec<&'static str> {
+        let mut m = Vec::new();
+        if !self.ack.met {
+            m.push("CoCo2.1.1 find ACK");
+        }
+        if !self.completion.met {
+            m.push("CoCo2.1.2 find completion");
+        }
+        if !self.view.met {
+            m.push("CoCo2.1.3 view");
+        }
+        if !self.availability.met {
+            m.push("CoCo2.1.5 availability");
+        }
+        m
+    }
+
+    /// A plain-text table.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "SLA report {}\n\n{:<22} {:>9} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}  {}\n",
+            self.month,
+            "standard",
+            "count",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "≤target",
+            "≤limit",
+            "met"
+        );
+        for (name, s) in [
+            ("CoCo2.1.1 ACK", &self.ack),
+            ("CoCo2.1.2 completion", &self.completion),
+            ("CoCo2.1.3 view", &self.view),
+        ] {
+            out.push_str(&format!(
+                "{:<22} {:>9} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>8.3}% {:>8.3}%  {}\n",
+                name,
+                s.count,
+                s.p50_ms,
+                s.p99_ms,
+                s.p999_ms,
+                s.max_ms,
+                s.within_target * 100.0,
+                s.within_limit * 100.0,
+                if s.met { "yes" } else { "NO" }
+            ));
+        }
+        let a = &self.availability;
+        match &a.counted_from {
+            Some(since) => out.push_str(&format!(
+                "{:<22} {:>9} of {} minutes up since {since}: {:.3}% (99.5% required)  {}\n",
+                "CoCo2.1.5 availability",
+                a.minutes_up,
+                a.minutes_elapsed,
+                a.ratio * 100.0,
+                if a.met { "yes" } else { "NO" }
+            )),
+            None => out.push_str(&format!(
+                "{:<22} not live this month (sla.go_live, or no heartbeat yet)\n",
+                "CoCo2.1.5 availability",
+            )),
+        }
+        for w in &self.announced_downtime {
+            out.push_str(&format!(
+                "announced downtime: {} to {} ({} min) {} {} {}: {}\n",
+                w.from,
+                w.to,
+                w.minutes,
+                w.service,
+                w.holdername
+                    .map_or_else(|| "all schemes".to_owned(), |h| h.to_string()),
+                if w.scheduled {
+                    "scheduled"
+                } else {
+                    "unscheduled"
+                },
+                w.reason
+            ));
+        }
+        out.push_str(&format!(
+            "failed find requests: {}\n\ncounts:\n",
+            self.failed_finds
+        ));
+        for (k, v) in &self.counts {
+            out.push_str(&format!("  {k:<48} {v}\n"));
+        }
+        out
+    }
+}
+
+/// Availability of the calendar month containing `now` (UTC), so far, since go-live.
+pub async fn availability_this_month(
+    store: &Store,
+    now: i64,
+    go_live: Option<GoLive>,
+) -> Result<Availability, SlaError> {
+    let d = chrono::DateTime::from_timestamp_micros(now).unwrap_or_default();
+    let month = format!("{:04}-{:02}", d.year(), d.month());
+    availability(store, month_bounds(&month)?, now, go_live).await
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,142 @@
+use super::*;
+
+fn at(month: &str) -> i64 {
+    month_bounds(month).unwrap().0
+}
+
+#[test]
+fn percentiles_are_nearest_rank() {
+    let v: Vec<i64> = (1..=1000).collect();
+    assert_eq!(percentile(&v, 50.0), 500);
+    assert_eq!(percentile(&v, 99.0), 990);
+    assert_eq!(percentile(&v, 99.9), 999);
+    assert_eq!(percentile(&v, 100.0), 1000);
+    assert_eq!(percentile(&[], 50.0), 0);
+}
+
+#[test]
+fn months_are_bounded() {
+    let (a, b) = month_bounds("2026-12").unwrap();
+    assert_eq!(b - a, 31 * 86_400_000_000);
+    assert!(month_bounds("2026-13").is_err());
+    assert!(month_bounds("26-1x").is_err());
+}
+
+#[test]
+fn a_seeded_month_gives_known_figures_and_verdicts() {
+    let start = at("2026-11");
+    // 2000 ACKs: 1997 at 10 ms, 3 at 3 s: p99.9 is 3 s, 99.85% within 2 s: missed.
+    let ack: Vec<i64> = (0..2000)
+        .map(|i| if i < 1997 { 10_000 } else { 3_000_000 })
+        .collect();
+    // 1000 views at 100 ms and 1 at 9 s: met.
+    let mut view = vec![100_000; 1000];
+    view.push(9_000_000);
+    let samples = SlaSamples {
+        ack,
+        // Completions: 10 matches at 2 s; one failed find.
+        completion: vec![2_000_000; 10],
+        failed: 1,
+        view,
+        counts: vec![("POST /find-requests ack".into(), 2001)],
+        // Up for the first 1000 minutes of a 1000-minute window: 100%.
+        minutes_up: 1000,
+    };
+    let now = start + 1000 * 60_000_000;
+    let live = availability_window(start, at("2026-12"), Some(start), now);
+    let r = report_from(samples.clone(), "2026-11", Availability::of(1000, live)).unwrap();
+    assert_eq!(r.ack.count, 2000);
+    assert_eq!(r.ack.p50_ms, 10.0);
+    assert_eq!(r.ack.p999_ms, 3000.0);
+    assert!((r.ack.within_limit - 0.9985).abs() < 1e-9);
+    assert!(!r.ack.met);
+    assert_eq!(r.view.count, 1001);
+    assert_eq!(r.view.p999_ms, 100.0);
+    assert_eq!(r.view.max_ms, 9000.0);
+    assert!(r.view.met);
+    assert_eq!(r.completion.count, 10);
+    assert_eq!(r.completion.max_ms, 2000.0);
+    assert_eq!(r.failed_finds, 1);
+    assert!(!r.completion.met, "a failed find misses CoCo2.1.2");
+    assert_eq!(r.availability.minutes_up, 1000);
+    assert!(r.availability.met);
+    assert_eq!(
+        r.missed(),
+        ["CoCo2.1.1 find ACK", "CoCo2.1.2 find completion"]
+    );
+    assert_eq!(r.counts["POST /find-requests ack"], 2001);
+    assert!(r.table().contains("CoCo2.1.1 ACK"));
+    // Half the minutes down: availability missed.
+    let later = availability_window(start, at("2026-12"), Some(start), start + 2000 * 60_000_000);
+    let r = report_from(samples, "2026-11", Availability::of(1000, later)).unwrap();
+    assert!(!r.availability.met);
+    assert!((r.availability.ratio - 0.5).abs() < 1e-9);
+}
+
+fn store(dir: &tempfile::TempDir) -> Store {
+    Store::open(
+        &dir.path().join("s.sqlite"),
+        crate::store::sealed::DataKey::from_hex(&"44".repeat(32)).unwrap(),
+        Default::default(),
+    )
+    .unwrap()
+}
+
+const MINUTE: i64 = 60_000_000;
+
+/// A server first started on the 20th, up for two minutes: 2 of 2 minutes, not 2 of 28,000.
+#[tokio::test]
+async fn availability_counts_from_the_first_heartbeat_not_the_first_of_the_month() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir);
+    let first = at("2026-11") + 19 * 1440 * MINUTE + 600 * MINUTE;
+    s.heartbeat(first + 30_000_000).await.unwrap();
+    s.heartbeat(first + MINUTE + 30_000_000).await.unwrap();
+    s.heartbeat(first + 2 * MINUTE + 5_000_000).await.unwrap();
+    let now = first + 2 * MINUTE + 10_000_000;
+    let r = report(&s, "2026-11", now, None).await.unwrap();
+    let a = &r.availability;
+    assert_eq!((a.minutes_up, a.minutes_elapsed), (2, 2), "{}", r.table());
+    assert!(a.met, "{}", r.table());
+    assert_eq!(
+        a.counted_from.as_deref(),
+        Some("2026-11-20T10:00:00.000Z"),
+        "from the first heartbeat's minute"
+    );
+    assert!(r
+        .table()
+        .contains("2 of 2 minutes up since 2026-11-20T10:00"));
+    assert_eq!(availability_this_month(&s, now, None).await.unwrap(), *a);
+    // The month before was not live: nothing to count, nothing missed.
+    let october = report(&s, "2026-10", now, None).await.unwrap();
+    assert_eq!(october.availability.counted_from, None);
+    assert!(october.availability.met && october.missed().is_empty());
+    assert!(october.table().contains("not live this month"));
+    s.close().await;
+}
+
+/// With `sla.go_live`, downtime since that day counts, and heartbeats from before it do not.
+#[tokio::test]
+async fn a_configured_go_live_day_counts_from_its_midnight() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir);
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    let go_live = GoLive(day);
+    let midnight = go_live.start_micros();
+    // A trial run the day before, then up from 10:00 for two minutes.
+    s.heartbeat(midnight - 60 * MINUTE).await.unwrap();
+    s.heartbeat(midnight + 600 * MINUTE).await.unwrap();
+    s.heartbeat(midnight + 601 * MINUTE).await.unwrap();
+    let now = midnight + 602 * MINUTE;
+    let r = report(&s, "2026-11", now, Some(go_live)).await.unwrap();
+    let a = &r.availability;
+    assert_eq!((a.minutes_up, a.minutes_elapsed), (2, 602));
+    assert!(!a.met);
+    assert_eq!(a.counted_from.as_deref(), Some("2026-11-20T00:00:00.000Z"));
+    // A go-live later in the month than `now`: not live yet.
+    let r = report(&s, "2026-11", midnight - MINUTE, Some(go_live))
+        .await
+        .unwrap();
+    assert_eq!(r.availability.counted_from, None);
+    s.close().await;
+}

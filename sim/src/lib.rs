@@ -1,0 +1,16 @@
+//! Simulators of the ecosystem around the provider, for tests, the demo and load tests.
+//!
+//! - [`cas`]: the consent and authorisation service, speaking SPEC.md's CAS side over mTLS, with
+//!   a control listener to read what it received and to inject faults.
+//! - [`dashboard`]: a dashboard that performs the UMA flow and verifies view data tokens as
+//!   MaPS' does.
+//! - [`pfs`]: a pension finder service that sends find requests derived from member records.
+//! - [`report`]: PDP's reporting API inside the CAS simulator, validating as MaPS' stub does,
+//!   with its scripted faults (`POST /configuration`).
+//! - [`demo`]: the endpoint with all three around it, and a summary of what happened.
+
+pub mod cas;
+pub mod dashboard;
+pub mod demo;
+pub mod pfs;
+pub mod report;
