@@ -49,6 +49,9 @@ pub enum StartError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The operator console.
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
     /// A listener could not bind.
     #[error("binding {addr}: {source}")]
     Bind {
@@ -65,6 +68,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The ops address actually bound.
     pub ops_addr: SocketAddr,
+    /// The operator console's address, when `console.enabled`.
+    pub console_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     pipeline: TaskTracker,
@@ -217,6 +222,19 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         },
         shutdown.clone(),
     ));
+    let console_addr = match config.console.enabled {
+        true => Some(
+            crate::console::start(
+                &config,
+                store.clone(),
+                cas.clone(),
+                shutdown.clone(),
+                tracker.clone(),
+            )
+            .await?,
+        ),
+        false => None,
+    };
     ops.ready.store(true, Ordering::Relaxed);
     if config.reporting.enabled {
         tokio::spawn(crate::report::schedule::run(
@@ -242,6 +260,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     Ok(Running {
         addr,
         ops_addr,
+        console_addr,
         shutdown,
         tracker,
         pipeline,

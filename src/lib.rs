@@ -32,12 +32,15 @@
 //! - [`keys`]: data key rotation (re-sealing what is stored under the new key).
 //! - [`reload`]: keys and certificates replaced without a restart (`SIGHUP`, or a file change).
 //! - [`shutdown`]: one cancellation signal and the drain deadline.
+//! - [`console`]: the operator console on its own TLS listener: sign-in, the portal's roles,
+//!   possible-match review, the pages operators and PDP's roles need (issue #18).
 //! - [`app`]: wires the parts into a running endpoint; [`demo`] surrounds it with simulators.
 
 pub mod app;
 pub mod audit;
 pub mod cas;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod http;
 pub mod keys;
