@@ -102,7 +102,10 @@ impl ConsoleConfig {
             return Err(invalid("console.max_form_bytes", "must be at least 1024"));
         }
         if self.cert.is_some() != self.key.is_some() {
-            return Err(invalid("console.cert", "set both console.cert and console.key, or neither"));
+            return Err(invalid(
+                "console.cert",
+                "set both console.cert and console.key, or neither",
+            ));
         }
         Ok(())
     }
@@ -196,7 +199,11 @@ pub async fn save_user(
     roles::check_person(&user)?;
     let old = match user.id {
         0 => None,
-        id => store.console_users().await?.into_iter().find(|u| u.id == id),
+        id => store
+            .console_users()
+            .await?
+            .into_iter()
+            .find(|u| u.id == id),
     };
     let id = user.id;
     let check: crate::store::console::UserCheck = Box::new(move |after: &[ConsoleUser]| {
@@ -225,7 +232,12 @@ pub async fn create_first_pbc(
     email: &str,
     password: String,
 ) -> Result<i64, ConsoleError> {
-    if store.console_users().await?.iter().any(|u| u.has(Role::Pbc)) {
+    if store
+        .console_users()
+        .await?
+        .iter()
+        .any(|u| u.has(Role::Pbc))
+    {
         return Err(ConsoleError::RefusedInStore(
             "rule FIRST_PBC: a primary business contact exists; they add users in the console"
                 .into(),
@@ -275,7 +287,9 @@ pub async fn start(
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ConsoleError::Bind { addr, source })?;
-    let bound = listener.local_addr().map_err(|source| ConsoleError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ConsoleError::Bind { addr, source })?;
     let console = Arc::new(Console::new(config.clone(), store, cas));
     tokio::spawn(serve(listener, acceptor, console, shutdown, tracker));
     tracing::info!(%bound, "operator console listening");
@@ -320,7 +334,15 @@ pub async fn serve(
                     Ok::<_, Infallible>(resp)
                 }
             });
-            conn::drive(tls, service, idle, &limits, conn::Protocols::Http1, shutdown).await;
+            conn::drive(
+                tls,
+                service,
+                idle,
+                &limits,
+                conn::Protocols::Http1,
+                shutdown,
+            )
+            .await;
         }
     })
     .await;

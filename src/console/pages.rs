@@ -34,9 +34,13 @@ pub fn templates() -> minijinja::Environment<'static> {
         ("reveal.html", include_str!("templates/reveal.html")),
         ("table.html", include_str!("templates/table.html")),
         ("users.html", include_str!("templates/users.html")),
-        ("organisation.html", include_str!("templates/organisation.html")),
+        (
+            "organisation.html",
+            include_str!("templates/organisation.html"),
+        ),
     ] {
-        env.add_template(name, text).expect("console template parses");
+        env.add_template(name, text)
+            .expect("console template parses");
     }
     env
 }
@@ -55,7 +59,7 @@ fn secure(mut r: Resp) -> Resp {
         ("strict-transport-security", "max-age=31536000"),
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
-        ("referrer-policy", "no-referrer"),
+        ("referrer-policy", "same-origin"),
         ("cross-origin-opener-policy", "same-origin"),
         ("cross-origin-resource-policy", "same-origin"),
         (
@@ -152,7 +156,10 @@ async fn dispatch(
     let form = if parts.method == Method::POST {
         // Same origin only (the browser says so in Origin); SameSite=Strict cookies as well.
         if let Some(origin) = parts.headers.get(header::ORIGIN) {
-            let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok());
+            let host = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok());
             let want = host.map(|h| format!("https://{h}"));
             if want.as_deref() != origin.to_str().ok() {
                 return Ok(plain(StatusCode::FORBIDDEN, "cross-origin form refused\n"));
@@ -173,7 +180,7 @@ async fn dispatch(
     };
     if path == "/sign-in" {
         return if parts.method == Method::GET {
-            sign_in_page(console, None, StatusCode::OK)
+            sign_in_page(console, &parts.headers, None, StatusCode::OK)
         } else {
             sign_in(console, &parts.headers, &form, started).await
         };
@@ -189,8 +196,20 @@ async fn dispatch(
     if parts.method == Method::POST {
         let ok = form.get("csrf").is_some_and(|t| session::same(t, &me.csrf));
         if !ok {
-            audit(console, &me.user, &format!("POST {path}"), 403, "csrf_refused", None, started).await;
-            return Ok(plain(StatusCode::FORBIDDEN, "CSRF token missing or wrong\n"));
+            audit(
+                console,
+                &me.user,
+                &format!("POST {path}"),
+                403,
+                "csrf_refused",
+                None,
+                started,
+            )
+            .await;
+            return Ok(plain(
+                StatusCode::FORBIDDEN,
+                "CSRF token missing or wrong\n",
+            ));
         }
     }
     let notice = serde_urlencoded::from_str::<Vec<(String, String)>>(&query)
@@ -207,11 +226,24 @@ async fn dispatch(
         (Method::GET, "/") => page.overview(),
         (Method::POST, "/sign-out") => {
             console.sessions.end(&me.token);
-            audit(console, &me.user, "POST /sign-out", 303, "signed_out", None, started).await;
+            audit(
+                console,
+                &me.user,
+                "POST /sign-out",
+                303,
+                "signed_out",
+                None,
+                started,
+            )
+            .await;
             let mut r = redirect("/sign-in");
             r.headers_mut().insert(
                 header::SET_COOKIE,
-                hv(session::set_cookie(SESSION_COOKIE, "", Some(std::time::Duration::ZERO))),
+                hv(session::set_cookie(
+                    SESSION_COOKIE,
+                    "",
+                    Some(std::time::Duration::ZERO),
+                )),
             );
             Ok(r)
         }
@@ -243,7 +275,9 @@ fn notice_for(done: &str) -> Option<String> {
         match done {
             "resolved-yes" => "Resolved as theirs: the PeI is now a definite match (match-yes).",
             "resolved-no" => "Resolved as not theirs: the PeI is de-registered (match-no).",
-            "flagged" => "The CAS refused the PAT: the PeI is flagged; PDP must be told (CoCo2.2.4).",
+            "flagged" => {
+                "The CAS refused the PAT: the PeI is flagged; PDP must be told (CoCo2.2.4)."
+            }
             "saved" => "Saved.",
             "confirmed" => "Recorded as confirmed to PDP today.",
             _ => return None,
@@ -262,7 +296,16 @@ async fn audit(
     request_id: Option<String>,
     started: i64,
 ) {
-    audit_as(console, &user.username, endpoint, status, outcome, request_id, started).await
+    audit_as(
+        console,
+        &user.username,
+        endpoint,
+        status,
+        outcome,
+        request_id,
+        started,
+    )
+    .await
 }
 
 async fn audit_as(
@@ -314,10 +357,15 @@ async fn signed_in(
 
 fn sign_in_page(
     console: &Console,
+    headers: &http::HeaderMap,
     error: Option<&str>,
     status: StatusCode,
 ) -> Result<Resp, ConsoleError> {
-    let t = session::token();
+    // The same token for every sign-in page of this browser while its cookie lasts: a second
+    // page load (a favicon request redirected here) must not break the first page's form.
+    let t = session::cookie_value(headers, LOGIN_COOKIE)
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(session::token);
     let body = render(
         console,
         "sign_in.html",
@@ -341,19 +389,35 @@ async fn sign_in(
     form: &Form,
     started: i64,
 ) -> Result<Resp, ConsoleError> {
-    let csrf_ok = match (session::cookie_value(headers, LOGIN_COOKIE), form.get("csrf")) {
+    let csrf_ok = match (
+        session::cookie_value(headers, LOGIN_COOKIE),
+        form.get("csrf"),
+    ) {
         (Some(c), Some(f)) => session::same(&c, f),
         _ => false,
     };
     if !csrf_ok {
-        return Ok(plain(StatusCode::FORBIDDEN, "CSRF token missing or wrong\n"));
+        return Ok(plain(
+            StatusCode::FORBIDDEN,
+            "CSRF token missing or wrong\n",
+        ));
     }
     let username = form.get("username").unwrap_or("").trim().to_owned();
     let password = form.get("password").unwrap_or("").to_owned();
     if console.sessions.locked(&username) {
-        audit_as(console, &username, "POST /sign-in", 429, "locked_out", None, started).await;
+        audit_as(
+            console,
+            &username,
+            "POST /sign-in",
+            429,
+            "locked_out",
+            None,
+            started,
+        )
+        .await;
         return sign_in_page(
             console,
+            headers,
             Some("Too many failed sign-ins: try again in 15 minutes."),
             StatusCode::TOO_MANY_REQUESTS,
         );
@@ -369,15 +433,34 @@ async fn sign_in(
     let user = user.filter(|u| verified && !u.suspended);
     console.sessions.note_attempt(&username, user.is_some());
     let Some(user) = user else {
-        audit_as(console, &username, "POST /sign-in", 401, "sign_in_refused", None, started).await;
+        audit_as(
+            console,
+            &username,
+            "POST /sign-in",
+            401,
+            "sign_in_refused",
+            None,
+            started,
+        )
+        .await;
         return sign_in_page(
             console,
+            headers,
             Some("Username or password not recognised."),
             StatusCode::UNAUTHORIZED,
         );
     };
     let token = console.sessions.start(user.id);
-    audit(console, &user, "POST /sign-in", 303, "signed_in", None, started).await;
+    audit(
+        console,
+        &user,
+        "POST /sign-in",
+        303,
+        "signed_in",
+        None,
+        started,
+    )
+    .await;
     let mut r = redirect("/");
     let h = r.headers_mut();
     h.append(
@@ -386,13 +469,21 @@ async fn sign_in(
     );
     h.append(
         header::SET_COOKIE,
-        hv(session::set_cookie(LOGIN_COOKIE, "", Some(std::time::Duration::ZERO))),
+        hv(session::set_cookie(
+            LOGIN_COOKIE,
+            "",
+            Some(std::time::Duration::ZERO),
+        )),
     );
     Ok(r)
 }
 
 fn render(console: &Console, name: &str, ctx: Value) -> String {
-    match console.templates.get_template(name).and_then(|t| t.render(ctx)) {
+    match console
+        .templates
+        .get_template(name)
+        .and_then(|t| t.render(ctx))
+    {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(template = name, error = %e, "console template failed");
@@ -411,15 +502,60 @@ struct Nav {
 
 fn nav(user: &ConsoleUser) -> Vec<Nav> {
     let all = [
-        (Action::ReviewMatches, "/possible-matches", "Possible matches", "review within the window, resolve yes or no"),
-        (Action::Deregister, "/flagged", "Flagged PeIs", "de-registration pending: notify PDP"),
-        (Action::Service, "/calculations", "Calculations", "value calculations due and overdue"),
-        (Action::Service, "/failed-finds", "Failed finds", "failed find requests and why"),
-        (Action::Service, "/sla", "SLA", "the month's service levels against each CoCo limit"),
-        (Action::Certificates, "/certificates", "Certificates", "certificate and key expiry"),
-        (Action::Service, "/reports", "PDP reports", "daily report submissions"),
-        (Action::ManageUsers, "/users", "Users and roles", "add users, assign roles, suspend"),
-        (Action::AuditExport, "/audit.csv", "Audit export", "the audit trail, as CSV"),
+        (
+            Action::ReviewMatches,
+            "/possible-matches",
+            "Possible matches",
+            "review within the window, resolve yes or no",
+        ),
+        (
+            Action::Deregister,
+            "/flagged",
+            "Flagged PeIs",
+            "de-registration pending: notify PDP",
+        ),
+        (
+            Action::Service,
+            "/calculations",
+            "Calculations",
+            "value calculations due and overdue",
+        ),
+        (
+            Action::Service,
+            "/failed-finds",
+            "Failed finds",
+            "failed find requests and why",
+        ),
+        (
+            Action::Service,
+            "/sla",
+            "SLA",
+            "the month's service levels against each CoCo limit",
+        ),
+        (
+            Action::Certificates,
+            "/certificates",
+            "Certificates",
+            "certificate and key expiry",
+        ),
+        (
+            Action::Service,
+            "/reports",
+            "PDP reports",
+            "daily report submissions",
+        ),
+        (
+            Action::ManageUsers,
+            "/users",
+            "Users and roles",
+            "add users, assign roles, suspend",
+        ),
+        (
+            Action::AuditExport,
+            "/audit.csv",
+            "Audit export",
+            "the audit trail, as CSV",
+        ),
     ];
     let mut out: Vec<Nav> = all
         .into_iter()
@@ -510,7 +646,16 @@ impl Page<'_> {
     }
 
     async fn audit(&self, endpoint: &str, status: u16, outcome: &str, request_id: Option<String>) {
-        audit(self.console, &self.me.user, endpoint, status, outcome, request_id, self.started).await
+        audit(
+            self.console,
+            &self.me.user,
+            endpoint,
+            status,
+            outcome,
+            request_id,
+            self.started,
+        )
+        .await
     }
 
     fn overview(&self) -> Result<Resp, ConsoleError> {
@@ -566,7 +711,9 @@ impl Page<'_> {
                 .find(|(id, _)| *id == p.member_id)
                 .and_then(|(_, r)| r.as_ref())
                 .and_then(|r| r.as_ref().ok())
-                .and_then(|b| serde_json::from_slice::<crate::members::record::MatchRecord>(b).ok());
+                .and_then(|b| {
+                    serde_json::from_slice::<crate::members::record::MatchRecord>(b).ok()
+                });
             let registered = p.registered_at.unwrap_or(now);
             let days_left = review_days - (now - registered) / 86_400_000_000;
             let rule = rule_for(&c.config, p.holdername, &p.reason);
@@ -574,7 +721,10 @@ impl Page<'_> {
                 .map(|r| {
                     (
                         r.agree.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>(),
-                        r.not_contradicted.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>(),
+                        r.not_contradicted
+                            .iter()
+                            .map(|f| format!("{f:?}"))
+                            .collect::<Vec<_>>(),
                     )
                 })
                 .unwrap_or_default();
@@ -601,7 +751,10 @@ impl Page<'_> {
     }
 
     /// The registered possible match a form names, if this user may act on it.
-    async fn pei_of_form(&self, form: &Form) -> Result<Option<crate::store::StoredPei>, ConsoleError> {
+    async fn pei_of_form(
+        &self,
+        form: &Form,
+    ) -> Result<Option<crate::store::StoredPei>, ConsoleError> {
         let Some(guid) = form.get("asset_guid").and_then(|g| Uuid::try_parse(g).ok()) else {
             return Ok(None);
         };
@@ -627,11 +780,20 @@ impl Page<'_> {
         };
         let Some(pei) = self.pei_of_form(form).await? else {
             self.audit(EP, 404, "not_found", None).await;
-            return Ok(plain(StatusCode::NOT_FOUND, "no such possible match for you\n"));
+            return Ok(plain(
+                StatusCode::NOT_FOUND,
+                "no such possible match for you\n",
+            ));
         };
         let guid = pei.asset_guid.to_string();
         // The same code `pdp-provider peis resolve` runs.
-        let out = crate::peis::resolve_possible(&self.console.store, &self.console.cas, &guid, resolution).await;
+        let out = crate::peis::resolve_possible(
+            &self.console.store,
+            &self.console.cas,
+            &guid,
+            resolution,
+        )
+        .await;
         let rid = Some(pei.request_id.clone());
         match out {
             Ok(crate::peis::Deregistered::FlaggedPatExpired) => {
@@ -665,16 +827,32 @@ impl Page<'_> {
         }
         let Some(pei) = self.pei_of_form(form).await? else {
             self.audit(EP, 404, "not_found", None).await;
-            return Ok(plain(StatusCode::NOT_FOUND, "no such possible match for you\n"));
+            return Ok(plain(
+                StatusCode::NOT_FOUND,
+                "no such possible match for you\n",
+            ));
         };
         let record = self.console.store.member_record(&pei.member_id).await?;
-        let member: Option<serde_json::Value> = record.and_then(|b| serde_json::from_slice(&b).ok());
+        let member = record
+            .and_then(|b| serde_json::from_slice::<crate::members::record::MatchRecord>(&b).ok())
+            .map(|m| {
+                context! {
+                    member_id => m.member_id,
+                    names => m.names.iter().map(|n| format!("{} {}", n.given_name, n.family_name)).collect::<Vec<_>>(),
+                    previous_family_names => m.previous_family_names,
+                    date_of_birth => m.date_of_birth,
+                    nino => m.nino,
+                    postcodes => m.postcodes,
+                    previous_postcodes => m.previous_postcodes,
+                }
+            });
         // Logged before anything leaves the store.
-        self.audit(EP, 200, "reveal", Some(pei.request_id.clone())).await;
+        self.audit(EP, 200, "reveal", Some(pei.request_id.clone()))
+            .await;
         self.render(
             "reveal.html",
             "/possible-matches",
-            context! { pei => pei.pei, member => Value::from_serialize(&member) },
+            context! { pei => pei.pei, member },
         )
     }
 
@@ -729,7 +907,11 @@ impl Page<'_> {
                     c.pei,
                     format!("{:?}", c.kind),
                     c.due_on.to_string(),
-                    if overdue { "OVERDUE".into() } else { "due".into() },
+                    if overdue {
+                        "OVERDUE".into()
+                    } else {
+                        "due".into()
+                    },
                 ]
             })
             .collect();
@@ -919,7 +1101,8 @@ impl Page<'_> {
 
     async fn set_org(&self, form: &Form) -> Result<Resp, ConsoleError> {
         if !roles::may(&self.me.user, Action::ManageUsers) {
-            self.audit("POST /console/organisation", 403, "forbidden", None).await;
+            self.audit("POST /console/organisation", 403, "forbidden", None)
+                .await;
             return self.forbidden();
         }
         let (Some(key), Some(value)) = (form.get("key"), form.get("value")) else {
@@ -931,9 +1114,14 @@ impl Page<'_> {
         }
         self.console
             .store
-            .set_org_detail(key, value.trim().chars().take(500).collect(), form.get("confirmed") == Some("on"))
+            .set_org_detail(
+                key,
+                value.trim().chars().take(500).collect(),
+                form.get("confirmed") == Some("on"),
+            )
             .await?;
-        self.audit("POST /console/organisation", 303, "org_detail_set", None).await;
+        self.audit("POST /console/organisation", 303, "org_detail_set", None)
+            .await;
         Ok(redirect("/organisation?done=saved"))
     }
 
@@ -944,9 +1132,21 @@ impl Page<'_> {
         let now = crate::now_micros();
         for mut u in self.console.store.console_users().await? {
             u.confirmed_at = Some(now);
-            super::save_user(&self.console.store, u, None, self.console.config.console.scheme_admin_limit).await?;
+            super::save_user(
+                &self.console.store,
+                u,
+                None,
+                self.console.config.console.scheme_admin_limit,
+            )
+            .await?;
         }
-        self.audit("POST /console/organisation/confirm-contacts", 303, "contacts_confirmed", None).await;
+        self.audit(
+            "POST /console/organisation/confirm-contacts",
+            303,
+            "contacts_confirmed",
+            None,
+        )
+        .await;
         Ok(redirect("/organisation?done=confirmed"))
     }
 
@@ -962,11 +1162,13 @@ impl Page<'_> {
             .console_users()
             .await?
             .into_iter()
-            .map(|u| context! {
-                username => u.username, display_name => u.display_name, email => u.email,
-                roles => u.roles.iter().map(|r| r.title()).collect::<Vec<_>>(),
-                holdernames => u.holdernames.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
-                suspended => u.suspended,
+            .map(|u| {
+                context! {
+                    username => u.username, display_name => u.display_name, email => u.email,
+                    roles => u.roles.iter().map(|r| r.title()).collect::<Vec<_>>(),
+                    holdernames => u.holdernames.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+                    suspended => u.suspended,
+                }
             })
             .collect();
         let all_roles: Vec<_> = <Role as strum::VariantArray>::VARIANTS
@@ -990,7 +1192,8 @@ impl Page<'_> {
         }
         let refuse = |msg: String| async move {
             self.audit(EP, 422, "refused", None).await;
-            self.users(Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
+            self.users(Some(msg), StatusCode::UNPROCESSABLE_ENTITY)
+                .await
         };
         let username = form.get("username").unwrap_or("").trim().to_owned();
         if username.is_empty() || username.len() > 64 {
@@ -1004,7 +1207,13 @@ impl Page<'_> {
             }
         }
         let mut holdernames = Vec::new();
-        for h in form.get("holdernames").unwrap_or("").split(',').map(str::trim).filter(|h| !h.is_empty()) {
+        for h in form
+            .get("holdernames")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+        {
             match Uuid::try_parse(h) {
                 Ok(g) => holdernames.push(g),
                 Err(_) => return refuse("holdernames: comma-separated GUIDs".into()).await,
@@ -1022,12 +1231,14 @@ impl Page<'_> {
         let email = field("email", existing.as_ref().map(|u| &u.email));
         // A change of a key contact's details is unconfirmed until PDP is told (CoCo3.2.6).
         let confirmed_at = existing.as_ref().and_then(|u| {
-            (u.display_name == display_name && u.email == email && u.roles == {
-                let mut r = roles_given.clone();
-                r.sort();
-                r.dedup();
-                r
-            })
+            (u.display_name == display_name
+                && u.email == email
+                && u.roles == {
+                    let mut r = roles_given.clone();
+                    r.sort();
+                    r.dedup();
+                    r
+                })
             .then_some(u.confirmed_at)
             .flatten()
         });
@@ -1036,16 +1247,29 @@ impl Page<'_> {
             username: username.clone(),
             display_name,
             email,
-            password_hash: existing.as_ref().map(|u| u.password_hash.clone()).unwrap_or_default(),
+            password_hash: existing
+                .as_ref()
+                .map(|u| u.password_hash.clone())
+                .unwrap_or_default(),
             roles: roles_given,
             holdernames,
             suspended: form.get("suspended") == Some("on"),
             confirmed_at,
             updated_at: 0,
         };
-        let password = form.get("password").filter(|p| !p.is_empty()).map(str::to_owned);
+        let password = form
+            .get("password")
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned);
         let changed_password = password.is_some();
-        match super::save_user(&self.console.store, user.clone(), password, self.console.config.console.scheme_admin_limit).await {
+        match super::save_user(
+            &self.console.store,
+            user.clone(),
+            password,
+            self.console.config.console.scheme_admin_limit,
+        )
+        .await
+        {
             Ok(id) => {
                 if user.suspended || changed_password {
                     self.console.sessions.end_user(id);
@@ -1053,9 +1277,12 @@ impl Page<'_> {
                 self.audit(EP, 303, "user_saved", None).await;
                 Ok(redirect("/users?done=saved"))
             }
-            Err(e @ (ConsoleError::Refused(_) | ConsoleError::RefusedInStore(_) | ConsoleError::UsernameTaken(_) | ConsoleError::Password(_))) => {
-                refuse(e.to_string()).await
-            }
+            Err(
+                e @ (ConsoleError::Refused(_)
+                | ConsoleError::RefusedInStore(_)
+                | ConsoleError::UsernameTaken(_)
+                | ConsoleError::Password(_)),
+            ) => refuse(e.to_string()).await,
             Err(e) => Err(e),
         }
     }
@@ -1066,14 +1293,20 @@ impl Page<'_> {
         }
         let q: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
         let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        let parse = |s: Option<String>| s.and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+        let parse = |s: Option<String>| {
+            s.and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+        };
         let today = chrono::Utc::now().date_naive();
         let to = parse(get("to")).unwrap_or(today) + chrono::Days::new(1);
         let from = parse(get("from")).unwrap_or(today - chrono::Days::new(30));
         let records = self
             .console
             .store
-            .audit_records(crate::report::day_start(from), crate::report::day_start(to), None)
+            .audit_records(
+                crate::report::day_start(from),
+                crate::report::day_start(to),
+                None,
+            )
             .await?;
         let mut out = String::from("transaction_id,request_id,direction,party,endpoint,received_at,responded_at,status,outcome\n");
         for r in &records {
@@ -1090,10 +1323,17 @@ impl Page<'_> {
                 csv_cell(&r.outcome),
             ));
         }
-        self.audit("GET /console/audit.csv", 200, "audit_exported", None).await;
+        self.audit("GET /console/audit.csv", 200, "audit_exported", None)
+            .await;
         let mut r = Response::new(Full::new(Bytes::from(out)));
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
-        r.headers_mut().insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"audit.csv\""));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        );
+        r.headers_mut().insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment; filename=\"audit.csv\""),
+        );
         Ok(r)
     }
 }

@@ -47,8 +47,11 @@ pub fn hash_password(password: &str) -> Result<String, HashError> {
 
 /// Whether `password` is the one `phc` was made from.
 pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// A fresh random token, URL-safe.
@@ -65,8 +68,7 @@ fn digest(token: &str) -> [u8; 32] {
 /// Compares two strings in time independent of where they differ.
 pub fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0

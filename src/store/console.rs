@@ -193,7 +193,10 @@ pub(super) fn join_list<S: AsRef<str>>(items: impl Iterator<Item = S>) -> String
 pub(super) fn split_roles(s: &str) -> Result<Vec<Role>, StoreError> {
     s.split(',')
         .filter(|p| !p.is_empty())
-        .map(|p| p.parse().map_err(|_| StoreError::Corrupt("console_users.roles")))
+        .map(|p| {
+            p.parse()
+                .map_err(|_| StoreError::Corrupt("console_users.roles"))
+        })
         .collect()
 }
 

@@ -29,8 +29,8 @@ struct Page {
 
 impl Browser {
     fn new(env: &Env, server: &Server) -> Self {
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(env.cert(files::CA)).unwrap())
-            .unwrap();
+        let ca =
+            reqwest::Certificate::from_pem(&std::fs::read(env.cert(files::CA)).unwrap()).unwrap();
         let http = reqwest::Client::builder()
             .add_root_certificate(ca)
             .redirect(reqwest::redirect::Policy::none())
@@ -96,7 +96,10 @@ impl Browser {
 
     /// The CSRF token in the last page's forms.
     fn csrf(page: &Page) -> String {
-        let i = page.body.find("name=\"csrf\" value=\"").expect("a form with a CSRF token");
+        let i = page
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF token");
         let rest = &page.body[i + 19..];
         rest[..rest.find('"').unwrap()].to_owned()
     }
@@ -141,9 +144,15 @@ async fn setup() -> Setup {
     let env = Env::new();
     let members = env.with_members(200).await;
     let store = env.open_store().await;
-    pdp_provider::console::create_first_pbc(&store, "pbc", "Pat Business", "pbc@example.invalid", PASSWORD.into())
-        .await
-        .unwrap();
+    pdp_provider::console::create_first_pbc(
+        &store,
+        "pbc",
+        "Pat Business",
+        "pbc@example.invalid",
+        PASSWORD.into(),
+    )
+    .await
+    .unwrap();
     store.close().await;
     let cas = cas_sim(&env).await;
     let mut config = env.config_with_cas(&cas);
@@ -160,7 +169,10 @@ async fn setup() -> Setup {
 
 impl Setup {
     /// Sends a find meant to possibly match `m`; the possible match it registered.
-    async fn possible(&self, m: &pdp_provider::members::record::MemberRecord) -> pdp_provider::store::StoredPei {
+    async fn possible(
+        &self,
+        m: &pdp_provider::members::record::MemberRecord,
+    ) -> pdp_provider::store::StoredPei {
         let id = uuid::Uuid::new_v4().to_string();
         post_find(
             &self.env.pfs(),
@@ -200,13 +212,22 @@ async fn console_signs_in_with_csrf_headers_and_role_rules_named() {
     other.cookies.clear();
     let csrf = Browser::csrf(&p);
     let r = other
-        .post("/sign-in", &[("csrf", &csrf), ("username", "pbc"), ("password", PASSWORD)])
+        .post(
+            "/sign-in",
+            &[("csrf", &csrf), ("username", "pbc"), ("password", PASSWORD)],
+        )
         .await;
     assert_eq!(r.status, 403);
 
     let r = b.sign_in("pbc", PASSWORD).await;
     assert_eq!(r.status, 303);
-    let cookie = r.headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).find(|c| c.starts_with("__Host-pdp-console=")).unwrap();
+    let cookie = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("__Host-pdp-console="))
+        .unwrap();
     for flag in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(cookie.contains(flag), "{cookie}");
     }
@@ -220,7 +241,9 @@ async fn console_signs_in_with_csrf_headers_and_role_rules_named() {
     assert!(home.headers.contains_key("strict-transport-security"));
 
     // A form without the session's CSRF token, or from another origin, is refused.
-    let r = b.post("/users", &[("username", "x"), ("role", "ptc")]).await;
+    let r = b
+        .post("/users", &[("username", "x"), ("role", "ptc")])
+        .await;
     assert_eq!(r.status, 403);
     let r = b
         .http
@@ -235,16 +258,37 @@ async fn console_signs_in_with_csrf_headers_and_role_rules_named() {
 
     // The portal's rules, each refusal naming its rule.
     let h = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
-    assert_eq!(b.save_user("pbc2", &[Role::Pbc, Role::SecurityLead], "").await.status, 303);
+    assert_eq!(
+        b.save_user("pbc2", &[Role::Pbc, Role::SecurityLead], "")
+            .await
+            .status,
+        303
+    );
     let r = b.save_user("pbc3", &[Role::Pbc], "").await;
     assert_eq!(r.status, 422);
     assert!(r.body.contains("PBC_MAX"), "{}", r.body);
-    let r = b.save_user("both", &[Role::Ptc, Role::SchemeAdmin], h).await;
+    let r = b
+        .save_user("both", &[Role::Ptc, Role::SchemeAdmin], h)
+        .await;
     assert_eq!(r.status, 422);
     assert!(r.body.contains("ONE_PRIMARY_ROLE"));
-    assert_eq!(b.save_user("ptc", &[Role::Ptc, Role::TestManager, Role::ServiceManager], "").await.status, 303);
+    assert_eq!(
+        b.save_user(
+            "ptc",
+            &[Role::Ptc, Role::TestManager, Role::ServiceManager],
+            ""
+        )
+        .await
+        .status,
+        303
+    );
     for i in 0..4 {
-        assert_eq!(b.save_user(&format!("admin{i}"), &[Role::SchemeAdmin], h).await.status, 303);
+        assert_eq!(
+            b.save_user(&format!("admin{i}"), &[Role::SchemeAdmin], h)
+                .await
+                .status,
+            303
+        );
     }
     let r = b.save_user("admin4", &[Role::SchemeAdmin], h).await;
     assert_eq!(r.status, 422);
@@ -293,7 +337,12 @@ async fn console_resolves_possible_matches_through_peis_resolve_and_audits_revea
     b.sign_in("pbc", PASSWORD).await;
     // A scheme admin of another holdername sees neither.
     let other = uuid::Uuid::new_v4().to_string();
-    assert_eq!(b.save_user("admin", &[Role::SchemeAdmin], &other).await.status, 303);
+    assert_eq!(
+        b.save_user("admin", &[Role::SchemeAdmin], &other)
+            .await
+            .status,
+        303
+    );
     let mut admin = Browser::new(&s.env, &s.server);
     admin.sign_in("admin", PASSWORD).await;
     let page = admin.get("/possible-matches").await;
@@ -305,7 +354,13 @@ async fn console_resolves_possible_matches_through_peis_resolve_and_audits_revea
     assert!(page.body.contains(&guid));
     assert!(page.body.contains(&yes.reason), "the reason code is shown");
     // Masked: the member ID and NINO never appear whole.
-    let record = s.env.store().member_record(&yes.member_id).await.unwrap().unwrap();
+    let record = s
+        .env
+        .store()
+        .member_record(&yes.member_id)
+        .await
+        .unwrap()
+        .unwrap();
     let record: serde_json::Value = serde_json::from_slice(&record).unwrap();
     assert!(!page.body.contains(&yes.member_id));
     if let Some(nino) = record["nino"].as_str() {
@@ -315,28 +370,58 @@ async fn console_resolves_possible_matches_through_peis_resolve_and_audits_revea
     // The admin cannot act on another holdername's match.
     let acsrf = Browser::csrf(&admin.get("/possible-matches").await);
     let r = admin
-        .post("/possible-matches/resolve", &[("csrf", &acsrf), ("asset_guid", &guid), ("as", "yes")])
+        .post(
+            "/possible-matches/resolve",
+            &[("csrf", &acsrf), ("asset_guid", &guid), ("as", "yes")],
+        )
         .await;
     assert_eq!(r.status, 404);
 
     // Reveal: shown, and audited with the find request ID.
-    let r = b.post("/possible-matches/reveal", &[("csrf", &csrf), ("asset_guid", &guid)]).await;
+    let r = b
+        .post(
+            "/possible-matches/reveal",
+            &[("csrf", &csrf), ("asset_guid", &guid)],
+        )
+        .await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains(&yes.member_id));
-    let audit = s.env.store().audit_records(0, i64::MAX, None).await.unwrap();
+    let audit = s
+        .env
+        .store()
+        .audit_records(0, i64::MAX, None)
+        .await
+        .unwrap();
     assert!(audit.iter().any(|a| a.party == "console:pbc"
         && a.outcome == "reveal"
         && a.request_id.as_deref() == Some(yes.request_id.as_str())));
 
     // Yes: the CAS gets the PATCH to match-yes, as `peis resolve` sends it.
     let r = b
-        .post("/possible-matches/resolve", &[("csrf", &csrf), ("asset_guid", &guid), ("as", "yes")])
+        .post(
+            "/possible-matches/resolve",
+            &[("csrf", &csrf), ("asset_guid", &guid), ("as", "yes")],
+        )
         .await;
     assert_eq!(r.status, 303);
-    let at_cas = |pei: &str| s.cas.state.registrations().into_iter().find(|r| r.name == pei).unwrap();
+    let at_cas = |pei: &str| {
+        s.cas
+            .state
+            .registrations()
+            .into_iter()
+            .find(|r| r.name == pei)
+            .unwrap()
+    };
     assert_eq!(at_cas(&yes.pei).match_status, "match-yes");
     let r = b
-        .post("/possible-matches/resolve", &[("csrf", &csrf), ("asset_guid", &no.asset_guid.to_string()), ("as", "no")])
+        .post(
+            "/possible-matches/resolve",
+            &[
+                ("csrf", &csrf),
+                ("asset_guid", &no.asset_guid.to_string()),
+                ("as", "no"),
+            ],
+        )
         .await;
     assert_eq!(r.status, 303);
     assert_eq!(at_cas(&no.pei).deleted.as_deref(), Some("match-no"));
@@ -345,5 +430,210 @@ async fn console_resolves_possible_matches_through_peis_resolve_and_audits_revea
     let outcomes = s.audit_outcomes().await;
     assert!(outcomes.contains(&("console:pbc".into(), "resolved-yes".into())));
     assert!(outcomes.contains(&("console:pbc".into(), "resolved-no".into())));
+    s.server.stop().await;
+}
+
+/// chromedriver on a free port, with headless Chromium as root needs it; killed on drop.
+struct Driver {
+    child: std::process::Child,
+    port: u16,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The base64 SHA-256 of a certificate's public key, as Chromium's
+/// `--ignore-certificate-errors-spki-list` takes it (the dev certificate trusted as valid, so
+/// the page is a secure context whose `Secure` cookies are kept).
+fn spki_hash(pem: &std::path::Path) -> String {
+    use base64::Engine;
+    let certs = pdp_provider::tls::load_certs(pem).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&certs[0]).unwrap();
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(cert.tbs_certificate.subject_pki.raw);
+    base64::engine::general_purpose::STANDARD.encode(digest)
+}
+
+async fn chromium(spki: &str) -> (Driver, fantoccini::Client) {
+    assert!(
+        std::path::Path::new("/usr/bin/chromedriver").exists(),
+        "the browser test needs Debian's chromium and chromium-driver: run scripts/test, which installs them"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("/usr/bin/chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver {
+        child,
+        port,
+        _profile: profile,
+    };
+    let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
+        "acceptInsecureCerts": true,
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-quic", "--window-size=1400,900",
+                format!("--ignore-certificate-errors-spki-list={spki}"),
+                format!("--user-data-dir={}", driver._profile.path().display()),
+            ]
+        }
+    }))
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}", driver.port);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let client = loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match fantoccini::ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "chromedriver did not start: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    (driver, client)
+}
+
+#[tokio::test]
+async fn console_in_chromium_signs_in_and_resolves_a_possible_match_seen_at_the_cas() {
+    use fantoccini::Locator;
+    let s = setup().await;
+    let pei = s.possible(member_with(&s.members, 1)).await;
+    let guid = pei.asset_guid.to_string();
+    // The PBC also runs the service (service manager) and security (security lead).
+    let store = s.env.store();
+    let mut pbc = store.console_user("pbc").await.unwrap().unwrap();
+    pbc.roles.extend([Role::ServiceManager, Role::SecurityLead]);
+    pdp_provider::console::save_user(&store, pbc, None, 4)
+        .await
+        .unwrap();
+    let (_driver, c) = chromium(&spki_hash(&s.env.cert(files::SERVER))).await;
+    let base = format!(
+        "https://localhost:{}",
+        s.server.console_addr.unwrap().port()
+    );
+    let shots = std::env::var_os("PDP_CONSOLE_SCREENSHOTS").map(std::path::PathBuf::from);
+    let shot = |name: &'static str| {
+        let (c, shots) = (c.clone(), shots.clone());
+        async move {
+            if let Some(dir) = shots {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(
+                    dir.join(format!("{name}.png")),
+                    c.screenshot().await.unwrap(),
+                )
+                .unwrap();
+            }
+        }
+    };
+
+    c.goto(&format!("{base}/")).await.unwrap();
+    assert!(c
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .ends_with("/sign-in"));
+    shot("sign-in").await;
+    c.find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys("pbc")
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    if c.wait().for_element(Locator::Css("nav")).await.is_err() {
+        panic!(
+            "not signed in: at {} showing {}",
+            c.current_url().await.unwrap(),
+            c.source().await.unwrap()
+        );
+    }
+    shot("overview").await;
+
+    c.goto(&format!("{base}/possible-matches")).await.unwrap();
+    let row = format!("tr[data-asset-guid=\"{guid}\"]");
+    c.wait().for_element(Locator::Css(&row)).await.unwrap();
+    shot("possible-matches").await;
+    c.find(Locator::Css(&format!("{row} .resolve-yes")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let notice = c.wait().for_element(Locator::Css(".notice")).await.unwrap();
+    assert!(notice.text().await.unwrap().contains("match-yes"));
+    // The CAS simulator saw the PATCH to match-yes.
+    let at_cas = s
+        .cas
+        .state
+        .registrations()
+        .into_iter()
+        .find(|r| r.name == pei.pei)
+        .unwrap();
+    assert_eq!(at_cas.match_status, "match-yes");
+    assert!(
+        s.cas
+            .state
+            .calls()
+            .iter()
+            .any(|call| call.endpoint.starts_with("PATCH")),
+        "{:?}",
+        s.cas
+            .state
+            .calls()
+            .iter()
+            .map(|c| c.endpoint.clone())
+            .collect::<Vec<_>>()
+    );
+
+    if shots.is_some() {
+        for page in [
+            "flagged",
+            "calculations",
+            "failed-finds",
+            "sla",
+            "reports",
+            "organisation",
+            "users",
+        ] {
+            c.goto(&format!("{base}/{page}")).await.unwrap();
+            shot(page).await;
+        }
+    }
+    c.close().await.unwrap();
     s.server.stop().await;
 }

@@ -115,20 +115,19 @@ pub(super) async fn save_user(
 
 /// The organisation's registration data, by key.
 pub(super) async fn org(c: &impl GenericClient) -> Result<Vec<OrgDetail>, StoreError> {
-    Ok(c
-        .query(
-            "SELECT key, value, updated_at, confirmed_at FROM console_org ORDER BY key",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| OrgDetail {
-            key: r.get(0),
-            value: r.get(1),
-            updated_at: r.get(2),
-            confirmed_at: r.get(3),
-        })
-        .collect())
+    Ok(c.query(
+        "SELECT key, value, updated_at, confirmed_at FROM console_org ORDER BY key",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|r| OrgDetail {
+        key: r.get(0),
+        value: r.get(1),
+        updated_at: r.get(2),
+        confirmed_at: r.get(3),
+    })
+    .collect())
 }
 
 /// Sets one item; a changed value is unconfirmed until confirmed again.
