@@ -662,6 +662,7 @@ impl Page<'_> {
         self.render("overview.html", "/", context! {})
     }
 
+    #[allow(clippy::too_many_arguments)] // one call per page: the arguments are its text
     fn table(
         &self,
         here: &str,
