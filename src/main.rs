@@ -53,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: SimCommand,
     },
+    /// The operator console: create its first primary business contact.
+    Console {
+        #[command(subcommand)]
+        command: ConsoleCommand,
+    },
     /// Schemes (holdernames): suspend, resume, sever (CoCo3.2.5).
     Schemes {
         #[command(subcommand)]
@@ -318,6 +323,29 @@ enum MembersCommand {
 }
 
 #[derive(Subcommand)]
+enum ConsoleCommand {
+    /// Create the first primary business contact (refused once one exists); the password is
+    /// read from the environment variable named by --password-env (never an argument).
+    CreatePbc {
+        /// Sign-in name.
+        #[arg(long)]
+        username: String,
+        /// Full name, as PDP holds it.
+        #[arg(long)]
+        name: String,
+        /// Contact email, as PDP holds it.
+        #[arg(long)]
+        email: String,
+        /// The environment variable holding the password (at least 12 characters).
+        #[arg(long, default_value = "PDP_CONSOLE_PASSWORD")]
+        password_env: String,
+        /// The config naming the store.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum SchemesCommand {
     /// Stop matching a scheme's members and serving its views (404), at once; reversible.
     Suspend {
@@ -455,6 +483,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys { command } => keys(command),
         Command::Members { command } => members(command),
         Command::Schemes { command } => schemes(command),
+        Command::Console { command } => console(command),
         Command::Finds {
             command: FindsCommand::Failed { config },
         } => {
@@ -782,6 +811,25 @@ fn report(command: ReportCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `console create-pbc`: the first primary business contact.
+fn console(command: ConsoleCommand) -> anyhow::Result<ExitCode> {
+    let ConsoleCommand::CreatePbc {
+        username,
+        name,
+        email,
+        password_env,
+        config,
+    } = command;
+    let config = load_config(&config)?;
+    let password = std::env::var(&password_env)
+        .map_err(|_| anyhow::anyhow!("{password_env} is not set: it holds the password"))?;
+    let id = with_store(&config, |s| async move {
+        pdp_provider::console::create_first_pbc(&s, &username, &name, &email, password).await
+    })?;
+    println!("primary business contact created (user {id})");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `sla report`: exits 1 when a standard was missed.

@@ -52,6 +52,9 @@ pub enum StartError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The operator console.
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
     /// A listener could not bind.
     #[error("binding {addr}: {source}")]
     Bind {
@@ -68,6 +71,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The ops address actually bound.
     pub ops_addr: SocketAddr,
+    /// The operator console's address, when `console.enabled`.
+    pub console_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     pipeline: TaskTracker,
@@ -186,6 +191,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         },
         shutdown.clone(),
     ));
+    let console_addr = start_console(&config, &store, &cas, &shutdown, &tracker).await?;
     ops.ready.store(true, Ordering::Relaxed);
     spawn_reporting(&config, &store, &cas, &shutdown);
     tokio::spawn(upkeep(&config, store.clone(), cas).run(shutdown.clone()));
@@ -193,6 +199,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     Ok(Running {
         addr,
         ops_addr,
+        console_addr,
         shutdown,
         tracker,
         pipeline,
@@ -253,6 +260,28 @@ fn limits(config: &Config) -> Limits {
 }
 
 /// The background upkeep: heartbeats, certificate expiry, audit purge, possible-match expiry.
+/// The operator console's listener, when `console.enabled`: its address.
+async fn start_console(
+    config: &Config,
+    store: &Store,
+    cas: &CasClient,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<Option<SocketAddr>, StartError> {
+    if !config.console.enabled {
+        return Ok(None);
+    }
+    let addr = crate::console::start(
+        config,
+        store.clone(),
+        cas.clone(),
+        shutdown.clone(),
+        tracker.clone(),
+    )
+    .await?;
+    Ok(Some(addr))
+}
+
 /// The daily PDP reporting run, when `reporting.enabled`.
 fn spawn_reporting(config: &Config, store: &Store, cas: &CasClient, shutdown: &CancellationToken) {
     if config.reporting.enabled {

@@ -81,6 +81,8 @@ pub struct Config {
     pub access: AccessConfig,
     /// PDP reporting: the daily submissions.
     pub reporting: ReportingConfig,
+    /// The operator console (issue #18): its own TLS listener, sessions, role limits.
+    pub console: crate::console::ConsoleConfig,
 }
 
 /// PDP reporting (issue #13): when the previous day is submitted, how a submission is retried.
@@ -665,6 +667,7 @@ impl Config {
         if self.server.reload_poll_ms == 0 {
             return Err(invalid("server.reload_poll_ms", "must be more than 0"));
         }
+        self.console.validate()?;
         if self.server.ops_max_connections == 0 {
             return Err(invalid("server.ops_max_connections", "must be at least 1"));
         }

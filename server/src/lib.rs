@@ -53,6 +53,8 @@
 //! - [`keys`]: data keys: a new one, and rotation (re-sealing what is stored under the new key).
 //! - [`reload`]: keys and certificates replaced without a restart (`SIGHUP`, or a file change).
 //! - [`shutdown`]: one cancellation signal and the drain deadline.
+//! - [`console`]: the operator console on its own TLS listener: sign-in, the portal's roles,
+//!   possible-match review, the pages operators and PDP's roles need.
 //! - [`app`]: wires the parts into a running endpoint.
 
 // The server's functions stay short enough to read whole (clippy.toml: 100 lines).
@@ -63,6 +65,7 @@ pub mod audit;
 pub mod cas;
 pub mod coco;
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod keys;
 pub mod matching;

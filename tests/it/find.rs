@@ -349,35 +349,6 @@ async fn a_full_queue_sheds_with_503_and_retry_after() {
 }
 
 #[tokio::test]
-async fn concurrent_finds_share_commits_and_all_land() {
-    let env = Env::new();
-    let server = Server::start(env.config()).await;
-    let url = server.url("/find-requests");
-    let pfs = env.pfs();
-    let ids: Vec<String> = (0..200).map(|_| new_id()).collect();
-    let mut tasks = tokio::task::JoinSet::new();
-    for id in ids.clone() {
-        let (pfs, url) = (pfs.clone(), url.clone());
-        tasks.spawn(async move { post_find(&pfs, &url, &id, &find_body()).await.status() });
-    }
-    while let Some(status) = tasks.join_next().await {
-        assert_eq!(status.unwrap(), 202);
-    }
-    assert_eq!(env.store().find_requests().await.unwrap().len(), 200);
-    // Fewer commits than finds: group commit batched them.
-    let metrics = server.metrics().await;
-    let commits: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("pdp_journal_commit_seconds_count"))
-        .and_then(|l| l.rsplit(' ').next())
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(commits < 200.0, "{commits} commits for 200 finds");
-    server.stop().await;
-}
-
-#[tokio::test]
 async fn ops_listener_serves_health_and_metrics() {
     let env = Env::new();
     let server = Server::start(env.config()).await;

@@ -167,6 +167,8 @@ impl Env {
 pub struct Server {
     pub addr: std::net::SocketAddr,
     pub ops_addr: std::net::SocketAddr,
+    /// The operator console, when enabled.
+    pub console_addr: Option<std::net::SocketAddr>,
     running: Option<pdp_provider::app::Running>,
 }
 
@@ -176,6 +178,7 @@ impl Server {
         Server {
             addr: running.addr,
             ops_addr: running.ops_addr,
+            console_addr: running.console_addr,
             running: Some(running),
         }
     }

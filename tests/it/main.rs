@@ -37,3 +37,7 @@ mod instances;
 // PDP reporting: the six daily submissions against the simulator's stub validation, claims
 // across crashes, faults, planned downtime, the operator commands.
 mod report;
+
+// The operator console: sign-in, sessions, CSRF, headers, the portal's role rules over HTTP,
+// possible matches resolved through `peis::resolve`, and headless Chromium signing in.
+mod console;

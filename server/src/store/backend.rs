@@ -420,4 +420,30 @@ pub(super) trait Backend: Send + Sync + 'static {
 
     /// Backend upkeep (SQLite: a passive WAL checkpoint).
     async fn checkpoint(&self) -> Result<(), StoreError>;
+
+    // --- The operator console (see `console.rs`) ---
+
+    /// Every console user, by username.
+    async fn console_users(&self) -> Result<Vec<super::console::ConsoleUser>, StoreError>;
+
+    /// Adds (`id == 0`) or replaces a console user in one transaction, if `check` passes on
+    /// every user as they would then be.
+    async fn save_console_user(
+        &self,
+        user: super::console::ConsoleUser,
+        check: super::console::UserCheck,
+        now: i64,
+    ) -> Result<super::console::UserSaved, StoreError>;
+
+    /// The organisation's registration data, by key.
+    async fn org_details(&self) -> Result<Vec<super::console::OrgDetail>, StoreError>;
+
+    /// Sets an item of the organisation's registration data.
+    async fn set_org_detail(
+        &self,
+        key: String,
+        value: String,
+        confirmed: bool,
+        now: i64,
+    ) -> Result<(), StoreError>;
 }

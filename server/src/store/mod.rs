@@ -24,6 +24,7 @@
 //! get typed rows back. Both backends pass the same behaviour tests (`tests.rs`).
 
 mod backend;
+pub mod console;
 pub mod model;
 mod postgres;
 mod reports;

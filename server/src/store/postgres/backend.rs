@@ -536,6 +536,37 @@ impl Backend for Postgres {
     async fn possible_matches(&self, from: i64, to: i64) -> Result<Vec<PossibleMatch>, StoreError> {
         reports::possible_matches(&self.client().await?, from, to).await
     }
+
+    async fn console_users(&self) -> Result<Vec<crate::store::console::ConsoleUser>, StoreError> {
+        super::console::users(&self.client().await?).await
+    }
+
+    async fn save_console_user(
+        &self,
+        user: crate::store::console::ConsoleUser,
+        check: crate::store::console::UserCheck,
+        now: i64,
+    ) -> Result<crate::store::console::UserSaved, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        let out = super::console::save_user(&tx, user, check, now).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn org_details(&self) -> Result<Vec<crate::store::console::OrgDetail>, StoreError> {
+        super::console::org(&self.client().await?).await
+    }
+
+    async fn set_org_detail(
+        &self,
+        key: String,
+        value: String,
+        confirmed: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        super::console::set_org(&self.client().await?, &key, &value, confirmed, now).await
+    }
 }
 
 /// Applies one sealed member change in the caller's transaction (as the SQLite backend does).

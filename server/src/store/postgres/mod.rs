@@ -17,6 +17,7 @@
 
 mod audit;
 mod backend;
+mod console;
 mod finds;
 mod keys;
 mod members;

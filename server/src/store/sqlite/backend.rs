@@ -548,6 +548,35 @@ impl Backend for Sqlite {
         self.read(move |c| reports::possible_matches(c, from, to))
             .await
     }
+
+    async fn console_users(&self) -> Result<Vec<crate::store::console::ConsoleUser>, StoreError> {
+        self.read(super::console::users).await
+    }
+
+    async fn save_console_user(
+        &self,
+        user: crate::store::console::ConsoleUser,
+        check: crate::store::console::UserCheck,
+        now: i64,
+    ) -> Result<crate::store::console::UserSaved, StoreError> {
+        self.commit(move |c| super::console::save_user(c, user, check, now))
+            .await
+    }
+
+    async fn org_details(&self) -> Result<Vec<crate::store::console::OrgDetail>, StoreError> {
+        self.read(super::console::org).await
+    }
+
+    async fn set_org_detail(
+        &self,
+        key: String,
+        value: String,
+        confirmed: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.commit(move |c| super::console::set_org(c, &key, &value, confirmed, now))
+            .await
+    }
 }
 
 /// Applies one sealed member change on the writer's transaction.

@@ -18,6 +18,7 @@
 
 mod audit;
 mod backend;
+mod console;
 mod finds;
 mod keys;
 mod members;

@@ -1,0 +1,349 @@
+//! The operator console (issue #18): a small web console for the people who run the
+//! connection, with the connection portal's roles, on its own TLS listener (never the
+//! ecosystem port).
+//!
+//! - [`roles`]: the portal's roles, their limits and combinations (refusals name the rule), and
+//!   what each role may do here.
+//! - [`session`]: argon2 passwords, sessions in `__Host-` cookies, CSRF tokens, lock-out.
+//! - [`pages`]: the routes and pages: possible matches to review (resolved through
+//!   [`crate::peis::resolve_possible`], the code `peis resolve` runs), flagged PeIs,
+//!   calculations, failed finds, the month's SLA, certificate expiry, PDP submissions, the
+//!   organisation's contacts and registration data, users and roles, the audit export.
+//!
+//! Every action, and every reveal of personal data, is an audit record (direction `operator`,
+//! party `console:<username>`), committed before the answer. Every answer carries strict
+//! security headers (a CSP with no script at all, `frame-ancestors 'none'`, HSTS, `no-store`).
+//! Templates are compiled into the binary (minijinja); there is no front-end build step.
+
+pub mod pages;
+pub mod roles;
+pub mod session;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cas::client::CasClient;
+use crate::config::{Config, ConfigError};
+use crate::http::{conn, ConnLimits};
+use crate::store::console::{ConsoleUser, Role, UserSaved};
+use crate::store::{Store, StoreError};
+
+/// The console's settings (`[console]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Off by default: the console listens only when enabled.
+    pub enabled: bool,
+    /// Its own listener (HTTPS), never the ecosystem's.
+    pub listen: SocketAddr,
+    /// Its certificate chain (PEM); the ecosystem listener's `tls.cert` when unset.
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM); `tls.key` when unset.
+    pub key: Option<PathBuf>,
+    /// Connections at once.
+    pub max_connections: usize,
+    /// A session ends after this long without a request.
+    pub session_idle_timeout_s: u64,
+    /// A session ends this long after sign-in, used or not.
+    pub session_max_age_s: u64,
+    /// Scheme admins at most (PDP's default 4; it approves more case by case).
+    pub scheme_admin_limit: usize,
+    /// Largest form body accepted.
+    pub max_form_bytes: usize,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: "127.0.0.1:9443".parse().expect("static address"),
+            cert: None,
+            key: None,
+            max_connections: 64,
+            session_idle_timeout_s: 15 * 60,
+            session_max_age_s: 8 * 3600,
+            scheme_admin_limit: 4,
+            max_form_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// Checks ranges that serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, reason: &str| ConfigError::Invalid {
+            field,
+            reason: reason.to_owned(),
+        };
+        if self.max_connections == 0 {
+            return Err(invalid("console.max_connections", "must be at least 1"));
+        }
+        if self.session_idle_timeout_s == 0 || self.session_max_age_s < self.session_idle_timeout_s
+        {
+            return Err(invalid(
+                "console.session_idle_timeout_s",
+                "must be more than 0 and at most console.session_max_age_s",
+            ));
+        }
+        if self.scheme_admin_limit == 0 {
+            return Err(invalid("console.scheme_admin_limit", "must be at least 1"));
+        }
+        if self.max_form_bytes < 1024 {
+            return Err(invalid("console.max_form_bytes", "must be at least 1024"));
+        }
+        if self.cert.is_some() != self.key.is_some() {
+            return Err(invalid(
+                "console.cert",
+                "set both console.cert and console.key, or neither",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why a console operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// TLS material.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// A role rule refused the change.
+    #[error(transparent)]
+    Refused(#[from] roles::RoleRefusal),
+    /// The rule the store's check named (the same as a [`roles::RoleRefusal`]'s text).
+    #[error("{0}")]
+    RefusedInStore(String),
+    /// The username is taken.
+    #[error("username {0:?} is taken")]
+    UsernameTaken(String),
+    /// A password could not be hashed, or is too short.
+    #[error("password: {0}")]
+    Password(&'static str),
+    /// Binding the listener.
+    #[error("console.listen: binding {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// The running console's shared state.
+pub struct Console {
+    pub(crate) store: Store,
+    pub(crate) cas: CasClient,
+    pub(crate) config: Config,
+    pub(crate) sessions: session::Sessions,
+    pub(crate) templates: minijinja::Environment<'static>,
+    /// Verified for an unknown username, so that a sign-in takes as long either way.
+    pub(crate) dummy_hash: String,
+}
+
+impl Console {
+    /// The console's state for `config`.
+    pub fn new(config: Config, store: Store, cas: CasClient) -> Self {
+        let c = &config.console;
+        Self {
+            sessions: session::Sessions::new(
+                Duration::from_secs(c.session_idle_timeout_s),
+                Duration::from_secs(c.session_max_age_s),
+            ),
+            templates: pages::templates(),
+            dummy_hash: session::hash_password(&session::token()).unwrap_or_default(),
+            store,
+            cas,
+            config,
+        }
+    }
+}
+
+/// Adds or changes a user, checked against the role rules with every other user in the same
+/// transaction. `password`: a new password (required for a new user).
+pub async fn save_user(
+    store: &Store,
+    mut user: ConsoleUser,
+    password: Option<String>,
+    scheme_admin_limit: usize,
+) -> Result<i64, ConsoleError> {
+    if let Some(p) = password {
+        if p.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(ConsoleError::Password("at least 12 characters"));
+        }
+        user.password_hash = crate::store::blocking(move || {
+            session::hash_password(&p).map_err(|_| StoreError::Task("argon2".into()))
+        })
+        .await
+        .map_err(|_| ConsoleError::Password("could not be hashed"))?;
+    } else if user.id == 0 {
+        return Err(ConsoleError::Password("a new user needs one"));
+    }
+    user.roles.sort();
+    user.roles.dedup();
+    roles::check_person(&user)?;
+    let old = match user.id {
+        0 => None,
+        id => store
+            .console_users()
+            .await?
+            .into_iter()
+            .find(|u| u.id == id),
+    };
+    let id = user.id;
+    let check: crate::store::console::UserCheck = Box::new(move |after: &[ConsoleUser]| {
+        // Everyone as they are now: the others, and this user as stored (if stored).
+        let mut before: Vec<ConsoleUser> = after
+            .iter()
+            .filter(|u| u.id != 0 && u.id != id)
+            .cloned()
+            .collect();
+        before.extend(old);
+        roles::check_all(&before, after, scheme_admin_limit).map_err(|e| e.to_string())
+    });
+    match store.save_console_user(user.clone(), check).await? {
+        UserSaved::Saved(id) => Ok(id),
+        UserSaved::Refused(rule) => Err(ConsoleError::RefusedInStore(rule)),
+        UserSaved::UsernameTaken => Err(ConsoleError::UsernameTaken(user.username)),
+    }
+}
+
+/// Creates the first primary business contact (`console create-pbc`): refused once any PBC
+/// exists (the PBC then creates the others in the console).
+pub async fn create_first_pbc(
+    store: &Store,
+    username: &str,
+    display_name: &str,
+    email: &str,
+    password: String,
+) -> Result<i64, ConsoleError> {
+    if store
+        .console_users()
+        .await?
+        .iter()
+        .any(|u| u.has(Role::Pbc))
+    {
+        return Err(ConsoleError::RefusedInStore(
+            "rule FIRST_PBC: a primary business contact exists; they add users in the console"
+                .into(),
+        ));
+    }
+    let user = ConsoleUser {
+        id: 0,
+        username: username.to_owned(),
+        display_name: display_name.to_owned(),
+        email: email.to_owned(),
+        password_hash: String::new(),
+        roles: vec![Role::Pbc],
+        holdernames: Vec::new(),
+        suspended: false,
+        confirmed_at: None,
+        updated_at: 0,
+    };
+    save_user(store, user, Some(password), usize::MAX).await
+}
+
+/// The console's TLS config: its certificate, no client certificate asked, HTTP/1.1.
+fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, ConsoleError> {
+    let c = &config.console;
+    let cert = c.cert.clone().unwrap_or_else(|| config.tls.cert.clone());
+    let key = c.key.clone().unwrap_or_else(|| config.tls.key.clone());
+    let mut tls = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(crate::tls::TlsError::from)?
+        .with_no_client_auth()
+        .with_single_cert(crate::tls::load_certs(&cert)?, crate::tls::load_key(&key)?)
+        .map_err(crate::tls::TlsError::from)?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(tls))
+}
+
+/// Binds the console's listener and serves it (see [`serve`]) until `shutdown`; the address
+/// bound. TLS material and the address are checked before it returns.
+pub async fn start(
+    config: &Config,
+    store: Store,
+    cas: CasClient,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) -> Result<SocketAddr, ConsoleError> {
+    let acceptor = TlsAcceptor::from(tls_config(config)?);
+    let addr = config.console.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ConsoleError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ConsoleError::Bind { addr, source })?;
+    let console = Arc::new(Console::new(config.clone(), store, cas));
+    tokio::spawn(serve(listener, acceptor, console, shutdown, tracker));
+    tracing::info!(%bound, "operator console listening");
+    Ok(bound)
+}
+
+/// Serves the console on `listener` until `shutdown`, through the shared accept loop (the
+/// connection cap, header and idle time-outs of [`crate::http::conn`]).
+pub async fn serve(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    console: Arc<Console>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let limits = ConnLimits {
+        max_connections: console.config.console.max_connections,
+        ..ConnLimits::from_config(&console.config)
+    };
+    let max = limits.max_connections;
+    conn::accept_loop(listener, max, shutdown.clone(), tracker, move |tcp| {
+        let (acceptor, console, limits, shutdown) = (
+            acceptor.clone(),
+            console.clone(),
+            limits.clone(),
+            shutdown.clone(),
+        );
+        async move {
+            let tls =
+                match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    _ => return,
+                };
+            let idle = conn::Idle::new();
+            let busy = idle.clone();
+            let service = service_fn(move |req| {
+                let console = console.clone();
+                let guard = busy.begin();
+                async move {
+                    let resp = pages::route(&console, req).await;
+                    drop(guard);
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            conn::drive(
+                tls,
+                service,
+                idle,
+                &limits,
+                conn::Protocols::Http1,
+                shutdown,
+            )
+            .await;
+        }
+    })
+    .await;
+}

@@ -1,0 +1,238 @@
+//! Sign-in, sessions and CSRF tokens.
+//!
+//! - Passwords are argon2id PHC strings (the `argon2` crate's defaults: 19 MiB, 2 passes),
+//!   hashed and verified off the runtime. A failed sign-in answers the same whether the user
+//!   exists or not (a dummy hash is verified for an unknown one), and five failures in a row
+//!   lock a username for [`LOCKOUT`].
+//! - A session is a 256-bit random token in a `__Host-` cookie (`Secure`, `HttpOnly`,
+//!   `SameSite=Strict`, `Path=/`); the server keeps only its SHA-256, with the user's id, its
+//!   CSRF token and its times. Sessions end after `console.session_idle_timeout_s` without a
+//!   request, `console.session_max_age_s` after sign-in, at sign-out, and at restart (kept in
+//!   memory: the console serves one instance; rejected option: a sessions table, which would
+//!   let a session outlive the operator's intent across restarts for no gain here).
+//! - CSRF: every form carries the session's token (synchroniser pattern); sign-in, before any
+//!   session, carries a token also set in a short-lived `__Host-` cookie (double submit). Every
+//!   `POST` must also come from the console's own origin when the browser says (`Origin`).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use rand::RngCore;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "__Host-pdp-console";
+/// The sign-in form's CSRF cookie.
+pub const LOGIN_COOKIE: &str = "__Host-pdp-console-login";
+/// How long a username is locked after [`MAX_FAILURES`] failed sign-ins.
+pub const LOCKOUT: Duration = Duration::from_secs(15 * 60);
+/// Failed sign-ins in a row before a lock-out.
+pub const MAX_FAILURES: u32 = 5;
+
+/// A password hashing failure (never the password).
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing failed")]
+pub struct HashError;
+
+/// Hashes a password (argon2id, random salt) into a PHC string.
+pub fn hash_password(password: &str) -> Result<String, HashError> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| HashError)
+}
+
+/// Whether `password` is the one `phc` was made from.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// A fresh random token, URL-safe.
+pub fn token() -> String {
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()).into()
+}
+
+/// Compares two strings in time independent of where they differ.
+pub fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A signed-in session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The user's id.
+    pub user_id: i64,
+    /// The token every form of this session carries.
+    pub csrf: String,
+    created: Instant,
+    last_seen: Instant,
+}
+
+/// Every live session, and sign-in failures per username.
+pub struct Sessions {
+    idle: Duration,
+    max_age: Duration,
+    by_digest: Mutex<HashMap<[u8; 32], Session>>,
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+// === impl Sessions ===
+
+impl Sessions {
+    /// Sessions that end after `idle` without a request, or `max_age` after sign-in.
+    pub fn new(idle: Duration, max_age: Duration) -> Self {
+        Self {
+            idle,
+            max_age,
+            by_digest: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts a session for `user_id`; its cookie token.
+    pub fn start(&self, user_id: i64) -> String {
+        let t = token();
+        let now = Instant::now();
+        let mut map = self.by_digest.lock().unwrap();
+        map.retain(|_, s| !self.expired(s, now));
+        map.insert(
+            digest(&t),
+            Session {
+                user_id,
+                csrf: token(),
+                created: now,
+                last_seen: now,
+            },
+        );
+        t
+    }
+
+    fn expired(&self, s: &Session, now: Instant) -> bool {
+        now.duration_since(s.last_seen) > self.idle || now.duration_since(s.created) > self.max_age
+    }
+
+    /// The live session of a cookie token, touched.
+    pub fn get(&self, token: &str) -> Option<Session> {
+        let now = Instant::now();
+        let mut map = self.by_digest.lock().unwrap();
+        let key = digest(token);
+        let s = map.get_mut(&key)?;
+        if self.expired(s, now) {
+            map.remove(&key);
+            return None;
+        }
+        s.last_seen = now;
+        Some(s.clone())
+    }
+
+    /// Ends a session.
+    pub fn end(&self, token: &str) {
+        self.by_digest.lock().unwrap().remove(&digest(token));
+    }
+
+    /// Ends every session of a user (suspended, password changed).
+    pub fn end_user(&self, user_id: i64) {
+        self.by_digest
+            .lock()
+            .unwrap()
+            .retain(|_, s| s.user_id != user_id);
+    }
+
+    /// Whether `username` is locked out now.
+    pub fn locked(&self, username: &str) -> bool {
+        let f = self.failures.lock().unwrap();
+        f.get(username)
+            .is_some_and(|(n, at)| *n >= MAX_FAILURES && at.elapsed() < LOCKOUT)
+    }
+
+    /// Notes a sign-in's result for `username`.
+    pub fn note_attempt(&self, username: &str, ok: bool) {
+        let mut f = self.failures.lock().unwrap();
+        if ok {
+            f.remove(username);
+            return;
+        }
+        if f.len() > 10_000 {
+            f.retain(|_, (_, at)| at.elapsed() < LOCKOUT);
+        }
+        let e = f.entry(username.to_owned()).or_insert((0, Instant::now()));
+        if e.1.elapsed() >= LOCKOUT {
+            *e = (0, Instant::now());
+        }
+        e.0 += 1;
+        e.1 = Instant::now();
+    }
+}
+
+/// A `Set-Cookie` value: `__Host-` rules (Secure, Path=/, no Domain), HttpOnly, SameSite=Strict.
+pub fn set_cookie(name: &str, value: &str, max_age: Option<Duration>) -> String {
+    let mut c = cookie::Cookie::build((name.to_owned(), value.to_owned()))
+        .secure(true)
+        .http_only(true)
+        .same_site(cookie::SameSite::Strict)
+        .path("/");
+    if let Some(age) = max_age {
+        c = c.max_age(cookie::time::Duration::seconds(age.as_secs() as i64));
+    }
+    c.build().encoded().to_string()
+}
+
+/// The value of cookie `name` in a request's `Cookie` headers.
+pub fn cookie_value(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse_encoded)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_passwords_hash_with_argon2_and_verify() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn console_sessions_expire_and_lock_out() {
+        let s = Sessions::new(Duration::from_secs(60), Duration::from_secs(3600));
+        let t = s.start(7);
+        assert_eq!(s.get(&t).unwrap().user_id, 7);
+        assert!(s.get("other").is_none());
+        s.end_user(7);
+        assert!(s.get(&t).is_none());
+        for _ in 0..MAX_FAILURES {
+            assert!(!s.locked("pbc"));
+            s.note_attempt("pbc", false);
+        }
+        assert!(s.locked("pbc"));
+        let c = set_cookie(SESSION_COOKIE, "abc", None);
+        assert!(c.contains("Secure") && c.contains("HttpOnly") && c.contains("SameSite=Strict"));
+    }
+}

@@ -1,0 +1,211 @@
+//! The operator console's state (issue #18): the people who run the connection, their
+//! connection-portal roles, and the organisation's details as registered with PDP.
+//!
+//! The role rules themselves live in `crate::console::roles`; the store only guarantees that a
+//! change is checked against every other user as the same transaction sees them (SQLite: the one
+//! writer; PostgreSQL: the users table locked for the transaction), so two PBCs added at once
+//! cannot both pass a limit of two. The SQL is in each backend's `console.rs`, the schema in
+//! `migrations/V5__console.sql`. No member data is stored here.
+
+use super::{Store, StoreError};
+
+/// A connection-portal role (PDP's "Roles and responsibilities").
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
+    serde::Serialize,
+)]
+#[strum(serialize_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Primary business contact: users, roles, schemes; everything a scheme admin does.
+    Pbc,
+    /// Primary technical contact: certificates and keys.
+    Ptc,
+    /// Scheme admin: schemes of their holdernames.
+    SchemeAdmin,
+    /// Test manager: testing during connection.
+    TestManager,
+    /// Service manager: service acceptance, operation.
+    ServiceManager,
+    /// Security lead: IT health checks, the audit trail.
+    SecurityLead,
+}
+
+impl Role {
+    /// The stored (and form) spelling.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// What a person reads.
+    pub fn title(self) -> &'static str {
+        match self {
+            Role::Pbc => "Primary business contact",
+            Role::Ptc => "Primary technical contact",
+            Role::SchemeAdmin => "Scheme admin",
+            Role::TestManager => "Test manager",
+            Role::ServiceManager => "Service manager",
+            Role::SecurityLead => "Security lead",
+        }
+    }
+}
+
+/// A console user as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConsoleUser {
+    /// Its id (0 for one not yet stored).
+    pub id: i64,
+    /// Sign-in name, unique.
+    pub username: String,
+    /// Full name, as PDP holds it for a key contact.
+    pub display_name: String,
+    /// Contact email, as PDP holds it for a key contact.
+    pub email: String,
+    /// The argon2 PHC string (never the password).
+    pub password_hash: String,
+    /// Roles held.
+    pub roles: Vec<Role>,
+    /// The holdernames a scheme admin acts on.
+    pub holdernames: Vec<uuid::Uuid>,
+    /// Suspended users cannot sign in.
+    pub suspended: bool,
+    /// When the contact's details were last confirmed to PDP (µs), if ever.
+    pub confirmed_at: Option<i64>,
+    /// Last change (µs).
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for ConsoleUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleUser")
+            .field("id", &self.id)
+            .field("roles", &self.roles)
+            .field("suspended", &self.suspended)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConsoleUser {
+    /// Whether the user holds `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// The check a user change must pass against every user as they would then be (the changed
+/// one included): `Err` names the rule broken.
+pub type UserCheck = Box<dyn FnOnce(&[ConsoleUser]) -> Result<(), String> + Send>;
+
+/// What saving a user did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSaved {
+    /// Stored, with its id.
+    Saved(i64),
+    /// Refused by the check: the rule, as it said.
+    Refused(String),
+    /// Another user has that username.
+    UsernameTaken,
+}
+
+/// One item of the organisation's PDP registration data (CoCo3.1.1-3.1.2) and when it was
+/// last confirmed to PDP (CoCo3.2.6-3.2.7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgDetail {
+    /// Its name, e.g. `organisation_name`.
+    pub key: String,
+    /// Its value.
+    pub value: String,
+    /// Last change (µs).
+    pub updated_at: i64,
+    /// When it was last confirmed to PDP (µs).
+    pub confirmed_at: Option<i64>,
+}
+
+// === impl Store ===
+
+impl Store {
+    /// Every console user, by username.
+    pub async fn console_users(&self) -> Result<Vec<ConsoleUser>, StoreError> {
+        self.db().console_users().await
+    }
+
+    /// One console user by username.
+    pub async fn console_user(&self, username: &str) -> Result<Option<ConsoleUser>, StoreError> {
+        Ok(self
+            .console_users()
+            .await?
+            .into_iter()
+            .find(|u| u.username == username))
+    }
+
+    /// Adds (`user.id == 0`) or replaces a console user, in one transaction in which `check`
+    /// sees every user as they would be after the change; refused as `check` says.
+    pub async fn save_console_user(
+        &self,
+        user: ConsoleUser,
+        check: UserCheck,
+    ) -> Result<UserSaved, StoreError> {
+        self.db()
+            .save_console_user(user, check, crate::now_micros())
+            .await
+    }
+
+    /// The organisation's registration data.
+    pub async fn org_details(&self) -> Result<Vec<OrgDetail>, StoreError> {
+        self.db().org_details().await
+    }
+
+    /// Sets an item of the organisation's registration data (`confirmed`: as confirmed to PDP
+    /// now).
+    pub async fn set_org_detail(
+        &self,
+        key: String,
+        value: String,
+        confirmed: bool,
+    ) -> Result<(), StoreError> {
+        self.db()
+            .set_org_detail(key, value, confirmed, crate::now_micros())
+            .await
+    }
+}
+
+// === stored spellings (shared by both backends) ===
+
+/// Joins spellings with commas.
+pub(super) fn join_list<S: AsRef<str>>(items: impl Iterator<Item = S>) -> String {
+    items
+        .map(|s| s.as_ref().to_owned())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parses stored role spellings; an unknown one is corruption.
+pub(super) fn split_roles(s: &str) -> Result<Vec<Role>, StoreError> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse()
+                .map_err(|_| StoreError::Corrupt("console_users.roles"))
+        })
+        .collect()
+}
+
+/// Parses stored holdernames.
+pub(super) fn split_guids(s: &str) -> Result<Vec<uuid::Uuid>, StoreError> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            uuid::Uuid::try_parse(p).map_err(|_| StoreError::Corrupt("console_users.holdernames"))
+        })
+        .collect()
+}

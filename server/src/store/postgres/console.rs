@@ -1,0 +1,155 @@
+//! The operator console's users and organisation data in PostgreSQL's SQL (see the SQLite
+//! backend's `console.rs`). A user is saved in a transaction that first locks the users table
+//! against other writers (`SHARE ROW EXCLUSIVE`: reads go on), so the role check sees every
+//! user as the commit will leave them, whichever instance writes.
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+
+use super::super::console::{ConsoleUser, OrgDetail, UserCheck, UserSaved};
+use super::super::StoreError;
+use crate::store::console::{join_list, split_guids, split_roles};
+
+fn user_of(r: &Row) -> Result<ConsoleUser, StoreError> {
+    Ok(ConsoleUser {
+        id: r.get(0),
+        username: r.get(1),
+        display_name: r.get(2),
+        email: r.get(3),
+        password_hash: r.get(4),
+        roles: split_roles(r.get::<_, &str>(5))?,
+        holdernames: split_guids(r.get::<_, &str>(6))?,
+        suspended: r.get(7),
+        confirmed_at: r.get(8),
+        updated_at: r.get(9),
+    })
+}
+
+/// Every user, by username.
+pub(super) async fn users(c: &impl GenericClient) -> Result<Vec<ConsoleUser>, StoreError> {
+    c.query(
+        "SELECT id, username, display_name, email, password_hash, roles, holdernames,
+                suspended, confirmed_at, updated_at
+         FROM console_users ORDER BY username",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(user_of)
+    .collect()
+}
+
+/// Checks and saves one user (the caller commits).
+pub(super) async fn save_user(
+    c: &impl GenericClient,
+    user: ConsoleUser,
+    check: UserCheck,
+    now: i64,
+) -> Result<UserSaved, StoreError> {
+    c.batch_execute("LOCK TABLE console_users IN SHARE ROW EXCLUSIVE MODE")
+        .await?;
+    let taken = c
+        .query_opt(
+            "SELECT id FROM console_users WHERE username = $1",
+            &[&user.username],
+        )
+        .await?
+        .map(|r| r.get::<_, i64>(0));
+    if taken.is_some_and(|id| id != user.id) {
+        return Ok(UserSaved::UsernameTaken);
+    }
+    let mut all: Vec<ConsoleUser> = users(c)
+        .await?
+        .into_iter()
+        .filter(|u| u.id != user.id)
+        .collect();
+    all.push(user.clone());
+    if let Err(rule) = check(&all) {
+        return Ok(UserSaved::Refused(rule));
+    }
+    let roles = join_list(user.roles.iter().map(|r| r.as_str()));
+    let holdernames = join_list(user.holdernames.iter().map(|h| h.hyphenated().to_string()));
+    if user.id == 0 {
+        let row = c
+            .query_one(
+                "INSERT INTO console_users (username, display_name, email, password_hash, roles,
+                     holdernames, suspended, confirmed_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                &[
+                    &user.username,
+                    &user.display_name,
+                    &user.email,
+                    &user.password_hash,
+                    &roles,
+                    &holdernames,
+                    &user.suspended,
+                    &user.confirmed_at,
+                    &now,
+                ],
+            )
+            .await?;
+        Ok(UserSaved::Saved(row.get(0)))
+    } else {
+        c.execute(
+            "UPDATE console_users SET username = $2, display_name = $3, email = $4,
+                 password_hash = $5, roles = $6, holdernames = $7, suspended = $8,
+                 confirmed_at = $9, updated_at = $10
+             WHERE id = $1",
+            &[
+                &user.id,
+                &user.username,
+                &user.display_name,
+                &user.email,
+                &user.password_hash,
+                &roles,
+                &holdernames,
+                &user.suspended,
+                &user.confirmed_at,
+                &now,
+            ],
+        )
+        .await?;
+        Ok(UserSaved::Saved(user.id))
+    }
+}
+
+/// The organisation's registration data, by key.
+pub(super) async fn org(c: &impl GenericClient) -> Result<Vec<OrgDetail>, StoreError> {
+    Ok(c.query(
+        "SELECT key, value, updated_at, confirmed_at FROM console_org ORDER BY key",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|r| OrgDetail {
+        key: r.get(0),
+        value: r.get(1),
+        updated_at: r.get(2),
+        confirmed_at: r.get(3),
+    })
+    .collect())
+}
+
+/// Sets one item; a changed value is unconfirmed until confirmed again.
+pub(super) async fn set_org(
+    c: &impl GenericClient,
+    key: &str,
+    value: &str,
+    confirmed: bool,
+    now: i64,
+) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO console_org (key, value, updated_at, confirmed_at)
+         VALUES ($1, $2, $3, CASE WHEN $4 THEN $3 END)
+         ON CONFLICT (key) DO UPDATE SET
+             confirmed_at = CASE WHEN $4 THEN $3
+                                 WHEN console_org.value = excluded.value THEN console_org.confirmed_at
+                            END,
+             updated_at = CASE WHEN console_org.value = excluded.value
+                               THEN console_org.updated_at ELSE $3 END,
+             value = excluded.value",
+        &[&key, &value, &now, &confirmed],
+    )
+    .await?;
+    Ok(())
+}

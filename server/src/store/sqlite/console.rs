@@ -1,0 +1,150 @@
+//! The operator console's users and organisation data in SQL (schema:
+//! `migrations/V5__console.sql`). A user is saved inside the writer's transaction after the
+//! role check has seen every user as they would then be: the one writer makes that atomic.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::super::console::{ConsoleUser, OrgDetail, UserCheck, UserSaved};
+use super::super::StoreError;
+use crate::store::console::{join_list, split_guids, split_roles};
+
+fn user_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ConsoleUser, String, String)> {
+    Ok((
+        ConsoleUser {
+            id: r.get(0)?,
+            username: r.get(1)?,
+            display_name: r.get(2)?,
+            email: r.get(3)?,
+            password_hash: r.get(4)?,
+            roles: Vec::new(),
+            holdernames: Vec::new(),
+            suspended: r.get(7)?,
+            confirmed_at: r.get(8)?,
+            updated_at: r.get(9)?,
+        },
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+/// Every user, by username.
+pub(in crate::store) fn users(c: &Connection) -> Result<Vec<ConsoleUser>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, username, display_name, email, password_hash, roles, holdernames,
+                suspended, confirmed_at, updated_at
+         FROM console_users ORDER BY username",
+    )?;
+    let rows = stmt.query_map([], user_of)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (mut u, roles, holdernames) = row?;
+        u.roles = split_roles(&roles)?;
+        u.holdernames = split_guids(&holdernames)?;
+        out.push(u);
+    }
+    Ok(out)
+}
+
+/// Checks and saves one user (inside the writer's transaction).
+pub(in crate::store) fn save_user(
+    c: &Connection,
+    user: ConsoleUser,
+    check: UserCheck,
+    now: i64,
+) -> Result<UserSaved, StoreError> {
+    let taken: Option<i64> = c
+        .query_row(
+            "SELECT id FROM console_users WHERE username = ?1",
+            [&user.username],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if taken.is_some_and(|id| id != user.id) {
+        return Ok(UserSaved::UsernameTaken);
+    }
+    let mut all: Vec<ConsoleUser> = users(c)?.into_iter().filter(|u| u.id != user.id).collect();
+    all.push(user.clone());
+    if let Err(rule) = check(&all) {
+        return Ok(UserSaved::Refused(rule));
+    }
+    let roles = join_list(user.roles.iter().map(|r| r.as_str()));
+    let holdernames = join_list(user.holdernames.iter().map(|h| h.hyphenated().to_string()));
+    if user.id == 0 {
+        c.execute(
+            "INSERT INTO console_users (username, display_name, email, password_hash, roles,
+                 holdernames, suspended, confirmed_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                user.username,
+                user.display_name,
+                user.email,
+                user.password_hash,
+                roles,
+                holdernames,
+                user.suspended,
+                user.confirmed_at,
+                now
+            ],
+        )?;
+        Ok(UserSaved::Saved(c.last_insert_rowid()))
+    } else {
+        c.execute(
+            "UPDATE console_users SET username = ?2, display_name = ?3, email = ?4,
+                 password_hash = ?5, roles = ?6, holdernames = ?7, suspended = ?8,
+                 confirmed_at = ?9, updated_at = ?10
+             WHERE id = ?1",
+            params![
+                user.id,
+                user.username,
+                user.display_name,
+                user.email,
+                user.password_hash,
+                roles,
+                holdernames,
+                user.suspended,
+                user.confirmed_at,
+                now
+            ],
+        )?;
+        Ok(UserSaved::Saved(user.id))
+    }
+}
+
+/// The organisation's registration data, by key.
+pub(in crate::store) fn org(c: &Connection) -> Result<Vec<OrgDetail>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT key, value, updated_at, confirmed_at FROM console_org ORDER BY key",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(OrgDetail {
+            key: r.get(0)?,
+            value: r.get(1)?,
+            updated_at: r.get(2)?,
+            confirmed_at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Sets one item; a changed value is unconfirmed until confirmed again.
+pub(in crate::store) fn set_org(
+    c: &Connection,
+    key: &str,
+    value: &str,
+    confirmed: bool,
+    now: i64,
+) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO console_org (key, value, updated_at, confirmed_at)
+         VALUES (?1, ?2, ?3, CASE WHEN ?4 THEN ?3 END)
+         ON CONFLICT (key) DO UPDATE SET
+             confirmed_at = CASE WHEN ?4 THEN ?3
+                                 WHEN console_org.value = excluded.value THEN console_org.confirmed_at
+                            END,
+             updated_at = CASE WHEN console_org.value = excluded.value
+                               THEN console_org.updated_at ELSE ?3 END,
+             value = excluded.value",
+        params![key, value, now, confirmed],
+    )?;
+    Ok(())
+}
