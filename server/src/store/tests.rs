@@ -1068,6 +1068,93 @@ async fn a_submission_is_claimed_once_answered_and_corrected_as_a_new_attempt(db
     assert!(s.submissions(day.succ_opt()).await.unwrap().is_empty());
 }
 
+fn console_user(username: &str, roles: Vec<super::console::Role>) -> super::console::ConsoleUser {
+    super::console::ConsoleUser {
+        id: 0,
+        username: username.into(),
+        display_name: format!("{username} person"),
+        email: format!("{username}@example.com"),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        roles,
+        holdernames: vec![Uuid::from_u128(5)],
+        suspended: false,
+        confirmed_at: None,
+        updated_at: 0,
+    }
+}
+
+async fn console_users_are_checked_against_every_user_in_the_saving_transaction(db: Place) {
+    use super::console::{Role, UserSaved};
+    let s = db.open().await;
+    // At most two holders of a role (as the console's rules say for PBCs): the check sees the
+    // users as they would be, the new one included.
+    let at_most_two = || -> super::console::UserCheck {
+        Box::new(|after: &[super::console::ConsoleUser]| {
+            let n = after.iter().filter(|u| u.has(Role::Pbc)).count();
+            if n > 2 {
+                Err("PBC_MAX".into())
+            } else {
+                Ok(())
+            }
+        })
+    };
+    let a = s
+        .save_console_user(console_user("a", vec![Role::Pbc]), at_most_two())
+        .await
+        .unwrap();
+    let UserSaved::Saved(a_id) = a else {
+        panic!("{a:?}")
+    };
+    // Two at once: both fit (two PBCs); a third at once with them would not.
+    let (b, c) = tokio::join!(
+        s.save_console_user(console_user("b", vec![Role::Pbc]), at_most_two()),
+        s.save_console_user(
+            console_user("c", vec![Role::Pbc, Role::SecurityLead]),
+            at_most_two()
+        ),
+    );
+    let saved = [b.unwrap(), c.unwrap()];
+    assert_eq!(
+        saved
+            .iter()
+            .filter(|x| matches!(x, UserSaved::Saved(_)))
+            .count(),
+        1,
+        "{saved:?}"
+    );
+    assert!(saved
+        .iter()
+        .any(|x| *x == UserSaved::Refused("PBC_MAX".into())));
+    assert_eq!(
+        s.save_console_user(console_user("a", vec![Role::Ptc]), at_most_two())
+            .await
+            .unwrap(),
+        UserSaved::UsernameTaken
+    );
+    // A change of an existing user (its id) is checked the same way and read back as stored.
+    let mut a = s.console_user("a").await.unwrap().unwrap();
+    assert_eq!(a.id, a_id);
+    a.roles = vec![Role::Pbc, Role::TestManager];
+    a.confirmed_at = Some(42);
+    s.save_console_user(a, at_most_two()).await.unwrap();
+    let a = s.console_user("a").await.unwrap().unwrap();
+    assert_eq!(a.roles, [Role::Pbc, Role::TestManager]);
+    assert_eq!(a.holdernames, [Uuid::from_u128(5)]);
+    assert_eq!(a.confirmed_at, Some(42));
+    assert_eq!(s.console_users().await.unwrap().len(), 2);
+
+    // The organisation's registration data: a change is unconfirmed until confirmed.
+    s.set_org_detail("organisation_name".into(), "Acme".into(), false)
+        .await
+        .unwrap();
+    let d = s.org_details().await.unwrap();
+    assert_eq!((d[0].value.as_str(), d[0].confirmed_at), ("Acme", None));
+    s.set_org_detail("organisation_name".into(), "Acme".into(), true)
+        .await
+        .unwrap();
+    assert!(s.org_details().await.unwrap()[0].confirmed_at.is_some());
+}
+
 on_both_backends!(
     appends_store_no_matches_at_their_end_and_queue_matches_sealed,
     a_find_is_claimed_once_ended_once_and_reclaimed_after_its_lease,
@@ -1083,4 +1170,5 @@ on_both_backends!(
     a_renewed_lease_keeps_a_find_from_a_second_claim,
     report_facts_windows_and_possible_matches_read_back_per_period,
     a_submission_is_claimed_once_answered_and_corrected_as_a_new_attempt,
+    console_users_are_checked_against_every_user_in_the_saving_transaction,
 );

@@ -140,13 +140,13 @@ pub(super) async fn set_org(
 ) -> Result<(), StoreError> {
     c.execute(
         "INSERT INTO console_org (key, value, updated_at, confirmed_at)
-         VALUES ($1, $2, $3, CASE WHEN $4 THEN $3 END)
+         VALUES ($1, $2, $3::BIGINT, CASE WHEN $4::BOOLEAN THEN $3::BIGINT END)
          ON CONFLICT (key) DO UPDATE SET
-             confirmed_at = CASE WHEN $4 THEN $3
+             confirmed_at = CASE WHEN $4::BOOLEAN THEN $3::BIGINT
                                  WHEN console_org.value = excluded.value THEN console_org.confirmed_at
                             END,
              updated_at = CASE WHEN console_org.value = excluded.value
-                               THEN console_org.updated_at ELSE $3 END,
+                               THEN console_org.updated_at ELSE $3::BIGINT END,
              value = excluded.value",
         &[&key, &value, &now, &confirmed],
     )
