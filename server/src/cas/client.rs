@@ -60,10 +60,11 @@ impl CasClient {
         request_id: Option<&str>,
         req: RequestBuilder,
     ) -> Result<Bytes, CasError> {
-        let transaction_id = uuid::Uuid::new_v4().hyphenated().to_string();
-        let received_at = crate::now_micros();
-        let started = Instant::now();
-        let result = req.header("X-Request-ID", &transaction_id).send().await;
+        let call = Outbound::start();
+        let result = req
+            .header("X-Request-ID", &call.transaction_id)
+            .send()
+            .await;
         let (status, outcome) = match result {
             Ok(resp) => {
                 let status = resp.status();
@@ -84,23 +85,36 @@ impl CasClient {
             }
             Err(e) => (0, Err(CasError::Unreachable(kind(&e)))),
         };
-        let elapsed = started.elapsed();
-        crate::metrics::cas_call(endpoint, status, elapsed);
+        let audited = match &outcome {
+            Ok(_) => "ok".into(),
+            Err(e) => e.reason(),
+        };
+        self.recorded(endpoint, call, request_id, status, audited);
+        outcome
+    }
+
+    /// Counts and audits one outbound call: the find it was for, its status, and its outcome as
+    /// audited.
+    pub(super) fn recorded(
+        &self,
+        endpoint: &'static str,
+        call: Outbound,
+        request_id: Option<&str>,
+        status: u16,
+        outcome: String,
+    ) {
+        crate::metrics::cas_call(endpoint, status, call.started.elapsed());
         self.store.audit(AuditRecord {
-            transaction_id,
+            transaction_id: call.transaction_id,
             request_id: request_id.map(str::to_owned),
             direction: Direction::Outbound,
             party: "cas".into(),
             endpoint: endpoint.into(),
-            received_at,
+            received_at: call.received_at,
             responded_at: crate::now_micros(),
             status,
-            outcome: match &outcome {
-                Ok(_) => "ok".into(),
-                Err(e) => e.reason(),
-            },
+            outcome,
         });
-        outcome
     }
 
     /// 4.1: swaps a UAT for a PAT.
@@ -261,5 +275,25 @@ fn sort_status(endpoint: &str, status: StatusCode, retry_after: Option<Duration>
         },
         409 if endpoint == "POST /rreguri" => CasError::Conflict,
         s => CasError::Refused { status: s },
+    }
+}
+
+/// One outbound call's transaction ID (a new one for every call, retries included) and when it
+/// left, taken before it is sent.
+pub(super) struct Outbound {
+    /// Its X-Request-ID.
+    pub(super) transaction_id: String,
+    received_at: i64,
+    started: Instant,
+}
+
+impl Outbound {
+    /// A call about to leave.
+    pub(super) fn start() -> Self {
+        Self {
+            transaction_id: uuid::Uuid::new_v4().hyphenated().to_string(),
+            received_at: crate::now_micros(),
+            started: Instant::now(),
+        }
     }
 }

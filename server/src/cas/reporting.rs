@@ -4,10 +4,7 @@
 //! problem details of a refusal: they are kept and shown to operators (never personal data: the
 //! reporting API echoes field codes only).
 
-use std::time::Instant;
-
 use super::client::CasClient;
-use crate::audit::{AuditRecord, Direction};
 use crate::wire::report::{DefaultResponse, ReportKind};
 
 /// How a reporting call failed.
@@ -64,14 +61,12 @@ impl CasClient {
             ReportKind::FindAvailability => "POST /service-availability/find",
             ReportKind::ViewAvailability => "POST /service-availability/view",
         };
-        let transaction_id = uuid::Uuid::new_v4().hyphenated().to_string();
-        let received_at = crate::now_micros();
-        let started = Instant::now();
+        let call = super::client::Outbound::start();
         let result = self
             .http
             .load()
             .post(self.url(kind.as_str()))
-            .header("X-Request-ID", &transaction_id)
+            .header("X-Request-ID", &call.transaction_id)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.to_owned())
             .send()
@@ -98,24 +93,14 @@ impl CasClient {
                 (status, outcome)
             }
         };
-        crate::metrics::cas_call(endpoint, status, started.elapsed());
-        self.store.audit(AuditRecord {
-            transaction_id,
-            request_id: None,
-            direction: Direction::Outbound,
-            party: "cas".into(),
-            endpoint: endpoint.into(),
-            received_at,
-            responded_at: crate::now_micros(),
-            status,
-            outcome: match &outcome {
-                Ok(_) => "ok".into(),
-                Err(ReportCallError::Retryable { .. }) => "unavailable".into(),
-                Err(ReportCallError::Refused { .. }) => "refused".into(),
-                Err(ReportCallError::Unreachable(k)) => k.clone(),
-                Err(ReportCallError::Malformed) => "malformed".into(),
-            },
-        });
+        let audited = match &outcome {
+            Ok(_) => "ok".into(),
+            Err(ReportCallError::Retryable { .. }) => "unavailable".into(),
+            Err(ReportCallError::Refused { .. }) => "refused".into(),
+            Err(ReportCallError::Unreachable(k)) => k.clone(),
+            Err(ReportCallError::Malformed) => "malformed".into(),
+        };
+        self.recorded(endpoint, call, None, status, audited);
         outcome
     }
 }

@@ -440,13 +440,7 @@ impl Backend for Postgres {
 
     async fn sla_samples(&self, from: i64, to: i64) -> Result<SlaSamples, StoreError> {
         let mut c = self.client().await?;
-        // One snapshot for every sample.
-        let tx = c
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let tx = snapshot(&mut c).await?;
         let out = audit::sla_samples(&tx, from, to).await?;
         tx.commit().await?;
         Ok(out)
@@ -485,13 +479,7 @@ impl Backend for Postgres {
 
     async fn report_facts(&self, from: i64, to: i64) -> Result<DayFacts, StoreError> {
         let mut c = self.client().await?;
-        // One snapshot for every fact of the period.
-        let tx = c
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let tx = snapshot(&mut c).await?;
         let out = reports::day_facts(&tx, from, to).await?;
         tx.commit().await?;
         Ok(out)
@@ -567,6 +555,15 @@ impl Backend for Postgres {
     ) -> Result<(), StoreError> {
         super::console::set_org(&self.client().await?, &key, &value, confirmed, now).await
     }
+}
+
+/// A read-only transaction on one snapshot: a report's every query sees the same data.
+async fn snapshot(c: &mut Object) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
+    Ok(c.build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
 }
 
 /// Applies one sealed member change in the caller's transaction (as the SQLite backend does).
