@@ -433,6 +433,111 @@ async fn console_resolves_possible_matches_through_peis_resolve_and_audits_revea
     s.server.stop().await;
 }
 
+#[tokio::test]
+async fn console_deregisters_a_pei_as_peis_deregister_does_for_the_roles_that_may() {
+    let s = setup().await;
+    let id = uuid::Uuid::new_v4().to_string();
+    let m = member_with(&s.members, 1);
+    post_find(
+        &s.env.pfs(),
+        &s.server.url("/find-requests"),
+        &id,
+        &find_for(m, FindKind::Yes),
+    )
+    .await;
+    s.env.ended(&id).await;
+    let pei = s.env.store().peis_for_request(&id).await.unwrap().remove(0);
+    let guid = pei.asset_guid.to_string();
+    let mut b = Browser::new(&s.env, &s.server);
+    b.sign_in("pbc", PASSWORD).await;
+
+    // A technical contact may not; a scheme admin of another holdername does not see it.
+    assert_eq!(b.save_user("tech", &[Role::Ptc], "").await.status, 303);
+    let mut tech = Browser::new(&s.env, &s.server);
+    tech.sign_in("tech", PASSWORD).await;
+    assert_eq!(tech.get("/deregister").await.status, 403);
+    let other = uuid::Uuid::new_v4().to_string();
+    assert_eq!(
+        b.save_user("admin", &[Role::SchemeAdmin], &other)
+            .await
+            .status,
+        303
+    );
+    let mut admin = Browser::new(&s.env, &s.server);
+    admin.sign_in("admin", PASSWORD).await;
+    let acsrf = Browser::csrf(&admin.get("/deregister").await);
+    let r = admin
+        .post(
+            "/deregister",
+            &[
+                ("csrf", &acsrf),
+                ("asset_guid", &guid),
+                ("reason", "match-withdrawn"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+
+    // A reason the PeI's match status does not allow is refused, naming why.
+    let page = b.get("/deregister").await;
+    assert_eq!(page.status, 200);
+    let csrf = Browser::csrf(&page);
+    let r = b
+        .post(
+            "/deregister",
+            &[
+                ("csrf", &csrf),
+                ("asset_guid", &guid),
+                ("reason", "match-no"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("not a valid deletion reason"), "{}", r.body);
+    let at_cas = || {
+        s.cas
+            .state
+            .registrations()
+            .into_iter()
+            .find(|r| r.name == pei.pei)
+            .unwrap()
+    };
+    assert_eq!(at_cas().deleted, None);
+
+    // The PBC de-registers it: the CAS is told why, it is never served again, and the action
+    // is audited with who did it and the find it came from.
+    let r = b
+        .post(
+            "/deregister",
+            &[
+                ("csrf", &csrf),
+                ("asset_guid", &guid),
+                ("reason", "match-withdrawn"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(at_cas().deleted.as_deref(), Some("match-withdrawn"));
+    let stored = s
+        .env
+        .store()
+        .pei_by_asset_guid(pei.asset_guid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.state, pdp_provider::store::PeiState::Deregistered);
+    let audit = s
+        .env
+        .store()
+        .audit_records(0, i64::MAX, None)
+        .await
+        .unwrap();
+    assert!(audit.iter().any(|a| a.party == "console:pbc"
+        && a.outcome == "deregistered"
+        && a.request_id.as_deref() == Some(id.as_str())));
+    s.server.stop().await;
+}
+
 /// chromedriver on a free port, with headless Chromium as root needs it; killed on drop.
 struct Driver {
     child: std::process::Child,

@@ -32,6 +32,7 @@ pub fn templates() -> minijinja::Environment<'static> {
             include_str!("templates/possible_matches.html"),
         ),
         ("reveal.html", include_str!("templates/reveal.html")),
+        ("deregister.html", include_str!("templates/deregister.html")),
         ("table.html", include_str!("templates/table.html")),
         ("users.html", include_str!("templates/users.html")),
         (
@@ -208,6 +209,8 @@ async fn dispatch(
         (Method::POST, "/possible-matches/resolve") => page.resolve(&form).await,
         (Method::POST, "/possible-matches/reveal") => page.reveal(&form).await,
         (Method::GET, "/flagged") => page.flagged().await,
+        (Method::GET, "/deregister") => page.deregister_form(None, StatusCode::OK),
+        (Method::POST, "/deregister") => page.deregister(&form).await,
         (Method::GET, "/calculations") => page.calculations().await,
         (Method::GET, "/failed-finds") => page.failed_finds().await,
         (Method::GET, "/sla") => page.sla(&query).await,
@@ -295,6 +298,7 @@ fn notice_for(done: &str) -> Option<String> {
                 "The CAS refused the PAT: the PeI is flagged; PDP must be told (CoCo2.2.4)."
             }
             "saved" => "Saved.",
+            "deregistered" => "De-registered: no longer served, and the CAS was told.",
             "confirmed" => "Recorded as confirmed to PDP today.",
             _ => return None,
         }
@@ -529,6 +533,12 @@ fn nav(user: &ConsoleUser) -> Vec<Nav> {
             "/flagged",
             "Flagged PeIs",
             "de-registration pending: notify PDP",
+        ),
+        (
+            Action::Deregister,
+            "/deregister",
+            "De-register",
+            "stop serving a PeI and tell the CAS why",
         ),
         (
             Action::Service,
@@ -904,6 +914,91 @@ impl Page<'_> {
             "No PeI is flagged.",
             None,
         )
+    }
+
+    fn deregister_form(
+        &self,
+        error: Option<String>,
+        status: StatusCode,
+    ) -> Result<Resp, ConsoleError> {
+        if !roles::may(&self.me.user, Action::Deregister) {
+            return self.forbidden();
+        }
+        let reasons = [
+            crate::peis::DeletionReason::MatchNo,
+            crate::peis::DeletionReason::MatchWithdrawn,
+            crate::peis::DeletionReason::AssetRemoved,
+            crate::peis::DeletionReason::MatchTimeout,
+        ]
+        .map(crate::peis::DeletionReason::as_str);
+        self.render_status(
+            "deregister.html",
+            "/deregister",
+            context! { reasons },
+            status,
+            error,
+        )
+    }
+
+    /// De-registers a PeI the user may act on (a scheme admin: their holdernames only), as
+    /// `pdp-provider peis deregister` does.
+    async fn deregister(&self, form: &Form) -> Result<Resp, ConsoleError> {
+        const EP: &str = "POST /console/deregister";
+        if !roles::may(&self.me.user, Action::Deregister) {
+            self.audit(EP, 403, "forbidden", None).await;
+            return self.forbidden();
+        }
+        let Some(reason) = form
+            .get("reason")
+            .and_then(crate::peis::DeletionReason::parse)
+        else {
+            return self.deregister_form(
+                Some("reason: match-no, match-withdrawn, asset-removed or match-timeout".into()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            );
+        };
+        let pei = match form.get("asset_guid").map(|g| Uuid::try_parse(g.trim())) {
+            Some(Ok(g)) => self.console.store.pei_by_asset_guid(g).await?,
+            _ => None,
+        };
+        let Some(pei) = pei.filter(|p| roles::sees_holdername(&self.me.user, p.holdername)) else {
+            self.audit(EP, 404, "not_found", None).await;
+            return self.deregister_form(
+                Some("no registered PeI of yours has that asset GUID".into()),
+                StatusCode::NOT_FOUND,
+            );
+        };
+        let rid = Some(pei.request_id.clone());
+        let guid = pei.asset_guid.to_string();
+        match crate::peis::deregister(&self.console.store, &self.console.cas, &guid, reason).await {
+            Ok(crate::peis::Deregistered::FlaggedPatExpired) => {
+                self.audit(EP, 303, "flagged", rid).await;
+                Ok(redirect("/flagged?done=flagged"))
+            }
+            Ok(_) => {
+                self.audit(EP, 303, "deregistered", rid).await;
+                Ok(redirect("/deregister?done=deregistered"))
+            }
+            Err(
+                e @ (crate::peis::DeregError::InvalidReason { .. }
+                | crate::peis::DeregError::NotRegistered(_)),
+            ) => {
+                self.audit(EP, 422, "refused", rid).await;
+                self.deregister_form(Some(e.to_string()), StatusCode::UNPROCESSABLE_ENTITY)
+            }
+            Err(e) => {
+                self.audit(EP, 502, "failed", rid).await;
+                tracing::warn!(error = %e, "console: de-registration not sent");
+                self.deregister_form(
+                    Some(
+                        "not de-registered at the CAS yet: the PeI is no longer served and the \
+                         server sends it within a minute"
+                            .into(),
+                    ),
+                    StatusCode::BAD_GATEWAY,
+                )
+            }
+        }
     }
 
     async fn calculations(&self) -> Result<Resp, ConsoleError> {
