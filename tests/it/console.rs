@@ -538,6 +538,80 @@ async fn console_deregisters_a_pei_as_peis_deregister_does_for_the_roles_that_ma
     s.server.stop().await;
 }
 
+async fn post_owned(b: &mut Browser, path: &str, form: &[(String, String)]) -> Page {
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    b.post(path, &form).await
+}
+
+#[tokio::test]
+async fn console_announces_planned_downtime_under_the_five_working_days_rule() {
+    let s = setup().await;
+    let mut b = Browser::new(&s.env, &s.server);
+    b.sign_in("pbc", PASSWORD).await;
+    assert_eq!(
+        b.save_user("svc", &[Role::ServiceManager], "").await.status,
+        303
+    );
+    // Not a service manager's page for a PBC alone.
+    assert_eq!(b.get("/downtime").await.status, 403);
+    let mut svc = Browser::new(&s.env, &s.server);
+    svc.sign_in("svc", PASSWORD).await;
+    let page = svc.get("/downtime").await;
+    assert_eq!(page.status, 200);
+    let csrf = Browser::csrf(&page);
+    let at = |days: i64| {
+        (chrono::Utc::now() + chrono::Duration::days(days))
+            .format("%Y-%m-%dT%H:%M")
+            .to_string()
+    };
+    let window = |from: String, to: String, emergency: bool| {
+        let mut f = vec![
+            ("csrf".to_owned(), csrf.clone()),
+            ("service".into(), "find".into()),
+            ("from".into(), from),
+            ("to".into(), to),
+            ("reason".into(), "Database upgrade".into()),
+        ];
+        if emergency {
+            f.push(("emergency".into(), "on".into()));
+        }
+        f
+    };
+    // Tomorrow, without the emergency mark: refused, naming the rule.
+    let r = post_owned(&mut svc, "/downtime", &window(at(1), at(2), false)).await;
+    assert_eq!(r.status, 422);
+    assert!(r.body.contains("CoCo2.2.1"), "{}", r.body);
+    // As an emergency: accepted, reported unscheduled; three weeks ahead: scheduled.
+    let r = post_owned(&mut svc, "/downtime", &window(at(1), at(2), true)).await;
+    assert_eq!(r.status, 303);
+    let r = post_owned(&mut svc, "/downtime", &window(at(21), at(22), false)).await;
+    assert_eq!(r.status, 303);
+    let page = svc.get("/downtime").await;
+    assert!(
+        page.body.contains("unscheduled (emergency)"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("<td>scheduled</td>"), "{}", page.body);
+    let stored = s.env.store().unavailability(0, i64::MAX).await.unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .map(|u| u.window.emergency)
+            .collect::<Vec<_>>(),
+        [true, false]
+    );
+    let outcomes = s.audit_outcomes().await;
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|(who, o)| who == "console:svc" && o == "announced")
+            .count(),
+        2
+    );
+    s.server.stop().await;
+}
+
 /// chromedriver on a free port, with headless Chromium as root needs it; killed on drop.
 struct Driver {
     child: std::process::Child,

@@ -117,6 +117,9 @@ pub enum ConsoleError {
     /// The store.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Reporting's store or its rules failed (planned downtime).
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
     /// TLS material.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),

@@ -33,6 +33,7 @@ pub fn templates() -> minijinja::Environment<'static> {
         ),
         ("reveal.html", include_str!("templates/reveal.html")),
         ("deregister.html", include_str!("templates/deregister.html")),
+        ("downtime.html", include_str!("templates/downtime.html")),
         ("table.html", include_str!("templates/table.html")),
         ("users.html", include_str!("templates/users.html")),
         (
@@ -209,6 +210,8 @@ async fn dispatch(
         (Method::POST, "/possible-matches/resolve") => page.resolve(&form).await,
         (Method::POST, "/possible-matches/reveal") => page.reveal(&form).await,
         (Method::GET, "/flagged") => page.flagged().await,
+        (Method::GET, "/downtime") => page.downtime(None, StatusCode::OK).await,
+        (Method::POST, "/downtime") => page.announce(&form).await,
         (Method::GET, "/deregister") => page.deregister_form(None, StatusCode::OK),
         (Method::POST, "/deregister") => page.deregister(&form).await,
         (Method::GET, "/calculations") => page.calculations().await,
@@ -299,6 +302,9 @@ fn notice_for(done: &str) -> Option<String> {
             }
             "saved" => "Saved.",
             "deregistered" => "De-registered: no longer served, and the CAS was told.",
+            "announced" => {
+                "Announced: it will be reported to PDP with the day's service availability."
+            }
             "confirmed" => "Recorded as confirmed to PDP today.",
             _ => return None,
         }
@@ -533,6 +539,12 @@ fn nav(user: &ConsoleUser) -> Vec<Nav> {
             "/flagged",
             "Flagged PeIs",
             "de-registration pending: notify PDP",
+        ),
+        (
+            Action::Service,
+            "/downtime",
+            "Planned downtime",
+            "announce a window (5 working days' notice, CoCo2.2.1)",
         ),
         (
             Action::Deregister,
@@ -914,6 +926,124 @@ impl Page<'_> {
             "No PeI is flagged.",
             None,
         )
+    }
+
+    async fn downtime(
+        &self,
+        error: Option<String>,
+        status: StatusCode,
+    ) -> Result<Resp, ConsoleError> {
+        if !roles::may(&self.me.user, Action::Service) {
+            return self.forbidden();
+        }
+        let now = crate::now_micros();
+        let rows: Vec<Vec<String>> = self
+            .console
+            .store
+            .unavailability(now - 30 * 86_400_000_000, i64::MAX)
+            .await?
+            .into_iter()
+            .map(|u| {
+                let w = u.window;
+                vec![
+                    crate::wire::report::datetime(w.starts_at),
+                    crate::wire::report::datetime(w.ends_at),
+                    w.service.as_str().to_owned(),
+                    w.holdername
+                        .map_or_else(|| "every scheme".into(), |h| h.to_string()),
+                    w.reason,
+                    if w.emergency {
+                        "unscheduled (emergency)"
+                    } else {
+                        "scheduled"
+                    }
+                    .into(),
+                ]
+            })
+            .collect();
+        let head = [
+            "From",
+            "To",
+            "Service",
+            "Holdername",
+            "Reason",
+            "Reported as",
+        ];
+        self.render_status(
+            "downtime.html",
+            "/downtime",
+            context! { rows, head },
+            status,
+            error,
+        )
+    }
+
+    /// Announces a window under CoCo2.2.1's notice rule, as `pdp-provider report downtime`.
+    async fn announce(&self, form: &Form) -> Result<Resp, ConsoleError> {
+        const EP: &str = "POST /console/downtime";
+        if !roles::may(&self.me.user, Action::Service) {
+            self.audit(EP, 403, "forbidden", None).await;
+            return self.forbidden();
+        }
+        let refuse = |msg: String| async move {
+            self.audit(EP, 422, "refused", None).await;
+            self.downtime(Some(msg), StatusCode::UNPROCESSABLE_ENTITY)
+                .await
+        };
+        let Some(service) = form
+            .get("service")
+            .and_then(crate::store::model::Service::parse)
+        else {
+            return refuse("service: find, view or both".into()).await;
+        };
+        let time = |k: &str| {
+            form.get(k).and_then(|v| {
+                chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M")
+                    .ok()
+                    .map(|t| t.and_utc().timestamp_micros())
+            })
+        };
+        let (Some(from), Some(to)) = (time("from"), time("to")) else {
+            return refuse("from, to: a date and time (UTC)".into()).await;
+        };
+        let holdername = match form
+            .get("holdername")
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+        {
+            None => None,
+            Some(h) => match Uuid::try_parse(h) {
+                Ok(g) => Some(g),
+                Err(_) => return refuse("holdername: a GUID, or blank".into()).await,
+            },
+        };
+        let config = &self.console.config;
+        let nation = holdername
+            .and_then(|h| config.view.nations.iter().find(|n| n.holdername == h))
+            .map_or(config.view.nation, |n| n.nation);
+        let announced = crate::report::downtime::announce(
+            &self.console.store,
+            &crate::report::downtime::calendar(config),
+            nation,
+            crate::report::downtime::Announcement {
+                service,
+                holdername,
+                from,
+                to,
+                reason: form.get("reason").unwrap_or("").trim().to_owned(),
+                emergency: form.get("emergency") == Some("on"),
+            },
+            crate::now_micros(),
+        )
+        .await;
+        match announced {
+            Ok(_) => {
+                self.audit(EP, 303, "announced", None).await;
+                Ok(redirect("/downtime?done=announced"))
+            }
+            Err(crate::report::ReportError::Downtime(e)) => refuse(e.to_string()).await,
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn deregister_form(
