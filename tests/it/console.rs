@@ -544,7 +544,7 @@ async fn post_owned(b: &mut Browser, path: &str, form: &[(String, String)]) -> P
 }
 
 #[tokio::test]
-async fn console_announces_planned_downtime_under_the_five_working_days_rule() {
+async fn console_announces_planned_downtime_and_shows_the_sla_per_holdername() {
     let s = setup().await;
     let mut b = Browser::new(&s.env, &s.server);
     b.sign_in("pbc", PASSWORD).await;
@@ -608,6 +608,28 @@ async fn console_announces_planned_downtime_under_the_five_working_days_rule() {
             .filter(|(who, o)| who == "console:svc" && o == "announced")
             .count(),
         2
+    );
+
+    // The month's SLA, per holdername: a matching find's completion is counted for its scheme.
+    let m = member_with(&s.members, 1);
+    let id = uuid::Uuid::new_v4().to_string();
+    post_find(
+        &s.env.pfs(),
+        &s.server.url("/find-requests"),
+        &id,
+        &find_for(m, FindKind::Yes),
+    )
+    .await;
+    s.env.ended(&id).await;
+    let page = svc.get("/sla").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(&format!(
+            "Completion (CoCo2.1.2), holdername {}",
+            m.holdername
+        )),
+        "{}",
+        page.body
     );
     s.server.stop().await;
 }

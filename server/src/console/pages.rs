@@ -1239,10 +1239,11 @@ impl Page<'_> {
             if a.met { "met".into() } else { "MISSED".into() },
         ]);
         bars.push(("Availability (CoCo2.1.5)", a.ratio, 0.995));
+        rows.extend(self.sla_by_holdername(&month).await?);
         self.table(
             "/sla",
             &format!("Service levels, {month}"),
-            "For the whole connection (every holdername shares the endpoint). Each bar is the share within the CoCo limit; the line is what is required.",
+            "The whole connection first, then each holdername: its matching finds' completion (ACK to its PeIs registered) and its views served. Availability is the endpoint's, shared by every holdername. Each bar is the share within the CoCo limit; the line is what is required.",
             &["Standard", "Count", "p99.9", "Target / limit", "Within limit", "Required", ""],
             rows,
             "",
@@ -1279,6 +1280,55 @@ impl Page<'_> {
             "No certificate configured.",
             None,
         )
+    }
+
+    /// The month's completion and view rows for each holdername (a scheme admin: theirs).
+    async fn sla_by_holdername(&self, month: &str) -> Result<Vec<Vec<String>>, ConsoleError> {
+        let Ok((from, to)) = crate::sla::month_bounds(month) else {
+            return Ok(Vec::new());
+        };
+        let store = &self.console.store;
+        let mut by: std::collections::BTreeMap<Uuid, (Vec<i64>, Vec<i64>)> = store
+            .completions_by_holdername(from, to)
+            .await?
+            .into_iter()
+            .map(|(h, c)| (h, (c, Vec::new())))
+            .collect();
+        for v in store.report_facts(from, to).await?.views {
+            by.entry(v.holdername)
+                .or_default()
+                .1
+                .push(v.responded_at - v.received_at);
+        }
+        let mut rows = Vec::new();
+        for (h, (completion, view)) in by {
+            if !roles::sees_holdername(&self.me.user, h) {
+                continue;
+            }
+            for (name, samples, level) in [
+                (
+                    "Completion (CoCo2.1.2)",
+                    completion,
+                    crate::coco::COMPLETION,
+                ),
+                ("View (CoCo2.1.3)", view, crate::coco::VIEW),
+            ] {
+                if samples.is_empty() {
+                    continue;
+                }
+                let s = crate::sla::series(samples, level);
+                rows.push(vec![
+                    format!("{name}, holdername {h}"),
+                    s.count.to_string(),
+                    format!("{:.1} ms", s.p999_ms),
+                    format!("{} s / {} s", s.target_s, s.limit_s),
+                    format!("{:.3}%", s.within_limit * 100.0),
+                    format!("{:.1}%", s.required * 100.0),
+                    if s.met { "met".into() } else { "MISSED".into() },
+                ]);
+            }
+        }
+        Ok(rows)
     }
 
     async fn reports(&self) -> Result<Resp, ConsoleError> {

@@ -361,6 +361,14 @@ pub(super) trait Backend: Send + Sync + 'static {
     /// The service levels' samples for `[from, to)` (µs).
     async fn sla_samples(&self, from: i64, to: i64) -> Result<SlaSamples, StoreError>;
 
+    /// Matching finds ACKed in `[from, to)` (µs) and completed: ACK to completion (µs), once for
+    /// each holdername the find registered PeIs in.
+    async fn completions_by_holdername(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError>;
+
     /// Takes a daily job's run for `day` if no one has finished it and no one holds it (a holder
     /// that stopped without finishing loses it when `lease_until` passes): whether this caller
     /// has it.

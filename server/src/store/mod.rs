@@ -945,6 +945,21 @@ impl Store {
         self.db().sla_samples(from, to).await
     }
 
+    /// Matching finds ACKed in `[from, to)` (µs) and completed, by holdername: the ACK to
+    /// completion times (µs) of the finds that registered PeIs in each (CoCo2.1.2 per scheme).
+    pub async fn completions_by_holdername(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<std::collections::BTreeMap<Uuid, Vec<i64>>, StoreError> {
+        let mut out = std::collections::BTreeMap::<Uuid, Vec<i64>>::new();
+        for (h, us) in self.db().completions_by_holdername(from, to).await? {
+            let h = Uuid::try_parse(&h).map_err(|_| StoreError::Corrupt("holdername"))?;
+            out.entry(h).or_default().push(us);
+        }
+        Ok(out)
+    }
+
     /// Runs a daily job's run for `day` once across every instance sharing the store: true when
     /// this caller takes it, after which it must call [`Store::finish_daily`]. A run whose holder
     /// stopped without finishing is taken over once `lease` has passed (the jobs are

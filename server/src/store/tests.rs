@@ -1155,6 +1155,39 @@ async fn console_users_are_checked_against_every_user_in_the_saving_transaction(
     assert!(s.org_details().await.unwrap()[0].confirmed_at.is_some());
 }
 
+async fn completion_times_are_read_per_holdername_a_find_registered_in(db: Place) {
+    let s = db.open().await;
+    s.append(find("f", true), audit("f")).await.unwrap();
+    s.append(find("n", false), audit("n")).await.unwrap();
+    let mut other = pei(2, MatchStatus::Yes);
+    other.holdername = Uuid::from_u128(2000);
+    s.record_matches(
+        "f",
+        vec![pei(1, MatchStatus::Yes), pei(3, MatchStatus::Yes), other],
+        None,
+    )
+    .await
+    .unwrap();
+    let c = s.claim(Duration::from_secs(60), 1).await.unwrap().remove(0);
+    s.end(
+        "f",
+        Some(c.attempts),
+        Ok(FindOutcome::MatchYes),
+        Vec::new(),
+        None,
+    )
+    .await
+    .unwrap();
+    let by = s.completions_by_holdername(0, i64::MAX).await.unwrap();
+    assert_eq!(
+        by.keys().copied().collect::<Vec<_>>(),
+        [Uuid::from_u128(1000), Uuid::from_u128(2000)]
+    );
+    // Once per holdername, whatever the number of its PeIs; no-matches are not completions.
+    assert!(by.values().all(|v| v.len() == 1 && v[0] >= 0));
+    assert!(s.completions_by_holdername(0, 1).await.unwrap().is_empty());
+}
+
 on_both_backends!(
     appends_store_no_matches_at_their_end_and_queue_matches_sealed,
     a_find_is_claimed_once_ended_once_and_reclaimed_after_its_lease,
@@ -1171,4 +1204,5 @@ on_both_backends!(
     report_facts_windows_and_possible_matches_read_back_per_period,
     a_submission_is_claimed_once_answered_and_corrected_as_a_new_attempt,
     console_users_are_checked_against_every_user_in_the_saving_transaction,
+    completion_times_are_read_per_holdername_a_find_registered_in,
 );

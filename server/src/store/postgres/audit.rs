@@ -254,3 +254,23 @@ pub(super) async fn finish_daily(
     .await?;
     Ok(())
 }
+
+/// Matching finds ACKed in `[from, to)` and completed: `(holdername, ACK to completion)`, once
+/// per holdername a find registered PeIs in.
+pub(super) async fn completions_by_holdername(
+    c: &impl GenericClient,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    c.query(
+        "SELECT DISTINCT p.holdername, f.request_id, f.completed_at - f.acked_at
+           FROM find_requests f JOIN peis p ON p.request_id = f.request_id
+          WHERE f.state = 'done' AND f.outcome IN ('match-yes', 'match-possible')
+            AND f.acked_at >= $1 AND f.acked_at < $2",
+        &[&from, &to],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get(0)?, r.try_get(2)?)))
+    .collect()
+}

@@ -446,6 +446,14 @@ impl Backend for Postgres {
         Ok(out)
     }
 
+    async fn completions_by_holdername(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        audit::completions_by_holdername(&self.client().await?, from, to).await
+    }
+
     async fn begin_daily(
         &self,
         job: String,

@@ -229,3 +229,20 @@ pub(in crate::store) fn finish_daily(
         .execute(params![job, day, now])?;
     Ok(())
 }
+
+/// Matching finds ACKed in `[from, to)` and completed: `(holdername, ACK to completion)`, once
+/// per holdername a find registered PeIs in.
+pub(in crate::store) fn completions_by_holdername(
+    conn: &Connection,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT DISTINCT p.holdername, f.request_id, f.completed_at - f.acked_at
+           FROM find_requests f JOIN peis p ON p.request_id = f.request_id
+          WHERE f.state = 'done' AND f.outcome IN ('match-yes', 'match-possible')
+            AND f.acked_at >= ?1 AND f.acked_at < ?2",
+    )?;
+    let rows = stmt.query_map(params![from, to], |r| Ok((r.get(0)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

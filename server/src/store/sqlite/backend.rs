@@ -474,6 +474,15 @@ impl Backend for Sqlite {
         self.read(move |c| audit::sla_samples(c, from, to)).await
     }
 
+    async fn completions_by_holdername(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(move |c| audit::completions_by_holdername(c, from, to))
+            .await
+    }
+
     async fn begin_daily(
         &self,
         job: String,
