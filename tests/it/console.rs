@@ -141,6 +141,10 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(|_| {}).await
+}
+
+async fn setup_with(tweak: impl FnOnce(&mut pdp_provider::config::Config)) -> Setup {
     let env = Env::new();
     let members = env.with_members(200).await;
     let store = env.open_store().await;
@@ -158,6 +162,7 @@ async fn setup() -> Setup {
     let mut config = env.config_with_cas(&cas);
     config.console.enabled = true;
     config.console.listen = "127.0.0.1:0".parse().unwrap();
+    tweak(&mut config);
     let server = Server::start(config).await;
     Setup {
         env,
@@ -634,6 +639,57 @@ async fn console_announces_planned_downtime_and_shows_the_sla_per_holdername() {
     s.server.stop().await;
 }
 
+#[tokio::test]
+async fn console_shows_test_managers_the_recorded_load_runs_and_their_verdicts() {
+    let runs = tempfile::tempdir().unwrap();
+    let result = |started: &str, passed: bool| {
+        serde_json::json!({
+            "tool": "pdp-provider load", "scenario": "steady", "started_at": started,
+            "config": {"target": "https://127.0.0.1:18454"},
+            "phases": [{"name": "main", "achieved_rate": 1499.6}],
+            "verdict": {"passed": passed, "checks": [
+                {"what": "ack p99.9", "passed": passed},
+                {"what": "error rate", "passed": true}
+            ]}
+        })
+        .to_string()
+    };
+    for (dir, started, passed) in [
+        ("2026-11-29-host/steady", "2026-11-29T10:00:00Z", true),
+        ("2026-11-30-host/steady", "2026-11-30T10:00:00Z", false),
+    ] {
+        let d = runs.path().join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("result.json"), result(started, passed)).unwrap();
+    }
+    std::fs::write(runs.path().join("notes.json"), "{}").unwrap();
+    let path = runs.path().to_owned();
+    let s = setup_with(move |c| c.console.load_results_dir = path).await;
+    let mut b = Browser::new(&s.env, &s.server);
+    b.sign_in("pbc", PASSWORD).await;
+    assert_eq!(b.get("/testing").await.status, 403);
+    assert_eq!(
+        b.save_user("tm", &[Role::TestManager], "").await.status,
+        303
+    );
+    let mut tm = Browser::new(&s.env, &s.server);
+    tm.sign_in("tm", PASSWORD).await;
+    let page = tm.get("/testing").await;
+    assert_eq!(page.status, 200);
+    let newest = page
+        .body
+        .find("2026-11-30T10:00:00Z")
+        .expect("the newer run");
+    let older = page
+        .body
+        .find("2026-11-29T10:00:00Z")
+        .expect("the older run");
+    assert!(newest < older, "newest first");
+    assert!(page.body.contains("main 1500"));
+    assert!(page.body.contains("FAILED") && page.body.contains("passed"));
+    s.server.stop().await;
+}
+
 /// chromedriver on a free port, with headless Chromium as root needs it; killed on drop.
 struct Driver {
     child: std::process::Child,
@@ -726,7 +782,7 @@ async fn console_in_chromium_signs_in_and_resolves_a_possible_match_seen_at_the_
     // The PBC also runs the service (service manager) and security (security lead).
     let store = s.env.store();
     let mut pbc = store.console_user("pbc").await.unwrap().unwrap();
-    pbc.roles.extend([Role::ServiceManager, Role::SecurityLead]);
+    pbc.roles.extend([Role::ServiceManager, Role::SecurityLead, Role::TestManager]);
     pdp_provider::console::save_user(&store, pbc, None, 4)
         .await
         .unwrap();
@@ -828,6 +884,9 @@ async fn console_in_chromium_signs_in_and_resolves_a_possible_match_seen_at_the_
             "failed-finds",
             "sla",
             "reports",
+            "downtime",
+            "deregister",
+            "testing",
             "organisation",
             "users",
         ] {

@@ -60,6 +60,9 @@ pub struct ConsoleConfig {
     pub scheme_admin_limit: usize,
     /// Largest form body accepted.
     pub max_form_bytes: usize,
+    /// Where the load tool's runs are kept (`result.json` files below it), for the test
+    /// managers' page.
+    pub load_results_dir: PathBuf,
 }
 
 impl Default for ConsoleConfig {
@@ -74,6 +77,7 @@ impl Default for ConsoleConfig {
             session_max_age_s: 8 * 3600,
             scheme_admin_limit: 4,
             max_form_bytes: 16 * 1024,
+            load_results_dir: "load-tests/results".into(),
         }
     }
 }

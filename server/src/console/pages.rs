@@ -212,6 +212,7 @@ async fn dispatch(
         (Method::GET, "/flagged") => page.flagged().await,
         (Method::GET, "/downtime") => page.downtime(None, StatusCode::OK).await,
         (Method::POST, "/downtime") => page.announce(&form).await,
+        (Method::GET, "/testing") => page.testing().await,
         (Method::GET, "/deregister") => page.deregister_form(None, StatusCode::OK),
         (Method::POST, "/deregister") => page.deregister(&form).await,
         (Method::GET, "/calculations") => page.calculations().await,
@@ -545,6 +546,12 @@ fn nav(user: &ConsoleUser) -> Vec<Nav> {
             "/downtime",
             "Planned downtime",
             "announce a window (5 working days' notice, CoCo2.2.1)",
+        ),
+        (
+            Action::Testing,
+            "/testing",
+            "Load and simulator runs",
+            "the load tool's recorded runs against each CoCo limit",
         ),
         (
             Action::Deregister,
@@ -1331,6 +1338,28 @@ impl Page<'_> {
         Ok(rows)
     }
 
+    /// The load tool's recorded runs (`result.json` below `console.load_results_dir`), newest
+    /// first: what ran, against what, how fast, and its verdict against the CoCo limits. Runs
+    /// are started with `pdp-provider load` against a test environment and the simulators,
+    /// never from here against the live endpoint.
+    async fn testing(&self) -> Result<Resp, ConsoleError> {
+        if !roles::may(&self.me.user, Action::Testing) {
+            return self.forbidden();
+        }
+        let dir = self.console.config.console.load_results_dir.clone();
+        let mut runs = crate::store::blocking(move || Ok(load_runs(&dir))).await?;
+        runs.sort_by(|a, b| b[0].cmp(&a[0]));
+        self.table(
+            "/testing",
+            "Load and simulator runs",
+            "Runs recorded by `pdp-provider load` (against a test environment with `pdp-provider sim cas`; see load-tests/README.md), newest first. Each verdict checks ACK, completion and view latencies against the CoCo limits and the error rate.",
+            &["Started", "Scenario", "Target", "Finds/s achieved", "Verdict", "Failed checks", "Result"],
+            runs,
+            "No run recorded in console.load_results_dir.",
+            None,
+        )
+    }
+
     async fn reports(&self) -> Result<Resp, ConsoleError> {
         if !roles::may(&self.me.user, Action::Service) {
             return self.forbidden();
@@ -1684,4 +1713,57 @@ fn user_form(form: &Form) -> Result<(String, Vec<Role>, Vec<Uuid>), String> {
         .map(|h| Uuid::try_parse(h).map_err(|_| "holdernames: comma-separated GUIDs".to_owned()))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((username, roles, holdernames))
+}
+
+/// The rows of the load tool's `result.json` files below `dir` (three levels at most); files
+/// that are not such results are passed over.
+fn load_runs(dir: &std::path::Path) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(dir.to_owned(), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() && depth < 3 {
+                stack.push((path, depth + 1));
+            } else if path.file_name().is_some_and(|n| n == "result.json") {
+                out.extend(load_run(&path));
+            }
+        }
+    }
+    out
+}
+
+fn load_run(path: &std::path::Path) -> Option<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let rates: Vec<String> = v["phases"]
+        .as_array()?
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {:.0}",
+                p["name"].as_str().unwrap_or("?"),
+                p["achieved_rate"].as_f64().unwrap_or(0.0)
+            )
+        })
+        .collect();
+    let failed = v["verdict"]["checks"]
+        .as_array()
+        .map_or(0, |c| c.iter().filter(|c| c["passed"] == false).count());
+    Some(vec![
+        v["started_at"].as_str()?.to_owned(),
+        v["scenario"].as_str().unwrap_or("?").to_owned(),
+        v["config"]["target"].as_str().unwrap_or("?").to_owned(),
+        rates.join(", "),
+        if v["verdict"]["passed"] == true {
+            "passed"
+        } else {
+            "FAILED"
+        }
+        .to_owned(),
+        failed.to_string(),
+        path.display().to_string(),
+    ])
 }
