@@ -782,7 +782,8 @@ async fn console_in_chromium_signs_in_and_resolves_a_possible_match_seen_at_the_
     // The PBC also runs the service (service manager) and security (security lead).
     let store = s.env.store();
     let mut pbc = store.console_user("pbc").await.unwrap().unwrap();
-    pbc.roles.extend([Role::ServiceManager, Role::SecurityLead, Role::TestManager]);
+    pbc.roles
+        .extend([Role::ServiceManager, Role::SecurityLead, Role::TestManager]);
     pdp_provider::console::save_user(&store, pbc, None, 4)
         .await
         .unwrap();
