@@ -683,6 +683,16 @@ impl Page<'_> {
         Ok(html(status, body))
     }
 
+    /// `None` when the user's roles allow `action`; else the `403`, audited against `endpoint`
+    /// (for the actions; pages only answer [`Page::forbidden`]).
+    async fn refused(&self, endpoint: &str, action: Action) -> Option<Result<Resp, ConsoleError>> {
+        if roles::may(&self.me.user, action) {
+            return None;
+        }
+        self.audit(endpoint, 403, "forbidden", None).await;
+        Some(self.forbidden())
+    }
+
     fn forbidden(&self) -> Result<Resp, ConsoleError> {
         Ok(plain(
             StatusCode::FORBIDDEN,
@@ -815,9 +825,8 @@ impl Page<'_> {
 
     async fn resolve(&self, form: &Form) -> Result<Resp, ConsoleError> {
         const EP: &str = "POST /console/possible-matches/resolve";
-        if !roles::may(&self.me.user, Action::ReviewMatches) {
-            self.audit(EP, 403, "forbidden", None).await;
-            return self.forbidden();
+        if let Some(refused) = self.refused(EP, Action::ReviewMatches).await {
+            return refused;
         }
         let resolution = match form.get("as") {
             Some("yes") => crate::peis::Resolution::Yes,
@@ -867,9 +876,8 @@ impl Page<'_> {
 
     async fn reveal(&self, form: &Form) -> Result<Resp, ConsoleError> {
         const EP: &str = "POST /console/possible-matches/reveal";
-        if !roles::may(&self.me.user, Action::ReviewMatches) {
-            self.audit(EP, 403, "forbidden", None).await;
-            return self.forbidden();
+        if let Some(refused) = self.refused(EP, Action::ReviewMatches).await {
+            return refused;
         }
         let Some(pei) = self.pei_of_form(form).await? else {
             self.audit(EP, 404, "not_found", None).await;
@@ -988,9 +996,8 @@ impl Page<'_> {
     /// Announces a window under CoCo2.2.1's notice rule, as `pdp-provider report downtime`.
     async fn announce(&self, form: &Form) -> Result<Resp, ConsoleError> {
         const EP: &str = "POST /console/downtime";
-        if !roles::may(&self.me.user, Action::Service) {
-            self.audit(EP, 403, "forbidden", None).await;
-            return self.forbidden();
+        if let Some(refused) = self.refused(EP, Action::Service).await {
+            return refused;
         }
         let refuse = |msg: String| async move {
             self.audit(EP, 422, "refused", None).await;
@@ -1081,9 +1088,8 @@ impl Page<'_> {
     /// `pdp-provider peis deregister` does.
     async fn deregister(&self, form: &Form) -> Result<Resp, ConsoleError> {
         const EP: &str = "POST /console/deregister";
-        if !roles::may(&self.me.user, Action::Deregister) {
-            self.audit(EP, 403, "forbidden", None).await;
-            return self.forbidden();
+        if let Some(refused) = self.refused(EP, Action::Deregister).await {
+            return refused;
         }
         let Some(reason) = form
             .get("reason")
@@ -1507,9 +1513,8 @@ impl Page<'_> {
 
     async fn save_user(&self, form: &Form) -> Result<Resp, ConsoleError> {
         const EP: &str = "POST /console/users";
-        if !roles::may(&self.me.user, Action::ManageUsers) {
-            self.audit(EP, 403, "forbidden", None).await;
-            return self.forbidden();
+        if let Some(refused) = self.refused(EP, Action::ManageUsers).await {
+            return refused;
         }
         let refuse = |msg: String| async move {
             self.audit(EP, 422, "refused", None).await;

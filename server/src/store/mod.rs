@@ -25,6 +25,7 @@
 
 mod backend;
 pub mod console;
+mod group_commit;
 pub mod model;
 mod postgres;
 mod reports;
@@ -118,7 +119,7 @@ pub enum StoreError {
 }
 
 /// Why a find append was not made durable.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AppendError {
     /// The queue of unprocessed finds or the writer's channel is full: shed with `503`.
     #[error("find queue is full")]

@@ -6,16 +6,16 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
 use futures_util::TryStreamExt;
-use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::writer::{self, Msg};
+use super::writer;
 use super::{audit, finds, keys, members, peis, pool_error, reports, PostgresOptions};
 use crate::audit::AuditRecord;
 use crate::store::backend::{
     Backend, ClaimedRow, End, FindRow, MemberBatches, PatRow, PeiQuery, Resealer, SealedChange,
     Sealer, StoredPensionRow, ViewDataUpdate, SEALED,
 };
+use crate::store::group_commit::Front;
 use crate::store::model::{
     AppendOutcome, Applied, AppliedChange, Calculation, Claim, DayFacts, FailedFind, MatchStatus,
     NewPei, NewSubmission, NewUnavailability, PeiState, PossibleMatch, ReportFact, ReviewState,
@@ -27,7 +27,7 @@ use crate::store::{AppendError, ResealCursor, Resealed, StoreError, StoreLimits}
 /// The shared backend.
 pub(in crate::store) struct Postgres {
     pool: Pool,
-    tx: mpsc::Sender<Msg>,
+    front: Front<std::convert::Infallible>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -38,11 +38,11 @@ impl Postgres {
         limits: StoreLimits,
     ) -> Result<Self, StoreError> {
         let pool = super::pool(options).await?;
-        let (tx, rx) = mpsc::channel(limits.channel_capacity.max(4));
+        let (front, rx) = Front::new(limits.channel_capacity);
         let writer = tokio::spawn(writer::run(pool.clone(), rx, limits.max_batch.max(1)));
         Ok(Self {
             pool,
-            tx,
+            front,
             writer: Mutex::new(Some(writer)),
         })
     }
@@ -59,30 +59,19 @@ impl Backend for Postgres {
         find: FindRow,
         audit: AuditRecord,
     ) -> Result<AppendOutcome, AppendError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .try_send(Msg::Append { find, audit, reply })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => AppendError::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => AppendError::Closed,
-            })?;
-        rx.await.map_err(|_| AppendError::Closed)?
+        self.front.append(find, audit).await
     }
 
     fn audit(&self, record: AuditRecord) -> bool {
-        let reserve = self.tx.max_capacity() / 4;
-        self.tx.capacity() > reserve && self.tx.try_send(Msg::Audit(record)).is_ok()
+        self.front.audit(record)
     }
 
     async fn flush(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
+        self.front.flush().await
     }
 
     async fn close(&self) {
-        let _ = self.tx.send(Msg::Close).await;
+        self.front.close().await;
         let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = handle {
             let _ = h.await;

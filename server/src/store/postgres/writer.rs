@@ -7,95 +7,37 @@
 //! the pool for the next batch.
 
 use deadpool_postgres::{Object, Pool};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::{audit, finds};
-use crate::audit::AuditRecord;
-use crate::store::backend::FindRow;
+use crate::store::group_commit::{self, Batch};
 use crate::store::model::AppendOutcome;
 use crate::store::{AppendError, StoreError};
 
-/// A message to the writer.
-pub(super) enum Msg {
-    /// A find request at its ACK, with its audit record.
-    Append {
-        find: FindRow,
-        audit: AuditRecord,
-        reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
-    },
-    /// An audit record no one waits for.
-    Audit(AuditRecord),
-    /// Answered once everything before it is committed.
-    Flush(oneshot::Sender<()>),
-    /// Commit what is queued, then stop taking messages.
-    Close,
-}
+/// A message to the writer: appends and audit records (every other write is its own
+/// transaction on the pool).
+pub(super) type Msg = group_commit::Msg<std::convert::Infallible>;
 
 /// The writer's loop; returns when the channel closes.
 pub(super) async fn run(pool: Pool, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
     let mut client: Option<Object> = None;
-    let mut finds = Vec::with_capacity(max_batch);
-    let mut own_audits = Vec::with_capacity(max_batch);
-    let mut audits = Vec::with_capacity(max_batch);
-    let mut replies = Vec::with_capacity(max_batch);
-    let mut flushes = Vec::new();
-    let mut closing = false;
+    let mut batch = Batch::new(max_batch);
     while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        let mut taken = 0;
-        while let Some(msg) = next.take() {
-            taken += 1;
-            match msg {
-                Msg::Append { find, audit, reply } => {
-                    finds.push(find);
-                    own_audits.push(audit);
-                    replies.push(reply);
-                }
-                Msg::Audit(a) => audits.push(a),
-                Msg::Flush(done) => flushes.push(done),
-                Msg::Close => closing = true,
-            }
-            if taken < max_batch && !closing {
-                next = rx.try_recv().ok();
-            }
-        }
+        batch.fill(first, &mut rx);
         let started = std::time::Instant::now();
-        let result = commit(&pool, &mut client, &finds, &mut own_audits, &audits).await;
-        crate::metrics::journal_commit(
-            started.elapsed(),
-            finds.len() + own_audits.len() + audits.len(),
-        );
-        match result {
-            Ok(outcomes) => {
-                for (reply, outcome) in replies.drain(..).zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
+        let result = commit(&pool, &mut client, &mut batch).await;
+        crate::metrics::journal_commit(started.elapsed(), batch.records());
+        let committed = result.map_err(|e| {
+            tracing::error!(error = %e, batch = batch.taken, "commit failed");
+            if client.as_ref().is_some_and(|c| c.is_closed()) {
+                client = None;
             }
-            Err(e) => {
-                tracing::error!(error = %e, batch = taken, "commit failed");
-                if client.as_ref().is_some_and(|c| c.is_closed()) {
-                    client = None;
-                }
-                let overloaded = matches!(e, StoreError::PostgresPool(_));
-                for reply in replies.drain(..) {
-                    let _ = reply.send(Err(if overloaded {
-                        AppendError::Overloaded
-                    } else {
-                        AppendError::Commit(e.to_string())
-                    }));
-                }
+            match e {
+                StoreError::PostgresPool(_) => AppendError::Overloaded,
+                e => AppendError::Commit(e.to_string()),
             }
-        }
-        finds.clear();
-        own_audits.clear();
-        audits.clear();
-        for done in flushes.drain(..) {
-            let _ = done.send(());
-        }
-        if closing {
-            rx.close();
-            closing = false;
-        }
+        });
+        batch.finish(committed, &mut rx);
     }
 }
 
@@ -103,11 +45,9 @@ pub(super) async fn run(pool: Pool, mut rx: mpsc::Receiver<Msg>, max_batch: usiz
 async fn commit(
     pool: &Pool,
     client: &mut Option<Object>,
-    finds: &[FindRow],
-    own_audits: &mut [AuditRecord],
-    audits: &[AuditRecord],
+    batch: &mut Batch<std::convert::Infallible>,
 ) -> Result<Vec<AppendOutcome>, StoreError> {
-    if finds.is_empty() && audits.is_empty() {
+    if batch.is_empty() {
         return Ok(Vec::new());
     }
     let c = match client {
@@ -117,15 +57,10 @@ async fn commit(
     let tx = c.transaction().await?;
     // The ACK leaves right after this commit: its audit records' response time is now.
     let acked_at = crate::now_micros();
-    let outcomes = finds::insert(&tx, finds, acked_at).await?;
-    for (a, o) in own_audits.iter_mut().zip(&outcomes) {
-        a.responded_at = acked_at;
-        if *o == AppendOutcome::Duplicate {
-            a.outcome = "duplicate".into();
-        }
-    }
-    audit::insert(&tx, own_audits).await?;
-    audit::insert(&tx, audits).await?;
+    let outcomes = finds::insert(&tx, &batch.finds, acked_at).await?;
+    batch.stamp_acks(acked_at, &outcomes);
+    audit::insert(&tx, &batch.own_audits).await?;
+    audit::insert(&tx, &batch.audits).await?;
     tx.commit().await?;
     Ok(outcomes)
 }

@@ -7,15 +7,16 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use super::writer::{self, Job, Msg};
+use super::writer::{self, Job};
 use super::{audit, finds, keys, members, peis, reports, ReadPool};
 use crate::audit::AuditRecord;
 use crate::store::backend::{
     Backend, ClaimedRow, End, FindRow, MemberBatches, PatRow, PeiQuery, Resealer, SealedChange,
     Sealer, StoredPensionRow, ViewDataUpdate, SEALED,
 };
+use crate::store::group_commit::Front;
 use crate::store::model::{
     AppendOutcome, Applied, AppliedChange, Calculation, Claim, DayFacts, FailedFind, MatchStatus,
     NewPei, NewSubmission, NewUnavailability, PeiState, PossibleMatch, ReportFact, ReviewState,
@@ -26,7 +27,7 @@ use crate::store::{blocking, AppendError, ResealCursor, Resealed, StoreError, St
 
 /// The embedded backend.
 pub(in crate::store) struct Sqlite {
-    tx: mpsc::Sender<Msg>,
+    front: Front<Box<dyn writer::Write>>,
     reads: ReadPool,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -41,7 +42,7 @@ impl Sqlite {
         let conn = super::open_writer(path)?;
         let open = finds::open_count(&conn)?;
         let reads = super::read_pool(path, limits.readers)?;
-        let (tx, rx) = mpsc::channel(limits.channel_capacity.max(4));
+        let (front, rx) = Front::new(limits.channel_capacity);
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer::run(conn, rx, limits.max_batch.max(1)))
@@ -50,7 +51,7 @@ impl Sqlite {
                 source,
             })?;
         let db = Self {
-            tx,
+            front,
             reads,
             writer: Mutex::new(Some(writer)),
         };
@@ -75,10 +76,9 @@ impl Sqlite {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Msg::Write(Box::new(Job::new(f, reply, trial))))
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        self.front
+            .write(Box::new(Job::new(f, reply, trial)))
+            .await?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -98,31 +98,19 @@ impl Backend for Sqlite {
         find: FindRow,
         audit: AuditRecord,
     ) -> Result<AppendOutcome, AppendError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .try_send(Msg::Append { find, audit, reply })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => AppendError::Overloaded,
-                mpsc::error::TrySendError::Closed(_) => AppendError::Closed,
-            })?;
-        rx.await.map_err(|_| AppendError::Closed)?
+        self.front.append(find, audit).await
     }
 
     fn audit(&self, record: AuditRecord) -> bool {
-        // The channel's last quarter is kept for find appends.
-        let reserve = self.tx.max_capacity() / 4;
-        self.tx.capacity() > reserve && self.tx.try_send(Msg::Audit(record)).is_ok()
+        self.front.audit(record)
     }
 
     async fn flush(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
+        self.front.flush().await
     }
 
     async fn close(&self) {
-        let _ = self.tx.send(Msg::Close).await;
+        self.front.close().await;
         let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;

@@ -33,27 +33,11 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::finds;
-use crate::audit::AuditRecord;
-use crate::store::backend::FindRow;
+use crate::store::group_commit::{self, Batch};
 use crate::store::model::AppendOutcome;
 use crate::store::{AppendError, StoreError};
-/// A message to the writer.
-pub(super) enum Msg {
-    /// A find request at its ACK, with its audit record.
-    Append {
-        find: FindRow,
-        audit: AuditRecord,
-        reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
-    },
-    /// An audit record no one waits for.
-    Audit(AuditRecord),
-    /// Any other write.
-    Write(Box<dyn Write>),
-    /// Answered once everything before it is committed.
-    Flush(oneshot::Sender<()>),
-    /// Commit what is queued, then stop taking messages.
-    Close,
-}
+/// A message to the writer: appends, audit records, and [`Write`] jobs.
+pub(super) type Msg = group_commit::Msg<Box<dyn Write>>;
 
 /// A write run inside a batch, answered after the batch commits.
 pub(super) trait Write: Send {
@@ -113,51 +97,25 @@ where
 
 /// The writer's loop; returns when the channel closes.
 pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
-    let mut finds = Vec::with_capacity(max_batch);
-    let mut audits = Vec::with_capacity(max_batch * 2);
-    let mut own_audits = Vec::with_capacity(max_batch);
-    let mut replies = Vec::with_capacity(max_batch);
-    let mut writes: Vec<Box<dyn Write>> = Vec::new();
-    let mut flushes = Vec::new();
-    let mut closing = false;
+    let mut batch = Batch::new(max_batch);
     while let Some(first) = rx.blocking_recv() {
-        let mut next = Some(first);
-        let mut taken = 0;
-        while let Some(msg) = next.take() {
-            taken += 1;
-            match msg {
-                Msg::Append { find, audit, reply } => {
-                    finds.push(find);
-                    own_audits.push(audit);
-                    replies.push(reply);
-                }
-                Msg::Audit(a) => audits.push(a),
-                Msg::Write(w) => writes.push(w),
-                Msg::Flush(done) => flushes.push(done),
-                Msg::Close => closing = true,
-            }
-            if taken < max_batch && !closing {
-                next = rx.try_recv().ok();
-            }
-        }
+        batch.fill(first, &mut rx);
         let started = std::time::Instant::now();
-        let result = commit(&mut conn, &finds, &mut own_audits, &mut audits, &mut writes);
-        crate::metrics::journal_commit(
-            started.elapsed(),
-            finds.len() + own_audits.len() + audits.len() + writes.len(),
-        );
-        match result {
+        let result = commit(&mut conn, &mut batch);
+        crate::metrics::journal_commit(started.elapsed(), batch.records());
+        let committed = match result {
             Ok(outcomes) => {
-                for (reply, outcome) in replies.drain(..).zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
-                }
-                for w in writes.drain(..) {
+                for w in batch.writes.drain(..) {
                     w.answer(Ok(()));
                 }
+                Ok(outcomes)
             }
             Err(e) => {
-                tracing::error!(error = %e, batch = taken, "commit failed");
+                tracing::error!(error = %e, batch = batch.taken, "commit failed");
                 let cause = e.to_string();
+                for w in batch.writes.drain(..) {
+                    w.answer(Err(&cause));
+                }
                 // Another process (an operator command) held the database past the busy
                 // time-out: nothing is wrong with the finds; the PFS retries after a 503.
                 let busy = matches!(
@@ -165,55 +123,33 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, max_batch: 
                     StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
                         if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
                 );
-                for reply in replies.drain(..) {
-                    let _ = reply.send(Err(if busy {
-                        AppendError::Overloaded
-                    } else {
-                        AppendError::Commit(cause.clone())
-                    }));
-                }
-                for w in writes.drain(..) {
-                    w.answer(Err(&cause));
-                }
+                Err(if busy {
+                    AppendError::Overloaded
+                } else {
+                    AppendError::Commit(cause)
+                })
             }
-        }
-        finds.clear();
-        own_audits.clear();
-        audits.clear();
-        for done in flushes.drain(..) {
-            let _ = done.send(());
-        }
-        if closing {
-            rx.close();
-            closing = false;
-        }
+        };
+        batch.finish(committed, &mut rx);
     }
 }
 
 /// One batch in one transaction.
 fn commit(
     conn: &mut Connection,
-    finds: &[FindRow],
-    own_audits: &mut [AuditRecord],
-    audits: &mut [AuditRecord],
-    writes: &mut [Box<dyn Write>],
+    batch: &mut Batch<Box<dyn Write>>,
 ) -> Result<Vec<AppendOutcome>, StoreError> {
-    if finds.is_empty() && own_audits.is_empty() && audits.is_empty() && writes.is_empty() {
+    if batch.is_empty() {
         return Ok(Vec::new());
     }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     // The ACK leaves right after this commit: its audit records' response time is now.
     let acked_at = crate::now_micros();
-    let outcomes = finds::insert(&tx, finds, acked_at)?;
-    for (a, o) in own_audits.iter_mut().zip(&outcomes) {
-        a.responded_at = acked_at;
-        if *o == AppendOutcome::Duplicate {
-            a.outcome = "duplicate".into();
-        }
-    }
-    super::audit::insert(&tx, own_audits)?;
-    super::audit::insert(&tx, audits)?;
-    for w in writes.iter_mut() {
+    let outcomes = finds::insert(&tx, &batch.finds, acked_at)?;
+    batch.stamp_acks(acked_at, &outcomes);
+    super::audit::insert(&tx, &batch.own_audits)?;
+    super::audit::insert(&tx, &batch.audits)?;
+    for w in batch.writes.iter_mut() {
         tx.prepare_cached("SAVEPOINT write")?.execute([])?;
         // A write that panics is rolled back like one that failed (its waiter gets an error):
         // the writer, and every ACK behind it, goes on.

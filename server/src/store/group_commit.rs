@@ -1,0 +1,199 @@
+//! What both backends' writers share: the channel to the writer ([`Front`]), its messages
+//! ([`Msg`]) and one batch drained from it ([`Batch`]). Each backend's `writer.rs` commits a
+//! batch its own way; the answering rules are here, once:
+//!
+//! - Find appends never wait for room: past the channel's capacity they fail at once
+//!   ([`AppendError::Overloaded`], a `503` with `Retry-After`), and audit records leave the
+//!   channel's last quarter to them.
+//! - No waiter is answered before the commit that holds its write has returned; if it fails,
+//!   every waiter in the batch gets the error.
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::backend::FindRow;
+use super::model::AppendOutcome;
+use super::{AppendError, StoreError};
+use crate::audit::AuditRecord;
+
+/// A message to a writer; `W` is a backend's other writes (SQLite's jobs; none on PostgreSQL).
+pub(super) enum Msg<W> {
+    /// A find request at its ACK, with its audit record.
+    Append {
+        find: FindRow,
+        audit: AuditRecord,
+        reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
+    },
+    /// An audit record no one waits for.
+    Audit(AuditRecord),
+    /// Any other write.
+    Write(W),
+    /// Answered once everything before it is committed.
+    Flush(oneshot::Sender<()>),
+    /// Commit what is queued, then stop taking messages.
+    Close,
+}
+
+/// The sending side of a writer's channel.
+pub(super) struct Front<W> {
+    tx: mpsc::Sender<Msg<W>>,
+}
+
+impl<W: Send> Front<W> {
+    /// A channel of `capacity` messages: its front, and the writer's receiving end.
+    pub(super) fn new(capacity: usize) -> (Self, mpsc::Receiver<Msg<W>>) {
+        let (tx, rx) = mpsc::channel(capacity.max(4));
+        (Self { tx }, rx)
+    }
+
+    /// Queues a find append without waiting for room; answered after its commit.
+    pub(super) async fn append(
+        &self,
+        find: FindRow,
+        audit: AuditRecord,
+    ) -> Result<AppendOutcome, AppendError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .try_send(Msg::Append { find, audit, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => AppendError::Overloaded,
+                mpsc::error::TrySendError::Closed(_) => AppendError::Closed,
+            })?;
+        rx.await.map_err(|_| AppendError::Closed)?
+    }
+
+    /// Queues an audit record unless the channel is in its last quarter (kept for appends).
+    pub(super) fn audit(&self, record: AuditRecord) -> bool {
+        let reserve = self.tx.max_capacity() / 4;
+        self.tx.capacity() > reserve && self.tx.try_send(Msg::Audit(record)).is_ok()
+    }
+
+    /// Queues another write, waiting for room.
+    pub(super) async fn write(&self, w: W) -> Result<(), StoreError> {
+        self.tx
+            .send(Msg::Write(w))
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Waits until everything queued before is committed.
+    pub(super) async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Asks the writer to commit what is queued and stop.
+    pub(super) async fn close(&self) {
+        let _ = self.tx.send(Msg::Close).await;
+    }
+}
+
+/// One batch: what a writer drained from its channel for one commit.
+pub(super) struct Batch<W> {
+    pub(super) finds: Vec<FindRow>,
+    /// The appends' audit records, in the appends' order.
+    pub(super) own_audits: Vec<AuditRecord>,
+    pub(super) audits: Vec<AuditRecord>,
+    pub(super) writes: Vec<W>,
+    replies: Vec<oneshot::Sender<Result<AppendOutcome, AppendError>>>,
+    flushes: Vec<oneshot::Sender<()>>,
+    closing: bool,
+    /// Messages taken.
+    pub(super) taken: usize,
+    max: usize,
+}
+
+impl<W> Batch<W> {
+    /// An empty batch of at most `max` messages.
+    pub(super) fn new(max: usize) -> Self {
+        let max = max.max(1);
+        Self {
+            finds: Vec::with_capacity(max),
+            own_audits: Vec::with_capacity(max),
+            audits: Vec::with_capacity(max),
+            writes: Vec::new(),
+            replies: Vec::with_capacity(max),
+            flushes: Vec::new(),
+            closing: false,
+            taken: 0,
+            max,
+        }
+    }
+
+    /// Takes `first` and whatever else is queued, up to the batch's size or a close.
+    pub(super) fn fill(&mut self, first: Msg<W>, rx: &mut mpsc::Receiver<Msg<W>>) {
+        let mut next = Some(first);
+        self.taken = 0;
+        while let Some(msg) = next.take() {
+            self.taken += 1;
+            match msg {
+                Msg::Append { find, audit, reply } => {
+                    self.finds.push(find);
+                    self.own_audits.push(audit);
+                    self.replies.push(reply);
+                }
+                Msg::Audit(a) => self.audits.push(a),
+                Msg::Write(w) => self.writes.push(w),
+                Msg::Flush(done) => self.flushes.push(done),
+                Msg::Close => self.closing = true,
+            }
+            if self.taken < self.max && !self.closing {
+                next = rx.try_recv().ok();
+            }
+        }
+    }
+
+    /// Whether there is nothing to commit.
+    pub(super) fn is_empty(&self) -> bool {
+        self.finds.is_empty() && self.audits.is_empty() && self.writes.is_empty()
+    }
+
+    /// Records in the batch, for the commit metric.
+    pub(super) fn records(&self) -> usize {
+        self.finds.len() + self.own_audits.len() + self.audits.len() + self.writes.len()
+    }
+
+    /// Stamps the appends' audit records with the ACK's time (right after the commit) and
+    /// marks repeats as duplicates.
+    pub(super) fn stamp_acks(&mut self, acked_at: i64, outcomes: &[AppendOutcome]) {
+        for (a, o) in self.own_audits.iter_mut().zip(outcomes) {
+            a.responded_at = acked_at;
+            if *o == AppendOutcome::Duplicate {
+                a.outcome = "duplicate".into();
+            }
+        }
+    }
+
+    /// Answers the appends with the commit's outcome (the writes are the backend's to answer
+    /// first), then the flushes; empties the batch, and closes the channel if asked to.
+    pub(super) fn finish(
+        &mut self,
+        committed: Result<Vec<AppendOutcome>, AppendError>,
+        rx: &mut mpsc::Receiver<Msg<W>>,
+    ) {
+        match committed {
+            Ok(outcomes) => {
+                for (reply, outcome) in self.replies.drain(..).zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                for reply in self.replies.drain(..) {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+        self.finds.clear();
+        self.own_audits.clear();
+        self.audits.clear();
+        self.writes.clear();
+        for done in self.flushes.drain(..) {
+            let _ = done.send(());
+        }
+        if self.closing {
+            rx.close();
+            self.closing = false;
+        }
+    }
+}
