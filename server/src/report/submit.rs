@@ -36,7 +36,8 @@ use crate::cas::reporting::ReportCallError;
 use crate::cas::retry::Backoff;
 use crate::config::{GoLive, ReportingConfig};
 use crate::store::model::{
-    Claim, NewSubmission, ReportKind, Service, StoredSubmission, SubmissionState, SubmissionStatus,
+    Claim, NewSubmission, ReportKind, Service, StoredSubmission, SubmissionAnswer, SubmissionState,
+    SubmissionStatus,
 };
 use crate::store::Store;
 
@@ -215,9 +216,14 @@ impl Reporter {
                     }
                 }
             };
-            self.store
-                .record_submission_answer(s.key.clone(), part.part, state, status, answer)
-                .await?;
+            let answer = SubmissionAnswer {
+                key: s.key.clone(),
+                part: part.part,
+                state,
+                http_status: status,
+                answer,
+            };
+            self.store.record_submission_answer(answer).await?;
             if state != SubmissionState::Accepted {
                 return Ok(state);
             }

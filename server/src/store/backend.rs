@@ -13,14 +13,38 @@
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
+use super::console::{ConsoleUser, OrgDetail, OrgDetailChange, UserCheck, UserSaved};
+use super::group_commit::GroupCommit;
 use super::model::{
-    AppendOutcome, AppliedChange, Calculation, Claim, DayFacts, FailedFind, FindOutcome,
-    MatchStatus, NewPei, NewSubmission, NewUnavailability, PeiState, PossibleMatch, ReportFact,
-    ReviewState, SchemeState, SlaSamples, StoredFind, StoredPei, StoredSubmission, SubmissionKey,
-    SubmissionState, Unavailability,
+    Applied, AppliedChange, Calculation, Claim, DayFacts, FailedFind, FindOutcome, MatchStatus,
+    NewPei, NewSubmission, NewUnavailability, PeiState, PossibleMatch, ReportFact, ReviewState,
+    SchemeState, SlaSamples, StoredFind, StoredPei, StoredSubmission, SubmissionAnswer,
+    Unavailability,
 };
-use super::{AppendError, ResealCursor, Resealed, StoreError};
+use super::{ResealCursor, Resealed, Result};
 use crate::audit::AuditRecord;
+
+/// What an implementation of [`Backend`] names: the trait, the rows that cross it, the model's
+/// types and the store's result.
+pub(super) mod prelude {
+    pub(in crate::store) use super::{
+        AuditQuery, Backend, CalculatedValues, ClaimedRow, DailyRun, DataChangeRow, EndRow,
+        MatchesRow, MemberBatches, MemberChanges, PatRefresh, PeiMove, PeiQuery, ResealStep,
+        Resealer, SealedChange, Sealer, StoredPensionRow, SEALED,
+    };
+    pub(in crate::store) use crate::audit::AuditRecord;
+    pub(in crate::store) use crate::store::console::{
+        ConsoleUser, OrgDetail, OrgDetailChange, UserCheck, UserSaved,
+    };
+    pub(in crate::store) use crate::store::group_commit::{Front, GroupCommit};
+    pub(in crate::store) use crate::store::model::{
+        Applied, AppliedChange, Calculation, Claim, DayFacts, FailedFind, MatchStatus,
+        NewSubmission, NewUnavailability, PeiState, PossibleMatch, ReportFact, ReviewState,
+        SchemeState, SlaSamples, StoredFind, StoredPei, StoredSubmission, SubmissionAnswer,
+        Unavailability,
+    };
+    pub(in crate::store) use crate::store::{Resealed, Result, StoreError};
+}
 
 /// A find request as it is appended: find data already sealed, `None` for a no-match.
 pub(super) struct FindRow {
@@ -47,6 +71,94 @@ pub(super) enum End {
     Failed(String),
 }
 
+/// A find's matches, the rules versions that decided them and the PAT its UAT was swapped
+/// for: one commit.
+pub(super) struct MatchesRow {
+    pub request_id: String,
+    pub peis: Vec<NewPei>,
+    pub versions: String,
+    pub pat: Option<PatRow>,
+    pub now: i64,
+}
+
+/// A working find's end with the registrations it made (`(pei, resource_id)`), fenced by the
+/// claim's attempt number when given.
+pub(super) struct EndRow {
+    pub request_id: String,
+    pub claim: Option<i64>,
+    pub end: End,
+    pub registered: Vec<(String, String)>,
+    pub pat_id: Option<String>,
+    pub now: i64,
+}
+
+/// A PeI's move to `to` if it is in one of `from`, with the deletion's reason and time.
+pub(super) struct PeiMove {
+    pub pei: String,
+    pub from: &'static [PeiState],
+    pub to: PeiState,
+    pub deletion: Option<(String, i64)>,
+}
+
+/// A refreshed PAT for every stored copy of the previous one (found by SHA-256).
+pub(super) struct PatRefresh {
+    pub previous_sha256: String,
+    pub new_sha256: String,
+    pub new_pat: Vec<u8>,
+    pub expires_at: Option<i64>,
+}
+
+/// Where a re-seal step starts and how far it goes: values sealed with a key other than the
+/// one whose sealed values begin with `prefix`.
+pub(super) struct ResealStep {
+    pub cursor: ResealCursor,
+    pub prefix: Vec<u8>,
+    pub limit: usize,
+}
+
+/// A daily job's run for a day (`YYYY-MM-DD`), at `now`.
+pub(super) struct DailyRun {
+    pub job: String,
+    pub day: String,
+    pub now: i64,
+}
+
+impl DailyRun {
+    /// `job`'s run for `day`, now.
+    pub(super) fn new(job: &str, day: chrono::NaiveDate) -> Self {
+        Self {
+            job: job.to_owned(),
+            day: day.to_string(),
+            now: crate::now_micros(),
+        }
+    }
+}
+
+/// A data change as stored: `(version, kind, key)`.
+pub(super) type DataChangeRow = (i64, String, String);
+
+/// New view data for a pension, from its calculation: `update` turns the stored (opened) view
+/// data into the new one.
+pub(super) struct CalculatedValues {
+    pub asset_guid: String,
+    pub calculation_date: chrono::NaiveDate,
+    pub update: ViewDataUpdate,
+}
+
+/// Member changes to apply in one commit; with `dry_run` rolled back once answered.
+pub(super) struct MemberChanges {
+    pub changes: Vec<SealedChange>,
+    pub dry_run: bool,
+    pub now: i64,
+}
+
+/// Audit records received in `[from, to)` (µs), optionally for one transaction or request ID.
+pub(super) struct AuditQuery {
+    pub from: i64,
+    pub to: i64,
+    pub id: Option<String>,
+}
+
 /// A PAT as stored: its ID, its SHA-256 (to find it again on refresh), the PAT sealed.
 pub(super) struct PatRow {
     pub pat_id: String,
@@ -64,6 +176,31 @@ pub(super) struct MemberRow {
     /// update from a repeat without opening anything.
     pub content_sha256: String,
     pub pensions: Vec<PensionRow>,
+}
+
+impl MemberRow {
+    /// What writing this row does to the member as stored (`before`: its content hash, `None`
+    /// when not stored): `None` when it is stored exactly so, and nothing is to be written.
+    pub(super) fn applied_over(&self, before: Option<Option<String>>) -> Option<Applied> {
+        match before {
+            None => Some(Applied::Added),
+            Some(h) if h.as_deref() == Some(self.content_sha256.as_str()) => None,
+            Some(_) => Some(Applied::Updated),
+        }
+    }
+
+    /// Of the member's stored pensions (asset GUIDs), those this row no longer has.
+    pub(super) fn dropped(&self, stored: Vec<String>) -> Vec<String> {
+        let kept: std::collections::HashSet<&str> = self
+            .pensions
+            .iter()
+            .map(|p| p.asset_guid.as_str())
+            .collect();
+        stored
+            .into_iter()
+            .filter(|g| !kept.contains(g.as_str()))
+            .collect()
+    }
 }
 
 /// A pension row.
@@ -110,7 +247,7 @@ pub(super) type Sealer = Box<dyn Fn(&str, &[u8]) -> Vec<u8> + Send + Sync>;
 pub(super) type Resealer = Box<dyn Fn(&str, &[u8]) -> Option<Vec<u8>> + Send + Sync>;
 
 /// Replaces a pension's sealed view data with the sealed new one.
-pub(super) type ViewDataUpdate = Box<dyn FnOnce(&[u8]) -> Result<Vec<u8>, StoreError> + Send>;
+pub(super) type ViewDataUpdate = Box<dyn FnOnce(&[u8]) -> Result<Vec<u8>> + Send>;
 
 /// Batches of members' sealed match records, streamed to the store's opening threads.
 pub(super) type MemberBatches = mpsc::Sender<Vec<(String, Vec<u8>)>>;
@@ -135,323 +272,200 @@ pub(super) const SEALED: [(&str, &str, &str, &str); 4] = [
 pub(super) trait Backend: Send + Sync + 'static {
     // --- the find ACK and the audit trail's writes ---
 
-    /// Makes a find durable with its audit record: answered only after the commit that holds it
-    /// (group commit: one transaction carries every append waiting).
-    async fn append(&self, find: FindRow, audit: AuditRecord)
-        -> Result<AppendOutcome, AppendError>;
-
-    /// Queues an audit record for the next commit, without waiting; false when it could not be
-    /// queued (the writer is saturated).
-    fn audit(&self, record: AuditRecord) -> bool;
-
-    /// Waits until everything queued before is committed.
-    async fn flush(&self);
-
-    /// Commits what is queued and stops: later writes fail with [`StoreError::Closed`].
-    async fn close(&self);
+    /// The writer's group commits, which the find ACK and the audit trail ride: a find is
+    /// answered only after the commit that holds it (one transaction carries every append
+    /// waiting).
+    fn group_commit(&self) -> &dyn GroupCommit;
 
     // --- the pipeline ---
 
     /// Finds stored and not at an end, across every instance.
-    async fn open_count(&self) -> Result<u64, StoreError>;
+    async fn open_count(&self) -> Result<u64>;
 
     /// Single instance: finds a previous process was working on are queued again. A backend
     /// shared by several instances leaves them to their leases (0).
-    async fn requeue_working(&self) -> Result<u64, StoreError>;
+    async fn requeue_working(&self) -> Result<u64>;
 
     /// Claims up to `limit` finds: expired leases first, then the oldest queued; never one that
     /// another claim holds.
-    async fn claim(
-        &self,
-        now: i64,
-        lease: i64,
-        limit: usize,
-    ) -> Result<Vec<ClaimedRow>, StoreError>;
+    async fn claim(&self, now: i64, lease: i64, limit: usize) -> Result<Vec<ClaimedRow>>;
 
     /// Extends a working find's lease to `until` if the claim `attempts` still holds it; false
     /// when it does not (the lease ran out and another claim took it, or it ended).
-    async fn renew_lease(
-        &self,
-        request_id: String,
-        attempts: i64,
-        until: i64,
-    ) -> Result<bool, StoreError>;
+    async fn renew_lease(&self, request_id: String, attempts: i64, until: i64) -> Result<bool>;
 
     /// Records the PeIs a find produced (idempotent), the rules versions, and the PAT its UAT
     /// was swapped for; returns the find's PeIs still pending.
-    async fn record_matches(
-        &self,
-        request_id: String,
-        peis: Vec<NewPei>,
-        versions: String,
-        pat: Option<PatRow>,
-        now: i64,
-    ) -> Result<Vec<StoredPei>, StoreError>;
+    async fn record_matches(&self, row: MatchesRow) -> Result<Vec<StoredPei>>;
 
     /// A sealed PAT.
-    async fn pat(&self, pat_id: String) -> Result<Vec<u8>, StoreError>;
+    async fn pat(&self, pat_id: String) -> Result<Vec<u8>>;
 
     /// Records registrations and ends a working find (fenced by the claim's attempt number);
     /// false when it was no longer this claim's to end.
-    async fn end(
-        &self,
-        request_id: String,
-        claim: Option<i64>,
-        end: End,
-        registered: Vec<(String, String)>,
-        pat_id: Option<String>,
-        now: i64,
-    ) -> Result<bool, StoreError>;
+    async fn end(&self, row: EndRow) -> Result<bool>;
 
     /// One find by ID.
-    async fn find_request(&self, request_id: String) -> Result<Option<StoredFind>, StoreError>;
+    async fn find_request(&self, request_id: String) -> Result<Option<StoredFind>>;
 
     /// Every find, oldest first.
-    async fn find_requests(&self) -> Result<Vec<StoredFind>, StoreError>;
+    async fn find_requests(&self) -> Result<Vec<StoredFind>>;
 
     /// Failed finds, newest first.
-    async fn failed(&self) -> Result<Vec<FailedFind>, StoreError>;
+    async fn failed(&self) -> Result<Vec<FailedFind>>;
 
     // --- PeIs, PATs, calculations ---
 
     /// PeIs, by `query`.
-    async fn peis(&self, query: PeiQuery) -> Result<Vec<StoredPei>, StoreError>;
+    async fn peis(&self, query: PeiQuery) -> Result<Vec<StoredPei>>;
 
     /// One PeI by asset GUID.
-    async fn pei_by_asset_guid(&self, asset_guid: String) -> Result<Option<StoredPei>, StoreError>;
+    async fn pei_by_asset_guid(&self, asset_guid: String) -> Result<Option<StoredPei>>;
 
     /// Moves a PeI to `to` if it is in one of `from`; whether it moved.
-    async fn move_pei(
-        &self,
-        pei: String,
-        from: &'static [PeiState],
-        to: PeiState,
-        deletion: Option<(String, i64)>,
-    ) -> Result<bool, StoreError>;
+    async fn move_pei(&self, change: PeiMove) -> Result<bool>;
 
     /// Records a review and the match status it leaves.
-    async fn set_review(
-        &self,
-        pei: String,
-        review: ReviewState,
-        match_status: MatchStatus,
-    ) -> Result<(), StoreError>;
+    async fn set_review(&self, id: String, review: ReviewState, status: MatchStatus) -> Result<()>;
 
     /// Replaces every stored PAT whose SHA-256 is `previous_sha256` with the new PAT, sealed per
     /// row by `seal`; how many.
-    async fn refresh_pat(
-        &self,
-        previous_sha256: String,
-        new_sha256: String,
-        new_pat: Vec<u8>,
-        expires_at: Option<i64>,
-        seal: Sealer,
-    ) -> Result<u64, StoreError>;
+    async fn refresh_pat(&self, refresh: PatRefresh, seal: Sealer) -> Result<u64>;
 
     /// Whether a calculation is recorded for a PeI.
-    async fn has_calculation(&self, pei: String) -> Result<bool, StoreError>;
+    async fn has_calculation(&self, pei: String) -> Result<bool>;
 
     /// Records a calculation (once).
-    async fn insert_calculation(&self, calc: Calculation) -> Result<(), StoreError>;
+    async fn insert_calculation(&self, calc: Calculation) -> Result<()>;
 
     /// Calculations, open ones first by due date.
-    async fn calculations(&self) -> Result<Vec<Calculation>, StoreError>;
+    async fn calculations(&self) -> Result<Vec<Calculation>>;
 
     /// Replaces a pension's view data through `update`, sets its calculation date and closes its
     /// open calculations: how many, `None` when no such pension.
-    async fn set_calculated_values(
-        &self,
-        asset_guid: String,
-        calculation_date: chrono::NaiveDate,
-        update: ViewDataUpdate,
-    ) -> Result<Option<u64>, StoreError>;
+    async fn set_calculated_values(&self, values: CalculatedValues) -> Result<Option<u64>>;
 
     // --- members and schemes ---
 
     /// Applies member changes in one commit (each noted as a data change); with `dry_run` the
     /// same answers and nothing kept.
-    async fn apply_members(
-        &self,
-        changes: Vec<SealedChange>,
-        dry_run: bool,
-        now: i64,
-    ) -> Result<Vec<AppliedChange>, StoreError>;
+    async fn apply_members(&self, batch: MemberChanges) -> Result<Vec<AppliedChange>>;
 
     /// Member IDs, optionally of one holdername.
-    async fn member_ids(&self, holdername: Option<String>) -> Result<Vec<String>, StoreError>;
+    async fn member_ids(&self, holdername: Option<String>) -> Result<Vec<String>>;
 
     /// Members' sealed match records (`None`: not stored).
-    async fn members_sealed(
-        &self,
-        member_ids: Vec<String>,
-    ) -> Result<Vec<(String, Option<Vec<u8>>)>, StoreError>;
+    async fn members_sealed(&self, ids: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>>;
 
     /// Sends every member's sealed match record, in batches.
-    async fn member_batches(&self, batch: usize, to: MemberBatches) -> Result<(), StoreError>;
+    async fn member_batches(&self, batch: usize, to: MemberBatches) -> Result<()>;
 
     /// Members stored.
-    async fn member_count(&self) -> Result<u64, StoreError>;
+    async fn member_count(&self) -> Result<u64>;
 
     /// One pension by asset GUID.
-    async fn pension(&self, asset_guid: String) -> Result<Option<StoredPensionRow>, StoreError>;
+    async fn pension(&self, asset_guid: String) -> Result<Option<StoredPensionRow>>;
 
     /// The newest data change's version (0: none).
-    async fn data_version(&self) -> Result<i64, StoreError>;
+    async fn data_version(&self) -> Result<i64>;
 
     /// Data changes after `version`, oldest first: `(version, kind, key)`.
-    async fn data_changes_since(
-        &self,
-        version: i64,
-        limit: usize,
-    ) -> Result<Vec<(i64, String, String)>, StoreError>;
+    async fn data_changes_since(&self, version: i64, limit: usize) -> Result<Vec<DataChangeRow>>;
 
     /// Forgets data changes before `before` (µs), keeping the newest.
-    async fn purge_data_changes(&self, before: i64) -> Result<u64, StoreError>;
+    async fn purge_data_changes(&self, before: i64) -> Result<u64>;
 
     /// Sets a scheme's state and notes the change.
-    async fn set_scheme(
-        &self,
-        holdername: String,
-        state: SchemeState,
-        now: i64,
-    ) -> Result<(), StoreError>;
+    async fn set_scheme(&self, holdername: String, state: SchemeState, now: i64) -> Result<()>;
 
     /// Schemes not active.
-    async fn inactive_schemes(&self) -> Result<Vec<(String, SchemeState)>, StoreError>;
+    async fn inactive_schemes(&self) -> Result<Vec<(String, SchemeState)>>;
 
     /// One scheme's state (active when never set).
-    async fn scheme(&self, holdername: String) -> Result<SchemeState, StoreError>;
+    async fn scheme(&self, holdername: String) -> Result<SchemeState>;
 
     // --- data keys ---
 
     /// Stored values not sealed with the key whose sealed values begin with `prefix`.
-    async fn count_not_sealed_with(&self, prefix: Vec<u8>) -> Result<u64, StoreError>;
+    async fn count_not_sealed_with(&self, prefix: Vec<u8>) -> Result<u64>;
 
     /// One step of a re-seal (see [`super::Store::reseal`]), in one commit.
-    async fn reseal(
-        &self,
-        cursor: ResealCursor,
-        prefix: Vec<u8>,
-        limit: usize,
-        reseal: Resealer,
-    ) -> Result<Resealed, StoreError>;
+    async fn reseal(&self, step: ResealStep, reseal: Resealer) -> Result<Resealed>;
 
     // --- audit, availability, service levels, daily jobs ---
 
     /// Audit records received in `[from, to)`, optionally for one ID.
-    async fn audit_records(
-        &self,
-        from: i64,
-        to: i64,
-        id: Option<String>,
-    ) -> Result<Vec<AuditRecord>, StoreError>;
+    async fn audit_records(&self, query: AuditQuery) -> Result<Vec<AuditRecord>>;
 
     /// Moves the retention cutoff forward and deletes older records.
-    async fn purge_audit(&self, cutoff: i64) -> Result<u64, StoreError>;
+    async fn purge_audit(&self, cutoff: i64) -> Result<u64>;
 
     /// Records that an endpoint is up in this minute (minutes since the epoch).
-    async fn heartbeat(&self, minute: i64) -> Result<(), StoreError>;
+    async fn heartbeat(&self, minute: i64) -> Result<()>;
 
     /// Minutes up in `[from, to)` (minutes since the epoch).
-    async fn minutes_up(&self, from: i64, to: i64) -> Result<u64, StoreError>;
+    async fn minutes_up(&self, from: i64, to: i64) -> Result<u64>;
 
     /// The first minute with a heartbeat.
-    async fn first_heartbeat(&self) -> Result<Option<i64>, StoreError>;
+    async fn first_heartbeat(&self) -> Result<Option<i64>>;
 
     /// The service levels' samples for `[from, to)` (µs).
-    async fn sla_samples(&self, from: i64, to: i64) -> Result<SlaSamples, StoreError>;
+    async fn sla_samples(&self, from: i64, to: i64) -> Result<SlaSamples>;
 
     /// Matching finds ACKed in `[from, to)` (µs) and completed: ACK to completion (µs), once for
     /// each holdername the find registered PeIs in.
-    async fn completions_by_holdername(
-        &self,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(String, i64)>, StoreError>;
+    async fn completions_by_holdername(&self, from: i64, to: i64) -> Result<Vec<(String, i64)>>;
 
     /// Takes a daily job's run for `day` if no one has finished it and no one holds it (a holder
     /// that stopped without finishing loses it when `lease_until` passes): whether this caller
     /// has it.
-    async fn begin_daily(
-        &self,
-        job: String,
-        day: String,
-        now: i64,
-        lease_until: i64,
-    ) -> Result<bool, StoreError>;
+    async fn begin_daily(&self, run: DailyRun, lease_until: i64) -> Result<bool>;
 
     /// Marks a daily job's run for `day` finished.
-    async fn finish_daily(&self, job: String, day: String, now: i64) -> Result<(), StoreError>;
+    async fn finish_daily(&self, run: DailyRun) -> Result<()>;
 
     // --- PDP reporting (see `reports.rs`) ---
 
     /// Records a reporting fact.
-    async fn record_fact(&self, fact: ReportFact) -> Result<(), StoreError>;
+    async fn record_fact(&self, fact: ReportFact) -> Result<()>;
 
     /// Stores an announced period of unavailability; its id.
-    async fn announce_unavailability(&self, window: NewUnavailability) -> Result<i64, StoreError>;
+    async fn announce_unavailability(&self, window: NewUnavailability) -> Result<i64>;
 
     /// Announced periods overlapping `[from, to)` (µs), earliest first.
-    async fn unavailability(&self, from: i64, to: i64) -> Result<Vec<Unavailability>, StoreError>;
+    async fn unavailability(&self, from: i64, to: i64) -> Result<Vec<Unavailability>>;
 
     /// Everything a reporting period `[from, to)` (µs) is built from.
-    async fn report_facts(&self, from: i64, to: i64) -> Result<DayFacts, StoreError>;
+    async fn report_facts(&self, from: i64, to: i64) -> Result<DayFacts>;
 
     /// Claims a submission before anything of it is sent (one commit: its row, bodies and IDs,
     /// or the row another claim wrote).
-    async fn claim_submission(
-        &self,
-        submission: NewSubmission,
-        now: i64,
-        lease: i64,
-    ) -> Result<Claim, StoreError>;
+    async fn claim_submission(&self, new: NewSubmission, now: i64, lease: i64) -> Result<Claim>;
 
     /// Records the CAS's answer to one part of a submission.
-    async fn record_submission_answer(
-        &self,
-        key: SubmissionKey,
-        part: u32,
-        state: SubmissionState,
-        http_status: Option<u16>,
-        answer: Option<String>,
-        now: i64,
-    ) -> Result<(), StoreError>;
+    async fn record_submission_answer(&self, answer: SubmissionAnswer, now: i64) -> Result<()>;
 
     /// Submissions of reporting days from `since` on.
-    async fn submissions(
-        &self,
-        since: Option<chrono::NaiveDate>,
-    ) -> Result<Vec<StoredSubmission>, StoreError>;
+    async fn submissions(&self, since: Option<chrono::NaiveDate>) -> Result<Vec<StoredSubmission>>;
 
     /// Possible matches created in `[from, to)` (µs) and how each was resolved.
-    async fn possible_matches(&self, from: i64, to: i64) -> Result<Vec<PossibleMatch>, StoreError>;
+    async fn possible_matches(&self, from: i64, to: i64) -> Result<Vec<PossibleMatch>>;
 
     /// Backend upkeep (SQLite: a passive WAL checkpoint).
-    async fn checkpoint(&self) -> Result<(), StoreError>;
+    async fn checkpoint(&self) -> Result<()>;
 
     // --- The operator console (see `console.rs`) ---
 
     /// Every console user, by username.
-    async fn console_users(&self) -> Result<Vec<super::console::ConsoleUser>, StoreError>;
+    async fn console_users(&self) -> Result<Vec<ConsoleUser>>;
 
     /// Adds (`id == 0`) or replaces a console user in one transaction, if `check` passes on
     /// every user as they would then be.
-    async fn save_console_user(
-        &self,
-        user: super::console::ConsoleUser,
-        check: super::console::UserCheck,
-        now: i64,
-    ) -> Result<super::console::UserSaved, StoreError>;
+    async fn save_console_user(&self, user: ConsoleUser, check: UserCheck) -> Result<UserSaved>;
 
     /// The organisation's registration data, by key.
-    async fn org_details(&self) -> Result<Vec<super::console::OrgDetail>, StoreError>;
+    async fn org_details(&self) -> Result<Vec<OrgDetail>>;
 
     /// Sets an item of the organisation's registration data.
-    async fn set_org_detail(
-        &self,
-        key: String,
-        value: String,
-        confirmed: bool,
-        now: i64,
-    ) -> Result<(), StoreError>;
+    async fn set_org_detail(&self, change: OrgDetailChange, now: i64) -> Result<()>;
 }

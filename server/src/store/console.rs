@@ -131,6 +131,17 @@ pub struct OrgDetail {
     pub confirmed_at: Option<i64>,
 }
 
+/// A change to an item of the organisation's registration data.
+#[derive(Debug, Clone)]
+pub struct OrgDetailChange {
+    /// Its name, e.g. `organisation_name`.
+    pub key: String,
+    /// Its new value.
+    pub value: String,
+    /// Whether it is confirmed to PDP now.
+    pub confirmed: bool,
+}
+
 // === impl Store ===
 
 impl Store {
@@ -152,12 +163,11 @@ impl Store {
     /// sees every user as they would be after the change; refused as `check` says.
     pub async fn save_console_user(
         &self,
-        user: ConsoleUser,
+        mut user: ConsoleUser,
         check: UserCheck,
     ) -> Result<UserSaved, StoreError> {
-        self.db()
-            .save_console_user(user, check, crate::now_micros())
-            .await
+        user.updated_at = crate::now_micros();
+        self.db().save_console_user(user, check).await
     }
 
     /// The organisation's registration data.
@@ -173,13 +183,31 @@ impl Store {
         value: String,
         confirmed: bool,
     ) -> Result<(), StoreError> {
-        self.db()
-            .set_org_detail(key, value, confirmed, crate::now_micros())
-            .await
+        let change = OrgDetailChange {
+            key,
+            value,
+            confirmed,
+        };
+        self.db().set_org_detail(change, crate::now_micros()).await
     }
 }
 
-// === stored spellings (shared by both backends) ===
+// === shared by both backends ===
+
+/// Runs a user change's check against the other users as stored and the changed one: the
+/// user's roles and holdernames as stored, or how it was refused.
+pub(super) fn checked(
+    user: &ConsoleUser,
+    others: impl Iterator<Item = ConsoleUser>,
+    check: UserCheck,
+) -> Result<(String, String), UserSaved> {
+    let mut all: Vec<ConsoleUser> = others.filter(|u| u.id != user.id).collect();
+    all.push(user.clone());
+    check(&all).map_err(UserSaved::Refused)?;
+    let roles = join_list(user.roles.iter().map(|r| r.as_str()));
+    let holdernames = join_list(user.holdernames.iter().map(|h| h.hyphenated().to_string()));
+    Ok((roles, holdernames))
+}
 
 /// Joins spellings with commas.
 pub(super) fn join_list<S: AsRef<str>>(items: impl Iterator<Item = S>) -> String {

@@ -8,6 +8,9 @@
 //! - No waiter is answered before the commit that holds its write has returned; if it fails,
 //!   every waiter in the batch gets the error.
 
+use std::sync::Mutex;
+
+use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
 use super::backend::FindRow;
@@ -36,17 +39,59 @@ pub(super) enum Msg<W> {
 /// The sending side of a writer's channel.
 pub(super) struct Front<W> {
     tx: mpsc::Sender<Msg<W>>,
+    /// Answered (by being dropped) when the writer has stopped.
+    stopped: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+/// Held by a writer while it runs; dropping it (when the writer returns, or unwinds) tells
+/// [`GroupCommit::close`] that everything the writer took is committed.
+pub(super) struct Running {
+    _signal: oneshot::Sender<()>,
 }
 
 impl<W: Send> Front<W> {
-    /// A channel of `capacity` messages: its front, and the writer's receiving end.
-    pub(super) fn new(capacity: usize) -> (Self, mpsc::Receiver<Msg<W>>) {
+    /// A channel of `capacity` messages: its front, the writer's receiving end, and the guard
+    /// the writer holds while it runs.
+    pub(super) fn new(capacity: usize) -> (Self, mpsc::Receiver<Msg<W>>, Running) {
         let (tx, rx) = mpsc::channel(capacity.max(4));
-        (Self { tx }, rx)
+        let (running, stopped) = oneshot::channel();
+        let front = Self {
+            tx,
+            stopped: Mutex::new(Some(stopped)),
+        };
+        (front, rx, Running { _signal: running })
     }
 
+    /// Queues another write, waiting for room.
+    pub(super) async fn write(&self, w: W) -> Result<(), StoreError> {
+        self.tx
+            .send(Msg::Write(w))
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+}
+
+/// What the ACK path and the audit trail need of a backend's writer, whatever its other writes.
+#[async_trait]
+pub(super) trait GroupCommit: Send + Sync {
     /// Queues a find append without waiting for room; answered after its commit.
-    pub(super) async fn append(
+    async fn append(&self, find: FindRow, audit: AuditRecord)
+        -> Result<AppendOutcome, AppendError>;
+
+    /// Queues an audit record unless the channel is in its last quarter (kept for appends).
+    fn audit(&self, record: AuditRecord) -> bool;
+
+    /// Waits until everything queued before is committed.
+    async fn flush(&self);
+
+    /// Asks the writer to commit what is queued and stop, and waits until it has: later writes
+    /// fail with [`StoreError::Closed`].
+    async fn close(&self);
+}
+
+#[async_trait]
+impl<W: Send + 'static> GroupCommit for Front<W> {
+    async fn append(
         &self,
         find: FindRow,
         audit: AuditRecord,
@@ -61,31 +106,28 @@ impl<W: Send> Front<W> {
         rx.await.map_err(|_| AppendError::Closed)?
     }
 
-    /// Queues an audit record unless the channel is in its last quarter (kept for appends).
-    pub(super) fn audit(&self, record: AuditRecord) -> bool {
+    fn audit(&self, record: AuditRecord) -> bool {
         let reserve = self.tx.max_capacity() / 4;
         self.tx.capacity() > reserve && self.tx.try_send(Msg::Audit(record)).is_ok()
     }
 
-    /// Queues another write, waiting for room.
-    pub(super) async fn write(&self, w: W) -> Result<(), StoreError> {
-        self.tx
-            .send(Msg::Write(w))
-            .await
-            .map_err(|_| StoreError::Closed)
-    }
-
-    /// Waits until everything queued before is committed.
-    pub(super) async fn flush(&self) {
+    async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Flush(tx)).await.is_ok() {
             let _ = rx.await;
         }
     }
 
-    /// Asks the writer to commit what is queued and stop.
-    pub(super) async fn close(&self) {
+    async fn close(&self) {
         let _ = self.tx.send(Msg::Close).await;
+        let stopped = self
+            .stopped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(stopped) = stopped {
+            let _ = stopped.await;
+        }
     }
 }
 

@@ -40,7 +40,11 @@ use std::time::Duration;
 use strum::VariantArray;
 use uuid::Uuid;
 
-use backend::{Backend, End, FindRow, MemberRow, PatRow, PeiQuery, PensionRow, SealedChange};
+use backend::{
+    AuditQuery, Backend, CalculatedValues, DailyRun, End, EndRow, FindRow, MatchesRow,
+    MemberChanges, MemberRow, PatRefresh, PatRow, PeiMove, PeiQuery, PensionRow, ResealStep,
+    SealedChange,
+};
 pub use model::{
     AppendOutcome, Applied, AppliedChange, Calculation, CalculationKind, Claimed, DataChange,
     Decided, FailedFind, FindOutcome, FindState, MatchStatus, MemberChange, NewFind, NewMember,
@@ -51,6 +55,9 @@ pub use postgres::PostgresOptions;
 use sealed::DataKey;
 
 use crate::audit::AuditRecord;
+
+/// A store operation's result.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -307,7 +314,7 @@ impl Store {
         if queued {
             self.inner.pending.fetch_add(1, Ordering::AcqRel);
         }
-        let out = self.db().append(row, audit).await;
+        let out = self.db().group_commit().append(row, audit).await;
         if queued && !matches!(out, Ok(AppendOutcome::Created)) {
             self.ended();
         }
@@ -318,20 +325,20 @@ impl Store {
     /// saturated (room is kept for find appends) the record is dropped and counted
     /// (`pdp_audit_dropped_total`) rather than holding a response.
     pub fn audit(&self, record: AuditRecord) {
-        if !self.db().audit(record) {
+        if !self.db().group_commit().audit(record) {
             crate::metrics::audit_dropped();
         }
     }
 
     /// Waits until everything queued before this call is committed.
     pub async fn flush(&self) {
-        self.db().flush().await
+        self.db().group_commit().flush().await
     }
 
     /// Commits everything queued before this call, stops the writer and waits for it: later
     /// writes fail with [`StoreError::Closed`].
     pub async fn close(&self) {
-        self.db().close().await
+        self.db().group_commit().close().await
     }
 
     /// Find requests stored and not at an end: what shedding is decided on, and what
@@ -422,13 +429,13 @@ impl Store {
         let versions = versions.join(",");
         let pending = self
             .db()
-            .record_matches(
-                request_id.to_owned(),
+            .record_matches(MatchesRow {
+                request_id: request_id.to_owned(),
                 peis,
                 versions,
                 pat,
-                crate::now_micros(),
-            )
+                now: crate::now_micros(),
+            })
             .await?;
         Ok((pat_id, pending))
     }
@@ -463,14 +470,14 @@ impl Store {
         };
         let ended = self
             .db()
-            .end(
-                request_id.to_owned(),
+            .end(EndRow {
+                request_id: request_id.to_owned(),
                 claim,
                 end,
                 registered,
                 pat_id,
-                crate::now_micros(),
-            )
+                now: crate::now_micros(),
+            })
             .await?;
         if ended {
             self.ended();
@@ -592,11 +599,13 @@ impl Store {
         to: PeiState,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        let deletion = reason.map(|r| (r.to_owned(), crate::now_micros()));
-        self.db()
-            .move_pei(pei.to_owned(), from, to, deletion)
-            .await
-            .map(|_| ())
+        let change = PeiMove {
+            pei: pei.to_owned(),
+            from,
+            to,
+            deletion: reason.map(|r| (r.to_owned(), crate::now_micros())),
+        };
+        self.db().move_pei(change).await.map(|_| ())
     }
 
     /// Records a possible match's review and the match status it leaves.
@@ -620,12 +629,15 @@ impl Store {
         expires_at: Option<i64>,
     ) -> Result<u64, StoreError> {
         let key = self.inner.key.clone();
+        let refresh = PatRefresh {
+            previous_sha256: previous_sha256.to_owned(),
+            new_sha256: sha256_hex(new_pat),
+            new_pat: new_pat.as_bytes().to_vec(),
+            expires_at,
+        };
         self.db()
             .refresh_pat(
-                previous_sha256.to_owned(),
-                sha256_hex(new_pat),
-                new_pat.as_bytes().to_vec(),
-                expires_at,
+                refresh,
                 Box::new(move |id, pat| key.seal(id.as_bytes(), pat)),
             )
             .await
@@ -659,19 +671,18 @@ impl Store {
         let key = self.inner.key.clone();
         let guid = asset_guid.hyphenated().to_string();
         let aad = guid.clone();
-        self.db()
-            .set_calculated_values(
-                guid,
-                calculation_date,
-                Box::new(move |sealed| {
-                    let mut view_data = open_json(&key, &aad, sealed)?;
-                    view_data["benefitIllustrations"] = benefit_illustrations;
-                    let json = serde_json::to_vec(&view_data)
-                        .map_err(|_| StoreError::Corrupt("view data"))?;
-                    Ok(key.seal(aad.as_bytes(), &json))
-                }),
-            )
-            .await
+        let values = CalculatedValues {
+            asset_guid: guid,
+            calculation_date,
+            update: Box::new(move |sealed| {
+                let mut view_data = open_json(&key, &aad, sealed)?;
+                view_data["benefitIllustrations"] = benefit_illustrations;
+                let json =
+                    serde_json::to_vec(&view_data).map_err(|_| StoreError::Corrupt("view data"))?;
+                Ok(key.seal(aad.as_bytes(), &json))
+            }),
+        };
+        self.db().set_calculated_values(values).await
     }
 
     // --- members ---
@@ -690,7 +701,11 @@ impl Store {
         let rows: Vec<SealedChange> =
             blocking(move || Ok(batch.into_iter().map(|c| seal_change(&key, c)).collect())).await?;
         self.db()
-            .apply_members(rows, dry_run, crate::now_micros())
+            .apply_members(MemberChanges {
+                changes: rows,
+                dry_run,
+                now: crate::now_micros(),
+            })
             .await
     }
 
@@ -891,12 +906,14 @@ impl Store {
     /// committed, and what is sealed with the active key is never read again.
     pub async fn reseal(&self, cursor: ResealCursor, limit: usize) -> Result<Resealed, StoreError> {
         let key = self.inner.key.clone();
-        let prefix = key.active_prefix().to_vec();
+        let step = ResealStep {
+            cursor,
+            prefix: key.active_prefix().to_vec(),
+            limit,
+        };
         self.db()
             .reseal(
-                cursor,
-                prefix,
-                limit,
+                step,
                 Box::new(move |id, sealed| {
                     let plain = key.open(id.as_bytes(), sealed).ok()?;
                     Some(key.seal(id.as_bytes(), &plain))
@@ -915,7 +932,7 @@ impl Store {
         to: i64,
         id: Option<String>,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        self.db().audit_records(from, to, id).await
+        self.db().audit_records(AuditQuery { from, to, id }).await
     }
 
     /// Deletes audit records received before `cutoff` (µs); returns how many. The only way rows
@@ -971,22 +988,14 @@ impl Store {
         day: chrono::NaiveDate,
         lease: Duration,
     ) -> Result<bool, StoreError> {
-        let now = crate::now_micros();
-        self.db()
-            .begin_daily(
-                job.to_owned(),
-                day.to_string(),
-                now,
-                now + lease.as_micros() as i64,
-            )
-            .await
+        let run = DailyRun::new(job, day);
+        let lease_until = run.now + lease.as_micros() as i64;
+        self.db().begin_daily(run, lease_until).await
     }
 
     /// Marks a daily job's run for `day` finished.
     pub async fn finish_daily(&self, job: &str, day: chrono::NaiveDate) -> Result<(), StoreError> {
-        self.db()
-            .finish_daily(job.to_owned(), day.to_string(), crate::now_micros())
-            .await
+        self.db().finish_daily(DailyRun::new(job, day)).await
     }
 
     /// Backend upkeep, beside the writer: on SQLite, a passive WAL checkpoint (copies committed
@@ -1062,6 +1071,45 @@ pub struct Resealed {
     pub resealed: u64,
     /// Values no configured key opens (skipped, counted: keep the key that sealed them).
     pub unreadable: u64,
+}
+
+impl From<ResealCursor> for Resealed {
+    fn from(cursor: ResealCursor) -> Self {
+        Self {
+            cursor,
+            resealed: 0,
+            unreadable: 0,
+        }
+    }
+}
+
+impl Resealed {
+    /// Takes the rows a step read at the cursor (`(id, sealed)`, by id): none moves the cursor
+    /// to the next sealed column (`None`: read again there); otherwise the cursor moves past
+    /// them and the re-sealed values to write are returned, those no key opens counted.
+    fn take(
+        &mut self,
+        rows: Vec<(String, Vec<u8>)>,
+        reseal: &backend::Resealer,
+    ) -> Option<Vec<(String, Vec<u8>)>> {
+        let Some((last, _)) = rows.last() else {
+            self.cursor = ResealCursor {
+                table: self.cursor.table + 1,
+                after: String::new(),
+            };
+            return None;
+        };
+        self.cursor.after = last.clone();
+        let mut new = Vec::with_capacity(rows.len());
+        for (id, sealed) in rows {
+            match reseal(&id, &sealed) {
+                Some(s) => new.push((id, s)),
+                None => self.unreadable += 1,
+            }
+        }
+        self.resealed += new.len() as u64;
+        Some(new)
+    }
 }
 
 fn open_json(key: &DataKey, aad: &str, sealed: &[u8]) -> Result<serde_json::Value, StoreError> {

@@ -769,6 +769,21 @@ pub struct SubmissionKey {
     pub attempt: u32,
 }
 
+/// The CAS's answer to one part of a submission.
+#[derive(Debug, Clone)]
+pub struct SubmissionAnswer {
+    /// The submission.
+    pub key: SubmissionKey,
+    /// Which of its calls (item limits split one into several).
+    pub part: u32,
+    /// What the answer makes of it.
+    pub state: SubmissionState,
+    /// The HTTP status, when there was an answer.
+    pub http_status: Option<u16>,
+    /// The `datetimestamp` of a `202`, or the problem details.
+    pub answer: Option<String>,
+}
+
 /// A submission to claim: its bodies are final before anything is sent.
 #[derive(Debug, Clone)]
 pub struct NewSubmission {

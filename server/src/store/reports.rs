@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::model::{
     Claim, DayFacts, NewSubmission, NewUnavailability, PossibleMatch, ReportFact, StoredSubmission,
-    SubmissionKey, SubmissionState, Unavailability,
+    SubmissionAnswer, Unavailability,
 };
 use super::{Store, StoreError};
 
@@ -60,14 +60,10 @@ impl Store {
     /// `datetimestamp` of a `202`, or the problem details).
     pub async fn record_submission_answer(
         &self,
-        key: SubmissionKey,
-        part: u32,
-        state: SubmissionState,
-        http_status: Option<u16>,
-        answer: Option<String>,
+        answer: SubmissionAnswer,
     ) -> Result<(), StoreError> {
         self.db()
-            .record_submission_answer(key, part, state, http_status, answer, crate::now_micros())
+            .record_submission_answer(answer, crate::now_micros())
             .await
     }
 

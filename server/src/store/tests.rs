@@ -1,6 +1,7 @@
 use super::model::{
     Claim, NewSubmission, NewUnavailability, ReportFact, ReportKind, Service, StoredSubmission,
-    SubmissionReason, SubmissionState, SubmissionStatus, UnavailableCodes, ViewFact,
+    SubmissionAnswer, SubmissionReason, SubmissionState, SubmissionStatus, UnavailableCodes,
+    ViewFact,
 };
 use super::*;
 use crate::audit::Direction;
@@ -1019,17 +1020,17 @@ async fn a_submission_is_claimed_once_answered_and_corrected_as_a_new_attempt(db
         (0, SubmissionState::Accepted),
         (1, SubmissionState::Refused),
     ] {
-        s.record_submission_answer(
-            first.key.clone(),
+        s.record_submission_answer(SubmissionAnswer {
+            key: first.key.clone(),
             part,
             state,
-            Some(if state == SubmissionState::Accepted {
+            http_status: Some(if state == SubmissionState::Accepted {
                 202
             } else {
                 400
             }),
-            Some("answer".into()),
-        )
+            answer: Some("answer".into()),
+        })
         .await
         .unwrap();
     }
@@ -1043,13 +1044,13 @@ async fn a_submission_is_claimed_once_answered_and_corrected_as_a_new_attempt(db
     // A correction is the next attempt, and another after that one is answered.
     let c1 = claimed(&s, correction(), lease).await;
     assert_eq!(c1.key.attempt, 1);
-    s.record_submission_answer(
-        c1.key.clone(),
-        0,
-        SubmissionState::Accepted,
-        Some(202),
-        None,
-    )
+    s.record_submission_answer(SubmissionAnswer {
+        key: c1.key.clone(),
+        part: 0,
+        state: SubmissionState::Accepted,
+        http_status: Some(202),
+        answer: None,
+    })
     .await
     .unwrap();
     let c2 = claimed(&s, correction(), lease).await;

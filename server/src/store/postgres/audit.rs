@@ -7,6 +7,7 @@ use deadpool_postgres::GenericClient;
 use super::super::model::SlaSamples;
 use super::super::StoreError;
 use crate::audit::{AuditRecord, Direction};
+use crate::store::backend::DailyRun;
 
 /// Inserts audit records in one statement (inside the caller's transaction).
 pub(super) async fn insert(
@@ -221,9 +222,7 @@ pub(super) async fn sla_samples(
 /// Takes a daily job's run for `day` (see [`crate::store::backend::Backend::begin_daily`]).
 pub(super) async fn begin_daily(
     c: &impl GenericClient,
-    job: &str,
-    day: &str,
-    now: i64,
+    run: &DailyRun,
     lease_until: i64,
 ) -> Result<bool, StoreError> {
     let row = c
@@ -234,22 +233,17 @@ pub(super) async fn begin_daily(
                WHERE daily_runs.finished_at IS NULL
                  AND daily_runs.lease_until < excluded.started_at
              RETURNING job",
-            &[&job, &day, &now, &lease_until],
+            &[&run.job, &run.day, &run.now, &lease_until],
         )
         .await?;
     Ok(row.is_some())
 }
 
 /// Marks a daily job's run finished.
-pub(super) async fn finish_daily(
-    c: &impl GenericClient,
-    job: &str,
-    day: &str,
-    now: i64,
-) -> Result<(), StoreError> {
+pub(super) async fn finish_daily(c: &impl GenericClient, run: &DailyRun) -> Result<(), StoreError> {
     c.execute(
         "UPDATE daily_runs SET finished_at = $3 WHERE job = $1 AND day = $2",
-        &[&job, &day, &now],
+        &[&run.job, &run.day, &run.now],
     )
     .await?;
     Ok(())

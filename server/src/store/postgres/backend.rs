@@ -1,34 +1,19 @@
 //! [`Backend`] on PostgreSQL: appends and audit records through the writer task's group
 //! commits; every other unit of work one transaction on a pooled connection.
 
-use std::sync::Mutex;
-
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
 use futures_util::TryStreamExt;
-use tokio::task::JoinHandle;
 
 use super::writer;
 use super::{audit, finds, keys, members, peis, pool_error, reports, PostgresOptions};
-use crate::audit::AuditRecord;
-use crate::store::backend::{
-    Backend, ClaimedRow, End, FindRow, MemberBatches, PatRow, PeiQuery, Resealer, SealedChange,
-    Sealer, StoredPensionRow, ViewDataUpdate, SEALED,
-};
-use crate::store::group_commit::Front;
-use crate::store::model::{
-    AppendOutcome, Applied, AppliedChange, Calculation, Claim, DayFacts, FailedFind, MatchStatus,
-    NewPei, NewSubmission, NewUnavailability, PeiState, PossibleMatch, ReportFact, ReviewState,
-    SchemeState, SlaSamples, StoredFind, StoredPei, StoredSubmission, SubmissionKey,
-    SubmissionState, Unavailability,
-};
-use crate::store::{AppendError, ResealCursor, Resealed, StoreError, StoreLimits};
+use crate::store::backend::prelude::*;
+use crate::store::StoreLimits;
 
 /// The shared backend.
 pub(in crate::store) struct Postgres {
     pool: Pool,
     front: Front<std::convert::Infallible>,
-    writer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Postgres {
@@ -36,92 +21,56 @@ impl Postgres {
     pub(in crate::store) async fn connect(
         options: &PostgresOptions,
         limits: StoreLimits,
-    ) -> Result<Self, StoreError> {
+    ) -> Result<Self> {
         let pool = super::pool(options).await?;
-        let (front, rx) = Front::new(limits.channel_capacity);
-        let writer = tokio::spawn(writer::run(pool.clone(), rx, limits.max_batch.max(1)));
-        Ok(Self {
-            pool,
-            front,
-            writer: Mutex::new(Some(writer)),
-        })
+        let (front, rx, running) = Front::new(limits.channel_capacity);
+        tokio::spawn(writer::run(
+            pool.clone(),
+            rx,
+            limits.max_batch.max(1),
+            running,
+        ));
+        Ok(Self { pool, front })
     }
 
-    async fn client(&self) -> Result<Object, StoreError> {
+    async fn client(&self) -> Result<Object> {
         self.pool.get().await.map_err(pool_error)
     }
 }
 
 #[async_trait]
 impl Backend for Postgres {
-    async fn append(
-        &self,
-        find: FindRow,
-        audit: AuditRecord,
-    ) -> Result<AppendOutcome, AppendError> {
-        self.front.append(find, audit).await
+    fn group_commit(&self) -> &dyn GroupCommit {
+        &self.front
     }
 
-    fn audit(&self, record: AuditRecord) -> bool {
-        self.front.audit(record)
-    }
-
-    async fn flush(&self) {
-        self.front.flush().await
-    }
-
-    async fn close(&self) {
-        self.front.close().await;
-        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(h) = handle {
-            let _ = h.await;
-        }
-    }
-
-    async fn open_count(&self) -> Result<u64, StoreError> {
+    async fn open_count(&self) -> Result<u64> {
         finds::open_count(&self.client().await?).await
     }
 
-    async fn requeue_working(&self) -> Result<u64, StoreError> {
+    async fn requeue_working(&self) -> Result<u64> {
         // Another instance may be working them: their leases decide.
         Ok(0)
     }
 
-    async fn claim(
-        &self,
-        now: i64,
-        lease: i64,
-        limit: usize,
-    ) -> Result<Vec<ClaimedRow>, StoreError> {
+    async fn claim(&self, now: i64, lease: i64, limit: usize) -> Result<Vec<ClaimedRow>> {
         finds::claim(&self.client().await?, now, lease, limit).await
     }
 
-    async fn renew_lease(
-        &self,
-        request_id: String,
-        attempts: i64,
-        until: i64,
-    ) -> Result<bool, StoreError> {
+    async fn renew_lease(&self, request_id: String, attempts: i64, until: i64) -> Result<bool> {
         finds::renew(&self.client().await?, &request_id, attempts, until).await
     }
 
-    async fn record_matches(
-        &self,
-        request_id: String,
-        new: Vec<NewPei>,
-        versions: String,
-        pat: Option<PatRow>,
-        now: i64,
-    ) -> Result<Vec<StoredPei>, StoreError> {
+    async fn record_matches(&self, row: MatchesRow) -> Result<Vec<StoredPei>> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        peis::record(&tx, &request_id, &new, now).await?;
-        if let Some(p) = &pat {
-            peis::insert_pat(&tx, p, now).await?;
+        peis::record(&tx, &row.request_id, &row.peis, row.now).await?;
+        if let Some(p) = &row.pat {
+            peis::insert_pat(&tx, p, row.now).await?;
         }
-        let pat_id = pat.as_ref().map(|p| p.pat_id.as_str());
-        finds::set_matched(&tx, &request_id, &versions, pat_id).await?;
-        let pending = peis::select(&tx, &PeiQuery::Request(request_id))
+        let pat_id = row.pat.as_ref().map(|p| p.pat_id.as_str());
+        finds::set_matched(&tx, &row.request_id, &row.versions, pat_id).await?;
+        let pending = peis::select(&tx, &PeiQuery::Request(row.request_id))
             .await?
             .into_iter()
             .filter(|p| p.state == PeiState::Pending)
@@ -130,106 +79,79 @@ impl Backend for Postgres {
         Ok(pending)
     }
 
-    async fn pat(&self, pat_id: String) -> Result<Vec<u8>, StoreError> {
+    async fn pat(&self, pat_id: String) -> Result<Vec<u8>> {
         peis::pat(&self.client().await?, &pat_id).await
     }
 
-    async fn end(
-        &self,
-        request_id: String,
-        claim: Option<i64>,
-        end: End,
-        registered: Vec<(String, String)>,
-        pat_id: Option<String>,
-        now: i64,
-    ) -> Result<bool, StoreError> {
+    async fn end(&self, row: EndRow) -> Result<bool> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        for (pei, resource_id) in &registered {
-            let pat = pat_id.as_deref().unwrap_or_default();
-            peis::registered(&tx, pei, resource_id, pat, now).await?;
+        let pat = row.pat_id.as_deref().unwrap_or_default();
+        for (pei, resource_id) in &row.registered {
+            peis::registered(&tx, pei, resource_id, pat, row.now).await?;
         }
-        let ended = finds::end(&tx, &request_id, claim, &end, now).await?;
+        let ended = finds::end(&tx, &row.request_id, row.claim, &row.end, row.now).await?;
         tx.commit().await?;
         Ok(ended)
     }
 
-    async fn find_request(&self, request_id: String) -> Result<Option<StoredFind>, StoreError> {
+    async fn find_request(&self, request_id: String) -> Result<Option<StoredFind>> {
         finds::get(&self.client().await?, &request_id).await
     }
 
-    async fn find_requests(&self) -> Result<Vec<StoredFind>, StoreError> {
+    async fn find_requests(&self) -> Result<Vec<StoredFind>> {
         finds::all(&self.client().await?).await
     }
 
-    async fn failed(&self) -> Result<Vec<FailedFind>, StoreError> {
+    async fn failed(&self) -> Result<Vec<FailedFind>> {
         finds::failed(&self.client().await?).await
     }
 
-    async fn peis(&self, query: PeiQuery) -> Result<Vec<StoredPei>, StoreError> {
+    async fn peis(&self, query: PeiQuery) -> Result<Vec<StoredPei>> {
         peis::select(&self.client().await?, &query).await
     }
 
-    async fn pei_by_asset_guid(&self, asset_guid: String) -> Result<Option<StoredPei>, StoreError> {
+    async fn pei_by_asset_guid(&self, asset_guid: String) -> Result<Option<StoredPei>> {
         peis::by_asset_guid(&self.client().await?, &asset_guid).await
     }
 
-    async fn move_pei(
-        &self,
-        pei: String,
-        from: &'static [PeiState],
-        to: PeiState,
-        deletion: Option<(String, i64)>,
-    ) -> Result<bool, StoreError> {
-        let deletion = deletion.as_ref().map(|(r, t)| (r.as_str(), *t));
-        peis::set_state(&self.client().await?, &pei, from, to, deletion).await
+    async fn move_pei(&self, change: PeiMove) -> Result<bool> {
+        peis::set_state(&self.client().await?, &change).await
     }
 
-    async fn set_review(
-        &self,
-        pei: String,
-        review: ReviewState,
-        match_status: MatchStatus,
-    ) -> Result<(), StoreError> {
-        peis::set_review(&self.client().await?, &pei, review, match_status).await
+    async fn set_review(&self, id: String, review: ReviewState, status: MatchStatus) -> Result<()> {
+        peis::set_review(&self.client().await?, &id, review, status).await
     }
 
-    async fn refresh_pat(
-        &self,
-        previous_sha256: String,
-        new_sha256: String,
-        new_pat: Vec<u8>,
-        expires_at: Option<i64>,
-        seal: Sealer,
-    ) -> Result<u64, StoreError> {
+    async fn refresh_pat(&self, refresh: PatRefresh, seal: Sealer) -> Result<u64> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let ids = peis::pats_by_sha(&tx, &previous_sha256).await?;
+        let ids = peis::pats_by_sha(&tx, &refresh.previous_sha256).await?;
         for id in &ids {
-            peis::replace_pat(&tx, id, &new_sha256, &seal(id, &new_pat), expires_at).await?;
+            peis::replace_pat(&tx, id, &refresh, &seal(id, &refresh.new_pat)).await?;
         }
         tx.commit().await?;
         Ok(ids.len() as u64)
     }
 
-    async fn has_calculation(&self, pei: String) -> Result<bool, StoreError> {
+    async fn has_calculation(&self, pei: String) -> Result<bool> {
         peis::has_calculation(&self.client().await?, &pei).await
     }
 
-    async fn insert_calculation(&self, calc: Calculation) -> Result<(), StoreError> {
+    async fn insert_calculation(&self, calc: Calculation) -> Result<()> {
         peis::insert_calculation(&self.client().await?, &calc).await
     }
 
-    async fn calculations(&self) -> Result<Vec<Calculation>, StoreError> {
+    async fn calculations(&self) -> Result<Vec<Calculation>> {
         peis::calculations(&self.client().await?).await
     }
 
-    async fn set_calculated_values(
-        &self,
-        asset_guid: String,
-        calculation_date: chrono::NaiveDate,
-        update: ViewDataUpdate,
-    ) -> Result<Option<u64>, StoreError> {
+    async fn set_calculated_values(&self, values: CalculatedValues) -> Result<Option<u64>> {
+        let CalculatedValues {
+            asset_guid,
+            calculation_date,
+            update,
+        } = values;
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         tx.execute(
@@ -247,12 +169,12 @@ impl Backend for Postgres {
         Ok(Some(closed))
     }
 
-    async fn apply_members(
-        &self,
-        changes: Vec<SealedChange>,
-        dry_run: bool,
-        now: i64,
-    ) -> Result<Vec<AppliedChange>, StoreError> {
+    async fn apply_members(&self, batch: MemberChanges) -> Result<Vec<AppliedChange>> {
+        let MemberChanges {
+            changes,
+            dry_run,
+            now,
+        } = batch;
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let mut out = Vec::with_capacity(changes.len());
@@ -267,18 +189,15 @@ impl Backend for Postgres {
         Ok(out)
     }
 
-    async fn member_ids(&self, holdername: Option<String>) -> Result<Vec<String>, StoreError> {
+    async fn member_ids(&self, holdername: Option<String>) -> Result<Vec<String>> {
         members::ids(&self.client().await?, holdername.as_deref()).await
     }
 
-    async fn members_sealed(
-        &self,
-        member_ids: Vec<String>,
-    ) -> Result<Vec<(String, Option<Vec<u8>>)>, StoreError> {
-        members::sealed(&self.client().await?, &member_ids).await
+    async fn members_sealed(&self, ids: Vec<String>) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+        members::sealed(&self.client().await?, &ids).await
     }
 
-    async fn member_batches(&self, batch: usize, to: MemberBatches) -> Result<(), StoreError> {
+    async fn member_batches(&self, batch: usize, to: MemberBatches) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         // One long read at start-up: the statement time-out is for the serving paths.
@@ -307,36 +226,27 @@ impl Backend for Postgres {
         Ok(())
     }
 
-    async fn member_count(&self) -> Result<u64, StoreError> {
+    async fn member_count(&self) -> Result<u64> {
         members::count(&self.client().await?).await
     }
 
-    async fn pension(&self, asset_guid: String) -> Result<Option<StoredPensionRow>, StoreError> {
+    async fn pension(&self, asset_guid: String) -> Result<Option<StoredPensionRow>> {
         members::pension(&self.client().await?, &asset_guid).await
     }
 
-    async fn data_version(&self) -> Result<i64, StoreError> {
+    async fn data_version(&self) -> Result<i64> {
         members::data_version(&self.client().await?).await
     }
 
-    async fn data_changes_since(
-        &self,
-        version: i64,
-        limit: usize,
-    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+    async fn data_changes_since(&self, version: i64, limit: usize) -> Result<Vec<DataChangeRow>> {
         members::changes_since(&self.client().await?, version, limit).await
     }
 
-    async fn purge_data_changes(&self, before: i64) -> Result<u64, StoreError> {
+    async fn purge_data_changes(&self, before: i64) -> Result<u64> {
         members::purge_changes(&self.client().await?, before).await
     }
 
-    async fn set_scheme(
-        &self,
-        holdername: String,
-        state: SchemeState,
-        now: i64,
-    ) -> Result<(), StoreError> {
+    async fn set_scheme(&self, holdername: String, state: SchemeState, now: i64) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         members::set_scheme(&tx, &holdername, state, now).await?;
@@ -345,69 +255,42 @@ impl Backend for Postgres {
         Ok(())
     }
 
-    async fn inactive_schemes(&self) -> Result<Vec<(String, SchemeState)>, StoreError> {
+    async fn inactive_schemes(&self) -> Result<Vec<(String, SchemeState)>> {
         members::schemes(&self.client().await?).await
     }
 
-    async fn scheme(&self, holdername: String) -> Result<SchemeState, StoreError> {
+    async fn scheme(&self, holdername: String) -> Result<SchemeState> {
         members::scheme(&self.client().await?, &holdername).await
     }
 
-    async fn count_not_sealed_with(&self, prefix: Vec<u8>) -> Result<u64, StoreError> {
+    async fn count_not_sealed_with(&self, prefix: Vec<u8>) -> Result<u64> {
         keys::count_not_sealed_with(&self.client().await?, &prefix).await
     }
 
-    async fn reseal(
-        &self,
-        cursor: ResealCursor,
-        prefix: Vec<u8>,
-        limit: usize,
-        reseal: Resealer,
-    ) -> Result<Resealed, StoreError> {
+    async fn reseal(&self, step: ResealStep, reseal: Resealer) -> Result<Resealed> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let mut out = Resealed {
-            cursor,
-            resealed: 0,
-            unreadable: 0,
-        };
+        let mut out = Resealed::from(step.cursor.clone());
         while out.cursor.table < SEALED.len() {
-            let rows =
-                keys::not_sealed_with(&tx, out.cursor.table, &prefix, &out.cursor.after, limit)
-                    .await?;
-            let Some((last, _)) = rows.last() else {
-                out.cursor = ResealCursor {
-                    table: out.cursor.table + 1,
-                    after: String::new(),
-                };
-                continue;
-            };
-            out.cursor.after = last.clone();
-            for (id, sealed) in rows {
-                match reseal(&id, &sealed) {
-                    Some(new) => {
-                        keys::replace(&tx, out.cursor.table, &id, &new).await?;
-                        out.resealed += 1;
-                    }
-                    None => out.unreadable += 1,
+            let rows = keys::not_sealed_with(&tx, &out.cursor, &step).await?;
+            let table = out.cursor.table;
+            if let Some(new) = out.take(rows, &reseal) {
+                for (id, sealed) in new {
+                    keys::replace(&tx, table, &id, &sealed).await?;
                 }
+                break;
             }
-            break;
         }
         tx.commit().await?;
         Ok(out)
     }
 
-    async fn audit_records(
-        &self,
-        from: i64,
-        to: i64,
-        id: Option<String>,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
+    async fn audit_records(&self, query: AuditQuery) -> Result<Vec<AuditRecord>> {
+        let AuditQuery { from, to, id } = query;
         audit::records(&self.client().await?, from, to, id.as_deref()).await
     }
 
-    async fn purge_audit(&self, cutoff: i64) -> Result<u64, StoreError> {
+    async fn purge_audit(&self, cutoff: i64) -> Result<u64> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         let n = audit::purge(&tx, cutoff).await?;
@@ -415,19 +298,19 @@ impl Backend for Postgres {
         Ok(n)
     }
 
-    async fn heartbeat(&self, minute: i64) -> Result<(), StoreError> {
+    async fn heartbeat(&self, minute: i64) -> Result<()> {
         audit::heartbeat(&self.client().await?, minute).await
     }
 
-    async fn minutes_up(&self, from: i64, to: i64) -> Result<u64, StoreError> {
+    async fn minutes_up(&self, from: i64, to: i64) -> Result<u64> {
         audit::minutes_up(&self.client().await?, from, to).await
     }
 
-    async fn first_heartbeat(&self) -> Result<Option<i64>, StoreError> {
+    async fn first_heartbeat(&self) -> Result<Option<i64>> {
         audit::first_heartbeat(&self.client().await?).await
     }
 
-    async fn sla_samples(&self, from: i64, to: i64) -> Result<SlaSamples, StoreError> {
+    async fn sla_samples(&self, from: i64, to: i64) -> Result<SlaSamples> {
         let mut c = self.client().await?;
         let tx = snapshot(&mut c).await?;
         let out = audit::sla_samples(&tx, from, to).await?;
@@ -435,46 +318,36 @@ impl Backend for Postgres {
         Ok(out)
     }
 
-    async fn completions_by_holdername(
-        &self,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
+    async fn completions_by_holdername(&self, from: i64, to: i64) -> Result<Vec<(String, i64)>> {
         audit::completions_by_holdername(&self.client().await?, from, to).await
     }
 
-    async fn begin_daily(
-        &self,
-        job: String,
-        day: String,
-        now: i64,
-        lease_until: i64,
-    ) -> Result<bool, StoreError> {
-        audit::begin_daily(&self.client().await?, &job, &day, now, lease_until).await
+    async fn begin_daily(&self, run: DailyRun, lease_until: i64) -> Result<bool> {
+        audit::begin_daily(&self.client().await?, &run, lease_until).await
     }
 
-    async fn finish_daily(&self, job: String, day: String, now: i64) -> Result<(), StoreError> {
-        audit::finish_daily(&self.client().await?, &job, &day, now).await
+    async fn finish_daily(&self, run: DailyRun) -> Result<()> {
+        audit::finish_daily(&self.client().await?, &run).await
     }
 
-    async fn checkpoint(&self) -> Result<(), StoreError> {
+    async fn checkpoint(&self) -> Result<()> {
         // PostgreSQL checkpoints on its own.
         Ok(())
     }
 
-    async fn record_fact(&self, fact: ReportFact) -> Result<(), StoreError> {
+    async fn record_fact(&self, fact: ReportFact) -> Result<()> {
         reports::insert_fact(&self.client().await?, &fact).await
     }
 
-    async fn announce_unavailability(&self, window: NewUnavailability) -> Result<i64, StoreError> {
+    async fn announce_unavailability(&self, window: NewUnavailability) -> Result<i64> {
         reports::insert_unavailability(&self.client().await?, &window).await
     }
 
-    async fn unavailability(&self, from: i64, to: i64) -> Result<Vec<Unavailability>, StoreError> {
+    async fn unavailability(&self, from: i64, to: i64) -> Result<Vec<Unavailability>> {
         reports::unavailability(&self.client().await?, from, to).await
     }
 
-    async fn report_facts(&self, from: i64, to: i64) -> Result<DayFacts, StoreError> {
+    async fn report_facts(&self, from: i64, to: i64) -> Result<DayFacts> {
         let mut c = self.client().await?;
         let tx = snapshot(&mut c).await?;
         let out = reports::day_facts(&tx, from, to).await?;
@@ -482,80 +355,53 @@ impl Backend for Postgres {
         Ok(out)
     }
 
-    async fn claim_submission(
-        &self,
-        submission: NewSubmission,
-        now: i64,
-        lease: i64,
-    ) -> Result<Claim, StoreError> {
+    async fn claim_submission(&self, new: NewSubmission, now: i64, lease: i64) -> Result<Claim> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let out = reports::claim(&tx, &submission, now, lease).await?;
+        let out = reports::claim(&tx, &new, now, lease).await?;
         tx.commit().await?;
         Ok(out)
     }
 
-    async fn record_submission_answer(
-        &self,
-        key: SubmissionKey,
-        part: u32,
-        state: SubmissionState,
-        http_status: Option<u16>,
-        answer: Option<String>,
-        now: i64,
-    ) -> Result<(), StoreError> {
+    async fn record_submission_answer(&self, answer: SubmissionAnswer, now: i64) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        reports::answer(&tx, &key, part, state, http_status, answer.as_deref(), now).await?;
+        reports::answer(&tx, &answer, now).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn submissions(
-        &self,
-        since: Option<chrono::NaiveDate>,
-    ) -> Result<Vec<StoredSubmission>, StoreError> {
+    async fn submissions(&self, since: Option<chrono::NaiveDate>) -> Result<Vec<StoredSubmission>> {
         reports::submissions(&self.client().await?, since).await
     }
 
-    async fn possible_matches(&self, from: i64, to: i64) -> Result<Vec<PossibleMatch>, StoreError> {
+    async fn possible_matches(&self, from: i64, to: i64) -> Result<Vec<PossibleMatch>> {
         reports::possible_matches(&self.client().await?, from, to).await
     }
 
-    async fn console_users(&self) -> Result<Vec<crate::store::console::ConsoleUser>, StoreError> {
+    async fn console_users(&self) -> Result<Vec<ConsoleUser>> {
         super::console::users(&self.client().await?).await
     }
 
-    async fn save_console_user(
-        &self,
-        user: crate::store::console::ConsoleUser,
-        check: crate::store::console::UserCheck,
-        now: i64,
-    ) -> Result<crate::store::console::UserSaved, StoreError> {
+    async fn save_console_user(&self, user: ConsoleUser, check: UserCheck) -> Result<UserSaved> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let out = super::console::save_user(&tx, user, check, now).await?;
+        let out = super::console::save_user(&tx, user, check).await?;
         tx.commit().await?;
         Ok(out)
     }
 
-    async fn org_details(&self) -> Result<Vec<crate::store::console::OrgDetail>, StoreError> {
+    async fn org_details(&self) -> Result<Vec<OrgDetail>> {
         super::console::org(&self.client().await?).await
     }
 
-    async fn set_org_detail(
-        &self,
-        key: String,
-        value: String,
-        confirmed: bool,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        super::console::set_org(&self.client().await?, &key, &value, confirmed, now).await
+    async fn set_org_detail(&self, change: OrgDetailChange, now: i64) -> Result<()> {
+        super::console::set_org(&self.client().await?, &change, now).await
     }
 }
 
 /// A read-only transaction on one snapshot: a report's every query sees the same data.
-async fn snapshot(c: &mut Object) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
+async fn snapshot(c: &mut Object) -> Result<deadpool_postgres::Transaction<'_>> {
     Ok(c.build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
         .read_only(true)
@@ -568,7 +414,7 @@ async fn apply_member(
     c: &deadpool_postgres::Transaction<'_>,
     change: &SealedChange,
     now: i64,
-) -> Result<AppliedChange, StoreError> {
+) -> Result<AppliedChange> {
     let (member_id, applied, removed) = match change {
         SealedChange::Remove(id) => {
             if members::content_hash(c, id).await?.is_none() {
@@ -581,26 +427,12 @@ async fn apply_member(
         }
         SealedChange::Upsert(row) => {
             let before = members::content_hash(c, &row.member_id).await?;
-            if before
-                .as_ref()
-                .is_some_and(|h| h.as_deref() == Some(&row.content_sha256))
-            {
+            let Some(applied) = row.applied_over(before) else {
                 return Ok(AppliedChange::unchanged(&row.member_id, Applied::Unchanged));
-            }
-            let kept: std::collections::HashSet<&str> =
-                row.pensions.iter().map(|p| p.asset_guid.as_str()).collect();
-            let gone: Vec<String> = members::pension_guids(c, &row.member_id)
-                .await?
-                .into_iter()
-                .filter(|g| !kept.contains(g.as_str()))
-                .collect();
+            };
+            let gone = row.dropped(members::pension_guids(c, &row.member_id).await?);
             retire(c, &gone, now).await?;
             members::upsert(c, row).await?;
-            let applied = if before.is_some() {
-                Applied::Updated
-            } else {
-                Applied::Added
-            };
             (&row.member_id, applied, gone)
         }
     };
@@ -609,11 +441,7 @@ async fn apply_member(
 }
 
 /// Deletes pensions and retires their PeIs (`asset-removed`).
-async fn retire(
-    c: &deadpool_postgres::Transaction<'_>,
-    guids: &[String],
-    now: i64,
-) -> Result<(), StoreError> {
+async fn retire(c: &deadpool_postgres::Transaction<'_>, guids: &[String], now: i64) -> Result<()> {
     for g in guids {
         members::delete_pension(c, g).await?;
         peis::retire_pension(c, g, "asset-removed", now).await?;

@@ -4,11 +4,12 @@
 //! user as the commit will leave them, whichever instance writes.
 
 use deadpool_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::super::console::{ConsoleUser, OrgDetail, UserCheck, UserSaved};
+use super::super::console::{ConsoleUser, OrgDetail, OrgDetailChange, UserCheck, UserSaved};
 use super::super::StoreError;
-use crate::store::console::{join_list, split_guids, split_roles};
+use crate::store::console::{checked, split_guids, split_roles};
 
 fn user_of(r: &Row) -> Result<ConsoleUser, StoreError> {
     Ok(ConsoleUser {
@@ -44,7 +45,6 @@ pub(super) async fn save_user(
     c: &impl GenericClient,
     user: ConsoleUser,
     check: UserCheck,
-    now: i64,
 ) -> Result<UserSaved, StoreError> {
     c.batch_execute("LOCK TABLE console_users IN SHARE ROW EXCLUSIVE MODE")
         .await?;
@@ -58,55 +58,39 @@ pub(super) async fn save_user(
     if taken.is_some_and(|id| id != user.id) {
         return Ok(UserSaved::UsernameTaken);
     }
-    let mut all: Vec<ConsoleUser> = users(c)
-        .await?
-        .into_iter()
-        .filter(|u| u.id != user.id)
-        .collect();
-    all.push(user.clone());
-    if let Err(rule) = check(&all) {
-        return Ok(UserSaved::Refused(rule));
-    }
-    let roles = join_list(user.roles.iter().map(|r| r.as_str()));
-    let holdernames = join_list(user.holdernames.iter().map(|h| h.hyphenated().to_string()));
+    let (roles, holdernames) = match checked(&user, users(c).await?.into_iter(), check) {
+        Ok(stored) => stored,
+        Err(refused) => return Ok(refused),
+    };
+    let mut fields: Vec<&(dyn ToSql + Sync)> = vec![
+        &user.username,
+        &user.display_name,
+        &user.email,
+        &user.password_hash,
+        &roles,
+        &holdernames,
+        &user.suspended,
+        &user.confirmed_at,
+        &user.updated_at,
+    ];
     if user.id == 0 {
         let row = c
             .query_one(
                 "INSERT INTO console_users (username, display_name, email, password_hash, roles,
                      holdernames, suspended, confirmed_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-                &[
-                    &user.username,
-                    &user.display_name,
-                    &user.email,
-                    &user.password_hash,
-                    &roles,
-                    &holdernames,
-                    &user.suspended,
-                    &user.confirmed_at,
-                    &now,
-                ],
+                &fields,
             )
             .await?;
         Ok(UserSaved::Saved(row.get(0)))
     } else {
+        fields.push(&user.id);
         c.execute(
-            "UPDATE console_users SET username = $2, display_name = $3, email = $4,
-                 password_hash = $5, roles = $6, holdernames = $7, suspended = $8,
-                 confirmed_at = $9, updated_at = $10
-             WHERE id = $1",
-            &[
-                &user.id,
-                &user.username,
-                &user.display_name,
-                &user.email,
-                &user.password_hash,
-                &roles,
-                &holdernames,
-                &user.suspended,
-                &user.confirmed_at,
-                &now,
-            ],
+            "UPDATE console_users SET username = $1, display_name = $2, email = $3,
+                 password_hash = $4, roles = $5, holdernames = $6, suspended = $7,
+                 confirmed_at = $8, updated_at = $9
+             WHERE id = $10",
+            &fields,
         )
         .await?;
         Ok(UserSaved::Saved(user.id))
@@ -133,9 +117,7 @@ pub(super) async fn org(c: &impl GenericClient) -> Result<Vec<OrgDetail>, StoreE
 /// Sets one item; a changed value is unconfirmed until confirmed again.
 pub(super) async fn set_org(
     c: &impl GenericClient,
-    key: &str,
-    value: &str,
-    confirmed: bool,
+    change: &OrgDetailChange,
     now: i64,
 ) -> Result<(), StoreError> {
     c.execute(
@@ -148,7 +130,7 @@ pub(super) async fn set_org(
              updated_at = CASE WHEN console_org.value = excluded.value
                                THEN console_org.updated_at ELSE $3::BIGINT END,
              value = excluded.value",
-        &[&key, &value, &now, &confirmed],
+        &[&change.key, &change.value, &now, &change.confirmed],
     )
     .await?;
     Ok(())

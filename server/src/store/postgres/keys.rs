@@ -2,19 +2,18 @@
 
 use deadpool_postgres::GenericClient;
 
-use super::super::StoreError;
-use crate::store::backend::SEALED;
+use super::super::{ResealCursor, StoreError};
+use crate::store::backend::{ResealStep, SEALED};
 
-/// Up to `limit` rows of a sealed column after `after` (by ID) not sealed with the key of
-/// `prefix`, oldest ID first, locked until the caller's transaction ends.
+/// Up to the step's limit of rows of the cursor's column after its ID not sealed with the key
+/// of the step's prefix, oldest ID first, locked until the caller's transaction ends.
 pub(super) async fn not_sealed_with(
     c: &impl GenericClient,
-    table: usize,
-    prefix: &[u8],
-    after: &str,
-    limit: usize,
+    at: &ResealCursor,
+    step: &ResealStep,
 ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-    let (t, id, col, narrow) = SEALED[table];
+    let (t, id, col, narrow) = SEALED[at.table];
+    let prefix = step.prefix.as_slice();
     let sql = format!(
         "SELECT {id}, {col} FROM {t}
           WHERE {narrow} AND {col} IS NOT NULL AND substr({col}, 1, $1) <> $2 AND {id} > $3
@@ -23,7 +22,12 @@ pub(super) async fn not_sealed_with(
     let rows = c
         .query(
             sql.as_str(),
-            &[&(prefix.len() as i32), &prefix, &after, &(limit as i64)],
+            &[
+                &(prefix.len() as i32),
+                &prefix,
+                &at.after,
+                &(step.limit as i64),
+            ],
         )
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())

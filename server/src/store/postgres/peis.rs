@@ -4,9 +4,9 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::super::model::{Calculation, MatchStatus, NewPei, PeiState, ReviewState, StoredPei};
+use super::super::model::{Calculation, MatchStatus, NewPei, ReviewState, StoredPei};
 use super::super::StoreError;
-use crate::store::backend::{PatRow, PeiQuery};
+use crate::store::backend::{PatRefresh, PatRow, PeiMove, PeiQuery};
 
 /// Inserts the PeIs a find produced (idempotent: a repeat keeps its state and PAT; only a
 /// still-pending PeI moves to the newer find).
@@ -172,12 +172,10 @@ pub(super) async fn retire_pension(
 /// Moves a PeI to `to` if it is in one of `from`; whether it moved.
 pub(super) async fn set_state(
     c: &impl GenericClient,
-    pei: &str,
-    from: &[PeiState],
-    to: PeiState,
-    deletion: Option<(&str, i64)>,
+    change: &PeiMove,
 ) -> Result<bool, StoreError> {
-    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+    let from: Vec<&str> = change.from.iter().map(|s| s.as_str()).collect();
+    let deletion = change.deletion.as_ref();
     let stmt = c
         .prepare_cached(
             "UPDATE peis SET state = $3,
@@ -190,10 +188,10 @@ pub(super) async fn set_state(
         .execute(
             &stmt,
             &[
-                &pei,
+                &change.pei,
                 &from,
-                &to,
-                &deletion.map(|d| d.0),
+                &change.to,
+                &deletion.map(|d| d.0.as_str()),
                 &deletion.map(|d| d.1),
             ],
         )
@@ -262,13 +260,12 @@ pub(super) async fn pats_by_sha(
 pub(super) async fn replace_pat(
     c: &impl GenericClient,
     pat_id: &str,
-    sha256: &str,
+    refresh: &PatRefresh,
     sealed: &[u8],
-    expires_at: Option<i64>,
 ) -> Result<(), StoreError> {
     c.execute(
         "UPDATE pats SET pat_sha256 = $2, sealed = $3, expires_at = $4 WHERE pat_id = $1",
-        &[&pat_id, &sha256, &sealed, &expires_at],
+        &[&pat_id, &refresh.new_sha256, &sealed, &refresh.expires_at],
     )
     .await?;
     Ok(())

@@ -9,8 +9,8 @@ use tokio_postgres::Row;
 
 use super::super::model::{
     CalculationFact, Claim, DayFacts, NewSubmission, NewUnavailability, PossibleMatch, ReportFact,
-    ReviewState, StoredPart, StoredSubmission, SubmissionKey, SubmissionState, SubmissionStatus,
-    Unavailability, UnavailableCodes, ViewFact,
+    ReviewState, StoredPart, StoredSubmission, SubmissionAnswer, SubmissionKey, SubmissionState,
+    SubmissionStatus, Unavailability, UnavailableCodes, ViewFact,
 };
 use super::super::StoreError;
 use super::{date, guid};
@@ -439,13 +439,10 @@ pub(super) async fn claim(
 /// Records the CAS's answer to one part, and sets the submission's state to its parts' worst.
 pub(super) async fn answer(
     c: &impl GenericClient,
-    k: &SubmissionKey,
-    part: u32,
-    state: SubmissionState,
-    http_status: Option<u16>,
-    answer: Option<&str>,
+    a: &SubmissionAnswer,
     now: i64,
 ) -> Result<(), StoreError> {
+    let k = &a.key;
     let (h, day, attempt) = key_columns(k);
     c.execute(
         "UPDATE report_parts SET state = $6, http_status = $7, answer = $8, answered_at = $9
@@ -455,10 +452,10 @@ pub(super) async fn answer(
             &k.kind,
             &day,
             &attempt,
-            &i64::from(part),
-            &state,
-            &http_status.map(i32::from),
-            &answer,
+            &i64::from(a.part),
+            &a.state,
+            &a.http_status.map(i32::from),
+            &a.answer,
             &now,
         ],
     )

@@ -10,7 +10,7 @@ use deadpool_postgres::{Object, Pool};
 use tokio::sync::mpsc;
 
 use super::{audit, finds};
-use crate::store::group_commit::{self, Batch};
+use crate::store::group_commit::{self, Batch, Running};
 use crate::store::model::AppendOutcome;
 use crate::store::{AppendError, StoreError};
 
@@ -18,8 +18,13 @@ use crate::store::{AppendError, StoreError};
 /// transaction on the pool).
 pub(super) type Msg = group_commit::Msg<std::convert::Infallible>;
 
-/// The writer's loop; returns when the channel closes.
-pub(super) async fn run(pool: Pool, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
+/// The writer's loop; returns when the channel closes, dropping `_running`.
+pub(super) async fn run(
+    pool: Pool,
+    mut rx: mpsc::Receiver<Msg>,
+    max_batch: usize,
+    _running: Running,
+) {
     let mut client: Option<Object> = None;
     let mut batch = Batch::new(max_batch);
     while let Some(first) = rx.recv().await {

@@ -8,6 +8,7 @@ use rusqlite::{params, Connection};
 use super::super::model::SlaSamples;
 use super::super::StoreError;
 use crate::audit::{AuditRecord, Direction};
+use crate::store::backend::DailyRun;
 
 /// Inserts audit records (inside the caller's transaction).
 pub(in crate::store) fn insert(conn: &Connection, audit: &[AuditRecord]) -> Result<(), StoreError> {
@@ -202,9 +203,7 @@ pub(in crate::store) fn sla_samples(
 /// Takes a daily job's run for `day` (see [`crate::store::backend::Backend::begin_daily`]).
 pub(in crate::store) fn begin_daily(
     conn: &Connection,
-    job: &str,
-    day: &str,
-    now: i64,
+    run: &DailyRun,
     lease_until: i64,
 ) -> Result<bool, StoreError> {
     let mut stmt = conn.prepare_cached(
@@ -214,19 +213,14 @@ pub(in crate::store) fn begin_daily(
            WHERE daily_runs.finished_at IS NULL AND daily_runs.lease_until < excluded.started_at
          RETURNING job",
     )?;
-    let mut rows = stmt.query(params![job, day, now, lease_until])?;
+    let mut rows = stmt.query(params![run.job, run.day, run.now, lease_until])?;
     Ok(rows.next()?.is_some())
 }
 
 /// Marks a daily job's run finished.
-pub(in crate::store) fn finish_daily(
-    conn: &Connection,
-    job: &str,
-    day: &str,
-    now: i64,
-) -> Result<(), StoreError> {
+pub(in crate::store) fn finish_daily(conn: &Connection, run: &DailyRun) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE daily_runs SET finished_at = ?3 WHERE job = ?1 AND day = ?2")?
-        .execute(params![job, day, now])?;
+        .execute(params![run.job, run.day, run.now])?;
     Ok(())
 }
 

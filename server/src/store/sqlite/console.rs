@@ -2,11 +2,11 @@
 //! `migrations/V5__console.sql`). A user is saved inside the writer's transaction after the
 //! role check has seen every user as they would then be: the one writer makes that atomic.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
 
-use super::super::console::{ConsoleUser, OrgDetail, UserCheck, UserSaved};
+use super::super::console::{ConsoleUser, OrgDetail, OrgDetailChange, UserCheck, UserSaved};
 use super::super::StoreError;
-use crate::store::console::{join_list, split_guids, split_roles};
+use crate::store::console::{checked, split_guids, split_roles};
 
 fn user_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ConsoleUser, String, String)> {
     Ok((
@@ -50,7 +50,6 @@ pub(in crate::store) fn save_user(
     c: &Connection,
     user: ConsoleUser,
     check: UserCheck,
-    now: i64,
 ) -> Result<UserSaved, StoreError> {
     let taken: Option<i64> = c
         .query_row(
@@ -62,49 +61,37 @@ pub(in crate::store) fn save_user(
     if taken.is_some_and(|id| id != user.id) {
         return Ok(UserSaved::UsernameTaken);
     }
-    let mut all: Vec<ConsoleUser> = users(c)?.into_iter().filter(|u| u.id != user.id).collect();
-    all.push(user.clone());
-    if let Err(rule) = check(&all) {
-        return Ok(UserSaved::Refused(rule));
-    }
-    let roles = join_list(user.roles.iter().map(|r| r.as_str()));
-    let holdernames = join_list(user.holdernames.iter().map(|h| h.hyphenated().to_string()));
+    let (roles, holdernames) = match checked(&user, users(c)?.into_iter(), check) {
+        Ok(stored) => stored,
+        Err(refused) => return Ok(refused),
+    };
+    let mut fields: Vec<&dyn ToSql> = vec![
+        &user.username,
+        &user.display_name,
+        &user.email,
+        &user.password_hash,
+        &roles,
+        &holdernames,
+        &user.suspended,
+        &user.confirmed_at,
+        &user.updated_at,
+    ];
     if user.id == 0 {
         c.execute(
             "INSERT INTO console_users (username, display_name, email, password_hash, roles,
                  holdernames, suspended, confirmed_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                user.username,
-                user.display_name,
-                user.email,
-                user.password_hash,
-                roles,
-                holdernames,
-                user.suspended,
-                user.confirmed_at,
-                now
-            ],
+            fields.as_slice(),
         )?;
         Ok(UserSaved::Saved(c.last_insert_rowid()))
     } else {
+        fields.push(&user.id);
         c.execute(
-            "UPDATE console_users SET username = ?2, display_name = ?3, email = ?4,
-                 password_hash = ?5, roles = ?6, holdernames = ?7, suspended = ?8,
-                 confirmed_at = ?9, updated_at = ?10
-             WHERE id = ?1",
-            params![
-                user.id,
-                user.username,
-                user.display_name,
-                user.email,
-                user.password_hash,
-                roles,
-                holdernames,
-                user.suspended,
-                user.confirmed_at,
-                now
-            ],
+            "UPDATE console_users SET username = ?1, display_name = ?2, email = ?3,
+                 password_hash = ?4, roles = ?5, holdernames = ?6, suspended = ?7,
+                 confirmed_at = ?8, updated_at = ?9
+             WHERE id = ?10",
+            fields.as_slice(),
         )?;
         Ok(UserSaved::Saved(user.id))
     }
@@ -129,9 +116,7 @@ pub(in crate::store) fn org(c: &Connection) -> Result<Vec<OrgDetail>, StoreError
 /// Sets one item; a changed value is unconfirmed until confirmed again.
 pub(in crate::store) fn set_org(
     c: &Connection,
-    key: &str,
-    value: &str,
-    confirmed: bool,
+    change: &OrgDetailChange,
     now: i64,
 ) -> Result<(), StoreError> {
     c.execute(
@@ -144,7 +129,7 @@ pub(in crate::store) fn set_org(
              updated_at = CASE WHEN console_org.value = excluded.value
                                THEN console_org.updated_at ELSE ?3 END,
              value = excluded.value",
-        params![key, value, now, confirmed],
+        params![change.key, change.value, now, change.confirmed],
     )?;
     Ok(())
 }

@@ -2,26 +2,25 @@
 
 use rusqlite::{params, Connection};
 
-use super::super::StoreError;
-use crate::store::backend::SEALED;
+use super::super::{ResealCursor, StoreError};
+use crate::store::backend::{ResealStep, SEALED};
 
-/// Up to `limit` rows of `table` after `after` (by ID) whose column does not begin with
-/// `prefix` (the active key's), oldest ID first.
+/// Up to the step's limit of rows of the cursor's column after its ID whose value does not
+/// begin with the step's prefix (the active key's), oldest ID first.
 pub(in crate::store) fn not_sealed_with(
     conn: &Connection,
-    table: usize,
-    prefix: &[u8],
-    after: &str,
-    limit: usize,
+    at: &ResealCursor,
+    step: &ResealStep,
 ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-    let (t, id, col, narrow) = SEALED[table];
+    let (t, id, col, narrow) = SEALED[at.table];
+    let prefix = &step.prefix;
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {id}, {col} FROM {t}
           WHERE {narrow} AND {col} IS NOT NULL AND substr({col}, 1, ?1) <> ?2 AND {id} > ?3
           ORDER BY {id} LIMIT ?4"
     ))?;
     let rows = stmt.query_map(
-        params![prefix.len() as i64, prefix, after, limit as i64],
+        params![prefix.len() as i64, prefix, at.after, step.limit as i64],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     Ok(rows.collect::<Result<_, _>>()?)

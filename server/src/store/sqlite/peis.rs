@@ -8,6 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::super::model::{Calculation, MatchStatus, NewPei, PeiState, ReviewState, StoredPei};
 use super::super::StoreError;
+use crate::store::backend::{PatRefresh, PeiMove};
 
 /// Inserts the PeIs a find produced (idempotent).
 pub(in crate::store) fn record(
@@ -196,15 +197,16 @@ pub(in crate::store) fn retire_pension(
 
 /// Moves a PeI to `to` if it is in one of `from`; with a deletion reason and time when given.
 /// Returns whether it moved.
-pub(in crate::store) fn set_state(
-    conn: &Connection,
-    pei: &str,
-    from: &[PeiState],
-    to: PeiState,
-    deletion: Option<(&str, i64)>,
-) -> Result<bool, StoreError> {
+pub(in crate::store) fn set_state(conn: &Connection, change: &PeiMove) -> Result<bool, StoreError> {
+    let PeiMove {
+        pei,
+        from,
+        to,
+        deletion,
+    } = change;
+    let deletion = deletion.as_ref();
     let mut n = 0;
-    for f in from {
+    for f in *from {
         n += conn
             .prepare_cached(
                 "UPDATE peis SET state = ?3,
@@ -216,7 +218,7 @@ pub(in crate::store) fn set_state(
                 pei,
                 f,
                 to,
-                deletion.map(|d| d.0),
+                deletion.map(|d| &d.0),
                 deletion.map(|d| d.1)
             ])?;
     }
@@ -275,13 +277,12 @@ pub(in crate::store) fn pats_by_sha(
 pub(in crate::store) fn replace_pat(
     conn: &Connection,
     pat_id: &str,
-    sha256: &str,
+    refresh: &PatRefresh,
     sealed: &[u8],
-    expires_at: Option<i64>,
 ) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE pats SET pat_sha256 = ?2, sealed = ?3, expires_at = ?4 WHERE pat_id = ?1",
-        params![pat_id, sha256, sealed, expires_at],
+        params![pat_id, refresh.new_sha256, sealed, refresh.expires_at],
     )?;
     Ok(())
 }

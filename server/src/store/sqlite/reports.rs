@@ -14,8 +14,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::super::model::{
     CalculationFact, CalculationKind, Claim, DayFacts, NewSubmission, NewUnavailability,
     PossibleMatch, ReportFact, ReportKind, ReviewState, StoredPart, StoredSubmission,
-    SubmissionKey, SubmissionReason, SubmissionState, SubmissionStatus, Unavailability,
-    UnavailableCodes, ViewFact,
+    SubmissionAnswer, SubmissionKey, SubmissionReason, SubmissionState, SubmissionStatus,
+    Unavailability, UnavailableCodes, ViewFact,
 };
 use super::super::StoreError;
 use super::{date, guid};
@@ -379,14 +379,10 @@ pub(in crate::store) fn claim(
 /// Records the CAS's answer to one part, and sets the submission's state to its parts' worst.
 pub(in crate::store) fn answer(
     conn: &Connection,
-    k: &SubmissionKey,
-    part: u32,
-    state: SubmissionState,
-    http_status: Option<u16>,
-    answer: Option<&str>,
+    a: &SubmissionAnswer,
     now: i64,
 ) -> Result<(), StoreError> {
-    let (h, kind, day, attempt) = key_params(k);
+    let (h, kind, day, attempt) = key_params(&a.key);
     conn.prepare_cached(
         "UPDATE report_parts SET state = ?6, http_status = ?7, answer = ?8, answered_at = ?9
           WHERE holdername = ?1 AND report = ?2 AND day = ?3 AND attempt = ?4 AND part = ?5",
@@ -396,10 +392,10 @@ pub(in crate::store) fn answer(
         kind,
         day,
         attempt,
-        part,
-        state,
-        http_status,
-        answer,
+        a.part,
+        a.state,
+        a.http_status,
+        a.answer,
         now
     ])?;
     conn.prepare_cached(

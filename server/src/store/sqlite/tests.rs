@@ -157,7 +157,7 @@ mod writer_batches {
         );
         let good = s.write(|c| audit::heartbeat(c, 8), false);
         let (find, record) = append("x");
-        let append = s.append(find, record);
+        let append = s.group_commit().append(find, record);
         let (bad, good, append) = tokio::join!(bad, good, append);
         assert!(matches!(bad, Err(StoreError::Corrupt("test"))));
         good.unwrap();
@@ -181,7 +181,7 @@ mod writer_batches {
             false,
         );
         let (find, record) = append("after");
-        let good = s.append(find, record);
+        let good = s.group_commit().append(find, record);
         let (bad, good) = tokio::join!(bad, good);
         assert!(bad.is_err());
         assert_eq!(good.unwrap(), AppendOutcome::Created);

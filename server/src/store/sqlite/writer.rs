@@ -33,7 +33,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::finds;
-use crate::store::group_commit::{self, Batch};
+use crate::store::group_commit::{self, Batch, Running};
 use crate::store::model::AppendOutcome;
 use crate::store::{AppendError, StoreError};
 /// A message to the writer: appends, audit records, and [`Write`] jobs.
@@ -95,8 +95,13 @@ where
     }
 }
 
-/// The writer's loop; returns when the channel closes.
-pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
+/// The writer's loop; returns when the channel closes, dropping `_running`.
+pub(super) fn run(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Msg>,
+    max_batch: usize,
+    _running: Running,
+) {
     let mut batch = Batch::new(max_batch);
     while let Some(first) = rx.blocking_recv() {
         batch.fill(first, &mut rx);
