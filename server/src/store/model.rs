@@ -8,9 +8,15 @@
 use strum::{Display, EnumString, IntoStaticStr, VariantArray};
 use uuid::Uuid;
 
-/// `as_str` and `parse` for a stored enum, from its strum derives.
-macro_rules! stored_str {
-    ($name:ident) => {
+/// A stored enum: the derives every stored state has (its spelling from strum's attributes on
+/// each variant), and `as_str` and `parse`.
+macro_rules! stored_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($body:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(IntoStaticStr, EnumString, Display, VariantArray)]
+        pub enum $name { $($body)* }
+
         impl $name {
             /// The stored (and, where there is one, wire) spelling.
             pub fn as_str(self) -> &'static str {
@@ -25,143 +31,119 @@ macro_rules! stored_str {
     };
 }
 
-/// Where a find request is on its way to its end.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumString, Display, VariantArray,
-)]
-pub enum FindState {
-    /// Stored, waiting for the pipeline (matches and possible matches only).
-    #[strum(serialize = "queued")]
-    Queued,
-    /// Claimed by the pipeline under a lease.
-    #[strum(serialize = "working")]
-    Working,
-    /// At its end: matched and registered, or no match.
-    #[strum(serialize = "done")]
-    Done,
-    /// At its end without registering: the reason says why (CoCo2.2.6).
-    #[strum(serialize = "failed")]
-    Failed,
+stored_enum! {
+    /// Where a find request is on its way to its end.
+    pub enum FindState {
+        /// Stored, waiting for the pipeline (matches and possible matches only).
+        #[strum(serialize = "queued")]
+        Queued,
+        /// Claimed by the pipeline under a lease.
+        #[strum(serialize = "working")]
+        Working,
+        /// At its end: matched and registered, or no match.
+        #[strum(serialize = "done")]
+        Done,
+        /// At its end without registering: the reason says why (CoCo2.2.6).
+        #[strum(serialize = "failed")]
+        Failed,
+    }
 }
-stored_str!(FindState);
 
-/// A match between a find and one pension (SPEC §4.2's `match_status`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    IntoStaticStr,
-    EnumString,
-    Display,
-    VariantArray,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-pub enum MatchStatus {
-    /// A definite match.
-    #[strum(serialize = "match-yes")]
-    #[serde(rename = "match-yes")]
-    Yes,
-    /// A possible match, kept for review.
-    #[strum(serialize = "match-possible")]
-    #[serde(rename = "match-possible")]
-    Possible,
+stored_enum! {
+    /// A match between a find and one pension (SPEC §4.2's `match_status`).
+    #[derive(serde::Serialize, serde::Deserialize)]
+    pub enum MatchStatus {
+        /// A definite match.
+        #[strum(serialize = "match-yes")]
+        #[serde(rename = "match-yes")]
+        Yes,
+        /// A possible match, kept for review.
+        #[strum(serialize = "match-possible")]
+        #[serde(rename = "match-possible")]
+        Possible,
+    }
 }
-stored_str!(MatchStatus);
 
-/// How a find request ended, once it did.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumString, Display, VariantArray,
-)]
-pub enum FindOutcome {
-    /// At least one definite match.
-    #[strum(serialize = "match-yes")]
-    MatchYes,
-    /// Possible matches only.
-    #[strum(serialize = "match-possible")]
-    MatchPossible,
-    /// Nothing matched: nothing was sent and no find data was kept (CoCo2.2.2).
-    #[strum(serialize = "no-match")]
-    NoMatch,
+stored_enum! {
+    /// How a find request ended, once it did.
+    pub enum FindOutcome {
+        /// At least one definite match.
+        #[strum(serialize = "match-yes")]
+        MatchYes,
+        /// Possible matches only.
+        #[strum(serialize = "match-possible")]
+        MatchPossible,
+        /// Nothing matched: nothing was sent and no find data was kept (CoCo2.2.2).
+        #[strum(serialize = "no-match")]
+        NoMatch,
+    }
 }
-stored_str!(FindOutcome);
 
-/// Where a PeI is.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumString, Display, VariantArray,
-)]
-pub enum PeiState {
-    /// Recorded from a match, not yet registered at the CAS.
-    #[strum(serialize = "pending")]
-    Pending,
-    /// Registered; its views are served.
-    #[strum(serialize = "registered")]
-    Registered,
-    /// Views stopped; the de-registration is being sent.
-    #[strum(serialize = "deregistering")]
-    Deregistering,
-    /// De-registered at the CAS (or gone there).
-    #[strum(serialize = "deregistered")]
-    Deregistered,
-    /// The CAS refused its PAT: never served again, PDP must be told (CoCo2.2.4).
-    #[strum(serialize = "flagged")]
-    Flagged,
+stored_enum! {
+    /// Where a PeI is.
+    pub enum PeiState {
+        /// Recorded from a match, not yet registered at the CAS.
+        #[strum(serialize = "pending")]
+        Pending,
+        /// Registered; its views are served.
+        #[strum(serialize = "registered")]
+        Registered,
+        /// Views stopped; the de-registration is being sent.
+        #[strum(serialize = "deregistering")]
+        Deregistering,
+        /// De-registered at the CAS (or gone there).
+        #[strum(serialize = "deregistered")]
+        Deregistered,
+        /// The CAS refused its PAT: never served again, PDP must be told (CoCo2.2.4).
+        #[strum(serialize = "flagged")]
+        Flagged,
+    }
 }
-stored_str!(PeiState);
 
-/// A possible match's review (CoCo2.2.3).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumString, Display, VariantArray,
-)]
-pub enum ReviewState {
-    /// Waiting for a person.
-    #[strum(serialize = "pending")]
-    Pending,
-    /// Resolved: it is the user's.
-    #[strum(serialize = "yes")]
-    Yes,
-    /// Resolved: it is not.
-    #[strum(serialize = "no")]
-    No,
-    /// Not resolved within the review window.
-    #[strum(serialize = "timeout")]
-    Timeout,
+stored_enum! {
+    /// A possible match's review (CoCo2.2.3).
+    pub enum ReviewState {
+        /// Waiting for a person.
+        #[strum(serialize = "pending")]
+        Pending,
+        /// Resolved: it is the user's.
+        #[strum(serialize = "yes")]
+        Yes,
+        /// Resolved: it is not.
+        #[strum(serialize = "no")]
+        No,
+        /// Not resolved within the review window.
+        #[strum(serialize = "timeout")]
+        Timeout,
+    }
 }
-stored_str!(ReviewState);
 
-/// Which values a calculation owes (the 3/10 working-day rule).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumString, Display, VariantArray,
-)]
-pub enum CalculationKind {
-    /// Defined contribution: 3 working days.
-    #[strum(serialize = "DCC")]
-    Dcc,
-    /// Defined benefit: 10 working days.
-    #[strum(serialize = "DBC")]
-    Dbc,
+stored_enum! {
+    /// Which values a calculation owes (the 3/10 working-day rule).
+    pub enum CalculationKind {
+        /// Defined contribution: 3 working days.
+        #[strum(serialize = "DCC")]
+        Dcc,
+        /// Defined benefit: 10 working days.
+        #[strum(serialize = "DBC")]
+        Dbc,
+    }
 }
-stored_str!(CalculationKind);
 
-/// Whether a scheme (holdername) is served (CoCo3.2.5: PDP may direct an ISP to sever one).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumString, Display, VariantArray,
-)]
-pub enum SchemeState {
-    /// Matched and served.
-    #[strum(serialize = "active")]
-    Active,
-    /// Not matched, views `404`, PeIs kept: reversible.
-    #[strum(serialize = "suspended")]
-    Suspended,
-    /// As suspended, its PeIs de-registered and its members removed.
-    #[strum(serialize = "severed")]
-    Severed,
+stored_enum! {
+    /// Whether a scheme (holdername) is served (CoCo3.2.5: PDP may direct an ISP to sever one).
+    pub enum SchemeState {
+        /// Matched and served.
+        #[strum(serialize = "active")]
+        Active,
+        /// Not matched, views `404`, PeIs kept: reversible.
+        #[strum(serialize = "suspended")]
+        Suspended,
+        /// As suspended, its PeIs de-registered and its members removed.
+        #[strum(serialize = "severed")]
+        Severed,
+    }
 }
-stored_str!(SchemeState);
 
 impl From<MatchStatus> for FindOutcome {
     fn from(s: MatchStatus) -> Self {
@@ -472,157 +454,106 @@ pub struct SlaSamples {
 
 // --- PDP reporting (issue #13) ---
 
-/// One of the six daily submissions of PDP's reporting API v2.1, stored as its path.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    IntoStaticStr,
-    EnumString,
-    Display,
-    VariantArray,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-pub enum ReportKind {
-    /// Views received.
-    #[strum(serialize = "/view-response/request-number")]
-    #[serde(rename = "/view-response/request-number")]
-    RequestNumber,
-    /// Views answered after more than 10 s.
-    #[strum(serialize = "/view-response/response-time")]
-    #[serde(rename = "/view-response/response-time")]
-    ResponseTime,
-    /// Value calculations that ended.
-    #[strum(serialize = "/view-response/calculations")]
-    #[serde(rename = "/view-response/calculations")]
-    Calculations,
-    /// Payloads served with a status flag or an unavailable reason.
-    #[strum(serialize = "/view-response/unavailable")]
-    #[serde(rename = "/view-response/unavailable")]
-    Unavailable,
-    /// Find service unavailability.
-    #[strum(serialize = "/service-availability/find")]
-    #[serde(rename = "/service-availability/find")]
-    FindAvailability,
-    /// View service unavailability.
-    #[strum(serialize = "/service-availability/view")]
-    #[serde(rename = "/service-availability/view")]
-    ViewAvailability,
+stored_enum! {
+    /// One of the six daily submissions of PDP's reporting API v2.1, stored as its path.
+    #[derive(PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+    pub enum ReportKind {
+        /// Views received.
+        #[strum(serialize = "/view-response/request-number")]
+        #[serde(rename = "/view-response/request-number")]
+        RequestNumber,
+        /// Views answered after more than 10 s.
+        #[strum(serialize = "/view-response/response-time")]
+        #[serde(rename = "/view-response/response-time")]
+        ResponseTime,
+        /// Value calculations that ended.
+        #[strum(serialize = "/view-response/calculations")]
+        #[serde(rename = "/view-response/calculations")]
+        Calculations,
+        /// Payloads served with a status flag or an unavailable reason.
+        #[strum(serialize = "/view-response/unavailable")]
+        #[serde(rename = "/view-response/unavailable")]
+        Unavailable,
+        /// Find service unavailability.
+        #[strum(serialize = "/service-availability/find")]
+        #[serde(rename = "/service-availability/find")]
+        FindAvailability,
+        /// View service unavailability.
+        #[strum(serialize = "/service-availability/view")]
+        #[serde(rename = "/service-availability/view")]
+        ViewAvailability,
+    }
 }
-stored_str!(ReportKind);
 
-/// `submission_status` of a submission, as the reporting API spells it.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    IntoStaticStr,
-    EnumString,
-    Display,
-    VariantArray,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-pub enum SubmissionStatus {
-    /// Submitted by the end of the day after the reporting day (UTC).
-    #[strum(serialize = "on time")]
-    #[serde(rename = "on time")]
-    OnTime,
-    /// A resubmission that corrects an earlier one.
-    #[strum(serialize = "correction")]
-    #[serde(rename = "correction")]
-    Correction,
-    /// Submitted later than on time.
-    #[strum(serialize = "late")]
-    #[serde(rename = "late")]
-    Late,
+stored_enum! {
+    /// `submission_status` of a submission, as the reporting API spells it.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    pub enum SubmissionStatus {
+        /// Submitted by the end of the day after the reporting day (UTC).
+        #[strum(serialize = "on time")]
+        #[serde(rename = "on time")]
+        OnTime,
+        /// A resubmission that corrects an earlier one.
+        #[strum(serialize = "correction")]
+        #[serde(rename = "correction")]
+        Correction,
+        /// Submitted later than on time.
+        #[strum(serialize = "late")]
+        #[serde(rename = "late")]
+        Late,
+    }
 }
-stored_str!(SubmissionStatus);
 
-/// `submission_reason` of a submission, as the reporting API spells it.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    IntoStaticStr,
-    EnumString,
-    Display,
-    VariantArray,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-pub enum SubmissionReason {
-    /// The first submission of a holdername's day.
-    #[strum(serialize = "initial submission")]
-    #[serde(rename = "initial submission")]
-    Initial,
-    /// A later one, replacing it.
-    #[strum(serialize = "resubmission")]
-    #[serde(rename = "resubmission")]
-    Resubmission,
-    /// Nothing to report (`submission_id` null); never for `/view-response/unavailable`.
-    #[strum(serialize = "null submission")]
-    #[serde(rename = "null submission")]
-    Null,
+stored_enum! {
+    /// `submission_reason` of a submission, as the reporting API spells it.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    pub enum SubmissionReason {
+        /// The first submission of a holdername's day.
+        #[strum(serialize = "initial submission")]
+        #[serde(rename = "initial submission")]
+        Initial,
+        /// A later one, replacing it.
+        #[strum(serialize = "resubmission")]
+        #[serde(rename = "resubmission")]
+        Resubmission,
+        /// Nothing to report (`submission_id` null); never for `/view-response/unavailable`.
+        #[strum(serialize = "null submission")]
+        #[serde(rename = "null submission")]
+        Null,
+    }
 }
-stored_str!(SubmissionReason);
 
-/// Where one call (part) of a submission is, and so the submission (its parts' worst).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, IntoStaticStr, EnumString, Display, VariantArray,
-)]
-pub enum SubmissionState {
-    /// Claimed (written before the first byte is sent) and not yet answered finally: a crash or
-    /// a CAS that kept answering 429/5xx leaves it here, and it is sent again, identical.
-    #[strum(serialize = "sending")]
-    Sending,
-    /// `202 ACCEPTED`.
-    #[strum(serialize = "accepted")]
-    Accepted,
-    /// Another 4xx: kept with the problem details, for operators.
-    #[strum(serialize = "refused")]
-    Refused,
+stored_enum! {
+    /// Where one call (part) of a submission is, and so the submission (its parts' worst).
+    pub enum SubmissionState {
+        /// Claimed (written before the first byte is sent) and not yet answered finally: a crash or
+        /// a CAS that kept answering 429/5xx leaves it here, and it is sent again, identical.
+        #[strum(serialize = "sending")]
+        Sending,
+        /// `202 ACCEPTED`.
+        #[strum(serialize = "accepted")]
+        Accepted,
+        /// Another 4xx: kept with the problem details, for operators.
+        #[strum(serialize = "refused")]
+        Refused,
+    }
 }
-stored_str!(SubmissionState);
 
-/// A service an unavailability period is about.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    IntoStaticStr,
-    EnumString,
-    Display,
-    VariantArray,
-    serde::Serialize,
-)]
-pub enum Service {
-    /// The find endpoint.
-    #[strum(serialize = "find")]
-    Find,
-    /// The view endpoint.
-    #[strum(serialize = "view")]
-    View,
-    /// Both.
-    #[strum(serialize = "both")]
-    Both,
+stored_enum! {
+    /// A service an unavailability period is about.
+    #[derive(serde::Serialize)]
+    pub enum Service {
+        /// The find endpoint.
+        #[strum(serialize = "find")]
+        Find,
+        /// The view endpoint.
+        #[strum(serialize = "view")]
+        View,
+        /// Both.
+        #[strum(serialize = "both")]
+        Both,
+    }
 }
-stored_str!(Service);
 
 impl Service {
     /// Whether a period about `self` covers `other` (find or view).
