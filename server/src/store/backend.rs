@@ -16,10 +16,10 @@ use tokio::sync::mpsc;
 use super::console::{ConsoleUser, OrgDetail, OrgDetailChange, UserCheck, UserSaved};
 use super::group_commit::GroupCommit;
 use super::model::{
-    Applied, AppliedChange, Calculation, Claim, DayFacts, FailedFind, FindOutcome, MatchStatus,
-    NewPei, NewSubmission, NewUnavailability, PeiState, PossibleMatch, ReportFact, ReviewState,
-    SchemeState, SlaSamples, StoredFind, StoredPei, StoredSubmission, SubmissionAnswer,
-    Unavailability,
+    Applied, AppliedChange, Calculation, Claim, DayFacts, FailedFind, FindOutcome, FindState,
+    MatchStatus, NewPei, NewSubmission, NewUnavailability, PeiState, PossibleMatch, ReportFact,
+    ReviewState, SchemeState, SlaSamples, StoredFind, StoredPei, StoredSubmission,
+    SubmissionAnswer, Unavailability,
 };
 use super::{ResealCursor, Resealed, Result};
 use crate::audit::AuditRecord;
@@ -69,6 +69,16 @@ pub(super) enum End {
     Done(FindOutcome),
     /// With a reason (never personal data).
     Failed(String),
+}
+
+impl End {
+    /// The find's columns at its end: its state, outcome and reason.
+    pub(super) fn columns(&self) -> (FindState, Option<FindOutcome>, Option<&str>) {
+        match self {
+            End::Done(o) => (FindState::Done, Some(*o), None),
+            End::Failed(r) => (FindState::Failed, None, Some(r.as_str())),
+        }
+    }
 }
 
 /// A find's matches, the rules versions that decided them and the PAT its UAT was swapped
@@ -409,7 +419,7 @@ pub(super) trait Backend: Send + Sync + 'static {
     /// The first minute with a heartbeat.
     async fn first_heartbeat(&self) -> Result<Option<i64>>;
 
-    /// The service levels' samples for `[from, to)` (µs).
+    /// The service levels' samples for `[from, to)` (µs), but the minutes up.
     async fn sla_samples(&self, from: i64, to: i64) -> Result<SlaSamples>;
 
     /// Matching finds ACKed in `[from, to)` (µs) and completed: ACK to completion (µs), once for

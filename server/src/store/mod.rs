@@ -56,6 +56,38 @@ use sealed::DataKey;
 
 use crate::audit::AuditRecord;
 
+/// The newest migration a runner knows.
+fn newest_migration(runner: &refinery::Runner) -> i64 {
+    runner
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// What a failed migration run means, named by the setting that points at the database: a
+/// schema newer than this binary (it has applied a migration the binary does not know), or a
+/// migration that failed.
+fn migration_error(e: &refinery::Error, known: i64, setting: &'static str) -> StoreError {
+    match e.kind() {
+        refinery::error::Kind::MissingVersion(m) => StoreError::SchemaTooNew {
+            setting,
+            found: i64::from(m.version()),
+            known,
+        },
+        _ => StoreError::Migration {
+            setting,
+            cause: e.to_string(),
+        },
+    }
+}
+
+/// A stored date, `YYYY-MM-DD`.
+fn stored_date(s: Option<String>) -> Option<chrono::NaiveDate> {
+    s.and_then(|s| chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok())
+}
+
 /// A store operation's result.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -960,7 +992,9 @@ impl Store {
 
     /// The service levels' samples for `[from, to)` (µs).
     pub async fn sla_samples(&self, from: i64, to: i64) -> Result<SlaSamples, StoreError> {
-        self.db().sla_samples(from, to).await
+        let mut samples = self.db().sla_samples(from, to).await?;
+        samples.minutes_up = self.minutes_up(from, to).await?;
+        Ok(samples)
     }
 
     /// Matching finds ACKed in `[from, to)` (µs) and completed, by holdername: the ACK to

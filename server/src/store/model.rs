@@ -31,6 +31,28 @@ macro_rules! stored_enum {
     };
 }
 
+/// Calls `$mac!` with every stored enum: each backend derives its SQL conversions from this
+/// one list.
+macro_rules! for_each_stored_enum {
+    ($mac:ident) => {
+        $mac!(
+            FindState,
+            FindOutcome,
+            MatchStatus,
+            PeiState,
+            ReviewState,
+            CalculationKind,
+            SchemeState,
+            ReportKind,
+            SubmissionStatus,
+            SubmissionReason,
+            SubmissionState,
+            Service
+        );
+    };
+}
+pub(super) use for_each_stored_enum;
+
 stored_enum! {
     /// Where a find request is on its way to its end.
     pub enum FindState {

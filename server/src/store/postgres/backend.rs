@@ -90,7 +90,7 @@ impl Backend for Postgres {
         for (pei, resource_id) in &row.registered {
             peis::registered(&tx, pei, resource_id, pat, row.now).await?;
         }
-        let ended = finds::end(&tx, &row.request_id, row.claim, &row.end, row.now).await?;
+        let ended = finds::end(&tx, &row).await?;
         tx.commit().await?;
         Ok(ended)
     }

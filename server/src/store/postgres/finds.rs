@@ -6,9 +6,9 @@
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-use super::super::model::{AppendOutcome, FailedFind, FindOutcome, FindState, StoredFind};
+use super::super::model::{AppendOutcome, FailedFind, StoredFind};
 use super::super::StoreError;
-use crate::store::backend::{ClaimedRow, End, FindRow};
+use crate::store::backend::{ClaimedRow, EndRow, FindRow};
 
 /// Inserts a batch of finds ACKed at `acked_at` in one statement; per find, whether it was new
 /// (the first request with an ID stands, across instances and within the batch).
@@ -133,17 +133,8 @@ pub(super) async fn set_matched(
 }
 
 /// Ends a working find (see the SQLite backend's `end`): false when it was not this claim's.
-pub(super) async fn end(
-    c: &impl GenericClient,
-    request_id: &str,
-    claim: Option<i64>,
-    end: &End,
-    now: i64,
-) -> Result<bool, StoreError> {
-    let (state, outcome, reason) = match end {
-        End::Done(o) => (FindState::Done, Some(*o), None),
-        End::Failed(r) => (FindState::Failed, None::<FindOutcome>, Some(r.as_str())),
-    };
+pub(super) async fn end(c: &impl GenericClient, row: &EndRow) -> Result<bool, StoreError> {
+    let (state, outcome, reason) = row.end.columns();
     let stmt = c
         .prepare_cached(
             "UPDATE find_requests
@@ -156,7 +147,14 @@ pub(super) async fn end(
     let n = c
         .execute(
             &stmt,
-            &[&request_id, &state, &outcome, &reason, &now, &claim],
+            &[
+                &row.request_id,
+                &state,
+                &outcome,
+                &reason,
+                &row.now,
+                &row.claim,
+            ],
         )
         .await?;
     Ok(n == 1)

@@ -33,11 +33,7 @@ use tokio_postgres::NoTls;
 
 pub(super) use backend::Postgres;
 
-use super::model::{
-    CalculationKind, FindOutcome, FindState, MatchStatus, PeiState, ReportKind, ReviewState,
-    SchemeState, Service, SubmissionReason, SubmissionState, SubmissionStatus,
-};
-use super::StoreError;
+use super::{stored_date as date, StoreError};
 
 /// The schema's versioned migrations (`migrations/V<n>__<name>.sql`), applied in order at start.
 mod embedded {
@@ -149,30 +145,14 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreErro
         .execute("SELECT pg_advisory_lock($1)", &[&LOCK])
         .await?;
     let runner = embedded::migrations::runner().set_abort_missing(true);
-    let known = runner
-        .get_migrations()
-        .iter()
-        .map(|m| i64::from(m.version()))
-        .max()
-        .unwrap_or(0);
+    let known = super::newest_migration(&runner);
     let result = runner.run_async(&mut ***client).await;
     client
         .execute("SELECT pg_advisory_unlock($1)", &[&LOCK])
         .await?;
-    match result {
-        Ok(_) => Ok(()),
-        Err(e) => match e.kind() {
-            refinery::error::Kind::MissingVersion(m) => Err(StoreError::SchemaTooNew {
-                setting: "store.url",
-                found: i64::from(m.version()),
-                known,
-            }),
-            _ => Err(StoreError::Migration {
-                setting: "store.url",
-                cause: e.to_string(),
-            }),
-        },
-    }
+    result
+        .map(|_| ())
+        .map_err(|e| super::migration_error(&e, known, "store.url"))
 }
 
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
@@ -182,7 +162,7 @@ fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
 /// Stores the enums as their spellings, and refuses unknown spellings on the way out.
 macro_rules! pg_enum {
     ($($name:ident),+) => {$(
-        impl ToSql for $name {
+        impl ToSql for super::model::$name {
             fn to_sql(
                 &self,
                 ty: &Type,
@@ -198,13 +178,13 @@ macro_rules! pg_enum {
             to_sql_checked!();
         }
 
-        impl<'a> FromSql<'a> for $name {
+        impl<'a> FromSql<'a> for super::model::$name {
             fn from_sql(
                 ty: &Type,
                 raw: &'a [u8],
             ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
                 let s = <&str as FromSql>::from_sql(ty, raw)?;
-                $name::parse(s)
+                super::model::$name::parse(s)
                     .ok_or_else(|| format!("unknown {} {s:?}", stringify!($name)).into())
             }
 
@@ -215,25 +195,7 @@ macro_rules! pg_enum {
     )+};
 }
 
-pg_enum!(
-    FindState,
-    FindOutcome,
-    MatchStatus,
-    PeiState,
-    ReviewState,
-    CalculationKind,
-    SchemeState,
-    ReportKind,
-    SubmissionStatus,
-    SubmissionReason,
-    SubmissionState,
-    Service
-);
-
-/// A stored date, `YYYY-MM-DD`.
-fn date(s: Option<String>) -> Option<chrono::NaiveDate> {
-    s.and_then(|s| chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok())
-}
+super::model::for_each_stored_enum!(pg_enum);
 
 /// A stored GUID.
 fn guid(s: &str) -> Result<uuid::Uuid, StoreError> {

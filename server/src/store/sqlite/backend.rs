@@ -127,7 +127,7 @@ impl Backend for Sqlite {
             for (pei, resource_id) in &row.registered {
                 peis::registered(c, pei, resource_id, pat, row.now)?;
             }
-            finds::end(c, &row.request_id, row.claim, &row.end, row.now)
+            finds::end(c, &row)
         })
         .await
     }

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::super::model::{AppendOutcome, FailedFind, FindOutcome, FindState, StoredFind};
 use super::super::StoreError;
-use crate::store::backend::{ClaimedRow, End, FindRow};
+use crate::store::backend::{ClaimedRow, EndRow, FindRow};
 
 /// Inserts a batch of finds ACKed at `acked_at`; per find, whether it was new (the first request
 /// with an ID stands).
@@ -150,17 +150,8 @@ pub(in crate::store) fn set_pat(
 /// data); find data deleted. False when it was no longer being worked on (another claim ended it
 /// after this one's lease ran out), or, given the claim's attempt number, when a later claim
 /// holds it.
-pub(in crate::store) fn end(
-    conn: &Connection,
-    request_id: &str,
-    claim: Option<i64>,
-    end: &End,
-    now: i64,
-) -> Result<bool, StoreError> {
-    let (state, outcome, reason) = match end {
-        End::Done(o) => (FindState::Done, Some(*o), None),
-        End::Failed(r) => (FindState::Failed, None, Some(r.as_str())),
-    };
+pub(in crate::store) fn end(conn: &Connection, row: &EndRow) -> Result<bool, StoreError> {
+    let (state, outcome, reason) = row.end.columns();
     let n = conn
         .prepare_cached(
             "UPDATE find_requests
@@ -168,7 +159,14 @@ pub(in crate::store) fn end(
                     completed_at = ?5
               WHERE request_id = ?1 AND state = 'working' AND (?6 IS NULL OR attempts = ?6)",
         )?
-        .execute(params![request_id, state, outcome, reason, now, claim])?;
+        .execute(params![
+            row.request_id,
+            state,
+            outcome,
+            reason,
+            row.now,
+            row.claim
+        ])?;
     Ok(n == 1)
 }
 

@@ -35,11 +35,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::Connection;
 
-use super::model::{
-    CalculationKind, FindOutcome, FindState, MatchStatus, PeiState, ReportKind, ReviewState,
-    SchemeState, Service, SubmissionReason, SubmissionState, SubmissionStatus,
-};
-use super::StoreError;
+use super::{stored_date as date, StoreError};
 
 /// The schema's versioned migrations (`migrations/V<n>__<name>.sql`), applied in order at start.
 /// A change to the schema is a new file, never an edit of an applied one.
@@ -82,26 +78,11 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
 /// a migration this binary does not know was written by a newer version: refused.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let runner = embedded::migrations::runner().set_abort_missing(true);
-    let known = runner
-        .get_migrations()
-        .iter()
-        .map(|m| i64::from(m.version()))
-        .max()
-        .unwrap_or(0);
-    match runner.run(conn) {
-        Ok(_) => Ok(()),
-        Err(e) => match e.kind() {
-            refinery::error::Kind::MissingVersion(m) => Err(StoreError::SchemaTooNew {
-                setting: "store.path",
-                found: i64::from(m.version()),
-                known,
-            }),
-            _ => Err(StoreError::Migration {
-                setting: "store.path",
-                cause: e.to_string(),
-            }),
-        },
-    }
+    let known = super::newest_migration(&runner);
+    runner
+        .run(conn)
+        .map(|_| ())
+        .map_err(|e| super::migration_error(&e, known, "store.path"))
 }
 
 /// The read pool over `path` (opened by [`open_writer`] first, so the schema exists).
@@ -132,16 +113,16 @@ fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
 /// Stores the enums as their spellings, and refuses unknown spellings on the way out.
 macro_rules! sql_enum {
     ($($name:ident),+) => {$(
-        impl ToSql for $name {
+        impl ToSql for super::model::$name {
             fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
                 Ok(ToSqlOutput::from(self.as_str()))
             }
         }
 
-        impl FromSql for $name {
+        impl FromSql for super::model::$name {
             fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
                 let s = value.as_str()?;
-                $name::parse(s).ok_or_else(|| {
+                super::model::$name::parse(s).ok_or_else(|| {
                     FromSqlError::Other(format!("unknown {} {s:?}", stringify!($name)).into())
                 })
             }
@@ -149,25 +130,7 @@ macro_rules! sql_enum {
     )+};
 }
 
-sql_enum!(
-    FindState,
-    FindOutcome,
-    MatchStatus,
-    PeiState,
-    ReviewState,
-    CalculationKind,
-    SchemeState,
-    ReportKind,
-    SubmissionStatus,
-    SubmissionReason,
-    SubmissionState,
-    Service
-);
-
-/// A stored date, `YYYY-MM-DD`.
-fn date(s: Option<String>) -> Option<chrono::NaiveDate> {
-    s.and_then(|s| chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok())
-}
+super::model::for_each_stored_enum!(sql_enum);
 
 /// A stored GUID.
 fn guid(s: &str) -> rusqlite::Result<uuid::Uuid> {
