@@ -147,41 +147,32 @@ impl Backend for Postgres {
     }
 
     async fn set_calculated_values(&self, values: CalculatedValues) -> Result<Option<u64>> {
-        let CalculatedValues {
-            asset_guid,
-            calculation_date,
-            update,
-        } = values;
+        let guid = values.asset_guid.as_str();
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
         tx.execute(
             "SELECT 1 FROM pensions WHERE asset_guid = $1 FOR UPDATE",
-            &[&asset_guid],
+            &[&guid],
         )
         .await?;
-        let Some(row) = members::pension(&tx, &asset_guid).await? else {
+        let Some(row) = members::pension(&tx, guid).await? else {
             return Ok(None);
         };
-        let sealed = update(&row.sealed_view_data)?;
-        members::set_view_data(&tx, &asset_guid, &sealed, calculation_date).await?;
-        let closed = peis::complete_calculations(&tx, &asset_guid, crate::now_micros()).await?;
+        let sealed = (values.update)(&row.sealed_view_data)?;
+        members::set_view_data(&tx, guid, &sealed, values.calculation_date).await?;
+        let closed = peis::complete_calculations(&tx, guid, crate::now_micros()).await?;
         tx.commit().await?;
         Ok(Some(closed))
     }
 
     async fn apply_members(&self, batch: MemberChanges) -> Result<Vec<AppliedChange>> {
-        let MemberChanges {
-            changes,
-            dry_run,
-            now,
-        } = batch;
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        let mut out = Vec::with_capacity(changes.len());
-        for change in &changes {
-            out.push(apply_member(&tx, change, now).await?);
+        let mut out = Vec::with_capacity(batch.changes.len());
+        for change in &batch.changes {
+            out.push(apply_member(&tx, change, batch.now).await?);
         }
-        if dry_run {
+        if batch.dry_run {
             tx.rollback().await?;
         } else {
             tx.commit().await?;

@@ -195,33 +195,26 @@ impl Backend for Sqlite {
     }
 
     async fn set_calculated_values(&self, values: CalculatedValues) -> Result<Option<u64>> {
-        let CalculatedValues {
-            asset_guid,
-            calculation_date,
-            update,
-        } = values;
         self.commit(move |c| {
-            let Some(row) = members::pension(c, &asset_guid)? else {
+            let guid = values.asset_guid.as_str();
+            let Some(row) = members::pension(c, guid)? else {
                 return Ok(None);
             };
-            let sealed = update(&row.sealed_view_data)?;
-            members::set_view_data(c, &asset_guid, &sealed, calculation_date)?;
-            peis::complete_calculations(c, &asset_guid, crate::now_micros()).map(Some)
+            let sealed = (values.update)(&row.sealed_view_data)?;
+            members::set_view_data(c, guid, &sealed, values.calculation_date)?;
+            peis::complete_calculations(c, guid, crate::now_micros()).map(Some)
         })
         .await
     }
 
     async fn apply_members(&self, batch: MemberChanges) -> Result<Vec<AppliedChange>> {
-        let MemberChanges {
-            changes,
-            dry_run,
-            now,
-        } = batch;
+        let dry_run = batch.dry_run;
         self.write(
             move |c| {
-                changes
+                batch
+                    .changes
                     .iter()
-                    .map(|change| apply_member(c, change, now))
+                    .map(|change| apply_member(c, change, batch.now))
                     .collect()
             },
             dry_run,
