@@ -73,23 +73,33 @@ pub fn datetime(micros: i64) -> String {
     crate::datetimestamp(micros)
 }
 
-/// `POST /view-response/request-number`.
+/// The fields every submission carries, in the order every body spells them (after
+/// `holdernameGuid` where it has one); each body flattens them in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submission {
+    /// This record.
+    pub record_id: Uuid,
+    /// The batch; null only for a null submission.
+    pub submission_id: Option<Uuid>,
+    /// On time, correction, late.
+    pub submission_status: SubmissionStatus,
+    /// The day's start.
+    pub reporting_period_start: String,
+    /// Initial, resubmission or null.
+    pub submission_reason: SubmissionReason,
+}
+
+/// `POST /view-response/request-number`: never a null submission (a day without views reports
+/// `req_count` 0, with a `submission_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestNumber {
     /// The scheme.
     #[serde(rename = "holdernameGuid")]
     pub holdername_guid: Uuid,
-    /// This record.
-    pub record_id: Uuid,
-    /// The batch; always present.
-    pub submission_id: Option<Uuid>,
-    /// On time, correction, late.
-    pub submission_status: SubmissionStatus,
-    /// The day's start.
-    pub reporting_period_start: String,
-    /// Initial, resubmission (never null: a day without views reports `req_count` 0).
-    pub submission_reason: SubmissionReason,
+    /// What every submission carries.
+    #[serde(flatten)]
+    pub submission: Submission,
     /// Views received.
     pub req_count: u32,
 }
@@ -111,16 +121,9 @@ pub struct ResponseTime {
     /// The scheme.
     #[serde(rename = "holdernameGuid")]
     pub holdername_guid: Uuid,
-    /// This record.
-    pub record_id: Uuid,
-    /// The batch; null for a null submission.
-    pub submission_id: Option<Uuid>,
-    /// On time, correction, late.
-    pub submission_status: SubmissionStatus,
-    /// The day's start.
-    pub reporting_period_start: String,
-    /// Initial, resubmission or null.
-    pub submission_reason: SubmissionReason,
+    /// What every submission carries.
+    #[serde(flatten)]
+    pub submission: Submission,
     /// 1 to 1,400 slow views; absent for a null submission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<Vec<RequestDetails>>,
@@ -169,16 +172,9 @@ pub struct Calculations {
     /// The scheme.
     #[serde(rename = "holdernameGuid")]
     pub holdername_guid: Uuid,
-    /// This record.
-    pub record_id: Uuid,
-    /// The batch; null for a null submission.
-    pub submission_id: Option<Uuid>,
-    /// On time, correction, late.
-    pub submission_status: SubmissionStatus,
-    /// The day's start.
-    pub reporting_period_start: String,
-    /// Initial, resubmission or null.
-    pub submission_reason: SubmissionReason,
+    /// What every submission carries.
+    #[serde(flatten)]
+    pub submission: Submission,
     /// The calculations, absent for a null submission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiple_calculation: Option<MultipleCalculation>,
@@ -192,16 +188,9 @@ pub struct Unavailable {
     /// The scheme.
     #[serde(rename = "holdernameGuid")]
     pub holdername_guid: Uuid,
-    /// This record.
-    pub record_id: Uuid,
-    /// The batch.
-    pub submission_id: Option<Uuid>,
-    /// On time, correction, late.
-    pub submission_status: SubmissionStatus,
-    /// The day's start.
-    pub reporting_period_start: String,
-    /// Initial or resubmission.
-    pub submission_reason: SubmissionReason,
+    /// What every submission carries.
+    #[serde(flatten)]
+    pub submission: Submission,
     /// `contactScheme` true.
     pub contact_count: u32,
     /// `administrativeDetailsNotAvailable` true.
@@ -251,16 +240,9 @@ pub enum AvailabilityItems {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceAvailability {
-    /// This record.
-    pub record_id: Uuid,
-    /// The batch; null for a null submission.
-    pub submission_id: Option<Uuid>,
-    /// On time, correction, late.
-    pub submission_status: SubmissionStatus,
-    /// The day's start.
-    pub reporting_period_start: String,
-    /// Initial, resubmission or null.
-    pub submission_reason: SubmissionReason,
+    /// What every submission carries.
+    #[serde(flatten)]
+    pub submission: Submission,
     /// Periods by holdername, or the holdernames of a null submission.
     pub items: AvailabilityItems,
 }
@@ -334,11 +316,13 @@ mod tests {
     fn null_submissions_keep_a_null_submission_id() {
         let body = ResponseTime {
             holdername_guid: Uuid::nil(),
-            record_id: Uuid::nil(),
-            submission_id: None,
-            submission_status: SubmissionStatus::OnTime,
-            reporting_period_start: "2025-11-01T00:00:00.000Z".into(),
-            submission_reason: SubmissionReason::Null,
+            submission: Submission {
+                record_id: Uuid::nil(),
+                submission_id: None,
+                submission_status: SubmissionStatus::OnTime,
+                reporting_period_start: "2025-11-01T00:00:00.000Z".into(),
+                submission_reason: SubmissionReason::Null,
+            },
             items: None,
         };
         let v = serde_json::to_value(&body).unwrap();
@@ -361,24 +345,23 @@ mod tests {
                 calculation_end_date: start(),
             }],
         };
+        let submission = || Submission {
+            record_id: r,
+            submission_id: sid,
+            submission_status: status,
+            reporting_period_start: start(),
+            submission_reason: reason,
+        };
         vec![
             serde_json::to_string(&RequestNumber {
                 holdername_guid: h,
-                record_id: r,
-                submission_id: sid,
-                submission_status: status,
-                reporting_period_start: start(),
-                submission_reason: reason,
+                submission: submission(),
                 req_count: 7,
             })
             .unwrap(),
             serde_json::to_string(&ResponseTime {
                 holdername_guid: h,
-                record_id: r,
-                submission_id: sid,
-                submission_status: status,
-                reporting_period_start: start(),
-                submission_reason: reason,
+                submission: submission(),
                 items: sid.map(|_| {
                     vec![RequestDetails {
                         req_date_ts: start(),
@@ -390,11 +373,7 @@ mod tests {
             serde_json::to_string(&Calculations {
                 calculation_type: sid.map(|_| "multiple".into()),
                 holdername_guid: h,
-                record_id: r,
-                submission_id: sid,
-                submission_status: status,
-                reporting_period_start: start(),
-                submission_reason: reason,
+                submission: submission(),
                 multiple_calculation: sid.map(|_| MultipleCalculation {
                     eri: calc(),
                     accrued: calc(),
@@ -403,11 +382,7 @@ mod tests {
             .unwrap(),
             serde_json::to_string(&Unavailable {
                 holdername_guid: h,
-                record_id: r,
-                submission_id: sid,
-                submission_status: status,
-                reporting_period_start: start(),
-                submission_reason: reason,
+                submission: submission(),
                 contact_count: 1,
                 missingadmin_count: 2,
                 temperror_count: 3,
@@ -420,11 +395,7 @@ mod tests {
             })
             .unwrap(),
             serde_json::to_string(&ServiceAvailability {
-                record_id: r,
-                submission_id: sid,
-                submission_status: status,
-                reporting_period_start: start(),
-                submission_reason: reason,
+                submission: submission(),
                 items: match sid {
                     None => AvailabilityItems::Holdernames(vec![h]),
                     Some(_) => {
