@@ -179,7 +179,7 @@ async fn dispatch(
         if !ok {
             audit(
                 console,
-                &me.user,
+                &me.user.username,
                 &format!("POST {path}"),
                 403,
                 "csrf_refused",
@@ -269,7 +269,7 @@ async fn sign_out(console: &Arc<Console>, me: &Me, started: i64) -> Resp {
     console.sessions.end(&me.token);
     audit(
         console,
-        &me.user,
+        &me.user.username,
         "POST /sign-out",
         303,
         "signed_out",
@@ -315,27 +315,6 @@ fn notice_for(done: &str) -> Option<String> {
 
 /// Audits a console action (party `console:<username>`) and waits for its commit.
 async fn audit(
-    console: &Console,
-    user: &ConsoleUser,
-    endpoint: &str,
-    status: u16,
-    outcome: &str,
-    request_id: Option<String>,
-    started: i64,
-) {
-    audit_as(
-        console,
-        &user.username,
-        endpoint,
-        status,
-        outcome,
-        request_id,
-        started,
-    )
-    .await
-}
-
-async fn audit_as(
     console: &Console,
     username: &str,
     endpoint: &str,
@@ -431,23 +410,28 @@ async fn sign_in(
     }
     let username = form.get("username").unwrap_or("").trim().to_owned();
     let password = form.get("password").unwrap_or("").to_owned();
-    if console.sessions.locked(&username) {
-        audit_as(
+    // A refused sign-in: audited under the name given, and the page again saying why.
+    let refuse = async |status: StatusCode, outcome: &str, why: &str| {
+        let code = status.as_u16();
+        audit(
             console,
             &username,
             "POST /sign-in",
-            429,
-            "locked_out",
+            code,
+            outcome,
             None,
             started,
         )
         .await;
-        return sign_in_page(
-            console,
-            headers,
-            Some("Too many failed sign-ins: try again in 15 minutes."),
+        sign_in_page(console, headers, Some(why), status)
+    };
+    if console.sessions.locked(&username) {
+        return refuse(
             StatusCode::TOO_MANY_REQUESTS,
-        );
+            "locked_out",
+            "Too many failed sign-ins: try again in 15 minutes.",
+        )
+        .await;
     }
     let user = console.store.console_user(&username).await?;
     let phc = user
@@ -460,27 +444,17 @@ async fn sign_in(
     let user = user.filter(|u| verified && !u.suspended);
     console.sessions.note_attempt(&username, user.is_some());
     let Some(user) = user else {
-        audit_as(
-            console,
-            &username,
-            "POST /sign-in",
-            401,
+        return refuse(
+            StatusCode::UNAUTHORIZED,
             "sign_in_refused",
-            None,
-            started,
+            "Username or password not recognised.",
         )
         .await;
-        return sign_in_page(
-            console,
-            headers,
-            Some("Username or password not recognised."),
-            StatusCode::UNAUTHORIZED,
-        );
     };
     let token = console.sessions.start(user.id);
     audit(
         console,
-        &user,
+        &user.username,
         "POST /sign-in",
         303,
         "signed_in",
@@ -703,7 +677,7 @@ impl Page<'_> {
     async fn audit(&self, endpoint: &str, status: u16, outcome: &str, request_id: Option<String>) {
         audit(
             self.console,
-            &self.me.user,
+            &self.me.user.username,
             endpoint,
             status,
             outcome,
@@ -806,21 +780,24 @@ impl Page<'_> {
         )
     }
 
-    /// The registered possible match a form names, if this user may act on it.
+    /// The registered possible match a form names, if this user may act on it; else the `404`,
+    /// audited against `endpoint`.
     async fn pei_of_form(
         &self,
+        endpoint: &str,
         form: &Form,
-    ) -> Result<Option<crate::store::StoredPei>, ConsoleError> {
-        let Some(guid) = form.get("asset_guid").and_then(|g| Uuid::try_parse(g).ok()) else {
-            return Ok(None);
+    ) -> Result<Result<crate::store::StoredPei, Resp>, ConsoleError> {
+        let pei = match form.get("asset_guid").and_then(|g| Uuid::try_parse(g).ok()) {
+            Some(guid) => self.console.store.pei_by_asset_guid(guid).await?,
+            None => None,
         };
-        Ok(self
-            .console
-            .store
-            .pei_by_asset_guid(guid)
-            .await?
+        let pei = pei
             .filter(|p| p.match_status == MatchStatus::Possible)
-            .filter(|p| roles::sees_holdername(&self.me.user, p.holdername)))
+            .filter(|p| roles::sees_holdername(&self.me.user, p.holdername));
+        if pei.is_none() {
+            self.audit(endpoint, 404, "not_found", None).await;
+        }
+        Ok(pei.ok_or_else(|| plain(StatusCode::NOT_FOUND, "no such possible match for you\n")))
     }
 
     async fn resolve(&self, form: &Form) -> Result<Resp, ConsoleError> {
@@ -833,12 +810,9 @@ impl Page<'_> {
             Some("no") => crate::peis::Resolution::No,
             _ => return Ok(plain(StatusCode::BAD_REQUEST, "as: yes or no\n")),
         };
-        let Some(pei) = self.pei_of_form(form).await? else {
-            self.audit(EP, 404, "not_found", None).await;
-            return Ok(plain(
-                StatusCode::NOT_FOUND,
-                "no such possible match for you\n",
-            ));
+        let pei = match self.pei_of_form(EP, form).await? {
+            Ok(pei) => pei,
+            Err(not_found) => return Ok(not_found),
         };
         let guid = pei.asset_guid.to_string();
         // The same code `pdp-provider peis resolve` runs.
@@ -879,12 +853,9 @@ impl Page<'_> {
         if let Some(refused) = self.refused(EP, Action::ReviewMatches).await {
             return refused;
         }
-        let Some(pei) = self.pei_of_form(form).await? else {
-            self.audit(EP, 404, "not_found", None).await;
-            return Ok(plain(
-                StatusCode::NOT_FOUND,
-                "no such possible match for you\n",
-            ));
+        let pei = match self.pei_of_form(EP, form).await? {
+            Ok(pei) => pei,
+            Err(not_found) => return Ok(not_found),
         };
         let record = self.console.store.member_record(&pei.member_id).await?;
         let member = record
@@ -1230,15 +1201,7 @@ impl Page<'_> {
             ("Completion (CoCo2.1.2)", &report.completion),
             ("View (CoCo2.1.3)", &report.view),
         ] {
-            rows.push(vec![
-                name.to_owned(),
-                s.count.to_string(),
-                format!("{:.1} ms", s.p999_ms),
-                format!("{} s / {} s", s.target_s, s.limit_s),
-                format!("{:.3}%", s.within_limit * 100.0),
-                format!("{:.1}%", s.required * 100.0),
-                if s.met { "met".into() } else { "MISSED".into() },
-            ]);
+            rows.push(series_row(name.to_owned(), s));
             bars.push((name, s.within_limit, s.required));
         }
         let a = &report.availability;
@@ -1330,15 +1293,7 @@ impl Page<'_> {
                     continue;
                 }
                 let s = crate::sla::series(samples, level);
-                rows.push(vec![
-                    format!("{name}, holdername {h}"),
-                    s.count.to_string(),
-                    format!("{:.1} ms", s.p999_ms),
-                    format!("{} s / {} s", s.target_s, s.limit_s),
-                    format!("{:.3}%", s.within_limit * 100.0),
-                    format!("{:.1}%", s.required * 100.0),
-                    if s.met { "met".into() } else { "MISSED".into() },
-                ]);
+                rows.push(series_row(format!("{name}, holdername {h}"), &s));
             }
         }
         Ok(rows)
@@ -1642,6 +1597,19 @@ impl Page<'_> {
         );
         Ok(r)
     }
+}
+
+/// A row of the service-levels table: `name`, then how `s` fared.
+fn series_row(name: String, s: &crate::sla::Series) -> Vec<String> {
+    vec![
+        name,
+        s.count.to_string(),
+        format!("{:.1} ms", s.p999_ms),
+        format!("{} s / {} s", s.target_s, s.limit_s),
+        format!("{:.3}%", s.within_limit * 100.0),
+        format!("{:.1}%", s.required * 100.0),
+        if s.met { "met".into() } else { "MISSED".into() },
+    ]
 }
 
 fn csv_cell(s: &str) -> String {

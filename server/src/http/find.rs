@@ -22,7 +22,6 @@ pub async fn handle(
     cx: &RequestCx,
     app: &App,
 ) -> Result<Response<Body>, ApiError> {
-    cx.require_request_id()?;
     if !is_json(req.headers().get(header::CONTENT_TYPE)) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -356,9 +356,10 @@ fn header_bytes(headers: &HeaderMap) -> usize {
 }
 
 /// Checks every request gets before its handler: header block size, `Host`, the client's
-/// access to the endpoint, and the method.
+/// access to the endpoint, the method, and the X-Request-ID.
 fn admit(
     req: &Request<Incoming>,
+    cx: &RequestCx,
     endpoint: Endpoint,
     identity: &ClientIdentity,
     app: &App,
@@ -391,7 +392,7 @@ fn admit(
     if *req.method() != method {
         return Err(ApiError::method_not_allowed(allow));
     }
-    Ok(())
+    cx.require_request_id()
 }
 
 /// Routes one request, applies its time-out, and audits its answer.
@@ -416,7 +417,7 @@ async fn route(
     let version = req.version();
     let endpoint = Endpoint::of(req.uri().path(), &app);
     let name = endpoint.audit_name(req.method());
-    let result = match admit(&req, endpoint, &identity, &app) {
+    let result = match admit(&req, &cx, endpoint, &identity, &app) {
         Err(e) => Err(e),
         Ok(()) => match endpoint {
             Endpoint::Find => timed(&app.limits, find::handle(req, &cx, &app)).await,

@@ -25,7 +25,6 @@ pub async fn handle(
     cx: &RequestCx,
     app: &App,
 ) -> Result<Response<Body>, ApiError> {
-    cx.require_request_id()?;
     if app.view.is_none() {
         return Err(ApiError::not_found("no such endpoint"));
     }

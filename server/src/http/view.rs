@@ -237,7 +237,6 @@ async fn handle_inner(
     holdername_out: &mut Option<Uuid>,
 ) -> Result<Response<Body>, ApiError> {
     let deadline = Instant::from_std(cx.received) + svc.budget;
-    cx.require_request_id()?;
     let asset = req
         .uri()
         .path()

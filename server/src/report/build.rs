@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::Period;
@@ -25,7 +26,7 @@ use crate::store::model::{
 };
 use crate::wire::report::{
     self as wire, AvailabilityItems, CalculationDataArray, CalculationObject, MultipleCalculation,
-    RequestDetails, ServiceUnavailability,
+    RequestDetails, ServiceUnavailability, Submission,
 };
 
 /// A view is reported as slow past this (CoCo2.1.3's 10 s).
@@ -109,33 +110,86 @@ struct Ctx<'a> {
     sid: Uuid,
 }
 
-/// The `request number` report's calls.
-fn request_number(
-    c: &Ctx<'_>,
+/// A submission's reason and ID, as [`Built`] reports them.
+type Answer = (SubmissionReason, Option<Uuid>);
+
+// === impl Ctx ===
+
+impl Ctx<'_> {
+    /// A new call of the day's data submission.
+    fn data(&self) -> Submission {
+        Submission {
+            record_id: Uuid::new_v4(),
+            submission_id: Some(self.sid),
+            submission_status: self.status,
+            reporting_period_start: self.start.clone(),
+            submission_reason: self.data_reason,
+        }
+    }
+
+    /// The one call of a null submission.
+    fn null(&self) -> Submission {
+        Submission {
+            submission_id: None,
+            submission_reason: SubmissionReason::Null,
+            ..self.data()
+        }
+    }
+
+    /// A data submission of one call, `body`.
+    fn one<B: Serialize>(
+        &self,
+        parts: &mut Vec<(Uuid, String)>,
+        body: impl FnOnce(Submission) -> B,
+    ) -> Answer {
+        push(parts, self.data(), body);
+        (self.data_reason, Some(self.sid))
+    }
+
+    /// A null submission (`null`) when there are no `items`; else a data submission of a call
+    /// per `limit` items (`data`).
+    fn null_or_chunks<T, B: Serialize>(
+        &self,
+        parts: &mut Vec<(Uuid, String)>,
+        items: &[T],
+        limit: usize,
+        null: impl FnOnce(Submission) -> B,
+        data: impl Fn(Submission, &[T]) -> B,
+    ) -> Answer {
+        if items.is_empty() {
+            push(parts, self.null(), null);
+            return (SubmissionReason::Null, None);
+        }
+        for chunk in items.chunks(limit) {
+            push(parts, self.data(), |s| data(s, chunk));
+        }
+        (self.data_reason, Some(self.sid))
+    }
+}
+
+/// Adds the call `body` makes of `submission`.
+fn push<B: Serialize>(
     parts: &mut Vec<(Uuid, String)>,
-) -> (SubmissionReason, Option<Uuid>) {
-    let (holdername, facts, status, data_reason, sid) =
-        (c.holdername, c.facts, c.status, c.data_reason, c.sid);
-    let start = c.start.clone();
-    let body = wire::RequestNumber {
-        holdername_guid: holdername,
-        record_id: Uuid::new_v4(),
-        submission_id: Some(sid),
-        submission_status: status,
-        reporting_period_start: start,
-        submission_reason: data_reason,
-        req_count: u32::try_from(facts.views.len()).unwrap_or(u32::MAX),
-    };
-    parts.push((body.record_id, json(&body)));
-    (data_reason, Some(sid))
+    submission: Submission,
+    body: impl FnOnce(Submission) -> B,
+) {
+    let record_id = submission.record_id;
+    parts.push((record_id, json(&body(submission))));
+}
+
+/// The `request number` report's calls.
+fn request_number(c: &Ctx<'_>, parts: &mut Vec<(Uuid, String)>) -> Answer {
+    c.one(parts, |submission| wire::RequestNumber {
+        holdername_guid: c.holdername,
+        submission,
+        req_count: u32::try_from(c.facts.views.len()).unwrap_or(u32::MAX),
+    })
 }
 
 /// The `response time` report's calls.
-fn response_time(c: &Ctx<'_>, parts: &mut Vec<(Uuid, String)>) -> (SubmissionReason, Option<Uuid>) {
-    let (holdername, facts, status, data_reason, sid) =
-        (c.holdername, c.facts, c.status, c.data_reason, c.sid);
-    let start = c.start.clone();
-    let slow: Vec<RequestDetails> = facts
+fn response_time(c: &Ctx<'_>, parts: &mut Vec<(Uuid, String)>) -> Answer {
+    let slow: Vec<RequestDetails> = c
+        .facts
         .views
         .iter()
         .filter(|v| v.responded_at - v.received_at > SLOW_VIEW_MICROS)
@@ -144,102 +198,57 @@ fn response_time(c: &Ctx<'_>, parts: &mut Vec<(Uuid, String)>) -> (SubmissionRea
             resp_date_ts: wire::datetime(v.responded_at),
         })
         .collect();
-    if slow.is_empty() {
-        let body = wire::ResponseTime {
-            holdername_guid: holdername,
-            record_id: Uuid::new_v4(),
-            submission_id: None,
-            submission_status: status,
-            reporting_period_start: start,
-            submission_reason: SubmissionReason::Null,
-            items: None,
-        };
-        parts.push((body.record_id, json(&body)));
-        (SubmissionReason::Null, None)
-    } else {
-        for chunk in slow.chunks(wire::MAX_RESPONSE_TIMES) {
-            let body = wire::ResponseTime {
-                holdername_guid: holdername,
-                record_id: Uuid::new_v4(),
-                submission_id: Some(sid),
-                submission_status: status,
-                reporting_period_start: start.clone(),
-                submission_reason: data_reason,
-                items: Some(chunk.to_vec()),
-            };
-            parts.push((body.record_id, json(&body)));
-        }
-        (data_reason, Some(sid))
-    }
+    let body = |submission, items: Option<&[RequestDetails]>| wire::ResponseTime {
+        holdername_guid: c.holdername,
+        submission,
+        items: items.map(<[_]>::to_vec),
+    };
+    c.null_or_chunks(
+        parts,
+        &slow,
+        wire::MAX_RESPONSE_TIMES,
+        |s| body(s, None),
+        |s, chunk| body(s, Some(chunk)),
+    )
 }
 
 /// The `calculations` report's calls.
-fn calculations(c: &Ctx<'_>, parts: &mut Vec<(Uuid, String)>) -> (SubmissionReason, Option<Uuid>) {
-    let (holdername, facts, status, data_reason, sid) =
-        (c.holdername, c.facts, c.status, c.data_reason, c.sid);
-    let start = c.start.clone();
-    if facts.calculations.is_empty() {
-        let body = wire::Calculations {
-            calculation_type: None,
-            holdername_guid: holdername,
-            record_id: Uuid::new_v4(),
-            submission_id: None,
-            submission_status: status,
-            reporting_period_start: start,
-            submission_reason: SubmissionReason::Null,
-            multiple_calculation: None,
+fn calculations(c: &Ctx<'_>, parts: &mut Vec<(Uuid, String)>) -> Answer {
+    let object = |c: &CalculationFact| CalculationObject {
+        value_code: c.value_code.as_str().to_owned(),
+        calculation_start_date: wire::datetime(c.started_at),
+        calculation_end_date: wire::datetime(c.ended_at.unwrap_or(c.started_at)),
+    };
+    let array =
+        |chunk: &[&CalculationFact], of: fn(&CalculationFact) -> bool| CalculationDataArray {
+            items: chunk.iter().filter(|c| of(c)).map(|c| object(c)).collect(),
         };
-        parts.push((body.record_id, json(&body)));
-        (SubmissionReason::Null, None)
-    } else {
-        let object = |c: &CalculationFact| CalculationObject {
-            value_code: c.value_code.as_str().to_owned(),
-            calculation_start_date: wire::datetime(c.started_at),
-            calculation_end_date: wire::datetime(c.ended_at.unwrap_or(c.started_at)),
-        };
-        for chunk in facts.calculations.chunks(wire::MAX_CALCULATIONS) {
-            let body = wire::Calculations {
-                calculation_type: Some("multiple".into()),
-                holdername_guid: holdername,
-                record_id: Uuid::new_v4(),
-                submission_id: Some(sid),
-                submission_status: status,
-                reporting_period_start: start.clone(),
-                submission_reason: data_reason,
-                multiple_calculation: Some(MultipleCalculation {
-                    eri: CalculationDataArray {
-                        items: chunk.iter().filter(|c| c.eri).map(|c| object(c)).collect(),
-                    },
-                    accrued: CalculationDataArray {
-                        items: chunk
-                            .iter()
-                            .filter(|c| c.accrued)
-                            .map(|c| object(c))
-                            .collect(),
-                    },
-                }),
-            };
-            parts.push((body.record_id, json(&body)));
-        }
-        (data_reason, Some(sid))
-    }
+    let body = |submission, chunk: Option<&[&CalculationFact]>| wire::Calculations {
+        calculation_type: chunk.map(|_| "multiple".into()),
+        holdername_guid: c.holdername,
+        submission,
+        multiple_calculation: chunk.map(|chunk| MultipleCalculation {
+            eri: array(chunk, |c| c.eri),
+            accrued: array(chunk, |c| c.accrued),
+        }),
+    };
+    c.null_or_chunks(
+        parts,
+        &c.facts.calculations,
+        wire::MAX_CALCULATIONS,
+        |s| body(s, None),
+        |s, chunk| body(s, Some(chunk)),
+    )
 }
 
 /// The `unavailable` report's calls.
-fn unavailable(c: &Ctx<'_>, parts: &mut Vec<(Uuid, String)>) -> (SubmissionReason, Option<Uuid>) {
-    let (holdername, facts, status, data_reason, sid) =
-        (c.holdername, c.facts, c.status, c.data_reason, c.sid);
-    let start = c.start.clone();
+fn unavailable(c: &Ctx<'_>, parts: &mut Vec<(Uuid, String)>) -> Answer {
     let count = |f: &dyn Fn(&ViewFact) -> bool| {
-        u32::try_from(facts.views.iter().filter(|v| f(v)).count()).unwrap_or(u32::MAX)
+        u32::try_from(c.facts.views.iter().filter(|v| f(v)).count()).unwrap_or(u32::MAX)
     };
-    let body = wire::Unavailable {
-        holdername_guid: holdername,
-        record_id: Uuid::new_v4(),
-        submission_id: Some(sid),
-        submission_status: status,
-        reporting_period_start: start,
-        submission_reason: data_reason,
+    c.one(parts, |submission| wire::Unavailable {
+        holdername_guid: c.holdername,
+        submission,
         contact_count: count(&|v| v.contact_scheme),
         missingadmin_count: count(&|v| v.missing_admin),
         temperror_count: count(&|v| v.temp_error),
@@ -249,34 +258,25 @@ fn unavailable(c: &Ctx<'_>, parts: &mut Vec<(Uuid, String)>) -> (SubmissionReaso
         accrued_unavail_ano_count: count(&|v| v.accrued.ano),
         accrued_unavail_ppf_count: count(&|v| v.accrued.ppf),
         accrued_unavail_trn_count: count(&|v| v.accrued.trn),
-    };
-    parts.push((body.record_id, json(&body)));
-    (data_reason, Some(sid))
+    })
 }
 
 /// The `availability` report's calls.
-fn availability(c: &Ctx<'_>, parts: &mut Vec<(Uuid, String)>) -> (SubmissionReason, Option<Uuid>) {
-    let (holdername, facts, status, data_reason, sid) =
-        (c.holdername, c.facts, c.status, c.data_reason, c.sid);
-    let start = c.start.clone();
+fn availability(c: &Ctx<'_>, parts: &mut Vec<(Uuid, String)>) -> Answer {
     let periods = if c.kind == ReportKind::FindAvailability {
-        &facts.find
+        &c.facts.find
     } else {
-        &facts.view
+        &c.facts.view
     };
-    if periods.is_empty() {
-        let body = wire::ServiceAvailability {
-            record_id: Uuid::new_v4(),
-            submission_id: None,
-            submission_status: status,
-            reporting_period_start: start,
-            submission_reason: SubmissionReason::Null,
-            items: AvailabilityItems::Holdernames(vec![holdername]),
-        };
-        parts.push((body.record_id, json(&body)));
-        (SubmissionReason::Null, None)
-    } else {
-        for chunk in periods.chunks(wire::MAX_PERIODS) {
+    c.null_or_chunks(
+        parts,
+        periods,
+        wire::MAX_PERIODS,
+        |submission| wire::ServiceAvailability {
+            submission,
+            items: AvailabilityItems::Holdernames(vec![c.holdername]),
+        },
+        |submission, chunk| {
             let list = chunk
                 .iter()
                 .map(|p| ServiceUnavailability {
@@ -286,21 +286,15 @@ fn availability(c: &Ctx<'_>, parts: &mut Vec<(Uuid, String)>) -> (SubmissionReas
                     unavail_reason: p.reason.clone(),
                 })
                 .collect();
-            let body = wire::ServiceAvailability {
-                record_id: Uuid::new_v4(),
-                submission_id: Some(sid),
-                submission_status: status,
-                reporting_period_start: start.clone(),
-                submission_reason: data_reason,
-                items: AvailabilityItems::Periods(vec![BTreeMap::from([(holdername, list)])]),
-            };
-            parts.push((body.record_id, json(&body)));
-        }
-        (data_reason, Some(sid))
-    }
+            wire::ServiceAvailability {
+                submission,
+                items: AvailabilityItems::Periods(vec![BTreeMap::from([(c.holdername, list)])]),
+            }
+        },
+    )
 }
 
-fn json(v: &impl serde::Serialize) -> String {
+fn json(v: &impl Serialize) -> String {
     serde_json::to_string(v).expect("report bodies serialise")
 }
 

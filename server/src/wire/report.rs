@@ -73,23 +73,33 @@ pub fn datetime(micros: i64) -> String {
     crate::datetimestamp(micros)
 }
 
-/// `POST /view-response/request-number`.
+/// The fields every submission carries, in the order every body spells them (after
+/// `holdernameGuid` where it has one); each body flattens them in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submission {
+    /// This record.
+    pub record_id: Uuid,
+    /// The batch; null only for a null submission.
+    pub submission_id: Option<Uuid>,
+    /// On time, correction, late.
+    pub submission_status: SubmissionStatus,
+    /// The day's start.
+    pub reporting_period_start: String,
+    /// Initial, resubmission or null.
+    pub submission_reason: SubmissionReason,
+}
+
+/// `POST /view-response/request-number`: never a null submission (a day without views reports
+/// `req_count` 0, with a `submission_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestNumber {
     /// The scheme.
     #[serde(rename = "holdernameGuid")]
     pub holdername_guid: Uuid,
-    /// This record.
-    pub record_id: Uuid,
-    /// The batch; always present.
-    pub submission_id: Option<Uuid>,
-    /// On time, correction, late.
-    pub submission_status: SubmissionStatus,
-    /// The day's start.
-    pub reporting_period_start: String,
-    /// Initial, resubmission (never null: a day without views reports `req_count` 0).
-    pub submission_reason: SubmissionReason,
+    /// What every submission carries.
+    #[serde(flatten)]
+    pub submission: Submission,
     /// Views received.
     pub req_count: u32,
 }
@@ -111,16 +121,9 @@ pub struct ResponseTime {
     /// The scheme.
     #[serde(rename = "holdernameGuid")]
     pub holdername_guid: Uuid,
-    /// This record.
-    pub record_id: Uuid,
-    /// The batch; null for a null submission.
-    pub submission_id: Option<Uuid>,
-    /// On time, correction, late.
-    pub submission_status: SubmissionStatus,
-    /// The day's start.
-    pub reporting_period_start: String,
-    /// Initial, resubmission or null.
-    pub submission_reason: SubmissionReason,
+    /// What every submission carries.
+    #[serde(flatten)]
+    pub submission: Submission,
     /// 1 to 1,400 slow views; absent for a null submission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<Vec<RequestDetails>>,
@@ -169,16 +172,9 @@ pub struct Calculations {
     /// The scheme.
     #[serde(rename = "holdernameGuid")]
     pub holdername_guid: Uuid,
-    /// This record.
-    pub record_id: Uuid,
-    /// The batch; null for a null submission.
-    pub submission_id: Option<Uuid>,
-    /// On time, correction, late.
-    pub submission_status: SubmissionStatus,
-    /// The day's start.
-    pub reporting_period_start: String,
-    /// Initial, resubmission or null.
-    pub submission_reason: SubmissionReason,
+    /// What every submission carries.
+    #[serde(flatten)]
+    pub submission: Submission,
     /// The calculations, absent for a null submission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multiple_calculation: Option<MultipleCalculation>,
@@ -192,16 +188,9 @@ pub struct Unavailable {
     /// The scheme.
     #[serde(rename = "holdernameGuid")]
     pub holdername_guid: Uuid,
-    /// This record.
-    pub record_id: Uuid,
-    /// The batch.
-    pub submission_id: Option<Uuid>,
-    /// On time, correction, late.
-    pub submission_status: SubmissionStatus,
-    /// The day's start.
-    pub reporting_period_start: String,
-    /// Initial or resubmission.
-    pub submission_reason: SubmissionReason,
+    /// What every submission carries.
+    #[serde(flatten)]
+    pub submission: Submission,
     /// `contactScheme` true.
     pub contact_count: u32,
     /// `administrativeDetailsNotAvailable` true.
@@ -251,16 +240,9 @@ pub enum AvailabilityItems {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceAvailability {
-    /// This record.
-    pub record_id: Uuid,
-    /// The batch; null for a null submission.
-    pub submission_id: Option<Uuid>,
-    /// On time, correction, late.
-    pub submission_status: SubmissionStatus,
-    /// The day's start.
-    pub reporting_period_start: String,
-    /// Initial, resubmission or null.
-    pub submission_reason: SubmissionReason,
+    /// What every submission carries.
+    #[serde(flatten)]
+    pub submission: Submission,
     /// Periods by holdername, or the holdernames of a null submission.
     pub items: AvailabilityItems,
 }
@@ -334,11 +316,13 @@ mod tests {
     fn null_submissions_keep_a_null_submission_id() {
         let body = ResponseTime {
             holdername_guid: Uuid::nil(),
-            record_id: Uuid::nil(),
-            submission_id: None,
-            submission_status: SubmissionStatus::OnTime,
-            reporting_period_start: "2025-11-01T00:00:00.000Z".into(),
-            submission_reason: SubmissionReason::Null,
+            submission: Submission {
+                record_id: Uuid::nil(),
+                submission_id: None,
+                submission_status: SubmissionStatus::OnTime,
+                reporting_period_start: "2025-11-01T00:00:00.000Z".into(),
+                submission_reason: SubmissionReason::Null,
+            },
             items: None,
         };
         let v = serde_json::to_value(&body).unwrap();
@@ -346,6 +330,155 @@ mod tests {
         assert!(v.get("items").is_none());
         assert_eq!(v["submission_reason"], "null submission");
         assert_eq!(v["submission_status"], "on time");
+    }
+
+    /// One body of each kind (request number, response time, calculations, unavailable,
+    /// availability) of the submission `sid` for `reason`.
+    fn bodies(sid: Option<Uuid>, reason: SubmissionReason) -> Vec<String> {
+        let (h, r) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let start = || "2025-11-01T00:00:00.000Z".to_owned();
+        let status = SubmissionStatus::Correction;
+        let calc = || CalculationDataArray {
+            items: vec![CalculationObject {
+                value_code: "DBC".into(),
+                calculation_start_date: start(),
+                calculation_end_date: start(),
+            }],
+        };
+        let submission = || Submission {
+            record_id: r,
+            submission_id: sid,
+            submission_status: status,
+            reporting_period_start: start(),
+            submission_reason: reason,
+        };
+        vec![
+            serde_json::to_string(&RequestNumber {
+                holdername_guid: h,
+                submission: submission(),
+                req_count: 7,
+            })
+            .unwrap(),
+            serde_json::to_string(&ResponseTime {
+                holdername_guid: h,
+                submission: submission(),
+                items: sid.map(|_| {
+                    vec![RequestDetails {
+                        req_date_ts: start(),
+                        resp_date_ts: start(),
+                    }]
+                }),
+            })
+            .unwrap(),
+            serde_json::to_string(&Calculations {
+                calculation_type: sid.map(|_| "multiple".into()),
+                holdername_guid: h,
+                submission: submission(),
+                multiple_calculation: sid.map(|_| MultipleCalculation {
+                    eri: calc(),
+                    accrued: calc(),
+                }),
+            })
+            .unwrap(),
+            serde_json::to_string(&Unavailable {
+                holdername_guid: h,
+                submission: submission(),
+                contact_count: 1,
+                missingadmin_count: 2,
+                temperror_count: 3,
+                eri_unavail_ano_count: 4,
+                eri_unavail_ppf_count: 5,
+                eri_unavail_trn_count: 6,
+                accrued_unavail_ano_count: 7,
+                accrued_unavail_ppf_count: 8,
+                accrued_unavail_trn_count: 9,
+            })
+            .unwrap(),
+            serde_json::to_string(&ServiceAvailability {
+                submission: submission(),
+                items: match sid {
+                    None => AvailabilityItems::Holdernames(vec![h]),
+                    Some(_) => {
+                        AvailabilityItems::Periods(vec![std::collections::BTreeMap::from([(
+                            h,
+                            vec![ServiceUnavailability {
+                                start_date_ts: start(),
+                                end_date_ts: start(),
+                                unavail_scheduled: true,
+                                unavail_reason: "patch".into(),
+                            }],
+                        )])])
+                    }
+                },
+            })
+            .unwrap(),
+        ]
+    }
+
+    /// The bodies to the byte: the stub's contract, field order included.
+    #[test]
+    fn bodies_are_spelled_to_the_byte() {
+        const H: &str = "00000000-0000-0000-0000-000000000001";
+        const R: &str = "00000000-0000-0000-0000-000000000002";
+        const S: &str = "00000000-0000-0000-0000-000000000003";
+        const T: &str = "2025-11-01T00:00:00.000Z";
+        let head = |sid: &str, reason: &str| {
+            format!(
+                r#""record_id":"{R}","submission_id":{sid},"submission_status":"correction","reporting_period_start":"{T}","submission_reason":"{reason}""#
+            )
+        };
+        let data = head(&format!("\"{S}\""), "resubmission");
+        let null = head("null", "null submission");
+        let calc = format!(
+            r#"{{"items":[{{"value_code":"DBC","calculation_start_date":"{T}","calculation_end_date":"{T}"}}]}}"#
+        );
+        let counts = r#""contact_count":1,"missingadmin_count":2,"temperror_count":3,"eri_unavail_ano_count":4,"eri_unavail_ppf_count":5,"eri_unavail_trn_count":6,"accrued_unavail_ano_count":7,"accrued_unavail_ppf_count":8,"accrued_unavail_trn_count":9"#;
+        let want_data = [
+            format!(r#"{{"holdernameGuid":"{H}",{data},"req_count":7}}"#),
+            format!(
+                r#"{{"holdernameGuid":"{H}",{data},"items":[{{"req_date_ts":"{T}","resp_date_ts":"{T}"}}]}}"#
+            ),
+            format!(
+                r#"{{"calculation_type":"multiple","holdernameGuid":"{H}",{data},"multiple_calculation":{{"eriCalculationData":{calc},"accruedCalculationData":{calc}}}}}"#
+            ),
+            format!(r#"{{"holdernameGuid":"{H}",{data},{counts}}}"#),
+            format!(
+                r#"{{{data},"items":[{{"{H}":[{{"start_date_ts":"{T}","end_date_ts":"{T}","unavail_scheduled":true,"unavail_reason":"patch"}}]}}]}}"#
+            ),
+        ];
+        let want_null = [
+            format!(r#"{{"holdernameGuid":"{H}",{null},"req_count":7}}"#),
+            format!(r#"{{"holdernameGuid":"{H}",{null}}}"#),
+            format!(r#"{{"holdernameGuid":"{H}",{null}}}"#),
+            format!(r#"{{"holdernameGuid":"{H}",{null},{counts}}}"#),
+            format!(r#"{{{null},"items":["{H}"]}}"#),
+        ];
+        let got_data = bodies(Some(Uuid::from_u128(3)), SubmissionReason::Resubmission);
+        let got_null = bodies(None, SubmissionReason::Null);
+        assert_eq!(got_data, want_data);
+        assert_eq!(got_null, want_null);
+    }
+
+    /// Each body reads back as itself, and an unknown field is refused.
+    #[test]
+    fn bodies_read_back_and_refuse_unknown_fields() {
+        fn check<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+            body: &str,
+        ) {
+            let v: T = serde_json::from_str(body).unwrap();
+            assert_eq!(serde_json::to_string(&v).unwrap(), body);
+            let extra = format!(r#"{},"surprise":1}}"#, &body[..body.len() - 1]);
+            assert!(serde_json::from_str::<T>(&extra).is_err(), "{extra}");
+        }
+        for sid in [Some(Uuid::from_u128(3)), None] {
+            let reason = sid.map_or(SubmissionReason::Null, |_| SubmissionReason::Initial);
+            let b = bodies(sid, reason);
+            check::<RequestNumber>(&b[0]);
+            check::<ResponseTime>(&b[1]);
+            check::<Calculations>(&b[2]);
+            check::<Unavailable>(&b[3]);
+            check::<ServiceAvailability>(&b[4]);
+        }
     }
 
     #[test]
