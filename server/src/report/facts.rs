@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use crate::store::model::{ReportFact, UnavailableCodes, ViewFact};
+use crate::store::model::{CalculationStart, ReportFact, ReviewFact, UnavailableCodes, ViewFact};
 use crate::store::{CalculationKind, ReviewState, Store, StoredPei};
 use crate::wire::view::{Arrangement, IllustrationType, UnavailableReason, ViewDataPayload};
 
@@ -116,14 +116,14 @@ pub fn calculation_started(
             }
         }
     }
-    let fact = ReportFact::CalculationStarted {
+    let fact = ReportFact::CalculationStarted(CalculationStart {
         pei: pei.pei.clone(),
         holdername: pei.holdername,
         value_code: kind,
         eri,
         accrued,
         started_at: pei.registered_at.unwrap_or_else(crate::now_micros),
-    };
+    });
     let store = store.clone();
     tokio::spawn(async move {
         if let Err(e) = store.record_fact(fact).await {
@@ -135,12 +135,12 @@ pub fn calculation_started(
 /// Records how a possible match was resolved (Regulation 28(3)); a failure is logged, never
 /// undoes the resolution.
 pub async fn reviewed(store: &Store, pei: &StoredPei, review: ReviewState) {
-    let fact = ReportFact::Reviewed {
+    let fact = ReportFact::Reviewed(ReviewFact {
         pei: pei.pei.clone(),
         holdername: pei.holdername,
         review,
         at: crate::now_micros(),
-    };
+    });
     if let Err(e) = store.record_fact(fact).await {
         tracing::warn!(error = %e, "possible match resolution not recorded for reporting");
     }

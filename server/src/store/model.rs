@@ -622,31 +622,39 @@ pub enum ReportFact {
     /// A view answered with a payload.
     View(ViewFact),
     /// Values withheld for a calculation (kept once per PeI).
-    CalculationStarted {
-        /// The PeI (its calculation is keyed by it).
-        pei: String,
-        /// The scheme.
-        holdername: Uuid,
-        /// DBC or DCC.
-        value_code: CalculationKind,
-        /// ERI values were withheld.
-        eri: bool,
-        /// Accrued values were withheld.
-        accrued: bool,
-        /// When the calculation started: the PeI's registration as a match (µs).
-        started_at: i64,
-    },
+    CalculationStarted(CalculationStart),
     /// A possible match resolved (yes, no or timeout).
-    Reviewed {
-        /// The PeI.
-        pei: String,
-        /// The scheme.
-        holdername: Uuid,
-        /// How.
-        review: ReviewState,
-        /// When (µs).
-        at: i64,
-    },
+    Reviewed(ReviewFact),
+}
+
+/// Values withheld for a calculation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalculationStart {
+    /// The PeI (its calculation is keyed by it).
+    pub pei: String,
+    /// The scheme.
+    pub holdername: Uuid,
+    /// DBC or DCC.
+    pub value_code: CalculationKind,
+    /// ERI values were withheld.
+    pub eri: bool,
+    /// Accrued values were withheld.
+    pub accrued: bool,
+    /// When the calculation started: the PeI's registration as a match (µs).
+    pub started_at: i64,
+}
+
+/// A possible match's resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewFact {
+    /// The PeI.
+    pub pei: String,
+    /// The scheme.
+    pub holdername: Uuid,
+    /// How.
+    pub review: ReviewState,
+    /// When (µs).
+    pub at: i64,
 }
 
 /// A period of unavailability an operator announced.

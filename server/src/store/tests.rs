@@ -1,7 +1,7 @@
 use super::model::{
-    Claim, NewSubmission, NewUnavailability, ReportFact, ReportKind, Service, StoredSubmission,
-    SubmissionAnswer, SubmissionReason, SubmissionState, SubmissionStatus, UnavailableCodes,
-    ViewFact,
+    Claim, NewSubmission, NewUnavailability, ReportFact, ReportKind, ReviewFact, Service,
+    StoredSubmission, SubmissionAnswer, SubmissionReason, SubmissionState, SubmissionStatus,
+    UnavailableCodes, ViewFact,
 };
 use super::*;
 use crate::audit::Direction;
@@ -949,12 +949,12 @@ async fn report_facts_windows_and_possible_matches_read_back_per_period(db: Plac
     s.record_matches("f", vec![pei(1, MatchStatus::Possible)], None)
         .await
         .unwrap();
-    s.record_fact(ReportFact::Reviewed {
+    s.record_fact(ReportFact::Reviewed(ReviewFact {
         pei: "urn:pei:1".into(),
         holdername: Uuid::from_u128(1000),
         review: ReviewState::No,
         at: 77,
-    })
+    }))
     .await
     .unwrap();
     let possible = s.possible_matches(0, i64::MAX).await.unwrap();

@@ -49,41 +49,34 @@ pub(super) async fn insert_fact(
             )
             .await?;
         }
-        ReportFact::CalculationStarted {
-            pei,
-            holdername,
-            value_code,
-            eri,
-            accrued,
-            started_at,
-        } => {
+        ReportFact::CalculationStarted(s) => {
             c.execute(
                 "INSERT INTO report_calculations
                      (pei, holdername, value_code, eri, accrued, started_at)
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (pei) DO NOTHING",
                 &[
-                    pei,
-                    &holdername.hyphenated().to_string(),
-                    value_code,
-                    eri,
-                    accrued,
-                    started_at,
+                    &s.pei,
+                    &s.holdername.hyphenated().to_string(),
+                    &s.value_code,
+                    &s.eri,
+                    &s.accrued,
+                    &s.started_at,
                 ],
             )
             .await?;
         }
-        ReportFact::Reviewed {
-            pei,
-            holdername,
-            review,
-            at,
-        } => {
+        ReportFact::Reviewed(r) => {
             c.execute(
                 "INSERT INTO report_reviews (pei, holdername, review, resolved_at)
                  VALUES ($1, $2, $3, $4)
                  ON CONFLICT (pei) DO UPDATE SET holdername = excluded.holdername,
                      review = excluded.review, resolved_at = excluded.resolved_at",
-                &[pei, &holdername.hyphenated().to_string(), review, at],
+                &[
+                    &r.pei,
+                    &r.holdername.hyphenated().to_string(),
+                    &r.review,
+                    &r.at,
+                ],
             )
             .await?;
         }

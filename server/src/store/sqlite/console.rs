@@ -2,7 +2,7 @@
 //! `migrations/V5__console.sql`). A user is saved inside the writer's transaction after the
 //! role check has seen every user as they would then be: the one writer makes that atomic.
 
-use rusqlite::{params, Connection, OptionalExtension, ToSql};
+use rusqlite::{named_params, params, Connection, OptionalExtension};
 
 use super::super::console::{ConsoleUser, OrgDetail, OrgDetailChange, UserCheck, UserSaved};
 use super::super::StoreError;
@@ -65,33 +65,36 @@ pub(in crate::store) fn save_user(
         Ok(stored) => stored,
         Err(refused) => return Ok(refused),
     };
-    let mut fields: Vec<&dyn ToSql> = vec![
-        &user.username,
-        &user.display_name,
-        &user.email,
-        &user.password_hash,
-        &roles,
-        &holdernames,
-        &user.suspended,
-        &user.confirmed_at,
-        &user.updated_at,
-    ];
+    let fields = named_params! {
+        ":username": user.username,
+        ":display_name": user.display_name,
+        ":email": user.email,
+        ":password_hash": user.password_hash,
+        ":roles": roles,
+        ":holdernames": holdernames,
+        ":suspended": user.suspended,
+        ":confirmed_at": user.confirmed_at,
+        ":updated_at": user.updated_at,
+    };
     if user.id == 0 {
         c.execute(
             "INSERT INTO console_users (username, display_name, email, password_hash, roles,
                  holdernames, suspended, confirmed_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            fields.as_slice(),
+             VALUES (:username, :display_name, :email, :password_hash, :roles, :holdernames,
+                 :suspended, :confirmed_at, :updated_at)",
+            fields,
         )?;
         Ok(UserSaved::Saved(c.last_insert_rowid()))
     } else {
-        fields.push(&user.id);
         c.execute(
-            "UPDATE console_users SET username = ?1, display_name = ?2, email = ?3,
-                 password_hash = ?4, roles = ?5, holdernames = ?6, suspended = ?7,
-                 confirmed_at = ?8, updated_at = ?9
-             WHERE id = ?10",
-            fields.as_slice(),
+            "UPDATE console_users SET username = :username, display_name = :display_name,
+                 email = :email, password_hash = :password_hash, roles = :roles,
+                 holdernames = :holdernames, suspended = :suspended,
+                 confirmed_at = :confirmed_at, updated_at = :updated_at
+             WHERE id = :id",
+            [fields, named_params! { ":id": user.id }]
+                .concat()
+                .as_slice(),
         )?;
         Ok(UserSaved::Saved(user.id))
     }

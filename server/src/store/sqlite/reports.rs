@@ -48,43 +48,31 @@ pub(in crate::store) fn insert_fact(
                 v.accrued.trn,
             ])?;
         }
-        ReportFact::CalculationStarted {
-            pei,
-            holdername,
-            value_code,
-            eri,
-            accrued,
-            started_at,
-        } => {
+        ReportFact::CalculationStarted(s) => {
             conn.prepare_cached(
                 "INSERT OR IGNORE INTO report_calculations
                      (pei, holdername, value_code, eri, accrued, started_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
-                pei,
-                holdername.hyphenated().to_string(),
-                value_code,
-                eri,
-                accrued,
-                started_at
+                s.pei,
+                s.holdername.hyphenated().to_string(),
+                s.value_code,
+                s.eri,
+                s.accrued,
+                s.started_at
             ])?;
         }
-        ReportFact::Reviewed {
-            pei,
-            holdername,
-            review,
-            at,
-        } => {
+        ReportFact::Reviewed(r) => {
             conn.prepare_cached(
                 "INSERT OR REPLACE INTO report_reviews (pei, holdername, review, resolved_at)
                  VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute(params![
-                pei,
-                holdername.hyphenated().to_string(),
-                review,
-                at
+                r.pei,
+                r.holdername.hyphenated().to_string(),
+                r.review,
+                r.at
             ])?;
         }
     }
