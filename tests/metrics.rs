@@ -107,7 +107,7 @@ async fn metrics_count_what_happened_and_the_sla_report_agrees() {
     .unwrap();
     assert_eq!(
         dashboard
-            .view(&pei.asset_guid.to_string())
+            .view(&pei.matched.asset_guid.to_string())
             .await
             .unwrap()
             .retry_status,
@@ -156,7 +156,7 @@ async fn metrics_count_what_happened_and_the_sla_report_agrees() {
         5.0
     );
     // Views carry their PeI's holdername.
-    let h = format!("holdername=\"{}\"", pei.holdername);
+    let h = format!("holdername=\"{}\"", pei.matched.holdername);
     assert_eq!(
         sample(&m, &format!("pdp_views_total{{outcome=\"challenge\",{h}}}")),
         1.0

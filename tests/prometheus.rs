@@ -404,7 +404,10 @@ async fn promtool_accepts_the_scrape_and_every_dashboard_expression() {
         &env.cert(files::DASHBOARD_KEY),
     )
     .unwrap();
-    let view = dashboard.view(&pei.asset_guid.to_string()).await.unwrap();
+    let view = dashboard
+        .view(&pei.matched.asset_guid.to_string())
+        .await
+        .unwrap();
     assert_eq!(view.retry_status, Some(200));
 
     // The upkeep's gauges arrive on its first tick.

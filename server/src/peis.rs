@@ -133,15 +133,17 @@ pub async fn deregister(
         &[PeiState::Registered, PeiState::Deregistering],
     )
     .await?;
-    if !reason.allowed_for(pei.match_status) {
+    if !reason.allowed_for(pei.matched.match_status) {
         return Err(DeregError::InvalidReason {
             reason: reason.as_str(),
-            status: pei.match_status,
+            status: pei.matched.match_status,
         });
     }
     // Never served again from this moment (CoCo2.2.4), whatever the CAS answers: a CAS that is
     // down leaves the PeI `deregistering`, and running the command again finishes it.
-    store.mark_deregistering(&pei.pei, reason.as_str()).await?;
+    store
+        .mark_deregistering(&pei.matched.pei, reason.as_str())
+        .await?;
     let pat = pat_of(store, &pei).await?;
     let resource_id = pei.resource_id.clone().unwrap_or_default();
     let result = with_retries(
@@ -156,17 +158,21 @@ pub async fn deregister(
     .await;
     let outcome = match result {
         Ok(()) => {
-            store.deregistered(&pei.pei, reason.as_str()).await?;
+            store
+                .deregistered(&pei.matched.pei, reason.as_str())
+                .await?;
             Deregistered::Done
         }
         Err(CasError::Refused { status: 404 }) => {
-            store.deregistered(&pei.pei, reason.as_str()).await?;
+            store
+                .deregistered(&pei.matched.pei, reason.as_str())
+                .await?;
             Deregistered::AlreadyGone
         }
         // 401: PAT expired; MaPS' stub answers 400 "PAT not found" for an unknown PAT.
         Err(CasError::Refused { status: 401 | 400 }) => {
             store
-                .flag_for_deregistration(&pei.pei, reason.as_str())
+                .flag_for_deregistration(&pei.matched.pei, reason.as_str())
                 .await?;
             tracing::error!(request_id = %pei.request_id, "PAT refused: PeI flagged, de-registration pending; notify PDP (CoCo2.2.4)");
             Deregistered::FlaggedPatExpired
@@ -194,17 +200,17 @@ pub async fn resolve_possible(
     resolution: Resolution,
 ) -> Result<Deregistered, DeregError> {
     let pei = pei_in(store, asset_guid, &[PeiState::Registered]).await?;
-    if pei.match_status != MatchStatus::Possible {
+    if pei.matched.match_status != MatchStatus::Possible {
         return Err(DeregError::InvalidReason {
             reason: "resolve",
-            status: pei.match_status,
+            status: pei.matched.match_status,
         });
     }
     match resolution {
         Resolution::No => {
             let out = deregister(store, cas, asset_guid, DeletionReason::MatchNo).await?;
             store
-                .set_review(&pei.pei, ReviewState::No, MatchStatus::Possible)
+                .set_review(&pei.matched.pei, ReviewState::No, MatchStatus::Possible)
                 .await?;
             crate::report::facts::reviewed(store, &pei, ReviewState::No).await;
             Ok(out)
@@ -225,18 +231,18 @@ pub async fn resolve_possible(
             match r {
                 Ok(()) => {
                     store
-                        .set_review(&pei.pei, ReviewState::Yes, MatchStatus::Yes)
+                        .set_review(&pei.matched.pei, ReviewState::Yes, MatchStatus::Yes)
                         .await?;
                     crate::report::facts::reviewed(store, &pei, ReviewState::Yes).await;
                     Ok(Deregistered::Done)
                 }
                 Err(CasError::Refused { status: 404 }) => {
-                    store.deregistered(&pei.pei, "gone-at-cas").await?;
+                    store.deregistered(&pei.matched.pei, "gone-at-cas").await?;
                     Ok(Deregistered::AlreadyGone)
                 }
                 Err(CasError::Refused { status: 401 | 400 }) => {
                     store
-                        .flag_for_deregistration(&pei.pei, "pat-refused")
+                        .flag_for_deregistration(&pei.matched.pei, "pat-refused")
                         .await?;
                     crate::metrics::deregistrations_pending(store.flagged().await?.len());
                     Ok(Deregistered::FlaggedPatExpired)
@@ -257,11 +263,11 @@ pub async fn expire_possible(
     let before = crate::now_micros() - i64::from(review_days) * 86_400 * 1_000_000;
     let mut n = 0;
     for p in store.possible_unreviewed_before(before).await? {
-        let guid = p.asset_guid.hyphenated().to_string();
+        let guid = p.matched.asset_guid.hyphenated().to_string();
         match deregister(store, cas, &guid, DeletionReason::MatchTimeout).await {
             Ok(_) => {
                 store
-                    .set_review(&p.pei, ReviewState::Timeout, MatchStatus::Possible)
+                    .set_review(&p.matched.pei, ReviewState::Timeout, MatchStatus::Possible)
                     .await?;
                 crate::report::facts::reviewed(store, &p, ReviewState::Timeout).await;
                 n += 1;
@@ -286,7 +292,7 @@ pub async fn sweep(store: &Store, cas: &CasClient) -> Result<u64, DeregError> {
             .as_deref()
             .and_then(DeletionReason::parse)
             .unwrap_or(DeletionReason::AssetRemoved);
-        let guid = p.asset_guid.hyphenated().to_string();
+        let guid = p.matched.asset_guid.hyphenated().to_string();
         match deregister(store, cas, &guid, reason).await {
             Ok(_) => n += 1,
             Err(e) => {
@@ -307,7 +313,7 @@ pub fn flagged_table(flagged: &[crate::store::StoredPei]) -> String {
         flagged.iter().map(|p| {
             format!(
                 "{:<86}  {:<15}  {:<16}  de-registration pending: notify PDP",
-                p.pei, p.match_status, p.reason
+                p.matched.pei, p.matched.match_status, p.matched.reason
             )
         }),
         format!("{} PeIs flagged", flagged.len()),

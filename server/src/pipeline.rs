@@ -32,7 +32,7 @@ use crate::cas::{CasError, Pat};
 use crate::config::WorkersConfig;
 use crate::matching::index::Matcher;
 use crate::matching::{pei, pei_asset_guid};
-use crate::store::{Claimed, FindOutcome, MatchStatus, NewPei, Store, StoreError};
+use crate::store::{Claimed, FindOutcome, MatchStatus, NewPei, PeiMatch, Store, StoreError};
 
 /// Why a find request could not be processed.
 #[derive(Debug, thiserror::Error)]
@@ -257,10 +257,13 @@ impl Pipeline {
             .subject()
             .ok_or_else(|| WorkError::Failed("uat_no_sub".into()))?;
         let peis = new_peis(matches, &sub);
-        let mut holdernames: Vec<Uuid> = peis.iter().map(|p| p.holdername).collect();
+        let mut holdernames: Vec<Uuid> = peis.iter().map(|p| p.matched.holdername).collect();
         holdernames.sort_unstable();
         holdernames.dedup();
-        let outcome = if peis.iter().any(|p| p.match_status == MatchStatus::Yes) {
+        let outcome = if peis
+            .iter()
+            .any(|p| p.matched.match_status == MatchStatus::Yes)
+        {
             FindOutcome::MatchYes
         } else {
             FindOutcome::MatchPossible
@@ -308,14 +311,19 @@ impl Pipeline {
                     backoff,
                     |_| crate::metrics::cas_retry("POST /rreguri"),
                     || {
-                        self.cas
-                            .register(pat, &p.pei, &p.scheme_name, p.match_status, id)
+                        self.cas.register(
+                            pat,
+                            &p.matched.pei,
+                            &p.matched.scheme_name,
+                            p.matched.match_status,
+                            id,
+                        )
                     },
                 )
                 .await
                 .map_err(|e| fail("register", e))?;
-                crate::metrics::pei_registered(p.match_status.as_str());
-                Ok::<_, WorkError>((p.pei, resource_id))
+                crate::metrics::pei_registered(p.matched.match_status.as_str());
+                Ok::<_, WorkError>((p.matched.pei, resource_id))
             }
         });
         let mut failure = None;
@@ -339,20 +347,22 @@ fn new_peis(matches: Vec<crate::matching::PensionMatch>, sub: &str) -> Vec<NewPe
         .map(|m| {
             let asset = pei_asset_guid(m.status, m.pension_asset_guid, sub);
             NewPei {
-                pei: pei(m.holdername, asset),
-                asset_guid: asset,
-                holdername: m.holdername,
-                pension_asset_guid: m.pension_asset_guid,
-                member_id: m.member_id,
-                scheme_name: m.scheme_name,
-                match_status: m.status,
-                reason: m.reason,
+                matched: PeiMatch {
+                    pei: pei(m.holdername, asset),
+                    asset_guid: asset,
+                    holdername: m.holdername,
+                    pension_asset_guid: m.pension_asset_guid,
+                    member_id: m.member_id,
+                    scheme_name: m.scheme_name,
+                    match_status: m.status,
+                    reason: m.reason,
+                },
                 rules_version: m.rules_version,
             }
         })
         .collect();
-    peis.sort_by(|a, b| a.pei.cmp(&b.pei));
-    peis.dedup_by(|a, b| a.pei == b.pei);
+    peis.sort_by(|a, b| a.matched.pei.cmp(&b.matched.pei));
+    peis.dedup_by(|a, b| a.matched.pei == b.matched.pei);
     peis
 }
 

@@ -45,7 +45,7 @@ pub async fn sever(
     for p in store.peis_for_holdername(holdername).await? {
         match p.state {
             PeiState::Registered | PeiState::Deregistering => {
-                let guid = p.asset_guid.hyphenated().to_string();
+                let guid = p.matched.asset_guid.hyphenated().to_string();
                 match crate::peis::deregister(
                     store,
                     cas,
@@ -61,7 +61,7 @@ pub async fn sever(
                     }
                 }
             }
-            PeiState::Pending => store.deregistered(&p.pei, "asset-removed").await?,
+            PeiState::Pending => store.deregistered(&p.matched.pei, "asset-removed").await?,
             PeiState::Deregistered | PeiState::Flagged => {}
         }
     }

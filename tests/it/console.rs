@@ -351,23 +351,26 @@ async fn console_resolves_possible_matches_through_peis_resolve_and_audits_revea
     let mut admin = Browser::new(&s.env, &s.server);
     admin.sign_in("admin", PASSWORD).await;
     let page = admin.get("/possible-matches").await;
-    assert!(!page.body.contains(&yes.asset_guid.to_string()));
+    assert!(!page.body.contains(&yes.matched.asset_guid.to_string()));
 
     let page = b.get("/possible-matches").await;
     assert_eq!(page.status, 200);
-    let guid = yes.asset_guid.to_string();
+    let guid = yes.matched.asset_guid.to_string();
     assert!(page.body.contains(&guid));
-    assert!(page.body.contains(&yes.reason), "the reason code is shown");
+    assert!(
+        page.body.contains(&yes.matched.reason),
+        "the reason code is shown"
+    );
     // Masked: the member ID and NINO never appear whole.
     let record = s
         .env
         .store()
-        .member_record(&yes.member_id)
+        .member_record(&yes.matched.member_id)
         .await
         .unwrap()
         .unwrap();
     let record: serde_json::Value = serde_json::from_slice(&record).unwrap();
-    assert!(!page.body.contains(&yes.member_id));
+    assert!(!page.body.contains(&yes.matched.member_id));
     if let Some(nino) = record["nino"].as_str() {
         assert!(!page.body.contains(nino));
     }
@@ -390,7 +393,7 @@ async fn console_resolves_possible_matches_through_peis_resolve_and_audits_revea
         )
         .await;
     assert_eq!(r.status, 200);
-    assert!(r.body.contains(&yes.member_id));
+    assert!(r.body.contains(&yes.matched.member_id));
     let audit = s
         .env
         .store()
@@ -417,19 +420,19 @@ async fn console_resolves_possible_matches_through_peis_resolve_and_audits_revea
             .find(|r| r.name == pei)
             .unwrap()
     };
-    assert_eq!(at_cas(&yes.pei).match_status, "match-yes");
+    assert_eq!(at_cas(&yes.matched.pei).match_status, "match-yes");
     let r = b
         .post(
             "/possible-matches/resolve",
             &[
                 ("csrf", &csrf),
-                ("asset_guid", &no.asset_guid.to_string()),
+                ("asset_guid", &no.matched.asset_guid.to_string()),
                 ("as", "no"),
             ],
         )
         .await;
     assert_eq!(r.status, 303);
-    assert_eq!(at_cas(&no.pei).deleted.as_deref(), Some("match-no"));
+    assert_eq!(at_cas(&no.matched.pei).deleted.as_deref(), Some("match-no"));
     let page = b.get("/possible-matches").await;
     assert!(!page.body.contains(&guid));
     let outcomes = s.audit_outcomes().await;
@@ -452,7 +455,7 @@ async fn console_deregisters_a_pei_as_peis_deregister_does_for_the_roles_that_ma
     .await;
     s.env.ended(&id).await;
     let pei = s.env.store().peis_for_request(&id).await.unwrap().remove(0);
-    let guid = pei.asset_guid.to_string();
+    let guid = pei.matched.asset_guid.to_string();
     let mut b = Browser::new(&s.env, &s.server);
     b.sign_in("pbc", PASSWORD).await;
 
@@ -504,7 +507,7 @@ async fn console_deregisters_a_pei_as_peis_deregister_does_for_the_roles_that_ma
             .state
             .registrations()
             .into_iter()
-            .find(|r| r.name == pei.pei)
+            .find(|r| r.name == pei.matched.pei)
             .unwrap()
     };
     assert_eq!(at_cas().deleted, None);
@@ -526,7 +529,7 @@ async fn console_deregisters_a_pei_as_peis_deregister_does_for_the_roles_that_ma
     let stored = s
         .env
         .store()
-        .pei_by_asset_guid(pei.asset_guid)
+        .pei_by_asset_guid(pei.matched.asset_guid)
         .await
         .unwrap()
         .unwrap();
@@ -778,7 +781,7 @@ async fn console_in_chromium_signs_in_and_resolves_a_possible_match_seen_at_the_
     use fantoccini::Locator;
     let s = setup().await;
     let pei = s.possible(member_with(&s.members, 1)).await;
-    let guid = pei.asset_guid.to_string();
+    let guid = pei.matched.asset_guid.to_string();
     // The PBC also runs the service (service manager) and security (security lead).
     let store = s.env.store();
     let mut pbc = store.console_user("pbc").await.unwrap().unwrap();
@@ -860,7 +863,7 @@ async fn console_in_chromium_signs_in_and_resolves_a_possible_match_seen_at_the_
         .state
         .registrations()
         .into_iter()
-        .find(|r| r.name == pei.pei)
+        .find(|r| r.name == pei.matched.pei)
         .unwrap();
     assert_eq!(at_cas.match_status, "match-yes");
     assert!(

@@ -139,13 +139,13 @@ async fn imports_and_removals_take_effect_while_serving() {
     let peis = store.peis().await.unwrap();
     let pei = peis
         .iter()
-        .find(|p| p.member_id == newcomer.member_id)
+        .find(|p| p.matched.member_id == newcomer.member_id)
         .expect("registered")
         .clone();
     let dashboard = dashboard(&env, &server, &cas);
     assert_eq!(
         dashboard
-            .view(&pei.asset_guid.to_string())
+            .view(&pei.matched.asset_guid.to_string())
             .await
             .unwrap()
             .retry_status,
@@ -213,14 +213,14 @@ async fn imports_and_removals_take_effect_while_serving() {
     let client = cas_client(&env, &cas);
     // Not served from the removal on; the sweep tells the CAS.
     let marked = store
-        .pei_by_asset_guid(pei.asset_guid)
+        .pei_by_asset_guid(pei.matched.asset_guid)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(marked.state, PeiState::Deregistering);
     assert_eq!(
         dashboard
-            .view(&pei.asset_guid.to_string())
+            .view(&pei.matched.asset_guid.to_string())
             .await
             .unwrap()
             .first_status,
@@ -232,12 +232,12 @@ async fn imports_and_removals_take_effect_while_serving() {
         .state
         .registrations()
         .into_iter()
-        .find(|reg| reg.name == pei.pei)
+        .find(|reg| reg.name == pei.matched.pei)
         .unwrap();
     assert_eq!(at_cas.deleted.as_deref(), Some("asset-removed"));
     assert_eq!(
         dashboard
-            .view(&pei.asset_guid.to_string())
+            .view(&pei.matched.asset_guid.to_string())
             .await
             .unwrap()
             .first_status,
@@ -298,10 +298,10 @@ async fn a_scheme_is_suspended_resumed_and_severed() {
         .await
         .unwrap()
         .into_iter()
-        .find(|p| p.member_id == m.member_id)
+        .find(|p| p.matched.member_id == m.member_id)
         .unwrap();
     let dashboard = dashboard(&env, &server, &cas);
-    let guid = pei.asset_guid.to_string();
+    let guid = pei.matched.asset_guid.to_string();
 
     // Suspended: views 404 at once, finds no longer match its members.
     pdp_provider::schemes::set(&store, h, SchemeState::Suspended)
@@ -339,7 +339,7 @@ async fn a_scheme_is_suspended_resumed_and_severed() {
         before - in_scheme
     );
     let p = store
-        .pei_by_asset_guid(pei.asset_guid)
+        .pei_by_asset_guid(pei.matched.asset_guid)
         .await
         .unwrap()
         .unwrap();

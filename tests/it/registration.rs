@@ -80,7 +80,7 @@ async fn yes_possible_and_no(env: Env) {
     let peis = queue.peis_for_request(&possible).await.unwrap();
     assert!(peis
         .iter()
-        .all(|p| p.state == PeiState::Registered && p.reason == "family_name_mismatch"));
+        .all(|p| p.state == PeiState::Registered && p.matched.reason == "family_name_mismatch"));
     assert!(peis
         .iter()
         .all(|p| p.resource_id.as_ref().is_some_and(|r| r.len() == 37)));
@@ -129,7 +129,10 @@ async fn several_pensions_of_one_member_are_each_registered() {
     env.ended(&id).await;
     let peis = env.store().peis_for_request(&id).await.unwrap();
     assert_eq!(peis.len(), 3);
-    let mut guids: Vec<_> = peis.iter().map(|p| p.asset_guid.to_string()).collect();
+    let mut guids: Vec<_> = peis
+        .iter()
+        .map(|p| p.matched.asset_guid.to_string())
+        .collect();
     guids.sort();
     let mut want: Vec<_> = m
         .pensions
@@ -290,7 +293,7 @@ async fn a_crash_between_the_cas_201_and_the_local_commit_does_not_duplicate() {
     post_find(&env.pfs(), &server.url("/find-requests"), &id, &body).await;
     env.ended(&id).await;
     let stored = env.store().peis_for_request(&id).await.unwrap();
-    let p = stored.iter().find(|p| p.pei == the_pei).unwrap();
+    let p = stored.iter().find(|p| p.matched.pei == the_pei).unwrap();
     assert_eq!(p.resource_id.as_deref(), Some(first.as_str()));
     assert_eq!(
         cas.state

@@ -258,14 +258,20 @@ async fn a_slow_view_appears_in_response_time_and_views_are_counted_per_holderna
     )
     .unwrap();
     // One quick view, one slow one.
-    let v = dashboard.view(&pei.asset_guid.to_string()).await.unwrap();
+    let v = dashboard
+        .view(&pei.matched.asset_guid.to_string())
+        .await
+        .unwrap();
     assert_eq!(v.retry_status, Some(200), "{v:?}");
     cas.state.set_faults(Faults {
         latency_ms: 10_200,
         endpoints: vec!["POST /introspect".into()],
         ..Faults::default()
     });
-    let v = dashboard.view(&pei.asset_guid.to_string()).await.unwrap();
+    let v = dashboard
+        .view(&pei.matched.asset_guid.to_string())
+        .await
+        .unwrap();
     assert_eq!(v.retry_status, Some(200), "{v:?}");
     cas.state.set_faults(Faults::default());
 
@@ -287,9 +293,9 @@ async fn a_slow_view_appears_in_response_time_and_views_are_counted_per_holderna
         .submit_day(today(), false, pdp_provider::now_micros())
         .await
         .unwrap();
-    let rn = received(&cas, ReportKind::RequestNumber, pei.holdername);
+    let rn = received(&cas, ReportKind::RequestNumber, pei.matched.holdername);
     assert_eq!(rn[0].body["req_count"], 2);
-    let rt = received(&cas, ReportKind::ResponseTime, pei.holdername);
+    let rt = received(&cas, ReportKind::ResponseTime, pei.matched.holdername);
     assert_eq!(rt[0].status, 202);
     assert_eq!(rt[0].body["submission_reason"], "initial submission");
     let items = rt[0].body["items"].as_array().unwrap();
@@ -302,7 +308,7 @@ async fn a_slow_view_appears_in_response_time_and_views_are_counted_per_holderna
     assert!(ts("resp_date_ts") - ts("req_date_ts") > 10_000);
     // Other holdernames had no views.
     for h in holdernames(&store, today()).await {
-        if h != pei.holdername {
+        if h != pei.matched.holdername {
             assert_eq!(
                 received(&cas, ReportKind::RequestNumber, h)[0].body["req_count"],
                 0
@@ -598,7 +604,7 @@ async fn possible_matches_per_holdername_count_how_each_ended_and_how_long_it_to
     }
     let total: usize = finds.iter().map(Vec::len).sum();
     let client = CasClient::new(&c.cas, store.clone()).unwrap();
-    let guid = |i: usize| finds[i][0].asset_guid.to_string();
+    let guid = |i: usize| finds[i][0].matched.asset_guid.to_string();
     resolve_possible(&store, &client, &guid(0), Resolution::Yes)
         .await
         .unwrap();
@@ -609,7 +615,10 @@ async fn possible_matches_per_holdername_count_how_each_ended_and_how_long_it_to
     env.sql()
         .execute(
             "UPDATE peis SET created_at = ?2 WHERE pei = ?1",
-            rusqlite::params![finds[2][0].pei, pdp_provider::now_micros() - 2 * 1440 * MIN],
+            rusqlite::params![
+                finds[2][0].matched.pei,
+                pdp_provider::now_micros() - 2 * 1440 * MIN
+            ],
         )
         .unwrap();
     assert_eq!(expire_possible(&store, &client, 1).await.unwrap(), 1);
@@ -636,7 +645,11 @@ async fn possible_matches_per_holdername_count_how_each_ended_and_how_long_it_to
     // The timed-out one took two days; the others moments.
     assert!(durations.iter().any(|s| *s >= 2 * 86_400 - 60));
     // Only holdernames of these finds, each its own row.
-    let hs: HashSet<Uuid> = finds.iter().flatten().map(|p| p.holdername).collect();
+    let hs: HashSet<Uuid> = finds
+        .iter()
+        .flatten()
+        .map(|p| p.matched.holdername)
+        .collect();
     assert_eq!(rows.len(), hs.len());
     store.close().await;
     server.stop().await;

@@ -112,14 +112,14 @@ async fn a_definite_match_is_served(s: Setup) {
     let m = member_with(&s.members, 1);
     let peis = s.registered(m, FindKind::Yes).await;
     let pei = &peis[0];
-    let v = s.view(&pei.asset_guid.to_string()).await;
+    let v = s.view(&pei.matched.asset_guid.to_string()).await;
     assert_eq!(v.first_status, 401);
     let (ticket, as_uri) = v.challenge.clone().unwrap();
     assert_eq!(as_uri, format!("{}/token", s.cas.base_url()));
     assert!(!ticket.is_empty());
     assert_eq!(v.retry_status, Some(200));
     let claims = v.claims.unwrap();
-    assert_eq!(claims["sub"], pei.pei.as_str());
+    assert_eq!(claims["sub"], pei.matched.pei.as_str());
     assert_eq!(claims["iss"], "pdp-provider");
     assert_eq!(
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
@@ -132,7 +132,7 @@ async fn a_definite_match_is_served(s: Setup) {
     let stored = m
         .pensions
         .iter()
-        .find(|p| p.asset_guid == pei.pension_asset_guid)
+        .find(|p| p.asset_guid == pei.matched.pension_asset_guid)
         .unwrap();
     assert_eq!(
         a["pensionProviderSchemeName"],
@@ -164,14 +164,14 @@ async fn a_definite_match_is_served(s: Setup) {
     assert!(
         metrics.contains(&format!(
             "pdp_views_total{{outcome=\"challenge\",holdername=\"{}\"}}",
-            pei.holdername
+            pei.matched.holdername
         )),
         "{metrics}"
     );
     assert!(
         metrics.contains(&format!(
             "pdp_view_seconds_bucket{{outcome=\"served\",holdername=\"{}\",le=\"2\"}}",
-            pei.holdername
+            pei.matched.holdername
         )),
         "{metrics}"
     );
@@ -183,7 +183,7 @@ async fn a_possible_match_is_served_in_its_limited_shape() {
     let s = setup().await;
     let m = member_with(&s.members, 1);
     let peis = s.registered(m, FindKind::Possible).await;
-    let v = s.view(&peis[0].asset_guid.to_string()).await;
+    let v = s.view(&peis[0].matched.asset_guid.to_string()).await;
     assert_eq!(v.retry_status, Some(200));
     let a = &v.view_data.unwrap()["arrangements"][0];
     assert_eq!(a["possibleMatch"], true);
@@ -206,7 +206,7 @@ async fn every_refusal_has_its_status() {
     let s = setup().await;
     let m = member_with(&s.members, 1);
     let peis = s.registered(m, FindKind::Yes).await;
-    let guid = &peis[0].asset_guid;
+    let guid = &peis[0].matched.asset_guid;
     let client = s.env.client(files::DASHBOARD, files::DASHBOARD_KEY);
     let get = |path: String, xid: Option<String>, bearer: &str| {
         let mut r = client
@@ -263,7 +263,7 @@ async fn every_refusal_has_its_status() {
         .await;
     let d = s.dashboard();
     let first = get(
-        format!("/view-data/{}?scope=owner", other[0].asset_guid),
+        format!("/view-data/{}?scope=owner", other[0].matched.asset_guid),
         id(),
         "",
     )
@@ -331,7 +331,7 @@ async fn stale_values_are_pending_dcc_and_dbc_with_due_dates() {
     for (m, reason, days) in [(&stale[0], "DCC", 3), (&stale[1], "DBC", 10)] {
         let peis = s.registered(m, FindKind::Yes).await;
         assert_eq!(peis.len(), 1);
-        let v = s.view(&peis[0].asset_guid.to_string()).await;
+        let v = s.view(&peis[0].matched.asset_guid.to_string()).await;
         assert_eq!(v.retry_status, Some(200));
         let vd = v.view_data.unwrap();
         for c in vd["arrangements"][0]["benefitIllustrations"][0]["illustrationComponents"]
@@ -348,7 +348,7 @@ async fn stale_values_are_pending_dcc_and_dbc_with_due_dates() {
             .await
             .unwrap()
             .into_iter()
-            .find(|c| c.pei == peis[0].pei)
+            .find(|c| c.pei == peis[0].matched.pei)
             .expect("calculation recorded");
         assert_eq!(calc.kind.as_str(), reason);
         let registered = chrono::Utc::now().date_naive();
@@ -394,9 +394,9 @@ async fn stale_values_are_pending_dcc_and_dbc_with_due_dates() {
         .await
         .unwrap()
         .into_iter()
-        .find(|p| p.pension_asset_guid == dc.asset_guid)
+        .find(|p| p.matched.pension_asset_guid == dc.asset_guid)
         .unwrap();
-    let v = s.view(&pei.asset_guid.to_string()).await;
+    let v = s.view(&pei.matched.asset_guid.to_string()).await;
     let c = &v.view_data.unwrap()["arrangements"][0]["benefitIllustrations"][0]
         ["illustrationComponents"][0];
     assert!(c.get("unavailableReason").is_none());
@@ -422,7 +422,7 @@ async fn de_registration_stops_views_with_a_valid_or_an_expired_pat() {
     let wrong = deregister(
         &queue,
         &cas,
-        &a[0].asset_guid.to_string(),
+        &a[0].matched.asset_guid.to_string(),
         DeletionReason::MatchNo,
     )
     .await;
@@ -430,7 +430,7 @@ async fn de_registration_stops_views_with_a_valid_or_an_expired_pat() {
     let out = deregister(
         &queue,
         &cas,
-        &a[0].asset_guid.to_string(),
+        &a[0].matched.asset_guid.to_string(),
         DeletionReason::AssetRemoved,
     )
     .await
@@ -441,10 +441,10 @@ async fn de_registration_stops_views_with_a_valid_or_an_expired_pat() {
         .state
         .registrations()
         .into_iter()
-        .find(|r| r.name == a[0].pei)
+        .find(|r| r.name == a[0].matched.pei)
         .unwrap();
     assert_eq!(gone.deleted.as_deref(), Some("asset-removed"));
-    let v = s.view(&a[0].asset_guid.to_string()).await;
+    let v = s.view(&a[0].matched.asset_guid.to_string()).await;
     assert_eq!(v.first_status, 404);
     // Expired PAT: flagged, never served, counted.
     let b = s
@@ -452,18 +452,18 @@ async fn de_registration_stops_views_with_a_valid_or_an_expired_pat() {
         .await;
     s.cas
         .state
-        .expire_pat(&s.cas.state.pat_of(&b[0].pei).unwrap());
+        .expire_pat(&s.cas.state.pat_of(&b[0].matched.pei).unwrap());
     let out = deregister(
         &queue,
         &cas,
-        &b[0].asset_guid.to_string(),
+        &b[0].matched.asset_guid.to_string(),
         DeletionReason::MatchWithdrawn,
     )
     .await
     .unwrap();
     assert_eq!(out, Deregistered::FlaggedPatExpired);
     let perms = s.calls("POST /perm");
-    let v = s.view(&b[0].asset_guid.to_string()).await;
+    let v = s.view(&b[0].matched.asset_guid.to_string()).await;
     assert_eq!(v.first_status, 404);
     assert_eq!(
         s.calls("POST /perm"),
@@ -497,19 +497,24 @@ async fn a_de_registration_the_cas_cannot_take_stops_views_at_once_and_finishes_
     let out = deregister(
         &queue,
         &cas,
-        &p[0].asset_guid.to_string(),
+        &p[0].matched.asset_guid.to_string(),
         DeletionReason::AssetRemoved,
     )
     .await;
     assert!(out.is_err(), "{out:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(40));
     // Never served again, although the CAS still holds it.
-    assert_eq!(s.view(&p[0].asset_guid.to_string()).await.first_status, 404);
+    assert_eq!(
+        s.view(&p[0].matched.asset_guid.to_string())
+            .await
+            .first_status,
+        404
+    );
     s.cas.state.set_faults(Faults::default());
     let out = deregister(
         &queue,
         &cas,
-        &p[0].asset_guid.to_string(),
+        &p[0].matched.asset_guid.to_string(),
         DeletionReason::AssetRemoved,
     )
     .await;
@@ -523,10 +528,10 @@ async fn pat_refresh_replaces_the_stored_pat() {
     let peis = s
         .registered(member_with(&s.members, 1), FindKind::Yes)
         .await;
-    let old = s.cas.state.pat_of(&peis[0].pei).unwrap();
+    let old = s.cas.state.pat_of(&peis[0].matched.pei).unwrap();
     let new = s.cas.state.rotate_pat(&old).unwrap();
     // Until the provider hears of it, the CAS refuses the old PAT: the view cannot get a ticket.
-    let v = s.view(&peis[0].asset_guid.to_string()).await;
+    let v = s.view(&peis[0].matched.asset_guid.to_string()).await;
     assert_eq!(v.first_status, 503);
     let cas_client = s.env.client(files::CAS_CLIENT, files::CAS_CLIENT_KEY);
     let refresh = |body: serde_json::Value| {
@@ -558,7 +563,7 @@ async fn pat_refresh_replaces_the_stored_pat() {
             .status(),
         204
     );
-    let v = s.view(&peis[0].asset_guid.to_string()).await;
+    let v = s.view(&peis[0].matched.asset_guid.to_string()).await;
     assert_eq!(v.retry_status, Some(200));
     s.server.stop().await;
 }
@@ -574,7 +579,7 @@ async fn a_cas_down_or_slow_gives_a_prompt_503_with_retry_after() {
         ..Faults::default()
     });
     let started = std::time::Instant::now();
-    let v = s.view(&peis[0].asset_guid.to_string()).await;
+    let v = s.view(&peis[0].matched.asset_guid.to_string()).await;
     assert_eq!(v.first_status, 503);
     assert_eq!(v.retry_after.as_deref(), Some("2"));
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
@@ -584,7 +589,7 @@ async fn a_cas_down_or_slow_gives_a_prompt_503_with_retry_after() {
         ..Faults::default()
     });
     let started = std::time::Instant::now();
-    let v = s.view(&peis[0].asset_guid.to_string()).await;
+    let v = s.view(&peis[0].matched.asset_guid.to_string()).await;
     assert_eq!(v.first_status, 503);
     assert!(
         started.elapsed() < std::time::Duration::from_secs(5),
@@ -622,31 +627,44 @@ async fn possible_matches_are_resolved_yes_no_or_timed_out() {
     resolve_possible(
         &queue,
         &cas,
-        &yes[0].asset_guid.to_string(),
+        &yes[0].matched.asset_guid.to_string(),
         Resolution::Yes,
     )
     .await
     .unwrap();
-    assert_eq!(at_cas(&yes[0].pei).match_status, "match-yes");
-    let v = s.view(&yes[0].asset_guid.to_string()).await;
+    assert_eq!(at_cas(&yes[0].matched.pei).match_status, "match-yes");
+    let v = s.view(&yes[0].matched.asset_guid.to_string()).await;
     assert_eq!(
         v.view_data.unwrap()["arrangements"][0]["possibleMatch"],
         false
     );
     // A definite match cannot be resolved again.
-    assert!(
-        resolve_possible(&queue, &cas, &yes[0].asset_guid.to_string(), Resolution::No)
-            .await
-            .is_err()
-    );
+    assert!(resolve_possible(
+        &queue,
+        &cas,
+        &yes[0].matched.asset_guid.to_string(),
+        Resolution::No
+    )
+    .await
+    .is_err());
 
     // No: de-registered with match-no; never served again.
-    resolve_possible(&queue, &cas, &no[0].asset_guid.to_string(), Resolution::No)
-        .await
-        .unwrap();
-    assert_eq!(at_cas(&no[0].pei).deleted.as_deref(), Some("match-no"));
+    resolve_possible(
+        &queue,
+        &cas,
+        &no[0].matched.asset_guid.to_string(),
+        Resolution::No,
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        s.view(&no[0].asset_guid.to_string()).await.first_status,
+        at_cas(&no[0].matched.pei).deleted.as_deref(),
+        Some("match-no")
+    );
+    assert_eq!(
+        s.view(&no[0].matched.asset_guid.to_string())
+            .await
+            .first_status,
         404
     );
 
@@ -656,12 +674,12 @@ async fn possible_matches_are_resolved_yes_no_or_timed_out() {
         .sql()
         .execute(
             "UPDATE peis SET created_at = 0 WHERE pei = ?1",
-            [&stale[0].pei],
+            [&stale[0].matched.pei],
         )
         .unwrap();
     assert_eq!(expire_possible(&queue, &cas, 30).await.unwrap(), 1);
     assert_eq!(
-        at_cas(&stale[0].pei).deleted.as_deref(),
+        at_cas(&stale[0].matched.pei).deleted.as_deref(),
         Some("match-timeout")
     );
     s.server.stop().await;
@@ -675,7 +693,7 @@ async fn the_view_sits_under_the_registered_path_and_challenges_in_one_header() 
     let peis = s
         .registered(member_with(&s.members, 1), FindKind::Yes)
         .await;
-    let guid = peis[0].asset_guid.to_string();
+    let guid = peis[0].matched.asset_guid.to_string();
     let v = checked(
         s.dashboard()
             .with_view_url(&s.server.url("/pensions/v1/view-data"))

@@ -727,18 +727,18 @@ impl Page<'_> {
             .possible_unreviewed_before(i64::MAX)
             .await?
             .into_iter()
-            .filter(|p| roles::sees_holdername(&self.me.user, p.holdername))
+            .filter(|p| roles::sees_holdername(&self.me.user, p.matched.holdername))
             .collect();
         peis.sort_by_key(|p| p.registered_at.unwrap_or(0));
         let records = c
             .store
-            .member_records(peis.iter().map(|p| p.member_id.clone()).collect())
+            .member_records(peis.iter().map(|p| p.matched.member_id.clone()).collect())
             .await?;
         let mut rows = Vec::new();
         for p in &peis {
             let record = records
                 .iter()
-                .find(|(id, _)| *id == p.member_id)
+                .find(|(id, _)| *id == p.matched.member_id)
                 .and_then(|(_, r)| r.as_ref())
                 .and_then(|r| r.as_ref().ok())
                 .and_then(|b| {
@@ -746,7 +746,7 @@ impl Page<'_> {
                 });
             let registered = p.registered_at.unwrap_or(now);
             let days_left = review_days - (now - registered) / 86_400_000_000;
-            let rule = rule_for(&c.config, p.holdername, &p.reason);
+            let rule = rule_for(&c.config, p.matched.holdername, &p.matched.reason);
             let (agreed, not_contradicted) = rule
                 .map(|r| {
                     (
@@ -759,14 +759,14 @@ impl Page<'_> {
                 })
                 .unwrap_or_default();
             rows.push(context! {
-                asset_guid => p.asset_guid.to_string(),
+                asset_guid => p.matched.asset_guid.to_string(),
                 registered => day(registered),
                 days_left,
-                holdername => p.holdername.to_string(),
-                scheme_name => p.scheme_name,
-                reason => p.reason,
+                holdername => p.matched.holdername.to_string(),
+                scheme_name => p.matched.scheme_name,
+                reason => p.matched.reason,
                 agreed, not_contradicted,
-                member => mask(&p.member_id, 1, 2),
+                member => mask(&p.matched.member_id, 1, 2),
                 nino => record.as_ref().and_then(|r| r.nino.as_deref()).map(|n| mask(n, 2, 1)).unwrap_or_else(|| "none".into()),
                 name => record.as_ref().and_then(|r| r.names.first()).map(|n| format!("{}. {}", n.given_name.chars().next().unwrap_or('?'), mask(&n.family_name, 1, 0))).unwrap_or_default(),
                 born => record.as_ref().map(|r| r.date_of_birth.chars().take(4).collect::<String>()).unwrap_or_default(),
@@ -792,8 +792,8 @@ impl Page<'_> {
             None => None,
         };
         let pei = pei
-            .filter(|p| p.match_status == MatchStatus::Possible)
-            .filter(|p| roles::sees_holdername(&self.me.user, p.holdername));
+            .filter(|p| p.matched.match_status == MatchStatus::Possible)
+            .filter(|p| roles::sees_holdername(&self.me.user, p.matched.holdername));
         if pei.is_none() {
             self.audit(endpoint, 404, "not_found", None).await;
         }
@@ -814,7 +814,7 @@ impl Page<'_> {
             Ok(pei) => pei,
             Err(not_found) => return Ok(not_found),
         };
-        let guid = pei.asset_guid.to_string();
+        let guid = pei.matched.asset_guid.to_string();
         // The same code `pdp-provider peis resolve` runs.
         let out = crate::peis::resolve_possible(
             &self.console.store,
@@ -857,7 +857,11 @@ impl Page<'_> {
             Ok(pei) => pei,
             Err(not_found) => return Ok(not_found),
         };
-        let record = self.console.store.member_record(&pei.member_id).await?;
+        let record = self
+            .console
+            .store
+            .member_record(&pei.matched.member_id)
+            .await?;
         let member = record
             .and_then(|b| serde_json::from_slice::<crate::members::record::MatchRecord>(&b).ok())
             .map(|m| {
@@ -877,7 +881,7 @@ impl Page<'_> {
         self.render(
             "reveal.html",
             "/possible-matches",
-            context! { pei => pei.pei, member },
+            context! { pei => pei.matched.pei, member },
         )
     }
 
@@ -893,11 +897,11 @@ impl Page<'_> {
             .flagged()
             .await?
             .into_iter()
-            .filter(|p| roles::sees_holdername(&self.me.user, p.holdername))
+            .filter(|p| roles::sees_holdername(&self.me.user, p.matched.holdername))
             .map(|p| {
                 vec![
-                    p.pei,
-                    p.match_status.to_string(),
+                    p.matched.pei,
+                    p.matched.match_status.to_string(),
                     p.deletion_reason.unwrap_or_default(),
                     "de-registration pending: notify PDP".into(),
                 ]
@@ -1075,7 +1079,8 @@ impl Page<'_> {
             Some(Ok(g)) => self.console.store.pei_by_asset_guid(g).await?,
             _ => None,
         };
-        let Some(pei) = pei.filter(|p| roles::sees_holdername(&self.me.user, p.holdername)) else {
+        let Some(pei) = pei.filter(|p| roles::sees_holdername(&self.me.user, p.matched.holdername))
+        else {
             self.audit(EP, 404, "not_found", None).await;
             return self.deregister_form(
                 Some("no registered PeI of yours has that asset GUID".into()),
@@ -1083,7 +1088,7 @@ impl Page<'_> {
             );
         };
         let rid = Some(pei.request_id.clone());
-        let guid = pei.asset_guid.to_string();
+        let guid = pei.matched.asset_guid.to_string();
         match crate::peis::deregister(&self.console.store, &self.console.cas, &guid, reason).await {
             Ok(crate::peis::Deregistered::FlaggedPatExpired) => {
                 self.audit(EP, 303, "flagged", rid).await;

@@ -176,8 +176,8 @@ impl ViewService {
         body: &crate::wire::view::ViewDataPayload,
     ) -> Result<(), ApiError> {
         let calc = Calculation {
-            pei: pei.pei.clone(),
-            pension_asset_guid: pei.pension_asset_guid,
+            pei: pei.matched.pei.clone(),
+            pension_asset_guid: pei.matched.pension_asset_guid,
             kind: match p.kind {
                 crate::wire::view::UnavailableReason::DBC => CalculationKind::Dbc,
                 _ => CalculationKind::Dcc,
@@ -262,7 +262,7 @@ async fn handle_inner(
     // A suspended or severed scheme serves nothing, from the moment it is set (CoCo3.2.5).
     if svc
         .store
-        .scheme_state(pei.holdername)
+        .scheme_state(pei.matched.holdername)
         .await
         .map_err(store_failed)?
         != SchemeState::Active
@@ -271,7 +271,7 @@ async fn handle_inner(
             "no pension identifier with this asset GUID",
         ));
     }
-    *holdername_out = Some(pei.holdername);
+    *holdername_out = Some(pei.matched.holdername);
     let related = RelatedRequest(pei.request_id.clone());
     *related_out = Some(pei.request_id.clone());
     let pat_id = pei.pat_id.clone().unwrap_or_default();
@@ -281,12 +281,12 @@ async fn handle_inner(
 
     let pension = svc
         .store
-        .pension(pei.pension_asset_guid)
+        .pension(pei.matched.pension_asset_guid)
         .await
         .map_err(store_failed)?
-        .filter(|p| p.member_id == pei.member_id)
+        .filter(|p| p.member_id == pei.matched.member_id)
         .ok_or_else(|| ApiError::not_found("no pension identifier with this asset GUID"))?;
-    let holdername = pei.holdername;
+    let holdername = pei.matched.holdername;
     let today = chrono::Utc::now().date_naive();
     let registered_on = pei
         .registered_at
@@ -295,13 +295,13 @@ async fn handle_inner(
     let (body, pending) = payload::build(
         &pension,
         Context {
-            possible: pei.match_status == MatchStatus::Possible,
+            possible: pei.matched.match_status == MatchStatus::Possible,
             value_scope,
             registered_on,
             today,
             calendar: &svc.calendar,
             nation: svc.nations.get(&holdername).copied().unwrap_or(svc.default_nation),
-            reference: &pei.asset_guid.hyphenated().to_string(),
+            reference: &pei.matched.asset_guid.hyphenated().to_string(),
         },
     )
     .map_err(|e| {
@@ -314,7 +314,7 @@ async fn handle_inner(
     let seen = crate::report::facts::ViewSeen::of(holdername, &body);
     let view_data = serde_json::to_string(&body).expect("payload serialises");
     // RSA signing takes a millisecond or two of CPU: off the runtime's threads.
-    let (signer, subject) = (svc.signer.load_full(), pei.pei.clone());
+    let (signer, subject) = (svc.signer.load_full(), pei.matched.pei.clone());
     let token = crate::store::blocking(move || Ok(signer.sign(&subject, &view_data)))
         .await
         .map_err(store_failed)?

@@ -117,8 +117,8 @@ pub fn calculation_started(
         }
     }
     let fact = ReportFact::CalculationStarted(CalculationStart {
-        pei: pei.pei.clone(),
-        holdername: pei.holdername,
+        pei: pei.matched.pei.clone(),
+        holdername: pei.matched.holdername,
         value_code: kind,
         eri,
         accrued,
@@ -136,8 +136,8 @@ pub fn calculation_started(
 /// undoes the resolution.
 pub async fn reviewed(store: &Store, pei: &StoredPei, review: ReviewState) {
     let fact = ReportFact::Reviewed(ReviewFact {
-        pei: pei.pei.clone(),
-        holdername: pei.holdername,
+        pei: pei.matched.pei.clone(),
+        holdername: pei.matched.holdername,
         review,
         at: crate::now_micros(),
     });

@@ -48,8 +48,8 @@ use backend::{
 pub use model::{
     AppendOutcome, Applied, AppliedChange, Calculation, CalculationKind, Claimed, DataChange,
     Decided, FailedFind, FindOutcome, FindState, MatchStatus, MemberChange, NewFind, NewMember,
-    NewPei, NewPension, PeiState, ReviewState, SchemeState, SlaSamples, StoredFind, StoredPei,
-    StoredPension,
+    NewPei, NewPension, PeiMatch, PeiState, ReviewState, SchemeState, SlaSamples, StoredFind,
+    StoredPei, StoredPension,
 };
 pub use postgres::PostgresOptions;
 use sealed::DataKey;

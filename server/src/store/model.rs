@@ -250,9 +250,9 @@ pub struct Claimed {
     pub attempts: i64,
 }
 
-/// A PeI a match produced, before it is stored.
-#[derive(Debug, Clone)]
-pub struct NewPei {
+/// What a match says of one pension: the PeI it gets, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeiMatch {
     /// The URN.
     pub pei: String,
     /// Its asset GUID.
@@ -269,6 +269,13 @@ pub struct NewPei {
     pub match_status: MatchStatus,
     /// The rule's reason code; never sent to the CAS.
     pub reason: String,
+}
+
+/// A PeI a match produced, before it is stored.
+#[derive(Debug, Clone)]
+pub struct NewPei {
+    /// The match.
+    pub matched: PeiMatch,
     /// The rules version that decided it.
     pub rules_version: String,
 }
@@ -276,22 +283,8 @@ pub struct NewPei {
 /// A PeI as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPei {
-    /// The URN.
-    pub pei: String,
-    /// Its asset GUID.
-    pub asset_guid: Uuid,
-    /// Its holdername.
-    pub holdername: Uuid,
-    /// The pension's own asset GUID.
-    pub pension_asset_guid: Uuid,
-    /// The member.
-    pub member_id: String,
-    /// The scheme name (the registration's description).
-    pub scheme_name: String,
-    /// Yes or possible.
-    pub match_status: MatchStatus,
-    /// Reason code.
-    pub reason: String,
+    /// The match that produced it.
+    pub matched: PeiMatch,
     /// The find that produced it.
     pub request_id: String,
     /// The PAT that registered it.

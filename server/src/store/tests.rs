@@ -134,14 +134,16 @@ fn find(id: &str, matched: bool) -> NewFind {
 
 fn pei(n: u8, status: MatchStatus) -> NewPei {
     NewPei {
-        pei: format!("urn:pei:{n}"),
-        asset_guid: Uuid::from_u128(u128::from(n)),
-        holdername: Uuid::from_u128(1000),
-        pension_asset_guid: Uuid::from_u128(2000 + u128::from(n)),
-        member_id: "M1".into(),
-        scheme_name: "Acme".into(),
-        match_status: status,
-        reason: "rule".into(),
+        matched: PeiMatch {
+            pei: format!("urn:pei:{n}"),
+            asset_guid: Uuid::from_u128(u128::from(n)),
+            holdername: Uuid::from_u128(1000),
+            pension_asset_guid: Uuid::from_u128(2000 + u128::from(n)),
+            member_id: "M1".into(),
+            scheme_name: "Acme".into(),
+            match_status: status,
+            reason: "rule".into(),
+        },
         rules_version: "v1".into(),
     }
 }
@@ -298,7 +300,7 @@ async fn peis_pats_and_reviews_round_trip_as_typed_values(db: Place) {
         .unwrap()
         .unwrap();
     assert_eq!(by_guid.resource_id.as_deref(), Some("res-1"));
-    assert_eq!(by_guid.pension_asset_guid, Uuid::from_u128(2001));
+    assert_eq!(by_guid.matched.pension_asset_guid, Uuid::from_u128(2001));
 
     // PAT refresh replaces the sealed PAT found by its hash.
     let sha = sha256_hex("header.payload.sig");
@@ -329,7 +331,7 @@ async fn peis_pats_and_reviews_round_trip_as_typed_values(db: Place) {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (p2.review, p2.match_status),
+        (p2.review, p2.matched.match_status),
         (Some(ReviewState::Yes), MatchStatus::Yes)
     );
 }
@@ -1161,7 +1163,7 @@ async fn completion_times_are_read_per_holdername_a_find_registered_in(db: Place
     s.append(find("f", true), audit("f")).await.unwrap();
     s.append(find("n", false), audit("n")).await.unwrap();
     let mut other = pei(2, MatchStatus::Yes);
-    other.holdername = Uuid::from_u128(2000);
+    other.matched.holdername = Uuid::from_u128(2000);
     s.record_matches(
         "f",
         vec![pei(1, MatchStatus::Yes), pei(3, MatchStatus::Yes), other],

@@ -4,7 +4,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::super::model::{Calculation, MatchStatus, NewPei, ReviewState, StoredPei};
+use super::super::model::{Calculation, MatchStatus, NewPei, PeiMatch, ReviewState, StoredPei};
 use super::super::StoreError;
 use crate::store::backend::{PatRefresh, PatRow, PeiMove, PeiQuery};
 
@@ -27,18 +27,19 @@ pub(super) async fn record(
         )
         .await?;
     for p in peis {
-        let review = (p.match_status == MatchStatus::Possible).then_some(ReviewState::Pending);
+        let review =
+            (p.matched.match_status == MatchStatus::Possible).then_some(ReviewState::Pending);
         c.execute(
             &stmt,
             &[
-                &p.pei,
-                &p.asset_guid.hyphenated().to_string(),
-                &p.holdername.hyphenated().to_string(),
-                &p.pension_asset_guid.hyphenated().to_string(),
-                &p.member_id,
-                &p.scheme_name,
-                &p.match_status,
-                &p.reason,
+                &p.matched.pei,
+                &p.matched.asset_guid.hyphenated().to_string(),
+                &p.matched.holdername.hyphenated().to_string(),
+                &p.matched.pension_asset_guid.hyphenated().to_string(),
+                &p.matched.member_id,
+                &p.matched.scheme_name,
+                &p.matched.match_status,
+                &p.matched.reason,
                 &p.rules_version,
                 &request_id,
                 &review,
@@ -56,14 +57,16 @@ const PEI_COLUMNS: &str = "pei, asset_guid, holdername, pension_asset_guid, memb
 
 fn row_to_pei(r: &Row) -> Result<StoredPei, StoreError> {
     Ok(StoredPei {
-        pei: r.try_get(0)?,
-        asset_guid: super::guid(r.try_get(1)?)?,
-        holdername: super::guid(r.try_get(2)?)?,
-        pension_asset_guid: super::guid(r.try_get(3)?)?,
-        member_id: r.try_get(4)?,
-        scheme_name: r.try_get(5)?,
-        match_status: r.try_get(6)?,
-        reason: r.try_get(7)?,
+        matched: PeiMatch {
+            pei: r.try_get(0)?,
+            asset_guid: super::guid(r.try_get(1)?)?,
+            holdername: super::guid(r.try_get(2)?)?,
+            pension_asset_guid: super::guid(r.try_get(3)?)?,
+            member_id: r.try_get(4)?,
+            scheme_name: r.try_get(5)?,
+            match_status: r.try_get(6)?,
+            reason: r.try_get(7)?,
+        },
         request_id: r.try_get(8)?,
         pat_id: r.try_get(9)?,
         resource_id: r.try_get(10)?,

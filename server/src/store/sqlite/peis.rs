@@ -6,7 +6,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::super::model::{Calculation, MatchStatus, NewPei, PeiState, ReviewState, StoredPei};
+use super::super::model::{
+    Calculation, MatchStatus, NewPei, PeiMatch, PeiState, ReviewState, StoredPei,
+};
 use super::super::StoreError;
 use crate::store::backend::{PatRefresh, PeiMove};
 
@@ -26,16 +28,17 @@ pub(in crate::store) fn record(
              WHERE peis.state = 'pending'",
     )?;
     for p in peis {
-        let review = (p.match_status == MatchStatus::Possible).then_some(ReviewState::Pending);
+        let review =
+            (p.matched.match_status == MatchStatus::Possible).then_some(ReviewState::Pending);
         stmt.execute(params![
-            p.pei,
-            p.asset_guid.hyphenated().to_string(),
-            p.holdername.hyphenated().to_string(),
-            p.pension_asset_guid.hyphenated().to_string(),
-            p.member_id,
-            p.scheme_name,
-            p.match_status,
-            p.reason,
+            p.matched.pei,
+            p.matched.asset_guid.hyphenated().to_string(),
+            p.matched.holdername.hyphenated().to_string(),
+            p.matched.pension_asset_guid.hyphenated().to_string(),
+            p.matched.member_id,
+            p.matched.scheme_name,
+            p.matched.match_status,
+            p.matched.reason,
             p.rules_version,
             request_id,
             review,
@@ -51,14 +54,16 @@ const PEI_COLUMNS: &str = "pei, asset_guid, holdername, pension_asset_guid, memb
 
 fn row_to_pei(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredPei> {
     Ok(StoredPei {
-        pei: r.get(0)?,
-        asset_guid: super::guid(&r.get::<_, String>(1)?)?,
-        holdername: super::guid(&r.get::<_, String>(2)?)?,
-        pension_asset_guid: super::guid(&r.get::<_, String>(3)?)?,
-        member_id: r.get(4)?,
-        scheme_name: r.get(5)?,
-        match_status: r.get(6)?,
-        reason: r.get(7)?,
+        matched: PeiMatch {
+            pei: r.get(0)?,
+            asset_guid: super::guid(&r.get::<_, String>(1)?)?,
+            holdername: super::guid(&r.get::<_, String>(2)?)?,
+            pension_asset_guid: super::guid(&r.get::<_, String>(3)?)?,
+            member_id: r.get(4)?,
+            scheme_name: r.get(5)?,
+            match_status: r.get(6)?,
+            reason: r.get(7)?,
+        },
         request_id: r.get(8)?,
         pat_id: r.get(9)?,
         resource_id: r.get(10)?,
