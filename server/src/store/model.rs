@@ -609,6 +609,52 @@ pub struct ViewFact {
     pub accrued: UnavailableCodes,
 }
 
+impl ViewFact {
+    /// Its flags in `report_views`' column order: `contact_scheme`, `missing_admin`,
+    /// `temp_error`, then the ERI and the accrued codes (`ano`, `ppf`, `trn` each).
+    pub fn flags(&self) -> [bool; 9] {
+        let (e, a) = (&self.eri, &self.accrued);
+        [
+            self.contact_scheme,
+            self.missing_admin,
+            self.temp_error,
+            e.ano,
+            e.ppf,
+            e.trn,
+            a.ano,
+            a.ppf,
+            a.trn,
+        ]
+    }
+
+    /// A view fact from its stored columns, the flags in [`ViewFact::flags`]' order.
+    pub fn from_columns(
+        holdername: Uuid,
+        received_at: i64,
+        responded_at: i64,
+        f: [bool; 9],
+    ) -> Self {
+        Self {
+            holdername,
+            received_at,
+            responded_at,
+            contact_scheme: f[0],
+            missing_admin: f[1],
+            temp_error: f[2],
+            eri: UnavailableCodes {
+                ano: f[3],
+                ppf: f[4],
+                trn: f[5],
+            },
+            accrued: UnavailableCodes {
+                ano: f[6],
+                ppf: f[7],
+                trn: f[8],
+            },
+        }
+    }
+}
+
 /// A fact recorded as it happens, for PDP reporting and Regulation 28(3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReportFact {

@@ -5,12 +5,13 @@
 use std::collections::BTreeSet;
 
 use deadpool_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::super::model::{
     CalculationFact, Claim, DayFacts, NewSubmission, NewUnavailability, PossibleMatch, ReportFact,
     ReviewState, StoredPart, StoredSubmission, SubmissionAnswer, SubmissionKey, SubmissionState,
-    SubmissionStatus, Unavailability, UnavailableCodes, ViewFact,
+    SubmissionStatus, Unavailability, ViewFact,
 };
 use super::super::StoreError;
 use super::{date, guid};
@@ -30,24 +31,12 @@ pub(super) async fn insert_fact(
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .await?;
-            c.execute(
-                &stmt,
-                &[
-                    &v.holdername.hyphenated().to_string(),
-                    &v.received_at,
-                    &v.responded_at,
-                    &v.contact_scheme,
-                    &v.missing_admin,
-                    &v.temp_error,
-                    &v.eri.ano,
-                    &v.eri.ppf,
-                    &v.eri.trn,
-                    &v.accrued.ano,
-                    &v.accrued.ppf,
-                    &v.accrued.trn,
-                ],
-            )
-            .await?;
+            let holdername = v.holdername.hyphenated().to_string();
+            let flags = v.flags();
+            let mut values: Vec<&(dyn ToSql + Sync)> =
+                vec![&holdername, &v.received_at, &v.responded_at];
+            values.extend(flags.iter().map(|f| f as &(dyn ToSql + Sync)));
+            c.execute(&stmt, &values).await?;
         }
         ReportFact::CalculationStarted(s) => {
             c.execute(
@@ -114,14 +103,15 @@ pub(super) async fn unavailability(
     from: i64,
     to: i64,
 ) -> Result<Vec<Unavailability>, StoreError> {
-    let rows = c
-        .query(
-            "SELECT id, service, holdername, starts_at, ends_at, reason, emergency, announced_at
+    let rows = in_window(
+        c,
+        "SELECT id, service, holdername, starts_at, ends_at, reason, emergency, announced_at
                FROM unavailability WHERE starts_at < $2 AND ends_at > $1
               ORDER BY starts_at, id",
-            &[&from, &to],
-        )
-        .await?;
+        from,
+        to,
+    )
+    .await?;
     rows.iter()
         .map(|r| {
             Ok(Unavailability {
@@ -148,51 +138,54 @@ pub(super) async fn day_facts(
     to: i64,
 ) -> Result<DayFacts, StoreError> {
     let mut holdernames = BTreeSet::new();
-    for r in c
-        .query(
-            "SELECT holdername FROM members
+    for r in in_window(
+        c,
+        "SELECT holdername FROM members
              UNION SELECT holdername FROM schemes
              UNION SELECT holdername FROM report_views
                     WHERE received_at >= $1 AND received_at < $2",
-            &[&from, &to],
-        )
-        .await?
+        from,
+        to,
+    )
+    .await?
     {
         holdernames.insert(guid(r.try_get(0)?)?);
     }
-    let views = c
-        .query(
-            "SELECT holdername, received_at, responded_at, contact_scheme, missing_admin,
+    let views = in_window(
+        c,
+        "SELECT holdername, received_at, responded_at, contact_scheme, missing_admin,
                     temp_error, eri_ano, eri_ppf, eri_trn, accrued_ano, accrued_ppf, accrued_trn
                FROM report_views WHERE received_at >= $1 AND received_at < $2
               ORDER BY received_at, id",
-            &[&from, &to],
-        )
-        .await?
-        .iter()
-        .map(view_fact)
-        .collect::<Result<Vec<_>, _>>()?;
-    let calculations = c
-        .query(
-            "SELECT r.holdername, r.value_code, r.eri, r.accrued, r.started_at, c.completed_at
+        from,
+        to,
+    )
+    .await?
+    .iter()
+    .map(view_fact)
+    .collect::<Result<Vec<_>, _>>()?;
+    let calculations = in_window(
+        c,
+        "SELECT r.holdername, r.value_code, r.eri, r.accrued, r.started_at, c.completed_at
                FROM report_calculations r JOIN calculations c ON c.pei = r.pei
               WHERE c.completed_at >= $1 AND c.completed_at < $2
               ORDER BY c.completed_at, r.pei",
-            &[&from, &to],
-        )
-        .await?
-        .iter()
-        .map(|r| {
-            Ok(CalculationFact {
-                holdername: guid(r.try_get(0)?)?,
-                value_code: r.try_get(1)?,
-                eri: r.try_get(2)?,
-                accrued: r.try_get(3)?,
-                started_at: r.try_get(4)?,
-                ended_at: r.try_get(5)?,
-            })
+        from,
+        to,
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(CalculationFact {
+            holdername: guid(r.try_get(0)?)?,
+            value_code: r.try_get(1)?,
+            eri: r.try_get(2)?,
+            accrued: r.try_get(3)?,
+            started_at: r.try_get(4)?,
+            ended_at: r.try_get(5)?,
         })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+    })
+    .collect::<Result<Vec<_>, StoreError>>()?;
     let up_minutes = c
         .query(
             "SELECT minute FROM heartbeats WHERE minute >= $1 AND minute < $2 ORDER BY minute",
@@ -211,25 +204,28 @@ pub(super) async fn day_facts(
     })
 }
 
+/// The rows `sql` answers for the window `[from, to)` (µs, its `$1` and `$2`).
+async fn in_window(
+    c: &impl GenericClient,
+    sql: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<Row>, StoreError> {
+    Ok(c.query(sql, &[&from, &to]).await?)
+}
+
 fn view_fact(r: &Row) -> Result<ViewFact, StoreError> {
-    Ok(ViewFact {
-        holdername: guid(r.try_get(0)?)?,
-        received_at: r.try_get(1)?,
-        responded_at: r.try_get(2)?,
-        contact_scheme: r.try_get(3)?,
-        missing_admin: r.try_get(4)?,
-        temp_error: r.try_get(5)?,
-        eri: UnavailableCodes {
-            ano: r.try_get(6)?,
-            ppf: r.try_get(7)?,
-            trn: r.try_get(8)?,
-        },
-        accrued: UnavailableCodes {
-            ano: r.try_get(9)?,
-            ppf: r.try_get(10)?,
-            trn: r.try_get(11)?,
-        },
-    })
+    let mut flags = [false; 9];
+    for (i, f) in flags.iter_mut().enumerate() {
+        *f = r.try_get(3 + i)?;
+    }
+    let holdername = guid(r.try_get(0)?)?;
+    Ok(ViewFact::from_columns(
+        holdername,
+        r.try_get(1)?,
+        r.try_get(2)?,
+        flags,
+    ))
 }
 
 /// The key's columns: holdername, day and attempt as stored.
@@ -502,13 +498,15 @@ pub(super) async fn possible_matches(
 ) -> Result<Vec<PossibleMatch>, StoreError> {
     // A PeI registered possible and later resolved yes is `match-yes` now: its review says
     // what it was.
-    c.query(
+    in_window(
+        c,
         "SELECT p.holdername, p.created_at, coalesce(r.review, p.review), r.resolved_at
            FROM peis p LEFT JOIN report_reviews r ON r.pei = p.pei
           WHERE (p.match_status = 'match-possible' OR p.review IS NOT NULL OR r.pei IS NOT NULL)
             AND p.created_at >= $1 AND p.created_at < $2
           ORDER BY p.holdername, p.created_at",
-        &[&from, &to],
+        from,
+        to,
     )
     .await?
     .iter()

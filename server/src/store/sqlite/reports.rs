@@ -15,10 +15,22 @@ use super::super::model::{
     CalculationFact, CalculationKind, Claim, DayFacts, NewSubmission, NewUnavailability,
     PossibleMatch, ReportFact, ReportKind, ReviewState, StoredPart, StoredSubmission,
     SubmissionAnswer, SubmissionKey, SubmissionReason, SubmissionState, SubmissionStatus,
-    Unavailability, UnavailableCodes, ViewFact,
+    Unavailability, ViewFact,
 };
 use super::super::StoreError;
 use super::{date, guid};
+
+/// A view fact's `report_views` values, in its columns' order.
+fn view_values(v: &ViewFact) -> Vec<rusqlite::types::Value> {
+    use rusqlite::types::Value;
+    let mut out = vec![
+        Value::Text(v.holdername.hyphenated().to_string()),
+        Value::Integer(v.received_at),
+        Value::Integer(v.responded_at),
+    ];
+    out.extend(v.flags().map(|f| Value::Integer(i64::from(f))));
+    out
+}
 
 /// Records one fact (inside the caller's transaction).
 pub(in crate::store) fn insert_fact(
@@ -33,20 +45,7 @@ pub(in crate::store) fn insert_fact(
                      accrued_ppf, accrued_trn)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
-            .execute(params![
-                v.holdername.hyphenated().to_string(),
-                v.received_at,
-                v.responded_at,
-                v.contact_scheme,
-                v.missing_admin,
-                v.temp_error,
-                v.eri.ano,
-                v.eri.ppf,
-                v.eri.trn,
-                v.accrued.ano,
-                v.accrued.ppf,
-                v.accrued.trn,
-            ])?;
+            .execute(rusqlite::params_from_iter(view_values(v)))?;
         }
         ReportFact::CalculationStarted(s) => {
             conn.prepare_cached(
@@ -155,24 +154,17 @@ pub(in crate::store) fn day_facts(
     )?;
     let views = stmt
         .query_map(params![from, to], |r| {
-            Ok(ViewFact {
-                holdername: guid(&r.get::<_, String>(0)?)?,
-                received_at: r.get(1)?,
-                responded_at: r.get(2)?,
-                contact_scheme: r.get(3)?,
-                missing_admin: r.get(4)?,
-                temp_error: r.get(5)?,
-                eri: UnavailableCodes {
-                    ano: r.get(6)?,
-                    ppf: r.get(7)?,
-                    trn: r.get(8)?,
-                },
-                accrued: UnavailableCodes {
-                    ano: r.get(9)?,
-                    ppf: r.get(10)?,
-                    trn: r.get(11)?,
-                },
-            })
+            let mut flags = [false; 9];
+            for (i, f) in flags.iter_mut().enumerate() {
+                *f = r.get(3 + i)?;
+            }
+            let holdername = guid(&r.get::<_, String>(0)?)?;
+            Ok(ViewFact::from_columns(
+                holdername,
+                r.get(1)?,
+                r.get(2)?,
+                flags,
+            ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     let mut stmt = conn.prepare_cached(
