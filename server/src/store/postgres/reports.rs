@@ -103,17 +103,13 @@ pub(super) async fn unavailability(
     from: i64,
     to: i64,
 ) -> Result<Vec<Unavailability>, StoreError> {
-    let rows = in_window(
+    in_window(
         c,
         "SELECT id, service, holdername, starts_at, ends_at, reason, emergency, announced_at
                FROM unavailability WHERE starts_at < $2 AND ends_at > $1
               ORDER BY starts_at, id",
-        from,
-        to,
-    )
-    .await?;
-    rows.iter()
-        .map(|r| {
+        (from, to),
+        |r| {
             Ok(Unavailability {
                 id: r.try_get(0)?,
                 window: NewUnavailability {
@@ -126,8 +122,9 @@ pub(super) async fn unavailability(
                     announced_at: r.try_get(7)?,
                 },
             })
-        })
-        .collect()
+        },
+    )
+    .await
 }
 
 /// The facts of `[from, to)` (µs): holdernames, views, calculations ended, announced periods,
@@ -137,55 +134,47 @@ pub(super) async fn day_facts(
     from: i64,
     to: i64,
 ) -> Result<DayFacts, StoreError> {
-    let mut holdernames = BTreeSet::new();
-    for r in in_window(
+    let holdernames: BTreeSet<uuid::Uuid> = in_window(
         c,
         "SELECT holdername FROM members
              UNION SELECT holdername FROM schemes
              UNION SELECT holdername FROM report_views
                     WHERE received_at >= $1 AND received_at < $2",
-        from,
-        to,
+        (from, to),
+        |r| guid(r.try_get(0)?),
     )
     .await?
-    {
-        holdernames.insert(guid(r.try_get(0)?)?);
-    }
+    .into_iter()
+    .collect();
     let views = in_window(
         c,
         "SELECT holdername, received_at, responded_at, contact_scheme, missing_admin,
                     temp_error, eri_ano, eri_ppf, eri_trn, accrued_ano, accrued_ppf, accrued_trn
                FROM report_views WHERE received_at >= $1 AND received_at < $2
               ORDER BY received_at, id",
-        from,
-        to,
+        (from, to),
+        view_fact,
     )
-    .await?
-    .iter()
-    .map(view_fact)
-    .collect::<Result<Vec<_>, _>>()?;
+    .await?;
     let calculations = in_window(
         c,
         "SELECT r.holdername, r.value_code, r.eri, r.accrued, r.started_at, c.completed_at
                FROM report_calculations r JOIN calculations c ON c.pei = r.pei
               WHERE c.completed_at >= $1 AND c.completed_at < $2
               ORDER BY c.completed_at, r.pei",
-        from,
-        to,
+        (from, to),
+        |r| {
+            Ok(CalculationFact {
+                holdername: guid(r.try_get(0)?)?,
+                value_code: r.try_get(1)?,
+                eri: r.try_get(2)?,
+                accrued: r.try_get(3)?,
+                started_at: r.try_get(4)?,
+                ended_at: r.try_get(5)?,
+            })
+        },
     )
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(CalculationFact {
-            holdername: guid(r.try_get(0)?)?,
-            value_code: r.try_get(1)?,
-            eri: r.try_get(2)?,
-            accrued: r.try_get(3)?,
-            started_at: r.try_get(4)?,
-            ended_at: r.try_get(5)?,
-        })
-    })
-    .collect::<Result<Vec<_>, StoreError>>()?;
+    .await?;
     let up_minutes = c
         .query(
             "SELECT minute FROM heartbeats WHERE minute >= $1 AND minute < $2 ORDER BY minute",
@@ -204,14 +193,15 @@ pub(super) async fn day_facts(
     })
 }
 
-/// The rows `sql` answers for the window `[from, to)` (µs, its `$1` and `$2`).
-async fn in_window(
+/// What `row` makes of each row `sql` answers for the window `[from, to)` (µs: its `$1` and
+/// `$2`).
+async fn in_window<T>(
     c: &impl GenericClient,
     sql: &str,
-    from: i64,
-    to: i64,
-) -> Result<Vec<Row>, StoreError> {
-    Ok(c.query(sql, &[&from, &to]).await?)
+    (from, to): (i64, i64),
+    row: impl FnMut(&Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    c.query(sql, &[&from, &to]).await?.iter().map(row).collect()
 }
 
 fn view_fact(r: &Row) -> Result<ViewFact, StoreError> {
@@ -505,19 +495,16 @@ pub(super) async fn possible_matches(
           WHERE (p.match_status = 'match-possible' OR p.review IS NOT NULL OR r.pei IS NOT NULL)
             AND p.created_at >= $1 AND p.created_at < $2
           ORDER BY p.holdername, p.created_at",
-        from,
-        to,
+        (from, to),
+        |r| {
+            let review: Option<ReviewState> = r.try_get(2)?;
+            Ok(PossibleMatch {
+                holdername: guid(r.try_get(0)?)?,
+                created_at: r.try_get(1)?,
+                review: review.filter(|r| *r != ReviewState::Pending),
+                resolved_at: r.try_get(3)?,
+            })
+        },
     )
-    .await?
-    .iter()
-    .map(|r| {
-        let review: Option<ReviewState> = r.try_get(2)?;
-        Ok(PossibleMatch {
-            holdername: guid(r.try_get(0)?)?,
-            created_at: r.try_get(1)?,
-            review: review.filter(|r| *r != ReviewState::Pending),
-            resolved_at: r.try_get(3)?,
-        })
-    })
-    .collect()
+    .await
 }
