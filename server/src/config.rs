@@ -226,6 +226,18 @@ pub struct StoreConfig {
     pub pool_size: usize,
     /// PostgreSQL: longest any statement may run, in milliseconds.
     pub statement_timeout_ms: u64,
+    /// PostgreSQL: the CA bundle (PEM) the database server's certificate must chain to. Set,
+    /// every connection is TLS 1.2 or 1.3, the server's certificate and name verified
+    /// (`sslmode` in the URL is taken as `require`).
+    pub tls_ca: Option<PathBuf>,
+    /// PostgreSQL: a client certificate (PEM) to present, for `cert` authentication; with
+    /// `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// PostgreSQL: the client certificate's private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// PostgreSQL: allows a connection without TLS to a host on the network (neither a Unix
+    /// socket nor loopback). Off, such a URL without `tls_ca` is refused at start.
+    pub plaintext_network: bool,
     /// Unprocessed find requests held at most; beyond it new finds get `503` with `Retry-After`.
     pub queue_max_pending: u64,
     /// Appends and audit records committed in one transaction at most.
@@ -478,6 +490,10 @@ impl Default for StoreConfig {
             url: None,
             pool_size: 16,
             statement_timeout_ms: 10_000,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            plaintext_network: false,
             queue_max_pending: 100_000,
             journal_max_batch: 512,
             journal_channel_capacity: 8_192,

@@ -65,6 +65,8 @@ impl Env {
                     url: url.clone(),
                     pool_size: 4,
                     statement_timeout: Duration::from_secs(30),
+                    tls: None,
+                    plaintext_network: false,
                 };
                 Store::connect_postgres(&options, self.key(), limits)
                     .await

@@ -51,7 +51,7 @@ pub use model::{
     NewPei, NewPension, PeiMatch, PeiState, ReviewState, SchemeState, SlaSamples, StoredFind,
     StoredPei, StoredPension,
 };
-pub use postgres::PostgresOptions;
+pub use postgres::{PostgresOptions, PostgresTls};
 use sealed::DataKey;
 
 use crate::audit::AuditRecord;

@@ -50,6 +50,8 @@ impl Place {
                     url: url.clone(),
                     pool_size: 8,
                     statement_timeout: Duration::from_secs(30),
+                    tls: None,
+                    plaintext_network: false,
                 };
                 Store::connect_postgres(&options, key, limits)
                     .await
@@ -846,6 +848,132 @@ async fn a_renewed_lease_keeps_a_find_from_a_second_claim(db: Place) {
         .unwrap());
 }
 
+/// The test server's TLS CA (`scripts/test` exports it).
+fn test_tls_ca() -> PathBuf {
+    std::env::var("PDP_TEST_DATABASE_TLS_CA")
+        .expect(
+            "the PostgreSQL TLS tests need PDP_TEST_DATABASE_TLS_CA (the CA of the test server's \
+             certificate): run scripts/test, which starts a throw-away PostgreSQL server with TLS",
+        )
+        .into()
+}
+
+/// The database of `url` (a test database, over the Unix socket) reached over TCP at `host`.
+fn over_tcp(url: &str, host: &str, tls: Option<PathBuf>) -> PostgresOptions {
+    let socket: tokio_postgres::Config = url.parse().unwrap();
+    PostgresOptions {
+        url: format!(
+            "host={host} port={} user={} dbname={}",
+            socket.get_ports()[0],
+            socket.get_user().unwrap(),
+            socket.get_dbname().unwrap()
+        ),
+        pool_size: 2,
+        statement_timeout: Duration::from_secs(5),
+        tls: tls.map(|ca| PostgresTls { ca, identity: None }),
+        plaintext_network: false,
+    }
+}
+
+/// What connecting with `options` answered: `Ok(())` (the store closed again) or its error.
+async fn connects(options: &PostgresOptions) -> Result<(), String> {
+    match Store::connect_postgres(options, key(), StoreLimits::default()).await {
+        Ok(s) => {
+            s.close().await;
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The store over TLS to a database on TCP: every connection encrypted (TLS 1.2 or 1.3), the
+/// server's certificate verified against `store.tls_ca`; a server whose certificate another CA
+/// signed is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls_encrypts_every_connection_and_verifies_the_server() {
+    let db = Place::postgres().await;
+    let Place::Postgres(url) = &db else {
+        unreachable!()
+    };
+    let options = over_tcp(url, "127.0.0.1", Some(test_tls_ca()));
+    let s = Store::connect_postgres(&options, key(), StoreLimits::default())
+        .await
+        .unwrap();
+    s.append(find("r", true), audit("r")).await.unwrap();
+    assert!(s.find_request("r").await.unwrap().is_some());
+    // The server's view of the store's sessions (read over the Unix socket): all encrypted.
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let dbname = url.rsplit("dbname=").next().unwrap();
+    let sessions: Vec<(bool, Option<String>)> = c
+        .query(
+            "SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+              WHERE a.datname = $1 AND a.application_name = 'pdp-provider'",
+            &[&dbname],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(!sessions.is_empty());
+    for (ssl, version) in &sessions {
+        assert!(*ssl, "{sessions:?}");
+        assert!(
+            matches!(version.as_deref(), Some("TLSv1.2" | "TLSv1.3")),
+            "{sessions:?}"
+        );
+    }
+    s.close().await;
+
+    // A CA that did not sign the server's certificate: refused.
+    let dir = tempfile::tempdir().unwrap();
+    let other_ca = dir.path().join("other-ca.pem");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let other = params
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    std::fs::write(&other_ca, other.pem()).unwrap();
+    let e = connects(&over_tcp(url, "127.0.0.1", Some(other_ca)))
+        .await
+        .unwrap_err();
+    assert!(e.starts_with("store.url: cannot connect"), "{e}");
+}
+
+/// Where the store's traffic may go in the clear: a Unix socket or loopback; a database on the
+/// network only with `store.tls_ca`, or when the operator says the network is trusted. TLS asked
+/// of a Unix socket is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_to_a_database_on_the_network_is_refused_naming_store_tls_ca() {
+    let db = Place::postgres().await;
+    let Place::Postgres(url) = &db else {
+        unreachable!()
+    };
+    let e = connects(&over_tcp(url, "db.example.invalid", None))
+        .await
+        .unwrap_err();
+    assert!(e.contains("needs store.tls_ca"), "{e}");
+    connects(&over_tcp(url, "127.0.0.1", None)).await.unwrap();
+    let trusted = PostgresOptions {
+        plaintext_network: true,
+        ..over_tcp(url, "db.example.invalid", None)
+    };
+    let e = connects(&trusted).await.unwrap_err();
+    assert!(
+        !e.contains("store.tls_ca"),
+        "refused for its name, not for TLS: {e}"
+    );
+    let socket_with_tls = PostgresOptions {
+        url: url.clone(),
+        ..over_tcp(url, "127.0.0.1", Some(test_tls_ca()))
+    };
+    let e = connects(&socket_with_tls).await.unwrap_err();
+    assert!(e.contains("Unix socket"), "{e}");
+}
+
 /// A database that cannot be reached, or one a newer binary migrated, is refused naming the
 /// setting to look at.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -854,6 +982,8 @@ async fn a_postgres_store_that_cannot_be_used_is_refused_naming_store_url() {
         url: "host=/nonexistent port=1 user=pdp password=secret dbname=pdp".into(),
         pool_size: 2,
         statement_timeout: Duration::from_secs(1),
+        tls: None,
+        plaintext_network: false,
     };
     let e = Store::connect_postgres(&unreachable, key(), StoreLimits::default())
         .await
@@ -885,6 +1015,8 @@ async fn a_postgres_store_that_cannot_be_used_is_refused_naming_store_url() {
         url: url.clone(),
         pool_size: 2,
         statement_timeout: Duration::from_secs(5),
+        tls: None,
+        plaintext_network: false,
     };
     let e = Store::connect_postgres(&options, key(), StoreLimits::default())
         .await

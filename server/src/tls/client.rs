@@ -40,6 +40,28 @@ fn pem_error(path: &Path, e: impl std::fmt::Display) -> TlsError {
     }
 }
 
+/// A rustls client configuration trusting only the CA bundle at `ca`, TLS 1.2 or 1.3,
+/// presenting `identity` (certificate chain, key) when given: for outbound connections that are
+/// not HTTP (the PostgreSQL store's).
+pub fn rustls_client(
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in super::load_certs(ca)? {
+        roots.add(c).map_err(|e| pem_error(ca, e))?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(super::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_root_certificates(roots);
+    Ok(match identity {
+        Some((cert, key)) => {
+            builder.with_client_auth_cert(super::load_certs(cert)?, super::load_key(key)?)?
+        }
+        None => builder.with_no_client_auth(),
+    })
+}
+
 /// A client presenting `identity` and trusting only its CA; `configure` adds what the caller
 /// needs (time-outs, HTTP/1.1 only, pool settings) before it is built.
 pub fn mtls_client(

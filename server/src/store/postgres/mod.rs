@@ -25,6 +25,7 @@ mod peis;
 mod reports;
 mod writer;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -50,6 +51,20 @@ pub struct PostgresOptions {
     pub pool_size: usize,
     /// Longest any statement may run.
     pub statement_timeout: Duration,
+    /// TLS to the database, when configured.
+    pub tls: Option<PostgresTls>,
+    /// Whether a connection without TLS to a host on the network is allowed.
+    pub plaintext_network: bool,
+}
+
+/// TLS to the database: the CA its certificate chains to, and this side's certificate and key
+/// for servers that ask for one.
+#[derive(Debug, Clone)]
+pub struct PostgresTls {
+    /// The CA bundle (PEM).
+    pub ca: PathBuf,
+    /// A client certificate and its key (PEM).
+    pub identity: Option<(PathBuf, PathBuf)>,
 }
 
 impl PostgresOptions {
@@ -63,11 +78,63 @@ impl PostgresOptions {
                 url: String::new(),
                 cause: "store.backend = \"postgres\" needs store.url (or PDP_DATABASE_URL)".into(),
             })?;
+        let identity = match (&c.tls_cert, &c.tls_key) {
+            (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+            (None, None) => None,
+            _ => {
+                return Err(StoreError::Connect {
+                    url: redacted(&url),
+                    cause: "store.tls_cert and store.tls_key go together".into(),
+                })
+            }
+        };
+        let tls = match (&c.tls_ca, identity) {
+            (Some(ca), identity) => Some(PostgresTls {
+                ca: ca.clone(),
+                identity,
+            }),
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(StoreError::Connect {
+                    url: redacted(&url),
+                    cause: "store.tls_cert needs store.tls_ca".into(),
+                })
+            }
+        };
         Ok(Self {
             url,
             pool_size: c.pool_size,
             statement_timeout: Duration::from_millis(c.statement_timeout_ms),
+            tls,
+            plaintext_network: c.plaintext_network,
         })
+    }
+
+    /// Refuses what would send the store's traffic in the clear across a network, and TLS
+    /// asked of a Unix socket.
+    fn check_transport(&self, config: &tokio_postgres::Config) -> Result<(), StoreError> {
+        use tokio_postgres::config::Host;
+        let refuse = |cause: &str| StoreError::Connect {
+            url: redacted(&self.url),
+            cause: cause.into(),
+        };
+        for host in config.get_hosts() {
+            match (host, &self.tls) {
+                (Host::Unix(_), Some(_)) => {
+                    return Err(refuse(
+                        "store.tls_ca is set but store.url names a Unix socket (TLS is for TCP)",
+                    ))
+                }
+                (Host::Tcp(h), None) if !self.plaintext_network && !is_loopback(h) => {
+                    return Err(refuse(
+                        "a database on the network needs store.tls_ca (TLS to the database), or \
+                         store.plaintext_network = true on a network you trust",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     fn config(&self) -> Result<tokio_postgres::Config, StoreError> {
@@ -78,6 +145,10 @@ impl PostgresOptions {
                     url: redacted(&self.url),
                     cause: e.to_string(),
                 })?;
+        self.check_transport(&config)?;
+        if self.tls.is_some() {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+        }
         config
             .application_name("pdp-provider")
             .connect_timeout(Duration::from_secs(10))
@@ -87,6 +158,16 @@ impl PostgresOptions {
             ));
         Ok(config)
     }
+}
+
+/// Whether a host name or address is this machine's loopback.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The URL without its password, for messages and logs.
@@ -115,13 +196,27 @@ pub(super) fn redacted(url: &str) -> String {
 
 /// A pool of connections to the database, the schema migrated.
 async fn pool(options: &PostgresOptions) -> Result<Pool, StoreError> {
-    let manager = Manager::from_config(
-        options.config()?,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let config = options.config()?;
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match &options.tls {
+        None => Manager::from_config(config, NoTls, manager_config),
+        Some(tls) => {
+            let identity = tls
+                .identity
+                .as_ref()
+                .map(|(c, k)| (c.as_path(), k.as_path()));
+            let client = crate::tls::client::rustls_client(&tls.ca, identity).map_err(|e| {
+                StoreError::Connect {
+                    url: redacted(&options.url),
+                    cause: format!("store.tls_ca / store.tls_cert: {e}"),
+                }
+            })?;
+            let connector = tokio_postgres_rustls::MakeRustlsConnect::new(client);
+            Manager::from_config(config, connector, manager_config)
+        }
+    };
     let pool = Pool::builder(manager)
         .max_size(options.pool_size.max(2))
         .wait_timeout(Some(Duration::from_secs(30)))
