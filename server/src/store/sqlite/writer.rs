@@ -137,6 +137,8 @@ pub(super) fn run(
         };
         batch.finish(committed, &mut rx);
     }
+    // The connection closes before `_running` (dropped last) tells `close` the writer stopped.
+    drop(conn);
 }
 
 /// One batch in one transaction.
