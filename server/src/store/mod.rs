@@ -16,6 +16,9 @@
 //! - [`sealed`]: personal data at rest. This module seals find data, PATs, member records and
 //!   view data on the caller's task before they reach the writer, and opens them after a read;
 //!   the backend only ever sees sealed bytes.
+//! - [`group_commit`]: what both writers share: the channel the ACK path and the audit trail
+//!   write into, a batch drained from it, and the rule that no waiter is answered before the
+//!   commit holding its write.
 //! - [`model`]: the states, as enums; the only place their stored spellings are written.
 //! - This file: the typed, async API over either backend; sealing and opening; the count of open
 //!   finds that decides shedding.
