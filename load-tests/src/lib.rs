@@ -24,6 +24,9 @@
 //! - [`verdict`]: limits, targets, error thresholds.
 //! - [`report`], [`plot`]: what is written.
 
+// The load tool's functions stay short enough to read whole (clippy.toml: 100 lines).
+#![warn(clippy::too_many_lines)]
+
 pub mod client;
 pub mod completion;
 pub mod driver;
@@ -338,6 +341,46 @@ pub async fn run_until(args: LoadArgs, cancel: CancellationToken) -> Result<u8, 
         default_out(&started, &machine, name)
     })?;
 
+    let ctx = Arc::new(context(&plan, cancel).await?);
+    if !plan.quiet {
+        eprintln!(
+            "load `{}` against {} ({} members); results in {}",
+            plan.name,
+            plan.target,
+            ctx.members.len(),
+            plan.out.display()
+        );
+    }
+    let mut results = run_finds(&plan, &ctx).await?;
+    if plan.view_rate > 0.0 && !ctx.cancel.is_cancelled() {
+        if let (Some(c), Some(last)) = (&ctx.control, results.last_mut()) {
+            last.views = Some(run_views(&plan, c, &ctx.cancel).await?);
+        }
+    }
+
+    let verdict = judge(&results);
+    let code = verdict.exit_code();
+    let report = Report {
+        tool: "pdp-provider load",
+        version: env!("CARGO_PKG_VERSION"),
+        scenario: plan.name.clone(),
+        started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        machine,
+        config: plan.clone(),
+        phases: results.iter().map(PhaseReport::of).collect(),
+        verdict,
+    };
+    report.write(&plan.out, &results)?;
+    println!("{}", report.summary_md());
+    println!("written to {}", plan.out.display());
+    Ok(code)
+}
+
+/// What the phases of a run share: the members and the mix over them, the PFS's clients, the
+/// CAS simulator's control listener (and the PeIs it has already registered, so that a followed
+/// find is a new one).
+async fn context(plan: &Plan, cancel: CancellationToken) -> Result<Ctx, LoadError> {
     let members = Arc::new(match &plan.members {
         Some(p) => mix::read_members(p)?,
         None => mix::generate_members(plan.seed, plan.member_count),
@@ -363,28 +406,24 @@ pub async fn run_until(args: LoadArgs, cancel: CancellationToken) -> Result<u8, 
         Duration::from_millis(plan.request_timeout_ms),
     )
     .await?;
-    let ctx = Arc::new(Ctx {
-        clients: clients(&plan)?,
+    Ok(Ctx {
+        clients: clients(plan)?,
         connector,
         url,
         finds: request::Finds::new(members.clone()),
         members,
         picker: Mutex::new(picker),
-        control: control.clone(),
+        control,
         quiet: plan.quiet,
-        cancel: cancel.clone(),
+        cancel,
         run_start: tokio::time::Instant::now(),
-    });
-    if !plan.quiet {
-        eprintln!(
-            "load `{}` against {} ({} members); results in {}",
-            plan.name,
-            plan.target,
-            ctx.members.len(),
-            plan.out.display()
-        );
-    }
-    let faults_set = match (&control, &plan.cas_faults) {
+    })
+}
+
+/// Sends the finds: the main phase, then (unless cancelled) the recovery phase once it has
+/// settled; the plan's CAS faults are set before and cleared after.
+async fn run_finds(plan: &Plan, ctx: &Arc<Ctx>) -> Result<Vec<PhaseResult>, LoadError> {
+    let faults_set = match (&ctx.control, &plan.cas_faults) {
         (Some(c), Some(f)) => {
             c.set_faults(&f.to_sim()).await?;
             true
@@ -392,66 +431,51 @@ pub async fn run_until(args: LoadArgs, cancel: CancellationToken) -> Result<u8, 
         _ => false,
     };
 
-    let (main, recovery) = phases(&plan);
-    let mut results = vec![driver::run_phase(&ctx, main).await];
+    let (main, recovery) = phases(plan);
+    let mut results = vec![driver::run_phase(ctx, main).await];
     if let Some((settle, spec)) = recovery {
-        if !cancel.is_cancelled() {
+        if !ctx.cancel.is_cancelled() {
             tokio::select! {
                 _ = tokio::time::sleep(settle) => {}
-                _ = cancel.cancelled() => {}
+                _ = ctx.cancel.cancelled() => {}
             }
-            results.push(driver::run_phase(&ctx, spec).await);
+            results.push(driver::run_phase(ctx, spec).await);
         }
     }
     if faults_set {
-        if let Some(c) = &control {
+        if let Some(c) = &ctx.control {
             if let Err(e) = c.clear_faults().await {
                 eprintln!("warning: faults left set at the CAS simulator: {e}");
             }
         }
     }
+    Ok(results)
+}
 
-    if plan.view_rate > 0.0 && !cancel.is_cancelled() {
-        if let (Some(c), Some(last)) = (&control, results.last_mut()) {
-            let guids = views::asset_guids(c).await?;
-            let dashboard = pdp_sim::dashboard::Dashboard::new(
-                &plan.target,
-                &plan.cas_url,
-                &plan.certs.join(files::CA),
-                &plan.certs.join(files::DASHBOARD),
-                &plan.certs.join(files::DASHBOARD_KEY),
-            )?;
-            last.views = Some(
-                views::run(
-                    dashboard,
-                    guids,
-                    plan.view_rate,
-                    plan.duration(),
-                    &cancel,
-                    plan.quiet,
-                )
-                .await,
-            );
-        }
-    }
-
-    let verdict = judge(&results);
-    let code = verdict.exit_code();
-    let report = Report {
-        tool: "pdp-provider load",
-        version: env!("CARGO_PKG_VERSION"),
-        scenario: plan.name.clone(),
-        started_at: started.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        machine,
-        config: plan.clone(),
-        phases: results.iter().map(PhaseReport::of).collect(),
-        verdict,
-    };
-    report.write(&plan.out, &results)?;
-    println!("{}", report.summary_md());
-    println!("written to {}", plan.out.display());
-    Ok(code)
+/// The view phase after the finds: MaPS' dashboard views the PeIs registered at the CAS
+/// simulator, at the plan's view rate for its duration.
+async fn run_views(
+    plan: &Plan,
+    control: &Control,
+    cancel: &CancellationToken,
+) -> Result<views::Views, LoadError> {
+    let guids = views::asset_guids(control).await?;
+    let dashboard = pdp_sim::dashboard::Dashboard::new(
+        &plan.target,
+        &plan.cas_url,
+        &plan.certs.join(files::CA),
+        &plan.certs.join(files::DASHBOARD),
+        &plan.certs.join(files::DASHBOARD_KEY),
+    )?;
+    Ok(views::run(
+        dashboard,
+        guids,
+        plan.view_rate,
+        plan.duration(),
+        cancel,
+        plan.quiet,
+    )
+    .await)
 }
 
 #[cfg(test)]

@@ -269,10 +269,22 @@ impl Report {
         Ok(())
     }
 
-    /// The markdown summary.
+    /// The markdown summary: the verdict and the setup, then latency, requests and failures per
+    /// phase, then how to read the figures.
     pub fn summary_md(&self) -> String {
-        let c = &self.config;
         let mut s = String::new();
+        self.write_heading(&mut s);
+        self.write_setup(&mut s);
+        self.write_latency(&mut s);
+        self.write_requests(&mut s);
+        self.write_failures(&mut s);
+        self.write_notes(&mut s);
+        s
+    }
+
+    /// The title, the scenario's description and the verdict.
+    fn write_heading(&self, s: &mut String) {
+        let c = &self.config;
         let verdict = match (self.verdict.passed, self.verdict.targets_met) {
             (true, true) => "**PASS**: every CoCo limit and recommended target met",
             (true, false) => "**PASS**: every CoCo limit met; a recommended target missed",
@@ -283,6 +295,12 @@ impl Report {
             let _ = writeln!(s, "{d}\n");
         }
         let _ = writeln!(s, "{verdict}\n");
+    }
+
+    /// The setup as a list: the load, the mix and members, completion, CAS faults, the
+    /// machine, when it ran.
+    fn write_setup(&self, s: &mut String) {
+        let c = &self.config;
         let load = match c.mode {
             Mode::Open => format!(
                 "open loop at {} finds/s (at most {} in flight) for {} s over {} client(s)",
@@ -341,7 +359,11 @@ impl Report {
             "- started {}, finished {}\n",
             self.started_at, self.finished_at
         );
+    }
 
+    /// The latency table: a row per phase and series, its percentiles against its CoCo limit
+    /// and recommended target.
+    fn write_latency(&self, s: &mut String) {
         let _ = writeln!(s, "## Latency (ms)\n");
         let _ = writeln!(
             s,
@@ -389,7 +411,11 @@ impl Report {
                 );
             }
         }
+    }
 
+    /// The requests table: a row per phase, what was sent and answered, and its error rate
+    /// against the threshold.
+    fn write_requests(&self, s: &mut String) {
         let _ = writeln!(s, "\n## Requests\n");
         let _ = writeln!(
             s,
@@ -440,6 +466,11 @@ impl Report {
                 yes_no(err_ok),
             );
         }
+    }
+
+    /// The failures: a row per phase, stage and reason, most frequent first; or a line saying
+    /// there were none.
+    fn write_failures(&self, s: &mut String) {
         let _ = writeln!(s, "\n## Failures\n");
         if self.phases.iter().all(|p| p.failures.stages().is_empty()) {
             let _ = writeln!(s, "No find, completion or view failed.");
@@ -454,6 +485,10 @@ impl Report {
                 }
             }
         }
+    }
+
+    /// An interruption, if there was one, and how the figures were measured.
+    fn write_notes(&self, s: &mut String) {
         if self.phases.iter().any(|p| p.interrupted) {
             let _ = writeln!(
                 s,
@@ -467,6 +502,5 @@ impl Report {
              the CAS simulator (100 ms polls). Plots: `latency-over-time.svg`, \
              `percentiles.svg`; every figure: `result.json`."
         );
-        s
     }
 }

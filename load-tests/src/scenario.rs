@@ -289,34 +289,13 @@ impl Plan {
             Some((p, s)) => (Some(p.to_owned()), s),
             None => (None, Scenario::default()),
         };
-        let name = args
-            .name
-            .clone()
-            .or(s.name.clone())
-            .or_else(|| {
-                file.as_ref()
-                    .and_then(|f| f.file_stem())
-                    .map(|n| n.to_string_lossy().into_owned())
-            })
-            .unwrap_or_else(|| "adhoc".into());
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            || name.starts_with('.')
-        {
-            return Err(invalid("name", "letters, digits, '-', '_', '.' only"));
-        }
+        let name = Self::name(args, s.name.as_deref(), file.as_deref())?;
         let mode = if args.closed_loop {
             Mode::Closed
         } else {
             s.mode.unwrap_or(Mode::Open)
         };
-        let mix = match &args.mix {
-            Some(m) => Mix::parse(m).map_err(|r| invalid("mix", &r))?,
-            None => s.mix.unwrap_or_default(),
-        };
-        mix.check().map_err(|r| invalid("mix", &r))?;
+        let mix = Self::mix(args, s.mix)?;
         let plan = Plan {
             out: args.out.clone().unwrap_or_else(|| default_out(&name)),
             name,
@@ -387,6 +366,43 @@ impl Plan {
         };
         plan.check()?;
         Ok(plan)
+    }
+
+    /// The run's name: `--name`, else the scenario's, else its file's stem, else `adhoc`; it
+    /// names a directory, so letters, digits, '-', '_' and '.' only, not leading '.'.
+    fn name(
+        args: &LoadArgs,
+        scenario: Option<&str>,
+        file: Option<&Path>,
+    ) -> Result<String, LoadError> {
+        let name = args
+            .name
+            .clone()
+            .or(scenario.map(str::to_owned))
+            .or_else(|| {
+                file.and_then(|f| f.file_stem())
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "adhoc".into());
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            || name.starts_with('.')
+        {
+            return Err(invalid("name", "letters, digits, '-', '_', '.' only"));
+        }
+        Ok(name)
+    }
+
+    /// The mix: `--mix`, else the scenario's, else 1,1,1; checked.
+    fn mix(args: &LoadArgs, scenario: Option<Mix>) -> Result<Mix, LoadError> {
+        let mix = match &args.mix {
+            Some(m) => Mix::parse(m).map_err(|r| invalid("mix", &r))?,
+            None => scenario.unwrap_or_default(),
+        };
+        mix.check().map_err(|r| invalid("mix", &r))?;
+        Ok(mix)
     }
 
     /// Checks ranges and combinations.

@@ -13,6 +13,8 @@ use pdp_provider::members::generate::{self, FindKind};
 use pdp_provider::store::{FindState, Store, StoreLimits};
 use pdp_provider::tls::pki::files;
 
+use crate::pfs::FindAnswer;
+
 /// Options of `pdp-provider demo`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -77,8 +79,44 @@ pub fn sim_tls(certs: &Path) -> TlsConfig {
     }
 }
 
+/// The seed of the demo's members and schemes: the same people on every run.
+const SEED: u64 = 42;
+
 /// Runs the demo; the exit code is non-zero if a find did not end as expected.
 pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
+    let mut config = demo_config(&args)?;
+    let store = import_members(&args, &config).await?;
+    let cas = start_cas(&mut config, &args.certs).await?;
+    let (running, pfs) = start_endpoint(config, &args.certs, &cas).await?;
+    let mut sent = send_finds(&pfs, args.finds, args.members).await;
+    wait_for_ends(&store, &sent.finds).await;
+    let as_expected = print_outcomes(&store, &sent.finds).await?;
+    sent.print_totals(as_expected, cas.state.registrations().len());
+    let code = if as_expected == sent.finds.len() {
+        0
+    } else {
+        1
+    };
+    if !args.exit {
+        println!();
+        println!(
+            "serving; metrics at http://{}/metrics; Ctrl-C to stop",
+            running.ops_addr
+        );
+        let token = running.shutdown_token();
+        tokio::spawn(pdp_provider::shutdown::on_signal(token));
+        running.run_until_shutdown().await;
+    } else {
+        running.stop().await;
+    }
+    cas.stop();
+    store.close().await;
+    Ok(code)
+}
+
+/// The endpoint config from `--config`, with the dev PKI in `--certs` (written if missing) for
+/// every party and the store in `--dir`.
+fn demo_config(args: &DemoArgs) -> Result<Config, DemoError> {
     if !args.certs.join(files::CA).exists() {
         pdp_provider::tls::pki::init(&args.certs)?;
         println!("wrote a development PKI to {}", args.certs.display());
@@ -94,15 +132,17 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
     config.cas.client_key = args.certs.join(files::PROVIDER_KEY);
     config.cas.ca = args.certs.join(files::CA);
     config.view.signing_key = args.certs.join(files::VIEW_SIGNING_KEY);
+    Ok(config)
+}
 
-    // Members: generated once, imported into the store.
-    let seed = 42;
+/// Opens the demo's own handle on the store (member import now, find states later), with the
+/// members generated once into `--dir` and imported if the store has none.
+async fn import_members(args: &DemoArgs, config: &Config) -> Result<Store, DemoError> {
     let member_file = args.dir.join("members.jsonl");
     if !member_file.exists() {
-        generate::write_jsonl(std::fs::File::create(&member_file)?, args.members, seed)?;
+        generate::write_jsonl(std::fs::File::create(&member_file)?, args.members, SEED)?;
     }
     let key = pdp_provider::store::sealed::DataKey::load(&config.crypto)?;
-    // The demo's own handle on the store: member import now, find states later.
     let store = Store::open(&config.store.path, key, StoreLimits::default())?;
     if store.member_count().await? == 0 {
         let report = pdp_provider::members::import::import_from_async(
@@ -117,8 +157,11 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
             report.pensions
         );
     }
+    Ok(store)
+}
 
-    // The simulated CAS where the config expects it.
+/// Starts the simulated CAS where the config expects it, and points the config at it.
+async fn start_cas(config: &mut Config, certs: &Path) -> Result<crate::cas::CasSim, DemoError> {
     let cas_addr = config
         .cas
         .base_url
@@ -127,15 +170,24 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
         .parse()
         .unwrap_or_else(|_| "127.0.0.1:8444".parse().expect("literal"));
     let control: std::net::SocketAddr = "127.0.0.1:0".parse().expect("literal");
-    let cas = crate::cas::CasSim::start(cas_addr, control, &sim_tls(&args.certs)).await?;
+    let cas = crate::cas::CasSim::start(cas_addr, control, &sim_tls(certs)).await?;
     config.cas.base_url = cas.base_url();
     println!(
         "CAS simulator on {} (control http://{})",
         cas.base_url(),
         cas.control_addr
     );
+    Ok(cas)
+}
 
-    let running = pdp_provider::app::start(config.clone()).await?;
+/// Starts the endpoint, publishes its signing key at the CAS, and returns it with the simulated
+/// PFS that calls it.
+async fn start_endpoint(
+    config: Config,
+    certs: &Path,
+    cas: &crate::cas::CasSim,
+) -> Result<(pdp_provider::app::Running, crate::pfs::Pfs), DemoError> {
+    let running = pdp_provider::app::start(config).await?;
     // PDP publishes the provider's signing key at the CAS jwk_uri at onboarding.
     if let Some(jwks) = running.jwks() {
         cas.state.publish_jwks(&jwks);
@@ -144,38 +196,90 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
     println!("endpoint on {base} (ops http://{})", running.ops_addr);
     let pfs = crate::pfs::Pfs::new(
         &base,
-        &args.certs.join(files::CA),
-        &args.certs.join(files::PFS),
-        &args.certs.join(files::PFS_KEY),
+        &certs.join(files::CA),
+        &certs.join(files::PFS),
+        &certs.join(files::PFS_KEY),
     )?;
+    Ok((running, pfs))
+}
 
-    // Find requests: yes, possible, no, in turn.
-    let schemes = generate::schemes(seed);
-    let mut sent = Vec::new();
-    let mut ack_ms = Vec::new();
-    for i in 0..args.finds {
+/// One find request the simulated PFS sent.
+struct SentFind {
+    /// What the endpoint answered.
+    answer: FindAnswer,
+    /// The outcome it was built to have.
+    kind: FindKind,
+}
+
+/// The find requests the demo sent, in order, and how long each took to be ACKed.
+struct Sent {
+    /// Each find request, in the order sent.
+    finds: Vec<SentFind>,
+    /// Each ACK's latency in milliseconds, in the order sent.
+    ack_ms: Vec<f64>,
+}
+
+// === impl Sent ===
+
+impl Sent {
+    /// Prints the totals under the table: finds ACKed, as expected, PeIs registered, and the
+    /// ACK latency's spread.
+    fn print_totals(&mut self, as_expected: usize, registered: usize) {
+        self.ack_ms.sort_by(f64::total_cmp);
+        println!();
+        println!(
+            "{} finds ACKed ({} as expected); {} PeIs registered at the CAS simulator",
+            self.finds.iter().filter(|f| f.answer.status == 202).count(),
+            as_expected,
+            registered
+        );
+        if let (Some(first), Some(last)) = (self.ack_ms.first(), self.ack_ms.last()) {
+            println!(
+                "ACK latency: min {first:.1} ms, median {:.1} ms, max {last:.1} ms",
+                self.ack_ms[self.ack_ms.len() / 2]
+            );
+        }
+    }
+}
+
+/// Sends `count` find requests (yes, possible, no, in turn) for members among the first
+/// `members` that have a NINO.
+async fn send_finds(pfs: &crate::pfs::Pfs, count: usize, members: u64) -> Sent {
+    let schemes = generate::schemes(SEED);
+    let mut sent = Sent {
+        finds: Vec::new(),
+        ack_ms: Vec::new(),
+    };
+    for i in 0..count {
         let kind = [FindKind::Yes, FindKind::Possible, FindKind::No][i % 3];
-        let mut n = (i as u64 * 7919) % args.members.max(1);
-        let mut member = generate::member(seed, n, &schemes);
+        let mut n = (i as u64 * 7919) % members.max(1);
+        let mut member = generate::member(SEED, n, &schemes);
         while member.nino.is_none() {
-            n = (n + 1) % args.members.max(1);
-            member = generate::member(seed, n, &schemes);
+            n = (n + 1) % members.max(1);
+            member = generate::member(SEED, n, &schemes);
         }
         let sub = uuid::Uuid::new_v4().to_string();
         let body = generate::find_for(&member, kind, &sub);
         let t = Instant::now();
         let answer = pfs.find(&body).await;
-        ack_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-        sent.push((answer, kind, member.pensions.len()));
+        sent.ack_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        sent.finds.push(SentFind { answer, kind });
     }
+    sent
+}
 
-    // Wait for every find to reach its end.
+/// Waits (up to 70 s) for every find to reach its end: done or failed.
+async fn wait_for_ends(store: &Store, finds: &[SentFind]) {
     let deadline = Instant::now() + Duration::from_secs(70);
     let ended = |s: FindState| matches!(s, FindState::Done | FindState::Failed);
     loop {
         let mut open = 0;
-        for (a, _, _) in &sent {
-            let row = store.find_request(&a.request_id).await.ok().flatten();
+        for f in finds {
+            let row = store
+                .find_request(&f.answer.request_id)
+                .await
+                .ok()
+                .flatten();
             if row.is_none_or(|f| !ended(f.state)) {
                 open += 1;
             }
@@ -185,14 +289,18 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
 
+/// Prints a row per find (its ACK, its outcome, how long from ACK to done) and returns how many
+/// ended as they were built to.
+async fn print_outcomes(store: &Store, finds: &[SentFind]) -> Result<usize, DemoError> {
     println!();
     println!(
         "{:<36}  {:<9}  {:<4}  {:<15}  {:>12}",
         "request_id", "sent as", "ACK", "outcome", "ACK→done ms"
     );
     let mut as_expected = 0;
-    for (a, kind, _) in &sent {
+    for SentFind { answer: a, kind } in finds {
         let row = store.find_request(&a.request_id).await?;
         let (outcome, took) = match &row {
             Some(f) if f.state == FindState::Failed => (
@@ -223,35 +331,5 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
             took.map_or("-".into(), |t| format!("{t:.0}"))
         );
     }
-    ack_ms.sort_by(f64::total_cmp);
-    let registered = cas.state.registrations().len();
-    println!();
-    println!(
-        "{} finds ACKed ({} as expected); {} PeIs registered at the CAS simulator",
-        sent.iter().filter(|(a, _, _)| a.status == 202).count(),
-        as_expected,
-        registered
-    );
-    if let (Some(first), Some(last)) = (ack_ms.first(), ack_ms.last()) {
-        println!(
-            "ACK latency: min {first:.1} ms, median {:.1} ms, max {last:.1} ms",
-            ack_ms[ack_ms.len() / 2]
-        );
-    }
-    let code = if as_expected == sent.len() { 0 } else { 1 };
-    if !args.exit {
-        println!();
-        println!(
-            "serving; metrics at http://{}/metrics; Ctrl-C to stop",
-            running.ops_addr
-        );
-        let token = running.shutdown_token();
-        tokio::spawn(pdp_provider::shutdown::on_signal(token));
-        running.run_until_shutdown().await;
-    } else {
-        running.stop().await;
-    }
-    cas.stop();
-    store.close().await;
-    Ok(code)
+    Ok(as_expected)
 }

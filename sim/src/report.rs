@@ -167,6 +167,17 @@ fn only(m: &Map<String, Value>, allowed: &[&str]) -> Check {
     Ok(())
 }
 
+/// Refuses the first of `fields` (key, error code) that is not a date-time as the stub's pattern
+/// has it.
+fn datetimes_ok(m: &Map<String, Value>, fields: &[(&str, &str)]) -> Check {
+    for (k, code) in fields {
+        if !m.get(*k).and_then(Value::as_str).is_some_and(datetime_ok) {
+            return bad(code);
+        }
+    }
+    Ok(())
+}
+
 fn count(m: &Map<String, Value>, key: &str, code: &str) -> Check {
     match m.get(key).and_then(Value::as_i64) {
         Some(n) if (0..=i64::from(i32::MAX)).contains(&n) => Ok(()),
@@ -270,14 +281,13 @@ fn calc_array(v: Option<&Value>) -> Check {
         {
             return bad("VALUE_CODE");
         }
-        for (k, code) in [
-            ("calculation_start_date", "CALCULATION_START_DATE"),
-            ("calculation_end_date", "CALCULATION_END_DATE"),
-        ] {
-            if !i.get(k).and_then(Value::as_str).is_some_and(datetime_ok) {
-                return bad(code);
-            }
-        }
+        datetimes_ok(
+            i,
+            &[
+                ("calculation_start_date", "CALCULATION_START_DATE"),
+                ("calculation_end_date", "CALCULATION_END_DATE"),
+            ],
+        )?;
     }
     Ok(())
 }
@@ -323,14 +333,13 @@ fn periods_ok(items: &[Value]) -> Check {
                 {
                     return bad("UNAVAIL_REASON");
                 }
-                for (k, code) in [
-                    ("start_date_ts", "START_DATE_TS"),
-                    ("end_date_ts", "END_DATE_TS"),
-                ] {
-                    if !p.get(k).and_then(Value::as_str).is_some_and(datetime_ok) {
-                        return bad(code);
-                    }
-                }
+                datetimes_ok(
+                    p,
+                    &[
+                        ("start_date_ts", "START_DATE_TS"),
+                        ("end_date_ts", "END_DATE_TS"),
+                    ],
+                )?;
             }
         }
     }
@@ -343,167 +352,185 @@ pub fn validate(kind: ReportKind, body: &Value) -> Check {
         return bad("REQUEST_BODY");
     };
     match kind {
-        ReportKind::RequestNumber => {
-            let mut allowed = COMMON.to_vec();
-            allowed.push("req_count");
-            only(m, &allowed)?;
-            common(m, false)?;
-            count(m, "req_count", "REQ_COUNT")
-        }
-        ReportKind::ResponseTime => {
-            let mut allowed = COMMON.to_vec();
-            allowed.push("items");
-            only(m, &allowed)?;
-            let is_null = common(m, true)?;
-            match (is_null, m.get("items")) {
-                (true, None | Some(Value::Null)) => Ok(()),
-                (true, Some(_)) => bad("UNEXPECTED_FIELD"),
-                (false, items) => {
-                    let Some(items) = items
-                        .and_then(Value::as_array)
-                        .filter(|i| (1..=MAX_RESPONSE_TIMES).contains(&i.len()))
-                    else {
-                        return bad("REQ_DATE_TS");
-                    };
-                    for item in items {
-                        let Some(i) = item.as_object() else {
-                            return bad("REQ_DATE_TS");
-                        };
-                        only(i, &["req_date_ts", "resp_date_ts"])?;
-                        for (k, code) in [
-                            ("req_date_ts", "REQ_DATE_TS"),
-                            ("resp_date_ts", "RESP_DATE_TS"),
-                        ] {
-                            if !i.get(k).and_then(Value::as_str).is_some_and(datetime_ok) {
-                                return bad(code);
-                            }
-                        }
-                    }
-                    Ok(())
-                }
-            }
-        }
-        ReportKind::Calculations => {
-            let mut allowed = COMMON.to_vec();
-            allowed.extend([
-                "calculation_type",
-                "single_calculation",
-                "multiple_calculation",
-            ]);
-            only(m, &allowed)?;
-            let has_data =
-                m.contains_key("single_calculation") || m.contains_key("multiple_calculation");
-            let is_null = common(m, true)?;
-            if is_null {
-                return if has_data {
-                    bad("UNEXPECTED_FIELD")
-                } else {
-                    Ok(())
+        ReportKind::RequestNumber => request_number_ok(m),
+        ReportKind::ResponseTime => response_time_ok(m),
+        ReportKind::Calculations => calculations_ok(m),
+        ReportKind::Unavailable => unavailable_ok(m),
+        ReportKind::FindAvailability | ReportKind::ViewAvailability => availability_ok(m),
+    }
+}
+
+/// Refuses a field that is neither one of [`COMMON`] nor one of `extra`.
+fn only_common_and(m: &Map<String, Value>, extra: &[&str]) -> Check {
+    let mut allowed = COMMON.to_vec();
+    allowed.extend(extra);
+    only(m, &allowed)
+}
+
+/// A request-number report: the common fields and `req_count`; never a null submission.
+fn request_number_ok(m: &Map<String, Value>) -> Check {
+    only_common_and(m, &["req_count"])?;
+    common(m, false)?;
+    count(m, "req_count", "REQ_COUNT")
+}
+
+/// A response-time report: the common fields and, unless it is a null submission, its items.
+fn response_time_ok(m: &Map<String, Value>) -> Check {
+    only_common_and(m, &["items"])?;
+    let is_null = common(m, true)?;
+    match (is_null, m.get("items")) {
+        (true, None | Some(Value::Null)) => Ok(()),
+        (true, Some(_)) => bad("UNEXPECTED_FIELD"),
+        (false, items) => {
+            let Some(items) = items
+                .and_then(Value::as_array)
+                .filter(|i| (1..=MAX_RESPONSE_TIMES).contains(&i.len()))
+            else {
+                return bad("REQ_DATE_TS");
+            };
+            for item in items {
+                let Some(i) = item.as_object() else {
+                    return bad("REQ_DATE_TS");
                 };
-            }
-            match m.get("calculation_type").and_then(Value::as_str) {
-                Some("single") => calc_array(m.get("single_calculation")),
-                Some("multiple") => {
-                    let Some(mc) = m.get("multiple_calculation").and_then(Value::as_object) else {
-                        return bad("CALCULATION_TYPE");
-                    };
-                    only(mc, &["eriCalculationData", "accruedCalculationData"])?;
-                    calc_array(mc.get("eriCalculationData"))?;
-                    calc_array(mc.get("accruedCalculationData"))
-                }
-                _ => bad("CALCULATION_TYPE"),
-            }
-        }
-        ReportKind::Unavailable => {
-            let counts = [
-                ("contact_count", "CONTACT_COUNT"),
-                ("missingadmin_count", "MISSINGADMIN_COUNT"),
-                ("temperror_count", "TEMPERROR_COUNT"),
-                ("eri_unavail_ano_count", "ERI_UNAVAIL_ANO_COUNT"),
-                ("eri_unavail_ppf_count", "ERI_UNAVAIL_PPF_COUNT"),
-                ("eri_unavail_trn_count", "ERI_UNAVAIL_TRN_COUNT"),
-                ("accrued_unavail_ano_count", "ACCRUED_UNAVAIL_ANO_COUNT"),
-                ("accrued_unavail_ppf_count", "ACCRUED_UNAVAIL_PPF_COUNT"),
-                ("accrued_unavail_trn_count", "ACCRUED_UNAVAIL_TRN_COUNT"),
-            ];
-            let mut allowed = COMMON.to_vec();
-            allowed.extend(counts.iter().map(|(k, _)| *k));
-            only(m, &allowed)?;
-            common(m, false)?;
-            for (k, code) in counts {
-                count(m, k, code)?;
+                only(i, &["req_date_ts", "resp_date_ts"])?;
+                datetimes_ok(
+                    i,
+                    &[
+                        ("req_date_ts", "REQ_DATE_TS"),
+                        ("resp_date_ts", "RESP_DATE_TS"),
+                    ],
+                )?;
             }
             Ok(())
         }
-        ReportKind::FindAvailability | ReportKind::ViewAvailability => {
-            let is_null =
-                m.get("submission_reason").and_then(Value::as_str) == Some("null submission");
-            if is_null && m.get("submission_id").is_some_and(|v| !v.is_null()) {
-                return bad("SUBMISSION_ID");
-            }
-            for (k, code) in [
-                ("record_id", "RECORD_ID"),
-                ("submission_status", "SUBMISSION_STATUS"),
-                ("reporting_period_start", "REPORTING_PERIOD_START"),
-                ("submission_reason", "SUBMISSION_REASON"),
-                ("submission_id", "SUBMISSION_ID"),
-                ("items", "HOLDERNAMEGUID"),
-            ] {
-                match m.get(k) {
-                    None => return bad(code),
-                    Some(Value::Null) if !(is_null && k == "submission_id") => return bad(code),
-                    _ => {}
-                }
-            }
-            if !uuid_ok(&m["record_id"]) {
-                return bad("RECORD_ID");
-            }
-            if !m["submission_id"].is_null() && !uuid_ok(&m["submission_id"]) {
-                return bad("SUBMISSION_ID");
-            }
-            if !m["submission_reason"].as_str().is_some_and(|s| {
-                ["initial submission", "resubmission", "null submission"].contains(&s)
-            }) {
-                return bad("SUBMISSION_REASON");
-            }
-            if !m["submission_status"]
-                .as_str()
-                .is_some_and(|s| ["on time", "correction", "late"].contains(&s))
-            {
-                return bad("SUBMISSION_STATUS");
-            }
-            if !m["reporting_period_start"]
-                .as_str()
-                .is_some_and(datetime_ok)
-            {
-                return bad("REPORTING_PERIOD_START");
-            }
-            only(
-                m,
-                &[
-                    "record_id",
-                    "submission_status",
-                    "reporting_period_start",
-                    "submission_id",
-                    "submission_reason",
-                    "items",
-                ],
-            )?;
-            let Some(items) = m["items"].as_array() else {
-                return bad("HOLDERNAMEGUID");
+    }
+}
+
+/// A calculations report: the common fields and, unless it is a null submission, its
+/// calculations, single or multiple as `calculation_type` says.
+fn calculations_ok(m: &Map<String, Value>) -> Check {
+    only_common_and(
+        m,
+        &[
+            "calculation_type",
+            "single_calculation",
+            "multiple_calculation",
+        ],
+    )?;
+    let has_data = m.contains_key("single_calculation") || m.contains_key("multiple_calculation");
+    let is_null = common(m, true)?;
+    if is_null {
+        return if has_data {
+            bad("UNEXPECTED_FIELD")
+        } else {
+            Ok(())
+        };
+    }
+    match m.get("calculation_type").and_then(Value::as_str) {
+        Some("single") => calc_array(m.get("single_calculation")),
+        Some("multiple") => {
+            let Some(mc) = m.get("multiple_calculation").and_then(Value::as_object) else {
+                return bad("CALCULATION_TYPE");
             };
-            if is_null {
-                if items.is_empty() || items.len() > MAX_HOLDER_MAPS {
-                    return bad("HOLDERNAMEGUID");
-                }
-                if !items.iter().all(uuid_ok) {
-                    return bad("UNEXPECTED_FIELD");
-                }
-                return Ok(());
-            }
-            periods_ok(items)
+            only(mc, &["eriCalculationData", "accruedCalculationData"])?;
+            calc_array(mc.get("eriCalculationData"))?;
+            calc_array(mc.get("accruedCalculationData"))
+        }
+        _ => bad("CALCULATION_TYPE"),
+    }
+}
+
+/// An unavailable report: the common fields and its nine counts; never a null submission.
+fn unavailable_ok(m: &Map<String, Value>) -> Check {
+    let counts = [
+        ("contact_count", "CONTACT_COUNT"),
+        ("missingadmin_count", "MISSINGADMIN_COUNT"),
+        ("temperror_count", "TEMPERROR_COUNT"),
+        ("eri_unavail_ano_count", "ERI_UNAVAIL_ANO_COUNT"),
+        ("eri_unavail_ppf_count", "ERI_UNAVAIL_PPF_COUNT"),
+        ("eri_unavail_trn_count", "ERI_UNAVAIL_TRN_COUNT"),
+        ("accrued_unavail_ano_count", "ACCRUED_UNAVAIL_ANO_COUNT"),
+        ("accrued_unavail_ppf_count", "ACCRUED_UNAVAIL_PPF_COUNT"),
+        ("accrued_unavail_trn_count", "ACCRUED_UNAVAIL_TRN_COUNT"),
+    ];
+    let keys: Vec<&str> = counts.iter().map(|(k, _)| *k).collect();
+    only_common_and(m, &keys)?;
+    common(m, false)?;
+    for (k, code) in counts {
+        count(m, k, code)?;
+    }
+    Ok(())
+}
+
+/// A find- or view-availability report: its own envelope (no `holdernameGuid`), then the
+/// holdernames (a null submission) or their unavailable periods.
+fn availability_ok(m: &Map<String, Value>) -> Check {
+    let is_null = m.get("submission_reason").and_then(Value::as_str) == Some("null submission");
+    if is_null && m.get("submission_id").is_some_and(|v| !v.is_null()) {
+        return bad("SUBMISSION_ID");
+    }
+    for (k, code) in [
+        ("record_id", "RECORD_ID"),
+        ("submission_status", "SUBMISSION_STATUS"),
+        ("reporting_period_start", "REPORTING_PERIOD_START"),
+        ("submission_reason", "SUBMISSION_REASON"),
+        ("submission_id", "SUBMISSION_ID"),
+        ("items", "HOLDERNAMEGUID"),
+    ] {
+        match m.get(k) {
+            None => return bad(code),
+            Some(Value::Null) if !(is_null && k == "submission_id") => return bad(code),
+            _ => {}
         }
     }
+    if !uuid_ok(&m["record_id"]) {
+        return bad("RECORD_ID");
+    }
+    if !m["submission_id"].is_null() && !uuid_ok(&m["submission_id"]) {
+        return bad("SUBMISSION_ID");
+    }
+    if !m["submission_reason"]
+        .as_str()
+        .is_some_and(|s| ["initial submission", "resubmission", "null submission"].contains(&s))
+    {
+        return bad("SUBMISSION_REASON");
+    }
+    if !m["submission_status"]
+        .as_str()
+        .is_some_and(|s| ["on time", "correction", "late"].contains(&s))
+    {
+        return bad("SUBMISSION_STATUS");
+    }
+    if !m["reporting_period_start"]
+        .as_str()
+        .is_some_and(datetime_ok)
+    {
+        return bad("REPORTING_PERIOD_START");
+    }
+    only(
+        m,
+        &[
+            "record_id",
+            "submission_status",
+            "reporting_period_start",
+            "submission_id",
+            "submission_reason",
+            "items",
+        ],
+    )?;
+    let Some(items) = m["items"].as_array() else {
+        return bad("HOLDERNAMEGUID");
+    };
+    if is_null {
+        if items.is_empty() || items.len() > MAX_HOLDER_MAPS {
+            return bad("HOLDERNAMEGUID");
+        }
+        if !items.iter().all(uuid_ok) {
+            return bad("UNEXPECTED_FIELD");
+        }
+        return Ok(());
+    }
+    periods_ok(items)
 }
 
 #[cfg(test)]
