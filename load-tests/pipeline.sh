@@ -178,7 +178,7 @@ drain_run() { # name load-args...
     local t0 t1 acked completed
     t0=$(now)
     load "$name" "$@"
-    while [ "$(metric pdp_find_queue_depth)" != 0 ]; do sleep 0.05; done
+    while [ "$(both pdp_find_queue_depth)" != 0 ]; do sleep 0.05; done
     t1=$(now)
     acked=$(both 'pdp_find_requests_total{outcome="ack"}')
     completed=$(both pdp_finds_completed_total)

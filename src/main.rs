@@ -788,9 +788,7 @@ fn report(command: ReportCommand) -> anyhow::Result<ExitCode> {
                 emergency,
             };
             let calendar = pdp_provider::report::downtime::calendar(&config);
-            let nation = holdername
-                .and_then(|h| config.view.nations.iter().find(|n| n.holdername == h))
-                .map_or(config.view.nation, |n| n.nation);
+            let nation = config.view.nation_of(holdername);
             let id = with_store(&config, |s| async move {
                 pdp_provider::report::downtime::announce(
                     &s,

@@ -36,7 +36,6 @@ use tokio_rustls::TlsConnector;
 use super::driver::Outcome;
 use super::failure::Transport;
 use super::LoadError;
-use pdp_provider::tls::TlsError;
 
 /// Time to open a connection (TCP and the TLS handshake), as reqwest's `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -134,19 +133,7 @@ impl Connector {
 /// The PFS's client config: its certificate and key, only `ca` trusted, TLS 1.2 or 1.3,
 /// ALPN `http/1.1`.
 fn tls_config(ca: &Path, cert: &Path, key: &Path) -> Result<rustls::ClientConfig, LoadError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in pdp_provider::tls::load_certs(ca)? {
-        roots.add(c).map_err(TlsError::from)?;
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(pdp_provider::tls::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(TlsError::from)?
-        .with_root_certificates(roots)
-        .with_client_auth_cert(
-            pdp_provider::tls::load_certs(cert)?,
-            pdp_provider::tls::load_key(key)?,
-        )
-        .map_err(TlsError::from)?;
+    let mut config = pdp_provider::tls::client::rustls_client(ca, Some((cert, key)))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }

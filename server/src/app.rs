@@ -259,7 +259,6 @@ fn limits(config: &Config) -> Limits {
     }
 }
 
-/// The background upkeep: heartbeats, certificate expiry, audit purge, possible-match expiry.
 /// The operator console's listener, when `console.enabled`: its address.
 async fn start_console(
     config: &Config,
@@ -297,6 +296,7 @@ fn spawn_reporting(config: &Config, store: &Store, cas: &CasClient, shutdown: &C
     }
 }
 
+/// The background upkeep: heartbeats, certificate expiry, audit purge, possible-match expiry.
 fn upkeep(config: &Config, store: Store, cas: CasClient) -> crate::upkeep::Upkeep {
     crate::upkeep::Upkeep {
         store,

@@ -530,6 +530,19 @@ impl Default for CasConfig {
     }
 }
 
+impl ViewConfig {
+    /// The nation whose bank holidays count for `holdername` (the default for none or an
+    /// unlisted one).
+    pub fn nation_of(
+        &self,
+        holdername: Option<uuid::Uuid>,
+    ) -> crate::view_data::working_days::Nation {
+        holdername
+            .and_then(|h| self.nations.iter().find(|n| n.holdername == h))
+            .map_or(self.nation, |n| n.nation)
+    }
+}
+
 impl Default for ViewConfig {
     fn default() -> Self {
         Self {
@@ -760,7 +773,7 @@ impl Config {
 }
 
 /// A config value out of its range.
-fn invalid(field: &'static str, reason: &str) -> ConfigError {
+pub(crate) fn invalid(field: &'static str, reason: &str) -> ConfigError {
     ConfigError::Invalid {
         field,
         reason: reason.to_owned(),

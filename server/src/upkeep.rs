@@ -197,10 +197,9 @@ impl Upkeep {
 /// start, daily, and after each reload of keys and certificates).
 pub fn certificate_expiry(certificates: &[(&'static str, PathBuf)]) {
     for (name, path) in certificates {
-        match crate::tls::load_certs(path) {
-            Ok(certs) => {
-                let Some(seconds) = certs.iter().filter_map(crate::tls::seconds_to_expiry).min()
-                else {
+        match chain_expiry(path) {
+            Ok(expiry) => {
+                let Some(seconds) = expiry else {
                     continue;
                 };
                 crate::metrics::certificate_expiry(name, seconds as f64);
@@ -215,6 +214,15 @@ pub fn certificate_expiry(certificates: &[(&'static str, PathBuf)]) {
             Err(e) => tracing::warn!(certificate = name, error = %e, "certificate unreadable"),
         }
     }
+}
+
+/// Seconds until the first certificate of the chain in `path` expires (`None`: no readable
+/// expiry).
+pub fn chain_expiry(path: &std::path::Path) -> Result<Option<i64>, crate::tls::TlsError> {
+    Ok(crate::tls::load_certs(path)?
+        .iter()
+        .filter_map(crate::tls::seconds_to_expiry)
+        .min())
 }
 
 /// The certificate files an endpoint uses, by name.

@@ -215,7 +215,7 @@ async fn a_day_with_no_views_is_sent_once_each_body_valid_and_null_where_the_yam
         assert_eq!(got[1].body["submission_reason"], "null submission");
         assert_eq!(got[1].status, 202);
     }
-    // A day before going live is late when sent now.
+    // A past day first sent now is late.
     let late = today() - chrono::Days::new(5);
     r.submit_day(late, false, pdp_provider::now_micros())
         .await

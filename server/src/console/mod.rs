@@ -85,10 +85,7 @@ impl Default for ConsoleConfig {
 impl ConsoleConfig {
     /// Checks ranges that serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field: &'static str, reason: &str| ConfigError::Invalid {
-            field,
-            reason: reason.to_owned(),
-        };
+        use crate::config::invalid;
         if self.max_connections == 0 {
             return Err(invalid("console.max_connections", "must be at least 1"));
         }

@@ -206,7 +206,7 @@ async fn dispatch(
     match (parts.method.clone(), path.as_str()) {
         (Method::GET, "/") => page.overview(),
         (Method::POST, "/sign-out") => Ok(sign_out(console, &me, started).await),
-        (Method::GET, "/possible-matches") => page.possible_matches(None).await,
+        (Method::GET, "/possible-matches") => page.possible_matches().await,
         (Method::POST, "/possible-matches/resolve") => page.resolve(&form).await,
         (Method::POST, "/possible-matches/reveal") => page.reveal(&form).await,
         (Method::GET, "/flagged") => page.flagged().await,
@@ -715,7 +715,7 @@ impl Page<'_> {
 
     // --- possible matches (Action::ReviewMatches) ---
 
-    async fn possible_matches(&self, _: Option<()>) -> Result<Resp, ConsoleError> {
+    async fn possible_matches(&self) -> Result<Resp, ConsoleError> {
         if !roles::may(&self.me.user, Action::ReviewMatches) {
             return self.forbidden();
         }
@@ -1007,9 +1007,7 @@ impl Page<'_> {
             },
         };
         let config = &self.console.config;
-        let nation = holdername
-            .and_then(|h| config.view.nations.iter().find(|n| n.holdername == h))
-            .map_or(config.view.nation, |n| n.nation);
+        let nation = config.view.nation_of(holdername);
         let announced = crate::report::downtime::announce(
             &self.console.store,
             &crate::report::downtime::calendar(config),
@@ -1239,9 +1237,7 @@ impl Page<'_> {
         let rows = crate::upkeep::certificate_files(&self.console.config)
             .into_iter()
             .map(|(name, path)| {
-                let expiry = crate::tls::load_certs(&path)
-                    .ok()
-                    .and_then(|c| c.first().and_then(crate::tls::seconds_to_expiry));
+                let expiry = crate::upkeep::chain_expiry(&path).ok().flatten();
                 vec![
                     name.to_owned(),
                     path.display().to_string(),

@@ -429,12 +429,16 @@ async fn route(
             Endpoint::Unknown => Err(ApiError::not_found("no such endpoint")),
         },
     };
-    let holdername = match &result {
-        Ok(resp) => resp
-            .extensions()
-            .get::<crate::report::facts::ViewSeen>()
-            .map(|s| s.holdername),
-        Err(e) => e.holdername.as_deref().copied(),
+    // A view answered with a payload says whose it was; a refused one, in its error.
+    let (seen, holdername) = match &result {
+        Ok(resp) => {
+            let seen = resp
+                .extensions()
+                .get::<crate::report::facts::ViewSeen>()
+                .copied();
+            (seen, seen.map(|s| s.holdername))
+        }
+        Err(e) => (None, e.holdername.as_deref().copied()),
     };
     let (mut resp, outcome) = match result {
         Ok(resp) => {
@@ -482,11 +486,7 @@ async fn route(
     // The provider's latency ends when its answer is ready: a client that reads it slowly (a
     // zero HTTP/2 window) does not make an ACK or a view late.
     let elapsed = received.elapsed();
-    if let Some(seen) = resp
-        .extensions()
-        .get::<crate::report::facts::ViewSeen>()
-        .copied()
-    {
+    if let Some(seen) = seen {
         seen.record(
             &app.store,
             received_at,

@@ -135,7 +135,6 @@ impl ViewService {
         }
     }
 
-    /// Whether an introspection grants this PeI; and whether with the `value` scope.
     /// The RPT's grant: whether it covers values (`Some`), or the answer instead: a UMA
     /// challenge (no RPT, or one the CAS refuses or that does not cover this PeI), or a `503`
     /// when the CAS cannot say.
@@ -167,8 +166,8 @@ impl ViewService {
         }
     }
 
-    /// Stores the value calculation a view showed as pending (`values report` lists it).
-    /// Records the calculation the pending values wait for, and its reporting fact.
+    /// Records the calculation the pending values wait for (`values report` lists it), and its
+    /// reporting fact.
     async fn record_pending(
         &self,
         pei: &StoredPei,
@@ -186,13 +185,20 @@ impl ViewService {
             due_on: p.due_on,
             completed_at: None,
         };
-        crate::report::facts::calculation_started(&self.store, pei, calc.kind, body);
-        self.store
+        let kind = calc.kind;
+        // Its reporting fact once, with it (not on every view of the same pending values).
+        if self
+            .store
             .record_calculation(calc)
             .await
-            .map_err(store_failed)
+            .map_err(store_failed)?
+        {
+            crate::report::facts::calculation_started(&self.store, pei, kind, body);
+        }
+        Ok(())
     }
 
+    /// Whether an introspection grants this PeI; and whether with the `value` scope.
     fn granted(&self, i: &Introspection, pei: &StoredPei) -> Option<bool> {
         let now = chrono::Utc::now().timestamp();
         if !i.active

@@ -680,13 +680,14 @@ impl Store {
 
     // --- calculations ---
 
-    /// Records a value calculation owed for a PeI (once; later calls keep the first).
-    pub async fn record_calculation(&self, calc: Calculation) -> Result<(), StoreError> {
+    /// Records a value calculation owed for a PeI (once; later calls keep the first): whether
+    /// this call recorded it.
+    pub async fn record_calculation(&self, calc: Calculation) -> Result<bool, StoreError> {
         // Every view of stale values lands here: a read answers the common case without a write.
         if self.db().has_calculation(calc.pei.clone()).await? {
-            return Ok(());
+            return Ok(false);
         }
-        self.db().insert_calculation(calc).await
+        self.db().insert_calculation(calc).await.map(|()| true)
     }
 
     /// Calculations, open ones first by due date.
@@ -912,8 +913,7 @@ impl Store {
         let Some(row) = self.db().pension(guid.clone()).await? else {
             return Ok(None);
         };
-        let key = self.inner.key.clone();
-        let view_data = blocking(move || open_json(&key, &guid, &row.sealed_view_data)).await?;
+        let view_data = open_json(&self.inner.key, &guid, &row.sealed_view_data)?;
         Ok(Some(StoredPension {
             asset_guid,
             view_data,

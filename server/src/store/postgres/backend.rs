@@ -85,6 +85,10 @@ impl Backend for Postgres {
 
     async fn end(&self, row: EndRow) -> Result<bool> {
         let mut c = self.client().await?;
+        if row.registered.is_empty() {
+            // One statement: its own transaction.
+            return finds::end(&c, &row).await;
+        }
         let tx = c.transaction().await?;
         let pat = row.pat_id.as_deref().unwrap_or_default();
         for (pei, resource_id) in &row.registered {

@@ -218,7 +218,8 @@ async fn pool(options: &PostgresOptions) -> Result<Pool, StoreError> {
         }
     };
     let pool = Pool::builder(manager)
-        .max_size(options.pool_size.max(2))
+        // The writer task keeps one connection for good: `pool_size` more serve the rest.
+        .max_size(options.pool_size.max(1) + 1)
         .wait_timeout(Some(Duration::from_secs(30)))
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()

@@ -104,11 +104,11 @@ impl Backend for Sqlite {
         } = row;
         self.commit(move |c| {
             peis::record(c, &request_id, &new, now)?;
-            finds::set_rules_version(c, &request_id, &versions)?;
-            if let Some(p) = pat {
+            if let Some(p) = &pat {
                 peis::insert_pat(c, &p.pat_id, &p.sha256, &p.sealed, p.expires_at, now)?;
-                finds::set_pat(c, &request_id, &p.pat_id)?;
             }
+            let pat_id = pat.as_ref().map(|p| p.pat_id.as_str());
+            finds::set_matched(c, &request_id, &versions, pat_id)?;
             Ok(peis::for_request(c, &request_id)?
                 .into_iter()
                 .filter(|p| p.state == PeiState::Pending)

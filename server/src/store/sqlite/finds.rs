@@ -124,25 +124,19 @@ pub(in crate::store) fn renew(
     Ok(n == 1)
 }
 
-/// Records the rules versions that decided a find.
-pub(in crate::store) fn set_rules_version(
+/// Records the rules versions that decided a find, and the PAT its UAT was swapped for when
+/// there is one.
+pub(in crate::store) fn set_matched(
     conn: &Connection,
     request_id: &str,
     versions: &str,
+    pat_id: Option<&str>,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE find_requests SET rules_version = ?2 WHERE request_id = ?1")?
-        .execute(params![request_id, versions])?;
-    Ok(())
-}
-
-/// Links the PAT the find's UAT was swapped for.
-pub(in crate::store) fn set_pat(
-    conn: &Connection,
-    request_id: &str,
-    pat_id: &str,
-) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE find_requests SET pat_id = ?2 WHERE request_id = ?1")?
-        .execute(params![request_id, pat_id])?;
+    conn.prepare_cached(
+        "UPDATE find_requests SET rules_version = ?2, pat_id = coalesce(?3, pat_id)
+          WHERE request_id = ?1",
+    )?
+    .execute(params![request_id, versions, pat_id])?;
     Ok(())
 }
 
