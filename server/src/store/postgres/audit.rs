@@ -12,12 +12,12 @@ use crate::store::backend::DailyRun;
 /// Inserts audit records in one statement (inside the caller's transaction).
 pub(super) async fn insert(
     c: &impl GenericClient,
-    audit: &[AuditRecord],
+    audit: &[&AuditRecord],
 ) -> Result<(), StoreError> {
     if audit.is_empty() {
         return Ok(());
     }
-    let col = |f: fn(&AuditRecord) -> &str| audit.iter().map(f).collect::<Vec<&str>>();
+    let col = |f: fn(&AuditRecord) -> &str| audit.iter().map(|a| f(a)).collect::<Vec<&str>>();
     let transaction_ids = col(|a| &a.transaction_id);
     let request_ids: Vec<Option<&str>> = audit.iter().map(|a| a.request_id.as_deref()).collect();
     let directions = col(|a| a.direction.as_str());

@@ -10,6 +10,7 @@ use deadpool_postgres::{Object, Pool};
 use tokio::sync::mpsc;
 
 use super::{audit, finds};
+use crate::audit::AuditRecord;
 use crate::store::group_commit::{self, Batch, Running};
 use crate::store::model::AppendOutcome;
 use crate::store::{AppendError, StoreError};
@@ -64,8 +65,8 @@ async fn commit(
     let acked_at = crate::now_micros();
     let outcomes = finds::insert(&tx, &batch.finds, acked_at).await?;
     batch.stamp_acks(acked_at, &outcomes);
-    audit::insert(&tx, &batch.own_audits).await?;
-    audit::insert(&tx, &batch.audits).await?;
+    let audits: Vec<&AuditRecord> = batch.own_audits.iter().chain(&batch.audits).collect();
+    audit::insert(&tx, &audits).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
