@@ -1,8 +1,8 @@
 //! The boundary between the typed store and a database: [`Backend`], and the rows that cross it.
 //!
-//! A backend spells SQL, owns a schema and its migrations, and makes writes durable; it never
-//! seals or opens (values arrive sealed and leave sealed: [`super::Store`] holds the key). Two
-//! implement it: [`super::sqlite`] (embedded, one instance) and [`super::postgres`] (several
+//! A backend spells SQL, applies the schema's migrations in its dialect ([`super::schema`]), and
+//! makes writes durable; it never seals or opens (values arrive sealed and leave sealed:
+//! [`super::Store`] holds the key). Two implement it: [`super::sqlite`] (embedded, one instance) and [`super::postgres`] (several
 //! instances on one database). Both pass the same behaviour tests (`store/tests.rs`), written
 //! once against [`super::Store`].
 //!

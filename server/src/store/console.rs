@@ -5,7 +5,7 @@
 //! change is checked against every other user as the same transaction sees them (SQLite: the one
 //! writer; PostgreSQL: the users table locked for the transaction), so two PBCs added at once
 //! cannot both pass a limit of two. The SQL is in each backend's `console.rs`, the schema in
-//! `migrations/V5__console.sql`. No member data is stored here.
+//! `schema/V5__console.sql`. No member data is stored here.
 
 use super::{Store, StoreError};
 

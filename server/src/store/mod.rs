@@ -19,6 +19,8 @@
 //! - [`group_commit`]: what both writers share: the channel the ACK path and the audit trail
 //!   write into, a batch drained from it, and the rule that no waiter is answered before the
 //!   commit holding its write.
+//! - [`schema`]: the tables, written once: each migration one SQL file, rendered in SQLite's or
+//!   PostgreSQL's dialect when a backend applies it.
 //! - [`model`]: the states, as enums; the only place their stored spellings are written.
 //! - This file: the typed, async API over either backend; sealing and opening; the count of open
 //!   finds that decides shedding.
@@ -32,6 +34,7 @@ mod group_commit;
 pub mod model;
 mod postgres;
 mod reports;
+mod schema;
 pub mod sealed;
 mod sqlite;
 
@@ -58,33 +61,6 @@ pub use postgres::{PostgresOptions, PostgresTls};
 use sealed::DataKey;
 
 use crate::audit::AuditRecord;
-
-/// The newest migration a runner knows.
-fn newest_migration(runner: &refinery::Runner) -> i64 {
-    runner
-        .get_migrations()
-        .iter()
-        .map(|m| i64::from(m.version()))
-        .max()
-        .unwrap_or(0)
-}
-
-/// What a failed migration run means, named by the setting that points at the database: a
-/// schema newer than this binary (it has applied a migration the binary does not know), or a
-/// migration that failed.
-fn migration_error(e: &refinery::Error, known: i64, setting: &'static str) -> StoreError {
-    match e.kind() {
-        refinery::error::Kind::MissingVersion(m) => StoreError::SchemaTooNew {
-            setting,
-            found: i64::from(m.version()),
-            known,
-        },
-        _ => StoreError::Migration {
-            setting,
-            cause: e.to_string(),
-        },
-    }
-}
 
 /// A stored date, `YYYY-MM-DD`.
 fn stored_date(s: Option<String>) -> Option<chrono::NaiveDate> {

@@ -1,7 +1,7 @@
 //! The Store's PDP reporting API (issue #13): facts recorded as they happen, announced
 //! unavailability, and the claim/answer bookkeeping that makes each holdername's day submitted
 //! once across restarts and instances (see `sqlite/reports.rs`). A handful of typed methods; the
-//! SQL is in each backend's `reports.rs`, the schema in its `migrations/V4__reports.sql`.
+//! SQL is in each backend's `reports.rs`, the schema in `schema/V4__reports.sql`.
 
 use std::time::Duration;
 

@@ -9,17 +9,17 @@ use crate::audit::Direction;
 /// Where a test's store lives: a new SQLite file, or a new database on the PostgreSQL server
 /// named by `PDP_TEST_DATABASE_URL` (key-value form; `scripts/test` starts a throw-away one).
 /// Every behaviour test runs on both (the `on_both_backends!` list at the end).
-enum Place {
+pub(super) enum Place {
     Sqlite(tempfile::TempDir),
     Postgres(String),
 }
 
 impl Place {
-    fn sqlite() -> Self {
+    pub(super) fn sqlite() -> Self {
         Place::Sqlite(tempfile::tempdir().unwrap())
     }
 
-    async fn postgres() -> Self {
+    pub(super) async fn postgres() -> Self {
         let base = std::env::var("PDP_TEST_DATABASE_URL").expect(
             "the PostgreSQL tests need PDP_TEST_DATABASE_URL: run scripts/test, which starts a \
              throw-away PostgreSQL server",
@@ -69,7 +69,7 @@ impl Place {
         }
     }
 
-    async fn open(&self) -> Store {
+    pub(super) async fn open(&self) -> Store {
         self.open_with(
             key(),
             StoreLimits {
@@ -104,7 +104,7 @@ macro_rules! on_both_backends {
     };
 }
 
-fn key() -> DataKey {
+pub(super) fn key() -> DataKey {
     DataKey::from_hex(&"44".repeat(32)).unwrap()
 }
 

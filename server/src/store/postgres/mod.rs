@@ -12,8 +12,8 @@
 //!   flushes of concurrent commits itself).
 //!
 //! This directory is the only code that spells PostgreSQL's SQL: [`finds`], [`peis`],
-//! [`members`], [`audit`], [`keys`], [`reports`], in step with the SQLite backend's files of the same names,
-//! and the migrations under `migrations/`, numbered as SQLite's are.
+//! [`members`], [`audit`], [`keys`], [`reports`], in step with the SQLite backend's files of the same names;
+//! the schema is [`super::schema`]'s, rendered in PostgreSQL's dialect.
 
 mod audit;
 mod backend;
@@ -34,12 +34,8 @@ use tokio_postgres::NoTls;
 
 pub(super) use backend::Postgres;
 
+use super::schema::{self, Dialect};
 use super::{stored_date as date, StoreError};
-
-/// The schema's versioned migrations (`migrations/V<n>__<name>.sql`), applied in order at start.
-mod embedded {
-    refinery::embed_migrations!("src/store/postgres/migrations");
-}
 
 /// How to reach the database, and how to use it.
 #[derive(Debug, Clone)]
@@ -232,23 +228,46 @@ async fn pool(options: &PostgresOptions) -> Result<Pool, StoreError> {
     Ok(pool)
 }
 
-/// Applies the migrations this binary knows and the database lacks, once across instances
-/// starting together (an advisory lock). A database that has applied a migration this binary
-/// does not know was written by a newer version: refused.
+/// Applies the migrations this binary knows and the database lacks ([`schema`]), once across
+/// instances starting together (an advisory lock), after bringing the history rows of the
+/// per-backend migration copies up to the rendered checksums.
 async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
     const LOCK: i64 = 0x7064_7000_0001; // "pdp", migrations
     client
         .execute("SELECT pg_advisory_lock($1)", &[&LOCK])
         .await?;
-    let runner = embedded::migrations::runner().set_abort_missing(true);
-    let known = super::newest_migration(&runner);
-    let result = runner.run_async(&mut ***client).await;
+    let result = adopt_and_run(client).await;
     client
         .execute("SELECT pg_advisory_unlock($1)", &[&LOCK])
         .await?;
     result
+}
+
+/// [`migrate`]'s work, under its lock.
+async fn adopt_and_run(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
+    let history: bool = client
+        .query_one(
+            "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    if history {
+        for a in schema::adoptions(Dialect::Postgres) {
+            client
+                .execute(
+                    "UPDATE refinery_schema_history SET checksum = $1
+                     WHERE version = $2 AND checksum = $3",
+                    &[&a.rendered, &a.version, &a.shipped],
+                )
+                .await?;
+        }
+    }
+    schema::runner(Dialect::Postgres)
+        .run_async(&mut ***client)
+        .await
         .map(|_| ())
-        .map_err(|e| super::migration_error(&e, known, "store.url"))
+        .map_err(|e| schema::error(&e, "store.url"))
 }
 
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {

@@ -1,5 +1,5 @@
 //! The operator console's users and organisation data in SQL (schema:
-//! `migrations/V5__console.sql`). A user is saved inside the writer's transaction after the
+//! `store/schema/V5__console.sql`). A user is saved inside the writer's transaction after the
 //! role check has seen every user as they would then be: the one writer makes that atomic.
 
 use rusqlite::{named_params, params, Connection, OptionalExtension};

@@ -35,13 +35,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::Connection;
 
+use super::schema::{self, Dialect};
 use super::{stored_date as date, StoreError};
-
-/// The schema's versioned migrations (`migrations/V<n>__<name>.sql`), applied in order at start.
-/// A change to the schema is a new file, never an edit of an applied one.
-mod embedded {
-    refinery::embed_migrations!("src/store/sqlite/migrations");
-}
 
 /// A pool of read connections.
 type ReadPool = r2d2::Pool<SqliteConnectionManager>;
@@ -74,15 +69,26 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Applies the migrations this binary knows and the database lacks. A database that has applied
-/// a migration this binary does not know was written by a newer version: refused.
+/// Applies the migrations this binary knows and the database lacks ([`schema`]), after bringing
+/// the history rows of the per-backend migration copies up to the rendered checksums.
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let runner = embedded::migrations::runner().set_abort_missing(true);
-    let known = super::newest_migration(&runner);
-    runner
+    let history: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'refinery_schema_history')",
+        [],
+        |r| r.get(0),
+    )?;
+    if history {
+        for a in schema::adoptions(Dialect::Sqlite) {
+            conn.execute(
+                "UPDATE refinery_schema_history SET checksum = ?1 WHERE version = ?2 AND checksum = ?3",
+                rusqlite::params![a.rendered, a.version, a.shipped],
+            )?;
+        }
+    }
+    schema::runner(Dialect::Sqlite)
         .run(conn)
         .map(|_| ())
-        .map_err(|e| super::migration_error(&e, known, "store.path"))
+        .map_err(|e| schema::error(&e, "store.path"))
 }
 
 /// The read pool over `path` (opened by [`open_writer`] first, so the schema exists).

@@ -1,5 +1,5 @@
 //! PDP reporting in SQL: facts recorded as they happen, announced unavailability, and the
-//! submissions' bookkeeping (schema: `migrations/V4__reports.sql`).
+//! submissions' bookkeeping (schema: `store/schema/V4__reports.sql`).
 //!
 //! The claim is the invariant: a submission's row and its parts (bodies final, IDs chosen) are
 //! written in one transaction before anything is sent, under the primary key (holdername,

@@ -90,8 +90,10 @@ fn a_database_of_the_previous_release_is_migrated_in_place() {
     {
         // As the previous release left it: the first schema, `user_version` 2, no history.
         let old = Connection::open(&path).unwrap();
-        old.execute_batch(include_str!("migrations/V1__initial.sql"))
-            .unwrap();
+        old.execute_batch(include_str!(
+            "../schema/tests/shipped/sqlite/V1__initial.sql"
+        ))
+        .unwrap();
         old.pragma_update(None, "user_version", 2).unwrap();
         old.execute(
             "INSERT INTO members (member_id, holdername, sealed) VALUES ('M1', 'h', x'00')",

@@ -1,0 +1,169 @@
+//! The schema, written once for both backends: each migration is one SQL file here, in which a
+//! few tokens stand for what the dialects spell differently and `--{sqlite` / `--{postgres` …
+//! `--}` blocks hold what only one of them has (SQLite's triggers against PostgreSQL's plpgsql
+//! guard, and indexes each planner wants). A column added to a table is added for both.
+//!
+//! | token      | SQLite                               | PostgreSQL                                      |
+//! |------------|--------------------------------------|-------------------------------------------------|
+//! | `{int64}`  | `INTEGER`                            | `BIGINT`                                        |
+//! | `{bytes}`  | `BLOB`                               | `BYTEA`                                         |
+//! | `{bool}`   | `INTEGER` (0/1)                      | `BOOLEAN`                                       |
+//! | `{false}`  | `0`                                  | `FALSE`                                         |
+//! | `{rowid}`  | `INTEGER PRIMARY KEY`                | `BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY` |
+//! | `{serial}` | `INTEGER PRIMARY KEY AUTOINCREMENT`  | `BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY` |
+//! | `{strict}` | ` STRICT` (typed columns)            | nothing                                         |
+//!
+//! Migrations are applied in order at start by refinery; a change to the schema is a new file,
+//! never an edit of an applied one. Until this module, each backend kept its own copy of every
+//! file: databases that applied those copies hold the same schema as these renderings (tested
+//! against the copies, kept as test fixtures), so their history rows are brought to the rendered
+//! checksums once ([`adoptions`]) instead of being refused as divergent.
+
+use refinery::Migration;
+
+use super::StoreError;
+
+/// The SQL dialect a migration is rendered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The migrations, oldest first: refinery's name (`V<n>__<name>`) and the template.
+const MIGRATIONS: [(&str, &str); 5] = [
+    ("V1__initial", include_str!("V1__initial.sql")),
+    ("V2__member_changes", include_str!("V2__member_changes.sql")),
+    ("V3__daily_runs", include_str!("V3__daily_runs.sql")),
+    ("V4__reports", include_str!("V4__reports.sql")),
+    ("V5__console", include_str!("V5__console.sql")),
+];
+
+/// Each token and its spelling in SQLite and in PostgreSQL.
+const TOKENS: [(&str, &str, &str); 7] = [
+    ("{int64}", "INTEGER", "BIGINT"),
+    ("{bytes}", "BLOB", "BYTEA"),
+    ("{bool}", "INTEGER", "BOOLEAN"),
+    ("{false}", "0", "FALSE"),
+    (
+        "{rowid}",
+        "INTEGER PRIMARY KEY",
+        "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    ),
+    (
+        "{serial}",
+        "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    ),
+    ("{strict}", " STRICT", ""),
+];
+
+/// Checksums refinery recorded for the per-backend copies of the migrations (version, checksum),
+/// before the schema was written once. Each rendering below is the same schema as its copy.
+const SHIPPED: [(Dialect, i32, u64); 10] = [
+    (Dialect::Sqlite, 1, 348488927939075930),
+    (Dialect::Sqlite, 2, 4967693576423098793),
+    (Dialect::Sqlite, 3, 4925373501483986918),
+    (Dialect::Sqlite, 4, 4392993534494439028),
+    (Dialect::Sqlite, 5, 1985072929735744732),
+    (Dialect::Postgres, 1, 1352204317857827544),
+    (Dialect::Postgres, 2, 4003265141516620276),
+    (Dialect::Postgres, 3, 3446525439712564591),
+    (Dialect::Postgres, 4, 12779405839480213066),
+    (Dialect::Postgres, 5, 9865370969475572371),
+];
+
+/// A template in a dialect: the other dialect's blocks dropped, the tokens spelled.
+pub(super) fn render(template: &str, dialect: Dialect) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut only = None;
+    for line in template.lines() {
+        match line.trim_end() {
+            "--{sqlite" => only = Some(Dialect::Sqlite),
+            "--{postgres" => only = Some(Dialect::Postgres),
+            "--}" => only = None,
+            _ if only.is_none_or(|d| d == dialect) => {
+                out.push_str(line);
+                out.push('\n');
+            }
+            _ => {}
+        }
+    }
+    TOKENS.iter().fold(out, |sql, (token, sqlite, postgres)| {
+        sql.replace(
+            token,
+            match dialect {
+                Dialect::Sqlite => sqlite,
+                Dialect::Postgres => postgres,
+            },
+        )
+    })
+}
+
+/// The migrations in a dialect, oldest first.
+pub(super) fn migrations(dialect: Dialect) -> Vec<Migration> {
+    MIGRATIONS
+        .iter()
+        .map(|(name, template)| {
+            Migration::unapplied(name, &render(template, dialect))
+                .expect("migration names are V<n>__<name> (tested)")
+        })
+        .collect()
+}
+
+/// The runner of a dialect's migrations. A database that has applied a migration this binary
+/// does not know was written by a newer version: refused.
+pub(super) fn runner(dialect: Dialect) -> refinery::Runner {
+    refinery::Runner::new(&migrations(dialect)).set_abort_missing(true)
+}
+
+/// A history row to bring up to date: its version, the checksum a per-backend copy left, and the
+/// rendering's. Spelled as refinery stores them (decimal text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Adoption {
+    pub version: i32,
+    pub shipped: String,
+    pub rendered: String,
+}
+
+/// The history rows a dialect's databases may hold from the per-backend copies.
+pub(super) fn adoptions(dialect: Dialect) -> Vec<Adoption> {
+    let rendered = migrations(dialect);
+    SHIPPED
+        .iter()
+        .filter(|(d, _, _)| *d == dialect)
+        .filter_map(|&(_, version, shipped)| {
+            let now = rendered.iter().find(|m| m.version() == version)?;
+            (now.checksum() != shipped).then(|| Adoption {
+                version,
+                shipped: shipped.to_string(),
+                rendered: now.checksum().to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The newest migration this binary knows.
+pub(super) fn newest() -> i64 {
+    i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX)
+}
+
+/// What a failed migration run means, named by the setting that points at the database: a
+/// schema newer than this binary (it has applied a migration the binary does not know), or a
+/// migration that failed.
+pub(super) fn error(e: &refinery::Error, setting: &'static str) -> StoreError {
+    match e.kind() {
+        refinery::error::Kind::MissingVersion(m) => StoreError::SchemaTooNew {
+            setting,
+            found: i64::from(m.version()),
+            known: newest(),
+        },
+        _ => StoreError::Migration {
+            setting,
+            cause: e.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,259 @@
+//! The templates render to plain SQL in both dialects, and to the same schema as the per-backend
+//! copies they replaced (`shipped/`, the files as they were last shipped): so a database those
+//! copies migrated opens, its history brought up to date, and nothing is applied twice.
+
+use rusqlite::Connection;
+
+use super::*;
+use crate::store::tests::{key, Place};
+use crate::store::{Store, StoreLimits};
+
+mod shipped_sqlite {
+    refinery::embed_migrations!("src/store/schema/tests/shipped/sqlite");
+}
+
+mod shipped_postgres {
+    refinery::embed_migrations!("src/store/schema/tests/shipped/postgres");
+}
+
+const BOTH: [Dialect; 2] = [Dialect::Sqlite, Dialect::Postgres];
+
+#[test]
+fn every_template_renders_to_its_dialect_alone() {
+    for dialect in BOTH {
+        let versions: Vec<i32> = migrations(dialect).iter().map(|m| m.version()).collect();
+        assert_eq!(versions, [1, 2, 3, 4, 5]);
+        for (name, template) in MIGRATIONS {
+            let sql = render(template, dialect);
+            assert!(!sql.contains('{') && !sql.contains("--}"), "{name}: {sql}");
+            let theirs: &[&str] = match dialect {
+                Dialect::Sqlite => &["BIGINT", "BYTEA", "BOOLEAN", "plpgsql", "IDENTITY"],
+                Dialect::Postgres => &["STRICT", "BLOB", "RAISE(ABORT", "AUTOINCREMENT"],
+            };
+            for word in theirs {
+                assert!(!sql.contains(word), "{name} in {dialect:?} has {word}");
+            }
+        }
+    }
+    assert_eq!(newest(), 5);
+    let sqlite = render(MIGRATIONS[0].1, Dialect::Sqlite);
+    assert!(sqlite.contains("CREATE TRIGGER IF NOT EXISTS audit_log_retained"));
+    assert!(sqlite.contains(") STRICT;"));
+    let postgres = render(MIGRATIONS[0].1, Dialect::Postgres);
+    assert!(postgres.contains("EXECUTE FUNCTION audit_log_guard()"));
+    assert!(postgres.contains("id             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"));
+}
+
+#[test]
+fn the_shipped_checksums_are_those_the_per_backend_copies_left() {
+    for (dialect, runner) in [
+        (Dialect::Sqlite, shipped_sqlite::migrations::runner()),
+        (Dialect::Postgres, shipped_postgres::migrations::runner()),
+    ] {
+        let copies: Vec<(i32, u64)> = runner
+            .get_migrations()
+            .iter()
+            .map(|m| (m.version(), m.checksum()))
+            .collect();
+        let listed: Vec<(i32, u64)> = SHIPPED
+            .iter()
+            .filter(|(d, _, _)| *d == dialect)
+            .map(|&(_, v, c)| (v, c))
+            .collect();
+        assert_eq!(listed, copies, "{dialect:?}");
+    }
+}
+
+/// What SQLite holds of a schema: every object's statement, comments and spacing folded away.
+fn sqlite_schema(conn: &Connection) -> Vec<String> {
+    let mut st = conn
+        .prepare(
+            "SELECT type, name, sql FROM sqlite_master
+             WHERE sql IS NOT NULL AND name <> 'refinery_schema_history' ORDER BY type, name",
+        )
+        .unwrap();
+    st.query_map([], |r| {
+        let sql: String = r.get(2)?;
+        let folded = sql
+            .lines()
+            .map(|l| l.split("--").next().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace(" IF NOT EXISTS", "")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(format!(
+            "{} {}: {folded}",
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+#[test]
+fn the_sqlite_rendering_is_the_shipped_schema() {
+    let mut shipped = Connection::open_in_memory().unwrap();
+    shipped_sqlite::migrations::runner()
+        .run(&mut shipped)
+        .unwrap();
+    let mut rendered = Connection::open_in_memory().unwrap();
+    runner(Dialect::Sqlite).run(&mut rendered).unwrap();
+    let schema = sqlite_schema(&rendered);
+    assert!(schema.len() > 30, "{schema:#?}");
+    assert_eq!(sqlite_schema(&shipped), schema);
+}
+
+/// The checksums a database's history holds, by version.
+fn sqlite_history(path: &std::path::Path) -> Vec<(i32, String)> {
+    let conn = Connection::open(path).unwrap();
+    let mut st = conn
+        .prepare("SELECT version, checksum FROM refinery_schema_history ORDER BY version")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn rendered_history(dialect: Dialect) -> Vec<(i32, String)> {
+    migrations(dialect)
+        .iter()
+        .map(|m| (m.version(), m.checksum().to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_sqlite_database_the_copies_migrated_opens_and_a_changed_history_is_refused() {
+    let place = Place::sqlite();
+    let Place::Sqlite(dir) = &place else {
+        unreachable!()
+    };
+    let path = dir.path().join("s.sqlite");
+    let mut old = Connection::open(&path).unwrap();
+    shipped_sqlite::migrations::runner().run(&mut old).unwrap();
+    old.execute(
+        "INSERT INTO members (member_id, holdername, sealed) VALUES ('M1', 'h', x'00')",
+        [],
+    )
+    .unwrap();
+    drop(old);
+    assert_ne!(sqlite_history(&path), rendered_history(Dialect::Sqlite));
+
+    place.open().await.close().await;
+    assert_eq!(sqlite_history(&path), rendered_history(Dialect::Sqlite));
+    let kept: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM members", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, 1, "nothing applied again");
+    place.open().await.close().await;
+
+    // A history that is neither the copies' nor the rendering's: an edited migration.
+    Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE refinery_schema_history SET checksum = '12345' WHERE version = 2",
+            [],
+        )
+        .unwrap();
+    let e = Store::open(&path, key(), StoreLimits::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.starts_with("store.path: "), "{e}");
+    assert!(e.contains("V2__member_changes"), "{e}");
+}
+
+/// What PostgreSQL holds of a schema: columns, indexes, constraints, triggers and functions.
+async fn postgres_schema(c: &tokio_postgres::Client) -> Vec<String> {
+    let queries = [
+        "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable
+                || ' ' || coalesce(column_default, '-') || ' ' || is_identity
+         FROM information_schema.columns
+         WHERE table_schema = 'public' AND table_name <> 'refinery_schema_history'",
+        "SELECT indexdef FROM pg_indexes
+         WHERE schemaname = 'public' AND tablename <> 'refinery_schema_history'",
+        "SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint
+         WHERE connamespace = 'public'::regnamespace AND conname NOT LIKE 'refinery%'",
+        "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal",
+        "SELECT proname || ' ' || prosrc FROM pg_proc WHERE pronamespace = 'public'::regnamespace",
+    ];
+    let mut schema = Vec::new();
+    for q in queries {
+        let mut rows: Vec<String> = c
+            .query(q, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        rows.sort();
+        schema.extend(rows);
+    }
+    schema
+}
+
+async fn postgres_history(c: &tokio_postgres::Client) -> Vec<(i32, String)> {
+    c.query(
+        "SELECT version, checksum FROM refinery_schema_history ORDER BY version",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+async fn connect(place: &Place) -> tokio_postgres::Client {
+    let Place::Postgres(url) = place else {
+        unreachable!()
+    };
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    c
+}
+
+#[tokio::test]
+async fn the_postgres_rendering_is_the_shipped_schema_and_the_copies_databases_open() {
+    let shipped = Place::postgres().await;
+    let mut old = connect(&shipped).await;
+    shipped_postgres::migrations::runner()
+        .run_async(&mut old)
+        .await
+        .unwrap();
+    let rendered = Place::postgres().await;
+    rendered.open().await.close().await;
+    let new = connect(&rendered).await;
+    let schema = postgres_schema(&new).await;
+    assert!(schema.len() > 100, "{schema:#?}");
+    assert_eq!(postgres_schema(&old).await, schema);
+
+    old.execute(
+        "INSERT INTO members (member_id, holdername, sealed) VALUES ('M1', 'h', '\\x00')",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_ne!(
+        postgres_history(&old).await,
+        rendered_history(Dialect::Postgres)
+    );
+    shipped.open().await.close().await;
+    assert_eq!(
+        postgres_history(&old).await,
+        rendered_history(Dialect::Postgres)
+    );
+    let kept: i64 = old
+        .query_one("SELECT count(*) FROM members", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 1, "nothing applied again");
+}
