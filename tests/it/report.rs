@@ -465,6 +465,50 @@ async fn a_429_twice_is_retried_with_the_same_record_then_accepted() {
 }
 
 #[tokio::test]
+async fn a_2xx_with_an_unreadable_body_is_an_acceptance_and_is_not_sent_again() {
+    let env = Env::new();
+    env.with_members(20).await;
+    let cas = cas_sim(&env).await;
+    let config = config(&env, &cas);
+    // A 200 whose body is problem details, not `{"message", "datetimestamp"}`.
+    configure(
+        &env,
+        &cas,
+        json!([{"endpoint": "/view-response/response-time", "status": 200,
+                "code": "ODD_ANSWER", "count": 1,
+                "errors": [{"code": "ODD_ANSWER"}]}]),
+    )
+    .await;
+    let store = env.store();
+    let hs = holdernames(&store, today()).await;
+    let out = reporter(&store, &config)
+        .submit_day(today(), false, pdp_provider::now_micros())
+        .await
+        .unwrap();
+    assert_eq!(out.accepted as usize, hs.len() * 6, "{out:?}");
+    let calls = cas
+        .state
+        .reports
+        .received()
+        .into_iter()
+        .filter(|r| r.kind == ReportKind::ResponseTime)
+        .map(|r| r.status)
+        .collect::<Vec<_>>();
+    assert_eq!(calls.len(), hs.len(), "each record sent once: {calls:?}");
+    assert_eq!(calls.iter().filter(|s| **s == 200).count(), 1);
+    let subs = store.submissions(Some(today())).await.unwrap();
+    let odd: Vec<_> = subs
+        .iter()
+        .flat_map(|s| &s.parts)
+        .filter(|p| p.http_status == Some(200))
+        .collect();
+    assert_eq!(odd.len(), 1);
+    assert_eq!(odd[0].state, SubmissionState::Accepted);
+    assert_eq!(odd[0].answer, None, "no datetimestamp was read");
+    store.close().await;
+}
+
+#[tokio::test]
 async fn a_refused_submission_is_kept_with_its_problem_and_shown_by_report_status() {
     let env = Env::new();
     env.with_members(20).await;

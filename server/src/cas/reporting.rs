@@ -12,7 +12,7 @@ use crate::wire::report::{DefaultResponse, ReportKind};
 pub enum ReportCallError {
     /// `429` or `5xx`: sent again after a backoff (the stub sends no `Retry-After`).
     #[error("reporting API answered {status}")]
-    Retryable {
+    Unavailable {
         /// The status.
         status: u16,
         /// Its body (problem details), at most 4 KiB.
@@ -29,18 +29,38 @@ pub enum ReportCallError {
     /// No answer (connection, TLS, time-out): sent again after a backoff.
     #[error("reporting API unreachable: {0}")]
     Unreachable(String),
-    /// A `2xx` whose body is not `{"message", "datetimestamp"}`.
-    #[error("reporting API answer malformed")]
-    Malformed,
 }
 
 // === impl ReportCallError ===
 
 impl ReportCallError {
-    /// Whether sending again may succeed.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Retryable { .. } | Self::Unreachable(_))
+    /// What is kept of a failed call: its status, if one came, and the problem details or the
+    /// reason there was no answer.
+    pub fn answer(self) -> (Option<u16>, String) {
+        match self {
+            Self::Unavailable { status, problem } | Self::Refused { status, problem } => {
+                (Some(status), problem)
+            }
+            Self::Unreachable(kind) => (None, format!("reporting API unreachable: {kind}")),
+        }
     }
+}
+
+impl super::retry::Retryable for ReportCallError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Unreachable(_))
+    }
+}
+
+/// A `2xx`: the submission was taken. Its body should be `{"message", "datetimestamp"}`; one
+/// that is not is still an acceptance (sending the record again would submit it twice), kept
+/// with its status and audited as `malformed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The status (`202` from the stub).
+    pub status: u16,
+    /// The answer's `datetimestamp`, when the body was readable.
+    pub datetimestamp: Option<String>,
 }
 
 /// At most this much of an error body is kept.
@@ -48,11 +68,7 @@ const MAX_PROBLEM: usize = 4096;
 
 impl CasClient {
     /// Sends one submission body (JSON, final) to `kind`'s endpoint.
-    pub async fn report(
-        &self,
-        kind: ReportKind,
-        body: &str,
-    ) -> Result<DefaultResponse, ReportCallError> {
+    pub async fn report(&self, kind: ReportKind, body: &str) -> Result<Accepted, ReportCallError> {
         let endpoint: &'static str = match kind {
             ReportKind::RequestNumber => "POST /view-response/request-number",
             ReportKind::ResponseTime => "POST /view-response/response-time",
@@ -80,13 +96,17 @@ impl CasClient {
                 let status = resp.status().as_u16();
                 let text = resp.bytes().await.unwrap_or_default();
                 let outcome = if (200..300).contains(&status) {
-                    serde_json::from_slice::<DefaultResponse>(&text)
-                        .map_err(|_| ReportCallError::Malformed)
+                    Ok(Accepted {
+                        status,
+                        datetimestamp: serde_json::from_slice::<DefaultResponse>(&text)
+                            .ok()
+                            .map(|r| r.datetimestamp),
+                    })
                 } else {
                     let problem =
                         String::from_utf8_lossy(&text[..text.len().min(MAX_PROBLEM)]).into_owned();
                     Err(match status {
-                        429 | 500..=599 => ReportCallError::Retryable { status, problem },
+                        429 | 500..=599 => ReportCallError::Unavailable { status, problem },
                         _ => ReportCallError::Refused { status, problem },
                     })
                 };
@@ -94,11 +114,14 @@ impl CasClient {
             }
         };
         let audited = match &outcome {
+            Ok(Accepted {
+                datetimestamp: None,
+                ..
+            }) => "malformed".into(),
             Ok(_) => "ok".into(),
-            Err(ReportCallError::Retryable { .. }) => "unavailable".into(),
+            Err(ReportCallError::Unavailable { .. }) => "unavailable".into(),
             Err(ReportCallError::Refused { .. }) => "refused".into(),
             Err(ReportCallError::Unreachable(k)) => k.clone(),
-            Err(ReportCallError::Malformed) => "malformed".into(),
         };
         self.recorded(endpoint, call, None, status, audited);
         outcome

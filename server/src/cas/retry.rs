@@ -1,10 +1,12 @@
 //! Capped exponential backoff with full jitter, bounded by a deadline.
 //!
 //! Retryable failures (429, 5xx, connection errors, and 409 on registration) are tried again
-//! after `rand(0, min(cap, base * 2^n))`, or after `Retry-After` when the CAS sent one, as long
-//! as the deadline allows; every attempt is a new call with a new X-Request-ID. A final failure
-//! is returned at once. When the deadline would pass, the last error becomes
-//! [`CasError::BudgetSpent`].
+//! after `rand(0, min(cap, base * 2^n))`, or after `Retry-After` when the server sent one, as
+//! long as the deadline allows; every attempt is a new call with a new X-Request-ID. A final
+//! failure is returned at once. One loop, [`retry`], serves every outbound call: the CAS calls
+//! of the pipeline and operator commands ([`with_retries`]: when the deadline would pass, the
+//! last error becomes [`CasError::BudgetSpent`]) and PDP reporting (which keeps the last answer
+//! of a part left for a later run).
 
 use std::future::Future;
 use std::time::Duration;
@@ -39,46 +41,99 @@ impl Backoff {
     }
 }
 
-/// Runs `call` until it succeeds, fails finally, or `deadline` passes. `on_retry` is told about
-/// each retry (for the metric).
+/// An error a retry loop can judge: whether calling again may succeed, and how long the server
+/// asked to wait before it (`Retry-After`), if it did.
+pub trait Retryable {
+    /// Whether a new call may succeed.
+    fn is_retryable(&self) -> bool;
+
+    /// The wait the answer asked for, instead of the backoff's.
+    fn wait(&self) -> Option<Duration> {
+        None
+    }
+}
+
+impl Retryable for CasError {
+    fn is_retryable(&self) -> bool {
+        CasError::is_retryable(self)
+    }
+
+    fn wait(&self) -> Option<Duration> {
+        match self {
+            CasError::Unavailable { retry_after, .. } => *retry_after,
+            // Registration's 409: the resource exists under another X-Request-ID; a new one
+            // goes at once.
+            CasError::Conflict => Some(Duration::ZERO),
+            _ => None,
+        }
+    }
+}
+
+/// How a retried call ended without success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GaveUp<E> {
+    /// A failure that calling again cannot mend.
+    Final(E),
+    /// The deadline came first: the last retryable failure, if a call had ended before it.
+    Spent(Option<E>),
+}
+
+/// Runs `call` until it succeeds, fails finally, or `deadline` passes (a call still running then
+/// is dropped). `on_retry` is told about each retry (for the metric).
+pub async fn retry<T, E, F, Fut>(
+    deadline: Instant,
+    backoff: Backoff,
+    mut on_retry: impl FnMut(&E),
+    mut call: F,
+) -> Result<T, GaveUp<E>>
+where
+    E: Retryable,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut last = None;
+    for n in 0.. {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let err = match tokio::time::timeout_at(deadline, call()).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => e,
+            Err(_) => break,
+        };
+        if !err.is_retryable() {
+            return Err(GaveUp::Final(err));
+        }
+        let wait = err.wait().unwrap_or_else(|| backoff.delay(n));
+        if Instant::now() + wait >= deadline {
+            last = Some(err);
+            break;
+        }
+        on_retry(&err);
+        last = Some(err);
+        tokio::time::sleep(wait).await;
+    }
+    Err(GaveUp::Spent(last))
+}
+
+/// [`retry`] for the CAS calls of a find or an operator command: a spent deadline is
+/// [`CasError::BudgetSpent`], whatever the last failure was.
 pub async fn with_retries<T, F, Fut>(
     deadline: Instant,
     backoff: Backoff,
-    mut on_retry: impl FnMut(&CasError),
-    mut call: F,
+    on_retry: impl FnMut(&CasError),
+    call: F,
 ) -> Result<T, CasError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, CasError>>,
 {
-    let mut n = 0;
-    loop {
-        if Instant::now() >= deadline {
-            return Err(CasError::BudgetSpent);
-        }
-        let err = match tokio::time::timeout_at(deadline, call()).await {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) => e,
-            Err(_) => return Err(CasError::BudgetSpent),
-        };
-        if !err.is_retryable() {
-            return Err(err);
-        }
-        let wait = match &err {
-            CasError::Unavailable {
-                retry_after: Some(ra),
-                ..
-            } => *ra,
-            CasError::Conflict => Duration::ZERO,
-            _ => backoff.delay(n),
-        };
-        if Instant::now() + wait >= deadline {
-            return Err(CasError::BudgetSpent);
-        }
-        on_retry(&err);
-        tokio::time::sleep(wait).await;
-        n += 1;
-    }
+    retry(deadline, backoff, on_retry, call)
+        .await
+        .map_err(|g| match g {
+            GaveUp::Final(e) => e,
+            GaveUp::Spent(_) => CasError::BudgetSpent,
+        })
 }
 
 #[cfg(test)]
@@ -189,5 +244,41 @@ mod tests {
         .await;
         assert_eq!(r, Ok(()));
         assert!(Instant::now() >= start + Duration::from_secs(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_deadline_keeps_the_last_failure_and_a_hung_call_none() {
+        let start = Instant::now();
+        let mut calls = 0u16;
+        let r: Result<(), _> = retry(
+            start + Duration::from_secs(10),
+            backoff(),
+            |_| {},
+            || {
+                calls += 1;
+                let status = 500 + calls;
+                async move {
+                    Err(CasError::Unavailable {
+                        status,
+                        retry_after: None,
+                    })
+                }
+            },
+        )
+        .await;
+        let Err(GaveUp::Spent(Some(CasError::Unavailable { status, .. }))) = r else {
+            panic!("{r:?}");
+        };
+        assert_eq!(status, 500 + calls, "the last answer, not the first");
+        assert!(calls > 1);
+
+        let r: Result<(), GaveUp<CasError>> = retry(
+            Instant::now() + Duration::from_secs(10),
+            backoff(),
+            |_| {},
+            || std::future::pending(),
+        )
+        .await;
+        assert_eq!(r, Err(GaveUp::Spent(None)));
     }
 }

@@ -18,10 +18,11 @@
 //!   second initial one. Nothing in the stub dedupes: the CAS may see the record twice.
 //!
 //! `429` and `5xx` (and no answer) are sent again after capped exponential backoff with full
-//! jitter ([`crate::cas::retry::Backoff`]; the stub sends no `Retry-After`) within
-//! `reporting.retry_budget_s`; past it the part stays `sending` with the last answer, and a
-//! later run resumes it. Any other status is final: the submission is `refused`, its problem
-//! details kept, counted, and listed by `report status`.
+//! jitter (the CAS calls' loop, [`crate::cas::retry::retry`]; the stub sends no `Retry-After`)
+//! within `reporting.retry_budget_s`; past it the part stays `sending` with the last answer, and
+//! a later run resumes it. Any other status is final: the submission is `refused`, its problem
+//! details kept, counted, and listed by `report status`. Any `2xx` is an acceptance, even with
+//! a body that does not read as the stub's: sending the record again would submit it twice.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -32,8 +33,7 @@ use uuid::Uuid;
 use super::build::{build, Built, HolderDay};
 use super::{day_start, periods, ReportError};
 use crate::cas::client::CasClient;
-use crate::cas::reporting::ReportCallError;
-use crate::cas::retry::Backoff;
+use crate::cas::retry::{retry, Backoff, GaveUp};
 use crate::config::{GoLive, ReportingConfig};
 use crate::store::model::{
     Claim, NewSubmission, ReportKind, Service, StoredSubmission, SubmissionAnswer, SubmissionState,
@@ -185,42 +185,39 @@ impl Reporter {
         {
             let deadline =
                 tokio::time::Instant::now() + Duration::from_secs(self.config.retry_budget_s);
-            let mut n = 0;
-            let (state, status, answer) = loop {
-                match cas.report(s.key.kind, &part.body).await {
-                    Ok(r) => {
-                        crate::metrics::report_submission(report, "accepted");
-                        break (SubmissionState::Accepted, Some(202), Some(r.datetimestamp));
-                    }
-                    Err(ReportCallError::Refused { status, problem }) => {
-                        crate::metrics::report_submission(report, "refused");
-                        tracing::error!(report, %status, holdername = %s.key.holdername, day = %s.key.day, "PDP reporting refused a submission");
-                        break (SubmissionState::Refused, Some(status), Some(problem));
-                    }
-                    Err(e) => {
-                        let wait = backoff.delay(n);
-                        let (status, answer) = match &e {
-                            ReportCallError::Retryable { status, problem } => {
-                                (Some(*status), Some(problem.clone()))
-                            }
-                            other => (None, Some(other.to_string())),
-                        };
-                        if tokio::time::Instant::now() + wait >= deadline {
-                            crate::metrics::report_submission(report, "pending");
-                            tracing::warn!(report, error = %e, "PDP reporting call left for a later run");
-                            break (SubmissionState::Sending, status, answer);
-                        }
-                        crate::metrics::report_submission(report, "retried");
-                        tokio::time::sleep(wait).await;
-                        n += 1;
-                    }
+            let result = retry(
+                deadline,
+                backoff,
+                |_| crate::metrics::report_submission(report, "retried"),
+                || cas.report(s.key.kind, &part.body),
+            )
+            .await;
+            let (state, http_status, answer) = match result {
+                Ok(a) => {
+                    crate::metrics::report_submission(report, "accepted");
+                    (SubmissionState::Accepted, Some(a.status), a.datetimestamp)
+                }
+                Err(GaveUp::Final(e)) => {
+                    crate::metrics::report_submission(report, "refused");
+                    tracing::error!(report, error = %e, holdername = %s.key.holdername, day = %s.key.day, "PDP reporting refused a submission");
+                    let (status, problem) = e.answer();
+                    (SubmissionState::Refused, status, Some(problem))
+                }
+                Err(GaveUp::Spent(last)) => {
+                    crate::metrics::report_submission(report, "pending");
+                    tracing::warn!(report, error = ?last.as_ref().map(ToString::to_string), "PDP reporting call left for a later run");
+                    let (status, problem) = last.map_or((None, None), |e| {
+                        let (status, problem) = e.answer();
+                        (status, Some(problem))
+                    });
+                    (SubmissionState::Sending, status, problem)
                 }
             };
             let answer = SubmissionAnswer {
                 key: s.key.clone(),
                 part: part.part,
                 state,
-                http_status: status,
+                http_status,
                 answer,
             };
             self.store.record_submission_answer(answer).await?;
