@@ -276,7 +276,7 @@ mod tests {
             Instant::now() + Duration::from_secs(10),
             backoff(),
             |_| {},
-            || std::future::pending(),
+            std::future::pending,
         )
         .await;
         assert_eq!(r, Err(GaveUp::Spent(None)));
