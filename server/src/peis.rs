@@ -146,15 +146,9 @@ pub async fn deregister(
         .await?;
     let pat = pat_of(store, &pei).await?;
     let resource_id = pei.resource_id.clone().unwrap_or_default();
-    let result = with_retries(
-        tokio::time::Instant::now() + Duration::from_secs(30),
-        Backoff {
-            base: Duration::from_millis(200),
-            cap: Duration::from_secs(5),
-        },
-        |_| crate::metrics::cas_retry("DELETE /rreguri"),
-        || cas.deregister(&pat, &resource_id, reason.as_str(), Some(&pei.request_id)),
-    )
+    let result = operator_call("DELETE /rreguri", || {
+        cas.deregister(&pat, &resource_id, reason.as_str(), Some(&pei.request_id))
+    })
     .await;
     let outcome = match result {
         Ok(()) => {
@@ -218,15 +212,9 @@ pub async fn resolve_possible(
         Resolution::Yes => {
             let pat = pat_of(store, &pei).await?;
             let resource_id = pei.resource_id.clone().unwrap_or_default();
-            let r = with_retries(
-                tokio::time::Instant::now() + Duration::from_secs(30),
-                Backoff {
-                    base: Duration::from_millis(200),
-                    cap: Duration::from_secs(5),
-                },
-                |_| crate::metrics::cas_retry("PATCH /rreguri"),
-                || cas.update_to_yes(&pat, &resource_id, &pei.request_id),
-            )
+            let r = operator_call("PATCH /rreguri", || {
+                cas.update_to_yes(&pat, &resource_id, &pei.request_id)
+            })
             .await;
             match r {
                 Ok(()) => {
@@ -318,6 +306,25 @@ pub fn flagged_table(flagged: &[crate::store::StoredPei]) -> String {
         }),
         format!("{} PeIs flagged", flagged.len()),
     )
+}
+
+/// An operator's CAS call: retried for up to 30 s (backoff 200 ms to 5 s), each retry counted
+/// under `endpoint`.
+async fn operator_call<T, F, Fut>(endpoint: &'static str, call: F) -> Result<T, CasError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CasError>>,
+{
+    with_retries(
+        tokio::time::Instant::now() + Duration::from_secs(30),
+        Backoff {
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(5),
+        },
+        |_| crate::metrics::cas_retry(endpoint),
+        call,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -165,6 +165,21 @@ fn transport(leg: Leg) -> impl Fn(reqwest::Error) -> DashboardError {
     }
 }
 
+/// Sends `req` on `leg` and reads a `200`'s body as `T`; another status is `refused(status)`, a
+/// body that does not read `refused(200)`.
+async fn json_200<T: serde::de::DeserializeOwned>(
+    req: reqwest::RequestBuilder,
+    leg: Leg,
+    refused: fn(u16) -> DashboardError,
+) -> Result<T, DashboardError> {
+    let resp = req.send().await.map_err(transport(leg))?;
+    if resp.status() != 200 {
+        return Err(refused(resp.status().as_u16()));
+    }
+    let body = resp.bytes().await.map_err(transport(leg))?;
+    serde_json::from_slice(&body).map_err(|_| refused(200))
+}
+
 /// Takes `key=` out of a `WWW-Authenticate` value the way MaPS does.
 pub fn split_param(header: &str, key: &str) -> Option<String> {
     let after = header.split(key).nth(1)?;
@@ -216,7 +231,7 @@ impl Dashboard {
     /// Swaps a ticket for an RPT at the CAS.
     pub async fn rpt(&self, ticket: &str) -> Result<String, DashboardError> {
         let rqp = crate::cas::mint(serde_json::json!({"iss": "dashboard", "sub": "user"}));
-        let resp = self
+        let req = self
             .client
             .post(format!("{}/token", self.cas))
             .header("X-Request-ID", uuid::Uuid::new_v4().to_string())
@@ -226,16 +241,8 @@ impl Dashboard {
                 ("claim_token", &rqp),
                 ("claim_token_format", "pension_dashboard_rqp"),
                 ("scope", "owner value"),
-            ])
-            .send()
-            .await
-            .map_err(transport(Leg::Token))?;
-        if resp.status() != 200 {
-            return Err(DashboardError::TokenRefused(resp.status().as_u16()));
-        }
-        let body = resp.bytes().await.map_err(transport(Leg::Token))?;
-        let v: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|_| DashboardError::TokenRefused(200))?;
+            ]);
+        let v: serde_json::Value = json_200(req, Leg::Token, DashboardError::TokenRefused).await?;
         v["access_token"]
             .as_str()
             .map(str::to_owned)
@@ -247,18 +254,12 @@ impl Dashboard {
         let bad = DashboardError::BadToken;
         let header = jsonwebtoken::decode_header(token).map_err(|_| bad(TokenFault::Malformed))?;
         let kid = header.kid.ok_or(bad(TokenFault::NoKid))?;
-        let resp = self
-            .client
-            .get(format!("{}/jwk_uri", self.cas))
-            .send()
-            .await
-            .map_err(transport(Leg::JwkSet))?;
-        if resp.status() != 200 {
-            return Err(DashboardError::NoJwkSet(resp.status().as_u16()));
-        }
-        let body = resp.bytes().await.map_err(transport(Leg::JwkSet))?;
-        let jwks: jsonwebtoken::jwk::JwkSet =
-            serde_json::from_slice(&body).map_err(|_| DashboardError::NoJwkSet(200))?;
+        let jwks: jsonwebtoken::jwk::JwkSet = json_200(
+            self.client.get(format!("{}/jwk_uri", self.cas)),
+            Leg::JwkSet,
+            DashboardError::NoJwkSet,
+        )
+        .await?;
         let jwk = jwks.find(&kid).ok_or(bad(TokenFault::KidNotPublished))?;
         let mut v = Validation::new(header.alg);
         v.algorithms = vec![Algorithm::RS256, Algorithm::PS256];

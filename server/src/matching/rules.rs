@@ -173,36 +173,36 @@ impl Person {
         v
     }
 
+    /// Whether the given and family names stand swapped between `self` and `other`.
+    fn names_swapped(&self, other: &Person) -> bool {
+        any_common(&self.given(), &other.family()) && any_common(&self.family(), &other.given())
+    }
+
     /// How `field` compares between `self` (the find) and `other` (the member).
     pub fn compare(&self, other: &Person, field: Field) -> Agreement {
         match field {
             Field::Nino => single(&self.nino8, &other.nino8),
             Field::DateOfBirth => single(&self.date_of_birth, &other.date_of_birth),
+            Field::FamilyName | Field::GivenName
+                if self.names.is_empty() || other.names.is_empty() =>
+            {
+                Agreement::Absent
+            }
             Field::FamilyName => {
-                if self.names.is_empty() || other.names.is_empty() {
-                    return Agreement::Absent;
-                }
                 if any_common(&self.family(), &other.family()) {
                     Agreement::Exact
                 } else if any_common(&self.all_family(), &other.all_family()) {
                     Agreement::Lenient(Leniency::Historic)
-                } else if any_common(&self.given(), &other.family())
-                    && any_common(&self.family(), &other.given())
-                {
+                } else if self.names_swapped(other) {
                     Agreement::Lenient(Leniency::Swapped)
                 } else {
                     Agreement::Disagree
                 }
             }
             Field::GivenName => {
-                if self.names.is_empty() || other.names.is_empty() {
-                    return Agreement::Absent;
-                }
                 if any_common(&self.given(), &other.given()) {
                     Agreement::Exact
-                } else if any_common(&self.family(), &other.given())
-                    && any_common(&self.given(), &other.family())
-                {
+                } else if self.names_swapped(other) {
                     Agreement::Lenient(Leniency::Swapped)
                 } else {
                     Agreement::Disagree

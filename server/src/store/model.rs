@@ -5,6 +5,8 @@
 //! spells those strings: the backend converts at the boundary and refuses a value it does not
 //! know ([`super::StoreError::Corrupt`]) instead of guessing.
 
+use std::ops::ControlFlow;
+
 use strum::{Display, EnumString, IntoStaticStr, VariantArray};
 use uuid::Uuid;
 
@@ -851,6 +853,49 @@ pub enum Claim {
     Busy(StoredSubmission),
     /// It was answered already (accepted or refused): nothing to send.
     Done(StoredSubmission),
+}
+
+// === impl Claim ===
+
+impl Claim {
+    /// The attempt a correction claims, given the day's latest attempt above 0 and its state:
+    /// that one while still `sending` (a crash left it), the next otherwise; 1 when none exists.
+    pub(crate) fn correction_attempt(latest: Option<(u32, SubmissionState)>) -> u32 {
+        match latest {
+            Some((a, SubmissionState::Sending)) => a,
+            Some((a, _)) => a + 1,
+            None => 1,
+        }
+    }
+
+    /// What an existing submission gives a claimant before any write: `Done` once answered,
+    /// `Busy` within the claim's lease; `Continue` when the lease lapsed, to be re-claimed with
+    /// an update fenced on its `claimed_at` ([`Claim::reclaimed`]).
+    pub(crate) fn of_existing(
+        existing: StoredSubmission,
+        now: i64,
+        lease_micros: i64,
+    ) -> ControlFlow<Claim, StoredSubmission> {
+        if existing.state != SubmissionState::Sending {
+            ControlFlow::Break(Claim::Done(existing))
+        } else if existing.claimed_at + lease_micros > now {
+            ControlFlow::Break(Claim::Busy(existing))
+        } else {
+            ControlFlow::Continue(existing)
+        }
+    }
+
+    /// A fenced re-claim's outcome: this caller's when its update `won`, another's otherwise.
+    pub(crate) fn reclaimed(existing: StoredSubmission, won: bool, now: i64) -> Claim {
+        if won {
+            Claim::Claimed(StoredSubmission {
+                claimed_at: now,
+                ..existing
+            })
+        } else {
+            Claim::Busy(existing)
+        }
+    }
 }
 
 /// A possible match, for the Regulation 28(3) report.

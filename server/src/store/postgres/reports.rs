@@ -3,6 +3,7 @@
 //! sent, under the primary key (holdername, report, day, attempt)).
 
 use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
@@ -10,8 +11,8 @@ use tokio_postgres::Row;
 
 use super::super::model::{
     CalculationFact, Claim, DayFacts, NewSubmission, NewUnavailability, PossibleMatch, ReportFact,
-    ReviewState, StoredPart, StoredSubmission, SubmissionAnswer, SubmissionKey, SubmissionState,
-    SubmissionStatus, Unavailability, ViewFact,
+    ReviewState, StoredPart, StoredSubmission, SubmissionAnswer, SubmissionKey, SubmissionStatus,
+    Unavailability, ViewFact,
 };
 use super::super::StoreError;
 use super::{date, guid};
@@ -302,17 +303,11 @@ async fn next_attempt(
             &[&h, &s.kind, &day],
         )
         .await?;
-    Ok(match latest {
-        Some(r) => {
-            let a = small(r.try_get(0)?, "report attempt")?;
-            if r.try_get::<_, SubmissionState>(1)? == SubmissionState::Sending {
-                a
-            } else {
-                a + 1
-            }
-        }
-        None => 1,
-    })
+    let latest = match latest {
+        Some(r) => Some((small(r.try_get(0)?, "report attempt")?, r.try_get(1)?)),
+        None => None,
+    };
+    Ok(Claim::correction_attempt(latest))
 }
 
 /// Claims a submission in the caller's transaction (see the SQLite backend's `claim`). The
@@ -383,12 +378,10 @@ pub(super) async fn claim(
     let existing = submission(c, &key)
         .await?
         .ok_or(StoreError::Corrupt("report submission"))?;
-    if existing.state != SubmissionState::Sending {
-        return Ok(Claim::Done(existing));
-    }
-    if existing.claimed_at + lease > now {
-        return Ok(Claim::Busy(existing));
-    }
+    let existing = match Claim::of_existing(existing, now, lease) {
+        ControlFlow::Break(claim) => return Ok(claim),
+        ControlFlow::Continue(existing) => existing,
+    };
     // Fenced on the old claim time: of two instances re-claiming at once, one wins.
     let won = c
         .execute(
@@ -405,14 +398,7 @@ pub(super) async fn claim(
             ],
         )
         .await?;
-    Ok(if won == 1 {
-        Claim::Claimed(StoredSubmission {
-            claimed_at: now,
-            ..existing
-        })
-    } else {
-        Claim::Busy(existing)
-    })
+    Ok(Claim::reclaimed(existing, won == 1, now))
 }
 
 /// Records the CAS's answer to one part, and sets the submission's state to its parts' worst.

@@ -8,6 +8,7 @@
 //! same bodies (same `record_id`, same `submission_id`) when a crash left it `sending`.
 
 use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -275,20 +276,15 @@ pub(in crate::store) fn claim(
     let h = s.holdername.hyphenated().to_string();
     let day = s.day.format("%Y-%m-%d").to_string();
     let attempt: u32 = if s.status == SubmissionStatus::Correction {
-        let (latest, latest_state): (Option<u32>, Option<SubmissionState>) = conn
+        let latest = conn
             .prepare_cached(
                 "SELECT attempt, state FROM report_submissions
                   WHERE holdername = ?1 AND report = ?2 AND day = ?3 AND attempt > 0
                   ORDER BY attempt DESC LIMIT 1",
             )?
             .query_row(params![h, s.kind, day], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?
-            .map_or((None, None), |(a, st)| (Some(a), Some(st)));
-        match (latest, latest_state) {
-            (Some(a), Some(SubmissionState::Sending)) => a,
-            (Some(a), _) => a + 1,
-            (None, _) => 1,
-        }
+            .optional()?;
+        Claim::correction_attempt(latest)
     } else {
         0
     };
@@ -299,12 +295,10 @@ pub(in crate::store) fn claim(
         attempt,
     };
     if let Some(existing) = submission(conn, &key)? {
-        if existing.state != SubmissionState::Sending {
-            return Ok(Claim::Done(existing));
-        }
-        if existing.claimed_at + lease_micros > now {
-            return Ok(Claim::Busy(existing));
-        }
+        let existing = match Claim::of_existing(existing, now, lease_micros) {
+            ControlFlow::Break(claim) => return Ok(claim),
+            ControlFlow::Continue(existing) => existing,
+        };
         // Fenced on the old claim time: of two instances re-claiming at once, one wins.
         let won = conn
             .prepare_cached(
@@ -313,14 +307,7 @@ pub(in crate::store) fn claim(
                     AND claimed_at = ?6",
             )?
             .execute(params![h, s.kind, day, attempt, now, existing.claimed_at])?;
-        return Ok(if won == 1 {
-            Claim::Claimed(StoredSubmission {
-                claimed_at: now,
-                ..existing
-            })
-        } else {
-            Claim::Busy(existing)
-        });
+        return Ok(Claim::reclaimed(existing, won == 1, now));
     }
     conn.prepare_cached(
         "INSERT INTO report_submissions (holdername, report, day, attempt, submission_id, status,
