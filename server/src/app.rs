@@ -173,7 +173,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         store: store.clone(),
         data_version: applied_version,
     });
-    spawn_reloader(&config, tls.clone(), cas.clone(), signer, shutdown.clone());
+    let console_tls = console_tls(&config)?;
+    let material = crate::reload::Material {
+        tls: tls.clone(),
+        console: console_tls.clone(),
+        cas: cas.clone(),
+        signer,
+    };
+    spawn_reloader(&config, material, shutdown.clone());
     tokio::spawn(crate::http::serve(
         listener,
         tls,
@@ -182,16 +189,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown.clone(),
         tracker.clone(),
     ));
-    tokio::spawn(crate::http::ops::serve(
-        ops_listener,
-        ops.clone(),
-        ConnLimits {
-            max_connections: config.server.ops_max_connections,
-            ..ConnLimits::from_config(&config)
-        },
-        shutdown.clone(),
-    ));
-    let console_addr = start_console(&config, &store, &cas, &shutdown, &tracker).await?;
+    spawn_ops(&config, ops_listener, ops.clone(), &shutdown);
+    let console_addr =
+        start_console(&config, console_tls, &store, &cas, &shutdown, &tracker).await?;
     ops.ready.store(true, Ordering::Relaxed);
     spawn_reporting(&config, &store, &cas, &shutdown);
     tokio::spawn(upkeep(&config, store.clone(), cas).run(shutdown.clone()));
@@ -236,14 +236,7 @@ async fn open_indexed(
 }
 
 /// Watches keys and certificates, and swaps in what changed (`SIGHUP`, or a file change).
-fn spawn_reloader(
-    config: &Config,
-    tls: Arc<arc_swap::ArcSwap<rustls::ServerConfig>>,
-    cas: CasClient,
-    signer: Option<Arc<arc_swap::ArcSwap<Signer>>>,
-    shutdown: CancellationToken,
-) {
-    let material = crate::reload::Material { tls, cas, signer };
+fn spawn_reloader(config: &Config, material: crate::reload::Material, shutdown: CancellationToken) {
     let poll = Duration::from_millis(config.server.reload_poll_ms);
     tokio::spawn(crate::reload::Reloader::new(config.clone(), material).run(poll, shutdown));
 }
@@ -259,19 +252,43 @@ fn limits(config: &Config) -> Limits {
     }
 }
 
-/// The operator console's listener, when `console.enabled`: its address.
+/// The ops listener (health, metrics, the JWK set, the data version).
+fn spawn_ops(config: &Config, listener: TcpListener, ops: Arc<Ops>, shutdown: &CancellationToken) {
+    tokio::spawn(crate::http::ops::serve(
+        listener,
+        ops,
+        ConnLimits {
+            max_connections: config.server.ops_max_connections,
+            ..ConnLimits::from_config(config)
+        },
+        shutdown.clone(),
+    ));
+}
+
+/// The operator console's TLS config, when `console.enabled`: shared with the reloader.
+fn console_tls(config: &Config) -> Result<Option<SharedTls>, StartError> {
+    if !config.console.enabled {
+        return Ok(None);
+    }
+    let tls = crate::console::tls_config(config)?;
+    Ok(Some(Arc::new(arc_swap::ArcSwap::new(tls))))
+}
+
+/// The operator console's listener, when enabled (`tls` is then `Some`): its address.
 async fn start_console(
     config: &Config,
+    tls: Option<SharedTls>,
     store: &Store,
     cas: &CasClient,
     shutdown: &CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<Option<SocketAddr>, StartError> {
-    if !config.console.enabled {
+    let Some(tls) = tls else {
         return Ok(None);
-    }
+    };
     let addr = crate::console::start(
         config,
+        tls,
         store.clone(),
         cas.clone(),
         shutdown.clone(),
@@ -280,6 +297,9 @@ async fn start_console(
     .await?;
     Ok(Some(addr))
 }
+
+/// A TLS config that a reload swaps under its listener.
+type SharedTls = Arc<arc_swap::ArcSwap<rustls::ServerConfig>>;
 
 /// The daily PDP reporting run, when `reporting.enabled`.
 fn spawn_reporting(config: &Config, store: &Store, cas: &CasClient, shutdown: &CancellationToken) {

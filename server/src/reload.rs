@@ -6,6 +6,7 @@
 //!
 //! - the ecosystem listener's certificate, key and client CA bundle: handshakes after the reload
 //!   use the new material; open connections keep theirs and are not cut;
+//! - the operator console's certificate and key (its own, or the listener's), likewise;
 //! - the CAS client's certificate, key and CA: calls after the reload use them;
 //! - the view signing keys (the active one and those published beside it): tokens after the
 //!   reload are signed with the active key, and `/jwks.json` publishes the new set.
@@ -31,6 +32,8 @@ use crate::view_data::token::Signer;
 pub struct Material {
     /// The ecosystem listener's TLS config.
     pub tls: Arc<ArcSwap<rustls::ServerConfig>>,
+    /// The operator console's TLS config, when the console is enabled.
+    pub console: Option<Arc<ArcSwap<rustls::ServerConfig>>>,
     /// The CAS client (its clones share the reloaded identity).
     pub cas: CasClient,
     /// The view data signer, when views are served.
@@ -41,6 +44,7 @@ pub struct Material {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Part {
     Listener,
+    Console,
     CasClient,
     Signer,
 }
@@ -49,6 +53,7 @@ impl Part {
     fn as_str(self) -> &'static str {
         match self {
             Part::Listener => "listener",
+            Part::Console => "console",
             Part::CasClient => "cas_client",
             Part::Signer => "view_signing_keys",
         }
@@ -81,6 +86,10 @@ impl Reloader {
             (config.cas.client_key.clone(), Part::CasClient),
             (config.cas.ca.clone(), Part::CasClient),
         ];
+        if material.console.is_some() {
+            let (cert, key) = crate::console::tls_files(&config);
+            files.extend([(cert, Part::Console), (key, Part::Console)]);
+        }
         if material.signer.is_some() {
             files.push((config.view.signing_key.clone(), Part::Signer));
             files.extend(
@@ -144,6 +153,12 @@ impl Reloader {
             Part::Listener => crate::tls::server::server_config(&c.tls)
                 .map(|cfg| self.material.tls.store(cfg))
                 .map_err(|e| e.to_string()),
+            Part::Console => match &self.material.console {
+                None => Ok(()),
+                Some(console) => crate::console::tls_config(c)
+                    .map(|cfg| console.store(cfg))
+                    .map_err(|e| e.to_string()),
+            },
             Part::CasClient => self.material.cas.reload(&c.cas).map_err(|e| e.to_string()),
             Part::Signer => match &self.material.signer {
                 None => Ok(()),

@@ -227,10 +227,14 @@ pub fn chain_expiry(path: &std::path::Path) -> Result<Option<i64>, crate::tls::T
 
 /// The certificate files an endpoint uses, by name.
 pub fn certificate_files(config: &crate::config::Config) -> Vec<(&'static str, PathBuf)> {
-    vec![
+    let mut files = vec![
         ("server", config.tls.cert.clone()),
         ("client_ca", config.tls.client_ca.clone()),
         ("cas_client", config.cas.client_cert.clone()),
         ("cas_ca", config.cas.ca.clone()),
-    ]
+    ];
+    if let (true, Some(own)) = (config.console.enabled, &config.console.cert) {
+        files.push(("console", own.clone()));
+    }
+    files
 }

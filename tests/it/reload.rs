@@ -161,3 +161,96 @@ async fn the_server_certificate_and_client_ca_are_swapped_under_load_without_a_f
     assert_eq!(failed, 0, "{failed} requests failed during the rotation");
     server.stop().await;
 }
+
+/// The DER of the certificate the operator console presents to a new handshake (a browser: no
+/// client certificate).
+async fn console_presented(addr: std::net::SocketAddr, trust: &std::path::Path) -> Vec<u8> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in pdp_provider::tls::load_certs(trust).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(pdp_provider::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+#[tokio::test]
+async fn the_console_certificate_is_swapped_without_a_restart_and_watched_for_expiry() {
+    let env = Env::new();
+    let next = env.dir.path().join("next");
+    pdp_provider::tls::pki::init(&next).unwrap();
+    let both = env.dir.path().join("both-cas.pem");
+    std::fs::write(
+        &both,
+        [
+            std::fs::read(env.cert(files::CA)).unwrap(),
+            std::fs::read(next.join(files::CA)).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let live = env.dir.path().join("console");
+    std::fs::create_dir_all(&live).unwrap();
+    for f in [files::SERVER, files::SERVER_KEY] {
+        std::fs::copy(env.cert(f), live.join(f)).unwrap();
+    }
+    let mut config = env.config();
+    config.console.enabled = true;
+    config.console.listen = "127.0.0.1:0".parse().unwrap();
+    config.console.cert = Some(live.join(files::SERVER));
+    config.console.key = Some(live.join(files::SERVER_KEY));
+    config.server.reload_poll_ms = 100;
+    let server = Server::start(config).await;
+    let console = server.console_addr.unwrap();
+    let der = |p: &std::path::Path| pdp_provider::tls::load_certs(p).unwrap()[0].to_vec();
+    assert_eq!(
+        console_presented(console, &both).await,
+        der(&env.cert(files::SERVER))
+    );
+    // The console's own certificate is watched for expiry (upkeep's first round, just started).
+    let mut watched = false;
+    for _ in 0..100 {
+        let m = server.metrics().await;
+        if m.contains("pdp_certificate_expiry_seconds{certificate=\"console\"}") {
+            watched = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(watched, "no expiry gauge for the console's certificate");
+
+    replace(&next.join(files::SERVER_KEY), &live.join(files::SERVER_KEY));
+    replace(&next.join(files::SERVER), &live.join(files::SERVER));
+    let new_der = der(&next.join(files::SERVER));
+    let mut swapped = false;
+    for _ in 0..100 {
+        if console_presented(console, &both).await == new_der {
+            swapped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        swapped,
+        "new console handshakes still get the old certificate"
+    );
+    assert!(server
+        .metrics()
+        .await
+        .contains("pdp_reloads_total{part=\"console\",outcome=\"reloaded\"}"));
+    // The ecosystem listener kept its own certificate.
+    assert_eq!(
+        presented(&env, &server, &both).await,
+        der(&env.cert(files::SERVER))
+    );
+    server.stop().await;
+}

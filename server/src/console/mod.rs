@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -262,11 +263,19 @@ pub async fn create_first_pbc(
     save_user(store, user, Some(password), usize::MAX).await
 }
 
-/// The console's TLS config: its certificate, no client certificate asked, HTTP/1.1.
-fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, ConsoleError> {
+/// The console's certificate chain and key: its own, or the ecosystem listener's.
+pub fn tls_files(config: &Config) -> (PathBuf, PathBuf) {
     let c = &config.console;
-    let cert = c.cert.clone().unwrap_or_else(|| config.tls.cert.clone());
-    let key = c.key.clone().unwrap_or_else(|| config.tls.key.clone());
+    (
+        c.cert.clone().unwrap_or_else(|| config.tls.cert.clone()),
+        c.key.clone().unwrap_or_else(|| config.tls.key.clone()),
+    )
+}
+
+/// The console's TLS config: its certificate, no client certificate asked, HTTP/1.1. Built
+/// again on a reload ([`crate::reload`]).
+pub fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, ConsoleError> {
+    let (cert, key) = tls_files(config);
     let mut tls = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(crate::tls::TlsError::from)?
@@ -278,15 +287,15 @@ fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, ConsoleError
 }
 
 /// Binds the console's listener and serves it (see [`serve`]) until `shutdown`; the address
-/// bound. TLS material and the address are checked before it returns.
+/// bound. New handshakes take the TLS config `tls` holds then (a reload swaps it).
 pub async fn start(
     config: &Config,
+    tls: Arc<ArcSwap<rustls::ServerConfig>>,
     store: Store,
     cas: CasClient,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) -> Result<SocketAddr, ConsoleError> {
-    let acceptor = TlsAcceptor::from(tls_config(config)?);
     let addr = config.console.listen;
     let listener = TcpListener::bind(addr)
         .await
@@ -295,7 +304,7 @@ pub async fn start(
         .local_addr()
         .map_err(|source| ConsoleError::Bind { addr, source })?;
     let console = Arc::new(Console::new(config.clone(), store, cas));
-    tokio::spawn(serve(listener, acceptor, console, shutdown, tracker));
+    tokio::spawn(serve(listener, tls, console, shutdown, tracker));
     tracing::info!(%bound, "operator console listening");
     Ok(bound)
 }
@@ -304,7 +313,7 @@ pub async fn start(
 /// connection cap, header and idle time-outs of [`crate::http::conn`]).
 pub async fn serve(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    tls: Arc<ArcSwap<rustls::ServerConfig>>,
     console: Arc<Console>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -316,7 +325,7 @@ pub async fn serve(
     let max = limits.max_connections;
     conn::accept_loop(listener, max, shutdown.clone(), tracker, move |tcp| {
         let (acceptor, console, limits, shutdown) = (
-            acceptor.clone(),
+            TlsAcceptor::from(tls.load_full()),
             console.clone(),
             limits.clone(),
             shutdown.clone(),
