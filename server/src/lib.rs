@@ -28,11 +28,13 @@
 //!   claims read unverified.
 //! - [`store`]: durable state behind one typed handle over a backend: SQLite embedded (one
 //!   instance), PostgreSQL for several instances on one database. Find ACKs and audit records
-//!   ride group commits; personal data sealed with AES-256-GCM.
+//!   ride group commits; personal data sealed with AES-256-GCM; the schema's migrations written
+//!   once and rendered in each backend's dialect.
 //! - [`matching`]: normalisation, the configurable rules, the in-memory member indexes.
 //! - [`pipeline`]: the CAS work of finds that matched at the ACK: PAT, PeI registration, many
 //!   finds in flight at once; `finds failed`.
-//! - [`cas`]: the outbound CAS client (UAT to PAT, PeI registration), retries inside the budget.
+//! - [`cas`]: the outbound CAS client (UAT to PAT, PeI registration, PDP reporting), and the one
+//!   retry loop of every outbound call, inside its budget.
 //! - [`view_data`]: the view payload, the 3/10 working-day values rule, the signed token;
 //!   `values import|report`.
 //! - [`audit`]: the audit record every call writes (CoCo2.1.6), never personal data; export.
