@@ -1,14 +1,16 @@
 //! Completion latency and fault injection, through the CAS simulator's control listener.
 //!
 //! A followed find is one the endpoint ACKed and should register PeIs for. A single poller asks
-//! `GET {control}/__sim/registrations` every 100 ms while any followed find is pending, and
+//! `GET {control}/__sim/registrations?since=N` every 100 ms while any followed find is pending
+//! (only the registrations made since its last answer: a poll costs what happened in 100 ms, not
+//! everything registered so far, which had stalled the endpoint sharing the machine), and
 //! records, for each registration whose `inbound_request_id` is a pending find's X-Request-ID,
 //! the time from the ACK to the poll answer that first showed it (so figures are upper bounds,
-//! by at most one poll). A find not seen within 60 s of its ACK counts as missed: `not
-//! registered within 60 s` when the poll that judged it answered, or the poll's own failure
-//! (`CAS control unreachable`, …) when it did not, since then nobody knows. Each poll
-//! fetches every registration, so following is meant for moderate runs (smoke, degraded CAS),
-//! with `completion_sample` keeping the followed set small at high rates.
+//! by at most one poll). A registration seen before its find reached the poller (the `202` was
+//! still on its way to the load tool) is kept for [`GIVE_UP`] and counts from its ACK when the
+//! find arrives. A find not seen within 60 s of its ACK counts as missed: `not registered
+//! within 60 s` when the poll that judged it answered, or the poll's own failure (`CAS control
+//! unreachable`, …) when it did not, since then nobody knows.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -80,9 +82,14 @@ impl Control {
         })
     }
 
-    async fn registrations(&self) -> Result<Vec<Registration>, reqwest::Error> {
+    /// The registrations after the first `since` (in the order made), or every one.
+    async fn registrations(
+        &self,
+        since: Option<usize>,
+    ) -> Result<Vec<Registration>, reqwest::Error> {
+        let query = since.map(|n| format!("?since={n}")).unwrap_or_default();
         self.client
-            .get(format!("{}/__sim/registrations", self.base))
+            .get(format!("{}/__sim/registrations{query}", self.base))
             .send()
             .await?
             .error_for_status()?
@@ -92,7 +99,7 @@ impl Control {
 
     /// The names (PeIs) registered so far.
     pub async fn registered_peis(&self) -> Result<HashSet<String>, LoadError> {
-        let regs = self.registrations().await.map_err(|e| self.error(e))?;
+        let regs = self.registrations(None).await.map_err(|e| self.error(e))?;
         Ok(regs.into_iter().map(|r| r.name).collect())
     }
 
@@ -150,6 +157,9 @@ impl Control {
         let mut failures = Failures::new();
         let mut poll_errors = 0;
         let mut pending: HashMap<String, Instant> = HashMap::new();
+        // Registrations read so far, and those whose find had not reached the poller yet.
+        let mut read = 0;
+        let mut early: HashMap<String, Instant> = HashMap::new();
         let mut open = true;
         let mut tick = tokio::time::interval(POLL_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -164,9 +174,12 @@ impl Control {
             }
             while open {
                 match rx.try_recv() {
-                    Ok(f) => {
-                        pending.insert(f.request_id, f.acked_at);
-                    }
+                    Ok(f) => match early.remove(&f.request_id) {
+                        Some(seen) => series.record(seen.saturating_duration_since(f.acked_at)),
+                        None => {
+                            pending.insert(f.request_id, f.acked_at);
+                        }
+                    },
                     Err(mpsc::error::TryRecvError::Empty) => break,
                     Err(mpsc::error::TryRecvError::Disconnected) => open = false,
                 }
@@ -178,12 +191,18 @@ impl Control {
                 break;
             }
             // Why this poll failed; `None` when it answered.
-            let poll_failed = match self.registrations().await {
+            let poll_failed = match self.registrations(Some(read)).await {
                 Ok(regs) => {
                     let now = Instant::now();
+                    read += regs.len();
                     for r in regs {
-                        if let Some(acked_at) = pending.remove(&r.inbound_request_id) {
-                            series.record(now.saturating_duration_since(acked_at));
+                        match pending.remove(&r.inbound_request_id) {
+                            Some(acked_at) => {
+                                series.record(now.saturating_duration_since(acked_at))
+                            }
+                            None => {
+                                early.entry(r.inbound_request_id).or_insert(now);
+                            }
                         }
                     }
                     None
@@ -194,6 +213,7 @@ impl Control {
                 }
             };
             let now = Instant::now();
+            early.retain(|_, seen| now.saturating_duration_since(*seen) <= GIVE_UP);
             pending.retain(|_, acked_at| {
                 let live = now.saturating_duration_since(*acked_at) <= GIVE_UP;
                 if !live {

@@ -12,7 +12,8 @@
 //! opaque: standard base64 of a JSON wrapper around a JWT, as the stub makes them.
 //!
 //! A control listener (plain HTTP, loopback) shows what it received and injects faults:
-//! `GET /__sim/registrations`, `GET /__sim/calls`, `POST /__sim/faults` with
+//! `GET /__sim/registrations` (every resource; with `?since=N`, only the registrations made after
+//! the first N, in order: `[{"name", "inbound_request_id"}]`, for pollers), `GET /__sim/calls`, `POST /__sim/faults` with
 //! `{"latency_ms", "error_rate", "error_status", "outage_ms", "endpoints"}`, `DELETE /__sim/faults`,
 //! `GET /__sim/reports` (the reporting submissions received), `POST /configuration` (as on the
 //! mTLS listener), and `POST /__sim/jwks` with a provider's JWK set to publish at `/jwk_uri` (as PDP does at
@@ -97,6 +98,15 @@ pub struct Resource {
     pub deleted: Option<String>,
 }
 
+/// A registration as the control listener's log lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Registered {
+    /// The PeI.
+    pub name: String,
+    /// The find request it came from.
+    pub inbound_request_id: String,
+}
+
 /// The simulator's state.
 #[derive(Default)]
 pub struct CasState {
@@ -108,6 +118,8 @@ pub struct CasState {
     expired_pats: DashMap<String, ()>,
     resources: DashMap<String, Resource>,
     by_name: DashMap<String, String>,
+    /// Every registration in the order it was made: what a poller reads from where it stopped.
+    log: Mutex<Vec<Registered>>,
     /// RPT → (resource id, scopes, exp).
     rpts: DashMap<String, (String, Vec<String>, i64)>,
     /// The provider keys published at `/jwk_uri`.
@@ -176,6 +188,12 @@ impl CasState {
         let mut v: Vec<Resource> = self.resources.iter().map(|r| r.value().clone()).collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
+    }
+
+    /// The registrations made after the first `since`, in order.
+    pub fn registered_since(&self, since: usize) -> Vec<Registered> {
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.get(since..).unwrap_or_default().to_vec()
     }
 
     /// Every call received.
@@ -755,6 +773,14 @@ async fn register(req: Request<Incoming>, state: &CasState, xid: &str) -> Respon
             v.insert(resource_id.clone());
         }
     }
+    state
+        .log
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(Registered {
+            name: b.name.clone(),
+            inbound_request_id: b.inbound_request_id.clone().unwrap_or_default(),
+        });
     state.resources.insert(
         resource_id.clone(),
         Resource {
@@ -859,10 +885,18 @@ fn delete(req: Request<Incoming>, state: &CasState, id: &str) -> Response<Body> 
 
 async fn control(req: Request<Incoming>, state: Arc<CasState>) -> Response<Body> {
     match (req.method().clone(), req.uri().path()) {
-        (Method::GET, "/__sim/registrations") => json_resp(
-            StatusCode::OK,
-            serde_json::to_value(state.registrations()).unwrap_or_default(),
-        ),
+        (Method::GET, "/__sim/registrations") => {
+            let since = req.uri().query().and_then(|q| {
+                q.split('&')
+                    .find_map(|kv| kv.strip_prefix("since="))
+                    .and_then(|n| n.parse::<usize>().ok())
+            });
+            let list = match since {
+                Some(n) => serde_json::to_value(state.registered_since(n)),
+                None => serde_json::to_value(state.registrations()),
+            };
+            json_resp(StatusCode::OK, list.unwrap_or_default())
+        }
         (Method::GET, "/__sim/calls") => json_resp(
             StatusCode::OK,
             serde_json::to_value(state.calls()).unwrap_or_default(),

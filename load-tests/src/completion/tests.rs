@@ -113,3 +113,80 @@ async fn finds_pending_at_ctrl_c_are_interrupted() {
     assert_eq!(c.series.missed, 1);
     assert_eq!(c.failures.get(failure::INTERRUPTED), 1, "{:?}", c.failures);
 }
+
+/// A control listener whose log holds one registration, of `find-0`: it answers `?since=0` with
+/// it and later cursors with nothing; the request lines it saw.
+async fn one_registration() -> (Control, Arc<std::sync::Mutex<Vec<String>>>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen_lines = lines.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = l.accept().await {
+            let seen_lines = seen_lines.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&seen)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let body = if line.contains("since=0 ") {
+                    r#"[{"name":"pei-0","inbound_request_id":"find-0"}]"#
+                } else {
+                    "[]"
+                };
+                seen_lines.lock().unwrap().push(line);
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tcp.write_all(answer.as_bytes()).await;
+                let _ = tcp.shutdown().await;
+            });
+        }
+    });
+    (Control::new(&format!("http://{addr}")).unwrap(), lines)
+}
+
+#[tokio::test]
+async fn polls_read_on_from_their_cursor_and_a_registration_seen_before_its_find_counts() {
+    let (control, lines) = one_registration().await;
+    let (tx, poller) = control.spawn_poller(CancellationToken::new());
+    // Another find keeps the poller polling; it is overdue, so the first poll judges it.
+    tx.send(Followed {
+        request_id: "other".into(),
+        acked_at: Instant::now()
+            .checked_sub(GIVE_UP + Duration::from_secs(1))
+            .expect("the clock is past 61 s"),
+    })
+    .unwrap();
+    let waited = std::time::Instant::now();
+    while lines.lock().unwrap().is_empty() {
+        assert!(waited.elapsed() < Duration::from_secs(10), "never polled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // find-0's 202 reaches the poller after the poll that showed its registration.
+    tx.send(Followed {
+        request_id: "find-0".into(),
+        acked_at: Instant::now() - Duration::from_millis(30),
+    })
+    .unwrap();
+    drop(tx);
+    let c = poller.await.unwrap();
+    assert_eq!(c.series.count(), 1, "find-0 completed");
+    assert_eq!(c.series.missed, 1, "other was never registered");
+    let lines = lines.lock().unwrap();
+    assert!(
+        lines[0].starts_with("GET /__sim/registrations?since=0 "),
+        "{lines:?}"
+    );
+}
