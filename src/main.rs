@@ -988,11 +988,7 @@ fn exit_for(out: pdp_provider::peis::Deregistered) -> ExitCode {
 /// `YYYY-MM-DD` (midnight UTC) or RFC 3339, as µs since the epoch.
 fn parse_time(s: &str) -> anyhow::Result<i64> {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc()
-            .timestamp_micros());
+        return Ok(pdp_provider::day_start(d));
     }
     Ok(chrono::DateTime::parse_from_rfc3339(s)
         .with_context(|| format!("{s}: expected YYYY-MM-DD or RFC 3339"))?

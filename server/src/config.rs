@@ -404,11 +404,7 @@ pub struct GoLive(pub chrono::NaiveDate);
 impl GoLive {
     /// Its start, 00:00 UTC, in µs since the epoch.
     pub fn start_micros(self) -> i64 {
-        self.0
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc()
-            .timestamp_micros()
+        crate::day_start(self.0)
     }
 
     fn parse(s: &str) -> Option<Self> {

@@ -116,6 +116,13 @@ pub fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
+/// A day's start, 00:00 UTC, in µs since the Unix epoch.
+pub fn day_start(day: chrono::NaiveDate) -> i64 {
+    day.and_time(chrono::NaiveTime::MIN)
+        .and_utc()
+        .timestamp_micros()
+}
+
 /// RFC 3339 UTC timestamp with milliseconds, as PDP writes `datetimestamp`.
 pub fn datetimestamp(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros)

@@ -132,12 +132,7 @@ pub fn month_bounds(month: &str) -> Result<(i64, i64), SlaError> {
         NaiveDate::from_ymd_opt(y, m + 1, 1)
     }
     .ok_or(SlaError::Month)?;
-    let micros = |d: NaiveDate| {
-        d.and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc()
-            .timestamp_micros()
-    };
+    let micros = crate::day_start;
     Ok((micros(start), micros(next)))
 }
 

@@ -18,8 +18,8 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use pdp_provider::wire::report::{
-    datetime_ok, reason_ok, ReportKind, StubConfiguration, MAX_BODY_BYTES, MAX_CALCULATIONS,
-    MAX_HOLDER_MAPS, MAX_PERIODS, MAX_RESPONSE_TIMES,
+    datetime_ok, reason_ok, ProblemDetails, ProblemError, ReportKind, StubConfiguration,
+    MAX_BODY_BYTES, MAX_CALCULATIONS, MAX_HOLDER_MAPS, MAX_PERIODS, MAX_RESPONSE_TIMES,
 };
 
 /// A submission the simulator accepted.
@@ -114,13 +114,12 @@ impl ReportState {
                 .join(" ");
             (
                 f.status,
-                json!({
-                    "type": format!("https://example.com/errors/{}", f.code),
-                    "title": title,
-                    "status": f.status,
-                    "datetimestamp": now(),
-                    "errors": f.errors,
-                }),
+                problem_details(
+                    format!("https://example.com/errors/{}", f.code),
+                    &title,
+                    f.status,
+                    f.errors,
+                ),
             )
         } else {
             (202, json!({"message": "ACCEPTED", "datetimestamp": now()}))
@@ -143,11 +142,23 @@ fn now() -> String {
 }
 
 fn problem(status: u16, title: &str, code: &str) -> (u16, Value) {
+    let errors = vec![ProblemError { code: code.into() }];
     (
         status,
-        json!({"type": "about:blank", "title": title, "status": status,
-               "datetimestamp": now(), "errors": [{"code": code}]}),
+        problem_details("about:blank".into(), title, status, errors),
     )
+}
+
+/// A problem details body, as the stub answers a refusal.
+fn problem_details(kind: String, title: &str, status: u16, errors: Vec<ProblemError>) -> Value {
+    serde_json::to_value(ProblemDetails {
+        kind,
+        title: title.to_owned(),
+        status,
+        datetimestamp: Some(now()),
+        errors,
+    })
+    .unwrap_or_default()
 }
 
 type Check = Result<(), String>;

@@ -61,13 +61,7 @@ pub struct Period {
 /// The reason given for downtime nobody announced: minutes without a heartbeat.
 pub const UNPLANNED_REASON: &str = "unplanned outage";
 
-/// A day's start, 00:00 UTC, in µs.
-pub fn day_start(day: NaiveDate) -> i64 {
-    day.and_hms_opt(0, 0, 0)
-        .expect("midnight")
-        .and_utc()
-        .timestamp_micros()
-}
+pub use crate::day_start;
 
 /// The UTC day of `micros`.
 pub fn day_of(micros: i64) -> NaiveDate {
