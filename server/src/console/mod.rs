@@ -202,24 +202,10 @@ pub async fn save_user(
     user.roles.sort();
     user.roles.dedup();
     roles::check_person(&user)?;
-    let old = match user.id {
-        0 => None,
-        id => store
-            .console_users()
-            .await?
-            .into_iter()
-            .find(|u| u.id == id),
-    };
-    let id = user.id;
-    let check: crate::store::console::UserCheck = Box::new(move |after: &[ConsoleUser]| {
-        // Everyone as they are now: the others, and this user as stored (if stored).
-        let mut before: Vec<ConsoleUser> = after
-            .iter()
-            .filter(|u| u.id != 0 && u.id != id)
-            .cloned()
-            .collect();
-        before.extend(old);
-        roles::check_all(&before, after, scheme_admin_limit).map_err(|e| e.to_string())
+    // Both sides of the change as the saving transaction sees them: a concurrent save of
+    // another user (or of this one) is checked against, never raced.
+    let check: crate::store::console::UserCheck = Box::new(move |before, after| {
+        roles::check_all(before, after, scheme_admin_limit).map_err(|e| e.to_string())
     });
     match store.save_console_user(user.clone(), check).await? {
         UserSaved::Saved(id) => Ok(id),

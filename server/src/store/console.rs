@@ -102,9 +102,10 @@ impl ConsoleUser {
     }
 }
 
-/// The check a user change must pass against every user as they would then be (the changed
-/// one included): `Err` names the rule broken.
-pub type UserCheck = Box<dyn FnOnce(&[ConsoleUser]) -> Result<(), String> + Send>;
+/// The check a user change must pass, given every user as the saving transaction sees them
+/// (`before`) and as they would then be (`after`, the changed one included): `Err` names the
+/// rule broken.
+pub type UserCheck = Box<dyn FnOnce(&[ConsoleUser], &[ConsoleUser]) -> Result<(), String> + Send>;
 
 /// What saving a user did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,16 +195,18 @@ impl Store {
 
 // === shared by both backends ===
 
-/// Runs a user change's check against the other users as stored and the changed one: the
-/// user's roles and holdernames as stored, or how it was refused.
+/// Runs a user change's check against every user as stored (read in the saving transaction)
+/// and as they would be with the change: the user's roles and holdernames as stored, or how it
+/// was refused.
 pub(super) fn checked(
     user: &ConsoleUser,
-    others: impl Iterator<Item = ConsoleUser>,
+    stored: impl Iterator<Item = ConsoleUser>,
     check: UserCheck,
 ) -> Result<(String, String), UserSaved> {
-    let mut all: Vec<ConsoleUser> = others.filter(|u| u.id != user.id).collect();
-    all.push(user.clone());
-    check(&all).map_err(UserSaved::Refused)?;
+    let before: Vec<ConsoleUser> = stored.collect();
+    let mut after: Vec<ConsoleUser> = before.iter().filter(|u| u.id != user.id).cloned().collect();
+    after.push(user.clone());
+    check(&before, &after).map_err(UserSaved::Refused)?;
     let roles = join_list(user.roles.iter().map(|r| r.as_str()));
     let holdernames = join_list(user.holdernames.iter().map(|h| h.hyphenated().to_string()));
     Ok((roles, holdernames))

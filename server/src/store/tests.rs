@@ -1224,7 +1224,7 @@ async fn console_users_are_checked_against_every_user_in_the_saving_transaction(
     // At most two holders of a role (as the console's rules say for PBCs): the check sees the
     // users as they would be, the new one included.
     let at_most_two = || -> super::console::UserCheck {
-        Box::new(|after: &[super::console::ConsoleUser]| {
+        Box::new(|_before: &[_], after: &[super::console::ConsoleUser]| {
             let n = after.iter().filter(|u| u.has(Role::Pbc)).count();
             if n > 2 {
                 Err("PBC_MAX".into())
@@ -1271,7 +1271,28 @@ async fn console_users_are_checked_against_every_user_in_the_saving_transaction(
     assert_eq!(a.id, a_id);
     a.roles = vec![Role::Pbc, Role::TestManager];
     a.confirmed_at = Some(42);
-    s.save_console_user(a, at_most_two()).await.unwrap();
+    // The check sees `a` as stored before the change and as it would be after.
+    let sides = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = sides.clone();
+    let check: super::console::UserCheck = Box::new(move |before, after| {
+        let roles = |users: &[super::console::ConsoleUser]| {
+            users.iter().find(|u| u.id == a_id).map(|u| u.roles.clone())
+        };
+        seen.lock()
+            .unwrap()
+            .push((roles(before), roles(after), before.len(), after.len()));
+        Ok(())
+    });
+    s.save_console_user(a, check).await.unwrap();
+    assert_eq!(
+        *sides.lock().unwrap(),
+        [(
+            Some(vec![Role::Pbc]),
+            Some(vec![Role::Pbc, Role::TestManager]),
+            2,
+            2
+        )]
+    );
     let a = s.console_user("a").await.unwrap().unwrap();
     assert_eq!(a.roles, [Role::Pbc, Role::TestManager]);
     assert_eq!(a.holdernames, [Uuid::from_u128(5)]);
