@@ -901,3 +901,26 @@ async fn console_in_chromium_signs_in_and_resolves_a_possible_match_seen_at_the_
     c.close().await.unwrap();
     s.server.stop().await;
 }
+
+#[tokio::test]
+async fn a_password_changed_elsewhere_ends_the_sessions_signed_in_with_the_old_one() {
+    let s = setup().await;
+    let mut b = Browser::new(&s.env, &s.server);
+    assert_eq!(b.sign_in("pbc", PASSWORD).await.status, 303);
+    assert_eq!(b.get("/").await.status, 200);
+    // The password changed by another instance (or an operator command): this instance's
+    // sessions were not told.
+    let store = s.env.open_store().await;
+    let user = store.console_user("pbc").await.unwrap().unwrap();
+    pdp_provider::console::save_user(&store, user, Some("a new long passphrase".into()), 10)
+        .await
+        .unwrap();
+    store.close().await;
+    let p = b.get("/").await;
+    assert_eq!(p.status, 303, "the old session still served a page");
+    assert_eq!(b.get("/").await.status, 303, "ended, not just refused once");
+    assert_eq!(b.sign_in("pbc", PASSWORD).await.status, 401);
+    assert_eq!(b.sign_in("pbc", "a new long passphrase").await.status, 303);
+    assert_eq!(b.get("/").await.status, 200);
+    s.server.stop().await;
+}

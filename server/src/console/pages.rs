@@ -347,14 +347,19 @@ async fn signed_in(
     let Some(s) = console.sessions.get(&token) else {
         return Ok(None);
     };
-    // The user as stored now: a role removed or a suspension applies at the next request.
+    // The user as stored now: a role removed, a suspension or a new password (set on any
+    // instance) applies at the next request.
     let user = console
         .store
         .console_users()
         .await?
         .into_iter()
         .find(|u| u.id == s.user_id && !u.suspended);
-    Ok(user.map(|user| Me {
+    let Some(user) = user.filter(|u| console.sessions.signed_in_with(&s, &u.password_hash)) else {
+        console.sessions.end(&token);
+        return Ok(None);
+    };
+    Ok(Some(Me {
         user,
         csrf: s.csrf,
         token,
@@ -451,7 +456,7 @@ async fn sign_in(
         )
         .await;
     };
-    let token = console.sessions.start(user.id);
+    let token = console.sessions.start(user.id, &user.password_hash);
     audit(
         console,
         &user.username,

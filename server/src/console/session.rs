@@ -6,10 +6,12 @@
 //!   lock a username for [`LOCKOUT`].
 //! - A session is a 256-bit random token in a `__Host-` cookie (`Secure`, `HttpOnly`,
 //!   `SameSite=Strict`, `Path=/`); the server keeps only its SHA-256, with the user's id, its
-//!   CSRF token and its times. Sessions end after `console.session_idle_timeout_s` without a
-//!   request, `console.session_max_age_s` after sign-in, at sign-out, and at restart (kept in
-//!   memory: the console serves one instance; rejected option: a sessions table, which would
-//!   let a session outlive the operator's intent across restarts for no gain here).
+//!   CSRF token, its times and a digest of the password hash it signed in with. Sessions end
+//!   after `console.session_idle_timeout_s` without a request, `console.session_max_age_s`
+//!   after sign-in, at sign-out, at restart (kept in memory, per instance; rejected option: a
+//!   sessions table, which would let a session outlive the operator's intent across restarts
+//!   for no gain here), and at the first request after the user is suspended or their password
+//!   changes, whichever instance made the change: each request reads the user as stored.
 //! - CSRF: every form carries the session's token (synchroniser pattern); sign-in, before any
 //!   session, carries a token also set in a short-lived `__Host-` cookie (double submit). Every
 //!   `POST` must also come from the console's own origin when the browser says (`Origin`).
@@ -81,6 +83,8 @@ pub struct Session {
     pub user_id: i64,
     /// The token every form of this session carries.
     pub csrf: String,
+    /// The digest of the password hash it signed in with: a changed password ends it.
+    credential: [u8; 32],
     created: Instant,
     last_seen: Instant,
 }
@@ -106,8 +110,8 @@ impl Sessions {
         }
     }
 
-    /// Starts a session for `user_id`; its cookie token.
-    pub fn start(&self, user_id: i64) -> String {
+    /// Starts a session for `user_id`, signed in with `password_hash`; its cookie token.
+    pub fn start(&self, user_id: i64, password_hash: &str) -> String {
         let t = token();
         let now = Instant::now();
         let mut map = self.by_digest.lock().unwrap();
@@ -117,6 +121,7 @@ impl Sessions {
             Session {
                 user_id,
                 csrf: token(),
+                credential: digest(password_hash),
                 created: now,
                 last_seen: now,
             },
@@ -140,6 +145,11 @@ impl Sessions {
         }
         s.last_seen = now;
         Some(s.clone())
+    }
+
+    /// Whether the session signed in with the password `password_hash` still stands for.
+    pub fn signed_in_with(&self, session: &Session, password_hash: &str) -> bool {
+        session.credential == digest(password_hash)
     }
 
     /// Ends a session.
@@ -222,7 +232,10 @@ mod tests {
     #[test]
     fn console_sessions_expire_and_lock_out() {
         let s = Sessions::new(Duration::from_secs(60), Duration::from_secs(3600));
-        let t = s.start(7);
+        let t = s.start(7, "$argon2id$a");
+        let session = s.get(&t).unwrap();
+        assert!(s.signed_in_with(&session, "$argon2id$a"));
+        assert!(!s.signed_in_with(&session, "$argon2id$b"));
         assert_eq!(s.get(&t).unwrap().user_id, 7);
         assert!(s.get("other").is_none());
         s.end_user(7);
