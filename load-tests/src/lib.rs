@@ -41,6 +41,9 @@ pub mod scenario;
 pub mod verdict;
 pub mod views;
 
+#[cfg(test)]
+mod testing;
+
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pdp_provider::tls::pki::files;
 
-use crate::harness::{connect, find_body, post_find, Env, Server};
+use crate::harness::{find_body, post_find, Env, Server};
 
 /// Replaces `to` with `from`'s bytes in one step (write aside, then rename), as a deployment
 /// tool would.
@@ -18,29 +18,9 @@ fn replace(from: &std::path::Path, to: &std::path::Path) {
     std::fs::rename(&aside, to).unwrap();
 }
 
-/// The DER of the certificate the server presents to a new handshake.
-async fn presented(env: &Env, server: &Server, trust: &std::path::Path) -> Vec<u8> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in pdp_provider::tls::load_certs(trust).unwrap() {
-        roots.add(c).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(pdp_provider::tls::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(
-            pdp_provider::tls::load_certs(&env.cert(files::PFS)).unwrap(),
-            pdp_provider::tls::load_key(&env.cert(files::PFS_KEY)).unwrap(),
-        )
-        .unwrap();
-    let tls = connect(server, Arc::new(cfg)).await.unwrap();
-    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_server_certificate_and_client_ca_are_swapped_under_load_without_a_failure() {
-    let env = Env::new();
-    // A second PKI: the new CA, the new server certificate, a PFS certificate from the new CA.
+/// A second PKI beside the environment's (the next CA and certificates it issued), and a CA
+/// bundle trusting both, as clients hold during a planned rotation.
+fn second_pki(env: &Env) -> (std::path::PathBuf, std::path::PathBuf) {
     let next = env.dir.path().join("next");
     pdp_provider::tls::pki::init(&next).unwrap();
     let both = env.dir.path().join("both-cas.pem");
@@ -53,6 +33,59 @@ async fn the_server_certificate_and_client_ca_are_swapped_under_load_without_a_f
         .concat(),
     )
     .unwrap();
+    (next, both)
+}
+
+/// The DER of the certificate the listener at `addr` presents to a new handshake from a client
+/// trusting `trust`, with `identity` (certificate, key) when the listener asks for one.
+async fn presented_at(
+    addr: std::net::SocketAddr,
+    trust: &std::path::Path,
+    identity: Option<(&std::path::Path, &std::path::Path)>,
+) -> Vec<u8> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in pdp_provider::tls::load_certs(trust).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(pdp_provider::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots);
+    let cfg = match identity {
+        Some((cert, key)) => cfg
+            .with_client_auth_cert(
+                pdp_provider::tls::load_certs(cert).unwrap(),
+                pdp_provider::tls::load_key(key).unwrap(),
+            )
+            .unwrap(),
+        None => cfg.with_no_client_auth(),
+    };
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// The DER of the certificate the ecosystem listener presents to the PFS.
+async fn presented(env: &Env, server: &Server, trust: &std::path::Path) -> Vec<u8> {
+    let (cert, key) = (env.cert(files::PFS), env.cert(files::PFS_KEY));
+    presented_at(server.addr, trust, Some((&cert, &key))).await
+}
+
+/// The DER of the certificate the operator console presents to a browser (no client
+/// certificate).
+async fn console_presented(addr: std::net::SocketAddr, trust: &std::path::Path) -> Vec<u8> {
+    presented_at(addr, trust, None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_certificate_and_client_ca_are_swapped_under_load_without_a_failure() {
+    let env = Env::new();
+    // A second PKI: the new CA, the new server certificate, a PFS certificate from the new CA.
+    let (next, both) = second_pki(&env);
     // The files the server reads, in a directory of their own.
     let live = env.dir.path().join("live");
     std::fs::create_dir_all(&live).unwrap();
@@ -162,42 +195,10 @@ async fn the_server_certificate_and_client_ca_are_swapped_under_load_without_a_f
     server.stop().await;
 }
 
-/// The DER of the certificate the operator console presents to a new handshake (a browser: no
-/// client certificate).
-async fn console_presented(addr: std::net::SocketAddr, trust: &std::path::Path) -> Vec<u8> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in pdp_provider::tls::load_certs(trust).unwrap() {
-        roots.add(c).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(pdp_provider::tls::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(name, tcp)
-        .await
-        .unwrap();
-    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
-}
-
 #[tokio::test]
 async fn the_console_certificate_is_swapped_without_a_restart_and_watched_for_expiry() {
     let env = Env::new();
-    let next = env.dir.path().join("next");
-    pdp_provider::tls::pki::init(&next).unwrap();
-    let both = env.dir.path().join("both-cas.pem");
-    std::fs::write(
-        &both,
-        [
-            std::fs::read(env.cert(files::CA)).unwrap(),
-            std::fs::read(next.join(files::CA)).unwrap(),
-        ]
-        .concat(),
-    )
-    .unwrap();
+    let (next, both) = second_pki(&env);
     let live = env.dir.path().join("console");
     std::fs::create_dir_all(&live).unwrap();
     for f in [files::SERVER, files::SERVER_KEY] {

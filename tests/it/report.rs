@@ -421,20 +421,14 @@ async fn a_planned_window_is_reported_in_service_availability_short_notice_only_
     store.close().await;
 }
 
-#[tokio::test]
-async fn a_429_twice_is_retried_with_the_same_record_then_accepted() {
+/// Today submitted for 20 members' holdernames with `stubs` scripted at the simulator (as a
+/// test harness does), every submission accepted in the end; the holdernames.
+async fn a_day_submitted_with(stubs: Value) -> (Env, CasSim, Store, Vec<Uuid>) {
     let env = Env::new();
     env.with_members(20).await;
     let cas = cas_sim(&env).await;
     let config = config(&env, &cas);
-    configure(
-        &env,
-        &cas,
-        json!([{"endpoint": "/view-response/request-number", "status": 429,
-                "code": "TOO_MANY_REQUESTS", "count": 2,
-                "errors": [{"code": "TOO_MANY_REQUESTS"}]}]),
-    )
-    .await;
+    configure(&env, &cas, stubs).await;
     let store = env.store();
     let hs = holdernames(&store, today()).await;
     let out = reporter(&store, &config)
@@ -442,13 +436,28 @@ async fn a_429_twice_is_retried_with_the_same_record_then_accepted() {
         .await
         .unwrap();
     assert_eq!(out.accepted as usize, hs.len() * 6, "{out:?}");
-    let calls: Vec<Received> = cas
-        .state
+    (env, cas, store, hs)
+}
+
+/// Every call the simulator received for `kind`, in order.
+fn calls_of(cas: &CasSim, kind: ReportKind) -> Vec<Received> {
+    cas.state
         .reports
         .received()
         .into_iter()
-        .filter(|r| r.kind == ReportKind::RequestNumber)
-        .collect();
+        .filter(|r| r.kind == kind)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_429_twice_is_retried_with_the_same_record_then_accepted() {
+    let (_env, cas, store, hs) = a_day_submitted_with(
+        json!([{"endpoint": "/view-response/request-number", "status": 429,
+                "code": "TOO_MANY_REQUESTS", "count": 2,
+                "errors": [{"code": "TOO_MANY_REQUESTS"}]}]),
+    )
+    .await;
+    let calls = calls_of(&cas, ReportKind::RequestNumber);
     assert_eq!(calls.len(), hs.len() + 2);
     assert_eq!(
         calls.iter().map(|c| c.status).collect::<Vec<_>>()[..3],
@@ -466,34 +475,17 @@ async fn a_429_twice_is_retried_with_the_same_record_then_accepted() {
 
 #[tokio::test]
 async fn a_2xx_with_an_unreadable_body_is_an_acceptance_and_is_not_sent_again() {
-    let env = Env::new();
-    env.with_members(20).await;
-    let cas = cas_sim(&env).await;
-    let config = config(&env, &cas);
     // A 200 whose body is problem details, not `{"message", "datetimestamp"}`.
-    configure(
-        &env,
-        &cas,
+    let (_env, cas, store, hs) = a_day_submitted_with(
         json!([{"endpoint": "/view-response/response-time", "status": 200,
                 "code": "ODD_ANSWER", "count": 1,
                 "errors": [{"code": "ODD_ANSWER"}]}]),
     )
     .await;
-    let store = env.store();
-    let hs = holdernames(&store, today()).await;
-    let out = reporter(&store, &config)
-        .submit_day(today(), false, pdp_provider::now_micros())
-        .await
-        .unwrap();
-    assert_eq!(out.accepted as usize, hs.len() * 6, "{out:?}");
-    let calls = cas
-        .state
-        .reports
-        .received()
-        .into_iter()
-        .filter(|r| r.kind == ReportKind::ResponseTime)
+    let calls: Vec<u16> = calls_of(&cas, ReportKind::ResponseTime)
+        .iter()
         .map(|r| r.status)
-        .collect::<Vec<_>>();
+        .collect();
     assert_eq!(calls.len(), hs.len(), "each record sent once: {calls:?}");
     assert_eq!(calls.iter().filter(|s| **s == 200).count(), 1);
     let subs = store.submissions(Some(today())).await.unwrap();

@@ -3,8 +3,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
 use super::*;
 
 /// A control listener at a port nothing listens on.
@@ -19,30 +17,13 @@ fn unreachable() -> Control {
 
 /// A control listener that has registered nothing, and the polls it has answered.
 async fn empty() -> (Control, Arc<AtomicUsize>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
     let polls = Arc::new(AtomicUsize::new(0));
     let answered = polls.clone();
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = l.accept().await {
-            let answered = answered.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let mut seen = Vec::new();
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tcp.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
-                              content-length: 2\r\nconnection: close\r\n\r\n[]";
-                let _ = tcp.write_all(answer.as_bytes()).await;
-                let _ = tcp.shutdown().await;
-                answered.fetch_add(1, SeqCst);
-            });
-        }
-    });
+    let addr = crate::testing::http_listener(move |_| {
+        answered.fetch_add(1, SeqCst);
+        crate::testing::json_200("[]")
+    })
+    .await;
     (Control::new(&format!("http://{addr}")).unwrap(), polls)
 }
 
@@ -117,43 +98,17 @@ async fn finds_pending_at_ctrl_c_are_interrupted() {
 /// A control listener whose log holds one registration, of `find-0`: it answers `?since=0` with
 /// it and later cursors with nothing; the request lines it saw.
 async fn one_registration() -> (Control, Arc<std::sync::Mutex<Vec<String>>>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
     let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen_lines = lines.clone();
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = l.accept().await {
-            let seen_lines = seen_lines.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let mut seen = Vec::new();
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tcp.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let line = String::from_utf8_lossy(&seen)
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                let body = if line.contains("since=0 ") {
-                    r#"[{"name":"pei-0","inbound_request_id":"find-0"}]"#
-                } else {
-                    "[]"
-                };
-                seen_lines.lock().unwrap().push(line);
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
-                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = tcp.write_all(answer.as_bytes()).await;
-                let _ = tcp.shutdown().await;
-            });
-        }
-    });
+    let seen = lines.clone();
+    let addr = crate::testing::http_listener(move |line| {
+        seen.lock().unwrap().push(line.to_owned());
+        crate::testing::json_200(if line.contains("since=0 ") {
+            r#"[{"name":"pei-0","inbound_request_id":"find-0"}]"#
+        } else {
+            "[]"
+        })
+    })
+    .await;
     (Control::new(&format!("http://{addr}")).unwrap(), lines)
 }
 

@@ -3,7 +3,7 @@
 use std::io::ErrorKind;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncReadExt as _;
 
 use super::*;
 use pdp_sim::dashboard::{DashboardError, Leg, TokenFault, ViewOutcome};
@@ -298,24 +298,7 @@ async fn reqwest_failures_name_the_leg_that_failed() {
 
 /// A plain-HTTP listener that answers every request with `answer`.
 async fn answering(answer: &'static str) -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let mut seen = Vec::new();
-                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tcp.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = tcp.write_all(answer.as_bytes()).await;
-                let _ = tcp.shutdown().await;
-            });
-        }
-    });
+    let addr = crate::testing::http_listener(move |_| answer.to_owned()).await;
     format!("http://{addr}")
 }
 
