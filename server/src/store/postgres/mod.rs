@@ -229,14 +229,13 @@ async fn pool(options: &PostgresOptions) -> Result<Pool, StoreError> {
 }
 
 /// Applies the migrations this binary knows and the database lacks ([`schema`]), once across
-/// instances starting together (an advisory lock), after bringing the history rows of the
-/// per-backend migration copies up to the rendered checksums.
+/// instances starting together (an advisory lock).
 async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
     const LOCK: i64 = 0x7064_7000_0001; // "pdp", migrations
     client
         .execute("SELECT pg_advisory_lock($1)", &[&LOCK])
         .await?;
-    let result = adopt_and_run(client).await;
+    let result = run_migrations(client).await;
     client
         .execute("SELECT pg_advisory_unlock($1)", &[&LOCK])
         .await?;
@@ -244,7 +243,7 @@ async fn migrate(client: &mut deadpool_postgres::Object) -> Result<(), StoreErro
 }
 
 /// [`migrate`]'s work, under its lock.
-async fn adopt_and_run(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
+async fn run_migrations(client: &mut deadpool_postgres::Object) -> Result<(), StoreError> {
     let history: bool = client
         .query_one(
             "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
@@ -252,18 +251,15 @@ async fn adopt_and_run(client: &mut deadpool_postgres::Object) -> Result<(), Sto
         )
         .await?
         .get(0);
-    if history {
-        for a in schema::adoptions(Dialect::Postgres) {
-            client
-                .execute(
-                    "UPDATE refinery_schema_history SET checksum = $1
-                     WHERE version = $2 AND checksum = $3",
-                    &[&a.rendered, &a.version, &a.shipped],
-                )
-                .await?;
-        }
-    }
-    schema::runner(Dialect::Postgres)
+    let applied = if history {
+        schema::runner(Dialect::Postgres, &[])
+            .get_applied_migrations_async(&mut ***client)
+            .await
+            .map_err(|e| schema::error(&e, "store.url"))?
+    } else {
+        Vec::new()
+    };
+    schema::runner(Dialect::Postgres, &applied)
         .run_async(&mut ***client)
         .await
         .map(|_| ())

@@ -1,9 +1,10 @@
 -- The first schema. On SQLite it is what `PRAGMA user_version = 2` databases already hold: every
--- statement is IF NOT EXISTS, so applying it to one of them changes nothing. Timestamps are
+-- statement is IF NOT EXISTS there, so applying it to one of them changes nothing (PostgreSQL
+-- databases began with this migration: a table already there is an error). Timestamps are
 -- integers, µs since the Unix epoch; states are the spellings in src/store/model.rs; personal data
 -- arrives sealed.
 
-CREATE TABLE IF NOT EXISTS find_requests (
+CREATE TABLE{if_not_exists} find_requests (
     request_id    TEXT PRIMARY KEY,
     received_at   {int64} NOT NULL,
     acked_at      {int64} NOT NULL,
@@ -23,12 +24,12 @@ CREATE INDEX IF NOT EXISTS find_requests_open
     ON find_requests (state, acked_at) WHERE state IN ('queued', 'working');
 --}
 --{postgres
-CREATE INDEX IF NOT EXISTS find_requests_open
+CREATE INDEX find_requests_open
     ON find_requests (acked_at) WHERE state IN ('queued', 'working');
-CREATE INDEX IF NOT EXISTS find_requests_acked ON find_requests (acked_at);
+CREATE INDEX find_requests_acked ON find_requests (acked_at);
 --}
 
-CREATE TABLE IF NOT EXISTS audit_log (
+CREATE TABLE{if_not_exists} audit_log (
     id             {rowid},
     transaction_id TEXT NOT NULL,
     request_id     TEXT,
@@ -41,14 +42,14 @@ CREATE TABLE IF NOT EXISTS audit_log (
     latency_us     {int64} NOT NULL,
     outcome        TEXT NOT NULL
 ){strict};
-CREATE INDEX IF NOT EXISTS audit_log_received ON audit_log (received_at);
+CREATE INDEX{if_not_exists} audit_log_received ON audit_log (received_at);
 -- No index on request_id or transaction_id: both are random UUIDs, and each random index costs
 -- every ACK a scattered page write in its group commit (measured: 11.7k → 14.4-14.9k ACKs/s,
 -- BENCHMARKS.md). Forensic queries by ID run inside a time window on audit_log_received.
 
 -- The audit trail is append-only: no row changes, and rows go only once the purge job has
 -- moved the retention cutoff past them (CoCo2.1.6: 6 years by default).
-CREATE TABLE IF NOT EXISTS audit_retention (
+CREATE TABLE{if_not_exists} audit_retention (
     id      INTEGER PRIMARY KEY CHECK (id = 1),
     cutoff  {int64} NOT NULL
 ){strict};
@@ -80,16 +81,16 @@ CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
 --}
 
 -- One row per minute an endpoint was up and ready: monthly availability (CoCo2.1.5).
-CREATE TABLE IF NOT EXISTS heartbeats (
+CREATE TABLE{if_not_exists} heartbeats (
     minute  {int64} PRIMARY KEY    -- minutes since the Unix epoch
 ){strict};
 
-CREATE TABLE IF NOT EXISTS members (
+CREATE TABLE{if_not_exists} members (
     member_id   TEXT PRIMARY KEY,
     holdername  TEXT NOT NULL,
     sealed      {bytes} NOT NULL
 ){strict};
-CREATE TABLE IF NOT EXISTS pensions (
+CREATE TABLE{if_not_exists} pensions (
     asset_guid   TEXT PRIMARY KEY,
     member_id    TEXT NOT NULL,
     holdername   TEXT NOT NULL,
@@ -98,18 +99,18 @@ CREATE TABLE IF NOT EXISTS pensions (
     statement_date   TEXT,                   -- YYYY-MM-DD: values from a statement
     calculation_date TEXT                    -- YYYY-MM-DD: values from a calculation
 ){strict};
-CREATE INDEX IF NOT EXISTS pensions_member ON pensions (member_id);
+CREATE INDEX{if_not_exists} pensions_member ON pensions (member_id);
 
-CREATE TABLE IF NOT EXISTS pats (
+CREATE TABLE{if_not_exists} pats (
     pat_id      TEXT PRIMARY KEY,
     pat_sha256  TEXT NOT NULL,      -- to find it again on PAT refresh; the PAT itself is sealed
     sealed      {bytes} NOT NULL,
     expires_at  {int64},            -- the PAT's exp claim, when readable
     created_at  {int64} NOT NULL
 ){strict};
-CREATE INDEX IF NOT EXISTS pats_sha ON pats (pat_sha256);
+CREATE INDEX{if_not_exists} pats_sha ON pats (pat_sha256);
 
-CREATE TABLE IF NOT EXISTS peis (
+CREATE TABLE{if_not_exists} peis (
     pei                 TEXT PRIMARY KEY,
     asset_guid          TEXT NOT NULL UNIQUE,
     holdername          TEXT NOT NULL,
@@ -129,14 +130,14 @@ CREATE TABLE IF NOT EXISTS peis (
     deregistered_at     {int64},
     deletion_reason     TEXT
 ){strict};
-CREATE INDEX IF NOT EXISTS peis_request ON peis (request_id);
-CREATE INDEX IF NOT EXISTS peis_pat ON peis (pat_id);
-CREATE INDEX IF NOT EXISTS peis_pension ON peis (pension_asset_guid);
+CREATE INDEX{if_not_exists} peis_request ON peis (request_id);
+CREATE INDEX{if_not_exists} peis_pat ON peis (pat_id);
+CREATE INDEX{if_not_exists} peis_pension ON peis (pension_asset_guid);
 --{postgres
-CREATE INDEX IF NOT EXISTS peis_state ON peis (state);
+CREATE INDEX peis_state ON peis (state);
 --}
 
-CREATE TABLE IF NOT EXISTS calculations (
+CREATE TABLE{if_not_exists} calculations (
     pei                 TEXT PRIMARY KEY,
     pension_asset_guid  TEXT NOT NULL,
     kind                TEXT NOT NULL,  -- DCC (3 working days) | DBC (10 working days)
@@ -144,4 +145,4 @@ CREATE TABLE IF NOT EXISTS calculations (
     due_on              TEXT NOT NULL,
     completed_at        {int64}
 ){strict};
-CREATE INDEX IF NOT EXISTS calculations_pension ON calculations (pension_asset_guid);
+CREATE INDEX{if_not_exists} calculations_pension ON calculations (pension_asset_guid);

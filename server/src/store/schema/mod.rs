@@ -12,12 +12,13 @@
 //! | `{rowid}`  | `INTEGER PRIMARY KEY`                | `BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY` |
 //! | `{serial}` | `INTEGER PRIMARY KEY AUTOINCREMENT`  | `BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY` |
 //! | `{strict}` | ` STRICT` (typed columns)            | nothing                                         |
+//! | `{if_not_exists}` | ` IF NOT EXISTS` (V1: databases from before migrations) | nothing         |
 //!
 //! Migrations are applied in order at start by refinery; a change to the schema is a new file,
 //! never an edit of an applied one. Until this module, each backend kept its own copy of every
 //! file: databases that applied those copies hold the same schema as these renderings (tested
-//! against the copies, kept as test fixtures), so their history rows are brought to the rendered
-//! checksums once ([`adoptions`]) instead of being refused as divergent.
+//! against the copies, kept as test fixtures), so a version applied from a copy counts as
+//! applied ([`runner`]), its history row untouched.
 
 use refinery::Migration;
 
@@ -40,7 +41,7 @@ const MIGRATIONS: [(&str, &str); 5] = [
 ];
 
 /// Each token and its spelling in SQLite and in PostgreSQL.
-const TOKENS: [(&str, &str, &str); 7] = [
+const TOKENS: [(&str, &str, &str); 8] = [
     ("{int64}", "INTEGER", "BIGINT"),
     ("{bytes}", "BLOB", "BYTEA"),
     ("{bool}", "INTEGER", "BOOLEAN"),
@@ -56,10 +57,11 @@ const TOKENS: [(&str, &str, &str); 7] = [
         "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
     ),
     ("{strict}", " STRICT", ""),
+    ("{if_not_exists}", " IF NOT EXISTS", ""),
 ];
 
-/// Checksums refinery recorded for the per-backend copies of the migrations (version, checksum),
-/// before the schema was written once. Each rendering below is the same schema as its copy.
+/// Checksums refinery recorded for the per-backend copies of the migrations (dialect, version,
+/// checksum), before the schema was written once. Each rendering is the same schema as its copy.
 const SHIPPED: [(Dialect, i32, u64); 10] = [
     (Dialect::Sqlite, 1, 348488927939075930),
     (Dialect::Sqlite, 2, 4967693576423098793),
@@ -111,36 +113,28 @@ pub(super) fn migrations(dialect: Dialect) -> Vec<Migration> {
         .collect()
 }
 
-/// The runner of a dialect's migrations. A database that has applied a migration this binary
-/// does not know was written by a newer version: refused.
-pub(super) fn runner(dialect: Dialect) -> refinery::Runner {
-    refinery::Runner::new(&migrations(dialect)).set_abort_missing(true)
-}
-
-/// A history row to bring up to date: its version, the checksum a per-backend copy left, and the
-/// rendering's. Spelled as refinery stores them (decimal text).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Adoption {
-    pub version: i32,
-    pub shipped: String,
-    pub rendered: String,
-}
-
-/// The history rows a dialect's databases may hold from the per-backend copies.
-pub(super) fn adoptions(dialect: Dialect) -> Vec<Adoption> {
-    let rendered = migrations(dialect);
-    SHIPPED
-        .iter()
-        .filter(|(d, _, _)| *d == dialect)
-        .filter_map(|&(_, version, shipped)| {
-            let now = rendered.iter().find(|m| m.version() == version)?;
-            (now.checksum() != shipped).then(|| Adoption {
-                version,
-                shipped: shipped.to_string(),
-                rendered: now.checksum().to_string(),
-            })
+/// The runner of a dialect's migrations for a database whose history holds `applied`. A
+/// version applied from its per-backend copy ([`SHIPPED`]) stands as applied: the history is
+/// left as it is, so the binaries before this one still start on the database (a rolling
+/// upgrade, a rollback). Any other checksum is an edited migration, refused by refinery. A
+/// database that has applied a migration this binary does not know was written by a newer
+/// version: refused.
+pub(super) fn runner(dialect: Dialect, applied: &[Migration]) -> refinery::Runner {
+    let known: Vec<Migration> = migrations(dialect)
+        .into_iter()
+        .map(|m| {
+            applied
+                .iter()
+                .find(|a| {
+                    a.version() == m.version()
+                        && a.name() == m.name()
+                        && SHIPPED.contains(&(dialect, a.version(), a.checksum()))
+                })
+                .cloned()
+                .unwrap_or(m)
         })
-        .collect()
+        .collect();
+    refinery::Runner::new(&known).set_abort_missing(true)
 }
 
 /// The newest migration this binary knows.

@@ -69,23 +69,21 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Applies the migrations this binary knows and the database lacks ([`schema`]), after bringing
-/// the history rows of the per-backend migration copies up to the rendered checksums.
+/// Applies the migrations this binary knows and the database lacks ([`schema`]).
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let history: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'refinery_schema_history')",
         [],
         |r| r.get(0),
     )?;
-    if history {
-        for a in schema::adoptions(Dialect::Sqlite) {
-            conn.execute(
-                "UPDATE refinery_schema_history SET checksum = ?1 WHERE version = ?2 AND checksum = ?3",
-                rusqlite::params![a.rendered, a.version, a.shipped],
-            )?;
-        }
-    }
-    schema::runner(Dialect::Sqlite)
+    let applied = if history {
+        schema::runner(Dialect::Sqlite, &[])
+            .get_applied_migrations(conn)
+            .map_err(|e| schema::error(&e, "store.path"))?
+    } else {
+        Vec::new()
+    };
+    schema::runner(Dialect::Sqlite, &applied)
         .run(conn)
         .map(|_| ())
         .map_err(|e| schema::error(&e, "store.path"))

@@ -28,10 +28,23 @@ fn every_template_renders_to_its_dialect_alone() {
             assert!(!sql.contains('{') && !sql.contains("--}"), "{name}: {sql}");
             let theirs: &[&str] = match dialect {
                 Dialect::Sqlite => &["BIGINT", "BYTEA", "BOOLEAN", "plpgsql", "IDENTITY"],
-                Dialect::Postgres => &["STRICT", "BLOB", "RAISE(ABORT", "AUTOINCREMENT"],
+                Dialect::Postgres => &[
+                    "STRICT",
+                    "BLOB",
+                    "RAISE(ABORT",
+                    "AUTOINCREMENT",
+                    "IF NOT EXISTS",
+                ],
             };
+            let statements: String = sql
+                .lines()
+                .map(|l| l.split("--").next().unwrap_or_default())
+                .collect();
             for word in theirs {
-                assert!(!sql.contains(word), "{name} in {dialect:?} has {word}");
+                assert!(
+                    !statements.contains(word),
+                    "{name} in {dialect:?} has {word}"
+                );
             }
         }
     }
@@ -101,7 +114,7 @@ fn the_sqlite_rendering_is_the_shipped_schema() {
         .run(&mut shipped)
         .unwrap();
     let mut rendered = Connection::open_in_memory().unwrap();
-    runner(Dialect::Sqlite).run(&mut rendered).unwrap();
+    runner(Dialect::Sqlite, &[]).run(&mut rendered).unwrap();
     let schema = sqlite_schema(&rendered);
     assert!(schema.len() > 30, "{schema:#?}");
     assert_eq!(sqlite_schema(&shipped), schema);
@@ -119,15 +132,17 @@ fn sqlite_history(path: &std::path::Path) -> Vec<(i32, String)> {
         .collect()
 }
 
-fn rendered_history(dialect: Dialect) -> Vec<(i32, String)> {
-    migrations(dialect)
+/// The checksums the per-backend copies left in a history.
+fn shipped_history(dialect: Dialect) -> Vec<(i32, String)> {
+    SHIPPED
         .iter()
-        .map(|m| (m.version(), m.checksum().to_string()))
+        .filter(|(d, _, _)| *d == dialect)
+        .map(|&(_, v, c)| (v, c.to_string()))
         .collect()
 }
 
 #[tokio::test]
-async fn a_sqlite_database_the_copies_migrated_opens_and_a_changed_history_is_refused() {
+async fn a_sqlite_database_the_copies_migrated_opens_and_stays_theirs_and_an_edit_is_refused() {
     let place = Place::sqlite();
     let Place::Sqlite(dir) = &place else {
         unreachable!()
@@ -141,16 +156,20 @@ async fn a_sqlite_database_the_copies_migrated_opens_and_a_changed_history_is_re
     )
     .unwrap();
     drop(old);
-    assert_ne!(sqlite_history(&path), rendered_history(Dialect::Sqlite));
+    assert_eq!(sqlite_history(&path), shipped_history(Dialect::Sqlite));
 
     place.open().await.close().await;
-    assert_eq!(sqlite_history(&path), rendered_history(Dialect::Sqlite));
-    let kept: i64 = Connection::open(&path)
-        .unwrap()
+    place.open().await.close().await;
+    // The history is left as the copies wrote it: the binaries before this one (a rollback, an
+    // instance not yet upgraded) still start on it.
+    assert_eq!(sqlite_history(&path), shipped_history(Dialect::Sqlite));
+    let mut conn = Connection::open(&path).unwrap();
+    shipped_sqlite::migrations::runner().run(&mut conn).unwrap();
+    let kept: i64 = conn
         .query_row("SELECT count(*) FROM members", [], |r| r.get(0))
         .unwrap();
     assert_eq!(kept, 1, "nothing applied again");
-    place.open().await.close().await;
+    drop(conn);
 
     // A history that is neither the copies' nor the rendering's: an edited migration.
     Connection::open(&path)
@@ -221,7 +240,7 @@ async fn connect(place: &Place) -> tokio_postgres::Client {
 }
 
 #[tokio::test]
-async fn the_postgres_rendering_is_the_shipped_schema_and_the_copies_databases_open() {
+async fn the_postgres_rendering_is_the_shipped_schema_and_the_copies_databases_open_unchanged() {
     let shipped = Place::postgres().await;
     let mut old = connect(&shipped).await;
     shipped_postgres::migrations::runner()
@@ -241,19 +260,73 @@ async fn the_postgres_rendering_is_the_shipped_schema_and_the_copies_databases_o
     )
     .await
     .unwrap();
-    assert_ne!(
-        postgres_history(&old).await,
-        rendered_history(Dialect::Postgres)
-    );
     shipped.open().await.close().await;
     assert_eq!(
         postgres_history(&old).await,
-        rendered_history(Dialect::Postgres)
+        shipped_history(Dialect::Postgres),
+        "the history is left for the binaries before this one"
     );
+    shipped_postgres::migrations::runner()
+        .run_async(&mut old)
+        .await
+        .unwrap();
     let kept: i64 = old
         .query_one("SELECT count(*) FROM members", &[])
         .await
         .unwrap()
         .get(0);
     assert_eq!(kept, 1, "nothing applied again");
+
+    // An edited migration is refused, naming it.
+    old.execute(
+        "UPDATE refinery_schema_history SET checksum = '12345' WHERE version = 4",
+        &[],
+    )
+    .await
+    .unwrap();
+    let Place::Postgres(url) = &shipped else {
+        unreachable!()
+    };
+    let options = crate::store::PostgresOptions {
+        url: url.clone(),
+        pool_size: 2,
+        statement_timeout: std::time::Duration::from_secs(5),
+        tls: None,
+        plaintext_network: false,
+    };
+    let e = Store::connect_postgres(&options, key(), StoreLimits::default())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.starts_with("store.url: "), "{e}");
+    assert!(e.contains("V4__reports"), "{e}");
+}
+
+#[test]
+fn every_dialect_block_is_closed_and_none_is_nested() {
+    for (name, template) in MIGRATIONS {
+        let mut open = None;
+        for (n, line) in template.lines().enumerate() {
+            match line.trim_end() {
+                "--{sqlite" | "--{postgres" => {
+                    assert!(open.is_none(), "{name}:{}: a block inside a block", n + 1);
+                    open = Some(n + 1);
+                }
+                "--}" => {
+                    assert!(open.is_some(), "{name}:{}: a close without an open", n + 1);
+                    open = None;
+                }
+                other => assert!(
+                    !other.trim_start().starts_with("--{"),
+                    "{name}:{}: an unknown block {other}",
+                    n + 1
+                ),
+            }
+        }
+        assert!(
+            open.is_none(),
+            "{name}: the block at line {open:?} is not closed"
+        );
+    }
 }
