@@ -74,12 +74,14 @@ impl Retryable for CasError {
 pub enum GaveUp<E> {
     /// A failure that calling again cannot mend.
     Final(E),
-    /// The deadline came first: the last retryable failure, if a call had ended before it.
-    Spent(Option<E>),
+    /// The deadline left no time for another call: the last failure.
+    Spent(E),
 }
 
-/// Runs `call` until it succeeds, fails finally, or `deadline` passes (a call still running then
-/// is dropped). `on_retry` is told about each retry (for the metric).
+/// Calls `call`, then again after each retryable failure while `deadline` leaves time for the
+/// wait before it. The first call is always made, and a call once started is awaited to its end
+/// (its own time-out bounds it): a call cut short may have been taken, and calling again would
+/// then repeat it. `on_retry` is told about each retry (for the metric).
 pub async fn retry<T, E, F, Fut>(
     deadline: Instant,
     backoff: Backoff,
@@ -91,44 +93,49 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    let mut last = None;
     for n in 0.. {
-        if Instant::now() >= deadline {
-            break;
-        }
-        let err = match tokio::time::timeout_at(deadline, call()).await {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) => e,
-            Err(_) => break,
+        let err = match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
         };
         if !err.is_retryable() {
             return Err(GaveUp::Final(err));
         }
         let wait = err.wait().unwrap_or_else(|| backoff.delay(n));
         if Instant::now() + wait >= deadline {
-            last = Some(err);
-            break;
+            return Err(GaveUp::Spent(err));
         }
         on_retry(&err);
-        last = Some(err);
         tokio::time::sleep(wait).await;
     }
-    Err(GaveUp::Spent(last))
+    unreachable!("more retries than u32 holds")
 }
 
-/// [`retry`] for the CAS calls of a find or an operator command: a spent deadline is
-/// [`CasError::BudgetSpent`], whatever the last failure was.
+/// [`retry`] for the CAS calls of a find or an operator command, whose budget is the deadline
+/// itself: no call starts after it, a call still running at it is dropped, and a spent budget
+/// is [`CasError::BudgetSpent`] whatever the last failure was.
 pub async fn with_retries<T, F, Fut>(
     deadline: Instant,
     backoff: Backoff,
     on_retry: impl FnMut(&CasError),
-    call: F,
+    mut call: F,
 ) -> Result<T, CasError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, CasError>>,
 {
-    retry(deadline, backoff, on_retry, call)
+    let bounded = || {
+        let started = (Instant::now() < deadline).then(&mut call);
+        async move {
+            match started {
+                None => Err(CasError::BudgetSpent),
+                Some(fut) => tokio::time::timeout_at(deadline, fut)
+                    .await
+                    .unwrap_or(Err(CasError::BudgetSpent)),
+            }
+        }
+    };
+    retry(deadline, backoff, on_retry, bounded)
         .await
         .map_err(|g| match g {
             GaveUp::Final(e) => e,
@@ -247,7 +254,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_spent_deadline_keeps_the_last_failure_and_a_hung_call_none() {
+    async fn a_spent_deadline_keeps_the_last_failure() {
         let start = Instant::now();
         let mut calls = 0u16;
         let r: Result<(), _> = retry(
@@ -266,19 +273,65 @@ mod tests {
             },
         )
         .await;
-        let Err(GaveUp::Spent(Some(CasError::Unavailable { status, .. }))) = r else {
+        let Err(GaveUp::Spent(CasError::Unavailable { status, .. })) = r else {
             panic!("{r:?}");
         };
         assert_eq!(status, 500 + calls, "the last answer, not the first");
         assert!(calls > 1);
+    }
 
-        let r: Result<(), GaveUp<CasError>> = retry(
-            Instant::now() + Duration::from_secs(10),
+    #[tokio::test(start_paused = true)]
+    async fn retry_makes_the_first_call_and_never_cuts_one_started() {
+        // A deadline already past: still called once.
+        let mut calls = 0;
+        let r: Result<(), _> = retry(
+            Instant::now(),
+            backoff(),
+            |_| {},
+            || {
+                calls += 1;
+                async { Err(CasError::Unreachable("refused".into())) }
+            },
+        )
+        .await;
+        assert!(matches!(r, Err(GaveUp::Spent(CasError::Unreachable(_)))));
+        assert_eq!(calls, 1);
+        // A call that outlasts the deadline is awaited to its answer.
+        let start = Instant::now();
+        let r = retry(
+            start + Duration::from_secs(1),
+            backoff(),
+            |_| {},
+            || async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok::<_, CasError>(7)
+            },
+        )
+        .await;
+        assert_eq!(r, Ok(7));
+        assert!(Instant::now() >= start + Duration::from_secs(5));
+        // The CAS calls' budget is the deadline: past it nothing starts, and a call is cut.
+        let mut calls = 0;
+        let r: Result<(), _> = with_retries(
+            Instant::now(),
+            backoff(),
+            |_| {},
+            || {
+                calls += 1;
+                async { Ok(()) }
+            },
+        )
+        .await;
+        assert_eq!((r, calls), (Err(CasError::BudgetSpent), 0));
+        let start = Instant::now();
+        let r: Result<(), _> = with_retries(
+            start + Duration::from_secs(1),
             backoff(),
             |_| {},
             std::future::pending,
         )
         .await;
-        assert_eq!(r, Err(GaveUp::Spent(None)));
+        assert_eq!(r, Err(CasError::BudgetSpent));
+        assert!(Instant::now() < start + Duration::from_secs(2));
     }
 }

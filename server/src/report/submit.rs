@@ -19,8 +19,9 @@
 //!
 //! `429` and `5xx` (and no answer) are sent again after capped exponential backoff with full
 //! jitter (the CAS calls' loop, [`crate::cas::retry::retry`]; the stub sends no `Retry-After`)
-//! within `reporting.retry_budget_s`; past it the part stays `sending` with the last answer, and
-//! a later run resumes it. Any other status is final: the submission is `refused`, its problem
+//! within `reporting.retry_budget_s`: each part is sent at least once, and a call once sent is
+//! awaited to its answer or its own time-out, never cut by the budget (PDP may have taken it).
+//! Past the budget the part stays `sending` with the last answer, and a later run resumes it. Any other status is final: the submission is `refused`, its problem
 //! details kept, counted, and listed by `report status`. Any `2xx` is an acceptance, even with
 //! a body that does not read as the stub's: sending the record again would submit it twice.
 
@@ -205,12 +206,9 @@ impl Reporter {
                 }
                 Err(GaveUp::Spent(last)) => {
                     crate::metrics::report_submission(report, "pending");
-                    tracing::warn!(report, error = ?last.as_ref().map(ToString::to_string), "PDP reporting call left for a later run");
-                    let (status, problem) = last.map_or((None, None), |e| {
-                        let (status, problem) = e.answer();
-                        (status, Some(problem))
-                    });
-                    (SubmissionState::Sending, status, problem)
+                    tracing::warn!(report, error = %last, "PDP reporting call left for a later run");
+                    let (status, problem) = last.answer();
+                    (SubmissionState::Sending, status, Some(problem))
                 }
             };
             let answer = SubmissionAnswer {
