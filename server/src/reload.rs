@@ -64,8 +64,9 @@ impl Part {
 pub struct Reloader {
     config: Config,
     material: Material,
-    /// Each file's part and last seen modification time and length.
-    seen: BTreeMap<PathBuf, (Part, Option<(SystemTime, u64)>)>,
+    /// Each (file, part it belongs to) and the file's last seen modification time and length.
+    /// One file may serve two parts: the console falls back to the listener's certificate.
+    seen: BTreeMap<(PathBuf, Part), Option<(SystemTime, u64)>>,
 }
 
 fn stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
@@ -104,7 +105,7 @@ impl Reloader {
             .into_iter()
             .map(|(p, part)| {
                 let s = stamp(&p);
-                (p, (part, s))
+                ((p, part), s)
             })
             .collect();
         Self {
@@ -135,7 +136,7 @@ impl Reloader {
     /// The parts whose files changed since last seen (every part when `all`).
     fn changed(&mut self, all: bool) -> Vec<Part> {
         let mut parts = Vec::new();
-        for (path, (part, last)) in self.seen.iter_mut() {
+        for ((path, part), last) in self.seen.iter_mut() {
             let now = stamp(path);
             if (all || now != *last) && !parts.contains(part) {
                 parts.push(*part);

@@ -255,3 +255,44 @@ async fn the_console_certificate_is_swapped_without_a_restart_and_watched_for_ex
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_certificate_the_console_shares_with_the_listener_is_reloaded_for_both() {
+    let env = Env::new();
+    let (next, both) = second_pki(&env);
+    let live = env.dir.path().join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    for f in [files::SERVER, files::SERVER_KEY] {
+        std::fs::copy(env.cert(f), live.join(f)).unwrap();
+    }
+    let mut config = env.config();
+    config.tls.cert = live.join(files::SERVER);
+    config.tls.key = live.join(files::SERVER_KEY);
+    // No console.cert/key: the console serves the listener's certificate.
+    config.console.enabled = true;
+    config.console.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.reload_poll_ms = 100;
+    let server = Server::start(config).await;
+    let console = server.console_addr.unwrap();
+
+    replace(&next.join(files::SERVER_KEY), &live.join(files::SERVER_KEY));
+    replace(&next.join(files::SERVER), &live.join(files::SERVER));
+    let new_der = pdp_provider::tls::load_certs(&next.join(files::SERVER)).unwrap()[0].to_vec();
+    let mut swapped = (false, false);
+    for _ in 0..100 {
+        swapped = (
+            presented(&env, &server, &both).await == new_der,
+            console_presented(console, &both).await == new_der,
+        );
+        if swapped == (true, true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        swapped,
+        (true, true),
+        "(listener, console) on the new certificate"
+    );
+    server.stop().await;
+}
