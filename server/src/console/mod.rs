@@ -198,6 +198,9 @@ pub async fn save_user(
         .map_err(|_| ConsoleError::Password("could not be hashed"))?;
     } else if user.id == 0 {
         return Err(ConsoleError::Password("a new user needs one"));
+    } else {
+        // Unchanged: the store keeps the hash it holds when the transaction runs.
+        user.password_hash.clear();
     }
     user.roles.sort();
     user.roles.dedup();

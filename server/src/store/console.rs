@@ -161,7 +161,8 @@ impl Store {
     }
 
     /// Adds (`user.id == 0`) or replaces a console user, in one transaction in which `check`
-    /// sees every user as they would be after the change; refused as `check` says.
+    /// sees every user as they are and as they would be after the change; refused as `check`
+    /// says. A replaced user with an empty `password_hash` keeps the stored one.
     pub async fn save_console_user(
         &self,
         mut user: ConsoleUser,
@@ -197,13 +198,19 @@ impl Store {
 
 /// Runs a user change's check against every user as stored (read in the saving transaction)
 /// and as they would be with the change: the user's roles and holdernames as stored, or how it
-/// was refused.
+/// was refused. An existing user saved with an empty `password_hash` keeps the stored one (read
+/// here, in the transaction: a password changed meanwhile elsewhere is not undone).
 pub(super) fn checked(
-    user: &ConsoleUser,
+    user: &mut ConsoleUser,
     stored: impl Iterator<Item = ConsoleUser>,
     check: UserCheck,
 ) -> Result<(String, String), UserSaved> {
     let before: Vec<ConsoleUser> = stored.collect();
+    if user.password_hash.is_empty() {
+        if let Some(same) = before.iter().find(|u| u.id == user.id && user.id != 0) {
+            user.password_hash.clone_from(&same.password_hash);
+        }
+    }
     let mut after: Vec<ConsoleUser> = before.iter().filter(|u| u.id != user.id).cloned().collect();
     after.push(user.clone());
     check(&before, &after).map_err(UserSaved::Refused)?;

@@ -1295,6 +1295,19 @@ async fn console_users_are_checked_against_every_user_in_the_saving_transaction(
     );
     let a = s.console_user("a").await.unwrap().unwrap();
     assert_eq!(a.roles, [Role::Pbc, Role::TestManager]);
+    // Saved without a password hash: the stored one is kept (a new one set meanwhile included).
+    let mut renewed = a.clone();
+    renewed.password_hash = "$argon2id$renewed".into();
+    s.save_console_user(renewed, at_most_two()).await.unwrap();
+    let mut edited = a.clone();
+    edited.password_hash = String::new();
+    edited.display_name = "A. N. Other".into();
+    s.save_console_user(edited, at_most_two()).await.unwrap();
+    let a = s.console_user("a").await.unwrap().unwrap();
+    assert_eq!(
+        (a.password_hash.as_str(), a.display_name.as_str()),
+        ("$argon2id$renewed", "A. N. Other")
+    );
     assert_eq!(a.holdernames, [Uuid::from_u128(5)]);
     assert_eq!(a.confirmed_at, Some(42));
     assert_eq!(s.console_users().await.unwrap().len(), 2);

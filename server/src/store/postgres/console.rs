@@ -43,7 +43,7 @@ pub(super) async fn users(c: &impl GenericClient) -> Result<Vec<ConsoleUser>, St
 /// Checks and saves one user (the caller commits).
 pub(super) async fn save_user(
     c: &impl GenericClient,
-    user: ConsoleUser,
+    mut user: ConsoleUser,
     check: UserCheck,
 ) -> Result<UserSaved, StoreError> {
     c.batch_execute("LOCK TABLE console_users IN SHARE ROW EXCLUSIVE MODE")
@@ -58,7 +58,7 @@ pub(super) async fn save_user(
     if taken.is_some_and(|id| id != user.id) {
         return Ok(UserSaved::UsernameTaken);
     }
-    let (roles, holdernames) = match checked(&user, users(c).await?.into_iter(), check) {
+    let (roles, holdernames) = match checked(&mut user, users(c).await?.into_iter(), check) {
         Ok(stored) => stored,
         Err(refused) => return Ok(refused),
     };

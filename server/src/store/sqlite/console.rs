@@ -48,7 +48,7 @@ pub(in crate::store) fn users(c: &Connection) -> Result<Vec<ConsoleUser>, StoreE
 /// Checks and saves one user (inside the writer's transaction).
 pub(in crate::store) fn save_user(
     c: &Connection,
-    user: ConsoleUser,
+    mut user: ConsoleUser,
     check: UserCheck,
 ) -> Result<UserSaved, StoreError> {
     let taken: Option<i64> = c
@@ -61,7 +61,7 @@ pub(in crate::store) fn save_user(
     if taken.is_some_and(|id| id != user.id) {
         return Ok(UserSaved::UsernameTaken);
     }
-    let (roles, holdernames) = match checked(&user, users(c)?.into_iter(), check) {
+    let (roles, holdernames) = match checked(&mut user, users(c)?.into_iter(), check) {
         Ok(stored) => stored,
         Err(refused) => return Ok(refused),
     };
