@@ -2,8 +2,9 @@
 //!
 //! A followed find is one the endpoint ACKed and should register PeIs for. A single poller asks
 //! `GET {control}/__sim/registrations?since=N` every 100 ms while any followed find is pending
-//! (only the registrations made since its last answer: a poll costs what happened in 100 ms, not
-//! everything registered so far, which had stalled the endpoint sharing the machine), and
+//! (only the registrations made since its last answer, starting where the log ended when the
+//! phase began: a poll costs what happened in 100 ms, not everything registered so far, which
+//! had stalled the endpoint sharing the machine), and
 //! records, for each registration whose `inbound_request_id` is a pending find's X-Request-ID,
 //! the time from the ACK to the poll answer that first showed it (so figures are upper bounds,
 //! by at most one poll). A registration seen before its find reached the poller (the `202` was
@@ -12,7 +13,7 @@
 //! within 60 s` when the poll that judged it answered, or the poll's own failure (`CAS control
 //! unreachable`, …) when it did not, since then nobody knows.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -52,6 +53,13 @@ pub struct Completion {
     pub failures: Failures,
 }
 
+/// The registrations made after a cursor, and the cursor to ask from next.
+#[derive(Deserialize)]
+struct Since {
+    registrations: Vec<Registration>,
+    next: usize,
+}
+
 #[derive(Deserialize)]
 struct Registration {
     #[serde(default)]
@@ -82,12 +90,8 @@ impl Control {
         })
     }
 
-    /// The registrations after the first `since` (in the order made), or every one.
-    async fn registrations(
-        &self,
-        since: Option<usize>,
-    ) -> Result<Vec<Registration>, reqwest::Error> {
-        let query = since.map(|n| format!("?since={n}")).unwrap_or_default();
+    /// `GET /__sim/registrations` with `query`, its JSON answer.
+    async fn get<T: serde::de::DeserializeOwned>(&self, query: &str) -> Result<T, reqwest::Error> {
         self.client
             .get(format!("{}/__sim/registrations{query}", self.base))
             .send()
@@ -97,9 +101,14 @@ impl Control {
             .await
     }
 
+    /// The registrations made after the first `since`, in order, and the next cursor.
+    async fn registrations_since(&self, since: usize) -> Result<Since, reqwest::Error> {
+        self.get(&format!("?since={since}")).await
+    }
+
     /// The names (PeIs) registered so far.
     pub async fn registered_peis(&self) -> Result<HashSet<String>, LoadError> {
-        let regs = self.registrations(None).await.map_err(|e| self.error(e))?;
+        let regs: Vec<Registration> = self.get("").await.map_err(|e| self.error(e))?;
         Ok(regs.into_iter().map(|r| r.name).collect())
     }
 
@@ -133,33 +142,40 @@ impl Control {
         }
     }
 
-    /// Starts the poller; send it followed finds, then drop the sender and await the handle.
+    /// Starts the poller, reading on from the registrations made so far (those of earlier runs
+    /// are never fetched); send it followed finds, then drop the sender and await the handle.
     /// It ends when the sender is dropped and nothing is pending, or at `cancel` (what is
     /// pending then counts as missed).
-    pub fn spawn_poller(
+    pub async fn spawn_poller(
         &self,
         cancel: CancellationToken,
     ) -> (
         mpsc::UnboundedSender<Followed>,
         tokio::task::JoinHandle<Completion>,
     ) {
+        // Where the log ends now; from the start when the control listener does not say.
+        let read = self
+            .registrations_since(usize::MAX)
+            .await
+            .map_or(0, |s| s.next);
         let (tx, rx) = mpsc::unbounded_channel();
         let control = self.clone();
-        (tx, tokio::spawn(control.poll(rx, cancel)))
+        (tx, tokio::spawn(control.poll(rx, read, cancel)))
     }
 
     async fn poll(
         self,
         mut rx: mpsc::UnboundedReceiver<Followed>,
+        mut read: usize,
         cancel: CancellationToken,
     ) -> Completion {
         let mut series = Series::new(SeriesKind::Completion);
         let mut failures = Failures::new();
         let mut poll_errors = 0;
         let mut pending: HashMap<String, Instant> = HashMap::new();
-        // Registrations read so far, and those whose find had not reached the poller yet.
-        let mut read = 0;
+        // Registrations whose find had not reached the poller yet, oldest first for expiry.
         let mut early: HashMap<String, Instant> = HashMap::new();
+        let mut early_order: VecDeque<(Instant, String)> = VecDeque::new();
         let mut open = true;
         let mut tick = tokio::time::interval(POLL_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -191,17 +207,20 @@ impl Control {
                 break;
             }
             // Why this poll failed; `None` when it answered.
-            let poll_failed = match self.registrations(Some(read)).await {
-                Ok(regs) => {
+            let poll_failed = match self.registrations_since(read).await {
+                Ok(page) => {
                     let now = Instant::now();
-                    read += regs.len();
-                    for r in regs {
+                    read = page.next;
+                    for r in page.registrations {
                         match pending.remove(&r.inbound_request_id) {
                             Some(acked_at) => {
                                 series.record(now.saturating_duration_since(acked_at))
                             }
                             None => {
-                                early.entry(r.inbound_request_id).or_insert(now);
+                                if !early.contains_key(&r.inbound_request_id) {
+                                    early.insert(r.inbound_request_id.clone(), now);
+                                    early_order.push_back((now, r.inbound_request_id));
+                                }
                             }
                         }
                     }
@@ -213,7 +232,14 @@ impl Control {
                 }
             };
             let now = Instant::now();
-            early.retain(|_, seen| now.saturating_duration_since(*seen) <= GIVE_UP);
+            while let Some((seen, _)) = early_order.front() {
+                if now.saturating_duration_since(*seen) <= GIVE_UP {
+                    break;
+                }
+                if let Some((_, id)) = early_order.pop_front() {
+                    early.remove(&id);
+                }
+            }
             pending.retain(|_, acked_at| {
                 let live = now.saturating_duration_since(*acked_at) <= GIVE_UP;
                 if !live {

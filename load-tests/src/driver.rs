@@ -251,7 +251,7 @@ pub async fn run_phase(ctx: &Arc<Ctx>, spec: PhaseSpec) -> PhaseResult {
     let (tx, rx) = mpsc::unbounded_channel();
     let (follow_tx, poller) = match (&ctx.control, spec.follow) {
         (Some(c), true) => {
-            let (t, h) = c.spawn_poller(ctx.cancel.clone());
+            let (t, h) = c.spawn_poller(ctx.cancel.clone()).await;
             (Some(t), Some(h))
         }
         _ => (None, None),

@@ -13,7 +13,8 @@
 //!
 //! A control listener (plain HTTP, loopback) shows what it received and injects faults:
 //! `GET /__sim/registrations` (every resource; with `?since=N`, only the registrations made after
-//! the first N, in order: `[{"name", "inbound_request_id"}]`, for pollers), `GET /__sim/calls`, `POST /__sim/faults` with
+//! the first N, in order, and the cursor to ask from next:
+//! `{"registrations": [{"name", "inbound_request_id"}], "next"}`, for pollers), `GET /__sim/calls`, `POST /__sim/faults` with
 //! `{"latency_ms", "error_rate", "error_status", "outage_ms", "endpoints"}`, `DELETE /__sim/faults`,
 //! `GET /__sim/reports` (the reporting submissions received), `POST /configuration` (as on the
 //! mTLS listener), and `POST /__sim/jwks` with a provider's JWK set to publish at `/jwk_uri` (as PDP does at
@@ -190,10 +191,11 @@ impl CasState {
         v
     }
 
-    /// The registrations made after the first `since`, in order.
-    pub fn registered_since(&self, since: usize) -> Vec<Registered> {
+    /// The registrations made after the first `since`, in order, and how many there are in all
+    /// (the next cursor).
+    pub fn registered_since(&self, since: usize) -> (Vec<Registered>, usize) {
         let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        log.get(since..).unwrap_or_default().to_vec()
+        (log.get(since..).unwrap_or_default().to_vec(), log.len())
     }
 
     /// Every call received.
@@ -892,7 +894,10 @@ async fn control(req: Request<Incoming>, state: Arc<CasState>) -> Response<Body>
                     .and_then(|n| n.parse::<usize>().ok())
             });
             let list = match since {
-                Some(n) => serde_json::to_value(state.registered_since(n)),
+                Some(n) => {
+                    let (registrations, next) = state.registered_since(n);
+                    Ok(json!({"registrations": registrations, "next": next}))
+                }
                 None => serde_json::to_value(state.registrations()),
             };
             json_resp(StatusCode::OK, list.unwrap_or_default())

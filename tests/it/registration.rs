@@ -53,13 +53,15 @@ async fn yes_possible_and_no(env: Env) {
     let regs = cas.state.registrations();
     assert_eq!(regs.len(), 2 * m.pensions.len());
     // The control listener's log, read on from a cursor as the load tool's poller does.
-    let log = cas.state.registered_since(0);
-    assert_eq!(log.len(), regs.len());
+    let (log, next) = cas.state.registered_since(0);
+    assert_eq!((log.len(), next), (regs.len(), regs.len()));
     assert!(log
         .iter()
         .all(|r| r.inbound_request_id == yes || r.inbound_request_id == possible));
-    assert_eq!(cas.state.registered_since(1).len(), regs.len() - 1);
-    assert!(cas.state.registered_since(regs.len() + 5).is_empty());
+    assert_eq!(cas.state.registered_since(1).0.len(), regs.len() - 1);
+    let (none, next) = cas.state.registered_since(regs.len() + 5);
+    assert!(none.is_empty());
+    assert_eq!(next, regs.len());
     for p in &m.pensions {
         let scheme = p.view_data["pensionProviderSchemeName"].as_str().unwrap();
         // The definite match uses the pension's own asset GUID...

@@ -21,7 +21,7 @@ async fn empty() -> (Control, Arc<AtomicUsize>) {
     let answered = polls.clone();
     let addr = crate::testing::http_listener(move |_| {
         answered.fetch_add(1, SeqCst);
-        crate::testing::json_200("[]")
+        crate::testing::json_200(r#"{"registrations":[],"next":0}"#)
     })
     .await;
     (Control::new(&format!("http://{addr}")).unwrap(), polls)
@@ -29,7 +29,7 @@ async fn empty() -> (Control, Arc<AtomicUsize>) {
 
 /// Follows `n` finds ACKed longer ago than the poller waits, and returns what it measured.
 async fn follow_overdue(control: &Control, n: usize) -> Completion {
-    let (tx, poller) = control.spawn_poller(CancellationToken::new());
+    let (tx, poller) = control.spawn_poller(CancellationToken::new()).await;
     let long_ago = Instant::now()
         .checked_sub(GIVE_UP + Duration::from_secs(1))
         .expect("the clock is past 61 s");
@@ -75,15 +75,15 @@ async fn a_find_judged_while_the_control_listener_is_down_says_so() {
 async fn finds_pending_at_ctrl_c_are_interrupted() {
     let (control, polls) = empty().await;
     let cancel = CancellationToken::new();
-    let (tx, poller) = control.spawn_poller(cancel.clone());
+    let (tx, poller) = control.spawn_poller(cancel.clone()).await;
     tx.send(Followed {
         request_id: "find-0".into(),
         acked_at: Instant::now(),
     })
     .unwrap();
-    // Polled while pending: the poller has it.
+    // Polled while pending (after the call that found where the log ends): the poller has it.
     let waited = std::time::Instant::now();
-    while polls.load(SeqCst) == 0 {
+    while polls.load(SeqCst) < 2 {
         assert!(waited.elapsed() < Duration::from_secs(10), "never polled");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -96,16 +96,20 @@ async fn finds_pending_at_ctrl_c_are_interrupted() {
 }
 
 /// A control listener whose log holds one registration, of `find-0`: it answers `?since=0` with
-/// it and later cursors with nothing; the request lines it saw.
+/// it, any other cursor with nothing, and says the log ends at 0 until a poll has read it (as if
+/// made just after the poller started); the request lines it saw.
 async fn one_registration() -> (Control, Arc<std::sync::Mutex<Vec<String>>>) {
     let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = lines.clone();
     let addr = crate::testing::http_listener(move |line| {
-        seen.lock().unwrap().push(line.to_owned());
+        let mut seen = seen.lock().unwrap();
+        seen.push(line.to_owned());
         crate::testing::json_200(if line.contains("since=0 ") {
-            r#"[{"name":"pei-0","inbound_request_id":"find-0"}]"#
+            r#"{"registrations":[{"name":"pei-0","inbound_request_id":"find-0"}],"next":1}"#
+        } else if seen.iter().any(|l| l.contains("since=0 ")) {
+            r#"{"registrations":[],"next":1}"#
         } else {
-            "[]"
+            r#"{"registrations":[],"next":0}"#
         })
     })
     .await;
@@ -115,8 +119,9 @@ async fn one_registration() -> (Control, Arc<std::sync::Mutex<Vec<String>>>) {
 #[tokio::test]
 async fn polls_read_on_from_their_cursor_and_a_registration_seen_before_its_find_counts() {
     let (control, lines) = one_registration().await;
-    let (tx, poller) = control.spawn_poller(CancellationToken::new());
-    // Another find keeps the poller polling; it is overdue, so the first poll judges it.
+    let cancel = CancellationToken::new();
+    let (tx, poller) = control.spawn_poller(cancel.clone()).await;
+    // An overdue find, judged by the first poll; one still pending keeps the poller polling.
     tx.send(Followed {
         request_id: "other".into(),
         acked_at: Instant::now()
@@ -124,24 +129,42 @@ async fn polls_read_on_from_their_cursor_and_a_registration_seen_before_its_find
             .expect("the clock is past 61 s"),
     })
     .unwrap();
-    let waited = std::time::Instant::now();
-    while lines.lock().unwrap().is_empty() {
-        assert!(waited.elapsed() < Duration::from_secs(10), "never polled");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    tx.send(Followed {
+        request_id: "find-2".into(),
+        acked_at: Instant::now(),
+    })
+    .unwrap();
+    let polls = |n: usize| {
+        let lines = lines.clone();
+        async move {
+            let waited = std::time::Instant::now();
+            while lines.lock().unwrap().len() < n {
+                assert!(waited.elapsed() < Duration::from_secs(10), "never polled");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    polls(2).await;
     // find-0's 202 reaches the poller after the poll that showed its registration.
     tx.send(Followed {
         request_id: "find-0".into(),
         acked_at: Instant::now() - Duration::from_millis(30),
     })
     .unwrap();
-    drop(tx);
+    polls(4).await;
+    cancel.cancel();
     let c = poller.await.unwrap();
     assert_eq!(c.series.count(), 1, "find-0 completed");
-    assert_eq!(c.series.missed, 1, "other was never registered");
+    assert_eq!(c.failures.get(failure::NOT_REGISTERED), 1, "other");
+    assert_eq!(c.failures.get(failure::INTERRUPTED), 1, "find-2");
     let lines = lines.lock().unwrap();
-    assert!(
-        lines[0].starts_with("GET /__sim/registrations?since=0 "),
-        "{lines:?}"
+    let cursors: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split("since=").nth(1).unwrap().split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        cursors[..4],
+        [usize::MAX.to_string().as_str(), "0", "1", "1"],
+        "where the log ended at the start, then on from it"
     );
 }
