@@ -430,7 +430,11 @@ async fn sign_in(
         .await;
         sign_in_page(console, headers, Some(why), status)
     };
-    if console.sessions.locked(&username) {
+    if console
+        .store
+        .sign_in_locked(&username, session::MAX_FAILURES, session::LOCKOUT)
+        .await?
+    {
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
             "locked_out",
@@ -447,7 +451,10 @@ async fn sign_in(
         .await
         .unwrap_or(false);
     let user = user.filter(|u| verified && !u.suspended);
-    console.sessions.note_attempt(&username, user.is_some());
+    console
+        .store
+        .note_sign_in(&username, user.is_some(), session::LOCKOUT)
+        .await?;
     let Some(user) = user else {
         return refuse(
             StatusCode::UNAUTHORIZED,

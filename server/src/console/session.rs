@@ -3,7 +3,7 @@
 //! - Passwords are argon2id PHC strings (the `argon2` crate's defaults: 19 MiB, 2 passes),
 //!   hashed and verified off the runtime. A failed sign-in answers the same whether the user
 //!   exists or not (a dummy hash is verified for an unknown one), and five failures in a row
-//!   lock a username for [`LOCKOUT`].
+//!   lock a username for [`LOCKOUT`], counted in the store across every instance.
 //! - A session is a 256-bit random token in a `__Host-` cookie (`Secure`, `HttpOnly`,
 //!   `SameSite=Strict`, `Path=/`); the server keeps only its SHA-256, with the user's id, its
 //!   CSRF token, its times and a digest of the password hash it signed in with. Sessions end
@@ -89,12 +89,11 @@ pub struct Session {
     last_seen: Instant,
 }
 
-/// Every live session, and sign-in failures per username.
+/// Every live session of this instance.
 pub struct Sessions {
     idle: Duration,
     max_age: Duration,
     by_digest: Mutex<HashMap<[u8; 32], Session>>,
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
 }
 
 // === impl Sessions ===
@@ -106,7 +105,6 @@ impl Sessions {
             idle,
             max_age,
             by_digest: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -164,31 +162,6 @@ impl Sessions {
             .unwrap()
             .retain(|_, s| s.user_id != user_id);
     }
-
-    /// Whether `username` is locked out now.
-    pub fn locked(&self, username: &str) -> bool {
-        let f = self.failures.lock().unwrap();
-        f.get(username)
-            .is_some_and(|(n, at)| *n >= MAX_FAILURES && at.elapsed() < LOCKOUT)
-    }
-
-    /// Notes a sign-in's result for `username`.
-    pub fn note_attempt(&self, username: &str, ok: bool) {
-        let mut f = self.failures.lock().unwrap();
-        if ok {
-            f.remove(username);
-            return;
-        }
-        if f.len() > 10_000 {
-            f.retain(|_, (_, at)| at.elapsed() < LOCKOUT);
-        }
-        let e = f.entry(username.to_owned()).or_insert((0, Instant::now()));
-        if e.1.elapsed() >= LOCKOUT {
-            *e = (0, Instant::now());
-        }
-        e.0 += 1;
-        e.1 = Instant::now();
-    }
 }
 
 /// A `Set-Cookie` value: `__Host-` rules (Secure, Path=/, no Domain), HttpOnly, SameSite=Strict.
@@ -230,7 +203,7 @@ mod tests {
     }
 
     #[test]
-    fn console_sessions_expire_and_lock_out() {
+    fn console_sessions_end_by_user_and_by_password() {
         let s = Sessions::new(Duration::from_secs(60), Duration::from_secs(3600));
         let t = s.start(7, "$argon2id$a");
         let session = s.get(&t).unwrap();
@@ -240,11 +213,6 @@ mod tests {
         assert!(s.get("other").is_none());
         s.end_user(7);
         assert!(s.get(&t).is_none());
-        for _ in 0..MAX_FAILURES {
-            assert!(!s.locked("pbc"));
-            s.note_attempt("pbc", false);
-        }
-        assert!(s.locked("pbc"));
         let c = set_cookie(SESSION_COOKIE, "abc", None);
         assert!(c.contains("Secure") && c.contains("HttpOnly") && c.contains("SameSite=Strict"));
     }

@@ -478,4 +478,11 @@ pub(super) trait Backend: Send + Sync + 'static {
 
     /// Sets an item of the organisation's registration data.
     async fn set_org_detail(&self, change: OrgDetailChange, now: i64) -> Result<()>;
+
+    /// Failed sign-ins in a row for `username` since `since` (older ones have lapsed).
+    async fn sign_in_failures(&self, username: String, since: i64) -> Result<u32>;
+
+    /// Notes a sign-in's result: a success forgets the failures, a failure counts one more
+    /// (from one again when the last lapsed before `since`) and forgets every lapsed row.
+    async fn note_sign_in(&self, username: String, ok: bool, now: i64, since: i64) -> Result<()>;
 }

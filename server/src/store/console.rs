@@ -192,6 +192,37 @@ impl Store {
         };
         self.db().set_org_detail(change, crate::now_micros()).await
     }
+
+    /// Whether `username` is locked out now: `max` failed sign-ins in a row, the last within
+    /// `lockout`. Counted across every instance on the store.
+    pub async fn sign_in_locked(
+        &self,
+        username: &str,
+        max: u32,
+        lockout: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let since = crate::now_micros() - lockout.as_micros() as i64;
+        let failures = self
+            .db()
+            .sign_in_failures(username.to_owned(), since)
+            .await?;
+        Ok(failures >= max)
+    }
+
+    /// Notes a sign-in's result for `username`: a success forgets its failures; a failure
+    /// counts one more, from one again when the last is older than `lockout`.
+    pub async fn note_sign_in(
+        &self,
+        username: &str,
+        ok: bool,
+        lockout: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let now = crate::now_micros();
+        let since = now - lockout.as_micros() as i64;
+        self.db()
+            .note_sign_in(username.to_owned(), ok, now, since)
+            .await
+    }
 }
 
 // === shared by both backends ===

@@ -1324,6 +1324,37 @@ async fn console_users_are_checked_against_every_user_in_the_saving_transaction(
     assert!(s.org_details().await.unwrap()[0].confirmed_at.is_some());
 }
 
+async fn sign_in_failures_lock_a_username_for_every_instance_until_they_lapse(db: Place) {
+    let (s, other) = (db.open().await, db.open().await);
+    let lockout = Duration::from_secs(900);
+    for n in 0..5 {
+        assert!(!s.sign_in_locked("pbc", 5, lockout).await.unwrap(), "{n}");
+        // Failures noted by either instance count together.
+        let noter = if n % 2 == 0 { &s } else { &other };
+        noter.note_sign_in("pbc", false, lockout).await.unwrap();
+    }
+    assert!(s.sign_in_locked("pbc", 5, lockout).await.unwrap());
+    assert!(other.sign_in_locked("pbc", 5, lockout).await.unwrap());
+    assert!(!s.sign_in_locked("ptc", 5, lockout).await.unwrap());
+    // Lapsed: a lock-out of zero makes every noted failure old.
+    assert!(!s.sign_in_locked("pbc", 5, Duration::ZERO).await.unwrap());
+    // A failure after the last lapsed counts from one again.
+    s.note_sign_in("pbc", false, Duration::ZERO).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    s.note_sign_in("pbc", false, Duration::from_micros(1))
+        .await
+        .unwrap();
+    assert!(!s.sign_in_locked("pbc", 2, lockout).await.unwrap());
+    // A success forgets them.
+    for _ in 0..5 {
+        s.note_sign_in("ptc", false, lockout).await.unwrap();
+    }
+    s.note_sign_in("ptc", true, lockout).await.unwrap();
+    assert!(!s.sign_in_locked("ptc", 1, lockout).await.unwrap());
+    s.close().await;
+    other.close().await;
+}
+
 async fn completion_times_are_read_per_holdername_a_find_registered_in(db: Place) {
     let s = db.open().await;
     s.append(find("f", true), audit("f")).await.unwrap();
@@ -1373,5 +1404,6 @@ on_both_backends!(
     report_facts_windows_and_possible_matches_read_back_per_period,
     a_submission_is_claimed_once_answered_and_corrected_as_a_new_attempt,
     console_users_are_checked_against_every_user_in_the_saving_transaction,
+    sign_in_failures_lock_a_username_for_every_instance_until_they_lapse,
     completion_times_are_read_per_holdername_a_find_registered_in,
 );

@@ -393,6 +393,18 @@ impl Backend for Postgres {
     async fn set_org_detail(&self, change: OrgDetailChange, now: i64) -> Result<()> {
         super::console::set_org(&self.client().await?, &change, now).await
     }
+
+    async fn sign_in_failures(&self, username: String, since: i64) -> Result<u32> {
+        super::console::sign_in_failures(&self.client().await?, &username, since).await
+    }
+
+    async fn note_sign_in(&self, username: String, ok: bool, now: i64, since: i64) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await?;
+        super::console::note_sign_in(&tx, &username, ok, now, since).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// A read-only transaction on one snapshot: a report's every query sees the same data.

@@ -135,3 +135,49 @@ pub(super) async fn set_org(
     .await?;
     Ok(())
 }
+
+/// Failed sign-ins in a row for `username` since `since`.
+pub(super) async fn sign_in_failures(
+    c: &impl GenericClient,
+    username: &str,
+    since: i64,
+) -> Result<u32, StoreError> {
+    let row = c
+        .query_opt(
+            "SELECT failures FROM console_sign_in_failures WHERE username = $1 AND last_at >= $2",
+            &[&username, &since],
+        )
+        .await?;
+    Ok(row.map_or(0, |r| u32::try_from(r.get::<_, i64>(0)).unwrap_or(u32::MAX)))
+}
+
+/// Notes a sign-in's result (see the backend trait), in the caller's transaction.
+pub(super) async fn note_sign_in(
+    c: &impl GenericClient,
+    username: &str,
+    ok: bool,
+    now: i64,
+    since: i64,
+) -> Result<(), StoreError> {
+    if ok {
+        c.execute(
+            "DELETE FROM console_sign_in_failures WHERE username = $1",
+            &[&username],
+        )
+        .await?;
+        return Ok(());
+    }
+    c.execute(
+        "DELETE FROM console_sign_in_failures WHERE last_at < $1",
+        &[&since],
+    )
+    .await?;
+    c.execute(
+        "INSERT INTO console_sign_in_failures (username, failures, last_at) VALUES ($1, 1, $2)
+         ON CONFLICT (username) DO UPDATE SET
+             failures = console_sign_in_failures.failures + 1, last_at = excluded.last_at",
+        &[&username, &now],
+    )
+    .await?;
+    Ok(())
+}

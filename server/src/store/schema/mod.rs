@@ -18,7 +18,7 @@
 //! never an edit of an applied one. Until this module, each backend kept its own copy of every
 //! file: databases that applied those copies hold the same schema as these renderings (tested
 //! against the copies, kept as test fixtures), so a version applied from a copy counts as
-//! applied ([`runner`]), its history row untouched.
+//! applied ([`runner`]), its history row untouched. V6 onwards exist only here.
 
 use refinery::Migration;
 
@@ -32,12 +32,16 @@ pub(super) enum Dialect {
 }
 
 /// The migrations, oldest first: refinery's name (`V<n>__<name>`) and the template.
-const MIGRATIONS: [(&str, &str); 5] = [
+const MIGRATIONS: [(&str, &str); 6] = [
     ("V1__initial", include_str!("V1__initial.sql")),
     ("V2__member_changes", include_str!("V2__member_changes.sql")),
     ("V3__daily_runs", include_str!("V3__daily_runs.sql")),
     ("V4__reports", include_str!("V4__reports.sql")),
     ("V5__console", include_str!("V5__console.sql")),
+    (
+        "V6__console_sign_in",
+        include_str!("V6__console_sign_in.sql"),
+    ),
 ];
 
 /// Each token and its spelling in SQLite and in PostgreSQL.
@@ -115,10 +119,9 @@ pub(super) fn migrations(dialect: Dialect) -> Vec<Migration> {
 
 /// The runner of a dialect's migrations for a database whose history holds `applied`. A
 /// version applied from its per-backend copy ([`SHIPPED`]) stands as applied: the history is
-/// left as it is, so the binaries before this one still start on the database (a rolling
-/// upgrade, a rollback). Any other checksum is an edited migration, refused by refinery. A
-/// database that has applied a migration this binary does not know was written by a newer
-/// version: refused.
+/// left as it is, so those rows still verify for the binaries that shipped the copies (they
+/// refuse a database only for the newer migrations they do not know, by name, as this one
+/// does). Any other checksum is an edited migration, refused by refinery.
 pub(super) fn runner(dialect: Dialect, applied: &[Migration]) -> refinery::Runner {
     let known: Vec<Migration> = migrations(dialect)
         .into_iter()

@@ -406,6 +406,16 @@ impl Backend for Sqlite {
         self.commit(move |c| super::console::set_org(c, &change, now))
             .await
     }
+
+    async fn sign_in_failures(&self, username: String, since: i64) -> Result<u32> {
+        self.read(move |c| super::console::sign_in_failures(c, &username, since))
+            .await
+    }
+
+    async fn note_sign_in(&self, username: String, ok: bool, now: i64, since: i64) -> Result<()> {
+        self.commit(move |c| super::console::note_sign_in(c, &username, ok, now, since))
+            .await
+    }
 }
 
 /// Applies one sealed member change on the writer's transaction.

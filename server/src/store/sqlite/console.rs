@@ -136,3 +136,42 @@ pub(in crate::store) fn set_org(
     )?;
     Ok(())
 }
+
+/// Failed sign-ins in a row for `username` since `since`.
+pub(in crate::store) fn sign_in_failures(
+    c: &Connection,
+    username: &str,
+    since: i64,
+) -> Result<u32, StoreError> {
+    let n: Option<u32> = c
+        .prepare_cached(
+            "SELECT failures FROM console_sign_in_failures WHERE username = ?1 AND last_at >= ?2",
+        )?
+        .query_row(params![username, since], |r| r.get(0))
+        .optional()?;
+    Ok(n.unwrap_or(0))
+}
+
+/// Notes a sign-in's result (see the backend trait).
+pub(in crate::store) fn note_sign_in(
+    c: &Connection,
+    username: &str,
+    ok: bool,
+    now: i64,
+    since: i64,
+) -> Result<(), StoreError> {
+    if ok {
+        c.prepare_cached("DELETE FROM console_sign_in_failures WHERE username = ?1")?
+            .execute([username])?;
+        return Ok(());
+    }
+    c.prepare_cached("DELETE FROM console_sign_in_failures WHERE last_at < ?1")?
+        .execute([since])?;
+    c.prepare_cached(
+        "INSERT INTO console_sign_in_failures (username, failures, last_at) VALUES (?1, 1, ?2)
+         ON CONFLICT (username) DO UPDATE SET
+             failures = console_sign_in_failures.failures + 1, last_at = excluded.last_at",
+    )?
+    .execute(params![username, now])?;
+    Ok(())
+}
