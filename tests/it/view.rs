@@ -523,6 +523,40 @@ async fn a_de_registration_the_cas_cannot_take_stops_views_at_once_and_finishes_
 }
 
 #[tokio::test]
+async fn a_de_registration_during_the_cas_round_trips_stops_that_very_view() {
+    let s = setup().await;
+    let p = s
+        .registered(member_with(&s.members, 1), FindKind::Yes)
+        .await;
+    let asset = p[0].matched.asset_guid.to_string();
+    // The RPT's introspection takes 1.5 s; the PeI is de-registered while it runs.
+    s.cas.state.set_faults(Faults {
+        latency_ms: 1_500,
+        endpoints: vec!["POST /introspect".into()],
+        ..Faults::default()
+    });
+    let dashboard = s.dashboard();
+    let view = tokio::spawn(async move { dashboard.view(&asset).await.unwrap() });
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(
+        s.calls("POST /introspect"),
+        0,
+        "the introspection is still running"
+    );
+    s.env
+        .store()
+        .mark_deregistering(&p[0].matched.pei, "asset-removed")
+        .await
+        .unwrap();
+    let v = view.await.unwrap();
+    assert_eq!(v.first_status, 401, "challenged before the de-registration");
+    assert_eq!(v.retry_status, Some(404), "{v:?}");
+    assert!(v.view_data.is_none());
+    s.cas.state.set_faults(Faults::default());
+    s.server.stop().await;
+}
+
+#[tokio::test]
 async fn pat_refresh_replaces_the_stored_pat() {
     let s = setup().await;
     let peis = s

@@ -76,6 +76,31 @@ fn bearer(req: &Request<Incoming>) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
+/// The PeI with this asset GUID if it is served now: registered (with its resource and PAT) in
+/// a scheme that is active. A de-registered, flagged or suspended one is not found, from the
+/// moment it is set (CoCo2.2.4, 3.2.5).
+async fn served_pei(svc: &ViewService, asset: Uuid) -> Result<StoredPei, ApiError> {
+    let gone = || ApiError::not_found("no pension identifier with this asset GUID");
+    let pei = svc
+        .store
+        .pei_by_asset_guid(asset)
+        .await
+        .map_err(store_failed)?
+        .filter(|p| {
+            p.state == PeiState::Registered && p.resource_id.is_some() && p.pat_id.is_some()
+        })
+        .ok_or_else(gone)?;
+    let scheme = svc
+        .store
+        .scheme_state(pei.matched.holdername)
+        .await
+        .map_err(store_failed)?;
+    if scheme != SchemeState::Active {
+        return Err(gone());
+    }
+    Ok(pei)
+}
+
 fn scope_ok(query: Option<&str>) -> bool {
     let Some(q) = query else { return true };
     serde_urlencoded::from_str::<Vec<(String, String)>>(q)
@@ -256,27 +281,7 @@ async fn handle_inner(
             "scope: must be owner",
         ));
     }
-    let pei = svc
-        .store
-        .pei_by_asset_guid(asset)
-        .await
-        .map_err(store_failed)?
-        .filter(|p| {
-            p.state == PeiState::Registered && p.resource_id.is_some() && p.pat_id.is_some()
-        })
-        .ok_or_else(|| ApiError::not_found("no pension identifier with this asset GUID"))?;
-    // A suspended or severed scheme serves nothing, from the moment it is set (CoCo3.2.5).
-    if svc
-        .store
-        .scheme_state(pei.matched.holdername)
-        .await
-        .map_err(store_failed)?
-        != SchemeState::Active
-    {
-        return Err(ApiError::not_found(
-            "no pension identifier with this asset GUID",
-        ));
-    }
+    let pei = served_pei(svc, asset).await?;
     *holdername_out = Some(pei.matched.holdername);
     let related = RelatedRequest(pei.request_id.clone());
     *related_out = Some(pei.request_id.clone());
@@ -328,6 +333,13 @@ async fn handle_inner(
             tracing::error!(error = %e, "signing failed");
             ApiError::internal()
         })?;
+    // Served only if still served now: a de-registration, a flag or a suspension that landed
+    // during the CAS round trips or the signing stops this answer too (CoCo2.2.4, 3.2.5).
+    if served_pei(svc, asset).await?.matched.pei != pei.matched.pei {
+        return Err(ApiError::not_found(
+            "no pension identifier with this asset GUID",
+        ));
+    }
     let out = serde_json::to_vec(&ViewDataResponse {
         view_data_token: token,
     })
