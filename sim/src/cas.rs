@@ -756,6 +756,15 @@ async fn register(req: Request<Incoming>, state: &CasState, xid: &str) -> Respon
     {
         return text(StatusCode::BAD_REQUEST, "Invalid resource");
     }
+    // As MaPS' stub (`RegisterService.upsertFind`): an X-Request-ID that created a resource is a
+    // 409 before the name is looked up, so a provider that reuses one is caught even for a PeI
+    // already registered; an ID is used once it creates one.
+    if state.used_request_ids.contains_key(xid) {
+        return text(
+            StatusCode::CONFLICT,
+            &format!("xRequestId: {xid} already used!"),
+        );
+    }
     if let Some(existing) = state.by_name.get(&b.name) {
         return json_resp(StatusCode::OK, json!({"resource_id": existing.value()}));
     }

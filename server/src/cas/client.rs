@@ -68,12 +68,7 @@ impl CasClient {
         let (status, outcome) = match result {
             Ok(resp) => {
                 let status = resp.status();
-                let retry_after = resp
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                let retry_after = retry_after(&resp);
                 let outcome = if status.is_success() {
                     resp.bytes()
                         .await
@@ -265,6 +260,15 @@ pub(super) fn kind(e: &reqwest::Error) -> String {
     } else {
         "transport".into()
     }
+}
+
+/// The wait a `Retry-After` header asks for, in seconds (the form the ecosystem uses).
+pub(super) fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    resp.headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
 
 fn sort_status(endpoint: &str, status: StatusCode, retry_after: Option<Duration>) -> CasError {

@@ -10,13 +10,16 @@ use crate::wire::report::{DefaultResponse, ReportKind};
 /// How a reporting call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReportCallError {
-    /// `429` or `5xx`: sent again after a backoff (the stub sends no `Retry-After`).
+    /// `429` or `5xx`: sent again after a backoff, or after `Retry-After` when PDP sends one
+    /// (the stub does not).
     #[error("reporting API answered {status}")]
     Unavailable {
         /// The status.
         status: u16,
         /// Its body (problem details), at most 4 KiB.
         problem: String,
+        /// The wait its `Retry-After` asked for.
+        retry_after: Option<std::time::Duration>,
     },
     /// Another status: the submission is refused; kept with the problem details.
     #[error("reporting API refused the submission with {status}")]
@@ -38,9 +41,10 @@ impl ReportCallError {
     /// reason there was no answer.
     pub fn answer(self) -> (Option<u16>, String) {
         match self {
-            Self::Unavailable { status, problem } | Self::Refused { status, problem } => {
-                (Some(status), problem)
+            Self::Unavailable {
+                status, problem, ..
             }
+            | Self::Refused { status, problem } => (Some(status), problem),
             Self::Unreachable(kind) => (None, format!("reporting API unreachable: {kind}")),
         }
     }
@@ -49,6 +53,13 @@ impl ReportCallError {
 impl super::retry::Retryable for ReportCallError {
     fn is_retryable(&self) -> bool {
         matches!(self, Self::Unavailable { .. } | Self::Unreachable(_))
+    }
+
+    fn wait(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 }
 
@@ -94,6 +105,7 @@ impl CasClient {
             ),
             Ok(resp) => {
                 let status = resp.status().as_u16();
+                let retry_after = super::client::retry_after(&resp);
                 let text = resp.bytes().await.unwrap_or_default();
                 let outcome = if (200..300).contains(&status) {
                     Ok(Accepted {
@@ -106,7 +118,11 @@ impl CasClient {
                     let problem =
                         String::from_utf8_lossy(&text[..text.len().min(MAX_PROBLEM)]).into_owned();
                     Err(match status {
-                        429 | 500..=599 => ReportCallError::Unavailable { status, problem },
+                        429 | 500..=599 => ReportCallError::Unavailable {
+                            status,
+                            problem,
+                            retry_after,
+                        },
                         _ => ReportCallError::Refused { status, problem },
                     })
                 };

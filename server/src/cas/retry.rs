@@ -334,4 +334,34 @@ mod tests {
         assert_eq!(r, Err(CasError::BudgetSpent));
         assert!(Instant::now() < start + Duration::from_secs(2));
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reporting_retry_after_is_honoured() {
+        use crate::cas::reporting::ReportCallError;
+        let start = Instant::now();
+        let mut calls = 0;
+        let r = retry(
+            start + Duration::from_secs(60),
+            backoff(),
+            |_| {},
+            || {
+                calls += 1;
+                let c = calls;
+                async move {
+                    if c == 1 {
+                        Err(ReportCallError::Unavailable {
+                            status: 429,
+                            problem: String::new(),
+                            retry_after: Some(Duration::from_secs(9)),
+                        })
+                    } else {
+                        Ok(())
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(r, Ok(()));
+        assert!(Instant::now() >= start + Duration::from_secs(9));
+    }
 }
