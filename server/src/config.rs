@@ -735,8 +735,8 @@ impl Config {
                 ));
             }
         }
-        if !matches!(self.view.algorithm.as_str(), "RS256" | "PS256") {
-            return Err(invalid("view.algorithm", "RS256 or PS256"));
+        if !matches!(self.view.algorithm.as_str(), "RS256" | "PS256" | "ES256") {
+            return Err(invalid("view.algorithm", "RS256, PS256 or ES256"));
         }
         if self.view.budget_ms == 0 || self.view.budget_ms >= 10_000 {
             return Err(invalid(

@@ -276,7 +276,12 @@ impl Dashboard {
         .await?;
         let jwk = jwks.find(&kid).ok_or(bad(TokenFault::KidNotPublished))?;
         let mut v = Validation::new(header.alg);
-        v.algorithms = vec![Algorithm::RS256, Algorithm::PS256];
+        // What SPEC allows (RS256, PS256, ES256), of the key's family (jsonwebtoken checks every
+        // listed algorithm against the key).
+        v.algorithms = match header.alg {
+            Algorithm::ES256 => vec![Algorithm::ES256],
+            _ => vec![Algorithm::RS256, Algorithm::PS256],
+        };
         v.validate_aud = false;
         v.validate_nbf = true;
         let key = DecodingKey::from_jwk(jwk).map_err(|_| bad(TokenFault::UnusableJwk))?;

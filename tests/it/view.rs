@@ -179,6 +179,38 @@ async fn a_definite_match_is_served(s: Setup) {
 }
 
 #[tokio::test]
+async fn es256_view_data_tokens_verify_as_maps_checks_them() {
+    let env = Env::new();
+    let key = env.dir.path().join("view-signing-p256.key");
+    std::fs::write(
+        &key,
+        pdp_provider::view_data::token::generate_ec_pem().unwrap(),
+    )
+    .unwrap();
+    let s = setup_on(env, |c| {
+        c.view.algorithm = "ES256".into();
+        c.view.signing_key = key;
+    })
+    .await;
+    let peis = s
+        .registered(member_with(&s.members, 1), FindKind::Yes)
+        .await;
+    let v = s.view(&peis[0].matched.asset_guid.to_string()).await;
+    assert_eq!(v.retry_status, Some(200), "{v:?}");
+    // The dashboard verified it against the EC key published at the CAS.
+    assert_eq!(v.claims.unwrap()["sub"], peis[0].matched.pei.as_str());
+    let jwks: serde_json::Value = reqwest::get(format!("http://{}/jwks.json", s.server.ops_addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kty"], "EC");
+    assert_eq!(jwks["keys"][0]["alg"], "ES256");
+    s.server.stop().await;
+}
+
+#[tokio::test]
 async fn a_possible_match_is_served_in_its_limited_shape() {
     let s = setup().await;
     let m = member_with(&s.members, 1);

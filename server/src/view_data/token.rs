@@ -1,6 +1,7 @@
 //! The signed view data token (SPEC §3.2) and the provider's public JWK set.
 //!
-//! A compact JWS, RS256 by default (PS256 configurable), header `kid` and `typ: JWT`; claims
+//! A compact JWS, RS256 by default (PS256 or ES256 configurable: an RSA key for the first two, a
+//! P-256 key for ES256), header `kid` and `typ: JWT`; claims
 //! `iss`, `sub` (the PeI), `aud`, `iat`, `nbf`, `exp`, `jti` and `view_data`, the payload
 //! serialised as a JSON *string*. Dashboards verify it against the JWK set the CAS publishes at
 //! `jwk_uri`; the provider serves the same set at `/jwks.json` and prints it for onboarding.
@@ -26,12 +27,20 @@ pub enum SignError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The key is not an RSA PKCS#8 PEM key.
-    #[error("{0}: not an RSA private key (PKCS#8 PEM)")]
+    /// The key is not an RSA or P-256 PKCS#8 PEM key.
+    #[error("{0}: not an RSA or P-256 private key (PKCS#8 PEM)")]
     Key(String),
     /// The algorithm is not supported.
-    #[error("view.algorithm: {0} is not supported (RS256 or PS256)")]
+    #[error("view.algorithm: {0} is not supported (RS256, PS256 or ES256)")]
     Algorithm(String),
+    /// The key does not suit the algorithm.
+    #[error("view.algorithm: {algorithm} needs {needs}")]
+    KeyType {
+        /// The configured algorithm.
+        algorithm: String,
+        /// The kind of key it needs.
+        needs: &'static str,
+    },
     /// Signing failed.
     #[error("signing: {0}")]
     Sign(String),
@@ -46,7 +55,7 @@ pub struct TokenSettings {
     pub audience: String,
     /// `exp - iat`, seconds.
     pub ttl_s: i64,
-    /// `RS256` or `PS256`.
+    /// `RS256`, `PS256` or `ES256`.
     pub algorithm: String,
 }
 
@@ -90,8 +99,81 @@ pub fn generate_rsa_pem() -> Result<String, SignError> {
         .to_string())
 }
 
+/// A fresh P-256 key as PKCS#8 PEM (for `view.algorithm = "ES256"`).
+pub fn generate_ec_pem() -> Result<String, SignError> {
+    use p256::pkcs8::EncodePrivateKey as _;
+    let key = p256::SecretKey::random(&mut rand::rngs::OsRng);
+    Ok(key
+        .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
+        .map_err(|e| SignError::Key(e.to_string()))?
+        .to_string())
+}
+
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A signing key's public JWK (with `alg`) and RFC 7638 thumbprint, and its encoding key.
+struct KeyParts {
+    jwk: serde_json::Value,
+    kid: String,
+    key: EncodingKey,
+}
+
+/// Reads a PKCS#8 PEM private key for `alg`: RSA for RS256 and PS256, P-256 for ES256.
+fn key_parts(pem: &str, alg: Algorithm, alg_name: &str) -> Result<KeyParts, SignError> {
+    let key_error = |e: &dyn std::fmt::Display| SignError::Key(e.to_string());
+    let wrong = |needs| SignError::KeyType {
+        algorithm: alg_name.to_owned(),
+        needs,
+    };
+    // RFC 7638: the required members in lexicographic order, no whitespace.
+    let (thumbprint, jwk, key) = match alg {
+        Algorithm::ES256 => {
+            let private = p256::SecretKey::from_pkcs8_pem(pem).map_err(|e| {
+                if rsa::RsaPrivateKey::from_pkcs8_pem(pem).is_ok() {
+                    wrong("a P-256 key, not an RSA one")
+                } else {
+                    key_error(&e)
+                }
+            })?;
+            let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(
+                &private.public_key(),
+                false,
+            );
+            let (x, y) = match (point.x(), point.y()) {
+                (Some(x), Some(y)) => (b64(x), b64(y)),
+                _ => return Err(key_error(&"a P-256 point without coordinates")),
+            };
+            (
+                format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#),
+                serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}),
+                EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| key_error(&e))?,
+            )
+        }
+        _ => {
+            let private = rsa::RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| {
+                if p256::SecretKey::from_pkcs8_pem(pem).is_ok() {
+                    wrong("an RSA key, not a P-256 one")
+                } else {
+                    key_error(&e)
+                }
+            })?;
+            let n = b64(&private.n().to_bytes_be());
+            let e = b64(&private.e().to_bytes_be());
+            (
+                format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#),
+                serde_json::json!({"kty": "RSA", "n": n, "e": e}),
+                EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| key_error(&e))?,
+            )
+        }
+    };
+    let kid = b64(&sha2::Sha256::digest(thumbprint.as_bytes()));
+    let mut jwk = jwk;
+    jwk["use"] = "sig".into();
+    jwk["alg"] = alg_name.into();
+    jwk["kid"] = kid.clone().into();
+    Ok(KeyParts { jwk, kid, key })
 }
 
 // === impl Signer ===
@@ -118,7 +200,25 @@ impl Signer {
     ) -> Result<Self, SignError> {
         let mut signer = Self::load(active, settings.clone())?;
         for path in published {
-            let other = Self::load(path, settings.clone())?;
+            // A published key may be of the other family (a move from RSA to P-256 or back):
+            // it is published with its own family's algorithm.
+            let other = Self::load(path, settings.clone()).or_else(|e| match e {
+                SignError::KeyType { .. } => {
+                    let algorithm = if settings.algorithm == "ES256" {
+                        "RS256"
+                    } else {
+                        "ES256"
+                    };
+                    Self::load(
+                        path,
+                        TokenSettings {
+                            algorithm: algorithm.into(),
+                            ..settings.clone()
+                        },
+                    )
+                }
+                e => Err(e),
+            })?;
             signer.publish(&other);
         }
         Ok(signer)
@@ -137,20 +237,11 @@ impl Signer {
         let alg = match settings.algorithm.as_str() {
             "RS256" => Algorithm::RS256,
             "PS256" => Algorithm::PS256,
+            "ES256" => Algorithm::ES256,
             other => return Err(SignError::Algorithm(other.to_owned())),
         };
-        let private =
-            rsa::RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| SignError::Key(e.to_string()))?;
-        let n = b64(&private.n().to_bytes_be());
-        let e = b64(&private.e().to_bytes_be());
-        // RFC 7638: the required members in lexicographic order, no whitespace.
-        let thumbprint = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
-        let kid = b64(&sha2::Sha256::digest(thumbprint.as_bytes()));
-        let jwks = serde_json::json!({"keys": [{
-            "kty": "RSA", "use": "sig", "alg": settings.algorithm, "kid": kid, "n": n, "e": e
-        }]});
-        let key =
-            EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| SignError::Key(e.to_string()))?;
+        let KeyParts { jwk, kid, key } = key_parts(pem, alg, &settings.algorithm)?;
+        let jwks = serde_json::json!({ "keys": [jwk] });
         let mut header = Header::new(alg);
         header.kid = Some(kid.clone());
         header.typ = Some("JWT".into());
@@ -243,6 +334,68 @@ mod tests {
     }
 
     #[test]
+    fn es256_tokens_verify_against_their_ec_jwk() {
+        let mut s = settings();
+        s.algorithm = "ES256".into();
+        let signer = Signer::from_pem(&generate_ec_pem().unwrap(), s.clone()).unwrap();
+        let jwk = &signer.jwks()["keys"][0];
+        assert_eq!(
+            (
+                jwk["kty"].as_str(),
+                jwk["crv"].as_str(),
+                jwk["alg"].as_str()
+            ),
+            (Some("EC"), Some("P-256"), Some("ES256"))
+        );
+        // The kid is the RFC 7638 thumbprint of the public key.
+        let thumbprint = format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            jwk["x"].as_str().unwrap(),
+            jwk["y"].as_str().unwrap()
+        );
+        assert_eq!(
+            signer.kid(),
+            b64(&sha2::Sha256::digest(thumbprint.as_bytes()))
+        );
+        let token = signer.sign("urn:pei:a:b", "{}").unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&token).unwrap().alg,
+            Algorithm::ES256
+        );
+        assert!(verifies(&token, signer.jwks()));
+        // An RSA key for ES256, or a P-256 key for RS256, is named as the wrong kind.
+        let e = Signer::from_pem(&generate_rsa_pem().unwrap(), s).unwrap_err();
+        assert!(e.to_string().contains("needs a P-256 key"), "{e}");
+        let e = Signer::from_pem(&generate_ec_pem().unwrap(), settings()).unwrap_err();
+        assert!(e.to_string().contains("needs an RSA key"), "{e}");
+    }
+
+    #[test]
+    fn a_move_from_rsa_to_p256_publishes_both_keys_each_with_its_algorithm() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rsa, ec) = (dir.path().join("rsa.key"), dir.path().join("ec.key"));
+        std::fs::write(&rsa, generate_rsa_pem().unwrap()).unwrap();
+        std::fs::write(&ec, generate_ec_pem().unwrap()).unwrap();
+        let old = Signer::load(&rsa, settings()).unwrap();
+        let signed_before = old.sign("urn:pei:a:b", "{}").unwrap();
+        let mut s = settings();
+        s.algorithm = "ES256".into();
+        let new = Signer::load_keyring(&ec, std::slice::from_ref(&rsa), s).unwrap();
+        let algs: Vec<&str> = new.jwks()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["alg"].as_str().unwrap())
+            .collect();
+        assert_eq!(algs, ["ES256", "RS256"]);
+        assert!(verifies(&signed_before, new.jwks()));
+        assert!(verifies(
+            &new.sign("urn:pei:a:b", "{}").unwrap(),
+            new.jwks()
+        ));
+    }
+
+    #[test]
     fn unsupported_algorithms_and_bad_keys_are_refused() {
         let mut s = settings();
         s.algorithm = "HS256".into();
@@ -268,7 +421,8 @@ mod tests {
             return false;
         };
         let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).unwrap();
-        let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
+        let alg = jsonwebtoken::decode_header(token).unwrap().alg;
+        let mut v = jsonwebtoken::Validation::new(alg);
         v.validate_aud = false;
         jsonwebtoken::decode::<serde_json::Value>(
             token,
