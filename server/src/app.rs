@@ -378,7 +378,7 @@ async fn view_service(
         perm_timeout: Duration::from_millis(v.perm_timeout_ms),
         introspect_timeout: Duration::from_millis(v.introspect_timeout_ms),
         retry_after_s: v.retry_after_s,
-        path_prefix: format!("{}/", v.path),
+        path_prefix: format!("{}/", v.path.trim_end_matches('/')),
     })
 }
 

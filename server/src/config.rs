@@ -663,13 +663,14 @@ impl Config {
                 "must be at least 1",
             ));
         }
-        if !self.view.path.starts_with('/')
-            || self.view.path.ends_with('/')
-            || self.view.path.contains(['?', '#', '{', '}'])
+        let path = &self.view.path;
+        if !path.starts_with('/')
+            || (path.ends_with('/') && path != "/")
+            || path.contains(['?', '#', '{', '}'])
         {
             return Err(invalid(
                 "view.path",
-                "must start with / and not end with /, e.g. /view-data",
+                "must start with / and not end with / (but for the root, /), e.g. /view-data",
             ));
         }
         if self.reporting.at_time().is_none() {

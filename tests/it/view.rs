@@ -776,3 +776,23 @@ async fn the_view_sits_under_the_registered_path_and_challenges_in_one_header() 
     assert_eq!(v.first_status, 404);
     s.server.stop().await;
 }
+
+#[tokio::test]
+async fn a_view_data_url_registered_at_the_root_is_served_beside_the_find_endpoint() {
+    let s = setup_with(|c| c.view.path = "/".into()).await;
+    // The find endpoint keeps its own path.
+    let peis = s
+        .registered(member_with(&s.members, 1), FindKind::Yes)
+        .await;
+    let guid = peis[0].matched.asset_guid.to_string();
+    let v = checked(
+        s.dashboard()
+            .with_view_url(&s.server.url(""))
+            .view(&guid)
+            .await
+            .unwrap(),
+    );
+    assert_eq!((v.first_status, v.retry_status), (401, Some(200)));
+    assert!(v.view_data.is_some());
+    s.server.stop().await;
+}
