@@ -225,32 +225,37 @@ mod tests {
         assert!(Instant::now() <= start + Duration::from_secs(10));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn retry_after_is_honoured() {
+    /// Calls until the second call, the first failing with `first`: how long it waited.
+    async fn wait_after<E: Retryable + std::fmt::Debug + PartialEq>(first: E) -> Duration {
         let start = Instant::now();
-        let mut calls = 0;
-        let r = with_retries(
+        let mut first = Some(first);
+        let r = retry(
             start + Duration::from_secs(60),
             backoff(),
             |_| {},
             || {
-                calls += 1;
-                let c = calls;
-                async move {
-                    if c == 1 {
-                        Err(CasError::Unavailable {
-                            status: 429,
-                            retry_after: Some(Duration::from_secs(7)),
-                        })
-                    } else {
-                        Ok(())
-                    }
-                }
+                let failure = first.take();
+                async move { failure.map_or(Ok(()), Err) }
             },
         )
         .await;
         assert_eq!(r, Ok(()));
-        assert!(Instant::now() >= start + Duration::from_secs(7));
+        Instant::now() - start
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_is_honoured_for_the_cas_and_for_reporting() {
+        let cas = CasError::Unavailable {
+            status: 429,
+            retry_after: Some(Duration::from_secs(7)),
+        };
+        assert!(wait_after(cas).await >= Duration::from_secs(7));
+        let reporting = crate::cas::reporting::ReportCallError::Unavailable {
+            status: 429,
+            problem: String::new(),
+            retry_after: Some(Duration::from_secs(9)),
+        };
+        assert!(wait_after(reporting).await >= Duration::from_secs(9));
     }
 
     #[tokio::test(start_paused = true)]
@@ -333,35 +338,5 @@ mod tests {
         .await;
         assert_eq!(r, Err(CasError::BudgetSpent));
         assert!(Instant::now() < start + Duration::from_secs(2));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_reporting_retry_after_is_honoured() {
-        use crate::cas::reporting::ReportCallError;
-        let start = Instant::now();
-        let mut calls = 0;
-        let r = retry(
-            start + Duration::from_secs(60),
-            backoff(),
-            |_| {},
-            || {
-                calls += 1;
-                let c = calls;
-                async move {
-                    if c == 1 {
-                        Err(ReportCallError::Unavailable {
-                            status: 429,
-                            problem: String::new(),
-                            retry_after: Some(Duration::from_secs(9)),
-                        })
-                    } else {
-                        Ok(())
-                    }
-                }
-            },
-        )
-        .await;
-        assert_eq!(r, Ok(()));
-        assert!(Instant::now() >= start + Duration::from_secs(9));
     }
 }

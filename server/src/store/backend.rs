@@ -13,7 +13,7 @@
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use super::console::{ConsoleUser, OrgDetail, OrgDetailChange, UserCheck, UserSaved};
+use super::console::{ConsoleUser, OrgDetail, OrgDetailChange, SignInNote, UserCheck, UserSaved};
 use super::group_commit::GroupCommit;
 use super::model::{
     Applied, AppliedChange, Calculation, Claim, DayFacts, FailedFind, FindOutcome, FindState,
@@ -34,7 +34,7 @@ pub(super) mod prelude {
     };
     pub(in crate::store) use crate::audit::AuditRecord;
     pub(in crate::store) use crate::store::console::{
-        ConsoleUser, OrgDetail, OrgDetailChange, UserCheck, UserSaved,
+        ConsoleUser, OrgDetail, OrgDetailChange, SignInNote, UserCheck, UserSaved,
     };
     pub(in crate::store) use crate::store::group_commit::{Front, GroupCommit};
     pub(in crate::store) use crate::store::model::{
@@ -482,7 +482,6 @@ pub(super) trait Backend: Send + Sync + 'static {
     /// Failed sign-ins in a row for `username` since `since` (older ones have lapsed).
     async fn sign_in_failures(&self, username: String, since: i64) -> Result<u32>;
 
-    /// Notes a sign-in's result: a success forgets the failures, a failure counts one more
-    /// (from one again when the last lapsed before `since`) and forgets every lapsed row.
-    async fn note_sign_in(&self, username: String, ok: bool, now: i64, since: i64) -> Result<()>;
+    /// Notes a sign-in's result ([`SignInNote`]).
+    async fn note_sign_in(&self, note: SignInNote) -> Result<()>;
 }

@@ -218,11 +218,25 @@ impl Store {
         lockout: std::time::Duration,
     ) -> Result<(), StoreError> {
         let now = crate::now_micros();
-        let since = now - lockout.as_micros() as i64;
         self.db()
-            .note_sign_in(username.to_owned(), ok, now, since)
+            .note_sign_in(SignInNote {
+                username: username.to_owned(),
+                ok,
+                now,
+                since: now - lockout.as_micros() as i64,
+            })
             .await
     }
+}
+
+/// A sign-in's result to note: a success forgets the username's failures; a failure counts one
+/// more (from one again once the last is older than `since`) and forgets every lapsed row.
+#[derive(Debug, Clone)]
+pub(super) struct SignInNote {
+    pub username: String,
+    pub ok: bool,
+    pub now: i64,
+    pub since: i64,
 }
 
 // === shared by both backends ===

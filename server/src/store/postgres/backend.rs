@@ -398,10 +398,10 @@ impl Backend for Postgres {
         super::console::sign_in_failures(&self.client().await?, &username, since).await
     }
 
-    async fn note_sign_in(&self, username: String, ok: bool, now: i64, since: i64) -> Result<()> {
+    async fn note_sign_in(&self, note: SignInNote) -> Result<()> {
         let mut c = self.client().await?;
         let tx = c.transaction().await?;
-        super::console::note_sign_in(&tx, &username, ok, now, since).await?;
+        super::console::note_sign_in(&tx, &note).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -7,7 +7,9 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
-use super::super::console::{ConsoleUser, OrgDetail, OrgDetailChange, UserCheck, UserSaved};
+use super::super::console::{
+    ConsoleUser, OrgDetail, OrgDetailChange, SignInNote, UserCheck, UserSaved,
+};
 use super::super::StoreError;
 use crate::store::console::{checked, split_guids, split_roles};
 
@@ -151,32 +153,29 @@ pub(super) async fn sign_in_failures(
     Ok(row.map_or(0, |r| u32::try_from(r.get::<_, i64>(0)).unwrap_or(u32::MAX)))
 }
 
-/// Notes a sign-in's result (see the backend trait), in the caller's transaction.
+/// Notes a sign-in's result ([`SignInNote`]), in the caller's transaction.
 pub(super) async fn note_sign_in(
     c: &impl GenericClient,
-    username: &str,
-    ok: bool,
-    now: i64,
-    since: i64,
+    note: &SignInNote,
 ) -> Result<(), StoreError> {
-    if ok {
+    if note.ok {
         c.execute(
             "DELETE FROM console_sign_in_failures WHERE username = $1",
-            &[&username],
+            &[&note.username],
         )
         .await?;
         return Ok(());
     }
     c.execute(
         "DELETE FROM console_sign_in_failures WHERE last_at < $1",
-        &[&since],
+        &[&note.since],
     )
     .await?;
     c.execute(
         "INSERT INTO console_sign_in_failures (username, failures, last_at) VALUES ($1, 1, $2)
          ON CONFLICT (username) DO UPDATE SET
              failures = console_sign_in_failures.failures + 1, last_at = excluded.last_at",
-        &[&username, &now],
+        &[&note.username, &note.now],
     )
     .await?;
     Ok(())

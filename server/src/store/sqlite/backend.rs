@@ -412,8 +412,8 @@ impl Backend for Sqlite {
             .await
     }
 
-    async fn note_sign_in(&self, username: String, ok: bool, now: i64, since: i64) -> Result<()> {
-        self.commit(move |c| super::console::note_sign_in(c, &username, ok, now, since))
+    async fn note_sign_in(&self, note: SignInNote) -> Result<()> {
+        self.commit(move |c| super::console::note_sign_in(c, &note))
             .await
     }
 }

@@ -4,7 +4,9 @@
 
 use rusqlite::{named_params, params, Connection, OptionalExtension};
 
-use super::super::console::{ConsoleUser, OrgDetail, OrgDetailChange, UserCheck, UserSaved};
+use super::super::console::{
+    ConsoleUser, OrgDetail, OrgDetailChange, SignInNote, UserCheck, UserSaved,
+};
 use super::super::StoreError;
 use crate::store::console::{checked, split_guids, split_roles};
 
@@ -152,26 +154,20 @@ pub(in crate::store) fn sign_in_failures(
     Ok(n.unwrap_or(0))
 }
 
-/// Notes a sign-in's result (see the backend trait).
-pub(in crate::store) fn note_sign_in(
-    c: &Connection,
-    username: &str,
-    ok: bool,
-    now: i64,
-    since: i64,
-) -> Result<(), StoreError> {
-    if ok {
+/// Notes a sign-in's result ([`SignInNote`]).
+pub(in crate::store) fn note_sign_in(c: &Connection, note: &SignInNote) -> Result<(), StoreError> {
+    if note.ok {
         c.prepare_cached("DELETE FROM console_sign_in_failures WHERE username = ?1")?
-            .execute([username])?;
+            .execute([&note.username])?;
         return Ok(());
     }
     c.prepare_cached("DELETE FROM console_sign_in_failures WHERE last_at < ?1")?
-        .execute([since])?;
+        .execute([note.since])?;
     c.prepare_cached(
         "INSERT INTO console_sign_in_failures (username, failures, last_at) VALUES (?1, 1, ?2)
          ON CONFLICT (username) DO UPDATE SET
              failures = console_sign_in_failures.failures + 1, last_at = excluded.last_at",
     )?
-    .execute(params![username, now])?;
+    .execute(params![note.username, note.now])?;
     Ok(())
 }
