@@ -337,6 +337,9 @@ async fn audit(
     console.store.flush().await;
 }
 
+/// The longest username a user may have.
+const MAX_USERNAME: usize = 64;
+
 async fn signed_in(
     console: &Console,
     headers: &http::HeaderMap,
@@ -430,9 +433,19 @@ async fn sign_in(
         .await;
         sign_in_page(console, headers, Some(why), status)
     };
-    if console
+    // A name longer than any user's is refused as any unknown one, and never counted.
+    if username.len() > MAX_USERNAME {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "sign_in_refused",
+            "Username or password not recognised.",
+        )
+        .await;
+    }
+    // Counted before the password is checked: attempts sent at once cannot share one count.
+    if !console
         .store
-        .sign_in_locked(&username, session::MAX_FAILURES, session::LOCKOUT)
+        .sign_in_attempt(&username, session::MAX_FAILURES, session::LOCKOUT)
         .await?
     {
         return refuse(
@@ -451,10 +464,9 @@ async fn sign_in(
         .await
         .unwrap_or(false);
     let user = user.filter(|u| verified && !u.suspended);
-    console
-        .store
-        .note_sign_in(&username, user.is_some(), session::LOCKOUT)
-        .await?;
+    if user.is_some() {
+        console.store.sign_in_succeeded(&username).await?;
+    }
     let Some(user) = user else {
         return refuse(
             StatusCode::UNAUTHORIZED,
@@ -1680,7 +1692,7 @@ fn sla_chart(bars: &[(&str, f64, f64)]) -> String {
 /// The username, roles and holdernames of a user form; or why it is refused.
 fn user_form(form: &Form) -> Result<(String, Vec<Role>, Vec<Uuid>), String> {
     let username = form.get("username").unwrap_or("").trim().to_owned();
-    if username.is_empty() || username.len() > 64 {
+    if username.is_empty() || username.len() > MAX_USERNAME {
         return Err("username: 1 to 64 characters".into());
     }
     let roles = form

@@ -13,7 +13,9 @@
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use super::console::{ConsoleUser, OrgDetail, OrgDetailChange, SignInNote, UserCheck, UserSaved};
+use super::console::{
+    ConsoleUser, OrgDetail, OrgDetailChange, SignInAttempt, UserCheck, UserSaved,
+};
 use super::group_commit::GroupCommit;
 use super::model::{
     Applied, AppliedChange, Calculation, Claim, DayFacts, FailedFind, FindOutcome, FindState,
@@ -34,7 +36,7 @@ pub(super) mod prelude {
     };
     pub(in crate::store) use crate::audit::AuditRecord;
     pub(in crate::store) use crate::store::console::{
-        ConsoleUser, OrgDetail, OrgDetailChange, SignInNote, UserCheck, UserSaved,
+        ConsoleUser, OrgDetail, OrgDetailChange, SignInAttempt, UserCheck, UserSaved,
     };
     pub(in crate::store) use crate::store::group_commit::{Front, GroupCommit};
     pub(in crate::store) use crate::store::model::{
@@ -479,9 +481,10 @@ pub(super) trait Backend: Send + Sync + 'static {
     /// Sets an item of the organisation's registration data.
     async fn set_org_detail(&self, change: OrgDetailChange, now: i64) -> Result<()>;
 
-    /// Failed sign-ins in a row for `username` since `since` (older ones have lapsed).
-    async fn sign_in_failures(&self, username: String, since: i64) -> Result<u32>;
+    /// Counts a sign-in attempt ([`SignInAttempt`]): the username's attempts in a row, this one
+    /// included.
+    async fn sign_in_attempt(&self, attempt: SignInAttempt) -> Result<u32>;
 
-    /// Notes a sign-in's result ([`SignInNote`]).
-    async fn note_sign_in(&self, note: SignInNote) -> Result<()>;
+    /// Forgets a username's counted attempts.
+    async fn sign_in_succeeded(&self, username: String) -> Result<()>;
 }

@@ -193,48 +193,40 @@ impl Store {
         self.db().set_org_detail(change, crate::now_micros()).await
     }
 
-    /// Whether `username` is locked out now: `max` failed sign-ins in a row, the last within
-    /// `lockout`. Counted across every instance on the store.
-    pub async fn sign_in_locked(
+    /// Counts a sign-in attempt for `username` before its password is checked, across every
+    /// instance on the store: whether it may go on (at most `max` in a row, each within
+    /// `lockout` of the one before; a success resets them, [`Store::sign_in_succeeded`]).
+    /// Counting first, in one statement, means attempts sent at once cannot all pass on the
+    /// same old count.
+    pub async fn sign_in_attempt(
         &self,
         username: &str,
         max: u32,
         lockout: std::time::Duration,
     ) -> Result<bool, StoreError> {
-        let since = crate::now_micros() - lockout.as_micros() as i64;
-        let failures = self
-            .db()
-            .sign_in_failures(username.to_owned(), since)
-            .await?;
-        Ok(failures >= max)
-    }
-
-    /// Notes a sign-in's result for `username`: a success forgets its failures; a failure
-    /// counts one more, from one again when the last is older than `lockout`.
-    pub async fn note_sign_in(
-        &self,
-        username: &str,
-        ok: bool,
-        lockout: std::time::Duration,
-    ) -> Result<(), StoreError> {
         let now = crate::now_micros();
-        self.db()
-            .note_sign_in(SignInNote {
+        let attempts = self
+            .db()
+            .sign_in_attempt(SignInAttempt {
                 username: username.to_owned(),
-                ok,
                 now,
                 since: now - lockout.as_micros() as i64,
             })
-            .await
+            .await?;
+        Ok(attempts <= max)
+    }
+
+    /// Forgets `username`'s counted attempts: it signed in.
+    pub async fn sign_in_succeeded(&self, username: &str) -> Result<(), StoreError> {
+        self.db().sign_in_succeeded(username.to_owned()).await
     }
 }
 
-/// A sign-in's result to note: a success forgets the username's failures; a failure counts one
-/// more (from one again once the last is older than `since`) and forgets every lapsed row.
+/// A sign-in attempt to count, before its password is checked: one more for the username (from
+/// one again once its last is older than `since`); rows older than `since` are forgotten.
 #[derive(Debug, Clone)]
-pub(super) struct SignInNote {
+pub(super) struct SignInAttempt {
     pub username: String,
-    pub ok: bool,
     pub now: i64,
     pub since: i64,
 }

@@ -1324,33 +1324,40 @@ async fn console_users_are_checked_against_every_user_in_the_saving_transaction(
     assert!(s.org_details().await.unwrap()[0].confirmed_at.is_some());
 }
 
-async fn sign_in_failures_lock_a_username_for_every_instance_until_they_lapse(db: Place) {
+async fn sign_in_attempts_lock_a_username_for_every_instance_until_they_lapse(db: Place) {
     let (s, other) = (db.open().await, db.open().await);
     let lockout = Duration::from_secs(900);
+    // Five attempts in a row may go on, from either instance; the sixth may not.
     for n in 0..5 {
-        assert!(!s.sign_in_locked("pbc", 5, lockout).await.unwrap(), "{n}");
-        // Failures noted by either instance count together.
-        let noter = if n % 2 == 0 { &s } else { &other };
-        noter.note_sign_in("pbc", false, lockout).await.unwrap();
+        let counter = if n % 2 == 0 { &s } else { &other };
+        assert!(
+            counter.sign_in_attempt("pbc", 5, lockout).await.unwrap(),
+            "{n}"
+        );
     }
-    assert!(s.sign_in_locked("pbc", 5, lockout).await.unwrap());
-    assert!(other.sign_in_locked("pbc", 5, lockout).await.unwrap());
-    assert!(!s.sign_in_locked("ptc", 5, lockout).await.unwrap());
-    // Lapsed: a lock-out of zero makes every noted failure old.
-    assert!(!s.sign_in_locked("pbc", 5, Duration::ZERO).await.unwrap());
-    // A failure after the last lapsed counts from one again.
-    s.note_sign_in("pbc", false, Duration::ZERO).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2)).await;
-    s.note_sign_in("pbc", false, Duration::from_micros(1))
+    assert!(!s.sign_in_attempt("pbc", 5, lockout).await.unwrap());
+    assert!(!other.sign_in_attempt("pbc", 5, lockout).await.unwrap());
+    assert!(s.sign_in_attempt("ptc", 5, lockout).await.unwrap());
+    // Sent at once, attempts are counted one by one: only the allowance passes.
+    let tries = (0..12).map(|_| s.sign_in_attempt("tm", 5, lockout));
+    let allowed = futures_util::future::join_all(tries)
         .await
-        .unwrap();
-    assert!(!s.sign_in_locked("pbc", 2, lockout).await.unwrap());
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(allowed, 5);
+    // Lapsed: a lock-out of zero makes every earlier attempt old.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    assert!(s
+        .sign_in_attempt("pbc", 1, Duration::from_micros(1))
+        .await
+        .unwrap());
     // A success forgets them.
     for _ in 0..5 {
-        s.note_sign_in("ptc", false, lockout).await.unwrap();
+        s.sign_in_attempt("sl", 5, lockout).await.unwrap();
     }
-    s.note_sign_in("ptc", true, lockout).await.unwrap();
-    assert!(!s.sign_in_locked("ptc", 1, lockout).await.unwrap());
+    s.sign_in_succeeded("sl").await.unwrap();
+    assert!(s.sign_in_attempt("sl", 1, lockout).await.unwrap());
     s.close().await;
     other.close().await;
 }
@@ -1404,6 +1411,6 @@ on_both_backends!(
     report_facts_windows_and_possible_matches_read_back_per_period,
     a_submission_is_claimed_once_answered_and_corrected_as_a_new_attempt,
     console_users_are_checked_against_every_user_in_the_saving_transaction,
-    sign_in_failures_lock_a_username_for_every_instance_until_they_lapse,
+    sign_in_attempts_lock_a_username_for_every_instance_until_they_lapse,
     completion_times_are_read_per_holdername_a_find_registered_in,
 );

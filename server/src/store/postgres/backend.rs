@@ -394,16 +394,12 @@ impl Backend for Postgres {
         super::console::set_org(&self.client().await?, &change, now).await
     }
 
-    async fn sign_in_failures(&self, username: String, since: i64) -> Result<u32> {
-        super::console::sign_in_failures(&self.client().await?, &username, since).await
+    async fn sign_in_attempt(&self, attempt: SignInAttempt) -> Result<u32> {
+        super::console::sign_in_attempt(&self.client().await?, &attempt).await
     }
 
-    async fn note_sign_in(&self, note: SignInNote) -> Result<()> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await?;
-        super::console::note_sign_in(&tx, &note).await?;
-        tx.commit().await?;
-        Ok(())
+    async fn sign_in_succeeded(&self, username: String) -> Result<()> {
+        super::console::sign_in_succeeded(&self.client().await?, &username).await
     }
 }
 

@@ -8,7 +8,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::super::console::{
-    ConsoleUser, OrgDetail, OrgDetailChange, SignInNote, UserCheck, UserSaved,
+    ConsoleUser, OrgDetail, OrgDetailChange, SignInAttempt, UserCheck, UserSaved,
 };
 use super::super::StoreError;
 use crate::store::console::{checked, split_guids, split_roles};
@@ -138,44 +138,41 @@ pub(super) async fn set_org(
     Ok(())
 }
 
-/// Failed sign-ins in a row for `username` since `since`.
-pub(super) async fn sign_in_failures(
+/// Counts a sign-in attempt ([`SignInAttempt`]): the username's attempts in a row, this one
+/// included, in one statement (a lapsed count starts again at one). Lapsed rows of other
+/// usernames are forgotten after it, in a statement of their own (never a lock held across
+/// both).
+pub(super) async fn sign_in_attempt(
     c: &impl GenericClient,
-    username: &str,
-    since: i64,
+    attempt: &SignInAttempt,
 ) -> Result<u32, StoreError> {
     let row = c
-        .query_opt(
-            "SELECT failures FROM console_sign_in_failures WHERE username = $1 AND last_at >= $2",
-            &[&username, &since],
+        .query_one(
+            "INSERT INTO console_sign_in_failures (username, failures, last_at) VALUES ($1, 1, $2)
+             ON CONFLICT (username) DO UPDATE SET
+                 failures = CASE WHEN console_sign_in_failures.last_at < $3 THEN 1
+                                 ELSE console_sign_in_failures.failures + 1 END,
+                 last_at = excluded.last_at
+             RETURNING failures",
+            &[&attempt.username, &attempt.now, &attempt.since],
         )
         .await?;
-    Ok(row.map_or(0, |r| u32::try_from(r.get::<_, i64>(0)).unwrap_or(u32::MAX)))
-}
-
-/// Notes a sign-in's result ([`SignInNote`]), in the caller's transaction.
-pub(super) async fn note_sign_in(
-    c: &impl GenericClient,
-    note: &SignInNote,
-) -> Result<(), StoreError> {
-    if note.ok {
-        c.execute(
-            "DELETE FROM console_sign_in_failures WHERE username = $1",
-            &[&note.username],
-        )
-        .await?;
-        return Ok(());
-    }
     c.execute(
         "DELETE FROM console_sign_in_failures WHERE last_at < $1",
-        &[&note.since],
+        &[&attempt.since],
     )
     .await?;
+    Ok(u32::try_from(row.get::<_, i64>(0)).unwrap_or(u32::MAX))
+}
+
+/// Forgets a username's counted attempts.
+pub(super) async fn sign_in_succeeded(
+    c: &impl GenericClient,
+    username: &str,
+) -> Result<(), StoreError> {
     c.execute(
-        "INSERT INTO console_sign_in_failures (username, failures, last_at) VALUES ($1, 1, $2)
-         ON CONFLICT (username) DO UPDATE SET
-             failures = console_sign_in_failures.failures + 1, last_at = excluded.last_at",
-        &[&note.username, &note.now],
+        "DELETE FROM console_sign_in_failures WHERE username = $1",
+        &[&username],
     )
     .await?;
     Ok(())

@@ -407,13 +407,13 @@ impl Backend for Sqlite {
             .await
     }
 
-    async fn sign_in_failures(&self, username: String, since: i64) -> Result<u32> {
-        self.read(move |c| super::console::sign_in_failures(c, &username, since))
+    async fn sign_in_attempt(&self, attempt: SignInAttempt) -> Result<u32> {
+        self.commit(move |c| super::console::sign_in_attempt(c, &attempt))
             .await
     }
 
-    async fn note_sign_in(&self, note: SignInNote) -> Result<()> {
-        self.commit(move |c| super::console::note_sign_in(c, &note))
+    async fn sign_in_succeeded(&self, username: String) -> Result<()> {
+        self.commit(move |c| super::console::sign_in_succeeded(c, &username))
             .await
     }
 }

@@ -5,7 +5,7 @@
 use rusqlite::{named_params, params, Connection, OptionalExtension};
 
 use super::super::console::{
-    ConsoleUser, OrgDetail, OrgDetailChange, SignInNote, UserCheck, UserSaved,
+    ConsoleUser, OrgDetail, OrgDetailChange, SignInAttempt, UserCheck, UserSaved,
 };
 use super::super::StoreError;
 use crate::store::console::{checked, split_guids, split_roles};
@@ -139,35 +139,31 @@ pub(in crate::store) fn set_org(
     Ok(())
 }
 
-/// Failed sign-ins in a row for `username` since `since`.
-pub(in crate::store) fn sign_in_failures(
+/// Counts a sign-in attempt ([`SignInAttempt`]), forgetting lapsed rows: the username's
+/// attempts in a row, this one included.
+pub(in crate::store) fn sign_in_attempt(
     c: &Connection,
-    username: &str,
-    since: i64,
+    attempt: &SignInAttempt,
 ) -> Result<u32, StoreError> {
-    let n: Option<u32> = c
+    c.prepare_cached("DELETE FROM console_sign_in_failures WHERE last_at < ?1")?
+        .execute([attempt.since])?;
+    let n = c
         .prepare_cached(
-            "SELECT failures FROM console_sign_in_failures WHERE username = ?1 AND last_at >= ?2",
+            "INSERT INTO console_sign_in_failures (username, failures, last_at) VALUES (?1, 1, ?2)
+             ON CONFLICT (username) DO UPDATE SET
+                 failures = console_sign_in_failures.failures + 1, last_at = excluded.last_at
+             RETURNING failures",
         )?
-        .query_row(params![username, since], |r| r.get(0))
-        .optional()?;
-    Ok(n.unwrap_or(0))
+        .query_row(params![attempt.username, attempt.now], |r| r.get(0))?;
+    Ok(n)
 }
 
-/// Notes a sign-in's result ([`SignInNote`]).
-pub(in crate::store) fn note_sign_in(c: &Connection, note: &SignInNote) -> Result<(), StoreError> {
-    if note.ok {
-        c.prepare_cached("DELETE FROM console_sign_in_failures WHERE username = ?1")?
-            .execute([&note.username])?;
-        return Ok(());
-    }
-    c.prepare_cached("DELETE FROM console_sign_in_failures WHERE last_at < ?1")?
-        .execute([note.since])?;
-    c.prepare_cached(
-        "INSERT INTO console_sign_in_failures (username, failures, last_at) VALUES (?1, 1, ?2)
-         ON CONFLICT (username) DO UPDATE SET
-             failures = console_sign_in_failures.failures + 1, last_at = excluded.last_at",
-    )?
-    .execute(params![note.username, note.now])?;
+/// Forgets a username's counted attempts.
+pub(in crate::store) fn sign_in_succeeded(
+    c: &Connection,
+    username: &str,
+) -> Result<(), StoreError> {
+    c.prepare_cached("DELETE FROM console_sign_in_failures WHERE username = ?1")?
+        .execute([username])?;
     Ok(())
 }
