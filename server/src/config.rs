@@ -324,9 +324,9 @@ pub struct MatchingConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ViewConfig {
-    /// The view data token signing key (RSA, PKCS#8 PEM).
+    /// The view data token signing key (PKCS#8 PEM: RSA, or P-256 for ES256).
     pub signing_key: PathBuf,
-    /// `RS256` (default) or `PS256`.
+    /// `RS256` (default), `PS256` or `ES256`.
     pub algorithm: String,
     /// `iss` of view data tokens.
     pub issuer: String,

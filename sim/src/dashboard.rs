@@ -6,8 +6,8 @@
 //! on `401` it takes `ticket=` and `as_uri=` out of `WWW-Authenticate` by plain string splitting
 //! (`header.Split("ticket=")[1].Split(",")[0].Replace("\"", "")`), swaps the ticket for an RPT at
 //! the CAS token endpoint with the `uma-ticket` grant, and retries once with the RPT. A `200`
-//! body's `view_data_token` is verified against the JWK set at the CAS `jwk_uri` (by `kid`, RS256
-//! or PS256, `exp` checked, `iss` and `aud` not), and its `view_data` string claim parsed.
+//! body's `view_data_token` is verified against the JWK set at the CAS `jwk_uri` (by `kid`, RS256,
+//! PS256 or ES256, `exp` checked, `iss` and `aud` not), and its `view_data` string claim parsed.
 
 use std::path::Path;
 use std::time::Duration;
@@ -93,7 +93,7 @@ pub enum TokenFault {
     /// `nbf` is in the future.
     #[error("not yet valid")]
     NotYetValid,
-    /// Neither RS256 nor PS256, or not the key's.
+    /// Not RS256, PS256 or ES256, or not the key's.
     #[error("algorithm not allowed")]
     AlgorithmNotAllowed,
     /// Any other validation failure.

@@ -568,8 +568,20 @@ async fn a_de_registration_during_the_cas_round_trips_stops_that_very_view() {
         ..Faults::default()
     });
     let dashboard = s.dashboard();
+    // The provider's own token exchanges (UAT to PAT) came before.
+    let tokens = s.calls("POST /token");
     let view = tokio::spawn(async move { dashboard.view(&asset).await.unwrap() });
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    // The dashboard has its RPT (so the provider's introspection is under way): de-register
+    // well inside the 1.5 s the introspection then takes.
+    let waited = std::time::Instant::now();
+    while s.calls("POST /token") == tokens {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(5),
+            "no RPT"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
         s.calls("POST /introspect"),
         0,
@@ -794,5 +806,11 @@ async fn a_view_data_url_registered_at_the_root_is_served_beside_the_find_endpoi
     );
     assert_eq!((v.first_status, v.retry_status), (401, Some(200)));
     assert!(v.view_data.is_some());
+    // Other paths are still no endpoint at all.
+    let dashboard = s.env.client(files::DASHBOARD, files::DASHBOARD_KEY);
+    for path in ["/", "/favicon.ico/x", "/find-requests/"] {
+        let r = dashboard.get(s.server.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
     s.server.stop().await;
 }

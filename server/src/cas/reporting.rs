@@ -57,7 +57,8 @@ impl super::retry::Retryable for ReportCallError {
 
     fn wait(&self) -> Option<std::time::Duration> {
         match self {
-            Self::Unavailable { retry_after, .. } => *retry_after,
+            // `Retry-After: 0` would send again at once, for the whole budget: the backoff's.
+            Self::Unavailable { retry_after, .. } => retry_after.filter(|d| !d.is_zero()),
             _ => None,
         }
     }

@@ -275,10 +275,12 @@ impl Endpoint {
         match path {
             "/find-requests" => Endpoint::Find,
             "/pat-refresh" => Endpoint::PatRefresh,
-            p if app
-                .view
-                .as_ref()
-                .is_some_and(|v| p.starts_with(&v.path_prefix)) =>
+            p if app.view.as_ref().is_some_and(|v| {
+                // At the root, only a single segment is a view: other paths stay unknown (404).
+                p.strip_prefix(v.path_prefix.as_str()).is_some_and(|rest| {
+                    v.path_prefix != "/" || (!rest.is_empty() && !rest.contains('/'))
+                })
+            }) =>
             {
                 Endpoint::View
             }

@@ -319,6 +319,14 @@ async fn handle_inner(
         tracing::error!(request_id = %pei.request_id, field = %e.field, "stored view data does not follow the standard");
         ApiError::internal()
     })?;
+    // Served only if still served now: a de-registration, a flag or a suspension that landed
+    // during the CAS round trips stops this answer too (CoCo2.2.4, 3.2.5), before anything of
+    // it is recorded; what is left is building and signing the answer, milliseconds.
+    if served_pei(svc, asset).await?.matched.pei != pei.matched.pei {
+        return Err(ApiError::not_found(
+            "no pension identifier with this asset GUID",
+        ));
+    }
     if let Some(p) = pending {
         svc.record_pending(&pei, p, &body).await?;
     }
@@ -333,13 +341,6 @@ async fn handle_inner(
             tracing::error!(error = %e, "signing failed");
             ApiError::internal()
         })?;
-    // Served only if still served now: a de-registration, a flag or a suspension that landed
-    // during the CAS round trips or the signing stops this answer too (CoCo2.2.4, 3.2.5).
-    if served_pei(svc, asset).await?.matched.pei != pei.matched.pei {
-        return Err(ApiError::not_found(
-            "no pension identifier with this asset GUID",
-        ));
-    }
     let out = serde_json::to_vec(&ViewDataResponse {
         view_data_token: token,
     })

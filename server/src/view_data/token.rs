@@ -145,10 +145,14 @@ fn key_parts(pem: &str, alg: Algorithm, alg_name: &str) -> Result<KeyParts, Sign
                 (Some(x), Some(y)) => (b64(x), b64(y)),
                 _ => return Err(key_error(&"a P-256 point without coordinates")),
             };
+            // Re-encoded: ring signs only from a PKCS#8 document that carries the public key,
+            // which a valid file may leave out; p256 always writes it.
+            let der =
+                p256::pkcs8::EncodePrivateKey::to_pkcs8_der(&private).map_err(|e| key_error(&e))?;
             (
                 format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#),
                 serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}),
-                EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| key_error(&e))?,
+                EncodingKey::from_ec_der(der.as_bytes()),
             )
         }
         _ => {
@@ -201,7 +205,8 @@ impl Signer {
         let mut signer = Self::load(active, settings.clone())?;
         for path in published {
             // A published key may be of the other family (a move from RSA to P-256 or back):
-            // it is published with its own family's algorithm.
+            // it is published without `alg`, since which of its family's algorithms signed
+            // with it (RS256 or PS256) is not known here; verifiers take the token's.
             let other = Self::load(path, settings.clone()).or_else(|e| match e {
                 SignError::KeyType { .. } => {
                     let algorithm = if settings.algorithm == "ES256" {
@@ -209,13 +214,19 @@ impl Signer {
                     } else {
                         "ES256"
                     };
-                    Self::load(
+                    let mut other = Self::load(
                         path,
                         TokenSettings {
                             algorithm: algorithm.into(),
                             ..settings.clone()
                         },
-                    )
+                    )?;
+                    if let Some(keys) = other.jwks["keys"].as_array_mut() {
+                        keys.iter_mut().for_each(|k| {
+                            k.as_object_mut().map(|o| o.remove("alg"));
+                        });
+                    }
+                    Ok(other)
                 }
                 e => Err(e),
             })?;
@@ -245,13 +256,16 @@ impl Signer {
         let mut header = Header::new(alg);
         header.kid = Some(kid.clone());
         header.typ = Some("JWT".into());
-        Ok(Self {
+        let signer = Self {
             key,
             header,
             settings,
             jwks,
             kid,
-        })
+        };
+        // A key that loads but cannot sign is refused now, not at the first view.
+        signer.sign("urn:pei:check", "{}")?;
+        Ok(signer)
     }
 
     /// Signs a view data token for `pei` carrying `view_data` (already serialised JSON).
@@ -371,7 +385,7 @@ mod tests {
     }
 
     #[test]
-    fn a_move_from_rsa_to_p256_publishes_both_keys_each_with_its_algorithm() {
+    fn a_move_from_rsa_to_p256_publishes_both_keys() {
         let dir = tempfile::tempdir().unwrap();
         let (rsa, ec) = (dir.path().join("rsa.key"), dir.path().join("ec.key"));
         std::fs::write(&rsa, generate_rsa_pem().unwrap()).unwrap();
@@ -381,13 +395,17 @@ mod tests {
         let mut s = settings();
         s.algorithm = "ES256".into();
         let new = Signer::load_keyring(&ec, std::slice::from_ref(&rsa), s).unwrap();
-        let algs: Vec<&str> = new.jwks()["keys"]
+        let algs: Vec<Option<&str>> = new.jwks()["keys"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|k| k["alg"].as_str().unwrap())
+            .map(|k| k["alg"].as_str())
             .collect();
-        assert_eq!(algs, ["ES256", "RS256"]);
+        assert_eq!(
+            algs,
+            [Some("ES256"), None],
+            "the RSA key's algorithm is the token's"
+        );
         assert!(verifies(&signed_before, new.jwks()));
         assert!(verifies(
             &new.sign("urn:pei:a:b", "{}").unwrap(),
