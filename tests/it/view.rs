@@ -76,6 +76,18 @@ impl Setup {
         checked(self.dashboard().view(asset_guid).await.unwrap())
     }
 
+    /// A definite match registered, then viewed as MaPS does with the view data URL registered
+    /// at `path`: its asset GUID and the outcome.
+    async fn view_registered_at(&self, path: &str) -> (String, ViewOutcome) {
+        let peis = self
+            .registered(member_with(&self.members, 1), FindKind::Yes)
+            .await;
+        let guid = peis[0].matched.asset_guid.to_string();
+        let dashboard = self.dashboard().with_view_url(&self.server.url(path));
+        let v = checked(dashboard.view(&guid).await.unwrap());
+        (guid, v)
+    }
+
     fn calls(&self, endpoint: &str) -> usize {
         self.cas
             .state
@@ -768,17 +780,7 @@ async fn the_view_sits_under_the_registered_path_and_challenges_in_one_header() 
     // SPEC v2.1: the dashboard builds `<registered view data URL>/<assetGuid>`, its first call
     // carries no Authorization header, and it joins every WWW-Authenticate header it gets.
     let s = setup_with(|c| c.view.path = "/pensions/v1/view-data".into()).await;
-    let peis = s
-        .registered(member_with(&s.members, 1), FindKind::Yes)
-        .await;
-    let guid = peis[0].matched.asset_guid.to_string();
-    let v = checked(
-        s.dashboard()
-            .with_view_url(&s.server.url("/pensions/v1/view-data"))
-            .view(&guid)
-            .await
-            .unwrap(),
-    );
+    let (guid, v) = s.view_registered_at("/pensions/v1/view-data").await;
     assert_eq!(v.first_status, 401);
     assert_eq!(v.challenge_headers, 1);
     assert_eq!(v.retry_status, Some(200));
@@ -793,17 +795,7 @@ async fn the_view_sits_under_the_registered_path_and_challenges_in_one_header() 
 async fn a_view_data_url_registered_at_the_root_is_served_beside_the_find_endpoint() {
     let s = setup_with(|c| c.view.path = "/".into()).await;
     // The find endpoint keeps its own path.
-    let peis = s
-        .registered(member_with(&s.members, 1), FindKind::Yes)
-        .await;
-    let guid = peis[0].matched.asset_guid.to_string();
-    let v = checked(
-        s.dashboard()
-            .with_view_url(&s.server.url(""))
-            .view(&guid)
-            .await
-            .unwrap(),
-    );
+    let (_, v) = s.view_registered_at("").await;
     assert_eq!((v.first_status, v.retry_status), (401, Some(200)));
     assert!(v.view_data.is_some());
     // Other paths are still no endpoint at all.

@@ -104,6 +104,17 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Plain options for a store at `url`: two connections, statements of at most 5 s.
+pub(super) fn options(url: &str) -> PostgresOptions {
+    PostgresOptions {
+        url: url.to_owned(),
+        pool_size: 2,
+        statement_timeout: Duration::from_secs(5),
+        tls: None,
+        plaintext_network: false,
+    }
+}
+
 pub(super) fn key() -> DataKey {
     DataKey::from_hex(&"44".repeat(32)).unwrap()
 }
@@ -978,13 +989,7 @@ async fn plaintext_to_a_database_on_the_network_is_refused_naming_store_tls_ca()
 /// setting to look at.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_store_that_cannot_be_used_is_refused_naming_store_url() {
-    let unreachable = PostgresOptions {
-        url: "host=/nonexistent port=1 user=pdp password=secret dbname=pdp".into(),
-        pool_size: 2,
-        statement_timeout: Duration::from_secs(1),
-        tls: None,
-        plaintext_network: false,
-    };
+    let unreachable = options("host=/nonexistent port=1 user=pdp password=secret dbname=pdp");
     let e = Store::connect_postgres(&unreachable, key(), StoreLimits::default())
         .await
         .err()

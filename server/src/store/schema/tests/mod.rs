@@ -5,7 +5,7 @@
 use rusqlite::Connection;
 
 use super::*;
-use crate::store::tests::{key, Place};
+use crate::store::tests::{key, options, Place};
 use crate::store::{Store, StoreLimits};
 
 mod shipped_sqlite {
@@ -306,14 +306,7 @@ async fn the_postgres_rendering_is_the_shipped_schema_and_the_copies_databases_o
     let Place::Postgres(url) = &shipped else {
         unreachable!()
     };
-    let options = crate::store::PostgresOptions {
-        url: url.clone(),
-        pool_size: 2,
-        statement_timeout: std::time::Duration::from_secs(5),
-        tls: None,
-        plaintext_network: false,
-    };
-    let e = Store::connect_postgres(&options, key(), StoreLimits::default())
+    let e = Store::connect_postgres(&options(url), key(), StoreLimits::default())
         .await
         .err()
         .unwrap()
