@@ -14,7 +14,8 @@
 //! A control listener (plain HTTP, loopback) shows what it received and injects faults:
 //! `GET /__sim/registrations` (every resource; with `?since=N`, only the registrations made after
 //! the first N, in order, and the cursor to ask from next:
-//! `{"registrations": [{"name", "inbound_request_id"}], "next"}`, for pollers), `GET /__sim/calls`, `POST /__sim/faults` with
+//! `{"registrations": [{"name", "inbound_request_id"}], "next"}`, for pollers),
+//! `GET /__sim/calls`, `POST /__sim/faults` with
 //! `{"latency_ms", "error_rate", "error_status", "outage_ms", "endpoints"}`, `DELETE /__sim/faults`,
 //! `GET /__sim/reports` (the reporting submissions received), `POST /configuration` (as on the
 //! mTLS listener), and `POST /__sim/jwks` with a provider's JWK set to publish at `/jwk_uri` (as PDP does at

@@ -93,7 +93,8 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
-    for n in 0.. {
+    let mut n = 0;
+    loop {
         let err = match call().await {
             Ok(v) => return Ok(v),
             Err(e) => e,
@@ -107,8 +108,8 @@ where
         }
         on_retry(&err);
         tokio::time::sleep(wait).await;
+        n = n.saturating_add(1);
     }
-    unreachable!("more retries than u32 holds")
 }
 
 /// [`retry`] for the CAS calls of a find or an operator command, whose budget is the deadline

@@ -358,7 +358,7 @@ async fn signed_in(
         .await?
         .into_iter()
         .find(|u| u.id == s.user_id && !u.suspended);
-    let Some(user) = user.filter(|u| console.sessions.signed_in_with(&s, &u.password_hash)) else {
+    let Some(user) = user.filter(|u| s.signed_in_with(&u.password_hash)) else {
         console.sessions.end(&token);
         return Ok(None);
     };
@@ -1693,7 +1693,7 @@ fn sla_chart(bars: &[(&str, f64, f64)]) -> String {
 fn user_form(form: &Form) -> Result<(String, Vec<Role>, Vec<Uuid>), String> {
     let username = form.get("username").unwrap_or("").trim().to_owned();
     if username.is_empty() || username.len() > MAX_USERNAME {
-        return Err("username: 1 to 64 characters".into());
+        return Err(format!("username: 1 to {MAX_USERNAME} characters"));
     }
     let roles = form
         .all("role")

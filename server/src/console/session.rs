@@ -89,6 +89,15 @@ pub struct Session {
     last_seen: Instant,
 }
 
+// === impl Session ===
+
+impl Session {
+    /// Whether it signed in with the password `password_hash` still stands for.
+    pub fn signed_in_with(&self, password_hash: &str) -> bool {
+        self.credential == digest(password_hash)
+    }
+}
+
 /// Every live session of this instance.
 pub struct Sessions {
     idle: Duration,
@@ -143,11 +152,6 @@ impl Sessions {
         }
         s.last_seen = now;
         Some(s.clone())
-    }
-
-    /// Whether the session signed in with the password `password_hash` still stands for.
-    pub fn signed_in_with(&self, session: &Session, password_hash: &str) -> bool {
-        session.credential == digest(password_hash)
     }
 
     /// Ends a session.
@@ -207,8 +211,8 @@ mod tests {
         let s = Sessions::new(Duration::from_secs(60), Duration::from_secs(3600));
         let t = s.start(7, "$argon2id$a");
         let session = s.get(&t).unwrap();
-        assert!(s.signed_in_with(&session, "$argon2id$a"));
-        assert!(!s.signed_in_with(&session, "$argon2id$b"));
+        assert!(session.signed_in_with("$argon2id$a"));
+        assert!(!session.signed_in_with("$argon2id$b"));
         assert_eq!(s.get(&t).unwrap().user_id, 7);
         assert!(s.get("other").is_none());
         s.end_user(7);

@@ -21,9 +21,10 @@
 //! jitter (the CAS calls' loop, [`crate::cas::retry::retry`]; the stub sends no `Retry-After`)
 //! within `reporting.retry_budget_s`: each part is sent at least once, and a call once sent is
 //! awaited to its answer or its own time-out, never cut by the budget (PDP may have taken it).
-//! Past the budget the part stays `sending` with the last answer, and a later run resumes it. Any other status is final: the submission is `refused`, its problem
-//! details kept, counted, and listed by `report status`. Any `2xx` is an acceptance, even with
-//! a body that does not read as the stub's: sending the record again would submit it twice.
+//! Past the budget the part stays `sending` with the last answer, and a later run resumes it.
+//! Any other status is final: the submission is `refused`, its problem details kept, counted,
+//! and listed by `report status`. Any `2xx` is an acceptance, even with a body that does not
+//! read as the stub's: sending the record again would submit it twice.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

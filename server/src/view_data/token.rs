@@ -128,7 +128,7 @@ fn key_parts(pem: &str, alg: Algorithm, alg_name: &str) -> Result<KeyParts, Sign
         needs,
     };
     // RFC 7638: the required members in lexicographic order, no whitespace.
-    let (thumbprint, jwk, key) = match alg {
+    let (thumbprint, mut jwk, key) = match alg {
         Algorithm::ES256 => {
             let private = p256::SecretKey::from_pkcs8_pem(pem).map_err(|e| {
                 if rsa::RsaPrivateKey::from_pkcs8_pem(pem).is_ok() {
@@ -173,7 +173,6 @@ fn key_parts(pem: &str, alg: Algorithm, alg_name: &str) -> Result<KeyParts, Sign
         }
     };
     let kid = b64(&sha2::Sha256::digest(thumbprint.as_bytes()));
-    let mut jwk = jwk;
     jwk["use"] = "sig".into();
     jwk["alg"] = alg_name.into();
     jwk["kid"] = kid.clone().into();
@@ -221,10 +220,8 @@ impl Signer {
                             ..settings.clone()
                         },
                     )?;
-                    if let Some(keys) = other.jwks["keys"].as_array_mut() {
-                        keys.iter_mut().for_each(|k| {
-                            k.as_object_mut().map(|o| o.remove("alg"));
-                        });
+                    if let Some(jwk) = other.jwks["keys"][0].as_object_mut() {
+                        jwk.remove("alg");
                     }
                     Ok(other)
                 }

@@ -251,8 +251,9 @@ async fn run_migrations(client: &mut deadpool_postgres::Object) -> Result<(), St
         )
         .await?
         .get(0);
+    // Reading the history needs no migrations.
     let applied = if history {
-        schema::runner(Dialect::Postgres, &[])
+        refinery::Runner::new(&[])
             .get_applied_migrations_async(&mut ***client)
             .await
             .map_err(|e| schema::error(&e, "store.url"))?

@@ -76,8 +76,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         [],
         |r| r.get(0),
     )?;
+    // Reading the history needs no migrations.
     let applied = if history {
-        schema::runner(Dialect::Sqlite, &[])
+        refinery::Runner::new(&[])
             .get_applied_migrations(conn)
             .map_err(|e| schema::error(&e, "store.path"))?
     } else {
