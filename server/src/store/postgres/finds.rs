@@ -11,7 +11,10 @@ use super::super::StoreError;
 use crate::store::backend::{ClaimedRow, EndRow, FindRow};
 
 /// Inserts a batch of finds ACKed at `acked_at` in one statement; per find, whether it was new
-/// (the first request with an ID stands, across instances and within the batch).
+/// (the first request with an ID stands, across instances and within the batch). Rows go in in
+/// request-ID order: two instances inserting the same IDs at once (a request repeated on both)
+/// then wait on each other in one order, where batch order let each hold a row the other
+/// needed, a deadlock PostgreSQL broke by failing one batch (every find in it answered 500).
 pub(super) async fn insert(
     c: &impl GenericClient,
     finds: &[FindRow],
@@ -32,6 +35,7 @@ pub(super) async fn insert(
                     CASE WHEN data IS NULL THEN 'no-match' END,
                     CASE WHEN data IS NULL THEN $3::BIGINT END
                FROM unnest($1::TEXT[], $2::BIGINT[], $4::BYTEA[]) AS f (id, received, data)
+              ORDER BY id
              ON CONFLICT (request_id) DO NOTHING
              RETURNING request_id",
         )
