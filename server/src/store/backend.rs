@@ -16,7 +16,6 @@ use tokio::sync::mpsc;
 use super::console::{
     ConsoleUser, OrgDetail, OrgDetailChange, SignInAttempt, UserCheck, UserSaved,
 };
-use super::group_commit::GroupCommit;
 use super::model::{
     Applied, AppliedChange, Calculation, Claim, DayFacts, FailedFind, FindOutcome, FindState,
     MatchStatus, NewPei, NewSubmission, NewUnavailability, PeiState, PossibleMatch, ReportFact,
@@ -38,6 +37,7 @@ pub(super) mod prelude {
     pub(in crate::store) use crate::store::console::{
         ConsoleUser, OrgDetail, OrgDetailChange, SignInAttempt, UserCheck, UserSaved,
     };
+    pub(in crate::store) use crate::store::db::Database;
     pub(in crate::store) use crate::store::group_commit::{Front, GroupCommit};
     pub(in crate::store) use crate::store::model::{
         Applied, AppliedChange, Calculation, Claim, DayFacts, FailedFind, MatchStatus,
@@ -45,6 +45,7 @@ pub(super) mod prelude {
         SchemeState, SlaSamples, StoredFind, StoredPei, StoredSubmission, SubmissionAnswer,
         Unavailability,
     };
+    pub(in crate::store) use crate::store::sql::{Access, Dialect, Erased, Work};
     pub(in crate::store) use crate::store::{Resealed, Result, StoreError};
 }
 
@@ -281,14 +282,7 @@ pub(super) const SEALED: [(&str, &str, &str, &str); 4] = [
 
 /// A database that holds the store. See the module documentation.
 #[async_trait]
-pub(super) trait Backend: Send + Sync + 'static {
-    // --- the find ACK and the audit trail's writes ---
-
-    /// The writer's group commits, which the find ACK and the audit trail ride: a find is
-    /// answered only after the commit that holds it (one transaction carries every append
-    /// waiting).
-    fn group_commit(&self) -> &dyn GroupCommit;
-
+pub(super) trait Backend: super::db::Database {
     // --- the pipeline ---
 
     /// Finds stored and not at an end, across every instance.
@@ -462,9 +456,6 @@ pub(super) trait Backend: Send + Sync + 'static {
 
     /// Possible matches created in `[from, to)` (µs) and how each was resolved.
     async fn possible_matches(&self, from: i64, to: i64) -> Result<Vec<PossibleMatch>>;
-
-    /// Backend upkeep (SQLite: a passive WAL checkpoint).
-    async fn checkpoint(&self) -> Result<()>;
 
     // --- The operator console (see `console.rs`) ---
 

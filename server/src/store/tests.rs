@@ -4,7 +4,12 @@ use super::model::{
     UnavailableCodes, ViewFact,
 };
 use super::*;
-use crate::audit::Direction;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::audit::{AuditRecord, Direction};
 
 /// Where a test's store lives: a new SQLite file, or a new database on the PostgreSQL server
 /// named by `PDP_TEST_DATABASE_URL` (key-value form; `scripts/test` starts a throw-away one).

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool};
 use futures_util::TryStreamExt;
 
+use super::tx::PgTx;
 use super::writer;
 use super::{audit, finds, keys, members, peis, pool_error, reports, PostgresOptions};
 use crate::store::backend::prelude::*;
@@ -39,11 +40,51 @@ impl Postgres {
 }
 
 #[async_trait]
-impl Backend for Postgres {
+impl Database for Postgres {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn group_commit(&self) -> &dyn GroupCommit {
         &self.front
     }
 
+    async fn run(&self, access: Access, work: Work) -> Result<Erased> {
+        let mut c = self.client().await?;
+        match access {
+            // PostgreSQL commits a lone statement by itself: no BEGIN and COMMIT round trips.
+            Access::Read | Access::Single => work(&mut PgTx(&c)).await,
+            Access::Snapshot => {
+                let tx = snapshot(&mut c).await?;
+                let out = work(&mut PgTx(&tx)).await?;
+                tx.commit().await?;
+                Ok(out)
+            }
+            Access::Write | Access::Trial => {
+                let tx = c.transaction().await?;
+                let out = work(&mut PgTx(&tx)).await?;
+                if access == Access::Trial {
+                    tx.rollback().await?;
+                } else {
+                    tx.commit().await?;
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    async fn checkpoint(&self) -> Result<()> {
+        // PostgreSQL checkpoints on its own.
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Backend for Postgres {
     async fn open_count(&self) -> Result<u64> {
         finds::open_count(&self.client().await?).await
     }
@@ -323,11 +364,6 @@ impl Backend for Postgres {
 
     async fn finish_daily(&self, run: DailyRun) -> Result<()> {
         audit::finish_daily(&self.client().await?, &run).await
-    }
-
-    async fn checkpoint(&self) -> Result<()> {
-        // PostgreSQL checkpoints on its own.
-        Ok(())
     }
 
     async fn record_fact(&self, fact: ReportFact) -> Result<()> {

@@ -23,6 +23,7 @@ mod keys;
 mod members;
 mod peis;
 mod reports;
+mod tx;
 mod writer;
 
 use std::path::PathBuf;
@@ -219,7 +220,7 @@ async fn pool(options: &PostgresOptions) -> Result<Pool, StoreError> {
         .wait_timeout(Some(Duration::from_secs(30)))
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
-        .map_err(|e| StoreError::PostgresPool(e.to_string()))?;
+        .map_err(|e| StoreError::Unavailable(format!("postgres pool: {e}")))?;
     let mut client = pool.get().await.map_err(|e| StoreError::Connect {
         url: redacted(&options.url),
         cause: e.to_string(),
@@ -268,7 +269,7 @@ async fn run_migrations(client: &mut deadpool_postgres::Object) -> Result<(), St
 }
 
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
-    StoreError::PostgresPool(e.to_string())
+    StoreError::Unavailable(format!("postgres pool: {e}"))
 }
 
 /// Stores the enums as their spellings, and refuses unknown spellings on the way out.

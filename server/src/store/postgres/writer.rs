@@ -39,7 +39,7 @@ pub(super) async fn run(
                 client = None;
             }
             match e {
-                StoreError::PostgresPool(_) => AppendError::Overloaded,
+                StoreError::Unavailable(_) => AppendError::Overloaded,
                 e => AppendError::Commit(e.to_string()),
             }
         });

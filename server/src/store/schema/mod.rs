@@ -45,7 +45,7 @@ const MIGRATIONS: [(&str, &str); 6] = [
 ];
 
 /// Each token and its spelling in SQLite and in PostgreSQL.
-const TOKENS: [(&str, &str, &str); 8] = [
+pub(super) const TOKENS: [(&str, &str, &str); 8] = [
     ("{int64}", "INTEGER", "BIGINT"),
     ("{bytes}", "BLOB", "BYTEA"),
     ("{bool}", "INTEGER", "BOOLEAN"),

@@ -7,9 +7,11 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::tx::SqliteTx;
 use super::writer::{self, Job};
 use super::{audit, finds, keys, members, peis, reports, ReadPool};
 use crate::store::backend::prelude::*;
+use crate::store::sql::run_blocking;
 use crate::store::{blocking, StoreLimits};
 
 /// The embedded backend.
@@ -56,7 +58,11 @@ impl Sqlite {
     {
         let (reply, rx) = oneshot::channel();
         self.front
-            .write(Box::new(Job::new(f, reply, trial)))
+            .write(Box::new(Job::new(
+                move |c: &mut Connection| f(c),
+                reply,
+                trial,
+            )))
             .await?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
@@ -71,11 +77,56 @@ impl Sqlite {
 }
 
 #[async_trait]
-impl Backend for Sqlite {
+impl Database for Sqlite {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn shared(&self) -> bool {
+        false
+    }
+
     fn group_commit(&self) -> &dyn GroupCommit {
         &self.front
     }
 
+    async fn run(&self, access: Access, work: Work) -> Result<Erased> {
+        let run = move |c: &mut Connection| run_blocking(work(&mut SqliteTx(c)));
+        let trial = match access {
+            Access::Read => {
+                let reads = self.reads.clone();
+                return blocking(move || run(&mut *reads.get()?)).await;
+            }
+            // A read transaction sees one snapshot of the WAL.
+            Access::Snapshot => {
+                let reads = self.reads.clone();
+                return blocking(move || {
+                    let mut c = reads.get()?;
+                    c.execute_batch("BEGIN")?;
+                    let out = run(&mut *c);
+                    c.execute_batch("COMMIT")?;
+                    out
+                })
+                .await;
+            }
+            Access::Single | Access::Write => false,
+            Access::Trial => true,
+        };
+        let (reply, rx) = oneshot::channel();
+        self.front
+            .write(Box::new(Job::new(run, reply, trial)))
+            .await?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn checkpoint(&self) -> Result<()> {
+        let reads = self.reads.clone();
+        blocking(move || super::checkpoint(&*reads.get()?)).await
+    }
+}
+
+#[async_trait]
+impl Backend for Sqlite {
     async fn open_count(&self) -> Result<u64> {
         self.read(finds::open_count).await
     }
@@ -347,10 +398,6 @@ impl Backend for Sqlite {
 
     async fn finish_daily(&self, run: DailyRun) -> Result<()> {
         self.commit(move |c| audit::finish_daily(c, &run)).await
-    }
-
-    async fn checkpoint(&self) -> Result<()> {
-        self.read(super::checkpoint).await
     }
 
     async fn record_fact(&self, fact: ReportFact) -> Result<()> {

@@ -24,6 +24,7 @@ mod keys;
 mod members;
 mod peis;
 mod reports;
+mod tx;
 mod writer;
 
 pub(super) use backend::Sqlite;

@@ -115,7 +115,9 @@ fn a_database_of_the_previous_release_is_migrated_in_place() {
 
 mod writer_batches {
     use crate::audit::{AuditRecord, Direction};
-    use crate::store::backend::{Backend, FindRow};
+    use crate::store::backend::Backend;
+    use crate::store::backend::FindRow;
+    use crate::store::db::Database;
     use crate::store::model::AppendOutcome;
     use crate::store::sqlite::{audit, Sqlite};
     use crate::store::{StoreError, StoreLimits};

@@ -43,7 +43,7 @@ pub(super) type Msg = group_commit::Msg<Box<dyn Write>>;
 pub(super) trait Write: Send {
     /// Runs the write on the batch's transaction; false when its changes must not stay (it
     /// failed, or it was a trial): its savepoint is rolled back.
-    fn run(&mut self, conn: &Connection) -> bool;
+    fn run(&mut self, conn: &mut Connection) -> bool;
 
     /// Answers the waiter: the write's result, or the commit's error.
     fn answer(self: Box<Self>, committed: Result<(), &str>);
@@ -72,9 +72,9 @@ impl<T, F> Job<T, F> {
 impl<T, F> Write for Job<T, F>
 where
     T: Send,
-    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+    F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send,
 {
-    fn run(&mut self, conn: &Connection) -> bool {
+    fn run(&mut self, conn: &mut Connection) -> bool {
         let Some(f) = self.f.take() else {
             return false;
         };
@@ -123,11 +123,7 @@ pub(super) fn run(
                 }
                 // Another process (an operator command) held the database past the busy
                 // time-out: nothing is wrong with the finds; the PFS retries after a 503.
-                let busy = matches!(
-                    &e,
-                    StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
-                        if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-                );
+                let busy = matches!(e, StoreError::Unavailable(_));
                 Err(if busy {
                     AppendError::Overloaded
                 } else {
@@ -149,29 +145,41 @@ fn commit(
     if batch.is_empty() {
         return Ok(Vec::new());
     }
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let committed = in_transaction(conn, batch).and_then(|outcomes| {
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(outcomes)
+    });
+    if committed.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    committed
+}
+
+/// The batch's statements, inside its transaction.
+fn in_transaction(
+    conn: &mut Connection,
+    batch: &mut Batch<Box<dyn Write>>,
+) -> Result<Vec<AppendOutcome>, StoreError> {
     // The ACK leaves right after this commit: its audit records' response time is now.
     let acked_at = crate::now_micros();
-    let outcomes = finds::insert(&tx, &batch.finds, acked_at)?;
+    let outcomes = finds::insert(conn, &batch.finds, acked_at)?;
     batch.stamp_acks(acked_at, &outcomes);
-    super::audit::insert(&tx, &batch.own_audits)?;
-    super::audit::insert(&tx, &batch.audits)?;
+    super::audit::insert(conn, &batch.own_audits)?;
+    super::audit::insert(conn, &batch.audits)?;
     for w in batch.writes.iter_mut() {
-        tx.prepare_cached("SAVEPOINT write")?.execute([])?;
+        conn.prepare_cached("SAVEPOINT write")?.execute([])?;
         // A write that panics is rolled back like one that failed (its waiter gets an error):
         // the writer, and every ACK behind it, goes on.
-        let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.run(&tx)))
+        let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.run(conn)))
             .unwrap_or_else(|_| {
                 tracing::error!("a store write panicked; rolled back");
                 false
             });
-        if kept {
-            tx.prepare_cached("RELEASE write")?.execute([])?;
-        } else {
-            tx.prepare_cached("ROLLBACK TO write")?.execute([])?;
-            tx.prepare_cached("RELEASE write")?.execute([])?;
+        if !kept {
+            conn.prepare_cached("ROLLBACK TO write")?.execute([])?;
         }
+        conn.prepare_cached("RELEASE write")?.execute([])?;
     }
-    tx.commit()?;
     Ok(outcomes)
 }

@@ -1,0 +1,131 @@
+//! [`Tx`] on a PostgreSQL connection or transaction, and the driver's errors as the store's.
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+
+use crate::store::sql::{render, Dialect, Row, Tx, Value};
+use crate::store::{Result, StoreError};
+
+/// A unit of work's statements on a pooled connection, or on a transaction over one.
+pub(super) struct PgTx<'c, C>(pub(super) &'c C);
+
+#[async_trait]
+impl<C: GenericClient + Sync> Tx for PgTx<'_, C> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
+        let stmt = self
+            .0
+            .prepare_cached(&render(sql, Dialect::Postgres))
+            .await?;
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+        Ok(self.0.execute(&stmt, &params).await?)
+    }
+
+    async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        let stmt = self
+            .0
+            .prepare_cached(&render(sql, Dialect::Postgres))
+            .await?;
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+        self.0
+            .query(&stmt, &params)
+            .await?
+            .iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| value(r, i))
+                    .collect::<Result<_>>()
+                    .map(Row)
+            })
+            .collect()
+    }
+}
+
+/// Column `i` of a driver's row, by its type.
+fn value(r: &tokio_postgres::Row, i: usize) -> Result<Value> {
+    let ty = r.columns()[i].type_().clone();
+    let v = match ty {
+        Type::INT8 => r.try_get::<_, Option<i64>>(i)?.map(Value::Int),
+        Type::INT4 => r
+            .try_get::<_, Option<i32>>(i)?
+            .map(|x| Value::Int(x.into())),
+        Type::INT2 => r
+            .try_get::<_, Option<i16>>(i)?
+            .map(|x| Value::Int(x.into())),
+        Type::BOOL => r.try_get::<_, Option<bool>>(i)?.map(Value::Bool),
+        Type::FLOAT8 => r.try_get::<_, Option<f64>>(i)?.map(Value::Real),
+        Type::FLOAT4 => r
+            .try_get::<_, Option<f32>>(i)?
+            .map(|x| Value::Real(x.into())),
+        Type::BYTEA => r.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Bytes),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
+            r.try_get::<_, Option<String>>(i)?.map(Value::Text)
+        }
+        other => {
+            return Err(StoreError::Internal(format!(
+                "column {i} is of type {other}: cast it in the query"
+            )))
+        }
+    };
+    Ok(v.unwrap_or(Value::Null))
+}
+
+impl ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(i) => match *ty {
+                Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
+                Type::FLOAT8 => (*i as f64).to_sql(ty, out),
+                Type::BOOL => (*i != 0).to_sql(ty, out),
+                _ => i.to_sql(ty, out),
+            },
+            Value::Real(f) => f.to_sql(ty, out),
+            Value::Text(s) => s.as_str().to_sql(ty, out),
+            Value::Bytes(b) => b.as_slice().to_sql(ty, out),
+            Value::Bool(b) => match *ty {
+                Type::INT8 => i64::from(*b).to_sql(ty, out),
+                Type::INT4 => i32::from(*b).to_sql(ty, out),
+                _ => b.to_sql(ty, out),
+            },
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        // Each value converts to the parameter's type in `to_sql`, or fails there.
+        true
+    }
+
+    to_sql_checked!();
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let Some(code) = e.code() else {
+            // No answer from the server: the connection broke, or never was.
+            return StoreError::Unavailable(format!("postgres: {e}"));
+        };
+        let class = &code.code()[..2];
+        let transient = matches!(class, "08" | "53" | "57" | "58")
+            || *code == SqlState::T_R_SERIALIZATION_FAILURE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED
+            || *code == SqlState::LOCK_NOT_AVAILABLE;
+        if transient {
+            StoreError::Unavailable(format!("postgres: {e}"))
+        } else if class == "23" {
+            StoreError::Refused(format!("postgres: {e}"))
+        } else {
+            StoreError::Internal(format!("postgres: {e}"))
+        }
+    }
+}
