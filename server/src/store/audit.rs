@@ -1,14 +1,21 @@
 //! The audit trail, heartbeats, the service levels' samples, and the daily jobs' runs.
+//!
+//! The trail is append-only: the schema refuses any update, and any delete of a row newer than
+//! the retention cutoff, which only [`Store::purge_audit`] moves forward (CoCo2.1.6). Its rows
+//! are written by each backend's group commit, beside the find ACKs.
+
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use strum::VariantArray;
 use uuid::Uuid;
 
-use super::backend::{AuditQuery, DailyRun};
-use super::model::*;
-use super::sql::Tx;
+use super::model::SlaSamples;
+use super::sql::{params, Access, Row, Tx};
 use super::{Result, Store, StoreError};
-use crate::audit::AuditRecord;
+use crate::audit::{AuditRecord, Direction};
+
+/// Microseconds in a minute: heartbeats are kept by the minute since the epoch.
+const MINUTE: i64 = 60_000_000;
 
 // === impl Store ===
 
@@ -23,37 +30,58 @@ impl Store {
         to: i64,
         id: Option<String>,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        self.db().audit_records(AuditQuery { from, to, id }).await
+        self.read(move |tx| Box::pin(async move { records(tx, from, to, id).await }))
+            .await
     }
 
     /// Deletes audit records received before `cutoff` (µs); returns how many. The only way rows
     /// leave the trail.
     pub async fn purge_audit(&self, cutoff: i64) -> Result<u64, StoreError> {
-        self.db().purge_audit(cutoff).await
+        self.write(move |tx| Box::pin(async move { purge(tx, cutoff).await }))
+            .await
     }
 
     /// Records that the endpoint is up in the minute of `now` (µs).
     pub async fn heartbeat(&self, now: i64) -> Result<(), StoreError> {
-        self.db().heartbeat(now / 60_000_000).await
+        let minute = now / MINUTE;
+        self.run(Access::Single, move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "INSERT INTO heartbeats (minute) VALUES ($1) ON CONFLICT DO NOTHING",
+                    &params![minute],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Minutes up in `[from, to)` (µs).
     pub async fn minutes_up(&self, from: i64, to: i64) -> Result<u64, StoreError> {
-        self.db()
-            .minutes_up(from / 60_000_000, to / 60_000_000)
+        self.read(move |tx| Box::pin(async move { minutes_up(tx, from, to).await }))
             .await
     }
 
     /// The start of the first minute the endpoint was up (µs), if it ever was.
     pub async fn first_heartbeat(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self.db().first_heartbeat().await?.map(|m| m * 60_000_000))
+        let first = self
+            .read(|tx| {
+                Box::pin(async move {
+                    tx.value::<Option<i64>>("SELECT min(minute) FROM heartbeats", &[])
+                        .await
+                })
+            })
+            .await?;
+        Ok(first.map(|m| m * MINUTE))
     }
 
     /// The service levels' samples for `[from, to)` (µs).
     pub async fn sla_samples(&self, from: i64, to: i64) -> Result<SlaSamples, StoreError> {
-        let mut samples = self.db().sla_samples(from, to).await?;
-        samples.minutes_up = self.minutes_up(from, to).await?;
-        Ok(samples)
+        self.run(Access::Snapshot, move |tx| {
+            Box::pin(async move { sla_samples(tx, from, to).await })
+        })
+        .await
     }
 
     /// Matching finds ACKed in `[from, to)` (µs) and completed, by holdername: the ACK to
@@ -62,13 +90,9 @@ impl Store {
         &self,
         from: i64,
         to: i64,
-    ) -> Result<std::collections::BTreeMap<Uuid, Vec<i64>>, StoreError> {
-        let mut out = std::collections::BTreeMap::<Uuid, Vec<i64>>::new();
-        for (h, us) in self.db().completions_by_holdername(from, to).await? {
-            let h = Uuid::try_parse(&h).map_err(|_| StoreError::Corrupt("holdername"))?;
-            out.entry(h).or_default().push(us);
-        }
-        Ok(out)
+    ) -> Result<BTreeMap<Uuid, Vec<i64>>, StoreError> {
+        self.read(move |tx| Box::pin(async move { completions(tx, from, to).await }))
+            .await
     }
 
     /// Runs a daily job's run for `day` once across every instance sharing the store: true when
@@ -81,14 +105,45 @@ impl Store {
         day: chrono::NaiveDate,
         lease: Duration,
     ) -> Result<bool, StoreError> {
-        let run = DailyRun::new(job, day);
-        let lease_until = run.now + lease.as_micros() as i64;
-        self.db().begin_daily(run, lease_until).await
+        let job = job.to_owned();
+        let now = crate::now_micros();
+        let lease_until = now + lease.as_micros() as i64;
+        self.run(Access::Single, move |tx| {
+            Box::pin(async move {
+                let taken = tx
+                    .query_opt(
+                        "INSERT INTO daily_runs (job, day, started_at, lease_until)
+                         VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (job, day) DO UPDATE
+                             SET started_at = excluded.started_at,
+                                 lease_until = excluded.lease_until
+                           WHERE daily_runs.finished_at IS NULL
+                             AND daily_runs.lease_until < excluded.started_at
+                         RETURNING job",
+                        &params![job, day, now, lease_until],
+                    )
+                    .await?;
+                Ok(taken.is_some())
+            })
+        })
+        .await
     }
 
     /// Marks a daily job's run for `day` finished.
     pub async fn finish_daily(&self, job: &str, day: chrono::NaiveDate) -> Result<(), StoreError> {
-        self.db().finish_daily(DailyRun::new(job, day)).await
+        let job = job.to_owned();
+        let now = crate::now_micros();
+        self.run(Access::Single, move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "UPDATE daily_runs SET finished_at = $3 WHERE job = $1 AND day = $2",
+                    &params![job, day, now],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Backend upkeep, beside the writer: on SQLite, a passive WAL checkpoint (copies committed
@@ -96,4 +151,147 @@ impl Store {
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
         self.db().checkpoint().await
     }
+}
+
+// === units of work ===
+
+/// Audit records received in `[from, to)`, for one transaction or find request ID when given,
+/// oldest first.
+async fn records(
+    tx: &mut dyn Tx,
+    from: i64,
+    to: i64,
+    id: Option<String>,
+) -> Result<Vec<AuditRecord>> {
+    tx.query(
+        "SELECT transaction_id, request_id, direction, party, endpoint, received_at,
+                responded_at, status, outcome
+           FROM audit_log
+          WHERE received_at >= $1 AND received_at < $2
+            AND (CAST($3 AS TEXT) IS NULL OR transaction_id = $3 OR request_id = $3)
+          ORDER BY received_at, id",
+        &params![from, to, id],
+    )
+    .await?
+    .iter()
+    .map(record_from)
+    .collect()
+}
+
+fn record_from(r: &Row) -> Result<AuditRecord> {
+    let direction: String = r.get(2)?;
+    Ok(AuditRecord {
+        transaction_id: r.get(0)?,
+        request_id: r.get(1)?,
+        direction: Direction::parse(&direction).ok_or(StoreError::Corrupt("audit direction"))?,
+        party: r.get(3)?,
+        endpoint: r.get(4)?,
+        received_at: r.get(5)?,
+        responded_at: r.get(6)?,
+        status: u16::try_from(r.get::<i64>(7)?).map_err(|_| StoreError::Corrupt("audit status"))?,
+        outcome: r.get(8)?,
+    })
+}
+
+/// Moves the retention cutoff to `cutoff` (never back) and deletes what is older.
+async fn purge(tx: &mut dyn Tx, cutoff: i64) -> Result<u64> {
+    tx.execute(
+        "INSERT INTO audit_retention (id, cutoff) VALUES (1, $1)
+         ON CONFLICT (id) DO UPDATE
+             SET cutoff = {greatest}(audit_retention.cutoff, excluded.cutoff)",
+        &params![cutoff],
+    )
+    .await?;
+    tx.execute(
+        "DELETE FROM audit_log WHERE received_at < $1",
+        &params![cutoff],
+    )
+    .await
+}
+
+/// Minutes up in `[from, to)` (µs).
+async fn minutes_up(tx: &mut dyn Tx, from: i64, to: i64) -> Result<u64> {
+    tx.value(
+        "SELECT count(*) FROM heartbeats WHERE minute >= $1 AND minute < $2",
+        &params![from / MINUTE, to / MINUTE],
+    )
+    .await
+}
+
+/// The samples of the service levels for `[from, to)` (µs), minutes up included.
+async fn sla_samples(tx: &mut dyn Tx, from: i64, to: i64) -> Result<SlaSamples> {
+    let window = params![from, to];
+    let ack = tx
+        .column(
+            "SELECT latency_us FROM audit_log WHERE direction = 'inbound'
+                AND endpoint = 'POST /find-requests' AND status = 202
+                AND received_at >= $1 AND received_at < $2",
+            &window,
+        )
+        .await?;
+    let completion = tx
+        .column(
+            "SELECT completed_at - acked_at FROM find_requests
+              WHERE outcome IN ('match-yes', 'match-possible') AND state = 'done'
+                AND acked_at >= $1 AND acked_at < $2",
+            &window,
+        )
+        .await?;
+    let failed = tx
+        .value(
+            "SELECT count(*) FROM find_requests
+              WHERE state = 'failed' AND acked_at >= $1 AND acked_at < $2",
+            &window,
+        )
+        .await?;
+    // Views that ended: a `401` challenge is the first half of a view, not a view.
+    let view = tx
+        .column(
+            "SELECT latency_us FROM audit_log WHERE direction = 'inbound'
+                AND endpoint = 'GET /view-data' AND outcome <> 'challenge'
+                AND received_at >= $1 AND received_at < $2",
+            &window,
+        )
+        .await?;
+    let mut counts = Vec::new();
+    for sql in [
+        "SELECT endpoint || ' ' || outcome, count(*) FROM audit_log
+          WHERE direction = 'inbound' AND received_at >= $1 AND received_at < $2
+          GROUP BY endpoint, outcome",
+        "SELECT 'find ' || coalesce(outcome, state), count(*) FROM find_requests
+          WHERE acked_at >= $1 AND acked_at < $2 GROUP BY 1",
+    ] {
+        for r in tx.query(sql, &window).await? {
+            counts.push((r.get(0)?, r.get(1)?));
+        }
+    }
+    Ok(SlaSamples {
+        ack,
+        completion,
+        failed,
+        view,
+        counts,
+        minutes_up: minutes_up(tx, from, to).await?,
+    })
+}
+
+/// Matching finds ACKed in `[from, to)` and completed: ACK to completion, once per holdername
+/// a find registered PeIs in.
+async fn completions(tx: &mut dyn Tx, from: i64, to: i64) -> Result<BTreeMap<Uuid, Vec<i64>>> {
+    let rows = tx
+        .query(
+            "SELECT DISTINCT p.holdername, f.request_id, f.completed_at - f.acked_at
+               FROM find_requests f JOIN peis p ON p.request_id = f.request_id
+              WHERE f.state = 'done' AND f.outcome IN ('match-yes', 'match-possible')
+                AND f.acked_at >= $1 AND f.acked_at < $2",
+            &params![from, to],
+        )
+        .await?;
+    let mut out = BTreeMap::<Uuid, Vec<i64>>::new();
+    for r in rows {
+        let h =
+            Uuid::try_parse(&r.get::<String>(0)?).map_err(|_| StoreError::Corrupt("holdername"))?;
+        out.entry(h).or_default().push(r.get(2)?);
+    }
+    Ok(out)
 }

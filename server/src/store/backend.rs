@@ -49,12 +49,7 @@ pub(super) mod prelude {
     pub(in crate::store) use crate::store::{Resealed, Result, StoreError};
 }
 
-/// A find request as it is appended: find data already sealed, `None` for a no-match.
-pub(super) struct FindRow {
-    pub request_id: String,
-    pub received_at: i64,
-    pub sealed: Option<Vec<u8>>,
-}
+pub(super) use super::group_commit::FindRow;
 
 /// A claimed find, its find data still sealed.
 pub(super) struct ClaimedRow {

@@ -1,13 +1,15 @@
-//! The operator console's state (issue #18): the people who run the connection, their
-//! connection-portal roles, and the organisation's details as registered with PDP.
+//! The operator console's state: the people who run the connection, their connection-portal
+//! roles, the organisation's details as registered with PDP, and the sign-in attempts that lock a
+//! username out, each a unit of work written once for both backends.
 //!
 //! The role rules themselves live in `crate::console::roles`; the store only guarantees that a
 //! change is checked against every other user as the same transaction sees them (SQLite: the one
 //! writer; PostgreSQL: the users table locked for the transaction), so two PBCs added at once
-//! cannot both pass a limit of two. The SQL is in each backend's `console.rs`, the schema in
-//! `schema/V5__console.sql`. No member data is stored here.
+//! cannot both pass a limit of two. The schema is in `schema/V5__console.sql` and
+//! `schema/V6__console_sign_in.sql`. No member data is stored here.
 
-use super::{Store, StoreError};
+use super::sql::{params, Access, Dialect, Row, Tx, Value};
+use super::{Result, Store, StoreError};
 
 /// A connection-portal role (PDP's "Roles and responsibilities").
 #[derive(
@@ -148,7 +150,7 @@ pub struct OrgDetailChange {
 impl Store {
     /// Every console user, by username.
     pub async fn console_users(&self) -> Result<Vec<ConsoleUser>, StoreError> {
-        self.db().console_users().await
+        self.read(|tx| Box::pin(users(tx))).await
     }
 
     /// One console user by username.
@@ -169,12 +171,13 @@ impl Store {
         check: UserCheck,
     ) -> Result<UserSaved, StoreError> {
         user.updated_at = crate::now_micros();
-        self.db().save_console_user(user, check).await
+        self.write(move |tx| Box::pin(save_user(tx, user, check)))
+            .await
     }
 
     /// The organisation's registration data.
     pub async fn org_details(&self) -> Result<Vec<OrgDetail>, StoreError> {
-        self.db().org_details().await
+        self.read(|tx| Box::pin(org(tx))).await
     }
 
     /// Sets an item of the organisation's registration data (`confirmed`: as confirmed to PDP
@@ -190,7 +193,11 @@ impl Store {
             value,
             confirmed,
         };
-        self.db().set_org_detail(change, crate::now_micros()).await
+        let now = crate::now_micros();
+        self.run(Access::Single, move |tx| {
+            Box::pin(async move { set_org(tx, &change, now).await })
+        })
+        .await
     }
 
     /// Counts a sign-in attempt for `username` before its password is checked, across every
@@ -206,8 +213,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let now = crate::now_micros();
         let attempts = self
-            .db()
-            .sign_in_attempt(SignInAttempt {
+            .count_sign_in(SignInAttempt {
                 username: username.to_owned(),
                 now,
                 since: now - lockout.as_micros() as i64,
@@ -216,9 +222,38 @@ impl Store {
         Ok(attempts <= max)
     }
 
+    /// Counts `attempt`, then forgets lapsed runs: the username's attempts in a row, this one
+    /// included.
+    async fn count_sign_in(&self, attempt: SignInAttempt) -> Result<u32, StoreError> {
+        let since = attempt.since;
+        // The count is one statement on its own: attempts sent at once take the username's row
+        // one by one, and a lapsed run starts again at one whether it was swept or not. The
+        // sweep is a statement of its own after it: one transaction holding a username's row
+        // while sweeping would deadlock against another username's attempt doing the same.
+        let attempts = self
+            .run(Access::Single, move |tx| {
+                Box::pin(async move { count_attempt(tx, &attempt).await })
+            })
+            .await?;
+        self.run(Access::Single, move |tx| Box::pin(forget_lapsed(tx, since)))
+            .await?;
+        Ok(attempts)
+    }
+
     /// Forgets `username`'s counted attempts: it signed in.
     pub async fn sign_in_succeeded(&self, username: &str) -> Result<(), StoreError> {
-        self.db().sign_in_succeeded(username.to_owned()).await
+        let username = username.to_owned();
+        self.run(Access::Single, move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "DELETE FROM console_sign_in_failures WHERE username = $1",
+                    &params![username],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 }
 
@@ -229,6 +264,157 @@ pub(super) struct SignInAttempt {
     pub username: String,
     pub now: i64,
     pub since: i64,
+}
+
+// === units of work ===
+
+fn user_from(r: &Row) -> Result<ConsoleUser> {
+    Ok(ConsoleUser {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        display_name: r.get(2)?,
+        email: r.get(3)?,
+        password_hash: r.get(4)?,
+        roles: split_roles(&r.get::<String>(5)?)?,
+        holdernames: split_guids(&r.get::<String>(6)?)?,
+        suspended: r.get(7)?,
+        confirmed_at: r.get(8)?,
+        updated_at: r.get(9)?,
+    })
+}
+
+/// Every user, by username.
+async fn users(tx: &mut dyn Tx) -> Result<Vec<ConsoleUser>> {
+    tx.query(
+        "SELECT id, username, display_name, email, password_hash, roles, holdernames,
+                suspended, confirmed_at, updated_at
+         FROM console_users ORDER BY username",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(user_from)
+    .collect()
+}
+
+/// Checks and saves one user, against every user as this transaction sees them.
+async fn save_user(tx: &mut dyn Tx, mut user: ConsoleUser, check: UserCheck) -> Result<UserSaved> {
+    match tx.dialect() {
+        // Other instances' saves wait for this one's commit (reads go on); SQLite's one writer
+        // already excludes every other write.
+        Dialect::Postgres => {
+            tx.execute("LOCK TABLE console_users IN SHARE ROW EXCLUSIVE MODE", &[])
+                .await?;
+        }
+        Dialect::Sqlite => {}
+    }
+    let before = users(tx).await?;
+    if before
+        .iter()
+        .any(|u| u.username == user.username && u.id != user.id)
+    {
+        return Ok(UserSaved::UsernameTaken);
+    }
+    let (roles, holdernames) = match checked(&mut user, before.into_iter(), check) {
+        Ok(stored) => stored,
+        Err(refused) => return Ok(refused),
+    };
+    let mut fields = params![
+        &user.username,
+        &user.display_name,
+        &user.email,
+        &user.password_hash,
+        roles,
+        holdernames,
+        user.suspended,
+        user.confirmed_at,
+        user.updated_at,
+    ]
+    .to_vec();
+    if user.id == 0 {
+        let id = tx
+            .value(
+                "INSERT INTO console_users (username, display_name, email, password_hash, roles,
+                     holdernames, suspended, confirmed_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                &fields,
+            )
+            .await?;
+        return Ok(UserSaved::Saved(id));
+    }
+    fields.push(Value::from(user.id));
+    tx.execute(
+        "UPDATE console_users SET username = $1, display_name = $2, email = $3,
+             password_hash = $4, roles = $5, holdernames = $6, suspended = $7,
+             confirmed_at = $8, updated_at = $9
+         WHERE id = $10",
+        &fields,
+    )
+    .await?;
+    Ok(UserSaved::Saved(user.id))
+}
+
+/// The organisation's registration data, by key.
+async fn org(tx: &mut dyn Tx) -> Result<Vec<OrgDetail>> {
+    tx.query(
+        "SELECT key, value, updated_at, confirmed_at FROM console_org ORDER BY key",
+        &[],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(OrgDetail {
+            key: r.get(0)?,
+            value: r.get(1)?,
+            updated_at: r.get(2)?,
+            confirmed_at: r.get(3)?,
+        })
+    })
+    .collect()
+}
+
+/// Sets one item; a changed value is unconfirmed until confirmed again.
+async fn set_org(tx: &mut dyn Tx, change: &OrgDetailChange, now: i64) -> Result<()> {
+    tx.execute(
+        "INSERT INTO console_org (key, value, updated_at, confirmed_at)
+         VALUES ($1, $2, CAST($3 AS BIGINT),
+                 CASE WHEN CAST($4 AS BOOLEAN) THEN CAST($3 AS BIGINT) END)
+         ON CONFLICT (key) DO UPDATE SET
+             confirmed_at = CASE WHEN CAST($4 AS BOOLEAN) THEN CAST($3 AS BIGINT)
+                                 WHEN console_org.value = excluded.value THEN console_org.confirmed_at
+                            END,
+             updated_at = CASE WHEN console_org.value = excluded.value
+                               THEN console_org.updated_at ELSE CAST($3 AS BIGINT) END,
+             value = excluded.value",
+        &params![&change.key, &change.value, now, change.confirmed],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Counts a sign-in attempt ([`SignInAttempt`]), in one statement: the username's attempts in a
+/// row, this one included (a run whose last attempt is older than `since` starts again at one).
+async fn count_attempt(tx: &mut dyn Tx, attempt: &SignInAttempt) -> Result<u32> {
+    tx.value(
+        "INSERT INTO console_sign_in_failures (username, failures, last_at) VALUES ($1, 1, $2)
+         ON CONFLICT (username) DO UPDATE SET
+             failures = CASE WHEN console_sign_in_failures.last_at < $3 THEN 1
+                             ELSE console_sign_in_failures.failures + 1 END,
+             last_at = excluded.last_at
+         RETURNING failures",
+        &params![&attempt.username, attempt.now, attempt.since],
+    )
+    .await
+}
+
+/// Forgets every username's run whose last attempt is older than `since`.
+async fn forget_lapsed(tx: &mut dyn Tx, since: i64) -> Result<()> {
+    tx.execute(
+        "DELETE FROM console_sign_in_failures WHERE last_at < $1",
+        &params![since],
+    )
+    .await?;
+    Ok(())
 }
 
 // === shared by both backends ===
@@ -257,7 +443,7 @@ pub(super) fn checked(
 }
 
 /// Joins spellings with commas.
-pub(super) fn join_list<S: AsRef<str>>(items: impl Iterator<Item = S>) -> String {
+fn join_list<S: AsRef<str>>(items: impl Iterator<Item = S>) -> String {
     items
         .map(|s| s.as_ref().to_owned())
         .collect::<Vec<_>>()
@@ -283,4 +469,98 @@ pub(super) fn split_guids(s: &str) -> Result<Vec<uuid::Uuid>, StoreError> {
             uuid::Uuid::try_parse(p).map_err(|_| StoreError::Corrupt("console_users.holdernames"))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::Place;
+    use super::*;
+
+    /// A lock-out of 15 minutes, in µs.
+    const LOCKOUT: i64 = 15 * 60 * 1_000_000;
+
+    /// `username`'s attempts in a row, counted at `now` (µs).
+    async fn attempt(s: &Store, username: &str, now: i64) -> u32 {
+        let attempt = SignInAttempt {
+            username: username.to_owned(),
+            now,
+            since: now - LOCKOUT,
+        };
+        s.count_sign_in(attempt).await.unwrap()
+    }
+
+    /// The usernames with a run of attempts stored.
+    async fn runs(s: &Store) -> Vec<String> {
+        s.read(|tx| {
+            Box::pin(async move {
+                tx.column(
+                    "SELECT username FROM console_sign_in_failures ORDER BY username",
+                    &[],
+                )
+                .await
+            })
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn a_lock_out_runs_from_the_last_attempt_and_lapses_by_the_count_alone(db: Place) {
+        let s = db.open().await;
+        let t = 1_000_000_000;
+        // Each attempt within the lock-out of the one before is one more in the run, refused ones
+        // too (a locked-out user trying again is locked out for as long again); one exactly a
+        // lock-out after the last is still in it.
+        for n in 1..=5 {
+            assert_eq!(attempt(&s, "pbc", t + i64::from(n)).await, n);
+        }
+        let last = t + 5 + LOCKOUT;
+        assert_eq!(attempt(&s, "pbc", last).await, 6);
+        // Past the lock-out of its last attempt, a run starts again at one. Nothing swept the
+        // row before this count (the sweep comes after it): the count alone says it lapsed.
+        assert_eq!(attempt(&s, "pbc", last + LOCKOUT + 1).await, 1);
+        assert_eq!(attempt(&s, "pbc", last + LOCKOUT + 2).await, 2);
+
+        // The sweep forgets other usernames' lapsed runs, never one still within its lock-out.
+        let t = last + 10 * LOCKOUT;
+        assert_eq!(attempt(&s, "ptc", t).await, 1);
+        assert_eq!(runs(&s).await, ["ptc"]);
+        assert_eq!(attempt(&s, "tm", t + LOCKOUT).await, 1);
+        assert_eq!(runs(&s).await, ["ptc", "tm"]);
+        assert_eq!(attempt(&s, "tm", t + LOCKOUT + 1).await, 2);
+        assert_eq!(runs(&s).await, ["tm"]);
+
+        // Two usernames' lapsed runs counted at once, again and again: each starts again at one,
+        // and neither waits on the other (each count takes only its own row; the sweeps are
+        // statements of their own).
+        let mut t = t + 10 * LOCKOUT;
+        for _ in 0..20 {
+            assert_eq!(attempt(&s, "sl", t).await, 1);
+            assert_eq!(attempt(&s, "tm", t).await, 1);
+            t += 2 * LOCKOUT;
+            let (sl, tm) = tokio::join!(attempt(&s, "sl", t), attempt(&s, "tm", t));
+            assert_eq!((sl, tm), (1, 1));
+            t += 2 * LOCKOUT;
+        }
+        s.close().await;
+    }
+
+    mod sqlite_backend {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_lock_out_runs_from_the_last_attempt_and_lapses_by_the_count_alone() {
+            super::a_lock_out_runs_from_the_last_attempt_and_lapses_by_the_count_alone(
+                super::Place::sqlite(),
+            )
+            .await
+        }
+    }
+
+    mod postgres_backend {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_lock_out_runs_from_the_last_attempt_and_lapses_by_the_count_alone() {
+            super::a_lock_out_runs_from_the_last_attempt_and_lapses_by_the_count_alone(
+                super::Place::postgres().await,
+            )
+            .await
+        }
+    }
 }

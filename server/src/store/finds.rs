@@ -1,14 +1,26 @@
-//! The find queue: a find made durable at its ACK, claimed by the pipeline under a lease,
-//! and ended once, its find data deleted.
+//! The find queue.
+//!
+//! A find request is one row. At its ACK it is inserted by the writer's group commit either
+//! already at its end (no match: no find data, outcome `no-match`) or queued with its sealed
+//! find data. The pipeline claims queued rows under a lease (expired leases first, then the
+//! oldest queued), records what matching produced and the PAT its UAT was swapped for, and ends
+//! the row once: `done` or `failed`, its find data deleted in the same statement. Every end
+//! requires `state = 'working'`, so a find is ended once; a claim's attempt number fences it
+//! against a task that outlived its lease. `find_requests_open`, a partial index over queued and
+//! working rows, keeps claims proportional to the open finds, not to the table.
+
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use strum::VariantArray;
 use uuid::Uuid;
 
-use super::backend::{End, EndRow, FindRow, MatchesRow, PatRow};
-use super::model::*;
-use super::sql::Tx;
+use super::group_commit::FindRow;
+use super::model::{
+    AppendOutcome, Claimed, Decided, FailedFind, FindOutcome, FindState, NewFind, NewPei, PeiState,
+    StoredFind, StoredPei,
+};
+use super::peis::{self, PatRow};
+use super::sql::{params, Access, Dialect, Row, Tx};
 use super::{sha256_hex, AppendError, Result, Store, StoreError};
 use crate::audit::AuditRecord;
 
@@ -92,7 +104,13 @@ impl Store {
     /// At start: finds a previous process of a single-instance store was working on are queued
     /// again (on a shared store they wait for their leases), and the open finds are counted.
     pub async fn requeue_working(&self) -> Result<u64, StoreError> {
-        let n = self.db().requeue_working().await?;
+        let n = if self.db().shared() {
+            // Another instance may be working them: their leases decide.
+            0
+        } else {
+            self.run(Access::Single, |tx| Box::pin(requeue_working(tx)))
+                .await?
+        };
         self.count_pending().await?;
         Ok(n)
     }
@@ -101,18 +119,18 @@ impl Store {
     /// oldest queued; their find data opened.
     pub async fn claim(&self, lease: Duration, limit: usize) -> Result<Vec<Claimed>, StoreError> {
         let lease = lease.as_micros() as i64;
-        let rows = self.db().claim(crate::now_micros(), lease, limit).await?;
-        let key = self.inner.key.clone();
+        let now = crate::now_micros();
+        let rows = self
+            .run(Access::Single, move |tx| {
+                Box::pin(claim(tx, now, lease, limit))
+            })
+            .await?;
+        let key = &self.inner.key;
         Ok(rows
             .into_iter()
-            .map(|r| Claimed {
-                find_data: r
-                    .sealed
-                    .and_then(|s| key.open(r.request_id.as_bytes(), &s).ok()),
-                request_id: r.request_id,
-                acked_at: r.acked_at,
-                pat_id: r.pat_id,
-                attempts: r.attempts,
+            .map(|(sealed, mut c)| {
+                c.find_data = sealed.and_then(|s| key.open(c.request_id.as_bytes(), &s).ok());
+                c
             })
             .collect())
     }
@@ -126,9 +144,11 @@ impl Store {
         lease: Duration,
     ) -> Result<bool, StoreError> {
         let until = crate::now_micros() + lease.as_micros() as i64;
-        self.db()
-            .renew_lease(request_id.to_owned(), attempts, until)
-            .await
+        let id = request_id.to_owned();
+        self.run(Access::Single, move |tx| {
+            Box::pin(async move { renew(tx, &id, attempts, until).await })
+        })
+        .await
     }
 
     /// Records, in one commit, the PeIs a find produced and the rules versions that decided it
@@ -155,14 +175,10 @@ impl Store {
         versions.sort_unstable();
         versions.dedup();
         let versions = versions.join(",");
+        let (id, now) = (request_id.to_owned(), crate::now_micros());
         let pending = self
-            .db()
-            .record_matches(MatchesRow {
-                request_id: request_id.to_owned(),
-                peis,
-                versions,
-                pat,
-                now: crate::now_micros(),
+            .write(move |tx| {
+                Box::pin(async move { record_matches(tx, &id, &peis, &versions, pat, now).await })
             })
             .await?;
         Ok((pat_id, pending))
@@ -170,7 +186,15 @@ impl Store {
 
     /// Opens a stored PAT.
     pub async fn pat(&self, pat_id: &str) -> Result<String, StoreError> {
-        let sealed = self.db().pat(pat_id.to_owned()).await?;
+        let id = pat_id.to_owned();
+        let sealed: Vec<u8> = self
+            .read(move |tx| {
+                Box::pin(async move {
+                    tx.value("SELECT sealed FROM pats WHERE pat_id = $1", &params![id])
+                        .await
+                })
+            })
+            .await?;
         let bytes = self.inner.key.open(pat_id.as_bytes(), &sealed)?;
         String::from_utf8(bytes).map_err(|_| StoreError::Corrupt("PAT"))
     }
@@ -192,19 +216,23 @@ impl Store {
         registered: Vec<(String, String)>,
         pat_id: Option<String>,
     ) -> Result<bool, StoreError> {
-        let end = match end {
-            Ok(o) => End::Done(o),
-            Err(r) => End::Failed(r),
+        // A lone end is one statement; with registrations, one transaction.
+        let access = if registered.is_empty() {
+            Access::Single
+        } else {
+            Access::Write
+        };
+        let row = EndRow {
+            request_id: request_id.to_owned(),
+            claim,
+            end,
+            registered,
+            pat_id,
+            now: crate::now_micros(),
         };
         let ended = self
-            .db()
-            .end(EndRow {
-                request_id: request_id.to_owned(),
-                claim,
-                end,
-                registered,
-                pat_id,
-                now: crate::now_micros(),
+            .run(access, move |tx| {
+                Box::pin(async move { end_find(tx, &row).await })
             })
             .await?;
         if ended {
@@ -233,16 +261,220 @@ impl Store {
 
     /// One find request by ID.
     pub async fn find_request(&self, request_id: &str) -> Result<Option<StoredFind>, StoreError> {
-        self.db().find_request(request_id.to_owned()).await
+        let sql = format!("SELECT {FIND_COLUMNS} FROM find_requests WHERE request_id = $1");
+        let id = request_id.to_owned();
+        self.read(move |tx| {
+            Box::pin(async move {
+                tx.query_opt(&sql, &params![id])
+                    .await?
+                    .as_ref()
+                    .map(find_from)
+                    .transpose()
+            })
+        })
+        .await
     }
 
     /// Every find request, oldest first.
     pub async fn find_requests(&self) -> Result<Vec<StoredFind>, StoreError> {
-        self.db().find_requests().await
+        let sql = format!("SELECT {FIND_COLUMNS} FROM find_requests ORDER BY acked_at, request_id");
+        self.read(move |tx| {
+            Box::pin(async move { tx.query(&sql, &[]).await?.iter().map(find_from).collect() })
+        })
+        .await
     }
 
     /// Failed find requests, newest first (CoCo2.2.6).
     pub async fn failed(&self) -> Result<Vec<FailedFind>, StoreError> {
-        self.db().failed().await
+        self.read(|tx| {
+            Box::pin(async move {
+                tx.query(
+                    "SELECT request_id, acked_at, completed_at, reason FROM find_requests
+                      WHERE state = 'failed' ORDER BY completed_at DESC",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(FailedFind {
+                        request_id: r.get(0)?,
+                        acked_at: r.get(1)?,
+                        completed_at: r.get(2)?,
+                        reason: r.get(3)?,
+                    })
+                })
+                .collect()
+            })
+        })
+        .await
     }
+}
+
+/// A working find's end with the registrations it made (`(pei, resource_id)`), fenced by the
+/// claim's attempt number when given: `Ok` ends it `done` with its outcome, `Err` `failed` with
+/// a reason (never personal data).
+struct EndRow {
+    request_id: String,
+    claim: Option<i64>,
+    end: std::result::Result<FindOutcome, String>,
+    registered: Vec<(String, String)>,
+    pat_id: Option<String>,
+    now: i64,
+}
+
+/// Finds not yet at an end (queued or being worked), across every instance.
+pub(super) async fn open_count(tx: &mut dyn Tx) -> Result<u64> {
+    tx.value(
+        "SELECT count(*) FROM find_requests WHERE state IN ('queued', 'working')",
+        &[],
+    )
+    .await
+}
+
+/// Single instance, at start: finds a previous process was working on are queued again.
+async fn requeue_working(tx: &mut dyn Tx) -> Result<u64> {
+    tx.execute(
+        "UPDATE find_requests SET state = 'queued', lease_until = NULL
+          WHERE state IN ('queued', 'working') AND state = 'working'",
+        &[],
+    )
+    .await
+}
+
+/// Claims up to `limit` finds: those whose lease ran out first, then the oldest queued; each
+/// with its sealed find data.
+async fn claim(
+    tx: &mut dyn Tx,
+    now: i64,
+    lease: i64,
+    limit: usize,
+) -> Result<Vec<(Option<Vec<u8>>, Claimed)>> {
+    let sql = match tx.dialect() {
+        // The one writer claims alone. The redundant `state IN ('queued', 'working')` lets
+        // SQLite use the partial index `find_requests_open`; without it every claim scanned and
+        // sorted the whole table (`claims_use_the_open_index` guards it).
+        Dialect::Sqlite => {
+            "WITH picked AS (
+                 SELECT request_id FROM (
+                     SELECT request_id FROM find_requests
+                      WHERE state IN ('queued', 'working') AND state = 'working'
+                        AND lease_until < $1
+                      ORDER BY acked_at LIMIT $3)
+                 UNION ALL
+                 SELECT request_id FROM (
+                     SELECT request_id FROM find_requests
+                      WHERE state IN ('queued', 'working') AND state = 'queued'
+                      ORDER BY acked_at LIMIT $3)
+                 LIMIT $3)
+             UPDATE find_requests
+                SET state = 'working', lease_until = $1 + $2, attempts = attempts + 1
+              WHERE request_id IN picked
+          RETURNING request_id, acked_at, find_data, pat_id, attempts"
+        }
+        // Instances claiming at once take different finds, and none waits on another's claim.
+        Dialect::Postgres => {
+            "WITH picked AS (
+                 SELECT request_id FROM find_requests
+                  WHERE state IN ('queued', 'working')
+                    AND (state = 'queued' OR lease_until < $1)
+                  ORDER BY acked_at
+                  LIMIT $3
+                  FOR UPDATE SKIP LOCKED)
+             UPDATE find_requests f
+                SET state = 'working', lease_until = $1 + $2, attempts = f.attempts + 1
+               FROM picked
+              WHERE f.request_id = picked.request_id
+          RETURNING f.request_id, f.acked_at, f.find_data, f.pat_id, f.attempts"
+        }
+    };
+    tx.query(sql, &params![now, lease, limit])
+        .await?
+        .iter()
+        .map(|r| {
+            let claimed = Claimed {
+                request_id: r.get(0)?,
+                acked_at: r.get(1)?,
+                find_data: None,
+                pat_id: r.get(3)?,
+                attempts: r.get(4)?,
+            };
+            Ok((r.get(2)?, claimed))
+        })
+        .collect()
+}
+
+/// Extends a working find's lease if the claim `attempts` still holds it.
+async fn renew(tx: &mut dyn Tx, request_id: &str, attempts: i64, until: i64) -> Result<bool> {
+    let n = tx
+        .execute(
+            "UPDATE find_requests SET lease_until = $3
+              WHERE request_id = $1 AND state = 'working' AND attempts = $2",
+            &params![request_id, attempts, until],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Records a find's PeIs (idempotent), the rules versions that decided them and the PAT its UAT
+/// was swapped for; the find's PeIs still pending.
+async fn record_matches(
+    tx: &mut dyn Tx,
+    request_id: &str,
+    new: &[NewPei],
+    versions: &str,
+    pat: Option<PatRow>,
+    now: i64,
+) -> Result<Vec<StoredPei>> {
+    peis::record(tx, request_id, new, now).await?;
+    if let Some(p) = &pat {
+        peis::insert_pat(tx, p, now).await?;
+    }
+    tx.execute(
+        "UPDATE find_requests SET rules_version = $2, pat_id = coalesce($3, pat_id)
+          WHERE request_id = $1",
+        &params![request_id, versions, pat.map(|p| p.pat_id)],
+    )
+    .await?;
+    let mut pending = peis::for_request(tx, request_id).await?;
+    pending.retain(|p| p.state == PeiState::Pending);
+    Ok(pending)
+}
+
+/// Records registrations and ends a working find: false when it was no longer this claim's.
+async fn end_find(tx: &mut dyn Tx, row: &EndRow) -> Result<bool> {
+    let pat = row.pat_id.as_deref().unwrap_or_default();
+    for (pei, resource_id) in &row.registered {
+        peis::registered(tx, pei, resource_id, pat, row.now).await?;
+    }
+    let (state, outcome, reason) = match &row.end {
+        Ok(o) => (FindState::Done, Some(*o), None),
+        Err(r) => (FindState::Failed, None, Some(r.as_str())),
+    };
+    let n = tx
+        .execute(
+            "UPDATE find_requests
+                SET state = $2, outcome = $3, reason = $4, find_data = NULL, lease_until = NULL,
+                    completed_at = $5
+              WHERE request_id = $1 AND state = 'working'
+                AND (CAST($6 AS BIGINT) IS NULL OR attempts = $6)",
+            &params![&row.request_id, state, outcome, reason, row.now, row.claim],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+const FIND_COLUMNS: &str = "request_id, received_at, acked_at, state, find_data IS NOT NULL,
+    outcome, reason, completed_at";
+
+fn find_from(r: &Row) -> Result<StoredFind> {
+    Ok(StoredFind {
+        request_id: r.get(0)?,
+        received_at: r.get(1)?,
+        acked_at: r.get(2)?,
+        state: r.get(3)?,
+        has_find_data: r.get(4)?,
+        outcome: r.get(5)?,
+        reason: r.get(6)?,
+        completed_at: r.get(7)?,
+    })
 }

@@ -13,10 +13,16 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
-use super::backend::FindRow;
 use super::model::AppendOutcome;
 use super::{AppendError, StoreError};
 use crate::audit::AuditRecord;
+
+/// A find request as it is appended: find data already sealed, `None` for a no-match.
+pub(super) struct FindRow {
+    pub request_id: String,
+    pub received_at: i64,
+    pub sealed: Option<Vec<u8>>,
+}
 
 /// A message to a writer; `W` is a backend's other writes (SQLite's jobs; none on PostgreSQL).
 pub(super) enum Msg<W> {

@@ -1,18 +1,50 @@
 //! The sealed columns under a new data key: counting what another key sealed, and re-sealing.
+//!
+//! A value sealed with the active key begins with that key's prefix ([`super::sealed`]), so what
+//! another key sealed is found without opening anything. A re-seal goes through [`SEALED`] column
+//! by column, row ID by row ID, a bounded step per commit: resumable anywhere, and what the
+//! active key sealed is never read again.
 
-use super::backend::{self, ResealStep};
+use super::sql::{params, Tx};
 use super::{Result, Store, StoreError};
+
+/// The sealed columns, in the order a re-seal goes through them: the table, its row ID (the
+/// seal's associated data), the column, and a condition that narrows the rows with a value to an
+/// index (only open finds keep find data).
+const SEALED: [(&str, &str, &str, &str); 4] = [
+    (
+        "find_requests",
+        "request_id",
+        "find_data",
+        "state IN ('queued', 'working')",
+    ),
+    ("pats", "pat_id", "sealed", "TRUE"),
+    ("members", "member_id", "sealed", "TRUE"),
+    ("pensions", "asset_guid", "view_data", "TRUE"),
+];
 
 // === impl Store ===
 
 impl Store {
-    // --- data keys ---
-
     /// Stored values not yet sealed with the active data key.
     pub async fn sealed_with_other_keys(&self) -> Result<u64, StoreError> {
-        self.db()
-            .count_not_sealed_with(self.inner.key.active_prefix().to_vec())
-            .await
+        let prefix = self.inner.key.active_prefix().to_vec();
+        self.read(move |tx| {
+            Box::pin(async move {
+                let mut n = 0;
+                for (t, _, col, narrow) in SEALED {
+                    let sql = format!(
+                        "SELECT count(*) FROM {t}
+                          WHERE {narrow} AND {col} IS NOT NULL AND substr({col}, 1, $1) <> $2"
+                    );
+                    n += tx
+                        .value::<u64>(&sql, &params![prefix.len(), &prefix])
+                        .await?;
+                }
+                Ok(n)
+            })
+        })
+        .await
     }
 
     /// Re-seals, with the active data key, up to `limit` stored values sealed with another key
@@ -21,21 +53,51 @@ impl Store {
     /// committed, and what is sealed with the active key is never read again.
     pub async fn reseal(&self, cursor: ResealCursor, limit: usize) -> Result<Resealed, StoreError> {
         let key = self.inner.key.clone();
-        let step = ResealStep {
-            cursor,
-            prefix: key.active_prefix().to_vec(),
-            limit,
-        };
-        self.db()
-            .reseal(
-                step,
-                Box::new(move |id, sealed| {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let prefix = key.active_prefix().to_vec();
+                let reseal = |id: &str, sealed: &[u8]| {
                     let plain = key.open(id.as_bytes(), sealed).ok()?;
                     Some(key.seal(id.as_bytes(), &plain))
-                }),
-            )
-            .await
+                };
+                let mut out = Resealed::from(cursor);
+                while out.cursor.table < SEALED.len() {
+                    let rows = not_sealed_with(tx, &out.cursor, &prefix, limit).await?;
+                    let (t, id, col, _) = SEALED[out.cursor.table];
+                    if let Some(new) = out.take(rows, &reseal) {
+                        let sql = format!("UPDATE {t} SET {col} = $2 WHERE {id} = $1");
+                        for (row_id, sealed) in new {
+                            tx.execute(&sql, &params![row_id, sealed]).await?;
+                        }
+                        break;
+                    }
+                }
+                Ok(out)
+            })
+        })
+        .await
     }
+}
+
+/// Up to `limit` rows of the cursor's column after its ID whose value does not begin with
+/// `prefix` (the active key's), oldest ID first, locked until the transaction ends.
+async fn not_sealed_with(
+    tx: &mut dyn Tx,
+    at: &ResealCursor,
+    prefix: &[u8],
+    limit: usize,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let (t, id, col, narrow) = SEALED[at.table];
+    let sql = format!(
+        "SELECT {id}, {col} FROM {t}
+          WHERE {narrow} AND {col} IS NOT NULL AND substr({col}, 1, $1) <> $2 AND {id} > $3
+          ORDER BY {id} LIMIT $4 {{for_update}}"
+    );
+    tx.query(&sql, &params![prefix.len(), prefix, &at.after, limit])
+        .await?
+        .iter()
+        .map(|r| Ok((r.get(0)?, r.get(1)?)))
+        .collect()
 }
 
 /// Where a re-seal has got to: the sealed column (an index into the store's list) and the last
@@ -49,7 +111,7 @@ pub struct ResealCursor {
 impl ResealCursor {
     /// Whether every sealed column has been gone through.
     pub fn finished(&self) -> bool {
-        self.table >= backend::SEALED.len()
+        self.table >= SEALED.len()
     }
 }
 
@@ -81,7 +143,7 @@ impl Resealed {
     pub(super) fn take(
         &mut self,
         rows: Vec<(String, Vec<u8>)>,
-        reseal: &backend::Resealer,
+        reseal: &dyn Fn(&str, &[u8]) -> Option<Vec<u8>>,
     ) -> Option<Vec<(String, Vec<u8>)>> {
         let Some((last, _)) = rows.last() else {
             self.cursor = ResealCursor {

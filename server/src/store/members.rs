@@ -1,13 +1,26 @@
 //! Members, their pensions' view data, schemes, and the data changes running endpoints apply.
+//!
+//! A member is one row: its sealed match record and the hash of what was imported (so that the
+//! same record imported again writes nothing). A pension is one row with its sealed view data.
+//! Every change to a member or a scheme is noted in `data_changes` under a rising version: a
+//! running endpoint applies the changes after the version its match index holds.
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use uuid::Uuid;
 
-use super::backend::{MemberChanges, MemberRow, PeiQuery, PensionRow, SealedChange};
 use super::model::*;
 use super::sealed::{self, DataKey};
-use super::{blocking, Result, Store, StoreError};
+use super::sql::{params, Access, Dialect, Row, Tx, Value};
+use super::{blocking, stored_date, Result, Store, StoreError};
+
+/// Members' records read in one query when every member is read.
+const PAGE: usize = 4096;
+
+/// Member IDs looked up in one query.
+const LOOKUP: usize = 256;
 
 // === impl Store ===
 
@@ -25,22 +38,40 @@ impl Store {
         dry_run: bool,
     ) -> Result<Vec<AppliedChange>, StoreError> {
         let key = self.inner.key.clone();
-        let rows: Vec<SealedChange> =
+        let changes: Vec<SealedChange> =
             blocking(move || Ok(batch.into_iter().map(|c| seal_change(&key, c)).collect())).await?;
-        self.db()
-            .apply_members(MemberChanges {
-                changes: rows,
-                dry_run,
-                now: crate::now_micros(),
+        let now = crate::now_micros();
+        let access = if dry_run {
+            Access::Trial
+        } else {
+            Access::Write
+        };
+        self.run(access, move |tx| {
+            Box::pin(async move {
+                let mut out = Vec::with_capacity(changes.len());
+                for change in &changes {
+                    out.push(apply_change(tx, change, now).await?);
+                }
+                Ok(out)
             })
-            .await
+        })
+        .await
     }
 
     /// Every member ID, or those of one holdername.
     pub async fn member_ids(&self, holdername: Option<Uuid>) -> Result<Vec<String>, StoreError> {
-        self.db()
-            .member_ids(holdername.map(|h| h.hyphenated().to_string()))
-            .await
+        let holdername = holdername.map(|h| h.hyphenated().to_string());
+        self.read(move |tx| {
+            Box::pin(async move {
+                tx.column(
+                    "SELECT member_id FROM members
+                      WHERE CAST($1 AS TEXT) IS NULL OR holdername = $1 ORDER BY 1",
+                    &params![holdername],
+                )
+                .await
+            })
+        })
+        .await
     }
 
     /// One member's match record (opened JSON), `None` when not stored.
@@ -59,7 +90,9 @@ impl Store {
         &self,
         member_ids: Vec<String>,
     ) -> Result<Vec<(String, Option<Result<Vec<u8>, sealed::SealError>>)>, StoreError> {
-        let rows = self.db().members_sealed(member_ids).await?;
+        let rows = self
+            .read(move |tx| Box::pin(async move { members_sealed(tx, member_ids).await }))
+            .await?;
         let key = &self.inner.key;
         Ok(rows
             .into_iter()
@@ -72,7 +105,13 @@ impl Store {
 
     /// The newest data change's version: an endpoint whose index has applied it is current.
     pub async fn data_version(&self) -> Result<i64, StoreError> {
-        self.db().data_version().await
+        self.read(|tx| {
+            Box::pin(async move {
+                tx.value("SELECT coalesce(max(version), 0) FROM data_changes", &[])
+                    .await
+            })
+        })
+        .await
     }
 
     /// Data changes after `version`, oldest first (at most `limit`), with their versions.
@@ -81,28 +120,37 @@ impl Store {
         version: i64,
         limit: usize,
     ) -> Result<Vec<(i64, DataChange)>, StoreError> {
-        self.db()
-            .data_changes_since(version, limit)
-            .await?
-            .into_iter()
-            .map(|(v, kind, key)| {
-                let change = match kind.as_str() {
-                    "member" => DataChange::Member(key),
-                    "scheme" => DataChange::Scheme(
-                        Uuid::try_parse(&key).map_err(|_| StoreError::Corrupt("holdername"))?,
-                    ),
-                    _ => return Err(StoreError::Corrupt("data change kind")),
-                };
-                Ok((v, change))
+        self.read(move |tx| {
+            Box::pin(async move {
+                tx.query(
+                    "SELECT version, kind, key FROM data_changes WHERE version > $1
+                      ORDER BY version LIMIT $2",
+                    &params![version, limit],
+                )
+                .await?
+                .iter()
+                .map(data_change_from)
+                .collect()
             })
-            .collect()
+        })
+        .await
     }
 
     /// Forgets data changes noted before `before` (µs): every running endpoint applied them long
     /// ago (they poll every second; one that starts builds its index from the members
     /// themselves). The newest change is kept, so versions never go back.
     pub async fn purge_data_changes(&self, before: i64) -> Result<u64, StoreError> {
-        self.db().purge_data_changes(before).await
+        self.run(Access::Single, move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "DELETE FROM data_changes WHERE at < $1
+                        AND version < (SELECT max(version) FROM data_changes)",
+                    &params![before],
+                )
+                .await
+            })
+        })
+        .await
     }
 
     /// Sets a scheme's state, noted for the running endpoints.
@@ -111,65 +159,75 @@ impl Store {
         holdername: Uuid,
         state: SchemeState,
     ) -> Result<(), StoreError> {
-        self.db()
-            .set_scheme(
-                holdername.hyphenated().to_string(),
-                state,
-                crate::now_micros(),
-            )
-            .await
+        let holdername = holdername.hyphenated().to_string();
+        let now = crate::now_micros();
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "INSERT INTO schemes (holdername, state, changed_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (holdername) DO UPDATE SET state = excluded.state,
+                         changed_at = excluded.changed_at",
+                    &params![&holdername, state, now],
+                )
+                .await?;
+                note_change(tx, "scheme", &holdername, now).await
+            })
+        })
+        .await
     }
 
     /// Schemes not active.
     pub async fn inactive_schemes(&self) -> Result<Vec<(Uuid, SchemeState)>, StoreError> {
-        self.db()
-            .inactive_schemes()
-            .await?
-            .into_iter()
-            .map(|(h, s)| {
-                Ok((
-                    Uuid::try_parse(&h).map_err(|_| StoreError::Corrupt("holdername"))?,
-                    s,
-                ))
+        self.read(|tx| {
+            Box::pin(async move {
+                tx.query(
+                    "SELECT holdername, state FROM schemes WHERE state <> 'active'",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| Ok((holdername_from(r, 0)?, r.get(1)?)))
+                .collect()
             })
-            .collect()
+        })
+        .await
     }
 
     /// One scheme's state (active unless set otherwise).
     pub async fn scheme_state(&self, holdername: Uuid) -> Result<SchemeState, StoreError> {
-        self.db().scheme(holdername.hyphenated().to_string()).await
-    }
-
-    /// PeIs of one pension.
-    pub async fn peis_for_pension(&self, pension: Uuid) -> Result<Vec<StoredPei>, StoreError> {
-        self.db()
-            .peis(PeiQuery::Pension(pension.hyphenated().to_string()))
-            .await
-    }
-
-    /// PeIs of one holdername.
-    pub async fn peis_for_holdername(
-        &self,
-        holdername: Uuid,
-    ) -> Result<Vec<StoredPei>, StoreError> {
-        self.db()
-            .peis(PeiQuery::Holdername(holdername.hyphenated().to_string()))
-            .await
+        let holdername = holdername.hyphenated().to_string();
+        self.read(move |tx| {
+            Box::pin(async move {
+                let row = tx
+                    .query_opt(
+                        "SELECT state FROM schemes WHERE holdername = $1",
+                        &params![holdername],
+                    )
+                    .await?;
+                row.map_or(Ok(SchemeState::Active), |r| r.get(0))
+            })
+        })
+        .await
     }
 
     /// Members stored.
     pub async fn member_count(&self) -> Result<u64, StoreError> {
-        self.db().member_count().await
+        self.read(|tx| Box::pin(async move { tx.value("SELECT count(*) FROM members", &[]).await }))
+            .await
     }
 
     /// Calls `f` with every stored member's match record (opened JSON), on every core. Returns
     /// how many records could not be opened (they are skipped, never half-read).
+    ///
+    /// The records are read a page at a time, in member ID order, each page its own short
+    /// query: a member changed meanwhile may be seen either way, which the caller covers by
+    /// reading the data version first and applying the changes after it again.
     pub async fn for_each_member<F>(&self, f: F) -> Result<u64, StoreError>
     where
         F: Fn(&[u8]) + Send + Sync + 'static,
     {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<(String, Vec<u8>)>>(threads * 2);
+        let (pages, rx) = tokio::sync::mpsc::channel::<Vec<(String, Vec<u8>)>>(threads * 2);
         let key = self.inner.key.clone();
         let opening = blocking(move || {
             let rx = Mutex::new(rx);
@@ -193,7 +251,24 @@ impl Store {
             });
             Ok(failed.into_inner())
         });
-        let (read, failed) = tokio::join!(self.db().member_batches(4096, tx), opening);
+        // Dropping `pages` at the end lets the opening threads finish.
+        let read = async move {
+            let mut after = String::new();
+            loop {
+                let from = std::mem::take(&mut after);
+                let page = self
+                    .read(move |tx| Box::pin(async move { member_page(tx, &from, PAGE).await }))
+                    .await?;
+                let Some((last, _)) = page.last() else { break };
+                after.clone_from(last);
+                let full = page.len() == PAGE;
+                if pages.send(page).await.is_err() || !full {
+                    break;
+                }
+            }
+            Ok::<_, StoreError>(())
+        };
+        let (read, failed) = tokio::join!(read, opening);
         read?;
         failed
     }
@@ -201,7 +276,11 @@ impl Store {
     /// One pension by asset GUID, its view data opened.
     pub async fn pension(&self, asset_guid: Uuid) -> Result<Option<StoredPension>, StoreError> {
         let guid = asset_guid.hyphenated().to_string();
-        let Some(row) = self.db().pension(guid.clone()).await? else {
+        let g = guid.clone();
+        let row = self
+            .read(move |tx| Box::pin(async move { pension_row(tx, &g).await }))
+            .await?;
+        let Some(row) = row else {
             return Ok(None);
         };
         let view_data = open_json(&self.inner.key, &guid, &row.sealed_view_data)?;
@@ -217,6 +296,296 @@ impl Store {
         }))
     }
 }
+
+// === Rows ===
+
+/// A member change with its secrets sealed.
+enum SealedChange {
+    Upsert(MemberRow),
+    Remove(String),
+}
+
+/// A member as it is written, its match record and view data already sealed.
+struct MemberRow {
+    member_id: String,
+    holdername: String,
+    sealed: Vec<u8>,
+    /// SHA-256 of what was imported (match record and pensions, in the clear), to tell an
+    /// update from a repeat without opening anything.
+    content_sha256: String,
+    pensions: Vec<PensionRow>,
+}
+
+impl MemberRow {
+    /// What writing this row does to the member as stored (`before`: its content hash, `None`
+    /// when not stored): `None` when it is stored exactly so, and nothing is to be written.
+    fn applied_over(&self, before: Option<Option<String>>) -> Option<Applied> {
+        match before {
+            None => Some(Applied::Added),
+            Some(h) if h.as_deref() == Some(self.content_sha256.as_str()) => None,
+            Some(_) => Some(Applied::Updated),
+        }
+    }
+
+    /// Of the member's stored pensions (asset GUIDs), those this row no longer has.
+    fn dropped(&self, stored: Vec<String>) -> Vec<String> {
+        let kept: std::collections::HashSet<&str> = self
+            .pensions
+            .iter()
+            .map(|p| p.asset_guid.as_str())
+            .collect();
+        stored
+            .into_iter()
+            .filter(|g| !kept.contains(g.as_str()))
+            .collect()
+    }
+}
+
+/// A pension as it is written.
+struct PensionRow {
+    asset_guid: String,
+    scheme_name: String,
+    sealed_view_data: Vec<u8>,
+    statement_date: Option<chrono::NaiveDate>,
+    calculation_date: Option<chrono::NaiveDate>,
+}
+
+/// A pension as read, its view data still sealed.
+pub(super) struct StoredPensionRow {
+    pub(super) member_id: String,
+    pub(super) holdername: String,
+    pub(super) scheme_name: String,
+    pub(super) sealed_view_data: Vec<u8>,
+    pub(super) statement_date: Option<chrono::NaiveDate>,
+    pub(super) calculation_date: Option<chrono::NaiveDate>,
+}
+
+fn data_change_from(r: &Row) -> Result<(i64, DataChange)> {
+    let key: String = r.get(2)?;
+    let change = match r.get::<String>(1)?.as_str() {
+        "member" => DataChange::Member(key),
+        "scheme" => DataChange::Scheme(
+            Uuid::try_parse(&key).map_err(|_| StoreError::Corrupt("holdername"))?,
+        ),
+        _ => return Err(StoreError::Corrupt("data change kind")),
+    };
+    Ok((r.get(0)?, change))
+}
+
+fn holdername_from(r: &Row, i: usize) -> Result<Uuid> {
+    Uuid::try_parse(&r.get::<String>(i)?).map_err(|_| StoreError::Corrupt("holdername"))
+}
+
+// === Units of work ===
+
+/// Applies one sealed member change. A change that writes is noted for the running endpoints;
+/// a pension it drops is deleted with its PeIs retired.
+async fn apply_change(tx: &mut dyn Tx, change: &SealedChange, now: i64) -> Result<AppliedChange> {
+    let (member_id, applied, removed) = match change {
+        SealedChange::Remove(id) => {
+            if content_hash(tx, id).await?.is_none() {
+                return Ok(AppliedChange::unchanged(id, Applied::NotFound));
+            }
+            let gone = pension_guids(tx, id).await?;
+            retire(tx, &gone, now).await?;
+            tx.execute("DELETE FROM members WHERE member_id = $1", &params![id])
+                .await?;
+            (id, Applied::Removed, gone)
+        }
+        SealedChange::Upsert(row) => {
+            let before = content_hash(tx, &row.member_id).await?;
+            let Some(applied) = row.applied_over(before) else {
+                return Ok(AppliedChange::unchanged(&row.member_id, Applied::Unchanged));
+            };
+            let gone = row.dropped(pension_guids(tx, &row.member_id).await?);
+            retire(tx, &gone, now).await?;
+            upsert(tx, row).await?;
+            (&row.member_id, applied, gone)
+        }
+    };
+    note_change(tx, "member", member_id, now).await?;
+    AppliedChange::new(member_id, applied, &removed)
+}
+
+/// The content hash of a stored member: `None` when no such member, `Some(None)` when stored
+/// before hashes were kept.
+async fn content_hash(tx: &mut dyn Tx, member_id: &str) -> Result<Option<Option<String>>> {
+    tx.query_opt(
+        "SELECT content_sha256 FROM members WHERE member_id = $1",
+        &params![member_id],
+    )
+    .await?
+    .map(|r| r.get(0))
+    .transpose()
+}
+
+/// The asset GUIDs of a member's pensions.
+async fn pension_guids(tx: &mut dyn Tx, member_id: &str) -> Result<Vec<String>> {
+    tx.column(
+        "SELECT asset_guid FROM pensions WHERE member_id = $1 ORDER BY 1",
+        &params![member_id],
+    )
+    .await
+}
+
+/// Deletes pensions that are gone and retires their PeIs (`asset-removed`): a pending one is
+/// de-registered at once (the CAS never had it), a registered one waits for its de-registration
+/// to be sent.
+async fn retire(tx: &mut dyn Tx, guids: &[String], now: i64) -> Result<()> {
+    for g in guids {
+        tx.execute("DELETE FROM pensions WHERE asset_guid = $1", &params![g])
+            .await?;
+        tx.execute(
+            "UPDATE peis SET state = CASE state WHEN 'pending' THEN 'deregistered'
+                                                ELSE 'deregistering' END,
+                    deletion_reason = $2, deregistered_at = $3
+              WHERE pension_asset_guid = $1 AND state IN ('pending', 'registered')",
+            &params![g, "asset-removed", now],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes a member and its pensions (replacing what was there).
+async fn upsert(tx: &mut dyn Tx, m: &MemberRow) -> Result<()> {
+    tx.execute(
+        "INSERT INTO members (member_id, holdername, sealed, content_sha256)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (member_id) DO UPDATE SET holdername = excluded.holdername,
+             sealed = excluded.sealed, content_sha256 = excluded.content_sha256",
+        &params![&m.member_id, &m.holdername, &m.sealed, &m.content_sha256],
+    )
+    .await?;
+    for p in &m.pensions {
+        tx.execute(
+            "INSERT INTO pensions (asset_guid, member_id, holdername, scheme_name, view_data,
+                 statement_date, calculation_date)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (asset_guid) DO UPDATE SET member_id = excluded.member_id,
+                 holdername = excluded.holdername, scheme_name = excluded.scheme_name,
+                 view_data = excluded.view_data, statement_date = excluded.statement_date,
+                 calculation_date = excluded.calculation_date",
+            &params![
+                &p.asset_guid,
+                &m.member_id,
+                &m.holdername,
+                &p.scheme_name,
+                &p.sealed_view_data,
+                p.statement_date,
+                p.calculation_date,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Notes a change the running endpoints must apply to their match index.
+async fn note_change(tx: &mut dyn Tx, kind: &str, key: &str, now: i64) -> Result<()> {
+    if tx.dialect() == Dialect::Postgres {
+        // Versions must commit in the order they are numbered, across instances: the table's
+        // lock (it blocks other writers of changes, never readers) is held until commit.
+        // SQLite's one writer orders them already.
+        tx.execute("LOCK TABLE data_changes IN SHARE ROW EXCLUSIVE MODE", &[])
+            .await?;
+    }
+    tx.execute(
+        "INSERT INTO data_changes (kind, key, at) VALUES ($1, $2, $3)",
+        &params![kind, key, now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Members' sealed match records, in the order asked (`None`: not stored).
+async fn members_sealed(
+    tx: &mut dyn Tx,
+    ids: Vec<String>,
+) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+    let mut found = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(LOOKUP) {
+        // As many placeholders as the next power of two (the last ID repeated), so that a few
+        // statements serve every batch.
+        let n = chunk.len().next_power_of_two();
+        let marks: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT member_id, sealed FROM members WHERE member_id IN ({})",
+            marks.join(", ")
+        );
+        let ids: Vec<Value> = (0..n)
+            .map(|i| Value::from(&chunk[i.min(chunk.len() - 1)]))
+            .collect();
+        for r in tx.query(&sql, &ids).await? {
+            found.insert(r.get::<String>(0)?, r.get::<Vec<u8>>(1)?);
+        }
+    }
+    Ok(ids
+        .into_iter()
+        .map(|id| {
+            let sealed = found.get(&id).cloned();
+            (id, sealed)
+        })
+        .collect())
+}
+
+/// Up to `limit` members' sealed records, in member ID order, after `after` (member IDs are
+/// never empty: an import refuses them).
+async fn member_page(tx: &mut dyn Tx, after: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+    tx.query(
+        "SELECT member_id, sealed FROM members WHERE member_id > $1
+          ORDER BY member_id LIMIT $2",
+        &params![after, limit],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((r.get(0)?, r.get(1)?)))
+    .collect()
+}
+
+/// One pension by asset GUID, its view data still sealed.
+pub(super) async fn pension_row(
+    tx: &mut dyn Tx,
+    asset_guid: &str,
+) -> Result<Option<StoredPensionRow>> {
+    let row = tx
+        .query_opt(
+            "SELECT member_id, holdername, scheme_name, view_data, statement_date,
+                    calculation_date
+               FROM pensions WHERE asset_guid = $1",
+            &params![asset_guid],
+        )
+        .await?;
+    row.map(|r| {
+        Ok(StoredPensionRow {
+            member_id: r.get(0)?,
+            holdername: r.get(1)?,
+            scheme_name: r.get(2)?,
+            sealed_view_data: r.get(3)?,
+            statement_date: stored_date(r.get(4)?),
+            calculation_date: stored_date(r.get(5)?),
+        })
+    })
+    .transpose()
+}
+
+/// Replaces a pension's sealed view data and its calculation date; false when no such pension.
+pub(super) async fn set_view_data(
+    tx: &mut dyn Tx,
+    asset_guid: &str,
+    sealed_view_data: &[u8],
+    calculation_date: chrono::NaiveDate,
+) -> Result<bool> {
+    let n = tx
+        .execute(
+            "UPDATE pensions SET view_data = $2, calculation_date = $3 WHERE asset_guid = $1",
+            &params![asset_guid, sealed_view_data, calculation_date],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+// === Sealing ===
 
 /// Seals a member change: its match record and view data, and the hash of what was imported.
 fn seal_change(key: &DataKey, change: MemberChange) -> SealedChange {

@@ -222,7 +222,7 @@ impl Store {
     /// Opens (creating if needed) the embedded SQLite store at `path` and starts its writer.
     pub fn open(path: &Path, key: DataKey, limits: StoreLimits) -> Result<Store, StoreError> {
         let (db, open) = sqlite::Sqlite::open(path, limits)?;
-        Self::over(Box::new(db), key, limits, open, false)
+        Self::over(Box::new(db), key, limits, open)
     }
 
     /// Connects to the PostgreSQL store at `options.url`, applies its migrations and starts its
@@ -233,8 +233,9 @@ impl Store {
         limits: StoreLimits,
     ) -> Result<Store, StoreError> {
         let db = postgres::Postgres::connect(options, limits).await?;
-        let open = db.open_count().await?;
-        Self::over(Box::new(db), key, limits, open, true)
+        let store = Self::over(Box::new(db), key, limits, 0)?;
+        store.count_pending().await?;
+        Ok(store)
     }
 
     /// Opens the store a configuration names, on its backend.
@@ -256,8 +257,8 @@ impl Store {
         key: DataKey,
         limits: StoreLimits,
         open: u64,
-        shared: bool,
     ) -> Result<Store, StoreError> {
+        let shared = db.shared();
         let store = Store {
             inner: Arc::new(Inner {
                 db,
@@ -278,9 +279,7 @@ impl Store {
                 loop {
                     tick.tick().await;
                     let Some(inner) = weak.upgrade() else { break };
-                    if let Ok(n) = inner.db.open_count().await {
-                        inner.pending.store(n, Ordering::Release);
-                    }
+                    let _ = Store { inner }.count_pending().await;
                 }
             });
         }
@@ -289,7 +288,7 @@ impl Store {
 
     /// Reads the count of open finds from the database (at start, and after others changed it).
     pub async fn count_pending(&self) -> Result<u64, StoreError> {
-        let n = self.db().open_count().await?;
+        let n = self.read(|tx| Box::pin(finds::open_count(tx))).await?;
         self.inner.pending.store(n, Ordering::Release);
         Ok(n)
     }

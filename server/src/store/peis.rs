@@ -1,11 +1,17 @@
 //! PeIs, the PATs that registered them, and the value calculations owed for them.
+//!
+//! Recording matches is idempotent: a PeI is keyed by its URN, and a repeat keeps its state and
+//! PAT (only a still-pending PeI moves to the newer find). A PeI's PAT is set once, by the
+//! registration that used it, because the CAS answers `401` to any other PAT for that PeI. A
+//! PeI moves between states only from the states a move names, so a de-registered PeI is never
+//! served again.
 
 use strum::VariantArray;
 use uuid::Uuid;
 
-use super::backend::{CalculatedValues, PatRefresh, PeiMove, PeiQuery};
 use super::members::open_json;
-use super::model::*;
+use super::model::{Calculation, MatchStatus, NewPei, PeiMatch, PeiState, ReviewState, StoredPei};
+use super::sql::{params, Access, Row, Tx, Value};
 use super::{sha256_hex, Result, Store, StoreError};
 
 // === impl Store ===
@@ -15,14 +21,13 @@ impl Store {
 
     /// PeIs a find request produced.
     pub async fn peis_for_request(&self, request_id: &str) -> Result<Vec<StoredPei>, StoreError> {
-        self.db()
-            .peis(PeiQuery::Request(request_id.to_owned()))
+        self.peis_where("request_id = $1", "pei", params![request_id])
             .await
     }
 
     /// Every PeI.
     pub async fn peis(&self) -> Result<Vec<StoredPei>, StoreError> {
-        self.db().peis(PeiQuery::All).await
+        self.peis_where("TRUE", "pei", []).await
     }
 
     /// One PeI by its asset GUID (the view endpoint's key).
@@ -30,14 +35,20 @@ impl Store {
         &self,
         asset_guid: Uuid,
     ) -> Result<Option<StoredPei>, StoreError> {
-        self.db()
-            .pei_by_asset_guid(asset_guid.hyphenated().to_string())
-            .await
+        let sql = format!("SELECT {PEI_COLUMNS} FROM peis WHERE asset_guid = $1");
+        self.read(move |tx| {
+            Box::pin(async move {
+                let row = tx.query_opt(&sql, &params![asset_guid]).await?;
+                row.as_ref().map(pei_from).transpose()
+            })
+        })
+        .await
     }
 
     /// PeIs flagged for de-registration (CoCo2.2.4).
     pub async fn flagged(&self) -> Result<Vec<StoredPei>, StoreError> {
-        self.db().peis(PeiQuery::State(PeiState::Flagged)).await
+        self.peis_where("state = $1", "pei", params![PeiState::Flagged])
+            .await
     }
 
     /// Registered possible matches still waiting for review, created before `before` (µs).
@@ -45,7 +56,48 @@ impl Store {
         &self,
         before: i64,
     ) -> Result<Vec<StoredPei>, StoreError> {
-        self.db().peis(PeiQuery::UnreviewedBefore(before)).await
+        self.peis_where(
+            "match_status = 'match-possible' AND review = 'pending'
+             AND state IN ('registered', 'deregistering') AND created_at < $1",
+            "created_at",
+            params![before],
+        )
+        .await
+    }
+
+    /// PeIs of one pension.
+    pub async fn peis_for_pension(&self, pension: Uuid) -> Result<Vec<StoredPei>, StoreError> {
+        self.peis_where("pension_asset_guid = $1", "pei", params![pension])
+            .await
+    }
+
+    /// PeIs of one holdername.
+    pub async fn peis_for_holdername(
+        &self,
+        holdername: Uuid,
+    ) -> Result<Vec<StoredPei>, StoreError> {
+        self.peis_where("holdername = $1", "pei", params![holdername])
+            .await
+    }
+
+    /// PeIs matching `condition` (a fixed SQL fragment over `params`), ordered by `order`.
+    async fn peis_where<const N: usize>(
+        &self,
+        condition: &'static str,
+        order: &'static str,
+        params: [Value; N],
+    ) -> Result<Vec<StoredPei>, StoreError> {
+        let sql = format!("SELECT {PEI_COLUMNS} FROM peis WHERE {condition} ORDER BY {order}");
+        self.read(move |tx| {
+            Box::pin(async move {
+                tx.query(&sql, &params)
+                    .await?
+                    .iter()
+                    .map(pei_from)
+                    .collect()
+            })
+        })
+        .await
     }
 
     /// Stops serving a registered PeI before its de-registration is sent (views answer `404`),
@@ -62,8 +114,7 @@ impl Store {
 
     /// PeIs whose de-registration is still to be sent to the CAS.
     pub async fn deregistering(&self) -> Result<Vec<StoredPei>, StoreError> {
-        self.db()
-            .peis(PeiQuery::State(PeiState::Deregistering))
+        self.peis_where("state = $1", "pei", params![PeiState::Deregistering])
             .await
     }
 
@@ -85,6 +136,8 @@ impl Store {
             .await
     }
 
+    /// Moves a PeI to `to` if it is in one of `from`, with a deletion reason and time when
+    /// given.
     async fn move_pei(
         &self,
         pei: &str,
@@ -92,13 +145,21 @@ impl Store {
         to: PeiState,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        let change = PeiMove {
-            pei: pei.to_owned(),
-            from,
-            to,
-            deletion: reason.map(|r| (r.to_owned(), crate::now_micros())),
-        };
-        self.db().move_pei(change).await.map(|_| ())
+        // The states are the enum's own spellings, never data.
+        let from: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        let sql = format!(
+            "UPDATE peis SET state = $2,
+                    deletion_reason = coalesce($3, deletion_reason),
+                    deregistered_at = coalesce($4, deregistered_at)
+              WHERE pei = $1 AND state IN ({})",
+            from.join(", ")
+        );
+        let now = reason.map(|_| crate::now_micros());
+        let params = params![pei, to, reason, now];
+        self.run(Access::Single, move |tx| {
+            Box::pin(async move { tx.execute(&sql, &params).await.map(|_| ()) })
+        })
+        .await
     }
 
     /// Records a possible match's review and the match status it leaves.
@@ -108,9 +169,18 @@ impl Store {
         review: ReviewState,
         match_status: MatchStatus,
     ) -> Result<(), StoreError> {
-        self.db()
-            .set_review(pei.to_owned(), review, match_status)
-            .await
+        let params = params![pei, review, match_status];
+        self.run(Access::Single, move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "UPDATE peis SET review = $2, match_status = $3 WHERE pei = $1",
+                    &params,
+                )
+                .await
+                .map(|_| ())
+            })
+        })
+        .await
     }
 
     /// PAT refresh (SPEC §3.3): replaces the stored PAT whose SHA-256 is `previous_sha256` for
@@ -122,18 +192,29 @@ impl Store {
         expires_at: Option<i64>,
     ) -> Result<u64, StoreError> {
         let key = self.inner.key.clone();
-        let refresh = PatRefresh {
-            previous_sha256: previous_sha256.to_owned(),
-            new_sha256: sha256_hex(new_pat),
-            new_pat: new_pat.as_bytes().to_vec(),
-            expires_at,
-        };
-        self.db()
-            .refresh_pat(
-                refresh,
-                Box::new(move |id, pat| key.seal(id.as_bytes(), pat)),
-            )
-            .await
+        let previous = previous_sha256.to_owned();
+        let (new_sha256, new_pat) = (sha256_hex(new_pat), new_pat.as_bytes().to_vec());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let ids: Vec<String> = tx
+                    .column(
+                        "SELECT pat_id FROM pats WHERE pat_sha256 = $1 {for_update}",
+                        &params![previous],
+                    )
+                    .await?;
+                for id in &ids {
+                    let sealed = key.seal(id.as_bytes(), &new_pat);
+                    tx.execute(
+                        "UPDATE pats SET pat_sha256 = $2, sealed = $3, expires_at = $4
+                          WHERE pat_id = $1",
+                        &params![id, &new_sha256, sealed, expires_at],
+                    )
+                    .await?;
+                }
+                Ok(ids.len() as u64)
+            })
+        })
+        .await
     }
 
     // --- calculations ---
@@ -142,15 +223,67 @@ impl Store {
     /// this call recorded it.
     pub async fn record_calculation(&self, calc: Calculation) -> Result<bool, StoreError> {
         // Every view of stale values lands here: a read answers the common case without a write.
-        if self.db().has_calculation(calc.pei.clone()).await? {
+        let pei = calc.pei.clone();
+        let recorded: bool = self
+            .read(move |tx| {
+                Box::pin(async move {
+                    tx.value(
+                        "SELECT EXISTS (SELECT 1 FROM calculations WHERE pei = $1)",
+                        &params![pei],
+                    )
+                    .await
+                })
+            })
+            .await?;
+        if recorded {
             return Ok(false);
         }
-        self.db().insert_calculation(calc).await.map(|()| true)
+        let params = params![
+            calc.pei,
+            calc.pension_asset_guid,
+            calc.kind,
+            calc.started_on,
+            calc.due_on
+        ];
+        self.run(Access::Single, move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "INSERT INTO calculations (pei, pension_asset_guid, kind, started_on, due_on)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (pei) DO NOTHING",
+                    &params,
+                )
+                .await
+            })
+        })
+        .await
+        .map(|_| true)
     }
 
     /// Calculations, open ones first by due date.
     pub async fn calculations(&self) -> Result<Vec<Calculation>, StoreError> {
-        self.db().calculations().await
+        self.read(|tx| {
+            Box::pin(async move {
+                tx.query(
+                    "SELECT pei, pension_asset_guid, kind, started_on, due_on, completed_at
+                       FROM calculations ORDER BY completed_at IS NOT NULL, due_on, pei",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(Calculation {
+                        pei: r.get(0)?,
+                        pension_asset_guid: r.get(1)?,
+                        kind: r.get(2)?,
+                        started_on: r.get::<Option<_>>(3)?.unwrap_or_default(),
+                        due_on: r.get::<Option<_>>(4)?.unwrap_or_default(),
+                        completed_at: r.get(5)?,
+                    })
+                })
+                .collect()
+            })
+        })
+        .await
     }
 
     /// Replaces a pension's benefit illustrations with a completed calculation's (`values
@@ -164,18 +297,161 @@ impl Store {
     ) -> Result<Option<u64>, StoreError> {
         let key = self.inner.key.clone();
         let guid = asset_guid.hyphenated().to_string();
-        let aad = guid.clone();
-        let values = CalculatedValues {
-            asset_guid: guid,
-            calculation_date,
-            update: Box::new(move |sealed| {
-                let mut view_data = open_json(&key, &aad, sealed)?;
+        self.write(move |tx| {
+            Box::pin(async move {
+                // Locked until the commit: two imports of the same pension apply one by one.
+                let Some(row) = tx
+                    .query_opt(
+                        "SELECT view_data FROM pensions WHERE asset_guid = $1 {for_update}",
+                        &params![&guid],
+                    )
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let mut view_data = open_json(&key, &guid, &row.get::<Vec<u8>>(0)?)?;
                 view_data["benefitIllustrations"] = benefit_illustrations;
                 let json =
                     serde_json::to_vec(&view_data).map_err(|_| StoreError::Corrupt("view data"))?;
-                Ok(key.seal(aad.as_bytes(), &json))
-            }),
-        };
-        self.db().set_calculated_values(values).await
+                let sealed = key.seal(guid.as_bytes(), &json);
+                tx.execute(
+                    "UPDATE pensions SET view_data = $2, calculation_date = $3
+                      WHERE asset_guid = $1",
+                    &params![&guid, sealed, calculation_date],
+                )
+                .await?;
+                tx.execute(
+                    "UPDATE calculations SET completed_at = $2
+                      WHERE pension_asset_guid = $1 AND completed_at IS NULL",
+                    &params![&guid, crate::now_micros()],
+                )
+                .await
+                .map(Some)
+            })
+        })
+        .await
     }
+}
+
+/// A PAT as stored: its ID, its SHA-256 (to find it again on refresh), the PAT sealed.
+pub(super) struct PatRow {
+    pub(super) pat_id: String,
+    pub(super) sha256: String,
+    pub(super) sealed: Vec<u8>,
+    pub(super) expires_at: Option<i64>,
+}
+
+/// Inserts the PeIs a find produced (idempotent: a repeat keeps its state and PAT; only a
+/// still-pending PeI moves to the newer find).
+pub(super) async fn record(
+    tx: &mut dyn Tx,
+    request_id: &str,
+    peis: &[NewPei],
+    now: i64,
+) -> Result<()> {
+    for p in peis {
+        let m = &p.matched;
+        let review = (m.match_status == MatchStatus::Possible).then_some(ReviewState::Pending);
+        tx.execute(
+            "INSERT INTO peis (pei, asset_guid, holdername, pension_asset_guid, member_id,
+                 scheme_name, match_status, reason, rules_version, request_id, state, review,
+                 created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12)
+             ON CONFLICT (pei) DO UPDATE SET request_id = excluded.request_id
+                 WHERE peis.state = 'pending'",
+            &params![
+                &m.pei,
+                m.asset_guid,
+                m.holdername,
+                m.pension_asset_guid,
+                &m.member_id,
+                &m.scheme_name,
+                m.match_status,
+                &m.reason,
+                &p.rules_version,
+                request_id,
+                review,
+                now
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Stores a sealed PAT.
+pub(super) async fn insert_pat(tx: &mut dyn Tx, pat: &PatRow, now: i64) -> Result<()> {
+    tx.execute(
+        "INSERT INTO pats (pat_id, pat_sha256, sealed, expires_at, created_at)
+         VALUES ($1, $2, $3, $4, $5)",
+        &params![&pat.pat_id, &pat.sha256, &pat.sealed, pat.expires_at, now],
+    )
+    .await?;
+    Ok(())
+}
+
+/// PeIs a find produced.
+pub(super) async fn for_request(tx: &mut dyn Tx, request_id: &str) -> Result<Vec<StoredPei>> {
+    let sql = format!("SELECT {PEI_COLUMNS} FROM peis WHERE request_id = $1 ORDER BY pei");
+    tx.query(&sql, &params![request_id])
+        .await?
+        .iter()
+        .map(pei_from)
+        .collect()
+}
+
+/// Marks a pending PeI registered (its PAT set only if it had none). A PeI de-registered while
+/// its registration was under way (its pension removed, its scheme severed) now has a resource
+/// at the CAS that must go: it becomes `deregistering`, with the resource, for the sweep.
+pub(super) async fn registered(
+    tx: &mut dyn Tx,
+    pei: &str,
+    resource_id: &str,
+    pat_id: &str,
+    now: i64,
+) -> Result<()> {
+    let n = tx
+        .execute(
+            "UPDATE peis SET state = 'registered', resource_id = $2,
+                    pat_id = coalesce(pat_id, $3), registered_at = coalesce(registered_at, $4)
+              WHERE pei = $1 AND state = 'pending'",
+            &params![pei, resource_id, pat_id, now],
+        )
+        .await?;
+    if n == 0 {
+        tx.execute(
+            "UPDATE peis SET state = 'deregistering', resource_id = $2,
+                    pat_id = coalesce(pat_id, $3)
+              WHERE pei = $1 AND state = 'deregistered' AND resource_id IS NULL",
+            &params![pei, resource_id, pat_id],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+const PEI_COLUMNS: &str = "pei, asset_guid, holdername, pension_asset_guid, member_id, scheme_name,
+    match_status, reason, request_id, pat_id, resource_id, state, review, registered_at,
+    deletion_reason";
+
+fn pei_from(r: &Row) -> Result<StoredPei> {
+    Ok(StoredPei {
+        matched: PeiMatch {
+            pei: r.get(0)?,
+            asset_guid: r.get(1)?,
+            holdername: r.get(2)?,
+            pension_asset_guid: r.get(3)?,
+            member_id: r.get(4)?,
+            scheme_name: r.get(5)?,
+            match_status: r.get(6)?,
+            reason: r.get(7)?,
+        },
+        request_id: r.get(8)?,
+        pat_id: r.get(9)?,
+        resource_id: r.get(10)?,
+        state: r.get(11)?,
+        review: r.get(12)?,
+        registered_at: r.get(13)?,
+        deletion_reason: r.get(14)?,
+    })
 }

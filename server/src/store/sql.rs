@@ -193,6 +193,12 @@ impl FromValue for chrono::NaiveDate {
     }
 }
 
+impl FromValue for uuid::Uuid {
+    fn from_value(v: &Value) -> Result<Self> {
+        uuid::Uuid::try_parse(&String::from_value(v)?).map_err(|_| StoreError::Corrupt("GUID"))
+    }
+}
+
 impl<T: FromValue> FromValue for Option<T> {
     fn from_value(v: &Value) -> Result<Self> {
         match v {
@@ -227,6 +233,7 @@ value_from! {
     &[u8] => |x| Value::Bytes(x.to_vec()),
     &Vec<u8> => |x| Value::Bytes(x.clone()),
     chrono::NaiveDate => |x| Value::Text(x.to_string()),
+    uuid::Uuid => |x| Value::Text(x.hyphenated().to_string()),
 }
 
 impl<T: Into<Value>> From<Option<T>> for Value {

@@ -1424,3 +1424,5 @@ on_both_backends!(
     sign_in_attempts_lock_a_username_for_every_instance_until_they_lapse,
     completion_times_are_read_per_holdername_a_find_registered_in,
 );
+
+mod same;
