@@ -194,7 +194,7 @@ fn record_from(r: &Row) -> Result<AuditRecord> {
 }
 
 /// Moves the retention cutoff to `cutoff` (never back) and deletes what is older.
-async fn purge(tx: &mut dyn Tx, cutoff: i64) -> Result<u64> {
+pub(super) async fn purge(tx: &mut dyn Tx, cutoff: i64) -> Result<u64> {
     tx.execute(
         "INSERT INTO audit_retention (id, cutoff) VALUES (1, $1)
          ON CONFLICT (id) DO UPDATE
@@ -210,7 +210,7 @@ async fn purge(tx: &mut dyn Tx, cutoff: i64) -> Result<u64> {
 }
 
 /// Minutes up in `[from, to)` (µs).
-async fn minutes_up(tx: &mut dyn Tx, from: i64, to: i64) -> Result<u64> {
+pub(super) async fn minutes_up(tx: &mut dyn Tx, from: i64, to: i64) -> Result<u64> {
     tx.value(
         "SELECT count(*) FROM heartbeats WHERE minute >= $1 AND minute < $2",
         &params![from / MINUTE, to / MINUTE],

@@ -134,17 +134,6 @@ pub struct OrgDetail {
     pub confirmed_at: Option<i64>,
 }
 
-/// A change to an item of the organisation's registration data.
-#[derive(Debug, Clone)]
-pub struct OrgDetailChange {
-    /// Its name, e.g. `organisation_name`.
-    pub key: String,
-    /// Its new value.
-    pub value: String,
-    /// Whether it is confirmed to PDP now.
-    pub confirmed: bool,
-}
-
 // === impl Store ===
 
 impl Store {
@@ -188,14 +177,9 @@ impl Store {
         value: String,
         confirmed: bool,
     ) -> Result<(), StoreError> {
-        let change = OrgDetailChange {
-            key,
-            value,
-            confirmed,
-        };
         let now = crate::now_micros();
         self.run(Access::Single, move |tx| {
-            Box::pin(async move { set_org(tx, &change, now).await })
+            Box::pin(set_org(tx, key, value, now, confirmed))
         })
         .await
     }
@@ -232,7 +216,7 @@ impl Store {
         // while sweeping would deadlock against another username's attempt doing the same.
         let attempts = self
             .run(Access::Single, move |tx| {
-                Box::pin(async move { count_attempt(tx, &attempt).await })
+                Box::pin(count_attempt(tx, attempt))
             })
             .await?;
         self.run(Access::Single, move |tx| Box::pin(forget_lapsed(tx, since)))
@@ -259,11 +243,11 @@ impl Store {
 
 /// A sign-in attempt to count, before its password is checked: one more for the username (from
 /// one again once its last is older than `since`); rows older than `since` are forgotten.
-#[derive(Debug, Clone)]
-pub(super) struct SignInAttempt {
-    pub username: String,
-    pub now: i64,
-    pub since: i64,
+#[derive(Debug)]
+struct SignInAttempt {
+    username: String,
+    now: i64,
+    since: i64,
 }
 
 // === units of work ===
@@ -315,7 +299,7 @@ async fn save_user(tx: &mut dyn Tx, mut user: ConsoleUser, check: UserCheck) -> 
     {
         return Ok(UserSaved::UsernameTaken);
     }
-    let (roles, holdernames) = match checked(&mut user, before.into_iter(), check) {
+    let (roles, holdernames) = match checked(&mut user, before, check) {
         Ok(stored) => stored,
         Err(refused) => return Ok(refused),
     };
@@ -374,7 +358,13 @@ async fn org(tx: &mut dyn Tx) -> Result<Vec<OrgDetail>> {
 }
 
 /// Sets one item; a changed value is unconfirmed until confirmed again.
-async fn set_org(tx: &mut dyn Tx, change: &OrgDetailChange, now: i64) -> Result<()> {
+async fn set_org(
+    tx: &mut dyn Tx,
+    key: String,
+    value: String,
+    now: i64,
+    confirmed: bool,
+) -> Result<()> {
     tx.execute(
         "INSERT INTO console_org (key, value, updated_at, confirmed_at)
          VALUES ($1, $2, CAST($3 AS BIGINT),
@@ -386,7 +376,7 @@ async fn set_org(tx: &mut dyn Tx, change: &OrgDetailChange, now: i64) -> Result<
              updated_at = CASE WHEN console_org.value = excluded.value
                                THEN console_org.updated_at ELSE CAST($3 AS BIGINT) END,
              value = excluded.value",
-        &params![&change.key, &change.value, now, change.confirmed],
+        &params![key, value, now, confirmed],
     )
     .await?;
     Ok(())
@@ -394,7 +384,7 @@ async fn set_org(tx: &mut dyn Tx, change: &OrgDetailChange, now: i64) -> Result<
 
 /// Counts a sign-in attempt ([`SignInAttempt`]), in one statement: the username's attempts in a
 /// row, this one included (a run whose last attempt is older than `since` starts again at one).
-async fn count_attempt(tx: &mut dyn Tx, attempt: &SignInAttempt) -> Result<u32> {
+async fn count_attempt(tx: &mut dyn Tx, attempt: SignInAttempt) -> Result<u32> {
     tx.value(
         "INSERT INTO console_sign_in_failures (username, failures, last_at) VALUES ($1, 1, $2)
          ON CONFLICT (username) DO UPDATE SET
@@ -402,7 +392,7 @@ async fn count_attempt(tx: &mut dyn Tx, attempt: &SignInAttempt) -> Result<u32> 
                              ELSE console_sign_in_failures.failures + 1 END,
              last_at = excluded.last_at
          RETURNING failures",
-        &params![&attempt.username, attempt.now, attempt.since],
+        &params![attempt.username, attempt.now, attempt.since],
     )
     .await
 }
@@ -417,18 +407,17 @@ async fn forget_lapsed(tx: &mut dyn Tx, since: i64) -> Result<()> {
     Ok(())
 }
 
-// === shared by both backends ===
+// === the check, and the stored spellings ===
 
 /// Runs a user change's check against every user as stored (read in the saving transaction)
 /// and as they would be with the change: the user's roles and holdernames as stored, or how it
 /// was refused. An existing user saved with an empty `password_hash` keeps the stored one (read
 /// here, in the transaction: a password changed meanwhile elsewhere is not undone).
-pub(super) fn checked(
+fn checked(
     user: &mut ConsoleUser,
-    stored: impl Iterator<Item = ConsoleUser>,
+    before: Vec<ConsoleUser>,
     check: UserCheck,
 ) -> Result<(String, String), UserSaved> {
-    let before: Vec<ConsoleUser> = stored.collect();
     if user.password_hash.is_empty() {
         if let Some(same) = before.iter().find(|u| u.id == user.id && user.id != 0) {
             user.password_hash.clone_from(&same.password_hash);
@@ -451,7 +440,7 @@ fn join_list<S: AsRef<str>>(items: impl Iterator<Item = S>) -> String {
 }
 
 /// Parses stored role spellings; an unknown one is corruption.
-pub(super) fn split_roles(s: &str) -> Result<Vec<Role>, StoreError> {
+fn split_roles(s: &str) -> Result<Vec<Role>, StoreError> {
     s.split(',')
         .filter(|p| !p.is_empty())
         .map(|p| {
@@ -462,7 +451,7 @@ pub(super) fn split_roles(s: &str) -> Result<Vec<Role>, StoreError> {
 }
 
 /// Parses stored holdernames.
-pub(super) fn split_guids(s: &str) -> Result<Vec<uuid::Uuid>, StoreError> {
+fn split_guids(s: &str) -> Result<Vec<uuid::Uuid>, StoreError> {
     s.split(',')
         .filter(|p| !p.is_empty())
         .map(|p| {

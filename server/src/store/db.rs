@@ -8,15 +8,12 @@
 use async_trait::async_trait;
 
 use super::group_commit::GroupCommit;
-use super::sql::{Access, Dialect, Erased, Work};
+use super::sql::{Access, Erased, Work};
 use super::Result;
 
 /// A database that holds the store.
 #[async_trait]
 pub(super) trait Database: Send + Sync + 'static {
-    /// The SQL dialect its statements are rendered in.
-    fn dialect(&self) -> Dialect;
-
     /// Whether several instances of the endpoint share it (finds being worked are then left to
     /// their leases at start, and the count of open finds is read again every second).
     fn shared(&self) -> bool;

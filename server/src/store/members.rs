@@ -351,13 +351,13 @@ struct PensionRow {
 }
 
 /// A pension as read, its view data still sealed.
-pub(super) struct StoredPensionRow {
-    pub(super) member_id: String,
-    pub(super) holdername: String,
-    pub(super) scheme_name: String,
-    pub(super) sealed_view_data: Vec<u8>,
-    pub(super) statement_date: Option<chrono::NaiveDate>,
-    pub(super) calculation_date: Option<chrono::NaiveDate>,
+struct StoredPensionRow {
+    member_id: String,
+    holdername: String,
+    scheme_name: String,
+    sealed_view_data: Vec<u8>,
+    statement_date: Option<chrono::NaiveDate>,
+    calculation_date: Option<chrono::NaiveDate>,
 }
 
 fn data_change_from(r: &Row) -> Result<(i64, DataChange)> {
@@ -513,10 +513,10 @@ async fn members_sealed(
             "SELECT member_id, sealed FROM members WHERE member_id IN ({})",
             marks.join(", ")
         );
-        let ids: Vec<Value> = (0..n)
+        let bound: Vec<Value> = (0..n)
             .map(|i| Value::from(&chunk[i.min(chunk.len() - 1)]))
             .collect();
-        for r in tx.query(&sql, &ids).await? {
+        for r in tx.query(&sql, &bound).await? {
             found.insert(r.get::<String>(0)?, r.get::<Vec<u8>>(1)?);
         }
     }
@@ -544,10 +544,7 @@ async fn member_page(tx: &mut dyn Tx, after: &str, limit: usize) -> Result<Vec<(
 }
 
 /// One pension by asset GUID, its view data still sealed.
-pub(super) async fn pension_row(
-    tx: &mut dyn Tx,
-    asset_guid: &str,
-) -> Result<Option<StoredPensionRow>> {
+async fn pension_row(tx: &mut dyn Tx, asset_guid: &str) -> Result<Option<StoredPensionRow>> {
     let row = tx
         .query_opt(
             "SELECT member_id, holdername, scheme_name, view_data, statement_date,
@@ -567,22 +564,6 @@ pub(super) async fn pension_row(
         })
     })
     .transpose()
-}
-
-/// Replaces a pension's sealed view data and its calculation date; false when no such pension.
-pub(super) async fn set_view_data(
-    tx: &mut dyn Tx,
-    asset_guid: &str,
-    sealed_view_data: &[u8],
-    calculation_date: chrono::NaiveDate,
-) -> Result<bool> {
-    let n = tx
-        .execute(
-            "UPDATE pensions SET view_data = $2, calculation_date = $3 WHERE asset_guid = $1",
-            &params![asset_guid, sealed_view_data, calculation_date],
-        )
-        .await?;
-    Ok(n == 1)
 }
 
 // === Sealing ===

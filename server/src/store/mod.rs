@@ -29,7 +29,6 @@
 //! get typed rows back. Both backends pass the same behaviour tests (`tests.rs`).
 
 mod audit;
-mod backend;
 pub mod console;
 mod db;
 mod finds;
@@ -50,9 +49,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use strum::VariantArray;
-
-use backend::Backend;
 pub use keys::{ResealCursor, Resealed};
 pub use model::{
     AppendOutcome, Applied, AppliedChange, Calculation, CalculationKind, Claimed, DataChange,
@@ -193,7 +189,7 @@ pub struct Store {
 }
 
 struct Inner {
-    db: Box<dyn Backend>,
+    db: Box<dyn db::Database>,
     key: DataKey,
     /// Finds stored and not at an end (see [`Store::pending`]).
     pending: AtomicU64,
@@ -253,7 +249,7 @@ impl Store {
     }
 
     fn over(
-        db: Box<dyn Backend>,
+        db: Box<dyn db::Database>,
         key: DataKey,
         limits: StoreLimits,
         open: u64,
@@ -293,7 +289,7 @@ impl Store {
         Ok(n)
     }
 
-    fn db(&self) -> &dyn Backend {
+    fn db(&self) -> &dyn db::Database {
         &*self.inner.db
     }
 

@@ -8,35 +8,95 @@
 //!   X-Request-ID conflicts on the primary key whichever instance receives it; migrations run
 //!   under an advisory lock, so instances starting together apply each once; daily jobs take
 //!   their day's row in `daily_runs`.
-//! - Every other write is one transaction on a pooled connection (PostgreSQL groups the WAL
-//!   flushes of concurrent commits itself).
-//!
-//! This directory is the only code that spells PostgreSQL's SQL: [`finds`], [`peis`],
-//! [`members`], [`audit`], [`keys`], [`reports`], in step with the SQLite backend's files of the same names;
-//! the schema is [`super::schema`]'s, rendered in PostgreSQL's dialect.
+//! - Every other unit of work runs on a pooled connection: a lone statement by itself, several
+//!   in one transaction (PostgreSQL groups the WAL flushes of concurrent commits itself).
 
-mod audit;
-mod backend;
-mod console;
-mod finds;
-mod keys;
-mod members;
-mod peis;
-mod reports;
 mod tx;
 mod writer;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-pub(super) use backend::Postgres;
-
+use super::db::Database;
+use super::group_commit::{Front, GroupCommit};
 use super::schema::{self, Dialect};
-use super::{stored_date as date, StoreError};
+use super::sql::{Access, Erased, Work};
+use super::{Result, StoreError, StoreLimits};
+use tx::PgTx;
+
+/// The shared backend.
+pub(super) struct Postgres {
+    pool: Pool,
+    front: Front<std::convert::Infallible>,
+}
+
+impl Postgres {
+    /// Connects, applies the migrations, and starts the writer task.
+    pub(super) async fn connect(options: &PostgresOptions, limits: StoreLimits) -> Result<Self> {
+        let pool = pool(options).await?;
+        let (front, rx, running) = Front::new(limits.channel_capacity);
+        tokio::spawn(writer::run(
+            pool.clone(),
+            rx,
+            limits.max_batch.max(1),
+            running,
+        ));
+        Ok(Self { pool, front })
+    }
+}
+
+#[async_trait]
+impl Database for Postgres {
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn group_commit(&self) -> &dyn GroupCommit {
+        &self.front
+    }
+
+    async fn run(&self, access: Access, work: Work) -> Result<Erased> {
+        let mut c = self.pool.get().await.map_err(pool_error)?;
+        match access {
+            // PostgreSQL commits a lone statement by itself: no BEGIN and COMMIT round trips.
+            Access::Read | Access::Single => work(&mut PgTx(&c)).await,
+            Access::Snapshot => {
+                let tx = snapshot(&mut c).await?;
+                let out = work(&mut PgTx(&tx)).await?;
+                tx.commit().await?;
+                Ok(out)
+            }
+            Access::Write | Access::Trial => {
+                let tx = c.transaction().await?;
+                let out = work(&mut PgTx(&tx)).await?;
+                if access == Access::Trial {
+                    tx.rollback().await?;
+                } else {
+                    tx.commit().await?;
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    async fn checkpoint(&self) -> Result<()> {
+        // PostgreSQL checkpoints on its own.
+        Ok(())
+    }
+}
+
+/// A read-only transaction on one snapshot: a report's every query sees the same data.
+async fn snapshot(c: &mut Object) -> Result<deadpool_postgres::Transaction<'_>> {
+    Ok(c.build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
+}
 
 /// How to reach the database, and how to use it.
 #[derive(Debug, Clone)]
@@ -270,47 +330,4 @@ async fn run_migrations(client: &mut deadpool_postgres::Object) -> Result<(), St
 
 fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
     StoreError::Unavailable(format!("postgres pool: {e}"))
-}
-
-/// Stores the enums as their spellings, and refuses unknown spellings on the way out.
-macro_rules! pg_enum {
-    ($($name:ident),+) => {$(
-        impl ToSql for super::model::$name {
-            fn to_sql(
-                &self,
-                ty: &Type,
-                out: &mut bytes::BytesMut,
-            ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-                self.as_str().to_sql(ty, out)
-            }
-
-            fn accepts(ty: &Type) -> bool {
-                <&str as ToSql>::accepts(ty)
-            }
-
-            to_sql_checked!();
-        }
-
-        impl<'a> FromSql<'a> for super::model::$name {
-            fn from_sql(
-                ty: &Type,
-                raw: &'a [u8],
-            ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-                let s = <&str as FromSql>::from_sql(ty, raw)?;
-                super::model::$name::parse(s)
-                    .ok_or_else(|| format!("unknown {} {s:?}", stringify!($name)).into())
-            }
-
-            fn accepts(ty: &Type) -> bool {
-                <&str as FromSql>::accepts(ty)
-            }
-        }
-    )+};
-}
-
-super::model::for_each_stored_enum!(pg_enum);
-
-/// A stored GUID.
-fn guid(s: &str) -> Result<uuid::Uuid, StoreError> {
-    uuid::Uuid::try_parse(s).map_err(|_| StoreError::Corrupt("GUID"))
 }

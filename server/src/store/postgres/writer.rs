@@ -9,11 +9,12 @@
 use deadpool_postgres::{Object, Pool};
 use tokio::sync::mpsc;
 
-use super::{audit, finds};
+use deadpool_postgres::GenericClient;
+
 use crate::audit::AuditRecord;
-use crate::store::group_commit::{self, Batch, Running};
+use crate::store::group_commit::{self, Batch, FindRow, Running};
 use crate::store::model::AppendOutcome;
-use crate::store::{AppendError, StoreError};
+use crate::store::{AppendError, Result, StoreError};
 
 /// A message to the writer: appends and audit records (every other write is its own
 /// transaction on the pool).
@@ -63,10 +64,97 @@ async fn commit(
     let tx = c.transaction().await?;
     // The ACK leaves right after this commit: its audit records' response time is now.
     let acked_at = crate::now_micros();
-    let outcomes = finds::insert(&tx, &batch.finds, acked_at).await?;
+    let outcomes = insert_finds(&tx, &batch.finds, acked_at).await?;
     batch.stamp_acks(acked_at, &outcomes);
     let audits: Vec<&AuditRecord> = batch.own_audits.iter().chain(&batch.audits).collect();
-    audit::insert(&tx, &audits).await?;
+    insert_audits(&tx, &audits).await?;
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// Inserts a batch of finds ACKed at `acked_at` in one statement; per find, whether it was new
+/// (the first request with an ID stands, across instances and within the batch). Rows go in in
+/// request-ID order: two instances inserting the same IDs at once (a request repeated on both)
+/// then wait on each other in one order, where batch order let each hold a row the other
+/// needed, a deadlock PostgreSQL broke by failing one batch (every find in it answered 500).
+async fn insert_finds(
+    c: &impl GenericClient,
+    finds: &[FindRow],
+    acked_at: i64,
+) -> Result<Vec<AppendOutcome>> {
+    if finds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<&str> = finds.iter().map(|f| f.request_id.as_str()).collect();
+    let received: Vec<i64> = finds.iter().map(|f| f.received_at).collect();
+    let data: Vec<Option<&[u8]>> = finds.iter().map(|f| f.sealed.as_deref()).collect();
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO find_requests
+                 (request_id, received_at, acked_at, state, find_data, outcome, completed_at)
+             SELECT id, received, $3,
+                    CASE WHEN data IS NULL THEN 'done' ELSE 'queued' END, data,
+                    CASE WHEN data IS NULL THEN 'no-match' END,
+                    CASE WHEN data IS NULL THEN $3::BIGINT END
+               FROM unnest($1::TEXT[], $2::BIGINT[], $4::BYTEA[]) AS f (id, received, data)
+              ORDER BY id
+             ON CONFLICT (request_id) DO NOTHING
+             RETURNING request_id",
+        )
+        .await?;
+    let created = c.query(&stmt, &[&ids, &received, &acked_at, &data]).await?;
+    let mut created: std::collections::HashSet<String> = created.iter().map(|r| r.get(0)).collect();
+    Ok(finds
+        .iter()
+        .map(|f| {
+            if created.remove(&f.request_id) {
+                AppendOutcome::Created
+            } else {
+                AppendOutcome::Duplicate
+            }
+        })
+        .collect())
+}
+
+/// Inserts audit records in one statement (inside the caller's transaction).
+async fn insert_audits(c: &impl GenericClient, audit: &[&AuditRecord]) -> Result<()> {
+    if audit.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&AuditRecord) -> &str| audit.iter().map(|a| f(a)).collect::<Vec<&str>>();
+    let transaction_ids = col(|a| &a.transaction_id);
+    let request_ids: Vec<Option<&str>> = audit.iter().map(|a| a.request_id.as_deref()).collect();
+    let directions = col(|a| a.direction.as_str());
+    let parties = col(|a| &a.party);
+    let endpoints = col(|a| &a.endpoint);
+    let received: Vec<i64> = audit.iter().map(|a| a.received_at).collect();
+    let responded: Vec<i64> = audit.iter().map(|a| a.responded_at).collect();
+    let status: Vec<i32> = audit.iter().map(|a| i32::from(a.status)).collect();
+    let latency: Vec<i64> = audit.iter().map(|a| a.latency_micros()).collect();
+    let outcomes = col(|a| &a.outcome);
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO audit_log (transaction_id, request_id, direction, party, endpoint,
+                 received_at, responded_at, status, latency_us, outcome)
+             SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
+                 $6::BIGINT[], $7::BIGINT[], $8::INTEGER[], $9::BIGINT[], $10::TEXT[])",
+        )
+        .await?;
+    c.execute(
+        &stmt,
+        &[
+            &transaction_ids,
+            &request_ids,
+            &directions,
+            &parties,
+            &endpoints,
+            &received,
+            &responded,
+            &status,
+            &latency,
+            &outcomes,
+        ],
+    )
+    .await?;
+    Ok(())
 }

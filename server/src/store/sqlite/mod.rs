@@ -1,43 +1,103 @@
-//! The embedded backend: SQLite in WAL mode with `synchronous = FULL`.
+//! The embedded backend: SQLite in WAL mode with `synchronous = FULL`, for one instance.
 //!
 //! WAL lets the read pool run beside the one writer connection; `FULL` makes each commit sync
-//! the WAL, which is what makes an ACK durable. This directory is the only code that spells SQL:
-//!
-//! - [`finds`]: the find queue: appends at the ACK, claims with a lease, ends.
-//! - [`peis`]: PeIs, PATs and calculations.
-//! - [`members`]: member records and their pensions' view data.
-//! - [`audit`]: the audit trail, its retention purge, heartbeats and the SLA samples.
-//! - [`keys`]: the sealed columns, for re-sealing under a new data key.
-//! - [`audit`] also keeps the daily jobs' runs (`daily_runs`).
-//! - [`reports`]: PDP reporting: facts, announced unavailability, the submissions' claims.
-//!
-//! [`backend`] implements the store's [`super::backend::Backend`] over them: writes ride the
-//! group commits of [`writer`], reads run on a pool of read connections. Each SQL function takes
-//! the connection it runs on: the writer's transaction for writes, a pooled one for reads. None of them seals or opens: values
-//! arrive sealed and leave sealed, and [`super::Store`] holds the key.
+//! the WAL, which is what makes an ACK durable. Every write rides the writer thread's group
+//! commits ([`writer`]), each unit of work inside its own savepoint; reads run on a pool of read
+//! connections off the runtime. A unit of work's statements are blocking calls on a
+//! [`tx::SqliteTx`], so its future finishes at its first poll ([`run_blocking`]).
 
-mod audit;
-mod backend;
-mod console;
-mod finds;
-mod keys;
-mod members;
-mod peis;
-mod reports;
 mod tx;
 mod writer;
-
-pub(super) use backend::Sqlite;
 
 use std::path::Path;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::Connection;
+use tokio::sync::oneshot;
 
+use super::db::Database;
+use super::group_commit::{Front, GroupCommit};
 use super::schema::{self, Dialect};
-use super::{stored_date as date, StoreError};
+use super::sql::{run_blocking, Access, Erased, Work};
+use super::{blocking, Result, StoreError, StoreLimits};
+use tx::SqliteTx;
+use writer::Job;
+
+/// The embedded backend.
+pub(super) struct Sqlite {
+    front: Front<Box<dyn writer::Write>>,
+    reads: ReadPool,
+}
+
+impl Sqlite {
+    /// Opens (creating if needed) the database at `path` and starts its writer thread; with the
+    /// count of open finds.
+    pub(super) fn open(path: &Path, limits: StoreLimits) -> Result<(Self, u64)> {
+        let mut conn = open_writer(path)?;
+        let open = run_blocking(Box::pin(super::finds::open_count(&mut SqliteTx(&mut conn))))?;
+        let reads = read_pool(path, limits.readers)?;
+        let (front, rx, running) = Front::new(limits.channel_capacity);
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer::run(conn, rx, limits.max_batch.max(1), running))
+            .map_err(|source| StoreError::Io {
+                path: "store-writer thread".into(),
+                source,
+            })?;
+        Ok((Self { front, reads }, open))
+    }
+
+    /// Runs `f` on a pooled read connection, off the runtime.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let reads = self.reads.clone();
+        blocking(move || f(&mut *reads.get()?)).await
+    }
+}
+
+#[async_trait]
+impl Database for Sqlite {
+    fn shared(&self) -> bool {
+        false
+    }
+
+    fn group_commit(&self) -> &dyn GroupCommit {
+        &self.front
+    }
+
+    async fn run(&self, access: Access, work: Work) -> Result<Erased> {
+        let run = move |c: &mut Connection| run_blocking(work(&mut SqliteTx(c)));
+        let trial = match access {
+            Access::Read => return self.read(run).await,
+            // A read transaction sees one snapshot of the WAL.
+            Access::Snapshot => {
+                return self
+                    .read(move |c| {
+                        c.execute_batch("BEGIN")?;
+                        let out = run(c);
+                        c.execute_batch("COMMIT")?;
+                        out
+                    })
+                    .await
+            }
+            Access::Single | Access::Write => false,
+            Access::Trial => true,
+        };
+        let (reply, rx) = oneshot::channel();
+        self.front
+            .write(Box::new(Job::new(run, reply, trial)))
+            .await?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn checkpoint(&self) -> Result<()> {
+        self.read(|c| checkpoint(c)).await
+    }
+}
 
 /// A pool of read connections.
 type ReadPool = r2d2::Pool<SqliteConnectionManager>;
@@ -114,35 +174,6 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 fn checkpoint(conn: &Connection) -> Result<(), StoreError> {
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0))?;
     Ok(())
-}
-
-/// Stores the enums as their spellings, and refuses unknown spellings on the way out.
-macro_rules! sql_enum {
-    ($($name:ident),+) => {$(
-        impl ToSql for super::model::$name {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(ToSqlOutput::from(self.as_str()))
-            }
-        }
-
-        impl FromSql for super::model::$name {
-            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-                let s = value.as_str()?;
-                super::model::$name::parse(s).ok_or_else(|| {
-                    FromSqlError::Other(format!("unknown {} {s:?}", stringify!($name)).into())
-                })
-            }
-        }
-    )+};
-}
-
-super::model::for_each_stored_enum!(sql_enum);
-
-/// A stored GUID.
-fn guid(s: &str) -> rusqlite::Result<uuid::Uuid> {
-    uuid::Uuid::try_parse(s).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
 }
 
 #[cfg(test)]

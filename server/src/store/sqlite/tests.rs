@@ -45,24 +45,32 @@ fn the_audit_trail_is_append_only() {
         status: 200,
         outcome: "ok".into(),
     };
-    audit::insert(&conn, &[rec]).unwrap();
+    let mut conn = conn;
+    writer::insert_audits(&conn, &[rec]).unwrap();
     assert!(conn
         .execute("UPDATE audit_log SET status = 500", [])
         .is_err());
     assert!(conn.execute("DELETE FROM audit_log", []).is_err());
-    assert_eq!(audit::purge(&conn, 6).unwrap(), 1);
+    let mut tx = SqliteTx(&mut conn);
+    let purged = run_blocking(Box::pin(crate::store::audit::purge(&mut tx, 6)));
+    assert_eq!(purged.unwrap(), 1);
 }
 
-#[test]
-fn unknown_stored_spellings_are_refused_not_guessed() {
-    let (_d, conn) = writer();
+#[tokio::test]
+async fn unknown_stored_spellings_are_refused_not_guessed() {
+    let (dir, conn) = writer();
     conn.execute(
         "INSERT INTO find_requests (request_id, received_at, acked_at, state)
          VALUES ('x', 1, 1, 'Pending')",
         [],
     )
     .unwrap();
-    assert!(finds::get(&conn, "x").is_err());
+    drop(conn);
+    let key = crate::store::tests::key();
+    let path = dir.path().join("t.sqlite");
+    let store = crate::store::Store::open(&path, key, StoreLimits::default()).unwrap();
+    let e = store.find_request("x").await.unwrap_err();
+    assert!(matches!(e, StoreError::Corrupt("FindState")), "{e}");
 }
 
 #[test]
@@ -115,11 +123,11 @@ fn a_database_of_the_previous_release_is_migrated_in_place() {
 
 mod writer_batches {
     use crate::audit::{AuditRecord, Direction};
-    use crate::store::backend::Backend;
-    use crate::store::backend::FindRow;
     use crate::store::db::Database;
+    use crate::store::group_commit::FindRow;
     use crate::store::model::AppendOutcome;
-    use crate::store::sqlite::{audit, Sqlite};
+    use crate::store::sql::{erase, params, Access, Tx};
+    use crate::store::sqlite::Sqlite;
     use crate::store::{StoreError, StoreLimits};
 
     fn open(dir: &tempfile::TempDir) -> Sqlite {
@@ -148,18 +156,40 @@ mod writer_batches {
         (find, audit)
     }
 
+    async fn heartbeat(tx: &mut dyn Tx, minute: i64) -> Result<(), StoreError> {
+        tx.execute(
+            "INSERT INTO heartbeats (minute) VALUES ($1)",
+            &params![minute],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Minutes up in `[from, to)`, in minutes.
+    async fn minutes_up(s: &Sqlite, from: i64, to: i64) -> u64 {
+        let (from, to) = (from * 60_000_000, to * 60_000_000);
+        let work = erase(move |tx| Box::pin(crate::store::audit::minutes_up(tx, from, to)));
+        *s.run(Access::Read, work)
+            .await
+            .unwrap()
+            .downcast::<u64>()
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn a_failing_write_rolls_back_alone_and_its_batch_commits() {
         let dir = tempfile::tempdir().unwrap();
         let s = open(&dir);
-        let bad = s.write(
-            |c| {
-                audit::heartbeat(c, 7)?;
-                Err::<(), _>(StoreError::Corrupt("test"))
-            },
-            false,
+        let bad = s.run(
+            Access::Write,
+            erase(|tx| {
+                Box::pin(async move {
+                    heartbeat(tx, 7).await?;
+                    Err::<(), _>(StoreError::Corrupt("test"))
+                })
+            }),
         );
-        let good = s.write(|c| audit::heartbeat(c, 8), false);
+        let good = s.run(Access::Write, erase(|tx| Box::pin(heartbeat(tx, 8))));
         let (find, record) = append("x");
         let append = s.group_commit().append(find, record);
         let (bad, good, append) = tokio::join!(bad, good, append);
@@ -167,31 +197,35 @@ mod writer_batches {
         good.unwrap();
         append.unwrap();
         // Minute 7's heartbeat was rolled back with its failing write; minute 8's is there.
-        assert_eq!(s.minutes_up(7, 8).await.unwrap(), 0);
-        assert_eq!(s.minutes_up(8, 9).await.unwrap(), 1);
+        assert_eq!(minutes_up(&s, 7, 8).await, 0);
+        assert_eq!(minutes_up(&s, 8, 9).await, 1);
     }
 
     #[tokio::test]
     async fn a_write_that_panics_is_rolled_back_and_the_writer_goes_on() {
         let dir = tempfile::tempdir().unwrap();
         let s = open(&dir);
-        let bad = s.write(
-            |c| {
-                audit::heartbeat(c, 7)?;
-                panic!("a bug in a write");
-                #[allow(unreachable_code)]
-                Ok(())
-            },
-            false,
+        let bad = s.run(
+            Access::Write,
+            erase(|tx| {
+                Box::pin(async move {
+                    heartbeat(tx, 7).await?;
+                    panic!("a bug in a write");
+                    #[allow(unreachable_code)]
+                    Ok(())
+                })
+            }),
         );
         let (find, record) = append("after");
         let good = s.group_commit().append(find, record);
         let (bad, good) = tokio::join!(bad, good);
         assert!(bad.is_err());
         assert_eq!(good.unwrap(), AppendOutcome::Created);
-        assert_eq!(s.minutes_up(7, 8).await.unwrap(), 0);
+        assert_eq!(minutes_up(&s, 7, 8).await, 0);
         // Still writing.
-        s.heartbeat(9).await.unwrap();
-        assert_eq!(s.minutes_up(9, 10).await.unwrap(), 1);
+        s.run(Access::Write, erase(|tx| Box::pin(heartbeat(tx, 9))))
+            .await
+            .unwrap();
+        assert_eq!(minutes_up(&s, 9, 10).await, 1);
     }
 }

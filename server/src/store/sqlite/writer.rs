@@ -32,10 +32,12 @@
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::finds;
-use crate::store::group_commit::{self, Batch, Running};
-use crate::store::model::AppendOutcome;
-use crate::store::{AppendError, StoreError};
+use rusqlite::params;
+
+use crate::audit::AuditRecord;
+use crate::store::group_commit::{self, Batch, FindRow, Running};
+use crate::store::model::{AppendOutcome, FindOutcome, FindState};
+use crate::store::{AppendError, Result, StoreError};
 /// A message to the writer: appends, audit records, and [`Write`] jobs.
 pub(super) type Msg = group_commit::Msg<Box<dyn Write>>;
 
@@ -163,10 +165,10 @@ fn in_transaction(
 ) -> Result<Vec<AppendOutcome>, StoreError> {
     // The ACK leaves right after this commit: its audit records' response time is now.
     let acked_at = crate::now_micros();
-    let outcomes = finds::insert(conn, &batch.finds, acked_at)?;
+    let outcomes = insert_finds(conn, &batch.finds, acked_at)?;
     batch.stamp_acks(acked_at, &outcomes);
-    super::audit::insert(conn, &batch.own_audits)?;
-    super::audit::insert(conn, &batch.audits)?;
+    insert_audits(conn, &batch.own_audits)?;
+    insert_audits(conn, &batch.audits)?;
     for w in batch.writes.iter_mut() {
         conn.prepare_cached("SAVEPOINT write")?.execute([])?;
         // A write that panics is rolled back like one that failed (its waiter gets an error):
@@ -182,4 +184,60 @@ fn in_transaction(
         conn.prepare_cached("RELEASE write")?.execute([])?;
     }
     Ok(outcomes)
+}
+
+/// Inserts a batch of finds ACKed at `acked_at`; per find, whether it was new (the first request
+/// with an ID stands).
+fn insert_finds(conn: &Connection, finds: &[FindRow], acked_at: i64) -> Result<Vec<AppendOutcome>> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR IGNORE INTO find_requests
+             (request_id, received_at, acked_at, state, find_data, outcome, completed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut out = Vec::with_capacity(finds.len());
+    for f in finds {
+        let (state, outcome, completed_at) = match f.sealed {
+            Some(_) => (FindState::Queued, None, None),
+            None => (FindState::Done, Some(FindOutcome::NoMatch), Some(acked_at)),
+        };
+        let n = stmt.execute(params![
+            f.request_id,
+            f.received_at,
+            acked_at,
+            state.as_str(),
+            f.sealed,
+            outcome.map(FindOutcome::as_str),
+            completed_at
+        ])?;
+        out.push(if n == 1 {
+            AppendOutcome::Created
+        } else {
+            AppendOutcome::Duplicate
+        });
+    }
+    Ok(out)
+}
+
+/// Inserts audit records (inside the caller's transaction).
+pub(super) fn insert_audits(conn: &Connection, audit: &[AuditRecord]) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO audit_log (transaction_id, request_id, direction, party, endpoint,
+             received_at, responded_at, status, latency_us, outcome)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for a in audit {
+        stmt.execute(params![
+            a.transaction_id,
+            a.request_id,
+            a.direction.as_str(),
+            a.party,
+            a.endpoint,
+            a.received_at,
+            a.responded_at,
+            a.status,
+            a.latency_micros(),
+            a.outcome,
+        ])?;
+    }
+    Ok(())
 }
