@@ -23,6 +23,10 @@ const SEALED: [(&str, &str, &str, &str); 4] = [
     ("pensions", "asset_guid", "view_data", "TRUE"),
 ];
 
+/// Opens a value with whichever configured key sealed it and seals it with the active one;
+/// `None` when no configured key opens it.
+type Reseal<'a> = dyn Fn(&str, &[u8]) -> Option<Vec<u8>> + 'a;
+
 // === impl Store ===
 
 impl Store {
@@ -143,7 +147,7 @@ impl Resealed {
     pub(super) fn take(
         &mut self,
         rows: Vec<(String, Vec<u8>)>,
-        reseal: &dyn Fn(&str, &[u8]) -> Option<Vec<u8>>,
+        reseal: &Reseal<'_>,
     ) -> Option<Vec<(String, Vec<u8>)>> {
         let Some((last, _)) = rows.last() else {
             self.cursor = ResealCursor {
