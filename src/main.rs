@@ -777,7 +777,7 @@ fn report(command: ReportCommand) -> anyhow::Result<ExitCode> {
             config,
         } => {
             let config = load_config(&config)?;
-            let service = pdp_provider::store::model::Service::parse(&service)
+            let service = pdp_provider::model::Service::parse(&service)
                 .context("--service: find, view or both")?;
             let announcement = pdp_provider::report::downtime::Announcement {
                 service,

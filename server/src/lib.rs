@@ -73,6 +73,7 @@ pub mod keys;
 pub mod matching;
 pub mod members;
 pub mod metrics;
+pub mod model;
 pub mod peis;
 pub mod pipeline;
 pub mod reload;

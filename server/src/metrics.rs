@@ -319,7 +319,7 @@ fn register_known() {
     counter!(MEMBERS_UNREADABLE_TOTAL).increment(0);
     counter!(AUDIT_DROPPED_TOTAL).increment(0);
     counter!(FIND_LEASES_LOST_TOTAL).increment(0);
-    for report in <crate::store::model::ReportKind as VariantArray>::VARIANTS {
+    for report in <crate::model::ReportKind as VariantArray>::VARIANTS {
         for outcome in ["accepted", "refused", "retried", "pending"] {
             counter!(REPORT_SUBMISSIONS_TOTAL, "report" => report.as_str(), "outcome" => outcome)
                 .increment(0);

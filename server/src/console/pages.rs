@@ -1003,10 +1003,7 @@ impl Page<'_> {
             self.downtime(Some(msg), StatusCode::UNPROCESSABLE_ENTITY)
                 .await
         };
-        let Some(service) = form
-            .get("service")
-            .and_then(crate::store::model::Service::parse)
-        else {
+        let Some(service) = form.get("service").and_then(crate::model::Service::parse) else {
             return refuse("service: find, view or both".into()).await;
         };
         let time = |k: &str| {

@@ -21,9 +21,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::Period;
-use crate::store::model::{
-    CalculationFact, ReportKind, SubmissionReason, SubmissionStatus, ViewFact,
-};
+use crate::model::{CalculationFact, ReportKind, SubmissionReason, SubmissionStatus, ViewFact};
 use crate::wire::report::{
     self as wire, AvailabilityItems, CalculationDataArray, CalculationObject, MultipleCalculation,
     RequestDetails, ServiceUnavailability, Submission,

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::submit::{status_for, DayOutcome, Reporter};
 use super::ReportError;
-use crate::store::model::{StoredSubmission, SubmissionState};
+use crate::model::{StoredSubmission, SubmissionState};
 
 /// `report preview --date D [--holdername H]`: the bodies that would be sent now, one JSON
 /// document per call, each headed by its endpoint.
@@ -20,7 +20,7 @@ pub async fn preview(
 ) -> Result<String, ReportError> {
     let now = crate::now_micros();
     let status = if resubmit {
-        crate::store::model::SubmissionStatus::Correction
+        crate::model::SubmissionStatus::Correction
     } else {
         status_for(day, now)
     };

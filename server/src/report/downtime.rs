@@ -7,7 +7,7 @@
 
 use uuid::Uuid;
 
-use crate::store::model::{NewUnavailability, Service};
+use crate::model::{NewUnavailability, Service};
 use crate::store::Store;
 use crate::view_data::working_days::{Calendar, Nation};
 

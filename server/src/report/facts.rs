@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use crate::store::model::{CalculationStart, ReportFact, ReviewFact, UnavailableCodes, ViewFact};
+use crate::model::{CalculationStart, ReportFact, ReviewFact, UnavailableCodes, ViewFact};
 use crate::store::{CalculationKind, ReviewState, Store, StoredPei};
 use crate::wire::view::{Arrangement, IllustrationType, UnavailableReason, ViewDataPayload};
 

@@ -26,7 +26,7 @@ pub mod submit;
 use chrono::NaiveDate;
 use uuid::Uuid;
 
-use crate::store::model::{DayFacts, Service};
+use crate::model::{DayFacts, Service};
 
 /// Why a reporting command failed.
 #[derive(Debug, thiserror::Error)]

@@ -37,7 +37,7 @@ use super::{day_start, periods, ReportError};
 use crate::cas::client::CasClient;
 use crate::cas::retry::{retry, Backoff, GaveUp};
 use crate::config::{GoLive, ReportingConfig};
-use crate::store::model::{
+use crate::model::{
     Claim, NewSubmission, ReportKind, Service, StoredSubmission, SubmissionAnswer, SubmissionState,
     SubmissionStatus,
 };

@@ -1,5 +1,5 @@
 use super::*;
-use crate::store::model::{NewUnavailability, Unavailability};
+use crate::model::{NewUnavailability, Unavailability};
 
 const MIN: i64 = 60_000_000;
 

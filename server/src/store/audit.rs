@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::model::SlaSamples;
 use super::sql::{params, Access, Row, Tx};
 use super::{Result, Store, StoreError};
 use crate::audit::{AuditRecord, Direction};
+use crate::model::SlaSamples;
 
 /// Microseconds in a minute: heartbeats are kept by the minute since the epoch.
 const MINUTE: i64 = 60_000_000;

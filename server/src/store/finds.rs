@@ -15,14 +15,14 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::group_commit::FindRow;
-use super::model::{
-    AppendOutcome, Claimed, Decided, FailedFind, FindOutcome, FindState, NewFind, NewPei, PeiState,
-    StoredFind, StoredPei,
-};
 use super::peis::{self, PatRow};
 use super::sql::{params, Access, Dialect, Row, Tx};
 use super::{sha256_hex, AppendError, Result, Store, StoreError};
 use crate::audit::AuditRecord;
+use crate::model::{
+    AppendOutcome, Claimed, Decided, FailedFind, FindOutcome, FindState, NewFind, NewPei, PeiState,
+    StoredFind, StoredPei,
+};
 
 // === impl Store ===
 

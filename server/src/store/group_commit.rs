@@ -13,9 +13,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
-use super::model::AppendOutcome;
 use super::{AppendError, StoreError};
 use crate::audit::AuditRecord;
+use crate::model::AppendOutcome;
 
 /// A find request as it is appended: find data already sealed, `None` for a no-match.
 pub(super) struct FindRow {

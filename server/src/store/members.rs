@@ -11,10 +11,10 @@ use std::sync::Mutex;
 
 use uuid::Uuid;
 
-use super::model::*;
 use super::sealed::{self, DataKey};
 use super::sql::{params, Access, Dialect, Row, Tx, Value};
 use super::{blocking, stored_date, Result, Store, StoreError};
+use crate::model::*;
 
 /// Members' records read in one query when every member is read.
 const PAGE: usize = 4096;
@@ -404,7 +404,11 @@ async fn apply_change(tx: &mut dyn Tx, change: &SealedChange, now: i64) -> Resul
         }
     };
     note_change(tx, "member", member_id, now).await?;
-    AppliedChange::new(member_id, applied, &removed)
+    let removed = removed
+        .iter()
+        .map(|g| Uuid::try_parse(g).map_err(|_| StoreError::Corrupt("asset GUID")))
+        .collect::<Result<_>>()?;
+    Ok(AppliedChange::new(member_id, applied, removed))
 }
 
 /// The content hash of a stored member: `None` when no such member, `Some(None)` when stored

@@ -4,29 +4,61 @@
 //! loss. A find request is ACKed only once the transaction that holds it has committed with a
 //! sync (CoCo2.1.1, 2.1.4).
 //!
+//! # Layout
+//!
+//! Each unit of work (claim finds, record matches, end a find, apply a member change, count a
+//! sign-in attempt, ...) is written once, as an async function over a transaction ([`sql::Tx`]),
+//! with its SQL in one spelling. The area modules hold them beside the [`Store`] methods that run
+//! them:
+//!
+//! - [`finds`]: the find queue: appends at the ACK, claims under a lease, ends.
+//! - [`peis`]: PeIs, the PATs that registered them, calculations owed.
+//! - [`members`]: member records, their pensions' view data, schemes, data changes.
+//! - [`keys`]: the sealed columns under a new data key.
+//! - [`audit`]: the audit trail, heartbeats, the service levels' samples, daily jobs' runs.
+//! - [`reports`]: PDP reporting's facts, announced unavailability, submissions' claims.
+//! - [`console`]: the operator console's users, the organisation's details, sign-in attempts.
+//!
+//! Below them, only what truly differs is per backend, behind [`db::Database`] (a handful of
+//! capabilities, none of them a query): [`sqlite`] (embedded, the default: one instance, one
+//! writer thread whose group commits carry every write) and [`postgres`] (several instances on
+//! one database: find appends and audit records ride one writer task's group commits, every
+//! other unit its own transaction on a pooled connection). Each is its connection and pool, its
+//! group-commit writer (PostgreSQL's inserts a batch with `unnest`), and its [`sql::Tx`], which
+//! renders statements in its dialect ([`sql::render`]: placeholders and the schema's tokens) and
+//! maps its driver's values and errors once. Where a unit's SQL truly differs (a claim's
+//! `FOR UPDATE SKIP LOCKED` against SQLite's partial-index form, `LOCK TABLE`), it asks the
+//! transaction for its dialect, beside the SQL.
+//!
+//! Why this, and not a query builder or one driver for both: the statements are plain SQL that
+//! both databases accept but for placeholders and a few tokens, so a builder would restate them
+//! in Rust without removing a difference; and sqlx would replace two drivers whose durability
+//! settings, TLS and pools the endpoint is tuned on with one whose SQLite side runs each
+//! connection on a worker thread of its own, beside the writer's group commit that makes the ACK
+//! cheap rather than inside it. A unit's future runs on SQLite's blocking connection at its first
+//! poll (its statements never wait), and as a task on PostgreSQL's.
+//!
 //! # Where each invariant lives
 //!
-//! - [`backend`]: the boundary. A backend makes writes durable and is the only code that spells
-//!   SQL or owns a schema: [`sqlite`] (embedded, the default: one instance, one writer thread whose
-//!   group commits carry every write) and [`postgres`] (several instances on one database: find
-//!   appends and audit records ride one writer task's group commits, claims take
-//!   `FOR UPDATE SKIP LOCKED` under leases). Each keeps the queue's claim and end conditions
-//!   (`state = 'working'` on every end, so a find is ended once), idempotent PeI recording, and
-//!   the append-only audit trail. No waiter is answered before its commit has synced.
-//! - [`sealed`]: personal data at rest. This module seals find data, PATs, member records and
-//!   view data on the caller's task before they reach the writer, and opens them after a read;
-//!   the backend only ever sees sealed bytes.
+//! - The area modules: the queue's claim and end conditions (`state = 'working'` on every end,
+//!   so a find is ended once), idempotent PeI recording, the append-only audit trail.
 //! - [`group_commit`]: what both writers share: the channel the ACK path and the audit trail
 //!   write into, a batch drained from it, and the rule that no waiter is answered before the
-//!   commit holding its write.
+//!   commit holding its write. No write is answered before its commit has synced.
+//! - [`sealed`]: personal data at rest. The store seals find data, PATs, member records and view
+//!   data on the caller's task before they reach a backend, and opens them after a read; a
+//!   backend only ever sees sealed bytes.
 //! - [`schema`]: the tables, written once: each migration one SQL file, rendered in SQLite's or
 //!   PostgreSQL's dialect when a backend applies it.
-//! - [`model`]: the states, as enums; the only place their stored spellings are written.
-//! - This file: the typed, async API over either backend; sealing and opening; the count of open
-//!   finds that decides shedding.
+//! - [`crate::model`] (below the store): the states, as enums; the only place their stored
+//!   spellings are written.
+//! - This file: the handle, opening either backend, running units of work, the count of open
+//!   finds that decides shedding, and [`StoreError`]: unavailable (try later), refused, or a bug,
+//!   whatever the driver.
 //!
 //! The store imports nothing of matching, members or view data: callers hand it typed rows and
-//! get typed rows back. Both backends pass the same behaviour tests (`tests.rs`).
+//! get typed rows back. Both backends pass the same behaviour tests (`tests.rs`), and one test
+//! runs every unit of work on each and compares the answers (`tests/same.rs`).
 
 mod audit;
 pub mod console;
@@ -35,7 +67,6 @@ mod finds;
 mod group_commit;
 mod keys;
 mod members;
-pub mod model;
 mod peis;
 mod postgres;
 mod reports;
@@ -49,13 +80,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use keys::{ResealCursor, Resealed};
-pub use model::{
+pub use crate::model::{
     AppendOutcome, Applied, AppliedChange, Calculation, CalculationKind, Claimed, DataChange,
     Decided, FailedFind, FindOutcome, FindState, MatchStatus, MemberChange, NewFind, NewMember,
     NewPei, NewPension, PeiMatch, PeiState, ReviewState, SchemeState, SlaSamples, StoredFind,
     StoredPei, StoredPension,
 };
+pub use keys::{ResealCursor, Resealed};
 pub use postgres::{PostgresOptions, PostgresTls};
 use sealed::DataKey;
 use sql::{Access, BoxFuture, Tx};

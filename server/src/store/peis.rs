@@ -10,9 +10,9 @@ use strum::VariantArray;
 use uuid::Uuid;
 
 use super::members::open_json;
-use super::model::{Calculation, MatchStatus, NewPei, PeiMatch, PeiState, ReviewState, StoredPei};
 use super::sql::{params, Access, Row, Tx, Value};
 use super::{sha256_hex, Result, Store, StoreError};
+use crate::model::{Calculation, MatchStatus, NewPei, PeiMatch, PeiState, ReviewState, StoredPei};
 
 // === impl Store ===
 

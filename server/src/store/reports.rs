@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::model::{
+use super::sql::{params, Access, Row, Tx, Value};
+use super::{Result, Store, StoreError};
+use crate::model::{
     CalculationFact, Claim, DayFacts, NewSubmission, NewUnavailability, PossibleMatch, ReportFact,
     ReviewState, StoredPart, StoredSubmission, SubmissionAnswer, SubmissionKey, SubmissionState,
     SubmissionStatus, Unavailability, ViewFact,
 };
-use super::sql::{params, Access, Row, Tx, Value};
-use super::{Result, Store, StoreError};
 
 // === impl Store ===
 

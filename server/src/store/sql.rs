@@ -251,22 +251,22 @@ impl<T: Into<Value> + Clone> From<&Option<T>> for Value {
 /// The stored enums cross as their spellings, and an unknown spelling is refused on the way out.
 macro_rules! enum_values {
     ($($name:ident),+) => {$(
-        impl From<super::model::$name> for Value {
-            fn from(x: super::model::$name) -> Self {
+        impl From<crate::model::$name> for Value {
+            fn from(x: crate::model::$name) -> Self {
                 Value::Text(x.as_str().to_owned())
             }
         }
 
-        impl FromValue for super::model::$name {
+        impl FromValue for crate::model::$name {
             fn from_value(v: &Value) -> Result<Self> {
-                super::model::$name::parse(&String::from_value(v)?)
+                crate::model::$name::parse(&String::from_value(v)?)
                     .ok_or(StoreError::Corrupt(stringify!($name)))
             }
         }
     )+};
 }
 
-super::model::for_each_stored_enum!(enum_values);
+crate::model::for_each_stored_enum!(enum_values);
 
 /// A statement's parameters: `params![a, b, c]` is `[Value::from(a), ...]`.
 macro_rules! params {
@@ -361,14 +361,14 @@ mod tests {
         assert_eq!(row.get::<i64>(0).unwrap(), 3);
         assert_eq!(row.get::<Option<String>>(1).unwrap(), None);
         assert_eq!(
-            row.get::<super::super::model::FindState>(2).unwrap(),
-            super::super::model::FindState::Queued
+            row.get::<crate::model::FindState>(2).unwrap(),
+            crate::model::FindState::Queued
         );
         assert!(row.get::<bool>(3).unwrap());
         assert!(matches!(row.get::<String>(0), Err(StoreError::Internal(_))));
         let unknown = Row(vec![Value::Text("lost".into())]);
         assert!(matches!(
-            unknown.get::<super::super::model::FindState>(0),
+            unknown.get::<crate::model::FindState>(0),
             Err(StoreError::Corrupt(_))
         ));
     }

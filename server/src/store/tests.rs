@@ -1,9 +1,9 @@
-use super::model::{
+use super::*;
+use crate::model::{
     Claim, NewSubmission, NewUnavailability, ReportFact, ReportKind, ReviewFact, Service,
     StoredSubmission, SubmissionAnswer, SubmissionReason, SubmissionState, SubmissionStatus,
     UnavailableCodes, ViewFact,
 };
-use super::*;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

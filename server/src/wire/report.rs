@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use crate::store::model::{ReportKind, SubmissionReason, SubmissionStatus};
+pub use crate::model::{ReportKind, SubmissionReason, SubmissionStatus};
 
 /// Item limits of the yaml: `items` of response-time.
 pub const MAX_RESPONSE_TIMES: usize = 1400;

@@ -1,6 +1,6 @@
 use super::*;
+use pdp_provider::model::{CalculationFact, CalculationKind, SubmissionStatus, ViewFact};
 use pdp_provider::report::build::{build, HolderDay};
-use pdp_provider::store::model::{CalculationFact, CalculationKind, SubmissionStatus, ViewFact};
 
 fn day() -> chrono::NaiveDate {
     chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()

@@ -1,5 +1,5 @@
 use super::*;
-use crate::store::model::UnavailableCodes;
+use crate::model::UnavailableCodes;
 
 fn day() -> chrono::NaiveDate {
     chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()

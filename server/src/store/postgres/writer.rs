@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use deadpool_postgres::GenericClient;
 
 use crate::audit::AuditRecord;
+use crate::model::AppendOutcome;
 use crate::store::group_commit::{self, Batch, FindRow, Running};
-use crate::store::model::AppendOutcome;
 use crate::store::{AppendError, Result, StoreError};
 
 /// A message to the writer: appends and audit records (every other write is its own

@@ -15,10 +15,10 @@
 //! | `{if_not_exists}` | ` IF NOT EXISTS` (V1: databases from before migrations) | nothing         |
 //!
 //! Migrations are applied in order at start by refinery; a change to the schema is a new file,
-//! never an edit of an applied one. Until this module, each backend kept its own copy of every
-//! file: databases that applied those copies hold the same schema as these renderings (tested
-//! against the copies, kept as test fixtures), so a version applied from a copy counts as
-//! applied ([`runner`]), its history row untouched. V6 onwards exist only here.
+//! never an edit of an applied one. Versions 1 to 5 were also shipped as a copy per backend
+//! (kept as test fixtures): a database that applied a copy holds the same schema as the
+//! rendering, so a version applied from a copy counts as applied ([`runner`]), its history row
+//! untouched.
 
 use refinery::Migration;
 

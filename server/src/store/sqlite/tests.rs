@@ -123,9 +123,9 @@ fn a_database_of_the_previous_release_is_migrated_in_place() {
 
 mod writer_batches {
     use crate::audit::{AuditRecord, Direction};
+    use crate::model::AppendOutcome;
     use crate::store::db::Database;
     use crate::store::group_commit::FindRow;
-    use crate::store::model::AppendOutcome;
     use crate::store::sql::{erase, params, Access, Tx};
     use crate::store::sqlite::Sqlite;
     use crate::store::{StoreError, StoreLimits};

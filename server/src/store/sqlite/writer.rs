@@ -35,8 +35,8 @@ use tokio::sync::{mpsc, oneshot};
 use rusqlite::params;
 
 use crate::audit::AuditRecord;
+use crate::model::{AppendOutcome, FindOutcome, FindState};
 use crate::store::group_commit::{self, Batch, FindRow, Running};
-use crate::store::model::{AppendOutcome, FindOutcome, FindState};
 use crate::store::{AppendError, Result, StoreError};
 /// A message to the writer: appends, audit records, and [`Write`] jobs.
 pub(super) type Msg = group_commit::Msg<Box<dyn Write>>;

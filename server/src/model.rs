@@ -1,9 +1,10 @@
-//! What the store holds, as typed values: the states of a find, a PeI and a review, the kinds of
-//! calculation, and the rows the rest of the crate reads and writes.
+//! The domain's vocabulary: the states of a find, a PeI and a review, the kinds of calculation
+//! and report, and the rows the store keeps and the rest of the crate reads and writes.
 //!
 //! Every state is an enum. Each is stored as its wire (or documented) spelling, and only this file
-//! spells those strings: the backend converts at the boundary and refuses a value it does not
-//! know ([`super::StoreError::Corrupt`]) instead of guessing.
+//! spells those strings: the store converts at its boundary and refuses a value it does not
+//! know instead of guessing. This module imports nothing of the crate: the store, the wire
+//! types, matching and metrics all take their words from here.
 
 use std::ops::ControlFlow;
 
@@ -53,7 +54,7 @@ macro_rules! for_each_stored_enum {
         );
     };
 }
-pub(super) use for_each_stored_enum;
+pub(crate) use for_each_stored_enum;
 
 stored_enum! {
     /// Where a find request is on its way to its end.
@@ -384,7 +385,7 @@ pub struct AppliedChange {
 
 impl AppliedChange {
     /// A change that wrote nothing.
-    pub(super) fn unchanged(member_id: &str, applied: Applied) -> Self {
+    pub(crate) fn unchanged(member_id: &str, applied: Applied) -> Self {
         Self {
             member_id: member_id.to_owned(),
             applied,
@@ -392,20 +393,13 @@ impl AppliedChange {
         }
     }
 
-    /// A change that wrote, with the stored GUIDs of the pensions it removed.
-    pub(super) fn new(
-        member_id: &str,
-        applied: Applied,
-        removed: &[String],
-    ) -> Result<Self, super::StoreError> {
-        Ok(Self {
+    /// A change that wrote, with the pensions it removed.
+    pub(crate) fn new(member_id: &str, applied: Applied, removed_pensions: Vec<Uuid>) -> Self {
+        Self {
             member_id: member_id.to_owned(),
             applied,
-            removed_pensions: removed
-                .iter()
-                .map(|g| Uuid::try_parse(g).map_err(|_| super::StoreError::Corrupt("asset GUID")))
-                .collect::<Result<_, _>>()?,
-        })
+            removed_pensions,
+        }
     }
 }
 
