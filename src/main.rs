@@ -902,7 +902,7 @@ fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
 async fn open_store(
     config: &pdp_provider::config::Config,
 ) -> anyhow::Result<pdp_provider::store::Store> {
-    let key = pdp_provider::store::sealed::DataKey::load(&config.crypto)?;
+    let key = pdp_provider::sealed::DataKey::load(&config.crypto)?;
     Ok(pdp_provider::store::Store::from_config(
         &config.store,
         key,

@@ -61,7 +61,7 @@ impl Rig {
         )
         .unwrap();
         {
-            let key = pdp_provider::store::sealed::DataKey::load(&config.crypto).unwrap();
+            let key = pdp_provider::sealed::DataKey::load(&config.crypto).unwrap();
             let store = pdp_provider::store::Store::open(
                 &config.store.path,
                 key,

@@ -22,7 +22,7 @@ fn body() -> Vec<u8> {
 
 fn bench(c: &mut Criterion) {
     let body = body();
-    let key = pdp_provider::store::sealed::DataKey::from_hex(&"11".repeat(32)).unwrap();
+    let key = pdp_provider::sealed::DataKey::from_hex(&"11".repeat(32)).unwrap();
     let mut g = c.benchmark_group("find");
     g.throughput(Throughput::Elements(1));
     g.bench_function("parse+validate", |b| {

@@ -7,7 +7,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pdp_provider::audit::{AuditRecord, Direction};
-use pdp_provider::store::sealed::DataKey;
+use pdp_provider::sealed::DataKey;
 use pdp_provider::store::{Decided, NewFind, Store, StoreLimits};
 
 fn find(i: usize) -> (NewFind, AuditRecord) {

@@ -17,7 +17,7 @@ use crate::http::view::ViewService;
 use crate::http::{App, ConnLimits, Limits};
 use crate::matching::index::Matcher;
 use crate::pipeline::Pipeline;
-use crate::store::sealed::{DataKey, SealError};
+use crate::sealed::{DataKey, SealError};
 use crate::store::{Store, StoreError, StoreLimits};
 use crate::tls::TlsError;
 use crate::view_data::token::{Signer, TokenSettings};

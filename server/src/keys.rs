@@ -63,9 +63,6 @@ pub fn write_new_key(file: &std::path::Path) -> Result<(), KeyFileError> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut out = options.open(file).map_err(err)?;
-    std::io::Write::write_all(
-        &mut out,
-        crate::store::sealed::DataKey::generate_hex().as_bytes(),
-    )
-    .map_err(err)
+    std::io::Write::write_all(&mut out, crate::sealed::DataKey::generate_hex().as_bytes())
+        .map_err(err)
 }

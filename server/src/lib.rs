@@ -30,6 +30,9 @@
 //!   instance), PostgreSQL for several instances on one database. Find ACKs and audit records
 //!   ride group commits; personal data sealed with AES-256-GCM; the schema's migrations written
 //!   once and rendered in each backend's dialect.
+//! - [`model`]: the domain's vocabulary, below the store: the states as enums with their stored
+//!   spellings, the rows the store keeps, the audit record.
+//! - [`sealed`]: personal data sealed at rest (AES-256-GCM) under the data keys.
 //! - [`matching`]: normalisation, the configurable rules, the in-memory member indexes.
 //! - [`pipeline`]: the CAS work of finds that matched at the ACK: PAT, PeI registration, many
 //!   finds in flight at once; `finds failed`.
@@ -79,6 +82,7 @@ pub mod pipeline;
 pub mod reload;
 pub mod report;
 pub mod schemes;
+pub mod sealed;
 pub mod shutdown;
 pub mod sla;
 pub mod store;

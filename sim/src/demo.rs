@@ -67,7 +67,7 @@ pub enum DemoError {
     Io(#[from] std::io::Error),
     /// Data key.
     #[error(transparent)]
-    Key(#[from] pdp_provider::store::sealed::SealError),
+    Key(#[from] pdp_provider::sealed::SealError),
 }
 
 /// The TLS config of a simulator: the dev server certificate, the dev CA for clients.
@@ -142,7 +142,7 @@ async fn import_members(args: &DemoArgs, config: &Config) -> Result<Store, DemoE
     if !member_file.exists() {
         generate::write_jsonl(std::fs::File::create(&member_file)?, args.members, SEED)?;
     }
-    let key = pdp_provider::store::sealed::DataKey::load(&config.crypto)?;
+    let key = pdp_provider::sealed::DataKey::load(&config.crypto)?;
     let store = Store::open(&config.store.path, key, StoreLimits::default())?;
     if store.member_count().await? == 0 {
         let report = pdp_provider::members::import::import_from_async(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pdp_provider::config::Config;
-use pdp_provider::store::sealed::DataKey;
+use pdp_provider::sealed::DataKey;
 use pdp_provider::store::{FindState, Store, StoreLimits, StoredFind};
 use pdp_provider::tls::pki::files;
 

@@ -137,7 +137,7 @@ pub async fn purge(store: &Store, retention_days: u32, now_micros: i64) -> Resul
 mod tests {
     use super::*;
     use crate::audit::{AuditRecord, Direction};
-    use crate::store::sealed::DataKey;
+    use crate::sealed::DataKey;
     use crate::store::StoreLimits;
 
     fn record(id: &str, request: &str, endpoint: &str, at: i64) -> AuditRecord {

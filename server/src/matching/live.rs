@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::index::Matcher;
 use crate::members::record::MatchRecord;
-use crate::store::{DataChange, SchemeState, Store, StoreError};
+use crate::model::{DataChange, SchemeState};
+use crate::store::{Store, StoreError};
 
 /// Changes read at once.
 const BATCH: usize = 1024;

@@ -15,7 +15,7 @@ pub mod rules;
 
 use uuid::Uuid;
 
-pub use crate::store::MatchStatus;
+pub use crate::model::MatchStatus;
 
 /// One pension a find matched.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -76,7 +76,7 @@ fn a_seeded_month_gives_known_figures_and_verdicts() {
 fn store(dir: &tempfile::TempDir) -> Store {
     Store::open(
         &dir.path().join("s.sqlite"),
-        crate::store::sealed::DataKey::from_hex(&"44".repeat(32)).unwrap(),
+        crate::sealed::DataKey::from_hex(&"44".repeat(32)).unwrap(),
         Default::default(),
     )
     .unwrap()

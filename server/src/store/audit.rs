@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::sql::{params, Access, Row, Tx};
 use super::{Result, Store, StoreError};
-use crate::audit::{AuditRecord, Direction};
 use crate::model::SlaSamples;
+use crate::model::{AuditRecord, Direction};
 
 /// Microseconds in a minute: heartbeats are kept by the minute since the epoch.
 const MINUTE: i64 = 60_000_000;

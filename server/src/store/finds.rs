@@ -18,7 +18,7 @@ use super::group_commit::FindRow;
 use super::peis::{self, PatRow};
 use super::sql::{params, Access, Dialect, Row, Tx};
 use super::{sha256_hex, AppendError, Result, Store, StoreError};
-use crate::audit::AuditRecord;
+use crate::model::AuditRecord;
 use crate::model::{
     AppendOutcome, Claimed, Decided, FailedFind, FindOutcome, FindState, NewFind, NewPei, PeiState,
     StoredFind, StoredPei,

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{AppendError, StoreError};
-use crate::audit::AuditRecord;
 use crate::model::AppendOutcome;
+use crate::model::AuditRecord;
 
 /// A find request as it is appended: find data already sealed, `None` for a no-match.
 pub(super) struct FindRow {

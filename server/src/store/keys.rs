@@ -1,6 +1,6 @@
 //! The sealed columns under a new data key: counting what another key sealed, and re-sealing.
 //!
-//! A value sealed with the active key begins with that key's prefix ([`super::sealed`]), so what
+//! A value sealed with the active key begins with that key's prefix ([`crate::sealed`]), so what
 //! another key sealed is found without opening anything. A re-seal goes through [`SEALED`] column
 //! by column, row ID by row ID, a bounded step per commit: resumable anywhere, and what the
 //! active key sealed is never read again.

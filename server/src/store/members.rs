@@ -11,10 +11,10 @@ use std::sync::Mutex;
 
 use uuid::Uuid;
 
-use super::sealed::{self, DataKey};
 use super::sql::{params, Access, Dialect, Row, Tx, Value};
 use super::{blocking, stored_date, Result, Store, StoreError};
 use crate::model::*;
+use crate::sealed::{self, DataKey};
 
 /// Members' records read in one query when every member is read.
 const PAGE: usize = 4096;

@@ -45,7 +45,7 @@
 //! - [`group_commit`]: what both writers share: the channel the ACK path and the audit trail
 //!   write into, a batch drained from it, and the rule that no waiter is answered before the
 //!   commit holding its write. No write is answered before its commit has synced.
-//! - [`sealed`]: personal data at rest. The store seals find data, PATs, member records and view
+//! - [`crate::sealed`]: personal data at rest. The store seals find data, PATs, member records and view
 //!   data on the caller's task before they reach a backend, and opens them after a read; a
 //!   backend only ever sees sealed bytes.
 //! - [`schema`]: the tables, written once: each migration one SQL file, rendered in SQLite's or
@@ -71,7 +71,6 @@ mod peis;
 mod postgres;
 mod reports;
 mod schema;
-pub mod sealed;
 mod sql;
 mod sqlite;
 
@@ -86,9 +85,9 @@ pub use crate::model::{
     NewPei, NewPension, PeiMatch, PeiState, ReviewState, SchemeState, SlaSamples, StoredFind,
     StoredPei, StoredPension,
 };
+use crate::sealed::{self, DataKey};
 pub use keys::{ResealCursor, Resealed};
 pub use postgres::{PostgresOptions, PostgresTls};
-use sealed::DataKey;
 use sql::{Access, BoxFuture, Tx};
 
 /// A stored date, `YYYY-MM-DD`.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::audit::{AuditRecord, Direction};
+use crate::model::{AuditRecord, Direction};
 
 /// Where a test's store lives: a new SQLite file, or a new database on the PostgreSQL server
 /// named by `PDP_TEST_DATABASE_URL` (key-value form; `scripts/test` starts a throw-away one).

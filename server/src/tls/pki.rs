@@ -152,7 +152,7 @@ pub fn init(dir: &Path) -> Result<(), TlsError> {
     write(
         dir,
         files::DATA_KEY,
-        &crate::store::sealed::DataKey::generate_hex(),
+        &crate::sealed::DataKey::generate_hex(),
     )?;
     let signing = crate::view_data::token::generate_rsa_pem().map_err(|e| TlsError::Pem {
         path: dir.join(files::VIEW_SIGNING_KEY),

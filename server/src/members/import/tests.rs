@@ -1,5 +1,5 @@
 use super::*;
-use crate::store::sealed::DataKey;
+use crate::sealed::DataKey;
 use crate::store::StoreLimits;
 
 fn setup() -> (tempfile::TempDir, Store, tokio::runtime::Runtime) {

@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 
 use deadpool_postgres::GenericClient;
 
-use crate::audit::AuditRecord;
 use crate::model::AppendOutcome;
+use crate::model::AuditRecord;
 use crate::store::group_commit::{self, Batch, FindRow, Running};
 use crate::store::{AppendError, Result, StoreError};
 

@@ -34,10 +34,10 @@ fn claims_use_the_open_index() {
 #[test]
 fn the_audit_trail_is_append_only() {
     let (_d, conn) = writer();
-    let rec = crate::audit::AuditRecord {
+    let rec = crate::model::AuditRecord {
         transaction_id: "t".into(),
         request_id: None,
-        direction: crate::audit::Direction::Inbound,
+        direction: crate::model::Direction::Inbound,
         party: "p".into(),
         endpoint: "e".into(),
         received_at: 5,
@@ -122,8 +122,8 @@ fn a_database_of_the_previous_release_is_migrated_in_place() {
 }
 
 mod writer_batches {
-    use crate::audit::{AuditRecord, Direction};
     use crate::model::AppendOutcome;
+    use crate::model::{AuditRecord, Direction};
     use crate::store::db::Database;
     use crate::store::group_commit::FindRow;
     use crate::store::sql::{erase, params, Access, Tx};

@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use rusqlite::params;
 
-use crate::audit::AuditRecord;
+use crate::model::AuditRecord;
 use crate::model::{AppendOutcome, FindOutcome, FindState};
 use crate::store::group_commit::{self, Batch, FindRow, Running};
 use crate::store::{AppendError, Result, StoreError};

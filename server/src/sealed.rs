@@ -8,7 +8,7 @@
 //! The keys live outside the database (files or an environment variable named in config): one
 //! active key seals, older keys only open. Rotation: add a new key as the active one and keep the
 //! old one as `old_data_key_files`; `keys rotate` re-seals what is stored with the new key
-//! ([`super::Store::reseal`]); then the old key can go.
+//! ([`crate::store::Store::reseal`]); then the old key can go.
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
