@@ -81,11 +81,11 @@ pub struct Config {
     pub access: AccessConfig,
     /// PDP reporting: the daily submissions.
     pub reporting: ReportingConfig,
-    /// The operator console (issue #18): its own TLS listener, sessions, role limits.
-    pub console: crate::console::ConsoleConfig,
+    /// The operator console: its own TLS listener, sessions, role limits.
+    pub console: ConsoleConfig,
 }
 
-/// PDP reporting (issue #13): when the previous day is submitted, how a submission is retried.
+/// PDP reporting: when the previous day is submitted, how a submission is retried.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReportingConfig {
@@ -394,6 +394,33 @@ pub struct SlaConfig {
     pub go_live: Option<GoLive>,
 }
 
+/// The console's settings (`[console]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Off by default: the console listens only when enabled.
+    pub enabled: bool,
+    /// Its own listener (HTTPS), never the ecosystem's.
+    pub listen: SocketAddr,
+    /// Its certificate chain (PEM); the ecosystem listener's `tls.cert` when unset.
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM); `tls.key` when unset.
+    pub key: Option<PathBuf>,
+    /// Connections at once.
+    pub max_connections: usize,
+    /// A session ends after this long without a request.
+    pub session_idle_timeout_s: u64,
+    /// A session ends this long after sign-in, used or not.
+    pub session_max_age_s: u64,
+    /// Scheme admins at most (PDP's default 4; it approves more case by case).
+    pub scheme_admin_limit: usize,
+    /// Largest form body accepted.
+    pub max_form_bytes: usize,
+    /// Where the load tool's runs are kept (`result.json` files below it), for the test
+    /// managers' page.
+    pub load_results_dir: PathBuf,
+}
+
 /// A go-live day: `go_live = "2026-11-03"` or the TOML date `go_live = 2026-11-03`; a date and
 /// time is refused, since availability is counted from a day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -576,6 +603,23 @@ impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             retention_days: 6 * 366,
+        }
+    }
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: "127.0.0.1:9443".parse().expect("static address"),
+            cert: None,
+            key: None,
+            max_connections: 64,
+            session_idle_timeout_s: 15 * 60,
+            session_max_age_s: 8 * 3600,
+            scheme_admin_limit: 4,
+            max_form_bytes: 16 * 1024,
+            load_results_dir: "load-tests/results".into(),
         }
     }
 }
@@ -763,6 +807,37 @@ impl Config {
             return Err(invalid(
                 "crypto",
                 "set data_key_file or data_key_env: find data is sealed at rest",
+            ));
+        }
+        Ok(())
+    }
+}
+
+// === impl ConsoleConfig ===
+
+impl ConsoleConfig {
+    /// Checks ranges that serde cannot.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_connections == 0 {
+            return Err(invalid("console.max_connections", "must be at least 1"));
+        }
+        if self.session_idle_timeout_s == 0 || self.session_max_age_s < self.session_idle_timeout_s
+        {
+            return Err(invalid(
+                "console.session_idle_timeout_s",
+                "must be more than 0 and at most console.session_max_age_s",
+            ));
+        }
+        if self.scheme_admin_limit == 0 {
+            return Err(invalid("console.scheme_admin_limit", "must be at least 1"));
+        }
+        if self.max_form_bytes < 1024 {
+            return Err(invalid("console.max_form_bytes", "must be at least 1024"));
+        }
+        if self.cert.is_some() != self.key.is_some() {
+            return Err(invalid(
+                "console.cert",
+                "set both console.cert and console.key, or neither",
             ));
         }
         Ok(())

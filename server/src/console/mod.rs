@@ -27,91 +27,16 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
-use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cas::client::CasClient;
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::http::{conn, ConnLimits};
 use crate::store::console::{ConsoleUser, Role, UserSaved};
 use crate::store::{Store, StoreError};
-
-/// The console's settings (`[console]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ConsoleConfig {
-    /// Off by default: the console listens only when enabled.
-    pub enabled: bool,
-    /// Its own listener (HTTPS), never the ecosystem's.
-    pub listen: SocketAddr,
-    /// Its certificate chain (PEM); the ecosystem listener's `tls.cert` when unset.
-    pub cert: Option<PathBuf>,
-    /// Its private key (PEM); `tls.key` when unset.
-    pub key: Option<PathBuf>,
-    /// Connections at once.
-    pub max_connections: usize,
-    /// A session ends after this long without a request.
-    pub session_idle_timeout_s: u64,
-    /// A session ends this long after sign-in, used or not.
-    pub session_max_age_s: u64,
-    /// Scheme admins at most (PDP's default 4; it approves more case by case).
-    pub scheme_admin_limit: usize,
-    /// Largest form body accepted.
-    pub max_form_bytes: usize,
-    /// Where the load tool's runs are kept (`result.json` files below it), for the test
-    /// managers' page.
-    pub load_results_dir: PathBuf,
-}
-
-impl Default for ConsoleConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            listen: "127.0.0.1:9443".parse().expect("static address"),
-            cert: None,
-            key: None,
-            max_connections: 64,
-            session_idle_timeout_s: 15 * 60,
-            session_max_age_s: 8 * 3600,
-            scheme_admin_limit: 4,
-            max_form_bytes: 16 * 1024,
-            load_results_dir: "load-tests/results".into(),
-        }
-    }
-}
-
-impl ConsoleConfig {
-    /// Checks ranges that serde cannot.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        use crate::config::invalid;
-        if self.max_connections == 0 {
-            return Err(invalid("console.max_connections", "must be at least 1"));
-        }
-        if self.session_idle_timeout_s == 0 || self.session_max_age_s < self.session_idle_timeout_s
-        {
-            return Err(invalid(
-                "console.session_idle_timeout_s",
-                "must be more than 0 and at most console.session_max_age_s",
-            ));
-        }
-        if self.scheme_admin_limit == 0 {
-            return Err(invalid("console.scheme_admin_limit", "must be at least 1"));
-        }
-        if self.max_form_bytes < 1024 {
-            return Err(invalid("console.max_form_bytes", "must be at least 1024"));
-        }
-        if self.cert.is_some() != self.key.is_some() {
-            return Err(invalid(
-                "console.cert",
-                "set both console.cert and console.key, or neither",
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// Why a console operation failed.
 #[derive(Debug, thiserror::Error)]
