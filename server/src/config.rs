@@ -161,7 +161,8 @@ impl Default for AccessConfig {
 pub struct ServerConfig {
     /// Ecosystem (mTLS) listener address.
     pub listen: SocketAddr,
-    /// Ops listener (plain HTTP): health, metrics, JWK set. Keep it on loopback or a private network.
+    /// Ops listener (plain HTTP): health, metrics, JWK set. Keep it on loopback or a private
+    /// network.
     pub ops_listen: SocketAddr,
     /// Connections held open at once; further clients wait in the kernel's backlog.
     pub max_connections: usize,
@@ -256,7 +257,8 @@ pub struct StoreConfig {
 pub struct CryptoConfig {
     /// A file holding the key as 64 hex digits.
     pub data_key_file: Option<PathBuf>,
-    /// Or the name of an environment variable holding the key as 64 hex digits (wins over the file).
+    /// Or the name of an environment variable holding the key as 64 hex digits (wins over the
+    /// file).
     pub data_key_env: Option<String>,
     /// Retired keys (64 hex digits each) that still open what they sealed, until `keys rotate`
     /// has re-sealed everything with the active key.
