@@ -519,7 +519,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { command } => audit(command),
         Command::Jwks { config } => {
             let config = load_config(&config)?;
-            let signer = pdp_provider::app::signer(&config)?;
+            let signer = pdp_provider::view_data::token::Signer::from_config(&config)?;
             println!("{}", serde_json::to_string_pretty(signer.jwks())?);
             Ok(ExitCode::SUCCESS)
         }

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Overrides `server.listen`.
 pub const ENV_LISTEN: &str = "PDP_LISTEN";
@@ -349,7 +349,7 @@ pub struct ViewConfig {
     /// UK bank holidays (gov.uk JSON format); rule-based holidays when the file is absent.
     pub calendar: PathBuf,
     /// The nation whose bank holidays count, for holdernames not listed in `nations`.
-    pub nation: crate::view_data::working_days::Nation,
+    pub nation: Nation,
     /// Per-holdername nations.
     pub nations: Vec<HoldernameNation>,
     /// The path of the view data URL registered with PDP, before `/{assetGuid}` (SPEC §3.2).
@@ -366,7 +366,20 @@ pub struct HoldernameNation {
     /// The holdername.
     pub holdername: uuid::Uuid,
     /// Its nation.
-    pub nation: crate::view_data::working_days::Nation,
+    pub nation: Nation,
+}
+
+/// A UK nation with its own bank holidays (the divisions of the gov.uk file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Nation {
+    /// England and Wales (`england-and-wales`); the default.
+    #[default]
+    EnglandAndWales,
+    /// Scotland (`scotland`).
+    Scotland,
+    /// Northern Ireland (`northern-ireland`).
+    NorthernIreland,
 }
 
 /// One holdername's rules.
@@ -475,6 +488,32 @@ impl<'de> Deserialize<'de> for GoLive {
     }
 }
 
+// === impl Nation ===
+
+impl Nation {
+    /// All three nations, in the gov.uk file's order.
+    pub const ALL: [Nation; 3] = [
+        Nation::EnglandAndWales,
+        Nation::Scotland,
+        Nation::NorthernIreland,
+    ];
+
+    /// The gov.uk division name: `england-and-wales`, `scotland` or `northern-ireland`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Nation::EnglandAndWales => "england-and-wales",
+            Nation::Scotland => "scotland",
+            Nation::NorthernIreland => "northern-ireland",
+        }
+    }
+}
+
+impl std::fmt::Display for Nation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 // === impl Defaults ===
 
 impl Default for ServerConfig {
@@ -542,6 +581,13 @@ impl Default for WorkersConfig {
     }
 }
 
+impl CasConfig {
+    /// The CAS token endpoint: the view's default audience and `as_uri`.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/token", self.base_url.trim_end_matches('/'))
+    }
+}
+
 impl Default for CasConfig {
     fn default() -> Self {
         Self {
@@ -558,10 +604,7 @@ impl Default for CasConfig {
 impl ViewConfig {
     /// The nation whose bank holidays count for `holdername` (the default for none or an
     /// unlisted one).
-    pub fn nation_of(
-        &self,
-        holdername: Option<uuid::Uuid>,
-    ) -> crate::view_data::working_days::Nation {
+    pub fn nation_of(&self, holdername: Option<uuid::Uuid>) -> Nation {
         holdername
             .and_then(|h| self.nations.iter().find(|n| n.holdername == h))
             .map_or(self.nation, |n| n.nation)
