@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::rules::{Person, RawIdentity, RuleSet};
 use super::PensionMatch;
-use crate::members::record::MatchRecord;
+use super::record::MatchRecord;
 use crate::wire::find::FindData;
 
 /// A pension as the index knows it.
