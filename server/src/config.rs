@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod rules;
+
 /// Overrides `server.listen`.
 pub const ENV_LISTEN: &str = "PDP_LISTEN";
 /// Overrides `server.ops_listen`.
@@ -312,7 +314,7 @@ pub struct CasConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct MatchingConfig {
     /// Rules for holdernames without their own.
-    pub default: crate::matching::rules::RuleSet,
+    pub default: rules::RuleSet,
     /// Per-holdername rule sets.
     pub schemes: Vec<SchemeRules>,
     /// Days a possible match waits for review before it is de-registered as `match-timeout`.
@@ -389,7 +391,7 @@ pub struct SchemeRules {
     /// The holdername.
     pub holdername: uuid::Uuid,
     /// Its rules.
-    pub rules: crate::matching::rules::RuleSet,
+    pub rules: rules::RuleSet,
 }
 
 /// Audit trail retention.
@@ -636,7 +638,7 @@ impl Default for ViewConfig {
 impl Default for MatchingConfig {
     fn default() -> Self {
         Self {
-            default: crate::matching::rules::RuleSet::default_rules(),
+            default: rules::RuleSet::default_rules(),
             schemes: Vec::new(),
             possible_review_days: 30,
             refresh_ms: 1_000,

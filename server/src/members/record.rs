@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::matching::normalise;
+
 /// A member as matching reads it, and a name: defined with the match index that reads them.
 pub use crate::matching::record::{MatchRecord, MemberName, PensionKey};
 
