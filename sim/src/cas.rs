@@ -1020,7 +1020,7 @@ pub async fn serve_standalone(
     certs: &std::path::Path,
     jwks: Option<&std::path::Path>,
 ) -> Result<(), SimError> {
-    let sim = CasSim::start(listen, control, &crate::demo::sim_tls(certs)).await?;
+    let sim = CasSim::start(listen, control, &crate::tls::sim_tls(certs)).await?;
     let from = match jwks {
         Some(f) => f.display().to_string(),
         None => certs

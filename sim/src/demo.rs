@@ -8,12 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pdp_provider::config::{Config, ConfigError, TlsConfig};
+use pdp_provider::config::{Config, ConfigError};
 use pdp_provider::members::generate::{self, FindKind};
 use pdp_provider::store::{FindState, Store, StoreLimits};
 use pdp_provider::tls::pki::files;
 
 use crate::pfs::FindAnswer;
+use crate::tls::sim_tls;
 
 /// Options of `pdp-provider demo`.
 #[derive(Debug, Clone, clap::Args)]
@@ -68,15 +69,6 @@ pub enum DemoError {
     /// Data key.
     #[error(transparent)]
     Key(#[from] pdp_provider::store::sealed::SealError),
-}
-
-/// The TLS config of a simulator: the dev server certificate, the dev CA for clients.
-pub fn sim_tls(certs: &Path) -> TlsConfig {
-    TlsConfig {
-        cert: certs.join(files::SERVER),
-        key: certs.join(files::SERVER_KEY),
-        client_ca: certs.join(files::CA),
-    }
 }
 
 /// The seed of the demo's members and schemes: the same people on every run.
