@@ -27,7 +27,7 @@ impl Rig {
         let dir = tempfile::tempdir().unwrap();
         let certs = dir.path().join("certs");
         pdp_provider::tls::pki::init(&certs).unwrap();
-        let tls = pdp_sim::demo::sim_tls(&certs);
+        let tls = pdp_sim::tls::sim_tls(&certs);
         let cas = pdp_sim::cas::CasSim::start(
             "127.0.0.1:0".parse().unwrap(),
             "127.0.0.1:0".parse().unwrap(),

@@ -74,7 +74,7 @@ async fn server(serve: Serve) -> Server {
     let certs = dir.path().join("certs");
     pdp_provider::tls::pki::init(&certs).unwrap();
     let acceptor = TlsAcceptor::from(
-        pdp_provider::tls::server::server_config(&pdp_sim::demo::sim_tls(&certs)).unwrap(),
+        pdp_provider::tls::server::server_config(&pdp_sim::tls::sim_tls(&certs)).unwrap(),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
