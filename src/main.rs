@@ -479,7 +479,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Certs {
             command: CertsCommand::Init { dir },
         } => {
-            pdp_provider::tls::pki::init(&dir).context("certs init")?;
+            pdp_provider::keys::init_dev(&dir).context("certs init")?;
             println!("wrote development PKI and data key to {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }

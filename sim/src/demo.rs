@@ -110,7 +110,7 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
 /// every party and the store in `--dir`.
 fn demo_config(args: &DemoArgs) -> Result<Config, DemoError> {
     if !args.certs.join(files::CA).exists() {
-        pdp_provider::tls::pki::init(&args.certs)?;
+        pdp_provider::keys::init_dev(&args.certs)?;
         println!("wrote a development PKI to {}", args.certs.display());
     }
     std::fs::create_dir_all(&args.dir)?;

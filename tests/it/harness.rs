@@ -21,7 +21,7 @@ pub struct Env {
 impl Env {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        pdp_provider::tls::pki::init(&dir.path().join("certs")).unwrap();
+        pdp_provider::keys::init_dev(&dir.path().join("certs")).unwrap();
         Env {
             dir,
             postgres: None,
