@@ -1,23 +1,39 @@
-//! The operator console (issue #18): a small web console for the people who run the
-//! connection, with the connection portal's roles, on its own TLS listener (never the
-//! ecosystem port).
+//! The operator console: a small web console for the people who run the connection, with the
+//! connection portal's roles, on its own TLS listener (never the ecosystem port).
 //!
-//! - [`roles`]: the portal's roles, their limits and combinations (refusals name the rule), and
-//!   what each role may do here.
-//! - [`session`]: argon2 passwords, sessions in `__Host-` cookies, CSRF tokens, lock-out.
-//! - [`pages`]: the routes and pages: possible matches to review (resolved through
-//!   [`crate::peis::resolve_possible`], the code `peis resolve` runs), flagged PeIs,
-//!   calculations, failed finds, the month's SLA, certificate expiry, PDP submissions, the
-//!   organisation's contacts and registration data, users and roles, the audit export.
+//! A request meets, in order:
+//!
+//! - `routes`: the route table, written once (method, path, the action the user's roles must
+//!   allow, navigation entry, handler), which dispatch and the navigation both read; sign-in
+//!   and the stylesheet before any session; then one prologue for every signed-in request (a
+//!   `POST`'s CSRF token, the route's roles);
+//! - `sign_in`: signing in and out, and the session a request belongs to;
+//! - `page`: the signed-in request a handler gets (who asks, the form), rendering in the
+//!   console's frame, auditing;
+//! - `pages`: one file per page area: possible matches to review (resolved through
+//!   [`crate::peis::resolve_possible`], the code `peis resolve` runs), flagged PeIs and
+//!   de-registration, planned downtime, the load tool's runs, calculations, failed finds, the
+//!   month's SLA, certificate expiry, PDP submissions, the organisation's contacts and
+//!   registration data, users and roles, the audit export;
+//! - `templates` and `respond`: the templates compiled into the binary (minijinja; there is no
+//!   front-end build step), and the answers with their security headers.
+//!
+//! Beside them, [`roles`] holds the portal's roles, their limits and combinations (refusals
+//! name the rule), and what each role may do here; [`session`] holds argon2 passwords, sessions
+//! in `__Host-` cookies, CSRF tokens and the lock-out.
 //!
 //! Every action, and every reveal of personal data, is an audit record (direction `operator`,
 //! party `console:<username>`), committed before the answer. Every answer carries strict
 //! security headers (a CSP with no script at all, `frame-ancestors 'none'`, HSTS, `no-store`).
-//! Templates are compiled into the binary (minijinja); there is no front-end build step.
 
-pub mod pages;
+mod page;
+mod pages;
+mod respond;
 pub mod roles;
+mod routes;
 pub mod session;
+mod sign_in;
+mod templates;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -95,7 +111,7 @@ impl Console {
                 Duration::from_secs(c.session_idle_timeout_s),
                 Duration::from_secs(c.session_max_age_s),
             ),
-            templates: pages::templates(),
+            templates: templates::templates(),
             dummy_hash: session::hash_password(&session::token()).unwrap_or_default(),
             store,
             cas,
@@ -256,7 +272,7 @@ pub async fn serve(
                 let console = console.clone();
                 let guard = busy.begin();
                 async move {
-                    let resp = pages::route(&console, req).await;
+                    let resp = routes::route(&console, req).await;
                     drop(guard);
                     Ok::<_, Infallible>(resp)
                 }
