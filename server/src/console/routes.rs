@@ -396,3 +396,6 @@ fn page_notice(query: &str) -> Option<String> {
     };
     Some(text.to_owned())
 }
+
+#[cfg(test)]
+mod tests;
