@@ -415,7 +415,8 @@ enum SimCommand {
 
 #[derive(Subcommand)]
 enum CertsCommand {
-    /// Write a development PKI (ecosystem CA, server, PFS, dashboard, provider, rogue CA) and data key.
+    /// Write a development PKI (ecosystem CA, server, PFS, dashboard, provider, rogue CA), a data
+    /// key and a view signing key.
     Init {
         /// Where to write.
         #[arg(long, default_value = "certs")]
