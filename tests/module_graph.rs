@@ -545,85 +545,17 @@ fn skip_char_or_lifetime(c: &[char], i: usize) -> usize {
 
 // === cycles ===
 
-/// Each module's strongly connected component (an index), by Tarjan's algorithm; only modules
-/// in a component of two or more are listed.
-fn components(graph: &Graph) -> BTreeMap<&str, usize> {
-    struct Tarjan<'g> {
-        graph: &'g Graph,
-        index: BTreeMap<&'g str, usize>,
-        low: BTreeMap<&'g str, usize>,
-        stack: Vec<&'g str>,
-        on_stack: BTreeSet<&'g str>,
-        found: Vec<Vec<&'g str>>,
-    }
-    impl<'g> Tarjan<'g> {
-        fn visit(&mut self, v: &'g str) {
-            let n = self.index.len();
-            self.index.insert(v, n);
-            self.low.insert(v, n);
-            self.stack.push(v);
-            self.on_stack.insert(v);
-            for w in self.graph.get(v).into_iter().flat_map(|e| e.keys()) {
-                let w = w.as_str();
-                if !self.index.contains_key(w) {
-                    self.visit(w);
-                    let lw = self.low[w];
-                    let lv = self.low.get_mut(v).expect("visited");
-                    *lv = (*lv).min(lw);
-                } else if self.on_stack.contains(w) {
-                    let iw = self.index[w];
-                    let lv = self.low.get_mut(v).expect("visited");
-                    *lv = (*lv).min(iw);
-                }
-            }
-            if self.low[v] == self.index[v] {
-                let mut scc = Vec::new();
-                while let Some(w) = self.stack.pop() {
-                    self.on_stack.remove(w);
-                    scc.push(w);
-                    if w == v {
-                        break;
-                    }
-                }
-                self.found.push(scc);
-            }
-        }
-    }
-    let mut t = Tarjan {
-        graph,
-        index: BTreeMap::new(),
-        low: BTreeMap::new(),
-        stack: Vec::new(),
-        on_stack: BTreeSet::new(),
-        found: Vec::new(),
-    };
-    for v in graph.keys() {
-        if !t.index.contains_key(v.as_str()) {
-            t.visit(v);
-        }
-    }
-    let mut out = BTreeMap::new();
-    for (n, scc) in t.found.iter().filter(|s| s.len() > 1).enumerate() {
-        for v in scc {
-            out.insert(*v, n);
-        }
-    }
-    out
-}
-
-/// The graph's cycles to show: for every edge `a -> b` between modules of one component, the
+/// The graph's cycles to show: for every edge `a -> b` from which `a` can be reached again, the
 /// shortest way back from `b` to `a`; each cycle once, starting at its first module by name.
 fn cycles(graph: &Graph) -> Vec<Vec<String>> {
-    let scc = components(graph);
     let mut out = BTreeSet::new();
     for (a, edges) in graph {
         for b in edges.keys() {
-            let same = scc.contains_key(a.as_str()) && scc.get(a.as_str()) == scc.get(b.as_str());
-            if !same {
+            let Some(back) = shortest_path(graph, b, a) else {
                 continue;
-            }
+            };
             let mut cycle = vec![a.clone()];
-            cycle.extend(shortest_path(graph, b, a));
+            cycle.extend(back);
             let first = (0..cycle.len()).min_by_key(|i| &cycle[*i]).unwrap_or(0);
             cycle.rotate_left(first);
             out.insert(cycle);
@@ -632,13 +564,20 @@ fn cycles(graph: &Graph) -> Vec<Vec<String>> {
     out.into_iter().collect()
 }
 
-/// The modules on a shortest path from `from` to `to`, `from` included, `to` not.
-fn shortest_path(graph: &Graph, from: &str, to: &str) -> Vec<String> {
+/// The modules on a shortest path from `from` to `to` (`from` included, `to` not), if there
+/// is one.
+fn shortest_path(graph: &Graph, from: &str, to: &str) -> Option<Vec<String>> {
     let mut came_from: BTreeMap<&str, &str> = BTreeMap::new();
     let mut queue = VecDeque::from([from]);
     while let Some(v) = queue.pop_front() {
         if v == to {
-            break;
+            let (mut path, mut at) = (Vec::new(), to);
+            while let Some(prev) = came_from.get(at) {
+                path.push(prev.to_string());
+                at = prev;
+            }
+            path.reverse();
+            return Some(path);
         }
         for w in graph.get(v).into_iter().flat_map(|e| e.keys()) {
             if w != from && !came_from.contains_key(w.as_str()) {
@@ -647,14 +586,7 @@ fn shortest_path(graph: &Graph, from: &str, to: &str) -> Vec<String> {
             }
         }
     }
-    let mut path = Vec::new();
-    let mut v = to;
-    while let Some(prev) = came_from.get(v) {
-        path.push(prev.to_string());
-        v = prev;
-    }
-    path.reverse();
-    path
+    None
 }
 
 // === the checker's own tests ===
