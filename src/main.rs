@@ -415,7 +415,8 @@ enum SimCommand {
 
 #[derive(Subcommand)]
 enum CertsCommand {
-    /// Write a development PKI (ecosystem CA, server, PFS, dashboard, provider, rogue CA) and data key.
+    /// Write a development PKI (ecosystem CA, server, PFS, dashboard, provider, rogue CA), a data
+    /// key and a view signing key.
     Init {
         /// Where to write.
         #[arg(long, default_value = "certs")]
@@ -479,7 +480,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Certs {
             command: CertsCommand::Init { dir },
         } => {
-            pdp_provider::tls::pki::init(&dir).context("certs init")?;
+            pdp_provider::keys::init_dev(&dir).context("certs init")?;
             println!("wrote development PKI and data key to {}", dir.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -519,7 +520,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { command } => audit(command),
         Command::Jwks { config } => {
             let config = load_config(&config)?;
-            let signer = pdp_provider::app::signer(&config)?;
+            let signer = pdp_provider::view_data::token::Signer::from_config(&config)?;
             println!("{}", serde_json::to_string_pretty(signer.jwks())?);
             Ok(ExitCode::SUCCESS)
         }

@@ -2,17 +2,18 @@
 //! connection per sending task ([`Slot`]), polled by the task that sends on it.
 //!
 //! A closed loop measures the most the endpoint sustains only while the client costs little
-//! next to it (on a shared machine they compete for the same CPUs). Through reqwest, every
-//! request parsed its URL, went through the redirect and retry layers and a pool look-up, and
-//! woke the separate task that owned the connection and was woken by it in turn. Here a task
-//! owns its connection outright: the request is written and the answer read in the task's own
-//! polls, so a find costs one write and one read on the socket and no hand-over between tasks.
+//! next to it (on a shared machine they compete for the same CPUs). So a task owns its
+//! connection outright: the request is written and the answer read in the task's own polls, and
+//! a find costs one write and one read on the socket and no hand-over between tasks. Rejected
+//! option: reqwest (the open loop's client), through which every request parses its URL, goes
+//! through the redirect and retry layers and a pool look-up, and wakes the separate task that
+//! owns the connection, and is woken by it in turn.
 //!
-//! What reqwest did that matters is kept: the PFS identity and only the configured CA, TLS 1.2
-//! or 1.3, ALPN `http/1.1`, `TCP_NODELAY`, a connect time-out of 10 s, one time-out over the
-//! whole request (connecting included), the answer read to its end so the connection is kept,
-//! and a request that a kept connection closed before it was written sent again once on a new
-//! one. A connection that failed or timed out is dropped, and the next request opens another.
+//! What reqwest does that matters is done here too: the PFS identity and only the configured CA,
+//! TLS 1.2 or 1.3, ALPN `http/1.1`, `TCP_NODELAY`, a connect time-out of 10 s, one time-out over
+//! the whole request (connecting included), the answer read to its end so the connection is
+//! kept, and a request that a kept connection closed before it was written sent again once on a
+//! new one. A connection that failed or timed out is dropped, and the next request opens another.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,8 +34,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use super::driver::Outcome;
-use super::failure::Transport;
+use super::failure::{Outcome, Transport};
 use super::LoadError;
 
 /// Time to open a connection (TCP and the TLS handshake), as reqwest's `connect_timeout`.

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client::{Connector, Slot};
 use super::completion::{Completion, Control, Followed};
-use super::failure::{self, Failures, Transport};
+use super::failure::{self, Failures, Outcome, Transport};
 use super::histogram::{Series, SeriesKind, Timeline};
 use super::mix::{Pick, Picker};
 use super::pacing;
@@ -75,15 +75,6 @@ pub struct PhaseSpec {
     pub max_error_rate: f64,
     /// Follow completion of sampled finds.
     pub follow: bool,
-}
-
-/// What a request got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// An HTTP status.
-    Status(u16),
-    /// No answer.
-    Transport(Transport),
 }
 
 /// Closed loop: answers a task hands the collector at once, at most.

@@ -27,6 +27,9 @@
 //! Transport failures are sorted from the error's chain of causes: rustls's error (a TLS
 //! refusal, in the handshake or as an alert just after it) first, then the I/O error's kind,
 //! then hyper's "incomplete message".
+//!
+//! What a find request got, an HTTP status or a [`Transport`] failure, is an [`Outcome`]: the
+//! driver counts what both loops' clients answer with.
 
 use std::collections::BTreeMap;
 use std::error::Error as StdError;
@@ -35,6 +38,15 @@ use std::io;
 use serde::Serialize;
 
 use pdp_sim::dashboard::{DashboardError, Leg, TokenFault, ViewOutcome};
+
+/// What a request got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// An HTTP status.
+    Status(u16),
+    /// No answer.
+    Transport(Transport),
+}
 
 /// Why a request got no HTTP answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

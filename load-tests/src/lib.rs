@@ -22,7 +22,7 @@
 //! - [`failure`]: why a find, completion or view failed, in a few stable words.
 //! - [`histogram`]: latency series per kind (ACK, completion, view) and per second.
 //! - [`verdict`]: limits, targets, error thresholds.
-//! - [`report`], [`plot`]: what is written.
+//! - [`report`]: what is written, the plots too ([`report::plot`]).
 
 // The load tool's functions stay short enough to read whole (clippy.toml: 100 lines).
 #![warn(clippy::too_many_lines)]
@@ -34,7 +34,6 @@ pub mod failure;
 pub mod histogram;
 pub mod mix;
 pub mod pacing;
-pub mod plot;
 pub mod report;
 pub mod request;
 pub mod scenario;

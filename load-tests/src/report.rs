@@ -1,11 +1,13 @@
 //! What a run writes: `result.json` (every figure, the resolved config, the machine),
-//! `summary.md` (tables), and the plots ([`super::plot`]).
+//! `summary.md` (tables), and the plots ([`plot`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::Serialize;
+
+pub mod plot;
 
 use super::driver::PhaseResult;
 use super::failure::Failures;
@@ -264,8 +266,8 @@ impl Report {
         std::fs::write(&json, text + "\n").map_err(io(&json))?;
         let md = dir.join("summary.md");
         std::fs::write(&md, self.summary_md()).map_err(io(&md))?;
-        super::plot::latency_over_time(&dir.join("latency-over-time.svg"), &self.phases)?;
-        super::plot::percentiles(&dir.join("percentiles.svg"), phases)?;
+        plot::latency_over_time(&dir.join("latency-over-time.svg"), &self.phases)?;
+        plot::percentiles(&dir.join("percentiles.svg"), phases)?;
         Ok(())
     }
 

@@ -26,8 +26,8 @@ impl Rig {
     async fn start() -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let certs = dir.path().join("certs");
-        pdp_provider::tls::pki::init(&certs).unwrap();
-        let tls = pdp_sim::demo::sim_tls(&certs);
+        pdp_provider::keys::init_dev(&certs).unwrap();
+        let tls = pdp_sim::tls::sim_tls(&certs);
         let cas = pdp_sim::cas::CasSim::start(
             "127.0.0.1:0".parse().unwrap(),
             "127.0.0.1:0".parse().unwrap(),
@@ -250,7 +250,7 @@ async fn views_the_cas_cannot_verify_are_counted_by_reason() {
 /// Another dev PKI, beside the rig's.
 fn other_pki(rig: &Rig) -> PathBuf {
     let other = rig.dir.path().join("other-certs");
-    pdp_provider::tls::pki::init(&other).unwrap();
+    pdp_provider::keys::init_dev(&other).unwrap();
     other
 }
 
@@ -258,7 +258,7 @@ fn other_pki(rig: &Rig) -> PathBuf {
 async fn finds_nobody_answers_are_counted_by_reason() {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    pdp_provider::tls::pki::init(&certs).unwrap();
+    pdp_provider::keys::init_dev(&certs).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -20,7 +20,7 @@ use crate::pipeline::Pipeline;
 use crate::sealed::{DataKey, SealError};
 use crate::store::{Store, StoreError, StoreLimits};
 use crate::tls::TlsError;
-use crate::view_data::token::{Signer, TokenSettings};
+use crate::view_data::token::Signer;
 use crate::view_data::working_days::Calendar;
 
 /// Why the endpoint could not start.
@@ -328,27 +328,6 @@ fn upkeep(config: &Config, store: Store, cas: CasClient) -> crate::upkeep::Upkee
     }
 }
 
-/// The view data signer as `config` describes it: the active key and those published beside
-/// it; the audience defaults to the CAS token endpoint.
-pub fn signer(config: &Config) -> Result<Signer, crate::view_data::token::SignError> {
-    let v = &config.view;
-    Signer::load_keyring(
-        &v.signing_key,
-        &v.published_keys,
-        TokenSettings {
-            issuer: v.issuer.clone(),
-            audience: v.audience.clone().unwrap_or_else(|| token_endpoint(config)),
-            ttl_s: v.token_ttl_s,
-            algorithm: v.algorithm.clone(),
-        },
-    )
-}
-
-/// The CAS token endpoint, as the view's default audience and `as_uri`.
-fn token_endpoint(config: &Config) -> String {
-    format!("{}/token", config.cas.base_url.trim_end_matches('/'))
-}
-
 /// Builds the view endpoint's service: the store, the signer, the calendar.
 async fn view_service(
     config: &Config,
@@ -356,7 +335,9 @@ async fn view_service(
     cas: CasClient,
 ) -> Result<ViewService, StartError> {
     let v = &config.view;
-    let signer = Arc::new(arc_swap::ArcSwap::from_pointee(signer(config)?));
+    let signer = Arc::new(arc_swap::ArcSwap::from_pointee(Signer::from_config(
+        config,
+    )?));
     let calendar = match Calendar::load(&v.calendar) {
         Ok(c) => c,
         Err(e) => {
@@ -373,7 +354,10 @@ async fn view_service(
         calendar,
         nations: v.nations.iter().map(|n| (n.holdername, n.nation)).collect(),
         default_nation: v.nation,
-        as_uri: v.as_uri.clone().unwrap_or_else(|| token_endpoint(config)),
+        as_uri: v
+            .as_uri
+            .clone()
+            .unwrap_or_else(|| config.cas.token_endpoint()),
         budget: Duration::from_millis(v.budget_ms),
         perm_timeout: Duration::from_millis(v.perm_timeout_ms),
         introspect_timeout: Duration::from_millis(v.introspect_timeout_ms),

@@ -5,7 +5,20 @@
 
 use std::time::Duration;
 
-use crate::metrics::Standard;
+/// A timed code-of-connection standard; its name (`CoCo2.1.1`) is the `standard` label of
+/// [`crate::metrics::SLA_BREACHES_TOTAL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+pub enum Standard {
+    /// Find ACK within 2 s.
+    #[strum(serialize = "CoCo2.1.1")]
+    Ack,
+    /// Find completion within 60 s of the ACK.
+    #[strum(serialize = "CoCo2.1.2")]
+    Completion,
+    /// A view within 10 s.
+    #[strum(serialize = "CoCo2.1.3")]
+    View,
+}
 
 /// A timed standard's level.
 #[derive(Debug, Clone, Copy, PartialEq)]

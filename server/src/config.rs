@@ -7,7 +7,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+pub mod rules;
 
 /// Overrides `server.listen`.
 pub const ENV_LISTEN: &str = "PDP_LISTEN";
@@ -81,11 +83,11 @@ pub struct Config {
     pub access: AccessConfig,
     /// PDP reporting: the daily submissions.
     pub reporting: ReportingConfig,
-    /// The operator console (issue #18): its own TLS listener, sessions, role limits.
-    pub console: crate::console::ConsoleConfig,
+    /// The operator console: its own TLS listener, sessions, role limits.
+    pub console: ConsoleConfig,
 }
 
-/// PDP reporting (issue #13): when the previous day is submitted, how a submission is retried.
+/// PDP reporting: when the previous day is submitted, how a submission is retried.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReportingConfig {
@@ -161,7 +163,8 @@ impl Default for AccessConfig {
 pub struct ServerConfig {
     /// Ecosystem (mTLS) listener address.
     pub listen: SocketAddr,
-    /// Ops listener (plain HTTP): health, metrics, JWK set. Keep it on loopback or a private network.
+    /// Ops listener (plain HTTP): health, metrics, JWK set. Keep it on loopback or a private
+    /// network.
     pub ops_listen: SocketAddr,
     /// Connections held open at once; further clients wait in the kernel's backlog.
     pub max_connections: usize,
@@ -256,7 +259,8 @@ pub struct StoreConfig {
 pub struct CryptoConfig {
     /// A file holding the key as 64 hex digits.
     pub data_key_file: Option<PathBuf>,
-    /// Or the name of an environment variable holding the key as 64 hex digits (wins over the file).
+    /// Or the name of an environment variable holding the key as 64 hex digits (wins over the
+    /// file).
     pub data_key_env: Option<String>,
     /// Retired keys (64 hex digits each) that still open what they sealed, until `keys rotate`
     /// has re-sealed everything with the active key.
@@ -310,7 +314,7 @@ pub struct CasConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct MatchingConfig {
     /// Rules for holdernames without their own.
-    pub default: crate::matching::rules::RuleSet,
+    pub default: rules::RuleSet,
     /// Per-holdername rule sets.
     pub schemes: Vec<SchemeRules>,
     /// Days a possible match waits for review before it is de-registered as `match-timeout`.
@@ -347,7 +351,7 @@ pub struct ViewConfig {
     /// UK bank holidays (gov.uk JSON format); rule-based holidays when the file is absent.
     pub calendar: PathBuf,
     /// The nation whose bank holidays count, for holdernames not listed in `nations`.
-    pub nation: crate::view_data::working_days::Nation,
+    pub nation: Nation,
     /// Per-holdername nations.
     pub nations: Vec<HoldernameNation>,
     /// The path of the view data URL registered with PDP, before `/{assetGuid}` (SPEC §3.2).
@@ -364,7 +368,20 @@ pub struct HoldernameNation {
     /// The holdername.
     pub holdername: uuid::Uuid,
     /// Its nation.
-    pub nation: crate::view_data::working_days::Nation,
+    pub nation: Nation,
+}
+
+/// A UK nation with its own bank holidays (the divisions of the gov.uk file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Nation {
+    /// England and Wales (`england-and-wales`); the default.
+    #[default]
+    EnglandAndWales,
+    /// Scotland (`scotland`).
+    Scotland,
+    /// Northern Ireland (`northern-ireland`).
+    NorthernIreland,
 }
 
 /// One holdername's rules.
@@ -374,7 +391,7 @@ pub struct SchemeRules {
     /// The holdername.
     pub holdername: uuid::Uuid,
     /// Its rules.
-    pub rules: crate::matching::rules::RuleSet,
+    pub rules: rules::RuleSet,
 }
 
 /// Audit trail retention.
@@ -392,6 +409,33 @@ pub struct SlaConfig {
     /// The day the connection went live (`YYYY-MM-DD`, from 00:00 UTC): availability counts
     /// from it. Unset: from the first heartbeat the store holds.
     pub go_live: Option<GoLive>,
+}
+
+/// The console's settings (`[console]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Off by default: the console listens only when enabled.
+    pub enabled: bool,
+    /// Its own listener (HTTPS), never the ecosystem's.
+    pub listen: SocketAddr,
+    /// Its certificate chain (PEM); the ecosystem listener's `tls.cert` when unset.
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM); `tls.key` when unset.
+    pub key: Option<PathBuf>,
+    /// Connections at once.
+    pub max_connections: usize,
+    /// A session ends after this long without a request.
+    pub session_idle_timeout_s: u64,
+    /// A session ends this long after sign-in, used or not.
+    pub session_max_age_s: u64,
+    /// Scheme admins at most (PDP's default 4; it approves more case by case).
+    pub scheme_admin_limit: usize,
+    /// Largest form body accepted.
+    pub max_form_bytes: usize,
+    /// Where the load tool's runs are kept (`result.json` files below it), for the test
+    /// managers' page.
+    pub load_results_dir: PathBuf,
 }
 
 /// A go-live day: `go_live = "2026-11-03"` or the TOML date `go_live = 2026-11-03`; a date and
@@ -443,6 +487,32 @@ impl<'de> Deserialize<'de> for GoLive {
             }
         }
         d.deserialize_any(Visitor)
+    }
+}
+
+// === impl Nation ===
+
+impl Nation {
+    /// All three nations, in the gov.uk file's order.
+    pub const ALL: [Nation; 3] = [
+        Nation::EnglandAndWales,
+        Nation::Scotland,
+        Nation::NorthernIreland,
+    ];
+
+    /// The gov.uk division name: `england-and-wales`, `scotland` or `northern-ireland`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Nation::EnglandAndWales => "england-and-wales",
+            Nation::Scotland => "scotland",
+            Nation::NorthernIreland => "northern-ireland",
+        }
+    }
+}
+
+impl std::fmt::Display for Nation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -513,6 +583,13 @@ impl Default for WorkersConfig {
     }
 }
 
+impl CasConfig {
+    /// The CAS token endpoint: the view's default audience and `as_uri`.
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/token", self.base_url.trim_end_matches('/'))
+    }
+}
+
 impl Default for CasConfig {
     fn default() -> Self {
         Self {
@@ -529,10 +606,7 @@ impl Default for CasConfig {
 impl ViewConfig {
     /// The nation whose bank holidays count for `holdername` (the default for none or an
     /// unlisted one).
-    pub fn nation_of(
-        &self,
-        holdername: Option<uuid::Uuid>,
-    ) -> crate::view_data::working_days::Nation {
+    pub fn nation_of(&self, holdername: Option<uuid::Uuid>) -> Nation {
         holdername
             .and_then(|h| self.nations.iter().find(|n| n.holdername == h))
             .map_or(self.nation, |n| n.nation)
@@ -564,7 +638,7 @@ impl Default for ViewConfig {
 impl Default for MatchingConfig {
     fn default() -> Self {
         Self {
-            default: crate::matching::rules::RuleSet::default_rules(),
+            default: rules::RuleSet::default_rules(),
             schemes: Vec::new(),
             possible_review_days: 30,
             refresh_ms: 1_000,
@@ -576,6 +650,23 @@ impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             retention_days: 6 * 366,
+        }
+    }
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: "127.0.0.1:9443".parse().expect("static address"),
+            cert: None,
+            key: None,
+            max_connections: 64,
+            session_idle_timeout_s: 15 * 60,
+            session_max_age_s: 8 * 3600,
+            scheme_admin_limit: 4,
+            max_form_bytes: 16 * 1024,
+            load_results_dir: "load-tests/results".into(),
         }
     }
 }
@@ -763,6 +854,37 @@ impl Config {
             return Err(invalid(
                 "crypto",
                 "set data_key_file or data_key_env: find data is sealed at rest",
+            ));
+        }
+        Ok(())
+    }
+}
+
+// === impl ConsoleConfig ===
+
+impl ConsoleConfig {
+    /// Checks ranges that serde cannot.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_connections == 0 {
+            return Err(invalid("console.max_connections", "must be at least 1"));
+        }
+        if self.session_idle_timeout_s == 0 || self.session_max_age_s < self.session_idle_timeout_s
+        {
+            return Err(invalid(
+                "console.session_idle_timeout_s",
+                "must be more than 0 and at most console.session_max_age_s",
+            ));
+        }
+        if self.scheme_admin_limit == 0 {
+            return Err(invalid("console.scheme_admin_limit", "must be at least 1"));
+        }
+        if self.max_form_bytes < 1024 {
+            return Err(invalid("console.max_form_bytes", "must be at least 1024"));
+        }
+        if self.cert.is_some() != self.key.is_some() {
+            return Err(invalid(
+                "console.cert",
+                "set both console.cert and console.key, or neither",
             ));
         }
         Ok(())

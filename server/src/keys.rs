@@ -1,4 +1,6 @@
-//! Data key rotation: re-seals everything stored under the active data key.
+//! The endpoint's keys beside its TLS certificates: a new data key (`keys init`), data key
+//! rotation (`keys rotate`: re-seals everything stored under the active data key), and the
+//! development set `certs init` writes ([`init_dev`]).
 //!
 //! The procedure: `keys init --file certs/data-2.key` for a new key; in config make it
 //! `crypto.data_key_file` and list the old one in `crypto.old_data_key_files`; restart (new data
@@ -7,7 +9,12 @@
 //! in batches, each committed, so a crash loses nothing and a re-run goes on where it stopped;
 //! when it reports nothing left, drop the old key from config.
 
+use std::path::Path;
+
+use crate::sealed::DataKey;
 use crate::store::{ResealCursor, Store, StoreError};
+use crate::tls::pki::{self, files};
+use crate::tls::TlsError;
 
 /// Values re-sealed per commit.
 const BATCH: usize = 1_000;
@@ -63,6 +70,18 @@ pub fn write_new_key(file: &std::path::Path) -> Result<(), KeyFileError> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut out = options.open(file).map_err(err)?;
-    std::io::Write::write_all(&mut out, crate::sealed::DataKey::generate_hex().as_bytes())
-        .map_err(err)
+    std::io::Write::write_all(&mut out, DataKey::generate_hex().as_bytes()).map_err(err)
+}
+
+/// `certs init`: writes the development set into `dir`, replacing what is there: the PKI
+/// ([`pki::init`]), a data key and an RSA key that signs view data tokens.
+pub fn init_dev(dir: &Path) -> Result<(), TlsError> {
+    pki::init(dir)?;
+    pki::write(dir, files::DATA_KEY, &DataKey::generate_hex())?;
+    let signing = crate::view_data::token::generate_rsa_pem().map_err(|e| TlsError::Pem {
+        path: dir.join(files::VIEW_SIGNING_KEY),
+        reason: e.to_string(),
+    })?;
+    pki::write(dir, files::VIEW_SIGNING_KEY, &signing)?;
+    Ok(())
 }

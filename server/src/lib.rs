@@ -55,7 +55,8 @@
 //!   submissions (claimed in the store before sending), Regulation 28(3) possible matches.
 //! - [`upkeep`]: heartbeat (availability), certificate expiry, the daily jobs (once across
 //!   instances).
-//! - [`keys`]: data keys: a new one, and rotation (re-sealing what is stored under the new key).
+//! - [`keys`]: data keys: a new one, and rotation (re-sealing what is stored under the new key);
+//!   the development keys and certificates (`certs init`).
 //! - [`reload`]: keys and certificates replaced without a restart (`SIGHUP`, or a file change).
 //! - [`shutdown`]: one cancellation signal and the drain deadline.
 //! - [`console`]: the operator console on its own TLS listener: sign-in, the portal's roles,

@@ -5,10 +5,11 @@
 //! Every metric has a help text (`describe`), checked by `promtool check metrics` in
 //! `tests/prometheus.rs`.
 //!
-//! Label values are closed sets, spelled here as enums: [`Standard`], [`FindFailure`],
-//! [`TlsRefusal`], [`ViewOutcome`] and [`CAS_RETRY_ENDPOINTS`]. The counters over them are
-//! exported at 0 from [`install`] on, so that `increase()` sees their first event: a series born
-//! at 1 looks to Prometheus like a series that was always 1.
+//! Label values are closed sets, spelled as enums: [`Standard`] (the code of connection's, in
+//! [`crate::coco`]), [`FindFailure`], [`TlsRefusal`], [`ViewOutcome`] and
+//! [`CAS_RETRY_ENDPOINTS`]. The counters over them are exported at 0 from [`install`] on, so that
+//! `increase()` sees their first event: a series born at 1 looks to Prometheus like a series that
+//! was always 1.
 
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ use metrics::{
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use strum::{IntoStaticStr, VariantArray};
+
+use crate::coco::Standard;
 
 /// ACK latency, receipt to `202` (CoCo2.1.1: target 250 ms, limit 2 s).
 pub const FIND_ACK_SECONDS: &str = "pdp_find_ack_seconds";
@@ -99,20 +102,6 @@ pub const UPTIME_SECONDS: &str = "pdp_uptime_seconds";
 pub const AUDIT_PURGED_TOTAL: &str = "pdp_audit_purged_total";
 /// When this process started, in seconds since the Unix epoch (the name every exporter uses).
 pub const PROCESS_START_TIME_SECONDS: &str = "process_start_time_seconds";
-
-/// A code-of-connection standard, the `standard` label of [`SLA_BREACHES_TOTAL`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, VariantArray)]
-pub enum Standard {
-    /// Find ACK within 2 s.
-    #[strum(serialize = "CoCo2.1.1")]
-    Ack,
-    /// Find completion within 60 s of the ACK.
-    #[strum(serialize = "CoCo2.1.2")]
-    Completion,
-    /// A view within 10 s.
-    #[strum(serialize = "CoCo2.1.3")]
-    View,
-}
 
 /// Why a find request failed, the `reason` label of [`FINDS_FAILED_TOTAL`]: the class of the
 /// reason stored with the find (which keeps the step and the CAS status).

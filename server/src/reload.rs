@@ -163,7 +163,7 @@ impl Reloader {
             Part::CasClient => self.material.cas.reload(&c.cas).map_err(|e| e.to_string()),
             Part::Signer => match &self.material.signer {
                 None => Ok(()),
-                Some(signer) => crate::app::signer(c)
+                Some(signer) => Signer::from_config(c)
                     .map(|s| signer.store(Arc::new(s)))
                     .map_err(|e| e.to_string()),
             },

@@ -8,18 +8,19 @@
 //! nothing may assume a UUID. For the view it issues permission tickets (`POST /perm`), swaps
 //! them for RPTs with the dashboard's `uma-ticket` grant at `/token`, introspects RPTs in the
 //! stub's response shape, and publishes providers' keys at `/jwk_uri`. PDP's reporting API
-//! (six endpoints) and the stub's `POST /configuration` are in [`super::report`]. Tickets and RPTs are
-//! opaque: standard base64 of a JSON wrapper around a JWT, as the stub makes them.
+//! (six endpoints) and the stub's `POST /configuration` are in [`super::report`]. Tickets and
+//! RPTs are opaque: standard base64 of a JSON wrapper around a JWT, as the stub makes them.
 //!
 //! A control listener (plain HTTP, loopback) shows what it received and injects faults:
-//! `GET /__sim/registrations` (every resource; with `?since=N`, only the registrations made after
-//! the first N, in order, and the cursor to ask from next:
+//! `GET /__sim/registrations` (every resource; with `?since=N`, only the registrations made
+//! after the first N, in order, and the cursor to ask from next:
 //! `{"registrations": [{"name", "inbound_request_id"}], "next"}`, for pollers),
 //! `GET /__sim/calls`, `POST /__sim/faults` with
-//! `{"latency_ms", "error_rate", "error_status", "outage_ms", "endpoints"}`, `DELETE /__sim/faults`,
-//! `GET /__sim/reports` (the reporting submissions received), `POST /configuration` (as on the
-//! mTLS listener), and `POST /__sim/jwks` with a provider's JWK set to publish at `/jwk_uri` (as PDP does at
-//! onboarding; [`provider_jwks`] finds the one to publish at start).
+//! `{"latency_ms", "error_rate", "error_status", "outage_ms", "endpoints"}`,
+//! `DELETE /__sim/faults`, `GET /__sim/reports` (the reporting submissions received),
+//! `POST /configuration` (as on the mTLS listener), and `POST /__sim/jwks` with a provider's JWK
+//! set to publish at `/jwk_uri` (as PDP does at onboarding; [`provider_jwks`] finds the one to
+//! publish at start).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -1020,7 +1021,7 @@ pub async fn serve_standalone(
     certs: &std::path::Path,
     jwks: Option<&std::path::Path>,
 ) -> Result<(), SimError> {
-    let sim = CasSim::start(listen, control, &crate::demo::sim_tls(certs)).await?;
+    let sim = CasSim::start(listen, control, &crate::tls::sim_tls(certs)).await?;
     let from = match jwks {
         Some(f) => f.display().to_string(),
         None => certs

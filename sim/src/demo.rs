@@ -8,12 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pdp_provider::config::{Config, ConfigError, TlsConfig};
+use pdp_provider::config::{Config, ConfigError};
 use pdp_provider::members::generate::{self, FindKind};
 use pdp_provider::store::{FindState, Store, StoreLimits};
 use pdp_provider::tls::pki::files;
 
 use crate::pfs::FindAnswer;
+use crate::tls::sim_tls;
 
 /// Options of `pdp-provider demo`.
 #[derive(Debug, Clone, clap::Args)]
@@ -70,15 +71,6 @@ pub enum DemoError {
     Key(#[from] pdp_provider::sealed::SealError),
 }
 
-/// The TLS config of a simulator: the dev server certificate, the dev CA for clients.
-pub fn sim_tls(certs: &Path) -> TlsConfig {
-    TlsConfig {
-        cert: certs.join(files::SERVER),
-        key: certs.join(files::SERVER_KEY),
-        client_ca: certs.join(files::CA),
-    }
-}
-
 /// The seed of the demo's members and schemes: the same people on every run.
 const SEED: u64 = 42;
 
@@ -118,7 +110,7 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
 /// every party and the store in `--dir`.
 fn demo_config(args: &DemoArgs) -> Result<Config, DemoError> {
     if !args.certs.join(files::CA).exists() {
-        pdp_provider::tls::pki::init(&args.certs)?;
+        pdp_provider::keys::init_dev(&args.certs)?;
         println!("wrote a development PKI to {}", args.certs.display());
     }
     std::fs::create_dir_all(&args.dir)?;

@@ -8,6 +8,7 @@
 //! - [`report`]: PDP's reporting API inside the CAS simulator, validating as MaPS' stub does,
 //!   with its scripted faults (`POST /configuration`).
 //! - [`demo`]: the endpoint with all three around it, and a summary of what happened.
+//! - [`tls`]: the dev certificates every simulator serves.
 
 // The simulators' functions stay short enough to read whole (clippy.toml: 100 lines).
 #![warn(clippy::too_many_lines)]
@@ -17,3 +18,4 @@ pub mod dashboard;
 pub mod demo;
 pub mod pfs;
 pub mod report;
+pub mod tls;

@@ -21,7 +21,7 @@ pub struct Env {
 impl Env {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        pdp_provider::tls::pki::init(&dir.path().join("certs")).unwrap();
+        pdp_provider::keys::init_dev(&dir.path().join("certs")).unwrap();
         Env {
             dir,
             postgres: None,
@@ -255,7 +255,7 @@ pub const SEED: u64 = 7;
 
 /// The CAS simulator's TLS config for this environment.
 pub fn sim_tls(env: &Env) -> pdp_provider::config::TlsConfig {
-    pdp_sim::demo::sim_tls(&env.dir.path().join("certs"))
+    pdp_sim::tls::sim_tls(&env.dir.path().join("certs"))
 }
 
 /// Starts a CAS simulator on port 0.

@@ -22,7 +22,7 @@ fn replace(from: &std::path::Path, to: &std::path::Path) {
 /// bundle trusting both, as clients hold during a planned rotation.
 fn second_pki(env: &Env) -> (std::path::PathBuf, std::path::PathBuf) {
     let next = env.dir.path().join("next");
-    pdp_provider::tls::pki::init(&next).unwrap();
+    pdp_provider::keys::init_dev(&next).unwrap();
     let both = env.dir.path().join("both-cas.pem");
     std::fs::write(
         &both,

@@ -1,4 +1,4 @@
-//! PDP reporting (issue #13) against the CAS simulator's reporting API, which validates every
+//! PDP reporting against the CAS simulator's reporting API, which validates every
 //! body as MaPS' stub does: real mTLS calls, the store's claims, the operator commands.
 
 use std::collections::{HashMap, HashSet};

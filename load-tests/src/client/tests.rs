@@ -72,9 +72,9 @@ fn is_find(body: &[u8]) -> bool {
 async fn server(serve: Serve) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    pdp_provider::tls::pki::init(&certs).unwrap();
+    pdp_provider::keys::init_dev(&certs).unwrap();
     let acceptor = TlsAcceptor::from(
-        pdp_provider::tls::server::server_config(&pdp_sim::demo::sim_tls(&certs)).unwrap(),
+        pdp_provider::tls::server::server_config(&pdp_sim::tls::sim_tls(&certs)).unwrap(),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
@@ -276,7 +276,7 @@ async fn a_server_the_client_does_not_trust_is_an_unknown_issuer() {
     let s = server(Serve::Keep).await;
     // Another PKI's CA: the server's certificate chains to nothing the client trusts.
     let other = tempfile::tempdir().unwrap();
-    pdp_provider::tls::pki::init(other.path()).unwrap();
+    pdp_provider::keys::init_dev(other.path()).unwrap();
     let c = Connector::new(
         &s.url,
         &other.path().join(files::CA),
@@ -302,7 +302,7 @@ async fn a_server_that_does_not_trust_the_client_is_a_tls_refusal() {
     let s = server(Serve::Keep).await;
     // Another PKI's identity: the server refuses it in the handshake.
     let other = tempfile::tempdir().unwrap();
-    pdp_provider::tls::pki::init(other.path()).unwrap();
+    pdp_provider::keys::init_dev(other.path()).unwrap();
     let c = Connector::new(
         &s.url,
         &s.certs.join(files::CA),

@@ -1,23 +1,39 @@
-//! The operator console (issue #18): a small web console for the people who run the
-//! connection, with the connection portal's roles, on its own TLS listener (never the
-//! ecosystem port).
+//! The operator console: a small web console for the people who run the connection, with the
+//! connection portal's roles, on its own TLS listener (never the ecosystem port).
 //!
-//! - [`roles`]: the portal's roles, their limits and combinations (refusals name the rule), and
-//!   what each role may do here.
-//! - [`session`]: argon2 passwords, sessions in `__Host-` cookies, CSRF tokens, lock-out.
-//! - [`pages`]: the routes and pages: possible matches to review (resolved through
-//!   [`crate::peis::resolve_possible`], the code `peis resolve` runs), flagged PeIs,
-//!   calculations, failed finds, the month's SLA, certificate expiry, PDP submissions, the
-//!   organisation's contacts and registration data, users and roles, the audit export.
+//! A request meets, in order:
+//!
+//! - `routes`: the route table, written once (method, path, the action the user's roles must
+//!   allow, navigation entry, handler), which dispatch and the navigation both read; sign-in
+//!   and the stylesheet before any session; then one prologue for every signed-in request (a
+//!   `POST`'s CSRF token, the route's roles);
+//! - `sign_in`: signing in and out, and the session a request belongs to;
+//! - `page`: the signed-in request a handler gets (who asks, the form), rendering in the
+//!   console's frame, auditing;
+//! - `pages`: one file per page area: possible matches to review (resolved through
+//!   [`crate::peis::resolve_possible`], the code `peis resolve` runs), flagged PeIs and
+//!   de-registration, planned downtime, the load tool's runs, calculations, failed finds, the
+//!   month's SLA, certificate expiry, PDP submissions, the organisation's contacts and
+//!   registration data, users and roles, the audit export;
+//! - `templates` and `respond`: the templates compiled into the binary (minijinja; there is no
+//!   front-end build step), and the answers with their security headers.
+//!
+//! Beside them, [`roles`] holds the portal's roles, their limits and combinations (refusals
+//! name the rule), and what each role may do here; [`session`] holds argon2 passwords, sessions
+//! in `__Host-` cookies, CSRF tokens and the lock-out.
 //!
 //! Every action, and every reveal of personal data, is an audit record (direction `operator`,
 //! party `console:<username>`), committed before the answer. Every answer carries strict
 //! security headers (a CSP with no script at all, `frame-ancestors 'none'`, HSTS, `no-store`).
-//! Templates are compiled into the binary (minijinja); there is no front-end build step.
 
-pub mod pages;
+mod page;
+mod pages;
+mod respond;
 pub mod roles;
+mod routes;
 pub mod session;
+mod sign_in;
+mod templates;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -27,91 +43,16 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
-use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cas::client::CasClient;
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::http::{conn, ConnLimits};
 use crate::store::console::{ConsoleUser, Role, UserSaved};
 use crate::store::{Store, StoreError};
-
-/// The console's settings (`[console]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ConsoleConfig {
-    /// Off by default: the console listens only when enabled.
-    pub enabled: bool,
-    /// Its own listener (HTTPS), never the ecosystem's.
-    pub listen: SocketAddr,
-    /// Its certificate chain (PEM); the ecosystem listener's `tls.cert` when unset.
-    pub cert: Option<PathBuf>,
-    /// Its private key (PEM); `tls.key` when unset.
-    pub key: Option<PathBuf>,
-    /// Connections at once.
-    pub max_connections: usize,
-    /// A session ends after this long without a request.
-    pub session_idle_timeout_s: u64,
-    /// A session ends this long after sign-in, used or not.
-    pub session_max_age_s: u64,
-    /// Scheme admins at most (PDP's default 4; it approves more case by case).
-    pub scheme_admin_limit: usize,
-    /// Largest form body accepted.
-    pub max_form_bytes: usize,
-    /// Where the load tool's runs are kept (`result.json` files below it), for the test
-    /// managers' page.
-    pub load_results_dir: PathBuf,
-}
-
-impl Default for ConsoleConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            listen: "127.0.0.1:9443".parse().expect("static address"),
-            cert: None,
-            key: None,
-            max_connections: 64,
-            session_idle_timeout_s: 15 * 60,
-            session_max_age_s: 8 * 3600,
-            scheme_admin_limit: 4,
-            max_form_bytes: 16 * 1024,
-            load_results_dir: "load-tests/results".into(),
-        }
-    }
-}
-
-impl ConsoleConfig {
-    /// Checks ranges that serde cannot.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        use crate::config::invalid;
-        if self.max_connections == 0 {
-            return Err(invalid("console.max_connections", "must be at least 1"));
-        }
-        if self.session_idle_timeout_s == 0 || self.session_max_age_s < self.session_idle_timeout_s
-        {
-            return Err(invalid(
-                "console.session_idle_timeout_s",
-                "must be more than 0 and at most console.session_max_age_s",
-            ));
-        }
-        if self.scheme_admin_limit == 0 {
-            return Err(invalid("console.scheme_admin_limit", "must be at least 1"));
-        }
-        if self.max_form_bytes < 1024 {
-            return Err(invalid("console.max_form_bytes", "must be at least 1024"));
-        }
-        if self.cert.is_some() != self.key.is_some() {
-            return Err(invalid(
-                "console.cert",
-                "set both console.cert and console.key, or neither",
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// Why a console operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -170,7 +111,7 @@ impl Console {
                 Duration::from_secs(c.session_idle_timeout_s),
                 Duration::from_secs(c.session_max_age_s),
             ),
-            templates: pages::templates(),
+            templates: templates::templates(),
             dummy_hash: session::hash_password(&session::token()).unwrap_or_default(),
             store,
             cas,
@@ -331,7 +272,7 @@ pub async fn serve(
                 let console = console.clone();
                 let guard = busy.begin();
                 async move {
-                    let resp = pages::route(&console, req).await;
+                    let resp = routes::route(&console, req).await;
                     drop(guard);
                     Ok::<_, Infallible>(resp)
                 }

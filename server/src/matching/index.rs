@@ -12,9 +12,9 @@ use chrono::NaiveDate;
 use dashmap::DashMap;
 use uuid::Uuid;
 
+use super::record::MatchRecord;
 use super::rules::{Person, RawIdentity, RuleSet};
 use super::PensionMatch;
-use crate::members::record::MatchRecord;
 use crate::wire::find::FindData;
 
 /// A pension as the index knows it.

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::index::Matcher;
-use crate::members::record::MatchRecord;
+use super::record::MatchRecord;
 use crate::model::{DataChange, SchemeState};
 use crate::store::{Store, StoreError};
 

@@ -4,6 +4,7 @@
 //! configuration per holdername, versioned, and the version that decided each find is recorded.
 //!
 //! - [`normalise`]: case, spaces, punctuation, diacritics; NINO, postcode, dates.
+//! - [`record`]: a member as matching reads it (names, date of birth, NINO, postcodes).
 //! - [`rules`]: the rule set (yes / possible / no, with reason codes) and its evaluation.
 //! - [`index`]: the in-memory member indexes (dashmap) that turn a find into a few candidates.
 //! - [`live`]: keeps the index current while member data changes, without a restart.
@@ -11,6 +12,7 @@
 pub mod index;
 pub mod live;
 pub mod normalise;
+pub mod record;
 pub mod rules;
 
 use uuid::Uuid;

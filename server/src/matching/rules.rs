@@ -4,37 +4,11 @@
 //! contradict (agree or be absent), and fields absent on either side. Rules are tried in order;
 //! the first that holds decides. A rule may accept *lenient* agreement: via historic data
 //! (previous family names or addresses, on either side) or via given and family names swapped.
-//! The rule set is configuration, per holdername, with a version recorded against every find.
+//! The rule set is configuration ([`crate::config::rules`]), per holdername, with a version
+//! recorded against every find.
 
-use serde::{Deserialize, Serialize};
-
-use super::MatchStatus;
-
-/// A compared field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Field {
-    /// National Insurance number (first 8 characters).
-    Nino,
-    /// Family name.
-    FamilyName,
-    /// First given name.
-    GivenName,
-    /// Date of birth.
-    DateOfBirth,
-    /// Postcode.
-    Postcode,
-}
-
-/// Agreement short of exact that a rule may accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Leniency {
-    /// A previous family name or previous postcode, on either side.
-    Historic,
-    /// Given and family name swapped.
-    Swapped,
-}
+/// The rules as `[matching]` writes them.
+pub use crate::config::rules::{Field, Leniency, Rule, RuleSet};
 
 /// How one field compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,41 +21,6 @@ pub enum Agreement {
     Disagree,
     /// One side or both have no value.
     Absent,
-}
-
-/// One rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rule {
-    /// `match-yes` or `match-possible`.
-    pub outcome: MatchStatus,
-    /// The reason code recorded with the match.
-    pub reason: String,
-    /// Fields that must agree.
-    #[serde(default)]
-    pub agree: Vec<Field>,
-    /// Fields that must disagree.
-    #[serde(default)]
-    pub disagree: Vec<Field>,
-    /// Fields that must agree or be absent.
-    #[serde(default)]
-    pub not_contradicted: Vec<Field>,
-    /// Fields absent on at least one side.
-    #[serde(default)]
-    pub absent: Vec<Field>,
-    /// Lenient agreement this rule accepts for `agree` fields.
-    #[serde(default)]
-    pub lenient: Option<Leniency>,
-}
-
-/// A versioned rule set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleSet {
-    /// The version recorded against each find it decides.
-    pub version: String,
-    /// Rules, strongest first.
-    pub rules: Vec<Rule>,
 }
 
 /// Normalised identity data of one side (a find, or a member).
@@ -267,80 +206,6 @@ impl RuleSet {
     /// The first rule that holds, if any.
     pub fn evaluate(&self, find: &Person, member: &Person) -> Option<&Rule> {
         self.rules.iter().find(|r| r.holds(find, member))
-    }
-
-    /// SPEC §5's default rules, strongest first.
-    pub fn default_rules() -> RuleSet {
-        use Field::*;
-        let rule = |outcome, reason: &str, agree: &[Field]| Rule {
-            outcome,
-            reason: reason.into(),
-            agree: agree.to_vec(),
-            disagree: vec![],
-            not_contradicted: vec![],
-            absent: vec![],
-            lenient: None,
-        };
-        RuleSet {
-            version: "default-1".into(),
-            rules: vec![
-                rule(
-                    MatchStatus::Yes,
-                    "nino_family_name_dob",
-                    &[Nino, FamilyName, DateOfBirth],
-                ),
-                Rule {
-                    not_contradicted: vec![Nino],
-                    ..rule(
-                        MatchStatus::Yes,
-                        "names_dob_postcode",
-                        &[FamilyName, GivenName, DateOfBirth, Postcode],
-                    )
-                },
-                Rule {
-                    disagree: vec![FamilyName],
-                    ..rule(
-                        MatchStatus::Possible,
-                        "family_name_mismatch",
-                        &[Nino, DateOfBirth],
-                    )
-                },
-                Rule {
-                    absent: vec![Nino],
-                    ..rule(
-                        MatchStatus::Possible,
-                        "no_nino",
-                        &[GivenName, FamilyName, DateOfBirth],
-                    )
-                },
-                Rule {
-                    lenient: Some(Leniency::Historic),
-                    ..rule(
-                        MatchStatus::Possible,
-                        "historic_data",
-                        &[Nino, FamilyName, DateOfBirth],
-                    )
-                },
-                Rule {
-                    lenient: Some(Leniency::Historic),
-                    not_contradicted: vec![Nino],
-                    ..rule(
-                        MatchStatus::Possible,
-                        "historic_data",
-                        &[FamilyName, GivenName, DateOfBirth, Postcode],
-                    )
-                },
-                Rule {
-                    lenient: Some(Leniency::Swapped),
-                    not_contradicted: vec![Nino],
-                    ..rule(
-                        MatchStatus::Possible,
-                        "names_swapped",
-                        &[GivenName, FamilyName, DateOfBirth],
-                    )
-                },
-            ],
-        }
     }
 }
 

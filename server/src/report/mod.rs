@@ -1,4 +1,4 @@
-//! PDP reporting (issue #13): the management information every connected provider records and
+//! PDP reporting: the management information every connected provider records and
 //! submits daily, per holdername, through the six endpoints of the reporting API v2.1.
 //!
 //! - [`facts`]: recorded as they happen: views (times, flags, unavailable codes), calculations

@@ -1,10 +1,11 @@
-//! `certs init`: a development PKI, generated in code with rcgen.
+//! A development PKI, generated in code with rcgen (the certificates of `certs init`, which
+//! [`crate::keys::init_dev`] completes with the data key and the view signing key).
 //!
 //! It writes an ecosystem CA; a server certificate for `localhost` and `127.0.0.1` (used by the
 //! endpoint and the CAS simulator); client certificates for the PFS, a dashboard and the
-//! provider's own outbound identity; a second, unrelated "rogue" CA with a client certificate,
-//! for refusal tests; the AES-256 data key; and the RSA key that signs view data tokens. Private keys are `*.key` and never committed.
-//! Production certificates come from PDP's connection portal instead (see README).
+//! provider's own outbound identity; and a second, unrelated "rogue" CA with a client
+//! certificate, for refusal tests. Private keys are `*.key` and never committed. Production
+//! certificates come from PDP's connection portal instead (see README).
 
 use std::path::{Path, PathBuf};
 
@@ -45,9 +46,9 @@ pub mod files {
     pub const ROGUE_CLIENT: &str = "rogue-client.pem";
     /// Its key.
     pub const ROGUE_CLIENT_KEY: &str = "rogue-client.key";
-    /// The AES-256-GCM data key, 64 hex digits.
+    /// The AES-256-GCM data key, 64 hex digits ([`crate::keys::init_dev`]).
     pub const DATA_KEY: &str = "data.key";
-    /// The view data token signing key (RSA 2048, PKCS#8).
+    /// The view data token signing key, RSA 2048, PKCS#8 ([`crate::keys::init_dev`]).
     pub const VIEW_SIGNING_KEY: &str = "view-signing.key";
 }
 
@@ -94,7 +95,8 @@ fn leaf(
     Ok((cert.pem(), key.serialize_pem()))
 }
 
-fn write(dir: &Path, name: &str, contents: &str) -> Result<PathBuf, TlsError> {
+/// Writes `contents` to file `name` of `dir`; a `*.key` file readable by its owner only.
+pub(crate) fn write(dir: &Path, name: &str, contents: &str) -> Result<PathBuf, TlsError> {
     let path = dir.join(name);
     std::fs::write(&path, contents).map_err(|source| TlsError::Write {
         path: path.clone(),
@@ -108,7 +110,7 @@ fn write(dir: &Path, name: &str, contents: &str) -> Result<PathBuf, TlsError> {
     Ok(path)
 }
 
-/// Writes the development PKI and data key into `dir`, replacing what is there.
+/// Writes the development PKI into `dir`, replacing what is there.
 pub fn init(dir: &Path) -> Result<(), TlsError> {
     std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
         path: dir.to_owned(),
@@ -149,15 +151,5 @@ pub fn init(dir: &Path) -> Result<(), TlsError> {
     )?;
     write(dir, files::ROGUE_CLIENT, &c)?;
     write(dir, files::ROGUE_CLIENT_KEY, &k)?;
-    write(
-        dir,
-        files::DATA_KEY,
-        &crate::sealed::DataKey::generate_hex(),
-    )?;
-    let signing = crate::view_data::token::generate_rsa_pem().map_err(|e| TlsError::Pem {
-        path: dir.join(files::VIEW_SIGNING_KEY),
-        reason: e.to_string(),
-    })?;
-    write(dir, files::VIEW_SIGNING_KEY, &signing)?;
     Ok(())
 }

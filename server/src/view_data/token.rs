@@ -16,6 +16,8 @@ use rsa::traits::PublicKeyParts;
 use serde::Serialize;
 use sha2::Digest;
 
+use crate::config::Config;
+
 /// Why the signer could not be built or a token signed.
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
@@ -182,6 +184,25 @@ fn key_parts(pem: &str, alg: Algorithm, alg_name: &str) -> Result<KeyParts, Sign
 // === impl Signer ===
 
 impl Signer {
+    /// The signer `config` describes (`[view]`): the active key and those published beside it;
+    /// the audience defaults to the CAS token endpoint.
+    pub fn from_config(config: &Config) -> Result<Self, SignError> {
+        let v = &config.view;
+        Self::load_keyring(
+            &v.signing_key,
+            &v.published_keys,
+            TokenSettings {
+                issuer: v.issuer.clone(),
+                audience: v
+                    .audience
+                    .clone()
+                    .unwrap_or_else(|| config.cas.token_endpoint()),
+                ttl_s: v.token_ttl_s,
+                algorithm: v.algorithm.clone(),
+            },
+        )
+    }
+
     /// Loads the signing key from a PEM file.
     pub fn load(path: &Path, settings: TokenSettings) -> Result<Self, SignError> {
         let pem = std::fs::read_to_string(path).map_err(|source| SignError::Read {

@@ -28,27 +28,16 @@
 //! weekends only.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::ops::Bound::{Excluded, Included};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use chrono::{Datelike, Days, NaiveDate, Weekday};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-/// A UK nation with its own bank holidays (the divisions of the gov.uk file).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Nation {
-    /// England and Wales (`england-and-wales`); the default.
-    #[default]
-    EnglandAndWales,
-    /// Scotland (`scotland`).
-    Scotland,
-    /// Northern Ireland (`northern-ireland`).
-    NorthernIreland,
-}
+/// The nations, as `view.nation` and `view.nations` name them.
+pub use crate::config::Nation;
 
 /// Why a bank-holiday calendar could not be loaded, or a nation named.
 #[derive(Debug, thiserror::Error)]
@@ -103,30 +92,6 @@ const SUBSTITUTE: &str = "Substitute day";
 const INLINE: &str = "<json>";
 
 // === impl Nation ===
-
-impl Nation {
-    /// All three nations, in the gov.uk file's order.
-    pub const ALL: [Nation; 3] = [
-        Nation::EnglandAndWales,
-        Nation::Scotland,
-        Nation::NorthernIreland,
-    ];
-
-    /// The gov.uk division name: `england-and-wales`, `scotland` or `northern-ireland`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Nation::EnglandAndWales => "england-and-wales",
-            Nation::Scotland => "scotland",
-            Nation::NorthernIreland => "northern-ireland",
-        }
-    }
-}
-
-impl fmt::Display for Nation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 impl FromStr for Nation {
     type Err = CalendarError;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::matching::normalise;
+use crate::matching::{normalise, MatchStatus};
 
 fn person(
     given: &str,

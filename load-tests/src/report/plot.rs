@@ -4,10 +4,10 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::driver::PhaseResult;
-use super::histogram::SecondPoint;
-use super::report::PhaseReport;
-use super::LoadError;
+use super::PhaseReport;
+use crate::driver::PhaseResult;
+use crate::histogram::SecondPoint;
+use crate::LoadError;
 
 const SIZE: (u32, u32) = (1000, 520);
 
