@@ -463,7 +463,7 @@ pub struct SlaSamples {
     pub minutes_up: u64,
 }
 
-// --- PDP reporting (issue #13) ---
+// --- PDP reporting ---
 
 stored_enum! {
     /// One of the six daily submissions of PDP's reporting API v2.1, stored as its path.

@@ -6,16 +6,16 @@
 //! PAT and each PeI registered, all inside the completion budget measured from the ACK (CoCo2.1.2:
 //! 60 s).
 //!
-//! The work is I/O, so each claimed find is its own task, and `workers.max_in_flight` of them
-//! run at once: their CAS round trips overlap, and their store writes ride the same group
-//! commits as the ACKs. A matching find writes twice: its matches with the PAT its UAT was
-//! swapped for, then its registrations with its end. One dispatcher claims finds in batches as tasks finish, woken by each
-//! new queued find and polling for finds left by a crash. A task that fails or panics takes
+//! The work is I/O, so each claimed find is its own task, and `workers.max_in_flight` of them run
+//! at once: their CAS round trips overlap, and their store writes ride the same group commits as
+//! the ACKs. A matching find writes twice: its matches with the PAT its UAT was swapped for, then
+//! its registrations with its end. One dispatcher claims finds in batches as tasks finish, woken by
+//! each new queued find and polling for finds left by a crash. A task that fails or panics takes
 //! only its own find down: the find stays claimed until its lease runs out and is then worked
-//! again. Every step is idempotent (a stored PAT is reused, a PeI is keyed by its URN, a
-//! registered PeI is not registered again), so a crash anywhere is repaired by running the find
-//! again. A find that cannot finish is marked failed with its reason, counted and logged by ID
-//! (CoCo2.2.6). On shutdown the dispatcher stops claiming and the tasks finish their finds.
+//! again. Every step is idempotent (a stored PAT is reused, a PeI is keyed by its URN, a registered
+//! PeI is not registered again), so a crash anywhere is repaired by running the find again. A find
+//! that cannot finish is marked failed with its reason, counted and logged by ID (CoCo2.2.6). On
+//! shutdown the dispatcher stops claiming and the tasks finish their finds.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! `sla report --month YYYY-MM`: the code of connection's service levels, from the audit trail.
 //!
-//! - ACK (CoCo2.1.1): inbound `POST /find-requests` answered `202`: 99.9% under 2 s (target 250 ms).
+//! - ACK (CoCo2.1.1): inbound `POST /find-requests` answered `202`: 99.9% under 2 s (target
+//!   250 ms).
 //! - Completion (CoCo2.1.2): ACK to last PeI registered, for matches: all under 60 s (target
 //!   15 s); failed finds are misses.
 //! - View (CoCo2.1.3): inbound `GET /view-data`: 99.9% under 10 s (target 2 s). A view counts

@@ -24,7 +24,8 @@ pub struct FindAnswer {
 // === impl Pfs ===
 
 impl Pfs {
-    /// A PFS presenting `cert`/`key`, trusting `ca`, calling `base_url` (e.g. `https://127.0.0.1:8443`).
+    /// A PFS presenting `cert`/`key`, trusting `ca`, calling `base_url` (e.g.
+    /// `https://127.0.0.1:8443`).
     pub fn new(base_url: &str, ca: &Path, cert: &Path, key: &Path) -> Result<Self, ClientError> {
         let identity = Identity { ca, cert, key };
         let client = mtls_client(identity, |b| b.timeout(Duration::from_secs(10)))?;

@@ -3,8 +3,8 @@
 //! Good records load; each bad one is reported with its line number, field and reason (never
 //! its value), and the import goes on. Each pension's view data is put in the standard's form
 //! (phone numbers as `+44 1134960000`) and must then be valid against the data standard's own
-//! schema (see [`crate::wire::view::schema`]); it is stored as normalised. The format is chosen by extension: `.csv`, or anything
-//! else as JSON lines (one [`MemberRecord`] per line).
+//! schema (see [`crate::wire::view::schema`]); it is stored as normalised. The format is chosen
+//! by extension: `.csv`, or anything else as JSON lines (one [`MemberRecord`] per line).
 //!
 //! An import is a delta: each record adds a member or replaces it (a pension absent from the new
 //! record is removed), and a JSON line `{"action": "remove", "memberId": "..."}` removes one

@@ -45,8 +45,8 @@
 //! - [`group_commit`]: what both writers share: the channel the ACK path and the audit trail
 //!   write into, a batch drained from it, and the rule that no waiter is answered before the
 //!   commit holding its write. No write is answered before its commit has synced.
-//! - [`crate::sealed`]: personal data at rest. The store seals find data, PATs, member records and view
-//!   data on the caller's task before they reach a backend, and opens them after a read; a
+//! - [`crate::sealed`]: personal data at rest. The store seals find data, PATs, member records and
+//!   view data on the caller's task before they reach a backend, and opens them after a read; a
 //!   backend only ever sees sealed bytes.
 //! - [`schema`]: the tables, written once: each migration one SQL file, rendered in SQLite's or
 //!   PostgreSQL's dialect when a backend applies it.

@@ -579,8 +579,9 @@ pub fn normalise_definite(v: &mut serde_json::Value) -> Result<(), ViewDataError
     Ok(())
 }
 
-/// Checks a definite arrangement as it is imported: the schema decides ([`schema::check_definite`]),
-/// then the typed model reads it ([`parse_definite`]). Errors carry the field path.
+/// Checks a definite arrangement as it is imported: the schema decides
+/// ([`schema::check_definite`]), then the typed model reads it ([`parse_definite`]). Errors carry
+/// the field path.
 pub fn check_definite(v: &serde_json::Value) -> Result<DefiniteArrangement, ViewDataError> {
     schema::check_definite(v)?;
     parse_definite(v)

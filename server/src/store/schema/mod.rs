@@ -3,16 +3,18 @@
 //! `--}` blocks hold what only one of them has (SQLite's triggers against PostgreSQL's plpgsql
 //! guard, and indexes each planner wants). A column added to a table is added for both.
 //!
-//! | token      | SQLite                               | PostgreSQL                                      |
-//! |------------|--------------------------------------|-------------------------------------------------|
-//! | `{int64}`  | `INTEGER`                            | `BIGINT`                                        |
-//! | `{bytes}`  | `BLOB`                               | `BYTEA`                                         |
-//! | `{bool}`   | `INTEGER` (0/1)                      | `BOOLEAN`                                       |
-//! | `{false}`  | `0`                                  | `FALSE`                                         |
-//! | `{rowid}`  | `INTEGER PRIMARY KEY`                | `BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY` |
-//! | `{serial}` | `INTEGER PRIMARY KEY AUTOINCREMENT`  | `BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY` |
-//! | `{strict}` | ` STRICT` (typed columns)            | nothing                                         |
-//! | `{if_not_exists}` | ` IF NOT EXISTS` (V1: databases from before migrations) | nothing         |
+//! | token             | SQLite                                | PostgreSQL                       |
+//! |-------------------|---------------------------------------|----------------------------------|
+//! | `{int64}`         | `INTEGER`                             | `BIGINT`                         |
+//! | `{bytes}`         | `BLOB`                                | `BYTEA`                          |
+//! | `{bool}`          | `INTEGER` (0/1)                       | `BOOLEAN`                        |
+//! | `{false}`         | `0`                                   | `FALSE`                          |
+//! | `{rowid}`         | `INTEGER PRIMARY KEY`                 | `BIGINT GENERATED ALWAYS AS`     |
+//! |                   |                                       | `IDENTITY PRIMARY KEY`           |
+//! | `{serial}`        | `INTEGER PRIMARY KEY AUTOINCREMENT`   | the same as `{rowid}`            |
+//! | `{strict}`        | ` STRICT` (typed columns)             | nothing                          |
+//! | `{if_not_exists}` | ` IF NOT EXISTS` (V1: databases from  | nothing                          |
+//! |                   | before migrations)                    |                                  |
 //!
 //! Migrations are applied in order at start by refinery; a change to the schema is a new file,
 //! never an edit of an applied one. Versions 1 to 5 were also shipped as a copy per backend
