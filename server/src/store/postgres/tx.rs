@@ -81,28 +81,26 @@ impl ToSql for Value {
         ty: &Type,
         out: &mut bytes::BytesMut,
     ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match self {
-            Value::Null => Ok(IsNull::Yes),
-            Value::Int(i) => match *ty {
-                Type::INT4 => i32::try_from(*i)?.to_sql(ty, out),
-                Type::INT2 => i16::try_from(*i)?.to_sql(ty, out),
-                Type::FLOAT8 => (*i as f64).to_sql(ty, out),
-                Type::BOOL => (*i != 0).to_sql(ty, out),
-                _ => i.to_sql(ty, out),
-            },
-            Value::Real(f) => f.to_sql(ty, out),
-            Value::Text(s) => s.as_str().to_sql(ty, out),
-            Value::Bytes(b) => b.as_slice().to_sql(ty, out),
-            Value::Bool(b) => match *ty {
-                Type::INT8 => i64::from(*b).to_sql(ty, out),
-                Type::INT4 => i32::from(*b).to_sql(ty, out),
-                _ => b.to_sql(ty, out),
-            },
+        match (self, ty) {
+            (Value::Null, _) => Ok(IsNull::Yes),
+            (Value::Int(i), &Type::INT8) => i.to_sql(ty, out),
+            (Value::Int(i), &Type::INT4) => i32::try_from(*i)?.to_sql(ty, out),
+            (Value::Int(i), &Type::INT2) => i16::try_from(*i)?.to_sql(ty, out),
+            (Value::Int(i), &Type::FLOAT8) => (*i as f64).to_sql(ty, out),
+            (Value::Real(f), &Type::FLOAT8) => f.to_sql(ty, out),
+            (Value::Text(s), &Type::TEXT | &Type::VARCHAR | &Type::BPCHAR | &Type::NAME) => {
+                s.as_str().to_sql(ty, out)
+            }
+            (Value::Bytes(b), &Type::BYTEA) => b.as_slice().to_sql(ty, out),
+            (Value::Bool(b), &Type::BOOL) => b.to_sql(ty, out),
+            (Value::Bool(b), &Type::INT8) => i64::from(*b).to_sql(ty, out),
+            (Value::Bool(b), &Type::INT4) => i32::from(*b).to_sql(ty, out),
+            (v, ty) => Err(format!("{v:?} bound to a parameter of type {ty}").into()),
         }
     }
 
     fn accepts(_: &Type) -> bool {
-        // Each value converts to the parameter's type in `to_sql`, or fails there.
+        // Each value converts to the parameter's type in `to_sql`, or is refused there.
         true
     }
 
@@ -112,8 +110,14 @@ impl ToSql for Value {
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         let Some(code) = e.code() else {
-            // No answer from the server: the connection broke, or never was.
-            return StoreError::Unavailable(format!("postgres: {e}"));
+            // No answer from the server: the connection broke, or never was. Anything else
+            // without a code (a value that does not convert, a column that is not there) is a bug.
+            let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+            return if e.is_closed() || io {
+                StoreError::Unavailable(format!("postgres: {e}"))
+            } else {
+                StoreError::Internal(format!("postgres: {e}"))
+            };
         };
         let class = &code.code()[..2];
         let transient = matches!(class, "08" | "53" | "57" | "58")
