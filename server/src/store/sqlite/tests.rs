@@ -228,4 +228,40 @@ mod writer_batches {
             .unwrap();
         assert_eq!(minutes_up(&s, 9, 10).await, 1);
     }
+
+    #[tokio::test]
+    async fn a_snapshot_that_panics_leaves_its_connection_outside_any_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = StoreLimits {
+            readers: 1,
+            ..StoreLimits::default()
+        };
+        let s = Sqlite::open(&dir.path().join("s.sqlite"), limits)
+            .unwrap()
+            .0;
+        let bad = s
+            .run(
+                Access::Snapshot,
+                erase(
+                    |_tx| -> crate::store::sql::BoxFuture<'_, Result<(), StoreError>> {
+                        Box::pin(async move { panic!("a bug in a report") })
+                    },
+                ),
+            )
+            .await;
+        assert!(matches!(bad, Err(StoreError::Task(_))), "{bad:?}");
+        // The one read connection is back in the pool outside a transaction: another snapshot
+        // begins on it (inside one, BEGIN fails), and sees a write made since.
+        s.run(Access::Write, erase(|tx| Box::pin(heartbeat(tx, 3))))
+            .await
+            .unwrap();
+        let seen = s
+            .run(
+                Access::Snapshot,
+                erase(|tx| Box::pin(crate::store::audit::minutes_up(tx, 0, i64::MAX))),
+            )
+            .await
+            .unwrap();
+        assert_eq!(*seen.downcast::<u64>().unwrap(), 1);
+    }
 }
