@@ -307,6 +307,11 @@ enum MembersCommand {
         /// Print what would change; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// A record may take a pension (asset GUID) another member holds: it is taken from that
+        /// member, whose PeIs are de-registered (`asset-removed`). Without it, such a record is
+        /// refused, naming both members.
+        #[arg(long)]
+        move_pensions: bool,
         /// The config naming the store, data key and CAS.
         #[arg(long, default_value = "config/dev.toml")]
         config: PathBuf,
@@ -444,18 +449,23 @@ enum KeysCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The demo prints its own summary; its logs default to warnings only.
-    init_tracing(if matches!(cli.command, Command::Demo(_)) {
-        "warn"
-    } else {
-        "info"
-    });
+    init_tracing(default_log_level(&cli.command));
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("pdp-provider: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// The log level when `RUST_LOG` is not set. The endpoint logs its running at `info`. Every other
+/// command prints only its own output (the demo its summary), so the library's logs, the store's
+/// migrations among them, show only from `warn` up.
+fn default_log_level(command: &Command) -> &'static str {
+    match command {
+        Command::Serve { .. } => "info",
+        _ => "warn",
     }
 }
 
@@ -589,6 +599,7 @@ fn members(command: MembersCommand) -> anyhow::Result<ExitCode> {
             file,
             snapshot,
             dry_run,
+            move_pensions,
             config,
         } => {
             let config = load_config(&config)?;
@@ -598,14 +609,25 @@ fn members(command: MembersCommand) -> anyhow::Result<ExitCode> {
                 snapshot,
                 dry_run,
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                move_pensions,
             };
-            let report =
-                pdp_provider::members::import::import(&file, &store, rt.handle(), options)?;
+            let report = pdp_provider::members::import::import(&file, &store, rt.handle(), options)
+                .map_err(|e| match e {
+                    pdp_provider::members::import::ImportError::WrongKey { .. } => {
+                        let key = data_key_source(&config.crypto);
+                        anyhow::Error::from(e).context(format!("members import: data key {key}"))
+                    }
+                    e => e.into(),
+                })?;
             for e in &report.errors {
                 eprintln!("{}: {e}", file.display());
             }
-            // Pensions gone: their PeIs are de-registered at the CAS now.
-            let deregistered = if dry_run || report.removed_pensions.is_empty() {
+            for m in &report.moved {
+                println!("{}: {m}", file.display());
+            }
+            // Pensions gone or moved: their PeIs are de-registered at the CAS now.
+            let gone = report.removed_pensions.len() + report.moved.len();
+            let deregistered = if dry_run || gone == 0 {
                 0
             } else {
                 let cas = pdp_provider::cas::client::CasClient::new(&config.cas, store.clone())?;
@@ -634,6 +656,15 @@ fn members(command: MembersCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Where the active data key comes from, named for an error (never the key itself).
+fn data_key_source(crypto: &pdp_provider::config::CryptoConfig) -> String {
+    match (&crypto.data_key_env, &crypto.data_key_file) {
+        (Some(var), _) if std::env::var_os(var).is_some() => format!("environment variable {var}"),
+        (_, Some(path)) => path.display().to_string(),
+        _ => "(none configured)".into(),
     }
 }
 

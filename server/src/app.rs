@@ -55,6 +55,17 @@ pub enum StartError {
     /// The operator console.
     #[error(transparent)]
     Console(#[from] crate::console::ConsoleError),
+    /// Stored member records do not open with the configured data keys: started, the endpoint
+    /// would end their members' finds as no-matches.
+    #[error("{failed} of {total} stored member records do not open with the configured data key ({key}), or do not parse; not started: their members' finds would end as no-matches. Configure the key that sealed them (a retired one goes in crypto.old_data_key_files), or import those members again under this key")]
+    Unreadable {
+        /// Records that did not open or parse.
+        failed: u64,
+        /// Stored member records.
+        total: u64,
+        /// The configured key as the operator named it (never its value).
+        key: String,
+    },
     /// A listener could not bind.
     #[error("binding {addr}: {source}")]
     Bind {
@@ -111,7 +122,9 @@ fn lock_store(store: &std::path::Path) -> Result<std::fs::File, StartError> {
 /// half-built index would be a no-match and lose its data.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let prometheus = crate::metrics::install();
+    crate::http::respond::set_store_retry_after(config.store.retry_after_s);
     let key = DataKey::load(&config.crypto)?;
+    let key_name = key_name(&config.crypto, &key);
     // One endpoint per SQLite file; instances share a PostgreSQL store by design.
     let lock = match config.store.backend {
         crate::config::Backend::Sqlite => Some(lock_store(&config.store.path)?),
@@ -120,7 +133,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let tls = Arc::new(arc_swap::ArcSwap::new(crate::tls::server::server_config(
         &config.tls,
     )?));
-    let (store, matcher, data_version) = open_indexed(&config, key).await?;
+    let (store, matcher, data_version) = open_indexed(&config, key, key_name).await?;
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
@@ -137,15 +150,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let wake = Arc::new(Notify::new());
     // One CAS client, shared: a reload of the provider's identity reaches every user of it.
     let cas = CasClient::new(&config.cas, store.clone())?;
-    let applied_version = Arc::new(std::sync::atomic::AtomicI64::new(data_version));
-    tokio::spawn(crate::matching::live::run(
-        store.clone(),
-        matcher.clone(),
-        data_version,
-        applied_version.clone(),
-        Duration::from_millis(config.matching.refresh_ms),
-        shutdown.clone(),
-    ));
+    let (applied_version, store_up) =
+        spawn_live(&config, &store, &matcher, data_version, &shutdown);
     Arc::new(Pipeline {
         store: store.clone(),
         matcher: matcher.clone(),
@@ -160,7 +166,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let signer = view.as_ref().map(|v| v.signer.clone());
     let app = Arc::new(App {
         store: store.clone(),
-        matcher,
+        matcher: matcher.clone(),
         limits: limits(&config),
         wake_pipeline: wake,
         view,
@@ -170,6 +176,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         prometheus,
         signer: signer.clone(),
         ready: AtomicBool::new(false),
+        store_up,
+        matcher: Some(matcher),
         store: store.clone(),
         data_version: applied_version,
     });
@@ -212,9 +220,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
 /// Opens the store, requeues what a stopped endpoint was working on, and builds the member
 /// index (and the schemes not active) from it; returns the data version the index holds.
+///
+/// A stored member record that does not open (another data key sealed it) or does not parse
+/// stops the start: an endpoint that served without it would end that member's finds as
+/// no-matches, and delete their find data.
 async fn open_indexed(
     config: &Config,
     key: DataKey,
+    key_name: String,
 ) -> Result<(Store, Arc<Matcher>, i64), StartError> {
     let store =
         Store::from_config(&config.store, key, StoreLimits::from_config(&config.store)).await?;
@@ -222,17 +235,75 @@ async fn open_indexed(
     let started = std::time::Instant::now();
     // The version first: a change made while the index loads is applied again afterwards.
     let data_version = store.data_version().await?;
-    let index = crate::matching::index::load(&store).await?;
+    let loaded = crate::matching::index::load_counted(&store).await?;
+    let index = loaded.index;
+    if loaded.unreadable > 0 {
+        let failed = loaded.unreadable;
+        store.close().await;
+        return Err(StartError::Unreadable {
+            failed,
+            total: failed + index.len() as u64,
+            key: key_name,
+        });
+    }
     tracing::info!(
         members = index.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         requeued,
         "member index built"
     );
-    let matcher = Arc::new(Matcher::new(index, &config.matching));
+    let matcher = Arc::new(Matcher::new(index, &config.matching).naming_key(key_name));
     crate::matching::live::load_schemes(&store, &matcher).await?;
     crate::metrics::member_index(matcher.index.len(), data_version);
     Ok((store, matcher, data_version))
+}
+
+/// Keeps the match index current from `data_version` on; the data version it has applied and
+/// whether the store answers, both for the ops listener.
+fn spawn_live(
+    config: &Config,
+    store: &Store,
+    matcher: &Arc<Matcher>,
+    data_version: i64,
+    shutdown: &CancellationToken,
+) -> (Arc<std::sync::atomic::AtomicI64>, Arc<AtomicBool>) {
+    let applied_version = Arc::new(std::sync::atomic::AtomicI64::new(data_version));
+    let store_up = Arc::new(AtomicBool::new(true));
+    tokio::spawn(crate::matching::live::run(
+        store.clone(),
+        matcher.clone(),
+        data_version,
+        applied_version.clone(),
+        store_up.clone(),
+        Duration::from_millis(config.matching.refresh_ms),
+        shutdown.clone(),
+    ));
+    (applied_version, store_up)
+}
+
+/// The configured data key as an operator knows it: the setting and file or variable that holds
+/// it, and its key ID (the first 4 bytes of its SHA-256, as sealed records carry it); never
+/// its value.
+fn key_name(crypto: &crate::config::CryptoConfig, key: &DataKey) -> String {
+    let id = hex::encode(key.active_id());
+    let from_env = crypto
+        .data_key_env
+        .as_ref()
+        .filter(|v| std::env::var_os(v).is_some());
+    let mut name = match (from_env, &crypto.data_key_file) {
+        (Some(var), _) => format!("crypto.data_key_env = {var}, key ID {id}"),
+        (None, Some(file)) => format!("crypto.data_key_file = {}, key ID {id}", file.display()),
+        (None, None) => format!("key ID {id}"),
+    };
+    if !crypto.old_data_key_files.is_empty() {
+        let old: Vec<String> = crypto
+            .old_data_key_files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        name.push_str(&format!("; crypto.old_data_key_files = {}", old.join(", ")));
+    }
+    name
 }
 
 /// Watches keys and certificates, and swaps in what changed (`SIGHUP`, or a file change).
@@ -249,6 +320,7 @@ fn limits(config: &Config) -> Limits {
         request_timeout: Duration::from_millis(config.server.request_timeout_ms),
         body_timeout: Duration::from_millis(config.server.header_read_timeout_ms),
         max_header_bytes: config.server.max_header_bytes,
+        refusals: Arc::new(crate::http::limit::Refusals::new(&config.limits)),
     }
 }
 

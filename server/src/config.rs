@@ -77,6 +77,8 @@ pub struct Config {
     pub view: ViewConfig,
     /// Audit retention.
     pub audit: AuditConfig,
+    /// Requests refused before their handler, limited per client identity.
+    pub limits: LimitsConfig,
     /// Service levels: when the connection went live.
     pub sla: SlaConfig,
     /// Which client identities may call which endpoint.
@@ -99,7 +101,8 @@ pub struct ReportingConfig {
     /// before the connection went live.
     pub catch_up_days: u32,
     /// A submission claimed by an instance that then stopped answering (a crash) is sent again,
-    /// identical, after this long.
+    /// identical, after this long. Renewed before each call, so it must outlast one call's
+    /// retries: more than `retry_budget_s` + `cas.connect_timeout_ms` + `cas.call_timeout_ms`.
     pub lease_s: u64,
     /// How long one call is retried on `429` and `5xx` before it is left for a later run.
     pub retry_budget_s: u64,
@@ -128,6 +131,16 @@ impl ReportingConfig {
     pub fn at_time(&self) -> Option<chrono::NaiveTime> {
         chrono::NaiveTime::parse_from_str(&self.at, "%H:%M").ok()
     }
+
+    /// The longest one part of a submission can be held by its retries (ms): the retry budget,
+    /// then a call begun just before it ends and awaited to its time-out. The claim's lease is
+    /// renewed before each part, so `lease_s` must outlast this.
+    pub fn part_worst_case_ms(&self, cas: &CasConfig) -> u64 {
+        self.retry_budget_s
+            .saturating_mul(1000)
+            .saturating_add(cas.connect_timeout_ms)
+            .saturating_add(cas.call_timeout_ms)
+    }
 }
 
 /// Which client identities may call each ecosystem endpoint (from the ecosystem's onboarding).
@@ -144,6 +157,26 @@ pub struct AccessConfig {
     pub view: Vec<String>,
     /// `POST /pat-refresh`: the consent and authorisation service.
     pub pat_refresh: Vec<String>,
+}
+
+impl AccessConfig {
+    /// An empty list is an endpoint nobody may call, served anyway: a mistake, refused.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (field, list) in [
+            ("access.find", &self.find),
+            ("access.view", &self.view),
+            ("access.pat_refresh", &self.pat_refresh),
+        ] {
+            if list.is_empty() || list.iter().any(|a| a.trim().is_empty()) {
+                return Err(invalid(
+                    field,
+                    "must name at least one client identity (\"*\" admits any certified \
+                     client), and no empty one",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for AccessConfig {
@@ -176,7 +209,7 @@ pub struct ServerConfig {
     pub idle_timeout_ms: u64,
     /// Time allowed for one request, body included, before the server answers on its own.
     pub request_timeout_ms: u64,
-    /// Largest request body accepted (SPEC §3.1: 64 KiB).
+    /// Largest request body accepted (wire contract §3.1: 64 KiB).
     pub max_body_bytes: usize,
     /// Largest header block accepted.
     pub max_header_bytes: usize,
@@ -291,7 +324,7 @@ pub struct WorkersConfig {
     pub poll_interval_ms: u64,
 }
 
-/// The CAS the provider calls (SPEC §4), over mTLS.
+/// The CAS the provider calls (wire contract §4), over mTLS.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CasConfig {
@@ -324,7 +357,7 @@ pub struct MatchingConfig {
     pub refresh_ms: u64,
 }
 
-/// The view endpoint (SPEC §3.2).
+/// The view endpoint (wire contract §3.2).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ViewConfig {
@@ -354,7 +387,8 @@ pub struct ViewConfig {
     pub nation: Nation,
     /// Per-holdername nations.
     pub nations: Vec<HoldernameNation>,
-    /// The path of the view data URL registered with PDP, before `/{assetGuid}` (SPEC §3.2).
+    /// The path of the view data URL registered with PDP, before `/{assetGuid}` (wire contract
+    /// §3.2).
     pub path: String,
     /// Signing keys published in the JWK set beside `signing_key` without signing: a new key
     /// before the switch, an old one until the tokens it signed have expired.
@@ -400,6 +434,23 @@ pub struct SchemeRules {
 pub struct AuditConfig {
     /// Days audit records are kept (CoCo2.1.6: 6 years).
     pub retention_days: u32,
+}
+
+/// Requests refused before their handler (no route, `403`, `405`, a malformed request line or
+/// header: `crate::http::limit`), limited per client identity. Past the rate they are answered
+/// `429` with `Retry-After` and counted in one audit record per identity, endpoint and refusal
+/// per summary window instead of a record each.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Refused requests a second one identity may make, sustained, before `429`.
+    pub refused_per_s: u32,
+    /// Refused requests one identity may make at once (the bucket's size).
+    pub refused_burst: u32,
+    /// How often the counts of limited requests are written to the audit trail and logged.
+    pub summary_window_s: u64,
+    /// Client identities tracked at once; past it, new identities share one bucket.
+    pub max_identities: usize,
 }
 
 /// Service levels (CoCo2.1.5).
@@ -654,6 +705,17 @@ impl Default for AuditConfig {
     }
 }
 
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            refused_per_s: 1,
+            refused_burst: 20,
+            summary_window_s: 60,
+            max_identities: 1024,
+        }
+    }
+}
+
 impl Default for ConsoleConfig {
     fn default() -> Self {
         Self {
@@ -712,6 +774,8 @@ impl Config {
         self.validate_server()?;
         self.validate_store_and_workers()?;
         self.validate_rest()?;
+        self.limits.validate()?;
+        self.access.validate()?;
         Ok(self)
     }
 
@@ -776,6 +840,16 @@ impl Config {
             return Err(invalid(
                 "reporting.backoff_base_ms",
                 "must be more than 0 and at most reporting.backoff_cap_ms",
+            ));
+        }
+        let part_ms = self.reporting.part_worst_case_ms(&self.cas);
+        if self.reporting.lease_s.saturating_mul(1000) <= part_ms {
+            return Err(invalid(
+                "reporting.lease_s",
+                &format!(
+                    "must outlast one part's retries: more than reporting.retry_budget_s + \
+                     cas.connect_timeout_ms + cas.call_timeout_ms ({part_ms} ms)"
+                ),
             ));
         }
         if self.matching.refresh_ms == 0 {
@@ -855,6 +929,27 @@ impl Config {
                 "crypto",
                 "set data_key_file or data_key_env: find data is sealed at rest",
             ));
+        }
+        Ok(())
+    }
+}
+
+// === impl LimitsConfig ===
+
+impl LimitsConfig {
+    /// Checks ranges that serde cannot.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=100_000).contains(&self.refused_per_s) {
+            return Err(invalid("limits.refused_per_s", "must be 1 to 100000"));
+        }
+        if !(1..=1_000_000).contains(&self.refused_burst) {
+            return Err(invalid("limits.refused_burst", "must be 1 to 1000000"));
+        }
+        if !(1..=3600).contains(&self.summary_window_s) {
+            return Err(invalid("limits.summary_window_s", "must be 1 to 3600"));
+        }
+        if !(1..=1_000_000).contains(&self.max_identities) {
+            return Err(invalid("limits.max_identities", "must be 1 to 1000000"));
         }
         Ok(())
     }

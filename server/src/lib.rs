@@ -23,9 +23,9 @@
 //!   (CAS client, simulators, load tool); `certs init`.
 //! - [`http`]: the inbound side. The accept loop, connection limits and time-outs, then one
 //!   file per endpoint: `POST /find-requests`, the view, and the ops listener.
-//! - [`wire`]: the serde types of SPEC.md, the only place that spells field names; view data
-//!   is checked against the data standard's own schema, vendored in `schemas/`; a JWT's
-//!   claims read unverified.
+//! - [`wire`]: the serde types of the wire contract (`docs/wire-contract.md`), the only place
+//!   that spells field names; view data is checked against the data standard's own schema,
+//!   vendored in `schemas/`; a JWT's claims read unverified.
 //! - [`store`]: durable state behind one typed handle over a backend: SQLite embedded (one
 //!   instance), PostgreSQL for several instances on one database. Find ACKs and audit records
 //!   ride group commits; personal data sealed with AES-256-GCM; the schema's migrations written

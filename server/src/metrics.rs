@@ -1,4 +1,4 @@
-//! Metric names, units and SLA buckets, described once (SPEC §7).
+//! Metric names, units and SLA buckets, described once (wire contract §7).
 //!
 //! Names follow Prometheus conventions: `pdp_` prefix, base units, `_seconds`, `_total`. Each
 //! latency histogram has bucket bounds at its recommended target and its code-of-connection limit.
@@ -45,6 +45,9 @@ pub const MEMBERS_INDEXED: &str = "pdp_members_indexed";
 pub const MEMBER_DATA_VERSION: &str = "pdp_member_data_version";
 /// Requests refused because the client identity may not call the endpoint, by endpoint.
 pub const ACCESS_REFUSED_TOTAL: &str = "pdp_access_refused_total";
+/// Requests refused before their handler and over their client identity's rate (answered
+/// `429`), by endpoint family ([`LIMITED_ENDPOINTS`]).
+pub const REQUESTS_LIMITED_TOTAL: &str = "pdp_requests_limited_total";
 /// `accept()` failures (file descriptors exhausted and the like); the listener backs off.
 pub const ACCEPT_FAILURES_TOTAL: &str = "pdp_accept_failures_total";
 /// Journal commit latency (one transaction, one fsync).
@@ -287,6 +290,9 @@ pub fn install() -> PrometheusHandle {
 pub const ACCESS_CHECKED_ENDPOINTS: &[&str] =
     &["POST /find-requests", "GET /view-data", "POST /pat-refresh"];
 
+/// The endpoint families of `pdp_requests_limited_total` (`unknown`: no route).
+pub const LIMITED_ENDPOINTS: &[&str] = &["find", "view", "pat_refresh", "unknown"];
+
 /// Exports every counter over a known label set at 0, and the process start time.
 fn register_known() {
     for s in Standard::VARIANTS {
@@ -305,6 +311,9 @@ fn register_known() {
         counter!(ACCESS_REFUSED_TOTAL, "endpoint" => *e).increment(0);
     }
     counter!(ACCEPT_FAILURES_TOTAL).increment(0);
+    for e in LIMITED_ENDPOINTS {
+        counter!(REQUESTS_LIMITED_TOTAL, "endpoint" => *e).increment(0);
+    }
     counter!(MEMBERS_UNREADABLE_TOTAL).increment(0);
     counter!(AUDIT_DROPPED_TOTAL).increment(0);
     counter!(FIND_LEASES_LOST_TOTAL).increment(0);
@@ -347,6 +356,7 @@ const DESCRIPTIONS: &[(&str, Kind, Option<Unit>, &str)] = &[
     (JOURNAL_COMMIT_SECONDS, Kind::Histogram, Some(Unit::Seconds), "One group commit: transaction and fsync"),
     (JOURNAL_BATCH_RECORDS, Kind::Histogram, Some(Unit::Count), "Records per group commit"),
     (AUDIT_DROPPED_TOTAL, Kind::Counter, Some(Unit::Count), "Audit records dropped under saturation"),
+    (REQUESTS_LIMITED_TOTAL, Kind::Counter, Some(Unit::Count), "Requests refused before their handler over the client identity's rate, answered 429, by endpoint"),
     (TLS_HANDSHAKE_FAILURES_TOTAL, Kind::Counter, Some(Unit::Count), "TLS handshakes refused, by reason"),
     (OPEN_CONNECTIONS, Kind::Gauge, Some(Unit::Count), "Open ecosystem connections"),
     (CAS_CALL_SECONDS, Kind::Histogram, Some(Unit::Seconds), "CAS call latency by endpoint"),
@@ -542,6 +552,11 @@ pub fn audit_purged(n: u64) {
 /// Counts a request refused because the client identity may not call the endpoint.
 pub fn access_refused(endpoint: &'static str) {
     counter!(ACCESS_REFUSED_TOTAL, "endpoint" => endpoint).increment(1);
+}
+
+/// Counts a request answered `429` for its identity's rate of refused requests.
+pub fn request_limited(endpoint: &'static str) {
+    counter!(REQUESTS_LIMITED_TOTAL, "endpoint" => endpoint).increment(1);
 }
 
 /// Counts a failed `accept()` (the listener backs off).

@@ -75,7 +75,7 @@ stored_enum! {
 }
 
 stored_enum! {
-    /// A match between a find and one pension (SPEC §4.2's `match_status`).
+    /// A match between a find and one pension (`match_status`, wire contract §4.2).
     #[derive(serde::Serialize, serde::Deserialize)]
     pub enum MatchStatus {
         /// A definite match.
@@ -354,6 +354,9 @@ pub enum MemberChange {
     Upsert(NewMember),
     /// Remove the member and its pensions.
     Remove(String),
+    /// As `Upsert`, and a pension another member holds moves to this one: it is first taken
+    /// from the other member's record and its PeIs retired (`asset-removed`).
+    UpsertMoving(NewMember),
 }
 
 /// What applying one [`MemberChange`] did.
@@ -369,6 +372,9 @@ pub enum Applied {
     Removed,
     /// A removal of a member not stored.
     NotFound,
+    /// Refused, nothing written: a pension of the record is another member's
+    /// ([`AppliedChange::held_by`]).
+    PensionHeld,
 }
 
 /// The result of one [`MemberChange`].
@@ -381,6 +387,9 @@ pub struct AppliedChange {
     /// Pensions that are gone (removed with the member, or absent from its new record): their
     /// PeIs must be de-registered.
     pub removed_pensions: Vec<Uuid>,
+    /// Pensions of the record that another member held, with that member: the change was
+    /// refused for them, or ([`MemberChange::UpsertMoving`]) they were taken from that member.
+    pub held_by: Vec<(Uuid, String)>,
 }
 
 impl AppliedChange {
@@ -390,6 +399,7 @@ impl AppliedChange {
             member_id: member_id.to_owned(),
             applied,
             removed_pensions: Vec::new(),
+            held_by: Vec::new(),
         }
     }
 
@@ -399,6 +409,7 @@ impl AppliedChange {
             member_id: member_id.to_owned(),
             applied,
             removed_pensions,
+            held_by: Vec::new(),
         }
     }
 }

@@ -1,6 +1,6 @@
-//! Operator actions on registered PeIs: de-registration (SPEC §4.4, CoCo2.2.4) and the review
-//! of possible matches (SPEC §5: resolved yes with `PATCH`, no with `match-no`, or unresolved
-//! after `matching.possible_review_days` with `match-timeout`).
+//! Operator actions on registered PeIs: de-registration (wire contract §4.4, CoCo2.2.4) and the
+//! review of possible matches (wire contract §5: resolved yes with `PATCH`, no with `match-no`,
+//! or unresolved after `matching.possible_review_days` with `match-timeout`).
 //!
 //! A PeI is de-registered at the CAS with a deletion reason valid for its match status, using the
 //! PAT that registered it. From then on its views get `404`. When the CAS refuses the PAT as

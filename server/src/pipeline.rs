@@ -251,7 +251,7 @@ impl Pipeline {
             return Ok((FindOutcome::NoMatch, Vec::new()));
         }
         // Possible-match PeIs derive from the user's `sub`; without it a repeat find could not
-        // give the same PeI (SPEC §2), so the find cannot be registered correctly.
+        // give the same PeI (wire contract §2), so the find cannot be registered correctly.
         let sub = find
             .uat
             .subject()

@@ -12,8 +12,10 @@
 //!   reload are signed with the active key, and `/jwks.json` publishes the new set.
 //!
 //! Each part is built in full before it replaces the old one. A part whose new files do not load
-//! (a half-written file, a key that does not match its certificate) is refused with a log line
-//! naming the setting, and the old material keeps serving; it is tried again at the next change.
+//! (a half-written file, a key that does not match its certificate, a listener or console
+//! certificate expired or not yet valid: [`crate::tls::load_served`]) is refused with a log line
+//! naming the part, the file and, for dates, the certificate's validity; the old material keeps
+//! serving, and it is tried again at the next change or `SIGHUP`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! The CAS simulator: `pdp-provider sim cas`.
 //!
-//! Speaks SPEC.md §4 over mTLS the way MaPS' stub does: `X-Request-ID` required on every call
+//! Speaks wire contract §4 (mTLS) as MaPS' stub does: `X-Request-ID` required on every call
 //! (plain-text `400` without it), `Authorization: Bearer <PAT>` on registration calls (`400
 //! Bearer token required`, `400 PAT not found`, `401` when the PAT does not own the resource),
 //! `409` when an X-Request-ID already created a resource, `200` with the existing id when a PeI
@@ -352,7 +352,7 @@ async fn handle_inner(
     if let Some(s) = forced {
         return respond(s, "text/plain", Bytes::new());
     }
-    if let Some(resp) = reporting(req.method(), req.uri().path(), x_request_id) {
+    if let Some(resp) = reporting(req.method(), req.uri().path()) {
         return resp(req, state).await;
     }
     if req.uri().path() == "/jwk_uri" {
@@ -400,20 +400,23 @@ type ReportHandler =
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send + '_>>;
 
 /// The reporting API's routes (and the stub's `POST /configuration`), when `path` is one.
-fn reporting(method: &Method, path: &str, x_request_id: Option<&str>) -> Option<ReportHandler> {
+fn reporting(method: &Method, path: &str) -> Option<ReportHandler> {
     use pdp_provider::wire::report::ReportKind;
     if path == "/configuration" {
         return Some(|req, state| Box::pin(configuration(req, state)));
     }
     ReportKind::parse(path)?;
+    // Spring answers a wrong method with its default body; Content-Type and X-Request-ID are
+    // the reporting state's to judge, in the stub's order.
     if method != Method::POST {
-        return Some(|_, _| {
-            Box::pin(async { report_problem(405, "Method Not Allowed", "METHOD_NOT_ALLOWED") })
-        });
-    }
-    if x_request_id.is_none_or(|x| uuid::Uuid::try_parse(x).is_err()) {
-        return Some(|_, _| {
-            Box::pin(async { report_problem(400, "Bad Request", "INVALID_X_REQUEST_ID") })
+        return Some(|req, _| {
+            let path = req.uri().path().to_owned();
+            Box::pin(async move {
+                json_resp(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    crate::report::spring_error(405, &path),
+                )
+            })
         });
     }
     Some(|req, state| Box::pin(report(req, state)))
@@ -439,12 +442,13 @@ async fn report(req: Request<Incoming>, state: &CasState) -> Response<Body> {
     let Some(kind) = ReportKind::parse(req.uri().path()) else {
         return report_problem(404, "Not Found", "INVALID_URL");
     };
-    let xid = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (xid, content_type) = (header("x-request-id"), header("content-type"));
     let body = match Limited::new(req.into_body(), MAX_BODY_BYTES + 1)
         .collect()
         .await
@@ -452,13 +456,20 @@ async fn report(req: Request<Incoming>, state: &CasState) -> Response<Body> {
         Ok(b) => b.to_bytes(),
         Err(_) => return report_problem(413, "Payload Too Large", "CONTENT_TOO_LARGE"),
     };
-    let (status, answer) = state.reports.handle(kind, &xid, &body);
+    let (status, answer) = state.reports.answer(crate::report::Call {
+        kind,
+        content_type: content_type.as_deref(),
+        x_request_id: xid.as_deref(),
+        body: &body,
+    });
     tokio::time::sleep(state.reports.held_for()).await;
+    let problem = answer.get("type").is_some();
     let mut r = json_resp(
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         answer,
     );
-    if status != 202 {
+    // Problem details, as the stub's controllers answer; Spring's default body stays JSON.
+    if status != 202 && problem {
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/problem+json"),

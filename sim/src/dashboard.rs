@@ -138,7 +138,7 @@ pub struct ViewOutcome {
     pub retry_status: Option<u16>,
     /// The challenge's ticket and `as_uri`.
     pub challenge: Option<(String, String)>,
-    /// How many `WWW-Authenticate` headers the challenge came in (SPEC §3.2: exactly one).
+    /// How many `WWW-Authenticate` headers the challenge came in (wire contract §3.2: one).
     pub challenge_headers: usize,
     /// The verified `view_data`, parsed.
     pub view_data: Option<serde_json::Value>,
@@ -157,7 +157,7 @@ pub struct Dashboard {
     cas: String,
 }
 
-/// How long MaPS' dashboard allows a call ("about 5 s for view data", SPEC.md §3.2).
+/// How long MaPS' dashboard allows a call (about 5 s for view data, wire contract §3.2).
 pub const MAPS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A failed call of `leg` (the URL dropped: it names the asset GUID).
@@ -276,7 +276,7 @@ impl Dashboard {
         .await?;
         let jwk = jwks.find(&kid).ok_or(bad(TokenFault::KidNotPublished))?;
         let mut v = Validation::new(header.alg);
-        // What SPEC allows (RS256, PS256, ES256), of the key's family (jsonwebtoken checks every
+        // What the contract allows (RS256, PS256, ES256), of the key's family (jsonwebtoken checks every
         // listed algorithm against the key).
         v.algorithms = match header.alg {
             Algorithm::ES256 => vec![Algorithm::ES256],

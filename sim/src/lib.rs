@@ -1,6 +1,7 @@
 //! Simulators of the ecosystem around the provider, for tests, the demo and load tests.
 //!
-//! - [`cas`]: the consent and authorisation service, speaking SPEC.md's CAS side over mTLS, with
+//! - [`cas`]: the consent and authorisation service, speaking the wire contract's CAS side
+//!   (`docs/wire-contract.md` §4) over mTLS, with
 //!   a control listener to read what it received and to inject faults.
 //! - [`dashboard`]: a dashboard that performs the UMA flow and verifies view data tokens as
 //!   MaPS' does.

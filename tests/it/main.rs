@@ -19,6 +19,9 @@ mod view;
 // The real binary: kill -9 right after ACKs, restart, every ACKed find is still there; SIGTERM.
 mod crash;
 
+// Refusals before a handler limited per client identity: 429, aggregate audit, finds unaffected.
+mod limits;
+
 // Abuse of the listeners: ops limits, h2 idling, pipelined headers, request IDs, Host, access.
 mod hardening;
 
@@ -31,6 +34,10 @@ mod members;
 // Keys and certificates swapped while serving: no failed request, bad files refused.
 mod reload;
 
+// Faults: a data key that does not open the stored members, PostgreSQL stopped under load, the
+// ops listener held at its connection cap.
+mod faults;
+
 // Two instances of the binary on one PostgreSQL database: shared finds, one SIGKILLed, none lost.
 mod instances;
 
@@ -41,3 +48,15 @@ mod report;
 // The operator console: sign-in, sessions, CSRF, headers, the portal's role rules over HTTP,
 // possible matches resolved through `peis::resolve`, and headless Chromium signing in.
 mod console;
+
+// What the real binary prints: a command's own output, library logs from warn up unless RUST_LOG
+// asks; serve logs at info.
+mod cli_logs;
+
+// Served certificates checked before service: expired, not yet valid or not matching its key,
+// at start and on reload (file change or SIGHUP); the old one keeps serving.
+mod validity;
+
+// Wire edges: a repeated Authorization, content and transfer codings, keep-alive between
+// requests, TLS 1.0/1.1 refusals counted, an access list nobody is on.
+mod edges;

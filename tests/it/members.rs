@@ -1,6 +1,8 @@
 //! Member data that changes while the endpoint serves: imports and deltas take effect without a
 //! restart, removed pensions are de-registered and stop being served, schemes are suspended,
-//! resumed and severed.
+//! resumed and severed. `members import` over the real binary: refused under a data key that
+//! does not open the store, and refusing to move a pension between members without
+//! `--move-pensions`.
 
 use pdp_provider::members::generate::FindKind;
 use pdp_provider::members::import::{import_from_async, Options, Report};
@@ -356,4 +358,260 @@ async fn a_scheme_is_suspended_resumed_and_severed() {
         .collect();
     assert_eq!(actions, ["suspended", "active", "severed"]);
     server.stop().await;
+}
+
+/// A config file for the real binary: this environment's store, `data_key` as its data key, and
+/// the CAS simulator `cas` when given.
+fn config_file(env: &Env, data_key: &std::path::Path, cas: Option<&CasSim>) -> std::path::PathBuf {
+    let c = match cas {
+        Some(cas) => env.config_with_cas(cas),
+        None => env.config(),
+    };
+    let path = env.dir.path().join(format!("import-{}.toml", new_id()));
+    let toml = format!(
+        "[store]\npath = {:?}\n[crypto]\ndata_key_file = {:?}\n\
+         [view]\nsigning_key = {:?}\ncalendar = {:?}\n\
+         [cas]\nbase_url = {:?}\nclient_cert = {:?}\nclient_key = {:?}\nca = {:?}\n",
+        c.store.path,
+        data_key,
+        c.view.signing_key,
+        c.view.calendar,
+        c.cas.base_url,
+        c.cas.client_cert,
+        c.cas.client_key,
+        c.cas.ca
+    );
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+/// `pdp-provider members import FILE --config CONFIG [extra]`, run off the runtime (the
+/// simulator answers it from this test's runtime).
+async fn members_import(
+    file: &std::path::Path,
+    config: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pdp-provider"));
+    cmd.args(["members", "import"])
+        .arg(file)
+        .args(extra)
+        .arg("--config")
+        .arg(config)
+        .env("NO_COLOR", "1");
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test]
+async fn members_import_under_another_data_key_is_refused_and_writes_nothing() {
+    let env = Env::new();
+    let members = env.with_members(20).await;
+    let right = env.cert(files::DATA_KEY);
+    let other = env.dir.path().join("other.key");
+    let other_hex = pdp_provider::sealed::DataKey::generate_hex();
+    std::fs::write(&other, &other_hex).unwrap();
+    let mut changed = members[0].clone();
+    changed.names[0].given_name = "CHANGED".into();
+    let file = write_file(&env, "changed.jsonl", &[record(&changed)]);
+
+    let store = env.store();
+    let version = store.data_version().await.unwrap();
+    let out = members_import(&file, &config_file(&env, &other, None), &[]).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&other.display().to_string()), "{stderr}");
+    assert!(stderr.contains("32 of 32 stored values"), "{stderr}");
+    assert!(stderr.contains("nothing imported"), "{stderr}");
+    assert!(!stderr.contains(&other_hex) && !text(&out.stdout).contains(&other_hex));
+    assert_eq!(
+        store.data_version().await.unwrap(),
+        version,
+        "nothing written"
+    );
+
+    // Back on the right key: every member reads, the changed record was never written, and
+    // the same import now goes through.
+    let unreadable = store.for_each_member(|_| {}).await.unwrap();
+    assert_eq!(unreadable, 0);
+    let stored = store
+        .member_record(&changed.member_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let stored: pdp_provider::members::record::MatchRecord =
+        serde_json::from_slice(&stored).unwrap();
+    assert_eq!(stored.names[0].given_name, members[0].names[0].given_name);
+    let out = members_import(&file, &config_file(&env, &right, None), &[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("1 updated"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(store.for_each_member(|_| {}).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn members_import_refuses_to_move_a_pension_unless_told_and_then_deregisters_it() {
+    let (env, members, cas, server, store) = live_server().await;
+    let owner = member_with(&members, 1).clone();
+    assert_eq!(
+        outcome_of(&env, &server, &owner).await,
+        Some(FindOutcome::MatchYes)
+    );
+    let pei = store
+        .peis()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.matched.member_id == owner.member_id)
+        .expect("registered");
+    let guid = pei.matched.asset_guid;
+    let dashboard = dashboard(&env, &server, &cas);
+    let view = |d: &Dashboard| {
+        let d = d.clone();
+        async move { d.view(&guid.to_string()).await.unwrap() }
+    };
+    let view = move || view(&dashboard);
+    assert_eq!(view().await.retry_status, Some(200));
+
+    // Another member with the owner's asset GUID: refused for that record, naming both.
+    let mut taker = fresh(&members, 0);
+    let i = owner
+        .pensions
+        .iter()
+        .position(|p| p.asset_guid == guid)
+        .unwrap();
+    taker.pensions[0] = owner.pensions[i].clone();
+    let file = write_file(&env, "taker.jsonl", &[record(&taker)]);
+    let config = config_file(&env, &env.cert(files::DATA_KEY), Some(&cas));
+    let out = members_import(&file, &config, &[]).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "line 1: pensions[0].assetGuid: the pension is member {}'s; --move-pensions moves it \
+             to member {}",
+            owner.member_id, taker.member_id
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&guid.to_string()),
+        "never the value: {stderr}"
+    );
+    assert!(stdout.contains("0 added"), "{stdout}");
+    assert_eq!(
+        store.pension(guid).await.unwrap().unwrap().member_id,
+        owner.member_id
+    );
+    assert_eq!(view().await.retry_status, Some(200));
+    assert_eq!(
+        store.pei_by_asset_guid(guid).await.unwrap().unwrap().state,
+        PeiState::Registered
+    );
+
+    // With --move-pensions: the owner's PeI is de-registered (asset-removed) at the CAS, the
+    // pension is the taker's, and the owner no longer matches for it.
+    let out = members_import(&file, &config, &["--move-pensions"]).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "line 1: pensions[0].assetGuid: moved from member {} to member {}",
+            owner.member_id, taker.member_id
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 added"), "{stdout}");
+    assert!(stdout.contains("1 pensions moved"), "{stdout}");
+    assert_eq!(
+        store.pei_by_asset_guid(guid).await.unwrap().unwrap().state,
+        PeiState::Deregistered
+    );
+    let at_cas = cas
+        .state
+        .registrations()
+        .into_iter()
+        .find(|reg| reg.name == pei.matched.pei)
+        .unwrap();
+    assert_eq!(at_cas.deleted.as_deref(), Some("asset-removed"));
+    assert_eq!(view().await.first_status, 404);
+    assert_eq!(
+        store.pension(guid).await.unwrap().unwrap().member_id,
+        taker.member_id
+    );
+    index_current(&server, &store).await;
+    let stored = store
+        .member_record(&owner.member_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let stored: pdp_provider::members::record::MatchRecord =
+        serde_json::from_slice(&stored).unwrap();
+    assert!(stored.pensions.iter().all(|p| p.asset_guid != guid));
+    assert_eq!(
+        outcome_of(&env, &server, &taker).await,
+        Some(FindOutcome::MatchYes)
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_moved_pension_is_refused_then_moved_on_postgresql() {
+    let env = Env::postgres().await;
+    let members = env.with_members(5).await;
+    let store = env.open_store().await;
+    let owner = member_with(&members, 1).clone();
+    let mut taker = fresh(&members, 0);
+    taker.pensions[0] = owner.pensions[0].clone();
+    let guid = owner.pensions[0].asset_guid;
+    let r = import(
+        &env,
+        &store,
+        "t.jsonl",
+        &[record(&taker)],
+        Options::default(),
+    )
+    .await;
+    assert_eq!((r.added, r.errors.len(), r.moved.len()), (0, 1, 0));
+    assert_eq!(
+        store.pension(guid).await.unwrap().unwrap().member_id,
+        owner.member_id
+    );
+    let moving = Options {
+        move_pensions: true,
+        ..Options::default()
+    };
+    let r = import(&env, &store, "t.jsonl", &[record(&taker)], moving).await;
+    assert_eq!((r.added, r.errors.len(), r.moved.len()), (1, 0, 1));
+    assert_eq!(
+        store.pension(guid).await.unwrap().unwrap().member_id,
+        taker.member_id
+    );
+    let stored = store
+        .member_record(&owner.member_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let stored: pdp_provider::members::record::MatchRecord =
+        serde_json::from_slice(&stored).unwrap();
+    assert!(stored.pensions.iter().all(|p| p.asset_guid != guid));
+    // The owner's old record again is refused now: the pension is the taker's.
+    let r = import(
+        &env,
+        &store,
+        "o.jsonl",
+        &[record(&owner)],
+        Options::default(),
+    )
+    .await;
+    assert_eq!((r.updated, r.errors.len()), (0, 1));
+    store.close().await;
 }

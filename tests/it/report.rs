@@ -225,6 +225,23 @@ async fn a_day_with_no_views_is_sent_once_each_body_valid_and_null_where_the_yam
     store.close().await;
 }
 
+/// Waits until `n` views of today are recorded (off the answers' path).
+async fn views_recorded(store: &Store, n: usize) {
+    let from = day_start(today());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store
+        .report_facts(from, from + 1440 * MIN)
+        .await
+        .unwrap()
+        .views
+        .len()
+        < n
+    {
+        assert!(tokio::time::Instant::now() < deadline, "views not recorded");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_slow_view_appears_in_response_time_and_views_are_counted_per_holdername() {
     let env = Env::new();
@@ -282,28 +299,30 @@ async fn a_slow_view_appears_in_response_time_and_views_are_counted_per_holderna
         .await
         .unwrap();
     assert_eq!(v.retry_status, Some(200), "{v:?}");
-    cas.state.set_faults(Faults::default());
-
-    // Both views are recorded (off the answer's path): wait for them.
-    let from = day_start(today());
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while store
-        .report_facts(from, from + 1440 * MIN)
+    // A view refused after its challenge (the CAS cannot introspect its RPT) is a view request
+    // received: counted, its 401 challenge not.
+    cas.state.set_faults(Faults {
+        error_rate: 1.0,
+        error_status: 500,
+        endpoints: vec!["POST /introspect".into()],
+        ..Faults::default()
+    });
+    let v = dashboard
+        .view(&pei.matched.asset_guid.to_string())
         .await
-        .unwrap()
-        .views
-        .len()
-        < 2
-    {
-        assert!(tokio::time::Instant::now() < deadline, "views not recorded");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        .unwrap();
+    assert!(
+        v.first_status == 401 && v.retry_status.is_some_and(|s| s >= 500),
+        "{v:?}"
+    );
+    cas.state.set_faults(Faults::default());
+    views_recorded(&store, 3).await;
     reporter(&store, &c)
         .submit_day(today(), false, pdp_provider::now_micros())
         .await
         .unwrap();
     let rn = received(&cas, ReportKind::RequestNumber, pei.matched.holdername);
-    assert_eq!(rn[0].body["req_count"], 2);
+    assert_eq!(rn[0].body["req_count"], 3, "two answered, one refused");
     let rt = received(&cas, ReportKind::ResponseTime, pei.matched.holdername);
     assert_eq!(rt[0].status, 202);
     assert_eq!(rt[0].body["submission_reason"], "initial submission");
@@ -542,6 +561,179 @@ async fn a_refused_submission_is_kept_with_its_problem_and_shown_by_report_statu
     assert!(refused[0].contains("/view-response/unavailable"));
     assert!(refused[0].contains("400"));
     assert!(refused[0].contains("INVALID_RECORD_ID"));
+    columns_line_up(&text);
+
+    // Corrected and accepted: nothing is outstanding any more; the refusal is listed as
+    // superseded.
+    let corrected = binary(&["report", "submit", "--date", &date, "--resubmit"], &file).await;
+    assert_eq!(corrected.status.code(), Some(0), "{corrected:?}");
+    let status = binary(&["report", "status", "--since", &date], &file).await;
+    let text = String::from_utf8(status.stdout.clone()).unwrap();
+    assert_eq!(status.status.code(), Some(0), "{text}");
+    assert!(!text.contains("refused"), "{text}");
+    let superseded: Vec<&str> = text.lines().filter(|l| l.contains("superseded")).collect();
+    assert_eq!(superseded.len(), 1, "{text}");
+    assert!(superseded[0].contains("INVALID_RECORD_ID"));
+    columns_line_up(&text);
+}
+
+/// Every row of `report status` has its cells under the header's columns: `parts` as
+/// `accepted/total`, `submission_id` a UUID or `null`, apart.
+fn columns_line_up(text: &str) {
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let at = |name: &str| header.find(&format!("  {name}")).unwrap() + 2;
+    let (parts, id, http) = (at("parts"), at("submission_id"), at("http"));
+    for l in lines.filter(|l| !l.contains("missing")) {
+        let cell = |from: usize, to: usize| l[from..to].trim();
+        let (done, total) = cell(parts, id).split_once('/').unwrap();
+        assert!(
+            done.parse::<u32>().unwrap() <= total.parse::<u32>().unwrap(),
+            "{l}"
+        );
+        let sid = cell(id, http);
+        assert!(
+            sid == "null" || Uuid::try_parse(sid).is_ok(),
+            "{sid:?} in {l}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_correction_of_a_day_never_submitted_is_refused_and_sends_nothing() {
+    let env = Env::new();
+    env.with_members(5).await;
+    let cas = cas_sim(&env).await;
+    let file = config_file(&env, &cas, 900);
+    let date = today().to_string();
+    let out = binary(&["report", "submit", "--date", &date, "--resubmit"], &file).await;
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("never submitted"), "{stderr}");
+    assert!(cas.state.reports.received().is_empty());
+    let store = env.store();
+    assert!(store.submissions(Some(today())).await.unwrap().is_empty());
+    // Submitted, then it can be corrected.
+    let first = binary(&["report", "submit", "--date", &date], &file).await;
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    let again = binary(&["report", "submit", "--date", &date, "--resubmit"], &file).await;
+    assert_eq!(again.status.code(), Some(0), "{again:?}");
+    assert!(cas
+        .state
+        .reports
+        .received()
+        .iter()
+        .any(|r| r.body["submission_status"] == "correction"));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn spent_retries_release_the_claim_so_the_next_run_resumes_it_at_once() {
+    let env = Env::new();
+    env.with_members(2).await;
+    let cas = cas_sim(&env).await;
+    let mut c = config(&env, &cas);
+    c.reporting.retry_budget_s = 1;
+    let store = env.store();
+    let hs = holdernames(&store, today()).await;
+    configure(
+        &env,
+        &cas,
+        json!([{"endpoint": "/view-response/request-number", "status": 503,
+                "code": "SERVICE_UNAVAILABLE", "count": 100000,
+                "errors": [{"code": "SERVICE_UNAVAILABLE"}]}]),
+    )
+    .await;
+    let r = reporter(&store, &c);
+    let out = r
+        .submit_day(today(), false, pdp_provider::now_micros())
+        .await
+        .unwrap();
+    assert_eq!(out.pending as usize, hs.len(), "{out:?}");
+    // The same instance again, well within the 900 s lease: its claims were released, so it
+    // sends them (not "held by another instance").
+    configure(&env, &cas, json!([])).await;
+    let again = r
+        .submit_day(today(), false, pdp_provider::now_micros())
+        .await
+        .unwrap();
+    assert_eq!(again.busy, 0, "{again:?}");
+    assert_eq!(again.accepted as usize, hs.len(), "{again:?}");
+    let subs = store.submissions(Some(today())).await.unwrap();
+    assert!(subs.iter().all(|s| s.state == SubmissionState::Accepted));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_claim_is_renewed_and_released_only_by_its_holder() {
+    use pdp_provider::model::{Claim, NewSubmission, SubmissionReason, SubmissionStatus};
+    let env = Env::new();
+    let store = env.store();
+    let submission = NewSubmission {
+        holdername: Uuid::new_v4(),
+        kind: ReportKind::RequestNumber,
+        day: today(),
+        submission_id: Some(Uuid::new_v4()),
+        status: SubmissionStatus::OnTime,
+        reason: SubmissionReason::Initial,
+        parts: vec![(Uuid::new_v4(), "{}".into())],
+    };
+    let lease = std::time::Duration::from_secs(900);
+    let Claim::Claimed(s) = store
+        .claim_submission(submission.clone(), lease)
+        .await
+        .unwrap()
+    else {
+        panic!("not claimed");
+    };
+    let renewed = store
+        .renew_submission_claim(s.key.clone(), s.claimed_at)
+        .await
+        .unwrap()
+        .expect("the holder renews");
+    // The old claim time is no longer the claim: a stale holder neither renews nor releases.
+    assert_eq!(
+        store
+            .renew_submission_claim(s.key.clone(), s.claimed_at)
+            .await
+            .unwrap(),
+        None
+    );
+    store
+        .release_submission_claim(s.key.clone(), s.claimed_at)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .claim_submission(submission.clone(), lease)
+            .await
+            .unwrap(),
+        Claim::Busy(_)
+    ));
+    // Released by its holder: claimed again at once.
+    store
+        .release_submission_claim(s.key.clone(), renewed)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.claim_submission(submission, lease).await.unwrap(),
+        Claim::Claimed(_)
+    ));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_lease_shorter_than_a_parts_retries_is_refused_at_load() {
+    let env = Env::new();
+    let cas = cas_sim(&env).await;
+    // 600 s of retries, then a call begun at its end awaited to its time-out: past 600 s.
+    let file = config_file(&env, &cas, 600);
+    let out = binary(&["report", "status"], &file).await;
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("reporting.lease_s"), "{stderr}");
+    let ok = binary(&["report", "status"], &config_file(&env, &cas, 900)).await;
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
 }
 
 #[tokio::test]
@@ -588,13 +780,21 @@ async fn a_crash_between_send_and_record_never_gives_a_second_initial_submission
     };
     assert_eq!(sent_again(&cas.state.reports.received()), 1);
 
-    // Past the lease: sent again, identical (same record, same submission, still initial).
-    let resumed = binary(
-        &["report", "submit", "--date", &date],
-        &config_file(&env, &cas, 0),
-    )
-    .await;
-    assert_eq!(resumed.status.code(), Some(0), "{resumed:?}");
+    // Past the lease (an instance whose lease is 0, which only the library allows: a
+    // configuration must outlast a part's retries): sent again, identical (same record, same
+    // submission, still initial).
+    let store = env.store();
+    let mut lapsed = config(&env, &cas);
+    lapsed.reporting.lease_s = 0;
+    let resumed = reporter(&store, &lapsed)
+        .submit_day(today(), false, pdp_provider::now_micros())
+        .await
+        .unwrap();
+    assert_eq!(
+        (resumed.refused, resumed.pending, resumed.busy),
+        (0, 0, 0),
+        "{resumed:?}"
+    );
     let all = cas.state.reports.received();
     assert_eq!(sent_again(&all), 2);
     let resent: Vec<&Received> = all
@@ -616,7 +816,6 @@ async fn a_crash_between_send_and_record_never_gives_a_second_initial_submission
             .insert(r.body["record_id"].to_string());
     }
     assert!(records.values().all(|ids| ids.len() == 1), "{records:?}");
-    let store = env.store();
     let subs = store.submissions(Some(today())).await.unwrap();
     assert!(subs
         .iter()
@@ -770,4 +969,70 @@ async fn report_preview_prints_each_body_for_one_holdername_and_sends_and_keeps_
     assert!(text.contains("\"reporting_period_start\""));
     assert!(cas.state.reports.received().is_empty());
     assert!(env.store().submissions(None).await.unwrap().is_empty());
+}
+
+/// The simulator's reporting API over its mTLS listener answers as the stub's Spring
+/// application: wrong `Content-Type` `415` and a bad `X-Request-ID` `400` with Spring's default
+/// body (not problem details), `submission_id: null` on request-number accepted (the yaml's
+/// examples), a body fault `400` problem details with the stub's code.
+#[tokio::test]
+async fn the_simulators_reporting_api_answers_as_the_stub_over_the_wire() {
+    let env = Env::new();
+    let cas = cas_sim(&env).await;
+    let client = env.client(files::PROVIDER, files::PROVIDER_KEY);
+    let url = format!("{}/view-response/request-number", cas.base_url());
+    let body = json!({"holdernameGuid": "816f82b5-8e4f-407b-8c54-afb179c4af5a",
+        "record_id": "6ac7f2a5-d518-44bf-9dff-ec5bf7e46e06", "submission_id": null,
+        "submission_status": "on time", "reporting_period_start": "2025-03-19T00:00:00.000Z",
+        "submission_reason": "initial submission", "req_count": 5});
+    let send = |content_type: &'static str, xid: Option<String>, body: Value| {
+        let mut req = client
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body.to_string());
+        if let Some(x) = xid {
+            req = req.header("x-request-id", x);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let media = r.headers()["content-type"].to_str().unwrap().to_owned();
+            (status, media, r.json::<Value>().await.unwrap())
+        }
+    };
+    let xid = || Some(Uuid::new_v4().to_string());
+
+    let (status, media, answer) = send("text/plain", xid(), body.clone()).await;
+    assert_eq!(
+        (status, media.as_str()),
+        (415, "application/json"),
+        "{answer}"
+    );
+    assert_eq!(answer["path"], "/view-response/request-number");
+    assert!(answer.get("type").is_none() && answer.get("errors").is_none());
+
+    let (status, _, answer) = send("application/json", None, body.clone()).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.get("errors").is_none(), "Spring's body: {answer}");
+    let simple = Some("35cfcfb0d98d451f83f1e59933078555".to_owned());
+    assert_eq!(send("application/json", simple, body.clone()).await.0, 400);
+
+    let (status, _, answer) = send("application/json", xid(), body.clone()).await;
+    assert_eq!(
+        status, 202,
+        "submission_id null is the yaml's own example: {answer}"
+    );
+
+    let mut bad = body.clone();
+    bad["record_id"] = json!("6ac7f2a56d5184bf9dffec5bf7e46e06");
+    let (status, media, answer) = send("application/json", xid(), bad).await;
+    assert_eq!((status, media.as_str()), (400, "application/problem+json"));
+    assert_eq!(answer["errors"][0]["code"], "INVALID_RECORD_ID");
+    let mut late = body;
+    late["reporting_period_start"] = json!("2025-03-19T25:00:00.000Z");
+    let (_, _, answer) = send("application/json", xid(), late).await;
+    assert_eq!(
+        answer["errors"][0]["code"],
+        "INVALID_REPORTING_PERIOD_START"
+    );
 }

@@ -777,8 +777,9 @@ async fn possible_matches_are_resolved_yes_no_or_timed_out() {
 
 #[tokio::test]
 async fn the_view_sits_under_the_registered_path_and_challenges_in_one_header() {
-    // SPEC v2.1: the dashboard builds `<registered view data URL>/<assetGuid>`, its first call
-    // carries no Authorization header, and it joins every WWW-Authenticate header it gets.
+    // As MaPS' dashboard calls (wire contract §3.2): it builds `<registered view data
+    // URL>/<assetGuid>`, its first call carries no Authorization header, and it joins every
+    // WWW-Authenticate header it gets.
     let s = setup_with(|c| c.view.path = "/pensions/v1/view-data".into()).await;
     let (guid, v) = s.view_registered_at("/pensions/v1/view-data").await;
     assert_eq!(v.first_status, 401);

@@ -1,4 +1,4 @@
-//! The CAS client: reqwest with rustls and the provider's identity (SPEC §4).
+//! The CAS client: reqwest with rustls and the provider's identity (wire contract §4).
 //!
 //! Every call carries a new `X-Request-ID`, is timed, counted and audited (outbound, with the
 //! related find request ID), and has its failure sorted at the source. Response bodies of

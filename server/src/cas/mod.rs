@@ -1,4 +1,5 @@
-//! The outbound side: calls to the consent and authorisation service (SPEC §4), over mTLS.
+//! The outbound side: calls to the consent and authorisation service (wire contract §4), over
+//! mTLS.
 //!
 //! - [`client`]: reqwest with rustls and the provider's client certificate; a new X-Request-ID
 //!   and an audit record per call; each failure sorted as retryable or final at its source.

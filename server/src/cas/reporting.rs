@@ -1,4 +1,4 @@
-//! The provider's calls to PDP's reporting API (SPEC §4.8): `POST` of one submission's body,
+//! The provider's calls to PDP's reporting API (wire contract §4.8): `POST` of a submission body,
 //! over the CAS client's mutual TLS with the provider's identity, a new `X-Request-ID` on every
 //! call, timed, counted and audited like every CAS call. Unlike the other CAS calls it reads the
 //! problem details of a refusal: they are kept and shown to operators (never personal data: the

@@ -1,6 +1,6 @@
 //! The match rules as `[matching]` writes them: the compared fields, the leniency a rule may
-//! accept, rules, versioned rule sets, and SPEC §5's default set. [`crate::matching::rules`]
-//! evaluates them.
+//! accept, rules, versioned rule sets, and the default set (wire contract §5).
+//! [`crate::matching::rules`] evaluates them.
 
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +70,7 @@ pub struct RuleSet {
 // === impl RuleSet ===
 
 impl RuleSet {
-    /// SPEC §5's default rules, strongest first.
+    /// The default rules (wire contract §5), strongest first.
     pub fn default_rules() -> RuleSet {
         use Field::*;
         let rule = |outcome, reason: &str, agree: &[Field]| Rule {

@@ -206,11 +206,13 @@ pub fn tls_files(config: &Config) -> (PathBuf, PathBuf) {
 /// again on a reload ([`crate::reload`]).
 pub fn tls_config(config: &Config) -> Result<Arc<rustls::ServerConfig>, ConsoleError> {
     let (cert, key) = tls_files(config);
+    // Refused when expired, not yet valid, or not matching its key (naming the files).
+    let (chain, key) = crate::tls::load_served(&cert, &key)?;
     let mut tls = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(crate::tls::TlsError::from)?
         .with_no_client_auth()
-        .with_single_cert(crate::tls::load_certs(&cert)?, crate::tls::load_key(&key)?)
+        .with_single_cert(chain, key)
         .map_err(crate::tls::TlsError::from)?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(tls))

@@ -4,7 +4,8 @@
 //!   in the kernel's backlog and file descriptors stay bounded.
 //! - An accept error (EMFILE and friends) backs off, doubling up to a second, instead of
 //!   spinning.
-//! - HTTP/1.1 headers must arrive within `header_read_timeout`; header blocks are bounded.
+//! - HTTP/1.1 headers must arrive within `header_read_timeout` of their first byte (see
+//!   [`super::head_read`]); header blocks are bounded.
 //! - Idle means no request in progress for `idle_timeout`, whatever bytes move: HTTP/2 PINGs
 //!   and SETTINGS keep nothing open. An idle connection is asked to close gracefully, and cut if
 //!   it has not within another `idle_timeout` (a client that will not read is not waited on).
@@ -78,6 +79,9 @@ pub(crate) struct Idle {
     in_progress: AtomicUsize,
     /// Milliseconds since `epoch` when the last request ended (or the connection opened).
     last_ms: AtomicU64,
+    /// Milliseconds since `epoch`, plus 1, when the first byte of a request head not yet begun
+    /// arrived; 0 when none is arriving ([`super::head_read`]).
+    head_ms: AtomicU64,
 }
 
 /// Held while a request is in progress.
@@ -89,13 +93,39 @@ impl Idle {
             epoch: Instant::now(),
             in_progress: AtomicUsize::new(0),
             last_ms: AtomicU64::new(0),
+            head_ms: AtomicU64::new(0),
         })
     }
 
     /// A request starts; it ends when the guard drops.
     pub(crate) fn begin(self: &Arc<Self>) -> Busy {
         self.in_progress.fetch_add(1, Ordering::AcqRel);
+        self.head_done();
         Busy(self.clone())
+    }
+
+    /// Bytes arrived: with no request in progress they are a head's, and start its clock.
+    pub(crate) fn head_bytes(&self) {
+        if self.in_progress.load(Ordering::Acquire) == 0
+            && self.head_ms.load(Ordering::Acquire) == 0
+        {
+            let now = self.epoch.elapsed().as_millis() as u64;
+            self.head_ms.store(now + 1, Ordering::Release);
+        }
+    }
+
+    /// No head is arriving (a request began, or the connection speaks HTTP/2).
+    pub(crate) fn head_done(&self) {
+        self.head_ms.store(0, Ordering::Release);
+    }
+
+    /// Whether a request head has been arriving for longer than `limit`.
+    fn head_overdue(&self, limit: Duration) -> bool {
+        let since = self.head_ms.load(Ordering::Acquire);
+        let now = self.epoch.elapsed().as_millis() as u64 + 1;
+        since != 0
+            && self.in_progress.load(Ordering::Acquire) == 0
+            && now.saturating_sub(since) >= limit.as_millis() as u64
     }
 
     /// How long no request has been in progress (zero while one is).
@@ -148,7 +178,9 @@ pub(crate) async fn drive<I, S, B>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // Counted from a head's first byte instead (`super::head_read`): hyper's would also
+        // cut a kept-alive connection waiting for its next request.
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
     builder
@@ -161,10 +193,12 @@ pub(crate) async fn drive<I, S, B>(
     if protocols == Protocols::Http1 {
         builder = builder.http1_only();
     }
+    let io = super::head_read::Clocked::new(io, idle.clone());
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut tick = tokio::time::interval(
-        (limits.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)),
+        (limits.idle_timeout.min(limits.header_read_timeout) / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(1)),
     );
     let mut closing: Option<Instant> = None;
     loop {
@@ -180,6 +214,7 @@ pub(crate) async fn drive<I, S, B>(
                 closing = Some(Instant::now());
             }
             _ = tick.tick() => match closing {
+                _ if idle.head_overdue(limits.header_read_timeout) => break,
                 None if idle.idle_for() >= limits.idle_timeout => {
                     conn.as_mut().graceful_shutdown();
                     closing = Some(Instant::now());

@@ -1,5 +1,5 @@
 //! `POST /find-requests`: parse, validate, match, append to the store, and ACK with `202` once
-//! the append is durable (SPEC §3.1, CoCo2.1.1).
+//! the append is durable (wire contract §3.1, CoCo2.1.1).
 //!
 //! Matching costs microseconds, so it is decided before the commit: a no-match find is stored
 //! as IDs, outcome and timestamps only, already at its end, and its find data never reaches
@@ -47,6 +47,10 @@ pub async fn handle(
         FindError::InvalidFindData(d) => ApiError::bad_request(ErrorCode::InvalidFindData, d),
     })?;
     let request_id = cx.transaction_id.clone();
+    if !app.matcher.complete() {
+        let detail = "member data cannot be read; retry later";
+        return Err(ApiError::unavailable(detail, app.limits.retry_after_s));
+    }
     let matched = !app.matcher.find_matches(&parsed.find_data).is_empty();
     drop(parsed);
     let audit = AuditRecord {
@@ -74,10 +78,11 @@ pub async fn handle(
         AppendError::Closed => {
             ApiError::unavailable("endpoint is shutting down", app.limits.retry_after_s)
         }
-        AppendError::Commit(cause) => {
-            tracing::error!(request_id = %request_id, %cause, "find request not made durable");
-            ApiError::internal()
-        }
+        // Nothing of the batch was stored: a retry can succeed. The writer logs the cause.
+        AppendError::Unavailable(_) | AppendError::Commit(_) => ApiError::unavailable(
+            "find request not stored; retry later",
+            app.limits.retry_after_s,
+        ),
     })?;
     if outcome == AppendOutcome::Created {
         if matched {

@@ -5,12 +5,15 @@
 //! connection adds a TLS handshake time-out and the client's identity, and each request a
 //! time-out of its own. Before any handler runs a request is checked: its header block against
 //! `max_header_bytes` (per request, pipelined or not), `Host` on HTTP/1.1, one X-Request-ID,
-//! and the client identity against the endpoint's access list (`403`). Bodies are bounded by
+//! the client identity against the endpoint's access list (`403`), one `Authorization`, no
+//! content coding (`415`) and no transfer coding but `chunked` (`501`). Bodies are bounded by
 //! `max_body_bytes` and must arrive within the header-read time-out (`408`). On shutdown,
 //! listeners stop, each connection is asked to finish gracefully, and the drain is bounded by
 //! `shutdown_grace_ms`.
 //!
 //! - [`conn`]: the accept loop and connection limits, shared with the ops listener.
+//! - [`limit`]: requests refused before their handler, limited per client identity (`429`).
+//! - [`head_read`]: the HTTP/1.1 header-read time-out, from a head's first byte.
 //! - [`find`]: `POST /find-requests`.
 //! - [`view`]: `GET /view-data/{assetGuid}`: the UMA flow and the signed view data token.
 //! - [`pat_refresh`]: `POST /pat-refresh`.
@@ -19,6 +22,8 @@
 
 pub(crate) mod conn;
 pub mod find;
+mod head_read;
+pub mod limit;
 pub mod ops;
 pub mod pat_refresh;
 pub mod respond;
@@ -58,6 +63,8 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Largest header block of one request (`431` past it).
     pub max_header_bytes: usize,
+    /// Refusals before a handler, counted and limited per client identity.
+    pub refusals: Arc<limit::Refusals>,
 }
 
 /// What every handler shares.
@@ -122,7 +129,7 @@ pub async fn read_body(
 // === impl RequestCx ===
 
 impl RequestCx {
-    /// Every ecosystem call carries a UUID X-Request-ID (SPEC §2): `400` otherwise.
+    /// Every ecosystem call carries a UUID X-Request-ID (wire contract §2): `400` otherwise.
     pub fn require_request_id(&self) -> Result<(), ApiError> {
         if self.request_id_valid {
             Ok(())
@@ -178,6 +185,7 @@ pub async fn serve(
     tracker: TaskTracker,
 ) {
     let max = limits.max_connections;
+    tracker.spawn(limit::Refusals::run(app.clone(), shutdown.clone()));
     conn::accept_loop(listener, max, shutdown.clone(), tracker, move |tcp| {
         // The config of the moment: a reload reaches handshakes from now on, not open ones.
         let acceptor = TlsAcceptor::from(tls.load_full());
@@ -232,18 +240,26 @@ async fn connection(
     conn::drive(tls, service, idle, &limits, conn::Protocols::Both, shutdown).await;
 }
 
+/// Why a handshake failed, as the `reason` label of the handshake failure counter: from the
+/// rustls error tokio-rustls carries, not from its message.
 fn classify_handshake(e: &std::io::Error) -> &'static str {
-    let text = e.to_string();
-    if text.contains("peer sent no certificates") || text.contains("NoCertificatesPresented") {
-        "no_client_certificate"
-    } else if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
-        "untrusted_client_certificate"
-    } else if text.contains("protocol version") || text.contains("ProtocolVersion") {
-        "protocol_version"
-    } else if text.contains("corrupt message") || text.contains("InvalidContentType") {
-        "not_tls"
-    } else {
-        "other"
+    use rustls::{Error, PeerIncompatible};
+    let Some(e) = e.get_ref().and_then(|e| e.downcast_ref::<Error>()) else {
+        return "other";
+    };
+    match e {
+        Error::NoCertificatesPresented => "no_client_certificate",
+        Error::InvalidCertificate(_) => "untrusted_client_certificate",
+        // A client that offers nothing newer than TLS 1.1 (in `legacy_version` or in
+        // `supported_versions`).
+        Error::PeerIncompatible(
+            PeerIncompatible::Tls12NotOffered
+            | PeerIncompatible::Tls12NotOfferedOrEnabled
+            | PeerIncompatible::SupportedVersionsExtensionRequired
+            | PeerIncompatible::ServerDoesNotSupportTls12Or13,
+        ) => "protocol_version",
+        Error::InvalidMessage(_) => "not_tls",
+        _ => "other",
     }
 }
 
@@ -384,7 +400,6 @@ fn admit(
     };
     if !identity.admitted_by(endpoint.allowed(&app.access)) {
         crate::metrics::access_refused(name);
-        tracing::warn!(party = %identity.subject, endpoint = name, "client identity not allowed on this endpoint");
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             ErrorCode::Forbidden,
@@ -394,7 +409,75 @@ fn admit(
     if *req.method() != method {
         return Err(ApiError::method_not_allowed(allow));
     }
-    cx.require_request_id()
+    cx.require_request_id()?;
+    check_framing(req.headers())
+}
+
+/// Refuses what a handler would otherwise read wrongly: an `Authorization` sent more than once
+/// (`400`, like two X-Request-IDs: which one counts would be a guess), a body in a content
+/// coding (`415`: no endpoint decodes one, RFC 9110 §15.5.16), and a transfer coding other than
+/// `chunked` (`501`, RFC 9112 §6.1: hyper decodes `chunked` and would pass the rest on raw).
+fn check_framing(headers: &HeaderMap) -> Result<(), ApiError> {
+    if headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidRequest,
+            "Authorization: sent more than once",
+        ));
+    }
+    let codings = |name| {
+        headers
+            .get_all(name)
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(|c| c.trim_ascii().to_ascii_lowercase())
+            .filter(|c| !c.is_empty())
+            .collect::<Vec<_>>()
+    };
+    if codings(header::CONTENT_ENCODING)
+        .iter()
+        .any(|c| c != b"identity")
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::InvalidContentType,
+            "Content-Encoding: not supported; send the body unencoded",
+        ));
+    }
+    if codings(header::TRANSFER_ENCODING)
+        .iter()
+        .any(|c| c != b"chunked")
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            ErrorCode::InvalidRequest,
+            "Transfer-Encoding: only chunked is supported",
+        ));
+    }
+    Ok(())
+}
+
+/// Whose view an answer was, for reporting: a view answered with a payload says so; a refused
+/// one, in its error, counted unless it is the UMA challenge (`report::facts`' module doc).
+fn view_seen(
+    result: &Result<Response<Body>, ApiError>,
+) -> (Option<crate::report::facts::ViewSeen>, Option<uuid::Uuid>) {
+    match result {
+        Ok(resp) => {
+            let seen = resp
+                .extensions()
+                .get::<crate::report::facts::ViewSeen>()
+                .copied();
+            (seen, seen.map(|s| s.holdername))
+        }
+        Err(e) => {
+            let holdername = e.holdername.as_deref().copied();
+            let counted = holdername.filter(|_| e.outcome() != "challenge");
+            (
+                counted.map(crate::report::facts::ViewSeen::refused),
+                holdername,
+            )
+        }
+    }
 }
 
 /// Routes one request, applies its time-out, and audits its answer.
@@ -420,7 +503,11 @@ async fn route(
     let endpoint = Endpoint::of(req.uri().path(), &app);
     let name = endpoint.audit_name(req.method());
     let result = match admit(&req, &cx, endpoint, &identity, &app) {
-        Err(e) => Err(e),
+        Err(e) => Err(app
+            .limits
+            .refusals
+            .answer(&cx.party, name, endpoint.metric(), e)
+            .await),
         Ok(()) => match endpoint {
             Endpoint::Find => timed(&app.limits, find::handle(req, &cx, &app)).await,
             Endpoint::View => {
@@ -431,17 +518,7 @@ async fn route(
             Endpoint::Unknown => Err(ApiError::not_found("no such endpoint")),
         },
     };
-    // A view answered with a payload says whose it was; a refused one, in its error.
-    let (seen, holdername) = match &result {
-        Ok(resp) => {
-            let seen = resp
-                .extensions()
-                .get::<crate::report::facts::ViewSeen>()
-                .copied();
-            (seen, seen.map(|s| s.holdername))
-        }
-        Err(e) => (None, e.holdername.as_deref().copied()),
-    };
+    let (seen, holdername) = view_seen(&result);
     let (mut resp, outcome) = match result {
         Ok(resp) => {
             let outcome = match resp.extensions().get::<crate::store::AppendOutcome>() {
@@ -466,7 +543,7 @@ async fn route(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let status = resp.status().as_u16();
-    if resp.extensions().get::<AlreadyAudited>().is_none() {
+    if resp.extensions().get::<AlreadyAudited>().is_none() && outcome != limit::LIMITED {
         let related = resp
             .extensions()
             .get::<RelatedRequest>()

@@ -1,5 +1,5 @@
-//! `POST /pat-refresh` (SPEC §3.3, reconstructed): the CAS sends a user's new PAT with the
-//! SHA-256 of the old one; every stored copy of the old PAT is replaced, sealed.
+//! `POST /pat-refresh` (wire contract §3.3, reconstructed): the CAS sends a user's new PAT with
+//! the SHA-256 of the old one; every stored copy of the old PAT is replaced, sealed.
 //!
 //! `204` when stored PATs were replaced, `404` when no stored PAT has that hash, `400` when
 //! malformed.
@@ -50,10 +50,7 @@ pub async fn handle(
         .store
         .refresh_pat(&sha, &r.pat, expires)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "PAT refresh failed");
-            ApiError::internal()
-        })?;
+        .map_err(|e| super::respond::store_failed(&e, "PAT refresh"))?;
     if replaced == 0 {
         return Err(ApiError::not_found("no stored PAT has that hash"));
     }

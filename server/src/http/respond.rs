@@ -4,11 +4,15 @@
 //! causes are logged by transaction ID where they happen.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::store::StoreError;
 use crate::wire::problem::{ErrorCode, Problem, ProblemError};
 
 /// The body type of every response.
@@ -144,6 +148,7 @@ impl ApiError {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::RequestTimeout => "client_timeout",
+            ErrorCode::TooManyRequests => "rate_limited",
         }
     }
 
@@ -180,6 +185,50 @@ impl ApiError {
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         resp
+    }
+}
+
+/// `Retry-After` seconds on a `503` for a store failure (`store.retry_after_s`).
+static STORE_RETRY_AFTER_S: AtomicU64 = AtomicU64::new(5);
+
+/// Sets the `Retry-After` of [`store_failed`]'s `503`s (at start, from `store.retry_after_s`).
+pub fn set_store_retry_after(seconds: u64) {
+    STORE_RETRY_AFTER_S.store(seconds, Ordering::Relaxed);
+}
+
+/// Store failures since the last line: (when that line was, how many since).
+static STORE_FAILURES: Mutex<(Option<Instant>, u64)> = Mutex::new((None, 0));
+
+/// A store failure as the answer to a request: `503` with `Retry-After` when the store cannot
+/// be had now (an outage, a lock held too long), is closing, or the write's batch did not
+/// commit (nothing of it happened: a retry can succeed); `500` for anything else (a bug).
+/// Logged at most once a second, with how many failed since the last line.
+pub fn store_failed(e: &StoreError, what: &'static str) -> ApiError {
+    let retryable = matches!(
+        e,
+        StoreError::Unavailable(_) | StoreError::Closed | StoreError::Commit(_)
+    );
+    let failed = {
+        let mut f = STORE_FAILURES.lock().unwrap_or_else(|p| p.into_inner());
+        f.1 += 1;
+        if f.0.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            None
+        } else {
+            let n = f.1;
+            *f = (Some(Instant::now()), 0);
+            Some(n)
+        }
+    };
+    if let Some(failed) = failed {
+        tracing::error!(error = %e, what, failed, "store error (logged at most once a second; failed counts since the last line)");
+    }
+    if retryable {
+        ApiError::unavailable(
+            "store unavailable; retry later",
+            STORE_RETRY_AFTER_S.load(Ordering::Relaxed),
+        )
+    } else {
+        ApiError::internal()
     }
 }
 

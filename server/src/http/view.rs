@@ -1,5 +1,5 @@
 //! `GET /view-data/{assetGuid}?scope=owner`: the UMA flow as MaPS' dashboard performs it, then
-//! a signed view data token (SPEC §3.2, CoCo2.1.3, 2.2.4).
+//! a signed view data token (wire contract §3.2, CoCo2.1.3, 2.2.4).
 //!
 //! Order: `400` for a bad X-Request-ID, asset GUID or scope; `404` for an unknown, de-registered
 //! or flagged PeI, with no CAS call; no RPT (or an empty Bearer): a permission ticket from the
@@ -57,10 +57,9 @@ pub struct ViewService {
     pub path_prefix: String,
 }
 
-/// A store failure, as the view's `500`.
+/// A store failure, as the view's `503` (an outage) or `500`.
 fn store_failed(e: StoreError) -> ApiError {
-    tracing::error!(error = %e, "view store error");
-    ApiError::internal()
+    super::respond::store_failed(&e, "view")
 }
 
 /// The Bearer token, `None` when absent, another scheme, or empty.

@@ -60,6 +60,13 @@ pub struct Matcher {
     pub index: MemberIndex,
     /// Holdernames suspended or severed (CoCo3.2.5): their members are not matched.
     pub inactive: dashmap::DashSet<Uuid>,
+    /// Members whose latest stored record does not open or parse, so the index cannot say
+    /// whether a find is theirs: while any are listed, finds are refused (`503`) and the
+    /// endpoint is not ready, rather than ending their finds as no-matches.
+    pub unreadable: dashmap::DashSet<Box<str>>,
+    /// The configured data key as an operator knows it (setting, file or variable name, key
+    /// ID; never its value), for the errors about records it does not open.
+    pub key_name: Box<str>,
     default_rules: RuleSet,
     schemes: std::collections::HashMap<Uuid, RuleSet>,
 }
@@ -242,6 +249,8 @@ impl Matcher {
         Self {
             index,
             inactive: dashmap::DashSet::new(),
+            unreadable: dashmap::DashSet::new(),
+            key_name: "the configured data key".into(),
             default_rules: config.default.clone(),
             schemes: config
                 .schemes
@@ -249,6 +258,17 @@ impl Matcher {
                 .map(|s| (s.holdername, s.rules.clone()))
                 .collect(),
         }
+    }
+
+    /// Names the configured data key in errors about records it does not open.
+    pub fn naming_key(mut self, key_name: impl Into<Box<str>>) -> Self {
+        self.key_name = key_name.into();
+        self
+    }
+
+    /// Whether every stored member is in the index: finds are taken only then.
+    pub fn complete(&self) -> bool {
+        self.unreadable.is_empty()
     }
 
     /// The rules for a holdername.
@@ -286,9 +306,30 @@ impl Matcher {
     }
 }
 
+/// The index built from the store, and how many stored records it could not take.
+pub struct Loaded {
+    /// The members that opened and parsed.
+    pub index: MemberIndex,
+    /// Records that did not open with the configured keys, or did not parse.
+    pub unreadable: u64,
+}
+
 /// Builds the index from every stored member, opening rows on all cores. Records that cannot
 /// be opened or read are counted and logged, never half-indexed.
 pub async fn load(store: &crate::store::Store) -> Result<MemberIndex, crate::store::StoreError> {
+    let loaded = load_counted(store).await?;
+    if loaded.unreadable > 0 {
+        tracing::error!(
+            failed = loaded.unreadable,
+            "member records could not be opened; not indexed (is every data key configured?)"
+        );
+    }
+    Ok(loaded.index)
+}
+
+/// Builds the index from every stored member, opening rows on all cores, and counts the
+/// records that cannot be opened or read (each also counted in `pdp_member_unreadable_total`).
+pub async fn load_counted(store: &crate::store::Store) -> Result<Loaded, crate::store::StoreError> {
     let index = Arc::new(MemberIndex::default());
     let unreadable = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (i, u) = (index.clone(), unreadable.clone());
@@ -303,15 +344,13 @@ pub async fn load(store: &crate::store::Store) -> Result<MemberIndex, crate::sto
         )
         .await?;
     let failed = unopened + unreadable.load(std::sync::atomic::Ordering::Relaxed);
-    if failed > 0 {
-        for _ in 0..failed {
-            crate::metrics::member_unreadable();
-        }
-        tracing::error!(
-            failed,
-            "member records could not be opened; not indexed (is every data key configured?)"
-        );
+    for _ in 0..failed {
+        crate::metrics::member_unreadable();
     }
-    Arc::try_unwrap(index)
-        .map_err(|_| crate::store::StoreError::Task("member index still shared".into()))
+    let index = Arc::try_unwrap(index)
+        .map_err(|_| crate::store::StoreError::Task("member index still shared".into()))?;
+    Ok(Loaded {
+        index,
+        unreadable: failed,
+    })
 }

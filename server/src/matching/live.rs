@@ -7,8 +7,14 @@
 //! [`super::index::MemberIndex`]), a removed one leaves it, a scheme's state is re-read. Applying
 //! a change twice is harmless, so a change made while the index was being built is simply
 //! applied again. No restart, and finds are ACKed and matched throughout.
+//!
+//! A changed record that does not open with the configured data key (another instance sealed
+//! it with another) or does not parse keeps the member's previous entry, if any, and lists the
+//! member in [`Matcher::unreadable`]: until a later change to it opens, finds are refused with
+//! `503` and the endpoint is not ready, rather than ending that member's finds as no-matches.
+//! The endpoint keeps running.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,27 +57,58 @@ pub async fn catch_up(
         }
         members.sort_unstable();
         members.dedup();
-        for (id, json) in store.member_records(members).await? {
-            match json.map(|j| {
-                j.ok()
-                    .and_then(|j| serde_json::from_slice::<MatchRecord>(&j).ok())
-            }) {
-                Some(Some(m)) => matcher.index.insert(&m),
-                // Skipped, not stalled on: the next change to the member applies again.
-                Some(None) => {
-                    crate::metrics::member_unreadable();
-                    tracing::error!("a changed member record does not open or parse (is the data key configured?); not indexed");
-                }
-                None => {
-                    matcher.index.remove(&id);
-                }
-            }
-        }
+        apply_members(store, matcher, members).await?;
         n += changes.len();
         *applied = last;
         crate::metrics::member_index(matcher.index.len(), last);
         crate::metrics::schemes_inactive(matcher.inactive.len());
     }
+}
+
+/// Reads `members` again and applies each to the index: replaced, removed, or listed as
+/// unreadable (the endpoint then refuses finds until a later change to it opens).
+async fn apply_members(
+    store: &Store,
+    matcher: &Matcher,
+    members: Vec<String>,
+) -> Result<(), StoreError> {
+    let mut failed = 0u64;
+    for (id, json) in store.member_records(members).await? {
+        match json.map(|j| {
+            j.ok()
+                .and_then(|j| serde_json::from_slice::<MatchRecord>(&j).ok())
+        }) {
+            Some(Some(m)) => {
+                matcher.index.insert(&m);
+                matcher.unreadable.remove(id.as_str());
+            }
+            Some(None) => {
+                crate::metrics::member_unreadable();
+                matcher.unreadable.insert(id.into_boxed_str());
+                failed += 1;
+            }
+            None => {
+                matcher.index.remove(&id);
+                matcher.unreadable.remove(id.as_str());
+            }
+        }
+    }
+    if failed > 0 {
+        tracing::error!(
+            failed,
+            unreadable = matcher.unreadable.len(),
+            key = %matcher.key_name,
+            "changed member records do not open with the configured data key, or do not parse; \
+             finds are refused (503) and the endpoint is not ready until those members are \
+             imported again under this key"
+        );
+    } else if !matcher.complete() {
+        tracing::info!(
+            unreadable = matcher.unreadable.len(),
+            "member records still unreadable; finds stay refused"
+        );
+    }
+    Ok(())
 }
 
 /// Reads the schemes not active into `matcher` (at start-up).
@@ -84,17 +121,21 @@ pub async fn load_schemes(store: &Store, matcher: &Matcher) -> Result<(), StoreE
 }
 
 /// Polls for changes every `every` until `shutdown`, starting after version `applied`, and
-/// publishes the version applied in `published` (the ops listener's `/data-version`).
+/// publishes the version applied in `published` (the ops listener's `/data-version`) and
+/// whether the store answered in `store_up` (`/health/ready`). A store that stops answering
+/// is logged once when it stops and once when it answers again, not at every poll.
 pub async fn run(
     store: Store,
     matcher: Arc<Matcher>,
     mut applied: i64,
     published: Arc<AtomicI64>,
+    store_up: Arc<AtomicBool>,
     every: Duration,
     shutdown: CancellationToken,
 ) {
     published.store(applied, Ordering::Release);
     let mut tick = tokio::time::interval(every);
+    let mut failed_polls = 0u64;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -103,14 +144,30 @@ pub async fn run(
         let result = catch_up(&store, &matcher, &mut applied).await;
         published.store(applied, Ordering::Release);
         match result {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                changes = n,
-                version = applied,
-                members = matcher.index.len(),
-                "member data changes applied to the match index"
-            ),
-            Err(e) => tracing::warn!(error = %e, "member data changes not read; retried"),
+            Ok(n) => {
+                if failed_polls > 0 {
+                    tracing::info!(failed_polls, "the store answers again; ready");
+                    failed_polls = 0;
+                }
+                store_up.store(true, Ordering::Release);
+                if n > 0 {
+                    tracing::info!(
+                        changes = n,
+                        version = applied,
+                        members = matcher.index.len(),
+                        "member data changes applied to the match index"
+                    );
+                }
+            }
+            Err(e) => {
+                if failed_polls == 0 {
+                    tracing::warn!(error = %e, "the store does not answer; not ready until it does (member data changes are read again)");
+                }
+                failed_polls += 1;
+                if matches!(e, StoreError::Unavailable(_) | StoreError::Closed) {
+                    store_up.store(false, Ordering::Release);
+                }
+            }
         }
     }
 }

@@ -38,7 +38,7 @@ pub struct PensionMatch {
     pub rules_version: String,
 }
 
-/// The asset GUID a PeI carries (SPEC §2): a definite match uses the pension's own GUID; a
+/// The asset GUID of a PeI (wire contract §2): a definite match uses the pension's own GUID; a
 /// possible match a UUIDv5 of the pension's GUID and the UAT's `sub`, so several users can hold
 /// possible matches on one pension and a repeat find by the same user gives the same PeI.
 pub fn pei_asset_guid(status: MatchStatus, pension: Uuid, uat_sub: &str) -> Uuid {

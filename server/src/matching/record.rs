@@ -7,6 +7,22 @@ use uuid::Uuid;
 
 use super::rules::{Person, RawIdentity};
 
+// The bounds an import holds a member to (`crate::members::record` checks them). The data
+// standard bounds the view data (its schema does) but not these fields, so they follow the UK
+// Government Data Standards Catalogue's person name (35 characters each for given and family
+// name), doubled for names written in full, and allow far more entries than a member has.
+
+/// Longest given name, family name or previous family name, in characters.
+pub const MAX_NAME_CHARS: usize = 70;
+/// Most current names, and most previous family names, a member has.
+pub const MAX_NAMES: usize = 10;
+/// Most current addresses, and most previous addresses, a member has.
+pub const MAX_ADDRESSES: usize = 20;
+/// Longest address line, in characters: the data standard's postal address line.
+pub const MAX_ADDRESS_LINE_CHARS: usize = 70;
+/// Most pensions a member has at one holdername.
+pub const MAX_PENSIONS: usize = 100;
+
 /// The part of a member record that matching reads, stored apart from the view data so that
 /// building the index at start-up does not parse view data.
 #[derive(Clone, Serialize, Deserialize)]

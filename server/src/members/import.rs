@@ -18,6 +18,15 @@
 //! `asset-removed` ([`crate::peis::sweep`] tells the CAS: the running endpoint every minute, and
 //! `members import` itself at the end).
 //!
+//! An asset GUID belongs to one member. A record with a pension another member holds is refused,
+//! naming both members, unless [`Options::move_pensions`] is set: then the pension is taken from
+//! the other member first (its PeIs de-registered as `asset-removed`) and listed in
+//! [`Report::moved`]. A member ID may appear once in a file, and an asset GUID once in a file
+//! (in one member's record): a repeat is refused by its line. Before anything is written, a sample of what is stored is
+//! opened with the configured data key ([`ImportError::WrongKey`]): a wrong key would otherwise
+//! seal records that the right one cannot open. Names, addresses and lists are bounded (see
+//! [`crate::matching::record`]), and a JSON line is at most [`MAX_LINE`] bytes.
+//!
 //! CSV has one row per pension, a member's rows consecutive, with the header:
 //!
 //! ```text
@@ -36,6 +45,13 @@ use crate::store::{Applied, MemberChange, Store, StoreError};
 
 /// Records written per transaction.
 const BATCH: usize = 5_000;
+
+/// Stored values opened to check the data key before an import writes anything.
+const KEY_SAMPLE: usize = 16;
+
+/// Longest JSON line read, in bytes (a member with the most pensions, each with its view data,
+/// fits many times over); a longer one is refused unread.
+pub const MAX_LINE: usize = 8 << 20;
 
 /// One bad record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +89,15 @@ pub enum ImportError {
         /// The line where a member's rows start again.
         line: u64,
     },
+    /// What is stored cannot be opened with the configured data key: the import would seal
+    /// records with a key that does not open the others. Nothing was imported.
+    #[error("the configured data key does not open what is stored: {failed} of {checked} stored values tried cannot be opened (a wrong data key, or a retired key missing from crypto.old_data_key_files); nothing imported")]
+    WrongKey {
+        /// Stored values tried.
+        checked: u64,
+        /// Of those, the ones no configured key opens.
+        failed: u64,
+    },
     /// Writing failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -87,6 +112,33 @@ pub struct Options {
     pub dry_run: bool,
     /// A progress bar on stderr.
     pub progress: bool,
+    /// A record may take a pension (asset GUID) another member holds: it is taken from that
+    /// member first, its PeIs de-registered (`asset-removed`). Without it, such a record is
+    /// refused.
+    pub move_pensions: bool,
+}
+
+/// A pension an import took from one member for another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    /// The line of the record that took it.
+    pub line: u64,
+    /// Its field in that record (`pensions[1].assetGuid`).
+    pub field: String,
+    /// The member that held it.
+    pub from: String,
+    /// The member that holds it now.
+    pub to: String,
+}
+
+impl std::fmt::Display for Moved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}: {}: moved from member {} to member {}",
+            self.line, self.field, self.from, self.to
+        )
+    }
 }
 
 /// What an import did (or, in a dry run, would do).
@@ -106,6 +158,9 @@ pub struct Report {
     pub pensions: u64,
     /// Pensions gone (with their member, or from its new record): their PeIs are de-registered.
     pub removed_pensions: Vec<uuid::Uuid>,
+    /// Pensions taken from another member ([`Options::move_pensions`]): the other member's PeIs
+    /// are de-registered.
+    pub moved: Vec<Moved>,
     /// A snapshot's removals were withheld because records were refused.
     pub snapshot_withheld: bool,
     /// Bad records, by line.
@@ -121,13 +176,14 @@ impl Report {
     /// The line `members import` ends with.
     pub fn summary(&self, dry_run: bool, deregistered: u64) -> String {
         format!(
-            "{}{} added, {} updated, {} unchanged, {} removed ({} pensions gone), {} PeIs de-registered, {} records refused",
+            "{}{} added, {} updated, {} unchanged, {} removed ({} pensions gone), {} pensions moved, {} PeIs de-registered, {} records refused",
             if dry_run { "dry run: would be " } else { "" },
             self.added,
             self.updated,
             self.unchanged,
             self.removed,
             self.removed_pensions.len(),
+            self.moved.len(),
             deregistered,
             self.errors.len()
         )
@@ -152,34 +208,72 @@ const CSV_HEADER: &[&str] = &[
 struct Sink<'a> {
     store: &'a Store,
     runtime: &'a tokio::runtime::Handle,
-    dry_run: bool,
+    options: Options,
     batch: Vec<MemberChange>,
-    /// Members the file names (for a snapshot).
-    seen: std::collections::HashSet<String>,
+    /// Each change of the batch's line, and its pensions' asset GUIDs (to name them by field).
+    lines: Vec<(u64, Vec<uuid::Uuid>)>,
+    /// Members the file names, with the line that first named each (for a snapshot, and to
+    /// refuse a repeat).
+    seen: std::collections::HashMap<String, u64>,
+    /// Asset GUIDs the file gives, with the line of the record that gives each.
+    guids: std::collections::HashMap<uuid::Uuid, u64>,
     report: Report,
 }
 
 impl Sink<'_> {
     fn accept(&mut self, line: u64, mut m: MemberRecord) -> Result<(), StoreError> {
         if let Err(e) = m.normalise().and_then(|()| m.validate()) {
-            self.report.errors.push(LineError {
-                line,
-                field: e.field,
-                reason: e.reason,
-            });
+            self.reject(line, e.field, e.reason);
             return Ok(());
         }
-        self.seen.insert(m.member_id.clone());
+        if !self.first_mention(line, &m.member_id) {
+            return Ok(());
+        }
+        let guids: Vec<uuid::Uuid> = m.pensions.iter().map(|p| p.asset_guid).collect();
+        for (i, g) in guids.iter().enumerate() {
+            if let Some(first) = self.guids.get(g) {
+                let reason = format!("another member's record in this file has it (line {first})");
+                self.reject(line, format!("pensions[{i}].assetGuid"), reason);
+                return Ok(());
+            }
+        }
+        self.guids.extend(guids.iter().map(|g| (*g, line)));
         self.report.pensions += m.pensions.len() as u64;
-        self.push(MemberChange::Upsert(m.to_new_member()))
+        let member = m.to_new_member();
+        let change = if self.options.move_pensions {
+            MemberChange::UpsertMoving(member)
+        } else {
+            MemberChange::Upsert(member)
+        };
+        self.push(line, guids, change)
     }
 
-    fn remove(&mut self, member_id: String) -> Result<(), StoreError> {
-        self.push(MemberChange::Remove(member_id))
+    fn remove(&mut self, line: u64, member_id: String) -> Result<(), StoreError> {
+        if !self.first_mention(line, &member_id) {
+            return Ok(());
+        }
+        self.push(line, Vec::new(), MemberChange::Remove(member_id))
     }
 
-    fn push(&mut self, change: MemberChange) -> Result<(), StoreError> {
+    /// Notes the file's mention of a member; a repeat is refused (`false`).
+    fn first_mention(&mut self, line: u64, member_id: &str) -> bool {
+        if let Some(first) = self.seen.get(member_id) {
+            let reason = format!("the member is already in this file (line {first})");
+            self.reject(line, "memberId", reason);
+            return false;
+        }
+        self.seen.insert(member_id.to_owned(), line);
+        true
+    }
+
+    fn push(
+        &mut self,
+        line: u64,
+        guids: Vec<uuid::Uuid>,
+        change: MemberChange,
+    ) -> Result<(), StoreError> {
         self.batch.push(change);
+        self.lines.push((line, guids));
         if self.batch.len() >= BATCH {
             self.flush()?;
         }
@@ -199,10 +293,11 @@ impl Sink<'_> {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.batch);
+        let lines = std::mem::take(&mut self.lines);
         let applied = self
             .runtime
-            .block_on(self.store.apply_members(batch, self.dry_run))?;
-        for a in applied {
+            .block_on(self.store.apply_members(batch, self.options.dry_run))?;
+        for (a, (line, guids)) in applied.into_iter().zip(lines) {
             let r = &mut self.report;
             match a.applied {
                 Applied::Added => r.added += 1,
@@ -210,11 +305,46 @@ impl Sink<'_> {
                 Applied::Unchanged => r.unchanged += 1,
                 Applied::Removed => r.removed += 1,
                 Applied::NotFound => r.not_found += 1,
+                Applied::PensionHeld => r.pensions -= guids.len() as u64,
             }
             r.removed_pensions.extend(a.removed_pensions);
+            for (guid, owner) in a.held_by {
+                let i = guids.iter().position(|g| *g == guid).unwrap_or_default();
+                let field = format!("pensions[{i}].assetGuid");
+                if a.applied == Applied::PensionHeld {
+                    let reason = format!(
+                        "the pension is member {owner}'s; --move-pensions moves it to member {}",
+                        a.member_id
+                    );
+                    self.reject(line, field, reason);
+                } else {
+                    let to = a.member_id.clone();
+                    let (from, line) = (owner, line);
+                    self.report.moved.push(Moved {
+                        line,
+                        field,
+                        from,
+                        to,
+                    });
+                }
+            }
         }
+        self.report.errors.sort_by_key(|e| e.line);
         Ok(())
     }
+}
+
+/// Refuses, before anything is written, a store whose sealed values the configured key does not
+/// open.
+fn check_key(store: &Store, runtime: &tokio::runtime::Handle) -> Result<(), ImportError> {
+    let sample = runtime.block_on(store.key_sample(KEY_SAMPLE))?;
+    if sample.failed > 0 {
+        return Err(ImportError::WrongKey {
+            checked: sample.checked,
+            failed: sample.failed,
+        });
+    }
+    Ok(())
 }
 
 /// Imports `path` into `store`. Blocking: run it on a thread of its own (or from `main`), not
@@ -231,6 +361,7 @@ pub fn import(
     };
     let file = std::fs::File::open(path).map_err(read_err)?;
     let size = file.metadata().map_err(read_err)?.len();
+    check_key(store, runtime)?;
     let bar = crate::progress_bar(
         size,
         "{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}",
@@ -240,9 +371,11 @@ pub fn import(
     let mut sink = Sink {
         store,
         runtime,
-        dry_run: options.dry_run,
+        options,
         batch: Vec::with_capacity(BATCH),
+        lines: Vec::with_capacity(BATCH),
         seen: Default::default(),
+        guids: Default::default(),
         report: Report::default(),
     };
     let is_csv = path
@@ -252,14 +385,14 @@ pub fn import(
         check_csv_grouping(path)?;
         import_csv(reader, &mut sink)?;
     } else {
-        import_jsonl(std::io::BufReader::new(reader), &mut sink)?;
+        import_jsonl(std::io::BufReader::new(reader), &mut sink, path)?;
     }
     sink.flush()?;
     if options.snapshot {
         if sink.report.errors.is_empty() {
             for id in runtime.block_on(store.member_ids(None))? {
-                if !sink.seen.contains(&id) {
-                    sink.remove(id)?;
+                if !sink.seen.contains_key(&id) {
+                    sink.push(0, Vec::new(), MemberChange::Remove(id))?;
                 }
             }
             sink.flush()?;
@@ -285,54 +418,110 @@ pub async fn import_from_async(
     crate::store::blocking(move || Ok(import(&p, &s, &rt, options))).await?
 }
 
-fn import_jsonl(reader: impl BufRead, sink: &mut Sink<'_>) -> Result<(), ImportError> {
-    for (i, line) in reader.lines().enumerate() {
-        let n = i as u64 + 1;
-        let line = match line {
-            Ok(l) => l,
-            Err(_) => {
-                sink.reject(n, "line", "not UTF-8 text");
-                continue;
+/// Reads the next line into `buf` (its newline and a `\r` before it dropped), keeping at most
+/// `max` bytes: `None` at the end of the input, `Some(false)` when the line was longer (the rest
+/// of it is skipped unkept).
+fn next_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<bool>> {
+    buf.clear();
+    let (mut fits, mut any) = (true, false);
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(any.then_some(fits));
+        }
+        any = true;
+        let newline = chunk.iter().position(|&b| b == b'\n');
+        let part = &chunk[..newline.unwrap_or(chunk.len())];
+        if fits && buf.len() + part.len() <= max {
+            buf.extend_from_slice(part);
+        } else {
+            fits = false;
+            buf.clear();
+        }
+        let used = newline.map_or(chunk.len(), |i| i + 1);
+        reader.consume(used);
+        if newline.is_some() {
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
             }
+            return Ok(Some(fits));
+        }
+    }
+}
+
+fn import_jsonl(
+    mut reader: impl BufRead,
+    sink: &mut Sink<'_>,
+    path: &Path,
+) -> Result<(), ImportError> {
+    let read_err = |source| ImportError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mut buf = Vec::new();
+    let mut n = 0;
+    while let Some(fits) = next_line(&mut reader, &mut buf, MAX_LINE).map_err(read_err)? {
+        n += 1;
+        if !fits {
+            sink.reject(n, "line", format!("longer than {MAX_LINE} bytes"));
+            continue;
+        }
+        let Ok(line) = std::str::from_utf8(&buf) else {
+            sink.reject(n, "line", "not UTF-8 text");
+            continue;
         };
         if line.trim().is_empty() {
             continue;
         }
-        let mut value: serde_json::Value = match serde_json::from_str(&line) {
-            Ok(v) => v,
-            Err(_) => {
-                sink.reject(n, "record", "not valid JSON");
-                continue;
-            }
-        };
-        let action = value.as_object_mut().and_then(|o| o.remove("action"));
-        match action.as_ref().map(|a| a.as_str()) {
-            None | Some(Some("upsert")) => {}
-            Some(Some("remove")) => {
-                match value.get("memberId").and_then(|v| v.as_str()) {
-                    Some(id) if !id.trim().is_empty() => sink.remove(id.to_owned())?,
-                    _ => sink.reject(n, "memberId", "required to remove a member"),
-                }
-                continue;
-            }
-            Some(_) => {
-                sink.reject(n, "action", "must be \"upsert\" or \"remove\"");
-                continue;
-            }
+        jsonl_record(n, line, sink)?;
+    }
+    Ok(())
+}
+
+/// One JSON line: a record to add or replace, or a removal.
+fn jsonl_record(n: u64, line: &str, sink: &mut Sink<'_>) -> Result<(), StoreError> {
+    let mut value: serde_json::Value = match serde_json::from_str(line) {
+        Ok(v) => v,
+        Err(_) => {
+            sink.reject(n, "record", "not valid JSON");
+            return Ok(());
         }
-        match serde_path_to_error::deserialize::<_, MemberRecord>(value) {
-            Ok(m) => sink.accept(n, m)?,
-            Err(e) => {
-                let path = e.path().to_string();
-                let reason = match e.inner().classify() {
-                    serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                        "not valid JSON"
-                    }
-                    _ => "missing, unknown or of the wrong type",
-                };
-                let field = if path == "." { "record".into() } else { path };
-                sink.reject(n, field, reason);
+    };
+    let action = value.as_object_mut().and_then(|o| o.remove("action"));
+    match action.as_ref().map(|a| a.as_str()) {
+        None | Some(Some("upsert")) => {}
+        Some(Some("remove")) => {
+            match value.get("memberId").and_then(|v| v.as_str()) {
+                Some(id) if !id.trim().is_empty() => sink.remove(n, id.to_owned())?,
+                _ => sink.reject(n, "memberId", "required to remove a member"),
             }
+            return Ok(());
+        }
+        Some(_) => {
+            sink.reject(n, "action", "must be \"upsert\" or \"remove\"");
+            return Ok(());
+        }
+    }
+    match serde_path_to_error::deserialize::<_, MemberRecord>(value) {
+        Ok(m) => sink.accept(n, m)?,
+        Err(e) => {
+            let path = e.path().to_string();
+            let reason = match e.inner().classify() {
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                    "not valid JSON"
+                }
+                _ => "missing, unknown or of the wrong type",
+            };
+            let field = if path == "." { "record".into() } else { path };
+            sink.reject(n, field, reason);
         }
     }
     Ok(())

@@ -8,7 +8,7 @@
 //!  "previousFamilyNames": ["JONES"], "dateOfBirth": "1970-04-21", "nino": "QQ123456C",
 //!  "addresses": [{"addressLine1": "1 HIGH STREET", "postcode": "LS1 1AA"}],
 //!  "previousAddresses": [{"postcode": "M1 1AA"}],
-//!  "pensions": [{"assetGuid": "…", "viewData": { …a definite arrangement, SPEC §6… }}]}
+//!  "pensions": [{"assetGuid": "…", "viewData": { …a definite arrangement (wire contract §6) }}]}
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,9 @@ use crate::matching::normalise;
 
 /// A member as matching reads it, and a name: defined with the match index that reads them.
 pub use crate::matching::record::{MatchRecord, MemberName, PensionKey};
+use crate::matching::record::{
+    MAX_ADDRESSES, MAX_ADDRESS_LINE_CHARS, MAX_NAMES, MAX_NAME_CHARS, MAX_PENSIONS,
+};
 
 /// One member and their pensions.
 #[derive(Clone, Serialize, Deserialize)]
@@ -80,8 +83,8 @@ pub struct MemberAddress {
 pub struct MemberPension {
     /// The pension's stable asset GUID (its PeI's asset part on a definite match).
     pub asset_guid: Uuid,
-    /// The pension's view data: a definite arrangement of the data standard (SPEC §6), valid
-    /// against its schema's `definiteMatchPensionArrangement`.
+    /// The pension's view data: a definite arrangement of the data standard (wire contract §6),
+    /// valid against its schema's `definiteMatchPensionArrangement`.
     pub view_data: serde_json::Value,
     /// Date of the statement its values come from (values are served at once under 13 months).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,29 +111,30 @@ fn err(field: impl Into<String>, reason: &str) -> FieldError {
     }
 }
 
+fn too_long(max: usize) -> String {
+    format!("longer than {max} characters")
+}
+
+/// Refuses a list longer than `max`.
+fn at_most(field: &str, len: usize, max: usize) -> Result<(), FieldError> {
+    if len > max {
+        return Err(err(field, &format!("more than {max} entries")));
+    }
+    Ok(())
+}
+
 // === impl MemberRecord ===
 
 impl MemberRecord {
     /// Checks the record; the first problem found, by field. Each pension's view data is checked
-    /// against the data standard's schema ([`crate::wire::view::check_definite`]).
+    /// against the data standard's schema ([`crate::wire::view::check_definite`]); names,
+    /// addresses and lists are held to the bounds of [`crate::matching::record`], and a pension's
+    /// asset GUID may appear once.
     pub fn validate(&self) -> Result<(), FieldError> {
         if self.member_id.trim().is_empty() || self.member_id.len() > 64 {
             return Err(err("memberId", "must be 1 to 64 characters"));
         }
-        if self.names.is_empty() {
-            return Err(err("names", "at least one name is required"));
-        }
-        for (i, n) in self.names.iter().enumerate() {
-            if normalise::name(&n.given_name).is_empty() {
-                return Err(err(format!("names[{i}].givenName"), "must contain letters"));
-            }
-            if normalise::name(&n.family_name).is_empty() {
-                return Err(err(
-                    format!("names[{i}].familyName"),
-                    "must contain letters",
-                ));
-            }
-        }
+        self.validate_names()?;
         if normalise::date(&self.date_of_birth).is_none() {
             return Err(err("dateOfBirth", "not a date (YYYY-MM-DD)"));
         }
@@ -139,22 +143,85 @@ impl MemberRecord {
                 return Err(err("nino", "not a National Insurance number"));
             }
         }
+        self.validate_addresses()?;
+        self.validate_pensions()
+    }
+
+    fn validate_names(&self) -> Result<(), FieldError> {
+        if self.names.is_empty() {
+            return Err(err("names", "at least one name is required"));
+        }
+        at_most("names", self.names.len(), MAX_NAMES)?;
+        at_most(
+            "previousFamilyNames",
+            self.previous_family_names.len(),
+            MAX_NAMES,
+        )?;
+        for (i, n) in self.names.iter().enumerate() {
+            for (field, v) in [("givenName", &n.given_name), ("familyName", &n.family_name)] {
+                let field = format!("names[{i}].{field}");
+                if v.chars().count() > MAX_NAME_CHARS {
+                    return Err(err(field, &too_long(MAX_NAME_CHARS)));
+                }
+                if normalise::name(v).is_empty() {
+                    return Err(err(field, "must contain letters"));
+                }
+            }
+        }
+        for (i, v) in self.previous_family_names.iter().enumerate() {
+            if v.chars().count() > MAX_NAME_CHARS {
+                let field = format!("previousFamilyNames[{i}]");
+                return Err(err(field, &too_long(MAX_NAME_CHARS)));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_addresses(&self) -> Result<(), FieldError> {
         for (list, addrs) in [
             ("addresses", &self.addresses),
             ("previousAddresses", &self.previous_addresses),
         ] {
+            at_most(list, addrs.len(), MAX_ADDRESSES)?;
             for (i, a) in addrs.iter().enumerate() {
+                for (field, v) in [
+                    ("addressLine1", &a.address_line1),
+                    ("addressLine2", &a.address_line2),
+                ] {
+                    if v.as_ref()
+                        .is_some_and(|v| v.chars().count() > MAX_ADDRESS_LINE_CHARS)
+                    {
+                        let field = format!("{list}[{i}].{field}");
+                        return Err(err(field, &too_long(MAX_ADDRESS_LINE_CHARS)));
+                    }
+                }
                 if let Some(p) = &a.postcode {
                     if !crate::wire::find::postcode_shape_ok(p) {
                         return Err(err(format!("{list}[{i}].postcode"), "not a UK postcode"));
                     }
                 }
+                if let Some(c) = &a.country_code {
+                    if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic()) {
+                        let field = format!("{list}[{i}].countryCode");
+                        return Err(err(field, "not an ISO 3166 alpha-2 code"));
+                    }
+                }
             }
         }
+        Ok(())
+    }
+
+    fn validate_pensions(&self) -> Result<(), FieldError> {
         if self.pensions.is_empty() {
             return Err(err("pensions", "at least one pension is required"));
         }
+        at_most("pensions", self.pensions.len(), MAX_PENSIONS)?;
+        let mut seen = std::collections::HashMap::with_capacity(self.pensions.len());
         for (i, p) in self.pensions.iter().enumerate() {
+            if let Some(first) = seen.insert(p.asset_guid, i) {
+                let reason = format!("the same asset GUID as pensions[{first}]");
+                return Err(err(format!("pensions[{i}].assetGuid"), &reason));
+            }
             crate::wire::view::check_definite(&p.view_data).map_err(|e| FieldError {
                 field: e.field_under(&format!("pensions[{i}].viewData")),
                 reason: e.reason,

@@ -4,8 +4,9 @@
 //!
 //! Choices, from MaPS' stub (`ViewResponseApiController`, `ServiceAvailabilityApiController`):
 //! - `request-number` is never a null submission: a day without views is `req_count: 0`, with a
-//!   `submission_id` (the stub's model requires it non-null there, while the yaml's examples
-//!   show `null`; a UUID satisfies both).
+//!   `submission_id` (the yaml allows `null` there, its examples use it, and the stub takes
+//!   either; the UUID ties the day's six reports together). Which views `req_count` counts:
+//!   [`super::facts`].
 //! - `response-time` and `calculations` without data are null submissions: `submission_id`
 //!   null, no `items` / calculation data (the stub refuses either).
 //! - `unavailable` is never a null submission (the yaml's `GenericReportingPropertiesWithoutNull`):

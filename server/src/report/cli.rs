@@ -63,7 +63,34 @@ pub async fn submit(
     Ok((out, bad))
 }
 
-fn line(s: &StoredSubmission) -> String {
+/// The columns of `report status`, each padded to its width (the last, the answer, is not).
+const COLUMNS: [(&str, usize); 11] = [
+    ("day", 10),
+    ("holdername", 36),
+    ("report", 36),
+    ("attempt", 7),
+    ("state", 10),
+    ("status", 10),
+    ("reason", 18),
+    ("parts", 7),
+    ("submission_id", 36),
+    ("http", 4),
+    ("answer", 0),
+];
+
+/// One row of `report status`: `cells` in [`COLUMNS`]' order, two spaces apart.
+fn row(cells: [&str; 11]) -> String {
+    let mut out = String::new();
+    for (cell, (_, width)) in cells.iter().zip(COLUMNS) {
+        let _ = write!(out, "{cell:<width$}  ");
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// A submission's row. `superseded`: a later attempt of its report was accepted, so this one,
+/// whatever its state, is no longer outstanding (shown as `superseded`).
+fn line(s: &StoredSubmission, superseded: bool) -> String {
     let last = s
         .parts
         .iter()
@@ -76,35 +103,55 @@ fn line(s: &StoredSubmission) -> String {
             p.answer.clone().unwrap_or_default().replace('\n', " "),
         )
     });
-    format!(
-        "{}  {}  {:<36}  {:<6}  {:<8}  {:<10}  {:<18}  {}/{}  {}  {}",
-        s.key.day,
-        s.key.holdername,
+    let accepted = s
+        .parts
+        .iter()
+        .filter(|p| p.state == SubmissionState::Accepted)
+        .count();
+    let state = if superseded && s.state != SubmissionState::Accepted {
+        "superseded"
+    } else {
+        s.state.as_str()
+    };
+    row([
+        &s.key.day.to_string(),
+        &s.key.holdername.to_string(),
         s.key.kind.as_str(),
-        s.key.attempt,
-        s.state.as_str(),
+        &s.key.attempt.to_string(),
+        state,
         s.status.as_str(),
         s.reason.as_str(),
-        s.parts.len(),
-        s.submission_id
+        &format!("{accepted}/{}", s.parts.len()),
+        &s.submission_id
             .map_or_else(|| "null".into(), |u| u.to_string()),
-        status,
-        answer,
-    )
+        &status,
+        &answer,
+    ])
 }
 
 /// `report status [--since D]`: every submission (sent, refused, still sending), then the days
-/// since go-live with nothing submitted (they will go as `late`). True when any is refused,
-/// pending or missing.
+/// since go-live with nothing submitted (they will go as `late`). True when a report needs
+/// attention: its latest attempt refused or pending, or a day missing. An attempt that a later
+/// accepted attempt (a correction) replaced is listed as `superseded` and needs none.
 pub async fn status(reporter: &Reporter, since: NaiveDate) -> Result<(String, bool), ReportError> {
     let subs = reporter.store.submissions(Some(since)).await?;
-    let mut out = String::from(
-        "day  holdername  report  attempt  state  status  reason  parts  submission_id  http  answer\n",
-    );
-    let mut attention = false;
+    let mut out = row(COLUMNS.map(|(name, _)| name));
+    out.push('\n');
+    // The latest attempt of each (day, holdername, report): listed by attempt, the last wins.
+    let mut latest = std::collections::HashMap::new();
     for s in &subs {
-        attention |= s.state != SubmissionState::Accepted;
-        out.push_str(&line(s));
+        latest.insert(
+            (s.key.day, s.key.holdername, s.key.kind),
+            (s.key.attempt, s.state),
+        );
+    }
+    let mut attention = latest
+        .values()
+        .any(|(_, state)| *state != SubmissionState::Accepted);
+    for s in &subs {
+        let (last, last_state) = latest[&(s.key.day, s.key.holdername, s.key.kind)];
+        let superseded = s.key.attempt < last && last_state == SubmissionState::Accepted;
+        out.push_str(&line(s, superseded));
         out.push('\n');
     }
     let live = crate::sla::live_since(&reporter.store, reporter.go_live).await?;

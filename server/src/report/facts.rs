@@ -1,6 +1,19 @@
-//! Per-holdername facts, recorded as they happen: each view answered with a payload (receipt and
-//! answer times, status flags, unavailable codes), each calculation started, each possible match
-//! resolved. Never personal data: a holdername GUID, times, flags, a PeI for calculations.
+//! Per-holdername facts, recorded as they happen: each view request received (receipt and
+//! answer times; for one answered with a payload, its status flags and unavailable codes), each
+//! calculation started, each possible match resolved. Never personal data: a holdername GUID,
+//! times, flags, a PeI for calculations.
+//!
+//! # Which views count
+//!
+//! `req_count` is, in the reporting API's words, "the number of view requests received per
+//! pension provider or scheme" (Regulation 28(3)(e): "the number of view requests received and
+//! the time taken to respond to each one"). A view request is counted for the holdername of the
+//! pension its `assetGuid` names, however it ends: with view data, or refused after its RPT was
+//! read (`403`, a pension no longer served, a store or CAS failure, a time-out). The UMA
+//! challenge (`401` with a permission ticket) is the first half of the same view, not a view of
+//! its own: the request that follows with an RPT is counted. A request whose `assetGuid` names
+//! no pension of ours belongs to no holdername and is not counted. Every counted view has its
+//! receipt and answer times, so a refused view slower than 10 s is in `response-time` too.
 
 use uuid::Uuid;
 
@@ -67,6 +80,19 @@ impl ViewSeen {
             }
         }
         seen
+    }
+
+    /// A view request for `holdername`'s pension refused after its challenge (no payload: no
+    /// flags, no codes).
+    pub fn refused(holdername: Uuid) -> Self {
+        ViewSeen {
+            holdername,
+            contact_scheme: false,
+            missing_admin: false,
+            temp_error: false,
+            eri: UnavailableCodes::default(),
+            accrued: UnavailableCodes::default(),
+        }
     }
 
     /// Records the view, answered at `responded_at`, without holding up its answer.

@@ -43,6 +43,19 @@ pub enum ReportError {
     /// The provider's mTLS client for the CAS could not be built.
     #[error(transparent)]
     Client(#[from] crate::tls::client::ClientError),
+    /// A correction of a day whose reports were not all submitted: nothing is sent.
+    #[error(
+        "{missing} of the {total} reports of {day} were never submitted, so there is nothing to \
+         correct: run `report submit --date {day}` without --resubmit first"
+    )]
+    NotSubmitted {
+        /// The reporting day.
+        day: NaiveDate,
+        /// Reports (holdername and report) with no initial submission.
+        missing: usize,
+        /// Reports of the day.
+        total: usize,
+    },
 }
 
 /// A period of unavailability as reported.

@@ -17,6 +17,16 @@
 //!   would claim a correction that never happened, and a new `initial submission` would be a
 //!   second initial one. Nothing in the stub dedupes: the CAS may see the record twice.
 //!
+//! The lease covers one part at a time: the claim is renewed (fenced on its claim time) before
+//! each part is sent, and `reporting.lease_s` must outlast one part's retries (checked when the
+//! configuration is loaded). A claimant whose retries are spent releases its claim: the next
+//! run, here or on another instance, resumes it at once. A claimant whose renewal finds the claim
+//! taken over stops sending.
+//!
+//! A correction (`--resubmit`) corrects an initial submission: a day with a report never
+//! submitted is refused whole, before anything is claimed; `report submit` without
+//! `--resubmit` sends it (on time or late).
+//!
 //! `429` and `5xx` (and no answer) are sent again after capped exponential backoff with full
 //! jitter (the CAS calls' loop, [`crate::cas::retry::retry`]; the stub sends no `Retry-After`)
 //! within `reporting.retry_budget_s`: each part is sent at least once, and a call once sent is
@@ -141,7 +151,11 @@ impl Reporter {
         };
         let lease = Duration::from_secs(self.config.lease_s);
         let mut out = DayOutcome::default();
-        for (holdername, b) in self.build_day(day, None, status, now).await? {
+        let built = self.build_day(day, None, status, now).await?;
+        if resubmit {
+            self.check_submitted(day, &built).await?;
+        }
+        for (holdername, b) in built {
             let claim = self
                 .store
                 .claim_submission(
@@ -161,20 +175,52 @@ impl Reporter {
                 Claim::Done(_) => out.already += 1,
                 Claim::Busy(_) => out.busy += 1,
                 Claim::Claimed(s) => match self.send(&s).await? {
-                    SubmissionState::Accepted => out.accepted += 1,
-                    SubmissionState::Refused => out.refused += 1,
-                    SubmissionState::Sending => out.pending += 1,
+                    Some(SubmissionState::Accepted) => out.accepted += 1,
+                    Some(SubmissionState::Refused) => out.refused += 1,
+                    Some(SubmissionState::Sending) => out.pending += 1,
+                    None => out.busy += 1,
                 },
             }
         }
         Ok(out)
     }
 
-    /// Sends a claimed submission's unanswered parts; returns where it ends.
-    async fn send(&self, s: &StoredSubmission) -> Result<SubmissionState, ReportError> {
+    /// Refuses a correction of `day` when any of its reports was never submitted (no initial
+    /// submission, or null submission in its place, was ever claimed).
+    async fn check_submitted(
+        &self,
+        day: NaiveDate,
+        built: &[(Uuid, Built)],
+    ) -> Result<(), ReportError> {
+        let initial: std::collections::HashSet<(Uuid, ReportKind)> = self
+            .store
+            .submissions(Some(day))
+            .await?
+            .into_iter()
+            .filter(|s| s.key.day == day && s.key.attempt == 0)
+            .map(|s| (s.key.holdername, s.key.kind))
+            .collect();
+        let missing = built
+            .iter()
+            .filter(|(h, b)| !initial.contains(&(*h, b.kind)))
+            .count();
+        if missing > 0 {
+            return Err(ReportError::NotSubmitted {
+                day,
+                missing,
+                total: built.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends a claimed submission's unanswered parts; returns where it ends, or `None` when
+    /// another instance took the claim over (this one then sends nothing more of it).
+    async fn send(&self, s: &StoredSubmission) -> Result<Option<SubmissionState>, ReportError> {
         let Some(cas) = &self.cas else {
-            return Ok(SubmissionState::Sending);
+            return Ok(Some(SubmissionState::Sending));
         };
+        let mut held = s.claimed_at;
         let report: &'static str = s.key.kind.as_str();
         let backoff = Backoff {
             base: Duration::from_millis(self.config.backoff_base_ms),
@@ -185,6 +231,14 @@ impl Reporter {
             .iter()
             .filter(|p| p.state == SubmissionState::Sending)
         {
+            match self
+                .store
+                .renew_submission_claim(s.key.clone(), held)
+                .await?
+            {
+                Some(renewed) => held = renewed,
+                None => return Ok(None),
+            }
             let deadline =
                 tokio::time::Instant::now() + Duration::from_secs(self.config.retry_budget_s);
             let result = retry(
@@ -220,10 +274,15 @@ impl Reporter {
                 answer,
             };
             self.store.record_submission_answer(answer).await?;
+            if state == SubmissionState::Sending {
+                self.store
+                    .release_submission_claim(s.key.clone(), held)
+                    .await?;
+            }
             if state != SubmissionState::Accepted {
-                return Ok(state);
+                return Ok(Some(state));
             }
         }
-        Ok(SubmissionState::Accepted)
+        Ok(Some(SubmissionState::Accepted))
     }
 }

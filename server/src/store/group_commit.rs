@@ -6,9 +6,14 @@
 //!   ([`AppendError::Overloaded`], a `503` with `Retry-After`), and audit records leave the
 //!   channel's last quarter to them.
 //! - No waiter is answered before the commit that holds its write has returned; if it fails,
-//!   every waiter in the batch gets the error.
+//!   every waiter in the batch gets the error: [`AppendError::Unavailable`] when the database
+//!   cannot be had now (an outage, a lock held past its time-out), [`AppendError::Commit`]
+//!   otherwise; the ACK path answers both `503` with `Retry-After`, as nothing was stored.
+//! - Failed commits are logged at most once a second, with counts ([`FailureLog`]), and once
+//!   when commits succeed again: an outage is a few lines, not one per batch.
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
@@ -243,5 +248,110 @@ impl<W> Batch<W> {
             rx.close();
             self.closing = false;
         }
+    }
+}
+
+/// How a failed commit answers the appends in its batch.
+pub(super) fn append_error(e: &StoreError) -> AppendError {
+    match e {
+        StoreError::Unavailable(cause) => AppendError::Unavailable(cause.clone()),
+        StoreError::Closed => AppendError::Closed,
+        e => AppendError::Commit(e.to_string()),
+    }
+}
+
+/// A writer's failed commits, logged at most once a [`FailureLog::EVERY`] with what failed
+/// since the last line, and once when commits succeed again.
+#[derive(Default)]
+pub(super) struct FailureLog {
+    last: Option<Instant>,
+    /// Since the last line.
+    batches: u64,
+    messages: u64,
+    /// Since the last successful commit.
+    failing: u64,
+    first: Option<Instant>,
+}
+
+impl FailureLog {
+    /// At most one line this often.
+    pub(super) const EVERY: Duration = Duration::from_secs(1);
+
+    /// A commit of `messages` failed with `e`.
+    pub(super) fn failed(&mut self, e: &StoreError, messages: usize) {
+        self.batches += 1;
+        self.messages += messages as u64;
+        self.failing += 1;
+        self.first.get_or_insert_with(Instant::now);
+        if self.last.is_some_and(|t| t.elapsed() < Self::EVERY) {
+            return;
+        }
+        let (batches, messages) = (self.batches, self.messages);
+        match e {
+            StoreError::Unavailable(_) => tracing::error!(
+                error = %e, batches, messages,
+                "store unavailable: commits failing, nothing in them ACKed (finds answered 503); \
+                 logged at most once a second"
+            ),
+            _ => tracing::error!(
+                error = %e, batches, messages,
+                "commits failed, nothing in them ACKed (finds answered 503); logged at most once \
+                 a second"
+            ),
+        }
+        self.last = Some(Instant::now());
+        self.batches = 0;
+        self.messages = 0;
+    }
+
+    /// A commit succeeded: ends a run of failures with one line.
+    pub(super) fn committed(&mut self) {
+        if self.failing == 0 {
+            return;
+        }
+        let failed_ms = self.first.map_or(0, |t| t.elapsed().as_millis() as u64);
+        tracing::info!(
+            failed_batches = self.failing,
+            failed_ms,
+            "commits succeed again"
+        );
+        *self = Self::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outage_errors_map_to_retryable_answers() {
+        let unavailable = StoreError::Unavailable("postgres: connection closed".into());
+        assert!(matches!(
+            append_error(&unavailable),
+            AppendError::Unavailable(_)
+        ));
+        assert!(matches!(
+            append_error(&StoreError::Closed),
+            AppendError::Closed
+        ));
+        let internal = StoreError::Internal("syntax".into());
+        assert!(matches!(append_error(&internal), AppendError::Commit(_)));
+    }
+
+    #[test]
+    fn failures_are_counted_between_lines() {
+        let mut log = FailureLog::default();
+        let e = StoreError::Unavailable("down".into());
+        log.failed(&e, 3);
+        // Logged: the counts start again.
+        assert_eq!((log.batches, log.messages, log.failing), (0, 0, 1));
+        for _ in 0..100 {
+            log.failed(&e, 2);
+        }
+        // Within the second: counted, not logged.
+        assert_eq!((log.batches, log.messages, log.failing), (100, 200, 101));
+        log.committed();
+        assert_eq!((log.batches, log.failing), (0, 0));
+        assert!(log.last.is_none());
     }
 }

@@ -32,14 +32,25 @@ impl Store {
     /// changes nothing. Records and view data are sealed here, off the runtime. Every change is
     /// noted for the running endpoints' match indexes. With `dry_run`, the same answers and
     /// nothing kept.
+    ///
+    /// An asset GUID belongs to one member. A record with a pension another member holds is
+    /// refused ([`Applied::PensionHeld`], nothing written for it), unless it is a
+    /// [`MemberChange::UpsertMoving`]: then the pension is first taken from the other member
+    /// (out of its match record, its PeIs retired as `asset-removed`), in the same transaction.
     pub async fn apply_members(
         &self,
         batch: Vec<MemberChange>,
         dry_run: bool,
     ) -> Result<Vec<AppliedChange>, StoreError> {
         let key = self.inner.key.clone();
-        let changes: Vec<SealedChange> =
-            blocking(move || Ok(batch.into_iter().map(|c| seal_change(&key, c)).collect())).await?;
+        let sealing = key.clone();
+        let changes: Vec<SealedChange> = blocking(move || {
+            Ok(batch
+                .into_iter()
+                .map(|c| seal_change(&sealing, c))
+                .collect())
+        })
+        .await?;
         let now = crate::now_micros();
         let access = if dry_run {
             Access::Trial
@@ -50,9 +61,36 @@ impl Store {
             Box::pin(async move {
                 let mut out = Vec::with_capacity(changes.len());
                 for change in &changes {
-                    out.push(apply_change(tx, change, now).await?);
+                    out.push(apply_change(tx, &key, change, now).await?);
                 }
                 Ok(out)
+            })
+        })
+        .await
+    }
+
+    /// Opens a sample of what is stored with the configured keys: the first `limit` members'
+    /// records and the first `limit` pensions' view data (in ID order). Run before writing
+    /// anything sealed: a wrong key would otherwise seal new records no other instance opens.
+    pub async fn key_sample(&self, limit: usize) -> Result<KeySample, StoreError> {
+        let (members, pensions) = self
+            .read(move |tx| {
+                Box::pin(async move {
+                    let members = member_page(tx, "", limit).await?;
+                    let pensions = pension_page(tx, limit).await?;
+                    Ok((members, pensions))
+                })
+            })
+            .await?;
+        let key = self.inner.key.clone();
+        blocking(move || {
+            let all = members.iter().chain(&pensions);
+            let failed = all
+                .filter(|(aad, sealed)| key.open(aad.as_bytes(), sealed).is_err())
+                .count();
+            Ok(KeySample {
+                checked: (members.len() + pensions.len()) as u64,
+                failed: failed as u64,
             })
         })
         .await
@@ -297,11 +335,21 @@ impl Store {
     }
 }
 
+/// What [`Store::key_sample`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySample {
+    /// Sealed values tried (members' records and pensions' view data).
+    pub checked: u64,
+    /// Of those, the ones no configured key opens.
+    pub failed: u64,
+}
+
 // === Rows ===
 
 /// A member change with its secrets sealed.
 enum SealedChange {
-    Upsert(MemberRow),
+    /// A member added or replaced; `true` when it may take pensions other members hold.
+    Upsert(MemberRow, bool),
     Remove(String),
 }
 
@@ -379,8 +427,15 @@ fn holdername_from(r: &Row, i: usize) -> Result<Uuid> {
 // === Units of work ===
 
 /// Applies one sealed member change. A change that writes is noted for the running endpoints;
-/// a pension it drops is deleted with its PeIs retired.
-async fn apply_change(tx: &mut dyn Tx, change: &SealedChange, now: i64) -> Result<AppliedChange> {
+/// a pension it drops is deleted with its PeIs retired. A pension another member holds refuses
+/// the change, or (when moving) is taken from that member first.
+async fn apply_change(
+    tx: &mut dyn Tx,
+    key: &DataKey,
+    change: &SealedChange,
+    now: i64,
+) -> Result<AppliedChange> {
+    let mut held_by = Vec::new();
     let (member_id, applied, removed) = match change {
         SealedChange::Remove(id) => {
             if content_hash(tx, id).await?.is_none() {
@@ -392,11 +447,20 @@ async fn apply_change(tx: &mut dyn Tx, change: &SealedChange, now: i64) -> Resul
                 .await?;
             (id, Applied::Removed, gone)
         }
-        SealedChange::Upsert(row) => {
+        SealedChange::Upsert(row, moving) => {
             let before = content_hash(tx, &row.member_id).await?;
             let Some(applied) = row.applied_over(before) else {
                 return Ok(AppliedChange::unchanged(&row.member_id, Applied::Unchanged));
             };
+            held_by = held_elsewhere(tx, row).await?;
+            if !held_by.is_empty() && !moving {
+                let mut refused = AppliedChange::unchanged(&row.member_id, Applied::PensionHeld);
+                refused.held_by = held_by;
+                return Ok(refused);
+            }
+            for (guid, owner) in &held_by {
+                take_pension(tx, key, owner, guid, now).await?;
+            }
             let gone = row.dropped(pension_guids(tx, &row.member_id).await?);
             retire(tx, &gone, now).await?;
             upsert(tx, row).await?;
@@ -408,7 +472,72 @@ async fn apply_change(tx: &mut dyn Tx, change: &SealedChange, now: i64) -> Resul
         .iter()
         .map(|g| Uuid::try_parse(g).map_err(|_| StoreError::Corrupt("asset GUID")))
         .collect::<Result<_>>()?;
-    Ok(AppliedChange::new(member_id, applied, removed))
+    let mut out = AppliedChange::new(member_id, applied, removed);
+    out.held_by = held_by;
+    Ok(out)
+}
+
+/// The record's pensions that another member holds, with that member.
+async fn held_elsewhere(tx: &mut dyn Tx, row: &MemberRow) -> Result<Vec<(Uuid, String)>> {
+    let mut held = Vec::new();
+    let guids: Vec<&str> = row.pensions.iter().map(|p| p.asset_guid.as_str()).collect();
+    for chunk in guids.chunks(LOOKUP) {
+        // As many placeholders as the next power of two (the last GUID repeated), after the
+        // member ID, so that a few statements serve every record.
+        let n = chunk.len().next_power_of_two();
+        let marks: Vec<String> = (2..=n + 1).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT asset_guid, member_id FROM pensions
+              WHERE member_id <> $1 AND asset_guid IN ({}) ORDER BY 1",
+            marks.join(", ")
+        );
+        let bound: Vec<Value> = std::iter::once(Value::from(&row.member_id))
+            .chain((0..n).map(|i| Value::from(chunk[i.min(chunk.len() - 1)])))
+            .collect();
+        for r in tx.query(&sql, &bound).await? {
+            let guid = Uuid::try_parse(&r.get::<String>(0)?)
+                .map_err(|_| StoreError::Corrupt("asset GUID"))?;
+            held.push((guid, r.get::<String>(1)?));
+        }
+    }
+    Ok(held)
+}
+
+/// Takes a pension from the member that holds it: the pension is deleted with its PeIs retired
+/// (`asset-removed`), and the member's match record no longer lists it (re-sealed; its content
+/// hash cleared, so that importing its old record again is an update, refused while another
+/// member holds the pension). Noted for the running endpoints.
+async fn take_pension(
+    tx: &mut dyn Tx,
+    key: &DataKey,
+    owner: &str,
+    guid: &Uuid,
+    now: i64,
+) -> Result<()> {
+    let g = guid.hyphenated().to_string();
+    retire(tx, std::slice::from_ref(&g), now).await?;
+    let sealed: Vec<u8> = tx
+        .value(
+            "SELECT sealed FROM members WHERE member_id = $1",
+            &params![owner],
+        )
+        .await?;
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&key.open(owner.as_bytes(), &sealed)?)
+            .map_err(|_| StoreError::Corrupt("match record"))?;
+    if let Some(pensions) = record
+        .get_mut("pensions")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        pensions.retain(|p| p.get("assetGuid").and_then(|v| v.as_str()) != Some(g.as_str()));
+    }
+    let json = serde_json::to_vec(&record).map_err(|_| StoreError::Corrupt("match record"))?;
+    tx.execute(
+        "UPDATE members SET sealed = $2, content_sha256 = NULL WHERE member_id = $1",
+        &params![owner, key.seal(owner.as_bytes(), &json)],
+    )
+    .await?;
+    note_change(tx, "member", owner, now).await
 }
 
 /// The content hash of a stored member: `None` when no such member, `Some(None)` when stored
@@ -547,6 +676,18 @@ async fn member_page(tx: &mut dyn Tx, after: &str, limit: usize) -> Result<Vec<(
     .collect()
 }
 
+/// Up to `limit` pensions' sealed view data, in asset GUID order.
+async fn pension_page(tx: &mut dyn Tx, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+    tx.query(
+        "SELECT asset_guid, view_data FROM pensions ORDER BY asset_guid LIMIT $1",
+        &params![limit],
+    )
+    .await?
+    .iter()
+    .map(|r| Ok((r.get(0)?, r.get(1)?)))
+    .collect()
+}
+
 /// One pension by asset GUID, its view data still sealed.
 async fn pension_row(tx: &mut dyn Tx, asset_guid: &str) -> Result<Option<StoredPensionRow>> {
     let row = tx
@@ -574,9 +715,10 @@ async fn pension_row(tx: &mut dyn Tx, asset_guid: &str) -> Result<Option<StoredP
 
 /// Seals a member change: its match record and view data, and the hash of what was imported.
 fn seal_change(key: &DataKey, change: MemberChange) -> SealedChange {
-    let m = match change {
+    let (m, moving) = match change {
         MemberChange::Remove(id) => return SealedChange::Remove(id),
-        MemberChange::Upsert(m) => m,
+        MemberChange::Upsert(m) => (m, false),
+        MemberChange::UpsertMoving(m) => (m, true),
     };
     let mut hash = <sha2::Sha256 as sha2::Digest>::new();
     let mut feed = |b: &[u8]| {
@@ -592,7 +734,7 @@ fn seal_change(key: &DataKey, change: MemberChange) -> SealedChange {
         feed(format!("{:?}{:?}", p.statement_date, p.calculation_date).as_bytes());
     }
     let content_sha256 = hex::encode(sha2::Digest::finalize(hash));
-    SealedChange::Upsert(MemberRow {
+    let row = MemberRow {
         sealed: key.seal(m.member_id.as_bytes(), &m.match_record),
         holdername: m.holdername.hyphenated().to_string(),
         content_sha256,
@@ -611,7 +753,8 @@ fn seal_change(key: &DataKey, change: MemberChange) -> SealedChange {
             })
             .collect(),
         member_id: m.member_id,
-    })
+    };
+    SealedChange::Upsert(row, moving)
 }
 
 pub(super) fn open_json(

@@ -87,6 +87,7 @@ pub use crate::model::{
 };
 use crate::sealed::{self, DataKey};
 pub use keys::{ResealCursor, Resealed};
+pub use members::KeySample;
 pub use postgres::{PostgresOptions, PostgresTls};
 use sql::{Access, BoxFuture, Tx};
 
@@ -171,6 +172,9 @@ pub enum AppendError {
     /// The store has been closed.
     #[error("store is closed")]
     Closed,
+    /// The database cannot be had now (an outage): nothing in the batch was ACKed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// The commit failed; nothing in its batch was ACKed.
     #[error("commit failed: {0}")]
     Commit(String),

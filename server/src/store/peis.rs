@@ -183,8 +183,8 @@ impl Store {
         .await
     }
 
-    /// PAT refresh (SPEC §3.3): replaces the stored PAT whose SHA-256 is `previous_sha256` for
-    /// every PeI it covered. Returns how many stored PATs were replaced (0: unknown).
+    /// PAT refresh (wire contract §3.3): replaces the stored PAT whose SHA-256 is
+    /// `previous_sha256` for every PeI it covered. Returns how many stored PATs were replaced (0: unknown).
     pub async fn refresh_pat(
         &self,
         previous_sha256: &str,

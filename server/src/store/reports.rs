@@ -6,7 +6,9 @@
 //! written in one transaction before anything is sent, under the primary key (holdername,
 //! report, day, attempt). A second instance, or this one after a restart, finds the row: it
 //! sends nothing when the row is answered, waits while another holds its lease, and resends the
-//! same bodies (same `record_id`, same `submission_id`) when a crash left it `sending`.
+//! same bodies (same `record_id`, same `submission_id`) when a crash left it `sending`. The holder
+//! renews its claim before each call and releases it when its retries are spent, both fenced on
+//! the claim time it holds.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -103,6 +105,39 @@ impl Store {
         let now = crate::now_micros();
         self.write(move |tx| Box::pin(async move { record_answer(tx, &answer, now).await }))
             .await
+    }
+
+    /// Renews a claim this caller holds since `held` (µs): its lease starts again now, the new
+    /// claim time returned. `None` when the claim is no longer this caller's (another instance
+    /// re-claimed it past its lease) or the submission was answered: nothing more of it is sent.
+    pub async fn renew_submission_claim(
+        &self,
+        key: SubmissionKey,
+        held: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let now = crate::now_micros();
+        self.write(move |tx| {
+            Box::pin(async move {
+                fence_claim(tx, &key, held, now)
+                    .await
+                    .map(|won| won.then_some(now))
+            })
+        })
+        .await
+    }
+
+    /// Releases a claim this caller holds since `held` (µs) and leaves unanswered (its retries
+    /// spent): the next run, on any instance, may claim it at once instead of waiting out the
+    /// lease. A claim another instance took over meanwhile is left alone.
+    pub async fn release_submission_claim(
+        &self,
+        key: SubmissionKey,
+        held: i64,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            Box::pin(async move { fence_claim(tx, &key, held, RELEASED).await.map(|_| ()) })
+        })
+        .await
     }
 
     /// Submissions of reporting days from `since` on (all when `None`), by day, holdername,
@@ -445,6 +480,23 @@ async fn claim(tx: &mut dyn Tx, s: &NewSubmission, now: i64, lease: i64) -> Resu
         )
         .await?;
     Ok(Claim::reclaimed(existing, won == 1, now))
+}
+
+/// The claim time of a released claim: older than any lease, so the next claimant takes it.
+const RELEASED: i64 = 0;
+
+/// Moves a `sending` claim held since `held` to `to` (a renewal: now; a release:
+/// [`RELEASED`]); false when the claim is no longer held since `held`.
+async fn fence_claim(tx: &mut dyn Tx, k: &SubmissionKey, held: i64, to: i64) -> Result<bool> {
+    let changed = tx
+        .execute(
+            "UPDATE report_submissions SET claimed_at = $5
+              WHERE holdername = $1 AND report = $2 AND day = $3 AND attempt = $4
+                AND claimed_at = $6 AND state = $7",
+            &keyed(k, params![to, held, SubmissionState::Sending]),
+        )
+        .await?;
+    Ok(changed == 1)
 }
 
 /// Records the CAS's answer to one part, and sets the submission's state to its parts' worst.

@@ -4,6 +4,9 @@
 //!   configured ecosystem CA bundle, ALPN `h2` and `http/1.1`.
 //! - [`client`]: the outbound identity (reqwest over rustls).
 //! - [`pki`]: `certs init`, the development PKI written with rcgen.
+//!
+//! A certificate a listener serves goes through [`load_served`] first, at start and on every
+//! reload: expired, not yet valid, or not matching its key, it is refused with the file named.
 
 pub mod client;
 pub mod pki;
@@ -25,9 +28,21 @@ pub enum TlsError {
         /// What was wrong.
         reason: String,
     },
-    /// rustls refused the configuration.
+    /// rustls refused the configuration. (Not a `source`: the message already holds it, and
+    /// a chain printed in full would say it twice.)
     #[error("tls config: {0}")]
-    Rustls(#[from] rustls::Error),
+    Rustls(rustls::Error),
+    /// The private key is not the key of the certificate it is served with.
+    #[error("{key}: not the private key of the certificate in {cert}")]
+    KeyMismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+    },
+    /// A certificate to be served is expired or not yet valid.
+    #[error(transparent)]
+    NotValidNow(Box<NotValidNow>),
     /// The client verifier could not be built (e.g. an empty CA bundle).
     #[error("client verifier: {0}")]
     Verifier(String),
@@ -42,6 +57,32 @@ pub enum TlsError {
     /// rcgen failed.
     #[error("generating certificates: {0}")]
     Generate(#[from] rcgen::Error),
+}
+
+/// A certificate refused for its dates: the file, whose it is, and when it is valid.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{path}: certificate {subject} is {state}: valid from {not_before} to {not_after}, now {now}"
+)]
+pub struct NotValidNow {
+    /// The certificate file.
+    pub path: PathBuf,
+    /// The certificate's subject.
+    pub subject: String,
+    /// `expired` or `not yet valid`.
+    pub state: &'static str,
+    /// Its `notBefore` (RFC 3339, UTC).
+    pub not_before: String,
+    /// Its `notAfter` (RFC 3339, UTC).
+    pub not_after: String,
+    /// The time it was checked at (RFC 3339, UTC).
+    pub now: String,
+}
+
+impl From<rustls::Error> for TlsError {
+    fn from(e: rustls::Error) -> Self {
+        Self::Rustls(e)
+    }
 }
 
 /// The crypto provider every TLS config in the process uses (ring).
@@ -76,6 +117,74 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         path: path.to_owned(),
         reason: e.to_string(),
     })
+}
+
+/// A certificate chain and key to serve, checked: every certificate of the chain valid now
+/// (neither expired nor before its `notBefore`) and the key the first certificate's. Both
+/// refusals name the files; they are made at start and on every reload, so a certificate
+/// that would fail every client's handshake is never put in service.
+pub fn load_served(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let certs = load_certs(cert)?;
+    let now = chrono::Utc::now().timestamp();
+    for c in &certs {
+        check_valid_at(cert, c, now)?;
+    }
+    let private = load_key(key)?;
+    let signing = provider()
+        .key_provider
+        .load_private_key(private.clone_key())
+        .map_err(|e| TlsError::Pem {
+            path: key.to_owned(),
+            reason: e.to_string(),
+        })?;
+    match rustls::sign::CertifiedKey::new(certs.clone(), signing).keys_match() {
+        Ok(()) => Ok((certs, private)),
+        Err(rustls::Error::InconsistentKeys(_)) => Err(TlsError::KeyMismatch {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+        }),
+        Err(e) => Err(TlsError::Pem {
+            path: cert.to_owned(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Refuses `cert` (from the file `path`) unless `now` (seconds since the epoch) lies within its
+/// validity.
+fn check_valid_at(path: &Path, cert: &CertificateDer<'_>, now: i64) -> Result<(), TlsError> {
+    let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| TlsError::Pem {
+        path: path.to_owned(),
+        reason: format!("unparseable certificate: {e}"),
+    })?;
+    let (from, until) = (
+        c.validity().not_before.timestamp(),
+        c.validity().not_after.timestamp(),
+    );
+    let state = if now > until {
+        "expired"
+    } else if now < from {
+        "not yet valid"
+    } else {
+        return Ok(());
+    };
+    let rfc3339 = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0).map_or_else(
+            || t.to_string(),
+            |d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        )
+    };
+    Err(TlsError::NotValidNow(Box::new(NotValidNow {
+        path: path.to_owned(),
+        subject: c.subject().to_string(),
+        state,
+        not_before: rfc3339(from),
+        not_after: rfc3339(until),
+        now: rfc3339(now),
+    })))
 }
 
 /// The subject of a DER certificate as an RFC 4514-like string, for audit records.
@@ -151,3 +260,6 @@ pub fn seconds_to_expiry(cert: &CertificateDer<'_>) -> Option<i64> {
     let not_after = c.validity().not_after.timestamp();
     Some(not_after - chrono::Utc::now().timestamp())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,4 +1,4 @@
-//! Builds the `view_data` payload of one PeI from stored member data (SPEC §6).
+//! Builds the `view_data` payload of one PeI from stored member data (wire contract §6).
 //!
 //! A definite match gets its stored arrangement; a possible match only the limited shape
 //! (scheme, administrator, a reference). Values follow the 3/10 working-day rule: they go at

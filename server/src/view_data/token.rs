@@ -1,4 +1,4 @@
-//! The signed view data token (SPEC §3.2) and the provider's public JWK set.
+//! The signed view data token (wire contract §3.2) and the provider's public JWK set.
 //!
 //! A compact JWS, RS256 by default (PS256 or ES256 configurable: an RSA key for the first two, a
 //! P-256 key for ES256), header `kid` and `typ: JWT`; claims

@@ -1,5 +1,5 @@
-//! The CAS calls' bodies (SPEC §4; MaPS' stub's field names). Unknown response fields are
-//! ignored; requests carry exactly the fields SPEC names.
+//! The CAS calls' bodies (wire contract §4; MaPS' stub's field names). Unknown response fields
+//! are ignored; requests carry exactly the fields the contract names.
 
 use serde::{Deserialize, Serialize};
 
@@ -45,7 +45,8 @@ pub(crate) struct PermResponse {
     pub(crate) ticket: String,
 }
 
-/// The CAS's introspection answer (SPEC §4.6; the stub's shape). Unknown fields are ignored.
+/// The CAS's introspection answer (wire contract §4.6; the stub's shape). Unknown fields are
+/// ignored.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Introspection {
     /// Whether the RPT is live.

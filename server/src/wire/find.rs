@@ -1,4 +1,4 @@
-//! The find request (SPEC §3.1, reconstructed): envelope, find items, and validation.
+//! The find request (wire contract §3.1, reconstructed): envelope, find items, and validation.
 //!
 //! PDP's `find_request_token_payload` schema is not public. This is our reconstruction; the
 //! envelope is read by one function, [`parse`], so following a published schema (or a signed JWT
@@ -41,7 +41,7 @@ impl Uat {
     }
 
     /// The JWT's `sub` claim (not verified: the CAS verifies the UAT), used to derive
-    /// possible-match asset GUIDs (SPEC §2).
+    /// possible-match asset GUIDs (wire contract §2).
     pub fn subject(&self) -> Option<String> {
         let v = super::jwt::unverified_claims(&self.0)?;
         v.get("sub")?.as_str().map(str::to_owned)

@@ -1,7 +1,8 @@
-//! Wire types of SPEC.md: the only place that spells a field name of the ecosystem's APIs.
+//! Wire types of the wire contract (`docs/wire-contract.md`, cited as "wire contract §n"): the
+//! only place that spells a field name of the ecosystem's APIs.
 //!
 //! - [`cas`]: bodies of the provider's calls to the CAS: token, rreguri, perm, introspect.
-//! - [`find`]: the find request body and its validation (SPEC §3.1, reconstructed).
+//! - [`find`]: the find request body and its validation (wire contract §3.1, reconstructed).
 //! - [`jwt`]: a JWT's claims read without verifying it (a PAT's expiry, a UAT's subject).
 //! - [`problem`]: RFC 9457 problem details and the ACK body.
 //! - [`report`]: PDP's reporting API v2.1: the six daily submissions, its answers and the

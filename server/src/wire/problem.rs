@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-/// The ACK of a find request (SPEC §3.1): `{"message": "ACCEPTED", "datetimestamp": ...}`.
+/// The ACK of a find request (wire contract §3.1): `{"message": "ACCEPTED", "datetimestamp"}`.
 #[derive(Debug, Serialize)]
 pub struct Accepted<'a> {
     /// Always `ACCEPTED`.
@@ -45,6 +45,8 @@ pub enum ErrorCode {
     HeadersTooLarge,
     /// The body did not arrive in time (408).
     RequestTimeout,
+    /// Too many refused requests from this client identity (429, with `Retry-After`).
+    TooManyRequests,
 }
 
 /// One entry of `errors`.

@@ -1,5 +1,5 @@
-//! The view data payload (SPEC §6, the data standards; MaPS' `ViewDataPayload.json`), the view
-//! response and the UMA challenge.
+//! The view data payload (wire contract §6, the data standards; MaPS' `ViewDataPayload.json`),
+//! the view response and the UMA challenge.
 //!
 //! The data standard's own schema, vendored in `schemas/`, decides what view data is valid
 //! ([`schema`]): stored view data is checked against it when it is imported ([`check_definite`]),

@@ -181,3 +181,220 @@ fn a_csv_whose_member_rows_are_not_consecutive_is_refused_whole() {
     ));
     assert_eq!(rt.block_on(store.member_count()).unwrap(), 0);
 }
+
+/// A JSON-lines record of member `id` with one name and the given pensions (by GUID suffix).
+fn member_line(id: &str, given: &str, guids: &[u8]) -> serde_json::Value {
+    let view: serde_json::Value = serde_json::from_str(VIEW).unwrap();
+    let pensions: Vec<serde_json::Value> = guids
+        .iter()
+        .map(|g| {
+            serde_json::json!({"assetGuid": format!("0b5c3f1e-1f6c-4a8e-9d1e-{g:012x}"),
+                               "viewData": view})
+        })
+        .collect();
+    serde_json::json!({"memberId": id, "holdername": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+        "names": [{"givenName": given, "familyName": "DOE"}], "dateOfBirth": "1970-04-21",
+        "pensions": pensions})
+}
+
+fn write_lines(dir: &tempfile::TempDir, name: &str, lines: &[serde_json::Value]) -> PathBuf {
+    let path = dir.path().join(name);
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    std::fs::write(&path, text.join("\n")).unwrap();
+    path
+}
+
+fn errors(report: &Report) -> Vec<String> {
+    report.errors.iter().map(|e| e.to_string()).collect()
+}
+
+use std::path::PathBuf;
+
+#[test]
+fn a_member_or_an_asset_guid_repeated_in_a_file_is_refused_by_line() {
+    let (dir, store, rt) = setup();
+    let lines = [
+        member_line("M1", "JANE", &[1]),
+        member_line("M2", "JOHN", &[2, 3, 2]),
+        member_line("M1", "JANET", &[4]),
+        serde_json::json!({"action": "remove", "memberId": "M1"}),
+        member_line("M3", "JO", &[5]),
+        member_line("M4", "JILL", &[6, 5]),
+    ];
+    let path = write_lines(&dir, "dups.jsonl", &lines);
+    let report = import(&path, &store, rt.handle(), Options::default()).unwrap();
+    assert_eq!(
+        errors(&report),
+        [
+            "line 2: pensions[2].assetGuid: the same asset GUID as pensions[0]",
+            "line 3: memberId: the member is already in this file (line 1)",
+            "line 4: memberId: the member is already in this file (line 1)",
+            "line 6: pensions[1].assetGuid: another member's record in this file has it (line 5)",
+        ]
+    );
+    assert_eq!((report.added, report.updated, report.removed), (2, 0, 0));
+    let stored = rt.block_on(store.member_record("M1")).unwrap().unwrap();
+    let stored: MatchRecord = serde_json::from_slice(&stored).unwrap();
+    assert_eq!(stored.names[0].given_name, "JANE", "the first line wins");
+}
+
+use crate::matching::record::{MatchRecord, MAX_NAMES, MAX_NAME_CHARS, MAX_PENSIONS};
+
+#[test]
+fn names_lists_and_lines_are_bounded() {
+    let (dir, store, rt) = setup();
+    let long = "A".repeat(MAX_NAME_CHARS + 1);
+    let mut many_names = member_line("M2", "JANE", &[2]);
+    many_names["names"] = serde_json::json!(vec![
+        serde_json::json!({"givenName": "JANE", "familyName": "DOE"});
+        MAX_NAMES + 1
+    ]);
+    let mut previous = member_line("M3", "JANE", &[3]);
+    previous["previousFamilyNames"] = serde_json::json!([long]);
+    let mut line = member_line("M4", "JANE", &[4]);
+    line["addresses"] = serde_json::json!([{"addressLine1": "B".repeat(71)}]);
+    let guids: Vec<u8> = (0..=MAX_PENSIONS as u8).collect();
+    let many_pensions = member_line("M5", "JANE", &guids);
+    let mut huge = member_line("M6", "JANE", &[6]);
+    huge["names"][0]["familyName"] = serde_json::json!("C".repeat(MAX_LINE));
+    let lines = [
+        member_line("M1", &long, &[1]),
+        many_names,
+        previous,
+        line,
+        many_pensions,
+        huge,
+        member_line("M7", &"D".repeat(MAX_NAME_CHARS), &[7]),
+    ];
+    let path = write_lines(&dir, "bounds.jsonl", &lines);
+    let report = import(&path, &store, rt.handle(), Options::default()).unwrap();
+    assert_eq!(
+        errors(&report),
+        [
+            "line 1: names[0].givenName: longer than 70 characters",
+            "line 2: names: more than 10 entries",
+            "line 3: previousFamilyNames[0]: longer than 70 characters",
+            "line 4: addresses[0].addressLine1: longer than 70 characters",
+            "line 5: pensions: more than 100 entries",
+            "line 6: line: longer than 8388608 bytes",
+        ]
+    );
+    assert_eq!(report.added, 1, "a name of the longest length loads");
+}
+
+#[test]
+fn lines_are_read_whole_up_to_the_bound_and_skipped_beyond_it() {
+    let text = b"short\r\n0123456789\nlast";
+    let mut reader = std::io::BufReader::with_capacity(4, &text[..]);
+    let mut buf = Vec::new();
+    let mut got = Vec::new();
+    while let Some(fits) = next_line(&mut reader, &mut buf, 6).unwrap() {
+        got.push((fits, String::from_utf8(buf.clone()).unwrap()));
+    }
+    assert_eq!(
+        got,
+        [
+            (true, "short".to_owned()),
+            (false, String::new()),
+            (true, "last".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn a_pension_another_member_holds_is_refused_unless_moved() {
+    let (dir, store, rt) = setup();
+    let first = write_lines(&dir, "a.jsonl", &[member_line("A", "JANE", &[1, 2])]);
+    import(&first, &store, rt.handle(), Options::default()).unwrap();
+
+    // B claims A's pension 2: refused, naming both, nothing written for B.
+    let lines = [
+        member_line("C", "JO", &[3]),
+        member_line("B", "JOHN", &[4, 2]),
+    ];
+    let claim = write_lines(&dir, "b.jsonl", &lines);
+    let report = import(&claim, &store, rt.handle(), Options::default()).unwrap();
+    assert_eq!(
+        errors(&report),
+        ["line 2: pensions[1].assetGuid: the pension is member A's; --move-pensions moves it to member B"]
+    );
+    assert_eq!((report.added, report.pensions), (1, 1));
+    assert!(rt.block_on(store.member_record("B")).unwrap().is_none());
+    let guid = |g: u8| uuid::Uuid::parse_str(&format!("0b5c3f1e-1f6c-4a8e-9d1e-{g:012x}")).unwrap();
+    let owner = |g| {
+        rt.block_on(store.pension(guid(g)))
+            .unwrap()
+            .map(|p| p.member_id)
+    };
+    assert_eq!(owner(2).as_deref(), Some("A"));
+    assert_eq!(owner(4), None);
+
+    // With the flag (a dry run first: nothing kept), the pension moves and A no longer lists it.
+    let moving = Options {
+        move_pensions: true,
+        ..Options::default()
+    };
+    let dry = Options {
+        dry_run: true,
+        ..moving
+    };
+    let report = import(&claim, &store, rt.handle(), dry).unwrap();
+    assert_eq!(report.moved.len(), 1);
+    assert_eq!(owner(2).as_deref(), Some("A"));
+    let report = import(&claim, &store, rt.handle(), moving).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        report
+            .moved
+            .iter()
+            .map(|m| m.to_string())
+            .collect::<Vec<_>>(),
+        ["line 2: pensions[1].assetGuid: moved from member A to member B"]
+    );
+    assert_eq!(owner(2).as_deref(), Some("B"));
+    let a = rt.block_on(store.member_record("A")).unwrap().unwrap();
+    let a: MatchRecord = serde_json::from_slice(&a).unwrap();
+    let kept: Vec<_> = a.pensions.iter().map(|p| p.asset_guid).collect();
+    assert_eq!(kept, [guid(1)]);
+    let index = rt.block_on(crate::matching::index::load(&store)).unwrap();
+    assert_eq!(index.len(), 3);
+
+    // A's old record again is now refused: the pension is B's.
+    let report = import(&first, &store, rt.handle(), Options::default()).unwrap();
+    assert_eq!(
+        errors(&report),
+        ["line 1: pensions[1].assetGuid: the pension is member B's; --move-pensions moves it to member A"]
+    );
+}
+
+#[test]
+fn an_import_under_a_key_that_does_not_open_the_store_writes_nothing() {
+    let (dir, store, rt) = setup();
+    // An empty store has nothing to check.
+    let first = write_lines(&dir, "a.jsonl", &[member_line("A", "JANE", &[1])]);
+    import(&first, &store, rt.handle(), Options::default()).unwrap();
+    rt.block_on(store.close());
+    let other = DataKey::from_hex(&"33".repeat(32)).unwrap();
+    let path = dir.path().join("db.sqlite");
+    let wrong = Store::open(&path, other, StoreLimits::default()).unwrap();
+    let second = write_lines(&dir, "b.jsonl", &[member_line("A", "JANET", &[1, 2])]);
+    let before = rt.block_on(wrong.data_version()).unwrap();
+    match import(&second, &wrong, rt.handle(), Options::default()) {
+        Err(
+            e @ ImportError::WrongKey {
+                checked: 2,
+                failed: 2,
+            },
+        ) => {
+            assert!(e.to_string().contains("2 of 2"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(rt.block_on(wrong.data_version()).unwrap(), before);
+    rt.block_on(wrong.close());
+    let right = DataKey::from_hex(&"22".repeat(32)).unwrap();
+    let store = Store::open(&path, right, StoreLimits::default()).unwrap();
+    let a = rt.block_on(store.member_record("A")).unwrap().unwrap();
+    let a: MatchRecord = serde_json::from_slice(&a).unwrap();
+    assert_eq!(a.names[0].given_name, "JANE");
+}

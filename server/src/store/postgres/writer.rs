@@ -3,8 +3,10 @@
 //! `synchronous_commit = on`. No waiter is answered before its commit has returned; if it fails,
 //! every waiter in the batch gets the error and nothing in it was acknowledged.
 //!
-//! One Tokio task owns one connection. A broken connection is dropped and another taken from
-//! the pool for the next batch.
+//! One Tokio task owns one connection. After a failed commit the connection is dropped and
+//! another taken from the pool for the next batch. While the database is down, every batch
+//! fails at once with [`StoreError::Unavailable`] (its finds are answered `503`), logged at most
+//! once a second.
 
 use deadpool_postgres::{Object, Pool};
 use tokio::sync::mpsc;
@@ -13,8 +15,8 @@ use deadpool_postgres::GenericClient;
 
 use crate::model::AppendOutcome;
 use crate::model::AuditRecord;
-use crate::store::group_commit::{self, Batch, FindRow, Running};
-use crate::store::{AppendError, Result, StoreError};
+use crate::store::group_commit::{self, Batch, FailureLog, FindRow, Running};
+use crate::store::{Result, StoreError};
 
 /// A message to the writer: appends and audit records (every other write is its own
 /// transaction on the pool).
@@ -29,21 +31,26 @@ pub(super) async fn run(
 ) {
     let mut client: Option<Object> = None;
     let mut batch = Batch::new(max_batch);
+    let mut failures = FailureLog::default();
     while let Some(first) = rx.recv().await {
         batch.fill(first, &mut rx);
         let started = std::time::Instant::now();
         let result = commit(&pool, &mut client, &mut batch).await;
         crate::metrics::journal_commit(started.elapsed(), batch.records());
-        let committed = result.map_err(|e| {
-            tracing::error!(error = %e, batch = batch.taken, "commit failed");
-            if client.as_ref().is_some_and(|c| c.is_closed()) {
+        let committed = match result {
+            Ok(outcomes) => {
+                if !batch.is_empty() {
+                    failures.committed();
+                }
+                Ok(outcomes)
+            }
+            Err(e) => {
+                failures.failed(&e, batch.taken);
+                // A connection that failed mid-batch is not trusted with the next one.
                 client = None;
+                Err(group_commit::append_error(&e))
             }
-            match e {
-                StoreError::Unavailable(_) => AppendError::Overloaded,
-                e => AppendError::Commit(e.to_string()),
-            }
-        });
+        };
         batch.finish(committed, &mut rx);
     }
 }

@@ -36,8 +36,8 @@ use rusqlite::params;
 
 use crate::model::AuditRecord;
 use crate::model::{AppendOutcome, FindOutcome, FindState};
-use crate::store::group_commit::{self, Batch, FindRow, Running};
-use crate::store::{AppendError, Result, StoreError};
+use crate::store::group_commit::{self, Batch, FailureLog, FindRow, Running};
+use crate::store::{Result, StoreError};
 /// A message to the writer: appends, audit records, and [`Write`] jobs.
 pub(super) type Msg = group_commit::Msg<Box<dyn Write>>;
 
@@ -105,6 +105,7 @@ pub(super) fn run(
     _running: Running,
 ) {
     let mut batch = Batch::new(max_batch);
+    let mut failures = FailureLog::default();
     while let Some(first) = rx.blocking_recv() {
         batch.fill(first, &mut rx);
         let started = std::time::Instant::now();
@@ -112,25 +113,24 @@ pub(super) fn run(
         crate::metrics::journal_commit(started.elapsed(), batch.records());
         let committed = match result {
             Ok(outcomes) => {
+                if !batch.is_empty() {
+                    failures.committed();
+                }
                 for w in batch.writes.drain(..) {
                     w.answer(Ok(()));
                 }
                 Ok(outcomes)
             }
             Err(e) => {
-                tracing::error!(error = %e, batch = batch.taken, "commit failed");
+                failures.failed(&e, batch.taken);
                 let cause = e.to_string();
                 for w in batch.writes.drain(..) {
                     w.answer(Err(&cause));
                 }
                 // Another process (an operator command) held the database past the busy
-                // time-out: nothing is wrong with the finds; the PFS retries after a 503.
-                let busy = matches!(e, StoreError::Unavailable(_));
-                Err(if busy {
-                    AppendError::Overloaded
-                } else {
-                    AppendError::Commit(cause)
-                })
+                // time-out, or the disk failed: nothing of the batch is stored; the PFS
+                // retries after a 503.
+                Err(group_commit::append_error(&e))
             }
         };
         batch.finish(committed, &mut rx);
