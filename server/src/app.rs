@@ -393,6 +393,7 @@ fn upkeep(config: &Config, store: Store, cas: CasClient) -> crate::upkeep::Upkee
     crate::upkeep::Upkeep {
         store,
         certificates: crate::upkeep::certificate_files(config),
+        signing_key: Some(config.view.signing_key.clone()),
         retention_days: config.audit.retention_days,
         heartbeat_every: Duration::from_secs(60),
         go_live: config.sla.go_live,

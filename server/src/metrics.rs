@@ -106,6 +106,30 @@ pub const AUDIT_PURGED_TOTAL: &str = "pdp_audit_purged_total";
 /// When this process started, in seconds since the Unix epoch (the name every exporter uses).
 pub const PROCESS_START_TIME_SECONDS: &str = "process_start_time_seconds";
 
+/// Members whose latest stored record the data key does not open (or that does not parse), now:
+/// while above 0 finds are refused (`503`) and the endpoint is not ready.
+pub const MEMBERS_UNREADABLE: &str = "pdp_members_unreadable";
+/// Members stored (across every instance sharing the store): compare with [`MEMBERS_INDEXED`].
+/// Counted at start and each time member data changes are applied, not at every poll.
+pub const MEMBERS_STORED: &str = "pdp_members_stored";
+/// Age since its ACK of the oldest find queued or being worked, across every instance sharing
+/// the store; 0 when none is open. Read every few seconds by the upkeep.
+pub const FIND_OLDEST_OPEN_SECONDS: &str = "pdp_find_oldest_open_seconds";
+/// 1 while the store answers, 0 while it does not: the readiness's store check.
+pub const STORE_UP: &str = "pdp_store_up";
+/// The start (seconds since the Unix epoch) of the newest reporting day whose submissions are
+/// all answered; see [`crate::report::schedule`]. Exported while the server submits by itself
+/// (`reporting.enabled`).
+pub const REPORT_LAST_SUBMITTED_DAY_SECONDS: &str = "pdp_report_last_submitted_day_seconds";
+/// Seconds until the active view signing key is due for replacement (negative once overdue).
+///
+/// The key is a bare PKCS#8 key: it has no validity of its own, and PDP publishes whatever JWK
+/// set the provider gives it. Its expiry is therefore the end of its cryptoperiod,
+/// [`crate::view_data::token::SIGNING_KEY_CRYPTOPERIOD`] (one year) after the key file was
+/// last written (its modification time: when it was made or put in place; a `mv` keeps it, a
+/// copy without `-p` restarts it). Rotation is the documented publish, wait, switch, retire.
+pub const SIGNING_KEY_EXPIRY_SECONDS: &str = "pdp_signing_key_expiry_seconds";
+
 /// Why a find request failed, the `reason` label of [`FINDS_FAILED_TOTAL`]: the class of the
 /// reason stored with the find (which keeps the step and the CAS status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, VariantArray)]
@@ -378,6 +402,12 @@ const DESCRIPTIONS: &[(&str, Kind, Option<Unit>, &str)] = &[
     (AUDIT_PURGED_TOTAL, Kind::Counter, Some(Unit::Count), "Audit records purged past audit.retention_days (CoCo2.1.6)"),
     (PROCESS_START_TIME_SECONDS, Kind::Gauge, Some(Unit::Seconds), "Start time of the process since the Unix epoch in seconds"),
     (REPORT_SUBMISSIONS_TOTAL, Kind::Counter, Some(Unit::Count), "PDP reporting calls by report and outcome: accepted, refused, retried, pending"),
+    (MEMBERS_UNREADABLE, Kind::Gauge, Some(Unit::Count), "Members whose latest stored record the data key does not open or that does not parse, now; finds are refused while above 0"),
+    (MEMBERS_STORED, Kind::Gauge, Some(Unit::Count), "Members stored, read at start and when member data changes are applied; compare with pdp_members_indexed"),
+    (FIND_OLDEST_OPEN_SECONDS, Kind::Gauge, Some(Unit::Seconds), "Age since its ACK of the oldest find queued or being worked (0: none); CoCo2.1.2 allows 60 s"),
+    (STORE_UP, Kind::Gauge, None, "1 while the store answers, 0 while it does not (the readiness's store check)"),
+    (REPORT_LAST_SUBMITTED_DAY_SECONDS, Kind::Gauge, Some(Unit::Seconds), "Start of the newest reporting day whose submissions are all answered, in seconds since the Unix epoch"),
+    (SIGNING_KEY_EXPIRY_SECONDS, Kind::Gauge, Some(Unit::Seconds), "Seconds until the view signing key's one-year cryptoperiod ends, counted from its file's modification time"),
 ];
 
 /// Help texts and units, once.
@@ -592,4 +622,34 @@ pub fn reload(part: &'static str, ok: bool) {
 /// Counts a member record the match index could not open or read.
 pub fn member_unreadable() {
     counter!(MEMBERS_UNREADABLE_TOTAL).increment(1);
+}
+
+/// Members whose latest stored record does not open or parse, now.
+pub fn members_unreadable(n: usize) {
+    gauge!(MEMBERS_UNREADABLE).set(n as f64);
+}
+
+/// Members stored.
+pub fn members_stored(n: u64) {
+    gauge!(MEMBERS_STORED).set(n as f64);
+}
+
+/// The age since its ACK of the oldest open find (zero when none is open).
+pub fn find_oldest_open(age: Duration) {
+    gauge!(FIND_OLDEST_OPEN_SECONDS).set(age.as_secs_f64());
+}
+
+/// Whether the store answers.
+pub fn store_up(up: bool) {
+    gauge!(STORE_UP).set(if up { 1.0 } else { 0.0 });
+}
+
+/// The newest reporting day whose submissions are all answered.
+pub fn report_last_submitted_day(day: chrono::NaiveDate) {
+    gauge!(REPORT_LAST_SUBMITTED_DAY_SECONDS).set(crate::day_start(day) as f64 / 1e6);
+}
+
+/// Seconds until the view signing key is due for replacement (negative once overdue).
+pub fn signing_key_expiry(seconds: f64) {
+    gauge!(SIGNING_KEY_EXPIRY_SECONDS).set(seconds);
 }

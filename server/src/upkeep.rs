@@ -2,6 +2,9 @@
 //! the audit retention purge. Each takes the shutdown signal and stops with it.
 //!
 //! - Every second: a passive WAL checkpoint (the journal writer does none itself).
+//! - Every five seconds: the age of the oldest open find (`pdp_find_oldest_open_seconds`) and
+//!   the view signing key's time to its replacement (`pdp_signing_key_expiry_seconds`, a
+//!   `stat` of its file: a rotation shows within seconds).
 //! - Every minute while ready: a heartbeat row (monthly availability, CoCo2.1.5), the
 //!   availability (since go-live: `sla.go_live`, or else the first heartbeat) and uptime gauges.
 //! - At start and daily: seconds to expiry of every configured certificate.
@@ -24,12 +27,17 @@ const DAILY_CHECK: Duration = Duration::from_secs(600);
 /// How long a daily run is held before another instance may take it over.
 const DAILY_LEASE: Duration = Duration::from_secs(3_600);
 
+/// How often the gauges read from the store and the key file are refreshed.
+const GAUGES_EVERY: Duration = Duration::from_secs(5);
+
 /// What the upkeep tasks need.
 pub struct Upkeep {
     /// The store.
     pub store: Store,
     /// Certificates to watch, by name.
     pub certificates: Vec<(&'static str, PathBuf)>,
+    /// The active view signing key's file (`view.signing_key`), whose replacement is watched.
+    pub signing_key: Option<PathBuf>,
     /// Audit retention.
     pub retention_days: u32,
     /// How often the heartbeat runs.
@@ -55,9 +63,11 @@ impl Upkeep {
         let mut daily = tokio::time::interval(Duration::from_secs(86_400));
         let mut once_a_day = tokio::time::interval(DAILY_CHECK);
         let mut checkpoint = tokio::time::interval(Duration::from_secs(1));
+        let mut gauges = tokio::time::interval(GAUGES_EVERY);
         loop {
             tokio::select! {
                 _ = checkpoint.tick() => this.checkpoint().await,
+                _ = gauges.tick() => this.gauges().await,
                 _ = minute.tick() => this.heartbeat(started).await,
                 _ = daily.tick() => this.certificates(),
                 _ = once_a_day.tick() => {
@@ -138,6 +148,20 @@ impl Upkeep {
         }
     }
 
+    /// The oldest open find's age, and the signing key's time to its replacement.
+    async fn gauges(&self) {
+        match self.store.oldest_open_find().await {
+            Ok(acked) => crate::metrics::find_oldest_open(open_age(acked, crate::now_micros())),
+            Err(e) => tracing::debug!(error = %e, "oldest open find not read"),
+        }
+        if let Some(path) = &self.signing_key {
+            match crate::view_data::token::key_expiry(path, std::time::SystemTime::now()) {
+                Ok(seconds) => crate::metrics::signing_key_expiry(seconds as f64),
+                Err(e) => tracing::debug!(error = %e, "view signing key's file not read"),
+            }
+        }
+    }
+
     async fn heartbeat(&self, started: Instant) {
         let now = crate::now_micros();
         if let Err(e) = self.store.heartbeat(now).await {
@@ -193,6 +217,13 @@ impl Upkeep {
     }
 }
 
+/// The age at `now` (µs) of a find ACKed at `acked` (µs); zero when no find is open (or the
+/// clocks of instances sharing the store disagree).
+fn open_age(acked: Option<i64>, now: i64) -> Duration {
+    let micros = acked.map_or(0, |a| now.saturating_sub(a)).max(0);
+    Duration::from_micros(micros.unsigned_abs())
+}
+
 /// Exports the time to expiry of every certificate file, and warns of any within 30 days (at
 /// start, daily, and after each reload of keys and certificates).
 pub fn certificate_expiry(certificates: &[(&'static str, PathBuf)]) {
@@ -237,4 +268,20 @@ pub fn certificate_files(config: &crate::config::Config) -> Vec<(&'static str, P
         files.push(("console", own.clone()));
     }
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_open_find_ages_from_its_ack_and_none_open_is_zero() {
+        assert_eq!(open_age(None, 10_000_000), Duration::ZERO);
+        assert_eq!(
+            open_age(Some(4_000_000), 50_500_000),
+            Duration::from_millis(46_500)
+        );
+        // Another instance's clock ahead of this one's: not a negative age.
+        assert_eq!(open_age(Some(60_000_000), 50_000_000), Duration::ZERO);
+    }
 }

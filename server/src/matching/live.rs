@@ -61,6 +61,7 @@ pub async fn catch_up(
         n += changes.len();
         *applied = last;
         crate::metrics::member_index(matcher.index.len(), last);
+        crate::metrics::members_unreadable(matcher.unreadable.len());
         crate::metrics::schemes_inactive(matcher.inactive.len());
     }
 }
@@ -122,8 +123,10 @@ pub async fn load_schemes(store: &Store, matcher: &Matcher) -> Result<(), StoreE
 
 /// Polls for changes every `every` until `shutdown`, starting after version `applied`, and
 /// publishes the version applied in `published` (the ops listener's `/data-version`) and
-/// whether the store answered in `store_up` (`/health/ready`). A store that stops answering
-/// is logged once when it stops and once when it answers again, not at every poll.
+/// whether the store answered in `store_up` (`/health/ready`, and `pdp_store_up`). A store that
+/// stops answering is logged once when it stops and once when it answers again, not at every
+/// poll. The members stored (`pdp_members_stored`) are counted at the first poll and after each
+/// poll that applied changes: a count is a scan of the members, too dear for every poll.
 pub async fn run(
     store: Store,
     matcher: Arc<Matcher>,
@@ -134,8 +137,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     published.store(applied, Ordering::Release);
+    crate::metrics::store_up(store_up.load(Ordering::Acquire));
+    crate::metrics::members_unreadable(matcher.unreadable.len());
     let mut tick = tokio::time::interval(every);
     let mut failed_polls = 0u64;
+    let mut count_stored = true;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -150,6 +156,10 @@ pub async fn run(
                     failed_polls = 0;
                 }
                 store_up.store(true, Ordering::Release);
+                crate::metrics::store_up(true);
+                if n > 0 || count_stored {
+                    count_stored = count_members(&store).await;
+                }
                 if n > 0 {
                     tracing::info!(
                         changes = n,
@@ -166,8 +176,23 @@ pub async fn run(
                 failed_polls += 1;
                 if matches!(e, StoreError::Unavailable(_) | StoreError::Closed) {
                     store_up.store(false, Ordering::Release);
+                    crate::metrics::store_up(false);
                 }
             }
+        }
+    }
+}
+
+/// Exports the members stored; true when they could not be counted (counted again next poll).
+async fn count_members(store: &Store) -> bool {
+    match store.member_count().await {
+        Ok(n) => {
+            crate::metrics::members_stored(n);
+            false
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "members stored not counted; counted at the next poll");
+            true
         }
     }
 }

@@ -257,6 +257,13 @@ impl Store {
             .await
     }
 
+    /// When the oldest find still queued or being worked was ACKed (µs), across every instance
+    /// sharing the store; `None` when no find is open. Read through `find_requests_open`, so it
+    /// costs the open finds, not the table (`pdp_find_oldest_open_seconds`).
+    pub async fn oldest_open_find(&self) -> Result<Option<i64>, StoreError> {
+        self.read(|tx| Box::pin(oldest_open(tx))).await
+    }
+
     // --- finds, for operators and tests ---
 
     /// One find request by ID.
@@ -326,6 +333,15 @@ struct EndRow {
 pub(super) async fn open_count(tx: &mut dyn Tx) -> Result<u64> {
     tx.value(
         "SELECT count(*) FROM find_requests WHERE state IN ('queued', 'working')",
+        &[],
+    )
+    .await
+}
+
+/// The ACK time of the oldest open find (queued or working), if any.
+async fn oldest_open(tx: &mut dyn Tx) -> Result<Option<i64>> {
+    tx.value(
+        "SELECT min(acked_at) FROM find_requests WHERE state IN ('queued', 'working')",
         &[],
     )
     .await

@@ -1405,7 +1405,35 @@ async fn completion_times_are_read_per_holdername_a_find_registered_in(db: Place
     assert!(s.completions_by_holdername(0, 1).await.unwrap().is_empty());
 }
 
+async fn the_oldest_open_find_is_the_earliest_acked_still_queued_or_worked(db: Place) {
+    let s = db.open().await;
+    assert_eq!(s.oldest_open_find().await.unwrap(), None);
+    // A no-match is at its end from its ACK: never open.
+    s.append(find("none", false), audit("none")).await.unwrap();
+    assert_eq!(s.oldest_open_find().await.unwrap(), None);
+    for id in ["a", "b"] {
+        s.append(find(id, true), audit(id)).await.unwrap();
+    }
+    let acked = |f: Option<StoredFind>| f.unwrap().acked_at;
+    let (a, b) = (
+        acked(s.find_request("a").await.unwrap()),
+        acked(s.find_request("b").await.unwrap()),
+    );
+    assert!(a <= b);
+    assert_eq!(s.oldest_open_find().await.unwrap(), Some(a));
+    // Being worked is still open.
+    let claimed = s.claim(Duration::from_secs(60), 1).await.unwrap();
+    assert_eq!(claimed[0].request_id, "a");
+    assert_eq!(s.oldest_open_find().await.unwrap(), Some(a));
+    assert!(s.complete("a", FindOutcome::MatchYes).await.unwrap());
+    assert_eq!(s.oldest_open_find().await.unwrap(), Some(b));
+    s.claim(Duration::from_secs(60), 1).await.unwrap();
+    assert!(s.fail("b", "token: budget_exhausted").await.unwrap());
+    assert_eq!(s.oldest_open_find().await.unwrap(), None);
+}
+
 on_both_backends!(
+    the_oldest_open_find_is_the_earliest_acked_still_queued_or_worked,
     appends_store_no_matches_at_their_end_and_queue_matches_sealed,
     a_find_is_claimed_once_ended_once_and_reclaimed_after_its_lease,
     peis_pats_and_reviews_round_trip_as_typed_values,

@@ -18,6 +18,28 @@ use sha2::Digest;
 
 use crate::config::Config;
 
+/// How long a view signing key is used before it is replaced: one year.
+///
+/// The key is a bare PKCS#8 key, with no validity of its own, and PDP publishes the JWK set the
+/// provider gives it without an end date; so the key's "expiry" is the end of its cryptoperiod,
+/// counted from when its file was last written (made, or put in place with `mv`). One year is
+/// the short end of the one to three years NIST SP 800-57 Part 1 (§5.3.6) suggests for a private
+/// signature key's use. `pdp_signing_key_expiry_seconds` counts down to it; rotate with the
+/// publish, wait, switch, retire steps, which write a new key file.
+pub const SIGNING_KEY_CRYPTOPERIOD: std::time::Duration =
+    std::time::Duration::from_secs(365 * 86_400);
+
+/// Seconds from `now` until the key file at `path` reaches the end of its
+/// [`SIGNING_KEY_CRYPTOPERIOD`], counted from its modification time (negative once past).
+pub fn key_expiry(path: &Path, now: std::time::SystemTime) -> std::io::Result<i64> {
+    let written = std::fs::metadata(path)?.modified()?;
+    let due = written + SIGNING_KEY_CRYPTOPERIOD;
+    Ok(match due.duration_since(now) {
+        Ok(left) => i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+        Err(past) => -i64::try_from(past.duration().as_secs()).unwrap_or(i64::MAX),
+    })
+}
+
 /// Why the signer could not be built or a token signed.
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
@@ -429,6 +451,26 @@ mod tests {
             &new.sign("urn:pei:a:b", "{}").unwrap(),
             new.jwks()
         ));
+    }
+
+    #[test]
+    fn a_signing_key_is_due_a_year_after_its_file_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("view-signing.key");
+        std::fs::write(&path, generate_ec_pem().unwrap()).unwrap();
+        let written = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        assert_eq!(key_expiry(&path, written).unwrap(), 365 * 86_400);
+        assert_eq!(key_expiry(&path, written + 358 * day).unwrap(), 7 * 86_400);
+        assert_eq!(key_expiry(&path, written + 366 * day).unwrap(), -86_400);
+        // A key put in place later (a rotation) starts its own year.
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(written + 300 * day).unwrap();
+        assert_eq!(
+            key_expiry(&path, written + 358 * day).unwrap(),
+            307 * 86_400
+        );
+        assert!(key_expiry(&dir.path().join("absent.key"), written).is_err());
     }
 
     #[test]

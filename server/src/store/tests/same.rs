@@ -53,6 +53,10 @@ async fn transcript(db: Place) -> Vec<String> {
         "append second",
         s.append(find("f3", true), audit("f3")).await
     );
+    note!(
+        "oldest open",
+        s.oldest_open_find().await.map(|o| o.is_some())
+    );
     let claimed = s.claim(Duration::from_secs(60), 10).await.unwrap();
     note!(
         "claim",
@@ -96,6 +100,7 @@ async fn transcript(db: Place) -> Vec<String> {
     note!("end again", s.complete("f1", FindOutcome::MatchYes).await);
     note!("fail", s.fail("f3", "cas-unavailable").await);
     note!("find", s.find_request("f1").await);
+    note!("none open", s.oldest_open_find().await);
     note!("finds", s.find_requests().await.map(|f| f.len()));
     note!(
         "failed",
