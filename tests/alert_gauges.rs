@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime};
 use harness::{post_find, Env, Server};
 use pdp_provider::members::generate::{find_for, FindKind};
 use pdp_provider::sealed::DataKey;
-use pdp_provider::store::{Store, StoreLimits};
 use pdp_provider::tls::pki::files;
 
 /// One test at a time: the gauges are the process's, not a server's.
@@ -44,27 +43,6 @@ async fn gauge_until(server: &Server, series: &str, ok: impl Fn(f64) -> bool) ->
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Imports `members` into `env`'s SQLite store sealed with `key`, as `members import` does.
-async fn import_with(env: &Env, key: DataKey, members: &[serde_json::Value]) {
-    let path = env
-        .dir
-        .path()
-        .join(format!("import-{}.jsonl", uuid::Uuid::new_v4()));
-    let mut out = Vec::new();
-    for m in members {
-        out.extend(serde_json::to_vec(m).unwrap());
-        out.push(b'\n');
-    }
-    std::fs::write(&path, out).unwrap();
-    let store = Store::open(&env.store_path(), key, StoreLimits::default()).unwrap();
-    let report =
-        pdp_provider::members::import::import_from_async(&path, &store, Default::default())
-            .await
-            .unwrap();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
-    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,7 +83,7 @@ async fn members_unreadable_and_stored_open_finds_reports_and_the_signing_key_ar
         .map(|m| serde_json::to_value(m).unwrap())
         .collect();
     let other = DataKey::from_hex(&DataKey::generate_hex()).unwrap();
-    import_with(&env, other, &json[..1]).await;
+    env.import_sealed_with(other, &json[..1]).await;
     gauge_until(&server, "pdp_members_unreadable", |v| v == 1.0).await;
     let scrape = server.metrics().await;
     assert_eq!(value(&scrape, "pdp_members_stored"), Some(1.0));
@@ -116,7 +94,7 @@ async fn members_unreadable_and_stored_open_finds_reports_and_the_signing_key_ar
     let removal = pdp_provider::model::MemberChange::Remove(members[0].member_id.clone());
     store.apply_members(vec![removal], false).await.unwrap();
     store.close().await;
-    import_with(&env, env.key(), &json).await;
+    env.import_sealed_with(env.key(), &json).await;
     gauge_until(&server, "pdp_members_indexed", |v| v == 20.0).await;
     let scrape = server.metrics().await;
     assert_eq!(value(&scrape, "pdp_members_unreadable"), Some(0.0));

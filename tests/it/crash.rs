@@ -1,5 +1,5 @@
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use crate::harness::{find_body, post_find, Env};
@@ -18,41 +18,8 @@ impl Binary {
     /// Starts the binary with a `[workers]` section (and anything after it) and a CAS; on the
     /// environment's PostgreSQL database when it has one.
     pub fn start_with(env: &Env, workers: &str, cas_base_url: &str) -> Binary {
-        let config_path = env
-            .dir
-            .path()
-            .join(format!("crash-{}.toml", uuid::Uuid::new_v4()));
-        let c = env.config();
-        let store = match &env.postgres {
-            None => format!("path = {:?}", c.store.path),
-            Some(url) => format!("backend = \"postgres\"\nurl = {url:?}"),
-        };
-        let toml = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nops_listen = \"127.0.0.1:0\"\n\
-             [tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n\
-             [store]\n{store}\n[crypto]\ndata_key_file = {:?}\n\
-             [view]\nsigning_key = {:?}\ncalendar = {:?}\n\
-             [cas]\nbase_url = {cas_base_url:?}\nclient_cert = {:?}\nclient_key = {:?}\nca = {:?}\n{workers}",
-            c.tls.cert,
-            c.tls.key,
-            c.tls.client_ca,
-            c.crypto.data_key_file.unwrap(),
-            c.view.signing_key,
-            c.view.calendar,
-            c.cas.client_cert,
-            c.cas.client_key,
-            c.cas.ca
-        );
-        std::fs::write(&config_path, toml).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pdp-provider"))
-            .args(["serve", "--config"])
-            .arg(&config_path)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let key = env.config().crypto.data_key_file.unwrap();
+        let mut child = env.spawn_serve(&env.serve_toml(&key, cas_base_url, workers));
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

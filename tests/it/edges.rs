@@ -3,7 +3,6 @@
 //! refusals in the metrics, and an access list nobody is on.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use pdp_provider::tls::pki::files;
@@ -232,15 +231,7 @@ fn tls10_and_tls11_refusals_are_counted_as_protocol_version() {
         "",
         "",
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pdp-provider"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::harness::serve(&config);
     let line = BufReader::new(child.stderr.take().unwrap())
         .lines()
         .map_while(Result::ok)

@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pdp_provider::members::generate::FindKind;
 use pdp_provider::sealed::DataKey;
-use pdp_provider::store::{FindState, Store, StoreLimits};
+use pdp_provider::store::FindState;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::{eventually_for, find_body, find_for, member_with, post_find, Env, Server};
@@ -26,41 +26,8 @@ impl Binary {
     /// Starts `serve` on `env`'s store (its PostgreSQL database when it has one) with the data
     /// key in `key_file`; does not wait for it to listen.
     fn spawn(env: &Env, key_file: &Path) -> Binary {
-        let config_path = env
-            .dir
-            .path()
-            .join(format!("faults-{}.toml", uuid::Uuid::new_v4()));
-        let c = env.config();
-        let store = match &env.postgres {
-            None => format!("path = {:?}", c.store.path),
-            Some(url) => format!("backend = \"postgres\"\nurl = {url:?}"),
-        };
-        let toml = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nops_listen = \"127.0.0.1:0\"\n\
-             [tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n\
-             [store]\n{store}\n[crypto]\ndata_key_file = {key_file:?}\n\
-             [view]\nsigning_key = {:?}\ncalendar = {:?}\n\
-             [cas]\nbase_url = \"https://127.0.0.1:9\"\nclient_cert = {:?}\nclient_key = {:?}\n\
-             ca = {:?}\n[workers]\nmax_in_flight = 0\n[matching]\nrefresh_ms = 200\n",
-            c.tls.cert,
-            c.tls.key,
-            c.tls.client_ca,
-            c.view.signing_key,
-            c.view.calendar,
-            c.cas.client_cert,
-            c.cas.client_key,
-            c.cas.ca
-        );
-        std::fs::write(&config_path, toml).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pdp-provider"))
-            .args(["serve", "--config"])
-            .arg(&config_path)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let extra = "[workers]\nmax_in_flight = 0\n[matching]\nrefresh_ms = 200\n";
+        let mut child = env.spawn_serve(&env.serve_toml(key_file, "https://127.0.0.1:9", extra));
         let stderr = child.stderr.take().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
@@ -105,27 +72,6 @@ fn other_key(env: &Env) -> (PathBuf, DataKey) {
     let path = env.dir.path().join("other-data.key");
     std::fs::write(&path, &hex).unwrap();
     (path, DataKey::from_hex(&hex).unwrap())
-}
-
-/// Imports `members` into `env`'s SQLite store sealed with `key`, as `members import` does.
-async fn import_with(env: &Env, key: DataKey, members: &[serde_json::Value]) {
-    let path = env
-        .dir
-        .path()
-        .join(format!("import-{}.jsonl", uuid::Uuid::new_v4()));
-    let mut out = Vec::new();
-    for m in members {
-        out.extend(serde_json::to_vec(m).unwrap());
-        out.push(b'\n');
-    }
-    std::fs::write(&path, out).unwrap();
-    let store = Store::open(&env.store_path(), key, StoreLimits::default()).unwrap();
-    let report =
-        pdp_provider::members::import::import_from_async(&path, &store, Default::default())
-            .await
-            .unwrap();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
-    store.close().await;
 }
 
 /// One HTTP/1.1 GET on a new plain connection: the status and body.
@@ -252,7 +198,8 @@ async fn a_member_sealed_with_another_key_while_serving_stops_finds_until_it_ope
 
     // Another instance (or an import) seals the member with a key this one does not hold.
     let (_, other) = other_key(&env);
-    import_with(&env, other, std::slice::from_ref(&json)).await;
+    env.import_sealed_with(other, std::slice::from_ref(&json))
+        .await;
     let body = ready_is(server.ops_addr, 503, Duration::from_secs(10)).await;
     assert!(body.contains("1 member records do not open"), "{body}");
     assert!(body.contains("crypto.data_key_file"), "{body}");
@@ -273,7 +220,8 @@ async fn a_member_sealed_with_another_key_while_serving_stops_finds_until_it_ope
     store.apply_members(vec![removal], false).await.unwrap();
     store.close().await;
     ready_is(server.ops_addr, 200, Duration::from_secs(10)).await;
-    import_with(&env, env.key(), std::slice::from_ref(&json)).await;
+    env.import_sealed_with(env.key(), std::slice::from_ref(&json))
+        .await;
     until(Duration::from_secs(10), || {
         let pfs = pfs.clone();
         let url = url.clone();

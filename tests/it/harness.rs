@@ -276,21 +276,33 @@ impl Env {
         let members: Vec<_> = (0..n)
             .map(|i| pdp_provider::members::generate::member(SEED, i, &schemes))
             .collect();
-        let path = self.dir.path().join("members.jsonl");
+        let records: Vec<_> = members
+            .iter()
+            .map(|m| serde_json::to_value(m).unwrap())
+            .collect();
+        let store = self.open_store().await;
+        self.import_into(&store, &records).await;
+        store.close().await;
+        members
+    }
+
+    /// Imports `records` into `store` from a JSON-lines file, as `members import` does.
+    async fn import_into(&self, store: &Store, records: &[serde_json::Value]) {
+        let path = self
+            .dir
+            .path()
+            .join(format!("import-{}.jsonl", uuid::Uuid::new_v4()));
         let mut out = Vec::new();
-        for m in &members {
-            out.extend(serde_json::to_vec(m).unwrap());
+        for r in records {
+            out.extend(serde_json::to_vec(r).unwrap());
             out.push(b'\n');
         }
         std::fs::write(&path, out).unwrap();
-        let store = self.open_store().await;
         let report =
-            pdp_provider::members::import::import_from_async(&path, &store, Default::default())
+            pdp_provider::members::import::import_from_async(&path, store, Default::default())
                 .await
                 .unwrap();
         assert!(report.errors.is_empty(), "{:?}", report.errors);
-        store.close().await;
-        members
     }
 
     /// A config with the pipeline on, pointed at `cas`.
@@ -399,4 +411,72 @@ pub async fn connect_as_pfs(env: &Env, server: &Server) -> Tls {
         &[&rustls::version::TLS13],
     );
     connect(server, config).await.unwrap()
+}
+
+impl Env {
+    /// A `serve` config of this environment's: its certificates, its store (its PostgreSQL
+    /// database when it has one), the data key in `data_key_file`, its view keys, the CAS at
+    /// `cas_base_url`, then `extra` (further sections), both listeners on port 0.
+    pub fn serve_toml(
+        &self,
+        data_key_file: &std::path::Path,
+        cas_base_url: &str,
+        extra: &str,
+    ) -> String {
+        let c = self.config();
+        let store = match &self.postgres {
+            None => format!("path = {:?}", c.store.path),
+            Some(url) => format!("backend = \"postgres\"\nurl = {url:?}"),
+        };
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nops_listen = \"127.0.0.1:0\"\n\
+             [tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n\
+             [store]\n{store}\n[crypto]\ndata_key_file = {data_key_file:?}\n\
+             [view]\nsigning_key = {:?}\ncalendar = {:?}\n\
+             [cas]\nbase_url = {cas_base_url:?}\nclient_cert = {:?}\nclient_key = {:?}\n\
+             ca = {:?}\n{extra}",
+            c.tls.cert,
+            c.tls.key,
+            c.tls.client_ca,
+            c.view.signing_key,
+            c.view.calendar,
+            c.cas.client_cert,
+            c.cas.client_key,
+            c.cas.ca
+        )
+    }
+
+    /// Writes `toml` to a new file of this environment's and starts `pdp-provider serve` on it
+    /// ([`serve`]).
+    pub fn spawn_serve(&self, toml: &str) -> std::process::Child {
+        let path = self
+            .dir
+            .path()
+            .join(format!("serve-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&path, toml).unwrap();
+        serve(&path)
+    }
+
+    /// Imports `members` into this environment's SQLite store sealed with `key`, as
+    /// `members import` does.
+    pub async fn import_sealed_with(&self, key: DataKey, members: &[serde_json::Value]) {
+        let store = Store::open(&self.store_path(), key, StoreLimits::default()).unwrap();
+        self.import_into(&store, members).await;
+        store.close().await;
+    }
+}
+
+/// Starts `pdp-provider serve --config config`, logging at info (its listening line carries the
+/// bound addresses) to its piped stderr.
+pub fn serve(config: &std::path::Path) -> std::process::Child {
+    use std::process::{Command, Stdio};
+    Command::new(env!("CARGO_BIN_EXE_pdp-provider"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
 }

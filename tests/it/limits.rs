@@ -255,39 +255,13 @@ struct Logged {
 
 fn start_logged(env: &Env) -> Logged {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let c = env.config();
-    let path = env.dir.path().join("limits.toml");
-    let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nops_listen = \"127.0.0.1:0\"\n\
-         [tls]\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n\
-         [store]\npath = {:?}\n[crypto]\ndata_key_file = {:?}\n\
-         [view]\nsigning_key = {:?}\ncalendar = {:?}\n\
-         [cas]\nbase_url = \"https://127.0.0.1:9\"\nclient_cert = {:?}\nclient_key = {:?}\n\
-         ca = {:?}\n[workers]\nmax_in_flight = 0\n\
-         [limits]\nrefused_per_s = {PER_S}\nrefused_burst = {BURST}\nsummary_window_s = 3600\n",
-        c.tls.cert,
-        c.tls.key,
-        c.tls.client_ca,
-        c.store.path,
-        c.crypto.data_key_file.unwrap(),
-        c.view.signing_key,
-        c.view.calendar,
-        c.cas.client_cert,
-        c.cas.client_key,
-        c.cas.ca
+    let extra = format!(
+        "[workers]\nmax_in_flight = 0\n\
+         [limits]\nrefused_per_s = {PER_S}\nrefused_burst = {BURST}\nsummary_window_s = 3600\n"
     );
-    std::fs::write(&path, toml).unwrap();
+    let key = env.config().crypto.data_key_file.unwrap();
     // At info, to read the bound address; the lines counted below are the WARNs.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pdp-provider"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = env.spawn_serve(&env.serve_toml(&key, "https://127.0.0.1:9", &extra));
     let stderr = child.stderr.take().unwrap();
     let (tx, lines) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

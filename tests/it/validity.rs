@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,21 +143,9 @@ pub(crate) fn config_file(env: &Env, cert: &Path, key: &Path, server: &str, more
     path
 }
 
-fn binary(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_pdp-provider"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 /// Runs `serve` on `config`, which must fail to start: its exit code and what it printed.
 pub(crate) fn refused_start(config: &Path) -> (i32, String) {
-    let out = binary(config).wait_with_output().unwrap();
+    let out = crate::harness::serve(config).wait_with_output().unwrap();
     let code = out.status.code().expect("exited, not killed");
     (code, String::from_utf8_lossy(&out.stderr).into_owned())
 }
@@ -305,7 +293,7 @@ fn sighup_refuses_an_expired_certificate_naming_file_and_dates_and_keeps_the_old
     replace(&good_key, &live_key);
     // No polling to speak of: only SIGHUP reloads.
     let config = config_file(&env, &live_cert, &live_key, "reload_poll_ms = 86400000", "");
-    let mut child = binary(&config);
+    let mut child = crate::harness::serve(&config);
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {
