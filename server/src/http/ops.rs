@@ -277,7 +277,7 @@ impl Ops {
         }
         Some(format!(
             "{} member records do not open with the configured data key ({}); finds are refused",
-            m.unreadable.len(),
+            m.unreadable(),
             m.key_name
         ))
     }

@@ -63,7 +63,10 @@ pub struct Matcher {
     /// Members whose latest stored record does not open or parse, so the index cannot say
     /// whether a find is theirs: while any are listed, finds are refused (`503`) and the
     /// endpoint is not ready, rather than ending their finds as no-matches.
-    pub unreadable: dashmap::DashSet<Box<str>>,
+    unreadable: dashmap::DashSet<Box<str>>,
+    /// How many `unreadable` lists, read on every find's ACK (one atomic load, where the set's
+    /// own count locks each of its shards).
+    unreadable_count: std::sync::atomic::AtomicUsize,
     /// The configured data key as an operator knows it (setting, file or variable name, key
     /// ID; never its value), for the errors about records it does not open.
     pub key_name: Box<str>,
@@ -250,6 +253,7 @@ impl Matcher {
             index,
             inactive: dashmap::DashSet::new(),
             unreadable: dashmap::DashSet::new(),
+            unreadable_count: std::sync::atomic::AtomicUsize::new(0),
             key_name: "the configured data key".into(),
             default_rules: config.default.clone(),
             schemes: config
@@ -268,7 +272,29 @@ impl Matcher {
 
     /// Whether every stored member is in the index: finds are taken only then.
     pub fn complete(&self) -> bool {
-        self.unreadable.is_empty()
+        self.unreadable() == 0
+    }
+
+    /// Members whose latest stored record does not open or parse.
+    pub fn unreadable(&self) -> usize {
+        self.unreadable_count
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Lists a member whose latest stored record does not open or parse.
+    pub fn mark_unreadable(&self, member_id: Box<str>) {
+        if self.unreadable.insert(member_id) {
+            self.unreadable_count
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+
+    /// Takes a member off the list: its record opened, or it is gone.
+    pub fn mark_readable(&self, member_id: &str) {
+        if self.unreadable.remove(member_id).is_some() {
+            self.unreadable_count
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        }
     }
 
     /// The rules for a holdername.

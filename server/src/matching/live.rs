@@ -61,7 +61,7 @@ pub async fn catch_up(
         n += changes.len();
         *applied = last;
         crate::metrics::member_index(matcher.index.len(), last);
-        crate::metrics::members_unreadable(matcher.unreadable.len());
+        crate::metrics::members_unreadable(matcher.unreadable());
         crate::metrics::schemes_inactive(matcher.inactive.len());
     }
 }
@@ -81,23 +81,23 @@ async fn apply_members(
         }) {
             Some(Some(m)) => {
                 matcher.index.insert(&m);
-                matcher.unreadable.remove(id.as_str());
+                matcher.mark_readable(&id);
             }
             Some(None) => {
                 crate::metrics::member_unreadable();
-                matcher.unreadable.insert(id.into_boxed_str());
+                matcher.mark_unreadable(id.into_boxed_str());
                 failed += 1;
             }
             None => {
                 matcher.index.remove(&id);
-                matcher.unreadable.remove(id.as_str());
+                matcher.mark_readable(&id);
             }
         }
     }
     if failed > 0 {
         tracing::error!(
             failed,
-            unreadable = matcher.unreadable.len(),
+            unreadable = matcher.unreadable(),
             key = %matcher.key_name,
             "changed member records do not open with the configured data key, or do not parse; \
              finds are refused (503) and the endpoint is not ready until those members are \
@@ -105,7 +105,7 @@ async fn apply_members(
         );
     } else if !matcher.complete() {
         tracing::info!(
-            unreadable = matcher.unreadable.len(),
+            unreadable = matcher.unreadable(),
             "member records still unreadable; finds stay refused"
         );
     }
@@ -138,7 +138,7 @@ pub async fn run(
 ) {
     published.store(applied, Ordering::Release);
     crate::metrics::store_up(store_up.load(Ordering::Acquire));
-    crate::metrics::members_unreadable(matcher.unreadable.len());
+    crate::metrics::members_unreadable(matcher.unreadable());
     let mut tick = tokio::time::interval(every);
     let mut failed_polls = 0u64;
     let mut count_stored = true;

@@ -89,7 +89,7 @@ fn row(cells: [&str; 11]) -> String {
 }
 
 /// A submission's row. `superseded`: a later attempt of its report was accepted, so this one,
-/// whatever its state, is no longer outstanding (shown as `superseded`).
+/// whatever its state, needs no attention (shown as `superseded`).
 fn line(s: &StoredSubmission, superseded: bool) -> String {
     let last = s
         .parts

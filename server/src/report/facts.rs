@@ -9,7 +9,7 @@
 //! pension provider or scheme" (Regulation 28(3)(e): "the number of view requests received and
 //! the time taken to respond to each one"). A view request is counted for the holdername of the
 //! pension its `assetGuid` names, however it ends: with view data, or refused after its RPT was
-//! read (`403`, a pension no longer served, a store or CAS failure, a time-out). The UMA
+//! read (`403`, a pension that is not served, a store or CAS failure, a time-out). The UMA
 //! challenge (`401` with a permission ticket) is the first half of the same view, not a view of
 //! its own: the request that follows with an RPT is counted. A request whose `assetGuid` names
 //! no pension of ours belongs to no holdername and is not counted. Every counted view has its

@@ -329,7 +329,7 @@ fn a_pension_another_member_holds_is_refused_unless_moved() {
     assert_eq!(owner(2).as_deref(), Some("A"));
     assert_eq!(owner(4), None);
 
-    // With the flag (a dry run first: nothing kept), the pension moves and A no longer lists it.
+    // With the flag (after a dry run that keeps nothing), the pension moves: A's record lacks it.
     let moving = Options {
         move_pensions: true,
         ..Options::default()
