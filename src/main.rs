@@ -56,7 +56,8 @@ enum Command {
         #[command(subcommand)]
         command: SimCommand,
     },
-    /// The operator console: create its first primary business contact.
+    /// The operator console: create its first primary business contact; recover a locked-out
+    /// organisation (unsuspend a user, reset a password or a second factor), audited.
     Console {
         #[command(subcommand)]
         command: ConsoleCommand,
@@ -91,6 +92,33 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Take an online copy of the embedded store while the endpoint serves.
+    Backup {
+        /// The file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+        /// The config naming the store.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
+    /// Restore the embedded store from a backup, checked first (integrity, schema version, the
+    /// data key on a sample of sealed values); the server must be stopped.
+    Restore {
+        /// The backup to restore.
+        #[arg(long)]
+        from: PathBuf,
+        /// Move a store already at `store.path` aside (with its -wal and -shm) instead of
+        /// refusing.
+        #[arg(long)]
+        replace: bool,
+        /// Check the backup only (on a copy of it beside `store.path`, removed after); put
+        /// nothing in place.
+        #[arg(long)]
+        check_only: bool,
+        /// The config naming the store and the data keys.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
     /// Print the view data signing key's public JWK set (for onboarding with PDP).
     Jwks {
         /// The config naming the signing key.
@@ -101,6 +129,9 @@ enum Command {
     Demo(pdp_sim::demo::DemoArgs),
     /// Load-test an endpoint as the PFS (open or closed loop); exits 1 on a missed limit.
     Load(Box<pdp_load::LoadArgs>),
+    /// PDP's system test scenarios against an endpoint whose CAS is the simulator, with the
+    /// evidence (HTML and JSON); exits 1 when any case fails.
+    Selftest(Box<pdp_sim::selftest::SelftestArgs>),
 }
 
 #[derive(Subcommand)]
@@ -351,6 +382,35 @@ enum ConsoleCommand {
         #[arg(long, default_value = "config/dev.toml")]
         config: PathBuf,
     },
+    /// Lift a user's suspension (audited).
+    Unsuspend {
+        /// The user's sign-in name.
+        username: String,
+        /// The config naming the store.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
+    /// Set a user's password (audited); read from the environment variable named by
+    /// --password-env (never an argument). The user's sessions end.
+    ResetPassword {
+        /// The user's sign-in name.
+        username: String,
+        /// The environment variable holding the password (at least 12 characters).
+        #[arg(long, default_value = "PDP_CONSOLE_PASSWORD")]
+        password_env: String,
+        /// The config naming the store.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
+    /// Remove a user's second factor and recovery codes (audited): they enrol again at their
+    /// next sign-in. Their sessions end.
+    ResetMfa {
+        /// The user's sign-in name.
+        username: String,
+        /// The config naming the store.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -528,6 +588,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sla { command } => sla(command),
         Command::Report { command } => report(command),
         Command::Audit { command } => audit(command),
+        Command::Backup { to, config } => backup(&to, &config),
+        Command::Restore {
+            from,
+            replace,
+            check_only,
+            config,
+        } => restore(&from, replace, check_only, &config),
         Command::Jwks { config } => {
             let config = load_config(&config)?;
             let signer = pdp_provider::view_data::token::Signer::from_config(&config)?;
@@ -537,6 +604,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Load(args) => Ok(ExitCode::from(runtime()?.block_on(pdp_load::run(*args))?)),
         Command::Demo(args) => Ok(ExitCode::from(
             runtime()?.block_on(pdp_sim::demo::run(args))?,
+        )),
+        Command::Selftest(args) => Ok(ExitCode::from(
+            runtime()?.block_on(pdp_sim::selftest::run(*args))?,
         )),
     }
 }
@@ -846,18 +916,50 @@ fn report(command: ReportCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `console create-pbc`: the first primary business contact.
+/// `console create-pbc|unsuspend|reset-password|reset-mfa`.
 fn console(command: ConsoleCommand) -> anyhow::Result<ExitCode> {
-    let ConsoleCommand::CreatePbc {
-        username,
-        name,
-        email,
-        password_env,
-        config,
-    } = command;
-    let config = load_config(&config)?;
-    let password = std::env::var(&password_env)
-        .map_err(|_| anyhow::anyhow!("{password_env} is not set: it holds the password"))?;
+    use pdp_provider::console::recovery;
+    let password = |env: &str| {
+        std::env::var(env).map_err(|_| anyhow::anyhow!("{env} is not set: it holds the password"))
+    };
+    let (username, name, email, password_env, config) = match command {
+        ConsoleCommand::CreatePbc {
+            username,
+            name,
+            email,
+            password_env,
+            config,
+        } => (username, name, email, password_env, config),
+        ConsoleCommand::Unsuspend { username, config } => {
+            let config = load_config(&config)?;
+            with_store(&config, |s| async move {
+                recovery::unsuspend(&s, &username).await
+            })?;
+            println!("unsuspended");
+            return Ok(ExitCode::SUCCESS);
+        }
+        ConsoleCommand::ResetPassword {
+            username,
+            password_env,
+            config,
+        } => {
+            let (config, password) = (load_config(&config)?, password(&password_env)?);
+            with_store(&config, |s| async move {
+                recovery::reset_password(&s, &username, password).await
+            })?;
+            println!("password set; the user's sessions have ended");
+            return Ok(ExitCode::SUCCESS);
+        }
+        ConsoleCommand::ResetMfa { username, config } => {
+            let config = load_config(&config)?;
+            with_store(&config, |s| async move {
+                recovery::reset_mfa(&s, &username).await
+            })?;
+            println!("second factor removed: the user enrols again at their next sign-in");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let (config, password) = (load_config(&config)?, password(&password_env)?);
     let id = with_store(&config, |s| async move {
         pdp_provider::console::create_first_pbc(&s, &username, &name, &email, password).await
     })?;
@@ -927,6 +1029,79 @@ fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
             println!("purged {n} audit records older than {days} days");
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `backup --to`: an online copy of the embedded store.
+fn backup(to: &std::path::Path, config: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let config = load_config(config)?;
+    if config.store.backend != pdp_provider::config::Backend::Sqlite {
+        anyhow::bail!(
+            "backup: store.backend is postgres; back it up with PostgreSQL's own tools \
+             (pg_basebackup, a synchronous standby: deploy/README.md)"
+        );
+    }
+    let pace = pdp_provider::store::backup::Pace::default();
+    let copied = runtime()?.block_on(pdp_provider::store::backup::backup(
+        &config.store.path,
+        to,
+        pace,
+    ))?;
+    println!(
+        "backup of {} written to {}: {} bytes in {:.1} s",
+        config.store.path.display(),
+        copied.path.display(),
+        copied.bytes,
+        copied.elapsed.as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `restore --from`: a checked backup put in place as the embedded store.
+fn restore(
+    from: &std::path::Path,
+    replace: bool,
+    check_only: bool,
+    config: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let config = load_config(config)?;
+    if config.store.backend != pdp_provider::config::Backend::Sqlite {
+        anyhow::bail!("restore: store.backend is postgres; restore it with PostgreSQL's own tools");
+    }
+    let key = pdp_provider::sealed::DataKey::load(&config.crypto)
+        .map_err(|e| format!("{} ({e})", data_key_source(&config.crypto)));
+    use pdp_provider::store::backup::RestoreMode;
+    let mode = match (check_only, replace) {
+        (true, _) => RestoreMode::CheckOnly,
+        (false, true) => RestoreMode::Replace,
+        (false, false) => RestoreMode::New,
+    };
+    let target = &config.store.path;
+    let out = runtime()?.block_on(pdp_provider::store::backup::restore(
+        from, target, key, mode,
+    ))?;
+    let c = &out.checked;
+    println!(
+        "{}: integrity ok; schema migration {} (this binary's {}); {} sealed values opened \
+         (data key ID {})",
+        from.display(),
+        c.schema,
+        c.known,
+        c.sampled,
+        c.key_ids.join(", ")
+    );
+    if check_only {
+        println!("checked only: nothing put in place");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in &out.moved_aside {
+        println!("moved aside: {}", p.display());
+    }
+    println!(
+        "restored to {} in {:.1} s; start the server on it",
+        target.display(),
+        out.elapsed.as_secs_f64()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

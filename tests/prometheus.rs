@@ -707,7 +707,10 @@ async fn promtool_accepts_the_scrape_and_every_dashboard_expression() {
     let env = Env::new();
     let members = env.with_members(50).await;
     let cas = cas_sim(&env).await;
-    let server = Server::start(env.config_with_cas(&cas)).await;
+    let mut config = env.config_with_cas(&cas);
+    // Backups on, so that their gauges (which the backup alert reads) are exported.
+    config.backup.directory = Some(env.dir.path().join("backups"));
+    let server = Server::start(config).await;
     harness::publish_jwks(&server, &cas).await;
     let url = server.url("/find-requests");
     let with_nino: Vec<_> = members.iter().filter(|m| m.nino.is_some()).collect();

@@ -202,6 +202,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         start_console(&config, console_tls, &store, &cas, &shutdown, &tracker).await?;
     ops.ready.store(true, Ordering::Relaxed);
     spawn_reporting(&config, &store, &cas, &shutdown);
+    crate::backup::spawn(&config, &shutdown);
     tokio::spawn(upkeep(&config, store.clone(), cas).run(shutdown.clone()));
     tracing::info!(%addr, %ops_addr, "pdp-provider endpoint listening");
     Ok(Running {
@@ -235,24 +236,46 @@ async fn open_indexed(
     let started = std::time::Instant::now();
     // The version first: a change made while the index loads is applied again afterwards.
     let data_version = store.data_version().await?;
-    let loaded = crate::matching::index::load_counted(&store).await?;
-    let index = loaded.index;
+    let unopened = |failed: u64, total: u64| StartError::Unreadable {
+        failed,
+        total,
+        key: key_name.clone(),
+    };
+    // Records the key does not open are found from their headers, before anything is written
+    // with it (the first start makes the index key, sealed with the data key).
+    let scanned = crate::matching::index::scan(&store).await?;
+    if scanned.unreadable > 0 {
+        let failed = scanned.unreadable;
+        let total = store.member_count().await?;
+        store.close().await;
+        return Err(unopened(failed, total));
+    }
+    let index_key = match store.index_key().await {
+        Ok(k) => k,
+        // Sealed with a key not configured: no member's look-up keys can be checked.
+        Err(StoreError::Seal(_)) => {
+            let total = store.member_count().await?;
+            store.close().await;
+            return Err(unopened(total, total));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let loaded = scanned.finish(&store, &index_key).await?;
     if loaded.unreadable > 0 {
         let failed = loaded.unreadable;
         store.close().await;
-        return Err(StartError::Unreadable {
-            failed,
-            total: failed + index.len() as u64,
-            key: key_name,
-        });
+        return Err(unopened(failed, failed + loaded.index.len() as u64));
     }
+    let index = loaded.index;
     tracing::info!(
         members = index.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         requeued,
         "member index built"
     );
-    let matcher = Arc::new(Matcher::new(index, &config.matching).naming_key(key_name));
+    let matcher = Arc::new(
+        Matcher::new(index, index_key, store.clone(), &config.matching).naming_key(key_name),
+    );
     crate::matching::live::load_schemes(&store, &matcher).await?;
     crate::metrics::member_index(matcher.index.len(), data_version);
     Ok((store, matcher, data_version))

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod backup;
 pub mod rules;
 
 /// Overrides `server.listen`.
@@ -87,6 +88,8 @@ pub struct Config {
     pub reporting: ReportingConfig,
     /// The operator console: its own TLS listener, sessions, role limits.
     pub console: ConsoleConfig,
+    /// Backups the server takes of its embedded store.
+    pub backup: backup::BackupConfig,
 }
 
 /// PDP reporting: when the previous day is submitted, how a submission is retried.
@@ -776,6 +779,7 @@ impl Config {
         self.validate_rest()?;
         self.limits.validate()?;
         self.access.validate()?;
+        self.backup.validate(self.store.backend)?;
         Ok(self)
     }
 

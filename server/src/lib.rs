@@ -55,6 +55,7 @@
 //!   submissions (claimed in the store before sending), Regulation 28(3) possible matches.
 //! - [`upkeep`]: heartbeat (availability), certificate expiry, the daily jobs (once across
 //!   instances).
+//! - [`backup`]: the server's own backups of its embedded store, on a schedule.
 //! - [`keys`]: data keys: a new one, and rotation (re-sealing what is stored under the new key);
 //!   the development keys and certificates (`certs init`).
 //! - [`reload`]: keys and certificates replaced without a restart (`SIGHUP`, or a file change).
@@ -68,6 +69,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod backup;
 pub mod cas;
 pub mod coco;
 pub mod config;

@@ -130,6 +130,14 @@ pub const REPORT_LAST_SUBMITTED_DAY_SECONDS: &str = "pdp_report_last_submitted_d
 /// copy without `-p` restarts it). Rotation is the documented publish, wait, switch, retire.
 pub const SIGNING_KEY_EXPIRY_SECONDS: &str = "pdp_signing_key_expiry_seconds";
 
+/// When the newest good backup of the embedded store was taken (seconds since the Unix epoch;
+/// 0 while there is none). Exported while the server takes backups (`[backup]`).
+pub const BACKUP_LAST_SUCCESS_SECONDS: &str = "pdp_backup_last_success_timestamp_seconds";
+/// `backup.interval_s`: the alert on the newest backup's age is a multiple of it.
+pub const BACKUP_INTERVAL_SECONDS: &str = "pdp_backup_interval_seconds";
+/// Backups the server took, by `outcome` (`ok`, `failed`).
+pub const BACKUPS_TOTAL: &str = "pdp_backups_total";
+
 /// Why a find request failed, the `reason` label of [`FINDS_FAILED_TOTAL`]: the class of the
 /// reason stored with the find (which keeps the step and the CAS status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, VariantArray)]
@@ -407,6 +415,9 @@ const DESCRIPTIONS: &[(&str, Kind, Option<Unit>, &str)] = &[
     (FIND_OLDEST_OPEN_SECONDS, Kind::Gauge, Some(Unit::Seconds), "Age since its ACK of the oldest find queued or being worked (0: none); CoCo2.1.2 allows 60 s"),
     (STORE_UP, Kind::Gauge, None, "1 while the store answers, 0 while it does not (the readiness's store check)"),
     (REPORT_LAST_SUBMITTED_DAY_SECONDS, Kind::Gauge, Some(Unit::Seconds), "Start of the newest reporting day whose submissions are all answered, in seconds since the Unix epoch"),
+    (BACKUP_LAST_SUCCESS_SECONDS, Kind::Gauge, Some(Unit::Seconds), "When the newest good backup of the embedded store was taken, in seconds since the Unix epoch (0: none)"),
+    (BACKUP_INTERVAL_SECONDS, Kind::Gauge, Some(Unit::Seconds), "backup.interval_s: seconds between the server's backups of its embedded store"),
+    (BACKUPS_TOTAL, Kind::Counter, Some(Unit::Count), "Backups of the embedded store the server took, by outcome (ok, failed)"),
     (SIGNING_KEY_EXPIRY_SECONDS, Kind::Gauge, Some(Unit::Seconds), "Seconds until the view signing key's one-year cryptoperiod ends, counted from its file's modification time"),
 ];
 
@@ -652,4 +663,23 @@ pub fn report_last_submitted_day(day: chrono::NaiveDate) {
 /// Seconds until the view signing key is due for replacement (negative once overdue).
 pub fn signing_key_expiry(seconds: f64) {
     gauge!(SIGNING_KEY_EXPIRY_SECONDS).set(seconds);
+}
+
+/// Backups on: their interval, and each outcome counted from 0.
+pub fn backups_on(interval: Duration) {
+    gauge!(BACKUP_INTERVAL_SECONDS).set(interval.as_secs_f64());
+    for outcome in ["ok", "failed"] {
+        counter!(BACKUPS_TOTAL, "outcome" => outcome).increment(0);
+    }
+}
+
+/// When the newest good backup was taken (seconds since the Unix epoch; 0: none).
+pub fn backup_last_success(at_s: f64) {
+    gauge!(BACKUP_LAST_SUCCESS_SECONDS).set(at_s);
+}
+
+/// Counts a backup the server took.
+pub fn backup_taken(ok: bool) {
+    let outcome = if ok { "ok" } else { "failed" };
+    counter!(BACKUPS_TOTAL, "outcome" => outcome).increment(1);
 }

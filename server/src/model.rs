@@ -343,8 +343,36 @@ pub struct NewMember {
     pub holdername: Uuid,
     /// What matching needs of the member, as JSON (sealed at rest).
     pub match_record: Vec<u8>,
+    /// The member's look-up keys in the match index (keyed hashes of the match record's keys).
+    pub match_keys: MatchKeys,
     /// The member's pensions.
     pub pensions: Vec<NewPension>,
+}
+
+/// A member's look-up keys in the match index: each the keyed hash of one key (the NINO's
+/// first 8 characters, or a name with the date of birth) under the index key
+/// ([`crate::sealed::IndexKey`]); never a value. Stored as 8 little-endian bytes each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MatchKeys(pub Vec<u64>);
+
+impl MatchKeys {
+    /// As stored.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.0.iter().flat_map(|k| k.to_le_bytes()).collect()
+    }
+
+    /// From what was stored; `None` when it is not a whole number of keys.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if !bytes.len().is_multiple_of(8) {
+            return None;
+        }
+        Some(Self(
+            bytes
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("chunks of 8")))
+                .collect(),
+        ))
+    }
 }
 
 /// A change to one member, from an import.
@@ -419,6 +447,8 @@ impl AppliedChange {
 pub enum DataChange {
     /// A member was added, changed or removed.
     Member(String),
+    /// A member was removed: its slot in the match index is free (never given again).
+    SlotFreed(i64),
     /// A scheme's state changed.
     Scheme(Uuid),
 }

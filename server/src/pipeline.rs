@@ -30,7 +30,7 @@ use crate::cas::client::CasClient;
 use crate::cas::retry::{with_retries, Backoff};
 use crate::cas::{CasError, Pat};
 use crate::config::WorkersConfig;
-use crate::matching::index::Matcher;
+use crate::matching::index::{MatchError, Matcher};
 use crate::matching::{pei, pei_asset_guid};
 use crate::store::{Claimed, FindOutcome, MatchStatus, NewPei, PeiMatch, Store, StoreError};
 
@@ -40,6 +40,10 @@ enum WorkError {
     /// The store failed; the find stays claimed and is worked again when its lease runs out.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The find could not be matched (the store did not answer, or a candidate's record does
+    /// not open); as for the store, it is worked again when its lease runs out.
+    #[error("matching: {0}")]
+    Match(#[from] MatchError),
     /// The find cannot finish; it is marked failed with this reason.
     #[error("failed: {0}")]
     Failed(String),
@@ -147,8 +151,8 @@ impl Pipeline {
         let (end, holdernames) = match result {
             Ok((outcome, holdernames)) => (Ok(outcome), holdernames),
             Err(WorkError::Failed(reason)) => (Err(reason), Vec::new()),
-            Err(WorkError::Store(e)) => {
-                tracing::error!(request_id = %request_id, error = %e, "store error; will retry after the lease");
+            Err(e @ (WorkError::Store(_) | WorkError::Match(_))) => {
+                tracing::error!(request_id = %request_id, error = %e, "not worked; will retry after the lease");
                 return;
             }
         };
@@ -244,18 +248,20 @@ impl Pipeline {
         let find = crate::wire::find::parse(body)
             .map_err(|_| WorkError::Failed("find_data_invalid".into()))?;
 
-        // Matched at the ACK; matched again here (deterministic, microseconds) rather than
-        // stored, so a find resumed after a crash or member changes decides the same way.
-        let matches = self.matcher.find_matches(&find.find_data);
+        // Matched at the ACK; matched again here rather than stored, so a find resumed after a
+        // crash or member changes decides on the members as they are now.
+        let matches = self.matcher.find_matches(&find.find_data).await?;
         if matches.is_empty() {
             return Ok((FindOutcome::NoMatch, Vec::new()));
         }
         // Possible-match PeIs derive from the user's `sub`; without it a repeat find could not
-        // give the same PeI (wire contract §2), so the find cannot be registered correctly.
-        let sub = find
-            .uat
-            .subject()
-            .ok_or_else(|| WorkError::Failed("uat_no_sub".into()))?;
+        // give the same PeI (wire contract §2), so such a find cannot be registered correctly.
+        // A definite match's PeI is the pension's own GUID: its UAT needs no `sub`.
+        let sub = match find.uat.subject() {
+            Some(sub) => sub,
+            None if matches.iter().all(|m| m.status == MatchStatus::Yes) => String::new(),
+            None => return Err(WorkError::Failed("uat_no_sub".into())),
+        };
         let peis = new_peis(matches, &sub);
         let mut holdernames: Vec<Uuid> = peis.iter().map(|p| p.matched.holdername).collect();
         holdernames.sort_unstable();
@@ -333,9 +339,27 @@ impl Pipeline {
                 Err(e) => failure = Some(e),
             }
         }
+        self.keep_entered(id, registered, &find.find_data).await;
         match failure {
             Some(e) => Err(e),
             None => Ok((outcome, holdernames)),
+        }
+    }
+
+    /// Keeps what the searcher entered, sealed, for the review of each possible match among the
+    /// PeIs `registered` (the store keeps none for a definite match, and deletes it once the
+    /// match is resolved or times out: `store::review`). A failure is logged; the registrations
+    /// stand.
+    async fn keep_entered(
+        &self,
+        id: &str,
+        registered: &[(String, String)],
+        entered: &crate::wire::find::FindData,
+    ) {
+        let peis = registered.iter().map(|(pei, _)| pei.clone()).collect();
+        let entered = serde_json::to_vec(entered).unwrap_or_default();
+        if let Err(e) = self.store.keep_searcher_data(id, peis, &entered).await {
+            tracing::warn!(request_id = %id, error = %e, "searcher's data not kept for review");
         }
     }
 }

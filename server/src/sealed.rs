@@ -25,6 +25,15 @@ const HEADER_LEN: usize = 1 + 4;
 /// Which key sealed a record: the first 4 bytes of the key's SHA-256.
 pub type KeyId = [u8; 4];
 
+/// The ID of the key that sealed `sealed`, as the record carries it; `None` for a record of the
+/// first format (no key ID) or one too short to be sealed.
+pub fn sealed_by(sealed: &[u8]) -> Option<KeyId> {
+    if sealed.len() < HEADER_LEN + NONCE_LEN + TAG_LEN || sealed[0] != VERSION {
+        return None;
+    }
+    Some([sealed[1], sealed[2], sealed[3], sealed[4]])
+}
+
 /// Why a key could not be loaded or a blob opened.
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
@@ -37,6 +46,9 @@ pub enum SealError {
     /// Wrong key, wrong row, or tampered data.
     #[error("sealed data failed authentication")]
     Open,
+    /// It opened, but what it holds is packed in a form this version does not read.
+    #[error("sealed data opened but does not unpack")]
+    Unpack,
 }
 
 /// The data keys: the active one seals, every one opens. Cheap to clone.
@@ -184,9 +196,101 @@ impl DataKey {
     }
 }
 
+/// What a record's header says about whether these keys open it, read without opening it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Header {
+    /// It names a configured key.
+    Known,
+    /// It names a key that is not configured: it does not open.
+    Unknown,
+    /// The first format (no key ID): only opening it tells.
+    Unnamed,
+}
+
+impl DataKey {
+    /// Whether these keys open a record, from its first bytes alone (at least 5; see the module
+    /// doc's format): a scan of millions of rows reads this rather than opening each.
+    pub fn header(&self, first: &[u8]) -> Header {
+        if first.len() < HEADER_LEN || first[0] != VERSION {
+            return Header::Unnamed;
+        }
+        match self.cipher(&first[1..HEADER_LEN]) {
+            Some(_) => Header::Known,
+            None => Header::Unknown,
+        }
+    }
+}
+
+/// The secret the match index's look-up keys are hashed with: HMAC-SHA256, truncated to 64
+/// bits. It is random, and stored sealed with the data key, so that the hashes in the store
+/// (a member's name and date of birth, NINO) tell nothing without the data key, and rotating
+/// the data key re-seals it without re-hashing a member.
+#[derive(Clone)]
+pub struct IndexKey(hmac::Hmac<sha2::Sha256>);
+
+impl std::fmt::Debug for IndexKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IndexKey([secret key elided])")
+    }
+}
+
+// === impl IndexKey ===
+
+impl IndexKey {
+    /// Bytes of a key.
+    pub const LEN: usize = 32;
+
+    /// A fresh random key, as bytes to seal and store.
+    pub fn generate() -> zeroize::Zeroizing<Vec<u8>> {
+        zeroize::Zeroizing::new(Aes256Gcm::generate_key(OsRng).to_vec())
+    }
+
+    /// The key from its stored bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SealError> {
+        if bytes.len() != Self::LEN {
+            return Err(SealError::BadKey);
+        }
+        <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(bytes)
+            .map(Self)
+            .map_err(|_| SealError::BadKey)
+    }
+
+    /// The keyed hash of `parts` (each length-prefixed, so no two lists hash alike).
+    pub fn hash(&self, parts: &[&[u8]]) -> u64 {
+        use hmac::Mac;
+        let mut mac = self.0.clone();
+        for p in parts {
+            mac.update(&(p.len() as u32).to_be_bytes());
+            mac.update(p);
+        }
+        let out = mac.finalize().into_bytes();
+        u64::from_le_bytes(out[..8].try_into().expect("SHA-256 has 32 bytes"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_tell_which_key_without_opening() {
+        let key = DataKey::from_hex(&DataKey::generate_hex()).unwrap();
+        let other = DataKey::from_hex(&DataKey::generate_hex()).unwrap();
+        let sealed = key.seal(b"row-1", b"x");
+        assert_eq!(key.header(&sealed[..5]), Header::Known);
+        assert_eq!(other.header(&sealed[..5]), Header::Unknown);
+        assert_eq!(key.header(&[0; 5]), Header::Unnamed);
+    }
+
+    #[test]
+    fn index_hashes_are_keyed_and_framed() {
+        let a = IndexKey::from_bytes(&IndexKey::generate()).unwrap();
+        let b = IndexKey::from_bytes(&IndexKey::generate()).unwrap();
+        assert_eq!(a.hash(&[b"ab", b"c"]), a.hash(&[b"ab", b"c"]));
+        assert_ne!(a.hash(&[b"ab", b"c"]), a.hash(&[b"a", b"bc"]));
+        assert_ne!(a.hash(&[b"ab"]), b.hash(&[b"ab"]));
+        assert!(IndexKey::from_bytes(&[0; 31]).is_err());
+    }
 
     #[test]
     fn round_trip_and_binding() {

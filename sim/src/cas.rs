@@ -11,11 +11,19 @@
 //! (six endpoints) and the stub's `POST /configuration` are in [`super::report`]. Tickets and
 //! RPTs are opaque: standard base64 of a JSON wrapper around a JWT, as the stub makes them.
 //!
+//! Before that logic, each endpoint answers the stub's magic values as the stub does
+//! ([`crate::magic`]): the UAT at `/token` (its users' fixed PATs, scripted `400`s, `401`,
+//! `429` with `Retry-After`, `5xx`), the bearer PAT at `/rreguri` and `/perm`, the RPT at
+//! `/introspect` (scripted statuses, then the seeded RPTs' inactive or flawed bodies). A UAT
+//! whose `pdp_stub_uat` claim names one of the stub's UATs is swapped as that UAT.
+//!
 //! A control listener (plain HTTP, loopback) shows what it received and injects faults:
 //! `GET /__sim/registrations` (every resource; with `?since=N`, only the registrations made
 //! after the first N, in order, and the cursor to ask from next:
 //! `{"registrations": [{"name", "inbound_request_id"}], "next"}`, for pollers),
-//! `GET /__sim/calls`, `POST /__sim/faults` with
+//! `GET /__sim/calls` (each call's endpoint, X-Request-ID, status, time received, whose it was
+//! by the stub's constant names or `sub`, never a token, and `Retry-After`), `POST
+//! /__sim/faults` with
 //! `{"latency_ms", "error_rate", "error_status", "outage_ms", "endpoints"}`,
 //! `DELETE /__sim/faults`, `GET /__sim/reports` (the reporting submissions received),
 //! `POST /configuration` (as on the mTLS listener), and `POST /__sim/jwks` with a provider's JWK
@@ -69,7 +77,7 @@ struct ActiveFaults {
 }
 
 /// A call the simulator received.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Call {
     /// e.g. `POST /rreguri`.
     pub endpoint: String,
@@ -77,10 +85,22 @@ pub struct Call {
     pub x_request_id: Option<String>,
     /// What it answered.
     pub status: u16,
+    /// When it was received (RFC 3339, microseconds, UTC).
+    pub at: String,
+    /// Whose call it was, never a token: the stub's constant names of the tokens it carried (a
+    /// magic UAT, PAT or RPT, [`crate::magic`]), else `sub <user>` of its UAT or PAT.
+    pub credential: Option<String>,
+    /// The `Retry-After` it answered with, in seconds.
+    pub retry_after: Option<u64>,
 }
 
+/// Whose call a handler served (see [`Call::credential`]), carried out in the answer's
+/// extensions.
+#[derive(Debug, Clone)]
+struct Credential(String);
+
 /// A registered resource.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Resource {
     /// The CAS's resource id.
     pub resource_id: String,
@@ -169,6 +189,33 @@ fn text(status: StatusCode, t: &str) -> Response<Body> {
     respond(status, "text/plain", t.to_owned())
 }
 
+/// The stub's answer to a magic value: no body (and no `Content-Type`) but for the OAuth
+/// errors; `429` with a random `Retry-After` of 2 to 10 seconds.
+fn scripted(s: crate::magic::Scripted) -> Response<Body> {
+    use crate::magic::Scripted;
+    let bare = |status: u16| {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        r
+    };
+    match s {
+        Scripted::Empty(status) => bare(status),
+        Scripted::OAuthError(code) => json_resp(StatusCode::BAD_REQUEST, json!({ "error": code })),
+        Scripted::TooManyRequests => {
+            let mut r = bare(429);
+            let wait: u32 = rand::thread_rng().gen_range(2..=10);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, http::HeaderValue::from(wait));
+            r
+        }
+    }
+}
+
+/// The magic answer to `token` from `check`, if it is one.
+fn magic(check: fn(&str) -> Option<crate::magic::Scripted>, token: &str) -> Option<Response<Body>> {
+    check(token).map(scripted)
+}
+
 fn b64url(v: &serde_json::Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
 }
@@ -253,15 +300,56 @@ impl CasState {
         self.expired_pats.insert(pat.to_owned(), ());
     }
 
-    fn record(&self, endpoint: &str, x_request_id: Option<&str>, status: StatusCode) {
+    fn record(
+        &self,
+        endpoint: &str,
+        x_request_id: Option<&str>,
+        at: String,
+        resp: &Response<Body>,
+    ) {
+        let retry_after = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let credential = resp.extensions().get::<Credential>().map(|c| c.0.clone());
         self.calls
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Call {
                 endpoint: endpoint.to_owned(),
                 x_request_id: x_request_id.map(str::to_owned),
-                status: status.as_u16(),
+                status: resp.status().as_u16(),
+                at,
+                credential,
+                retry_after,
             });
+    }
+
+    /// Whose token this is, for the call log: its magic name, else `sub <user>` (a PAT this
+    /// simulator issued, or a JWT's `sub` claim).
+    fn label(&self, token: &str) -> Option<String> {
+        if let Some(name) = crate::magic::name_of(token) {
+            return Some(name);
+        }
+        if let Some(sub) = self.pats.get(token) {
+            return Some(format!("sub {}", sub.value()));
+        }
+        pdp_provider::wire::jwt::unverified_claims(token)
+            .and_then(|c| c.get("sub").and_then(|s| s.as_str()).map(str::to_owned))
+            .map(|sub| format!("sub {sub}"))
+    }
+
+    /// The resource the PAT registered last (the stub's `findFirstByPatOrderByCreatedAtDesc`).
+    fn last_registered_by(&self, pat: &str) -> Option<String> {
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        log.iter().rev().find_map(|r| {
+            let id = self.by_name.get(&r.name)?.value().clone();
+            self.resources
+                .get(&id)
+                .filter(|res| res.pat == pat)
+                .map(|_| id)
+        })
     }
 
     /// The fault to apply to `endpoint`, if any: (latency, forced status).
@@ -334,8 +422,13 @@ async fn handle(req: Request<Incoming>, state: Arc<CasState>) -> Response<Body> 
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let resp = handle_inner(req, &state, &endpoint, x_request_id.as_deref()).await;
-    state.record(&endpoint, x_request_id.as_deref(), resp.status());
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let bearer_label = bearer(&req).and_then(|t| state.label(&t));
+    let mut resp = handle_inner(req, &state, &endpoint, x_request_id.as_deref()).await;
+    if let (None, Some(l)) = (resp.extensions().get::<Credential>(), bearer_label) {
+        resp.extensions_mut().insert(Credential(l));
+    }
+    state.record(&endpoint, x_request_id.as_deref(), at, &resp);
     resp
 }
 
@@ -584,6 +677,9 @@ async fn perm(req: Request<Incoming>, state: &CasState) -> Response<Body> {
     let Some(pat) = bearer(&req) else {
         return text(StatusCode::BAD_REQUEST, "Bearer token required");
     };
+    if let Some(r) = magic(crate::magic::on_perm, &pat) {
+        return r;
+    }
     if let Err(r) = state.pat_owner(&pat) {
         return *r;
     }
@@ -625,16 +721,49 @@ async fn introspect(req: Request<Incoming>, state: &CasState) -> Response<Body> 
     let Some(pat) = bearer(&req) else {
         return text(StatusCode::BAD_REQUEST, "Bearer token required");
     };
-    if let Err(r) = state.pat_owner(&pat) {
-        return *r;
-    }
     let body = body_bytes(req).await.unwrap_or_default();
     let token = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body)
         .ok()
         .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "token").map(|p| p.1));
+    let rpt_name = token.as_deref().and_then(crate::magic::name_of);
+    let mut resp = introspect_token(state, &pat, token);
+    if let Some(name) = rpt_name {
+        let who = state.label(&pat).unwrap_or_else(|| "unknown PAT".into());
+        resp.extensions_mut()
+            .insert(Credential(format!("{who}, RPT {name}")));
+    }
+    resp
+}
+
+/// Introspection once the bearer PAT is read: the stub's magic RPTs first, then its PAT check,
+/// then its seeded RPTs, then the RPTs this simulator issued.
+fn introspect_token(state: &CasState, pat: &str, token: Option<String>) -> Response<Body> {
+    if let Some(r) = token
+        .as_deref()
+        .and_then(|t| magic(crate::magic::on_introspect, t))
+    {
+        return r;
+    }
+    if let Err(r) = state.pat_owner(pat) {
+        return *r;
+    }
     let Some(token) = token else {
         return text(StatusCode::BAD_REQUEST, "token required");
     };
+    if let Some(seeded) = crate::magic::seeded_rpt(&token) {
+        if seeded.owner_pat != pat {
+            return json_resp(
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "The resource is not associated with the PAT"}),
+            );
+        }
+        let last = state.last_registered_by(pat);
+        let now = chrono::Utc::now().timestamp();
+        return json_resp(
+            StatusCode::OK,
+            crate::magic::seeded_introspection(seeded, last.as_deref(), now),
+        );
+    }
     if unwrap_token(&token).is_none() {
         return text(
             StatusCode::BAD_REQUEST,
@@ -668,9 +797,32 @@ async fn token(req: Request<Incoming>, state: &CasState) -> Response<Body> {
     let Some(body) = body_bytes(req).await else {
         return json_resp(StatusCode::BAD_REQUEST, json!({"error": "invalid_request"}));
     };
-    let Ok(form) = serde_urlencoded::from_bytes::<TokenForm>(&body) else {
+    let Ok(mut form) = serde_urlencoded::from_bytes::<TokenForm>(&body) else {
         return json_resp(StatusCode::BAD_REQUEST, json!({"error": "invalid_request"}));
     };
+    // A UAT standing for one of the stub's is swapped as that one.
+    if let Some(stub) = form
+        .assertion
+        .as_deref()
+        .and_then(crate::magic::aliased_uat)
+    {
+        form.assertion = Some(stub.to_owned());
+    }
+    // The stub reads the assertion's magic values before the grant type.
+    if let Some(assertion) = form.assertion.as_deref() {
+        let label = state.label(assertion);
+        let answer = magic(crate::magic::on_token, assertion);
+        let mut r = answer.unwrap_or_else(|| token_grant(form, state));
+        if let Some(l) = label {
+            r.extensions_mut().insert(Credential(l));
+        }
+        return r;
+    }
+    token_grant(form, state)
+}
+
+/// `POST /token` past the magic assertions: the grant.
+fn token_grant(form: TokenForm, state: &CasState) -> Response<Body> {
     match form.grant_type.as_deref() {
         Some("urn:ietf:params:oauth:grant-type:jwt-bearer") => {}
         Some("urn:ietf:params:oauth:grant-type:uma-ticket") => return uma_ticket(form, state),
@@ -688,6 +840,15 @@ async fn token(req: Request<Incoming>, state: &CasState) -> Response<Body> {
     let Some(assertion) = form.assertion.filter(|a| !a.is_empty()) else {
         return json_resp(StatusCode::BAD_REQUEST, json!({"error": "invalid_request"}));
     };
+    // The stub's users: a fixed UAT for a fixed PAT.
+    if let Some(user) = crate::magic::user_by_uat(&assertion) {
+        state.pats.insert(user.pat.to_owned(), user.name.to_owned());
+        return json_resp(
+            StatusCode::OK,
+            json!({"access_token": user.pat, "token_type": "pension_dashboard_pat",
+                   "id_token": null, "upgraded": null, "pct": null}),
+        );
+    }
     let Some(claims) = pdp_provider::wire::jwt::unverified_claims(&assertion) else {
         return json_resp(StatusCode::BAD_REQUEST, json!({"error": "invalid_grant"}));
     };
@@ -749,6 +910,9 @@ async fn register(req: Request<Incoming>, state: &CasState, xid: &str) -> Respon
     let Some(pat) = bearer(&req) else {
         return text(StatusCode::BAD_REQUEST, "Bearer token required");
     };
+    if let Some(r) = magic(crate::magic::on_register, &pat) {
+        return r;
+    }
     if let Err(r) = state.pat_owner(&pat) {
         return *r;
     }
@@ -830,14 +994,22 @@ async fn register(req: Request<Incoming>, state: &CasState, xid: &str) -> Respon
     r
 }
 
-/// Checks the PAT owns resource `id`.
-fn owned(req: &Request<Incoming>, state: &CasState, id: &str) -> Result<(), Box<Response<Body>>> {
+/// Checks the PAT owns resource `id`, after the stub's magic PATs (`check`).
+fn owned(
+    req: &Request<Incoming>,
+    state: &CasState,
+    id: &str,
+    check: fn(&str) -> Option<crate::magic::Scripted>,
+) -> Result<(), Box<Response<Body>>> {
     let Some(pat) = bearer(req) else {
         return Err(Box::new(text(
             StatusCode::BAD_REQUEST,
             "Bearer token required",
         )));
     };
+    if let Some(r) = magic(check, &pat) {
+        return Err(Box::new(r));
+    }
     state.pat_owner(&pat)?;
     match state.resources.get(id) {
         None => Err(Box::new(text(StatusCode::NOT_FOUND, "Resource not found"))),
@@ -853,7 +1025,7 @@ fn owned(req: &Request<Incoming>, state: &CasState, id: &str) -> Result<(), Box<
 }
 
 async fn update(req: Request<Incoming>, state: &CasState, id: &str) -> Response<Body> {
-    if let Err(r) = owned(&req, state, id) {
+    if let Err(r) = owned(&req, state, id, crate::magic::on_update) {
         return *r;
     }
     let body = body_bytes(req).await.unwrap_or_default();
@@ -874,7 +1046,7 @@ async fn update(req: Request<Incoming>, state: &CasState, id: &str) -> Response<
 }
 
 fn delete(req: Request<Incoming>, state: &CasState, id: &str) -> Response<Body> {
-    if let Err(r) = owned(&req, state, id) {
+    if let Err(r) = owned(&req, state, id, crate::magic::on_delete) {
         return *r;
     }
     let reason = req

@@ -1,9 +1,12 @@
 //! `pdp-provider demo`: the endpoint on the embedded default, with a simulated ecosystem.
 //!
-//! It writes the dev PKI if there is none, generates and imports members, starts the CAS
-//! simulator and the endpoint, sends find requests as the PFS would (a mix that matches,
-//! possibly matches and does not match), waits for them to be registered, prints a summary,
-//! and keeps serving until Ctrl-C (or exits with `--exit`).
+//! It writes the dev PKI if there is none, writes the config it runs to `--dir` (`demo.toml`:
+//! `--config` with the demo's store, the dev PKI and the operator console on), generates and
+//! imports members, starts the CAS simulator and the endpoint with its console, sends find
+//! requests as the PFS would (a mix that matches, possibly matches and does not match), waits
+//! for them to be registered, prints a summary, the console's address and the command that
+//! creates its first user (against `demo.toml`, so the demo's store), and keeps serving until
+//! Ctrl-C (or exits with `--exit`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -66,6 +69,14 @@ pub enum DemoError {
     /// Files.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The config written for the demo.
+    #[error("{path}: {reason}")]
+    DemoConfig {
+        /// The config read.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Data key.
     #[error(transparent)]
     Key(#[from] pdp_provider::sealed::SealError),
@@ -80,6 +91,7 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
     let store = import_members(&args, &config).await?;
     let cas = start_cas(&mut config, &args.certs).await?;
     let (running, pfs) = start_endpoint(config, &args.certs, &cas).await?;
+    let console_addr = running.console_addr;
     let mut sent = send_finds(&pfs, args.finds, args.members).await;
     wait_for_ends(&store, &sent.finds).await;
     let as_expected = print_outcomes(&store, &sent.finds).await?;
@@ -89,6 +101,7 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
     } else {
         1
     };
+    print_console(console_addr, &args.dir);
     if !args.exit {
         println!();
         println!(
@@ -106,25 +119,82 @@ pub async fn run(args: DemoArgs) -> Result<u8, DemoError> {
     Ok(code)
 }
 
-/// The endpoint config from `--config`, with the dev PKI in `--certs` (written if missing) for
-/// every party and the store in `--dir`.
+/// The name of the config the demo writes to `--dir` and runs.
+pub const DEMO_CONFIG: &str = "demo.toml";
+
+/// The endpoint config the demo runs: `--config`, with the dev PKI in `--certs` (written if
+/// missing) for every party, the store in `--dir` and the operator console on; written to
+/// `--dir`/[`DEMO_CONFIG`] first, so that the commands an operator runs against the demo
+/// (`console create-pbc --config data/demo/demo.toml`) open the demo's store.
 fn demo_config(args: &DemoArgs) -> Result<Config, DemoError> {
     if !args.certs.join(files::CA).exists() {
         pdp_provider::keys::init_dev(&args.certs)?;
         println!("wrote a development PKI to {}", args.certs.display());
     }
     std::fs::create_dir_all(&args.dir)?;
-    let mut config = Config::load(&args.config)?;
-    config.store.path = args.dir.join("pdp.sqlite");
+    let bad = |reason: String| DemoError::DemoConfig {
+        path: args.config.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(&args.config)?;
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    let path = |p: PathBuf| toml::Value::String(p.display().to_string());
+    let (certs, dir) = (&args.certs, &args.dir);
+    let tls = sim_tls(certs);
     // Every party uses the dev PKI in `--certs`.
-    config.tls = sim_tls(&args.certs);
-    config.crypto.data_key_file = Some(args.certs.join(files::DATA_KEY));
-    config.crypto.data_key_env = None;
-    config.cas.client_cert = args.certs.join(files::PROVIDER);
-    config.cas.client_key = args.certs.join(files::PROVIDER_KEY);
-    config.cas.ca = args.certs.join(files::CA);
-    config.view.signing_key = args.certs.join(files::VIEW_SIGNING_KEY);
-    Ok(config)
+    for (section, key, value) in [
+        ("store", "path", path(dir.join("pdp.sqlite"))),
+        ("tls", "cert", path(tls.cert)),
+        ("tls", "key", path(tls.key)),
+        ("tls", "client_ca", path(tls.client_ca)),
+        ("crypto", "data_key_file", path(certs.join(files::DATA_KEY))),
+        ("cas", "client_cert", path(certs.join(files::PROVIDER))),
+        ("cas", "client_key", path(certs.join(files::PROVIDER_KEY))),
+        ("cas", "ca", path(certs.join(files::CA))),
+        (
+            "view",
+            "signing_key",
+            path(certs.join(files::VIEW_SIGNING_KEY)),
+        ),
+        ("console", "enabled", toml::Value::Boolean(true)),
+    ] {
+        let t = table
+            .entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let t = t
+            .as_table_mut()
+            .ok_or_else(|| bad(format!("[{section}] is not a table")))?;
+        t.insert(key.to_owned(), value);
+    }
+    if let Some(crypto) = table.get_mut("crypto").and_then(|c| c.as_table_mut()) {
+        crypto.remove("data_key_env");
+    }
+    let written = dir.join(DEMO_CONFIG);
+    let body = toml::to_string(&table).map_err(|e| bad(e.to_string()))?;
+    std::fs::write(
+        &written,
+        format!(
+            "# Written by `pdp-provider demo` from {}: the config the demo runs.\n{body}",
+            args.config.display()
+        ),
+    )?;
+    Ok(Config::load(&written)?)
+}
+
+/// Prints the console's address and how to create its first user.
+fn print_console(addr: Option<std::net::SocketAddr>, dir: &Path) {
+    let Some(addr) = addr else {
+        return;
+    };
+    println!();
+    println!("operator console on https://{addr} (the dev CA in --certs signs its certificate)");
+    println!("create its first user (a primary business contact), then sign in and enrol an");
+    println!("authenticator app from the QR code shown:");
+    println!(
+        "  PDP_CONSOLE_PASSWORD='a long passphrase' pdp-provider console create-pbc \\\n    \
+         --config {} --username pbc --name 'Pat Business' --email pbc@example.invalid",
+        dir.join(DEMO_CONFIG).display()
+    );
 }
 
 /// Opens the demo's own handle on the store (member import now, find states later), with the

@@ -8,6 +8,8 @@
 //! - [`pfs`]: a pension finder service that sends find requests derived from member records.
 //! - [`report`]: PDP's reporting API inside the CAS simulator, validating as MaPS' stub does,
 //!   with its scripted faults (`POST /configuration`).
+//! - [`magic`]: MaPS' stub's magic values (UATs, PATs, RPTs that script the CAS's answers).
+//! - [`selftest`]: PDP's system test scenarios played against an endpoint, with the evidence.
 //! - [`demo`]: the endpoint with all three around it, and a summary of what happened.
 //! - [`tls`]: the dev certificates every simulator serves.
 
@@ -17,6 +19,8 @@
 pub mod cas;
 pub mod dashboard;
 pub mod demo;
+pub mod magic;
 pub mod pfs;
 pub mod report;
+pub mod selftest;
 pub mod tls;

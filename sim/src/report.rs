@@ -34,7 +34,7 @@ use pdp_provider::wire::report::{
 };
 
 /// A submission the simulator accepted.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Received {
     /// Which endpoint.
     pub kind: ReportKind,

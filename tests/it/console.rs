@@ -12,23 +12,23 @@ use pdp_provider::tls::pki::files;
 
 use crate::harness::*;
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
 /// A browser-like client: follows no redirect, keeps cookies by name.
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    cookies: HashMap<String, String>,
+pub(crate) struct Browser {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) cookies: HashMap<String, String>,
 }
 
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Browser {
-    fn new(env: &Env, server: &Server) -> Self {
+    pub(crate) fn new(env: &Env, server: &Server) -> Self {
         let ca =
             reqwest::Certificate::from_pem(&std::fs::read(env.cert(files::CA)).unwrap()).unwrap();
         let http = reqwest::Client::builder()
@@ -62,7 +62,7 @@ impl Browser {
         }
     }
 
-    fn cookie_header(&self) -> String {
+    pub(crate) fn cookie_header(&self) -> String {
         self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -70,7 +70,7 @@ impl Browser {
             .join("; ")
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
@@ -81,7 +81,7 @@ impl Browser {
         self.take(r).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let r = self
             .http
             .post(format!("{}{path}", self.base))
@@ -95,7 +95,7 @@ impl Browser {
     }
 
     /// The CSRF token in the last page's forms.
-    fn csrf(page: &Page) -> String {
+    pub(crate) fn csrf(page: &Page) -> String {
         let i = page
             .body
             .find("name=\"csrf\" value=\"")
@@ -104,18 +104,29 @@ impl Browser {
         rest[..rest.find('"').unwrap()].to_owned()
     }
 
-    async fn sign_in(&mut self, user: &str, password: &str) -> Page {
+    pub(crate) async fn sign_in(&mut self, user: &str, password: &str) -> Page {
         let p = self.get("/sign-in").await;
         let csrf = Self::csrf(&p);
-        self.post(
-            "/sign-in",
-            &[("csrf", &csrf), ("username", user), ("password", password)],
-        )
-        .await
+        let r = self
+            .post(
+                "/sign-in",
+                &[("csrf", &csrf), ("username", user), ("password", password)],
+            )
+            .await;
+        if r.status != 303 {
+            return r;
+        }
+        // The second step: a TOTP code (enrolling first when the user has no second factor).
+        self.second_factor(user).await
     }
 
     /// Saves a user through the users page's form, as a PBC does.
-    async fn save_user(&mut self, username: &str, roles: &[Role], holdernames: &str) -> Page {
+    pub(crate) async fn save_user(
+        &mut self,
+        username: &str,
+        roles: &[Role],
+        holdernames: &str,
+    ) -> Page {
         let p = self.get("/users").await;
         let csrf = Self::csrf(&p);
         let mut form = vec![
@@ -133,18 +144,18 @@ impl Browser {
     }
 }
 
-struct Setup {
-    env: Env,
-    cas: pdp_sim::cas::CasSim,
-    server: Server,
-    members: Vec<pdp_provider::members::record::MemberRecord>,
+pub(crate) struct Setup {
+    pub(crate) env: Env,
+    pub(crate) cas: pdp_sim::cas::CasSim,
+    pub(crate) server: Server,
+    pub(crate) members: Vec<pdp_provider::members::record::MemberRecord>,
 }
 
-async fn setup() -> Setup {
+pub(crate) async fn setup() -> Setup {
     setup_with(|_| {}).await
 }
 
-async fn setup_with(tweak: impl FnOnce(&mut pdp_provider::config::Config)) -> Setup {
+pub(crate) async fn setup_with(tweak: impl FnOnce(&mut pdp_provider::config::Config)) -> Setup {
     let env = Env::new();
     let members = env.with_members(200).await;
     let store = env.open_store().await;
@@ -174,7 +185,7 @@ async fn setup_with(tweak: impl FnOnce(&mut pdp_provider::config::Config)) -> Se
 
 impl Setup {
     /// Sends a find meant to possibly match `m`; the possible match it registered.
-    async fn possible(
+    pub(crate) async fn possible(
         &self,
         m: &pdp_provider::members::record::MemberRecord,
     ) -> pdp_provider::store::StoredPei {
@@ -192,7 +203,7 @@ impl Setup {
         peis.into_iter().next().unwrap()
     }
 
-    async fn audit_outcomes(&self) -> Vec<(String, String)> {
+    pub(crate) async fn audit_outcomes(&self) -> Vec<(String, String)> {
         let s = self.env.store();
         s.audit_records(0, i64::MAX, None)
             .await
@@ -225,7 +236,7 @@ async fn console_signs_in_with_csrf_headers_and_role_rules_named() {
     assert_eq!(r.status, 403);
 
     let r = b.sign_in("pbc", PASSWORD).await;
-    assert_eq!(r.status, 303);
+    assert!(r.signed_in(), "{}", r.body);
     let cookie = r
         .headers
         .get_all("set-cookie")
@@ -304,12 +315,12 @@ async fn console_signs_in_with_csrf_headers_and_role_rules_named() {
     assert_eq!(r.status, 422);
     assert!(r.body.contains("TEST_MANAGER_MAX"));
     // The only PTC keeps the role.
-    let r = b.save_user("ptc", &[Role::TestManager], "").await;
+    let r = b.edit_user("ptc", &[Role::TestManager], "").await;
     assert!(r.body.contains("PTC_MIN"), "{}", r.body);
 
     // A PTC may not review matches nor manage users.
     let mut ptc = Browser::new(&s.env, &s.server);
-    assert_eq!(ptc.sign_in("ptc", PASSWORD).await.status, 303);
+    assert!(ptc.sign_in("ptc", PASSWORD).await.signed_in());
     assert_eq!(ptc.get("/possible-matches").await.status, 403);
     assert_eq!(ptc.get("/users").await.status, 403);
     assert_eq!(ptc.get("/certificates").await.status, 200);
@@ -321,12 +332,17 @@ async fn console_signs_in_with_csrf_headers_and_role_rules_named() {
         ("console:pbc", "sign_in_refused"),
         ("console:pbc", "signed_in"),
         ("console:pbc", "csrf_refused"),
-        ("console:pbc", "user_saved"),
+        (
+            "console:pbc",
+            "user_added user=pbc2 roles=pbc,security-lead",
+        ),
         ("console:pbc", "refused"),
         ("console:ptc", "signed_in"),
     ] {
         assert!(
-            audited.iter().any(|(p, o)| p == party && o == outcome),
+            audited
+                .iter()
+                .any(|(p, o)| p == party && o.starts_with(outcome)),
             "{party} {outcome} not audited: {audited:?}"
         );
     }
@@ -408,7 +424,12 @@ async fn console_resolves_possible_matches_through_peis_resolve_and_audits_revea
     let r = b
         .post(
             "/possible-matches/resolve",
-            &[("csrf", &csrf), ("asset_guid", &guid), ("as", "yes")],
+            &[
+                ("csrf", &csrf),
+                ("asset_guid", &guid),
+                ("as", "yes"),
+                ("confirm", "yes"),
+            ],
         )
         .await;
     assert_eq!(r.status, 303);
@@ -428,6 +449,7 @@ async fn console_resolves_possible_matches_through_peis_resolve_and_audits_revea
                 ("csrf", &csrf),
                 ("asset_guid", &no.matched.asset_guid.to_string()),
                 ("as", "no"),
+                ("confirm", "yes"),
             ],
         )
         .await;
@@ -546,7 +568,7 @@ async fn console_deregisters_a_pei_as_peis_deregister_does_for_the_roles_that_ma
     s.server.stop().await;
 }
 
-async fn post_owned(b: &mut Browser, path: &str, form: &[(String, String)]) -> Page {
+pub(crate) async fn post_owned(b: &mut Browser, path: &str, form: &[(String, String)]) -> Page {
     let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     b.post(path, &form).await
 }
@@ -579,6 +601,8 @@ async fn console_announces_planned_downtime_and_shows_the_sla_per_holdername() {
             ("from".into(), from),
             ("to".into(), to),
             ("reason".into(), "Database upgrade".into()),
+            // Saved as checked: the check alone shows what the window does.
+            ("confirm".into(), "yes".into()),
         ];
         if emergency {
             f.push(("emergency".into(), "on".into()));
@@ -694,7 +718,7 @@ async fn console_shows_test_managers_the_recorded_load_runs_and_their_verdicts()
 }
 
 /// chromedriver on a free port, with headless Chromium as root needs it; killed on drop.
-struct Driver {
+pub(crate) struct Driver {
     child: std::process::Child,
     port: u16,
     _profile: tempfile::TempDir,
@@ -710,7 +734,7 @@ impl Drop for Driver {
 /// The base64 SHA-256 of a certificate's public key, as Chromium's
 /// `--ignore-certificate-errors-spki-list` takes it (the dev certificate trusted as valid, so
 /// the page is a secure context whose `Secure` cookies are kept).
-fn spki_hash(pem: &std::path::Path) -> String {
+pub(crate) fn spki_hash(pem: &std::path::Path) -> String {
     use base64::Engine;
     let certs = pdp_provider::tls::load_certs(pem).unwrap();
     let (_, cert) = x509_parser::parse_x509_certificate(&certs[0]).unwrap();
@@ -718,7 +742,15 @@ fn spki_hash(pem: &std::path::Path) -> String {
     base64::engine::general_purpose::STANDARD.encode(digest)
 }
 
-async fn chromium(spki: &str) -> (Driver, fantoccini::Client) {
+pub(crate) async fn chromium(spki: &str) -> (Driver, fantoccini::Client) {
+    chromium_with(spki, None).await
+}
+
+/// As [`chromium`], saving downloads (an attachment such as the audit export) into `downloads`.
+pub(crate) async fn chromium_with(
+    spki: &str,
+    downloads: Option<&std::path::Path>,
+) -> (Driver, fantoccini::Client) {
     assert!(
         std::path::Path::new("/usr/bin/chromedriver").exists(),
         "the browser test needs Debian's chromium and chromium-driver: run scripts/test, which installs them"
@@ -740,10 +772,18 @@ async fn chromium(spki: &str) -> (Driver, fantoccini::Client) {
         port,
         _profile: profile,
     };
+    let prefs = match downloads {
+        Some(dir) => serde_json::json!({
+            "download.default_directory": dir,
+            "download.prompt_for_download": false,
+        }),
+        None => serde_json::json!({}),
+    };
     let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
         "acceptInsecureCerts": true,
         "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
+            "prefs": prefs,
             "args": [
                 "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -836,6 +876,7 @@ async fn console_in_chromium_signs_in_and_resolves_a_possible_match_seen_at_the_
         .click()
         .await
         .unwrap();
+    crate::console_users::chromium_second_factor(&c, &base, "pbc").await;
     if c.wait().for_element(Locator::Css("nav")).await.is_err() {
         panic!(
             "not signed in: at {} showing {}",
@@ -850,6 +891,14 @@ async fn console_in_chromium_signs_in_and_resolves_a_possible_match_seen_at_the_
     c.wait().for_element(Locator::Css(&row)).await.unwrap();
     shot("possible-matches").await;
     c.find(Locator::Css(&format!("{row} .resolve-yes")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Decided on a page of its own that says what the decision does.
+    c.wait()
+        .for_element(Locator::Id("confirm"))
         .await
         .unwrap()
         .click()
@@ -906,7 +955,7 @@ async fn console_in_chromium_signs_in_and_resolves_a_possible_match_seen_at_the_
 async fn a_password_changed_elsewhere_ends_the_sessions_signed_in_with_the_old_one() {
     let s = setup().await;
     let mut b = Browser::new(&s.env, &s.server);
-    assert_eq!(b.sign_in("pbc", PASSWORD).await.status, 303);
+    assert!(b.sign_in("pbc", PASSWORD).await.signed_in());
     assert_eq!(b.get("/").await.status, 200);
     // The password changed by another instance (or an operator command): this instance's
     // sessions were not told.
@@ -920,7 +969,7 @@ async fn a_password_changed_elsewhere_ends_the_sessions_signed_in_with_the_old_o
     assert_eq!(p.status, 303, "the old session still served a page");
     assert_eq!(b.get("/").await.status, 303, "ended, not just refused once");
     assert_eq!(b.sign_in("pbc", PASSWORD).await.status, 401);
-    assert_eq!(b.sign_in("pbc", "a new long passphrase").await.status, 303);
+    assert!(b.sign_in("pbc", "a new long passphrase").await.signed_in());
     assert_eq!(b.get("/").await.status, 200);
     s.server.stop().await;
 }

@@ -458,8 +458,10 @@ impl Env {
     }
 
     /// Imports `members` into this environment's SQLite store sealed with `key`, as
-    /// `members import` does.
+    /// `members import` does on an instance that also holds this environment's key (for
+    /// opening what is stored, such as the index key).
     pub async fn import_sealed_with(&self, key: DataKey, members: &[serde_json::Value]) {
+        let key = key.opening(self.key());
         let store = Store::open(&self.store_path(), key, StoreLimits::default()).unwrap();
         self.import_into(&store, members).await;
         store.close().await;

@@ -49,6 +49,16 @@ mod report;
 // possible matches resolved through `peis::resolve`, and headless Chromium signing in.
 mod console;
 
+// Console users: edits that keep roles, suspension apart, the last active PBC kept, command-line
+// recovery, TOTP second factor (enrolment, codes once, recovery codes), own passwords, sign-in
+// throttling per address and per user with no typed text stored; the demo's console; Chromium.
+mod console_users;
+
+// The console's work pages: possible matches beside the searcher's data (sealed until resolved
+// or timed out), the audit export's filter and stream, the overview's counts, schemes; in
+// headless Chromium too.
+mod console_work;
+
 // What the real binary prints: a command's own output, library logs from warn up unless RUST_LOG
 // asks; serve logs at info.
 mod cli_logs;
@@ -60,3 +70,15 @@ mod validity;
 // Wire edges: a repeated Authorization, content and transfer codings, keep-alive between
 // requests, TLS 1.0/1.1 refusals counted, an access list nobody is on.
 mod edges;
+
+// Backups of the embedded store while finds flow, checked restores (damage, schema, a missing
+// key named by its ID), the server's scheduled backups and their gauge.
+mod backup;
+
+// A primary with a synchronous standby (scripts/pg-standby), two instances naming both hosts:
+// the primary killed under load and the standby promoted; no ACKed find lost, PeIs once each.
+mod standby;
+
+// `pdp-provider selftest`: PDP's system test scenarios against the project's own endpoint (all
+// pass, the evidence renders in Chromium) and against broken ones (the matching cases fail).
+mod selftest;

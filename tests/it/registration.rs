@@ -315,3 +315,42 @@ async fn a_crash_between_the_cas_201_and_the_local_commit_does_not_duplicate() {
     );
     server.stop().await;
 }
+
+/// A UAT without `sub` (as the stub's are): a definite match needs none (its PeI is the
+/// pension's own GUID) and is registered; a possible match's PeI derives from it, so that find
+/// fails visibly as `uat_no_sub`, nothing registered for it.
+#[tokio::test]
+async fn a_uat_without_sub_registers_a_definite_match_and_fails_a_possible_one() {
+    let env = Env::new();
+    let members = env.with_members(100).await;
+    let cas = cas_sim(&env).await;
+    let server = Server::start(env.config_with_cas(&cas)).await;
+    let m = member_with(&members, 1);
+    // One of the stub's users: the simulator swaps its UAT for that user's PAT.
+    let user = pdp_sim::magic::USERS
+        .iter()
+        .find(|u| u.name == "Happy path user 01")
+        .unwrap();
+    let uat: pdp_provider::wire::find::Uat =
+        serde_json::from_value(serde_json::json!(user.uat)).unwrap();
+    assert_eq!(uat.subject(), None, "the stub's UAT has no sub");
+    let url = server.url("/find-requests");
+    let mut ended = Vec::new();
+    for kind in [FindKind::Yes, FindKind::Possible] {
+        let mut body = find_for(m, kind, "ignored");
+        body["uat"] = serde_json::Value::String(user.uat.to_owned());
+        let id = new_id();
+        assert_eq!(post_find(&env.pfs(), &url, &id, &body).await.status(), 202);
+        ended.push(env.ended(&id).await);
+    }
+    assert_eq!(
+        ended[0].outcome,
+        Some(FindOutcome::MatchYes),
+        "{:?}",
+        ended[0].reason
+    );
+    assert_eq!(ended[1].state, FindState::Failed);
+    assert_eq!(ended[1].reason.as_deref(), Some("uat_no_sub"));
+    assert_eq!(cas.state.registrations().len(), m.pensions.len());
+    server.stop().await;
+}

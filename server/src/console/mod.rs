@@ -14,20 +14,25 @@
 //!   [`crate::peis::resolve_possible`], the code `peis resolve` runs), flagged PeIs and
 //!   de-registration, planned downtime, the load tool's runs, calculations, failed finds, the
 //!   month's SLA, certificate expiry, PDP submissions, the organisation's contacts and
-//!   registration data, users and roles, the audit export;
+//!   registration data, users and roles, the audit export (streamed), the schemes, and the
+//!   overview of what needs doing;
 //! - `templates` and `respond`: the templates compiled into the binary (minijinja; there is no
 //!   front-end build step), and the answers with their security headers.
 //!
 //! Beside them, [`roles`] holds the portal's roles, their limits and combinations (refusals
 //! name the rule), and what each role may do here; [`session`] holds argon2 passwords, sessions
-//! in `__Host-` cookies, CSRF tokens and the lock-out.
+//! in `__Host-` cookies, CSRF tokens and the lock-out; `mfa` the TOTP second factor every user
+//! signs in with and their recovery codes; [`recovery`] the server-side commands that let a
+//! locked-out organisation back in.
 //!
 //! Every action, and every reveal of personal data, is an audit record (direction `operator`,
 //! party `console:<username>`), committed before the answer. Every answer carries strict
 //! security headers (a CSP with no script at all, `frame-ancestors 'none'`, HSTS, `no-store`).
 
+mod mfa;
 mod page;
 mod pages;
+pub mod recovery;
 mod respond;
 pub mod roles;
 mod routes;
@@ -78,6 +83,12 @@ pub enum ConsoleError {
     /// A password could not be hashed, or is too short.
     #[error("password: {0}")]
     Password(&'static str),
+    /// The second factor could not be set up or checked.
+    #[error(transparent)]
+    Mfa(#[from] mfa::MfaError),
+    /// No console user has that username.
+    #[error("no console user {0:?}")]
+    NoSuchUser(String),
     /// Binding the listener.
     #[error("console.listen: binding {addr}: {source}")]
     Bind {
@@ -97,6 +108,10 @@ pub struct Console {
     pub(crate) cas: CasClient,
     pub(crate) config: Config,
     pub(crate) sessions: session::Sessions,
+    /// Sign-ins whose password was right, waiting for a code.
+    pub(crate) pending: session::PendingSignIns,
+    /// The key sign-in attempts are counted under per user (read from the store once).
+    pub(crate) sign_in_key: tokio::sync::OnceCell<Vec<u8>>,
     pub(crate) templates: minijinja::Environment<'static>,
     /// Verified for an unknown username, so that a sign-in takes as long either way.
     pub(crate) dummy_hash: String,
@@ -111,6 +126,8 @@ impl Console {
                 Duration::from_secs(c.session_idle_timeout_s),
                 Duration::from_secs(c.session_max_age_s),
             ),
+            pending: session::PendingSignIns::default(),
+            sign_in_key: tokio::sync::OnceCell::new(),
             templates: templates::templates(),
             dummy_hash: session::hash_password(&session::token()).unwrap_or_default(),
             store,
@@ -174,7 +191,8 @@ pub async fn create_first_pbc(
         .any(|u| u.has(Role::Pbc))
     {
         return Err(ConsoleError::RefusedInStore(
-            "rule FIRST_PBC: a primary business contact exists; they add users in the console"
+            "rule FIRST_PBC: a primary business contact exists; they add users in the console \
+             (locked out: `console unsuspend USER`, `console reset-password USER`)"
                 .into(),
         ));
     }
@@ -262,6 +280,7 @@ pub async fn serve(
             limits.clone(),
             shutdown.clone(),
         );
+        let peer = sign_in::Peer(tcp.peer_addr().ok().map(|a| a.ip()));
         async move {
             let tls =
                 match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
@@ -270,13 +289,14 @@ pub async fn serve(
                 };
             let idle = conn::Idle::new();
             let busy = idle.clone();
-            let service = service_fn(move |req| {
+            let service = service_fn(move |mut req: http::Request<_>| {
+                req.extensions_mut().insert(peer);
                 let console = console.clone();
                 let guard = busy.begin();
                 async move {
                     let resp = routes::route(&console, req).await;
-                    drop(guard);
-                    Ok::<_, Infallible>(resp)
+                    // In progress until its answer is sent: an export streams.
+                    Ok::<_, Infallible>(respond::holding(resp, guard))
                 }
             });
             conn::drive(

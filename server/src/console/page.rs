@@ -133,6 +133,29 @@ impl Page<'_> {
         )
     }
 
+    /// Audits what this request did to `target` (pairs such as `("pei", urn)`, `("user", name)`),
+    /// named in the record's endpoint as a query: `POST /console/possible-matches/resolve?pei=…`.
+    pub(super) async fn audit_on(
+        &self,
+        status: u16,
+        outcome: &str,
+        request_id: Option<String>,
+        target: &[(&str, &str)],
+    ) {
+        let query = serde_urlencoded::to_string(target).unwrap_or_default();
+        let endpoint = format!("{}?{query}", self.endpoint());
+        audit(
+            self.console,
+            &self.me.user.username,
+            &endpoint,
+            status,
+            outcome,
+            request_id,
+            self.started,
+        )
+        .await
+    }
+
     /// Audits what this request did, as [`audit`] does, against its endpoint.
     pub(super) async fn audit(&self, status: u16, outcome: &str, request_id: Option<String>) {
         let endpoint = self.endpoint();

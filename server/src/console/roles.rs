@@ -5,7 +5,8 @@
 //! security leads; at most `console.scheme_admin_limit` scheme admins (4 by default: PDP
 //! approves more case by case). A person holds at most one of PBC, PTC and scheme admin (scheme
 //! admin is part of PBC), plus any of test manager, service manager and security lead. Every
-//! refusal names its rule ([`RoleRefusal::rule`]).
+//! refusal names its rule ([`RoleRefusal::rule`]). Nobody removes the last way in: the last
+//! PBC who is not suspended keeps the role and cannot be suspended (`LAST_ACTIVE_PBC`).
 
 use crate::store::console::{ConsoleUser, Role};
 
@@ -29,6 +30,13 @@ pub enum RoleRefusal {
     /// A person with two of PBC, PTC, scheme admin.
     #[error("rule ONE_PRIMARY_ROLE: a person holds at most one of primary business contact, primary technical contact and scheme admin (scheme admin is part of the PBC role)")]
     OnePrimaryRole,
+    /// The last PBC who is not suspended suspended, or their role removed: nobody could then
+    /// manage users.
+    #[error(
+        "rule LAST_ACTIVE_PBC: the last primary business contact who is not suspended keeps \
+         the role and stays active; make another user a PBC first"
+    )]
+    LastActivePbc,
     /// A scheme admin without holdernames.
     #[error("rule SCHEME_ADMIN_HOLDERNAMES: a scheme admin acts on named holdernames; give at least one")]
     SchemeAdminHoldernames,
@@ -59,6 +67,7 @@ impl RoleRefusal {
             RoleRefusal::TooMany { role, .. } => rule_name(*role),
             RoleRefusal::TooFew { role } => min_rule_name(*role),
             RoleRefusal::OnePrimaryRole => "ONE_PRIMARY_ROLE",
+            RoleRefusal::LastActivePbc => "LAST_ACTIVE_PBC",
             RoleRefusal::SchemeAdminHoldernames => "SCHEME_ADMIN_HOLDERNAMES",
         }
     }
@@ -110,6 +119,15 @@ pub fn check_all(
         if matches!(role, Role::Pbc | Role::Ptc) && was >= 1 && now == 0 {
             return Err(RoleRefusal::TooFew { role });
         }
+    }
+    let active_pbcs = |users: &[ConsoleUser]| {
+        users
+            .iter()
+            .filter(|u| u.has(Role::Pbc) && !u.suspended)
+            .count()
+    };
+    if active_pbcs(before) >= 1 && active_pbcs(after) == 0 {
+        return Err(RoleRefusal::LastActivePbc);
     }
     Ok(())
 }
@@ -214,6 +232,24 @@ mod tests {
         let before = vec![user(1, &[Pbc]), user(2, &[Ptc])];
         let after = vec![user(1, &[Pbc]), user(2, &[TestManager])];
         assert_eq!(check_all(&before, &after, 4).unwrap_err().rule(), "PTC_MIN");
+        // The last active PBC stays: not suspended, not stripped of the role; another active
+        // PBC lets either go.
+        let mut suspended = before.clone();
+        suspended[0].suspended = true;
+        assert_eq!(
+            check_all(&before, &suspended, 4).unwrap_err().rule(),
+            "LAST_ACTIVE_PBC"
+        );
+        let two = vec![user(1, &[Pbc]), user(2, &[Ptc]), user(3, &[Pbc])];
+        let mut one_left = two.clone();
+        one_left[0].suspended = true;
+        check_all(&two, &one_left, 4).unwrap();
+        let mut none_left = one_left.clone();
+        none_left[2].roles = vec![TestManager];
+        assert_eq!(
+            check_all(&one_left, &none_left, 4).unwrap_err().rule(),
+            "LAST_ACTIVE_PBC"
+        );
         // Permissions.
         assert!(may(&user(1, &[Pbc]), Action::ManageUsers));
         assert!(!may(&user(1, &[Ptc]), Action::ReviewMatches));

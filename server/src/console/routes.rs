@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use super::page::{audit, forbidden, Form, Page};
 use super::pages::{
     audit as audit_export, calculations, certificates, downtime, finds, matches, organisation,
-    peis, reports, sla, testing, users,
+    peis, reports, schemes, sla, testing, users,
 };
 use super::respond::{plain, redirect, secure, with_type, Resp};
 use super::roles::{self, Action};
@@ -110,6 +110,13 @@ pub(super) static ROUTES: &[Route] = &[
         handler: |p| Box::pin(downtime::announce(p)),
     },
     Route {
+        method: Method::POST,
+        path: "/downtime/cancel",
+        action: Some(Action::Service),
+        nav: None,
+        handler: |p| Box::pin(downtime::cancel(p)),
+    },
+    Route {
         method: Method::GET,
         path: "/testing",
         action: Some(Action::Testing),
@@ -132,6 +139,23 @@ pub(super) static ROUTES: &[Route] = &[
         action: Some(Action::Deregister),
         nav: None,
         handler: |p| Box::pin(peis::deregister(p)),
+    },
+    Route {
+        method: Method::GET,
+        path: "/schemes",
+        action: Some(Action::Deregister),
+        nav: Some((
+            "Schemes",
+            "each holdername's scheme, state and counts; suspend, resume, sever",
+        )),
+        handler: |p| Box::pin(schemes::list(p, None, StatusCode::OK)),
+    },
+    Route {
+        method: Method::POST,
+        path: "/schemes",
+        action: Some(Action::Deregister),
+        nav: None,
+        handler: |p| Box::pin(schemes::change(p)),
     },
     Route {
         method: Method::GET,
@@ -184,9 +208,68 @@ pub(super) static ROUTES: &[Route] = &[
     },
     Route {
         method: Method::GET,
+        path: "/users/edit",
+        action: Some(Action::ManageUsers),
+        nav: None,
+        handler: |p| Box::pin(users::edit_page(p)),
+    },
+    Route {
+        method: Method::POST,
+        path: "/users/suspend",
+        action: Some(Action::ManageUsers),
+        nav: None,
+        handler: |p| Box::pin(users::set_suspended(p, true)),
+    },
+    Route {
+        method: Method::POST,
+        path: "/users/unsuspend",
+        action: Some(Action::ManageUsers),
+        nav: None,
+        handler: |p| Box::pin(users::set_suspended(p, false)),
+    },
+    Route {
+        method: Method::POST,
+        path: "/users/reset-mfa",
+        action: Some(Action::ManageUsers),
+        nav: None,
+        handler: |p| Box::pin(users::reset_mfa(p)),
+    },
+    Route {
+        method: Method::GET,
+        path: "/account",
+        action: None,
+        nav: Some(("My account", "your password and recovery codes")),
+        handler: |p| Box::pin(users::account(p, None, StatusCode::OK)),
+    },
+    Route {
+        method: Method::POST,
+        path: "/account/password",
+        action: None,
+        nav: None,
+        handler: |p| Box::pin(users::change_password(p)),
+    },
+    Route {
+        method: Method::POST,
+        path: "/account/recovery-codes",
+        action: None,
+        nav: None,
+        handler: |p| Box::pin(users::new_recovery_codes(p)),
+    },
+    Route {
+        method: Method::GET,
+        path: "/audit",
+        action: Some(Action::AuditExport),
+        nav: Some((
+            "Audit export",
+            "the audit trail as CSV, by days and request ID",
+        )),
+        handler: |p| Box::pin(audit_export::form(p)),
+    },
+    Route {
+        method: Method::GET,
         path: "/audit.csv",
         action: Some(Action::AuditExport),
-        nav: Some(("Audit export", "the audit trail, as CSV")),
+        nav: None,
         handler: |p| Box::pin(audit_export::export(p)),
     },
     Route {
@@ -269,7 +352,14 @@ async fn dispatch(
         return if parts.method == Method::GET {
             sign_in::page(console, &parts.headers, None, StatusCode::OK)
         } else {
-            sign_in::sign_in(console, &parts.headers, &form, started).await
+            sign_in::sign_in(console, &parts, &form, started).await
+        };
+    }
+    if path == sign_in::CODE_PATH {
+        return if parts.method == Method::GET {
+            sign_in::code_page(console, &parts.headers, None, StatusCode::OK).await
+        } else {
+            sign_in::code(console, &parts, &form, started).await
         };
     }
     // Everything else needs a session.
@@ -389,8 +479,12 @@ fn page_notice(query: &str) -> Option<String> {
         "resolved-no" => "Resolved as not theirs: the PeI is de-registered (match-no).",
         "flagged" => "The CAS refused the PAT: the PeI is flagged; PDP must be told (CoCo2.2.4).",
         "saved" => "Saved.",
+        "password" => "Your password is changed: your other sessions have ended.",
+        "recovery" => "Signed in with a recovery code: it cannot be used again.",
         "deregistered" => "De-registered: no longer served, and the CAS was told.",
         "announced" => "Announced: it will be reported to PDP with the day's service availability.",
+        "changed" => "Changed: the window as it now stands will be reported to PDP.",
+        "cancelled" => "Cancelled: the window will not be reported to PDP.",
         "confirmed" => "Recorded as confirmed to PDP today.",
         _ => return None,
     };

@@ -24,6 +24,20 @@ pub(super) fn templates() -> minijinja::Environment<'static> {
         ("downtime.html", include_str!("templates/downtime.html")),
         ("table.html", include_str!("templates/table.html")),
         ("users.html", include_str!("templates/users.html")),
+        ("user_edit.html", include_str!("templates/user_edit.html")),
+        ("account.html", include_str!("templates/account.html")),
+        ("mfa_enrol.html", include_str!("templates/mfa_enrol.html")),
+        ("mfa_code.html", include_str!("templates/mfa_code.html")),
+        (
+            "mfa_recovery.html",
+            include_str!("templates/mfa_recovery.html"),
+        ),
+        ("audit.html", include_str!("templates/audit.html")),
+        ("schemes.html", include_str!("templates/schemes.html")),
+        (
+            "possible_match_confirm.html",
+            include_str!("templates/possible_match_confirm.html"),
+        ),
         (
             "organisation.html",
             include_str!("templates/organisation.html"),

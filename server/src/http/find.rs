@@ -51,7 +51,14 @@ pub async fn handle(
         let detail = "member data cannot be read; retry later";
         return Err(ApiError::unavailable(detail, app.limits.retry_after_s));
     }
-    let matched = !app.matcher.find_matches(&parsed.find_data).is_empty();
+    let matched = match app.matcher.find_matches(&parsed.find_data).await {
+        Ok(m) => !m.is_empty(),
+        Err(e) => {
+            tracing::warn!(transaction_id = %request_id, error = %e, "find not matched; refused");
+            let detail = "member data cannot be read; retry later";
+            return Err(ApiError::unavailable(detail, app.limits.retry_after_s));
+        }
+    };
     drop(parsed);
     let audit = AuditRecord {
         transaction_id: request_id.clone(),

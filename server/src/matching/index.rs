@@ -1,63 +1,63 @@
-//! In-memory match indexes, built at start-up from the stored members and kept current while the
-//! endpoint serves ([`super::live`]).
+//! The in-memory match index, built at start-up from the stored members' look-up keys and kept
+//! current while the endpoint serves ([`super::live`]).
 //!
-//! A find is turned into candidates by two look-ups: the first 8 characters of its NINO, and
-//! each (name, date of birth) pair, where "name" is any given, family or previous family name,
-//! so swapped names and historic surnames still find their member. Rules then decide each
-//! candidate. The maps are `DashMap`s so that index building runs on every core at once.
+//! A member's look-up keys are the first 8 characters of its NINO and each (name, date of
+//! birth) pair, where "name" is any given, family or previous family name, so swapped names and
+//! historic surnames still find their member. Each key is a keyed hash ([`IndexKey`]: 64 bits
+//! of HMAC-SHA256), computed when the member is imported and stored beside its sealed record:
+//! the index holds no personal data, and is built from the stored hashes without opening a
+//! record.
+//!
+//! The index is only the way from a find to its candidates. Each key is one `u64`: the hash's
+//! upper 32 bits and the member's slot (a number the store gives each member and never gives
+//! again), in one of 4,096 sorted shards chosen by the hash's lowest 12 bits; about 8 bytes per
+//! key, so 30-50 per member. A find's keys are hashed the same way; each candidate's record is
+//! then read from the store by slot and opened, and the rules decide on that whole record. Two
+//! keys that share 44 bits of hash give a candidate the rules turn down, never a wrong match.
+//!
+//! A changed member's new keys are added; a key it no longer has stays until the next start
+//! and leads to a record the rules no longer match. A removed member's slot leaves the set of
+//! live slots, so its keys lead nowhere.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::RwLock;
 
-use chrono::NaiveDate;
-use dashmap::DashMap;
 use uuid::Uuid;
 
 use super::record::MatchRecord;
 use super::rules::{Person, RawIdentity, RuleSet};
 use super::PensionMatch;
+use crate::model::MatchKeys;
+use crate::sealed::{Header, IndexKey};
+use crate::store::{Store, StoreError};
 use crate::wire::find::FindData;
 
-/// A pension as the index knows it.
-#[derive(Debug, Clone)]
-pub struct PensionRef {
-    /// Its stable asset GUID.
-    pub asset_guid: Uuid,
-    /// The scheme name from its view data.
-    pub scheme_name: Arc<str>,
-}
+/// Shards of the index: the hash's lowest bits choose one.
+const SHARD_BITS: u32 = 12;
+const SHARDS: usize = 1 << SHARD_BITS;
+/// The hash's bits kept in an entry, above the slot's 32.
+const TAG: u64 = !0xFFFF_FFFF;
 
-/// A member as the index knows it.
-#[derive(Debug, Clone)]
-pub struct IndexedMember {
-    /// The provider's member ID.
-    pub member_id: Box<str>,
-    /// The holdername.
-    pub holdername: Uuid,
-    /// Normalised identity.
-    pub person: Person,
-    /// Pensions.
-    pub pensions: Vec<PensionRef>,
-}
+/// Members read from the store at once while the index is built.
+const PAGE: usize = 65_536;
 
-/// The member indexes.
-///
-/// A member lives in one slot for as long as it is stored. Changing it replaces the slot's
-/// record in one step, then adds its new keys and drops its stale ones; a find that reaches the
-/// slot by any key, old or new, evaluates one whole record, old or new, never a mix. Removing it
-/// empties the slot first, so a stale key leads nowhere.
-#[derive(Default)]
+/// The member index: look-up key hashes to member slots.
 pub struct MemberIndex {
-    members: DashMap<u32, IndexedMember>,
-    slots: DashMap<Box<str>, u32>,
-    by_nino: DashMap<[u8; 8], Vec<u32>>,
-    by_name_dob: DashMap<(Box<str>, NaiveDate), Vec<u32>>,
-    next: std::sync::atomic::AtomicU32,
+    /// Each shard's entries (`hash & TAG | slot`), sorted.
+    shards: Box<[RwLock<Vec<u64>>]>,
+    /// The slots of the members stored, one bit each.
+    live: RwLock<Vec<u64>>,
+    members: AtomicUsize,
 }
 
 /// The index plus the rule sets: everything a worker needs to match a find.
 pub struct Matcher {
     /// The members.
     pub index: MemberIndex,
+    /// What look-up keys are hashed with.
+    index_key: IndexKey,
+    /// Where candidates' records are read.
+    store: Store,
     /// Holdernames suspended or severed (CoCo3.2.5): their members are not matched.
     pub inactive: dashmap::DashSet<Uuid>,
     /// Members whose latest stored record does not open or parse, so the index cannot say
@@ -66,7 +66,7 @@ pub struct Matcher {
     unreadable: dashmap::DashSet<Box<str>>,
     /// How many `unreadable` lists, read on every find's ACK (one atomic load, where the set's
     /// own count locks each of its shards).
-    unreadable_count: std::sync::atomic::AtomicUsize,
+    unreadable_count: AtomicUsize,
     /// The configured data key as an operator knows it (setting, file or variable name, key
     /// ID; never its value), for the errors about records it does not open.
     pub key_name: Box<str>,
@@ -74,28 +74,38 @@ pub struct Matcher {
     schemes: std::collections::HashMap<Uuid, RuleSet>,
 }
 
-/// One look-up key of a member.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Key {
-    Nino([u8; 8]),
-    NameDob(Box<str>, NaiveDate),
+/// Why a find could not be matched: it is refused (`503`) or retried, never ended as a
+/// no-match.
+#[derive(Debug, thiserror::Error)]
+pub enum MatchError {
+    /// The store did not answer.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A candidate's record does not open with the configured data key, or does not parse.
+    #[error(
+        "a candidate member's record does not open with the configured data key, or does not parse"
+    )]
+    Unreadable,
 }
 
-/// Every look-up key of a person.
-fn keys(p: &Person) -> Vec<Key> {
+/// Every look-up key of a person, hashed with `key`.
+pub fn look_up_keys(key: &IndexKey, p: &Person) -> MatchKeys {
     let mut out = Vec::new();
+    let mut push = |h: u64| {
+        if !out.contains(&h) {
+            out.push(h);
+        }
+    };
     if let Some(n) = p.nino8 {
-        out.push(Key::Nino(n));
+        push(key.hash(&[b"nino", &n]));
     }
     if let Some(dob) = p.date_of_birth {
+        let dob = dob.format("%Y-%m-%d").to_string();
         for name in name_keys(p) {
-            let k = Key::NameDob(name.into(), dob);
-            if !out.contains(&k) {
-                out.push(k);
-            }
+            push(key.hash(&[b"name-dob", name.as_bytes(), dob.as_bytes()]));
         }
     }
-    out
+    MatchKeys(out)
 }
 
 /// A find request's identity, normalised.
@@ -127,133 +137,179 @@ fn name_keys(p: &Person) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty())
 }
 
+/// A key's shard and entry.
+fn entry(hash: u64, slot: u32) -> (usize, u64) {
+    (
+        (hash as usize) & (SHARDS - 1),
+        (hash & TAG) | u64::from(slot),
+    )
+}
+
+/// A stored slot as the index holds it.
+fn slot(stored: i64) -> Result<u32, StoreError> {
+    u32::try_from(stored).map_err(|_| StoreError::Corrupt("member slot"))
+}
+
 // === impl MemberIndex ===
 
+impl Default for MemberIndex {
+    fn default() -> Self {
+        Builder::new(0).finish()
+    }
+}
+
 impl MemberIndex {
-    /// Adds or replaces one member (safe to call from many threads at once).
-    pub fn insert(&self, m: &MatchRecord) {
-        let slot = *self
-            .slots
-            .entry(m.member_id.as_str().into())
-            .or_insert_with(|| self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        let person = m.person();
-        let new_keys = keys(&person);
-        let pensions = m
-            .pensions
-            .iter()
-            .map(|p| PensionRef {
-                asset_guid: p.asset_guid,
-                scheme_name: p.scheme_name.as_str().into(),
-            })
-            .collect();
-        let old = self.members.insert(
-            slot,
-            IndexedMember {
-                member_id: m.member_id.as_str().into(),
-                holdername: m.holdername,
-                person,
-                pensions,
-            },
-        );
-        self.add_keys(slot, &new_keys);
-        if let Some(old) = old {
-            let stale: Vec<Key> = keys(&old.person)
-                .into_iter()
-                .filter(|k| !new_keys.contains(k))
-                .collect();
-            self.drop_keys(slot, &stale);
+    /// Adds a member's keys under its slot (safe to call from many threads at once); adding
+    /// what is there already changes nothing.
+    pub fn add(&self, slot: u32, keys: &[u64]) {
+        for &k in keys {
+            let (shard, e) = entry(k, slot);
+            let mut entries = write(&self.shards[shard]);
+            if let Err(at) = entries.binary_search(&e) {
+                entries.insert(at, e);
+            }
+        }
+        let mut live = write(&self.live);
+        let (word, bit) = (slot as usize / 64, 1u64 << (slot % 64));
+        if live.len() <= word {
+            live.resize(word + 1, 0);
+        }
+        if live[word] & bit == 0 {
+            live[word] |= bit;
+            self.members.fetch_add(1, Ordering::AcqRel);
         }
     }
 
-    /// Removes a member; false when it was not indexed.
-    pub fn remove(&self, member_id: &str) -> bool {
-        let Some((_, slot)) = self.slots.remove(member_id) else {
-            return false;
-        };
-        if let Some((_, old)) = self.members.remove(&slot) {
-            self.drop_keys(slot, &keys(&old.person));
-        }
-        true
-    }
-
-    fn add_keys(&self, slot: u32, keys: &[Key]) {
-        fn push(slots: &mut Vec<u32>, slot: u32) {
-            if !slots.contains(&slot) {
-                slots.push(slot);
-            }
-        }
-        for k in keys {
-            match k {
-                Key::Nino(n) => push(&mut self.by_nino.entry(*n).or_default(), slot),
-                Key::NameDob(name, dob) => push(
-                    &mut self.by_name_dob.entry((name.clone(), *dob)).or_default(),
-                    slot,
-                ),
-            }
-        }
-    }
-
-    fn drop_keys(&self, slot: u32, keys: &[Key]) {
-        for k in keys {
-            match k {
-                Key::Nino(n) => {
-                    if let Some(mut e) = self.by_nino.get_mut(n) {
-                        e.retain(|s| *s != slot);
-                    }
-                    self.by_nino.remove_if(n, |_, v| v.is_empty());
-                }
-                Key::NameDob(name, dob) => {
-                    let key = (name.clone(), *dob);
-                    if let Some(mut e) = self.by_name_dob.get_mut(&key) {
-                        e.retain(|s| *s != slot);
-                    }
-                    self.by_name_dob.remove_if(&key, |_, v| v.is_empty());
-                }
-            }
+    /// Removes the member in `slot`: its keys lead nowhere from now on.
+    pub fn remove(&self, slot: u32) {
+        let mut live = write(&self.live);
+        let (word, bit) = (slot as usize / 64, 1u64 << (slot % 64));
+        if live.get(word).is_some_and(|w| w & bit != 0) {
+            live[word] &= !bit;
+            self.members.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
     /// Members indexed.
     pub fn len(&self) -> usize {
-        self.members.len()
+        self.members.load(Ordering::Acquire)
     }
 
     /// Whether no member is indexed.
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.len() == 0
     }
 
-    /// Candidate member slots for a find.
-    fn candidates(&self, find: &Person) -> Vec<u32> {
+    /// Bytes the index holds (its entries and live slots, at their capacity).
+    pub fn heap_bytes(&self) -> usize {
+        let entries: usize = self.shards.iter().map(|s| read(s).capacity() * 8).sum();
+        entries + read(&self.live).capacity() * 8 + SHARDS * std::mem::size_of::<RwLock<Vec<u64>>>()
+    }
+
+    /// The live member slots the keys lead to, in slot order.
+    pub fn candidates(&self, keys: &[u64]) -> Vec<u32> {
         let mut out = Vec::new();
-        if let Some(n) = find.nino8 {
-            if let Some(ids) = self.by_nino.get(&n) {
-                out.extend(ids.iter().copied());
-            }
-        }
-        if let Some(dob) = find.date_of_birth {
-            for name in name_keys(find) {
-                if let Some(ids) = self.by_name_dob.get(&(name.into(), dob)) {
-                    out.extend(ids.iter().copied());
-                }
-            }
+        for &k in keys {
+            let (shard, e) = entry(k, 0);
+            let entries = read(&self.shards[shard]);
+            let from = entries.partition_point(|x| *x < e);
+            out.extend(
+                entries[from..]
+                    .iter()
+                    .take_while(|x| *x & TAG == e)
+                    .map(|x| *x as u32),
+            );
         }
         out.sort_unstable();
         out.dedup();
+        let live = read(&self.live);
+        out.retain(|s| {
+            live.get(*s as usize / 64)
+                .is_some_and(|w| w & (1 << (s % 64)) != 0)
+        });
         out
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Builds an index in bulk: every member pushed, then sorted once.
+pub struct Builder {
+    shards: Vec<Vec<u64>>,
+    live: Vec<u64>,
+    members: usize,
+}
+
+impl Builder {
+    /// A builder sized for about `members` members.
+    pub fn new(members: usize) -> Self {
+        // Four keys a member is usual (NINO, given and family name, one previous name).
+        let per_shard = members * 4 / SHARDS + members * 4 / SHARDS / 8;
+        Self {
+            shards: (0..SHARDS).map(|_| Vec::with_capacity(per_shard)).collect(),
+            live: Vec::with_capacity(members / 64 + 1),
+            members: 0,
+        }
+    }
+
+    /// Adds a member's keys under its slot (each slot once).
+    pub fn push(&mut self, slot: u32, keys: &[u64]) {
+        for &k in keys {
+            let (shard, e) = entry(k, slot);
+            self.shards[shard].push(e);
+        }
+        let word = slot as usize / 64;
+        if self.live.len() <= word {
+            self.live.resize(word + 1, 0);
+        }
+        self.live[word] |= 1 << (slot % 64);
+        self.members += 1;
+    }
+
+    /// The index.
+    pub fn finish(self) -> MemberIndex {
+        let shards = self
+            .shards
+            .into_iter()
+            .map(|mut s| {
+                s.sort_unstable();
+                s.dedup();
+                s.shrink_to_fit();
+                RwLock::new(s)
+            })
+            .collect();
+        MemberIndex {
+            shards,
+            live: RwLock::new(self.live),
+            members: AtomicUsize::new(self.members),
+        }
     }
 }
 
 // === impl Matcher ===
 
 impl Matcher {
-    /// A matcher over `index` with the configured rules.
-    pub fn new(index: MemberIndex, config: &crate::config::MatchingConfig) -> Self {
+    /// A matcher over `index` (keys hashed with `index_key`), reading candidates from `store`,
+    /// with the configured rules.
+    pub fn new(
+        index: MemberIndex,
+        index_key: IndexKey,
+        store: Store,
+        config: &crate::config::MatchingConfig,
+    ) -> Self {
         Self {
             index,
+            index_key,
+            store,
             inactive: dashmap::DashSet::new(),
             unreadable: dashmap::DashSet::new(),
-            unreadable_count: std::sync::atomic::AtomicUsize::new(0),
+            unreadable_count: AtomicUsize::new(0),
             key_name: "the configured data key".into(),
             default_rules: config.default.clone(),
             schemes: config
@@ -270,6 +326,11 @@ impl Matcher {
         self
     }
 
+    /// A member's look-up keys.
+    pub fn keys_of(&self, person: &Person) -> MatchKeys {
+        look_up_keys(&self.index_key, person)
+    }
+
     /// Whether every stored member is in the index: finds are taken only then.
     pub fn complete(&self) -> bool {
         self.unreadable() == 0
@@ -277,23 +338,20 @@ impl Matcher {
 
     /// Members whose latest stored record does not open or parse.
     pub fn unreadable(&self) -> usize {
-        self.unreadable_count
-            .load(std::sync::atomic::Ordering::Acquire)
+        self.unreadable_count.load(Ordering::Acquire)
     }
 
     /// Lists a member whose latest stored record does not open or parse.
     pub fn mark_unreadable(&self, member_id: Box<str>) {
         if self.unreadable.insert(member_id) {
-            self.unreadable_count
-                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            self.unreadable_count.fetch_add(1, Ordering::AcqRel);
         }
     }
 
     /// Takes a member off the list: its record opened, or it is gone.
     pub fn mark_readable(&self, member_id: &str) {
         if self.unreadable.remove(member_id).is_some() {
-            self.unreadable_count
-                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            self.unreadable_count.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
@@ -302,25 +360,37 @@ impl Matcher {
         self.schemes.get(&holdername).unwrap_or(&self.default_rules)
     }
 
-    /// Every pension this find matches, across every hosted holdername.
-    pub fn find_matches(&self, find: &FindData) -> Vec<PensionMatch> {
+    /// Every pension this find matches, across every hosted holdername. A candidate whose
+    /// record does not open or parse is listed as unreadable, and the find is not decided.
+    pub async fn find_matches(&self, find: &FindData) -> Result<Vec<PensionMatch>, MatchError> {
         let person = find_person(find);
+        let slots = self.index.candidates(&self.keys_of(&person).0);
+        if slots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let slots = slots.into_iter().map(i64::from).collect();
         let mut out = Vec::new();
-        for id in self.index.candidates(&person) {
-            let Some(m) = self.index.members.get(&id) else {
-                continue;
+        for candidate in self.store.members_by_slot(slots).await? {
+            let record = candidate
+                .record
+                .ok()
+                .and_then(|json| serde_json::from_slice::<MatchRecord>(&json).ok());
+            let Some(m) = record else {
+                crate::metrics::member_unreadable();
+                self.mark_unreadable(candidate.member_id.into_boxed_str());
+                return Err(MatchError::Unreadable);
             };
             if self.inactive.contains(&m.holdername) {
                 continue;
             }
             let rules = self.rules_for(m.holdername);
-            if let Some(rule) = rules.evaluate(&person, &m.person) {
+            if let Some(rule) = rules.evaluate(&person, &m.person()) {
                 for p in &m.pensions {
                     out.push(PensionMatch {
                         holdername: m.holdername,
-                        member_id: m.member_id.to_string(),
+                        member_id: m.member_id.clone(),
                         pension_asset_guid: p.asset_guid,
-                        scheme_name: p.scheme_name.to_string(),
+                        scheme_name: p.scheme_name.clone(),
                         status: rule.outcome,
                         reason: rule.reason.clone(),
                         rules_version: rules.version.clone(),
@@ -328,55 +398,269 @@ impl Matcher {
                 }
             }
         }
-        out
+        Ok(out)
     }
 }
 
 /// The index built from the store, and how many stored records it could not take.
 pub struct Loaded {
-    /// The members that opened and parsed.
+    /// The members whose records the configured keys open.
     pub index: MemberIndex,
-    /// Records that did not open with the configured keys, or did not parse.
+    /// Records that do not open with the configured keys, or whose keys do not read.
     pub unreadable: u64,
 }
 
-/// Builds the index from every stored member, opening rows on all cores. Records that cannot
-/// be opened or read are counted and logged, never half-indexed.
-pub async fn load(store: &crate::store::Store) -> Result<MemberIndex, crate::store::StoreError> {
-    let loaded = load_counted(store).await?;
-    if loaded.unreadable > 0 {
-        tracing::error!(
-            failed = loaded.unreadable,
-            "member records could not be opened; not indexed (is every data key configured?)"
-        );
-    }
-    Ok(loaded.index)
+/// Every stored member's look-up keys read, before the index is finished ([`Scanned::finish`]).
+pub struct Scanned {
+    builder: Builder,
+    /// Records the configured keys do not open (by their header), or whose keys do not read.
+    pub unreadable: u64,
+    without_keys: bool,
 }
 
-/// Builds the index from every stored member, opening rows on all cores, and counts the
-/// records that cannot be opened or read (each also counted in `pdp_member_unreadable_total`).
-pub async fn load_counted(store: &crate::store::Store) -> Result<Loaded, crate::store::StoreError> {
-    let index = Arc::new(MemberIndex::default());
-    let unreadable = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (i, u) = (index.clone(), unreadable.clone());
-    let unopened = store
-        .for_each_member(
-            move |json| match serde_json::from_slice::<MatchRecord>(json) {
-                Ok(m) => i.insert(&m),
-                Err(_) => {
-                    u.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-            },
-        )
-        .await?;
-    let failed = unopened + unreadable.load(std::sync::atomic::Ordering::Relaxed);
-    for _ in 0..failed {
-        crate::metrics::member_unreadable();
+/// Reads every stored member's look-up keys into an index; nothing is opened (a record's
+/// header tells whether the configured keys open it). Records they do not open are counted,
+/// never indexed.
+pub async fn scan(store: &Store) -> Result<Scanned, StoreError> {
+    let mut builder = Builder::new(store.member_count().await? as usize);
+    let mut failed = 0u64;
+    let mut without_keys = false;
+    let mut after = 0;
+    loop {
+        let page = store.index_page(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.slot;
+        let full = page.len() == PAGE;
+        for row in page {
+            if row.header == Header::Unknown {
+                failed += 1;
+                continue;
+            }
+            match row.keys.as_deref().map(MatchKeys::from_bytes) {
+                Some(Some(keys)) => builder.push(slot(row.slot)?, &keys.0),
+                Some(None) => failed += 1,
+                None => without_keys = true,
+            }
+        }
+        if !full {
+            break;
+        }
     }
-    let index = Arc::try_unwrap(index)
-        .map_err(|_| crate::store::StoreError::Task("member index still shared".into()))?;
-    Ok(Loaded {
-        index,
+    Ok(Scanned {
+        builder,
         unreadable: failed,
+        without_keys,
     })
+}
+
+impl Scanned {
+    /// The index: members stored before look-up keys were have theirs computed with
+    /// `index_key` and written back. Each record that could not be taken is counted in
+    /// `pdp_member_unreadable_total`.
+    pub async fn finish(self, store: &Store, index_key: &IndexKey) -> Result<Loaded, StoreError> {
+        let Self {
+            mut builder,
+            mut unreadable,
+            without_keys,
+        } = self;
+        if without_keys {
+            unreadable += add_missing_keys(store, index_key, &mut builder).await?;
+        }
+        for _ in 0..unreadable {
+            crate::metrics::member_unreadable();
+        }
+        Ok(Loaded {
+            index: builder.finish(),
+            unreadable,
+        })
+    }
+}
+
+/// Builds the index from the store (see [`scan`] and [`Scanned::finish`]).
+pub async fn load(store: &Store, index_key: &IndexKey) -> Result<Loaded, StoreError> {
+    scan(store).await?.finish(store, index_key).await
+}
+
+/// Computes and stores the keys of members stored without them, and indexes them; returns how
+/// many records could not be opened or read.
+async fn add_missing_keys(
+    store: &Store,
+    index_key: &IndexKey,
+    builder: &mut Builder,
+) -> Result<u64, StoreError> {
+    let (mut failed, mut after) = (0, 0);
+    loop {
+        let page = store.members_without_keys(after, 4096).await?;
+        let Some(last) = page.last() else {
+            return Ok(failed);
+        };
+        after = last.slot;
+        let mut computed = Vec::with_capacity(page.len());
+        for m in page {
+            let record = m
+                .record
+                .ok()
+                .and_then(|json| serde_json::from_slice::<MatchRecord>(&json).ok());
+            let Some(record) = record else {
+                failed += 1;
+                continue;
+            };
+            let keys = look_up_keys(index_key, &record.person());
+            builder.push(slot(m.slot)?, &keys.0);
+            computed.push((m.slot, keys));
+        }
+        store.set_match_keys(computed).await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_are_the_live_slots_sharing_a_key() {
+        let mut b = Builder::new(4);
+        b.push(1, &[10, 20]);
+        b.push(2, &[20, 30]);
+        let index = b.finish();
+        assert_eq!(index.len(), 2);
+        assert_eq!(index.candidates(&[20]), vec![1, 2]);
+        assert_eq!(index.candidates(&[10, 30]), vec![1, 2]);
+        assert!(index.candidates(&[40]).is_empty());
+        // Same lowest 12 bits and upper 32: the same key as far as the index can tell.
+        assert_eq!(index.candidates(&[10 | 0xF000]), vec![1]);
+        index.add(3, &[30]);
+        index.add(3, &[30]);
+        assert_eq!(index.len(), 3);
+        assert_eq!(index.candidates(&[30]), vec![2, 3]);
+        index.remove(2);
+        index.remove(2);
+        assert_eq!(index.len(), 2);
+        assert_eq!(index.candidates(&[20, 30]), vec![1, 3]);
+    }
+}
+
+/// The index against the way it was built before look-up keys were hashed and candidates read
+/// from the store: every key in the clear, every member's record in memory. Both decide every
+/// generated find the same way (outcome, reason, pensions). `PDP_REPLAY_MEMBERS` sets how many
+/// members (and finds: one a member, a third each meant to match, possibly match and not);
+/// 3,000 by default.
+#[cfg(test)]
+mod replay {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::members::generate::{self, FindKind};
+
+    /// A key in the clear, as the index held them before.
+    #[derive(Hash, PartialEq, Eq)]
+    enum Clear {
+        Nino([u8; 8]),
+        NameDob(String, chrono::NaiveDate),
+    }
+
+    fn clear_keys(p: &Person) -> Vec<Clear> {
+        let mut out = Vec::new();
+        out.extend(p.nino8.map(Clear::Nino));
+        if let Some(dob) = p.date_of_birth {
+            out.extend(name_keys(p).map(|n| Clear::NameDob(n.to_owned(), dob)));
+        }
+        out
+    }
+
+    type Decided = Vec<(String, Uuid, String, String)>;
+
+    fn decided(matches: Vec<PensionMatch>) -> Decided {
+        let mut d: Decided = matches
+            .into_iter()
+            .map(|m| {
+                (
+                    m.member_id,
+                    m.pension_asset_guid,
+                    format!("{:?}", m.status),
+                    m.reason,
+                )
+            })
+            .collect();
+        d.sort();
+        d
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_generated_find_is_decided_as_the_clear_index_decides_it() {
+        let n: u64 = std::env::var("PDP_REPLAY_MEMBERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3_000);
+        let schemes = generate::schemes(7);
+        let members: Vec<_> = (0..n).map(|i| generate::member(7, i, &schemes)).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let key =
+            crate::sealed::DataKey::from_hex(&crate::sealed::DataKey::generate_hex()).unwrap();
+        let store = Store::open(&dir.path().join("s.sqlite"), key, Default::default()).unwrap();
+        let index_key = store.index_key().await.unwrap();
+        for chunk in members.chunks(2048) {
+            let changes = chunk
+                .iter()
+                .map(|m| crate::model::MemberChange::Upsert(m.to_new_member(&index_key)))
+                .collect();
+            store.apply_members(changes, false).await.unwrap();
+        }
+        let config = crate::config::MatchingConfig::default();
+        let loaded = load(&store, &index_key).await.unwrap();
+        assert_eq!((loaded.index.len(), loaded.unreadable), (n as usize, 0));
+        let matcher = Matcher::new(loaded.index, index_key, store, &config);
+
+        // Before: the keys in the clear, the records in memory.
+        let records: Vec<MatchRecord> = members.iter().map(|m| m.match_record()).collect();
+        let people: Vec<Person> = records.iter().map(MatchRecord::person).collect();
+        let mut clear: HashMap<Clear, Vec<usize>> = HashMap::new();
+        for (i, p) in people.iter().enumerate() {
+            for k in clear_keys(p) {
+                clear.entry(k).or_default().push(i);
+            }
+        }
+        let rules = &config.default;
+        let before = |find: &Person| {
+            let mut cands: Vec<usize> = clear_keys(find)
+                .iter()
+                .filter_map(|k| clear.get(k))
+                .flatten()
+                .copied()
+                .collect();
+            cands.sort_unstable();
+            cands.dedup();
+            let mut out = Vec::new();
+            for i in cands {
+                if let Some(rule) = rules.evaluate(find, &people[i]) {
+                    for p in &records[i].pensions {
+                        out.push((
+                            records[i].member_id.clone(),
+                            p.asset_guid,
+                            format!("{:?}", rule.outcome),
+                            rule.reason.clone(),
+                        ));
+                    }
+                }
+            }
+            out.sort();
+            out
+        };
+
+        let kinds = [FindKind::Yes, FindKind::Possible, FindKind::No];
+        let mut decisions = [0usize; 3];
+        for (i, m) in members.iter().enumerate() {
+            let body = serde_json::to_vec(&generate::find_for(m, kinds[i % 3], "sub")).unwrap();
+            let find = crate::wire::find::parse(&body).unwrap().find_data;
+            let after = decided(matcher.find_matches(&find).await.unwrap());
+            let want = before(&find_person(&find));
+            assert_eq!(after, want, "find {i} ({:?})", kinds[i % 3]);
+            decisions[usize::from(!want.is_empty())] += 1;
+        }
+        // The replay decided both ways, many times.
+        assert!(
+            decisions[0] > n as usize / 4 && decisions[1] > n as usize / 2,
+            "{decisions:?}"
+        );
+    }
 }

@@ -3,8 +3,8 @@
 //! Every member import, removal and scheme suspension is noted in the store as a numbered data
 //! change ([`crate::store::Store::data_changes_since`]). The endpoint reads the version before it
 //! builds its index, then polls for changes after it and applies them in order: a changed member
-//! is read again and replaces its index entry in one step (see
-//! [`super::index::MemberIndex`]), a removed one leaves it, a scheme's state is re-read. Applying
+//! is read again and its look-up keys are added under its slot (see
+//! [`super::index::MemberIndex`]), a removed one's slot leaves it, a scheme's state is re-read. Applying
 //! a change twice is harmless, so a change made while the index was being built is simply
 //! applied again. No restart, and finds are ACKed and matched throughout.
 //!
@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::index::Matcher;
 use super::record::MatchRecord;
-use crate::model::{DataChange, SchemeState};
+use crate::model::{DataChange, MatchKeys, SchemeState};
 use crate::store::{Store, StoreError};
 
 /// Changes read at once.
@@ -45,6 +45,11 @@ pub async fn catch_up(
         for (_, change) in &changes {
             match change {
                 DataChange::Member(id) => members.push(id.clone()),
+                DataChange::SlotFreed(slot) => {
+                    if let Ok(slot) = u32::try_from(*slot) {
+                        matcher.index.remove(slot);
+                    }
+                }
                 DataChange::Scheme(h) => match store.scheme_state(*h).await? {
                     SchemeState::Active => {
                         matcher.inactive.remove(h);
@@ -66,33 +71,36 @@ pub async fn catch_up(
     }
 }
 
-/// Reads `members` again and applies each to the index: replaced, removed, or listed as
-/// unreadable (the endpoint then refuses finds until a later change to it opens).
+/// Reads `members` again and applies each to the index: its keys added under its slot, or it
+/// is listed as unreadable (the endpoint then refuses finds until a later change to it opens).
+/// A removed member's slot leaves the index by its own change ([`DataChange::SlotFreed`]).
 async fn apply_members(
     store: &Store,
     matcher: &Matcher,
     members: Vec<String>,
 ) -> Result<(), StoreError> {
     let mut failed = 0u64;
-    for (id, json) in store.member_records(members).await? {
-        match json.map(|j| {
-            j.ok()
-                .and_then(|j| serde_json::from_slice::<MatchRecord>(&j).ok())
-        }) {
-            Some(Some(m)) => {
-                matcher.index.insert(&m);
-                matcher.mark_readable(&id);
-            }
-            Some(None) => {
-                crate::metrics::member_unreadable();
-                matcher.mark_unreadable(id.into_boxed_str());
-                failed += 1;
-            }
-            None => {
-                matcher.index.remove(&id);
-                matcher.mark_readable(&id);
-            }
-        }
+    for (id, row) in store.members_for_index(members).await? {
+        let Some((m, stored_keys)) = row else {
+            matcher.mark_readable(&id);
+            continue;
+        };
+        let record = m
+            .record
+            .ok()
+            .and_then(|j| serde_json::from_slice::<MatchRecord>(&j).ok());
+        let (Some(record), Ok(slot)) = (record, u32::try_from(m.slot)) else {
+            crate::metrics::member_unreadable();
+            matcher.mark_unreadable(id.into_boxed_str());
+            failed += 1;
+            continue;
+        };
+        let keys = stored_keys
+            .as_deref()
+            .and_then(MatchKeys::from_bytes)
+            .unwrap_or_else(|| matcher.keys_of(&record.person()));
+        matcher.index.add(slot, &keys.0);
+        matcher.mark_readable(&id);
     }
     if failed > 0 {
         tracing::error!(

@@ -382,15 +382,28 @@ mod tests {
         assert_eq!(a, b, "asset GUIDs and data are stable for a seed");
     }
 
-    #[test]
-    fn derived_finds_parse_and_match_as_intended() {
+    #[tokio::test]
+    async fn derived_finds_parse_and_match_as_intended() {
         let s = schemes(1);
-        let index = crate::matching::index::MemberIndex::default();
+        let dir = tempfile::tempdir().unwrap();
+        let key =
+            crate::sealed::DataKey::from_hex(&crate::sealed::DataKey::generate_hex()).unwrap();
+        let store =
+            crate::store::Store::open(&dir.path().join("s.sqlite"), key, Default::default())
+                .unwrap();
+        let index_key = store.index_key().await.unwrap();
         let members: Vec<_> = (0..200).map(|i| member(1, i, &s)).collect();
-        for m in &members {
-            index.insert(&m.match_record());
-        }
-        let matcher = crate::matching::index::Matcher::new(index, &Default::default());
+        let changes = members
+            .iter()
+            .map(|m| crate::store::MemberChange::Upsert(m.to_new_member(&index_key)))
+            .collect();
+        store.apply_members(changes, false).await.unwrap();
+        let index = crate::matching::index::load(&store, &index_key)
+            .await
+            .unwrap()
+            .index;
+        let matcher =
+            crate::matching::index::Matcher::new(index, index_key, store, &Default::default());
         let m = members.iter().find(|m| m.nino.is_some()).unwrap();
         for (kind, want) in [
             (FindKind::Yes, Some(crate::matching::MatchStatus::Yes)),
@@ -402,7 +415,7 @@ mod tests {
         ] {
             let body = serde_json::to_vec(&find_for(m, kind, "sub-1")).unwrap();
             let find = crate::wire::find::parse(&body).unwrap();
-            let got = matcher.find_matches(&find.find_data);
+            let got = matcher.find_matches(&find.find_data).await.unwrap();
             assert_eq!(got.first().map(|p| p.status), want, "{kind:?}");
             if want.is_some() {
                 assert_eq!(got.len(), m.pensions.len());

@@ -205,13 +205,23 @@ const CSV_HEADER: &[&str] = &[
     "view_data",
 ];
 
+/// A batch being committed, and its lines.
+type InFlight = (
+    tokio::task::JoinHandle<Result<Vec<crate::store::AppliedChange>, StoreError>>,
+    Vec<(u64, Vec<uuid::Uuid>)>,
+);
+
 struct Sink<'a> {
     store: &'a Store,
     runtime: &'a tokio::runtime::Handle,
+    /// What members' look-up keys are hashed with.
+    index_key: crate::sealed::IndexKey,
     options: Options,
     batch: Vec<MemberChange>,
     /// Each change of the batch's line, and its pensions' asset GUIDs (to name them by field).
     lines: Vec<(u64, Vec<uuid::Uuid>)>,
+    /// The batch sent to the store, not yet counted.
+    in_flight: Option<InFlight>,
     /// Members the file names, with the line that first named each (for a snapshot, and to
     /// refuse a repeat).
     seen: std::collections::HashMap<String, u64>,
@@ -239,7 +249,7 @@ impl Sink<'_> {
         }
         self.guids.extend(guids.iter().map(|g| (*g, line)));
         self.report.pensions += m.pensions.len() as u64;
-        let member = m.to_new_member();
+        let member = m.to_new_member(&self.index_key);
         let change = if self.options.move_pensions {
             MemberChange::UpsertMoving(member)
         } else {
@@ -288,15 +298,32 @@ impl Sink<'_> {
         });
     }
 
+    /// Sends the batch to the store, once the one before it is in: the next batch is read and
+    /// checked while this one is sealed and committed.
     fn flush(&mut self) -> Result<(), StoreError> {
+        self.settle()?;
         if self.batch.is_empty() {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.batch);
         let lines = std::mem::take(&mut self.lines);
+        let (store, dry_run) = (self.store.clone(), self.options.dry_run);
+        let committing = self
+            .runtime
+            .spawn(async move { store.apply_members(batch, dry_run).await });
+        self.in_flight = Some((committing, lines));
+        Ok(())
+    }
+
+    /// Waits for the batch sent to the store, and counts what it did.
+    fn settle(&mut self) -> Result<(), StoreError> {
+        let Some((committing, lines)) = self.in_flight.take() else {
+            return Ok(());
+        };
         let applied = self
             .runtime
-            .block_on(self.store.apply_members(batch, self.options.dry_run))?;
+            .block_on(committing)
+            .map_err(|e| StoreError::Task(e.to_string()))??;
         for (a, (line, guids)) in applied.into_iter().zip(lines) {
             let r = &mut self.report;
             match a.applied {
@@ -368,12 +395,15 @@ pub fn import(
         options.progress,
     );
     let reader = bar.wrap_read(file);
+    let index_key = runtime.block_on(store.index_key())?;
     let mut sink = Sink {
         store,
         runtime,
+        index_key,
         options,
         batch: Vec::with_capacity(BATCH),
         lines: Vec::with_capacity(BATCH),
+        in_flight: None,
         seen: Default::default(),
         guids: Default::default(),
         report: Report::default(),
@@ -388,6 +418,7 @@ pub fn import(
         import_jsonl(std::io::BufReader::new(reader), &mut sink, path)?;
     }
     sink.flush()?;
+    sink.settle()?;
     if options.snapshot {
         if sink.report.errors.is_empty() {
             for id in runtime.block_on(store.member_ids(None))? {
@@ -396,6 +427,7 @@ pub fn import(
                 }
             }
             sink.flush()?;
+            sink.settle()?;
         } else {
             sink.report.snapshot_withheld = true;
         }

@@ -244,12 +244,14 @@ impl MemberRecord {
     }
 
     /// The member as the store takes it: its match record and its pensions' view data as JSON.
-    pub fn to_new_member(&self) -> crate::store::NewMember {
+    /// Its look-up keys are hashed with `index_key` ([`crate::store::Store::index_key`]).
+    pub fn to_new_member(&self, index_key: &crate::sealed::IndexKey) -> crate::store::NewMember {
+        let record = self.match_record();
         crate::store::NewMember {
             member_id: self.member_id.clone(),
             holdername: self.holdername,
-            match_record: serde_json::to_vec(&self.match_record())
-                .expect("match record serialises"),
+            match_keys: crate::matching::index::look_up_keys(index_key, &record.person()),
+            match_record: serde_json::to_vec(&record).expect("match record serialises"),
             pensions: self
                 .pensions
                 .iter()

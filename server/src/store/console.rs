@@ -1,12 +1,14 @@
 //! The operator console's state: the people who run the connection, their connection-portal
-//! roles, the organisation's details as registered with PDP, and the sign-in attempts that lock a
-//! username out, each a unit of work written once for both backends.
+//! roles and second factors (the TOTP secret sealed with the data key, recovery codes as argon2
+//! hashes), the organisation's details as registered with PDP, and the sign-in attempts that lock
+//! a user or a source address out, each a unit of work written once for both backends.
 //!
 //! The role rules themselves live in `crate::console::roles`; the store only guarantees that a
 //! change is checked against every other user as the same transaction sees them (SQLite: the one
 //! writer; PostgreSQL: the users table locked for the transaction), so two PBCs added at once
-//! cannot both pass a limit of two. The schema is in `schema/V5__console.sql` and
-//! `schema/V6__console_sign_in.sql`. No member data is stored here.
+//! cannot both pass a limit of two. The schema is in `schema/V5__console.sql`,
+//! `schema/V6__console_sign_in.sql` and `schema/V9__console_mfa.sql`. No member data is stored
+//! here.
 
 use super::sql::{params, Access, Dialect, Row, Tx, Value};
 use super::{Result, Store, StoreError};
@@ -184,7 +186,8 @@ impl Store {
         .await
     }
 
-    /// Counts a sign-in attempt for `username` before its password is checked, across every
+    /// Counts a sign-in attempt for `username` (the key a user's attempts are counted under: the
+    /// console passes a keyed digest of the name typed) before it is checked, across every
     /// instance on the store: whether it may go on (at most `max` in a row, each within
     /// `lockout` of the one before; a success resets them, [`Store::sign_in_succeeded`]).
     /// Counting first, in one statement, means attempts sent at once cannot all pass on the
@@ -239,6 +242,315 @@ impl Store {
         })
         .await
     }
+}
+
+/// A user's second factor as stored: the TOTP secret (opened), the last time step accepted,
+/// and the argon2 hashes of the recovery codes not yet used.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ConsoleMfa {
+    /// The TOTP secret's bytes; `None` until the user enrols, or when it is unreadable.
+    pub secret: Option<Vec<u8>>,
+    /// A secret is stored but no configured data key opens it (an old key removed before
+    /// `keys rotate` re-sealed it): only a recovery code or a reset lets the user in.
+    pub unreadable: bool,
+    /// The last RFC 6238 time step accepted: a code of it or an earlier one is refused.
+    pub last_step: i64,
+    /// When the user enrolled (µs).
+    pub enrolled_at: Option<i64>,
+    /// The recovery codes left, as argon2 PHC strings.
+    pub recovery_hashes: Vec<String>,
+}
+
+impl std::fmt::Debug for ConsoleMfa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleMfa")
+            .field("enrolled_at", &self.enrolled_at)
+            .field("unreadable", &self.unreadable)
+            .field("last_step", &self.last_step)
+            .field("recovery_left", &self.recovery_hashes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The associated data a user's TOTP secret is sealed with: the row's key as the re-seal of
+/// `keys rotate` names rows, the username (which never changes: the console has no rename).
+fn totp_aad(username: &str) -> &[u8] {
+    username.as_bytes()
+}
+
+// === impl Store: the second factor and throttling ===
+
+impl Store {
+    /// A user's second factor; the secret opened with the data key.
+    pub async fn console_mfa(&self, user_id: i64) -> Result<ConsoleMfa, StoreError> {
+        let (row, recovery_hashes) = self
+            .read(move |tx| {
+                Box::pin(async move {
+                    let row = tx
+                        .query_opt(
+                            "SELECT totp_sealed, totp_last_step, mfa_enrolled_at, username
+                             FROM console_users WHERE id = $1",
+                            &params![user_id],
+                        )
+                        .await?;
+                    let row = match row {
+                        Some(r) => Some((
+                            r.get::<Option<Vec<u8>>>(0)?,
+                            r.get::<i64>(1)?,
+                            r.get::<Option<i64>>(2)?,
+                            r.get::<String>(3)?,
+                        )),
+                        None => None,
+                    };
+                    let codes = tx
+                        .column(
+                            "SELECT code_hash FROM console_recovery_codes WHERE user_id = $1",
+                            &params![user_id],
+                        )
+                        .await?;
+                    Ok((row, codes))
+                })
+            })
+            .await?;
+        let Some((sealed, last_step, enrolled_at, username)) = row else {
+            return Ok(ConsoleMfa::default());
+        };
+        let (secret, unreadable) = match sealed {
+            Some(s) => match self.inner.key.open(totp_aad(&username), &s) {
+                Ok(secret) => (Some(secret), false),
+                Err(_) => (None, true),
+            },
+            None => (None, false),
+        };
+        Ok(ConsoleMfa {
+            secret,
+            unreadable,
+            last_step,
+            enrolled_at,
+            recovery_hashes,
+        })
+    }
+
+    /// Enrols a user's second factor: the secret sealed, `step` as the last accepted (the code
+    /// that confirmed it), and the recovery codes' hashes; `false` (nothing changed) when the
+    /// user is already enrolled or gone (or `username` is not theirs).
+    pub async fn enrol_console_mfa(
+        &self,
+        user_id: i64,
+        username: &str,
+        secret: &[u8],
+        step: i64,
+        recovery_hashes: Vec<String>,
+    ) -> Result<bool, StoreError> {
+        let sealed = self.inner.key.seal(totp_aad(username), secret);
+        let username = username.to_owned();
+        let now = crate::now_micros();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "UPDATE console_users SET totp_sealed = $2, totp_last_step = $3,
+                             mfa_enrolled_at = $4
+                         WHERE id = $1 AND username = $5 AND totp_sealed IS NULL",
+                        &params![user_id, sealed, step, now, username],
+                    )
+                    .await?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                set_recovery_codes(tx, user_id, recovery_hashes).await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    /// Accepts TOTP time step `step` for a user once: `false` when it (or a later one) was
+    /// accepted already, so that a code seen by someone else cannot be used again.
+    pub async fn accept_totp_step(&self, user_id: i64, step: i64) -> Result<bool, StoreError> {
+        self.run(Access::Single, move |tx| {
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "UPDATE console_users SET totp_last_step = $2
+                         WHERE id = $1 AND totp_last_step < $2 AND totp_sealed IS NOT NULL",
+                        &params![user_id, step],
+                    )
+                    .await?;
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    /// Uses up one recovery code (by its stored hash): `false` if it was used already.
+    pub async fn use_recovery_code(
+        &self,
+        user_id: i64,
+        code_hash: String,
+    ) -> Result<bool, StoreError> {
+        self.run(Access::Single, move |tx| {
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "DELETE FROM console_recovery_codes WHERE user_id = $1 AND code_hash = $2",
+                        &params![user_id, code_hash],
+                    )
+                    .await?;
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    /// Replaces a user's recovery codes (hashes) with new ones.
+    pub async fn replace_recovery_codes(
+        &self,
+        user_id: i64,
+        recovery_hashes: Vec<String>,
+    ) -> Result<(), StoreError> {
+        self.write(move |tx| Box::pin(set_recovery_codes(tx, user_id, recovery_hashes)))
+            .await
+    }
+
+    /// Removes a user's second factor and recovery codes: they enrol again at their next
+    /// sign-in. `false` when there is no such user.
+    pub async fn reset_console_mfa(&self, user_id: i64) -> Result<bool, StoreError> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "UPDATE console_users SET totp_sealed = NULL, totp_last_step = 0,
+                             mfa_enrolled_at = NULL
+                         WHERE id = $1",
+                        &params![user_id],
+                    )
+                    .await?;
+                set_recovery_codes(tx, user_id, Vec::new()).await?;
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    /// The console's secret `name` (32 random bytes, sealed with the data key), made on first
+    /// use; made anew when the data key no longer opens it (after a key rotation).
+    pub async fn console_secret(&self, name: &'static str) -> Result<Vec<u8>, StoreError> {
+        // The row's key, as the re-seal of `keys rotate` names rows.
+        let aad = name.as_bytes().to_vec();
+        let mut fresh = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut fresh);
+        let sealed = self.inner.key.seal(&aad, &fresh);
+        let stored: Vec<u8> = self
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "INSERT INTO console_secrets (name, sealed) VALUES ($1, $2)
+                         ON CONFLICT (name) DO NOTHING",
+                        &params![name, sealed],
+                    )
+                    .await?;
+                    tx.value(
+                        "SELECT sealed FROM console_secrets WHERE name = $1",
+                        &params![name],
+                    )
+                    .await
+                })
+            })
+            .await?;
+        if let Ok(secret) = self.inner.key.open(&aad, &stored) {
+            return Ok(secret);
+        }
+        let sealed = self.inner.key.seal(&aad, &fresh);
+        self.run(Access::Single, move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "UPDATE console_secrets SET sealed = $2 WHERE name = $1",
+                    &params![name, sealed],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(fresh.to_vec())
+    }
+
+    /// Counts a sign-in attempt from source address `source`, as [`Store::sign_in_attempt`]
+    /// counts one per user: whether it may go on.
+    pub async fn sign_in_source_attempt(
+        &self,
+        source: &str,
+        max: u32,
+        lockout: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let now = crate::now_micros();
+        let attempt = SignInAttempt {
+            username: source.to_owned(),
+            now,
+            since: now - lockout.as_micros() as i64,
+        };
+        let since = attempt.since;
+        let attempts = self
+            .run(Access::Single, move |tx| {
+                Box::pin(count_attempt_in(tx, Counted::Source, attempt))
+            })
+            .await?;
+        self.run(Access::Single, move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "DELETE FROM console_sign_in_sources WHERE last_at < $1",
+                    &params![since],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(attempts <= max)
+    }
+
+    /// Forgets the attempts counted for source address `source`: a user signed in from it.
+    pub async fn sign_in_source_succeeded(&self, source: &str) -> Result<(), StoreError> {
+        let source = source.to_owned();
+        self.run(Access::Single, move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "DELETE FROM console_sign_in_sources WHERE source = $1",
+                    &params![source],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}
+
+/// Replaces a user's recovery codes.
+async fn set_recovery_codes(tx: &mut dyn Tx, user_id: i64, hashes: Vec<String>) -> Result<()> {
+    tx.execute(
+        "DELETE FROM console_recovery_codes WHERE user_id = $1",
+        &params![user_id],
+    )
+    .await?;
+    for h in hashes {
+        tx.execute(
+            "INSERT INTO console_recovery_codes (user_id, code_hash) VALUES ($1, $2)",
+            &params![user_id, h],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// What sign-in attempts are counted by.
+#[derive(Debug, Clone, Copy)]
+enum Counted {
+    /// The user (a keyed digest of the name given).
+    User,
+    /// The source address.
+    Source,
 }
 
 /// A sign-in attempt to count, before its password is checked: one more for the username (from
@@ -385,13 +697,24 @@ async fn set_org(
 /// Counts a sign-in attempt ([`SignInAttempt`]), in one statement: the username's attempts in a
 /// row, this one included (a run whose last attempt is older than `since` starts again at one).
 async fn count_attempt(tx: &mut dyn Tx, attempt: SignInAttempt) -> Result<u32> {
+    count_attempt_in(tx, Counted::User, attempt).await
+}
+
+/// Counts an attempt in the table of what it is counted by (`attempt.username`: the key).
+async fn count_attempt_in(tx: &mut dyn Tx, by: Counted, attempt: SignInAttempt) -> Result<u32> {
+    let (table, key) = match by {
+        Counted::User => ("console_sign_in_failures", "username"),
+        Counted::Source => ("console_sign_in_sources", "source"),
+    };
     tx.value(
-        "INSERT INTO console_sign_in_failures (username, failures, last_at) VALUES ($1, 1, $2)
-         ON CONFLICT (username) DO UPDATE SET
-             failures = CASE WHEN console_sign_in_failures.last_at < $3 THEN 1
-                             ELSE console_sign_in_failures.failures + 1 END,
-             last_at = excluded.last_at
-         RETURNING failures",
+        &format!(
+            "INSERT INTO {table} ({key}, failures, last_at) VALUES ($1, 1, $2)
+             ON CONFLICT ({key}) DO UPDATE SET
+                 failures = CASE WHEN {table}.last_at < $3 THEN 1
+                                 ELSE {table}.failures + 1 END,
+                 last_at = excluded.last_at
+             RETURNING failures"
+        ),
         &params![attempt.username, attempt.now, attempt.since],
     )
     .await
@@ -533,7 +856,146 @@ mod tests {
         s.close().await;
     }
 
+    async fn a_second_factor_is_sealed_enrolled_once_and_each_code_used_once(db: Place) {
+        let s = db.open().await;
+        let user = ConsoleUser {
+            id: 0,
+            username: "pbc".into(),
+            display_name: String::new(),
+            email: String::new(),
+            password_hash: "$argon2id$x".into(),
+            roles: vec![Role::Pbc],
+            holdernames: Vec::new(),
+            suspended: false,
+            confirmed_at: None,
+            updated_at: 0,
+        };
+        let UserSaved::Saved(id) = s
+            .save_console_user(user, Box::new(|_, _| Ok(())))
+            .await
+            .unwrap()
+        else {
+            panic!("saved")
+        };
+        assert_eq!(s.console_mfa(id).await.unwrap(), ConsoleMfa::default());
+        let secret = b"twenty bytes secret!";
+        let codes = vec!["$argon2id$1".to_owned(), "$argon2id$2".to_owned()];
+        assert!(s
+            .enrol_console_mfa(id, "pbc", secret, 100, codes)
+            .await
+            .unwrap());
+        // Enrolled once: a second enrolment (another tab, another instance) changes nothing.
+        assert!(!s
+            .enrol_console_mfa(id, "pbc", b"another secret here!", 200, Vec::new())
+            .await
+            .unwrap());
+        let mfa = s.console_mfa(id).await.unwrap();
+        assert_eq!(mfa.secret.as_deref(), Some(&secret[..]));
+        assert_eq!((mfa.last_step, mfa.recovery_hashes.len()), (100, 2));
+        assert!(mfa.enrolled_at.is_some());
+        // Sealed at rest: the stored column is not the secret, and opens for this row alone.
+        let sealed: Vec<u8> = s
+            .read(move |tx| {
+                Box::pin(async move {
+                    tx.value(
+                        "SELECT totp_sealed FROM console_users WHERE id = $1",
+                        &params![id],
+                    )
+                    .await
+                })
+            })
+            .await
+            .unwrap();
+        assert!(!sealed.windows(secret.len()).any(|w| w == secret));
+        assert!(s.inner.key.open(totp_aad("pbc"), &sealed).is_ok());
+        assert!(s.inner.key.open(totp_aad("ptc"), &sealed).is_err());
+        // A time step once, and never an earlier one; a recovery code once.
+        assert!(!s.accept_totp_step(id, 100).await.unwrap());
+        assert!(s.accept_totp_step(id, 101).await.unwrap());
+        assert!(!s.accept_totp_step(id, 101).await.unwrap());
+        assert!(!s.accept_totp_step(id, 99).await.unwrap());
+        assert!(s.use_recovery_code(id, "$argon2id$1".into()).await.unwrap());
+        assert!(!s.use_recovery_code(id, "$argon2id$1".into()).await.unwrap());
+        // Reset: nothing left; steps start again with the next enrolment.
+        assert!(s.reset_console_mfa(id).await.unwrap());
+        assert_eq!(s.console_mfa(id).await.unwrap(), ConsoleMfa::default());
+        assert!(
+            !s.accept_totp_step(id, 500).await.unwrap(),
+            "no factor: no step"
+        );
+        assert!(!s.reset_console_mfa(id + 99).await.unwrap());
+        // A secret no configured key opens is reported unreadable, not an error: the user can
+        // still use a recovery code, and a PBC sees it needs a reset.
+        assert!(s
+            .enrol_console_mfa(id, "pbc", secret, 1, vec!["$argon2id$3".into()])
+            .await
+            .unwrap());
+        let gone = crate::sealed::DataKey::from_hex(&"55".repeat(32)).unwrap();
+        let sealed_by_gone = gone.seal(totp_aad("pbc"), secret);
+        s.run(Access::Single, move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "UPDATE console_users SET totp_sealed = $2 WHERE id = $1",
+                    &params![id, sealed_by_gone],
+                )
+                .await
+            })
+        })
+        .await
+        .unwrap();
+        let mfa = s.console_mfa(id).await.unwrap();
+        assert!(mfa.unreadable && mfa.secret.is_none() && mfa.enrolled_at.is_some());
+        assert_eq!(mfa.recovery_hashes, ["$argon2id$3"]);
+        s.close().await;
+    }
+
+    async fn the_console_secret_is_made_once_and_source_addresses_are_counted_apart(db: Place) {
+        let s = db.open().await;
+        // The console's secret: made once, the same for every caller.
+        let k = s.console_secret("sign_in_key").await.unwrap();
+        assert_eq!(k.len(), 32);
+        assert_eq!(s.console_secret("sign_in_key").await.unwrap(), k);
+        // Attempts per source address: a run of `max`, then refused until a success.
+        let lockout = std::time::Duration::from_secs(900);
+        for _ in 0..3 {
+            assert!(s
+                .sign_in_source_attempt("10.0.0.1", 3, lockout)
+                .await
+                .unwrap());
+        }
+        assert!(!s
+            .sign_in_source_attempt("10.0.0.1", 3, lockout)
+            .await
+            .unwrap());
+        assert!(s
+            .sign_in_source_attempt("10.0.0.2", 3, lockout)
+            .await
+            .unwrap());
+        s.sign_in_source_succeeded("10.0.0.1").await.unwrap();
+        assert!(s
+            .sign_in_source_attempt("10.0.0.1", 3, lockout)
+            .await
+            .unwrap());
+        s.close().await;
+    }
+
     mod sqlite_backend {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn the_console_secret_is_made_once_and_source_addresses_are_counted_apart() {
+            super::the_console_secret_is_made_once_and_source_addresses_are_counted_apart(
+                super::Place::sqlite(),
+            )
+            .await
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_second_factor_is_sealed_enrolled_once_and_each_code_used_once() {
+            super::a_second_factor_is_sealed_enrolled_once_and_each_code_used_once(
+                super::Place::sqlite(),
+            )
+            .await
+        }
+
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn a_lock_out_runs_from_the_last_attempt_and_lapses_by_the_count_alone() {
             super::a_lock_out_runs_from_the_last_attempt_and_lapses_by_the_count_alone(
@@ -544,6 +1006,22 @@ mod tests {
     }
 
     mod postgres_backend {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn the_console_secret_is_made_once_and_source_addresses_are_counted_apart() {
+            super::the_console_secret_is_made_once_and_source_addresses_are_counted_apart(
+                super::Place::postgres().await,
+            )
+            .await
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn a_second_factor_is_sealed_enrolled_once_and_each_code_used_once() {
+            super::a_second_factor_is_sealed_enrolled_once_and_each_code_used_once(
+                super::Place::postgres().await,
+            )
+            .await
+        }
+
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn a_lock_out_runs_from_the_last_attempt_and_lapses_by_the_count_alone() {
             super::a_lock_out_runs_from_the_last_attempt_and_lapses_by_the_count_alone(

@@ -11,7 +11,7 @@ use super::{Result, Store, StoreError};
 /// The sealed columns, in the order a re-seal goes through them: the table, its row ID (the
 /// seal's associated data), the column, and a condition that narrows the rows with a value to an
 /// index (only open finds keep find data).
-const SEALED: [(&str, &str, &str, &str); 4] = [
+pub(super) const SEALED: [(&str, &str, &str, &str); 8] = [
     (
         "find_requests",
         "request_id",
@@ -21,6 +21,10 @@ const SEALED: [(&str, &str, &str, &str); 4] = [
     ("pats", "pat_id", "sealed", "TRUE"),
     ("members", "member_id", "sealed", "TRUE"),
     ("pensions", "asset_guid", "view_data", "TRUE"),
+    ("possible_match_searches", "pei", "sealed", "TRUE"),
+    ("index_key", "name", "sealed", "TRUE"),
+    ("console_users", "username", "totp_sealed", "TRUE"),
+    ("console_secrets", "name", "sealed", "TRUE"),
 ];
 
 /// Opens a value with whichever configured key sealed it and seals it with the active one;

@@ -6,18 +6,13 @@
 //! running endpoint applies the changes after the version its match index holds.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use uuid::Uuid;
 
 use super::sql::{params, Access, Dialect, Row, Tx, Value};
-use super::{blocking, stored_date, Result, Store, StoreError};
+use super::{blocking, packed, stored_date, Result, Store, StoreError};
 use crate::model::*;
-use crate::sealed::{self, DataKey};
-
-/// Members' records read in one query when every member is read.
-const PAGE: usize = 4096;
+use crate::sealed::{self, DataKey, Header, IndexKey};
 
 /// Member IDs looked up in one query.
 const LOOKUP: usize = 256;
@@ -135,7 +130,7 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|(id, sealed)| {
-                let json = sealed.map(|s| key.open(id.as_bytes(), &s));
+                let json = sealed.map(|s| packed::open(key, id.as_bytes(), &s));
                 (id, json)
             })
             .collect())
@@ -254,61 +249,184 @@ impl Store {
             .await
     }
 
-    /// Calls `f` with every stored member's match record (opened JSON), on every core. Returns
-    /// how many records could not be opened (they are skipped, never half-read).
-    ///
-    /// The records are read a page at a time, in member ID order, each page its own short
-    /// query: a member changed meanwhile may be seen either way, which the caller covers by
-    /// reading the data version first and applying the changes after it again.
-    pub async fn for_each_member<F>(&self, f: F) -> Result<u64, StoreError>
-    where
-        F: Fn(&[u8]) + Send + Sync + 'static,
-    {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let (pages, rx) = tokio::sync::mpsc::channel::<Vec<(String, Vec<u8>)>>(threads * 2);
-        let key = self.inner.key.clone();
-        let opening = blocking(move || {
-            let rx = Mutex::new(rx);
-            let failed = AtomicU64::new(0);
-            std::thread::scope(|s| {
-                for _ in 0..threads {
-                    let (rx, failed, f, key) = (&rx, &failed, &f, &key);
-                    s.spawn(move || loop {
-                        let next = rx.lock().unwrap_or_else(|e| e.into_inner()).blocking_recv();
-                        let Some(batch) = next else { break };
-                        for (id, sealed) in batch {
-                            match key.open(id.as_bytes(), &sealed) {
-                                Ok(json) => f(&json),
-                                Err(_) => {
-                                    failed.fetch_add(1, Ordering::Relaxed);
-                                }
-                            }
-                        }
-                    });
-                }
-            });
-            Ok(failed.into_inner())
-        });
-        // Dropping `pages` at the end lets the opening threads finish.
-        let read = async move {
-            let mut after = String::new();
-            loop {
-                let from = std::mem::take(&mut after);
-                let page = self
-                    .read(move |tx| Box::pin(async move { member_page(tx, &from, PAGE).await }))
+    // --- the match index ---
+
+    /// The index key the match index's look-up keys are hashed with: made and stored (sealed)
+    /// by the first to ask, the same for every instance and import after.
+    pub async fn index_key(&self) -> Result<IndexKey, StoreError> {
+        let fresh = self.inner.key.seal(INDEX_KEY_AAD, &IndexKey::generate());
+        let sealed: Vec<u8> = self
+            .run(Access::Write, move |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "INSERT INTO index_key (name, sealed) VALUES ('index-key', $1)
+                         ON CONFLICT (name) DO NOTHING",
+                        &params![fresh],
+                    )
                     .await?;
-                let Some((last, _)) = page.last() else { break };
-                after.clone_from(last);
-                let full = page.len() == PAGE;
-                if pages.send(page).await.is_err() || !full {
-                    break;
+                    tx.value("SELECT sealed FROM index_key WHERE name = 'index-key'", &[])
+                        .await
+                })
+            })
+            .await?;
+        let bytes = zeroize::Zeroizing::new(self.inner.key.open(INDEX_KEY_AAD, &sealed)?);
+        Ok(IndexKey::from_bytes(&bytes)?)
+    }
+
+    /// Up to `limit` members after slot `after`, in slot order, as the match index is built
+    /// from them: slot, look-up keys (`None` when not yet computed) and whether the configured
+    /// keys open the record (from its header: nothing is opened).
+    pub async fn index_page(&self, after: i64, limit: usize) -> Result<Vec<IndexRow>, StoreError> {
+        let rows = self
+            .read(move |tx| {
+                Box::pin(async move {
+                    tx.query(
+                        "SELECT slot, match_keys, substr(sealed, 1, 5) FROM members
+                          WHERE slot > $1 ORDER BY slot LIMIT $2",
+                        &params![after, limit],
+                    )
+                    .await?
+                    .iter()
+                    .map(|r| Ok((r.get(0)?, r.get(1)?, r.get::<Vec<u8>>(2)?)))
+                    .collect::<Result<Vec<(i64, Option<Vec<u8>>, Vec<u8>)>>>()
+                })
+            })
+            .await?;
+        let key = &self.inner.key;
+        Ok(rows
+            .into_iter()
+            .map(|(slot, keys, head)| IndexRow {
+                slot,
+                keys,
+                header: key.header(&head),
+            })
+            .collect())
+    }
+
+    /// Up to `limit` members after slot `after` whose look-up keys are not yet computed
+    /// (stored before the index had keys), with their match records opened.
+    pub async fn members_without_keys(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<SlotRecord>, StoreError> {
+        let rows = self
+            .read(move |tx| {
+                Box::pin(async move {
+                    slot_rows(
+                        tx,
+                        "SELECT slot, member_id, sealed FROM members
+                          WHERE match_keys IS NULL AND slot > $1 ORDER BY slot LIMIT $2",
+                        &params![after, limit],
+                    )
+                    .await
+                })
+            })
+            .await?;
+        Ok(self.open_slots(rows))
+    }
+
+    /// Writes members' look-up keys, by slot.
+    pub async fn set_match_keys(&self, keys: Vec<(i64, MatchKeys)>) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                for (slot, k) in &keys {
+                    tx.execute(
+                        "UPDATE members SET match_keys = $1 WHERE slot = $2",
+                        &params![k.to_bytes(), *slot],
+                    )
+                    .await?;
                 }
-            }
-            Ok::<_, StoreError>(())
-        };
-        let (read, failed) = tokio::join!(read, opening);
-        read?;
-        failed
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// The members in `slots` (those still stored), their match records opened: a find's
+    /// candidates.
+    pub async fn members_by_slot(&self, slots: Vec<i64>) -> Result<Vec<SlotRecord>, StoreError> {
+        let rows = self
+            .read(move |tx| {
+                Box::pin(async move {
+                    let mut out = Vec::with_capacity(slots.len());
+                    for chunk in slots.chunks(LOOKUP) {
+                        let (marks, bound) = in_list(chunk);
+                        let sql = format!(
+                            "SELECT slot, member_id, sealed FROM members WHERE slot IN ({marks})"
+                        );
+                        out.extend(slot_rows(tx, &sql, &bound).await?);
+                    }
+                    out.sort_unstable_by_key(|r| r.0);
+                    out.dedup_by_key(|r| r.0);
+                    Ok(out)
+                })
+            })
+            .await?;
+        Ok(self.open_slots(rows))
+    }
+
+    /// Members by ID as a running endpoint's index takes their changes: slot, look-up keys and
+    /// match record opened; `None` for those no longer stored.
+    pub async fn members_for_index(
+        &self,
+        member_ids: Vec<String>,
+    ) -> Result<Vec<(String, Option<(SlotRecord, Option<Vec<u8>>)>)>, StoreError> {
+        let found = self
+            .read(move |tx| {
+                Box::pin(async move {
+                    let mut found = HashMap::with_capacity(member_ids.len());
+                    for chunk in member_ids.chunks(LOOKUP) {
+                        let (marks, bound) = in_list(chunk);
+                        let sql = format!(
+                            "SELECT slot, member_id, sealed, match_keys FROM members
+                              WHERE member_id IN ({marks})"
+                        );
+                        for r in tx.query(&sql, &bound).await? {
+                            let keys: Option<Vec<u8>> = r.get(3)?;
+                            let row: (i64, String, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+                            found.insert(row.1.clone(), (row, keys));
+                        }
+                    }
+                    Ok(member_ids
+                        .into_iter()
+                        .map(|id| {
+                            let row = found.remove(&id);
+                            (id, row)
+                        })
+                        .collect::<Vec<_>>())
+                })
+            })
+            .await?;
+        let key = &self.inner.key;
+        Ok(found
+            .into_iter()
+            .map(|(id, row)| {
+                let row = row.map(|((slot, member_id, sealed), keys)| {
+                    let record = packed::open(key, member_id.as_bytes(), &sealed);
+                    (
+                        SlotRecord {
+                            slot,
+                            member_id,
+                            record,
+                        },
+                        keys,
+                    )
+                });
+                (id, row)
+            })
+            .collect())
+    }
+
+    fn open_slots(&self, rows: Vec<(i64, String, Vec<u8>)>) -> Vec<SlotRecord> {
+        let key = &self.inner.key;
+        rows.into_iter()
+            .map(|(slot, member_id, sealed)| SlotRecord {
+                slot,
+                record: packed::open(key, member_id.as_bytes(), &sealed),
+                member_id,
+            })
+            .collect()
     }
 
     /// One pension by asset GUID, its view data opened.
@@ -344,6 +462,58 @@ pub struct KeySample {
     pub failed: u64,
 }
 
+/// The associated data the index key is sealed with.
+const INDEX_KEY_AAD: &[u8] = b"index-key";
+
+/// A member as the match index is built from it ([`Store::index_page`]).
+#[derive(Debug, Clone)]
+pub struct IndexRow {
+    /// Its slot.
+    pub slot: i64,
+    /// Its look-up keys as stored; `None` when not yet computed.
+    pub keys: Option<Vec<u8>>,
+    /// Whether the configured keys open its record, from the record's header.
+    pub header: Header,
+}
+
+/// A member's slot, ID and opened match record (JSON), or why it did not open.
+#[derive(Debug)]
+pub struct SlotRecord {
+    /// Its slot.
+    pub slot: i64,
+    /// The member ID.
+    pub member_id: String,
+    /// The match record, opened.
+    pub record: std::result::Result<Vec<u8>, sealed::SealError>,
+}
+
+/// `$1, …, $n` for as many placeholders as the next power of two above `ids.len()` (the last
+/// repeated), so that a few statements serve every batch; and the values.
+fn in_list<T: Clone>(ids: &[T]) -> (String, Vec<Value>)
+where
+    Value: From<T>,
+{
+    let n = ids.len().next_power_of_two();
+    let marks: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    let bound = (0..n)
+        .map(|i| Value::from(ids[i.min(ids.len() - 1)].clone()))
+        .collect();
+    (marks.join(", "), bound)
+}
+
+/// Rows of (slot, member ID, sealed record).
+async fn slot_rows(
+    tx: &mut dyn Tx,
+    sql: &str,
+    params: &[Value],
+) -> Result<Vec<(i64, String, Vec<u8>)>> {
+    tx.query(sql, params)
+        .await?
+        .iter()
+        .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .collect()
+}
+
 // === Rows ===
 
 /// A member change with its secrets sealed.
@@ -358,6 +528,8 @@ struct MemberRow {
     member_id: String,
     holdername: String,
     sealed: Vec<u8>,
+    /// Its look-up keys as stored ([`MatchKeys::to_bytes`]).
+    match_keys: Vec<u8>,
     /// SHA-256 of what was imported (match record and pensions, in the clear), to tell an
     /// update from a repeat without opening anything.
     content_sha256: String,
@@ -412,6 +584,10 @@ fn data_change_from(r: &Row) -> Result<(i64, DataChange)> {
     let key: String = r.get(2)?;
     let change = match r.get::<String>(1)?.as_str() {
         "member" => DataChange::Member(key),
+        "slot" => DataChange::SlotFreed(
+            key.parse()
+                .map_err(|_| StoreError::Corrupt("member slot"))?,
+        ),
         "scheme" => DataChange::Scheme(
             Uuid::try_parse(&key).map_err(|_| StoreError::Corrupt("holdername"))?,
         ),
@@ -436,6 +612,7 @@ async fn apply_change(
     now: i64,
 ) -> Result<AppliedChange> {
     let mut held_by = Vec::new();
+    let mut freed = None;
     let (member_id, applied, removed) = match change {
         SealedChange::Remove(id) => {
             if content_hash(tx, id).await?.is_none() {
@@ -443,8 +620,16 @@ async fn apply_change(
             }
             let gone = pension_guids(tx, id).await?;
             retire(tx, &gone, now).await?;
-            tx.execute("DELETE FROM members WHERE member_id = $1", &params![id])
-                .await?;
+            let slot: Option<i64> = tx
+                .query_opt(
+                    "DELETE FROM members WHERE member_id = $1 RETURNING slot",
+                    &params![id],
+                )
+                .await?
+                .map(|r| r.get(0))
+                .transpose()?
+                .flatten();
+            freed = slot;
             (id, Applied::Removed, gone)
         }
         SealedChange::Upsert(row, moving) => {
@@ -463,11 +648,14 @@ async fn apply_change(
             }
             let gone = row.dropped(pension_guids(tx, &row.member_id).await?);
             retire(tx, &gone, now).await?;
-            upsert(tx, row).await?;
+            upsert(tx, row, applied == Applied::Added).await?;
             (&row.member_id, applied, gone)
         }
     };
     note_change(tx, "member", member_id, now).await?;
+    if let Some(slot) = freed {
+        note_change(tx, "slot", &slot.to_string(), now).await?;
+    }
     let removed = removed
         .iter()
         .map(|g| Uuid::try_parse(g).map_err(|_| StoreError::Corrupt("asset GUID")))
@@ -523,7 +711,7 @@ async fn take_pension(
         )
         .await?;
     let mut record: serde_json::Value =
-        serde_json::from_slice(&key.open(owner.as_bytes(), &sealed)?)
+        serde_json::from_slice(&packed::open(key, owner.as_bytes(), &sealed)?)
             .map_err(|_| StoreError::Corrupt("match record"))?;
     if let Some(pensions) = record
         .get_mut("pensions")
@@ -534,7 +722,7 @@ async fn take_pension(
     let json = serde_json::to_vec(&record).map_err(|_| StoreError::Corrupt("match record"))?;
     tx.execute(
         "UPDATE members SET sealed = $2, content_sha256 = NULL WHERE member_id = $1",
-        &params![owner, key.seal(owner.as_bytes(), &json)],
+        &params![owner, packed::seal(key, owner.as_bytes(), &json)],
     )
     .await?;
     note_change(tx, "member", owner, now).await
@@ -581,15 +769,38 @@ async fn retire(tx: &mut dyn Tx, guids: &[String], now: i64) -> Result<()> {
 }
 
 /// Writes a member and its pensions (replacing what was there).
-async fn upsert(tx: &mut dyn Tx, m: &MemberRow) -> Result<()> {
-    tx.execute(
-        "INSERT INTO members (member_id, holdername, sealed, content_sha256)
-         VALUES ($1, $2, $3, $4)
-         ON CONFLICT (member_id) DO UPDATE SET holdername = excluded.holdername,
-             sealed = excluded.sealed, content_sha256 = excluded.content_sha256",
-        &params![&m.member_id, &m.holdername, &m.sealed, &m.content_sha256],
-    )
-    .await?;
+async fn upsert(tx: &mut dyn Tx, m: &MemberRow, new: bool) -> Result<()> {
+    // A new member takes the next slot; a changed one keeps its own.
+    let fields = params![
+        &m.member_id,
+        &m.holdername,
+        &m.sealed,
+        &m.content_sha256,
+        &m.match_keys
+    ];
+    if new {
+        let slot: i64 = tx
+            .value(
+                "UPDATE member_slot SET last = last + 1 WHERE id = 1 RETURNING last",
+                &[],
+            )
+            .await?;
+        let mut bound = fields.to_vec();
+        bound.push(Value::from(slot));
+        tx.execute(
+            "INSERT INTO members (member_id, holdername, sealed, content_sha256, match_keys, slot)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &bound,
+        )
+        .await?;
+    } else {
+        tx.execute(
+            "UPDATE members SET holdername = $2, sealed = $3, content_sha256 = $4, match_keys = $5
+              WHERE member_id = $1",
+            &fields,
+        )
+        .await?;
+    }
     for p in &m.pensions {
         tx.execute(
             "INSERT INTO pensions (asset_guid, member_id, holdername, scheme_name, view_data,
@@ -638,17 +849,8 @@ async fn members_sealed(
 ) -> Result<Vec<(String, Option<Vec<u8>>)>> {
     let mut found = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(LOOKUP) {
-        // As many placeholders as the next power of two (the last ID repeated), so that a few
-        // statements serve every batch.
-        let n = chunk.len().next_power_of_two();
-        let marks: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT member_id, sealed FROM members WHERE member_id IN ({})",
-            marks.join(", ")
-        );
-        let bound: Vec<Value> = (0..n)
-            .map(|i| Value::from(&chunk[i.min(chunk.len() - 1)]))
-            .collect();
+        let (marks, bound) = in_list(chunk);
+        let sql = format!("SELECT member_id, sealed FROM members WHERE member_id IN ({marks})");
         for r in tx.query(&sql, &bound).await? {
             found.insert(r.get::<String>(0)?, r.get::<Vec<u8>>(1)?);
         }
@@ -735,7 +937,8 @@ fn seal_change(key: &DataKey, change: MemberChange) -> SealedChange {
     }
     let content_sha256 = hex::encode(sha2::Digest::finalize(hash));
     let row = MemberRow {
-        sealed: key.seal(m.member_id.as_bytes(), &m.match_record),
+        sealed: packed::seal(key, m.member_id.as_bytes(), &m.match_record),
+        match_keys: m.match_keys.to_bytes(),
         holdername: m.holdername.hyphenated().to_string(),
         content_sha256,
         pensions: m
@@ -744,7 +947,7 @@ fn seal_change(key: &DataKey, change: MemberChange) -> SealedChange {
             .map(|p| {
                 let guid = p.asset_guid.hyphenated().to_string();
                 PensionRow {
-                    sealed_view_data: key.seal(guid.as_bytes(), &p.view_data),
+                    sealed_view_data: packed::seal(key, guid.as_bytes(), &p.view_data),
                     asset_guid: guid,
                     scheme_name: p.scheme_name,
                     statement_date: p.statement_date,
@@ -762,6 +965,6 @@ pub(super) fn open_json(
     aad: &str,
     sealed: &[u8],
 ) -> Result<serde_json::Value, StoreError> {
-    let bytes = key.open(aad.as_bytes(), sealed)?;
+    let bytes = packed::open(key, aad.as_bytes(), sealed)?;
     serde_json::from_slice(&bytes).map_err(|_| StoreError::Corrupt("view data"))
 }

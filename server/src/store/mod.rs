@@ -17,7 +17,10 @@
 //! - [`keys`]: the sealed columns under a new data key.
 //! - [`audit`]: the audit trail, heartbeats, the service levels' samples, daily jobs' runs.
 //! - [`reports`]: PDP reporting's facts, announced unavailability, submissions' claims.
+//! - [`backup`]: online copies of the embedded store, and the checks a restore makes.
 //! - [`console`]: the operator console's users, the organisation's details, sign-in attempts.
+//! - [`review`]: the console's: searchers' data of open possible matches (sealed), the audit
+//!   trail a page at a time, schemes with their names and counts.
 //!
 //! Below them, only what truly differs is per backend, behind [`db::Database`] (a handful of
 //! capabilities, none of them a query): [`sqlite`] (embedded, the default: one instance, one
@@ -61,15 +64,18 @@
 //! runs every unit of work on each and compares the answers (`tests/same.rs`).
 
 mod audit;
+pub mod backup;
 pub mod console;
 mod db;
 mod finds;
 mod group_commit;
 mod keys;
 mod members;
+mod packed;
 mod peis;
 mod postgres;
 mod reports;
+pub mod review;
 mod schema;
 mod sql;
 mod sqlite;
@@ -81,13 +87,13 @@ use std::time::Duration;
 
 pub use crate::model::{
     AppendOutcome, Applied, AppliedChange, Calculation, CalculationKind, Claimed, DataChange,
-    Decided, FailedFind, FindOutcome, FindState, MatchStatus, MemberChange, NewFind, NewMember,
-    NewPei, NewPension, PeiMatch, PeiState, ReviewState, SchemeState, SlaSamples, StoredFind,
-    StoredPei, StoredPension,
+    Decided, FailedFind, FindOutcome, FindState, MatchKeys, MatchStatus, MemberChange, NewFind,
+    NewMember, NewPei, NewPension, PeiMatch, PeiState, ReviewState, SchemeState, SlaSamples,
+    StoredFind, StoredPei, StoredPension,
 };
 use crate::sealed::{self, DataKey};
 pub use keys::{ResealCursor, Resealed};
-pub use members::KeySample;
+pub use members::{IndexRow, KeySample, SlotRecord};
 pub use postgres::{PostgresOptions, PostgresTls};
 use sql::{Access, BoxFuture, Tx};
 

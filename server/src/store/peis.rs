@@ -313,7 +313,7 @@ impl Store {
                 view_data["benefitIllustrations"] = benefit_illustrations;
                 let json =
                     serde_json::to_vec(&view_data).map_err(|_| StoreError::Corrupt("view data"))?;
-                let sealed = key.seal(guid.as_bytes(), &json);
+                let sealed = super::packed::seal(&key, guid.as_bytes(), &json);
                 tx.execute(
                     "UPDATE pensions SET view_data = $2, calculation_date = $3
                       WHERE asset_guid = $1",

@@ -4,7 +4,6 @@ use crate::model::{
     StoredSubmission, SubmissionAnswer, SubmissionReason, SubmissionState, SubmissionStatus,
     UnavailableCodes, ViewFact,
 };
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -368,6 +367,7 @@ async fn members_and_pensions_are_sealed_and_opened(db: Place) {
             member_id: "M9".into(),
             holdername: Uuid::from_u128(5),
             match_record: b"{\"m\":9}".to_vec(),
+            match_keys: MatchKeys(vec![7, u64::MAX]),
             pensions: vec![NewPension {
                 asset_guid: guid,
                 scheme_name: "Acme".into(),
@@ -381,14 +381,25 @@ async fn members_and_pensions_are_sealed_and_opened(db: Place) {
     .await
     .unwrap();
     assert_eq!(s.member_count().await.unwrap(), 1);
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = seen.clone();
-    let failed = s
-        .for_each_member(move |json| sink.lock().unwrap().push(json.to_vec()))
-        .await
-        .unwrap();
-    assert_eq!(failed, 0);
-    assert_eq!(*seen.lock().unwrap(), [b"{\"m\":9}".to_vec()]);
+    // The index reads the keys and a header, and a candidate's record by slot.
+    let rows = s.index_page(0, 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].header, crate::sealed::Header::Known);
+    assert_eq!(
+        MatchKeys::from_bytes(rows[0].keys.as_deref().unwrap()),
+        Some(MatchKeys(vec![7, u64::MAX]))
+    );
+    assert!(s.index_page(rows[0].slot, 10).await.unwrap().is_empty());
+    let found = s.members_by_slot(vec![rows[0].slot, 999]).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].member_id, "M9");
+    assert_eq!(found[0].record.as_deref().unwrap(), b"{\"m\":9}");
+    let key = s.index_key().await.unwrap();
+    assert_eq!(
+        key.hash(&[b"x"]),
+        s.index_key().await.unwrap().hash(&[b"x"]),
+        "one index key, made once"
+    );
     let p = s.pension(guid).await.unwrap().unwrap();
     assert_eq!(p.member_id, "M9");
     assert_eq!(
@@ -436,6 +447,46 @@ async fn members_and_pensions_are_sealed_and_opened(db: Place) {
             assert!(!b.windows(7).any(|w| w == b"{\"m\":9}"));
         }
     }
+}
+
+async fn audit_records_by_id_are_found_on_every_day_of_the_window(db: Place) {
+    let s = db.open().await;
+    const DAY: i64 = 86_400_000_000;
+    let at = |day: i64, id: &str, transaction: &str| AuditRecord {
+        transaction_id: transaction.into(),
+        received_at: day * DAY + 5,
+        responded_at: day * DAY + 6,
+        ..audit(id)
+    };
+    for (day, id, transaction) in [
+        (20_000, "f1", "f1"),
+        (20_000, "f2", "f2"),
+        (20_001, "f1", "t-cas"),
+        (20_500, "f1", "t-late"),
+        (20_500, "f3", "f3"),
+    ] {
+        s.audit(at(day, id, transaction));
+    }
+    // Committed after the records queued before it.
+    s.append(find("sync", false), audit("sync")).await.unwrap();
+    let ids = |v: Vec<AuditRecord>| v.into_iter().map(|a| a.transaction_id).collect::<Vec<_>>();
+    let by = |from: i64, to: i64, id: &str| s.audit_records(from, to, Some(id.into()));
+    assert_eq!(
+        ids(by(0, i64::MAX, "f1").await.unwrap()),
+        ["f1", "t-cas", "t-late"]
+    );
+    assert_eq!(ids(by(0, i64::MAX, "t-cas").await.unwrap()), ["t-cas"]);
+    assert_eq!(
+        ids(by(20_001 * DAY, 20_500 * DAY, "f1").await.unwrap()),
+        ["t-cas"]
+    );
+    assert_eq!(
+        ids(by(20_500 * DAY, 20_500 * DAY + 6, "f1").await.unwrap()),
+        ["t-late"]
+    );
+    assert!(by(0, i64::MAX, "none").await.unwrap().is_empty());
+    assert!(by(30_000 * DAY, i64::MAX, "f1").await.unwrap().is_empty());
+    assert_eq!(s.audit_records(0, i64::MAX, None).await.unwrap().len(), 6);
 }
 
 async fn the_sla_samples_come_from_the_audit_trail_finds_and_heartbeats(db: Place) {
@@ -537,6 +588,7 @@ fn member(id: &str, pensions: &[u128], record: &str) -> MemberChange {
         member_id: id.into(),
         holdername: Uuid::from_u128(5),
         match_record: record.as_bytes().to_vec(),
+        match_keys: MatchKeys::default(),
         pensions: pensions
             .iter()
             .map(|g| NewPension {
@@ -626,7 +678,10 @@ async fn member_changes_add_update_repeat_and_remove_and_are_noted_in_order(db: 
         .map(|(_, c)| c)
         .collect();
     let m = |id: &str| DataChange::Member(id.into());
-    assert_eq!(changes, [m("A"), m("B"), m("A"), m("B")]);
+    assert_eq!(
+        changes,
+        [m("A"), m("B"), m("A"), m("B"), DataChange::SlotFreed(2)]
+    );
 
     // A scheme's state is kept and noted.
     let h = Uuid::from_u128(5);
@@ -1433,6 +1488,7 @@ async fn the_oldest_open_find_is_the_earliest_acked_still_queued_or_worked(db: P
 }
 
 on_both_backends!(
+    audit_records_by_id_are_found_on_every_day_of_the_window,
     the_oldest_open_find_is_the_earliest_acked_still_queued_or_worked,
     appends_store_no_matches_at_their_end_and_queue_matches_sealed,
     a_find_is_claimed_once_ended_once_and_reclaimed_after_its_lease,

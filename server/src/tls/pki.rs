@@ -46,6 +46,11 @@ pub mod files {
     pub const ROGUE_CLIENT: &str = "rogue-client.pem";
     /// Its key.
     pub const ROGUE_CLIENT_KEY: &str = "rogue-client.key";
+    /// A PFS client certificate from the ecosystem CA whose validity ended in 2021 (for
+    /// refusal tests: `selftest` S17).
+    pub const EXPIRED_CLIENT: &str = "expired-client.pem";
+    /// Its key.
+    pub const EXPIRED_CLIENT_KEY: &str = "expired-client.key";
     /// The AES-256-GCM data key, 64 hex digits ([`crate::keys::init_dev`]).
     pub const DATA_KEY: &str = "data.key";
     /// The view data token signing key, RSA 2048, PKCS#8 ([`crate::keys::init_dev`]).
@@ -90,6 +95,21 @@ fn leaf(
         .push(DnType::OrganizationName, "pdp-provider development");
     params.extended_key_usages = vec![usage];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer.cert, &issuer.key)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// A client certificate from `issuer` valid from 2020-01-01 to 2021-01-01 only.
+fn expired_leaf(issuer: &Ca, common_name: &str) -> Result<(String, String), TlsError> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &issuer.cert, &issuer.key)?;
     Ok((cert.pem(), key.serialize_pem()))
@@ -141,6 +161,9 @@ pub fn init(dir: &Path) -> Result<(), TlsError> {
         write(dir, cert, &c)?;
         write(dir, key, &k)?;
     }
+    let (c, k) = expired_leaf(&eco, "pension-finder-service")?;
+    write(dir, files::EXPIRED_CLIENT, &c)?;
+    write(dir, files::EXPIRED_CLIENT_KEY, &k)?;
     let rogue = ca("Unrelated CA")?;
     write(dir, files::ROGUE_CA, &rogue.cert.pem())?;
     let (c, k) = leaf(

@@ -19,7 +19,7 @@ pub(crate) async fn page(p: &Page<'_>) -> Result<Resp, ConsoleError> {
             let overdue = c.due_on < today;
             vec![
                 c.pei,
-                format!("{:?}", c.kind),
+                c.kind.as_str().to_owned(),
                 c.due_on.to_string(),
                 if overdue {
                     "OVERDUE".into()

@@ -63,6 +63,7 @@ pub(crate) async fn set_detail(p: &Page<'_>) -> Result<Resp, ConsoleError> {
     if key.is_empty() {
         return Ok(plain(StatusCode::BAD_REQUEST, "key\n"));
     }
+    let target = [("key", key.clone())];
     p.console
         .store
         .set_org_detail(
@@ -71,7 +72,8 @@ pub(crate) async fn set_detail(p: &Page<'_>) -> Result<Resp, ConsoleError> {
             p.form.get("confirmed") == Some("on"),
         )
         .await?;
-    p.audit(303, "org_detail_set", None).await;
+    let target: Vec<(&str, &str)> = target.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    p.audit_on(303, "org_detail_set", None, &target).await;
     Ok(redirect("/organisation?done=saved"))
 }
 

@@ -24,6 +24,7 @@ pub(crate) async fn flagged(p: &Page<'_>) -> Result<Resp, ConsoleError> {
         .filter(|x| roles::sees_holdername(&p.me.user, x.matched.holdername))
         .map(|x| {
             vec![
+                format!("{} ({})", x.matched.scheme_name, x.matched.holdername),
                 x.matched.pei,
                 x.matched.match_status.to_string(),
                 x.deletion_reason.unwrap_or_default(),
@@ -35,7 +36,7 @@ pub(crate) async fn flagged(p: &Page<'_>) -> Result<Resp, ConsoleError> {
         "/flagged",
         "Flagged PeIs",
         "The CAS refused the PAT that registered these: never served again; PDP must be told (CoCo2.2.4).",
-        &["PeI", "Match status", "Reason", "State"],
+        &["Scheme (holdername)", "PeI", "Match status", "Reason", "State"],
         rows,
         "No PeI is flagged.",
         None,
@@ -89,21 +90,25 @@ pub(crate) async fn deregister(p: &Page<'_>) -> Result<Resp, ConsoleError> {
     };
     let rid = Some(pei.request_id.clone());
     let guid = pei.matched.asset_guid.to_string();
+    let target = [
+        ("pei", pei.matched.pei.as_str()),
+        ("reason", reason.as_str()),
+    ];
     match crate::peis::deregister(&p.console.store, &p.console.cas, &guid, reason).await {
         Ok(Deregistered::FlaggedPatExpired) => {
-            p.audit(303, "flagged", rid).await;
+            p.audit_on(303, "flagged", rid, &target).await;
             Ok(redirect("/flagged?done=flagged"))
         }
         Ok(_) => {
-            p.audit(303, "deregistered", rid).await;
+            p.audit_on(303, "deregistered", rid, &target).await;
             Ok(redirect("/deregister?done=deregistered"))
         }
         Err(e @ (DeregError::InvalidReason { .. } | DeregError::NotRegistered(_))) => {
-            p.audit(422, "refused", rid).await;
+            p.audit_on(422, "refused", rid, &target).await;
             deregister_form(p, Some(e.to_string()), StatusCode::UNPROCESSABLE_ENTITY).await
         }
         Err(e) => {
-            p.audit(502, "failed", rid).await;
+            p.audit_on(502, "failed", rid, &target).await;
             tracing::warn!(error = %e, "console: de-registration not sent");
             deregister_form(
                 p,

@@ -80,6 +80,7 @@ async fn by_holdername(p: &Page<'_>, month: &str) -> Result<Vec<Vec<String>>, Co
             .1
             .push(v.responded_at - v.received_at);
     }
+    let names = super::scheme_names(p).await?;
     let mut rows = Vec::new();
     for (h, (completion, view)) in by {
         if !roles::sees_holdername(&p.me.user, h) {
@@ -97,7 +98,8 @@ async fn by_holdername(p: &Page<'_>, month: &str) -> Result<Vec<Vec<String>>, Co
                 continue;
             }
             let s = crate::sla::series(samples, level);
-            rows.push(series_row(format!("{name}, holdername {h}"), &s));
+            let scheme = names.get(&h).map(String::as_str).unwrap_or("");
+            rows.push(series_row(format!("{name}, holdername {h} ({scheme})"), &s));
         }
     }
     Ok(rows)

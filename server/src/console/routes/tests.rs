@@ -28,8 +28,8 @@ fn each_route_is_written_once_and_only_pages_are_navigated_to() {
             r.path
         );
         assert!(r.nav.is_none() || r.method == Method::GET, "{}", r.path);
-        // Every action but signing out needs a role.
-        if r.method == Method::POST && r.path != "/sign-out" {
+        // Every action but signing out and a user's own account needs a role.
+        if r.method == Method::POST && r.path != "/sign-out" && !r.path.starts_with("/account/") {
             assert!(r.action.is_some(), "POST {} needs no role", r.path);
         }
     }
@@ -39,22 +39,31 @@ fn each_route_is_written_once_and_only_pages_are_navigated_to() {
 fn the_navigation_lists_what_the_roles_open_in_the_tables_order() {
     let hrefs =
         |roles: &[Role]| -> Vec<&str> { nav(&user(roles)).iter().map(|n| n.href).collect() };
-    assert_eq!(hrefs(&[Role::Ptc]), ["/certificates", "/organisation"]);
+    assert_eq!(
+        hrefs(&[Role::Ptc]),
+        ["/certificates", "/account", "/organisation"]
+    );
     assert_eq!(
         hrefs(&[Role::Pbc]),
         [
             "/possible-matches",
             "/flagged",
             "/deregister",
+            "/schemes",
             "/users",
+            "/account",
             "/organisation"
         ]
     );
     assert_eq!(
         hrefs(&[Role::SecurityLead, Role::TestManager]),
-        ["/testing", "/audit.csv", "/organisation"]
+        ["/testing", "/account", "/audit", "/organisation"]
     );
     let mut suspended = user(&[Role::Pbc]);
     suspended.suspended = true;
-    assert_eq!(nav(&suspended).len(), 1, "the organisation only");
+    assert_eq!(
+        nav(&suspended).len(),
+        2,
+        "their account and the organisation only"
+    );
 }

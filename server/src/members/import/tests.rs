@@ -143,7 +143,11 @@ fn csv_groups_consecutive_rows_into_members() {
             "line 5: asset_guid: not a GUID",
         ]
     );
-    let index = rt.block_on(crate::matching::index::load(&store)).unwrap();
+    let index_key = rt.block_on(store.index_key()).unwrap();
+    let index = rt
+        .block_on(crate::matching::index::load(&store, &index_key))
+        .unwrap()
+        .index;
     assert_eq!(index.len(), 1);
 }
 
@@ -356,7 +360,11 @@ fn a_pension_another_member_holds_is_refused_unless_moved() {
     let a: MatchRecord = serde_json::from_slice(&a).unwrap();
     let kept: Vec<_> = a.pensions.iter().map(|p| p.asset_guid).collect();
     assert_eq!(kept, [guid(1)]);
-    let index = rt.block_on(crate::matching::index::load(&store)).unwrap();
+    let index_key = rt.block_on(store.index_key()).unwrap();
+    let index = rt
+        .block_on(crate::matching::index::load(&store, &index_key))
+        .unwrap()
+        .index;
     assert_eq!(index.len(), 3);
 
     // A's old record again is now refused: the pension is B's.

@@ -34,7 +34,7 @@ pub(super) enum Dialect {
 }
 
 /// The migrations, oldest first: refinery's name (`V<n>__<name>`) and the template.
-const MIGRATIONS: [(&str, &str); 6] = [
+const MIGRATIONS: [(&str, &str); 10] = [
     ("V1__initial", include_str!("V1__initial.sql")),
     ("V2__member_changes", include_str!("V2__member_changes.sql")),
     ("V3__daily_runs", include_str!("V3__daily_runs.sql")),
@@ -44,6 +44,13 @@ const MIGRATIONS: [(&str, &str); 6] = [
         "V6__console_sign_in",
         include_str!("V6__console_sign_in.sql"),
     ),
+    (
+        "V7__possible_match_searches",
+        include_str!("V7__possible_match_searches.sql"),
+    ),
+    ("V8__match_keys", include_str!("V8__match_keys.sql")),
+    ("V9__console_mfa", include_str!("V9__console_mfa.sql")),
+    ("V10__audit_by_id", include_str!("V10__audit_by_id.sql")),
 ];
 
 /// Each token and its spelling in SQLite and in PostgreSQL.

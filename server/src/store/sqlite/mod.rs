@@ -6,6 +6,7 @@
 //! connections off the runtime. A unit of work's statements are blocking calls on a
 //! [`tx::SqliteTx`], so its future finishes at its first poll ([`run_blocking`]).
 
+pub(super) mod backup;
 mod tx;
 mod writer;
 
