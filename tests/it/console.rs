@@ -742,6 +742,18 @@ pub(crate) fn spki_hash(pem: &std::path::Path) -> String {
     base64::engine::general_purpose::STANDARD.encode(digest)
 }
 
+/// Saves what `c` shows as `<name>.png` in the directory `PDP_CONSOLE_SCREENSHOTS` names, when
+/// it is set (how docs/console/ is made); nothing otherwise.
+pub(crate) async fn screenshot(c: &fantoccini::Client, name: &str) {
+    let Some(dir) = std::env::var_os("PDP_CONSOLE_SCREENSHOTS").map(std::path::PathBuf::from)
+    else {
+        return;
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
 pub(crate) async fn chromium(spki: &str) -> (Driver, fantoccini::Client) {
     chromium_with(spki, None).await
 }
@@ -835,20 +847,7 @@ async fn console_in_chromium_signs_in_and_resolves_a_possible_match_seen_at_the_
         "https://localhost:{}",
         s.server.console_addr.unwrap().port()
     );
-    let shots = std::env::var_os("PDP_CONSOLE_SCREENSHOTS").map(std::path::PathBuf::from);
-    let shot = |name: &'static str| {
-        let (c, shots) = (c.clone(), shots.clone());
-        async move {
-            if let Some(dir) = shots {
-                std::fs::create_dir_all(&dir).unwrap();
-                std::fs::write(
-                    dir.join(format!("{name}.png")),
-                    c.screenshot().await.unwrap(),
-                )
-                .unwrap();
-            }
-        }
-    };
+    let shot = |name: &'static str| crate::console::screenshot(&c, name);
 
     c.goto(&format!("{base}/")).await.unwrap();
     assert!(c
@@ -930,7 +929,7 @@ async fn console_in_chromium_signs_in_and_resolves_a_possible_match_seen_at_the_
             .collect::<Vec<_>>()
     );
 
-    if shots.is_some() {
+    if std::env::var_os("PDP_CONSOLE_SCREENSHOTS").is_some() {
         for page in [
             "flagged",
             "calculations",

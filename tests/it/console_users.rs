@@ -789,17 +789,7 @@ async fn console_in_chromium_enrols_mfa_keeps_roles_on_edit_and_refuses_the_last
         "https://localhost:{}",
         s.server.console_addr.unwrap().port()
     );
-    let shots = std::env::var_os("PDP_CONSOLE_SCREENSHOTS").map(std::path::PathBuf::from);
-    let shot = |name: &'static str| {
-        let (c, shots) = (c.clone(), shots.clone());
-        async move {
-            if let Some(dir) = shots {
-                std::fs::create_dir_all(&dir).unwrap();
-                let png = c.screenshot().await.unwrap();
-                std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-            }
-        }
-    };
+    let shot = |name: &'static str| crate::console::screenshot(&c, name);
 
     // Enrolment at the first sign-in: the QR code, a code from the secret, recovery codes.
     c.goto(&format!("{base}/sign-in")).await.unwrap();

@@ -500,20 +500,7 @@ async fn console_in_chromium_counts_what_needs_doing_decides_a_match_and_exports
     .await;
     let base = b.base.clone();
     chromium_sign_in(&c, &base, "pbc").await;
-    let shots = std::env::var_os("PDP_CONSOLE_SCREENSHOTS").map(std::path::PathBuf::from);
-    let shot = |name: &'static str| {
-        let (c, shots) = (c.clone(), shots.clone());
-        async move {
-            if let Some(dir) = shots {
-                std::fs::create_dir_all(&dir).unwrap();
-                std::fs::write(
-                    dir.join(format!("{name}.png")),
-                    c.screenshot().await.unwrap(),
-                )
-                .unwrap();
-            }
-        }
-    };
+    let shot = |name: &'static str| crate::console::screenshot(&c, name);
 
     // The overview counts what needs doing.
     c.goto(&format!("{base}/")).await.unwrap();
@@ -651,7 +638,7 @@ async fn console_in_chromium_counts_what_needs_doing_decides_a_match_and_exports
         .iter()
         .any(|r| &r[8] == "resolved-no" && r[4].contains(&pei_target(&due.matched.pei))));
 
-    if shots.is_some() {
+    if std::env::var_os("PDP_CONSOLE_SCREENSHOTS").is_some() {
         for page in ["schemes", "reports", "downtime"] {
             c.goto(&format!("{base}/{page}")).await.unwrap();
             shot(page).await;

@@ -1,5 +1,7 @@
 //! The scenario catalogue: each case's stable ID, title, what it proves, and how it is played.
 
+use pdp_provider::peis::DeletionReason;
+
 use crate::magic::values as m;
 
 /// The UAT a find carries.
@@ -99,6 +101,41 @@ pub enum ReportExpect {
     Refused,
 }
 
+/// An operator's action on a registered PeI, as `pdp-provider peis resolve` and `peis
+/// deregister` run it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// A possible match resolved yes: `PATCH` to `match-yes`.
+    ResolveYes,
+    /// De-registered with this reason: `DELETE`.
+    Deregister(DeletionReason),
+}
+
+// === impl Action ===
+
+impl Action {
+    /// The CAS endpoint the action calls, as the simulator's log names it.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            Action::ResolveYes => "PATCH /rreguri",
+            Action::Deregister(_) => "DELETE /rreguri",
+        }
+    }
+}
+
+/// What an operator's action must end with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpExpect {
+    /// One call, answered with success; the CAS's resource is `match-yes` (resolved) or
+    /// deleted with the reason sent (de-registered); the action ends done.
+    Done,
+    /// The action's call answered `status` once and was not made again; the action ends failed.
+    NotRetried(u16),
+    /// The action's call answered `status` and was made again, after at least each
+    /// `Retry-After` it was given; the action ends failed when its retries run out.
+    Retried(u16),
+}
+
 /// How a case is played.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -125,6 +162,13 @@ pub enum Step {
     ViewAs {
         identity: Identity,
         expect: TlsExpect,
+    },
+    /// A find with `uat` for `person` (which registers the PeI), then `action` on the PeI.
+    Operate {
+        uat: &'static str,
+        person: Person,
+        action: Action,
+        expect: OpExpect,
     },
     /// The day `days_ago` submitted to PDP's reporting API as `report submit [--resubmit]`
     /// sends it, with a fault scripted first (`POST /configuration`).
@@ -165,6 +209,18 @@ const fn view(rpt: Rpt, expect: ViewExpect) -> Step {
         expect,
     }
 }
+
+const fn operate(uat: &'static str, person: Person, action: Action, expect: OpExpect) -> Step {
+    Step::Operate {
+        uat,
+        person,
+        action,
+        expect,
+    }
+}
+
+/// A definite match withdrawn: the reason a `match-yes` PeI allows.
+const WITHDRAW: Action = Action::Deregister(DeletionReason::MatchWithdrawn);
 
 const TOKEN: &str = "POST /token";
 const REGISTER: &str = "POST /rreguri";
@@ -209,6 +265,28 @@ pub const CASES: &[Case] = &[
             m::HAPPY_PATH_UAT_05,
             Person::Match(2),
             Expect::AlreadyRegistered,
+        ),
+    },
+    Case {
+        id: "S5",
+        title: "Possible match resolved yes: PATCH to match-yes",
+        proves: "CoCo2.2.3; technical standard 4.3 (PATCH match-yes)",
+        step: operate(
+            m::HAPPY_PATH_UAT_07,
+            Person::Possible(13),
+            Action::ResolveYes,
+            OpExpect::Done,
+        ),
+    },
+    Case {
+        id: "S6",
+        title: "De-registration: DELETE with match-withdrawn, a reason match-yes allows",
+        proves: "CoCo2.2.4; technical standard 4.4 (deletion reasons)",
+        step: operate(
+            m::HAPPY_PATH_UAT_08,
+            Person::Match(17),
+            WITHDRAW,
+            OpExpect::Done,
         ),
     },
     Case {
@@ -353,6 +431,72 @@ pub const CASES: &[Case] = &[
                 endpoint: REGISTER,
                 status: 500,
             },
+        ),
+    },
+    Case {
+        id: "S13.1",
+        title: "Resolve yes with an expired PAT (PATCH 401): not retried, flagged",
+        proves: "CoCo2.2.4, 2.2.6; technical standard 4.3 (401)",
+        step: operate(
+            m::ASSERTION_UAT_RREGURI_PATCH_401_EXPIRED_PAT,
+            Person::Possible(14),
+            Action::ResolveYes,
+            OpExpect::NotRetried(401),
+        ),
+    },
+    Case {
+        id: "S13.2",
+        title: "Resolve yes, PATCH 429: retried after Retry-After",
+        proves: "CoCo2.2.6; technical standard 4.3 (429)",
+        step: operate(
+            m::ASSERTION_UAT_RREGURI_PATCH_429_TOO_MANY_REQUESTS,
+            Person::Possible(15),
+            Action::ResolveYes,
+            OpExpect::Retried(429),
+        ),
+    },
+    Case {
+        id: "S13.3",
+        title: "Resolve yes, PATCH 500: retried with backoff",
+        proves: "CoCo2.2.6; technical standard 4.3 (5xx)",
+        step: operate(
+            m::ASSERTION_UAT_RREGURI_PATCH_500_SERVER_ERROR,
+            Person::Possible(16),
+            Action::ResolveYes,
+            OpExpect::Retried(500),
+        ),
+    },
+    Case {
+        id: "S14.1",
+        title: "De-registration with an expired PAT (DELETE 401): not retried, flagged",
+        proves: "CoCo2.2.4, 2.2.6; technical standard 4.4 (401)",
+        step: operate(
+            m::ASSERTION_UAT_RREGURI_DELETE_401_EXPIRED_PAT,
+            Person::Match(18),
+            WITHDRAW,
+            OpExpect::NotRetried(401),
+        ),
+    },
+    Case {
+        id: "S14.2",
+        title: "De-registration, DELETE 429: retried after Retry-After",
+        proves: "CoCo2.2.6; technical standard 4.4 (429)",
+        step: operate(
+            m::ASSERTION_UAT_RREGURI_DELETE_429_TOO_MANY_REQUESTS,
+            Person::Match(19),
+            WITHDRAW,
+            OpExpect::Retried(429),
+        ),
+    },
+    Case {
+        id: "S14.3",
+        title: "De-registration, DELETE 500: retried with backoff",
+        proves: "CoCo2.2.6; technical standard 4.4 (5xx)",
+        step: operate(
+            m::ASSERTION_UAT_RREGURI_DELETE_500_SERVER_ERROR,
+            Person::Match(20),
+            WITHDRAW,
+            OpExpect::Retried(500),
         ),
     },
     Case {

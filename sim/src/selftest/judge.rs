@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::catalogue::{Expect, TlsExpect, ViewExpect};
+use super::catalogue::{Action, Expect, OpExpect, TlsExpect, ViewExpect};
 use crate::cas::{Call, Resource};
 
 /// A case's result.
@@ -91,26 +91,38 @@ pub fn find(seen: &FindSeen<'_>, expect: Expect) -> Verdict {
             Verdict::Pass
         }
         Expect::NotRetried { endpoint, status } => {
-            let hits: Vec<&Call> = seen
-                .calls
-                .iter()
-                .filter(|c| c.endpoint == endpoint)
-                .collect();
-            ensure!(!hits.is_empty(), "no {endpoint} call was made");
-            ensure!(
-                hits.iter().all(|c| c.status == status),
-                "{endpoint} answered {} instead of the scripted {status}",
-                listed(seen.calls)
-            );
-            ensure!(
-                hits.len() == 1,
-                "a {status} from {endpoint} is final, but it was called {} times",
-                hits.len()
-            );
-            ended_failed(seen.stored)
+            then(not_retried(seen.calls, endpoint, status), || {
+                ended_failed(seen.stored, "find")
+            })
         }
-        Expect::Retried { endpoint, status } => retried(seen, endpoint, status),
+        Expect::Retried { endpoint, status } => then(retried(seen.calls, endpoint, status), || {
+            ended_failed(seen.stored, "find")
+        }),
     }
+}
+
+/// `next` when `first` passed, else `first`.
+fn then(first: Verdict, next: impl FnOnce() -> Verdict) -> Verdict {
+    match first {
+        Verdict::Pass => next(),
+        failed => failed,
+    }
+}
+
+fn not_retried(calls: &[Call], endpoint: &str, status: u16) -> Verdict {
+    let hits: Vec<&Call> = calls.iter().filter(|c| c.endpoint == endpoint).collect();
+    ensure!(!hits.is_empty(), "no {endpoint} call was made");
+    ensure!(
+        hits.iter().all(|c| c.status == status),
+        "{endpoint} answered {} instead of the scripted {status}",
+        listed(calls)
+    );
+    ensure!(
+        hits.len() == 1,
+        "a {status} from {endpoint} is final, but it was called {} times",
+        hits.len()
+    );
+    Verdict::Pass
 }
 
 fn registered(seen: &FindSeen<'_>, status: &str) -> Verdict {
@@ -171,12 +183,8 @@ fn already_registered(seen: &FindSeen<'_>) -> Verdict {
     Verdict::Pass
 }
 
-fn retried(seen: &FindSeen<'_>, endpoint: &str, status: u16) -> Verdict {
-    let hits: Vec<&Call> = seen
-        .calls
-        .iter()
-        .filter(|c| c.endpoint == endpoint)
-        .collect();
+fn retried(calls: &[Call], endpoint: &str, status: u16) -> Verdict {
+    let hits: Vec<&Call> = calls.iter().filter(|c| c.endpoint == endpoint).collect();
     ensure!(!hits.is_empty(), "no {endpoint} call was made");
     ensure!(
         hits.len() >= 2,
@@ -192,16 +200,94 @@ fn retried(seen: &FindSeen<'_>, endpoint: &str, status: u16) -> Verdict {
             );
         }
     }
-    ended_failed(seen.stored)
+    Verdict::Pass
 }
 
-fn ended_failed(stored: &Stored) -> Verdict {
+fn ended_failed(stored: &Stored, what: &str) -> Verdict {
     match stored {
         Stored::Failed(reason) if !reason.is_empty() => Verdict::Pass,
         Stored::Unknown => Verdict::Pass,
         other => Verdict::Fail(format!(
-            "the find should end failed with a reason, but is {other:?}"
+            "the {what} should end failed with a reason, but is {other:?}"
         )),
+    }
+}
+
+/// What an operator's action on a registered PeI led to.
+#[derive(Debug, Clone)]
+pub struct OpSeen<'a> {
+    /// The find that registered the PeI, as judged on its own.
+    pub find: Verdict,
+    /// The action.
+    pub action: Action,
+    /// The simulator's calls made with the find's credentials, in order.
+    pub calls: &'a [Call],
+    /// The CAS's resource the find registered, as it is after the action.
+    pub resource: Option<&'a Resource>,
+    /// How the action ended: done, or failed with its reason (`Unknown`: not run).
+    pub ended: &'a Stored,
+}
+
+/// Judges an operator's action against `expect`.
+pub fn operation(seen: &OpSeen<'_>, expect: OpExpect) -> Verdict {
+    if let Verdict::Fail(why) = &seen.find {
+        return Verdict::Fail(format!("the find that registers the PeI: {why}"));
+    }
+    let endpoint = seen.action.endpoint();
+    match expect {
+        OpExpect::Done => {
+            let hits: Vec<&Call> = seen
+                .calls
+                .iter()
+                .filter(|c| c.endpoint == endpoint)
+                .collect();
+            ensure!(
+                hits.len() == 1 && hits[0].status < 300,
+                "expected one {endpoint} answered with success, saw {}",
+                listed(seen.calls)
+            );
+            ensure!(
+                *seen.ended == Stored::Done,
+                "the action did not end done: {:?}",
+                seen.ended
+            );
+            let Some(r) = seen.resource else {
+                return Verdict::Fail("the CAS holds no resource for the PeI".into());
+            };
+            match seen.action {
+                Action::ResolveYes => ensure!(
+                    r.match_status == "match-yes" && r.deleted.is_none(),
+                    "the CAS's resource is {} (deleted: {:?}) instead of match-yes",
+                    r.match_status,
+                    r.deleted
+                ),
+                Action::Deregister(reason) => ensure!(
+                    r.deleted.as_deref() == Some(reason.as_str())
+                        && reason.allowed_for(match_status(&r.match_status)),
+                    "the CAS's {} resource was not deleted with {}, a reason it allows (deleted: \
+                     {:?})",
+                    r.match_status,
+                    reason.as_str(),
+                    r.deleted
+                ),
+            }
+            Verdict::Pass
+        }
+        OpExpect::NotRetried(status) => then(not_retried(seen.calls, endpoint, status), || {
+            ended_failed(seen.ended, "action")
+        }),
+        OpExpect::Retried(status) => then(retried(seen.calls, endpoint, status), || {
+            ended_failed(seen.ended, "action")
+        }),
+    }
+}
+
+/// A resource's match status as the store names it.
+fn match_status(wire: &str) -> pdp_provider::store::MatchStatus {
+    if wire == "match-yes" {
+        pdp_provider::store::MatchStatus::Yes
+    } else {
+        pdp_provider::store::MatchStatus::Possible
     }
 }
 

@@ -2,6 +2,8 @@
 //! answer (redacted), waits for the endpoint to finish what a case started, then judges it on
 //! what the endpoint answered and what the simulator's call log shows.
 
+mod operate;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,8 +14,10 @@ use pdp_provider::tls::client::{mtls_client, Identity as ClientIdentity};
 use pdp_provider::tls::pki::files;
 use serde::Serialize;
 
-use super::catalogue::{Case, Expect, Identity, Person, Rpt, Step, Uat, ViewExpect};
-use super::judge::{self, FindSeen, Stored, Verdict, ViewSeen};
+use super::catalogue::{
+    Action, Case, Expect, Identity, OpExpect, Person, Rpt, Step, Uat, ViewExpect,
+};
+use super::judge::{self, FindSeen, OpSeen, Stored, Verdict, ViewSeen};
 use crate::cas::{Call, Resource};
 
 /// The members the selftest's finds describe: `members generate --seed 2027`, as many as
@@ -109,6 +113,17 @@ enum Played {
         creds: Vec<String>,
         rpt: Option<String>,
         expect: ViewExpect,
+    },
+    /// An operator's action on the PeI a find registered.
+    Op {
+        find: Verdict,
+        request_id: String,
+        creds: Vec<String>,
+        action: Action,
+        /// When the action started and ended (RFC 3339): its calls are those between.
+        window: (String, String),
+        ended: Stored,
+        expect: OpExpect,
     },
     Tls(Verdict),
     /// Judged already; its calls are those with these X-Request-IDs.
@@ -538,12 +553,7 @@ fn judge_played(
                 resources,
                 stored: &stored,
             };
-            ended = match &stored {
-                Stored::Unknown => None,
-                Stored::NotEnded => Some("not ended when the selftest stopped waiting".into()),
-                Stored::Done => Some("done".into()),
-                Stored::Failed(why) => Some(format!("failed: {why}")),
-            };
+            ended = shown_ended(&stored);
             let mut verdict = judge::find(&seen, expect);
             if ctx.sim_control.is_none() && verdict.passed() && expect != Expect::NoCasCall {
                 verdict = Verdict::Fail("needs the simulator's call log (--sim)".into());
@@ -572,6 +582,33 @@ fn judge_played(
                 .collect();
             (judge::view(&seen, expect), log)
         }
+        Played::Op {
+            find,
+            request_id,
+            creds,
+            action,
+            window,
+            ended: how,
+            expect,
+        } => {
+            let log = mine(&creds);
+            let within = |c: &&Call| {
+                judge::millis_between(&window.0, &c.at).is_some_and(|d| d >= 0)
+                    && judge::millis_between(&c.at, &window.1).is_some_and(|d| d >= 0)
+            };
+            let acted: Vec<Call> = log.iter().filter(within).cloned().collect();
+            let seen = OpSeen {
+                find,
+                action,
+                calls: &acted,
+                resource: resources
+                    .iter()
+                    .find(|r| r.inbound_request_id == request_id),
+                ended: &how,
+            };
+            ended = shown_ended(&how);
+            (judge::operation(&seen, expect), log)
+        }
         Played::Tls(v) => (v, Vec::new()),
         Played::Calls(v, ids) => {
             let log = calls
@@ -590,6 +627,16 @@ fn judge_played(
         exchanges,
         calls: log,
         ended,
+    }
+}
+
+/// How a find or an action ended, as the report shows it.
+fn shown_ended(stored: &Stored) -> Option<String> {
+    match stored {
+        Stored::Unknown => None,
+        Stored::NotEnded => Some("not ended when the selftest stopped waiting".into()),
+        Stored::Done => Some("done".into()),
+        Stored::Failed(why) => Some(format!("failed: {why}")),
     }
 }
 
@@ -681,6 +728,12 @@ async fn play(ctx: &Ctx, case: Case, setups: &Setups, ex: &mut Vec<Exchange>) ->
             ex.push(e);
             Played::Tls(v)
         }
+        Step::Operate {
+            uat,
+            person,
+            action,
+            expect,
+        } => operate::play(ctx, uat, person, action, expect, ex).await,
         Step::Report {
             days_ago,
             resubmit,

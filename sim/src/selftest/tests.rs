@@ -203,3 +203,108 @@ fn reporting_refusals_resent_or_retries_never_accepted_fail() {
     let why = failed(judge(&seen(&[202], &ok), late));
     assert!(why.contains("\"on time\""), "{why}");
 }
+
+fn resource(match_status: &str, deleted: Option<&str>) -> Resource {
+    Resource {
+        resource_id: "r1".into(),
+        name: "urn:pei:x:y".into(),
+        description: "scheme".into(),
+        match_status: match_status.into(),
+        resource_scopes: vec!["value".into(), "owner".into()],
+        inbound_request_id: "f1".into(),
+        pat: String::new(),
+        deleted: deleted.map(str::to_owned),
+    }
+}
+
+fn op<'a>(
+    action: catalogue::Action,
+    calls: &'a [Call],
+    resource: Option<&'a Resource>,
+    ended: &'a Stored,
+) -> judge::OpSeen<'a> {
+    judge::OpSeen {
+        find: Verdict::Pass,
+        action,
+        calls,
+        resource,
+        ended,
+    }
+}
+
+#[test]
+fn a_resolution_or_deregistration_the_cas_did_not_record_fails() {
+    use catalogue::{Action, OpExpect};
+    use pdp_provider::peis::DeletionReason;
+    let done = Stored::Done;
+    let patched = [call("PATCH /rreguri", 200, 0, None)];
+    let yes = resource("match-yes", None);
+    let seen = op(Action::ResolveYes, &patched, Some(&yes), &done);
+    assert_eq!(judge::operation(&seen, OpExpect::Done), Verdict::Pass);
+    let still = resource("match-possible", None);
+    let seen = op(Action::ResolveYes, &patched, Some(&still), &done);
+    let why = failed(judge::operation(&seen, OpExpect::Done));
+    assert!(why.contains("instead of match-yes"), "{why}");
+    let seen = op(Action::ResolveYes, &[], Some(&still), &done);
+    let why = failed(judge::operation(&seen, OpExpect::Done));
+    assert!(why.contains("expected one PATCH /rreguri"), "{why}");
+
+    let withdraw = Action::Deregister(DeletionReason::MatchWithdrawn);
+    let deleted = [call("DELETE /rreguri", 204, 0, None)];
+    let gone = resource("match-yes", Some("match-withdrawn"));
+    let seen = op(withdraw, &deleted, Some(&gone), &done);
+    assert_eq!(judge::operation(&seen, OpExpect::Done), Verdict::Pass);
+    // match-withdrawn is not a reason a possible match allows.
+    let possible = resource("match-possible", Some("match-withdrawn"));
+    let seen = op(withdraw, &deleted, Some(&possible), &done);
+    let why = failed(judge::operation(&seen, OpExpect::Done));
+    assert!(why.contains("a reason it allows"), "{why}");
+    let mut seen = op(withdraw, &deleted, Some(&gone), &done);
+    seen.find = Verdict::Fail("answered 400 instead of 202".into());
+    let why = failed(judge::operation(&seen, OpExpect::Done));
+    assert!(why.starts_with("the find that registers the PeI"), "{why}");
+}
+
+#[test]
+fn an_action_refusal_retried_or_a_retry_too_early_or_an_action_not_failed_fails() {
+    use catalogue::{Action, OpExpect};
+    use pdp_provider::peis::DeletionReason;
+    let withdraw = Action::Deregister(DeletionReason::MatchWithdrawn);
+    let flagged = Stored::Failed("PAT refused".into());
+    let once = [call("DELETE /rreguri", 401, 0, None)];
+    let seen = op(withdraw, &once, None, &flagged);
+    assert_eq!(
+        judge::operation(&seen, OpExpect::NotRetried(401)),
+        Verdict::Pass
+    );
+    let twice = [
+        call("DELETE /rreguri", 401, 0, None),
+        call("DELETE /rreguri", 401, 300, None),
+    ];
+    let seen = op(withdraw, &twice, None, &flagged);
+    let why = failed(judge::operation(&seen, OpExpect::NotRetried(401)));
+    assert!(why.contains("called 2 times"), "{why}");
+
+    let spent = Stored::Failed("CAS: budget spent".into());
+    let ok = [
+        call("PATCH /rreguri", 429, 0, Some(2)),
+        call("PATCH /rreguri", 429, 2_050, Some(4)),
+        call("PATCH /rreguri", 429, 6_100, None),
+    ];
+    let seen = op(Action::ResolveYes, &ok, None, &spent);
+    assert_eq!(
+        judge::operation(&seen, OpExpect::Retried(429)),
+        Verdict::Pass
+    );
+    let early = [
+        call("PATCH /rreguri", 429, 0, Some(4)),
+        call("PATCH /rreguri", 429, 1_000, None),
+    ];
+    let seen = op(Action::ResolveYes, &early, None, &spent);
+    let why = failed(judge::operation(&seen, OpExpect::Retried(429)));
+    assert!(why.contains("Retry-After of 4 s"), "{why}");
+    let done = Stored::Done;
+    let seen = op(Action::ResolveYes, &ok, None, &done);
+    let why = failed(judge::operation(&seen, OpExpect::Retried(429)));
+    assert!(why.contains("the action should end failed"), "{why}");
+}
