@@ -134,7 +134,7 @@ async fn user_key(console: &Console, username: &str) -> Result<String, ConsoleEr
         .get_or_try_init(|| console.store.console_secret("sign_in_key"))
         .await?;
     let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key)
-        .map_err(|_| StoreError::Corrupt("console_secrets.sign_in_key"))?;
+        .map_err(|_| StoreError::Corrupt("secrets.sign_in_key"))?;
     mac.update(username.as_bytes());
     Ok(hex::encode(mac.finalize().into_bytes()))
 }

@@ -15,9 +15,9 @@
 //! then read from the store by slot and opened, and the rules decide on that whole record. Two
 //! keys that share 44 bits of hash give a candidate the rules turn down, never a wrong match.
 //!
-//! A changed member's new keys are added; a key it no longer has stays until the next start
-//! and leads to a record the rules no longer match. A removed member's slot leaves the set of
-//! live slots, so its keys lead nowhere.
+//! Applying a member's change only adds keys: a key its stored record does not have leads to
+//! that record, which the rules turn down, and is gone from the index built at the next start.
+//! A removed member's slot is out of the set of live slots, so its keys lead nowhere.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;

@@ -434,45 +434,16 @@ impl Store {
     }
 
     /// The console's secret `name` (32 random bytes, sealed with the data key), made on first
-    /// use; made anew when the data key no longer opens it (after a key rotation).
+    /// use, and made anew when no configured data key opens the stored one.
     pub async fn console_secret(&self, name: &'static str) -> Result<Vec<u8>, StoreError> {
-        // The row's key, as the re-seal of `keys rotate` names rows.
-        let aad = name.as_bytes().to_vec();
         let mut fresh = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut fresh);
-        let sealed = self.inner.key.seal(&aad, &fresh);
-        let stored: Vec<u8> = self
-            .write(move |tx| {
-                Box::pin(async move {
-                    tx.execute(
-                        "INSERT INTO console_secrets (name, sealed) VALUES ($1, $2)
-                         ON CONFLICT (name) DO NOTHING",
-                        &params![name, sealed],
-                    )
-                    .await?;
-                    tx.value(
-                        "SELECT sealed FROM console_secrets WHERE name = $1",
-                        &params![name],
-                    )
-                    .await
-                })
-            })
-            .await?;
-        if let Ok(secret) = self.inner.key.open(&aad, &stored) {
+        let sealed = self.inner.key.seal(name.as_bytes(), &fresh);
+        let stored = self.stored_secret(name, sealed.clone()).await?;
+        if let Ok(secret) = self.inner.key.open(name.as_bytes(), &stored) {
             return Ok(secret);
         }
-        let sealed = self.inner.key.seal(&aad, &fresh);
-        self.run(Access::Single, move |tx| {
-            Box::pin(async move {
-                tx.execute(
-                    "UPDATE console_secrets SET sealed = $2 WHERE name = $1",
-                    &params![name, sealed],
-                )
-                .await?;
-                Ok(())
-            })
-        })
-        .await?;
+        self.replace_secret(name, sealed).await?;
         Ok(fresh.to_vec())
     }
 

@@ -5,13 +5,13 @@
 //! by column, row ID by row ID, a bounded step per commit: resumable anywhere, and what the
 //! active key sealed is never read again.
 
-use super::sql::{params, Tx};
+use super::sql::{params, Access, Tx};
 use super::{Result, Store, StoreError};
 
 /// The sealed columns, in the order a re-seal goes through them: the table, its row ID (the
 /// seal's associated data), the column, and a condition that narrows the rows with a value to an
 /// index (only open finds keep find data).
-pub(super) const SEALED: [(&str, &str, &str, &str); 8] = [
+pub(super) const SEALED: [(&str, &str, &str, &str); 7] = [
     (
         "find_requests",
         "request_id",
@@ -22,9 +22,8 @@ pub(super) const SEALED: [(&str, &str, &str, &str); 8] = [
     ("members", "member_id", "sealed", "TRUE"),
     ("pensions", "asset_guid", "view_data", "TRUE"),
     ("possible_match_searches", "pei", "sealed", "TRUE"),
-    ("index_key", "name", "sealed", "TRUE"),
+    ("secrets", "name", "sealed", "TRUE"),
     ("console_users", "username", "totp_sealed", "TRUE"),
-    ("console_secrets", "name", "sealed", "TRUE"),
 ];
 
 /// Opens a value with whichever configured key sealed it and seals it with the active one;
@@ -34,6 +33,48 @@ type Reseal<'a> = dyn Fn(&str, &[u8]) -> Option<Vec<u8>> + 'a;
 // === impl Store ===
 
 impl Store {
+    /// The store's secret `name` as stored (sealed with a data key, `name` the associated data):
+    /// `fresh` (already sealed) is stored first when there is none, so every instance and
+    /// command gets the one the first asker made.
+    pub(super) async fn stored_secret(
+        &self,
+        name: &'static str,
+        fresh: Vec<u8>,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "INSERT INTO secrets (name, sealed) VALUES ($1, $2)
+                     ON CONFLICT (name) DO NOTHING",
+                    &params![name, fresh],
+                )
+                .await?;
+                tx.value("SELECT sealed FROM secrets WHERE name = $1", &params![name])
+                    .await
+            })
+        })
+        .await
+    }
+
+    /// Replaces the store's secret `name` with `sealed`.
+    pub(super) async fn replace_secret(
+        &self,
+        name: &'static str,
+        sealed: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.run(Access::Single, move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "UPDATE secrets SET sealed = $2 WHERE name = $1",
+                    &params![name, sealed],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
     /// Stored values not yet sealed with the active data key.
     pub async fn sealed_with_other_keys(&self) -> Result<u64, StoreError> {
         let prefix = self.inner.key.active_prefix().to_vec();

@@ -254,22 +254,12 @@ impl Store {
     /// The index key the match index's look-up keys are hashed with: made and stored (sealed)
     /// by the first to ask, the same for every instance and import after.
     pub async fn index_key(&self) -> Result<IndexKey, StoreError> {
-        let fresh = self.inner.key.seal(INDEX_KEY_AAD, &IndexKey::generate());
-        let sealed: Vec<u8> = self
-            .run(Access::Write, move |tx| {
-                Box::pin(async move {
-                    tx.execute(
-                        "INSERT INTO index_key (name, sealed) VALUES ('index-key', $1)
-                         ON CONFLICT (name) DO NOTHING",
-                        &params![fresh],
-                    )
-                    .await?;
-                    tx.value("SELECT sealed FROM index_key WHERE name = 'index-key'", &[])
-                        .await
-                })
-            })
-            .await?;
-        let bytes = zeroize::Zeroizing::new(self.inner.key.open(INDEX_KEY_AAD, &sealed)?);
+        let fresh = self
+            .inner
+            .key
+            .seal(INDEX_KEY.as_bytes(), &IndexKey::generate());
+        let sealed = self.stored_secret(INDEX_KEY, fresh).await?;
+        let bytes = zeroize::Zeroizing::new(self.inner.key.open(INDEX_KEY.as_bytes(), &sealed)?);
         Ok(IndexKey::from_bytes(&bytes)?)
     }
 
@@ -462,8 +452,8 @@ pub struct KeySample {
     pub failed: u64,
 }
 
-/// The associated data the index key is sealed with.
-const INDEX_KEY_AAD: &[u8] = b"index-key";
+/// The index key's name among the store's secrets (and its seal's associated data).
+const INDEX_KEY: &str = "index-key";
 
 /// A member as the match index is built from it ([`Store::index_page`]).
 #[derive(Debug, Clone)]

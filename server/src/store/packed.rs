@@ -5,7 +5,7 @@
 //! field names ([`v1.dict`](packed/v1.dict)); a test derives it from the schema again.
 //!
 //! A packed record starts with a mark byte no JSON starts with and the dictionary's version,
-//! then the zstd frame; a record stored before packing (JSON) is read as it is. A new dictionary
+//! then the zstd frame; a record stored as plain JSON is read as it is. A new dictionary
 //! is a new version beside the old one, never an edit of it: records packed with it must open.
 
 use std::cell::RefCell;

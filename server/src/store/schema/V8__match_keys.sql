@@ -22,9 +22,10 @@ CREATE TABLE member_slot (
 ){strict};
 INSERT INTO member_slot (id, last) SELECT 1, coalesce(max(slot), 0) FROM members;
 
--- The index key, sealed with the data key like any personal data (so it is re-sealed by key
--- rotation, and a store copied without its data key does not give it away).
-CREATE TABLE index_key (
-    name    TEXT PRIMARY KEY CHECK (name = 'index-key'),  -- the seal's associated data
+-- The store's own secrets (the index key, the console's sign-in key), each random, made on first
+-- use and sealed with the data key like any personal data: re-sealed by key rotation, and a store
+-- copied without its data key does not give them away.
+CREATE TABLE secrets (
+    name    TEXT PRIMARY KEY,  -- the seal's associated data
     sealed  {bytes} NOT NULL
 ){strict};

@@ -3,7 +3,7 @@
 -- is kept, so that a code is accepted once; recovery codes are argon2 hashes, each used once.
 -- Failed sign-ins are counted per source address as well as per user; the per-user count is
 -- keyed by a keyed digest of the name typed (never the text typed), under a key of the
--- console's own sealed in `console_secrets`. Runs counted under typed names before are dropped.
+-- console's own sealed in `secrets`. Runs counted under typed names before are dropped.
 ALTER TABLE console_users ADD COLUMN totp_sealed {bytes};
 ALTER TABLE console_users ADD COLUMN totp_last_step {int64} NOT NULL DEFAULT 0;
 ALTER TABLE console_users ADD COLUMN mfa_enrolled_at {int64};
@@ -20,10 +20,5 @@ CREATE TABLE console_sign_in_sources (
     last_at   {int64} NOT NULL
 ){strict};
 CREATE INDEX console_sign_in_sources_last ON console_sign_in_sources (last_at);
-
-CREATE TABLE console_secrets (
-    name    TEXT PRIMARY KEY,
-    sealed  {bytes} NOT NULL
-){strict};
 
 DELETE FROM console_sign_in_failures;
