@@ -4,10 +4,14 @@
 #
 #   1. nginx on 127.0.0.1:18443 answering POST /find-requests with a static 202 (client
 #      certificate required and verified against the same CA), worker_processes = nproc;
-#   2. `pdp-provider serve` on 127.0.0.1:18444 with a temporary store and workers.concurrency = 0,
-#      so only the ACK path (parse, seal, group commit with fsync, 202) is measured;
+#   2. `pdp-provider sim bare` on 127.0.0.1:18446: the stack the endpoint is built on (hyper +
+#      tokio-rustls, the same rustls configuration and certificates) answering 202 after reading
+#      the body, and nothing else;
+#   3. `pdp-provider serve` on 127.0.0.1:18444 with a temporary store and workers.concurrency = 0,
+#      so only the ACK path (parse, match, seal, group commit with fsync, audit, 202) is measured;
 #
-# and prints both throughputs and their ratio. Everything it starts is stopped on exit.
+# each once a round (--rounds, in that order), and prints the throughputs and the durable ACK's
+# share of each static answer (medians over the rounds). Everything it starts is stopped on exit.
 #
 # With --with-oha it also measures nginx with `oha` (same concurrency as connections, HTTP/1.1,
 # same duration, same mTLS identity, a find-sized POST body), alternating with the load tool
@@ -50,6 +54,7 @@ esac
 NGINX_PORT=18443
 SERVER_PORT=18444
 OPS_PORT=18445
+BARE_PORT=18446
 NPROC=$(nproc 2>/dev/null || echo 1)
 . load-tests/lib.sh
 HOST=$(host_name)
@@ -76,15 +81,16 @@ if [ "$WITH_OHA" = 1 ] && ! command -v "$OHA" >/dev/null 2>&1; then
     exit 2
 fi
 
-require_free_ports ceiling.sh $NGINX_PORT $SERVER_PORT $OPS_PORT
+require_free_ports ceiling.sh $NGINX_PORT $SERVER_PORT $OPS_PORT $BARE_PORT
 
 TMP=$(mktemp -d -t pdp-ceiling.XXXXXX)
 NGINX_PID=""
 SERVER_PID=""
+BARE_PID=""
 LOAD_PID=""
 cleanup() {
     set +e
-    for pid in $LOAD_PID $NGINX_PID $SERVER_PID; do
+    for pid in $LOAD_PID $NGINX_PID $SERVER_PID $BARE_PID; do
         kill "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
@@ -169,10 +175,12 @@ CONF
 } >"$TMP/server.toml"
 RUST_LOG=warn "$BIN" serve --config "$TMP/server.toml" >"$TMP/server.log" 2>&1 &
 SERVER_PID=$!
+"$BIN" sim bare --listen "127.0.0.1:$BARE_PORT" --certs "$CERTS" >"$TMP/bare.log" 2>&1 &
+BARE_PID=$!
 fi
 
 wait_for $NGINX_PORT
-[ "$NGINX_ONLY" = 1 ] || wait_for $SERVER_PORT
+[ "$NGINX_ONLY" = 1 ] || { wait_for $SERVER_PORT; wait_for $BARE_PORT; }
 
 measure() { # name port
     # In the background and waited for, so a signal to this script is handled at once.
@@ -247,9 +255,10 @@ label_of() { # name: what was measured with what, and the round when there are s
     case "$1" in
         nginx*) printf 'nginx static 202, pdp-provider load' ;;
         oha*) printf 'nginx static 202, oha' ;;
-        endpoint) printf 'pdp-provider durable ACK' ;;
+        bare*) printf 'bare hyper + tokio-rustls 202' ;;
+        endpoint*) printf 'pdp-provider durable ACK' ;;
     esac
-    if [ "$ROUNDS" -gt 1 ] && [ "$1" != endpoint ]; then printf ' #%s' "$round"; fi
+    if [ "$ROUNDS" -gt 1 ]; then printf ' #%s' "$round"; fi
     echo
 }
 row() { # name: "rate p50 p99 errors"
@@ -272,11 +281,12 @@ for r in $(seq "$ROUNDS"); do
         measure_oha "oha$suffix" $NGINX_PORT
         RUNS="$RUNS oha$suffix"
     fi
+    if [ "$NGINX_ONLY" = 0 ]; then
+        measure "bare$suffix" $BARE_PORT
+        measure "endpoint$suffix" $SERVER_PORT
+        RUNS="$RUNS bare$suffix endpoint$suffix"
+    fi
 done
-if [ "$NGINX_ONLY" = 0 ]; then
-    measure endpoint $SERVER_PORT
-    RUNS="$RUNS endpoint"
-fi
 
 {
     printf '%-44s %12s %10s %10s %8s\n' "(mTLS, HTTP/1.1)" "finds/s" "p50 ms" "p99 ms" "errors"
@@ -286,10 +296,14 @@ fi
     done
     NGINX_RATES=""
     OHA_RATES=""
+    BARE_RATES=""
+    SERVER_RATES=""
     for n in $RUNS; do
         case "$n" in
             nginx*) NGINX_RATES="$NGINX_RATES $(row "$n" | cut -d' ' -f1)" ;;
             oha*) OHA_RATES="$OHA_RATES $(row "$n" | cut -d' ' -f1)" ;;
+            bare*) BARE_RATES="$BARE_RATES $(row "$n" | cut -d' ' -f1)" ;;
+            endpoint*) SERVER_RATES="$SERVER_RATES $(row "$n" | cut -d' ' -f1)" ;;
         esac
     done
     median() { printf '%s\n' $1 | sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
@@ -300,9 +314,11 @@ fi
             'BEGIN { if (o > 0) printf "load tool vs oha (median of %d): %.0f/s vs %.0f/s = %.2fx\n", r, l, o, l / o }'
     fi
     if [ "$NGINX_ONLY" = 0 ]; then
-        SERVER_RATE=$(row endpoint | cut -d' ' -f1)
-        awk -v s="$SERVER_RATE" -v n="$NGINX_RATE" \
-            'BEGIN { if (n > 0) printf "ratio: the durable ACK reaches %.1f%% of the static ceiling\n", 100 * s / n }'
+        SERVER_RATE=$(median "$SERVER_RATES")
+        BARE_RATE=$(median "$BARE_RATES")
+        awk -v s="$SERVER_RATE" -v n="$NGINX_RATE" -v b="$BARE_RATE" -v r="$ROUNDS" 'BEGIN {
+            if (n > 0) printf "ratio (medians of %d): the durable ACK reaches %.1f%% of nginx'"'"'s static 202\n", r, 100 * s / n
+            if (b > 0) printf "ratio (medians of %d): the durable ACK is %.2fx the bare hyper + tokio-rustls stack\n", r, s / b }'
     fi
 } | tee "$OUT/ceiling.txt"
 echo "results in $OUT"

@@ -87,5 +87,10 @@ mkdir -p "$(dirname "$OUT")"
 perf script -i "$TMP/perf.data" 2>/dev/null | inferno-collapse-perf >"$TMP/folded"
 inferno-flamegraph --title "pdp-provider: durable find ACK, closed loop, $CONCURRENCY in flight" \
     <"$TMP/folded" >"$OUT"
+gzip -c "$TMP/folded" >"${OUT%.svg}.folded.gz"
 echo "ACKs/s: $(field "$TMP/load/result.json" achieved_rate)" >&2
-echo "flame graph: $OUT" >&2
+# Each thread's share of the samples (the first frame of a folded stack is its thread's name).
+awk '{ n = $NF; split($1, f, ";"); t[f[1]] += n; all += n }
+     END { for (k in t) printf "%6.1f%%  %s\n", 100 * t[k] / all, k }' "$TMP/folded" |
+    sort -rn >&2
+echo "flame graph: $OUT (stacks: ${OUT%.svg}.folded.gz)" >&2

@@ -10,10 +10,14 @@
 #   - a delta import (1% of the members changed) into the serving endpoint: seconds until the
 #     import ends, and until the endpoint's index has applied it (/data-version), no restart.
 #
-# Results go to OUT/scale.txt (a table) and OUT/scale.json.
+# Then, unless --history 0, six years of history (load-tests/history.sh with --history finds,
+# 10,000,000 by default): the ACK on a seeded store against an empty one, the purge of a year
+# under load, `audit export --request-id` and `sla report --month`.
 #
-# usage: load-tests/scale.sh [--members N] [--out DIR] [--keep DIR]
-#        --keep DIR keeps the generated file and the store there (and reuses the file)
+# Results go to OUT/scale.txt (a table) and OUT/scale.json, and OUT/history/history.txt.
+#
+# usage: load-tests/scale.sh [--members N] [--history FINDS] [--out DIR] [--keep DIR]
+#        --keep DIR keeps the generated file and the stores there (and reuses them)
 # env:   PDP_PROVIDER_BIN (default target/release/pdp-provider; build with cargo build --release)
 #        STORE_BACKEND=postgres with PG_BASE (key-value connection string without dbname) runs
 #        it on PostgreSQL
@@ -22,6 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${PDP_PROVIDER_BIN:-target/release/pdp-provider}
 MEMBERS=1000000
+HISTORY=10000000
 OUT=""
 KEEP=""
 while [ $# -gt 0 ]; do
@@ -29,7 +34,8 @@ while [ $# -gt 0 ]; do
         --members) MEMBERS=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --keep) KEEP=$2; shift 2 ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        --history) HISTORY=$2; shift 2 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "scale.sh: unknown argument $1" >&2; exit 64 ;;
     esac
 done
@@ -160,4 +166,8 @@ cat >"$OUT/scale.json" <<JSON
  "ready_s": $READY_S, "rss_kib": $RSS, "empty_rss_kib": $EMPTY_RSS, "delta_changed": ${updated:-0},
  "delta_s": $DELTA_S, "delta_live_s": $LIVE_S}
 JSON
+# (history.sh seeds SQLite stores; on PostgreSQL the history is not measured here.)
+if [ "$HISTORY" != 0 ] && [ "${STORE_BACKEND:-sqlite}" = sqlite ]; then
+    load-tests/history.sh --finds "$HISTORY" --out "$OUT/history" ${KEEP:+--keep "$KEEP/history"}
+fi
 echo "results in $OUT" >&2

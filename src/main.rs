@@ -456,6 +456,26 @@ enum FindsCommand {
         #[arg(long, default_value = "config/dev.toml")]
         config: PathBuf,
     },
+    /// Write years of ended finds and their audit records into the store, as an endpoint that
+    /// ran for them would have left it, then tally their hours: for measuring at scale, never
+    /// on a live store.
+    SeedHistory {
+        /// The config naming the store.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+        /// Finds to write.
+        #[arg(long, default_value_t = 10_000_000)]
+        finds: u64,
+        /// Days they are spread over (six years by default).
+        #[arg(long, default_value_t = 2_190)]
+        days: u32,
+        /// The day they end before (YYYY-MM-DD, UTC); by default, the hot table's day ago.
+        #[arg(long)]
+        until: Option<chrono::NaiveDate>,
+        /// Random seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -475,6 +495,16 @@ enum SimCommand {
         /// by default the public key of `<certs>/view-signing.key`, when present.
         #[arg(long)]
         jwks: Option<PathBuf>,
+    },
+    /// The bare hyper + tokio-rustls stack over the endpoint's mutual TLS, answering every
+    /// request `202`: the reference `load-tests/ceiling.sh` measures the durable ACK against.
+    Bare {
+        /// mTLS address.
+        #[arg(long, default_value = "127.0.0.1:8446")]
+        listen: std::net::SocketAddr,
+        /// The dev PKI directory.
+        #[arg(long, default_value = "certs")]
+        certs: PathBuf,
     },
 }
 
@@ -566,6 +596,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", pdp_provider::pipeline::failed_table(&failed));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Finds {
+            command:
+                FindsCommand::SeedHistory {
+                    config,
+                    finds,
+                    days,
+                    until,
+                    seed,
+                },
+        } => {
+            let config = load_config(&config)?;
+            runtime()?.block_on(async move {
+                let store = open_store(&config).await?;
+                let out = seed_history(&store, finds, (days, until), seed).await;
+                store.close().await;
+                out
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sim {
             command:
                 SimCommand::Cas {
@@ -581,6 +630,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &certs,
                 jwks.as_deref(),
             ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim {
+            command: SimCommand::Bare { listen, certs },
+        } => {
+            runtime()?.block_on(pdp_sim::bare::serve(listen, &certs))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Peis { command } => peis(command),
@@ -1131,6 +1186,60 @@ where
         store.close().await;
         Ok(out?)
     })
+}
+
+/// `finds seed-history`: writes the history with a progress line, then tallies its hours.
+async fn seed_history(
+    store: &pdp_provider::store::Store,
+    finds: u64,
+    (days, until): (u32, Option<chrono::NaiveDate>),
+    seed: u64,
+) -> anyhow::Result<()> {
+    let now = pdp_provider::now_micros();
+    let latest = pdp_load::history::latest(now);
+    let end = until.map_or(latest, pdp_provider::day_start);
+    anyhow::ensure!(end <= latest, "--until: at most the day before yesterday");
+    let start = end - i64::from(days) * 86_400_000_000;
+    let mut last = std::time::Instant::now();
+    let seeded = pdp_load::history::seed(store, finds, (start, end), seed, |n| {
+        if last.elapsed().as_secs() >= 5 || n == finds {
+            last = std::time::Instant::now();
+            eprint!("\r{n} of {finds} finds written");
+        }
+    })
+    .await?;
+    eprintln!();
+    // The hours the history now fills are tallied and their audit IDs written again, every one.
+    store.forget_derived().await?;
+    let t = std::time::Instant::now();
+    let mut hours = 0;
+    loop {
+        let n = pdp_provider::sla::tally_closed_hours(store, now).await?;
+        // Into the database file as it goes: the write-ahead log stays small.
+        store.checkpoint().await?;
+        if n == 0 {
+            break;
+        }
+        hours += n;
+    }
+    let tallied = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let closed = (now - 600_000_000).div_euclid(pdp_provider::store::HOUR);
+    while store.write_audit_ids(closed, 4).await? > 0 {
+        store.checkpoint().await?;
+    }
+    let ids = t.elapsed().as_secs_f64();
+    // Into the database file, so that the endpoint measured next does not copy it while it runs.
+    store.checkpoint().await?;
+    println!(
+        "{} finds and {} audit records over {days} days in {:.1} s ({:.0} rows/s); \
+         {hours} hours tallied in {tallied:.1} s; their audit IDs written in {ids:.1} s",
+        seeded.finds,
+        seeded.audit,
+        seeded.seconds,
+        (seeded.finds + seeded.audit) as f64 / seeded.seconds,
+    );
+    Ok(())
 }
 
 /// Runs an operator action that calls the CAS (its audit records go to the store).

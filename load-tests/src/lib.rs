@@ -32,6 +32,7 @@ pub mod completion;
 pub mod driver;
 pub mod failure;
 pub mod histogram;
+pub mod history;
 pub mod mix;
 pub mod pacing;
 pub mod report;

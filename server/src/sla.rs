@@ -12,7 +12,11 @@
 //!   when configured, or else the first heartbeat the store holds; a month before that has
 //!   nothing to count.
 //!
-//! Percentiles are nearest-rank over every sample of the month.
+//! The month is added up from hourly tallies kept as hours close ([`tally_closed_hours`], run
+//! by upkeep), and the samples of the hours not tallied yet ([`window_tally`]). Whether each
+//! standard is met is exact (counts within the limit); each percentile is the nearest-rank
+//! sample's histogram bucket at three significant figures: at most 0.1% above the sample
+//! ([`tally`]).
 
 use std::collections::BTreeMap;
 
@@ -21,7 +25,8 @@ use serde::Serialize;
 
 use crate::coco::{self, percentile, Level};
 use crate::config::GoLive;
-use crate::store::{SlaSamples, Store, StoreError};
+use crate::store::{Store, StoreError, HOUR};
+pub use tally::{Levels, Tally, TallyError};
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +37,9 @@ pub enum SlaError {
     /// Reading the store.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A stored hour's tally.
+    #[error(transparent)]
+    Tally(#[from] TallyError),
 }
 
 /// One latency service level.
@@ -243,9 +251,9 @@ pub async fn report(
     go_live: Option<GoLive>,
 ) -> Result<SlaReport, SlaError> {
     let (from, to) = month_bounds(month)?;
-    let samples = store.sla_samples(from, to).await?;
+    let tally = window_tally(store, from, to).await?;
     let availability = availability(store, (from, to), now, go_live).await?;
-    let mut report = report_from(samples, month, availability)?;
+    let mut report = report_from(tally, month, availability)?;
     report.announced_downtime = store
         .unavailability(from, to)
         .await?
@@ -266,26 +274,95 @@ pub async fn report(
     Ok(report)
 }
 
-/// Builds the report for `month` from its samples and its availability (whose heartbeats, not
-/// `samples.minutes_up`, count).
+/// Builds the report for `month` from its tally and its availability.
 pub fn report_from(
-    s: SlaSamples,
+    t: Tally,
     month: &str,
     availability: Availability,
 ) -> Result<SlaReport, SlaError> {
     month_bounds(month)?;
-    let mut completion = series(s.completion, coco::COMPLETION);
-    completion.met &= s.failed == 0;
+    let mut completion = t.completion.series(coco::COMPLETION);
+    completion.met &= t.failed == 0;
     Ok(SlaReport {
         month: month.to_owned(),
-        ack: series(s.ack, coco::ACK),
+        ack: t.ack.series(coco::ACK),
         completion,
-        failed_finds: s.failed,
-        view: series(s.view, coco::VIEW),
+        failed_finds: t.failed,
+        view: t.view.series(coco::VIEW),
         availability,
-        counts: s.counts.into_iter().collect(),
+        counts: t.counts,
         announced_downtime: Vec::new(),
     })
+}
+
+/// The tally of `[from, to)` (µs): the stored tallies of the hours in it already tallied, and
+/// the samples of the rest (the hours since the last tallied, and any part-hour at its ends).
+pub async fn window_tally(store: &Store, from: i64, to: i64) -> Result<Tally, SlaError> {
+    let next = store.sla_next_hour().await?.unwrap_or(i64::MIN);
+    // Whole hours inside the window and before `next`.
+    let first = from.div_euclid(HOUR) + i64::from(from.rem_euclid(HOUR) != 0);
+    let last = to.div_euclid(HOUR).min(next);
+    let mut tally = Tally::default();
+    if first >= last {
+        tally.add(&Tally::of(&store.sla_samples(from, to).await?));
+        return Ok(tally);
+    }
+    for (_, bytes) in store.sla_hours(first, last).await? {
+        tally.add(&Tally::decode(&bytes)?);
+    }
+    for (a, b) in [(from, first * HOUR), (last * HOUR, to)] {
+        if a < b {
+            tally.add(&Tally::of(&store.sla_samples(a, b).await?));
+        }
+    }
+    Ok(tally)
+}
+
+/// How long after an hour ends its tally waits: the audit records of the calls answered in it
+/// are written by then.
+const SETTLE_AFTER: i64 = 10 * 60 * 1_000_000;
+
+/// Hours a call of [`tally_closed_hours`] tallies at most.
+const HOURS_A_CALL: u32 = 24 * 31;
+
+/// Tallies the hours that have closed since the last tallied, oldest first, up to a month of
+/// them a call: an hour closes once [`SETTLE_AFTER`] has passed since its end and no find ACKed
+/// in it or before is still open. Hours that held nothing are skipped. Several instances may
+/// call it at once: each hour is tallied by one. Returns the hours tallied.
+pub async fn tally_closed_hours(store: &Store, now: i64) -> Result<u32, SlaError> {
+    let open = store.oldest_open_find().await?;
+    let mut closed = (now - SETTLE_AFTER).div_euclid(HOUR);
+    if let Some(acked) = open {
+        closed = closed.min(acked.div_euclid(HOUR));
+    }
+    let mut hour = match store.sla_next_hour().await? {
+        Some(h) => h,
+        None => match store.next_activity(i64::MIN).await? {
+            Some(t) => t.div_euclid(HOUR),
+            None => return Ok(0),
+        },
+    };
+    let mut done = 0;
+    while hour < closed && done < HOURS_A_CALL {
+        let samples = store.sla_samples(hour * HOUR, (hour + 1) * HOUR).await?;
+        let tally = Tally::of(&samples);
+        // An hour that held nothing: on to the next that held anything.
+        let next = if tally.is_empty() {
+            match store.next_activity((hour + 1) * HOUR).await? {
+                Some(t) => t.div_euclid(HOUR).clamp(hour + 1, closed),
+                None => closed,
+            }
+        } else {
+            hour + 1
+        };
+        let stored = (!tally.is_empty()).then(|| tally.encode());
+        if !store.put_sla_hour(hour, next, stored).await? {
+            break;
+        }
+        hour = next;
+        done += 1;
+    }
+    Ok(done)
 }
 
 // === impl SlaReport ===
@@ -395,6 +472,8 @@ pub async fn availability_this_month(
     let month = format!("{:04}-{:02}", d.year(), d.month());
     availability(store, month_bounds(&month)?, now, go_live).await
 }
+
+mod tally;
 
 #[cfg(test)]
 mod tests;

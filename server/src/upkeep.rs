@@ -7,6 +7,9 @@
 //!   `stat` of its file: a rotation shows within seconds).
 //! - Every minute while ready: a heartbeat row (monthly availability, CoCo2.1.5), the
 //!   availability (since go-live: `sla.go_live`, or else the first heartbeat) and uptime gauges.
+//! - Every minute: ended finds a day old move from the hot table to the history, the hours
+//!   closed since the last are tallied for the service-level report (`crate::sla`), and their
+//!   audit records' IDs written for look-ups by ID.
 //! - At start and daily: seconds to expiry of every configured certificate.
 //! - Once a day across every instance sharing the store (checked every ten minutes; a day's run
 //!   is taken in the store, see [`Store::begin_daily`]): the purge of audit records past
@@ -29,6 +32,22 @@ const DAILY_LEASE: Duration = Duration::from_secs(3_600);
 
 /// How often the gauges read from the store and the key file are refreshed.
 const GAUGES_EVERY: Duration = Duration::from_secs(5);
+
+/// How often ended finds move to the history and closed hours are tallied.
+const HISTORY_EVERY: Duration = Duration::from_secs(60);
+
+/// Ended finds one transaction moves to the history.
+const SETTLE_BATCH: u32 = 1_000;
+
+/// Transactions of [`SETTLE_BATCH`] a minute at most (300,000 finds a minute).
+const SETTLE_BATCHES: u32 = 300;
+
+/// The pause between them, for the ACKs' group commits.
+const SETTLE_PAUSE: Duration = Duration::from_millis(20);
+
+/// How long after an hour ends its audit records' IDs are written for look-ups (by then every
+/// record of a call received in it is written).
+const IDS_AFTER: i64 = 10 * 60 * 1_000_000;
 
 /// What the upkeep tasks need.
 pub struct Upkeep {
@@ -58,6 +77,7 @@ impl Upkeep {
         // The CAS work (match-timeout, de-registrations) runs beside the rest: a CAS that is
         // down must not hold up checkpoints or the availability heartbeat.
         tokio::spawn(this.clone().cas_work(shutdown.clone()));
+        tokio::spawn(this.clone().history_work(shutdown.clone()));
         let started = Instant::now();
         let mut minute = tokio::time::interval(this.heartbeat_every);
         let mut daily = tokio::time::interval(Duration::from_secs(86_400));
@@ -70,9 +90,14 @@ impl Upkeep {
                 _ = gauges.tick() => this.gauges().await,
                 _ = minute.tick() => this.heartbeat(started).await,
                 _ = daily.tick() => this.certificates(),
+                // Beside the loop: a purge of a year's rows must not hold up checkpoints. A run
+                // still going when the next check comes is held in the store: not run twice.
                 _ = once_a_day.tick() => {
-                    this.once_today("audit-purge", this.purge()).await;
-                    this.once_today("data-changes-purge", this.purge_data_changes()).await;
+                    let this = this.clone();
+                    tokio::spawn(async move {
+                        this.once_today("audit-purge", this.purge()).await;
+                        this.once_today("data-changes-purge", this.purge_data_changes()).await;
+                    });
                 }
                 _ = shutdown.cancelled() => break,
             }
@@ -126,6 +151,44 @@ impl Upkeep {
             Err(e) => {
                 tracing::warn!(error = %e, "forgetting old member data changes failed");
                 false
+            }
+        }
+    }
+
+    /// Every minute, beside the rest (a backlog must not hold up checkpoints): ended finds past
+    /// the hot table's day move to the history, a batch at a time, and closed hours are
+    /// tallied for the service-level report.
+    async fn history_work(self: std::sync::Arc<Self>, shutdown: CancellationToken) {
+        let mut minute = tokio::time::interval(HISTORY_EVERY);
+        loop {
+            tokio::select! {
+                _ = minute.tick() => {}
+                _ = shutdown.cancelled() => break,
+            }
+            let now = crate::now_micros();
+            let hot_for = i64::try_from(crate::store::HOT_FOR.as_micros()).unwrap_or(i64::MAX);
+            for _ in 0..SETTLE_BATCHES {
+                match self.store.settle_finds(now - hot_for, SETTLE_BATCH).await {
+                    Ok(n) if n >= u64::from(SETTLE_BATCH) => {
+                        tokio::time::sleep(SETTLE_PAUSE).await;
+                    }
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "moving ended finds to the history failed");
+                        break;
+                    }
+                }
+            }
+            match crate::sla::tally_closed_hours(&self.store, now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(hours = n, "service levels tallied"),
+                Err(e) => tracing::warn!(error = %e, "tallying the service levels failed"),
+            }
+            let closed = (now - IDS_AFTER).div_euclid(crate::store::HOUR);
+            match self.store.write_audit_ids(closed, 5).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(hours = n, "audit IDs written for look-ups"),
+                Err(e) => tracing::warn!(error = %e, "writing audit IDs for look-ups failed"),
             }
         }
     }

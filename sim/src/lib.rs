@@ -16,6 +16,7 @@
 // The simulators' functions stay short enough to read whole (clippy.toml: 100 lines).
 #![warn(clippy::too_many_lines)]
 
+pub mod bare;
 pub mod cas;
 pub mod dashboard;
 pub mod demo;

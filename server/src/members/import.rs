@@ -27,6 +27,12 @@
 //! seal records that the right one cannot open. Names, addresses and lists are bounded (see
 //! [`crate::matching::record`]), and a JSON line is at most [`MAX_LINE`] bytes.
 //!
+//! Records go to the store in batches of 5,000, in a pipeline: one batch is read and checked
+//! while the one before it is sealed and the one before that written, each written once the
+//! one before it is; every 4 batches the store's write-ahead log is checkpointed between two of
+//! them. What an import holds grows with the file only by 16 bytes for each member ID and asset
+//! GUID it names.
+//!
 //! CSV has one row per pension, a member's rows consecutive, with the header:
 //!
 //! ```text
@@ -205,11 +211,71 @@ const CSV_HEADER: &[&str] = &[
     "view_data",
 ];
 
-/// A batch being committed, and its lines.
+/// What a file names (member IDs, asset GUIDs), each with the line that first named it, in
+/// 16 bytes a name whatever its length: a name is kept as a 64-bit hash under a key drawn for
+/// this import (SipHash, [`std::hash::RandomState`]), so that no file can be made to collide.
+/// Two of `n` names share a hash by chance with a probability of about n² / 2⁶⁵ (one in 90,000
+/// for 20 million asset GUIDs); the later one is then refused as a repeat, by its line. The
+/// memory an import holds grows by these 16 bytes (and the map's spare room) for each member
+/// and pension the file has; nothing else of a record is kept once it is written.
+#[derive(Default)]
+struct Mentions {
+    key: std::hash::RandomState,
+    lines: std::collections::HashMap<u64, u64, std::hash::BuildHasherDefault<Prehashed>>,
+}
+
+impl Mentions {
+    /// The line that first named `name`.
+    fn line_of<T: std::hash::Hash + ?Sized>(&self, name: &T) -> Option<u64> {
+        self.lines.get(&self.hash(name)).copied()
+    }
+
+    /// Notes `name` at `line`, unless it was named before.
+    fn note<T: std::hash::Hash + ?Sized>(&mut self, name: &T, line: u64) {
+        let h = self.hash(name);
+        self.lines.entry(h).or_insert(line);
+    }
+
+    fn hash<T: std::hash::Hash + ?Sized>(&self, name: &T) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.key, name)
+    }
+}
+
+/// The hasher of keys that are keyed hashes already: they are used as they are.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A batch being sealed and committed (it is written once the batch before it is), and its
+/// lines.
 type InFlight = (
     tokio::task::JoinHandle<Result<Vec<crate::store::AppliedChange>, StoreError>>,
     Vec<(u64, Vec<uuid::Uuid>)>,
 );
+
+/// Batches written between two checkpoints of the store's write-ahead log: an import that
+/// wrote its whole file into the log would read it back from there, ever slower, and the log
+/// would grow to several times the file.
+const CHECKPOINT_EVERY: u64 = 4;
+
+/// Batches sent to the store and not yet counted: while one is written, the next is sealed and
+/// the one after it read and checked.
+const IN_FLIGHT: usize = 2;
 
 struct Sink<'a> {
     store: &'a Store,
@@ -220,13 +286,17 @@ struct Sink<'a> {
     batch: Vec<MemberChange>,
     /// Each change of the batch's line, and its pensions' asset GUIDs (to name them by field).
     lines: Vec<(u64, Vec<uuid::Uuid>)>,
-    /// The batch sent to the store, not yet counted.
-    in_flight: Option<InFlight>,
+    /// The batches sent to the store, not yet counted, oldest first.
+    in_flight: std::collections::VecDeque<InFlight>,
+    /// Says when the newest batch sent is written (or failed: `false`).
+    written: Option<tokio::sync::oneshot::Receiver<bool>>,
+    /// Batches sent to the store.
+    sent: u64,
     /// Members the file names, with the line that first named each (for a snapshot, and to
     /// refuse a repeat).
-    seen: std::collections::HashMap<String, u64>,
+    seen: Mentions,
     /// Asset GUIDs the file gives, with the line of the record that gives each.
-    guids: std::collections::HashMap<uuid::Uuid, u64>,
+    guids: Mentions,
     report: Report,
 }
 
@@ -241,13 +311,15 @@ impl Sink<'_> {
         }
         let guids: Vec<uuid::Uuid> = m.pensions.iter().map(|p| p.asset_guid).collect();
         for (i, g) in guids.iter().enumerate() {
-            if let Some(first) = self.guids.get(g) {
+            if let Some(first) = self.guids.line_of(g) {
                 let reason = format!("another member's record in this file has it (line {first})");
                 self.reject(line, format!("pensions[{i}].assetGuid"), reason);
                 return Ok(());
             }
         }
-        self.guids.extend(guids.iter().map(|g| (*g, line)));
+        for g in &guids {
+            self.guids.note(g, line);
+        }
         self.report.pensions += m.pensions.len() as u64;
         let member = m.to_new_member(&self.index_key);
         let change = if self.options.move_pensions {
@@ -267,12 +339,12 @@ impl Sink<'_> {
 
     /// Notes the file's mention of a member; a repeat is refused (`false`).
     fn first_mention(&mut self, line: u64, member_id: &str) -> bool {
-        if let Some(first) = self.seen.get(member_id) {
+        if let Some(first) = self.seen.line_of(member_id) {
             let reason = format!("the member is already in this file (line {first})");
             self.reject(line, "memberId", reason);
             return false;
         }
-        self.seen.insert(member_id.to_owned(), line);
+        self.seen.note(member_id, line);
         true
     }
 
@@ -298,32 +370,68 @@ impl Sink<'_> {
         });
     }
 
-    /// Sends the batch to the store, once the one before it is in: the next batch is read and
-    /// checked while this one is sealed and committed.
+    /// Sends the batch to the store: it is sealed at once and written once the batch before it
+    /// is, while the next is read and checked. At most [`IN_FLIGHT`] batches are in the store's
+    /// hands.
     fn flush(&mut self) -> Result<(), StoreError> {
-        self.settle()?;
+        while self.in_flight.len() >= IN_FLIGHT {
+            self.settle_oldest()?;
+        }
         if self.batch.is_empty() {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.batch);
         let lines = std::mem::take(&mut self.lines);
         let (store, dry_run) = (self.store.clone(), self.options.dry_run);
-        let committing = self
-            .runtime
-            .spawn(async move { store.apply_members(batch, dry_run).await });
-        self.in_flight = Some((committing, lines));
+        let before = self.written.take();
+        // Every few batches, the write-ahead log is checkpointed between two batches (nothing
+        // is being written then, so it is copied whole and the log starts again from its
+        // beginning).
+        let checkpoint = !dry_run && self.sent % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1;
+        self.sent += 1;
+        let (done, written) = tokio::sync::oneshot::channel();
+        self.written = Some(written);
+        let committing = self.runtime.spawn(async move {
+            let sealed = store.seal_members(batch).await;
+            // In file order: after the batch before it, and not at all if that one failed.
+            let go = match before {
+                Some(before) => before.await.unwrap_or(false),
+                None => true,
+            };
+            if go && checkpoint {
+                // A checkpoint that cannot run now leaves the log longer, nothing else.
+                let _ = store.checkpoint().await;
+            }
+            let applied = match (go, sealed) {
+                (true, Ok(sealed)) => store.write_members(sealed, dry_run).await,
+                (false, _) => Err(StoreError::Task("an earlier batch failed".into())),
+                (_, Err(e)) => Err(e),
+            };
+            let _ = done.send(applied.is_ok());
+            applied
+        });
+        self.in_flight.push_back((committing, lines));
         Ok(())
     }
 
-    /// Waits for the batch sent to the store, and counts what it did.
+    /// Waits for every batch sent to the store, and counts what they did.
     fn settle(&mut self) -> Result<(), StoreError> {
-        let Some((committing, lines)) = self.in_flight.take() else {
+        while !self.in_flight.is_empty() {
+            self.settle_oldest()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest batch sent to the store, and counts what it did.
+    fn settle_oldest(&mut self) -> Result<(), StoreError> {
+        let Some((committing, lines)) = self.in_flight.pop_front() else {
             return Ok(());
         };
         let applied = self
             .runtime
             .block_on(committing)
             .map_err(|e| StoreError::Task(e.to_string()))??;
+
         for (a, (line, guids)) in applied.into_iter().zip(lines) {
             let r = &mut self.report;
             match a.applied {
@@ -403,7 +511,9 @@ pub fn import(
         options,
         batch: Vec::with_capacity(BATCH),
         lines: Vec::with_capacity(BATCH),
-        in_flight: None,
+        in_flight: Default::default(),
+        written: None,
+        sent: 0,
         seen: Default::default(),
         guids: Default::default(),
         report: Report::default(),
@@ -422,7 +532,7 @@ pub fn import(
     if options.snapshot {
         if sink.report.errors.is_empty() {
             for id in runtime.block_on(store.member_ids(None))? {
-                if !sink.seen.contains_key(&id) {
+                if sink.seen.line_of(id.as_str()).is_none() {
                     sink.push(0, Vec::new(), MemberChange::Remove(id))?;
                 }
             }
@@ -518,8 +628,13 @@ fn import_jsonl(
     Ok(())
 }
 
-/// One JSON line: a record to add or replace, or a removal.
+/// One JSON line: a record to add or replace, or a removal. A record is read straight into its
+/// type; any other line (a removal, an explicit action, a record with a fault) is read again as
+/// a JSON value, to tell which and name the field at fault.
 fn jsonl_record(n: u64, line: &str, sink: &mut Sink<'_>) -> Result<(), StoreError> {
+    if let Ok(m) = serde_json::from_str::<MemberRecord>(line) {
+        return sink.accept(n, m);
+    }
     let mut value: serde_json::Value = match serde_json::from_str(line) {
         Ok(v) => v,
         Err(_) => {

@@ -34,11 +34,22 @@ impl Store {
             .await
     }
 
-    /// Deletes audit records received before `cutoff` (µs); returns how many. The only way rows
-    /// leave the trail.
-    pub async fn purge_audit(&self, cutoff: i64) -> Result<u64, StoreError> {
-        self.write(move |tx| Box::pin(async move { purge(tx, cutoff).await }))
-            .await
+    /// Writes the IDs of audit records received in hours that closed before `closed` (hours
+    /// since the epoch) into the look-up by ID, oldest first, at most `limit` hours a call;
+    /// returns the hours written. Look-ups read the hours not yet written by time.
+    pub async fn write_audit_ids(&self, closed: i64, limit: u32) -> Result<u32, StoreError> {
+        write_ids(self, closed, limit).await
+    }
+
+    /// The first hour (since the epoch) whose records' IDs are not yet written for look-ups.
+    pub async fn audit_ids_next_hour(&self) -> Result<Option<i64>, StoreError> {
+        self.read(|tx| {
+            Box::pin(async move {
+                tx.value::<Option<i64>>("SELECT max(next_hour) FROM audit_ids_written", &[])
+                    .await
+            })
+        })
+        .await
     }
 
     /// Records that the endpoint is up in the minute of `now` (µs).
@@ -177,12 +188,14 @@ async fn records(
             .map(record_from)
             .collect();
     };
-    // One seek a day on each ID's index (see the schema's V10), never a scan of the window:
-    // the window first narrowed to the days the trail holds.
+    // The window first narrowed to the days the trail holds. Records whose IDs are written in
+    // `audit_ids` (received before `written`): one seek a week; the rest (the last hour or so):
+    // read by time.
     let held = tx
         .query_one(
             "SELECT (SELECT min(received_at) FROM audit_log),
-                    (SELECT max(received_at) FROM audit_log)",
+                    (SELECT max(received_at) FROM audit_log),
+                    (SELECT max(next_hour) FROM audit_ids_written)",
             &[],
         )
         .await?;
@@ -190,33 +203,163 @@ async fn records(
     else {
         return Ok(Vec::new());
     };
+    let written = held
+        .get::<Option<i64>>(2)?
+        .map_or(i64::MIN, |h| h.saturating_mul(HOUR));
     let (from, to) = (from.max(first), to.min(last.saturating_add(1)));
     if from >= to {
         return Ok(Vec::new());
     }
     let sql = format!(
-        "WITH RECURSIVE days (d) AS (
-             SELECT CAST($1 AS {{int64}}) / {DAY} UNION ALL
-             SELECT d + 1 FROM days WHERE d < (CAST($2 AS {{int64}}) - 1) / {DAY}
+        "WITH RECURSIVE weeks (w) AS (
+             SELECT CAST($1 AS {{int64}}) / {WEEK} UNION ALL
+             SELECT w + 1 FROM weeks WHERE w < (CAST($2 AS {{int64}}) - 1) / {WEEK}
          )
-         SELECT {COLUMNS} FROM days JOIN audit_log a
-             ON a.received_at / {DAY} = days.d AND a.request_id = $3
+         SELECT {COLUMNS} FROM weeks
+           JOIN audit_ids i ON i.week = weeks.w AND i.id = $5
+           JOIN audit_log a ON a.id = i.audit_id
           WHERE a.received_at >= $1 AND a.received_at < $2
          UNION
-         SELECT {COLUMNS} FROM days JOIN audit_log a
-             ON a.received_at / {DAY} = days.d AND a.transaction_id = $3
-          WHERE a.received_at >= $1 AND a.received_at < $2
+         SELECT {COLUMNS} FROM audit_log a
+          WHERE a.received_at >= $3 AND a.received_at < $4
+            AND (a.request_id = $5 OR a.transaction_id = $5)
          ORDER BY 7, 1"
     );
-    tx.query(&sql, &params![from, to, id])
+    let indexed = (from, to.min(written));
+    let recent = (from.max(written), to);
+    let empty = |(a, b): (i64, i64)| if a < b { (a, b) } else { (0, 0) };
+    let (indexed, recent) = (empty(indexed), empty(recent));
+    tx.query(&sql, &params![indexed.0, indexed.1, recent.0, recent.1, id])
         .await?
         .iter()
         .map(record_from)
         .collect()
 }
 
-/// A day in µs: the audit indexes by ID lead with `received_at / DAY`.
-const DAY: i64 = 86_400_000_000;
+/// Writes the IDs of the audit records received in the hours closed before `closed` (an hour
+/// since the epoch) into `audit_ids`, oldest first, from where the last call stopped, the
+/// closed hours of one week at a time and at most `limit` weeks a call; returns the spans
+/// written. A span is written in one transaction, or in one a part of the ID space when it
+/// holds over [`IDS_AT_ONCE`] records; several instances may call it at once (an ID written
+/// twice is written once).
+pub(super) async fn write_ids(
+    store: &Store,
+    closed: i64,
+    limit: u32,
+) -> std::result::Result<u32, StoreError> {
+    let mut hour = match store.audit_ids_next_hour().await? {
+        Some(h) => h,
+        None => match store.next_activity(i64::MIN).await? {
+            Some(t) => t.div_euclid(HOUR),
+            None => return Ok(0),
+        },
+    };
+    let mut done = 0;
+    while hour < closed && done < limit {
+        // The closed hours left in this hour's week at once: written into an empty part of the
+        // table in ID order when catching up, rather than an hour's IDs spread over the week.
+        let end = ((hour * HOUR).div_euclid(WEEK) + 1)
+            .saturating_mul(WEEK / HOUR)
+            .min(closed);
+        let (from, to) = (hour * HOUR, end * HOUR);
+        let count = store
+            .read(move |tx| {
+                Box::pin(async move {
+                    tx.value::<i64>(
+                        "SELECT count(*) FROM audit_log WHERE received_at >= $1 AND received_at < $2",
+                        &params![from, to],
+                    )
+                    .await
+                })
+            })
+            .await?;
+        let next = if count == 0 {
+            match store.next_activity(to).await? {
+                Some(t) => t.div_euclid(HOUR).clamp(end, closed),
+                None => closed,
+            }
+        } else {
+            let parts: Vec<(Option<&'static str>, Option<&'static str>)> = if count > IDS_AT_ONCE {
+                let cuts = [
+                    "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f",
+                ];
+                std::iter::once(None)
+                    .chain(cuts.iter().map(|c| Some(*c)))
+                    .zip(cuts.iter().map(|c| Some(*c)).chain(std::iter::once(None)))
+                    .collect()
+            } else {
+                vec![(None, None)]
+            };
+            for (lo, hi) in parts {
+                store
+                    .write(move |tx| {
+                        Box::pin(async move { write_span_ids(tx, (hour, end), lo, hi).await })
+                    })
+                    .await?;
+            }
+            end
+        };
+        let moved = store
+            .run(Access::Single, move |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "INSERT INTO audit_ids_written (id, next_hour) VALUES (1, $2)
+                         ON CONFLICT (id) DO UPDATE SET next_hour = excluded.next_hour
+                          WHERE audit_ids_written.next_hour = $1",
+                        &params![hour, next],
+                    )
+                    .await
+                })
+            })
+            .await?;
+        if moved == 0 {
+            break;
+        }
+        hour = next;
+        done += 1;
+    }
+    Ok(done)
+}
+
+/// Records a span holds at most to have their IDs written in one transaction.
+const IDS_AT_ONCE: i64 = 100_000;
+
+/// Writes the IDs (request and transaction) of the records received in the hours `[from, to)`
+/// of one week within `[lo, hi)` (either end open when `None`), in ID order.
+pub(super) async fn write_span_ids(
+    tx: &mut dyn Tx,
+    (from, to): (i64, i64),
+    lo: Option<&str>,
+    hi: Option<&str>,
+) -> Result<u64> {
+    tx.execute(
+        "INSERT INTO audit_ids (week, id, audit_id)
+         SELECT $1, k, a FROM (
+             SELECT request_id AS k, id AS a FROM audit_log
+              WHERE received_at >= $2 AND received_at < $3 AND request_id IS NOT NULL
+             UNION
+             SELECT transaction_id, id FROM audit_log
+              WHERE received_at >= $2 AND received_at < $3
+         ) ids
+         WHERE (CAST($4 AS TEXT) IS NULL OR k >= $4) AND (CAST($5 AS TEXT) IS NULL OR k < $5)
+         ORDER BY k, a
+         ON CONFLICT DO NOTHING",
+        &params![
+            (from * HOUR).div_euclid(WEEK),
+            from * HOUR,
+            to * HOUR,
+            lo,
+            hi
+        ],
+    )
+    .await
+}
+
+/// A week in µs: `audit_ids` is keyed by the record's week since the epoch.
+pub(super) const WEEK: i64 = 7 * 86_400_000_000;
+
+/// An hour in µs.
+const HOUR: i64 = 3_600_000_000;
 
 /// An audit record from its row (`COLUMNS` of [`records`]: the row's own ID first).
 fn record_from(r: &Row) -> Result<AuditRecord> {
@@ -232,22 +375,6 @@ fn record_from(r: &Row) -> Result<AuditRecord> {
         status: u16::try_from(r.get::<i64>(8)?).map_err(|_| StoreError::Corrupt("audit status"))?,
         outcome: r.get(9)?,
     })
-}
-
-/// Moves the retention cutoff to `cutoff` (never back) and deletes what is older.
-pub(super) async fn purge(tx: &mut dyn Tx, cutoff: i64) -> Result<u64> {
-    tx.execute(
-        "INSERT INTO audit_retention (id, cutoff) VALUES (1, $1)
-         ON CONFLICT (id) DO UPDATE
-             SET cutoff = {greatest}(audit_retention.cutoff, excluded.cutoff)",
-        &params![cutoff],
-    )
-    .await?;
-    tx.execute(
-        "DELETE FROM audit_log WHERE received_at < $1",
-        &params![cutoff],
-    )
-    .await
 }
 
 /// Minutes up in `[from, to)` (µs).
@@ -272,7 +399,7 @@ async fn sla_samples(tx: &mut dyn Tx, from: i64, to: i64) -> Result<SlaSamples> 
         .await?;
     let completion = tx
         .column(
-            "SELECT completed_at - acked_at FROM find_requests
+            "SELECT completed_at - acked_at FROM all_finds
               WHERE outcome IN ('match-yes', 'match-possible') AND state = 'done'
                 AND acked_at >= $1 AND acked_at < $2",
             &window,
@@ -280,7 +407,7 @@ async fn sla_samples(tx: &mut dyn Tx, from: i64, to: i64) -> Result<SlaSamples> 
         .await?;
     let failed = tx
         .value(
-            "SELECT count(*) FROM find_requests
+            "SELECT count(*) FROM all_finds
               WHERE state = 'failed' AND acked_at >= $1 AND acked_at < $2",
             &window,
         )
@@ -299,7 +426,7 @@ async fn sla_samples(tx: &mut dyn Tx, from: i64, to: i64) -> Result<SlaSamples> 
         "SELECT endpoint || ' ' || outcome, count(*) FROM audit_log
           WHERE direction = 'inbound' AND received_at >= $1 AND received_at < $2
           GROUP BY endpoint, outcome",
-        "SELECT 'find ' || coalesce(outcome, state), count(*) FROM find_requests
+        "SELECT 'find ' || coalesce(outcome, state), count(*) FROM all_finds
           WHERE acked_at >= $1 AND acked_at < $2 GROUP BY 1",
     ] {
         for r in tx.query(sql, &window).await? {
@@ -322,7 +449,7 @@ async fn completions(tx: &mut dyn Tx, from: i64, to: i64) -> Result<BTreeMap<Uui
     let rows = tx
         .query(
             "SELECT DISTINCT p.holdername, f.request_id, f.completed_at - f.acked_at
-               FROM find_requests f JOIN peis p ON p.request_id = f.request_id
+               FROM all_finds f JOIN peis p ON p.request_id = f.request_id
               WHERE f.state = 'done' AND f.outcome IN ('match-yes', 'match-possible')
                 AND f.acked_at >= $1 AND f.acked_at < $2",
             &params![from, to],

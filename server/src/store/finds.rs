@@ -15,6 +15,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::group_commit::FindRow;
+use super::history;
 use super::peis::{self, PatRow};
 use super::sql::{params, Access, Dialect, Row, Tx};
 use super::{sha256_hex, AppendError, Result, Store, StoreError};
@@ -272,19 +273,24 @@ impl Store {
         let id = request_id.to_owned();
         self.read(move |tx| {
             Box::pin(async move {
-                tx.query_opt(&sql, &params![id])
-                    .await?
-                    .as_ref()
-                    .map(find_from)
-                    .transpose()
+                match tx.query_opt(&sql, &params![id.as_str()]).await? {
+                    Some(r) => find_from(&r).map(Some),
+                    None => history::find_in_history(tx, &id).await,
+                }
             })
         })
         .await
     }
 
-    /// Every find request, oldest first.
+    /// Every find request, the history's too, oldest first.
     pub async fn find_requests(&self) -> Result<Vec<StoredFind>, StoreError> {
-        let sql = format!("SELECT {FIND_COLUMNS} FROM find_requests ORDER BY acked_at, request_id");
+        let sql = format!(
+            "SELECT {FIND_COLUMNS} FROM find_requests
+             UNION ALL
+             SELECT request_id, received_at, acked_at, state, {{false}}, outcome, reason,
+                    completed_at FROM find_history
+             ORDER BY 3, 1"
+        );
         self.read(move |tx| {
             Box::pin(async move { tx.query(&sql, &[]).await?.iter().map(find_from).collect() })
         })
@@ -297,7 +303,11 @@ impl Store {
             Box::pin(async move {
                 tx.query(
                     "SELECT request_id, acked_at, completed_at, reason FROM find_requests
-                      WHERE state = 'failed' ORDER BY completed_at DESC",
+                      WHERE state = 'failed'
+                     UNION ALL
+                     SELECT request_id, acked_at, completed_at, reason FROM find_history
+                      WHERE state = 'failed'
+                     ORDER BY 3 DESC",
                     &[],
                 )
                 .await?

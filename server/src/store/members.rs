@@ -3,7 +3,9 @@
 //! A member is one row: its sealed match record and the hash of what was imported (so that the
 //! same record imported again writes nothing). A pension is one row with its sealed view data.
 //! Every change to a member or a scheme is noted in `data_changes` under a rising version: a
-//! running endpoint applies the changes after the version its match index holds.
+//! running endpoint applies the changes after the version its match index holds. Each
+//! holdername's pensions are counted by scheme name in `pension_schemes`, kept by the schema's
+//! triggers on `pensions` (the console's schemes page reads it).
 
 use std::collections::HashMap;
 
@@ -37,15 +39,34 @@ impl Store {
         batch: Vec<MemberChange>,
         dry_run: bool,
     ) -> Result<Vec<AppliedChange>, StoreError> {
+        let sealed = self.seal_members(batch).await?;
+        self.write_members(sealed, dry_run).await
+    }
+
+    /// [`Self::apply_members`]'s first half: the batch's records and view data sealed (off the
+    /// runtime), nothing written. An import seals a batch while the one before it is written.
+    pub async fn seal_members(
+        &self,
+        batch: Vec<MemberChange>,
+    ) -> Result<SealedMembers, StoreError> {
         let key = self.inner.key.clone();
-        let sealing = key.clone();
-        let changes: Vec<SealedChange> = blocking(move || {
-            Ok(batch
-                .into_iter()
-                .map(|c| seal_change(&sealing, c))
-                .collect())
+        blocking(move || {
+            Ok(SealedMembers(
+                batch.into_iter().map(|c| seal_change(&key, c)).collect(),
+            ))
         })
-        .await?;
+        .await
+    }
+
+    /// [`Self::apply_members`]'s second half: a sealed batch written in one commit (with
+    /// `dry_run`, the same answers and nothing kept).
+    pub async fn write_members(
+        &self,
+        sealed: SealedMembers,
+        dry_run: bool,
+    ) -> Result<Vec<AppliedChange>, StoreError> {
+        let key = self.inner.key.clone();
+        let changes = sealed.0;
         let now = crate::now_micros();
         let access = if dry_run {
             Access::Trial
@@ -53,13 +74,7 @@ impl Store {
             Access::Write
         };
         self.run(access, move |tx| {
-            Box::pin(async move {
-                let mut out = Vec::with_capacity(changes.len());
-                for change in &changes {
-                    out.push(apply_change(tx, &key, change, now).await?);
-                }
-                Ok(out)
-            })
+            Box::pin(async move { apply_batch(tx, &key, &changes, now).await })
         })
         .await
     }
@@ -506,6 +521,9 @@ async fn slot_rows(
 
 // === Rows ===
 
+/// A batch of member changes sealed, to be written ([`Store::seal_members`]).
+pub struct SealedMembers(Vec<SealedChange>);
+
 /// A member change with its secrets sealed.
 enum SealedChange {
     /// A member added or replaced; `true` when it may take pensions other members hold.
@@ -521,8 +539,11 @@ struct MemberRow {
     /// Its look-up keys as stored ([`MatchKeys::to_bytes`]).
     match_keys: Vec<u8>,
     /// SHA-256 of what was imported (match record and pensions, in the clear), to tell an
-    /// update from a repeat without opening anything.
+    /// update from a repeat without opening anything: its first [`CONTENT_HASH_BYTES`] in hex,
+    /// as stored.
     content_sha256: String,
+    /// The whole SHA-256 in hex, as rows stored before the hash was cut short hold it.
+    content_sha256_whole: String,
     pensions: Vec<PensionRow>,
 }
 
@@ -532,7 +553,7 @@ impl MemberRow {
     fn applied_over(&self, before: Option<Option<String>>) -> Option<Applied> {
         match before {
             None => Some(Applied::Added),
-            Some(h) if h.as_deref() == Some(self.content_sha256.as_str()) => None,
+            Some(Some(h)) if h == self.content_sha256 || h == self.content_sha256_whole => None,
             Some(_) => Some(Applied::Updated),
         }
     }
@@ -550,6 +571,9 @@ impl MemberRow {
             .collect()
     }
 }
+
+/// Bytes of a member's content hash stored: 128 bits tell a changed record from a repeat.
+const CONTENT_HASH_BYTES: usize = 16;
 
 /// A pension as it is written.
 struct PensionRow {
@@ -591,6 +615,212 @@ fn holdername_from(r: &Row, i: usize) -> Result<Uuid> {
 }
 
 // === Units of work ===
+
+/// Applies a batch of sealed member changes, as if one by one in order. Each run of
+/// [`LOOKUP`] changes is looked up first: a new member whose pensions no member holds (and whose
+/// member ID and asset GUIDs no other change of the batch names) is added whatever the changes
+/// around it do, so those are written together, a few statements for many members; every other
+/// change is applied on its own, in order.
+async fn apply_batch(
+    tx: &mut dyn Tx,
+    key: &DataKey,
+    changes: &[SealedChange],
+    now: i64,
+) -> Result<Vec<AppliedChange>> {
+    let named = named_once(changes);
+    let mut out = Vec::with_capacity(changes.len());
+    for run in changes.chunks(LOOKUP) {
+        let fresh = fresh_members(tx, run, &named).await?;
+        let rows: Vec<&MemberRow> = run
+            .iter()
+            .zip(&fresh)
+            .filter_map(|(c, f)| match c {
+                SealedChange::Upsert(row, _) if *f => Some(row),
+                _ => None,
+            })
+            .collect();
+        add_members(tx, &rows, now).await?;
+        for (change, fresh) in run.iter().zip(fresh) {
+            out.push(match change {
+                SealedChange::Upsert(row, _) if fresh => {
+                    AppliedChange::new(&row.member_id, Applied::Added, Vec::new())
+                }
+                _ => apply_change(tx, key, change, now).await?,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The member IDs and asset GUIDs a batch names exactly once.
+fn named_once(changes: &[SealedChange]) -> std::collections::HashSet<&str> {
+    let mut count: HashMap<&str, u32> = HashMap::with_capacity(changes.len() * 3);
+    for c in changes {
+        let (id, pensions) = match c {
+            SealedChange::Upsert(row, _) => (row.member_id.as_str(), row.pensions.as_slice()),
+            SealedChange::Remove(id) => (id.as_str(), &[][..]),
+        };
+        // Member IDs and asset GUIDs are counted apart: a member ID may look like a GUID.
+        *count.entry(id).or_default() += 1;
+        for p in pensions {
+            *count.entry(p.asset_guid.as_str()).or_default() += 1 << 16;
+        }
+    }
+    count
+        .into_iter()
+        .filter(|(_, n)| *n == 1 || *n == 1 << 16)
+        .map(|(k, _)| k)
+        .collect()
+}
+
+/// Of a run of changes, the new members (no such member stored) whose pensions no member holds
+/// and whose member ID and asset GUIDs the batch names once (`named`).
+async fn fresh_members(
+    tx: &mut dyn Tx,
+    run: &[SealedChange],
+    named: &std::collections::HashSet<&str>,
+) -> Result<Vec<bool>> {
+    let candidate = |c: &SealedChange| match c {
+        SealedChange::Upsert(row, _) => {
+            named.contains(row.member_id.as_str())
+                && row
+                    .pensions
+                    .iter()
+                    .all(|p| named.contains(p.asset_guid.as_str()))
+        }
+        SealedChange::Remove(_) => false,
+    };
+    let rows: Vec<&MemberRow> = run
+        .iter()
+        .filter(|c| candidate(c))
+        .filter_map(|c| match c {
+            SealedChange::Upsert(row, _) => Some(row),
+            SealedChange::Remove(_) => None,
+        })
+        .collect();
+    let mut taken = std::collections::HashSet::new();
+    if !rows.is_empty() {
+        let ids: Vec<&str> = rows.iter().map(|r| r.member_id.as_str()).collect();
+        let (marks, bound) = in_list(&ids);
+        let sql = format!("SELECT member_id FROM members WHERE member_id IN ({marks})");
+        taken.extend(tx.column::<String>(&sql, &bound).await?);
+        let guids: Vec<&str> = rows
+            .iter()
+            .flat_map(|r| r.pensions.iter().map(|p| p.asset_guid.as_str()))
+            .collect();
+        for chunk in guids.chunks(LOOKUP) {
+            let (marks, bound) = in_list(chunk);
+            let sql = format!("SELECT asset_guid FROM pensions WHERE asset_guid IN ({marks})");
+            taken.extend(tx.column::<String>(&sql, &bound).await?);
+        }
+    }
+    Ok(run
+        .iter()
+        .map(|c| match c {
+            SealedChange::Upsert(row, _) if candidate(c) => {
+                !taken.contains(&row.member_id)
+                    && row.pensions.iter().all(|p| !taken.contains(&p.asset_guid))
+            }
+            _ => false,
+        })
+        .collect())
+}
+
+/// Rows written by one multi-row `INSERT` at most.
+const ROWS_A_STATEMENT: usize = 64;
+
+/// Adds new members and their pensions, each taking the next slot, noted for the running
+/// endpoints: a few multi-row statements for them all.
+async fn add_members(tx: &mut dyn Tx, rows: &[&MemberRow], now: i64) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let last: i64 = tx
+        .value(
+            "UPDATE member_slot SET last = last + $1 WHERE id = 1 RETURNING last",
+            &params![rows.len()],
+        )
+        .await?;
+    let first = last - rows.len() as i64 + 1;
+    let members = rows.iter().zip(first..).map(|(m, slot)| {
+        params![
+            &m.member_id,
+            &m.holdername,
+            &m.sealed,
+            &m.content_sha256,
+            &m.match_keys,
+            slot
+        ]
+        .to_vec()
+    });
+    insert_rows(
+        tx,
+        "INSERT INTO members (member_id, holdername, sealed, content_sha256, match_keys, slot)",
+        members.collect(),
+    )
+    .await?;
+    // In key order: each page of the asset GUIDs' index is read and written once a batch.
+    let mut pensions: Vec<(&MemberRow, &PensionRow)> = rows
+        .iter()
+        .flat_map(|m| m.pensions.iter().map(move |p| (*m, p)))
+        .collect();
+    pensions.sort_unstable_by(|a, b| a.1.asset_guid.cmp(&b.1.asset_guid));
+    let pensions = pensions.into_iter().map(|(m, p)| {
+        params![
+            &p.asset_guid,
+            &m.member_id,
+            &m.holdername,
+            &p.scheme_name,
+            &p.sealed_view_data,
+            p.statement_date,
+            p.calculation_date,
+        ]
+        .to_vec()
+    });
+    insert_rows(
+        tx,
+        "INSERT INTO pensions (asset_guid, member_id, holdername, scheme_name, view_data,
+             statement_date, calculation_date)",
+        pensions.collect(),
+    )
+    .await?;
+    lock_changes(tx).await?;
+    let changes = rows
+        .iter()
+        .map(|m| params!["member", &m.member_id, now].to_vec());
+    insert_rows(
+        tx,
+        "INSERT INTO data_changes (kind, key, at)",
+        changes.collect(),
+    )
+    .await
+}
+
+/// Inserts rows of values with `insert` (`INSERT INTO t (columns)`), many a statement: as many
+/// as the largest power of two up to [`ROWS_A_STATEMENT`] that is left, so that a few
+/// statements serve every count.
+async fn insert_rows(tx: &mut dyn Tx, insert: &str, rows: Vec<Vec<Value>>) -> Result<()> {
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Ok(());
+    };
+    let mut rows = rows.into_iter().peekable();
+    let mut left = rows.len();
+    while left > 0 {
+        let n = 1 << (usize::BITS - 1 - left.min(ROWS_A_STATEMENT).leading_zeros());
+        let tuples: Vec<String> = (0..n)
+            .map(|r| {
+                let marks: Vec<String> =
+                    (1..=width).map(|c| format!("${}", r * width + c)).collect();
+                format!("({})", marks.join(", "))
+            })
+            .collect();
+        let sql = format!("{insert} VALUES {}", tuples.join(", "));
+        let bound: Vec<Value> = rows.by_ref().take(n).flatten().collect();
+        tx.execute(&sql, &bound).await?;
+        left -= n;
+    }
+    Ok(())
+}
 
 /// Applies one sealed member change. A change that writes is noted for the running endpoints;
 /// a pension it drops is deleted with its PeIs retired. A pension another member holds refuses
@@ -817,18 +1047,23 @@ async fn upsert(tx: &mut dyn Tx, m: &MemberRow, new: bool) -> Result<()> {
 
 /// Notes a change the running endpoints must apply to their match index.
 async fn note_change(tx: &mut dyn Tx, kind: &str, key: &str, now: i64) -> Result<()> {
-    if tx.dialect() == Dialect::Postgres {
-        // Versions must commit in the order they are numbered, across instances: the table's
-        // lock (it blocks other writers of changes, never readers) is held until commit.
-        // SQLite's one writer orders them already.
-        tx.execute("LOCK TABLE data_changes IN SHARE ROW EXCLUSIVE MODE", &[])
-            .await?;
-    }
+    lock_changes(tx).await?;
     tx.execute(
         "INSERT INTO data_changes (kind, key, at) VALUES ($1, $2, $3)",
         &params![kind, key, now],
     )
     .await?;
+    Ok(())
+}
+
+/// Versions of data changes must commit in the order they are numbered, across instances: on
+/// PostgreSQL the table's lock (it blocks other writers of changes, never readers) is taken, and
+/// held until commit. SQLite's one writer orders them already.
+async fn lock_changes(tx: &mut dyn Tx) -> Result<()> {
+    if tx.dialect() == Dialect::Postgres {
+        tx.execute("LOCK TABLE data_changes IN SHARE ROW EXCLUSIVE MODE", &[])
+            .await?;
+    }
     Ok(())
 }
 
@@ -925,12 +1160,13 @@ fn seal_change(key: &DataKey, change: MemberChange) -> SealedChange {
         feed(&p.view_data);
         feed(format!("{:?}{:?}", p.statement_date, p.calculation_date).as_bytes());
     }
-    let content_sha256 = hex::encode(sha2::Digest::finalize(hash));
+    let digest = sha2::Digest::finalize(hash);
     let row = MemberRow {
+        content_sha256: hex::encode(&digest[..CONTENT_HASH_BYTES]),
+        content_sha256_whole: hex::encode(digest),
         sealed: packed::seal(key, m.member_id.as_bytes(), &m.match_record),
         match_keys: m.match_keys.to_bytes(),
         holdername: m.holdername.hyphenated().to_string(),
-        content_sha256,
         pensions: m
             .pensions
             .into_iter()
@@ -958,3 +1194,6 @@ pub(super) fn open_json(
     let bytes = packed::open(key, aad.as_bytes(), sealed)?;
     serde_json::from_slice(&bytes).map_err(|_| StoreError::Corrupt("view data"))
 }
+
+#[cfg(test)]
+mod tests;

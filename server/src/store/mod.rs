@@ -16,6 +16,8 @@
 //! - [`members`]: member records, their pensions' view data, schemes, data changes.
 //! - [`keys`]: the sealed columns under a new data key.
 //! - [`audit`]: the audit trail, heartbeats, the service levels' samples, daily jobs' runs.
+//! - [`history`]: ended finds moved out of the hot table, the service levels' hourly tallies,
+//!   the retention purge a batch at a time.
 //! - [`reports`]: PDP reporting's facts, announced unavailability, submissions' claims.
 //! - [`backup`]: online copies of the embedded store, and the checks a restore makes.
 //! - [`console`]: the operator console's users, the organisation's details, sign-in attempts.
@@ -69,6 +71,7 @@ pub mod console;
 mod db;
 mod finds;
 mod group_commit;
+mod history;
 mod keys;
 mod members;
 mod packed;
@@ -92,8 +95,9 @@ pub use crate::model::{
     StoredFind, StoredPei, StoredPension,
 };
 use crate::sealed::{self, DataKey};
+pub use history::{EndedFind, Purged, HOT_FOR, HOUR};
 pub use keys::{ResealCursor, Resealed};
-pub use members::{IndexRow, KeySample, SlotRecord};
+pub use members::{IndexRow, KeySample, SealedMembers, SlotRecord};
 pub use postgres::{PostgresOptions, PostgresTls};
 use sql::{Access, BoxFuture, Tx};
 

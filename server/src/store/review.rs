@@ -271,23 +271,16 @@ fn audit_from(r: &Row) -> Result<AuditRecord> {
     })
 }
 
-/// The holdernames of the stored pensions (one index seek each: the loose scan of
-/// `pensions_holdername`, never the pensions' rows) and of the schemes with a state set.
-const HOLDERNAMES: &str = "WITH RECURSIVE h (holdername) AS (
-        SELECT min(holdername) FROM pensions
-        UNION ALL
-        SELECT (SELECT min(p.holdername) FROM pensions p WHERE p.holdername > h.holdername)
-          FROM h WHERE h.holdername IS NOT NULL
-    ),
-    known (holdername) AS (
-        SELECT holdername FROM h WHERE holdername IS NOT NULL
+/// The holdernames of the stored pensions (from the count of each holdername's pensions by
+/// scheme name, a few rows a scheme) and of the schemes with a state set.
+const HOLDERNAMES: &str = "WITH known (holdername) AS (
+        SELECT holdername FROM pension_schemes
         UNION SELECT holdername FROM schemes
     )";
 
-/// A holdername's scheme name, from its first pension by name (an index seek), else a PeI's.
+/// A holdername's scheme name, its pensions' first by name, else a PeI's.
 const NAME_OF: &str = "coalesce(
-        (SELECT p.scheme_name FROM pensions p WHERE p.holdername = k.holdername
-          ORDER BY p.scheme_name LIMIT 1),
+        (SELECT min(p.scheme_name) FROM pension_schemes p WHERE p.holdername = k.holdername),
         (SELECT x.scheme_name FROM peis x WHERE x.holdername = k.holdername LIMIT 1),
         '')";
 
@@ -308,7 +301,8 @@ async fn schemes(tx: &mut dyn Tx) -> Result<Vec<SchemeSummary>> {
          SELECT k.holdername, {NAME_OF},
                 coalesce((SELECT s.state FROM schemes s WHERE s.holdername = k.holdername),
                          'active'),
-                (SELECT count(*) FROM pensions p WHERE p.holdername = k.holdername),
+                CAST(coalesce((SELECT sum(p.pensions) FROM pension_schemes p
+                                WHERE p.holdername = k.holdername), 0) AS {{int64}}),
                 (SELECT count(*) FROM peis x WHERE x.holdername = k.holdername
                     AND x.state = 'registered'),
                 (SELECT count(*) FROM peis x WHERE x.holdername = k.holdername

@@ -34,7 +34,7 @@ pub(super) enum Dialect {
 }
 
 /// The migrations, oldest first: refinery's name (`V<n>__<name>`) and the template.
-const MIGRATIONS: [(&str, &str); 10] = [
+const MIGRATIONS: [(&str, &str); 12] = [
     ("V1__initial", include_str!("V1__initial.sql")),
     ("V2__member_changes", include_str!("V2__member_changes.sql")),
     ("V3__daily_runs", include_str!("V3__daily_runs.sql")),
@@ -51,6 +51,11 @@ const MIGRATIONS: [(&str, &str); 10] = [
     ("V8__match_keys", include_str!("V8__match_keys.sql")),
     ("V9__console_mfa", include_str!("V9__console_mfa.sql")),
     ("V10__audit_by_id", include_str!("V10__audit_by_id.sql")),
+    (
+        "V11__pension_schemes",
+        include_str!("V11__pension_schemes.sql"),
+    ),
+    ("V12__find_history", include_str!("V12__find_history.sql")),
 ];
 
 /// Each token and its spelling in SQLite and in PostgreSQL.

@@ -52,8 +52,8 @@ fn the_audit_trail_is_append_only() {
         .is_err());
     assert!(conn.execute("DELETE FROM audit_log", []).is_err());
     let mut tx = SqliteTx(&mut conn);
-    let purged = run_blocking(Box::pin(crate::store::audit::purge(&mut tx, 6)));
-    assert_eq!(purged.unwrap(), 1);
+    let purged = run_blocking(Box::pin(crate::store::history::purge(&mut tx, 6, 10)));
+    assert_eq!(purged.unwrap().audit, 1);
 }
 
 #[tokio::test]

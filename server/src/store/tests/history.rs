@@ -1,0 +1,157 @@
+//! Ended finds leave the hot table for the history, are still read wherever ended finds are,
+//! and retention purges every kind a batch at a time: on both backends.
+
+use super::*;
+use crate::model::{FindOutcome, FindState};
+use crate::store::history::HOUR;
+use crate::store::EndedFind;
+
+/// An ended no-match find ACKed at `at` (µs), with its ACK's audit record.
+fn ended(id: &str, at: i64) -> (EndedFind, AuditRecord) {
+    let find = EndedFind {
+        request_id: id.into(),
+        received_at: at - 10,
+        acked_at: at,
+        state: FindState::Done,
+        outcome: Some(FindOutcome::NoMatch),
+        reason: None,
+        completed_at: at,
+    };
+    let record = AuditRecord {
+        received_at: at - 10,
+        responded_at: at,
+        ..audit(id)
+    };
+    (find, record)
+}
+
+async fn ended_finds_move_to_the_history_and_are_still_found(db: Place) {
+    let s = db.open().await;
+    s.append(find("a", false), audit("a")).await.unwrap();
+    s.append(find("b", true), audit("b")).await.unwrap();
+    let now = crate::now_micros() + 1;
+    // Only the ended one moves; nothing is left to move after it.
+    assert_eq!(s.settle_finds(now, 100).await.unwrap(), 1);
+    assert_eq!(s.settle_finds(now, 100).await.unwrap(), 0);
+    let a = s.find_request("a").await.unwrap().unwrap();
+    assert_eq!(
+        (a.state, a.outcome),
+        (FindState::Done, Some(FindOutcome::NoMatch))
+    );
+    assert!(!a.has_find_data && a.completed_at.is_some());
+    assert_eq!(s.find_requests().await.unwrap().len(), 2);
+    // The open one ends failed, moves, and is still listed as failed.
+    assert_eq!(s.claim(Duration::from_secs(60), 10).await.unwrap().len(), 1);
+    assert!(s.fail("b", "cas: refused").await.unwrap());
+    assert_eq!(
+        s.settle_finds(crate::now_micros() + 1, 100).await.unwrap(),
+        1
+    );
+    let failed = s.failed().await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].reason, "cas: refused");
+    // A batch moves about `limit` finds, oldest first (a group commit's finds together).
+    for i in 0..6 {
+        s.append(find(&format!("c{i}"), false), audit(&format!("c{i}")))
+            .await
+            .unwrap();
+    }
+    let moved = s.settle_finds(crate::now_micros() + 1, 2).await.unwrap();
+    assert!((2..6).contains(&moved), "{moved}");
+    assert!(s.find_request("c0").await.unwrap().is_some());
+    // What the service levels read counts the history and the hot table alike.
+    let samples = s.sla_samples(0, i64::MAX).await.unwrap();
+    let count = |k: &str| samples.counts.iter().find(|(n, _)| n == k).map(|(_, c)| *c);
+    assert_eq!(count("find no-match"), Some(7));
+    assert_eq!((samples.failed, samples.ack.len()), (1, 8));
+}
+
+async fn retention_purges_the_trail_the_history_and_the_tallies_a_batch_at_a_time(db: Place) {
+    let s = db.open().await;
+    let base = 20_000 * 24 * HOUR;
+    let (mut finds, mut trail) = (Vec::new(), Vec::new());
+    for i in 0..12 {
+        let (f, a) = ended(&format!("f{i}"), base + i * HOUR);
+        finds.push(f);
+        trail.push(a);
+    }
+    s.seed_history(finds, trail).await.unwrap();
+    assert!(s
+        .put_sla_hour(0, 20_000 * 24 + 1, Some(b"{}".to_vec()))
+        .await
+        .unwrap());
+    assert!(s
+        .put_sla_hour(20_000 * 24 + 1, 20_000 * 24 + 11, Some(b"{}".to_vec()))
+        .await
+        .unwrap());
+    // Another instance's view of where tallying stands is refused.
+    assert!(!s.put_sla_hour(0, 5, None).await.unwrap());
+    assert_eq!(s.sla_next_hour().await.unwrap(), Some(20_000 * 24 + 11));
+    assert!(s
+        .put_sla_hour(20_000 * 24 + 11, 20_000 * 24 + 12, Some(b"{}".to_vec()))
+        .await
+        .unwrap());
+    // f10's ACK was received at the cutoff: it and what came after stay.
+    let cutoff = base + 10 * HOUR - 10;
+    let first = s.purge_before(cutoff, 4).await.unwrap();
+    assert_eq!((first.audit, first.finds), (4, 4), "{first:?}");
+    assert_eq!(s.purge_audit(cutoff).await.unwrap(), 6);
+    let left = s.find_requests().await.unwrap();
+    assert_eq!(
+        left.iter()
+            .map(|f| f.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["f10", "f11"]
+    );
+    assert_eq!(s.audit_records(0, i64::MAX, None).await.unwrap().len(), 2);
+    assert_eq!(
+        s.sla_hours(0, i64::MAX)
+            .await
+            .unwrap()
+            .iter()
+            .map(|(h, _)| *h)
+            .collect::<Vec<_>>(),
+        [20_000 * 24 + 11]
+    );
+    assert_eq!(s.purge_before(cutoff, 4).await.unwrap(), Purged::default());
+}
+
+/// An hour's audit IDs written a part of the ID space at a time add up to the whole, once.
+async fn an_hours_audit_ids_are_written_in_parts_each_once(db: Place) {
+    let s = db.open().await;
+    let hour = 20_000 * 24 + 5;
+    for id in ["0aa", "9bb", "fcc"] {
+        s.audit(AuditRecord {
+            received_at: hour * HOUR + 7,
+            responded_at: hour * HOUR + 8,
+            ..audit(id)
+        });
+    }
+    s.append(find("sync", false), audit("sync")).await.unwrap();
+    let count = || async {
+        s.read(|tx| {
+            Box::pin(async move { tx.value::<i64>("SELECT count(*) FROM audit_ids", &[]).await })
+        })
+        .await
+        .unwrap()
+    };
+    let part = |lo: Option<&'static str>, hi: Option<&'static str>| {
+        s.write(move |tx| {
+            Box::pin(async move {
+                crate::store::audit::write_span_ids(tx, (hour, hour + 1), lo, hi).await
+            })
+        })
+    };
+    assert_eq!(part(None, Some("8")).await.unwrap(), 1);
+    assert_eq!(count().await, 1);
+    assert_eq!(part(Some("8"), None).await.unwrap(), 2);
+    assert_eq!(count().await, 3);
+    assert_eq!(part(None, None).await.unwrap(), 0, "each ID once");
+    assert_eq!(count().await, 3);
+}
+
+on_both_backends!(
+    ended_finds_move_to_the_history_and_are_still_found,
+    retention_purges_the_trail_the_history_and_the_tallies_a_batch_at_a_time,
+    an_hours_audit_ids_are_written_in_parts_each_once,
+);
