@@ -81,3 +81,7 @@ fresh_database() {
     psql -q "$PG_BASE" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null
     export PDP_DATABASE_URL="$PG_BASE dbname=$1"
 }
+
+# now: seconds since the epoch; since T: the seconds from T to now (three decimals).
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f\n", b - a }'; }

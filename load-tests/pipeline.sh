@@ -103,7 +103,6 @@ RUST_LOG=warn "$BIN" sim cas --listen "127.0.0.1:$CAS_PORT" --control "127.0.0.1
 CAS_PID=$!
 wait_for $CAS_PORT
 
-now() { date +%s.%N; }
 
 start_server() { # name in_flight import?
     mkdir -p "$TMP/$1"

@@ -3,8 +3,9 @@
 //! report and the purge can be measured against six years rather than a few days.
 //!
 //! Finds are spread evenly over the days asked for, which end before the hot table's day (all
-//! of them ended, in the history): 96% no match, 3% matches and 1% possible matches (each with its three calls to
-//! the CAS: token exchange, register, and a PAT's introspection), and one in ten thousand failed.
+//! of them ended, in the history): 96% no match, 3% matches and 1% possible matches (each with
+//! its three calls to the CAS: token exchange, register, and a PAT's introspection), and one in
+//! ten thousand failed.
 //! A quarter of the finds are followed by a view (its `401` challenge and its `200`), which
 //! makes about 1.6 audit records a find. Nothing personal: request and transaction IDs are
 //! random, and finds hold no find data.

@@ -266,7 +266,8 @@ pub(super) async fn write_ids(
             .read(move |tx| {
                 Box::pin(async move {
                     tx.value::<i64>(
-                        "SELECT count(*) FROM audit_log WHERE received_at >= $1 AND received_at < $2",
+                        "SELECT count(*) FROM audit_log
+                          WHERE received_at >= $1 AND received_at < $2",
                         &params![from, to],
                     )
                     .await

@@ -24,9 +24,10 @@ pub const HOT_FOR: Duration = Duration::from_secs(24 * 3600);
 
 /// The columns an ended find keeps, in both tables.
 const ENDED_COLUMNS: &str =
-    "request_id, received_at, acked_at, state, outcome, reason, rules_version, pat_id, completed_at";
+    "request_id, received_at, acked_at, state, outcome, reason, rules_version, pat_id,
+     completed_at";
 
-/// A find that ended, as the history keeps it (and as `history seed` writes it).
+/// A find that ended, as the history keeps it (and as `finds seed-history` writes it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndedFind {
     /// The PFS's request ID.
@@ -79,7 +80,7 @@ impl Store {
     }
 
     /// Writes ended finds and their audit records straight into the history and the trail, as
-    /// an endpoint that ran for years would have left them (`history seed`; nothing else).
+    /// an endpoint that ran for years would have left them (`finds seed-history`; nothing else).
     pub async fn seed_history(
         &self,
         finds: Vec<EndedFind>,
@@ -202,8 +203,9 @@ impl Store {
     // --- retention ---
 
     /// Deletes up to `limit` rows of each of the audit trail, the ended finds, the hourly
-    /// tallies and the audit IDs written for look-ups older than `cutoff` (µs), in one transaction, after moving the audit trail's
-    /// retention cutoff to it (never back). Called until it deletes nothing.
+    /// tallies and the audit IDs written for look-ups older than `cutoff` (µs), in one
+    /// transaction, after moving the audit trail's retention cutoff to it (never back). Called
+    /// until it deletes nothing.
     pub async fn purge_before(&self, cutoff: i64, limit: u32) -> Result<Purged, StoreError> {
         self.write(move |tx| Box::pin(async move { purge(tx, cutoff, limit).await }))
             .await

@@ -82,6 +82,13 @@ impl Store {
         .await
     }
 
+    /// The views answered in `[from, to)` (µs), oldest first: the console's per-holdername
+    /// service levels (without the rest of a reporting period's facts).
+    pub async fn report_views(&self, from: i64, to: i64) -> Result<Vec<ViewFact>, StoreError> {
+        self.read(move |tx| Box::pin(async move { views(tx, from, to).await }))
+            .await
+    }
+
     /// Claims a submission before anything of it is sent: written with its bodies and IDs, or
     /// found already written (answered, held by another instance within `lease`, or left
     /// `sending` by a crash and reclaimed).
@@ -271,18 +278,7 @@ async fn day_facts(tx: &mut dyn Tx, from: i64, to: i64) -> Result<DayFacts> {
         .iter()
         .map(|h| guid(h))
         .collect::<Result<BTreeSet<_>>>()?;
-    let views = tx
-        .query(
-            "SELECT holdername, received_at, responded_at, contact_scheme, missing_admin,
-                    temp_error, eri_ano, eri_ppf, eri_trn, accrued_ano, accrued_ppf, accrued_trn
-               FROM report_views WHERE received_at >= $1 AND received_at < $2
-              ORDER BY received_at, id",
-            &window,
-        )
-        .await?
-        .iter()
-        .map(view_from)
-        .collect::<Result<_>>()?;
+    let views = views(tx, from, to).await?;
     let calculations = tx
         .query(
             "SELECT r.holdername, r.value_code, r.eri, r.accrued, r.started_at, c.completed_at
@@ -308,6 +304,21 @@ async fn day_facts(tx: &mut dyn Tx, from: i64, to: i64) -> Result<DayFacts> {
         windows: unavailability(tx, from, to).await?,
         up_minutes,
     })
+}
+
+/// The views answered in `[from, to)`, oldest first.
+async fn views(tx: &mut dyn Tx, from: i64, to: i64) -> Result<Vec<ViewFact>> {
+    tx.query(
+        "SELECT holdername, received_at, responded_at, contact_scheme, missing_admin,
+                temp_error, eri_ano, eri_ppf, eri_trn, accrued_ano, accrued_ppf, accrued_trn
+           FROM report_views WHERE received_at >= $1 AND received_at < $2
+          ORDER BY received_at, id",
+        &params![from, to],
+    )
+    .await?
+    .iter()
+    .map(view_from)
+    .collect()
 }
 
 fn view_from(r: &Row) -> Result<ViewFact> {

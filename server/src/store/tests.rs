@@ -1157,6 +1157,8 @@ async fn report_facts_windows_and_possible_matches_read_back_per_period(db: Plac
     assert_eq!(facts.windows[0].window.service, Service::Find);
     assert_eq!(facts.up_minutes, [30]);
     assert_eq!(s.report_facts(day, 2 * day).await.unwrap().views.len(), 1);
+    // The views alone, as the console's service levels read them.
+    assert_eq!(s.report_views(0, day).await.unwrap(), facts.views);
 
     // A possible match, resolved: the Regulation 28(3) report reads how and when.
     s.append(find("f", true), audit("f")).await.unwrap();

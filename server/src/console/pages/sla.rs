@@ -74,7 +74,7 @@ async fn by_holdername(p: &Page<'_>, month: &str) -> Result<Vec<Vec<String>>, Co
         .into_iter()
         .map(|(h, c)| (h, (c, Vec::new())))
         .collect();
-    for v in store.report_facts(from, to).await?.views {
+    for v in store.report_views(from, to).await? {
         by.entry(v.holdername)
             .or_default()
             .1
