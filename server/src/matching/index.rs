@@ -454,8 +454,8 @@ pub async fn scan(store: &Store) -> Result<Scanned, StoreError> {
 }
 
 impl Scanned {
-    /// The index: members stored before look-up keys were have theirs computed with
-    /// `index_key` and written back. Each record that could not be taken is counted in
+    /// The index: members stored without look-up keys have theirs computed with `index_key`
+    /// and written back. Each record that could not be taken is counted in
     /// `pdp_member_unreadable_total`.
     pub async fn finish(self, store: &Store, index_key: &IndexKey) -> Result<Loaded, StoreError> {
         let Self {
@@ -540,11 +540,10 @@ mod tests {
     }
 }
 
-/// The index against the way it was built before look-up keys were hashed and candidates read
-/// from the store: every key in the clear, every member's record in memory. Both decide every
-/// generated find the same way (outcome, reason, pensions). `PDP_REPLAY_MEMBERS` sets how many
-/// members (and finds: one a member, a third each meant to match, possibly match and not);
-/// 3,000 by default.
+/// The index against a reference index with every key in the clear and every member's record
+/// in memory: both decide every generated find the same way (outcome, reason, pensions).
+/// `PDP_REPLAY_MEMBERS` sets how many members (and finds: one a member, a third each meant to
+/// match, possibly match and not); 3,000 by default.
 #[cfg(test)]
 mod replay {
     use std::collections::HashMap;

@@ -9,8 +9,8 @@
 //! The service levels are tallied by the hour once an hour has closed (see `crate::sla`): the
 //! store keeps each hour's tally as the bytes it is given, and the first hour not yet tallied.
 //!
-//! The purge deletes what retention no longer keeps a batch a transaction, so that the ACKs'
-//! group commits go on between them.
+//! The purge deletes the rows older than the retention cutoff, a batch per transaction, so
+//! that the ACKs' group commits run between them.
 
 use std::time::Duration;
 
@@ -90,8 +90,8 @@ impl Store {
             .await
     }
 
-    /// Deletes what retention no longer keeps, older than `cutoff` (µs), a batch a transaction
-    /// (the ACKs' group commits go on between them); returns the audit records deleted.
+    /// Deletes the rows older than `cutoff` (µs), a batch per transaction (the ACKs' group
+    /// commits run between them); returns the audit records deleted.
     pub async fn purge_audit(&self, cutoff: i64) -> Result<u64, StoreError> {
         let mut audit = 0;
         loop {
@@ -230,15 +230,8 @@ const PURGE_PAUSE: Duration = Duration::from_millis(20);
 async fn settle(tx: &mut dyn Tx, before: i64, limit: u32) -> Result<u64> {
     // The ACK time below which `limit` rows lie (a group commit's finds share one, so a few
     // more may move): both statements below then name the same rows.
-    let bound = tx
-        .query_opt(
-            "SELECT acked_at FROM find_requests WHERE acked_at < $1
-              ORDER BY acked_at LIMIT 1 OFFSET $2",
-            &params![before, i64::from(limit)],
-        )
+    let bound = nth_acked(tx, "find_requests", before, i64::from(limit))
         .await?
-        .map(|r| r.get::<i64>(0))
-        .transpose()?
         .map_or(before, |b| b.saturating_add(1));
     let ended = "state IN ('done', 'failed') AND acked_at < $1";
     match tx.dialect() {
@@ -306,6 +299,20 @@ pub(super) async fn find_in_history(
         .as_ref()
         .map(stored_from)
         .transpose()
+}
+
+/// The ACK time of `table`'s row `n` (from 0) among those ACKed before `before`, oldest first;
+/// `None` when there are no more: where a batch of about `n` rows ends.
+async fn nth_acked(tx: &mut dyn Tx, table: &str, before: i64, n: i64) -> Result<Option<i64>> {
+    tx.query_opt(
+        &format!(
+            "SELECT acked_at FROM {table} WHERE acked_at < $1 ORDER BY acked_at LIMIT 1 OFFSET $2"
+        ),
+        &params![before, n],
+    )
+    .await?
+    .map(|r| r.get::<i64>(0))
+    .transpose()
 }
 
 /// Rows a seeding statement inserts at once (ten values a row, within both databases' limits).
@@ -391,18 +398,7 @@ pub(super) async fn purge(tx: &mut dyn Tx, cutoff: i64, limit: u32) -> Result<Pu
         .await?;
     let mut finds = 0;
     for table in ["find_history", "find_requests"] {
-        let bound = tx
-            .query_opt(
-                &format!(
-                    "SELECT acked_at FROM {table} WHERE acked_at < $1
-                      ORDER BY acked_at LIMIT 1 OFFSET $2"
-                ),
-                &params![cutoff, limit],
-            )
-            .await?
-            .map(|r| r.get::<i64>(0))
-            .transpose()?
-            .unwrap_or(cutoff);
+        let bound = nth_acked(tx, table, cutoff, limit).await?.unwrap_or(cutoff);
         finds += tx
             .execute(
                 &format!("DELETE FROM {table} WHERE acked_at < $1 AND state IN ('done', 'failed')"),

@@ -372,7 +372,7 @@ impl Store {
     }
 
     /// Members by ID as a running endpoint's index takes their changes: slot, look-up keys and
-    /// match record opened; `None` for those no longer stored.
+    /// match record opened; `None` for an ID the store does not hold.
     pub async fn members_for_index(
         &self,
         member_ids: Vec<String>,

@@ -46,11 +46,10 @@ CREATE VIEW all_finds AS
       FROM find_history;
 
 -- Forensic look-ups by transaction or find request ID over years, without an index the ACK
--- writes into: V10's indexes put every ACK's audit record at a random place in today's part of
--- two indexes (the durable ACK at about half its rate without them). Instead, once an hour has
--- closed, upkeep writes its records' IDs here in ID order, keyed by the record's week: a look-up
--- seeks once a week (313 seeks for six years), and reads the hour or so not yet written here
--- from `audit_log_received`.
+-- writes into (an index on a random ID puts every ACK's audit record on a page of its own).
+-- Once an hour has closed, upkeep writes its records' IDs here in ID order, keyed by the
+-- record's week: a look-up seeks once a week (313 seeks for six years), and reads the hour or so
+-- not yet written here from `audit_log_received`.
 DROP INDEX audit_log_request_day;
 DROP INDEX audit_log_transaction_day;
 --{sqlite
