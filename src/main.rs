@@ -1224,8 +1224,8 @@ async fn seed_history(
     }
     let tallied = t.elapsed().as_secs_f64();
     let t = std::time::Instant::now();
-    let closed = (now - 600_000_000).div_euclid(pdp_provider::store::HOUR);
-    while store.write_audit_ids(closed, 4).await? > 0 {
+    let through = now - pdp_provider::upkeep::IDS_AFTER;
+    while store.write_audit_ids(through, 4).await? > 0 {
         store.checkpoint().await?;
     }
     let ids = t.elapsed().as_secs_f64();

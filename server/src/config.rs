@@ -846,6 +846,18 @@ impl Config {
                 "must be more than 0 and at most reporting.backoff_cap_ms",
             ));
         }
+        if self
+            .cas
+            .connect_timeout_ms
+            .saturating_add(self.cas.call_timeout_ms)
+            > 60_000
+        {
+            return Err(invalid(
+                "cas.call_timeout_ms",
+                "with cas.connect_timeout_ms, must be at most 60,000 (a call outlasting the \
+                 60 s a PeI has to be registered in serves nothing)",
+            ));
+        }
         let part_ms = self.reporting.part_worst_case_ms(&self.cas);
         if self.reporting.lease_s.saturating_mul(1000) <= part_ms {
             return Err(invalid(
@@ -1034,6 +1046,23 @@ mod tests {
             c.validate(),
             Err(ConfigError::Invalid {
                 field: "workers.lease_ms",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn cas_time_outs_over_a_minute_are_refused() {
+        let mut c = Config::default();
+        c.crypto.data_key_env = Some("X".into());
+        c.cas.connect_timeout_ms = 10_000;
+        c.cas.call_timeout_ms = 50_000;
+        assert!(c.clone().validate().is_ok());
+        c.cas.call_timeout_ms = 50_001;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Invalid {
+                field: "cas.call_timeout_ms",
                 ..
             })
         ));

@@ -102,10 +102,22 @@ pub struct SlaReport {
     pub availability: Availability,
     /// Answers by endpoint and outcome.
     pub counts: BTreeMap<String, u64>,
+    /// Each holdername's completion and views in the month (CoCo2.1.2 and CoCo2.1.3 per
+    /// scheme).
+    pub by_holdername: BTreeMap<uuid::Uuid, SchemeLevels>,
     /// Unavailability announced for the month (`report downtime`): scheduled with 5 working
     /// days' notice, or not (an emergency). Both count as downtime in availability: planned
     /// outages "nonetheless count towards the 0.5% downtime permissible" (CoCo2.2.1).
     pub announced_downtime: Vec<AnnouncedDowntime>,
+}
+
+/// One holdername's service levels in a month; `None` where it had nothing to count.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SchemeLevels {
+    /// Its matching finds' completion: ACK to its PeIs registered.
+    pub completion: Option<Series>,
+    /// Its views served.
+    pub view: Option<Series>,
 }
 
 /// An announced window, as the SLA report lists it.
@@ -254,6 +266,7 @@ pub async fn report(
     let tally = window_tally(store, from, to).await?;
     let availability = availability(store, (from, to), now, go_live).await?;
     let mut report = report_from(tally, month, availability)?;
+    report.by_holdername = by_holdername(store, from, to).await?;
     report.announced_downtime = store
         .unavailability(from, to)
         .await?
@@ -291,8 +304,42 @@ pub fn report_from(
         view: t.view.series(coco::VIEW),
         availability,
         counts: t.counts,
+        by_holdername: BTreeMap::new(),
         announced_downtime: Vec::new(),
     })
+}
+
+/// Each holdername's service levels in `[from, to)` (µs): the completion of the matching finds
+/// ACKed in it that registered PeIs in the holdername, and the views of its PeIs served in it.
+pub async fn by_holdername(
+    store: &Store,
+    from: i64,
+    to: i64,
+) -> Result<BTreeMap<uuid::Uuid, SchemeLevels>, SlaError> {
+    let mut samples: BTreeMap<uuid::Uuid, (Vec<i64>, Vec<i64>)> = store
+        .completions_by_holdername(from, to)
+        .await?
+        .into_iter()
+        .map(|(h, c)| (h, (c, Vec::new())))
+        .collect();
+    for v in store.report_views(from, to).await? {
+        samples
+            .entry(v.holdername)
+            .or_default()
+            .1
+            .push(v.responded_at - v.received_at);
+    }
+    let levels = |v: Vec<i64>, level| (!v.is_empty()).then(|| series(v, level));
+    Ok(samples
+        .into_iter()
+        .map(|(h, (c, v))| {
+            let l = SchemeLevels {
+                completion: levels(c, coco::COMPLETION),
+                view: levels(v, coco::VIEW),
+            };
+            (h, l)
+        })
+        .collect())
 }
 
 /// The tally of `[from, to)` (µs): the stored tallies of the hours in it already tallied, and
@@ -450,6 +497,18 @@ impl SlaReport {
                 },
                 w.reason
             ));
+        }
+        for (h, l) in &self.by_holdername {
+            for (name, s) in [("completion", &l.completion), ("view", &l.view)] {
+                let Some(s) = s else { continue };
+                out.push_str(&format!(
+                    "holdername {h} {name}: {} samples, p99.9 {:.1} ms, {:.3}% within limit  {}\n",
+                    s.count,
+                    s.p999_ms,
+                    s.within_limit * 100.0,
+                    if s.met { "yes" } else { "NO" }
+                ));
+            }
         }
         out.push_str(&format!(
             "failed find requests: {}\n\ncounts:\n",

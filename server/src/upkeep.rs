@@ -45,9 +45,10 @@ const SETTLE_BATCHES: u32 = 300;
 /// The pause between them, for the ACKs' group commits.
 const SETTLE_PAUSE: Duration = Duration::from_millis(20);
 
-/// How long after an hour ends its audit records' IDs are written for look-ups (by then every
-/// record of a call received in it is written).
-const IDS_AFTER: i64 = 10 * 60 * 1_000_000;
+/// How long after a record is received its IDs are written for look-ups (µs): by then every
+/// record received before it is written, since a call's record is written when the call ends
+/// and a CAS call's time-outs add up to a minute at most (the configuration refuses more).
+pub const IDS_AFTER: i64 = 2 * 60 * 1_000_000;
 
 /// What the upkeep tasks need.
 pub struct Upkeep {
@@ -184,10 +185,9 @@ impl Upkeep {
                 Ok(n) => tracing::debug!(hours = n, "service levels tallied"),
                 Err(e) => tracing::warn!(error = %e, "tallying the service levels failed"),
             }
-            let closed = (now - IDS_AFTER).div_euclid(crate::store::HOUR);
-            match self.store.write_audit_ids(closed, 5).await {
+            match self.store.write_audit_ids(now - IDS_AFTER, 5).await {
                 Ok(0) => {}
-                Ok(n) => tracing::debug!(hours = n, "audit IDs written for look-ups"),
+                Ok(n) => tracing::debug!(spans = n, "audit IDs written for look-ups"),
                 Err(e) => tracing::warn!(error = %e, "writing audit IDs for look-ups failed"),
             }
         }

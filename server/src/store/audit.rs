@@ -34,18 +34,19 @@ impl Store {
             .await
     }
 
-    /// Writes the IDs of audit records received in hours that closed before `closed` (hours
-    /// since the epoch) into the look-up by ID, oldest first, at most `limit` hours a call;
-    /// returns the hours written. Look-ups read the hours not yet written by time.
-    pub async fn write_audit_ids(&self, closed: i64, limit: u32) -> Result<u32, StoreError> {
-        write_ids(self, closed, limit).await
+    /// Writes the IDs of audit records received before `through` (µs) into the look-up by ID,
+    /// oldest first, from where the last call stopped, at most `limit` spans (a week each at
+    /// most) a call; returns the spans written. Look-ups read the records not yet written by
+    /// time.
+    pub async fn write_audit_ids(&self, through: i64, limit: u32) -> Result<u32, StoreError> {
+        write_ids(self, through, limit).await
     }
 
-    /// The first hour (since the epoch) whose records' IDs are not yet written for look-ups.
-    pub async fn audit_ids_next_hour(&self) -> Result<Option<i64>, StoreError> {
+    /// The instant (µs) before which every audit record's IDs are written for look-ups.
+    pub async fn audit_ids_through(&self) -> Result<Option<i64>, StoreError> {
         self.read(|tx| {
             Box::pin(async move {
-                tx.value::<Option<i64>>("SELECT max(next_hour) FROM audit_ids_written", &[])
+                tx.value::<Option<i64>>("SELECT max(next_at) FROM audit_ids_through", &[])
                     .await
             })
         })
@@ -189,13 +190,13 @@ async fn records(
             .collect();
     };
     // The window first narrowed to the days the trail holds. Records whose IDs are written in
-    // `audit_ids` (received before `written`): one seek a week; the rest (the last hour or so):
+    // `audit_ids` (received before `written`): one seek a week; the rest (the last minutes):
     // read by time.
     let held = tx
         .query_one(
             "SELECT (SELECT min(received_at) FROM audit_log),
                     (SELECT max(received_at) FROM audit_log),
-                    (SELECT max(next_hour) FROM audit_ids_written)",
+                    (SELECT max(next_at) FROM audit_ids_through)",
             &[],
         )
         .await?;
@@ -203,9 +204,7 @@ async fn records(
     else {
         return Ok(Vec::new());
     };
-    let written = held
-        .get::<Option<i64>>(2)?
-        .map_or(i64::MIN, |h| h.saturating_mul(HOUR));
+    let written = held.get::<Option<i64>>(2)?.unwrap_or(i64::MIN);
     let (from, to) = (from.max(first), to.min(last.saturating_add(1)));
     if from >= to {
         return Ok(Vec::new());
@@ -236,32 +235,30 @@ async fn records(
         .collect()
 }
 
-/// Writes the IDs of the audit records received in the hours closed before `closed` (an hour
-/// since the epoch) into `audit_ids`, oldest first, from where the last call stopped, the
-/// closed hours of one week at a time and at most `limit` weeks a call; returns the spans
-/// written. A span is written in one transaction, or in one a part of the ID space when it
-/// holds over [`IDS_AT_ONCE`] records; several instances may call it at once (an ID written
-/// twice is written once).
+/// Writes the IDs of the audit records received before `through` into `audit_ids`, oldest
+/// first, from where the last call stopped, a span of at most the rest of one week at a time and
+/// at most `limit` spans a call; returns the spans written. A span is written in one
+/// transaction, or in one a part of the ID space when it holds over [`IDS_AT_ONCE`] records;
+/// several instances may call it at once (an ID written twice is written once).
 pub(super) async fn write_ids(
     store: &Store,
-    closed: i64,
+    through: i64,
     limit: u32,
 ) -> std::result::Result<u32, StoreError> {
-    let mut hour = match store.audit_ids_next_hour().await? {
-        Some(h) => h,
+    let mut from = match store.audit_ids_through().await? {
+        Some(at) => at,
         None => match store.next_activity(i64::MIN).await? {
-            Some(t) => t.div_euclid(HOUR),
+            Some(t) => t,
             None => return Ok(0),
         },
     };
     let mut done = 0;
-    while hour < closed && done < limit {
-        // The closed hours left in this hour's week at once: written into an empty part of the
-        // table in ID order when catching up, rather than an hour's IDs spread over the week.
-        let end = ((hour * HOUR).div_euclid(WEEK) + 1)
-            .saturating_mul(WEEK / HOUR)
-            .min(closed);
-        let (from, to) = (hour * HOUR, end * HOUR);
+    while from < through && done < limit {
+        // The rest of this instant's week at once: written into an empty part of the table in
+        // ID order when catching up, rather than a few minutes' IDs spread over the week.
+        let to = (from.div_euclid(WEEK) + 1)
+            .saturating_mul(WEEK)
+            .min(through);
         let count = store
             .read(move |tx| {
                 Box::pin(async move {
@@ -276,8 +273,8 @@ pub(super) async fn write_ids(
             .await?;
         let next = if count == 0 {
             match store.next_activity(to).await? {
-                Some(t) => t.div_euclid(HOUR).clamp(end, closed),
-                None => closed,
+                Some(t) => t.clamp(to, through),
+                None => through,
             }
         } else {
             let parts: Vec<(Option<&'static str>, Option<&'static str>)> = if count > IDS_AT_ONCE {
@@ -294,20 +291,20 @@ pub(super) async fn write_ids(
             for (lo, hi) in parts {
                 store
                     .write(move |tx| {
-                        Box::pin(async move { write_span_ids(tx, (hour, end), lo, hi).await })
+                        Box::pin(async move { write_span_ids(tx, (from, to), lo, hi).await })
                     })
                     .await?;
             }
-            end
+            to
         };
         let moved = store
             .run(Access::Single, move |tx| {
                 Box::pin(async move {
                     tx.execute(
-                        "INSERT INTO audit_ids_written (id, next_hour) VALUES (1, $2)
-                         ON CONFLICT (id) DO UPDATE SET next_hour = excluded.next_hour
-                          WHERE audit_ids_written.next_hour = $1",
-                        &params![hour, next],
+                        "INSERT INTO audit_ids_through (id, next_at) VALUES (1, $2)
+                         ON CONFLICT (id) DO UPDATE SET next_at = excluded.next_at
+                          WHERE audit_ids_through.next_at = $1",
+                        &params![from, next],
                     )
                     .await
                 })
@@ -316,7 +313,7 @@ pub(super) async fn write_ids(
         if moved == 0 {
             break;
         }
-        hour = next;
+        from = next;
         done += 1;
     }
     Ok(done)
@@ -325,8 +322,8 @@ pub(super) async fn write_ids(
 /// Records a span holds at most to have their IDs written in one transaction.
 const IDS_AT_ONCE: i64 = 100_000;
 
-/// Writes the IDs (request and transaction) of the records received in the hours `[from, to)`
-/// of one week within `[lo, hi)` (either end open when `None`), in ID order.
+/// Writes the IDs (request and transaction) of the records received in `[from, to)` (µs, within
+/// one week) within `[lo, hi)` (either end open when `None`), in ID order.
 pub(super) async fn write_span_ids(
     tx: &mut dyn Tx,
     (from, to): (i64, i64),
@@ -345,22 +342,13 @@ pub(super) async fn write_span_ids(
          WHERE (CAST($4 AS TEXT) IS NULL OR k >= $4) AND (CAST($5 AS TEXT) IS NULL OR k < $5)
          ORDER BY k, a
          ON CONFLICT DO NOTHING",
-        &params![
-            (from * HOUR).div_euclid(WEEK),
-            from * HOUR,
-            to * HOUR,
-            lo,
-            hi
-        ],
+        &params![from.div_euclid(WEEK), from, to, lo, hi],
     )
     .await
 }
 
 /// A week in µs: `audit_ids` is keyed by the record's week since the epoch.
 pub(super) const WEEK: i64 = 7 * 86_400_000_000;
-
-/// An hour in µs.
-const HOUR: i64 = 3_600_000_000;
 
 /// An audit record from its row (`COLUMNS` of [`records`]: the row's own ID first).
 fn record_from(r: &Row) -> Result<AuditRecord> {

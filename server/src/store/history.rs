@@ -157,7 +157,7 @@ impl Store {
     pub async fn forget_derived(&self) -> Result<(), StoreError> {
         self.write(|tx| {
             Box::pin(async move {
-                for table in ["sla_hours", "sla_tallied", "audit_ids", "audit_ids_written"] {
+                for table in ["sla_hours", "sla_tallied", "audit_ids", "audit_ids_through"] {
                     tx.execute(&format!("DELETE FROM {table}"), &[]).await?;
                 }
                 Ok(())

@@ -471,13 +471,18 @@ async fn audit_records_by_id_are_found_on_every_day_of_the_window(db: Place) {
     s.append(find("sync", false), audit("sync")).await.unwrap();
     let ids = |v: Vec<AuditRecord>| v.into_iter().map(|a| a.transaction_id).collect::<Vec<_>>();
     let by = |from: i64, to: i64, id: &str| s.audit_records(from, to, Some(id.into()));
-    // Read by time before any ID is written, then with the first days' IDs written, then with
-    // all of them: the same answers.
-    const HOUR: i64 = 3_600_000_000;
-    for written in [None, Some(20_001 * 24 + 1), Some(i64::MAX / HOUR - 1)] {
-        if let Some(closed) = written {
-            while s.write_audit_ids(closed, 1_000).await.unwrap() > 0 {}
-            assert!(s.audit_ids_next_hour().await.unwrap() <= Some(closed));
+    // Read by time before any ID is written, then with the first days' IDs written, then up to
+    // the instant of the last day's records (those received at it are read by time), then all
+    // of them: the same answers.
+    for written in [
+        None,
+        Some(20_001 * DAY + 3_600_000_000),
+        Some(20_500 * DAY + 5),
+        Some(i64::MAX - 1),
+    ] {
+        if let Some(through) = written {
+            while s.write_audit_ids(through, 1_000).await.unwrap() > 0 {}
+            assert!(s.audit_ids_through().await.unwrap() <= Some(through));
         }
         assert_eq!(
             ids(by(0, i64::MAX, "f1").await.unwrap()),
@@ -497,11 +502,8 @@ async fn audit_records_by_id_are_found_on_every_day_of_the_window(db: Place) {
         assert!(by(30_000 * DAY, i64::MAX, "f1").await.unwrap().is_empty());
         assert_eq!(s.audit_records(0, i64::MAX, None).await.unwrap().len(), 6);
     }
-    // Written up to the last record's hour: the empty hours between were skipped, not walked.
-    assert_eq!(
-        s.write_audit_ids(i64::MAX / HOUR - 1, 1_000).await.unwrap(),
-        0
-    );
+    // Written up to the last record: the empty weeks between were skipped, not walked.
+    assert_eq!(s.write_audit_ids(i64::MAX - 1, 1_000).await.unwrap(), 0);
 }
 
 async fn the_sla_samples_come_from_the_audit_trail_finds_and_heartbeats(db: Place) {

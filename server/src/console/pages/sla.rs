@@ -11,7 +11,7 @@ use crate::console::page::Page;
 use crate::console::respond::{plain, Resp};
 use crate::console::roles;
 use crate::console::ConsoleError;
-use crate::sla::Series;
+use crate::sla::{SchemeLevels, Series};
 
 /// The service levels of `?month=YYYY-MM` (this month by default).
 pub(crate) async fn page(p: &Page<'_>) -> Result<Resp, ConsoleError> {
@@ -50,7 +50,7 @@ pub(crate) async fn page(p: &Page<'_>) -> Result<Resp, ConsoleError> {
         if a.met { "met".into() } else { "MISSED".into() },
     ]);
     bars.push(("Availability (CoCo2.1.5)", a.ratio, 0.995));
-    rows.extend(by_holdername(p, &month).await?);
+    rows.extend(by_holdername(p, &report.by_holdername).await?);
     p.table(
         "/sla",
         &format!("Service levels, {month}"),
@@ -63,43 +63,23 @@ pub(crate) async fn page(p: &Page<'_>) -> Result<Resp, ConsoleError> {
 }
 
 /// The month's completion and view rows for each holdername (a scheme admin: theirs).
-async fn by_holdername(p: &Page<'_>, month: &str) -> Result<Vec<Vec<String>>, ConsoleError> {
-    let Ok((from, to)) = crate::sla::month_bounds(month) else {
-        return Ok(Vec::new());
-    };
-    let store = &p.console.store;
-    let mut by: BTreeMap<Uuid, (Vec<i64>, Vec<i64>)> = store
-        .completions_by_holdername(from, to)
-        .await?
-        .into_iter()
-        .map(|(h, c)| (h, (c, Vec::new())))
-        .collect();
-    for v in store.report_views(from, to).await? {
-        by.entry(v.holdername)
-            .or_default()
-            .1
-            .push(v.responded_at - v.received_at);
-    }
+async fn by_holdername(
+    p: &Page<'_>,
+    levels: &BTreeMap<Uuid, SchemeLevels>,
+) -> Result<Vec<Vec<String>>, ConsoleError> {
     let names = super::scheme_names(p).await?;
     let mut rows = Vec::new();
-    for (h, (completion, view)) in by {
-        if !roles::sees_holdername(&p.me.user, h) {
+    for (h, l) in levels {
+        if !roles::sees_holdername(&p.me.user, *h) {
             continue;
         }
-        for (name, samples, level) in [
-            (
-                "Completion (CoCo2.1.2)",
-                completion,
-                crate::coco::COMPLETION,
-            ),
-            ("View (CoCo2.1.3)", view, crate::coco::VIEW),
+        for (name, s) in [
+            ("Completion (CoCo2.1.2)", &l.completion),
+            ("View (CoCo2.1.3)", &l.view),
         ] {
-            if samples.is_empty() {
-                continue;
-            }
-            let s = crate::sla::series(samples, level);
-            let scheme = names.get(&h).map(String::as_str).unwrap_or("");
-            rows.push(series_row(format!("{name}, holdername {h} ({scheme})"), &s));
+            let Some(s) = s else { continue };
+            let scheme = names.get(h).map(String::as_str).unwrap_or("");
+            rows.push(series_row(format!("{name}, holdername {h} ({scheme})"), s));
         }
     }
     Ok(rows)

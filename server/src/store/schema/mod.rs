@@ -34,7 +34,7 @@ pub(super) enum Dialect {
 }
 
 /// The migrations, oldest first: refinery's name (`V<n>__<name>`) and the template.
-const MIGRATIONS: [(&str, &str); 12] = [
+const MIGRATIONS: [(&str, &str); 13] = [
     ("V1__initial", include_str!("V1__initial.sql")),
     ("V2__member_changes", include_str!("V2__member_changes.sql")),
     ("V3__daily_runs", include_str!("V3__daily_runs.sql")),
@@ -56,6 +56,10 @@ const MIGRATIONS: [(&str, &str); 12] = [
         include_str!("V11__pension_schemes.sql"),
     ),
     ("V12__find_history", include_str!("V12__find_history.sql")),
+    (
+        "V13__audit_ids_through",
+        include_str!("V13__audit_ids_through.sql"),
+    ),
 ];
 
 /// Each token and its spelling in SQLite and in PostgreSQL.

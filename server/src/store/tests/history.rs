@@ -138,7 +138,8 @@ async fn an_hours_audit_ids_are_written_in_parts_each_once(db: Place) {
     let part = |lo: Option<&'static str>, hi: Option<&'static str>| {
         s.write(move |tx| {
             Box::pin(async move {
-                crate::store::audit::write_span_ids(tx, (hour, hour + 1), lo, hi).await
+                crate::store::audit::write_span_ids(tx, (hour * HOUR, (hour + 1) * HOUR), lo, hi)
+                    .await
             })
         })
     };

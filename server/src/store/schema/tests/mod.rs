@@ -25,7 +25,7 @@ const COPIES_THROUGH: i32 = 5;
 fn every_template_renders_to_its_dialect_alone() {
     for dialect in BOTH {
         let versions: Vec<i32> = migrations(dialect).iter().map(|m| m.version()).collect();
-        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
         for (name, template) in MIGRATIONS {
             let sql = render(template, dialect);
             assert!(!sql.contains('{') && !sql.contains("--}"), "{name}: {sql}");
@@ -51,7 +51,7 @@ fn every_template_renders_to_its_dialect_alone() {
             }
         }
     }
-    assert_eq!(newest(), 12);
+    assert_eq!(newest(), 13);
     let sqlite = render(MIGRATIONS[0].1, Dialect::Sqlite);
     assert!(sqlite.contains("CREATE TRIGGER IF NOT EXISTS audit_log_retained"));
     assert!(sqlite.contains(") STRICT;"));
@@ -341,4 +341,35 @@ fn every_dialect_block_is_closed_and_none_is_nested() {
             "{name}: the block at line {open:?} is not closed"
         );
     }
+}
+
+/// How far V12 had written the audit IDs (an hour) is where V13 has them written (its start).
+#[tokio::test]
+async fn the_audit_ids_frontier_keeps_its_place_from_the_hour_to_the_microsecond() {
+    const V12_FRONTIER: &str = "INSERT INTO audit_ids_written (id, next_hour) VALUES (1, 490000)";
+    const FRONTIER: &str = "SELECT next_at FROM audit_ids_through";
+    let mut sqlite = Connection::open_in_memory().unwrap();
+    runner(Dialect::Sqlite, &[])
+        .set_target(refinery::Target::Version(12))
+        .run(&mut sqlite)
+        .unwrap();
+    sqlite.execute(V12_FRONTIER, []).unwrap();
+    runner(Dialect::Sqlite, &[]).run(&mut sqlite).unwrap();
+    let at: i64 = sqlite.query_row(FRONTIER, [], |r| r.get(0)).unwrap();
+    assert_eq!(at, 490_000 * 3_600_000_000);
+
+    let place = Place::postgres().await;
+    let mut pg = connect(&place).await;
+    runner(Dialect::Postgres, &[])
+        .set_target(refinery::Target::Version(12))
+        .run_async(&mut pg)
+        .await
+        .unwrap();
+    pg.execute(V12_FRONTIER, &[]).await.unwrap();
+    runner(Dialect::Postgres, &[])
+        .run_async(&mut pg)
+        .await
+        .unwrap();
+    let at: i64 = pg.query_one(FRONTIER, &[]).await.unwrap().get(0);
+    assert_eq!(at, 490_000 * 3_600_000_000);
 }

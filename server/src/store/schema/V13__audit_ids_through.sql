@@ -1,0 +1,11 @@
+-- How far the audit trail's IDs are written for look-ups, to the microsecond: upkeep writes the
+-- IDs of records received up to a couple of minutes ago (not whole closed hours), so a look-up
+-- reads only those last minutes by time.
+-- Every audit record received before `next_at` (µs since the epoch) has its IDs in `audit_ids`.
+CREATE TABLE audit_ids_through (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    next_at  {int64} NOT NULL
+){strict};
+INSERT INTO audit_ids_through (id, next_at)
+SELECT id, next_hour * 3600000000 FROM audit_ids_written;
+DROP TABLE audit_ids_written;
