@@ -5,17 +5,21 @@
 //! Finds are spread evenly over the days asked for, which end before the hot table's day (all
 //! of them ended, in the history): 96% no match, 3% matches and 1% possible matches (each with
 //! its three calls to the CAS: token exchange, register, and a PAT's introspection), and one in
-//! ten thousand failed.
-//! A quarter of the finds are followed by a view (its `401` challenge and its `200`), which
-//! makes about 1.6 audit records a find. Nothing personal: request and transaction IDs are
-//! random, and finds hold no find data.
+//! ten thousand failed; each match registers a PeI in one of 24 schemes.
+//! A quarter of the finds are followed by a view (its `401` challenge and its `200`, and the
+//! view's facts for PDP's reports in one of the schemes), which makes about 1.6 audit records a
+//! find. Nothing personal: request and transaction IDs are random, finds hold no find data, and
+//! the seeded PeIs name no member or pension.
 
 use std::time::Instant;
 
-use pdp_provider::model::{AuditRecord, Direction, FindOutcome, FindState};
-use pdp_provider::store::{EndedFind, Store, StoreError, HOT_FOR};
+use pdp_provider::model::{
+    AuditRecord, Direction, FindOutcome, FindState, UnavailableCodes, ViewFact,
+};
+use pdp_provider::store::{EndedFind, Seed, SeededPei, Store, StoreError, HOT_FOR};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use uuid::Uuid;
 
 /// Finds one transaction writes.
 const BATCH: u64 = 20_000;
@@ -53,16 +57,13 @@ pub async fn seed(
     let (mut written, mut audit_written) = (0, 0);
     while written < finds {
         let n = BATCH.min(finds - written);
-        let mut batch = Vec::with_capacity(n as usize);
-        let mut audit = Vec::with_capacity(n as usize * 2);
+        let mut batch = Seed::default();
         for i in written..written + n {
             let received = start + i64::try_from(i).unwrap_or(i64::MAX) * step;
-            let (find, records) = one(&mut rng, received);
-            batch.push(find);
-            audit.extend(records);
+            one(&mut rng, received, &mut batch);
         }
-        audit_written += audit.len() as u64;
-        store.seed_history(batch, audit).await?;
+        audit_written += batch.audit.len() as u64;
+        store.seed_history(batch).await?;
         written += n;
         progress(written);
     }
@@ -73,8 +74,17 @@ pub async fn seed(
     })
 }
 
-/// One find received at `received` (µs), and its audit records.
-fn one(rng: &mut StdRng, received: i64) -> (EndedFind, Vec<AuditRecord>) {
+/// The schemes the seeded PeIs and views are spread over.
+const HOLDERNAMES: u128 = 24;
+
+/// One of [`HOLDERNAMES`] schemes.
+fn holdername(rng: &mut StdRng) -> Uuid {
+    Uuid::from_u128(0x5eed_0000_0000_4000_8000_0000_0000_0000 + rng.gen_range(0..HOLDERNAMES))
+}
+
+/// One find received at `received` (µs), its audit records, the PeI a match registered and
+/// the view that followed, into `out`.
+fn one(rng: &mut StdRng, received: i64, out: &mut Seed) {
     let request_id = uuid(rng);
     // ACKs of 2-40 ms, one in a thousand at 100-600 ms.
     let ack = if rng.gen_ratio(1, 1000) {
@@ -120,6 +130,12 @@ fn one(rng: &mut StdRng, received: i64) -> (EndedFind, Vec<AuditRecord>) {
         outcome,
         Some(FindOutcome::MatchYes | FindOutcome::MatchPossible)
     ) {
+        out.peis.push(SeededPei {
+            pei: uuid::Builder::from_random_bytes(rng.gen()).into_uuid(),
+            holdername: holdername(rng),
+            request_id: request_id.clone(),
+            registered_at: ended,
+        });
         for (i, endpoint) in ["POST /token", "POST /rreguri", "POST /introspect"]
             .into_iter()
             .enumerate()
@@ -143,19 +159,7 @@ fn one(rng: &mut StdRng, received: i64) -> (EndedFind, Vec<AuditRecord>) {
     }
     if rng.gen_ratio(1, 4) {
         let at = ended + rng.gen_range(60_000_000..3_600_000_000);
-        for (status, outcome, took) in [(401, "challenge", 3_000), (200, "view", 150_000)] {
-            audit.push(AuditRecord {
-                transaction_id: uuid(rng),
-                request_id: None,
-                direction: Direction::Inbound,
-                party: "CN=dashboard".to_owned(),
-                endpoint: "GET /view-data".to_owned(),
-                received_at: at,
-                responded_at: at + took,
-                status,
-                outcome: outcome.to_owned(),
-            });
-        }
+        view(rng, at, out);
     }
     let find = EndedFind {
         request_id,
@@ -166,7 +170,35 @@ fn one(rng: &mut StdRng, received: i64) -> (EndedFind, Vec<AuditRecord>) {
         reason,
         completed_at: ended,
     };
-    (find, audit)
+    out.finds.push(find);
+    out.audit.extend(audit);
+}
+
+/// A view answered at `at` (µs): its `401` challenge, its `200`, and its facts.
+fn view(rng: &mut StdRng, at: i64, out: &mut Seed) {
+    out.views.push(ViewFact {
+        holdername: holdername(rng),
+        received_at: at,
+        responded_at: at + 150_000,
+        contact_scheme: false,
+        missing_admin: false,
+        temp_error: false,
+        eri: UnavailableCodes::default(),
+        accrued: UnavailableCodes::default(),
+    });
+    for (status, outcome, took) in [(401, "challenge", 3_000), (200, "view", 150_000)] {
+        out.audit.push(AuditRecord {
+            transaction_id: uuid(rng),
+            request_id: None,
+            direction: Direction::Inbound,
+            party: "CN=dashboard".to_owned(),
+            endpoint: "GET /view-data".to_owned(),
+            received_at: at,
+            responded_at: at + took,
+            status,
+            outcome: outcome.to_owned(),
+        });
+    }
 }
 
 fn uuid(rng: &mut StdRng) -> String {
@@ -202,6 +234,23 @@ mod tests {
         assert_eq!(s.finds, 3_000);
         assert!(s.audit > 3_000, "{s:?}");
         assert_eq!(seen.last(), Some(&3_000));
+        // The schemes' service levels come from the seeded PeIs and views.
+        let levels = pdp_provider::sla::window_tally(&store, 0, now)
+            .await
+            .unwrap();
+        let (completions, views) = levels.by_holdername.values().fold((0, 0), |(c, v), t| {
+            (c + t.completion.count(), v + t.view.count())
+        });
+        let matched = store
+            .find_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|f| f.state == FindState::Done && f.outcome != Some(FindOutcome::NoMatch))
+            .count() as u64;
+        assert_eq!(completions, matched);
+        assert!(views > 500 && views < 1_000, "{views}");
+        assert!(levels.by_holdername.len() > 1);
         let all = store.find_requests().await.unwrap();
         assert_eq!(all.len(), 3_000);
         let hot = i64::try_from(HOT_FOR.as_micros()).unwrap();

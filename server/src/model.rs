@@ -502,6 +502,18 @@ pub struct SlaSamples {
     pub counts: Vec<(String, u64)>,
     /// Minutes the endpoint was up (heartbeats) in the window.
     pub minutes_up: u64,
+    /// Each holdername's samples: the completion of the matching finds ACKed in the window
+    /// that registered PeIs in it, and the views of its PeIs answered with a payload.
+    pub by_holdername: std::collections::BTreeMap<uuid::Uuid, SchemeSamples>,
+}
+
+/// One holdername's service-level samples in a window, µs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SchemeSamples {
+    /// ACK to completion of its matching finds.
+    pub completion: Vec<i64>,
+    /// Its views' latencies.
+    pub view: Vec<i64>,
 }
 
 // --- PDP reporting ---

@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::coco::{self, percentile, Level};
 use crate::config::GoLive;
 use crate::store::{Store, StoreError, HOUR};
-pub use tally::{Levels, Tally, TallyError};
+pub use tally::{Levels, SchemeTally, Tally, TallyError};
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -266,7 +266,6 @@ pub async fn report(
     let tally = window_tally(store, from, to).await?;
     let availability = availability(store, (from, to), now, go_live).await?;
     let mut report = report_from(tally, month, availability)?;
-    report.by_holdername = by_holdername(store, from, to).await?;
     report.announced_downtime = store
         .unavailability(from, to)
         .await?
@@ -304,42 +303,20 @@ pub fn report_from(
         view: t.view.series(coco::VIEW),
         availability,
         counts: t.counts,
-        by_holdername: BTreeMap::new(),
+        by_holdername: t
+            .by_holdername
+            .iter()
+            .map(|(h, s)| {
+                let series = |l: &Levels, level| (l.count() > 0).then(|| l.series(level));
+                let levels = SchemeLevels {
+                    completion: series(&s.completion, coco::COMPLETION),
+                    view: series(&s.view, coco::VIEW),
+                };
+                (*h, levels)
+            })
+            .collect(),
         announced_downtime: Vec::new(),
     })
-}
-
-/// Each holdername's service levels in `[from, to)` (µs): the completion of the matching finds
-/// ACKed in it that registered PeIs in the holdername, and the views of its PeIs served in it.
-pub async fn by_holdername(
-    store: &Store,
-    from: i64,
-    to: i64,
-) -> Result<BTreeMap<uuid::Uuid, SchemeLevels>, SlaError> {
-    let mut samples: BTreeMap<uuid::Uuid, (Vec<i64>, Vec<i64>)> = store
-        .completions_by_holdername(from, to)
-        .await?
-        .into_iter()
-        .map(|(h, c)| (h, (c, Vec::new())))
-        .collect();
-    for v in store.report_views(from, to).await? {
-        samples
-            .entry(v.holdername)
-            .or_default()
-            .1
-            .push(v.responded_at - v.received_at);
-    }
-    let levels = |v: Vec<i64>, level| (!v.is_empty()).then(|| series(v, level));
-    Ok(samples
-        .into_iter()
-        .map(|(h, (c, v))| {
-            let l = SchemeLevels {
-                completion: levels(c, coco::COMPLETION),
-                view: levels(v, coco::VIEW),
-            };
-            (h, l)
-        })
-        .collect())
 }
 
 /// The tally of `[from, to)` (µs): the stored tallies of the hours in it already tallied, and

@@ -14,6 +14,7 @@ use base64::Engine as _;
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use super::Series;
 use crate::coco::{self, Level};
@@ -49,6 +50,17 @@ pub struct Tally {
     pub failed: u64,
     /// Answers by endpoint and outcome, finds by outcome or state.
     pub counts: BTreeMap<String, u64>,
+    /// Each holdername's completion and views.
+    pub by_holdername: BTreeMap<Uuid, SchemeTally>,
+}
+
+/// One holdername's series: the completion of its matching finds and its views.
+#[derive(Debug, Clone, Default)]
+pub struct SchemeTally {
+    /// CoCo2.1.2, the finds that registered PeIs in it.
+    pub completion: Levels,
+    /// CoCo2.1.3, its PeIs' views.
+    pub view: Levels,
 }
 
 /// A tally as stored: JSON, each histogram in HdrHistogram's V2 encoding (base64).
@@ -59,6 +71,13 @@ struct Stored {
     view: StoredLevels,
     failed: u64,
     counts: BTreeMap<String, u64>,
+    by_holdername: BTreeMap<Uuid, StoredScheme>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredScheme {
+    completion: StoredLevels,
+    view: StoredLevels,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -186,6 +205,17 @@ impl Tally {
             view: Levels::of(&s.view, coco::VIEW),
             failed: s.failed,
             counts: s.counts.iter().cloned().collect(),
+            by_holdername: s
+                .by_holdername
+                .iter()
+                .map(|(h, x)| {
+                    let t = SchemeTally {
+                        completion: Levels::of(&x.completion, coco::COMPLETION),
+                        view: Levels::of(&x.view, coco::VIEW),
+                    };
+                    (*h, t)
+                })
+                .collect(),
         }
     }
 
@@ -198,6 +228,11 @@ impl Tally {
         for (k, v) in &other.counts {
             *self.counts.entry(k.clone()).or_default() += v;
         }
+        for (h, t) in &other.by_holdername {
+            let mine = self.by_holdername.entry(*h).or_default();
+            mine.completion.add(&t.completion);
+            mine.view.add(&t.view);
+        }
     }
 
     /// Whether nothing was counted.
@@ -207,6 +242,7 @@ impl Tally {
             && self.view.count() == 0
             && self.failed == 0
             && self.counts.is_empty()
+            && self.by_holdername.is_empty()
     }
 
     /// The stored form.
@@ -217,6 +253,17 @@ impl Tally {
             view: self.view.stored(),
             failed: self.failed,
             counts: self.counts.clone(),
+            by_holdername: self
+                .by_holdername
+                .iter()
+                .map(|(h, t)| {
+                    let s = StoredScheme {
+                        completion: t.completion.stored(),
+                        view: t.view.stored(),
+                    };
+                    (*h, s)
+                })
+                .collect(),
         })
         .expect("a tally serialises")
     }
@@ -230,6 +277,17 @@ impl Tally {
             view: Levels::from_stored(s.view)?,
             failed: s.failed,
             counts: s.counts,
+            by_holdername: s
+                .by_holdername
+                .into_iter()
+                .map(|(h, t)| {
+                    let t = SchemeTally {
+                        completion: Levels::from_stored(t.completion)?,
+                        view: Levels::from_stored(t.view)?,
+                    };
+                    Ok((h, t))
+                })
+                .collect::<Result<_, TallyError>>()?,
         })
     }
 }
@@ -237,6 +295,7 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SchemeSamples;
 
     fn samples(n: i64) -> Vec<i64> {
         // 1 ms to n ms, and a few slow ones.
@@ -279,6 +338,14 @@ mod tests {
                 view: ack.to_vec(),
                 counts,
                 minutes_up: 0,
+                by_holdername: [(
+                    Uuid::from_u128(7),
+                    SchemeSamples {
+                        completion: ack.iter().map(|x| x * 3).collect(),
+                        view: ack.iter().step_by(2).copied().collect(),
+                    },
+                )]
+                .into(),
             })
         };
         let mut sum = Tally::decode(&of(a, counts.clone()).encode()).unwrap();
@@ -292,6 +359,18 @@ mod tests {
         ] {
             assert_eq!(x.series(level), y.series(level));
         }
+        let (x, y) = (
+            &sum.by_holdername[&Uuid::from_u128(7)],
+            &whole.by_holdername[&Uuid::from_u128(7)],
+        );
+        assert_eq!(
+            x.completion.series(coco::COMPLETION),
+            y.completion.series(coco::COMPLETION)
+        );
+        assert_eq!(
+            x.view.count(),
+            1_234_u64.div_ceil(2) + (v.len() as u64 - 1_234).div_ceil(2)
+        );
         assert_eq!(sum.failed, 2);
         assert_eq!(sum.counts["POST /find-requests ack"], 14);
         assert_eq!(sum.counts["find no-match"], 2);

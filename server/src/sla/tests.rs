@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::SlaSamples;
+use crate::model::{SchemeSamples, SlaSamples};
 
 fn at(month: &str) -> i64 {
     month_bounds(month).unwrap().0
@@ -42,11 +42,36 @@ fn a_seeded_month_gives_known_figures_and_verdicts() {
         counts: vec![("POST /find-requests ack".into(), 2001)],
         // Up for the first 1000 minutes of a 1000-minute window: 100%.
         minutes_up: 1000,
+        // One scheme's finds all completed, one of them past the limit; another's views alone.
+        by_holdername: [
+            (
+                uuid::Uuid::from_u128(1),
+                SchemeSamples {
+                    completion: vec![2_000_000, 61_000_000],
+                    view: Vec::new(),
+                },
+            ),
+            (
+                uuid::Uuid::from_u128(2),
+                SchemeSamples {
+                    completion: Vec::new(),
+                    view: vec![100_000; 3],
+                },
+            ),
+        ]
+        .into(),
     };
     let now = start + 1000 * 60_000_000;
     let live = availability_window(start, at("2026-12"), Some(start), now);
     let r = report_from(Tally::of(&samples), "2026-11", Availability::of(1000, live)).unwrap();
     assert_eq!(r.ack.count, 2000);
+    let one = &r.by_holdername[&uuid::Uuid::from_u128(1)];
+    let completion = one.completion.as_ref().unwrap();
+    assert_eq!((completion.count, completion.met), (2, false));
+    assert!(one.view.is_none());
+    let two = &r.by_holdername[&uuid::Uuid::from_u128(2)];
+    assert!(two.completion.is_none());
+    assert_eq!(two.view.as_ref().map(|v| (v.count, v.met)), Some((3, true)));
     // Percentiles from the histogram: at most 0.1% above the sample.
     let near = |got: f64, sample: f64| got >= sample && got <= sample * 1.001;
     assert!(near(r.ack.p50_ms, 10.0), "{}", r.ack.p50_ms);
@@ -193,9 +218,42 @@ async fn a_month_from_hourly_tallies_reads_as_its_samples() {
             outcome: "ack".into(),
         });
     }
-    s.seed_history(finds, trail).await.unwrap();
+    // Each match registered a PeI in one of three schemes; a view of one every 1,000 s.
+    let scheme = |i: i64| uuid::Uuid::from_u128(1 + (i % 3) as u128);
+    let peis = finds
+        .iter()
+        .filter(|f| f.outcome == Some(FindOutcome::MatchYes))
+        .enumerate()
+        .map(|(i, f)| crate::store::SeededPei {
+            pei: uuid::Uuid::from_u128(1_000 + i as u128),
+            holdername: scheme(i as i64),
+            request_id: f.request_id.clone(),
+            registered_at: f.completed_at,
+        })
+        .collect();
+    let views = (0..2_000i64)
+        .map(|i| crate::model::ViewFact {
+            holdername: scheme(i / 2),
+            received_at: start + i * 1_000_000_000 + 7,
+            responded_at: start + i * 1_000_000_000 + 7 + 1_000 * (i % 500),
+            contact_scheme: false,
+            missing_admin: false,
+            temp_error: false,
+            eri: Default::default(),
+            accrued: Default::default(),
+        })
+        .collect();
+    s.seed_history(crate::store::Seed {
+        finds,
+        audit: trail,
+        peis,
+        views,
+    })
+    .await
+    .unwrap();
     let (from, to) = month_bounds("2026-11").unwrap();
     let exact = report(&s, "2026-11", to, None).await.unwrap();
+    assert_eq!(exact.by_holdername.len(), 3);
     // Half the month's hours closed: the rest read from their samples.
     let mid = from + 12 * 86_400_000_000;
     let hours = tally_closed_hours(&s, mid).await.unwrap();
@@ -212,7 +270,14 @@ async fn a_month_from_hourly_tallies_reads_as_its_samples() {
     assert!(!s.sla_hours(0, i64::MAX).await.unwrap().is_empty());
     for r in [&half, &whole] {
         assert_eq!(r.counts, exact.counts);
-        for (a, b) in [(&r.ack, &exact.ack), (&r.completion, &exact.completion)] {
+        let mut pairs = vec![(&r.ack, &exact.ack), (&r.completion, &exact.completion)];
+        for (h, l) in &exact.by_holdername {
+            let mine = &r.by_holdername[h];
+            for (a, b) in [(&mine.completion, &l.completion), (&mine.view, &l.view)] {
+                pairs.push((a.as_ref().unwrap(), b.as_ref().unwrap()));
+            }
+        }
+        for (a, b) in pairs {
             assert_eq!(
                 (a.count, a.within_limit, a.within_target, a.met),
                 (b.count, b.within_limit, b.within_target, b.met)

@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::sql::{params, Access, Row, Tx};
 use super::{Result, Store, StoreError};
-use crate::model::SlaSamples;
 use crate::model::{AuditRecord, Direction};
+use crate::model::{SchemeSamples, SlaSamples};
 
 /// Microseconds in a minute: heartbeats are kept by the minute since the epoch.
 const MINUTE: i64 = 60_000_000;
@@ -422,6 +422,14 @@ async fn sla_samples(tx: &mut dyn Tx, from: i64, to: i64) -> Result<SlaSamples> 
             counts.push((r.get(0)?, r.get(1)?));
         }
     }
+    let mut by_holdername = BTreeMap::<Uuid, SchemeSamples>::new();
+    for (h, c) in completions(tx, from, to).await? {
+        by_holdername.entry(h).or_default().completion = c;
+    }
+    for v in super::reports::views(tx, from, to).await? {
+        let s = by_holdername.entry(v.holdername).or_default();
+        s.view.push(v.responded_at - v.received_at);
+    }
     Ok(SlaSamples {
         ack,
         completion,
@@ -429,6 +437,7 @@ async fn sla_samples(tx: &mut dyn Tx, from: i64, to: i64) -> Result<SlaSamples> 
         view,
         counts,
         minutes_up: minutes_up(tx, from, to).await?,
+        by_holdername,
     })
 }
 

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use super::sql::{params, Access, Dialect, Row, Tx, Value};
 use super::{Result, Store, StoreError};
-use crate::model::{AuditRecord, FindOutcome, FindState, StoredFind};
+use uuid::Uuid;
+
+use crate::model::{AuditRecord, FindOutcome, FindState, StoredFind, ViewFact};
 
 /// How long an ended find stays in the hot table: a request ID sent again within it is
 /// recognised as the same find.
@@ -44,6 +46,32 @@ pub struct EndedFind {
     pub reason: Option<String>,
     /// When it ended, µs.
     pub completed_at: i64,
+}
+
+/// What [`Store::seed_history`] writes in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Seed {
+    /// Ended finds, into the history.
+    pub finds: Vec<EndedFind>,
+    /// Their audit records.
+    pub audit: Vec<AuditRecord>,
+    /// The PeIs their matches registered.
+    pub peis: Vec<SeededPei>,
+    /// Views answered with a payload, for PDP's reports and the service levels by holdername.
+    pub views: Vec<ViewFact>,
+}
+
+/// A PeI a seeded match registered (its pension's and member's columns say `seeded`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeededPei {
+    /// The PeI (also its asset GUID).
+    pub pei: Uuid,
+    /// Its scheme.
+    pub holdername: Uuid,
+    /// The find that registered it.
+    pub request_id: String,
+    /// When it was registered, µs.
+    pub registered_at: i64,
 }
 
 /// What one call of [`Store::purge_before`] deleted.
@@ -79,14 +107,11 @@ impl Store {
             .await
     }
 
-    /// Writes ended finds and their audit records straight into the history and the trail, as
-    /// an endpoint that ran for years would have left them (`finds seed-history`; nothing else).
-    pub async fn seed_history(
-        &self,
-        finds: Vec<EndedFind>,
-        audit: Vec<AuditRecord>,
-    ) -> Result<(), StoreError> {
-        self.write(move |tx| Box::pin(async move { seed(tx, &finds, &audit).await }))
+    /// Writes ended finds, their audit records, the PeIs their matches registered and the
+    /// views of them straight into the store, as an endpoint that ran for years would have left
+    /// them (`finds seed-history`; nothing else).
+    pub async fn seed_history(&self, seeded: Seed) -> Result<(), StoreError> {
+        self.write(move |tx| Box::pin(async move { seed(tx, &seeded).await }))
             .await
     }
 
@@ -318,9 +343,10 @@ async fn nth_acked(tx: &mut dyn Tx, table: &str, before: i64, n: i64) -> Result<
 /// Rows a seeding statement inserts at once (ten values a row, within both databases' limits).
 const SEED_ROWS: usize = 500;
 
-/// Inserts ended finds into the history and audit records into the trail.
-async fn seed(tx: &mut dyn Tx, finds: &[EndedFind], audit: &[AuditRecord]) -> Result<()> {
-    for chunk in finds.chunks(SEED_ROWS) {
+/// Inserts ended finds into the history, audit records into the trail, and seeded PeIs and
+/// views.
+async fn seed(tx: &mut dyn Tx, seeded: &Seed) -> Result<()> {
+    for chunk in seeded.finds.chunks(SEED_ROWS) {
         let mut values = Vec::with_capacity(chunk.len() * 9);
         for f in chunk {
             values.extend([
@@ -341,7 +367,7 @@ async fn seed(tx: &mut dyn Tx, finds: &[EndedFind], audit: &[AuditRecord]) -> Re
         );
         tx.execute(&sql, &values).await?;
     }
-    for chunk in audit.chunks(SEED_ROWS) {
+    for chunk in seeded.audit.chunks(SEED_ROWS) {
         let mut values = Vec::with_capacity(chunk.len() * 10);
         for a in chunk {
             values.extend([
@@ -361,6 +387,59 @@ async fn seed(tx: &mut dyn Tx, finds: &[EndedFind], audit: &[AuditRecord]) -> Re
             "INSERT INTO audit_log (transaction_id, request_id, direction, party, endpoint,
                  received_at, responded_at, status, latency_us, outcome) VALUES {}",
             placeholders(chunk.len(), 10)
+        );
+        tx.execute(&sql, &values).await?;
+    }
+    for chunk in seeded.peis.chunks(SEED_ROWS) {
+        let mut values = Vec::with_capacity(chunk.len() * 6);
+        for p in chunk {
+            values.extend([
+                Value::from(p.pei),
+                Value::from(p.pei),
+                Value::from(p.holdername),
+                Value::from(p.request_id.as_str()),
+                Value::from(p.registered_at),
+                Value::from(p.registered_at),
+            ]);
+        }
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let c = |i: usize| format!("${}", r * 6 + i);
+                format!(
+                    "({}, {}, {}, 'seeded', 'seeded', 'seeded', 'match-yes', 'seeded', 'seeded', \
+                     {}, 'registered', {}, {})",
+                    c(1),
+                    c(2),
+                    c(3),
+                    c(4),
+                    c(5),
+                    c(6)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO peis (pei, asset_guid, holdername, pension_asset_guid, member_id,
+                 scheme_name, match_status, reason, rules_version, request_id, state, created_at,
+                 registered_at) VALUES {}",
+            rows.join(", ")
+        );
+        tx.execute(&sql, &values).await?;
+    }
+    for chunk in seeded.views.chunks(SEED_ROWS) {
+        let mut values = Vec::with_capacity(chunk.len() * 12);
+        for v in chunk {
+            values.extend([
+                Value::from(v.holdername),
+                Value::from(v.received_at),
+                Value::from(v.responded_at),
+            ]);
+            values.extend(v.flags().map(Value::from));
+        }
+        let sql = format!(
+            "INSERT INTO report_views (holdername, received_at, responded_at, contact_scheme,
+                 missing_admin, temp_error, eri_ano, eri_ppf, eri_trn, accrued_ano, accrued_ppf,
+                 accrued_trn) VALUES {}",
+            placeholders(chunk.len(), 12)
         );
         tx.execute(&sql, &values).await?;
     }

@@ -95,7 +95,7 @@ pub use crate::model::{
     StoredFind, StoredPei, StoredPension,
 };
 use crate::sealed::{self, DataKey};
-pub use history::{EndedFind, Purged, HOT_FOR, HOUR};
+pub use history::{EndedFind, Purged, Seed, SeededPei, HOT_FOR, HOUR};
 pub use keys::{ResealCursor, Resealed};
 pub use members::{IndexRow, KeySample, SealedMembers, SlotRecord};
 pub use postgres::{PostgresOptions, PostgresTls};

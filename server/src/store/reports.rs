@@ -307,7 +307,7 @@ async fn day_facts(tx: &mut dyn Tx, from: i64, to: i64) -> Result<DayFacts> {
 }
 
 /// The views answered in `[from, to)`, oldest first.
-async fn views(tx: &mut dyn Tx, from: i64, to: i64) -> Result<Vec<ViewFact>> {
+pub(super) async fn views(tx: &mut dyn Tx, from: i64, to: i64) -> Result<Vec<ViewFact>> {
     tx.query(
         "SELECT holdername, received_at, responded_at, contact_scheme, missing_admin,
                 temp_error, eri_ano, eri_ppf, eri_trn, accrued_ano, accrued_ppf, accrued_trn

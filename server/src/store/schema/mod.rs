@@ -57,8 +57,8 @@ const MIGRATIONS: [(&str, &str); 13] = [
     ),
     ("V12__find_history", include_str!("V12__find_history.sql")),
     (
-        "V13__audit_ids_through",
-        include_str!("V13__audit_ids_through.sql"),
+        "V13__audit_ids_and_tallies",
+        include_str!("V13__audit_ids_and_tallies.sql"),
     ),
 ];
 

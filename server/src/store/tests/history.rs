@@ -75,7 +75,13 @@ async fn retention_purges_the_trail_the_history_and_the_tallies_a_batch_at_a_tim
         finds.push(f);
         trail.push(a);
     }
-    s.seed_history(finds, trail).await.unwrap();
+    s.seed_history(crate::store::Seed {
+        finds,
+        audit: trail,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     assert!(s
         .put_sla_hour(0, 20_000 * 24 + 1, Some(b"{}".to_vec()))
         .await

@@ -9,3 +9,9 @@ CREATE TABLE audit_ids_through (
 INSERT INTO audit_ids_through (id, next_at)
 SELECT id, next_hour * 3600000000 FROM audit_ids_written;
 DROP TABLE audit_ids_written;
+
+-- The hourly tallies now hold each holdername's completion and views as well: every hour is
+-- tallied again by upkeep (a month's worth a minute); a report reads the samples of the hours
+-- not tallied yet meanwhile.
+DELETE FROM sla_hours;
+DELETE FROM sla_tallied;
