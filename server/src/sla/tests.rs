@@ -218,31 +218,7 @@ async fn a_month_from_hourly_tallies_reads_as_its_samples() {
             outcome: "ack".into(),
         });
     }
-    // Each match registered a PeI in one of three schemes; a view of one every 1,000 s.
-    let scheme = |i: i64| uuid::Uuid::from_u128(1 + (i % 3) as u128);
-    let peis = finds
-        .iter()
-        .filter(|f| f.outcome == Some(FindOutcome::MatchYes))
-        .enumerate()
-        .map(|(i, f)| crate::store::SeededPei {
-            pei: uuid::Uuid::from_u128(1_000 + i as u128),
-            holdername: scheme(i as i64),
-            request_id: f.request_id.clone(),
-            registered_at: f.completed_at,
-        })
-        .collect();
-    let views = (0..2_000i64)
-        .map(|i| crate::model::ViewFact {
-            holdername: scheme(i / 2),
-            received_at: start + i * 1_000_000_000 + 7,
-            responded_at: start + i * 1_000_000_000 + 7 + 1_000 * (i % 500),
-            contact_scheme: false,
-            missing_admin: false,
-            temp_error: false,
-            eri: Default::default(),
-            accrued: Default::default(),
-        })
-        .collect();
+    let (peis, views) = schemes_of(&finds, start);
     s.seed_history(crate::store::Seed {
         finds,
         audit: trail,
@@ -291,4 +267,39 @@ async fn a_month_from_hourly_tallies_reads_as_its_samples() {
     assert_eq!(whole.ack.count, 3_000);
     assert!(!whole.ack.met, "4 of 3,000 over 2 s: 99.9% not met");
     s.close().await;
+}
+
+/// The PeIs of `finds`' matches, each registered in one of three schemes, and a view in one of
+/// them every 1,000 s from `start`.
+fn schemes_of(
+    finds: &[crate::store::EndedFind],
+    start: i64,
+) -> (Vec<crate::store::SeededPei>, Vec<crate::model::ViewFact>) {
+    use crate::model::FindOutcome;
+    // Each match registered a PeI in one of three schemes; a view of one every 1,000 s.
+    let scheme = |i: i64| uuid::Uuid::from_u128(1 + (i % 3) as u128);
+    let peis = finds
+        .iter()
+        .filter(|f| f.outcome == Some(FindOutcome::MatchYes))
+        .enumerate()
+        .map(|(i, f)| crate::store::SeededPei {
+            pei: uuid::Uuid::from_u128(1_000 + i as u128),
+            holdername: scheme(i as i64),
+            request_id: f.request_id.clone(),
+            registered_at: f.completed_at,
+        })
+        .collect();
+    let views = (0..2_000i64)
+        .map(|i| crate::model::ViewFact {
+            holdername: scheme(i / 2),
+            received_at: start + i * 1_000_000_000 + 7,
+            responded_at: start + i * 1_000_000_000 + 7 + 1_000 * (i % 500),
+            contact_scheme: false,
+            missing_admin: false,
+            temp_error: false,
+            eri: Default::default(),
+            accrued: Default::default(),
+        })
+        .collect();
+    (peis, views)
 }
