@@ -50,6 +50,9 @@ const SETTLE_PAUSE: Duration = Duration::from_millis(20);
 /// and a CAS call's time-outs add up to a minute at most (the configuration refuses more).
 pub const IDS_AFTER: i64 = 2 * 60 * 1_000_000;
 
+/// Spans of audit IDs (of 10,000 records at most) written a minute at most: 1,000,000 records.
+const IDS_SPANS: u32 = 100;
+
 /// What the upkeep tasks need.
 pub struct Upkeep {
     /// The store.
@@ -185,10 +188,17 @@ impl Upkeep {
                 Ok(n) => tracing::debug!(hours = n, "service levels tallied"),
                 Err(e) => tracing::warn!(error = %e, "tallying the service levels failed"),
             }
-            match self.store.write_audit_ids(now - IDS_AFTER, 5).await {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(spans = n, "audit IDs written for look-ups"),
-                Err(e) => tracing::warn!(error = %e, "writing audit IDs for look-ups failed"),
+            // A span a transaction, each followed by a pause three times its own time.
+            for _ in 0..IDS_SPANS {
+                let began = std::time::Instant::now();
+                match self.store.write_audit_ids(now - IDS_AFTER, 1).await {
+                    Ok(0) => break,
+                    Ok(_) => tokio::time::sleep(SETTLE_PAUSE.max(began.elapsed() * 3)).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "writing audit IDs for look-ups failed");
+                        break;
+                    }
+                }
             }
         }
     }
