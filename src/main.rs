@@ -258,6 +258,13 @@ enum AuditCommand {
         #[arg(long, default_value = "config/dev.toml")]
         config: PathBuf,
     },
+    /// Write the look-up IDs of the audit records of every hour that ended ten minutes ago, at
+    /// once (upkeep does so each minute; look-ups read the rest by time).
+    WriteIds {
+        /// The config.
+        #[arg(long, default_value = "config/dev.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -1083,6 +1090,20 @@ fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
             })?;
             println!("purged {n} audit records older than {days} days");
         }
+        AuditCommand::WriteIds { config } => {
+            let config = load_config(&config)?;
+            let through = pdp_provider::upkeep::ids_through(pdp_provider::now_micros());
+            let spans = with_store(&config, |s| async move {
+                let mut spans = 0;
+                loop {
+                    match s.write_audit_ids(through, 100).await? {
+                        0 => return Ok::<_, pdp_provider::store::StoreError>(spans),
+                        n => spans += n,
+                    }
+                }
+            })?;
+            println!("audit IDs written for look-ups: {spans} spans");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -1224,7 +1245,7 @@ async fn seed_history(
     }
     let tallied = t.elapsed().as_secs_f64();
     let t = std::time::Instant::now();
-    let through = now - pdp_provider::upkeep::IDS_AFTER;
+    let through = pdp_provider::upkeep::ids_through(now);
     while store.write_audit_ids(through, 4).await? > 0 {
         store.checkpoint().await?;
     }

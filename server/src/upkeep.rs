@@ -45,13 +45,17 @@ const SETTLE_BATCHES: u32 = 300;
 /// The pause between them, for the ACKs' group commits.
 const SETTLE_PAUSE: Duration = Duration::from_millis(20);
 
-/// How long after a record is received its IDs are written for look-ups (µs): by then every
-/// record received before it is written, since a call's record is written when the call ends
-/// and a CAS call's time-outs add up to a minute at most (the configuration refuses more).
-pub const IDS_AFTER: i64 = 2 * 60 * 1_000_000;
+/// How long after an hour ends its audit records' IDs are written for look-ups: by then every
+/// record received in it is written (a call's record is written when the call ends, and a CAS
+/// call's time-outs add up to a minute at most). An hour's IDs at once, sorted, share the
+/// pages of the look-up table they go to; a few minutes' at a time would cost a page each.
+pub const IDS_AFTER: i64 = 10 * 60 * 1_000_000;
 
-/// Spans of audit IDs (of 10,000 records at most) written a minute at most: 1,000,000 records.
-const IDS_SPANS: u32 = 100;
+/// The instant before which audit records' IDs are written at `now` (µs): the end of the last
+/// hour that ended [`IDS_AFTER`] ago.
+pub fn ids_through(now: i64) -> i64 {
+    (now - IDS_AFTER).div_euclid(crate::store::HOUR) * crate::store::HOUR
+}
 
 /// What the upkeep tasks need.
 pub struct Upkeep {
@@ -188,17 +192,10 @@ impl Upkeep {
                 Ok(n) => tracing::debug!(hours = n, "service levels tallied"),
                 Err(e) => tracing::warn!(error = %e, "tallying the service levels failed"),
             }
-            // A span a transaction, each followed by a pause three times its own time.
-            for _ in 0..IDS_SPANS {
-                let began = std::time::Instant::now();
-                match self.store.write_audit_ids(now - IDS_AFTER, 1).await {
-                    Ok(0) => break,
-                    Ok(_) => tokio::time::sleep(SETTLE_PAUSE.max(began.elapsed() * 3)).await,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "writing audit IDs for look-ups failed");
-                        break;
-                    }
-                }
+            match self.store.write_audit_ids(ids_through(now), 5).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(spans = n, "audit IDs written for look-ups"),
+                Err(e) => tracing::warn!(error = %e, "writing audit IDs for look-ups failed"),
             }
         }
     }

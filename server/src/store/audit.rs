@@ -35,11 +35,11 @@ impl Store {
     }
 
     /// Writes the IDs of audit records received before `through` (µs) into the look-up by ID,
-    /// oldest first, from where the last call stopped, at most `limit` spans a call, each of at
-    /// most [`IDS_AT_ONCE`] records within one week, each in a transaction of its own; returns
-    /// the spans written. Look-ups read the records not yet written by time.
+    /// oldest first, from where the last call stopped, at most `limit` spans (a week each at
+    /// most) a call; returns the spans written. Look-ups read the records not yet written by
+    /// time.
     pub async fn write_audit_ids(&self, through: i64, limit: u32) -> Result<u32, StoreError> {
-        write_ids(self, through, limit, IDS_AT_ONCE).await
+        write_ids(self, through, limit).await
     }
 
     /// The instant (µs) before which every audit record's IDs are written for look-ups.
@@ -236,15 +236,14 @@ async fn records(
 }
 
 /// Writes the IDs of the audit records received before `through` into `audit_ids`, oldest
-/// first, from where the last call stopped: spans of at most `at_once` records (all those
-/// received at the span's last instant with it) within one week, each in one transaction, at
-/// most `limit` spans a call; returns the spans written. Several instances may call it at once
-/// (an ID written twice is written once; each span moves the frontier once).
+/// first, from where the last call stopped, a span of at most the rest of one week at a time and
+/// at most `limit` spans a call; returns the spans written. A span is written in one
+/// transaction, or in one a part of the ID space when it holds over [`IDS_AT_ONCE`] records;
+/// several instances may call it at once (an ID written twice is written once).
 pub(super) async fn write_ids(
     store: &Store,
     through: i64,
     limit: u32,
-    at_once: u32,
 ) -> std::result::Result<u32, StoreError> {
     let mut from = match store.audit_ids_through().await? {
         Some(at) => at,
@@ -255,36 +254,47 @@ pub(super) async fn write_ids(
     };
     let mut done = 0;
     while from < through && done < limit {
-        let week_end = (from.div_euclid(WEEK) + 1)
+        // The rest of this instant's week at once: written into an empty part of the table in
+        // ID order when catching up, rather than a few minutes' IDs spread over the week.
+        let to = (from.div_euclid(WEEK) + 1)
             .saturating_mul(WEEK)
             .min(through);
-        // Where the span's `at_once` records end, if the week holds more.
-        let bound = store
+        let count = store
             .read(move |tx| {
                 Box::pin(async move {
-                    tx.query_opt(
-                        "SELECT received_at FROM audit_log
-                          WHERE received_at >= $1 AND received_at < $2
-                          ORDER BY received_at LIMIT 1 OFFSET $3",
-                        &params![from, week_end, i64::from(at_once)],
+                    tx.value::<i64>(
+                        "SELECT count(*) FROM audit_log
+                          WHERE received_at >= $1 AND received_at < $2",
+                        &params![from, to],
                     )
-                    .await?
-                    .map(|r| r.get::<i64>(0))
-                    .transpose()
+                    .await
                 })
             })
             .await?;
-        let to = bound.map_or(week_end, |b| b.max(from + 1));
-        let written = store
-            .write(move |tx| Box::pin(async move { write_span_ids(tx, (from, to)).await }))
-            .await?;
-        let next = if written == 0 && bound.is_none() {
-            // Nothing in the rest of the week: on to the next record.
+        let next = if count == 0 {
             match store.next_activity(to).await? {
                 Some(t) => t.clamp(to, through),
                 None => through,
             }
         } else {
+            let parts: Vec<(Option<&'static str>, Option<&'static str>)> = if count > IDS_AT_ONCE {
+                let cuts = [
+                    "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f",
+                ];
+                std::iter::once(None)
+                    .chain(cuts.iter().map(|c| Some(*c)))
+                    .zip(cuts.iter().map(|c| Some(*c)).chain(std::iter::once(None)))
+                    .collect()
+            } else {
+                vec![(None, None)]
+            };
+            for (lo, hi) in parts {
+                store
+                    .write(move |tx| {
+                        Box::pin(async move { write_span_ids(tx, (from, to), lo, hi).await })
+                    })
+                    .await?;
+            }
             to
         };
         let moved = store
@@ -309,13 +319,17 @@ pub(super) async fn write_ids(
     Ok(done)
 }
 
-/// Records a span holds at most to have their IDs written in one transaction: the writer is
-/// held a few tens of milliseconds at most, beside the ACKs' group commits.
-const IDS_AT_ONCE: u32 = 10_000;
+/// Records a span holds at most to have their IDs written in one transaction.
+const IDS_AT_ONCE: i64 = 100_000;
 
 /// Writes the IDs (request and transaction) of the records received in `[from, to)` (µs, within
-/// one week), in ID order; returns the IDs written (those already there are left).
-pub(super) async fn write_span_ids(tx: &mut dyn Tx, (from, to): (i64, i64)) -> Result<u64> {
+/// one week) within `[lo, hi)` (either end open when `None`), in ID order.
+pub(super) async fn write_span_ids(
+    tx: &mut dyn Tx,
+    (from, to): (i64, i64),
+    lo: Option<&str>,
+    hi: Option<&str>,
+) -> Result<u64> {
     tx.execute(
         "INSERT INTO audit_ids (week, id, audit_id)
          SELECT $1, k, a FROM (
@@ -325,9 +339,10 @@ pub(super) async fn write_span_ids(tx: &mut dyn Tx, (from, to): (i64, i64)) -> R
              SELECT transaction_id, id FROM audit_log
               WHERE received_at >= $2 AND received_at < $3
          ) ids
+         WHERE (CAST($4 AS TEXT) IS NULL OR k >= $4) AND (CAST($5 AS TEXT) IS NULL OR k < $5)
          ORDER BY k, a
          ON CONFLICT DO NOTHING",
-        &params![from.div_euclid(WEEK), from, to],
+        &params![from.div_euclid(WEEK), from, to, lo, hi],
     )
     .await
 }

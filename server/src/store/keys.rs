@@ -5,26 +5,77 @@
 //! by column, row ID by row ID, a bounded step per commit: resumable anywhere, and what the
 //! active key sealed is never read again.
 
-use super::sql::{params, Access, Tx};
+use super::sql::{params, Access, Row, Tx, Value};
 use super::{Result, Store, StoreError};
 
 /// The sealed columns, in the order a re-seal goes through them: the table, its row ID (the
-/// seal's associated data), the column, and a condition that narrows the rows with a value to an
-/// index (only open finds keep find data).
-pub(super) const SEALED: [(&str, &str, &str, &str); 7] = [
+/// seal's associated data, as text), the column, a condition that narrows the rows with a value
+/// to an index (only open finds keep find data), and how the row ID is stored.
+pub(super) const SEALED: [(&str, &str, &str, &str, RowId); 7] = [
     (
         "find_requests",
         "request_id",
         "find_data",
         "state IN ('queued', 'working')",
+        RowId::Text,
     ),
-    ("pats", "pat_id", "sealed", "TRUE"),
-    ("members", "member_id", "sealed", "TRUE"),
-    ("pensions", "asset_guid", "view_data", "TRUE"),
-    ("possible_match_searches", "pei", "sealed", "TRUE"),
-    ("secrets", "name", "sealed", "TRUE"),
-    ("console_users", "username", "totp_sealed", "TRUE"),
+    ("pats", "pat_id", "sealed", "TRUE", RowId::Text),
+    ("members", "member_id", "sealed", "TRUE", RowId::Text),
+    ("pensions", "asset_guid", "view_data", "TRUE", RowId::Guid),
+    (
+        "possible_match_searches",
+        "pei",
+        "sealed",
+        "TRUE",
+        RowId::Text,
+    ),
+    ("secrets", "name", "sealed", "TRUE", RowId::Text),
+    (
+        "console_users",
+        "username",
+        "totp_sealed",
+        "TRUE",
+        RowId::Text,
+    ),
 ];
+
+/// How a sealed column's row ID is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RowId {
+    /// As its text, the seal's associated data.
+    Text,
+    /// As a GUID's 16 bytes; the seal's associated data is its hyphenated text (byte order and
+    /// text order are the same).
+    Guid,
+}
+
+impl RowId {
+    /// The stored value of a row ID given as text (`""`: before every row ID).
+    fn stored(self, text: &str) -> Result<Value> {
+        match self {
+            Self::Text => Ok(Value::from(text)),
+            Self::Guid if text.is_empty() => Ok(Value::from(Vec::new())),
+            Self::Guid => uuid::Uuid::try_parse(text)
+                .map(|g| Value::from(g.as_bytes().to_vec()))
+                .map_err(|_| StoreError::Corrupt("row ID")),
+        }
+    }
+
+    /// A row ID as text, from column `i` of a row.
+    fn text(self, row: &Row, i: usize) -> Result<String> {
+        match self {
+            Self::Text => row.get(i),
+            Self::Guid => Self::guid_text(&row.get::<Vec<u8>>(i)?),
+        }
+    }
+
+    /// A GUID's hyphenated text, from its 16 bytes.
+    pub(super) fn guid_text(bytes: &[u8]) -> Result<String> {
+        uuid::Uuid::from_slice(bytes)
+            .map(|g| g.hyphenated().to_string())
+            .map_err(|_| StoreError::Corrupt("row ID"))
+    }
+}
 
 /// Opens a value with whichever configured key sealed it and seals it with the active one;
 /// `None` when no configured key opens it.
@@ -81,7 +132,7 @@ impl Store {
         self.read(move |tx| {
             Box::pin(async move {
                 let mut n = 0;
-                for (t, _, col, narrow) in SEALED {
+                for (t, _, col, narrow, _) in SEALED {
                     let sql = format!(
                         "SELECT count(*) FROM {t}
                           WHERE {narrow} AND {col} IS NOT NULL AND substr({col}, 1, $1) <> $2"
@@ -112,11 +163,12 @@ impl Store {
                 let mut out = Resealed::from(cursor);
                 while out.cursor.table < SEALED.len() {
                     let rows = not_sealed_with(tx, &out.cursor, &prefix, limit).await?;
-                    let (t, id, col, _) = SEALED[out.cursor.table];
+                    let (t, id, col, _, form) = SEALED[out.cursor.table];
                     if let Some(new) = out.take(rows, &reseal) {
                         let sql = format!("UPDATE {t} SET {col} = $2 WHERE {id} = $1");
                         for (row_id, sealed) in new {
-                            tx.execute(&sql, &params![row_id, sealed]).await?;
+                            let row_id = form.stored(&row_id)?;
+                            tx.execute(&sql, &[row_id, Value::from(sealed)]).await?;
                         }
                         break;
                     }
@@ -136,16 +188,22 @@ async fn not_sealed_with(
     prefix: &[u8],
     limit: usize,
 ) -> Result<Vec<(String, Vec<u8>)>> {
-    let (t, id, col, narrow) = SEALED[at.table];
+    let (t, id, col, narrow, form) = SEALED[at.table];
     let sql = format!(
         "SELECT {id}, {col} FROM {t}
           WHERE {narrow} AND {col} IS NOT NULL AND substr({col}, 1, $1) <> $2 AND {id} > $3
           ORDER BY {id} LIMIT $4 {{for_update}}"
     );
-    tx.query(&sql, &params![prefix.len(), prefix, &at.after, limit])
+    let bound = [
+        Value::from(prefix.len()),
+        Value::from(prefix),
+        form.stored(&at.after)?,
+        Value::from(limit),
+    ];
+    tx.query(&sql, &bound)
         .await?
         .iter()
-        .map(|r| Ok((r.get(0)?, r.get(1)?)))
+        .map(|r| Ok((form.text(r, 0)?, r.get(1)?)))
         .collect()
 }
 

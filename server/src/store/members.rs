@@ -1,7 +1,8 @@
 //! Members, their pensions' view data, schemes, and the data changes running endpoints apply.
 //!
 //! A member is one row: its sealed match record and the hash of what was imported (so that the
-//! same record imported again writes nothing). A pension is one row with its sealed view data.
+//! same record imported again writes nothing). A pension is one row with its sealed view data,
+//! keyed by its asset GUID's 16 bytes; its holdername is its member's.
 //! Every change to a member or a scheme is noted in `data_changes` under a rising version: a
 //! running endpoint applies the changes after the version its match index holds. Each
 //! holdername's pensions are counted by scheme name in `pension_schemes`, kept by the schema's
@@ -437,9 +438,8 @@ impl Store {
     /// One pension by asset GUID, its view data opened.
     pub async fn pension(&self, asset_guid: Uuid) -> Result<Option<StoredPension>, StoreError> {
         let guid = asset_guid.hyphenated().to_string();
-        let g = guid.clone();
         let row = self
-            .read(move |tx| Box::pin(async move { pension_row(tx, &g).await }))
+            .read(move |tx| Box::pin(async move { pension_row(tx, &asset_guid).await }))
             .await?;
         let Some(row) = row else {
             return Ok(None);
@@ -559,16 +559,10 @@ impl MemberRow {
     }
 
     /// Of the member's stored pensions (asset GUIDs), those this row no longer has.
-    fn dropped(&self, stored: Vec<String>) -> Vec<String> {
-        let kept: std::collections::HashSet<&str> = self
-            .pensions
-            .iter()
-            .map(|p| p.asset_guid.as_str())
-            .collect();
-        stored
-            .into_iter()
-            .filter(|g| !kept.contains(g.as_str()))
-            .collect()
+    fn dropped(&self, stored: Vec<Uuid>) -> Vec<Uuid> {
+        let kept: std::collections::HashSet<Uuid> =
+            self.pensions.iter().map(|p| p.asset_guid).collect();
+        stored.into_iter().filter(|g| !kept.contains(g)).collect()
     }
 }
 
@@ -577,7 +571,7 @@ const CONTENT_HASH_BYTES: usize = 16;
 
 /// A pension as it is written.
 struct PensionRow {
-    asset_guid: String,
+    asset_guid: Uuid,
     scheme_name: String,
     sealed_view_data: Vec<u8>,
     statement_date: Option<chrono::NaiveDate>,
@@ -627,7 +621,7 @@ async fn apply_batch(
     changes: &[SealedChange],
     now: i64,
 ) -> Result<Vec<AppliedChange>> {
-    let named = named_once(changes);
+    let named = NamedOnce::of(changes);
     let mut out = Vec::with_capacity(changes.len());
     for run in changes.chunks(LOOKUP) {
         let fresh = fresh_members(tx, run, &named).await?;
@@ -653,24 +647,53 @@ async fn apply_batch(
 }
 
 /// The member IDs and asset GUIDs a batch names exactly once.
-fn named_once(changes: &[SealedChange]) -> std::collections::HashSet<&str> {
-    let mut count: HashMap<&str, u32> = HashMap::with_capacity(changes.len() * 3);
-    for c in changes {
-        let (id, pensions) = match c {
-            SealedChange::Upsert(row, _) => (row.member_id.as_str(), row.pensions.as_slice()),
-            SealedChange::Remove(id) => (id.as_str(), &[][..]),
-        };
-        // Member IDs and asset GUIDs are counted apart: a member ID may look like a GUID.
-        *count.entry(id).or_default() += 1;
-        for p in pensions {
-            *count.entry(p.asset_guid.as_str()).or_default() += 1 << 16;
+struct NamedOnce<'a> {
+    member_ids: std::collections::HashSet<&'a str>,
+    guids: std::collections::HashSet<Uuid>,
+}
+
+impl<'a> NamedOnce<'a> {
+    fn of(changes: &'a [SealedChange]) -> Self {
+        let mut ids: HashMap<&str, u32> = HashMap::with_capacity(changes.len());
+        let mut guids: HashMap<Uuid, u32> = HashMap::with_capacity(changes.len() * 2);
+        for c in changes {
+            let (id, pensions) = match c {
+                SealedChange::Upsert(row, _) => (row.member_id.as_str(), row.pensions.as_slice()),
+                SealedChange::Remove(id) => (id.as_str(), &[][..]),
+            };
+            *ids.entry(id).or_default() += 1;
+            for p in pensions {
+                *guids.entry(p.asset_guid).or_default() += 1;
+            }
+        }
+        Self {
+            member_ids: ids
+                .into_iter()
+                .filter(|(_, n)| *n == 1)
+                .map(|(k, _)| k)
+                .collect(),
+            guids: guids
+                .into_iter()
+                .filter(|(_, n)| *n == 1)
+                .map(|(k, _)| k)
+                .collect(),
         }
     }
-    count
-        .into_iter()
-        .filter(|(_, n)| *n == 1 || *n == 1 << 16)
-        .map(|(k, _)| k)
-        .collect()
+
+    /// Whether a change is a candidate to be added with others: a record whose member ID and
+    /// asset GUIDs the batch names once.
+    fn candidate(&self, c: &SealedChange) -> bool {
+        match c {
+            SealedChange::Upsert(row, _) => {
+                self.member_ids.contains(row.member_id.as_str())
+                    && row
+                        .pensions
+                        .iter()
+                        .all(|p| self.guids.contains(&p.asset_guid))
+            }
+            SealedChange::Remove(_) => false,
+        }
+    }
 }
 
 /// Of a run of changes, the new members (no such member stored) whose pensions no member holds
@@ -678,52 +701,58 @@ fn named_once(changes: &[SealedChange]) -> std::collections::HashSet<&str> {
 async fn fresh_members(
     tx: &mut dyn Tx,
     run: &[SealedChange],
-    named: &std::collections::HashSet<&str>,
+    named: &NamedOnce<'_>,
 ) -> Result<Vec<bool>> {
-    let candidate = |c: &SealedChange| match c {
-        SealedChange::Upsert(row, _) => {
-            named.contains(row.member_id.as_str())
-                && row
-                    .pensions
-                    .iter()
-                    .all(|p| named.contains(p.asset_guid.as_str()))
-        }
-        SealedChange::Remove(_) => false,
-    };
     let rows: Vec<&MemberRow> = run
         .iter()
-        .filter(|c| candidate(c))
+        .filter(|c| named.candidate(c))
         .filter_map(|c| match c {
             SealedChange::Upsert(row, _) => Some(row),
             SealedChange::Remove(_) => None,
         })
         .collect();
-    let mut taken = std::collections::HashSet::new();
+    let mut taken_ids = std::collections::HashSet::new();
+    let mut taken_guids = std::collections::HashSet::new();
     if !rows.is_empty() {
         let ids: Vec<&str> = rows.iter().map(|r| r.member_id.as_str()).collect();
         let (marks, bound) = in_list(&ids);
         let sql = format!("SELECT member_id FROM members WHERE member_id IN ({marks})");
-        taken.extend(tx.column::<String>(&sql, &bound).await?);
-        let guids: Vec<&str> = rows
+        taken_ids.extend(tx.column::<String>(&sql, &bound).await?);
+        let guids: Vec<Value> = rows
             .iter()
-            .flat_map(|r| r.pensions.iter().map(|p| p.asset_guid.as_str()))
+            .flat_map(|r| r.pensions.iter().map(|p| guid_value(&p.asset_guid)))
             .collect();
         for chunk in guids.chunks(LOOKUP) {
             let (marks, bound) = in_list(chunk);
             let sql = format!("SELECT asset_guid FROM pensions WHERE asset_guid IN ({marks})");
-            taken.extend(tx.column::<String>(&sql, &bound).await?);
+            for g in tx.column::<Vec<u8>>(&sql, &bound).await? {
+                taken_guids.insert(guid_from(&g)?);
+            }
         }
     }
     Ok(run
         .iter()
         .map(|c| match c {
-            SealedChange::Upsert(row, _) if candidate(c) => {
-                !taken.contains(&row.member_id)
-                    && row.pensions.iter().all(|p| !taken.contains(&p.asset_guid))
+            SealedChange::Upsert(row, _) if named.candidate(c) => {
+                !taken_ids.contains(&row.member_id)
+                    && row
+                        .pensions
+                        .iter()
+                        .all(|p| !taken_guids.contains(&p.asset_guid))
             }
             _ => false,
         })
         .collect())
+}
+
+/// An asset GUID as stored: its 16 bytes.
+fn guid_value(g: &Uuid) -> Value {
+    Value::from(g.as_bytes().to_vec())
+}
+
+/// An asset GUID from its 16 stored bytes.
+fn guid_from(bytes: &[u8]) -> Result<Uuid> {
+    Uuid::from_slice(bytes).map_err(|_| StoreError::Corrupt("asset GUID"))
 }
 
 /// Rows written by one multi-row `INSERT` at most.
@@ -764,12 +793,11 @@ async fn add_members(tx: &mut dyn Tx, rows: &[&MemberRow], now: i64) -> Result<(
         .iter()
         .flat_map(|m| m.pensions.iter().map(move |p| (*m, p)))
         .collect();
-    pensions.sort_unstable_by(|a, b| a.1.asset_guid.cmp(&b.1.asset_guid));
+    pensions.sort_unstable_by_key(|(_, p)| p.asset_guid);
     let pensions = pensions.into_iter().map(|(m, p)| {
         params![
-            &p.asset_guid,
+            guid_value(&p.asset_guid),
             &m.member_id,
-            &m.holdername,
             &p.scheme_name,
             &p.sealed_view_data,
             p.statement_date,
@@ -779,8 +807,8 @@ async fn add_members(tx: &mut dyn Tx, rows: &[&MemberRow], now: i64) -> Result<(
     });
     insert_rows(
         tx,
-        "INSERT INTO pensions (asset_guid, member_id, holdername, scheme_name, view_data,
-             statement_date, calculation_date)",
+        "INSERT INTO pensions (asset_guid, member_id, scheme_name, view_data, statement_date,
+             calculation_date)",
         pensions.collect(),
     )
     .await?;
@@ -876,10 +904,6 @@ async fn apply_change(
     if let Some(slot) = freed {
         note_change(tx, "slot", &slot.to_string(), now).await?;
     }
-    let removed = removed
-        .iter()
-        .map(|g| Uuid::try_parse(g).map_err(|_| StoreError::Corrupt("asset GUID")))
-        .collect::<Result<_>>()?;
     let mut out = AppliedChange::new(member_id, applied, removed);
     out.held_by = held_by;
     Ok(out)
@@ -888,7 +912,11 @@ async fn apply_change(
 /// The record's pensions that another member holds, with that member.
 async fn held_elsewhere(tx: &mut dyn Tx, row: &MemberRow) -> Result<Vec<(Uuid, String)>> {
     let mut held = Vec::new();
-    let guids: Vec<&str> = row.pensions.iter().map(|p| p.asset_guid.as_str()).collect();
+    let guids: Vec<Value> = row
+        .pensions
+        .iter()
+        .map(|p| guid_value(&p.asset_guid))
+        .collect();
     for chunk in guids.chunks(LOOKUP) {
         // As many placeholders as the next power of two (the last GUID repeated), after the
         // member ID, so that a few statements serve every record.
@@ -900,12 +928,10 @@ async fn held_elsewhere(tx: &mut dyn Tx, row: &MemberRow) -> Result<Vec<(Uuid, S
             marks.join(", ")
         );
         let bound: Vec<Value> = std::iter::once(Value::from(&row.member_id))
-            .chain((0..n).map(|i| Value::from(chunk[i.min(chunk.len() - 1)])))
+            .chain((0..n).map(|i| chunk[i.min(chunk.len() - 1)].clone()))
             .collect();
         for r in tx.query(&sql, &bound).await? {
-            let guid = Uuid::try_parse(&r.get::<String>(0)?)
-                .map_err(|_| StoreError::Corrupt("asset GUID"))?;
-            held.push((guid, r.get::<String>(1)?));
+            held.push((guid_from(&r.get::<Vec<u8>>(0)?)?, r.get::<String>(1)?));
         }
     }
     Ok(held)
@@ -923,7 +949,7 @@ async fn take_pension(
     now: i64,
 ) -> Result<()> {
     let g = guid.hyphenated().to_string();
-    retire(tx, std::slice::from_ref(&g), now).await?;
+    retire(tx, std::slice::from_ref(guid), now).await?;
     let sealed: Vec<u8> = tx
         .value(
             "SELECT sealed FROM members WHERE member_id = $1",
@@ -961,27 +987,34 @@ async fn content_hash(tx: &mut dyn Tx, member_id: &str) -> Result<Option<Option<
 }
 
 /// The asset GUIDs of a member's pensions.
-async fn pension_guids(tx: &mut dyn Tx, member_id: &str) -> Result<Vec<String>> {
-    tx.column(
+async fn pension_guids(tx: &mut dyn Tx, member_id: &str) -> Result<Vec<Uuid>> {
+    tx.column::<Vec<u8>>(
         "SELECT asset_guid FROM pensions WHERE member_id = $1 ORDER BY 1",
         &params![member_id],
     )
-    .await
+    .await?
+    .iter()
+    .map(|g| guid_from(g))
+    .collect()
 }
 
 /// Deletes pensions that are gone and retires their PeIs (`asset-removed`): a pending one is
 /// de-registered at once (the CAS never had it), a registered one waits for its de-registration
 /// to be sent.
-async fn retire(tx: &mut dyn Tx, guids: &[String], now: i64) -> Result<()> {
+async fn retire(tx: &mut dyn Tx, guids: &[Uuid], now: i64) -> Result<()> {
     for g in guids {
-        tx.execute("DELETE FROM pensions WHERE asset_guid = $1", &params![g])
-            .await?;
+        tx.execute(
+            "DELETE FROM pensions WHERE asset_guid = $1",
+            &[guid_value(g)],
+        )
+        .await?;
+        let g = g.hyphenated().to_string();
         tx.execute(
             "UPDATE peis SET state = CASE state WHEN 'pending' THEN 'deregistered'
                                                 ELSE 'deregistering' END,
                     deletion_reason = $2, deregistered_at = $3
               WHERE pension_asset_guid = $1 AND state IN ('pending', 'registered')",
-            &params![g, "asset-removed", now],
+            &params![&g, "asset-removed", now],
         )
         .await?;
     }
@@ -1023,17 +1056,16 @@ async fn upsert(tx: &mut dyn Tx, m: &MemberRow, new: bool) -> Result<()> {
     }
     for p in &m.pensions {
         tx.execute(
-            "INSERT INTO pensions (asset_guid, member_id, holdername, scheme_name, view_data,
+            "INSERT INTO pensions (asset_guid, member_id, scheme_name, view_data,
                  statement_date, calculation_date)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (asset_guid) DO UPDATE SET member_id = excluded.member_id,
-                 holdername = excluded.holdername, scheme_name = excluded.scheme_name,
-                 view_data = excluded.view_data, statement_date = excluded.statement_date,
+                 scheme_name = excluded.scheme_name, view_data = excluded.view_data,
+                 statement_date = excluded.statement_date,
                  calculation_date = excluded.calculation_date",
             &params![
-                &p.asset_guid,
+                guid_value(&p.asset_guid),
                 &m.member_id,
-                &m.holdername,
                 &p.scheme_name,
                 &p.sealed_view_data,
                 p.statement_date,
@@ -1103,7 +1135,8 @@ async fn member_page(tx: &mut dyn Tx, after: &str, limit: usize) -> Result<Vec<(
     .collect()
 }
 
-/// Up to `limit` pensions' sealed view data, in asset GUID order.
+/// Up to `limit` pensions' sealed view data, in asset GUID order, with the GUID as sealed with
+/// (its hyphenated text).
 async fn pension_page(tx: &mut dyn Tx, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
     tx.query(
         "SELECT asset_guid, view_data FROM pensions ORDER BY asset_guid LIMIT $1",
@@ -1111,18 +1144,22 @@ async fn pension_page(tx: &mut dyn Tx, limit: usize) -> Result<Vec<(String, Vec<
     )
     .await?
     .iter()
-    .map(|r| Ok((r.get(0)?, r.get(1)?)))
+    .map(|r| {
+        let guid = guid_from(&r.get::<Vec<u8>>(0)?)?;
+        Ok((guid.hyphenated().to_string(), r.get(1)?))
+    })
     .collect()
 }
 
 /// One pension by asset GUID, its view data still sealed.
-async fn pension_row(tx: &mut dyn Tx, asset_guid: &str) -> Result<Option<StoredPensionRow>> {
+async fn pension_row(tx: &mut dyn Tx, asset_guid: &Uuid) -> Result<Option<StoredPensionRow>> {
     let row = tx
         .query_opt(
-            "SELECT member_id, holdername, scheme_name, view_data, statement_date,
-                    calculation_date
-               FROM pensions WHERE asset_guid = $1",
-            &params![asset_guid],
+            "SELECT p.member_id, m.holdername, p.scheme_name, p.view_data, p.statement_date,
+                    p.calculation_date
+               FROM pensions p JOIN members m ON m.member_id = p.member_id
+              WHERE p.asset_guid = $1",
+            &[guid_value(asset_guid)],
         )
         .await?;
     row.map(|r| {
@@ -1174,7 +1211,7 @@ fn seal_change(key: &DataKey, change: MemberChange) -> SealedChange {
                 let guid = p.asset_guid.hyphenated().to_string();
                 PensionRow {
                     sealed_view_data: packed::seal(key, guid.as_bytes(), &p.view_data),
-                    asset_guid: guid,
+                    asset_guid: p.asset_guid,
                     scheme_name: p.scheme_name,
                     statement_date: p.statement_date,
                     calculation_date: p.calculation_date,

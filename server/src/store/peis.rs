@@ -303,7 +303,7 @@ impl Store {
                 let Some(row) = tx
                     .query_opt(
                         "SELECT view_data FROM pensions WHERE asset_guid = $1 {for_update}",
-                        &params![&guid],
+                        &params![asset_guid.as_bytes().as_slice()],
                     )
                     .await?
                 else {
@@ -317,7 +317,7 @@ impl Store {
                 tx.execute(
                     "UPDATE pensions SET view_data = $2, calculation_date = $3
                       WHERE asset_guid = $1",
-                    &params![&guid, sealed, calculation_date],
+                    &params![asset_guid.as_bytes().as_slice(), sealed, calculation_date],
                 )
                 .await?;
                 tx.execute(

@@ -229,3 +229,234 @@ async fn the_schemes_counts_are_taken_from_the_pensions_already_stored() {
         [(guid(7), "Acme".into(), 3), (guid(8), "Bee".into(), 1)]
     );
 }
+
+/// Each holdername's pensions by scheme name, as `pension_schemes` counts them.
+async fn scheme_counts(s: &Store) -> Vec<(String, String, i64)> {
+    s.read(|tx| {
+        Box::pin(async move {
+            tx.query(
+                "SELECT holdername, scheme_name, pensions FROM pension_schemes ORDER BY 1, 2",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .collect()
+        })
+    })
+    .await
+    .unwrap()
+}
+
+/// A member whose holdername changes takes its pensions' counts with it; a scheme name changed,
+/// a pension dropped or a member removed are counted as before.
+async fn the_schemes_counts_follow_the_members_holdername(place: Place) {
+    let s = place.open().await;
+    let h = |n: u128| guid(n).to_string();
+    s.apply_members(
+        vec![add("A", 1, &[1, 2, 4], "a"), add("B", 1, &[3], "b")],
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        scheme_counts(&s).await,
+        [
+            (h(1), "S0".into(), 1),
+            (h(1), "S1".into(), 2),
+            (h(1), "S2".into(), 1)
+        ]
+    );
+    // A moves to holdername 2, keeps pensions 1 and 4 and takes pension 5 (scheme S2).
+    s.apply_members(vec![add("A", 2, &[1, 4, 5], "a2")], false)
+        .await
+        .unwrap();
+    assert_eq!(
+        scheme_counts(&s).await,
+        [
+            (h(1), "S0".into(), 1),
+            (h(2), "S1".into(), 2),
+            (h(2), "S2".into(), 1)
+        ]
+    );
+    let p = s.pension(guid(5)).await.unwrap().unwrap();
+    assert_eq!((p.member_id.as_str(), p.holdername), ("A", guid(2)));
+    s.apply_members(vec![MemberChange::Remove("A".into())], false)
+        .await
+        .unwrap();
+    assert_eq!(scheme_counts(&s).await, [(h(1), "S0".into(), 1)]);
+    assert!(s.pension(guid(1)).await.unwrap().is_none());
+}
+
+/// A member as a V13 store held it: member ID, holdername, and its pensions' asset GUIDs and
+/// scheme names.
+type V13Member = (&'static str, u128, &'static [(u128, &'static str)]);
+
+/// Members and pensions as a store of schema version 13 held them (asset GUIDs as text, each
+/// pension with its holdername): `(member ID, holdername, [(asset GUID, scheme name)])`.
+const V13_MEMBERS: [V13Member; 2] = [
+    ("A", 7, &[(1, "Acme"), (2, "Acme")]),
+    ("B", 8, &[(3, "Bee")]),
+];
+
+/// The view data a V13 store held for pension `g`.
+fn v13_view_data(g: u128) -> String {
+    format!(r#"{{"n":{g}}}"#)
+}
+
+/// A value written to a V13 store.
+enum V13Value {
+    Text(String),
+    Bytes(Vec<u8>),
+    Int(i64),
+}
+
+/// The statements that write [`V13_MEMBERS`], with their values.
+fn v13_rows() -> Vec<(&'static str, Vec<V13Value>)> {
+    let k = key();
+    let mut rows = Vec::new();
+    for (slot, (id, h, pensions)) in (1..).zip(V13_MEMBERS) {
+        let record = format!(r#"{{"tag":"{id}"}}"#);
+        rows.push((
+            "INSERT INTO members (member_id, holdername, sealed, slot) VALUES ($1, $2, $3, $4)",
+            vec![
+                V13Value::Text(id.to_owned()),
+                V13Value::Text(guid(h).to_string()),
+                V13Value::Bytes(packed::seal(&k, id.as_bytes(), record.as_bytes())),
+                V13Value::Int(slot),
+            ],
+        ));
+        for (g, scheme) in pensions {
+            let text = guid(*g).to_string();
+            let sealed = packed::seal(&k, text.as_bytes(), v13_view_data(*g).as_bytes());
+            rows.push((
+                "INSERT INTO pensions (asset_guid, member_id, holdername, scheme_name, view_data,
+                     statement_date)
+                 VALUES ($1, $2, $3, $4, $5, '2026-06-05')",
+                vec![
+                    V13Value::Text(text),
+                    V13Value::Text(id.to_owned()),
+                    V13Value::Text(guid(h).to_string()),
+                    V13Value::Text(scheme.to_string()),
+                    V13Value::Bytes(sealed),
+                ],
+            ));
+        }
+    }
+    rows
+}
+
+/// A store of schema version 13 (SQLite or PostgreSQL) with [`V13_MEMBERS`], then opened.
+async fn v13_store(place: &Place) -> Store {
+    match place {
+        Place::Sqlite(dir) => {
+            let mut conn = rusqlite::Connection::open(dir.path().join("s.sqlite")).unwrap();
+            super::super::schema::runner(Dialect::Sqlite, &[])
+                .set_target(refinery::Target::Version(13))
+                .run(&mut conn)
+                .unwrap();
+            for (sql, values) in v13_rows() {
+                let bound = values.into_iter().map(|v| match v {
+                    V13Value::Text(t) => rusqlite::types::Value::Text(t),
+                    V13Value::Bytes(b) => rusqlite::types::Value::Blob(b),
+                    V13Value::Int(i) => rusqlite::types::Value::Integer(i),
+                });
+                conn.execute(sql, rusqlite::params_from_iter(bound))
+                    .unwrap();
+            }
+        }
+        Place::Postgres(url) => {
+            let (mut c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            super::super::schema::runner(Dialect::Postgres, &[])
+                .set_target(refinery::Target::Version(13))
+                .run_async(&mut c)
+                .await
+                .unwrap();
+            for (sql, values) in v13_rows() {
+                let bound: Vec<Box<dyn tokio_postgres::types::ToSql + Sync>> = values
+                    .into_iter()
+                    .map(|v| -> Box<dyn tokio_postgres::types::ToSql + Sync> {
+                        match v {
+                            V13Value::Text(t) => Box::new(t),
+                            V13Value::Bytes(b) => Box::new(b),
+                            V13Value::Int(i) => Box::new(i),
+                        }
+                    })
+                    .collect();
+                let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                    bound.iter().map(AsRef::as_ref).collect();
+                c.execute(sql, &refs).await.unwrap();
+            }
+        }
+    }
+    place.open().await
+}
+
+/// A store's pensions from before they were kept compactly (V14) are kept: each opens with its
+/// member, holdername, scheme and view data, the schemes' counts stay, and changes after count
+/// as they should.
+async fn pensions_stored_before_are_kept_compactly(place: Place) {
+    let s = v13_store(&place).await;
+    for (id, h, pensions) in V13_MEMBERS {
+        for (g, scheme) in pensions {
+            let p = s.pension(guid(*g)).await.unwrap().unwrap();
+            assert_eq!(
+                (p.member_id.as_str(), p.holdername, p.scheme_name.as_str()),
+                (id, guid(h), *scheme)
+            );
+            assert_eq!(p.view_data.to_string(), v13_view_data(*g));
+            assert_eq!(
+                p.statement_date,
+                chrono::NaiveDate::from_ymd_opt(2026, 6, 5)
+            );
+        }
+    }
+    assert_eq!(s.key_sample(16).await.unwrap().failed, 0);
+    let h = |n: u128| guid(n).to_string();
+    assert_eq!(
+        scheme_counts(&s).await,
+        [(h(7), "Acme".into(), 2), (h(8), "Bee".into(), 1)]
+    );
+    // A stored pension is still found by its GUID: another member's record with it is refused.
+    let refused = s
+        .apply_members(vec![add("C", 8, &[2], "c")], false)
+        .await
+        .unwrap();
+    assert_eq!(refused[0].applied, Applied::PensionHeld);
+    assert_eq!(refused[0].held_by, [(guid(2), "A".to_owned())]);
+    s.apply_members(vec![add("A", 8, &[1], "a")], false)
+        .await
+        .unwrap();
+    assert_eq!(
+        scheme_counts(&s).await,
+        [(h(8), "Bee".into(), 1), (h(8), "S1".into(), 1)]
+    );
+}
+
+mod compact_sqlite {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_schemes_counts_follow_the_members_holdername() {
+        super::the_schemes_counts_follow_the_members_holdername(super::Place::sqlite()).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pensions_stored_before_are_kept_compactly() {
+        super::pensions_stored_before_are_kept_compactly(super::Place::sqlite()).await
+    }
+}
+
+mod compact_postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_schemes_counts_follow_the_members_holdername() {
+        super::the_schemes_counts_follow_the_members_holdername(super::Place::postgres().await)
+            .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pensions_stored_before_are_kept_compactly() {
+        super::pensions_stored_before_are_kept_compactly(super::Place::postgres().await).await
+    }
+}

@@ -1,6 +1,5 @@
--- How far the audit trail's IDs are written for look-ups, to the microsecond: upkeep writes the
--- IDs of records received up to a couple of minutes ago (not whole closed hours), so a look-up
--- reads only those last minutes by time.
+-- How far the audit trail's IDs are written for look-ups, to the microsecond (upkeep writes
+-- whole hours, once ended; `audit write-ids` and the seeding the same).
 -- Every audit record received before `next_at` (µs since the epoch) has its IDs in `audit_ids`.
 CREATE TABLE audit_ids_through (
     id       INTEGER PRIMARY KEY CHECK (id = 1),

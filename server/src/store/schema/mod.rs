@@ -34,7 +34,7 @@ pub(super) enum Dialect {
 }
 
 /// The migrations, oldest first: refinery's name (`V<n>__<name>`) and the template.
-const MIGRATIONS: [(&str, &str); 13] = [
+const MIGRATIONS: [(&str, &str); 14] = [
     ("V1__initial", include_str!("V1__initial.sql")),
     ("V2__member_changes", include_str!("V2__member_changes.sql")),
     ("V3__daily_runs", include_str!("V3__daily_runs.sql")),
@@ -59,6 +59,10 @@ const MIGRATIONS: [(&str, &str); 13] = [
     (
         "V13__audit_ids_and_tallies",
         include_str!("V13__audit_ids_and_tallies.sql"),
+    ),
+    (
+        "V14__pensions_compact",
+        include_str!("V14__pensions_compact.sql"),
     ),
 ];
 

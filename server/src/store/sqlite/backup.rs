@@ -21,6 +21,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::BUSY_TIMEOUT;
 use crate::store::backup::BackupError;
+use crate::store::keys::RowId;
 use crate::store::StoreError;
 
 type Result<T, E = BackupError> = std::result::Result<T, E>;
@@ -193,17 +194,23 @@ pub(in crate::store) fn inspect(path: &Path, sample: usize) -> Result<Inspected>
     };
     let mut sealed = Vec::new();
     if history && integrity.is_empty() {
-        for (table, id, column, narrow) in crate::store::keys::SEALED {
+        for (table, id, column, narrow, form) in crate::store::keys::SEALED {
             let sql = format!(
                 "SELECT {id}, {column} FROM {table}
                   WHERE {narrow} AND {column} IS NOT NULL ORDER BY {id} LIMIT ?1"
             );
             let mut stmt = conn.prepare(&sql)?;
             let rows = stmt.query_map([i64::try_from(sample).unwrap_or(i64::MAX)], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+                Ok((r.get::<_, rusqlite::types::Value>(0)?, r.get(1)?))
             })?;
             for row in rows {
-                sealed.push(row?);
+                let (id, value) = row?;
+                let id = match (form, id) {
+                    (RowId::Text, rusqlite::types::Value::Text(t)) => t,
+                    (RowId::Guid, rusqlite::types::Value::Blob(b)) => RowId::guid_text(&b)?,
+                    _ => return Err(StoreError::Corrupt("row ID").into()),
+                };
+                sealed.push((id, value));
             }
         }
     }

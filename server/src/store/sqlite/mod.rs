@@ -128,6 +128,10 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     // re-read on every insert. Much larger costs more than it saves (the cache is walked
     // whenever another connection's commit invalidates it: measured in BENCHMARKS.md).
     conn.pragma_update(None, "cache_size", -8_192)?;
+    // A statement that may fail part-way through a transaction (a multi-row insert, one with
+    // triggers) keeps the original of each page it changes in a statement journal until it
+    // ends: in memory, not written to a temporary file.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     let mut conn = conn;
     migrate(&mut conn)?;

@@ -229,6 +229,48 @@ mod writer_batches {
         assert_eq!(minutes_up(&s, 9, 10).await, 1);
     }
 
+    /// A write alone in its batch runs without a savepoint: failing, panicking or a trial, its
+    /// transaction is rolled back whole; otherwise committed.
+    #[tokio::test]
+    async fn a_write_alone_in_its_batch_is_rolled_back_whole_unless_it_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        let failed = s
+            .run(
+                Access::Write,
+                erase(|tx| {
+                    Box::pin(async move {
+                        heartbeat(tx, 7).await?;
+                        Err::<(), _>(StoreError::Corrupt("test"))
+                    })
+                }),
+            )
+            .await;
+        assert!(matches!(failed, Err(StoreError::Corrupt("test"))));
+        let panicked = s
+            .run(
+                Access::Write,
+                erase(|tx| {
+                    Box::pin(async move {
+                        heartbeat(tx, 7).await?;
+                        panic!("a bug in a write");
+                        #[allow(unreachable_code)]
+                        Ok(())
+                    })
+                }),
+            )
+            .await;
+        assert!(panicked.is_err());
+        s.run(Access::Trial, erase(|tx| Box::pin(heartbeat(tx, 7))))
+            .await
+            .unwrap();
+        assert_eq!(minutes_up(&s, 7, 8).await, 0);
+        s.run(Access::Write, erase(|tx| Box::pin(heartbeat(tx, 7))))
+            .await
+            .unwrap();
+        assert_eq!(minutes_up(&s, 7, 8).await, 1);
+    }
+
     #[tokio::test]
     async fn a_snapshot_that_panics_leaves_its_connection_outside_any_transaction() {
         let dir = tempfile::tempdir().unwrap();

@@ -16,7 +16,8 @@
 //! One writer thread owns the one write connection. It blocks for the first message, drains
 //! whatever else is queued (up to `journal_max_batch`), and runs the batch in one transaction:
 //! find appends and audit records first, then each other write inside its own savepoint, so that
-//! one failing write rolls back alone and the rest of the batch commits. Only after the commit
+//! one failing write rolls back alone and the rest of the batch commits (a write alone in its
+//! batch runs without one: its transaction is rolled back if it fails). Only after the commit
 //! (SQLite in WAL mode with `synchronous = FULL` syncs the WAL) is any waiter answered; if the
 //! commit fails, every waiter in the batch gets the error and nothing in it was acknowledged.
 //!
@@ -148,8 +149,9 @@ fn commit(
         return Ok(Vec::new());
     }
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    let committed = in_transaction(conn, batch).and_then(|outcomes| {
-        conn.prepare_cached("COMMIT")?.execute([])?;
+    let committed = in_transaction(conn, batch).and_then(|(outcomes, keep)| {
+        let end = if keep { "COMMIT" } else { "ROLLBACK" };
+        conn.prepare_cached(end)?.execute([])?;
         Ok(outcomes)
     });
     if committed.is_err() && !conn.is_autocommit() {
@@ -158,11 +160,22 @@ fn commit(
     committed
 }
 
-/// The batch's statements, inside its transaction.
+/// The batch's statements, inside its transaction, and whether it is to be committed (`false`:
+/// rolled back).
+///
+/// A batch of one write and nothing else (a batch of an import, an operator's command) runs
+/// without a savepoint, and its transaction is rolled back whole if the write fails: a savepoint
+/// keeps the original of every page the write changes in its statement journal, written to a
+/// temporary file (thousands of pages for a batch of an import).
 fn in_transaction(
     conn: &mut Connection,
     batch: &mut Batch<Box<dyn Write>>,
-) -> Result<Vec<AppendOutcome>, StoreError> {
+) -> Result<(Vec<AppendOutcome>, bool), StoreError> {
+    if let [w] = batch.writes.as_mut_slice() {
+        if batch.finds.is_empty() && batch.own_audits.is_empty() && batch.audits.is_empty() {
+            return Ok((Vec::new(), run_write(conn, w)));
+        }
+    }
     // The ACK leaves right after this commit: its audit records' response time is now.
     let acked_at = crate::now_micros();
     let outcomes = insert_finds(conn, &batch.finds, acked_at)?;
@@ -171,19 +184,21 @@ fn in_transaction(
     insert_audits(conn, &batch.audits)?;
     for w in batch.writes.iter_mut() {
         conn.prepare_cached("SAVEPOINT write")?.execute([])?;
-        // A write that panics is rolled back like one that failed (its waiter gets an error):
-        // the writer, and every ACK behind it, goes on.
-        let kept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.run(conn)))
-            .unwrap_or_else(|_| {
-                tracing::error!("a store write panicked; rolled back");
-                false
-            });
-        if !kept {
+        if !run_write(conn, w) {
             conn.prepare_cached("ROLLBACK TO write")?.execute([])?;
         }
         conn.prepare_cached("RELEASE write")?.execute([])?;
     }
-    Ok(outcomes)
+    Ok((outcomes, true))
+}
+
+/// Runs a write; whether its changes are to stay. A write that panics is rolled back like one
+/// that failed (its waiter gets an error): the writer, and every ACK behind it, goes on.
+fn run_write(conn: &mut Connection, w: &mut Box<dyn Write>) -> bool {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.run(conn))).unwrap_or_else(|_| {
+        tracing::error!("a store write panicked; rolled back");
+        false
+    })
 }
 
 /// Inserts a batch of finds ACKed at `acked_at`; per find, whether it was new (the first request
