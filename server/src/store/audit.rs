@@ -96,17 +96,6 @@ impl Store {
         .await
     }
 
-    /// Matching finds ACKed in `[from, to)` (µs) and completed, by holdername: the ACK to
-    /// completion times (µs) of the finds that registered PeIs in each (CoCo2.1.2 per scheme).
-    pub async fn completions_by_holdername(
-        &self,
-        from: i64,
-        to: i64,
-    ) -> Result<BTreeMap<Uuid, Vec<i64>>, StoreError> {
-        self.read(move |tx| Box::pin(async move { completions(tx, from, to).await }))
-            .await
-    }
-
     /// Runs a daily job's run for `day` once across every instance sharing the store: true when
     /// this caller takes it, after which it must call [`Store::finish_daily`]. A run whose holder
     /// stopped without finishing is taken over once `lease` has passed (the jobs are
@@ -190,8 +179,8 @@ async fn records(
             .collect();
     };
     // The window first narrowed to the days the trail holds. Records whose IDs are written in
-    // `audit_ids` (received before `written`): one seek a week; the rest (the last minutes):
-    // read by time.
+    // `audit_ids` (received before `written`): one seek a week; the rest (the hour or so not
+    // written yet): read by time.
     let held = tx
         .query_one(
             "SELECT (SELECT min(received_at) FROM audit_log),

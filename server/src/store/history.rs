@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use super::sql::{params, Access, Dialect, Row, Tx, Value};
+use super::sql::{insert_rows, params, Access, Dialect, Row, Tx, Value};
 use super::{Result, Store, StoreError};
 use uuid::Uuid;
 
@@ -343,121 +343,87 @@ async fn nth_acked(tx: &mut dyn Tx, table: &str, before: i64, n: i64) -> Result<
     .transpose()
 }
 
-/// Rows a seeding statement inserts at once (ten values a row, within both databases' limits).
-const SEED_ROWS: usize = 500;
-
 /// Inserts ended finds into the history, audit records into the trail, and seeded PeIs and
 /// views.
 async fn seed(tx: &mut dyn Tx, seeded: &Seed) -> Result<()> {
-    for chunk in seeded.finds.chunks(SEED_ROWS) {
-        let mut values = Vec::with_capacity(chunk.len() * 9);
-        for f in chunk {
-            values.extend([
-                Value::from(f.request_id.as_str()),
-                Value::from(f.received_at),
-                Value::from(f.acked_at),
-                Value::from(f.state),
-                Value::from(f.outcome),
-                Value::from(f.reason.as_deref()),
-                Value::Null,
-                Value::Null,
-                Value::from(f.completed_at),
-            ]);
-        }
-        let sql = format!(
-            "INSERT INTO find_history ({ENDED_COLUMNS}) VALUES {}",
-            placeholders(chunk.len(), 9)
-        );
-        tx.execute(&sql, &values).await?;
-    }
-    for chunk in seeded.audit.chunks(SEED_ROWS) {
-        let mut values = Vec::with_capacity(chunk.len() * 10);
-        for a in chunk {
-            values.extend([
-                Value::from(a.transaction_id.as_str()),
-                Value::from(a.request_id.as_deref()),
-                Value::from(a.direction.as_str()),
-                Value::from(a.party.as_str()),
-                Value::from(a.endpoint.as_str()),
-                Value::from(a.received_at),
-                Value::from(a.responded_at),
-                Value::from(i64::from(a.status)),
-                Value::from(a.latency_micros()),
-                Value::from(a.outcome.as_str()),
-            ]);
-        }
-        let sql = format!(
-            "INSERT INTO audit_log (transaction_id, request_id, direction, party, endpoint,
-                 received_at, responded_at, status, latency_us, outcome) VALUES {}",
-            placeholders(chunk.len(), 10)
-        );
-        tx.execute(&sql, &values).await?;
-    }
-    for chunk in seeded.peis.chunks(SEED_ROWS) {
-        let mut values = Vec::with_capacity(chunk.len() * 6);
-        for p in chunk {
-            values.extend([
-                Value::from(p.pei),
-                Value::from(p.pei),
-                Value::from(p.holdername),
-                Value::from(p.request_id.as_str()),
-                Value::from(p.registered_at),
-                Value::from(p.registered_at),
-            ]);
-        }
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|r| {
-                let c = |i: usize| format!("${}", r * 6 + i);
-                format!(
-                    "({}, {}, {}, 'seeded', 'seeded', 'seeded', 'match-yes', 'seeded', 'seeded', \
-                     {}, 'registered', {}, {})",
-                    c(1),
-                    c(2),
-                    c(3),
-                    c(4),
-                    c(5),
-                    c(6)
-                )
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO peis (pei, asset_guid, holdername, pension_asset_guid, member_id,
-                 scheme_name, match_status, reason, rules_version, request_id, state, created_at,
-                 registered_at) VALUES {}",
-            rows.join(", ")
-        );
-        tx.execute(&sql, &values).await?;
-    }
-    for chunk in seeded.views.chunks(SEED_ROWS) {
-        let mut values = Vec::with_capacity(chunk.len() * 12);
-        for v in chunk {
-            values.extend([
-                Value::from(v.holdername),
-                Value::from(v.received_at),
-                Value::from(v.responded_at),
-            ]);
-            values.extend(v.flags().map(Value::from));
-        }
-        let sql = format!(
-            "INSERT INTO report_views (holdername, received_at, responded_at, contact_scheme,
-                 missing_admin, temp_error, eri_ano, eri_ppf, eri_trn, accrued_ano, accrued_ppf,
-                 accrued_trn) VALUES {}",
-            placeholders(chunk.len(), 12)
-        );
-        tx.execute(&sql, &values).await?;
-    }
-    Ok(())
-}
-
-/// `($1, …, $width), (…)` for `rows` rows.
-fn placeholders(rows: usize, width: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cols: Vec<String> = (1..=width).map(|c| format!("${}", r * width + c)).collect();
-            format!("({})", cols.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    let finds = seeded.finds.iter().map(|f| {
+        vec![
+            Value::from(f.request_id.as_str()),
+            Value::from(f.received_at),
+            Value::from(f.acked_at),
+            Value::from(f.state),
+            Value::from(f.outcome),
+            Value::from(f.reason.as_deref()),
+            Value::Null,
+            Value::Null,
+            Value::from(f.completed_at),
+        ]
+    });
+    let sql = format!("INSERT INTO find_history ({ENDED_COLUMNS})");
+    insert_rows(tx, &sql, finds.collect()).await?;
+    let audit = seeded.audit.iter().map(|a| {
+        vec![
+            Value::from(a.transaction_id.as_str()),
+            Value::from(a.request_id.as_deref()),
+            Value::from(a.direction.as_str()),
+            Value::from(a.party.as_str()),
+            Value::from(a.endpoint.as_str()),
+            Value::from(a.received_at),
+            Value::from(a.responded_at),
+            Value::from(i64::from(a.status)),
+            Value::from(a.latency_micros()),
+            Value::from(a.outcome.as_str()),
+        ]
+    });
+    insert_rows(
+        tx,
+        "INSERT INTO audit_log (transaction_id, request_id, direction, party, endpoint,
+             received_at, responded_at, status, latency_us, outcome)",
+        audit.collect(),
+    )
+    .await?;
+    // A seeded PeI's pension, member, reason and rules say `seeded`.
+    let peis = seeded.peis.iter().map(|p| {
+        let mut row = vec![
+            Value::from(p.pei),
+            Value::from(p.pei),
+            Value::from(p.holdername),
+        ];
+        row.extend(["seeded"; 3].map(Value::from));
+        row.extend(["match-yes", "seeded", "seeded"].map(Value::from));
+        row.extend([
+            Value::from(p.request_id.as_str()),
+            Value::from("registered"),
+            Value::from(p.registered_at),
+            Value::from(p.registered_at),
+        ]);
+        row
+    });
+    insert_rows(
+        tx,
+        "INSERT INTO peis (pei, asset_guid, holdername, pension_asset_guid, member_id,
+             scheme_name, match_status, reason, rules_version, request_id, state, created_at,
+             registered_at)",
+        peis.collect(),
+    )
+    .await?;
+    let views = seeded.views.iter().map(|v| {
+        let mut row = vec![
+            Value::from(v.holdername),
+            Value::from(v.received_at),
+            Value::from(v.responded_at),
+        ];
+        row.extend(v.flags().map(Value::from));
+        row
+    });
+    insert_rows(
+        tx,
+        "INSERT INTO report_views (holdername, received_at, responded_at, contact_scheme,
+             missing_admin, temp_error, eri_ano, eri_ppf, eri_trn, accrued_ano, accrued_ppf,
+             accrued_trn)",
+        views.collect(),
+    )
+    .await
 }
 
 /// Moves the retention cutoff and deletes up to `limit` rows of each kind older than it.

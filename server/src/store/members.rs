@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::sql::{params, Access, Dialect, Row, Tx, Value};
+use super::sql::{insert_rows, params, Access, Dialect, Row, Tx, Value};
 use super::{blocking, packed, stored_date, Result, Store, StoreError};
 use crate::model::*;
 use crate::sealed::{self, DataKey, Header, IndexKey};
@@ -755,9 +755,6 @@ fn guid_from(bytes: &[u8]) -> Result<Uuid> {
     Uuid::from_slice(bytes).map_err(|_| StoreError::Corrupt("asset GUID"))
 }
 
-/// Rows written by one multi-row `INSERT` at most.
-const ROWS_A_STATEMENT: usize = 64;
-
 /// Adds new members and their pensions, each taking the next slot, noted for the running
 /// endpoints: a few multi-row statements for them all.
 async fn add_members(tx: &mut dyn Tx, rows: &[&MemberRow], now: i64) -> Result<()> {
@@ -822,32 +819,6 @@ async fn add_members(tx: &mut dyn Tx, rows: &[&MemberRow], now: i64) -> Result<(
         changes.collect(),
     )
     .await
-}
-
-/// Inserts rows of values with `insert` (`INSERT INTO t (columns)`), many a statement: as many
-/// as the largest power of two up to [`ROWS_A_STATEMENT`] that is left, so that a few
-/// statements serve every count.
-async fn insert_rows(tx: &mut dyn Tx, insert: &str, rows: Vec<Vec<Value>>) -> Result<()> {
-    let Some(width) = rows.first().map(Vec::len) else {
-        return Ok(());
-    };
-    let mut rows = rows.into_iter().peekable();
-    let mut left = rows.len();
-    while left > 0 {
-        let n = 1 << (usize::BITS - 1 - left.min(ROWS_A_STATEMENT).leading_zeros());
-        let tuples: Vec<String> = (0..n)
-            .map(|r| {
-                let marks: Vec<String> =
-                    (1..=width).map(|c| format!("${}", r * width + c)).collect();
-                format!("({})", marks.join(", "))
-            })
-            .collect();
-        let sql = format!("{insert} VALUES {}", tuples.join(", "));
-        let bound: Vec<Value> = rows.by_ref().take(n).flatten().collect();
-        tx.execute(&sql, &bound).await?;
-        left -= n;
-    }
-    Ok(())
 }
 
 /// Applies one sealed member change. A change that writes is noted for the running endpoints;

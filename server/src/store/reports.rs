@@ -82,13 +82,6 @@ impl Store {
         .await
     }
 
-    /// The views answered in `[from, to)` (µs), oldest first: the console's per-holdername
-    /// service levels (without the rest of a reporting period's facts).
-    pub async fn report_views(&self, from: i64, to: i64) -> Result<Vec<ViewFact>, StoreError> {
-        self.read(move |tx| Box::pin(async move { views(tx, from, to).await }))
-            .await
-    }
-
     /// Claims a submission before anything of it is sent: written with its bodies and IDs, or
     /// found already written (answered, held by another instance within `lease`, or left
     /// `sending` by a crash and reclaimed).

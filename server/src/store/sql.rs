@@ -329,6 +329,39 @@ pub(super) fn run_blocking<T>(mut work: BoxFuture<'_, Result<T>>) -> Result<T> {
     }
 }
 
+/// Rows written by one multi-row `INSERT` at most.
+const ROWS_A_STATEMENT: usize = 64;
+
+/// Inserts rows of values with `insert` (`INSERT INTO t (columns)`), many a statement: as many
+/// as the largest power of two up to [`ROWS_A_STATEMENT`] that is left, so that a few
+/// statements serve every count.
+pub(super) async fn insert_rows(
+    tx: &mut dyn Tx,
+    insert: &str,
+    rows: Vec<Vec<Value>>,
+) -> Result<()> {
+    let Some(width) = rows.first().map(Vec::len) else {
+        return Ok(());
+    };
+    let mut rows = rows.into_iter().peekable();
+    let mut left = rows.len();
+    while left > 0 {
+        let n = 1 << (usize::BITS - 1 - left.min(ROWS_A_STATEMENT).leading_zeros());
+        let tuples: Vec<String> = (0..n)
+            .map(|r| {
+                let marks: Vec<String> =
+                    (1..=width).map(|c| format!("${}", r * width + c)).collect();
+                format!("({})", marks.join(", "))
+            })
+            .collect();
+        let sql = format!("{insert} VALUES {}", tuples.join(", "));
+        let bound: Vec<Value> = rows.by_ref().take(n).flatten().collect();
+        tx.execute(&sql, &bound).await?;
+        left -= n;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -324,9 +324,10 @@ async fn audit_and_reports(s: &Store, t: &mut Vec<String>) {
     note!("sla", (sla.failed, &sla.counts, sla.minutes_up));
     note!(
         "completions",
-        s.completions_by_holdername(0, i64::MAX)
-            .await
-            .map(|c| c.values().map(Vec::len).collect::<Vec<_>>())
+        sla.by_holdername
+            .values()
+            .map(|x| x.completion.len())
+            .collect::<Vec<_>>()
     );
     note!(
         "begin daily",
