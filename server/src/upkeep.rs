@@ -10,6 +10,8 @@
 //! - Every minute: ended finds a day old move from the hot table to the history, the hours
 //!   closed since the last are tallied for the service-level report (`crate::sla`), and their
 //!   audit records' IDs written for look-ups by ID.
+//! - Every fifteen seconds: the IDs of the audit records received since those written by hour,
+//!   up to [`RECENT_IDS_AFTER`] ago, written for look-ups by ID by minute.
 //! - At start and daily: seconds to expiry of every configured certificate.
 //! - Once a day across every instance sharing the store (checked every ten minutes; a day's run
 //!   is taken in the store, see [`Store::begin_daily`]): the purge of audit records past
@@ -51,6 +53,14 @@ const SETTLE_PAUSE: Duration = Duration::from_millis(20);
 /// pages of the look-up table they go to; a few minutes' at a time would cost a page each.
 pub const IDS_AFTER: i64 = 10 * 60 * 1_000_000;
 
+/// How long after its receipt an audit record's IDs are written for look-ups by minute: by
+/// then it is written (a CAS call's record when the call ends, its time-outs a minute at most).
+/// A look-up reads the records received since by time.
+pub const RECENT_IDS_AFTER: i64 = 75 * 1_000_000;
+
+/// How often the last records' IDs are written by minute.
+const RECENT_IDS_EVERY: Duration = Duration::from_secs(15);
+
 /// The instant before which audit records' IDs are written at `now` (µs): the end of the last
 /// hour that ended [`IDS_AFTER`] ago.
 pub fn ids_through(now: i64) -> i64 {
@@ -86,6 +96,7 @@ impl Upkeep {
         // down must not hold up checkpoints or the availability heartbeat.
         tokio::spawn(this.clone().cas_work(shutdown.clone()));
         tokio::spawn(this.clone().history_work(shutdown.clone()));
+        tokio::spawn(this.clone().recent_ids_work(shutdown.clone()));
         let started = Instant::now();
         let mut minute = tokio::time::interval(this.heartbeat_every);
         let mut daily = tokio::time::interval(Duration::from_secs(86_400));
@@ -196,6 +207,21 @@ impl Upkeep {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(spans = n, "audit IDs written for look-ups"),
                 Err(e) => tracing::warn!(error = %e, "writing audit IDs for look-ups failed"),
+            }
+        }
+    }
+
+    /// Every [`RECENT_IDS_EVERY`], beside the rest: the last records' IDs, by minute.
+    async fn recent_ids_work(self: std::sync::Arc<Self>, shutdown: CancellationToken) {
+        let mut every = tokio::time::interval(RECENT_IDS_EVERY);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = shutdown.cancelled() => break,
+            }
+            let through = crate::now_micros() - RECENT_IDS_AFTER;
+            if let Err(e) = self.store.write_recent_audit_ids(through).await {
+                tracing::warn!(error = %e, "writing the last audit IDs for look-ups failed");
             }
         }
     }

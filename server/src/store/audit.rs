@@ -10,7 +10,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::sql::{params, Access, Row, Tx};
-use super::{Result, Store, StoreError};
+use super::{Result, Store, StoreError, HOUR};
 use crate::model::{AuditRecord, Direction};
 use crate::model::{SchemeSamples, SlaSamples};
 
@@ -39,18 +39,27 @@ impl Store {
     /// most) a call; returns the spans written. Look-ups read the records not yet written by
     /// time.
     pub async fn write_audit_ids(&self, through: i64, limit: u32) -> Result<u32, StoreError> {
-        write_ids(self, through, limit).await
+        write_ids_in(self, Tier::Weeks, through, limit).await
     }
 
     /// The instant (µs) before which every audit record's IDs are written for look-ups.
     pub async fn audit_ids_through(&self) -> Result<Option<i64>, StoreError> {
-        self.read(|tx| {
-            Box::pin(async move {
-                tx.value::<Option<i64>>("SELECT max(next_at) FROM audit_ids_through", &[])
-                    .await
-            })
-        })
-        .await
+        through(self, Tier::Weeks).await
+    }
+
+    /// Writes the IDs of the audit records received since those written by week (or since
+    /// this was last called), before `through` (µs), into the recent look-up by minute;
+    /// forgets the minutes written by week since. Returns the spans written. Look-ups read the
+    /// records not yet written either way by time.
+    pub async fn write_recent_audit_ids(&self, through: i64) -> Result<u32, StoreError> {
+        forget_recent_ids(self).await?;
+        write_ids_in(self, Tier::Minutes, through, u32::MAX).await
+    }
+
+    /// The instant (µs) before which every audit record's IDs are written, by week or by
+    /// minute.
+    pub async fn recent_audit_ids_through(&self) -> Result<Option<i64>, StoreError> {
+        through(self, Tier::Minutes).await
     }
 
     /// Records that the endpoint is up in the minute of `now` (µs).
@@ -178,14 +187,17 @@ async fn records(
             .map(record_from)
             .collect();
     };
-    // The window first narrowed to the days the trail holds. Records whose IDs are written in
-    // `audit_ids` (received before `written`): one seek a week; the rest (the hour or so not
-    // written yet): read by time.
+    // The window first narrowed to the days the trail holds. Records whose IDs are written by
+    // week in `audit_ids` (received before `weeks`): one seek a week; by minute in
+    // `audit_ids_recent` (received before `minutes`, the hour or so since): one seek a minute
+    // that holds any;
+    // the rest (the minute or so not written yet): read by time.
     let held = tx
         .query_one(
             "SELECT (SELECT min(received_at) FROM audit_log),
                     (SELECT max(received_at) FROM audit_log),
-                    (SELECT max(next_at) FROM audit_ids_through)",
+                    (SELECT max(next_at) FROM audit_ids_through),
+                    (SELECT max(next_at) FROM audit_recent_through)",
             &[],
         )
         .await?;
@@ -193,7 +205,8 @@ async fn records(
     else {
         return Ok(Vec::new());
     };
-    let written = held.get::<Option<i64>>(2)?.unwrap_or(i64::MIN);
+    let weeks = held.get::<Option<i64>>(2)?.unwrap_or(i64::MIN);
+    let minutes = held.get::<Option<i64>>(3)?.unwrap_or(i64::MIN).max(weeks);
     let (from, to) = (from.max(first), to.min(last.saturating_add(1)));
     if from >= to {
         return Ok(Vec::new());
@@ -202,52 +215,139 @@ async fn records(
         "WITH RECURSIVE weeks (w) AS (
              SELECT CAST($1 AS {{int64}}) / {WEEK} UNION ALL
              SELECT w + 1 FROM weeks WHERE w < (CAST($2 AS {{int64}}) - 1) / {WEEK}
+         ), minutes (m) AS (
+             SELECT min(minute) FROM audit_ids_recent
+              WHERE minute >= CAST($6 AS {{int64}}) / {MINUTE}
+                AND minute <= (CAST($7 AS {{int64}}) - 1) / {MINUTE}
+             UNION ALL
+             SELECT (SELECT min(minute) FROM audit_ids_recent
+                      WHERE minute > m AND minute <= (CAST($7 AS {{int64}}) - 1) / {MINUTE})
+               FROM minutes WHERE m IS NOT NULL
          )
          SELECT {COLUMNS} FROM weeks
            JOIN audit_ids i ON i.week = weeks.w AND i.id = $5
            JOIN audit_log a ON a.id = i.audit_id
           WHERE a.received_at >= $1 AND a.received_at < $2
          UNION
+         SELECT {COLUMNS} FROM minutes
+           JOIN audit_ids_recent i ON i.minute = minutes.m AND i.id = $5
+           JOIN audit_log a ON a.id = i.audit_id
+          WHERE a.received_at >= $6 AND a.received_at < $7
+         UNION
          SELECT {COLUMNS} FROM audit_log a
           WHERE a.received_at >= $3 AND a.received_at < $4
             AND (a.request_id = $5 OR a.transaction_id = $5)
          ORDER BY 7, 1"
     );
-    let indexed = (from, to.min(written));
-    let recent = (from.max(written), to);
+    let by_week = (from, to.min(weeks));
+    let by_minute = (from.max(weeks), to.min(minutes));
+    let recent = (from.max(minutes), to);
     let empty = |(a, b): (i64, i64)| if a < b { (a, b) } else { (0, 0) };
-    let (indexed, recent) = (empty(indexed), empty(recent));
-    tx.query(&sql, &params![indexed.0, indexed.1, recent.0, recent.1, id])
+    let (by_week, by_minute, recent) = (empty(by_week), empty(by_minute), empty(recent));
+    let bound = params![
+        by_week.0,
+        by_week.1,
+        recent.0,
+        recent.1,
+        id,
+        by_minute.0,
+        by_minute.1
+    ];
+    tx.query(&sql, &bound)
         .await?
         .iter()
         .map(record_from)
         .collect()
 }
 
-/// Writes the IDs of the audit records received before `through` into `audit_ids`, oldest
-/// first, from where the last call stopped, a span of at most the rest of one week at a time and
-/// at most `limit` spans a call; returns the spans written. A span is written in one
-/// transaction, or in one a part of the ID space when it holds over [`IDS_AT_ONCE`] records;
-/// several instances may call it at once (an ID written twice is written once).
-pub(super) async fn write_ids(
+/// Where audit records' IDs are written for look-ups by ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tier {
+    /// `audit_ids`, keyed by the record's week: written once an hour has closed
+    /// (`upkeep::IDS_AFTER`), in ID order, a week's part of the table at a time.
+    Weeks,
+    /// `audit_ids_recent`, keyed by the record's minute: written every few seconds for the
+    /// records received since those written by week (each write lands at the table's end), and
+    /// forgotten once written by week.
+    Minutes,
+}
+
+impl Tier {
+    /// The table holding the instant before which every record's IDs are in this tier.
+    fn through_table(self) -> &'static str {
+        match self {
+            Tier::Weeks => "audit_ids_through",
+            Tier::Minutes => "audit_recent_through",
+        }
+    }
+
+    /// The end of a span written at once from `from` (µs): the rest of its week, or ten
+    /// minutes.
+    fn span_end(self, from: i64) -> i64 {
+        match self {
+            Tier::Weeks => (from.div_euclid(WEEK) + 1).saturating_mul(WEEK),
+            Tier::Minutes => from.saturating_add(10 * MINUTE),
+        }
+    }
+
+    /// Records a span holds at most to have their IDs written in one transaction (beyond, in
+    /// sixteen, a part of the ID space each).
+    fn at_once(self) -> i64 {
+        match self {
+            Tier::Weeks => 100_000,
+            // Written while the ACKs' group commits wait for the writer: short transactions.
+            Tier::Minutes => 20_000,
+        }
+    }
+}
+
+/// The instant (µs) before which every audit record's IDs are written in `tier` (by week, or by
+/// week or minute).
+async fn through(store: &Store, tier: Tier) -> std::result::Result<Option<i64>, StoreError> {
+    store
+        .read(move |tx| {
+            Box::pin(async move {
+                let sql = format!("SELECT max(next_at) FROM {}", tier.through_table());
+                tx.value::<Option<i64>>(&sql, &[]).await
+            })
+        })
+        .await
+}
+
+/// Writes the IDs of the audit records received before `through` into `tier`, oldest first,
+/// from where the last call stopped (for [`Tier::Minutes`], at the earliest where those written
+/// by week end), at most `limit` spans ([`Tier::span_end`]) a call; returns the spans written.
+/// A span is written in one transaction, or in one a part of the ID space when it holds over
+/// [`Tier::at_once`] records; several instances may call it at once (an ID written twice is
+/// written once).
+async fn write_ids_in(
     store: &Store,
+    tier: Tier,
     through: i64,
     limit: u32,
 ) -> std::result::Result<u32, StoreError> {
-    let mut from = match store.audit_ids_through().await? {
-        Some(at) => at,
-        None => match store.next_activity(i64::MIN).await? {
+    let mut from = match (tier, self::through(store, tier).await?) {
+        (Tier::Weeks, Some(at)) => at,
+        (Tier::Minutes, at) => match (at, store.audit_ids_through().await?) {
+            (Some(at), weeks) => weeks.map_or(at, |w| w.max(at)),
+            (None, Some(weeks)) => weeks,
+            // Nothing written by week yet: from the first record, unless the trail goes back
+            // further than a few hours (its IDs are written by week first).
+            (None, None) => match store.next_activity(i64::MIN).await? {
+                Some(t) if t >= through - 3 * HOUR => t,
+                _ => return Ok(0),
+            },
+        },
+        (Tier::Weeks, None) => match store.next_activity(i64::MIN).await? {
             Some(t) => t,
             None => return Ok(0),
         },
     };
     let mut done = 0;
     while from < through && done < limit {
-        // The rest of this instant's week at once: written into an empty part of the table in
-        // ID order when catching up, rather than a few minutes' IDs spread over the week.
-        let to = (from.div_euclid(WEEK) + 1)
-            .saturating_mul(WEEK)
-            .min(through);
+        // A week's span at once: written into an empty part of the table in ID order when
+        // catching up, rather than a few minutes' IDs spread over the week.
+        let to = tier.span_end(from).min(through);
         let count = store
             .read(move |tx| {
                 Box::pin(async move {
@@ -266,7 +366,8 @@ pub(super) async fn write_ids(
                 None => through,
             }
         } else {
-            let parts: Vec<(Option<&'static str>, Option<&'static str>)> = if count > IDS_AT_ONCE {
+            let parts: Vec<(Option<&'static str>, Option<&'static str>)> = if count > tier.at_once()
+            {
                 let cuts = [
                     "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f",
                 ];
@@ -280,7 +381,7 @@ pub(super) async fn write_ids(
             for (lo, hi) in parts {
                 store
                     .write(move |tx| {
-                        Box::pin(async move { write_span_ids(tx, (from, to), lo, hi).await })
+                        Box::pin(async move { write_span(tx, tier, (from, to), lo, hi).await })
                     })
                     .await?;
             }
@@ -289,13 +390,13 @@ pub(super) async fn write_ids(
         let moved = store
             .run(Access::Single, move |tx| {
                 Box::pin(async move {
-                    tx.execute(
-                        "INSERT INTO audit_ids_through (id, next_at) VALUES (1, $2)
+                    let table = tier.through_table();
+                    let sql = format!(
+                        "INSERT INTO {table} (id, next_at) VALUES (1, $2)
                          ON CONFLICT (id) DO UPDATE SET next_at = excluded.next_at
-                          WHERE audit_ids_through.next_at = $1",
-                        &params![from, next],
-                    )
-                    .await
+                          WHERE {table}.next_at = $1"
+                    );
+                    tx.execute(&sql, &params![from, next]).await
                 })
             })
             .await?;
@@ -308,32 +409,63 @@ pub(super) async fn write_ids(
     Ok(done)
 }
 
-/// Records a span holds at most to have their IDs written in one transaction.
-const IDS_AT_ONCE: i64 = 100_000;
+/// Forgets the IDs written by minute that are now written by week, a minute's a transaction
+/// (each a range at the start of the table).
+async fn forget_recent_ids(store: &Store) -> std::result::Result<(), StoreError> {
+    let Some(weeks) = store.audit_ids_through().await? else {
+        return Ok(());
+    };
+    loop {
+        let forgotten = store
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "DELETE FROM audit_ids_recent
+                          WHERE minute = (SELECT min(minute) FROM audit_ids_recent)
+                            AND minute < $1",
+                        &params![weeks.div_euclid(MINUTE)],
+                    )
+                    .await
+                })
+            })
+            .await?;
+        if forgotten == 0 {
+            return Ok(());
+        }
+    }
+}
 
 /// Writes the IDs (request and transaction) of the records received in `[from, to)` (µs, within
-/// one week) within `[lo, hi)` (either end open when `None`), in ID order.
-pub(super) async fn write_span_ids(
+/// one week) within `[lo, hi)` (either end open when `None`) into `tier`, in key order.
+pub(super) async fn write_span(
     tx: &mut dyn Tx,
+    tier: Tier,
     (from, to): (i64, i64),
     lo: Option<&str>,
     hi: Option<&str>,
 ) -> Result<u64> {
-    tx.execute(
-        "INSERT INTO audit_ids (week, id, audit_id)
-         SELECT $1, k, a FROM (
-             SELECT request_id AS k, id AS a FROM audit_log
-              WHERE received_at >= $2 AND received_at < $3 AND request_id IS NOT NULL
+    let (table, key, bucket) = match tier {
+        Tier::Weeks => ("audit_ids", "week", format!("{}", from.div_euclid(WEEK))),
+        Tier::Minutes => (
+            "audit_ids_recent",
+            "minute",
+            format!("received_at / {MINUTE}"),
+        ),
+    };
+    let sql = format!(
+        "INSERT INTO {table} ({key}, id, audit_id)
+         SELECT b, k, a FROM (
+             SELECT {bucket} AS b, request_id AS k, id AS a FROM audit_log
+              WHERE received_at >= $1 AND received_at < $2 AND request_id IS NOT NULL
              UNION
-             SELECT transaction_id, id FROM audit_log
-              WHERE received_at >= $2 AND received_at < $3
+             SELECT {bucket}, transaction_id, id FROM audit_log
+              WHERE received_at >= $1 AND received_at < $2
          ) ids
-         WHERE (CAST($4 AS TEXT) IS NULL OR k >= $4) AND (CAST($5 AS TEXT) IS NULL OR k < $5)
-         ORDER BY k, a
-         ON CONFLICT DO NOTHING",
-        &params![from.div_euclid(WEEK), from, to, lo, hi],
-    )
-    .await
+         WHERE (CAST($3 AS TEXT) IS NULL OR k >= $3) AND (CAST($4 AS TEXT) IS NULL OR k < $4)
+         ORDER BY b, k, a
+         ON CONFLICT DO NOTHING"
+    );
+    tx.execute(&sql, &params![from, to, lo, hi]).await
 }
 
 /// A week in µs: `audit_ids` is keyed by the record's week since the epoch.

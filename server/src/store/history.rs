@@ -185,7 +185,14 @@ impl Store {
     pub async fn forget_derived(&self) -> Result<(), StoreError> {
         self.write(|tx| {
             Box::pin(async move {
-                for table in ["sla_hours", "sla_tallied", "audit_ids", "audit_ids_through"] {
+                for table in [
+                    "sla_hours",
+                    "sla_tallied",
+                    "audit_ids",
+                    "audit_ids_through",
+                    "audit_ids_recent",
+                    "audit_recent_through",
+                ] {
                     tx.execute(&format!("DELETE FROM {table}"), &[]).await?;
                 }
                 Ok(())

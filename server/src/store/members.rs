@@ -559,10 +559,14 @@ impl MemberRow {
     }
 
     /// Of the member's stored pensions (asset GUIDs), those this row no longer has.
-    fn dropped(&self, stored: Vec<Uuid>) -> Vec<Uuid> {
+    fn dropped(&self, stored: &[Uuid]) -> Vec<Uuid> {
         let kept: std::collections::HashSet<Uuid> =
             self.pensions.iter().map(|p| p.asset_guid).collect();
-        stored.into_iter().filter(|g| !kept.contains(g)).collect()
+        stored
+            .iter()
+            .filter(|g| !kept.contains(g))
+            .copied()
+            .collect()
     }
 }
 
@@ -865,9 +869,10 @@ async fn apply_change(
             for (guid, owner) in &held_by {
                 take_pension(tx, key, owner, guid, now).await?;
             }
-            let gone = row.dropped(pension_guids(tx, &row.member_id).await?);
+            let stored = pension_guids(tx, &row.member_id).await?;
+            let gone = row.dropped(&stored);
             retire(tx, &gone, now).await?;
-            upsert(tx, row, applied == Applied::Added).await?;
+            upsert(tx, row, applied == Applied::Added, &stored).await?;
             (&row.member_id, applied, gone)
         }
     };
@@ -992,8 +997,10 @@ async fn retire(tx: &mut dyn Tx, guids: &[Uuid], now: i64) -> Result<()> {
     Ok(())
 }
 
-/// Writes a member and its pensions (replacing what was there).
-async fn upsert(tx: &mut dyn Tx, m: &MemberRow, new: bool) -> Result<()> {
+/// Writes a member and its pensions (replacing what was there). `held`: the asset GUIDs the
+/// member held before, rewritten in place; its other pensions are new (none stored: a
+/// pension another member held has been taken, see [`take_pension`]), inserted together.
+async fn upsert(tx: &mut dyn Tx, m: &MemberRow, new: bool, held: &[Uuid]) -> Result<()> {
     // A new member takes the next slot; a changed one keeps its own.
     let fields = params![
         &m.member_id,
@@ -1025,18 +1032,19 @@ async fn upsert(tx: &mut dyn Tx, m: &MemberRow, new: bool) -> Result<()> {
         )
         .await?;
     }
-    for p in &m.pensions {
+    let (kept, added): (Vec<&PensionRow>, Vec<&PensionRow>) = m
+        .pensions
+        .iter()
+        .partition(|p| held.contains(&p.asset_guid));
+    // Its member unchanged, a rewritten pension leaves the scheme counts alone unless its
+    // scheme name changed (the count triggers' condition).
+    for p in kept {
         tx.execute(
-            "INSERT INTO pensions (asset_guid, member_id, scheme_name, view_data,
-                 statement_date, calculation_date)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (asset_guid) DO UPDATE SET member_id = excluded.member_id,
-                 scheme_name = excluded.scheme_name, view_data = excluded.view_data,
-                 statement_date = excluded.statement_date,
-                 calculation_date = excluded.calculation_date",
+            "UPDATE pensions SET scheme_name = $2, view_data = $3, statement_date = $4,
+                    calculation_date = $5
+              WHERE asset_guid = $1",
             &params![
                 guid_value(&p.asset_guid),
-                &m.member_id,
                 &p.scheme_name,
                 &p.sealed_view_data,
                 p.statement_date,
@@ -1045,7 +1053,24 @@ async fn upsert(tx: &mut dyn Tx, m: &MemberRow, new: bool) -> Result<()> {
         )
         .await?;
     }
-    Ok(())
+    let added = added.into_iter().map(|p| {
+        params![
+            guid_value(&p.asset_guid),
+            &m.member_id,
+            &p.scheme_name,
+            &p.sealed_view_data,
+            p.statement_date,
+            p.calculation_date,
+        ]
+        .to_vec()
+    });
+    insert_rows(
+        tx,
+        "INSERT INTO pensions (asset_guid, member_id, scheme_name, view_data, statement_date,
+             calculation_date)",
+        added.collect(),
+    )
+    .await
 }
 
 /// Notes a change the running endpoints must apply to their match index.

@@ -471,19 +471,46 @@ async fn audit_records_by_id_are_found_on_every_day_of_the_window(db: Place) {
     s.append(find("sync", false), audit("sync")).await.unwrap();
     let ids = |v: Vec<AuditRecord>| v.into_iter().map(|a| a.transaction_id).collect::<Vec<_>>();
     let by = |from: i64, to: i64, id: &str| s.audit_records(from, to, Some(id.into()));
-    // Read by time before any ID is written, then with the first days' IDs written, then up to
-    // the instant of the last day's records (those received at it are read by time), then all
-    // of them: the same answers.
-    for written in [
-        None,
-        Some(20_001 * DAY + 3_600_000_000),
-        Some(20_500 * DAY + 5),
-        Some(i64::MAX - 1),
+    let recent = || async {
+        s.read(|tx| {
+            Box::pin(async move {
+                tx.value::<i64>("SELECT count(*) FROM audit_ids_recent", &[])
+                    .await
+            })
+        })
+        .await
+        .unwrap()
+    };
+    // Read by time before any ID is written (by minute: not while the trail's start is more
+    // than hours old and nothing is written by week); then with the first days' IDs written by
+    // week, then by minute up to the instant of the last day's records (those received at it
+    // are read by time), then all of them by minute, then all by week (those by minute
+    // forgotten): the same answers.
+    for (weeks, minutes) in [
+        (None, None),
+        (None, Some(20_500 * DAY + 5)),
+        (Some(20_001 * DAY + 3_600_000_000), None),
+        (Some(20_001 * DAY + 3_600_000_000), Some(20_500 * DAY + 5)),
+        (Some(20_001 * DAY + 3_600_000_000), Some(i64::MAX - 1)),
+        (Some(i64::MAX - 1), Some(i64::MAX - 1)),
     ] {
-        if let Some(through) = written {
+        let written = (weeks, minutes);
+        if let Some(through) = weeks {
             while s.write_audit_ids(through, 1_000).await.unwrap() > 0 {}
             assert!(s.audit_ids_through().await.unwrap() <= Some(through));
         }
+        if let Some(through) = minutes {
+            s.write_recent_audit_ids(through).await.unwrap();
+            let by_minute = s.recent_audit_ids_through().await.unwrap();
+            match weeks {
+                None => assert_eq!(by_minute, None),
+                Some(_) => assert_eq!(by_minute, Some(through)),
+            }
+        }
+        // By minute: t-late's request and transaction IDs and f3's (one ID), only while they
+        // are written by minute and not yet by week.
+        let by_minute = written == (Some(20_001 * DAY + 3_600_000_000), Some(i64::MAX - 1));
+        assert_eq!(recent().await, if by_minute { 3 } else { 0 }, "{written:?}");
         assert_eq!(
             ids(by(0, i64::MAX, "f1").await.unwrap()),
             ["f1", "t-cas", "t-late"],

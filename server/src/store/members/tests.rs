@@ -281,6 +281,25 @@ async fn the_schemes_counts_follow_the_members_holdername(place: Place) {
     );
     let p = s.pension(guid(5)).await.unwrap().unwrap();
     assert_eq!((p.member_id.as_str(), p.holdername), ("A", guid(2)));
+    // Pension 4 renamed to scheme T: its count moves; pensions 1 and 5, rewritten with new view
+    // data under the same scheme, leave theirs.
+    let mut renamed = upsert("A", 2, &[1, 4, 5], "a3");
+    renamed.pensions[1].scheme_name = "T".into();
+    renamed.pensions[0].view_data = br#"{"n":"new"}"#.to_vec();
+    s.apply_members(vec![MemberChange::Upsert(renamed)], false)
+        .await
+        .unwrap();
+    assert_eq!(
+        scheme_counts(&s).await,
+        [
+            (h(1), "S0".into(), 1),
+            (h(2), "S1".into(), 1),
+            (h(2), "S2".into(), 1),
+            (h(2), "T".into(), 1)
+        ]
+    );
+    let p = s.pension(guid(1)).await.unwrap().unwrap();
+    assert_eq!(p.view_data, serde_json::json!({"n": "new"}));
     s.apply_members(vec![MemberChange::Remove("A".into())], false)
         .await
         .unwrap();

@@ -34,7 +34,7 @@ pub(super) enum Dialect {
 }
 
 /// The migrations, oldest first: refinery's name (`V<n>__<name>`) and the template.
-const MIGRATIONS: [(&str, &str); 14] = [
+const MIGRATIONS: [(&str, &str); 16] = [
     ("V1__initial", include_str!("V1__initial.sql")),
     ("V2__member_changes", include_str!("V2__member_changes.sql")),
     ("V3__daily_runs", include_str!("V3__daily_runs.sql")),
@@ -63,6 +63,14 @@ const MIGRATIONS: [(&str, &str); 14] = [
     (
         "V14__pensions_compact",
         include_str!("V14__pensions_compact.sql"),
+    ),
+    (
+        "V15__pension_schemes_by_row",
+        include_str!("V15__pension_schemes_by_row.sql"),
+    ),
+    (
+        "V16__audit_ids_recent",
+        include_str!("V16__audit_ids_recent.sql"),
     ),
 ];
 
