@@ -258,8 +258,9 @@ enum AuditCommand {
         #[arg(long, default_value = "config/dev.toml")]
         config: PathBuf,
     },
-    /// Write the look-up IDs of the audit records of every hour that ended ten minutes ago, at
-    /// once (upkeep does so each minute; look-ups read the rest by time).
+    /// Write the look-up IDs of the audit records of every hour that ended ten minutes ago, and
+    /// of the records since up to 75 s ago, at once (upkeep does so as it goes; look-ups read
+    /// the rest by time).
     WriteIds {
         /// The config.
         #[arg(long, default_value = "config/dev.toml")]
@@ -1092,17 +1093,20 @@ fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
         }
         AuditCommand::WriteIds { config } => {
             let config = load_config(&config)?;
-            let through = pdp_provider::upkeep::ids_through(pdp_provider::now_micros());
-            let spans = with_store(&config, |s| async move {
+            let now = pdp_provider::now_micros();
+            let through = pdp_provider::upkeep::ids_through(now);
+            let recent = now - pdp_provider::upkeep::RECENT_IDS_AFTER;
+            let (spans, slices) = with_store(&config, |s| async move {
                 let mut spans = 0;
-                loop {
-                    match s.write_audit_ids(through, 100).await? {
-                        0 => return Ok::<_, pdp_provider::store::StoreError>(spans),
-                        n => spans += n,
-                    }
+                while let n @ 1.. = s.write_audit_ids(through, 100).await? {
+                    spans += n;
                 }
+                let slices = s.write_recent_audit_ids(recent).await?;
+                Ok::<_, pdp_provider::store::StoreError>((spans, slices))
             })?;
-            println!("audit IDs written for look-ups: {spans} spans");
+            println!(
+                "audit IDs written for look-ups: {spans} spans by week, {slices} recent slices"
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

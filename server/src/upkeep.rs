@@ -11,7 +11,7 @@
 //!   closed since the last are tallied for the service-level report (`crate::sla`), and their
 //!   audit records' IDs written for look-ups by ID.
 //! - Every fifteen seconds: the IDs of the audit records received since those written by hour,
-//!   up to [`RECENT_IDS_AFTER`] ago, written for look-ups by ID by minute.
+//!   up to [`RECENT_IDS_AFTER`] ago, written for look-ups by ID a slice of time at a time.
 //! - At start and daily: seconds to expiry of every configured certificate.
 //! - Once a day across every instance sharing the store (checked every ten minutes; a day's run
 //!   is taken in the store, see [`Store::begin_daily`]): the purge of audit records past
@@ -53,12 +53,12 @@ const SETTLE_PAUSE: Duration = Duration::from_millis(20);
 /// pages of the look-up table they go to; a few minutes' at a time would cost a page each.
 pub const IDS_AFTER: i64 = 10 * 60 * 1_000_000;
 
-/// How long after its receipt an audit record's IDs are written for look-ups by minute: by
+/// How long after its receipt an audit record's IDs are written in the recent look-up: by
 /// then it is written (a CAS call's record when the call ends, its time-outs a minute at most).
 /// A look-up reads the records received since by time.
 pub const RECENT_IDS_AFTER: i64 = 75 * 1_000_000;
 
-/// How often the last records' IDs are written by minute.
+/// How often the last records' IDs are written.
 const RECENT_IDS_EVERY: Duration = Duration::from_secs(15);
 
 /// The instant before which audit records' IDs are written at `now` (µs): the end of the last
@@ -211,7 +211,7 @@ impl Upkeep {
         }
     }
 
-    /// Every [`RECENT_IDS_EVERY`], beside the rest: the last records' IDs, by minute.
+    /// Every [`RECENT_IDS_EVERY`], beside the rest: the last records' IDs.
     async fn recent_ids_work(self: std::sync::Arc<Self>, shutdown: CancellationToken) {
         let mut every = tokio::time::interval(RECENT_IDS_EVERY);
         loop {

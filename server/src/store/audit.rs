@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::sql::{params, Access, Row, Tx};
+use super::sql::{insert_rows_then, params, Access, Row, Tx};
 use super::{Result, Store, StoreError, HOUR};
 use crate::model::{AuditRecord, Direction};
 use crate::model::{SchemeSamples, SlaSamples};
@@ -48,18 +48,18 @@ impl Store {
     }
 
     /// Writes the IDs of the audit records received since those written by week (or since
-    /// this was last called), before `through` (µs), into the recent look-up by minute;
-    /// forgets the minutes written by week since. Returns the spans written. Look-ups read the
+    /// this was last called), before `through` (µs), into the recent look-up, a slice of
+    /// time at a time; forgets the slices written by week since. Returns the spans written. Look-ups read the
     /// records not yet written either way by time.
     pub async fn write_recent_audit_ids(&self, through: i64) -> Result<u32, StoreError> {
         forget_recent_ids(self).await?;
-        write_ids_in(self, Tier::Minutes, through, u32::MAX).await
+        write_ids_in(self, Tier::Recent, through, u32::MAX).await
     }
 
-    /// The instant (µs) before which every audit record's IDs are written, by week or by
-    /// minute.
+    /// The instant (µs) before which every audit record's IDs are written, by week or in the
+    /// recent look-up.
     pub async fn recent_audit_ids_through(&self) -> Result<Option<i64>, StoreError> {
-        through(self, Tier::Minutes).await
+        through(self, Tier::Recent).await
     }
 
     /// Records that the endpoint is up in the minute of `now` (µs).
@@ -188,9 +188,8 @@ async fn records(
             .collect();
     };
     // The window first narrowed to the days the trail holds. Records whose IDs are written by
-    // week in `audit_ids` (received before `weeks`): one seek a week; by minute in
-    // `audit_ids_recent` (received before `minutes`, the hour or so since): one seek a minute
-    // that holds any;
+    // week in `audit_ids` (received before `weeks`): one seek a week; by slice of time in
+    // `audit_ids_recent` (received before `minutes`, the hour or so since): one seek a slice;
     // the rest (the minute or so not written yet): read by time.
     let held = tx
         .query_one(
@@ -215,22 +214,21 @@ async fn records(
         "WITH RECURSIVE weeks (w) AS (
              SELECT CAST($1 AS {{int64}}) / {WEEK} UNION ALL
              SELECT w + 1 FROM weeks WHERE w < (CAST($2 AS {{int64}}) - 1) / {WEEK}
-         ), minutes (m) AS (
-             SELECT min(minute) FROM audit_ids_recent
-              WHERE minute >= CAST($6 AS {{int64}}) / {MINUTE}
-                AND minute <= (CAST($7 AS {{int64}}) - 1) / {MINUTE}
+         ), slices (s) AS (
+             SELECT coalesce((SELECT max(slice) FROM audit_ids_recent
+                               WHERE slice <= CAST($6 AS {{int64}})), CAST($6 AS {{int64}}))
              UNION ALL
-             SELECT (SELECT min(minute) FROM audit_ids_recent
-                      WHERE minute > m AND minute <= (CAST($7 AS {{int64}}) - 1) / {MINUTE})
-               FROM minutes WHERE m IS NOT NULL
+             SELECT (SELECT min(slice) FROM audit_ids_recent
+                      WHERE slice > s AND slice < CAST($7 AS {{int64}}))
+               FROM slices WHERE s IS NOT NULL
          )
          SELECT {COLUMNS} FROM weeks
            JOIN audit_ids i ON i.week = weeks.w AND i.id = $5
            JOIN audit_log a ON a.id = i.audit_id
           WHERE a.received_at >= $1 AND a.received_at < $2
          UNION
-         SELECT {COLUMNS} FROM minutes
-           JOIN audit_ids_recent i ON i.minute = minutes.m AND i.id = $5
+         SELECT {COLUMNS} FROM slices
+           JOIN audit_ids_recent i ON i.slice = slices.s AND i.id = $5
            JOIN audit_log a ON a.id = i.audit_id
           WHERE a.received_at >= $6 AND a.received_at < $7
          UNION
@@ -240,18 +238,18 @@ async fn records(
          ORDER BY 7, 1"
     );
     let by_week = (from, to.min(weeks));
-    let by_minute = (from.max(weeks), to.min(minutes));
+    let as_recent = (from.max(weeks), to.min(minutes));
     let recent = (from.max(minutes), to);
     let empty = |(a, b): (i64, i64)| if a < b { (a, b) } else { (0, 0) };
-    let (by_week, by_minute, recent) = (empty(by_week), empty(by_minute), empty(recent));
+    let (by_week, as_recent, recent) = (empty(by_week), empty(as_recent), empty(recent));
     let bound = params![
         by_week.0,
         by_week.1,
         recent.0,
         recent.1,
         id,
-        by_minute.0,
-        by_minute.1
+        as_recent.0,
+        as_recent.1
     ];
     tx.query(&sql, &bound)
         .await?
@@ -262,14 +260,15 @@ async fn records(
 
 /// Where audit records' IDs are written for look-ups by ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Tier {
+enum Tier {
     /// `audit_ids`, keyed by the record's week: written once an hour has closed
     /// (`upkeep::IDS_AFTER`), in ID order, a week's part of the table at a time.
     Weeks,
-    /// `audit_ids_recent`, keyed by the record's minute: written every few seconds for the
-    /// records received since those written by week (each write lands at the table's end), and
-    /// forgotten once written by week.
-    Minutes,
+    /// `audit_ids_recent`, keyed by the start of the slice of time the record was written in:
+    /// the records received since those written by week, a slice of at most
+    /// [`Tier::at_once`] records a transaction, each slice after every one before it (appended
+    /// at the table's end, not spread over its pages); forgotten once written by week.
+    Recent,
 }
 
 impl Tier {
@@ -277,29 +276,50 @@ impl Tier {
     fn through_table(self) -> &'static str {
         match self {
             Tier::Weeks => "audit_ids_through",
-            Tier::Minutes => "audit_recent_through",
+            Tier::Recent => "audit_recent_through",
         }
     }
 
-    /// The end of a span written at once from `from` (µs): the rest of its week, or ten
-    /// minutes.
+    /// The end of a span written at once from `from` (µs): the rest of its week; ten minutes
+    /// at most for a slice (cut short to [`Tier::at_once`] records).
     fn span_end(self, from: i64) -> i64 {
         match self {
             Tier::Weeks => (from.div_euclid(WEEK) + 1).saturating_mul(WEEK),
-            Tier::Minutes => from.saturating_add(10 * MINUTE),
+            Tier::Recent => from.saturating_add(10 * MINUTE),
         }
     }
 
-    /// Records a span holds at most to have their IDs written in one transaction (beyond, in
-    /// sixteen, a part of the ID space each).
+    /// Records a span holds at most to have their IDs written in one transaction: a week's
+    /// beyond are written in parts of the ID space ([`id_parts`]); a slice is cut short.
     fn at_once(self) -> i64 {
         match self {
             Tier::Weeks => 100_000,
             // Written while the ACKs' group commits wait for the writer: short transactions.
-            Tier::Minutes => 20_000,
+            Tier::Recent => 10_000,
         }
     }
 }
+
+/// The parts of the ID space a span's IDs are written in, one transaction each, in key order:
+/// one; or 16 or 256 (by the IDs' first one or two hexadecimal digits) when the span holds more
+/// than `at_once` or 16 × `at_once` records.
+fn id_parts(count: i64, at_once: i64) -> Vec<(Option<String>, Option<String>)> {
+    let digits = match count {
+        c if c <= at_once => return vec![(None, None)],
+        c if c <= 16 * at_once => 1,
+        _ => 2,
+    };
+    let cuts: Vec<String> = (1..16usize.pow(digits))
+        .map(|i| format!("{i:0w$x}", w = digits as usize))
+        .collect();
+    std::iter::once(None)
+        .chain(cuts.iter().cloned().map(Some))
+        .zip(cuts.iter().cloned().map(Some).chain(std::iter::once(None)))
+        .collect()
+}
+
+/// The least pause after each transaction writing the recent IDs, for the ACKs' group commits.
+const RECENT_PAUSE: Duration = Duration::from_millis(20);
 
 /// The instant (µs) before which every audit record's IDs are written in `tier` (by week, or by
 /// week or minute).
@@ -315,10 +335,10 @@ async fn through(store: &Store, tier: Tier) -> std::result::Result<Option<i64>, 
 }
 
 /// Writes the IDs of the audit records received before `through` into `tier`, oldest first,
-/// from where the last call stopped (for [`Tier::Minutes`], at the earliest where those written
+/// from where the last call stopped (for [`Tier::Recent`], at the earliest where those written
 /// by week end), at most `limit` spans ([`Tier::span_end`]) a call; returns the spans written.
-/// A span is written in one transaction, or in one a part of the ID space when it holds over
-/// [`Tier::at_once`] records; several instances may call it at once (an ID written twice is
+/// A span is written in one transaction, or, when it holds over [`Tier::at_once`] records, in
+/// one a part of the ID space ([`id_parts`]); several instances may call it at once (an ID written twice is
 /// written once).
 async fn write_ids_in(
     store: &Store,
@@ -326,9 +346,13 @@ async fn write_ids_in(
     through: i64,
     limit: u32,
 ) -> std::result::Result<u32, StoreError> {
-    let mut from = match (tier, self::through(store, tier).await?) {
+    // The frontier as stored: each span moves it on only from where it was (another instance
+    // may have moved it meanwhile), though the writing starts at the frontier by week when that
+    // is further on.
+    let mut stored = self::through(store, tier).await?;
+    let mut from = match (tier, stored) {
         (Tier::Weeks, Some(at)) => at,
-        (Tier::Minutes, at) => match (at, store.audit_ids_through().await?) {
+        (Tier::Recent, at) => match (at, store.audit_ids_through().await?) {
             (Some(at), weeks) => weeks.map_or(at, |w| w.max(at)),
             (None, Some(weeks)) => weeks,
             // Nothing written by week yet: from the first record, unless the trail goes back
@@ -347,43 +371,38 @@ async fn write_ids_in(
     while from < through && done < limit {
         // A week's span at once: written into an empty part of the table in ID order when
         // catching up, rather than a few minutes' IDs spread over the week.
-        let to = tier.span_end(from).min(through);
-        let count = store
-            .read(move |tx| {
-                Box::pin(async move {
-                    tx.value::<i64>(
-                        "SELECT count(*) FROM audit_log
-                          WHERE received_at >= $1 AND received_at < $2",
-                        &params![from, to],
-                    )
-                    .await
-                })
-            })
-            .await?;
+        let mut to = tier.span_end(from).min(through);
+        let mut count = records_in(store, from, to).await?;
+        // A slice holds `at_once` records at most: cut short to about that many (the records
+        // spread evenly), then halved while a burst holds more.
+        if tier == Tier::Recent && count > tier.at_once() {
+            let part = i128::from(to - from) * i128::from(tier.at_once()) / i128::from(count);
+            to = from + i64::try_from(part).unwrap_or(i64::MAX).max(1);
+            count = records_in(store, from, to).await?;
+            while count > tier.at_once() && to - from > 1 {
+                to = from + (to - from) / 2;
+                count = records_in(store, from, to).await?;
+            }
+        }
         let next = if count == 0 {
             match store.next_activity(to).await? {
                 Some(t) => t.clamp(to, through),
                 None => through,
             }
         } else {
-            let parts: Vec<(Option<&'static str>, Option<&'static str>)> = if count > tier.at_once()
-            {
-                let cuts = [
-                    "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f",
-                ];
-                std::iter::once(None)
-                    .chain(cuts.iter().map(|c| Some(*c)))
-                    .zip(cuts.iter().map(|c| Some(*c)).chain(std::iter::once(None)))
-                    .collect()
-            } else {
-                vec![(None, None)]
-            };
-            for (lo, hi) in parts {
-                store
-                    .write(move |tx| {
-                        Box::pin(async move { write_span(tx, tier, (from, to), lo, hi).await })
-                    })
-                    .await?;
+            match tier {
+                Tier::Weeks => {
+                    for (lo, hi) in id_parts(count, tier.at_once()) {
+                        store
+                            .write(move |tx| {
+                                Box::pin(async move {
+                                    write_span(tx, (from, to), lo.as_deref(), hi.as_deref()).await
+                                })
+                            })
+                            .await?;
+                    }
+                }
+                Tier::Recent => write_slice(store, (from, to)).await?,
             }
             to
         };
@@ -396,76 +415,133 @@ async fn write_ids_in(
                          ON CONFLICT (id) DO UPDATE SET next_at = excluded.next_at
                           WHERE {table}.next_at = $1"
                     );
-                    tx.execute(&sql, &params![from, next]).await
+                    tx.execute(&sql, &params![stored, next]).await
                 })
             })
             .await?;
         if moved == 0 {
             break;
         }
+        stored = Some(next);
         from = next;
         done += 1;
     }
     Ok(done)
 }
 
-/// Forgets the IDs written by minute that are now written by week, a minute's a transaction
-/// (each a range at the start of the table).
+/// The audit records received in `[from, to)` (µs).
+async fn records_in(store: &Store, from: i64, to: i64) -> std::result::Result<i64, StoreError> {
+    store
+        .read(move |tx| {
+            Box::pin(async move {
+                tx.value::<i64>(
+                    "SELECT count(*) FROM audit_log WHERE received_at >= $1 AND received_at < $2",
+                    &params![from, to],
+                )
+                .await
+            })
+        })
+        .await
+}
+
+/// Forgets the recent IDs that are now written by week (every slice that ends at the frontier
+/// by week or before), [`FORGET_AT_ONCE`] a transaction (each a range at the start
+/// of the table), with a pause between.
 async fn forget_recent_ids(store: &Store) -> std::result::Result<(), StoreError> {
     let Some(weeks) = store.audit_ids_through().await? else {
         return Ok(());
     };
+    // Each slice ends where the next begins, the last where the recent IDs are written through.
+    let before = match through(store, Tier::Recent).await? {
+        Some(recent) if recent > weeks => {
+            "(SELECT max(slice) FROM audit_ids_recent WHERE slice <= $1)"
+        }
+        _ => "$1",
+    };
+    let sql = format!(
+        "DELETE FROM audit_ids_recent WHERE (slice, id, audit_id) IN (
+             SELECT slice, id, audit_id FROM audit_ids_recent WHERE slice < {before}
+              ORDER BY slice, id, audit_id LIMIT $2)"
+    );
     loop {
+        let sql = sql.clone();
         let forgotten = store
             .write(move |tx| {
-                Box::pin(async move {
-                    tx.execute(
-                        "DELETE FROM audit_ids_recent
-                          WHERE minute = (SELECT min(minute) FROM audit_ids_recent)
-                            AND minute < $1",
-                        &params![weeks.div_euclid(MINUTE)],
-                    )
-                    .await
-                })
+                Box::pin(async move { tx.execute(&sql, &params![weeks, FORGET_AT_ONCE]).await })
             })
             .await?;
-        if forgotten == 0 {
+        if forgotten < FORGET_AT_ONCE {
             return Ok(());
         }
+        tokio::time::sleep(RECENT_PAUSE).await;
     }
 }
 
-/// Writes the IDs (request and transaction) of the records received in `[from, to)` (µs, within
-/// one week) within `[lo, hi)` (either end open when `None`) into `tier`, in key order.
+/// Recent IDs forgotten in one transaction.
+const FORGET_AT_ONCE: u64 = 10_000;
+
+/// The IDs (request and transaction) of the records received in `[from, to)` (µs) within
+/// `[lo, hi)` (either end open when `None`), each with its record's row, in that order.
+const SPAN_IDS: &str = "SELECT k, a FROM (
+        SELECT request_id AS k, id AS a FROM audit_log
+         WHERE received_at >= $1 AND received_at < $2 AND request_id IS NOT NULL
+        UNION
+        SELECT transaction_id, id FROM audit_log
+         WHERE received_at >= $1 AND received_at < $2
+    ) ids
+    WHERE (CAST($3 AS TEXT) IS NULL OR k >= $3) AND (CAST($4 AS TEXT) IS NULL OR k < $4)
+    ORDER BY k, a";
+
+/// Writes the IDs of the records received in `[from, to)` (µs, within one week) within
+/// `[lo, hi)` (either end open when `None`) by week, in key order.
 pub(super) async fn write_span(
     tx: &mut dyn Tx,
-    tier: Tier,
     (from, to): (i64, i64),
     lo: Option<&str>,
     hi: Option<&str>,
 ) -> Result<u64> {
-    let (table, key, bucket) = match tier {
-        Tier::Weeks => ("audit_ids", "week", format!("{}", from.div_euclid(WEEK))),
-        Tier::Minutes => (
-            "audit_ids_recent",
-            "minute",
-            format!("received_at / {MINUTE}"),
-        ),
-    };
     let sql = format!(
-        "INSERT INTO {table} ({key}, id, audit_id)
-         SELECT b, k, a FROM (
-             SELECT {bucket} AS b, request_id AS k, id AS a FROM audit_log
-              WHERE received_at >= $1 AND received_at < $2 AND request_id IS NOT NULL
-             UNION
-             SELECT {bucket}, transaction_id, id FROM audit_log
-              WHERE received_at >= $1 AND received_at < $2
-         ) ids
-         WHERE (CAST($3 AS TEXT) IS NULL OR k >= $3) AND (CAST($4 AS TEXT) IS NULL OR k < $4)
-         ORDER BY b, k, a
-         ON CONFLICT DO NOTHING"
+        "INSERT INTO audit_ids (week, id, audit_id)
+         SELECT {}, k, a FROM ({SPAN_IDS}) ids
+         WHERE true -- (SQLite reads `ON` after a bare FROM as a join's)
+         ON CONFLICT DO NOTHING",
+        from.div_euclid(WEEK)
     );
     tx.execute(&sql, &params![from, to, lo, hi]).await
+}
+
+/// Writes the IDs of the records received in `[from, to)` (µs) as one recent slice: read
+/// beside the writer, then appended in one transaction (a slice's keys follow every key
+/// before them), then a pause twice as long as the write (20 ms at least) for the ACKs' group
+/// commits.
+async fn write_slice(store: &Store, (from, to): (i64, i64)) -> std::result::Result<(), StoreError> {
+    let ids = store
+        .read(move |tx| {
+            Box::pin(async move {
+                tx.query(SPAN_IDS, &params![from, to, None::<String>, None::<String>])
+                    .await?
+                    .iter()
+                    .map(|r| Ok(params![from, r.get::<String>(0)?, r.get::<i64>(1)?].to_vec()))
+                    .collect::<Result<Vec<_>>>()
+            })
+        })
+        .await?;
+    let started = std::time::Instant::now();
+    store
+        .write(move |tx| {
+            Box::pin(async move {
+                insert_rows_then(
+                    tx,
+                    "INSERT INTO audit_ids_recent (slice, id, audit_id)",
+                    ids,
+                    "ON CONFLICT DO NOTHING",
+                )
+                .await
+            })
+        })
+        .await?;
+    tokio::time::sleep(RECENT_PAUSE.max(started.elapsed() * 2)).await;
+    Ok(())
 }
 
 /// A week in µs: `audit_ids` is keyed by the record's week since the epoch.

@@ -795,24 +795,7 @@ async fn add_members(tx: &mut dyn Tx, rows: &[&MemberRow], now: i64) -> Result<(
         .flat_map(|m| m.pensions.iter().map(move |p| (*m, p)))
         .collect();
     pensions.sort_unstable_by_key(|(_, p)| p.asset_guid);
-    let pensions = pensions.into_iter().map(|(m, p)| {
-        params![
-            guid_value(&p.asset_guid),
-            &m.member_id,
-            &p.scheme_name,
-            &p.sealed_view_data,
-            p.statement_date,
-            p.calculation_date,
-        ]
-        .to_vec()
-    });
-    insert_rows(
-        tx,
-        "INSERT INTO pensions (asset_guid, member_id, scheme_name, view_data, statement_date,
-             calculation_date)",
-        pensions.collect(),
-    )
-    .await?;
+    insert_pensions(tx, pensions).await?;
     lock_changes(tx).await?;
     let changes = rows
         .iter()
@@ -1053,7 +1036,12 @@ async fn upsert(tx: &mut dyn Tx, m: &MemberRow, new: bool, held: &[Uuid]) -> Res
         )
         .await?;
     }
-    let added = added.into_iter().map(|p| {
+    insert_pensions(tx, added.into_iter().map(|p| (m, p)).collect()).await
+}
+
+/// Inserts pensions, each with its member, a few multi-row statements for them all.
+async fn insert_pensions(tx: &mut dyn Tx, pensions: Vec<(&MemberRow, &PensionRow)>) -> Result<()> {
+    let rows = pensions.into_iter().map(|(m, p)| {
         params![
             guid_value(&p.asset_guid),
             &m.member_id,
@@ -1068,7 +1056,7 @@ async fn upsert(tx: &mut dyn Tx, m: &MemberRow, new: bool, held: &[Uuid]) -> Res
         tx,
         "INSERT INTO pensions (asset_guid, member_id, scheme_name, view_data, statement_date,
              calculation_date)",
-        added.collect(),
+        rows.collect(),
     )
     .await
 }

@@ -340,6 +340,16 @@ pub(super) async fn insert_rows(
     insert: &str,
     rows: Vec<Vec<Value>>,
 ) -> Result<()> {
+    insert_rows_then(tx, insert, rows, "").await
+}
+
+/// [`insert_rows`], each statement ending with `tail` (`ON CONFLICT DO NOTHING`, say).
+pub(super) async fn insert_rows_then(
+    tx: &mut dyn Tx,
+    insert: &str,
+    rows: Vec<Vec<Value>>,
+    tail: &str,
+) -> Result<()> {
     let Some(width) = rows.first().map(Vec::len) else {
         return Ok(());
     };
@@ -354,7 +364,7 @@ pub(super) async fn insert_rows(
                 format!("({})", marks.join(", "))
             })
             .collect();
-        let sql = format!("{insert} VALUES {}", tuples.join(", "));
+        let sql = format!("{insert} VALUES {} {tail}", tuples.join(", "));
         let bound: Vec<Value> = rows.by_ref().take(n).flatten().collect();
         tx.execute(&sql, &bound).await?;
         left -= n;

@@ -449,6 +449,18 @@ async fn members_and_pensions_are_sealed_and_opened(db: Place) {
     }
 }
 
+/// The IDs written in the recent look-up.
+async fn recent_ids(s: &Store) -> i64 {
+    s.read(|tx| {
+        Box::pin(async move {
+            tx.value::<i64>("SELECT count(*) FROM audit_ids_recent", &[])
+                .await
+        })
+    })
+    .await
+    .unwrap()
+}
+
 async fn audit_records_by_id_are_found_on_every_day_of_the_window(db: Place) {
     let s = db.open().await;
     const DAY: i64 = 86_400_000_000;
@@ -471,27 +483,20 @@ async fn audit_records_by_id_are_found_on_every_day_of_the_window(db: Place) {
     s.append(find("sync", false), audit("sync")).await.unwrap();
     let ids = |v: Vec<AuditRecord>| v.into_iter().map(|a| a.transaction_id).collect::<Vec<_>>();
     let by = |from: i64, to: i64, id: &str| s.audit_records(from, to, Some(id.into()));
-    let recent = || async {
-        s.read(|tx| {
-            Box::pin(async move {
-                tx.value::<i64>("SELECT count(*) FROM audit_ids_recent", &[])
-                    .await
-            })
-        })
-        .await
-        .unwrap()
-    };
-    // Read by time before any ID is written (by minute: not while the trail's start is more
-    // than hours old and nothing is written by week); then with the first days' IDs written by
-    // week, then by minute up to the instant of the last day's records (those received at it
-    // are read by time), then all of them by minute, then all by week (those by minute
-    // forgotten): the same answers.
+    // Read by time before any ID is written (the recent ones: not while the trail's start is
+    // more than hours old and nothing is written by week); then with the first days' IDs
+    // written by week and the next hour's as recent; then by week up to the instant of the last
+    // day's records (those received at it are read by time), past the recent frontier; then
+    // all of them as recent from there; then all by week (the recent forgotten): the same
+    // answers.
+    const HOUR: i64 = 3_600_000_000;
     for (weeks, minutes) in [
         (None, None),
         (None, Some(20_500 * DAY + 5)),
-        (Some(20_001 * DAY + 3_600_000_000), None),
-        (Some(20_001 * DAY + 3_600_000_000), Some(20_500 * DAY + 5)),
-        (Some(20_001 * DAY + 3_600_000_000), Some(i64::MAX - 1)),
+        (Some(20_001 * DAY + HOUR), None),
+        (Some(20_001 * DAY + HOUR), Some(20_001 * DAY + 2 * HOUR)),
+        (Some(20_500 * DAY + 5), Some(20_500 * DAY + 5)),
+        (Some(20_500 * DAY + 5), Some(i64::MAX - 1)),
         (Some(i64::MAX - 1), Some(i64::MAX - 1)),
     ] {
         let written = (weeks, minutes);
@@ -501,16 +506,21 @@ async fn audit_records_by_id_are_found_on_every_day_of_the_window(db: Place) {
         }
         if let Some(through) = minutes {
             s.write_recent_audit_ids(through).await.unwrap();
-            let by_minute = s.recent_audit_ids_through().await.unwrap();
+            let recent = s.recent_audit_ids_through().await.unwrap();
             match weeks {
-                None => assert_eq!(by_minute, None),
-                Some(_) => assert_eq!(by_minute, Some(through)),
+                None => assert_eq!(recent, None),
+                Some(_) if through == i64::MAX - 1 => assert_eq!(recent, Some(through)),
+                Some(_) => assert!(recent.is_some_and(|m| m <= through)),
             }
         }
-        // By minute: t-late's request and transaction IDs and f3's (one ID), only while they
-        // are written by minute and not yet by week.
-        let by_minute = written == (Some(20_001 * DAY + 3_600_000_000), Some(i64::MAX - 1));
-        assert_eq!(recent().await, if by_minute { 3 } else { 0 }, "{written:?}");
+        // Recent: t-late's request and transaction IDs and f3's (one ID), only while they are
+        // written as recent and not yet by week.
+        let as_recent = written == (Some(20_500 * DAY + 5), Some(i64::MAX - 1));
+        assert_eq!(
+            recent_ids(&s).await,
+            if as_recent { 3 } else { 0 },
+            "{written:?}"
+        );
         assert_eq!(
             ids(by(0, i64::MAX, "f1").await.unwrap()),
             ["f1", "t-cas", "t-late"],
@@ -531,6 +541,58 @@ async fn audit_records_by_id_are_found_on_every_day_of_the_window(db: Place) {
     }
     // Written up to the last record: the empty weeks between were skipped, not walked.
     assert_eq!(s.write_audit_ids(i64::MAX - 1, 1_000).await.unwrap(), 0);
+}
+
+async fn the_last_records_ids_are_written_a_slice_at_a_time_and_forgotten_once_by_week(db: Place) {
+    let s = db.open().await;
+    const MINUTE: i64 = 60_000_000;
+    let base = 20_000 * 86_400_000_000;
+    // 12,000 records in 48 s, and one a minute after the first: written in slices of 10,000
+    // records at most (here the first 25 s, then the rest).
+    let id = |i: u128| {
+        Uuid::from_u128(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)).to_string()
+    };
+    for i in 0..12_000u128 {
+        let at = base + i as i64 * 4_000;
+        s.audit(AuditRecord {
+            received_at: at,
+            responded_at: at + 1,
+            ..audit(&id(i))
+        });
+        if i % 500 == 499 {
+            s.flush().await;
+        }
+    }
+    let last = AuditRecord {
+        received_at: base + MINUTE + 5,
+        responded_at: base + MINUTE + 6,
+        ..audit("last")
+    };
+    s.append(find("last", false), last).await.unwrap();
+    let store = &s;
+    let found = |i: u128| async move {
+        store
+            .audit_records(0, i64::MAX, Some(id(i)))
+            .await
+            .unwrap()
+            .len()
+    };
+    let through = base + 2 * MINUTE;
+    assert_eq!(
+        s.write_recent_audit_ids(through).await.unwrap(),
+        2,
+        "a span a minute"
+    );
+    assert_eq!(recent_ids(&s).await, 12_001);
+    assert_eq!(s.recent_audit_ids_through().await.unwrap(), Some(through));
+    for i in [0, 1, 6_000, 11_999] {
+        assert_eq!(found(i).await, 1, "{}", id(i));
+    }
+    // Written by week, then forgotten as recent (more than one transaction's worth).
+    while s.write_audit_ids(through, 10).await.unwrap() > 0 {}
+    s.write_recent_audit_ids(through).await.unwrap();
+    assert_eq!(recent_ids(&s).await, 0);
+    assert_eq!(found(11_999).await, 1);
 }
 
 async fn the_sla_samples_come_from_the_audit_trail_finds_and_heartbeats(db: Place) {
@@ -1550,6 +1612,7 @@ async fn the_oldest_open_find_is_the_earliest_acked_still_queued_or_worked(db: P
 
 on_both_backends!(
     audit_records_by_id_are_found_on_every_day_of_the_window,
+    the_last_records_ids_are_written_a_slice_at_a_time_and_forgotten_once_by_week,
     the_oldest_open_find_is_the_earliest_acked_still_queued_or_worked,
     appends_store_no_matches_at_their_end_and_queue_matches_sealed,
     a_find_is_claimed_once_ended_once_and_reclaimed_after_its_lease,

@@ -144,14 +144,7 @@ async fn an_hours_audit_ids_are_written_in_parts_each_once(db: Place) {
     let part = |lo: Option<&'static str>, hi: Option<&'static str>| {
         s.write(move |tx| {
             Box::pin(async move {
-                crate::store::audit::write_span(
-                    tx,
-                    crate::store::audit::Tier::Weeks,
-                    (hour * HOUR, (hour + 1) * HOUR),
-                    lo,
-                    hi,
-                )
-                .await
+                crate::store::audit::write_span(tx, (hour * HOUR, (hour + 1) * HOUR), lo, hi).await
             })
         })
     };
