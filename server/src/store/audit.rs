@@ -48,9 +48,9 @@ impl Store {
     }
 
     /// Writes the IDs of the audit records received since those written by week (or since
-    /// this was last called), before `through` (µs), into the recent look-up, a slice of
-    /// time at a time; forgets the slices written by week since. Returns the spans written. Look-ups read the
-    /// records not yet written either way by time.
+    /// this was last called), before `through` (µs), into the recent look-up, a slice of time
+    /// at a time; forgets the slices written by week since. Returns the slices written.
+    /// Look-ups read the records not yet written either way by time.
     pub async fn write_recent_audit_ids(&self, through: i64) -> Result<u32, StoreError> {
         forget_recent_ids(self).await?;
         write_ids_in(self, Tier::Recent, through, u32::MAX).await
@@ -189,8 +189,8 @@ async fn records(
     };
     // The window first narrowed to the days the trail holds. Records whose IDs are written by
     // week in `audit_ids` (received before `weeks`): one seek a week; by slice of time in
-    // `audit_ids_recent` (received before `minutes`, the hour or so since): one seek a slice;
-    // the rest (the minute or so not written yet): read by time.
+    // `audit_ids_recent` (received before `sliced`, the hour or so since): one seek a slice;
+    // the rest (the last 75 to 90 s): read by time.
     let held = tx
         .query_one(
             "SELECT (SELECT min(received_at) FROM audit_log),
@@ -205,7 +205,7 @@ async fn records(
         return Ok(Vec::new());
     };
     let weeks = held.get::<Option<i64>>(2)?.unwrap_or(i64::MIN);
-    let minutes = held.get::<Option<i64>>(3)?.unwrap_or(i64::MIN).max(weeks);
+    let sliced = held.get::<Option<i64>>(3)?.unwrap_or(i64::MIN).max(weeks);
     let (from, to) = (from.max(first), to.min(last.saturating_add(1)));
     if from >= to {
         return Ok(Vec::new());
@@ -238,8 +238,8 @@ async fn records(
          ORDER BY 7, 1"
     );
     let by_week = (from, to.min(weeks));
-    let as_recent = (from.max(weeks), to.min(minutes));
-    let recent = (from.max(minutes), to);
+    let as_recent = (from.max(weeks), to.min(sliced));
+    let recent = (from.max(sliced), to);
     let empty = |(a, b): (i64, i64)| if a < b { (a, b) } else { (0, 0) };
     let (by_week, as_recent, recent) = (empty(by_week), empty(as_recent), empty(recent));
     let bound = params![
@@ -290,7 +290,8 @@ impl Tier {
     }
 
     /// Records a span holds at most to have their IDs written in one transaction: a week's
-    /// beyond are written in parts of the ID space ([`id_parts`]); a slice is cut short.
+    /// span beyond is written in sixteen parts of the ID space ([`id_parts`]); a slice is cut
+    /// short.
     fn at_once(self) -> i64 {
         match self {
             Tier::Weeks => 100_000,
@@ -300,29 +301,27 @@ impl Tier {
     }
 }
 
-/// The parts of the ID space a span's IDs are written in, one transaction each, in key order:
-/// one; or 16 or 256 (by the IDs' first one or two hexadecimal digits) when the span holds more
-/// than `at_once` or 16 × `at_once` records.
-fn id_parts(count: i64, at_once: i64) -> Vec<(Option<String>, Option<String>)> {
-    let digits = match count {
-        c if c <= at_once => return vec![(None, None)],
-        c if c <= 16 * at_once => 1,
-        _ => 2,
-    };
-    let cuts: Vec<String> = (1..16usize.pow(digits))
-        .map(|i| format!("{i:0w$x}", w = digits as usize))
-        .collect();
+/// The parts of the ID space a week's span is written in, one transaction each, in key order:
+/// one; or sixteen (by the IDs' first hexadecimal digit) when it holds more than `at_once`
+/// records (each part reads the span again).
+fn id_parts(count: i64, at_once: i64) -> Vec<(Option<&'static str>, Option<&'static str>)> {
+    if count <= at_once {
+        return vec![(None, None)];
+    }
+    let cuts = [
+        "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f",
+    ];
     std::iter::once(None)
-        .chain(cuts.iter().cloned().map(Some))
-        .zip(cuts.iter().cloned().map(Some).chain(std::iter::once(None)))
+        .chain(cuts.iter().map(|c| Some(*c)))
+        .zip(cuts.iter().map(|c| Some(*c)).chain(std::iter::once(None)))
         .collect()
 }
 
 /// The least pause after each transaction writing the recent IDs, for the ACKs' group commits.
 const RECENT_PAUSE: Duration = Duration::from_millis(20);
 
-/// The instant (µs) before which every audit record's IDs are written in `tier` (by week, or by
-/// week or minute).
+/// The instant (µs) before which every audit record's IDs are written in `tier` (by week; or
+/// by week or in the recent look-up).
 async fn through(store: &Store, tier: Tier) -> std::result::Result<Option<i64>, StoreError> {
     store
         .read(move |tx| {
@@ -337,9 +336,9 @@ async fn through(store: &Store, tier: Tier) -> std::result::Result<Option<i64>, 
 /// Writes the IDs of the audit records received before `through` into `tier`, oldest first,
 /// from where the last call stopped (for [`Tier::Recent`], at the earliest where those written
 /// by week end), at most `limit` spans ([`Tier::span_end`]) a call; returns the spans written.
-/// A span is written in one transaction, or, when it holds over [`Tier::at_once`] records, in
-/// one a part of the ID space ([`id_parts`]); several instances may call it at once (an ID written twice is
-/// written once).
+/// A span is written in one transaction; a week's holding over [`Tier::at_once`] records in one
+/// a part of the ID space ([`id_parts`]), a slice cut short. Several instances may call it at
+/// once (an ID written twice is written once).
 async fn write_ids_in(
     store: &Store,
     tier: Tier,
@@ -369,8 +368,8 @@ async fn write_ids_in(
     };
     let mut done = 0;
     while from < through && done < limit {
-        // A week's span at once: written into an empty part of the table in ID order when
-        // catching up, rather than a few minutes' IDs spread over the week.
+        // By week, the rest of the week at once: written into an empty part of the table in ID
+        // order when catching up, rather than a few minutes' IDs spread over the week.
         let mut to = tier.span_end(from).min(through);
         let mut count = records_in(store, from, to).await?;
         // A slice holds `at_once` records at most: cut short to about that many (the records
@@ -395,9 +394,7 @@ async fn write_ids_in(
                     for (lo, hi) in id_parts(count, tier.at_once()) {
                         store
                             .write(move |tx| {
-                                Box::pin(async move {
-                                    write_span(tx, (from, to), lo.as_deref(), hi.as_deref()).await
-                                })
+                                Box::pin(async move { write_span(tx, (from, to), lo, hi).await })
                             })
                             .await?;
                     }
