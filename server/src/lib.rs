@@ -133,8 +133,8 @@ pub fn day_start(day: chrono::NaiveDate) -> i64 {
 
 /// RFC 3339 UTC timestamp with milliseconds, as PDP writes `datetimestamp`.
 pub fn datetimestamp(micros: i64) -> String {
+    // `%Y-%m-%dT%H:%M:%S%.3fZ`, without parsing a format string each call.
     chrono::DateTime::from_timestamp_micros(micros)
         .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

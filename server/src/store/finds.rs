@@ -267,7 +267,8 @@ impl Store {
 
     // --- finds, for operators and tests ---
 
-    /// One find request by ID.
+    /// One find request by ID. For operators and tests: on SQLite the hot table indexes only its
+    /// open finds by ID (schema V17), so an ended one is found by reading the day's finds.
     pub async fn find_request(&self, request_id: &str) -> Result<Option<StoredFind>, StoreError> {
         let sql = format!("SELECT {FIND_COLUMNS} FROM find_requests WHERE request_id = $1");
         let id = request_id.to_owned();
@@ -367,6 +368,42 @@ async fn requeue_working(tx: &mut dyn Tx) -> Result<u64> {
     .await
 }
 
+/// SQLite's claim. The one writer claims alone. The redundant `state IN ('queued', 'working')`
+/// lets SQLite use the partial indexes over open finds; without it every claim scanned and sorted
+/// the whole table (`statements_on_open_finds_use_their_indexes` guards it).
+pub(super) const CLAIM_SQLITE: &str = "WITH picked AS (
+        SELECT request_id FROM (
+            SELECT request_id FROM find_requests
+             WHERE state IN ('queued', 'working') AND state = 'working' AND lease_until < $1
+             ORDER BY acked_at LIMIT $3)
+        UNION ALL
+        SELECT request_id FROM (
+            SELECT request_id FROM find_requests
+             WHERE state IN ('queued', 'working') AND state = 'queued'
+             ORDER BY acked_at LIMIT $3)
+        LIMIT $3)
+    UPDATE find_requests
+       SET state = 'working', lease_until = $1 + $2, attempts = attempts + 1
+     WHERE state IN ('queued', 'working') AND request_id IN picked
+ RETURNING request_id, acked_at, find_data, pat_id, attempts";
+
+/// A working find's lease extended, if the claim still holds it.
+pub(super) const RENEW: &str = "UPDATE find_requests SET lease_until = $3
+  WHERE request_id = $1 AND state IN ('queued', 'working') AND state = 'working'
+    AND attempts = $2";
+
+/// An open find's rules versions and PAT.
+pub(super) const RECORD: &str =
+    "UPDATE find_requests SET rules_version = $2, pat_id = coalesce($3, pat_id)
+  WHERE request_id = $1 AND state IN ('queued', 'working')";
+
+/// A working find ended, fenced by its claim when given.
+pub(super) const END: &str = "UPDATE find_requests
+    SET state = $2, outcome = $3, reason = $4, find_data = NULL, lease_until = NULL,
+        completed_at = $5
+  WHERE request_id = $1 AND state IN ('queued', 'working') AND state = 'working'
+    AND (CAST($6 AS BIGINT) IS NULL OR attempts = $6)";
+
 /// Claims up to `limit` finds: those whose lease ran out first, then the oldest queued; each
 /// with its sealed find data.
 async fn claim(
@@ -376,27 +413,7 @@ async fn claim(
     limit: usize,
 ) -> Result<Vec<(Option<Vec<u8>>, Claimed)>> {
     let sql = match tx.dialect() {
-        // The one writer claims alone. The redundant `state IN ('queued', 'working')` lets
-        // SQLite use the partial index `find_requests_open`; without it every claim scanned and
-        // sorted the whole table (`claims_use_the_open_index` guards it).
-        Dialect::Sqlite => {
-            "WITH picked AS (
-                 SELECT request_id FROM (
-                     SELECT request_id FROM find_requests
-                      WHERE state IN ('queued', 'working') AND state = 'working'
-                        AND lease_until < $1
-                      ORDER BY acked_at LIMIT $3)
-                 UNION ALL
-                 SELECT request_id FROM (
-                     SELECT request_id FROM find_requests
-                      WHERE state IN ('queued', 'working') AND state = 'queued'
-                      ORDER BY acked_at LIMIT $3)
-                 LIMIT $3)
-             UPDATE find_requests
-                SET state = 'working', lease_until = $1 + $2, attempts = attempts + 1
-              WHERE request_id IN picked
-          RETURNING request_id, acked_at, find_data, pat_id, attempts"
-        }
+        Dialect::Sqlite => CLAIM_SQLITE,
         // Instances claiming at once take different finds, and none waits on another's claim.
         Dialect::Postgres => {
             "WITH picked AS (
@@ -432,11 +449,7 @@ async fn claim(
 /// Extends a working find's lease if the claim `attempts` still holds it.
 async fn renew(tx: &mut dyn Tx, request_id: &str, attempts: i64, until: i64) -> Result<bool> {
     let n = tx
-        .execute(
-            "UPDATE find_requests SET lease_until = $3
-              WHERE request_id = $1 AND state = 'working' AND attempts = $2",
-            &params![request_id, attempts, until],
-        )
+        .execute(RENEW, &params![request_id, attempts, until])
         .await?;
     Ok(n == 1)
 }
@@ -456,8 +469,7 @@ async fn record_matches(
         peis::insert_pat(tx, p, now).await?;
     }
     tx.execute(
-        "UPDATE find_requests SET rules_version = $2, pat_id = coalesce($3, pat_id)
-          WHERE request_id = $1",
+        RECORD,
         &params![request_id, versions, pat.map(|p| p.pat_id)],
     )
     .await?;
@@ -478,11 +490,7 @@ async fn end_find(tx: &mut dyn Tx, row: &EndRow) -> Result<bool> {
     };
     let n = tx
         .execute(
-            "UPDATE find_requests
-                SET state = $2, outcome = $3, reason = $4, find_data = NULL, lease_until = NULL,
-                    completed_at = $5
-              WHERE request_id = $1 AND state = 'working'
-                AND (CAST($6 AS BIGINT) IS NULL OR attempts = $6)",
+            END,
             &params![&row.request_id, state, outcome, reason, row.now, row.claim],
         )
         .await?;

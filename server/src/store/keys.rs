@@ -163,9 +163,9 @@ impl Store {
                 let mut out = Resealed::from(cursor);
                 while out.cursor.table < SEALED.len() {
                     let rows = not_sealed_with(tx, &out.cursor, &prefix, limit).await?;
-                    let (t, id, col, _, form) = SEALED[out.cursor.table];
+                    let (t, id, col, narrow, form) = SEALED[out.cursor.table];
                     if let Some(new) = out.take(rows, &reseal) {
-                        let sql = format!("UPDATE {t} SET {col} = $2 WHERE {id} = $1");
+                        let sql = format!("UPDATE {t} SET {col} = $2 WHERE {id} = $1 AND {narrow}");
                         for (row_id, sealed) in new {
                             let row_id = form.stored(&row_id)?;
                             tx.execute(&sql, &[row_id, Value::from(sealed)]).await?;

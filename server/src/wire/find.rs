@@ -226,22 +226,15 @@ pub struct ValidFind {
 
 /// Parses and validates a find request body. The one entry point for the envelope.
 pub fn parse(body: &[u8]) -> Result<ValidFind, FindError> {
-    // Exactly one JSON value: anything after it (a second body, trailing bytes) is refused.
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| FindError::InvalidJson)?;
-    objects_where_the_contract_has_objects(&value)?;
-    let req: FindRequest = match serde_path_to_error::deserialize(&value) {
-        Ok(r) => r,
-        Err(e) => {
-            let path = e.path().to_string();
-            // Never echo serde's message: it can quote the offending value.
-            return Err(if path.starts_with("uat") {
-                FindError::InvalidUat("uat: must be a string")
-            } else {
-                FindError::InvalidFindData(format!("{path}: missing or of the wrong type"))
-            });
-        }
+    let req = match typed(body) {
+        Some(req) => req,
+        None => checked(body)?,
     };
+    validate(req)
+}
+
+/// A find request read into its types, validated.
+fn validate(req: FindRequest) -> Result<ValidFind, FindError> {
     let uat = req.uat.ok_or(FindError::InvalidUat("uat: missing"))?;
     validate_uat(&uat)?;
     let find_data = req
@@ -249,6 +242,58 @@ pub fn parse(body: &[u8]) -> Result<ValidFind, FindError> {
         .ok_or_else(|| FindError::InvalidFindData("findData: missing".into()))?;
     validate_find_data(&find_data)?;
     Ok(ValidFind { uat, find_data })
+}
+
+/// A well-formed body in one pass, straight into its types; `None` for anything else, which
+/// [`checked`] reads again to say what is wrong with it. What this takes, [`checked`] takes
+/// the same: serde would read an array as a struct, but in a body whose every `[` opens a list
+/// of objects, or an empty list as a member's value, no array stands where the contract has an
+/// object (no struct of the contract begins with a field read from an object, and the one read
+/// from `[]` whole, an address, is only ever a list's element).
+fn typed(body: &[u8]) -> Option<FindRequest> {
+    if !every_array_is_a_list(body) {
+        return None;
+    }
+    // Exactly one JSON value: anything after it is an error, which `checked` reports.
+    serde_json::from_slice(body).ok()
+}
+
+/// Whether each `[` in `body` (in a string or not) is followed by `{`, or by `]` after a `:`
+/// (white space aside).
+fn every_array_is_a_list(body: &[u8]) -> bool {
+    let space = |b: &&u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let mut at = 0;
+    while let Some(i) = body[at..].iter().position(|&b| b == b'[') {
+        let open = at + i;
+        at = open + 1;
+        match body[at..].iter().find(|b| !space(b)) {
+            Some(b'{') => {}
+            Some(b']') if body[..open].iter().rev().find(|b| !space(b)) == Some(&b':') => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Any body, read as a JSON value first: the path of the first field missing or of the wrong
+/// type (never its value), and arrays refused where the contract has objects.
+fn checked(body: &[u8]) -> Result<FindRequest, FindError> {
+    // Exactly one JSON value: anything after it (a second body, trailing bytes) is refused.
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| FindError::InvalidJson)?;
+    objects_where_the_contract_has_objects(&value)?;
+    match serde_path_to_error::deserialize(&value) {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            let path = e.path().to_string();
+            // Never echo serde's message: it can quote the offending value.
+            Err(if path.starts_with("uat") {
+                FindError::InvalidUat("uat: must be a string")
+            } else {
+                FindError::InvalidFindData(format!("{path}: missing or of the wrong type"))
+            })
+        }
+    }
 }
 
 fn validate_uat(uat: &Uat) -> Result<(), FindError> {

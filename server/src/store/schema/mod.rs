@@ -34,7 +34,7 @@ pub(super) enum Dialect {
 }
 
 /// The migrations, oldest first: refinery's name (`V<n>__<name>`) and the template.
-const MIGRATIONS: [(&str, &str); 16] = [
+const MIGRATIONS: [(&str, &str); 17] = [
     ("V1__initial", include_str!("V1__initial.sql")),
     ("V2__member_changes", include_str!("V2__member_changes.sql")),
     ("V3__daily_runs", include_str!("V3__daily_runs.sql")),
@@ -71,6 +71,10 @@ const MIGRATIONS: [(&str, &str); 16] = [
     (
         "V16__audit_ids_recent",
         include_str!("V16__audit_ids_recent.sql"),
+    ),
+    (
+        "V17__find_ids_in_memory",
+        include_str!("V17__find_ids_in_memory.sql"),
     ),
 ];
 

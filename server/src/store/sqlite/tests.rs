@@ -31,6 +31,49 @@ fn claims_use_the_open_index() {
     }
 }
 
+/// Each statement that changes open finds by ID reads them through the open finds' indexes, not
+/// the day's finds (the hot table has no other index by ID: schema V17).
+#[test]
+fn statements_on_open_finds_use_their_indexes() {
+    use crate::store::finds::{CLAIM_SQLITE, END, RECORD, RENEW};
+    let (_d, conn) = writer();
+    for (q, by_id) in [
+        (CLAIM_SQLITE, false),
+        (RENEW, true),
+        (RECORD, true),
+        (END, true),
+    ] {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {q}")).unwrap();
+        let nulls = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        // Each read of the table goes through one of the open finds' indexes (`_open`, by state
+        // and ACK time, or `_open_id`, by ID).
+        let reads: Vec<&String> = plan
+            .iter()
+            .filter(|p| p.contains("find_requests"))
+            .collect();
+        assert!(!reads.is_empty(), "{q}: {plan:?}");
+        if by_id {
+            assert!(
+                reads
+                    .iter()
+                    .any(|r| r.contains("USING INDEX find_requests_open_id (request_id=?)")),
+                "{q}: {plan:?}"
+            );
+        }
+        for read in reads {
+            assert!(
+                read.starts_with("SEARCH find_requests USING INDEX find_requests_open"),
+                "{q}: {plan:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn the_audit_trail_is_append_only() {
     let (_d, conn) = writer();

@@ -35,6 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use rusqlite::params;
 
+use super::recent::{Key, RecentFinds};
 use crate::model::AuditRecord;
 use crate::model::{AppendOutcome, FindOutcome, FindState};
 use crate::store::group_commit::{self, Batch, FailureLog, FindRow, Running};
@@ -101,16 +102,29 @@ where
 /// The writer's loop; returns when the channel closes, dropping `_running`.
 pub(super) fn run(
     mut conn: Connection,
+    mut recent: RecentFinds,
     mut rx: mpsc::Receiver<Msg>,
     max_batch: usize,
     _running: Running,
 ) {
     let mut batch = Batch::new(max_batch);
     let mut failures = FailureLog::default();
+    let mut held = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         batch.fill(first, &mut rx);
         let started = std::time::Instant::now();
-        let result = commit(&mut conn, &mut batch);
+        let mut finds = Finds {
+            recent: &mut recent,
+            held: &mut held,
+        };
+        let result = commit(&mut conn, &mut batch, &mut finds);
+        if result.is_err() {
+            // Nothing of the batch is stored: its IDs were not ACKed.
+            for key in held.drain(..) {
+                recent.remove(key);
+            }
+        }
+        held.clear();
         crate::metrics::journal_commit(started.elapsed(), batch.records());
         let committed = match result {
             Ok(outcomes) => {
@@ -144,12 +158,13 @@ pub(super) fn run(
 fn commit(
     conn: &mut Connection,
     batch: &mut Batch<Box<dyn Write>>,
+    finds: &mut Finds<'_>,
 ) -> Result<Vec<AppendOutcome>, StoreError> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    let committed = in_transaction(conn, batch).and_then(|(outcomes, keep)| {
+    let committed = in_transaction(conn, batch, finds).and_then(|(outcomes, keep)| {
         let end = if keep { "COMMIT" } else { "ROLLBACK" };
         conn.prepare_cached(end)?.execute([])?;
         Ok(outcomes)
@@ -170,6 +185,7 @@ fn commit(
 fn in_transaction(
     conn: &mut Connection,
     batch: &mut Batch<Box<dyn Write>>,
+    finds: &mut Finds<'_>,
 ) -> Result<(Vec<AppendOutcome>, bool), StoreError> {
     if let [w] = batch.writes.as_mut_slice() {
         if batch.finds.is_empty() && batch.own_audits.is_empty() && batch.audits.is_empty() {
@@ -178,7 +194,7 @@ fn in_transaction(
     }
     // The ACK leaves right after this commit: its audit records' response time is now.
     let acked_at = crate::now_micros();
-    let outcomes = insert_finds(conn, &batch.finds, acked_at)?;
+    let outcomes = finds.insert(conn, &batch.finds, acked_at)?;
     batch.stamp_acks(acked_at, &outcomes);
     insert_audits(conn, &batch.own_audits)?;
     insert_audits(conn, &batch.audits)?;
@@ -201,36 +217,60 @@ fn run_write(conn: &mut Connection, w: &mut Box<dyn Write>) -> bool {
     })
 }
 
-/// Inserts a batch of finds ACKed at `acked_at`; per find, whether it was new (the first request
-/// with an ID stands).
-fn insert_finds(conn: &Connection, finds: &[FindRow], acked_at: i64) -> Result<Vec<AppendOutcome>> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT OR IGNORE INTO find_requests
-             (request_id, received_at, acked_at, state, find_data, outcome, completed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
-    let mut out = Vec::with_capacity(finds.len());
-    for f in finds {
-        let (state, outcome, completed_at) = match f.sealed {
-            Some(_) => (FindState::Queued, None, None),
-            None => (FindState::Done, Some(FindOutcome::NoMatch), Some(acked_at)),
-        };
-        let n = stmt.execute(params![
-            f.request_id,
-            f.received_at,
-            acked_at,
-            state.as_str(),
-            f.sealed,
-            outcome.map(FindOutcome::as_str),
-            completed_at
-        ])?;
-        out.push(if n == 1 {
-            AppendOutcome::Created
-        } else {
-            AppendOutcome::Duplicate
-        });
+/// The writer's view of the finds already ACKed, for one batch.
+struct Finds<'a> {
+    /// The last day's request IDs.
+    recent: &'a mut RecentFinds,
+    /// The IDs this batch added to `recent`, taken out again if its commit fails.
+    held: &'a mut Vec<Key>,
+}
+
+impl Finds<'_> {
+    /// Inserts a batch of finds ACKed at `acked_at`; per find, whether it was new (the first
+    /// request with an ID stands). A repeat within the day is recognised in memory; one of an
+    /// older find still open, by the open finds' unique index.
+    fn insert(
+        &mut self,
+        conn: &Connection,
+        finds: &[FindRow],
+        acked_at: i64,
+    ) -> Result<Vec<AppendOutcome>> {
+        self.recent.forget_before(conn, acked_at)?;
+        let mut stmt = conn.prepare_cached(
+            "INSERT OR IGNORE INTO find_requests
+                 (request_id, received_at, acked_at, state, find_data, outcome, completed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        let mut out = Vec::with_capacity(finds.len());
+        for f in finds {
+            let key = Key::of(&f.request_id);
+            if self.recent.contains(key) {
+                out.push(AppendOutcome::Duplicate);
+                continue;
+            }
+            let (state, outcome, completed_at) = match f.sealed {
+                Some(_) => (FindState::Queued, None, None),
+                None => (FindState::Done, Some(FindOutcome::NoMatch), Some(acked_at)),
+            };
+            let n = stmt.execute(params![
+                f.request_id,
+                f.received_at,
+                acked_at,
+                state.as_str(),
+                f.sealed,
+                outcome.map(FindOutcome::as_str),
+                completed_at
+            ])?;
+            out.push(if n == 1 {
+                self.recent.insert(key, acked_at);
+                self.held.push(key);
+                AppendOutcome::Created
+            } else {
+                AppendOutcome::Duplicate
+            });
+        }
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// Inserts audit records (inside the caller's transaction).

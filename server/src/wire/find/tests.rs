@@ -146,3 +146,125 @@ fn arrays_are_refused_where_the_contract_has_objects() {
         "body: must be an object"
     );
 }
+
+/// The contract's example with each field (and the body) replaced by values of every JSON
+/// shape, removed, or given twice.
+fn mutated_bodies() -> Vec<Vec<u8>> {
+    use serde_json::{json, Value};
+    let shapes = [
+        json!(null),
+        json!(5),
+        json!("x"),
+        json!(true),
+        json!({}),
+        json!([]),
+        json!([{}]),
+        json!([[]]),
+        json!(["a"]),
+        json!([{"value": "QQ123456C"}]),
+        json!({"value": "1970-04-21", "verified": true}),
+        json!([{"givenName": "A", "familyName": "B"}]),
+        json!([{"familyName": "B"}, []]),
+    ];
+    let example = json!({"uat": UAT, "findData": spec_example()});
+    // Every object member's path, the body's own first.
+    fn paths(v: &Value, at: Vec<String>, out: &mut Vec<Vec<String>>) {
+        out.push(at.clone());
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    let mut p = at.clone();
+                    p.push(k.clone());
+                    paths(v, p, out);
+                }
+            }
+            Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    let mut p = at.clone();
+                    p.push(i.to_string());
+                    paths(v, p, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    fn at<'v>(v: &'v mut Value, path: &[String]) -> &'v mut Value {
+        path.iter().fold(v, |v, k| match v {
+            Value::Array(a) => &mut a[k.parse::<usize>().unwrap()],
+            v => &mut v[k.as_str()],
+        })
+    }
+    assert!(typed(&serde_json::to_vec(&example).unwrap()).is_some());
+    let mut all = Vec::new();
+    paths(&example, Vec::new(), &mut all);
+    let mut bodies: Vec<Vec<u8>> = Vec::new();
+    for path in &all {
+        for shape in &shapes {
+            let mut b = example.clone();
+            *at(&mut b, path) = shape.clone();
+            bodies.push(serde_json::to_vec(&b).unwrap());
+        }
+        if let Some((last, parent)) = path.split_last() {
+            let mut b = example.clone();
+            if let Value::Object(m) = at(&mut b, parent) {
+                let kept = m.remove(last);
+                bodies.push(serde_json::to_vec(&b).unwrap());
+                // The member twice, the second time null (serde_json's value keeps the last).
+                let text = serde_json::to_string(&b).unwrap();
+                if let (Some(v), Some(open)) = (kept, text.find('{')) {
+                    let twice = format!(
+                        "{{\"{last}\":{},\"{last}\":null,{}",
+                        serde_json::to_string(&v).unwrap(),
+                        &text[open + 1..]
+                    );
+                    bodies.push(twice.into_bytes());
+                }
+            }
+        }
+    }
+    bodies.push(b"[]".to_vec());
+    bodies.push(b"[{}]".to_vec());
+    bodies.push(b" [ ] ".to_vec());
+    bodies
+}
+
+/// The one-pass reading of a body takes exactly what the checked reading takes, with the same
+/// values, and every body it does not take is answered as the checked reading answers it: over
+/// the contract's example with each field (and the body) replaced by values of every JSON
+/// shape, removed, or given twice.
+#[test]
+fn the_one_pass_reading_agrees_with_the_checked_one() {
+    let bodies = mutated_bodies();
+    let mut taken = 0;
+    for b in &bodies {
+        let one_pass = parse(b);
+        let checked = checked(b).and_then(validate);
+        match (&one_pass, &checked) {
+            (Ok(a), Ok(c)) => {
+                taken += 1;
+                assert_eq!(a.uat, c.uat);
+                assert_eq!(
+                    serde_json::to_value(&a.find_data).unwrap(),
+                    serde_json::to_value(&c.find_data).unwrap(),
+                    "{}",
+                    String::from_utf8_lossy(b)
+                );
+            }
+            (Err(a), Err(c)) => assert_eq!(a, c, "{}", String::from_utf8_lossy(b)),
+            _ => panic!(
+                "{}: {:?} vs {:?}",
+                String::from_utf8_lossy(b),
+                one_pass.map(|_| ()),
+                checked.map(|_| ())
+            ),
+        }
+        if typed(b).is_some() {
+            assert!(checked.is_ok() || !matches!(checked, Err(FindError::InvalidJson)));
+        }
+    }
+    assert!(
+        taken > 50 && taken < bodies.len(),
+        "{taken} of {}",
+        bodies.len()
+    );
+}

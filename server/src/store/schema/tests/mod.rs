@@ -27,7 +27,7 @@ fn every_template_renders_to_its_dialect_alone() {
         let versions: Vec<i32> = migrations(dialect).iter().map(|m| m.version()).collect();
         assert_eq!(
             versions,
-            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
         );
         for (name, template) in MIGRATIONS {
             let sql = render(template, dialect);
@@ -54,7 +54,7 @@ fn every_template_renders_to_its_dialect_alone() {
             }
         }
     }
-    assert_eq!(newest(), 16);
+    assert_eq!(newest(), 17);
     let sqlite = render(MIGRATIONS[0].1, Dialect::Sqlite);
     assert!(sqlite.contains("CREATE TRIGGER IF NOT EXISTS audit_log_retained"));
     assert!(sqlite.contains(") STRICT;"));
@@ -375,4 +375,96 @@ async fn the_audit_ids_frontier_keeps_its_place_from_the_hour_to_the_microsecond
         .unwrap();
     let at: i64 = pg.query_one(FRONTIER, &[]).await.unwrap().get(0);
     assert_eq!(at, 490_000 * 3_600_000_000);
+}
+
+/// V17 rebuilds SQLite's hot table without its key on the request ID: every find is kept as it
+/// was, the open ones indexed by ID (uniquely), and a repeat is still recognised after the
+/// upgrade, from what the writer loads at start: a find of the last day, or an open one of any
+/// age; a find ended longer ago than a day is a new one.
+#[tokio::test]
+async fn sqlite_finds_outlive_v17_and_their_repeats_are_still_duplicates() {
+    use crate::model::{AppendOutcome, AuditRecord, Decided, Direction, NewFind};
+    let place = Place::sqlite();
+    let Place::Sqlite(dir) = &place else {
+        unreachable!()
+    };
+    let path = dir.path().join("s.sqlite");
+    let now = crate::now_micros();
+    let hour = crate::store::HOUR;
+    let mut old = Connection::open(&path).unwrap();
+    runner(Dialect::Sqlite, &[])
+        .set_target(refinery::Target::Version(16))
+        .run(&mut old)
+        .unwrap();
+    for (id, acked_at, state, data) in [
+        ("ended-an-hour-ago", now - hour, "done", None),
+        ("ended-two-days-ago", now - 48 * hour, "done", None),
+        (
+            "open-three-days",
+            now - 72 * hour,
+            "queued",
+            Some(vec![1u8, 2]),
+        ),
+    ] {
+        old.execute(
+            "INSERT INTO find_requests (request_id, received_at, acked_at, state, find_data)
+             VALUES (?1, ?2, ?2, ?3, ?4)",
+            rusqlite::params![id, acked_at, state, data],
+        )
+        .unwrap();
+    }
+    let before = sqlite_finds(&old);
+    drop(old);
+
+    let s = place.open().await;
+    let conn = Connection::open(&path).unwrap();
+    assert_eq!(sqlite_finds(&conn), before);
+    let unique: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'find_requests_open_id'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(unique.starts_with("CREATE UNIQUE INDEX"), "{unique}");
+    for (id, expected) in [
+        ("ended-an-hour-ago", AppendOutcome::Duplicate),
+        ("open-three-days", AppendOutcome::Duplicate),
+        ("ended-two-days-ago", AppendOutcome::Created),
+        ("new", AppendOutcome::Created),
+        ("new", AppendOutcome::Duplicate),
+    ] {
+        let find = NewFind {
+            request_id: id.into(),
+            received_at: now,
+            decided: Decided::NoMatch,
+        };
+        let audit = AuditRecord {
+            transaction_id: id.into(),
+            request_id: Some(id.into()),
+            direction: Direction::Inbound,
+            party: "CN=pfs".into(),
+            endpoint: "POST /find-requests".into(),
+            received_at: now,
+            responded_at: 0,
+            status: 202,
+            outcome: "ack".into(),
+        };
+        assert_eq!(s.append(find, audit).await.unwrap(), expected, "{id}");
+    }
+    s.close().await;
+}
+
+/// Every row of SQLite's hot table, in ACK order.
+fn sqlite_finds(conn: &Connection) -> Vec<(String, i64, String, Option<Vec<u8>>)> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT request_id, acked_at, state, find_data FROM find_requests
+              ORDER BY acked_at, request_id",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }

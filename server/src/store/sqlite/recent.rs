@@ -1,0 +1,248 @@
+//! The request IDs of the last day's finds, held in memory by the writer (SQLite only).
+//!
+//! A request ID sent again within a day of its find's ACK is the same find, answered as a
+//! duplicate (wire contract §3.1). On PostgreSQL the hot table's primary key decides it, as
+//! several instances share the table. SQLite has one instance and one writer, so the writer
+//! decides it here, and the hot table keeps no index of every find's ID: such an index put
+//! each ACK's entry at a random place in a day's finds, one page written whole to the WAL a
+//! find (schema V17). Open finds are still indexed by ID on disk, uniquely: a repeat of an open
+//! find older than the day held here is refused by that index.
+//!
+//! # Constraints
+//!
+//! - Exact: no ID ACKed within the day is forgotten, and no ID is taken for another. UUIDs (every
+//!   find the endpoint takes has one) are held as their 128 bits; any other ID as its SHA-256
+//!   cut to 128 bits.
+//! - Bounded by the day: IDs are held in one set per hour of ACK, and an hour's set is dropped
+//!   whole once the hour is more than [`HOT_FOR`] old, so a day is held to the hour (between 24
+//!   and 25 hours) without walking the sets.
+//! - An open find stays one whatever its age (a pipeline stopped for days): the open finds
+//!   ACKed before the hours held are held too, read again through the open finds' index each
+//!   time an hour is dropped.
+//! - What a crash forgets, the start loads again: the hot table holds every find of the last
+//!   day ([`HOT_FOR`] is how long ended finds stay in it), read through its ACK-time index.
+
+use std::collections::{HashSet, VecDeque};
+
+use rusqlite::Connection;
+use sha2::{Digest, Sha256};
+
+use crate::store::{Result, HOT_FOR, HOUR};
+
+/// A request ID as held: its UUID's bits, or its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Key(u128);
+
+impl Key {
+    pub(super) fn of(request_id: &str) -> Self {
+        let mut canonical = [0; uuid::fmt::Hyphenated::LENGTH];
+        match uuid::Uuid::try_parse(request_id) {
+            // Only the form the endpoint stores (hyphenated, lower case) is taken as bits, so
+            // that two IDs are one exactly when their text is.
+            Ok(u)
+                if u.hyphenated().encode_lower(&mut canonical).as_bytes()
+                    == request_id.as_bytes() =>
+            {
+                Self(u.as_u128())
+            }
+            _ => {
+                let digest = Sha256::digest(request_id.as_bytes());
+                let mut bits = [0; 16];
+                bits.copy_from_slice(&digest[..16]);
+                Self(u128::from_be_bytes(bits))
+            }
+        }
+    }
+}
+
+/// The last day's request IDs, by the hour of their ACK.
+#[derive(Default)]
+pub(super) struct RecentFinds {
+    /// Oldest hour first; each hour's IDs.
+    hours: VecDeque<(i64, HashSet<Key>)>,
+    /// The open finds ACKed before the oldest hour held.
+    older_open: HashSet<Key>,
+}
+
+impl RecentFinds {
+    /// The IDs of the finds ACKed since `now` less [`HOT_FOR`], from the hot table.
+    pub(super) fn load(conn: &Connection, now: i64) -> Result<Self> {
+        let mut recent = Self::default();
+        let mut stmt = conn.prepare(
+            "SELECT request_id, acked_at FROM find_requests
+              WHERE acked_at >= ?1 ORDER BY acked_at",
+        )?;
+        let mut rows = stmt.query([now - hot_for()])?;
+        while let Some(row) = rows.next()? {
+            let id: String = row.get(0)?;
+            recent.insert(Key::of(&id), row.get(1)?);
+        }
+        recent.expire(now);
+        recent.read_older_open(conn, now)?;
+        Ok(recent)
+    }
+
+    /// Whether a find with this ID was ACKed within the day, or is open.
+    pub(super) fn contains(&self, key: Key) -> bool {
+        self.hours.iter().rev().any(|(_, ids)| ids.contains(&key)) || self.older_open.contains(&key)
+    }
+
+    /// Holds an ID ACKed at `acked_at` (µs); false when it was held already.
+    pub(super) fn insert(&mut self, key: Key, acked_at: i64) -> bool {
+        let hour = acked_at.div_euclid(HOUR);
+        let at = self.hours.iter().rposition(|(h, _)| *h <= hour);
+        let ids = match at {
+            Some(i) if self.hours[i].0 == hour => &mut self.hours[i].1,
+            // An hour not held yet: its place keeps the hours in order (a start's load is in
+            // order; the writer's clock is read once a batch).
+            _ => {
+                let i = at.map_or(0, |i| i + 1);
+                self.hours.insert(i, (hour, HashSet::new()));
+                &mut self.hours[i].1
+            }
+        };
+        ids.insert(key)
+    }
+
+    /// Forgets an ID held by [`insert`](Self::insert) whose commit failed.
+    pub(super) fn remove(&mut self, key: Key) {
+        for (_, ids) in self.hours.iter_mut().rev() {
+            if ids.remove(&key) {
+                return;
+            }
+        }
+    }
+
+    /// Drops the hours older than [`HOT_FOR`] before `now`, keeping the IDs of their finds still
+    /// open.
+    pub(super) fn forget_before(&mut self, conn: &Connection, now: i64) -> Result<()> {
+        if self.expire(now) {
+            self.read_older_open(conn, now)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the hours older than [`HOT_FOR`] before `now`; whether any was.
+    fn expire(&mut self, now: i64) -> bool {
+        let oldest = oldest_hour(now);
+        let mut dropped = false;
+        while self.hours.front().is_some_and(|(h, _)| *h < oldest) {
+            self.hours.pop_front();
+            dropped = true;
+        }
+        dropped
+    }
+
+    /// Reads the open finds ACKed before the hours held at `now`.
+    fn read_older_open(&mut self, conn: &Connection, now: i64) -> Result<()> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT request_id FROM find_requests
+              WHERE state IN ('queued', 'working') AND acked_at < ?1",
+        )?;
+        let mut rows = stmt.query([oldest_hour(now) * HOUR])?;
+        self.older_open.clear();
+        while let Some(row) = rows.next()? {
+            let id: String = row.get(0)?;
+            self.older_open.insert(Key::of(&id));
+        }
+        Ok(())
+    }
+
+    /// IDs held by the hour.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.hours.iter().map(|(_, ids)| ids.len()).sum()
+    }
+}
+
+/// The oldest hour held at `now`: the one [`HOT_FOR`] before it.
+fn oldest_hour(now: i64) -> i64 {
+    (now - hot_for()).div_euclid(HOUR)
+}
+
+/// [`HOT_FOR`] in µs.
+fn hot_for() -> i64 {
+    i64::try_from(HOT_FOR.as_micros()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = HOUR;
+
+    #[test]
+    fn an_id_is_held_for_a_day_to_the_hour_then_dropped_with_its_hour() {
+        let mut r = RecentFinds::default();
+        let a = Key::of("5f0c7c1e-1b2a-4c3d-8e9f-0a1b2c3d4e5f");
+        let b = Key::of("not-a-uuid");
+        assert!(r.insert(a, 10 * H + 5));
+        assert!(!r.insert(a, 10 * H + 6), "held already");
+        assert!(r.insert(b, 12 * H));
+        assert!(r.contains(a) && r.contains(b));
+        assert!(!r.contains(Key::of("5f0c7c1e-1b2a-4c3d-8e9f-0a1b2c3d4e50")));
+        // A day after the hour of its ACK began, the ID is still held; after the hour ends, not.
+        r.expire(10 * H + hot_for());
+        assert!(r.contains(a));
+        r.expire(11 * H + hot_for());
+        assert!(!r.contains(a) && r.contains(b));
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn an_open_find_is_held_past_the_day_until_it_ends() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE find_requests (request_id TEXT, acked_at INTEGER, state TEXT);
+             INSERT INTO find_requests VALUES ('open', 36000000000, 'queued'),
+                                              ('ended', 36000000001, 'done');",
+        )
+        .unwrap();
+        let mut r = RecentFinds::default();
+        r.insert(Key::of("open"), 10 * H);
+        r.insert(Key::of("ended"), 10 * H + 1);
+        r.forget_before(&conn, 11 * H + hot_for()).unwrap();
+        assert_eq!(r.len(), 0);
+        assert!(r.contains(Key::of("open")) && !r.contains(Key::of("ended")));
+        // Once it has ended, it is let go when the next hour is dropped.
+        conn.execute("UPDATE find_requests SET state = 'done'", [])
+            .unwrap();
+        r.insert(Key::of("later"), 11 * H);
+        r.forget_before(&conn, 11 * H + hot_for()).unwrap();
+        assert!(r.contains(Key::of("open")));
+        r.forget_before(&conn, 12 * H + hot_for()).unwrap();
+        assert!(!r.contains(Key::of("open")) && !r.contains(Key::of("later")));
+    }
+
+    #[test]
+    fn hours_stay_in_order_whatever_order_ids_arrive_in() {
+        let mut r = RecentFinds::default();
+        for (i, hour) in [5, 3, 7, 3, 4].into_iter().enumerate() {
+            r.insert(Key::of(&format!("id{i}")), hour * H);
+        }
+        let hours: Vec<i64> = r.hours.iter().map(|(h, _)| *h).collect();
+        assert_eq!(hours, [3, 4, 5, 7]);
+        r.remove(Key::of("id1"));
+        assert!(!r.contains(Key::of("id1")) && r.contains(Key::of("id3")));
+        r.expire(4 * H + hot_for());
+        assert_eq!(r.len(), 3);
+        assert!(!r.contains(Key::of("id3")) && r.contains(Key::of("id4")));
+    }
+
+    #[test]
+    fn two_ids_are_one_key_exactly_when_their_text_is() {
+        let lower = "5f0c7c1e-1b2a-4c3d-8e9f-0a1b2c3d4e5f";
+        assert_eq!(Key::of(lower), Key::of(lower));
+        assert_eq!(
+            Key::of(lower).0,
+            uuid::Uuid::parse_str(lower).unwrap().as_u128()
+        );
+        for other in [
+            "5F0C7C1E-1B2A-4C3D-8E9F-0A1B2C3D4E5F",
+            "5f0c7c1e1b2a4c3d8e9f0a1b2c3d4e5f",
+            "urn:uuid:5f0c7c1e-1b2a-4c3d-8e9f-0a1b2c3d4e5f",
+        ] {
+            assert_ne!(Key::of(other), Key::of(lower), "{other}");
+        }
+    }
+}
