@@ -116,6 +116,73 @@ async fn unknown_stored_spellings_are_refused_not_guessed() {
     assert!(matches!(e, StoreError::Corrupt("FindState")), "{e}");
 }
 
+/// Under a steady stream of commits, with upkeep's checkpoints running beside them, the WAL
+/// starts again from its beginning (the writer checkpoints the rest itself once a second): the
+/// WAL header's checkpoint sequence number, which each start again increments, moves on. Left to
+/// upkeep's checkpoints alone, the WAL never started again while appends kept the writer busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_starts_again_under_a_steady_stream_of_commits() {
+    use crate::model::{AuditRecord, Decided, Direction, NewFind};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sqlite");
+    let store =
+        crate::store::Store::open(&path, crate::store::tests::key(), StoreLimits::default())
+            .unwrap();
+    let append = |store: crate::store::Store| async move {
+        let id = uuid::Uuid::new_v4().to_string();
+        let find = NewFind {
+            request_id: id.clone(),
+            received_at: crate::now_micros(),
+            decided: Decided::NoMatch,
+        };
+        let audit = AuditRecord {
+            transaction_id: id.clone(),
+            request_id: Some(id),
+            direction: Direction::Inbound,
+            party: "CN=pfs".into(),
+            endpoint: "POST /find-requests".into(),
+            received_at: crate::now_micros(),
+            responded_at: 0,
+            status: 202,
+            outcome: "ack".into(),
+        };
+        store.append(find, audit).await.unwrap();
+    };
+    append(store.clone()).await;
+    // The WAL header's checkpoint sequence number (bytes 12-15, big-endian).
+    let wal = dir.path().join("t.sqlite-wal");
+    let sequence = || {
+        let header = std::fs::read(&wal).unwrap();
+        u32::from_be_bytes(header[12..16].try_into().unwrap())
+    };
+    let before = sequence();
+    let until = Instant::now() + Duration::from_millis(2500);
+    let mut appenders = Vec::new();
+    for _ in 0..32 {
+        let store = store.clone();
+        appenders.push(tokio::spawn(async move {
+            while Instant::now() < until {
+                append(store.clone()).await;
+            }
+        }));
+    }
+    // Upkeep's checkpoints, off the writer.
+    while Instant::now() < until {
+        store.checkpoint().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for a in appenders {
+        a.await.unwrap();
+    }
+    let after = sequence();
+    assert!(
+        after > before,
+        "the WAL never started again ({before} -> {after})"
+    );
+    store.close().await;
+}
+
 #[test]
 fn a_database_from_a_newer_binary_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
