@@ -9,12 +9,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-/// mimalloc, not the system's allocator: the ACK path allocates and frees small values on
-/// every request from two threads (measured in BENCHMARKS.md, "Where the durable ACK's CPU
-/// goes").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Exit status for a bad config or usage (sysexits EX_USAGE).
 const EX_USAGE: u8 = 64;
 
