@@ -123,7 +123,7 @@ pub(super) fn key() -> DataKey {
     DataKey::from_hex(&"44".repeat(32)).unwrap()
 }
 
-fn audit(id: &str) -> AuditRecord {
+pub(super) fn audit(id: &str) -> AuditRecord {
     AuditRecord {
         transaction_id: id.into(),
         request_id: Some(id.into()),
@@ -137,7 +137,7 @@ fn audit(id: &str) -> AuditRecord {
     }
 }
 
-fn find(id: &str, matched: bool) -> NewFind {
+pub(super) fn find(id: &str, matched: bool) -> NewFind {
     NewFind {
         request_id: id.into(),
         received_at: 1,

@@ -39,12 +39,11 @@ impl Sqlite {
     pub(super) fn open(path: &Path, limits: StoreLimits) -> Result<(Self, u64)> {
         let mut conn = open_writer(path)?;
         let open = run_blocking(Box::pin(super::finds::open_count(&mut SqliteTx(&mut conn))))?;
-        let recent = recent::RecentFinds::load(&conn, crate::now_micros())?;
         let reads = read_pool(path, limits.readers)?;
         let (front, rx, running) = Front::new(limits.channel_capacity);
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer::run(conn, recent, rx, limits.max_batch.max(1), running))
+            .spawn(move || writer::run(conn, rx, limits.max_batch.max(1), running))
             .map_err(|source| StoreError::Io {
                 path: "store-writer thread".into(),
                 source,

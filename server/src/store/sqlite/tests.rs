@@ -122,7 +122,7 @@ async fn unknown_stored_spellings_are_refused_not_guessed() {
 /// upkeep's checkpoints alone, the WAL never started again while appends kept the writer busy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wal_starts_again_under_a_steady_stream_of_commits() {
-    use crate::model::{AuditRecord, Decided, Direction, NewFind};
+    use crate::store::tests::{audit, find};
     use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.sqlite");
@@ -131,22 +131,7 @@ async fn the_wal_starts_again_under_a_steady_stream_of_commits() {
             .unwrap();
     let append = |store: crate::store::Store| async move {
         let id = uuid::Uuid::new_v4().to_string();
-        let find = NewFind {
-            request_id: id.clone(),
-            received_at: crate::now_micros(),
-            decided: Decided::NoMatch,
-        };
-        let audit = AuditRecord {
-            transaction_id: id.clone(),
-            request_id: Some(id),
-            direction: Direction::Inbound,
-            party: "CN=pfs".into(),
-            endpoint: "POST /find-requests".into(),
-            received_at: crate::now_micros(),
-            responded_at: 0,
-            status: 202,
-            outcome: "ack".into(),
-        };
+        let (find, audit) = (find(&id, false), audit(&id));
         store.append(find, audit).await.unwrap();
     };
     append(store.clone()).await;

@@ -102,7 +102,6 @@ where
 /// The writer's loop; returns when the channel closes, dropping `_running`.
 pub(super) fn run(
     mut conn: Connection,
-    mut recent: RecentFinds,
     mut rx: mpsc::Receiver<Msg>,
     max_batch: usize,
     _running: Running,
@@ -110,6 +109,9 @@ pub(super) fn run(
     let mut batch = Batch::new(max_batch);
     let mut failures = FailureLog::default();
     let mut held = Vec::with_capacity(max_batch);
+    // Read at the first find appended: a command that opens the store and appends none (a
+    // report, an export) never pays for it.
+    let mut recent: Option<RecentFinds> = None;
     let mut wal = WalRestart::default();
     while let Some(first) = rx.blocking_recv() {
         batch.fill(first, &mut rx);
@@ -121,8 +123,10 @@ pub(super) fn run(
         let result = commit(&mut conn, &mut batch, &mut finds);
         if result.is_err() {
             // Nothing of the batch is stored: its IDs were not ACKed.
-            for key in held.drain(..) {
-                recent.remove(key);
+            if let Some(recent) = recent.as_mut() {
+                for key in held.drain(..) {
+                    recent.remove(key);
+                }
             }
         }
         held.clear();
@@ -257,8 +261,8 @@ fn run_write(conn: &mut Connection, w: &mut Box<dyn Write>) -> bool {
 
 /// The writer's view of the finds already ACKed, for one batch.
 struct Finds<'a> {
-    /// The last day's request IDs.
-    recent: &'a mut RecentFinds,
+    /// The last day's request IDs, once read.
+    recent: &'a mut Option<RecentFinds>,
     /// The IDs this batch added to `recent`, taken out again if its commit fails.
     held: &'a mut Vec<Key>,
 }
@@ -273,7 +277,14 @@ impl Finds<'_> {
         finds: &[FindRow],
         acked_at: i64,
     ) -> Result<Vec<AppendOutcome>> {
-        self.recent.forget_before(conn, acked_at)?;
+        if finds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let recent = match self.recent {
+            Some(recent) => recent,
+            None => self.recent.insert(RecentFinds::load(conn, acked_at)?),
+        };
+        recent.forget_before(conn, acked_at)?;
         let mut stmt = conn.prepare_cached(
             "INSERT OR IGNORE INTO find_requests
                  (request_id, received_at, acked_at, state, find_data, outcome, completed_at)
@@ -282,7 +293,7 @@ impl Finds<'_> {
         let mut out = Vec::with_capacity(finds.len());
         for f in finds {
             let key = Key::of(&f.request_id);
-            if self.recent.contains(key) {
+            if recent.contains(key) {
                 out.push(AppendOutcome::Duplicate);
                 continue;
             }
@@ -300,7 +311,7 @@ impl Finds<'_> {
                 completed_at
             ])?;
             out.push(if n == 1 {
-                self.recent.insert(key, acked_at);
+                recent.insert(key, acked_at);
                 self.held.push(key);
                 AppendOutcome::Created
             } else {

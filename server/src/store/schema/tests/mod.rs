@@ -383,7 +383,8 @@ async fn the_audit_ids_frontier_keeps_its_place_from_the_hour_to_the_microsecond
 /// age; a find ended longer ago than a day is a new one.
 #[tokio::test]
 async fn sqlite_finds_outlive_v17_and_their_repeats_are_still_duplicates() {
-    use crate::model::{AppendOutcome, AuditRecord, Decided, Direction, NewFind};
+    use crate::model::AppendOutcome;
+    use crate::store::tests::{audit, find};
     let place = Place::sqlite();
     let Place::Sqlite(dir) = &place else {
         unreachable!()
@@ -434,22 +435,7 @@ async fn sqlite_finds_outlive_v17_and_their_repeats_are_still_duplicates() {
         ("new", AppendOutcome::Created),
         ("new", AppendOutcome::Duplicate),
     ] {
-        let find = NewFind {
-            request_id: id.into(),
-            received_at: now,
-            decided: Decided::NoMatch,
-        };
-        let audit = AuditRecord {
-            transaction_id: id.into(),
-            request_id: Some(id.into()),
-            direction: Direction::Inbound,
-            party: "CN=pfs".into(),
-            endpoint: "POST /find-requests".into(),
-            received_at: now,
-            responded_at: 0,
-            status: 202,
-            outcome: "ack".into(),
-        };
+        let (find, audit) = (find(id, false), audit(id));
         assert_eq!(s.append(find, audit).await.unwrap(), expected, "{id}");
     }
     s.close().await;
