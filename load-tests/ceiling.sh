@@ -10,8 +10,9 @@
 #   3. `pdp-provider serve` on 127.0.0.1:18444 with a temporary store and workers.concurrency = 0,
 #      so only the ACK path (parse, match, seal, group commit with fsync, audit, 202) is measured;
 #
-# each once a round (--rounds, in that order), and prints the throughputs and the durable ACK's
-# share of each static answer (medians over the rounds). Everything it starts is stopped on exit.
+# each once a round (--rounds, in that order), and prints the throughputs, the CPU time the
+# bare stack and the endpoint spent a request, and the durable ACK's share of each static answer
+# (medians over the rounds). Everything it starts is stopped on exit.
 #
 # With --with-oha it also measures nginx with `oha` (same concurrency as connections, HTTP/1.1,
 # same duration, same mTLS identity, a find-sized POST body), alternating with the load tool
@@ -182,7 +183,11 @@ fi
 wait_for $NGINX_PORT
 [ "$NGINX_ONLY" = 1 ] || { wait_for $SERVER_PORT; wait_for $BARE_PORT; }
 
-measure() { # name port
+cpu_ticks() { # pid: its user + system time so far, in clock ticks
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+measure() { # name port [server pid: its CPU time over the run goes to OUT/name/cpu_ticks]
+    [ -z "${3:-}" ] || before=$(cpu_ticks "$3")
     # In the background and waited for, so a signal to this script is handled at once.
     "$BIN" load --closed-loop --quiet \
         --target "https://127.0.0.1:$2" --certs "$CERTS" \
@@ -195,6 +200,7 @@ measure() { # name port
         echo "ceiling.sh: the $1 run wrote no result" >&2
         exit 2
     fi
+    [ -z "${3:-}" ] || echo $(($(cpu_ticks "$3") - before)) >"$OUT/$1/cpu_ticks"
 }
 
 # oha gets what the load tool sends: a POST of a find-sized JSON body (a JWT-shaped UAT and
@@ -282,17 +288,25 @@ for r in $(seq "$ROUNDS"); do
         RUNS="$RUNS oha$suffix"
     fi
     if [ "$NGINX_ONLY" = 0 ]; then
-        measure "bare$suffix" $BARE_PORT
-        measure "endpoint$suffix" $SERVER_PORT
+        measure "bare$suffix" $BARE_PORT "$BARE_PID"
+        measure "endpoint$suffix" $SERVER_PORT "$SERVER_PID"
         RUNS="$RUNS bare$suffix endpoint$suffix"
     fi
 done
 
 {
-    printf '%-44s %12s %10s %10s %8s\n' "(mTLS, HTTP/1.1)" "finds/s" "p50 ms" "p99 ms" "errors"
+    # The server's CPU a request (user + system time over the load tool's run, over its
+    # requests): the bare stack and the endpoint, which run as one process each.
+    TCK=$(getconf CLK_TCK)
+    printf '%-44s %12s %10s %10s %8s %12s\n' "(mTLS, HTTP/1.1)" "finds/s" "p50 ms" "p99 ms" "errors" "CPU us/req"
     for n in $RUNS; do
         set -- $(row "$n")
-        printf '%-44s %12.0f %10.2f %10.2f %8s\n' "$(label_of "$n")" "$1" "$2" "$3" "$4"
+        cpu=-
+        if [ -f "$OUT/$n/cpu_ticks" ]; then
+            cpu=$(awk -v t="$(cat "$OUT/$n/cpu_ticks")" -v k="$TCK" -v r="$1" -v d="$DURATION" \
+                'BEGIN { if (r > 0) printf "%.1f", t / k * 1e6 / (r * d) }')
+        fi
+        printf '%-44s %12.0f %10.2f %10.2f %8s %12s\n' "$(label_of "$n")" "$1" "$2" "$3" "$4" "$cpu"
     done
     NGINX_RATES=""
     OHA_RATES=""
