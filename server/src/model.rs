@@ -447,6 +447,8 @@ impl AppliedChange {
 pub enum DataChange {
     /// A member was added, changed or removed.
     Member(String),
+    /// Members were added together, under the slots `first..=last` (those still stored).
+    Added { first: i64, last: i64 },
     /// A member was removed: its slot in the match index is free (never given again).
     SlotFreed(i64),
     /// A scheme's state changed.

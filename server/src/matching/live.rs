@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::index::Matcher;
 use super::record::MatchRecord;
 use crate::model::{DataChange, MatchKeys, SchemeState};
-use crate::store::{Store, StoreError};
+use crate::store::{IndexEntry, Store, StoreError};
 
 /// Changes read at once.
 const BATCH: usize = 1024;
@@ -42,9 +42,11 @@ pub async fn catch_up(
             return Ok(n);
         };
         let mut members = Vec::new();
+        let mut added = Vec::new();
         for (_, change) in &changes {
             match change {
                 DataChange::Member(id) => members.push(id.clone()),
+                DataChange::Added { first, last } => added.push((*first, *last)),
                 DataChange::SlotFreed(slot) => {
                     if let Ok(slot) = u32::try_from(*slot) {
                         matcher.index.remove(slot);
@@ -62,7 +64,17 @@ pub async fn catch_up(
         }
         members.sort_unstable();
         members.dedup();
-        apply_members(store, matcher, members).await?;
+        let mut entries = store.members_for_index(members).await?;
+        for (first, last) in added {
+            entries.extend(
+                store
+                    .members_in_slots(first, last)
+                    .await?
+                    .into_iter()
+                    .map(|e| (e.0.member_id.clone(), Some(e))),
+            );
+        }
+        apply_members(matcher, entries);
         n += changes.len();
         *applied = last;
         crate::metrics::member_index(matcher.index.len(), last);
@@ -71,16 +83,13 @@ pub async fn catch_up(
     }
 }
 
-/// Reads `members` again and applies each to the index: its keys added under its slot, or it
-/// is listed as unreadable (the endpoint then refuses finds until a later change to it opens).
-/// A removed member's slot leaves the index by its own change ([`DataChange::SlotFreed`]).
-async fn apply_members(
-    store: &Store,
-    matcher: &Matcher,
-    members: Vec<String>,
-) -> Result<(), StoreError> {
+/// Applies members read again (`None`: no longer stored) to the index: each one's keys added
+/// under its slot, or it is listed as unreadable (the endpoint then refuses finds until a later
+/// change to it opens). A removed member's slot leaves the index by its own change
+/// ([`DataChange::SlotFreed`]).
+fn apply_members(matcher: &Matcher, entries: Vec<(String, Option<IndexEntry>)>) {
     let mut failed = 0u64;
-    for (id, row) in store.members_for_index(members).await? {
+    for (id, row) in entries {
         let Some((m, stored_keys)) = row else {
             matcher.mark_readable(&id);
             continue;
@@ -117,7 +126,6 @@ async fn apply_members(
             "member records still unreadable; finds stay refused"
         );
     }
-    Ok(())
 }
 
 /// Reads the schemes not active into `matcher` (at start-up).

@@ -377,7 +377,7 @@ impl Store {
     pub async fn members_for_index(
         &self,
         member_ids: Vec<String>,
-    ) -> Result<Vec<(String, Option<(SlotRecord, Option<Vec<u8>>)>)>, StoreError> {
+    ) -> Result<Vec<(String, Option<IndexEntry>)>, StoreError> {
         let found = self
             .read(move |tx| {
                 Box::pin(async move {
@@ -388,10 +388,8 @@ impl Store {
                             "SELECT slot, member_id, sealed, match_keys FROM members
                               WHERE member_id IN ({marks})"
                         );
-                        for r in tx.query(&sql, &bound).await? {
-                            let keys: Option<Vec<u8>> = r.get(3)?;
-                            let row: (i64, String, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
-                            found.insert(row.1.clone(), (row, keys));
+                        for row in index_rows(tx, &sql, &bound).await? {
+                            found.insert(row.1.clone(), row);
                         }
                     }
                     Ok(member_ids
@@ -404,24 +402,45 @@ impl Store {
                 })
             })
             .await?;
-        let key = &self.inner.key;
         Ok(found
             .into_iter()
-            .map(|(id, row)| {
-                let row = row.map(|((slot, member_id, sealed), keys)| {
-                    let record = packed::open(key, member_id.as_bytes(), &sealed);
-                    (
-                        SlotRecord {
-                            slot,
-                            member_id,
-                            record,
-                        },
-                        keys,
-                    )
-                });
-                (id, row)
-            })
+            .map(|(id, row)| (id, row.map(|r| self.index_entry(r))))
             .collect())
+    }
+
+    /// The members stored under slots `first..=last` (added together), as
+    /// [`Store::members_for_index`] gives them, in slot order.
+    pub async fn members_in_slots(
+        &self,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<IndexEntry>, StoreError> {
+        let rows = self
+            .read(move |tx| {
+                Box::pin(async move {
+                    index_rows(
+                        tx,
+                        "SELECT slot, member_id, sealed, match_keys FROM members
+                          WHERE slot >= $1 AND slot <= $2 ORDER BY slot",
+                        &params![first, last],
+                    )
+                    .await
+                })
+            })
+            .await?;
+        Ok(rows.into_iter().map(|r| self.index_entry(r)).collect())
+    }
+
+    fn index_entry(&self, (slot, member_id, sealed, keys): EntryRow) -> IndexEntry {
+        let record = packed::open(&self.inner.key, member_id.as_bytes(), &sealed);
+        (
+            SlotRecord {
+                slot,
+                member_id,
+                record,
+            },
+            keys,
+        )
     }
 
     fn open_slots(&self, rows: Vec<(i64, String, Vec<u8>)>) -> Vec<SlotRecord> {
@@ -592,10 +611,33 @@ struct StoredPensionRow {
     calculation_date: Option<chrono::NaiveDate>,
 }
 
+/// A member as a running endpoint's index takes it: its slot and opened record, and its stored
+/// look-up keys (`None` from before they were stored).
+pub type IndexEntry = (SlotRecord, Option<Vec<u8>>);
+
+/// A member's row as the index reads it: slot, member ID, sealed record, look-up keys.
+type EntryRow = (i64, String, Vec<u8>, Option<Vec<u8>>);
+
+/// The rows of a `SELECT slot, member_id, sealed, match_keys` from `members`.
+async fn index_rows(tx: &mut dyn Tx, sql: &str, bound: &[Value]) -> Result<Vec<EntryRow>> {
+    tx.query(sql, bound)
+        .await?
+        .iter()
+        .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .collect()
+}
+
 fn data_change_from(r: &Row) -> Result<(i64, DataChange)> {
     let key: String = r.get(2)?;
     let change = match r.get::<String>(1)?.as_str() {
         "member" => DataChange::Member(key),
+        "added" => {
+            let (first, last) = key
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                .ok_or(StoreError::Corrupt("added slots"))?;
+            DataChange::Added { first, last }
+        }
         "slot" => DataChange::SlotFreed(
             key.parse()
                 .map_err(|_| StoreError::Corrupt("member slot"))?,
@@ -760,7 +802,7 @@ fn guid_from(bytes: &[u8]) -> Result<Uuid> {
 }
 
 /// Adds new members and their pensions, each taking the next slot, noted for the running
-/// endpoints: a few multi-row statements for them all.
+/// endpoints as one change (the slots they took): a few multi-row statements for them all.
 async fn add_members(tx: &mut dyn Tx, rows: &[&MemberRow], now: i64) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
@@ -796,16 +838,8 @@ async fn add_members(tx: &mut dyn Tx, rows: &[&MemberRow], now: i64) -> Result<(
         .collect();
     pensions.sort_unstable_by_key(|(_, p)| p.asset_guid);
     insert_pensions(tx, pensions).await?;
-    lock_changes(tx).await?;
-    let changes = rows
-        .iter()
-        .map(|m| params!["member", &m.member_id, now].to_vec());
-    insert_rows(
-        tx,
-        "INSERT INTO data_changes (kind, key, at)",
-        changes.collect(),
-    )
-    .await
+    // One change for them all: the running endpoints read the new slots' members.
+    note_change(tx, "added", &format!("{first}-{last}"), now).await
 }
 
 /// Applies one sealed member change. A change that writes is noted for the running endpoints;

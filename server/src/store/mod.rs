@@ -97,7 +97,7 @@ pub use crate::model::{
 use crate::sealed::{self, DataKey};
 pub use history::{EndedFind, Purged, Seed, SeededPei, HOT_FOR, HOUR};
 pub use keys::{ResealCursor, Resealed};
-pub use members::{IndexRow, KeySample, SealedMembers, SlotRecord};
+pub use members::{IndexEntry, IndexRow, KeySample, SealedMembers, SlotRecord};
 pub use postgres::{PostgresOptions, PostgresTls};
 use sql::{Access, BoxFuture, Tx};
 

@@ -783,10 +783,16 @@ async fn member_changes_add_update_repeat_and_remove_and_are_noted_in_order(db: 
         .into_iter()
         .map(|(_, c)| c)
         .collect();
+    // New members added together are one change: the slots they took.
     let m = |id: &str| DataChange::Member(id.into());
     assert_eq!(
         changes,
-        [m("A"), m("B"), m("A"), m("B"), DataChange::SlotFreed(2)]
+        [
+            DataChange::Added { first: 1, last: 2 },
+            m("A"),
+            m("B"),
+            DataChange::SlotFreed(2)
+        ]
     );
 
     // A scheme's state is kept and noted.
@@ -902,11 +908,39 @@ async fn a_registration_that_lands_after_its_pei_was_retired_is_sent_for_deregis
     assert_eq!(s.deregistering().await.unwrap().len(), 1);
 }
 
-async fn old_data_changes_are_forgotten_but_the_version_never_goes_back(db: Place) {
+async fn members_added_together_are_read_back_by_the_slots_they_took(db: Place) {
     let s = db.open().await;
-    s.apply_members(vec![member("A", &[1], "a"), member("B", &[2], "b")], false)
+    let v0 = s.data_version().await.unwrap();
+    let batch = ["A", "B", "C"].map(|id| member(id, &[], id));
+    s.apply_members(batch.to_vec(), false).await.unwrap();
+    s.apply_members(vec![MemberChange::Remove("B".into())], false)
         .await
         .unwrap();
+    let changes = s.data_changes_since(v0, 10).await.unwrap();
+    assert_eq!(changes[0].1, DataChange::Added { first: 1, last: 3 });
+    // An endpoint reads those still stored, in slot order, their records opened.
+    let added: Vec<(i64, String, Vec<u8>)> = s
+        .members_in_slots(1, 3)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(r, _)| (r.slot, r.member_id, r.record.unwrap()))
+        .collect();
+    assert_eq!(
+        added,
+        [
+            (1, "A".to_string(), b"A".to_vec()),
+            (3, "C".to_string(), b"C".to_vec())
+        ]
+    );
+    assert!(s.members_in_slots(4, 9).await.unwrap().is_empty());
+}
+
+async fn old_data_changes_are_forgotten_but_the_version_never_goes_back(db: Place) {
+    let s = db.open().await;
+    for m in [member("A", &[1], "a"), member("B", &[2], "b")] {
+        s.apply_members(vec![m], false).await.unwrap();
+    }
     let v = s.data_version().await.unwrap();
     assert_eq!(s.purge_data_changes(i64::MAX).await.unwrap(), 1);
     assert_eq!(s.data_version().await.unwrap(), v);
@@ -1623,6 +1657,7 @@ on_both_backends!(
     member_changes_add_update_repeat_and_remove_and_are_noted_in_order,
     a_data_key_rotation_reseals_everything_and_resumes_after_a_stop,
     a_registration_that_lands_after_its_pei_was_retired_is_sent_for_deregistration,
+    members_added_together_are_read_back_by_the_slots_they_took,
     old_data_changes_are_forgotten_but_the_version_never_goes_back,
     a_daily_job_runs_once_a_day_and_is_taken_over_when_its_holder_stops,
     a_renewed_lease_keeps_a_find_from_a_second_claim,

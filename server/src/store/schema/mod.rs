@@ -34,7 +34,7 @@ pub(super) enum Dialect {
 }
 
 /// The migrations, oldest first: refinery's name (`V<n>__<name>`) and the template.
-const MIGRATIONS: [(&str, &str); 17] = [
+const MIGRATIONS: [(&str, &str); 18] = [
     ("V1__initial", include_str!("V1__initial.sql")),
     ("V2__member_changes", include_str!("V2__member_changes.sql")),
     ("V3__daily_runs", include_str!("V3__daily_runs.sql")),
@@ -75,6 +75,10 @@ const MIGRATIONS: [(&str, &str); 17] = [
     (
         "V17__find_ids_in_memory",
         include_str!("V17__find_ids_in_memory.sql"),
+    ),
+    (
+        "V18__import_at_scale",
+        include_str!("V18__import_at_scale.sql"),
     ),
 ];
 
