@@ -50,11 +50,10 @@ pub(super) enum RowId {
 }
 
 impl RowId {
-    /// The stored value of a row ID given as text (`""`: before every row ID).
+    /// The stored value of a row ID given as text.
     fn stored(self, text: &str) -> Result<Value> {
         match self {
             Self::Text => Ok(Value::from(text)),
-            Self::Guid if text.is_empty() => Ok(Value::from(Vec::new())),
             Self::Guid => uuid::Uuid::try_parse(text)
                 .map(|g| Value::from(g.as_bytes().to_vec()))
                 .map_err(|_| StoreError::Corrupt("row ID")),
@@ -189,17 +188,23 @@ async fn not_sealed_with(
     limit: usize,
 ) -> Result<Vec<(String, Vec<u8>)>> {
     let (t, id, col, narrow, form) = SEALED[at.table];
-    let sql = format!(
-        "SELECT {id}, {col} FROM {t}
-          WHERE {narrow} AND {col} IS NOT NULL AND substr({col}, 1, $1) <> $2 AND {id} > $3
-          ORDER BY {id} LIMIT $4 {{for_update}}"
-    );
-    let bound = [
+    let mut bound = vec![
         Value::from(prefix.len()),
         Value::from(prefix),
-        form.stored(&at.after)?,
         Value::from(limit),
     ];
+    // From the first row ID, or after the last one done.
+    let after = if at.after.is_empty() {
+        String::new()
+    } else {
+        bound.push(form.stored(&at.after)?);
+        format!("AND {id} > $4")
+    };
+    let sql = format!(
+        "SELECT {id}, {col} FROM {t}
+          WHERE {narrow} AND {col} IS NOT NULL AND substr({col}, 1, $1) <> $2 {after}
+          ORDER BY {id} LIMIT $3 {{for_update}}"
+    );
     tx.query(&sql, &bound)
         .await?
         .iter()

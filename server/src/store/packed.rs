@@ -1,4 +1,4 @@
-//! Member records and view data are compressed before they are sealed: zstd (level 3) with a
+//! Member records and view data are compressed before they are sealed: zstd (level 4) with a
 //! dictionary of the data standard's shapes, so that a record of a few hundred bytes compresses
 //! as well as a long one. A dictionary holds no data, and a test derives each from the schema
 //! again:
@@ -27,7 +27,7 @@ const V1: u8 = 1;
 const V2: u8 = 2;
 const DICT_V1: &[u8] = include_bytes!("packed/v1.dict");
 const DICT_V2: &[u8] = include_bytes!("packed/v2.dict");
-const LEVEL: i32 = 3;
+const LEVEL: i32 = 4;
 /// The largest record unpacked: far above any member record or view data (imports bound them).
 const MAX_UNPACKED: usize = 4 << 20;
 

@@ -63,6 +63,14 @@ fn value(r: &tokio_postgres::Row, i: usize) -> Result<Value> {
             .try_get::<_, Option<f32>>(i)?
             .map(|x| Value::Real(x.into())),
         Type::BYTEA => r.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Bytes),
+        // A pension's asset GUID (V19): its 16 bytes, as SQLite stores it.
+        Type::UUID => r
+            .try_get::<_, Option<uuid::Uuid>>(i)?
+            .map(|u| Value::Bytes(u.as_bytes().to_vec())),
+        // A pension's dates (V19): `YYYY-MM-DD`, as SQLite stores them.
+        Type::DATE => r
+            .try_get::<_, Option<chrono::NaiveDate>>(i)?
+            .map(|d| Value::Text(d.format("%Y-%m-%d").to_string())),
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
             r.try_get::<_, Option<String>>(i)?.map(Value::Text)
         }
@@ -92,6 +100,10 @@ impl ToSql for Value {
                 s.as_str().to_sql(ty, out)
             }
             (Value::Bytes(b), &Type::BYTEA) => b.as_slice().to_sql(ty, out),
+            (Value::Bytes(b), &Type::UUID) => uuid::Uuid::from_slice(b)?.to_sql(ty, out),
+            (Value::Text(s), &Type::DATE) => {
+                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")?.to_sql(ty, out)
+            }
             (Value::Bool(b), &Type::BOOL) => b.to_sql(ty, out),
             (Value::Bool(b), &Type::INT8) => i64::from(*b).to_sql(ty, out),
             (Value::Bool(b), &Type::INT4) => i32::from(*b).to_sql(ty, out),

@@ -34,7 +34,7 @@ pub(super) enum Dialect {
 }
 
 /// The migrations, oldest first: refinery's name (`V<n>__<name>`) and the template.
-const MIGRATIONS: [(&str, &str); 18] = [
+const MIGRATIONS: [(&str, &str); 19] = [
     ("V1__initial", include_str!("V1__initial.sql")),
     ("V2__member_changes", include_str!("V2__member_changes.sql")),
     ("V3__daily_runs", include_str!("V3__daily_runs.sql")),
@@ -79,6 +79,10 @@ const MIGRATIONS: [(&str, &str); 18] = [
     (
         "V18__import_at_scale",
         include_str!("V18__import_at_scale.sql"),
+    ),
+    (
+        "V19__pensions_typed",
+        include_str!("V19__pensions_typed.sql"),
     ),
 ];
 
