@@ -1095,13 +1095,12 @@ fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
             let config = load_config(&config)?;
             let now = pdp_provider::now_micros();
             let through = pdp_provider::upkeep::ids_through(now);
-            let recent = now - pdp_provider::upkeep::RECENT_IDS_AFTER;
             let (spans, slices) = with_store(&config, |s| async move {
                 let mut spans = 0;
                 while let n @ 1.. = s.write_audit_ids(through, 100).await? {
                     spans += n;
                 }
-                let slices = s.write_recent_audit_ids(recent).await?;
+                let slices = s.write_recent_audit_ids(now).await?;
                 Ok::<_, pdp_provider::store::StoreError>((spans, slices))
             })?;
             println!(

@@ -10,8 +10,9 @@
 //! - Every minute: ended finds a day old move from the hot table to the history, the hours
 //!   closed since the last are tallied for the service-level report (`crate::sla`), and their
 //!   audit records' IDs written for look-ups by ID.
-//! - Every fifteen seconds: the IDs of the audit records received since those written by hour,
-//!   up to [`RECENT_IDS_AFTER`] ago, written for look-ups by ID a slice of time at a time.
+//! - Every two seconds: the IDs of the audit records written since those written by hour, by
+//!   row, for look-ups by ID, slices of [`crate::store::SLICE_ROWS`] records (a shorter one once
+//!   the last is [`crate::store::SLICE_WAIT`] old).
 //! - At start and daily: seconds to expiry of every configured certificate.
 //! - Once a day across every instance sharing the store (checked every ten minutes; a day's run
 //!   is taken in the store, see [`Store::begin_daily`]): the purge of audit records past
@@ -53,13 +54,9 @@ const SETTLE_PAUSE: Duration = Duration::from_millis(20);
 /// pages of the look-up table they go to; a few minutes' at a time would cost a page each.
 pub const IDS_AFTER: i64 = 10 * 60 * 1_000_000;
 
-/// How long after its receipt an audit record's IDs are written in the recent look-up: by
-/// then it is written (a CAS call's record when the call ends, its time-outs a minute at most).
-/// A look-up reads the records received since by time.
-pub const RECENT_IDS_AFTER: i64 = 75 * 1_000_000;
-
-/// How often the last records' IDs are written.
-const RECENT_IDS_EVERY: Duration = Duration::from_secs(15);
+/// How often the last records' IDs are written (whole slices; a shorter one every
+/// [`crate::store::SLICE_WAIT`]).
+const RECENT_IDS_EVERY: Duration = Duration::from_secs(2);
 
 /// The instant before which audit records' IDs are written at `now` (µs): the end of the last
 /// hour that ended [`IDS_AFTER`] ago.
@@ -219,8 +216,7 @@ impl Upkeep {
                 _ = every.tick() => {}
                 _ = shutdown.cancelled() => break,
             }
-            let through = crate::now_micros() - RECENT_IDS_AFTER;
-            if let Err(e) = self.store.write_recent_audit_ids(through).await {
+            if let Err(e) = self.store.write_recent_audit_ids(crate::now_micros()).await {
                 tracing::warn!(error = %e, "writing the last audit IDs for look-ups failed");
             }
         }

@@ -39,27 +39,29 @@ impl Store {
     /// most) a call; returns the spans written. Look-ups read the records not yet written by
     /// time.
     pub async fn write_audit_ids(&self, through: i64, limit: u32) -> Result<u32, StoreError> {
-        write_ids_in(self, Tier::Weeks, through, limit).await
+        write_week_ids(self, through, limit).await
     }
 
     /// The instant (µs) before which every audit record's IDs are written for look-ups.
     pub async fn audit_ids_through(&self) -> Result<Option<i64>, StoreError> {
-        through(self, Tier::Weeks).await
+        weeks_through(self).await
     }
 
-    /// Writes the IDs of the audit records received since those written by week (or since
-    /// this was last called), before `through` (µs), into the recent look-up, a slice of time
-    /// at a time; forgets the slices written by week since. Returns the slices written.
-    /// Look-ups read the records not yet written either way by time.
-    pub async fn write_recent_audit_ids(&self, through: i64) -> Result<u32, StoreError> {
+    /// Writes the IDs of the audit records written since the last call (by row, from the
+    /// recent frontier to the last row committed) into the recent look-up, a slice of at most
+    /// [`SLICE_ROWS`] records a transaction; the last, shorter slice only once the frontier is
+    /// [`SLICE_WAIT`] old at `now` (µs; the time, or a time before the call) (look-ups read
+    /// those records by row meanwhile). First forgets the slices whose records are all written
+    /// by week. Returns the slices written.
+    pub async fn write_recent_audit_ids(&self, now: i64) -> Result<u32, StoreError> {
         forget_recent_ids(self).await?;
-        write_ids_in(self, Tier::Recent, through, u32::MAX).await
+        write_recent_ids(self, now).await
     }
 
-    /// The instant (µs) before which every audit record's IDs are written, by week or in the
-    /// recent look-up.
-    pub async fn recent_audit_ids_through(&self) -> Result<Option<i64>, StoreError> {
-        through(self, Tier::Recent).await
+    /// The recent look-up's frontier: every audit record in a row below it (and received since
+    /// those written by week) has its IDs written.
+    pub async fn recent_audit_ids_frontier(&self) -> Result<Option<i64>, StoreError> {
+        Ok(recent_mark(self).await?.map(|m| m.next_row))
     }
 
     /// Records that the endpoint is up in the minute of `now` (µs).
@@ -187,16 +189,17 @@ async fn records(
             .map(record_from)
             .collect();
     };
-    // The window first narrowed to the days the trail holds. Records whose IDs are written by
-    // week in `audit_ids` (received before `weeks`): one seek a week; by slice of time in
-    // `audit_ids_recent` (received before `sliced`, the hour or so since): one seek a slice;
-    // the rest (the last 75 to 90 s): read by time.
+    // The window first narrowed to the days the trail holds. Records received before `weeks`
+    // have their IDs written by week in `audit_ids`: one seek a week. The others were written
+    // since, their IDs in `audit_ids_recent` below its frontier row (one seek a slice), or read
+    // by row above it (the records written in the last seconds). With no recent frontier yet,
+    // the records since `weeks` are read by time.
     let held = tx
         .query_one(
             "SELECT (SELECT min(received_at) FROM audit_log),
                     (SELECT max(received_at) FROM audit_log),
                     (SELECT max(next_at) FROM audit_ids_through),
-                    (SELECT max(next_at) FROM audit_recent_through)",
+                    (SELECT max(next_row) FROM audit_recent_marks)",
             &[],
         )
         .await?;
@@ -205,21 +208,30 @@ async fn records(
         return Ok(Vec::new());
     };
     let weeks = held.get::<Option<i64>>(2)?.unwrap_or(i64::MIN);
-    let sliced = held.get::<Option<i64>>(3)?.unwrap_or(i64::MIN).max(weeks);
+    let frontier = held.get::<Option<i64>>(3)?;
     let (from, to) = (from.max(first), to.min(last.saturating_add(1)));
     if from >= to {
         return Ok(Vec::new());
     }
+    let by_week = (from, to.min(weeks));
+    // Only records received since `weeks` are looked for beyond the weeks.
+    let since = (from.max(weeks), to);
+    let empty = |(a, b): (i64, i64)| if a < b { (a, b) } else { (0, 0) };
+    let (by_week, since) = (empty(by_week), empty(since));
+    // The rest by row above the frontier, or by time without one.
+    let rest = match frontier {
+        // `+`: SQLite reads the rows by their row ID, never by time.
+        Some(_) => "a.id >= $6 AND +a.received_at >= $3 AND +a.received_at < $4",
+        None => "a.received_at >= $3 AND a.received_at < $4 AND CAST($6 AS {int64}) IS NOT NULL",
+    };
     let sql = format!(
         "WITH RECURSIVE weeks (w) AS (
              SELECT CAST($1 AS {{int64}}) / {WEEK} UNION ALL
              SELECT w + 1 FROM weeks WHERE w < (CAST($2 AS {{int64}}) - 1) / {WEEK}
          ), slices (s) AS (
-             SELECT coalesce((SELECT max(slice) FROM audit_ids_recent
-                               WHERE slice <= CAST($6 AS {{int64}})), CAST($6 AS {{int64}}))
+             SELECT min(slice) FROM audit_ids_recent WHERE CAST($3 AS {{int64}}) < $4
              UNION ALL
-             SELECT (SELECT min(slice) FROM audit_ids_recent
-                      WHERE slice > s AND slice < CAST($7 AS {{int64}}))
+             SELECT (SELECT min(slice) FROM audit_ids_recent WHERE slice > s)
                FROM slices WHERE s IS NOT NULL
          )
          SELECT {COLUMNS} FROM weeks
@@ -230,26 +242,19 @@ async fn records(
          SELECT {COLUMNS} FROM slices
            JOIN audit_ids_recent i ON i.slice = slices.s AND i.id = $5
            JOIN audit_log a ON a.id = i.audit_id
-          WHERE a.received_at >= $6 AND a.received_at < $7
+          WHERE a.received_at >= $3 AND a.received_at < $4
          UNION
          SELECT {COLUMNS} FROM audit_log a
-          WHERE a.received_at >= $3 AND a.received_at < $4
-            AND (a.request_id = $5 OR a.transaction_id = $5)
+          WHERE {rest} AND (a.request_id = $5 OR a.transaction_id = $5)
          ORDER BY 7, 1"
     );
-    let by_week = (from, to.min(weeks));
-    let as_recent = (from.max(weeks), to.min(sliced));
-    let recent = (from.max(sliced), to);
-    let empty = |(a, b): (i64, i64)| if a < b { (a, b) } else { (0, 0) };
-    let (by_week, as_recent, recent) = (empty(by_week), empty(as_recent), empty(recent));
     let bound = params![
         by_week.0,
         by_week.1,
-        recent.0,
-        recent.1,
+        since.0,
+        since.1,
         id,
-        as_recent.0,
-        as_recent.1
+        frontier.unwrap_or(0)
     ];
     tx.query(&sql, &bound)
         .await?
@@ -258,48 +263,9 @@ async fn records(
         .collect()
 }
 
-/// Where audit records' IDs are written for look-ups by ID.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tier {
-    /// `audit_ids`, keyed by the record's week: written once an hour has closed
-    /// (`upkeep::IDS_AFTER`), in ID order, a week's part of the table at a time.
-    Weeks,
-    /// `audit_ids_recent`, keyed by the start of the slice of time the record was written in:
-    /// the records received since those written by week, a slice of at most
-    /// [`Tier::at_once`] records a transaction, each slice after every one before it (appended
-    /// at the table's end, not spread over its pages); forgotten once written by week.
-    Recent,
-}
-
-impl Tier {
-    /// The table holding the instant before which every record's IDs are in this tier.
-    fn through_table(self) -> &'static str {
-        match self {
-            Tier::Weeks => "audit_ids_through",
-            Tier::Recent => "audit_recent_through",
-        }
-    }
-
-    /// The end of a span written at once from `from` (µs): the rest of its week; ten minutes
-    /// at most for a slice (cut short to [`Tier::at_once`] records).
-    fn span_end(self, from: i64) -> i64 {
-        match self {
-            Tier::Weeks => (from.div_euclid(WEEK) + 1).saturating_mul(WEEK),
-            Tier::Recent => from.saturating_add(10 * MINUTE),
-        }
-    }
-
-    /// Records a span holds at most to have their IDs written in one transaction: a week's
-    /// span beyond is written in sixteen parts of the ID space ([`id_parts`]); a slice is cut
-    /// short.
-    fn at_once(self) -> i64 {
-        match self {
-            Tier::Weeks => 100_000,
-            // Written while the ACKs' group commits wait for the writer: short transactions.
-            Tier::Recent => 10_000,
-        }
-    }
-}
+/// Records the IDs of a week's span are written for at once: a span beyond is written in
+/// sixteen parts of the ID space ([`id_parts`]).
+const WEEK_AT_ONCE: i64 = 100_000;
 
 /// The parts of the ID space a week's span is written in, one transaction each, in key order:
 /// one; or sixteen (by the IDs' first hexadecimal digit) when it holds more than `at_once`
@@ -320,99 +286,70 @@ fn id_parts(count: i64, at_once: i64) -> Vec<(Option<&'static str>, Option<&'sta
 /// The least pause after each transaction writing the recent IDs, for the ACKs' group commits.
 const RECENT_PAUSE: Duration = Duration::from_millis(20);
 
-/// The instant (µs) before which every audit record's IDs are written in `tier` (by week; or
-/// by week or in the recent look-up).
-async fn through(store: &Store, tier: Tier) -> std::result::Result<Option<i64>, StoreError> {
+/// The instant (µs) before which every audit record's IDs are written by week.
+async fn weeks_through(store: &Store) -> std::result::Result<Option<i64>, StoreError> {
     store
         .read(move |tx| {
             Box::pin(async move {
-                let sql = format!("SELECT max(next_at) FROM {}", tier.through_table());
-                tx.value::<Option<i64>>(&sql, &[]).await
+                tx.value::<Option<i64>>("SELECT max(next_at) FROM audit_ids_through", &[])
+                    .await
             })
         })
         .await
 }
 
-/// Writes the IDs of the audit records received before `through` into `tier`, oldest first,
-/// from where the last call stopped (for [`Tier::Recent`], at the earliest where those written
-/// by week end), at most `limit` spans ([`Tier::span_end`]) a call; returns the spans written.
-/// A span is written in one transaction; a week's holding over [`Tier::at_once`] records in one
-/// a part of the ID space ([`id_parts`]), a slice cut short. Several instances may call it at
-/// once (an ID written twice is written once).
-async fn write_ids_in(
+/// Writes the IDs of the audit records received before `through` by week, oldest first,
+/// from where the last call stopped, at most `limit` spans (the rest of a week each) a call;
+/// returns the spans written. A span is written in one transaction, or a week holding over
+/// [`WEEK_AT_ONCE`] records in one a part of the ID space ([`id_parts`]), in ID order: into an
+/// empty part of the table when catching up, rather than a few minutes' IDs spread over the
+/// week. Several instances may call it at once (an ID written twice is written once).
+async fn write_week_ids(
     store: &Store,
-    tier: Tier,
     through: i64,
     limit: u32,
 ) -> std::result::Result<u32, StoreError> {
     // The frontier as stored: each span moves it on only from where it was (another instance
-    // may have moved it meanwhile), though the writing starts at the frontier by week when that
-    // is further on.
-    let mut stored = self::through(store, tier).await?;
-    let mut from = match (tier, stored) {
-        (Tier::Weeks, Some(at)) => at,
-        (Tier::Recent, at) => match (at, store.audit_ids_through().await?) {
-            (Some(at), weeks) => weeks.map_or(at, |w| w.max(at)),
-            (None, Some(weeks)) => weeks,
-            // Nothing written by week yet: from the first record, unless the trail goes back
-            // further than a few hours (its IDs are written by week first).
-            (None, None) => match store.next_activity(i64::MIN).await? {
-                Some(t) if t >= through - 3 * HOUR => t,
-                _ => return Ok(0),
-            },
-        },
-        (Tier::Weeks, None) => match store.next_activity(i64::MIN).await? {
+    // may have moved it meanwhile).
+    let mut stored = weeks_through(store).await?;
+    let mut from = match stored {
+        Some(at) => at,
+        None => match store.next_activity(i64::MIN).await? {
             Some(t) => t,
             None => return Ok(0),
         },
     };
     let mut done = 0;
     while from < through && done < limit {
-        // By week, the rest of the week at once: written into an empty part of the table in ID
-        // order when catching up, rather than a few minutes' IDs spread over the week.
-        let mut to = tier.span_end(from).min(through);
-        let mut count = records_in(store, from, to).await?;
-        // A slice holds `at_once` records at most: cut short to about that many (the records
-        // spread evenly), then halved while a burst holds more.
-        if tier == Tier::Recent && count > tier.at_once() {
-            let part = i128::from(to - from) * i128::from(tier.at_once()) / i128::from(count);
-            to = from + i64::try_from(part).unwrap_or(i64::MAX).max(1);
-            count = records_in(store, from, to).await?;
-            while count > tier.at_once() && to - from > 1 {
-                to = from + (to - from) / 2;
-                count = records_in(store, from, to).await?;
-            }
-        }
+        let to = (from.div_euclid(WEEK) + 1)
+            .saturating_mul(WEEK)
+            .min(through);
+        let count = records_in(store, from, to).await?;
         let next = if count == 0 {
             match store.next_activity(to).await? {
                 Some(t) => t.clamp(to, through),
                 None => through,
             }
         } else {
-            match tier {
-                Tier::Weeks => {
-                    for (lo, hi) in id_parts(count, tier.at_once()) {
-                        store
-                            .write(move |tx| {
-                                Box::pin(async move { write_span(tx, (from, to), lo, hi).await })
-                            })
-                            .await?;
-                    }
-                }
-                Tier::Recent => write_slice(store, (from, to)).await?,
+            for (lo, hi) in id_parts(count, WEEK_AT_ONCE) {
+                store
+                    .write(move |tx| {
+                        Box::pin(async move { write_span(tx, (from, to), lo, hi).await })
+                    })
+                    .await?;
             }
             to
         };
         let moved = store
             .run(Access::Single, move |tx| {
                 Box::pin(async move {
-                    let table = tier.through_table();
-                    let sql = format!(
-                        "INSERT INTO {table} (id, next_at) VALUES (1, $2)
+                    tx.execute(
+                        "INSERT INTO audit_ids_through (id, next_at) VALUES (1, $2)
                          ON CONFLICT (id) DO UPDATE SET next_at = excluded.next_at
-                          WHERE {table}.next_at = $1"
-                    );
-                    tx.execute(&sql, &params![stored, next]).await
+                          WHERE audit_ids_through.next_at = $1",
+                        &params![stored, next],
+                    )
+                    .await
                 })
             })
             .await?;
@@ -441,19 +378,239 @@ async fn records_in(store: &Store, from: i64, to: i64) -> std::result::Result<i6
         .await
 }
 
-/// Forgets the recent IDs that are now written by week (every slice that ends at the frontier
-/// by week or before), [`FORGET_AT_ONCE`] a transaction (each a range at the start
-/// of the table), with a pause between.
+/// Records a slice of the recent look-up holds at most (its IDs written in one transaction,
+/// while the ACKs' group commits wait for the writer).
+pub const SLICE_ROWS: i64 = 10_000;
+
+/// How old (µs) the recent frontier is before the records written since are written as a
+/// slice shorter than [`SLICE_ROWS`]: fewer slices to seek when records come slowly, and
+/// seconds of records read by row.
+pub const SLICE_WAIT: i64 = 10_000_000;
+
+/// A mark of the recent look-up ([`Store::write_recent_audit_ids`]).
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    /// Every record in a row below it has its IDs written (from the look-up's start on).
+    next_row: i64,
+    /// When `next_row` was read: every record written after has a row at or above it.
+    read_at: i64,
+}
+
+/// The newest mark: the recent look-up's frontier.
+async fn recent_mark(store: &Store) -> std::result::Result<Option<Mark>, StoreError> {
+    store
+        .read(|tx| {
+            Box::pin(async move {
+                tx.query_opt(
+                    "SELECT next_row, read_at FROM audit_recent_marks
+                      ORDER BY next_row DESC LIMIT 1",
+                    &[],
+                )
+                .await?
+                .map(|r| {
+                    Ok(Mark {
+                        next_row: r.get(0)?,
+                        read_at: r.get(1)?,
+                    })
+                })
+                .transpose()
+            })
+        })
+        .await
+}
+
+/// The row after the last one written: every row below it is committed, and every record
+/// written after this returns has a row at or above it.
+async fn next_row(store: &Store) -> std::result::Result<i64, StoreError> {
+    const NEXT: &str = "SELECT coalesce(max(id), 0) + 1 FROM audit_log";
+    if !store.db().shared() {
+        // One writer, which commits rows in their order: the last committed, as read.
+        return store
+            .read(|tx| Box::pin(async move { tx.value::<i64>(NEXT, &[]).await }))
+            .await;
+    }
+    // Instances number rows as they insert them and commit them in their own time: the table's
+    // share lock waits for every transaction that inserted into it, and holds the next ones
+    // back only until this read ends.
+    store
+        .run(Access::Write, |tx| {
+            Box::pin(async move {
+                tx.execute("SET LOCAL lock_timeout = '2s'", &[]).await?;
+                tx.execute("LOCK TABLE audit_log IN SHARE MODE", &[])
+                    .await?;
+                tx.value::<i64>(NEXT, &[]).await
+            })
+        })
+        .await
+}
+
+/// Where the recent look-up starts when it has no mark: the first row of a record received
+/// since those written by week, or the next row when there is none (with nothing written by
+/// week: the trail's first row, unless the trail goes back further than a few hours, its IDs
+/// then written by week first; `None`: not yet).
+async fn recent_start(store: &Store, now: i64) -> std::result::Result<Option<i64>, StoreError> {
+    let weeks = weeks_through(store).await?;
+    if weeks.is_none() {
+        match store.next_activity(i64::MIN).await? {
+            Some(t) if t < now - 3 * HOUR => return Ok(None),
+            _ => {}
+        }
+    }
+    let since = weeks.unwrap_or(i64::MIN);
+    let first = store
+        .read(move |tx| {
+            Box::pin(async move {
+                tx.value::<Option<i64>>(
+                    "SELECT min(id) FROM audit_log WHERE received_at >= $1",
+                    &params![since],
+                )
+                .await
+            })
+        })
+        .await?;
+    match first {
+        Some(row) => Ok(Some(row)),
+        None => next_row(store).await.map(Some),
+    }
+}
+
+/// Writes the records written since the recent frontier (see [`Store::write_recent_audit_ids`]);
+/// returns the slices written.
+async fn write_recent_ids(store: &Store, now: i64) -> std::result::Result<u32, StoreError> {
+    let mark = recent_mark(store).await?;
+    let (mut from, mut prior) = match mark {
+        Some(m) => (m.next_row, Some(m.next_row)),
+        None => match recent_start(store, now).await? {
+            Some(row) => (row, None),
+            None => return Ok(0),
+        },
+    };
+    // Whether a slice shorter than `SLICE_ROWS` is written (else only whole ones): the newest
+    // read, unlocked, tells first whether there is anything to write.
+    let old = mark.is_none_or(|m| m.read_at <= now - SLICE_WAIT);
+    let last = store
+        .read(|tx| {
+            Box::pin(async move {
+                tx.value::<i64>("SELECT coalesce(max(id), 0) + 1 FROM audit_log", &[])
+                    .await
+            })
+        })
+        .await?;
+    if last <= from || (!old && last - from < SLICE_ROWS) {
+        return Ok(0);
+    }
+    let end = next_row(store).await?;
+    let mut done = 0;
+    while from < end {
+        let to = end.min(from.saturating_add(SLICE_ROWS));
+        if to - from < SLICE_ROWS && !old {
+            break;
+        }
+        if !write_recent_slice(store, (from, to), prior, now).await? {
+            break;
+        }
+        prior = Some(to);
+        from = to;
+        done += 1;
+    }
+    Ok(done)
+}
+
+/// The IDs (request and transaction) of the records in rows `[from, to)`, each with its row,
+/// in that order.
+const ROW_IDS: &str = "SELECT k, a FROM (
+        SELECT request_id AS k, id AS a FROM audit_log
+         WHERE id >= $1 AND id < $2 AND request_id IS NOT NULL
+        UNION
+        SELECT transaction_id, id FROM audit_log WHERE id >= $1 AND id < $2
+    ) ids
+    ORDER BY k, a";
+
+/// Writes the IDs of the records in rows `[from, to)` as one slice and marks `to` (read at
+/// `read_at`) as the frontier, unless the frontier is no longer `prior` (another instance moved
+/// it): read beside the writer, then appended in one transaction (a slice's keys follow every
+/// key before them), then a pause twice as long as the write (20 ms at least) for the ACKs'
+/// group commits. Whether it was written.
+async fn write_recent_slice(
+    store: &Store,
+    (from, to): (i64, i64),
+    prior: Option<i64>,
+    read_at: i64,
+) -> std::result::Result<bool, StoreError> {
+    let ids = store
+        .read(move |tx| {
+            Box::pin(async move {
+                tx.query(ROW_IDS, &params![from, to])
+                    .await?
+                    .iter()
+                    .map(|r| Ok(params![from, r.get::<String>(0)?, r.get::<i64>(1)?].to_vec()))
+                    .collect::<Result<Vec<_>>>()
+            })
+        })
+        .await?;
+    let started = std::time::Instant::now();
+    let written = store
+        .write(move |tx| {
+            Box::pin(async move {
+                let at = tx
+                    .value::<Option<i64>>("SELECT max(next_row) FROM audit_recent_marks", &[])
+                    .await?;
+                if at != prior {
+                    return Ok(false);
+                }
+                if !ids.is_empty() {
+                    insert_rows_then(
+                        tx,
+                        "INSERT INTO audit_ids_recent (slice, id, audit_id)",
+                        ids,
+                        "ON CONFLICT DO NOTHING",
+                    )
+                    .await?;
+                }
+                tx.execute(
+                    "INSERT INTO audit_recent_marks (next_row, read_at) VALUES ($1, $2)
+                     ON CONFLICT DO NOTHING",
+                    &params![to, read_at],
+                )
+                .await?;
+                Ok(true)
+            })
+        })
+        .await?;
+    tokio::time::sleep(RECENT_PAUSE.max(started.elapsed() * 2)).await;
+    Ok(written)
+}
+
+/// Forgets the recent slices whose records are all written by week: those below the newest
+/// mark read before the frontier by week (their records were written, so received, before
+/// it), [`FORGET_AT_ONCE`] IDs a transaction (each a range at the start of the table), with a
+/// pause between; then the marks before that one.
 async fn forget_recent_ids(store: &Store) -> std::result::Result<(), StoreError> {
-    let Some(weeks) = store.audit_ids_through().await? else {
+    let Some(weeks) = weeks_through(store).await? else {
         return Ok(());
     };
-    // Each slice ends where the next begins, the last where the recent IDs are written through.
-    let before = match through(store, Tier::Recent).await? {
-        Some(recent) if recent > weeks => {
-            "(SELECT max(slice) FROM audit_ids_recent WHERE slice <= $1)"
-        }
-        _ => "$1",
+    let (below, frontier) = store
+        .read(move |tx| {
+            Box::pin(async move {
+                let r = tx
+                    .query_one(
+                        "SELECT (SELECT max(next_row) FROM audit_recent_marks WHERE read_at <= $1),
+                                (SELECT max(next_row) FROM audit_recent_marks)",
+                        &params![weeks],
+                    )
+                    .await?;
+                Ok((r.get::<Option<i64>>(0)?, r.get::<Option<i64>>(1)?))
+            })
+        })
+        .await?;
+    let Some(below) = below else {
+        return Ok(());
+    };
+    // Each slice ends where the next begins, the last at the frontier.
+    let before = if Some(below) == frontier {
+        "$1"
+    } else {
+        "(SELECT max(slice) FROM audit_ids_recent WHERE slice <= $1)"
     };
     let sql = format!(
         "DELETE FROM audit_ids_recent WHERE (slice, id, audit_id) IN (
@@ -464,14 +621,26 @@ async fn forget_recent_ids(store: &Store) -> std::result::Result<(), StoreError>
         let sql = sql.clone();
         let forgotten = store
             .write(move |tx| {
-                Box::pin(async move { tx.execute(&sql, &params![weeks, FORGET_AT_ONCE]).await })
+                Box::pin(async move { tx.execute(&sql, &params![below, FORGET_AT_ONCE]).await })
             })
             .await?;
         if forgotten < FORGET_AT_ONCE {
-            return Ok(());
+            break;
         }
         tokio::time::sleep(RECENT_PAUSE).await;
     }
+    store
+        .run(Access::Single, move |tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "DELETE FROM audit_recent_marks WHERE next_row < $1",
+                    &params![below],
+                )
+                .await
+            })
+        })
+        .await?;
+    Ok(())
 }
 
 /// Recent IDs forgotten in one transaction.
@@ -505,40 +674,6 @@ pub(super) async fn write_span(
         from.div_euclid(WEEK)
     );
     tx.execute(&sql, &params![from, to, lo, hi]).await
-}
-
-/// Writes the IDs of the records received in `[from, to)` (µs) as one recent slice: read
-/// beside the writer, then appended in one transaction (a slice's keys follow every key
-/// before them), then a pause twice as long as the write (20 ms at least) for the ACKs' group
-/// commits.
-async fn write_slice(store: &Store, (from, to): (i64, i64)) -> std::result::Result<(), StoreError> {
-    let ids = store
-        .read(move |tx| {
-            Box::pin(async move {
-                tx.query(SPAN_IDS, &params![from, to, None::<String>, None::<String>])
-                    .await?
-                    .iter()
-                    .map(|r| Ok(params![from, r.get::<String>(0)?, r.get::<i64>(1)?].to_vec()))
-                    .collect::<Result<Vec<_>>>()
-            })
-        })
-        .await?;
-    let started = std::time::Instant::now();
-    store
-        .write(move |tx| {
-            Box::pin(async move {
-                insert_rows_then(
-                    tx,
-                    "INSERT INTO audit_ids_recent (slice, id, audit_id)",
-                    ids,
-                    "ON CONFLICT DO NOTHING",
-                )
-                .await
-            })
-        })
-        .await?;
-    tokio::time::sleep(RECENT_PAUSE.max(started.elapsed() * 2)).await;
-    Ok(())
 }
 
 /// A week in µs: `audit_ids` is keyed by the record's week since the epoch.

@@ -191,7 +191,7 @@ impl Store {
                     "audit_ids",
                     "audit_ids_through",
                     "audit_ids_recent",
-                    "audit_recent_through",
+                    "audit_recent_marks",
                 ] {
                     tx.execute(&format!("DELETE FROM {table}"), &[]).await?;
                 }

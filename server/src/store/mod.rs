@@ -95,6 +95,7 @@ pub use crate::model::{
     StoredFind, StoredPei, StoredPension,
 };
 use crate::sealed::{self, DataKey};
+pub use audit::{SLICE_ROWS, SLICE_WAIT};
 pub use history::{EndedFind, Purged, Seed, SeededPei, HOT_FOR, HOUR};
 pub use keys::{ResealCursor, Resealed};
 pub use members::{IndexEntry, IndexRow, KeySample, SealedMembers, SlotRecord};

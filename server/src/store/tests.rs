@@ -461,9 +461,38 @@ async fn recent_ids(s: &Store) -> i64 {
     .unwrap()
 }
 
+/// The look-ups by ID that `audit_records_by_id_are_found_on_every_day_of_the_window` expects
+/// at every stage of the IDs' writing.
+async fn by_id_answers(s: &Store, stage: &str) {
+    const DAY: i64 = 86_400_000_000;
+    let ids = |v: Vec<AuditRecord>| v.into_iter().map(|a| a.transaction_id).collect::<Vec<_>>();
+    let by = |from: i64, to: i64, id: &str| s.audit_records(from, to, Some(id.into()));
+    assert_eq!(
+        ids(by(0, i64::MAX, "f1").await.unwrap()),
+        ["f1", "t-cas", "t-late"],
+        "{stage}"
+    );
+    assert_eq!(ids(by(0, i64::MAX, "t-cas").await.unwrap()), ["t-cas"]);
+    assert_eq!(
+        ids(by(20_001 * DAY, 20_500 * DAY, "f1").await.unwrap()),
+        ["t-cas"],
+        "{stage}"
+    );
+    assert_eq!(
+        ids(by(20_500 * DAY, 20_500 * DAY + 6, "f1").await.unwrap()),
+        ["t-late"],
+        "{stage}"
+    );
+    assert_eq!(ids(by(0, i64::MAX, "f3").await.unwrap()), ["f3"], "{stage}");
+    assert!(by(0, i64::MAX, "none").await.unwrap().is_empty());
+    assert!(by(30_000 * DAY, i64::MAX, "f1").await.unwrap().is_empty());
+    assert_eq!(s.audit_records(0, i64::MAX, None).await.unwrap().len(), 6);
+}
+
 async fn audit_records_by_id_are_found_on_every_day_of_the_window(db: Place) {
     let s = db.open().await;
     const DAY: i64 = 86_400_000_000;
+    const HOUR: i64 = 3_600_000_000;
     let at = |day: i64, id: &str, transaction: &str| AuditRecord {
         transaction_id: transaction.into(),
         received_at: day * DAY + 5,
@@ -481,74 +510,52 @@ async fn audit_records_by_id_are_found_on_every_day_of_the_window(db: Place) {
     }
     // Committed after the records queued before it.
     s.append(find("sync", false), audit("sync")).await.unwrap();
-    let ids = |v: Vec<AuditRecord>| v.into_iter().map(|a| a.transaction_id).collect::<Vec<_>>();
-    let by = |from: i64, to: i64, id: &str| s.audit_records(from, to, Some(id.into()));
-    // Read by time before any ID is written (the recent ones: not while the trail's start is
-    // more than hours old and nothing is written by week); then with the first days' IDs
-    // written by week and the next hour's as recent; then by week up to the instant of the last
-    // day's records (those received at it are read by time), past the recent frontier; then
-    // all of them as recent from there; then all by week (the recent forgotten): the same
-    // answers.
-    const HOUR: i64 = 3_600_000_000;
-    for (weeks, minutes) in [
-        (None, None),
-        (None, Some(20_500 * DAY + 5)),
-        (Some(20_001 * DAY + HOUR), None),
-        (Some(20_001 * DAY + HOUR), Some(20_001 * DAY + 2 * HOUR)),
-        (Some(20_500 * DAY + 5), Some(20_500 * DAY + 5)),
-        (Some(20_500 * DAY + 5), Some(i64::MAX - 1)),
-        (Some(i64::MAX - 1), Some(i64::MAX - 1)),
-    ] {
-        let written = (weeks, minutes);
-        if let Some(through) = weeks {
+    let weeks = |through: i64| {
+        let s = &s;
+        async move {
             while s.write_audit_ids(through, 1_000).await.unwrap() > 0 {}
             assert!(s.audit_ids_through().await.unwrap() <= Some(through));
         }
-        if let Some(through) = minutes {
-            s.write_recent_audit_ids(through).await.unwrap();
-            let recent = s.recent_audit_ids_through().await.unwrap();
-            match weeks {
-                None => assert_eq!(recent, None),
-                Some(_) if through == i64::MAX - 1 => assert_eq!(recent, Some(through)),
-                Some(_) => assert!(recent.is_some_and(|m| m <= through)),
-            }
-        }
-        // Recent: t-late's request and transaction IDs and f3's (one ID), only while they are
-        // written as recent and not yet by week.
-        let as_recent = written == (Some(20_500 * DAY + 5), Some(i64::MAX - 1));
-        assert_eq!(
-            recent_ids(&s).await,
-            if as_recent { 3 } else { 0 },
-            "{written:?}"
-        );
-        assert_eq!(
-            ids(by(0, i64::MAX, "f1").await.unwrap()),
-            ["f1", "t-cas", "t-late"],
-            "{written:?}"
-        );
-        assert_eq!(ids(by(0, i64::MAX, "t-cas").await.unwrap()), ["t-cas"]);
-        assert_eq!(
-            ids(by(20_001 * DAY, 20_500 * DAY, "f1").await.unwrap()),
-            ["t-cas"]
-        );
-        assert_eq!(
-            ids(by(20_500 * DAY, 20_500 * DAY + 6, "f1").await.unwrap()),
-            ["t-late"]
-        );
-        assert!(by(0, i64::MAX, "none").await.unwrap().is_empty());
-        assert!(by(30_000 * DAY, i64::MAX, "f1").await.unwrap().is_empty());
-        assert_eq!(s.audit_records(0, i64::MAX, None).await.unwrap().len(), 6);
-    }
+    };
+    // Nothing written: all read by time.
+    by_id_answers(&s, "nothing written").await;
+    // Nothing by week while the trail goes back more than hours: no recent look-up either.
+    let now = 20_500 * DAY + HOUR;
+    assert_eq!(s.write_recent_audit_ids(now).await.unwrap(), 0);
+    assert_eq!(s.recent_audit_ids_frontier().await.unwrap(), None);
+    // The first days by week, the rest by time (no recent frontier yet).
+    weeks(20_001 * DAY + HOUR).await;
+    by_id_answers(&s, "by week, then by time").await;
+    // The rest as recent, by row from the first record received since the weeks: t-late's
+    // request and transaction IDs and f3's (and the last find's, as its row comes).
+    assert_eq!(s.write_recent_audit_ids(now).await.unwrap(), 1);
+    let recent = recent_ids(&s).await;
+    assert!((3..=4).contains(&recent), "{recent}");
+    assert!(s.recent_audit_ids_frontier().await.unwrap().is_some());
+    by_id_answers(&s, "by week, then recent").await;
+    // By week up to the instant of the last day's records (those received at it are recent):
+    // nothing recent is forgotten while its rows were read after that instant.
+    weeks(20_500 * DAY + 5).await;
+    s.write_recent_audit_ids(now).await.unwrap();
+    assert_eq!(recent_ids(&s).await, recent);
+    by_id_answers(&s, "by week to the last day, then recent").await;
+    // All by week once the recent rows were read: the recent forgotten.
+    weeks(now + HOUR).await;
+    assert_eq!(s.write_recent_audit_ids(now + HOUR).await.unwrap(), 0);
+    assert_eq!(recent_ids(&s).await, 0);
+    by_id_answers(&s, "all by week").await;
     // Written up to the last record: the empty weeks between were skipped, not walked.
-    assert_eq!(s.write_audit_ids(i64::MAX - 1, 1_000).await.unwrap(), 0);
+    assert_eq!(s.write_audit_ids(now + HOUR, 1_000).await.unwrap(), 0);
 }
 
-async fn the_last_records_ids_are_written_a_slice_at_a_time_and_forgotten_once_by_week(db: Place) {
+async fn the_last_records_ids_are_written_by_row_a_slice_at_a_time_and_forgotten_once_by_week(
+    db: Place,
+) {
     let s = db.open().await;
     const MINUTE: i64 = 60_000_000;
     let base = 20_000 * 86_400_000_000;
     // 12,000 records in 48 s, and one a minute after the first: written in slices of 10,000
-    // records at most (here the first 25 s, then the rest).
+    // rows at most.
     let id = |i: u128| {
         Uuid::from_u128(i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)).to_string()
     };
@@ -570,29 +577,42 @@ async fn the_last_records_ids_are_written_a_slice_at_a_time_and_forgotten_once_b
     };
     s.append(find("last", false), last).await.unwrap();
     let store = &s;
-    let found = |i: u128| async move {
+    let found = |id: String| async move {
         store
-            .audit_records(0, i64::MAX, Some(id(i)))
+            .audit_records(0, i64::MAX, Some(id))
             .await
             .unwrap()
             .len()
     };
-    let through = base + 2 * MINUTE;
-    assert_eq!(
-        s.write_recent_audit_ids(through).await.unwrap(),
-        2,
-        "a span a minute"
-    );
+    let now = base + 2 * MINUTE;
+    assert_eq!(s.write_recent_audit_ids(now).await.unwrap(), 2);
     assert_eq!(recent_ids(&s).await, 12_001);
-    assert_eq!(s.recent_audit_ids_through().await.unwrap(), Some(through));
+    assert_eq!(s.recent_audit_ids_frontier().await.unwrap(), Some(12_002));
     for i in [0, 1, 6_000, 11_999] {
-        assert_eq!(found(i).await, 1, "{}", id(i));
+        assert_eq!(found(id(i)).await, 1, "{}", id(i));
     }
-    // Written by week, then forgotten as recent (more than one transaction's worth).
-    while s.write_audit_ids(through, 10).await.unwrap() > 0 {}
-    s.write_recent_audit_ids(through).await.unwrap();
+    // A record written after, though received before every other (a call's record is written
+    // when it ends): found by row above the frontier, a shorter slice held back until the
+    // frontier is `SLICE_WAIT` old, then written.
+    s.audit(AuditRecord {
+        received_at: base - MINUTE,
+        responded_at: now,
+        ..audit("late")
+    });
+    s.flush().await;
+    assert_eq!(found("late".into()).await, 1);
+    assert_eq!(s.write_recent_audit_ids(now + 1).await.unwrap(), 0);
+    assert_eq!(found("late".into()).await, 1);
+    assert_eq!(s.write_recent_audit_ids(now + SLICE_WAIT).await.unwrap(), 1);
+    assert_eq!(recent_ids(&s).await, 12_002);
+    assert_eq!(found("late".into()).await, 1);
+    // Written by week past the rows' reading, then forgotten as recent (more than one
+    // transaction's worth).
+    while s.write_audit_ids(now + MINUTE, 10).await.unwrap() > 0 {}
+    s.write_recent_audit_ids(now + MINUTE).await.unwrap();
     assert_eq!(recent_ids(&s).await, 0);
-    assert_eq!(found(11_999).await, 1);
+    assert_eq!(found(id(11_999)).await, 1);
+    assert_eq!(found("late".into()).await, 1);
 }
 
 async fn the_sla_samples_come_from_the_audit_trail_finds_and_heartbeats(db: Place) {
@@ -1646,7 +1666,7 @@ async fn the_oldest_open_find_is_the_earliest_acked_still_queued_or_worked(db: P
 
 on_both_backends!(
     audit_records_by_id_are_found_on_every_day_of_the_window,
-    the_last_records_ids_are_written_a_slice_at_a_time_and_forgotten_once_by_week,
+    the_last_records_ids_are_written_by_row_a_slice_at_a_time_and_forgotten_once_by_week,
     the_oldest_open_find_is_the_earliest_acked_still_queued_or_worked,
     appends_store_no_matches_at_their_end_and_queue_matches_sealed,
     a_find_is_claimed_once_ended_once_and_reclaimed_after_its_lease,
