@@ -218,36 +218,7 @@ async fn records(
     let since = (from.max(weeks), to);
     let empty = |(a, b): (i64, i64)| if a < b { (a, b) } else { (0, 0) };
     let (by_week, since) = (empty(by_week), empty(since));
-    // The rest by row above the frontier, or by time without one.
-    let rest = match frontier {
-        // `+`: SQLite reads the rows by their row ID, never by time.
-        Some(_) => "a.id >= $6 AND +a.received_at >= $3 AND +a.received_at < $4",
-        None => "a.received_at >= $3 AND a.received_at < $4 AND CAST($6 AS {int64}) IS NOT NULL",
-    };
-    let sql = format!(
-        "WITH RECURSIVE weeks (w) AS (
-             SELECT CAST($1 AS {{int64}}) / {WEEK} UNION ALL
-             SELECT w + 1 FROM weeks WHERE w < (CAST($2 AS {{int64}}) - 1) / {WEEK}
-         ), slices (s) AS (
-             SELECT min(slice) FROM audit_ids_recent WHERE CAST($3 AS {{int64}}) < $4
-             UNION ALL
-             SELECT (SELECT min(slice) FROM audit_ids_recent WHERE slice > s)
-               FROM slices WHERE s IS NOT NULL
-         )
-         SELECT {COLUMNS} FROM weeks
-           JOIN audit_ids i ON i.week = weeks.w AND i.id = $5
-           JOIN audit_log a ON a.id = i.audit_id
-          WHERE a.received_at >= $1 AND a.received_at < $2
-         UNION
-         SELECT {COLUMNS} FROM slices
-           JOIN audit_ids_recent i ON i.slice = slices.s AND i.id = $5
-           JOIN audit_log a ON a.id = i.audit_id
-          WHERE a.received_at >= $3 AND a.received_at < $4
-         UNION
-         SELECT {COLUMNS} FROM audit_log a
-          WHERE {rest} AND (a.request_id = $5 OR a.transaction_id = $5)
-         ORDER BY 7, 1"
-    );
+    let sql = by_id_sql(frontier.is_some());
     let bound = params![
         by_week.0,
         by_week.1,
@@ -261,6 +232,48 @@ async fn records(
         .iter()
         .map(record_from)
         .collect()
+}
+
+/// The look-up of one ID's audit records ([`records`]; `$5`): by week in `[$1, $2)`, then in
+/// the recent slices and, with a recent `frontier`, by row from it (`$6`), or else by time,
+/// both in `[$3, $4)`. Each part reads the records by the keys it seeks (a plan test holds it
+/// to that), then they are sorted: the records read by row would otherwise be read in the
+/// order of the time index, all of it.
+pub(super) fn by_id_sql(frontier: bool) -> String {
+    const COLUMNS: &str = "a.id, a.transaction_id, a.request_id, a.direction, a.party,
+        a.endpoint, a.received_at, a.responded_at, a.status, a.outcome";
+    let rest = if frontier {
+        // `+`: SQLite reads those rows by their row ID, never by time.
+        "a.id >= $6 AND +a.received_at >= $3 AND +a.received_at < $4"
+    } else {
+        "a.received_at >= $3 AND a.received_at < $4 AND CAST($6 AS {int64}) IS NOT NULL"
+    };
+    format!(
+        "WITH RECURSIVE weeks (w) AS (
+             SELECT CAST($1 AS {{int64}}) / {WEEK} UNION ALL
+             SELECT w + 1 FROM weeks WHERE w < (CAST($2 AS {{int64}}) - 1) / {WEEK}
+         ), slices (s) AS (
+             SELECT min(slice) FROM audit_ids_recent WHERE CAST($3 AS {{int64}}) < $4
+             UNION ALL
+             SELECT (SELECT min(slice) FROM audit_ids_recent WHERE slice > s)
+               FROM slices WHERE s IS NOT NULL
+         )
+         SELECT * FROM (
+             SELECT {COLUMNS} FROM weeks
+               JOIN audit_ids i ON i.week = weeks.w AND i.id = $5
+               JOIN audit_log a ON a.id = i.audit_id
+              WHERE a.received_at >= $1 AND a.received_at < $2
+             UNION
+             SELECT {COLUMNS} FROM slices
+               JOIN audit_ids_recent i ON i.slice = slices.s AND i.id = $5
+               JOIN audit_log a ON a.id = i.audit_id
+              WHERE a.received_at >= $3 AND a.received_at < $4
+             UNION
+             SELECT {COLUMNS} FROM audit_log a
+              WHERE {rest} AND (a.request_id = $5 OR a.transaction_id = $5)
+         ) AS found
+         ORDER BY 7, 1"
+    )
 }
 
 /// Records the IDs of a week's span are written for at once: a span beyond is written in

@@ -53,6 +53,44 @@ fn statements_on_open_finds_use_their_indexes() {
 }
 
 #[test]
+fn a_look_up_by_id_reads_only_the_rows_its_keys_name() {
+    use crate::store::sql::{render, Dialect};
+    let (_d, conn) = writer();
+    for frontier in [true, false] {
+        let sql = crate::store::audit::by_id_sql(frontier);
+        let sql = render(&sql, Dialect::Sqlite);
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let nulls = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        // The trail itself by row ID: from the IDs' keys, or above the recent frontier.
+        let trail: Vec<&String> = plan
+            .iter()
+            .filter(|p| p.ends_with(" a") || p.contains(" a USING"))
+            .collect();
+        assert!(!trail.is_empty(), "{plan:?}");
+        for read in &trail {
+            let by_row = read.starts_with("SEARCH a USING INTEGER PRIMARY KEY");
+            let by_time = read.starts_with(
+                "SEARCH a USING INDEX audit_log_received (received_at>? AND received_at<?)",
+            );
+            assert!(
+                by_row || (!frontier && by_time),
+                "frontier {frontier}: {plan:?}"
+            );
+        }
+        assert_eq!(
+            trail.iter().filter(|r| r.contains("(rowid>?)")).count(),
+            usize::from(frontier),
+            "{plan:?}"
+        );
+    }
+}
+
+#[test]
 fn the_audit_trail_is_append_only() {
     let (_d, conn) = writer();
     let rec = crate::model::AuditRecord {
