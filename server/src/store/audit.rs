@@ -433,28 +433,49 @@ async fn recent_mark(store: &Store) -> std::result::Result<Option<Mark>, StoreEr
 }
 
 /// The row after the last one written: every row below it is committed, and every record
-/// written after this returns has a row at or above it.
-async fn next_row(store: &Store) -> std::result::Result<i64, StoreError> {
+/// written after this returns has a row at or above it. `None`: not now (PostgreSQL's table
+/// was held by a lock that would stall the ACKs behind this read).
+async fn next_row(store: &Store) -> std::result::Result<Option<i64>, StoreError> {
     const NEXT: &str = "SELECT coalesce(max(id), 0) + 1 FROM audit_log";
     if !store.db().shared() {
         // One writer, which commits rows in their order: the last committed, as read.
         return store
             .read(|tx| Box::pin(async move { tx.value::<i64>(NEXT, &[]).await }))
-            .await;
+            .await
+            .map(Some);
     }
     // Instances number rows as they insert them and commit them in their own time: the table's
-    // share lock waits for every transaction that inserted into it, and holds the next ones
-    // back only until this read ends.
-    store
+    // share lock waits for every transaction that inserted into it. The ACKs' next commits wait
+    // behind the lock's request, so it is not asked for while a vacuum or any other holder of a
+    // lock that excludes it has the table (autovacuum gives way to a waiter only after
+    // `deadlock_timeout`, a second), and is given up after 50 ms.
+    let read = store
         .run(Access::Write, |tx| {
             Box::pin(async move {
-                tx.execute("SET LOCAL lock_timeout = '2s'", &[]).await?;
+                tx.execute("SET LOCAL lock_timeout = '50ms'", &[]).await?;
+                let held = tx
+                    .value::<bool>(
+                        "SELECT EXISTS (SELECT 1 FROM pg_locks
+                          WHERE locktype = 'relation' AND relation = 'audit_log'::regclass
+                            AND mode IN ('ShareUpdateExclusiveLock', 'ShareRowExclusiveLock',
+                                         'ExclusiveLock', 'AccessExclusiveLock'))",
+                        &[],
+                    )
+                    .await?;
+                if held {
+                    return Ok(None);
+                }
                 tx.execute("LOCK TABLE audit_log IN SHARE MODE", &[])
                     .await?;
-                tx.value::<i64>(NEXT, &[]).await
+                tx.value::<i64>(NEXT, &[]).await.map(Some)
             })
         })
-        .await
+        .await;
+    match read {
+        // The lock not had within its time-out (or the database away): the next call tries.
+        Err(StoreError::Unavailable(_)) => Ok(None),
+        other => other,
+    }
 }
 
 /// Where the recent look-up starts when it has no mark: the first row of a record received
@@ -483,7 +504,7 @@ async fn recent_start(store: &Store, now: i64) -> std::result::Result<Option<i64
         .await?;
     match first {
         Some(row) => Ok(Some(row)),
-        None => next_row(store).await.map(Some),
+        None => next_row(store).await,
     }
 }
 
@@ -512,7 +533,9 @@ async fn write_recent_ids(store: &Store, now: i64) -> std::result::Result<u32, S
     if last <= from || (!old && last - from < SLICE_ROWS) {
         return Ok(0);
     }
-    let end = next_row(store).await?;
+    let Some(end) = next_row(store).await? else {
+        return Ok(0);
+    };
     let mut done = 0;
     while from < end {
         let to = end.min(from.saturating_add(SLICE_ROWS));

@@ -615,6 +615,54 @@ async fn the_last_records_ids_are_written_by_row_a_slice_at_a_time_and_forgotten
     assert_eq!(found("late".into()).await, 1);
 }
 
+/// On PostgreSQL the recent frontier is read under the audit table's share lock, which the ACKs'
+/// next commits queue behind: while a vacuum (or any holder of a lock that excludes it) has the
+/// table, it is not asked for; the records are written once the table is free, and found by row
+/// meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recent_frontier_is_not_read_while_a_vacuum_holds_the_audit_table() {
+    let db = Place::postgres().await;
+    let Place::Postgres(url) = &db else {
+        unreachable!()
+    };
+    let s = db.open().await;
+    let now = crate::now_micros();
+    let record = |id: &str| AuditRecord {
+        received_at: now,
+        responded_at: now + 1,
+        ..audit(id)
+    };
+    s.append(find("a", false), record("a")).await.unwrap();
+    assert_eq!(s.write_recent_audit_ids(now).await.unwrap(), 1);
+    s.append(find("b", false), record("b")).await.unwrap();
+    let (mut vacuum, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let held = vacuum.transaction().await.unwrap();
+    held.execute("LOCK TABLE audit_log IN SHARE UPDATE EXCLUSIVE MODE", &[])
+        .await
+        .unwrap();
+    let later = now + SLICE_WAIT;
+    assert_eq!(s.write_recent_audit_ids(later).await.unwrap(), 0);
+    // ACKs go on, and the record is found by row above the frontier.
+    s.append(find("c", false), record("c")).await.unwrap();
+    let found = |id: &'static str| {
+        let s = &s;
+        async move {
+            s.audit_records(0, i64::MAX, Some(id.into()))
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!((found("b").await, found("c").await), (1, 1));
+    held.rollback().await.unwrap();
+    assert_eq!(s.write_recent_audit_ids(later).await.unwrap(), 1);
+    assert_eq!(recent_ids(&s).await, 3);
+    assert_eq!((found("b").await, found("c").await), (1, 1));
+}
+
 async fn the_sla_samples_come_from_the_audit_trail_finds_and_heartbeats(db: Place) {
     let s = db.open().await;
     let mut view = audit("v");
