@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::sql::{insert_rows_then, params, Access, Row, Tx};
+use super::sql::{params, Access, Row, Tx};
 use super::{Result, Store, StoreError, HOUR};
 use crate::model::{AuditRecord, Direction};
 use crate::model::{SchemeSamples, SlaSamples};
@@ -553,37 +553,26 @@ async fn write_recent_ids(store: &Store, now: i64) -> std::result::Result<u32, S
 }
 
 /// The IDs (request and transaction) of the records in rows `[from, to)`, each with its row,
-/// in that order.
+/// in that order (a find's ACK has one: its request ID is its transaction ID).
 const ROW_IDS: &str = "SELECT k, a FROM (
-        SELECT request_id AS k, id AS a FROM audit_log
-         WHERE id >= $1 AND id < $2 AND request_id IS NOT NULL
-        UNION
-        SELECT transaction_id, id FROM audit_log WHERE id >= $1 AND id < $2
+        SELECT transaction_id AS k, id AS a FROM audit_log WHERE id >= $1 AND id < $2
+        UNION ALL
+        SELECT request_id, id FROM audit_log
+         WHERE id >= $1 AND id < $2 AND request_id IS NOT NULL AND request_id <> transaction_id
     ) ids
     ORDER BY k, a";
 
 /// Writes the IDs of the records in rows `[from, to)` as one slice and marks `to` (read at
 /// `read_at`) as the frontier, unless the frontier is no longer `prior` (another instance moved
-/// it): read beside the writer, then appended in one transaction (a slice's keys follow every
-/// key before them), then a pause twice as long as the write (20 ms at least) for the ACKs'
-/// group commits. Whether it was written.
+/// it), in one transaction: the rows read by their IDs, sorted, and appended (a slice's keys
+/// follow every key before them); then a pause twice as long as the write (20 ms at least) for
+/// the ACKs' group commits. Whether it was written.
 async fn write_recent_slice(
     store: &Store,
     (from, to): (i64, i64),
     prior: Option<i64>,
     read_at: i64,
 ) -> std::result::Result<bool, StoreError> {
-    let ids = store
-        .read(move |tx| {
-            Box::pin(async move {
-                tx.query(ROW_IDS, &params![from, to])
-                    .await?
-                    .iter()
-                    .map(|r| Ok(params![from, r.get::<String>(0)?, r.get::<i64>(1)?].to_vec()))
-                    .collect::<Result<Vec<_>>>()
-            })
-        })
-        .await?;
     let started = std::time::Instant::now();
     let written = store
         .write(move |tx| {
@@ -594,15 +583,13 @@ async fn write_recent_slice(
                 if at != prior {
                     return Ok(false);
                 }
-                if !ids.is_empty() {
-                    insert_rows_then(
-                        tx,
-                        "INSERT INTO audit_ids_recent (slice, id, audit_id)",
-                        ids,
-                        "ON CONFLICT DO NOTHING",
-                    )
-                    .await?;
-                }
+                let sql = format!(
+                    "INSERT INTO audit_ids_recent (slice, id, audit_id)
+                     SELECT $1, k, a FROM ({ROW_IDS}) ids
+                     WHERE true -- (SQLite reads `ON` after a bare FROM as a join's)
+                     ON CONFLICT DO NOTHING"
+                );
+                tx.execute(&sql, &params![from, to]).await?;
                 tx.execute(
                     "INSERT INTO audit_recent_marks (next_row, read_at) VALUES ($1, $2)
                      ON CONFLICT DO NOTHING",
