@@ -9,6 +9,16 @@ fn writer() -> (tempfile::TempDir, Connection) {
 /// Each statement that changes open finds reads them through the open finds' indexes, not the
 /// day's finds (the hot table has no other index by ID: schema V17): the claim by state and ACK
 /// time, without sorting, the others by ID.
+/// The lines of SQLite's plan for `sql`, its parameters unbound.
+fn query_plan(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let nulls = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
+    stmt.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
 #[test]
 fn statements_on_open_finds_use_their_indexes() {
     use crate::store::finds::{CLAIM_SQLITE, END, RECORD, RENEW};
@@ -19,13 +29,7 @@ fn statements_on_open_finds_use_their_indexes() {
         (RECORD, true),
         (END, true),
     ] {
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {q}")).unwrap();
-        let nulls = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
-        let plan: Vec<String> = stmt
-            .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let plan = query_plan(&conn, q);
         // Each read of the table goes through one of the open finds' indexes (`_open`, by state
         // and ACK time, or `_open_id`, by ID).
         let reads: Vec<&String> = plan
@@ -58,14 +62,7 @@ fn a_look_up_by_id_reads_only_the_rows_its_keys_name() {
     let (_d, conn) = writer();
     for frontier in [true, false] {
         let sql = crate::store::audit::by_id_sql(frontier);
-        let sql = render(&sql, Dialect::Sqlite);
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let nulls = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
-        let plan: Vec<String> = stmt
-            .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let plan = query_plan(&conn, &render(&sql, Dialect::Sqlite));
         // The trail itself by row ID: from the IDs' keys, or above the recent frontier.
         let trail: Vec<&String> = plan
             .iter()
