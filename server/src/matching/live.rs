@@ -83,8 +83,8 @@ pub async fn catch_up(
     }
 }
 
-/// Applies members read again (`None`: no longer stored) to the index: each one's keys added
-/// under its slot, or it is listed as unreadable (the endpoint then refuses finds until a later
+/// Applies members as stored (`None`: not stored) to the index: each one's keys added under
+/// its slot, or it is listed as unreadable (the endpoint then refuses finds until a later
 /// change to it opens). A removed member's slot leaves the index by its own change
 /// ([`DataChange::SlotFreed`]).
 fn apply_members(matcher: &Matcher, entries: Vec<(String, Option<IndexEntry>)>) {

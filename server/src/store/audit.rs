@@ -167,6 +167,10 @@ impl Store {
 
 // === units of work ===
 
+/// An audit record's columns as [`record_from`] reads them (`a`: `audit_log`).
+const COLUMNS: &str = "a.id, a.transaction_id, a.request_id, a.direction, a.party,
+    a.endpoint, a.received_at, a.responded_at, a.status, a.outcome";
+
 /// Audit records received in `[from, to)`, for one transaction or find request ID when given,
 /// oldest first.
 async fn records(
@@ -175,8 +179,6 @@ async fn records(
     to: i64,
     id: Option<String>,
 ) -> Result<Vec<AuditRecord>> {
-    const COLUMNS: &str = "a.id, a.transaction_id, a.request_id, a.direction, a.party,
-        a.endpoint, a.received_at, a.responded_at, a.status, a.outcome";
     let Some(id) = id else {
         let sql = format!(
             "SELECT {COLUMNS} FROM audit_log a
@@ -240,8 +242,6 @@ async fn records(
 /// to that), then they are sorted: the records read by row would otherwise be read in the
 /// order of the time index, all of it.
 pub(super) fn by_id_sql(frontier: bool) -> String {
-    const COLUMNS: &str = "a.id, a.transaction_id, a.request_id, a.direction, a.party,
-        a.endpoint, a.received_at, a.responded_at, a.status, a.outcome";
     let rest = if frontier {
         // `+`: SQLite reads those rows by their row ID, never by time.
         "a.id >= $6 AND +a.received_at >= $3 AND +a.received_at < $4"
@@ -432,17 +432,24 @@ async fn recent_mark(store: &Store) -> std::result::Result<Option<Mark>, StoreEr
         .await
 }
 
+/// The row after the last committed one, as a reader sees it.
+const NEXT_ROW: &str = "SELECT coalesce(max(id), 0) + 1 FROM audit_log";
+
+/// The row after the last committed one, read without a lock: exact on a store of one
+/// instance ([`next_row`]), a bound on one that several share.
+async fn last_row(store: &Store) -> std::result::Result<i64, StoreError> {
+    store
+        .read(|tx| Box::pin(async move { tx.value::<i64>(NEXT_ROW, &[]).await }))
+        .await
+}
+
 /// The row after the last one written: every row below it is committed, and every record
 /// written after this returns has a row at or above it. `None`: not now (PostgreSQL's table
 /// was held by a lock that would stall the ACKs behind this read).
 async fn next_row(store: &Store) -> std::result::Result<Option<i64>, StoreError> {
-    const NEXT: &str = "SELECT coalesce(max(id), 0) + 1 FROM audit_log";
     if !store.db().shared() {
         // One writer, which commits rows in their order: the last committed, as read.
-        return store
-            .read(|tx| Box::pin(async move { tx.value::<i64>(NEXT, &[]).await }))
-            .await
-            .map(Some);
+        return last_row(store).await.map(Some);
     }
     // Instances number rows as they insert them and commit them in their own time: the table's
     // share lock waits for every transaction that inserted into it. The ACKs' next commits wait
@@ -467,7 +474,7 @@ async fn next_row(store: &Store) -> std::result::Result<Option<i64>, StoreError>
                 }
                 tx.execute("LOCK TABLE audit_log IN SHARE MODE", &[])
                     .await?;
-                tx.value::<i64>(NEXT, &[]).await.map(Some)
+                tx.value::<i64>(NEXT_ROW, &[]).await.map(Some)
             })
         })
         .await;
@@ -520,21 +527,19 @@ async fn write_recent_ids(store: &Store, now: i64) -> std::result::Result<u32, S
         },
     };
     // Whether a slice shorter than `SLICE_ROWS` is written (else only whole ones): the newest
-    // read, unlocked, tells first whether there is anything to write.
+    // row, read unlocked, tells first whether there is anything to write.
     let old = mark.is_none_or(|m| m.read_at <= now - SLICE_WAIT);
-    let last = store
-        .read(|tx| {
-            Box::pin(async move {
-                tx.value::<i64>("SELECT coalesce(max(id), 0) + 1 FROM audit_log", &[])
-                    .await
-            })
-        })
-        .await?;
+    let last = last_row(store).await?;
     if last <= from || (!old && last - from < SLICE_ROWS) {
         return Ok(0);
     }
-    let Some(end) = next_row(store).await? else {
-        return Ok(0);
+    let end = if store.db().shared() {
+        match next_row(store).await? {
+            Some(end) => end,
+            None => return Ok(0),
+        }
+    } else {
+        last
     };
     let mut done = 0;
     while from < end {
@@ -563,8 +568,8 @@ const ROW_IDS: &str = "SELECT k, a FROM (
     ORDER BY k, a";
 
 /// Writes the IDs of the records in rows `[from, to)` as one slice and marks `to` (read at
-/// `read_at`) as the frontier, unless the frontier is no longer `prior` (another instance moved
-/// it), in one transaction: the rows read by their IDs, sorted, and appended (a slice's keys
+/// `read_at`) as the frontier, unless the stored frontier differs from `prior` (instances
+/// sharing the store each write slices), in one transaction: the rows read by their IDs, sorted, and appended (a slice's keys
 /// follow every key before them); then a pause twice as long as the write (20 ms at least) for
 /// the ACKs' group commits. Whether it was written.
 async fn write_recent_slice(

@@ -384,10 +384,7 @@ impl Store {
                     let mut found = HashMap::with_capacity(member_ids.len());
                     for chunk in member_ids.chunks(LOOKUP) {
                         let (marks, bound) = in_list(chunk);
-                        let sql = format!(
-                            "SELECT slot, member_id, sealed, match_keys FROM members
-                              WHERE member_id IN ({marks})"
-                        );
+                        let sql = format!("{INDEX_SELECT} WHERE member_id IN ({marks})");
                         for row in index_rows(tx, &sql, &bound).await? {
                             found.insert(row.1.clone(), row);
                         }
@@ -418,13 +415,9 @@ impl Store {
         let rows = self
             .read(move |tx| {
                 Box::pin(async move {
-                    index_rows(
-                        tx,
-                        "SELECT slot, member_id, sealed, match_keys FROM members
-                          WHERE slot >= $1 AND slot <= $2 ORDER BY slot",
-                        &params![first, last],
-                    )
-                    .await
+                    let sql =
+                        format!("{INDEX_SELECT} WHERE slot >= $1 AND slot <= $2 ORDER BY slot");
+                    index_rows(tx, &sql, &params![first, last]).await
                 })
             })
             .await?;
@@ -432,25 +425,22 @@ impl Store {
     }
 
     fn index_entry(&self, (slot, member_id, sealed, keys): EntryRow) -> IndexEntry {
-        let record = packed::open(&self.inner.key, member_id.as_bytes(), &sealed);
-        (
-            SlotRecord {
-                slot,
-                member_id,
-                record,
-            },
-            keys,
-        )
+        (self.open_slot(slot, member_id, &sealed), keys)
+    }
+
+    /// A member's slot, ID and match record, opened.
+    fn open_slot(&self, slot: i64, member_id: String, sealed: &[u8]) -> SlotRecord {
+        let record = packed::open(&self.inner.key, member_id.as_bytes(), sealed);
+        SlotRecord {
+            slot,
+            member_id,
+            record,
+        }
     }
 
     fn open_slots(&self, rows: Vec<(i64, String, Vec<u8>)>) -> Vec<SlotRecord> {
-        let key = &self.inner.key;
         rows.into_iter()
-            .map(|(slot, member_id, sealed)| SlotRecord {
-                slot,
-                record: packed::open(key, member_id.as_bytes(), &sealed),
-                member_id,
-            })
+            .map(|(slot, member_id, sealed)| self.open_slot(slot, member_id, &sealed))
             .collect()
     }
 
@@ -618,7 +608,10 @@ pub type IndexEntry = (SlotRecord, Option<Vec<u8>>);
 /// A member's row as the index reads it: slot, member ID, sealed record, look-up keys.
 type EntryRow = (i64, String, Vec<u8>, Option<Vec<u8>>);
 
-/// The rows of a `SELECT slot, member_id, sealed, match_keys` from `members`.
+/// The members' columns the index reads ([`EntryRow`]).
+const INDEX_SELECT: &str = "SELECT slot, member_id, sealed, match_keys FROM members";
+
+/// The rows of an [`INDEX_SELECT`].
 async fn index_rows(tx: &mut dyn Tx, sql: &str, bound: &[Value]) -> Result<Vec<EntryRow>> {
     tx.query(sql, bound)
         .await?
