@@ -121,6 +121,20 @@ async fn metrics_count_what_happened_and_the_sla_report_agrees() {
         1.0
     );
     assert_eq!(sample(&m, "pdp_find_ack_seconds_count"), 7.0);
+    assert_eq!(
+        sample(
+            &m,
+            "pdp_http_responses_total{endpoint=\"find\",status=\"202\"}"
+        ),
+        7.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "pdp_http_responses_total{endpoint=\"find\",status=\"400\"}"
+        ),
+        1.0
+    );
     assert_eq!(sample(&m, "pdp_find_ack_seconds_bucket{le=\"2\"}"), 7.0);
     assert!(sample(&m, "pdp_find_ack_seconds_bucket{le=\"0.25\"}") <= 7.0);
     assert_eq!(

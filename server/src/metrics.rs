@@ -14,7 +14,8 @@
 use std::time::Duration;
 
 use metrics::{
-    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
+    Histogram, Unit,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use strum::{IntoStaticStr, VariantArray};
@@ -528,16 +529,58 @@ pub fn workers(total: usize, busy_delta: f64) {
     gauge!(WORKERS_BUSY).increment(busy_delta);
 }
 
+/// The series every find ACK moves, looked up once: a look-up in the recorder's registry
+/// hashes the name and labels (and formats the status) each time, 2.5% of the ACK path's CPU.
+struct AckSeries {
+    ack: Counter,
+    duplicate: Counter,
+    accepted: Counter,
+    latency: Histogram,
+    no_match: Counter,
+}
+
+impl AckSeries {
+    /// The handles, of the recorder [`install`] sets (installed first if it is not yet, as a
+    /// handle taken before would count nowhere).
+    fn get() -> &'static Self {
+        static SERIES: std::sync::OnceLock<AckSeries> = std::sync::OnceLock::new();
+        SERIES.get_or_init(|| {
+            install();
+            Self {
+                ack: counter!(FIND_REQUESTS_TOTAL, "outcome" => "ack"),
+                duplicate: counter!(FIND_REQUESTS_TOTAL, "outcome" => "duplicate"),
+                accepted: counter!(HTTP_RESPONSES_TOTAL, "endpoint" => "find", "status" => "202"),
+                latency: histogram!(FIND_ACK_SECONDS),
+                no_match: counter!(
+                    FINDS_COMPLETED_TOTAL,
+                    "outcome" => crate::model::FindOutcome::NoMatch.as_str()
+                ),
+            }
+        })
+    }
+}
+
+/// Counts a find at its end at its ACK: a no-match (nothing is sent, CoCo2.2.2).
+pub fn no_match_completed() {
+    AckSeries::get().no_match.increment(1);
+}
+
 /// Records one find request's answer.
 pub fn find_answered(outcome: &'static str, status: u16, elapsed: Duration) {
-    counter!(FIND_REQUESTS_TOTAL, "outcome" => outcome).increment(1);
-    http_response("find", status);
+    let series = AckSeries::get();
+    match (outcome, status) {
+        ("ack", 202) => series.ack.increment(1),
+        ("duplicate", 202) => series.duplicate.increment(1),
+        _ => counter!(FIND_REQUESTS_TOTAL, "outcome" => outcome).increment(1),
+    }
     if status == 202 {
-        let secs = elapsed.as_secs_f64();
-        histogram!(FIND_ACK_SECONDS).record(secs);
+        series.accepted.increment(1);
+        series.latency.record(elapsed.as_secs_f64());
         if crate::coco::ACK.breached_by(elapsed) {
             sla_breach(Standard::Ack);
         }
+    } else {
+        http_response("find", status);
     }
 }
 

@@ -96,7 +96,7 @@ pub async fn handle(
             app.wake_pipeline.notify_one();
         } else {
             // At its end already: nothing is sent for a no-match (CoCo2.2.2).
-            crate::metrics::find_completed(crate::store::FindOutcome::NoMatch.as_str(), None, &[]);
+            crate::metrics::no_match_completed();
         }
     }
     let body = serde_json::to_vec(&Accepted {
