@@ -489,7 +489,10 @@ async fn next_row(store: &Store) -> std::result::Result<Option<i64>, StoreError>
 /// since those written by week, or the next row when there is none (with nothing written by
 /// week: the trail's first row, unless the trail goes back further than a few hours, its IDs
 /// then written by week first; `None`: not yet).
-async fn recent_start(store: &Store, now: i64) -> std::result::Result<Option<i64>, StoreError> {
+pub(super) async fn recent_start(
+    store: &Store,
+    now: i64,
+) -> std::result::Result<Option<i64>, StoreError> {
     let weeks = weeks_through(store).await?;
     if weeks.is_none() {
         match store.next_activity(i64::MIN).await? {
@@ -498,21 +501,24 @@ async fn recent_start(store: &Store, now: i64) -> std::result::Result<Option<i64
         }
     }
     let since = weeks.unwrap_or(i64::MIN);
+    // Every row below `end` is committed: on a store several instances share, a row numbered
+    // before the first one read and committed after it would be in no slice and below the
+    // frontier, found by no look-up until its week is written.
+    let Some(end) = next_row(store).await? else {
+        return Ok(None);
+    };
     let first = store
         .read(move |tx| {
             Box::pin(async move {
                 tx.value::<Option<i64>>(
-                    "SELECT min(id) FROM audit_log WHERE received_at >= $1",
-                    &params![since],
+                    "SELECT min(id) FROM audit_log WHERE received_at >= $1 AND id < $2",
+                    &params![since, end],
                 )
                 .await
             })
         })
         .await?;
-    match first {
-        Some(row) => Ok(Some(row)),
-        None => next_row(store).await,
-    }
+    Ok(Some(first.unwrap_or(end)))
 }
 
 /// Writes the records written since the recent frontier (see [`Store::write_recent_audit_ids`]);

@@ -663,6 +663,52 @@ async fn the_recent_frontier_is_not_read_while_a_vacuum_holds_the_audit_table() 
     assert_eq!((found("b").await, found("c").await), (1, 1));
 }
 
+/// Instances sharing PostgreSQL number audit rows as they insert them and commit them in their
+/// own time: the recent look-up's first frontier is not read while a row below it is being
+/// written (that row would be in no slice and below the frontier: found by no look-up until
+/// its week was written, an hour later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_recent_frontier_waits_for_the_rows_numbered_before_it() {
+    let db = Place::postgres().await;
+    let Place::Postgres(url) = &db else {
+        unreachable!()
+    };
+    let s = db.open().await;
+    let now = crate::now_micros();
+    let (mut other, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // Another instance's batch: its record numbered first, not committed yet.
+    let writing = other.transaction().await.unwrap();
+    writing
+        .execute(
+            "INSERT INTO audit_log (transaction_id, request_id, direction, party, endpoint,
+                 received_at, responded_at, status, latency_us, outcome)
+             VALUES ('early', 'early', 'inbound', 'pfs', 'POST /find-requests', $1, $2, 202, 1,
+                 'ack')",
+            &[&now, &(now + 1)],
+        )
+        .await
+        .unwrap();
+    let record = AuditRecord {
+        received_at: now,
+        responded_at: now + 1,
+        ..audit("later")
+    };
+    s.append(find("later", false), record).await.unwrap();
+    assert_eq!(super::audit::recent_start(&s, now).await.unwrap(), None);
+    let later = now + SLICE_WAIT;
+    assert_eq!(s.write_recent_audit_ids(later).await.unwrap(), 0);
+    writing.commit().await.unwrap();
+    assert_eq!(s.write_recent_audit_ids(later).await.unwrap(), 1);
+    for id in ["early", "later"] {
+        let found = s.audit_records(0, i64::MAX, Some(id.into())).await.unwrap();
+        assert_eq!(found.len(), 1, "{id}");
+    }
+    assert_eq!(recent_ids(&s).await, 2);
+}
+
 async fn the_sla_samples_come_from_the_audit_trail_finds_and_heartbeats(db: Place) {
     let s = db.open().await;
     let mut view = audit("v");
