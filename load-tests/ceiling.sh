@@ -11,8 +11,11 @@
 #      so only the ACK path (parse, match, seal, group commit with fsync, audit, 202) is measured;
 #
 # each once a round (--rounds, in that order), and prints the throughputs, the CPU time the
-# bare stack and the endpoint spent a request, and the durable ACK's share of each static answer
-# (medians over the rounds). Everything it starts is stopped on exit.
+# bare stack and the endpoint spent a request, the load tool's CPU time a request and the share
+# of the machine's time idle during each run (closed loop on the same CPUs, the rate goes as one
+# over the client's and the server's CPU a request while nothing idles), and the durable ACK's
+# share of each static answer (medians over the rounds). Everything it starts is stopped on
+# exit.
 #
 # With --with-oha it also measures nginx with `oha` (same concurrency as connections, HTTP/1.1,
 # same duration, same mTLS identity, a find-sized POST body), alternating with the load tool
@@ -186,10 +189,18 @@ wait_for $NGINX_PORT
 cpu_ticks() { # pid: its user + system time so far, in clock ticks
     awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
+idle_ticks() { # the machine's idle and I/O wait time so far, and all its time, in clock ticks
+    awk 'NR == 1 { t = 0; for (i = 2; i <= NF; i++) t += $i; print $5 + $6, t }' /proc/stat
+}
 measure() { # name port [server pid: its CPU time over the run goes to OUT/name/cpu_ticks]
     [ -z "${3:-}" ] || before=$(cpu_ticks "$3")
-    # In the background and waited for, so a signal to this script is handled at once.
-    "$BIN" load --closed-loop --quiet \
+    read -r idle_before all_before < <(idle_ticks)
+    mkdir -p "$OUT/$1"
+    # In the background and waited for, so a signal to this script is handled at once. The
+    # shell around the load tool writes the tool's CPU time once it has waited for it (a
+    # parent's stat counts the children it has waited for).
+    sh -c '"$@"; awk "{ print \$16 + \$17 }" /proc/$$/stat >"'"$OUT/$1/load_cpu_ticks"'"' sh \
+        "$BIN" load --closed-loop --quiet \
         --target "https://127.0.0.1:$2" --certs "$CERTS" \
         --duration "$DURATION" --concurrency "$CONCURRENCY" --connections "$CONNECTIONS" \
         --name "ceiling-$1" --out "$OUT/$1" >/dev/null &
@@ -200,6 +211,9 @@ measure() { # name port [server pid: its CPU time over the run goes to OUT/name/
         echo "ceiling.sh: the $1 run wrote no result" >&2
         exit 2
     fi
+    read -r idle_after all_after < <(idle_ticks)
+    awk -v i=$((idle_after - idle_before)) -v a=$((all_after - all_before)) \
+        'BEGIN { if (a > 0) printf "%.1f\n", 100 * i / a }' >"$OUT/$1/idle_percent"
     [ -z "${3:-}" ] || echo $(($(cpu_ticks "$3") - before)) >"$OUT/$1/cpu_ticks"
 }
 
@@ -298,15 +312,23 @@ done
     # The server's CPU a request (user + system time over the load tool's run, over its
     # requests): the bare stack and the endpoint, which run as one process each.
     TCK=$(getconf CLK_TCK)
-    printf '%-44s %12s %10s %10s %8s %12s\n' "(mTLS, HTTP/1.1)" "finds/s" "p50 ms" "p99 ms" "errors" "CPU us/req"
+    printf '%-44s %12s %10s %10s %8s %12s %12s %7s\n' "(mTLS, HTTP/1.1)" "finds/s" "p50 ms" \
+        "p99 ms" "errors" "CPU us/req" "load us/req" "idle %"
+    per_request() { # file of ticks, rate: CPU microseconds a request over the run, or -
+        if [ -s "$1" ]; then
+            awk -v t="$(cat "$1")" -v k="$TCK" -v r="$2" -v d="$DURATION" \
+                'BEGIN { if (r > 0) printf "%.1f", t / k * 1e6 / (r * d); else print "-" }'
+        else
+            echo -
+        fi
+    }
     for n in $RUNS; do
         set -- $(row "$n")
-        cpu=-
-        if [ -f "$OUT/$n/cpu_ticks" ]; then
-            cpu=$(awk -v t="$(cat "$OUT/$n/cpu_ticks")" -v k="$TCK" -v r="$1" -v d="$DURATION" \
-                'BEGIN { if (r > 0) printf "%.1f", t / k * 1e6 / (r * d) }')
-        fi
-        printf '%-44s %12.0f %10.2f %10.2f %8s %12s\n' "$(label_of "$n")" "$1" "$2" "$3" "$4" "$cpu"
+        cpu=$(per_request "$OUT/$n/cpu_ticks" "$1")
+        load_cpu=$(per_request "$OUT/$n/load_cpu_ticks" "$1")
+        idle=$(cat "$OUT/$n/idle_percent" 2>/dev/null || echo -)
+        printf '%-44s %12.0f %10.2f %10.2f %8s %12s %12s %7s\n' "$(label_of "$n")" "$1" "$2" "$3" \
+            "$4" "$cpu" "$load_cpu" "${idle:--}"
     done
     NGINX_RATES=""
     OHA_RATES=""
