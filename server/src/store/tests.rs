@@ -691,6 +691,8 @@ async fn the_first_recent_frontier_waits_for_the_rows_numbered_before_it() {
         )
         .await
         .unwrap();
+    // Alone (the first batch of a fresh store: a start read past it), then below a committed one.
+    assert_eq!(super::audit::recent_start(&s, now).await.unwrap(), None);
     let record = AuditRecord {
         received_at: now,
         responded_at: now + 1,
