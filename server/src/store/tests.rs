@@ -615,6 +615,18 @@ async fn the_last_records_ids_are_written_by_row_a_slice_at_a_time_and_forgotten
     assert_eq!(found("late".into()).await, 1);
 }
 
+/// A connection of its own to a test's PostgreSQL database: another instance, or a vacuum.
+async fn another_connection(db: &Place) -> tokio_postgres::Client {
+    let Place::Postgres(url) = db else {
+        unreachable!("PostgreSQL only")
+    };
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
 /// On PostgreSQL the recent frontier is read under the audit table's share lock, which the ACKs'
 /// next commits queue behind: while a vacuum (or any holder of a lock that excludes it) has the
 /// table, it is not asked for; the records are written once the table is free, and found by row
@@ -622,9 +634,6 @@ async fn the_last_records_ids_are_written_by_row_a_slice_at_a_time_and_forgotten
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_recent_frontier_is_not_read_while_a_vacuum_holds_the_audit_table() {
     let db = Place::postgres().await;
-    let Place::Postgres(url) = &db else {
-        unreachable!()
-    };
     let s = db.open().await;
     let now = crate::now_micros();
     let record = |id: &str| AuditRecord {
@@ -635,10 +644,7 @@ async fn the_recent_frontier_is_not_read_while_a_vacuum_holds_the_audit_table() 
     s.append(find("a", false), record("a")).await.unwrap();
     assert_eq!(s.write_recent_audit_ids(now).await.unwrap(), 1);
     s.append(find("b", false), record("b")).await.unwrap();
-    let (mut vacuum, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut vacuum = another_connection(&db).await;
     let held = vacuum.transaction().await.unwrap();
     held.execute("LOCK TABLE audit_log IN SHARE UPDATE EXCLUSIVE MODE", &[])
         .await
@@ -670,15 +676,9 @@ async fn the_recent_frontier_is_not_read_while_a_vacuum_holds_the_audit_table() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_recent_frontier_waits_for_the_rows_numbered_before_it() {
     let db = Place::postgres().await;
-    let Place::Postgres(url) = &db else {
-        unreachable!()
-    };
     let s = db.open().await;
     let now = crate::now_micros();
-    let (mut other, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut other = another_connection(&db).await;
     // Another instance's batch: its record numbered first, not committed yet.
     let writing = other.transaction().await.unwrap();
     writing
