@@ -30,8 +30,12 @@ impl Store {
         to: i64,
         id: Option<String>,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        self.read(move |tx| Box::pin(async move { records(tx, from, to, id).await }))
-            .await
+        // One snapshot: the weeks' and the recent frontiers, then the records by them (read
+        // apart, the weeks could pass a record whose slice is then forgotten in between).
+        self.run(Access::Snapshot, move |tx| {
+            Box::pin(async move { records(tx, from, to, id).await })
+        })
+        .await
     }
 
     /// Writes the IDs of audit records received before `through` (µs) into the look-up by ID,
@@ -54,8 +58,9 @@ impl Store {
     /// those records by row meanwhile). First forgets the slices whose records are all written
     /// by week. Returns the slices written.
     pub async fn write_recent_audit_ids(&self, now: i64) -> Result<u32, StoreError> {
+        let called = std::time::Instant::now();
         forget_recent_ids(self).await?;
-        write_recent_ids(self, now).await
+        write_recent_ids(self, now, called).await
     }
 
     /// The recent look-up's frontier: every audit record in a row below it (and received since
@@ -523,7 +528,11 @@ pub(super) async fn recent_start(
 
 /// Writes the records written since the recent frontier (see [`Store::write_recent_audit_ids`]);
 /// returns the slices written.
-async fn write_recent_ids(store: &Store, now: i64) -> std::result::Result<u32, StoreError> {
+async fn write_recent_ids(
+    store: &Store,
+    now: i64,
+    called: std::time::Instant,
+) -> std::result::Result<u32, StoreError> {
     let mark = recent_mark(store).await?;
     let (mut from, mut prior) = match mark {
         Some(m) => (m.next_row, Some(m.next_row)),
@@ -547,13 +556,19 @@ async fn write_recent_ids(store: &Store, now: i64) -> std::result::Result<u32, S
     } else {
         last
     };
+    // When `end` was read (`now` was read before the call; forgetting and the frontier's lock
+    // took the time since): every record in a row below it was received before. Slices are
+    // forgotten by it once the weeks pass it: a mark dated `now` would let a record received
+    // in between, in a row below it, fall out of its slice and short of the weeks.
+    let read_at =
+        now.saturating_add(i64::try_from(called.elapsed().as_micros()).unwrap_or(i64::MAX));
     let mut done = 0;
     while from < end {
         let to = end.min(from.saturating_add(SLICE_ROWS));
         if to - from < SLICE_ROWS && !old {
             break;
         }
-        if !write_recent_slice(store, (from, to), prior, now).await? {
+        if !write_recent_slice(store, (from, to), prior, read_at).await? {
             break;
         }
         prior = Some(to);

@@ -603,7 +603,9 @@ async fn the_last_records_ids_are_written_by_row_a_slice_at_a_time_and_forgotten
     assert_eq!(found("late".into()).await, 1);
     assert_eq!(s.write_recent_audit_ids(now + 1).await.unwrap(), 0);
     assert_eq!(found("late".into()).await, 1);
-    assert_eq!(s.write_recent_audit_ids(now + SLICE_WAIT).await.unwrap(), 1);
+    // (The frontier is dated when it was read: a moment after `now`.)
+    let older = now + SLICE_WAIT + 1_000_000;
+    assert_eq!(s.write_recent_audit_ids(older).await.unwrap(), 1);
     assert_eq!(recent_ids(&s).await, 12_002);
     assert_eq!(found("late".into()).await, 1);
     // Written by week past the rows' reading, then forgotten as recent (more than one
@@ -649,7 +651,8 @@ async fn the_recent_frontier_is_not_read_while_a_vacuum_holds_the_audit_table() 
     held.execute("LOCK TABLE audit_log IN SHARE UPDATE EXCLUSIVE MODE", &[])
         .await
         .unwrap();
-    let later = now + SLICE_WAIT;
+    // The frontier is `SLICE_WAIT` old then (it is dated when it was read, a moment after `now`).
+    let later = now + SLICE_WAIT + 1_000_000;
     assert_eq!(s.write_recent_audit_ids(later).await.unwrap(), 0);
     // ACKs go on, and the record is found by row above the frontier.
     s.append(find("c", false), record("c")).await.unwrap();
