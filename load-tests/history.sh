@@ -9,8 +9,8 @@
 #      once it has finished, on the same endpoint;
 #   3. the durable ACK, closed loop (64 in flight, no-match finds), on that store and on an empty
 #      one with the same members, alternating (empty, seeded, empty, seeded): finds/s and p99.9
-#      (the empty store first takes as many ACKs as the seeded one took in step 2, so that the
-#      two differ by their history alone);
+#      (the empty store first takes two runs of the same length, as the seeded one did in step
+#      2, so that the two differ by their history alone);
 #   4. on the seeded store: `audit export --request-id` of a find three years old (right after
 #      the ACK rounds, and again once an idle endpoint has written their last records' IDs)
 #      and `sla report --month` of the dense month, each the median of five.
