@@ -590,9 +590,9 @@ const ROW_IDS: &str = "SELECT k, a FROM (
 
 /// Writes the IDs of the records in rows `[from, to)` as one slice and marks `to` (read at
 /// `read_at`) as the frontier, unless the stored frontier differs from `prior` (instances
-/// sharing the store each write slices), in one transaction: the rows read by their IDs, sorted, and appended (a slice's keys
-/// follow every key before them); then a pause twice as long as the write (20 ms at least) for
-/// the ACKs' group commits. Whether it was written.
+/// sharing the store each write slices), in one transaction: the rows read by their IDs,
+/// sorted, and appended (a slice's keys follow every key before them); then a pause twice as
+/// long as the write (20 ms at least) for the ACKs' group commits. Whether it was written.
 async fn write_recent_slice(
     store: &Store,
     (from, to): (i64, i64),

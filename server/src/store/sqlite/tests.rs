@@ -6,9 +6,6 @@ fn writer() -> (tempfile::TempDir, Connection) {
     (dir, conn)
 }
 
-/// Each statement that changes open finds reads them through the open finds' indexes, not the
-/// day's finds (the hot table has no other index by ID: schema V17): the claim by state and ACK
-/// time, without sorting, the others by ID.
 /// The lines of SQLite's plan for `sql`, its parameters unbound.
 fn query_plan(conn: &Connection, sql: &str) -> Vec<String> {
     let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
@@ -19,6 +16,9 @@ fn query_plan(conn: &Connection, sql: &str) -> Vec<String> {
         .collect()
 }
 
+/// Each statement that changes open finds reads them through the open finds' indexes, not the
+/// day's finds (the hot table has no other index by ID: schema V17): the claim by state and ACK
+/// time, without sorting, the others by ID.
 #[test]
 fn statements_on_open_finds_use_their_indexes() {
     use crate::store::finds::{CLAIM_SQLITE, END, RECORD, RENEW};

@@ -166,9 +166,9 @@ pub(super) fn run(
 /// SQLite starts the WAL again from its beginning only at a write that finds every frame copied.
 /// Under steady ACKs there never is one: frames committed during a checkpoint are left for the
 /// next, and the WAL grows for as long as the load lasts, each commit lengthening the file (its
-/// sync then also journals the size) and each page look-up reading more of the WAL's index. So once a second, between two batches,
-/// the writer checkpoints what is left itself: the frames since upkeep's, a fraction of a second
-/// of writes; the next write starts the WAL again.
+/// sync then also journals the size) and each page look-up reading more of the WAL's index.
+/// So once a second, between two batches, the writer checkpoints what is left itself: the
+/// frames since upkeep's, a fraction of a second of writes; the next write starts the WAL again.
 struct WalRestart {
     last: std::time::Instant,
 }
