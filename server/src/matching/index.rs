@@ -100,12 +100,51 @@ pub fn look_up_keys(key: &IndexKey, p: &Person) -> MatchKeys {
         push(key.hash(&[b"nino", &n]));
     }
     if let Some(dob) = p.date_of_birth {
-        let dob = dob.format("%Y-%m-%d").to_string();
+        let dob = IsoDate::of(dob);
         for name in name_keys(p) {
             push(key.hash(&[b"name-dob", name.as_bytes(), dob.as_bytes()]));
         }
     }
     MatchKeys(out)
+}
+
+/// A date as `%Y-%m-%d` writes it (the bytes a key hashes): written by hand for the years of
+/// four digits, every date of birth in practice; by chrono for any other.
+enum IsoDate {
+    Short([u8; 10]),
+    Other(String),
+}
+
+impl IsoDate {
+    fn of(d: chrono::NaiveDate) -> Self {
+        use chrono::Datelike;
+        match u32::try_from(d.year()) {
+            Ok(y) if y <= 9999 => {
+                let digit = |n: u32| b'0' + (n % 10) as u8;
+                let (m, day) = (d.month(), d.day());
+                Self::Short([
+                    digit(y / 1000),
+                    digit(y / 100),
+                    digit(y / 10),
+                    digit(y),
+                    b'-',
+                    digit(m / 10),
+                    digit(m),
+                    b'-',
+                    digit(day / 10),
+                    digit(day),
+                ])
+            }
+            _ => Self::Other(d.format("%Y-%m-%d").to_string()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Short(b) => b,
+            Self::Other(s) => s.as_bytes(),
+        }
+    }
 }
 
 /// A find request's identity, normalised.
@@ -516,6 +555,32 @@ async fn add_missing_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The keys of a date of birth hash the bytes chrono's `%Y-%m-%d` writes (the keys stored
+    /// for members were made that way): the same bytes for every year, short or not.
+    #[test]
+    fn a_date_is_written_as_chrono_writes_it() {
+        for (y, m, d) in [
+            (-44, 3, 15),
+            (0, 1, 1),
+            (1, 2, 3),
+            (999, 12, 31),
+            (1000, 1, 1),
+            (1890, 1, 1),
+            (1967, 10, 9),
+            (2024, 2, 29),
+            (9999, 12, 31),
+            (10000, 1, 1),
+            (262_000, 6, 30),
+        ] {
+            let date = chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(
+                IsoDate::of(date).as_bytes(),
+                date.format("%Y-%m-%d").to_string().as_bytes(),
+                "{date:?}"
+            );
+        }
+    }
 
     #[test]
     fn candidates_are_the_live_slots_sharing_a_key() {

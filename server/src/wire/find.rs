@@ -262,17 +262,11 @@ fn typed(body: &[u8]) -> Option<FindRequest> {
 /// (white space aside).
 fn every_array_is_a_list(body: &[u8]) -> bool {
     let space = |b: &&u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
-    let mut at = 0;
-    while let Some(i) = body[at..].iter().position(|&b| b == b'[') {
-        let open = at + i;
-        at = open + 1;
-        match body[at..].iter().find(|b| !space(b)) {
-            Some(b'{') => {}
-            Some(b']') if body[..open].iter().rev().find(|b| !space(b)) == Some(&b':') => {}
-            _ => return false,
-        }
-    }
-    true
+    memchr::memchr_iter(b'[', body).all(|open| match body[open + 1..].iter().find(|b| !space(b)) {
+        Some(b'{') => true,
+        Some(b']') => body[..open].iter().rev().find(|b| !space(b)) == Some(&b':'),
+        _ => false,
+    })
 }
 
 /// Any body, read as a JSON value first: the path of the first field missing or of the wrong
@@ -304,16 +298,25 @@ fn validate_uat(uat: &Uat) -> Result<(), FindError> {
     if s.len() > MAX_UAT {
         return Err(FindError::InvalidUat("uat: too long"));
     }
-    let segments: Vec<&str> = s.split('.').collect();
     let b64url = |seg: &str| {
         seg.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
-    if segments.len() != 3
-        || segments[0].is_empty()
-        || segments[1].is_empty()
-        || !segments.iter().all(|s| b64url(s))
-    {
+    let mut segments = s.split('.');
+    let three = match (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) {
+        (Some(header), Some(claims), Some(signature), None) => {
+            !header.is_empty()
+                && !claims.is_empty()
+                && [header, claims, signature].into_iter().all(b64url)
+        }
+        _ => false,
+    };
+    if !three {
         return Err(FindError::InvalidUat(
             "uat: not a compact JWT (three base64url segments)",
         ));

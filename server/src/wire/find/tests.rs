@@ -44,6 +44,20 @@ fn uat_must_be_three_segments() {
     );
     let b = serde_json::to_vec(&serde_json::json!({"uat": 5, "findData": {}})).unwrap();
     assert!(matches!(parse(&b), Err(FindError::InvalidUat(_))));
+    // Three base64url segments, the first two not empty; the signature may be (an unsecured
+    // JWT: the CAS decides).
+    let uat = |uat: &str| {
+        let b = serde_json::to_vec(&serde_json::json!({"uat": uat, "findData": {}})).unwrap();
+        parse(&b).map(|_| ())
+    };
+    for good in ["eyJh.eyJz.c2ln", "a-b_c.d.e", "a.b."] {
+        assert_eq!(uat(good), Ok(()), "{good}");
+    }
+    for bad in [
+        "a.b.c.d", "a.b", "abc", ".b.c", "a..c", "a.b.c=", "a.b+.c", "a.b c.d", "a.b.c.",
+    ] {
+        assert!(matches!(uat(bad), Err(FindError::InvalidUat(_))), "{bad}");
+    }
 }
 
 #[test]
