@@ -130,9 +130,10 @@ async fn unknown_stored_spellings_are_refused_not_guessed() {
 }
 
 /// Under a steady stream of commits, with upkeep's checkpoints running beside them, the WAL
-/// starts again from its beginning (the writer checkpoints the rest itself once a second): the
-/// WAL header's checkpoint sequence number, which each start again increments, moves on (upkeep's
-/// checkpoints alone never start it again while appends keep the writer busy).
+/// starts again from its beginning (the writer checkpoints the rest itself every tenth of a
+/// second): the WAL header's checkpoint sequence number, which each start again increments,
+/// moves on (upkeep's checkpoints alone never start it again while appends keep the writer
+/// busy).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wal_starts_again_under_a_steady_stream_of_commits() {
     use crate::store::tests::{audit, find};

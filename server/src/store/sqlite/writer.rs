@@ -167,8 +167,12 @@ pub(super) fn run(
 /// Under steady ACKs there never is one: frames committed during a checkpoint are left for the
 /// next, and the WAL grows for as long as the load lasts, each commit lengthening the file (its
 /// sync then also journals the size) and each page look-up reading more of the WAL's index.
-/// So once a second, between two batches, the writer checkpoints what is left itself: the
-/// frames since upkeep's, a fraction of a second of writes; the next write starts the WAL again.
+/// So every [`WalRestart::EVERY`], between two batches, the writer checkpoints what is left
+/// itself; the next write starts the WAL again.
+///
+/// Every batch waits for it, so it is kept short: at 45,000 ACKs a second a second's pages took
+/// about 30 ms to copy and sync, the ACK's p99.9 on this box; a tenth of a second's take a few
+/// (BENCHMARKS.md, "The WAL's catch-up ten times a second").
 struct WalRestart {
     last: std::time::Instant,
 }
@@ -182,7 +186,7 @@ impl Default for WalRestart {
 }
 
 impl WalRestart {
-    const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
     fn catch_up(&mut self, conn: &Connection) {
         if self.last.elapsed() < Self::EVERY {
