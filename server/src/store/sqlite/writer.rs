@@ -170,9 +170,9 @@ pub(super) fn run(
 /// So every [`WalRestart::EVERY`], between two batches, the writer checkpoints what is left
 /// itself; the next write starts the WAL again.
 ///
-/// Every batch waits for it, so it is kept short: at 45,000 ACKs a second a second's pages took
-/// about 30 ms to copy and sync, the ACK's p99.9 on this box; a tenth of a second's take a few
-/// (BENCHMARKS.md, "The WAL's catch-up ten times a second").
+/// Every batch waits for it, so it is kept short: made once a second, a second's pages to copy
+/// and sync, the ACK's p99.9 on this box was 34-40 ms; made ten times a second, about 11 ms, at
+/// the same rate (BENCHMARKS.md, "The WAL's catch-up ten times a second").
 struct WalRestart {
     last: std::time::Instant,
 }
