@@ -3,7 +3,8 @@
 //! report and the purge can be measured against six years rather than a few days.
 //!
 //! Finds are spread evenly over the days asked for, which end before the hot table's day (all
-//! of them ended, in the history): 96% no match, 3% matches and 1% possible matches (each with
+//! of them ended: the no-match finds as their ACKs' audit records, the others in the history):
+//! 96% no match, 3% matches and 1% possible matches (each with
 //! its three calls to the CAS: token exchange, register, and a PAT's introspection), and one in
 //! ten thousand failed; each match registers a PeI in one of 24 schemes.
 //! A quarter of the finds are followed by a view (its `401` challenge and its `200`, and the
@@ -27,7 +28,7 @@ const BATCH: u64 = 20_000;
 /// What was written, and how long it took.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Seeded {
-    /// Ended finds written to the history.
+    /// Ended finds written (the history's and the no-match finds' audit records).
     pub finds: u64,
     /// Audit records written to the trail.
     pub audit: u64,
@@ -124,7 +125,13 @@ fn one(rng: &mut StdRng, received: i64, out: &mut Seed) {
         received_at: received,
         responded_at: acked,
         status: 202,
-        outcome: "ack".to_owned(),
+        // A no-match find is its ACK's record alone, outcome `no-match`, as the endpoint keeps it.
+        outcome: if outcome == Some(FindOutcome::NoMatch) {
+            "no-match"
+        } else {
+            "ack"
+        }
+        .to_owned(),
     }];
     if matches!(
         outcome,
@@ -161,16 +168,17 @@ fn one(rng: &mut StdRng, received: i64, out: &mut Seed) {
         let at = ended + rng.gen_range(60_000_000..3_600_000_000);
         view(rng, at, out);
     }
-    let find = EndedFind {
-        request_id,
-        received_at: received,
-        acked_at: acked,
-        state,
-        outcome,
-        reason,
-        completed_at: ended,
-    };
-    out.finds.push(find);
+    if outcome != Some(FindOutcome::NoMatch) {
+        out.finds.push(EndedFind {
+            request_id,
+            received_at: received,
+            acked_at: acked,
+            state,
+            outcome,
+            reason,
+            completed_at: ended,
+        });
+    }
     out.audit.extend(audit);
 }
 

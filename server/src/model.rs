@@ -210,7 +210,7 @@ pub enum AppendOutcome {
 }
 
 /// A find request as stored, for operators and tests.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredFind {
     /// The find request ID.
     pub request_id: String,

@@ -64,7 +64,13 @@ fn states(db: &Path) -> HashMap<String, (String, Option<String>)> {
     let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .unwrap();
     let mut s = c
-        .prepare("SELECT request_id, state, outcome FROM find_requests")
+        .prepare(
+            // A no-match find is its ACK's audit record alone.
+            "SELECT request_id, state, outcome FROM find_requests
+             UNION ALL
+             SELECT request_id, 'done', outcome FROM audit_log
+              WHERE endpoint = 'POST /find-requests' AND outcome = 'no-match'",
+        )
         .unwrap();
     s.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))
         .unwrap()

@@ -38,7 +38,7 @@ async fn a_no_match_find_is_acked_at_its_end_and_its_data_never_stored() {
         "{ts}"
     );
 
-    // Decided before the commit: stored already at its end, as IDs, outcome and timestamps.
+    // Decided before the commit: stored already at its end, as its ACK's audit record.
     let store = env.store();
     let stored = store
         .find_request(&id)
@@ -137,7 +137,8 @@ async fn a_repeat_request_id_is_acked_without_a_second_enqueue() {
         .into_iter()
         .map(|a| a.outcome)
         .collect();
-    assert_eq!(outcomes, ["ack", "duplicate", "duplicate"]);
+    // The find matches no member: its ACK's record is the find, and says so.
+    assert_eq!(outcomes, ["no-match", "duplicate", "duplicate"]);
     let metrics = server.metrics().await;
     assert!(
         metrics.contains("pdp_find_requests_total{outcome=\"duplicate\"}"),

@@ -2,8 +2,8 @@
 //! the append is durable (wire contract §3.1, CoCo2.1.1).
 //!
 //! Matching costs microseconds, so it is decided before the commit: a no-match find is stored
-//! as IDs, outcome and timestamps only, already at its end, and its find data never reaches
-//! the disk (CoCo2.2.2 by construction). A find with matches is stored sealed and queued for the
+//! as its ACK's audit record alone (outcome `no-match`), already at its end, and its find data
+//! never reaches the disk (CoCo2.2.2 by construction). A find with matches is stored sealed and queued for the
 //! pipeline's CAS work.
 
 use http::{header, Request, Response, StatusCode};

@@ -204,7 +204,11 @@ impl Tally {
             completion: Levels::of(&s.completion, coco::COMPLETION),
             view: Levels::of(&s.view, coco::VIEW),
             failed: s.failed,
-            counts: s.counts.iter().cloned().collect(),
+            // A count may come in parts (a no-match find's by its row, or by its audit record).
+            counts: s.counts.iter().fold(BTreeMap::new(), |mut m, (k, v)| {
+                *m.entry(k.clone()).or_default() += v;
+                m
+            }),
             by_holdername: s
                 .by_holdername
                 .iter()

@@ -178,7 +178,7 @@ const COLUMNS: &str = "a.id, a.transaction_id, a.request_id, a.direction, a.part
 
 /// Audit records received in `[from, to)`, for one transaction or find request ID when given,
 /// oldest first.
-async fn records(
+pub(super) async fn records(
     tx: &mut dyn Tx,
     from: i64,
     to: i64,
@@ -795,6 +795,11 @@ async fn sla_samples(tx: &mut dyn Tx, from: i64, to: i64) -> Result<SlaSamples> 
           GROUP BY endpoint, outcome",
         "SELECT 'find ' || coalesce(outcome, state), count(*) FROM all_finds
           WHERE acked_at >= $1 AND acked_at < $2 GROUP BY 1",
+        // The no-match finds that are their ACK's record alone (schema V21), by when they were
+        // received: the hour's edge may fall between a find's receipt and its ACK.
+        "SELECT 'find no-match', count(*) FROM audit_log
+          WHERE direction = 'inbound' AND endpoint = 'POST /find-requests'
+            AND outcome = 'no-match' AND received_at >= $1 AND received_at < $2 GROUP BY 1",
     ] {
         for r in tx.query(sql, &window).await? {
             counts.push((r.get(0)?, r.get(1)?));

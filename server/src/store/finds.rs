@@ -1,8 +1,9 @@
 //! The find queue.
 //!
-//! A find request is one row. At its ACK it is inserted by the writer's group commit either
-//! already at its end (no match: no find data, outcome `no-match`) or queued with its sealed
-//! find data. The pipeline claims queued rows under a lease (expired leases first, then the
+//! A find request with a match is one row, inserted queued with its sealed find data by the
+//! writer's group commit at its ACK. A no-match find is already at its end at its ACK, and is
+//! its ACK's audit record alone, outcome `no-match` (schema V21; on PostgreSQL it also has a
+//! row in the hot table for a day, so that a repeat of its ID at another instance is one). The pipeline claims queued rows under a lease (expired leases first, then the
 //! oldest queued), records what matching produced and the PAT its UAT was swapped for, and ends
 //! the row once: `done` or `failed`, its find data deleted in the same statement. Every end
 //! requires `state = 'working'`, so a find is ended once; a claim's attempt number fences it
@@ -15,7 +16,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::group_commit::FindRow;
-use super::history;
+use super::history::{self, KEPT};
 use super::peis::{self, PatRow};
 use super::sql::{params, Access, Dialect, Row, Tx};
 use super::{sha256_hex, AppendError, Result, Store, StoreError};
@@ -31,18 +32,22 @@ impl Store {
     // --- the find ACK ---
 
     /// Makes a find request durable; resolves once its transaction is committed and synced.
-    /// Matched find data is sealed here, on the caller's task; a no-match is stored without it.
+    /// Matched find data is sealed here, on the caller's task. A no-match is stored as its
+    /// ACK's audit record alone, whose outcome is set to `no-match` here (schema V21).
     pub async fn append(
         &self,
         find: NewFind,
-        audit: AuditRecord,
+        mut audit: AuditRecord,
     ) -> Result<AppendOutcome, AppendError> {
         let queued = matches!(find.decided, Decided::Matched(_));
         if queued && self.pending() >= self.inner.max_pending {
             return Err(AppendError::Overloaded);
         }
         let sealed = match &find.decided {
-            Decided::NoMatch => None,
+            Decided::NoMatch => {
+                audit.outcome = FindOutcome::NoMatch.as_str().into();
+                None
+            }
             Decided::Matched(body) => Some(self.inner.key.seal(find.request_id.as_bytes(), body)),
         };
         let row = FindRow {
@@ -274,22 +279,29 @@ impl Store {
         let id = request_id.to_owned();
         self.read(move |tx| {
             Box::pin(async move {
-                match tx.query_opt(&sql, &params![id.as_str()]).await? {
-                    Some(r) => find_from(&r).map(Some),
-                    None => history::find_in_history(tx, &id).await,
+                if let Some(r) = tx.query_opt(&sql, &params![id.as_str()]).await? {
+                    return find_from(&r).map(Some);
+                }
+                match history::find_in_history(tx, &id).await? {
+                    Some(f) => Ok(Some(f)),
+                    None => no_match_in_audit(tx, &id).await,
                 }
             })
         })
         .await
     }
 
-    /// Every find request, the history's too, oldest first.
+    /// Every find request, the history's and the no-match finds' in the audit trail too,
+    /// oldest first.
     pub async fn find_requests(&self) -> Result<Vec<StoredFind>, StoreError> {
         let sql = format!(
-            "SELECT {FIND_COLUMNS} FROM find_requests
+            "SELECT {FIND_COLUMNS} FROM find_requests WHERE {KEPT}
              UNION ALL
              SELECT request_id, received_at, acked_at, state, {{false}}, outcome, reason,
                     completed_at FROM find_history
+             UNION ALL
+             SELECT request_id, received_at, responded_at, 'done', {{false}}, outcome, NULL,
+                    responded_at FROM audit_log WHERE {NO_MATCH_ACK}
              ORDER BY 3, 1"
         );
         self.read(move |tx| {
@@ -326,6 +338,34 @@ impl Store {
         })
         .await
     }
+}
+
+/// An audit record that is a no-match find (schema V21): its ACK.
+const NO_MATCH_ACK: &str = "direction = 'inbound' AND endpoint = 'POST /find-requests'
+     AND outcome = 'no-match' AND request_id IS NOT NULL";
+
+/// A no-match find by request ID, from its ACK's audit record.
+async fn no_match_in_audit(tx: &mut dyn Tx, request_id: &str) -> Result<Option<StoredFind>> {
+    let records =
+        super::audit::records(tx, i64::MIN, i64::MAX, Some(request_id.to_owned())).await?;
+    Ok(records
+        .into_iter()
+        .find(|a| {
+            a.direction == crate::model::Direction::Inbound
+                && a.endpoint == "POST /find-requests"
+                && a.outcome == FindOutcome::NoMatch.as_str()
+                && a.request_id.as_deref() == Some(request_id)
+        })
+        .map(|a| StoredFind {
+            request_id: request_id.to_owned(),
+            received_at: a.received_at,
+            acked_at: a.responded_at,
+            state: FindState::Done,
+            has_find_data: false,
+            outcome: Some(FindOutcome::NoMatch),
+            reason: None,
+            completed_at: Some(a.responded_at),
+        }))
 }
 
 /// A working find's end with the registrations it made (`(pei, resource_id)`), fenced by the

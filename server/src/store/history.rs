@@ -29,6 +29,11 @@ const ENDED_COLUMNS: &str =
     "request_id, received_at, acked_at, state, outcome, reason, rules_version, pat_id,
      completed_at";
 
+/// Whether an ended row is a find the history keeps: every one but a no-match find ACKed since
+/// schema V21, which is its ACK's audit record alone (as `all_finds` reads them).
+pub(super) const KEPT: &str = "(coalesce(outcome, '') <> 'no-match'
+     OR acked_at < (SELECT since FROM no_match_audited))";
+
 /// A find that ended, as the history keeps it (and as `finds seed-history` writes it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndedFind {
@@ -270,12 +275,14 @@ async fn settle(tx: &mut dyn Tx, before: i64, limit: u32) -> Result<u64> {
         .map_or(before, |b| b.saturating_add(1));
     let ended = "state IN ('done', 'failed') AND acked_at < $1";
     match tx.dialect() {
-        // One writer: nothing changes the hot table between the copy and the delete.
+        // One writer: nothing changes the hot table between the copy and the delete. (No
+        // no-match find has a row here since schema V21.)
         Dialect::Sqlite => {
             tx.execute(
                 &format!(
                     "INSERT INTO find_history ({ENDED_COLUMNS})
-                     SELECT {ENDED_COLUMNS} FROM find_requests WHERE {ended} ORDER BY acked_at"
+                     SELECT {ENDED_COLUMNS} FROM find_requests WHERE {ended} AND {KEPT}
+                      ORDER BY acked_at"
                 ),
                 &params![bound],
             )
@@ -287,19 +294,28 @@ async fn settle(tx: &mut dyn Tx, before: i64, limit: u32) -> Result<u64> {
             .await
         }
         // A row deleted by another instance's move meanwhile is not returned here: each find is
-        // moved by whichever delete takes it.
+        // moved by whichever delete takes it. A no-match find's row was there for its ID alone
+        // (its audit record is the find): it goes, and is not moved.
         Dialect::Postgres => {
-            tx.execute(
-                &format!(
-                    "WITH moved AS (
-                         DELETE FROM find_requests WHERE {ended} RETURNING {ENDED_COLUMNS}
-                     )
-                     INSERT INTO find_history ({ENDED_COLUMNS})
-                     SELECT {ENDED_COLUMNS} FROM moved ORDER BY acked_at"
-                ),
-                &params![bound],
-            )
-            .await
+            let deleted = tx
+                .execute(
+                    &format!("DELETE FROM find_requests WHERE {ended} AND NOT {KEPT}"),
+                    &params![bound],
+                )
+                .await?;
+            let moved = tx
+                .execute(
+                    &format!(
+                        "WITH moved AS (
+                             DELETE FROM find_requests WHERE {ended} RETURNING {ENDED_COLUMNS}
+                         )
+                         INSERT INTO find_history ({ENDED_COLUMNS})
+                         SELECT {ENDED_COLUMNS} FROM moved ORDER BY acked_at"
+                    ),
+                    &params![bound],
+                )
+                .await?;
+            Ok(deleted + moved)
         }
     }
 }

@@ -34,7 +34,7 @@ pub(super) enum Dialect {
 }
 
 /// The migrations, oldest first: refinery's name (`V<n>__<name>`) and the template.
-const MIGRATIONS: [(&str, &str); 20] = [
+const MIGRATIONS: [(&str, &str); 21] = [
     ("V1__initial", include_str!("V1__initial.sql")),
     ("V2__member_changes", include_str!("V2__member_changes.sql")),
     ("V3__daily_runs", include_str!("V3__daily_runs.sql")),
@@ -87,6 +87,10 @@ const MIGRATIONS: [(&str, &str); 20] = [
     (
         "V20__audit_ids_by_row",
         include_str!("V20__audit_ids_by_row.sql"),
+    ),
+    (
+        "V21__no_match_in_audit",
+        include_str!("V21__no_match_in_audit.sql"),
     ),
 ];
 

@@ -19,10 +19,12 @@
 //! - An open find stays one whatever its age (a pipeline stopped for days): the open finds
 //!   ACKed before the hours held are held too, read again through the open finds' index each
 //!   time an hour is dropped.
-//! - What a crash forgets, the next start reads again: the hot table holds every find of the
-//!   last day ([`HOT_FOR`] is how long ended finds stay in it), read through its ACK-time index
-//!   by the writer when the first find is appended (a command that only reads never pays for
-//!   it; the first ACK after a start waits for it, 0.36 s a million finds of the last day).
+//! - What a crash forgets, the next start reads again: the hot table holds every matched find
+//!   of the last day ([`HOT_FOR`] is how long ended finds stay in it), read through its
+//!   ACK-time index, and the audit trail every no-match find's ACK (a no-match find has no
+//!   other row: schema V21), read through its time index. The writer reads both when the first
+//!   find is appended (a command that only reads never pays for it; the first ACK after a start
+//!   waits for it, 0.36 s a million finds of the last day).
 
 use std::collections::{HashSet, VecDeque};
 
@@ -71,17 +73,36 @@ pub(super) struct RecentFinds {
 }
 
 impl RecentFinds {
-    /// The IDs of the finds ACKed since `now` less [`HOT_FOR`], from the hot table.
+    /// The IDs of the finds ACKed since `now` less [`HOT_FOR`]: from the hot table, and the
+    /// no-match finds' from their ACKs' audit records.
     pub(super) fn load(conn: &Connection, now: i64) -> Result<Self> {
         let mut recent = Self::default();
-        let mut stmt = conn.prepare(
-            "SELECT request_id, acked_at FROM find_requests
-              WHERE acked_at >= ?1 ORDER BY acked_at",
-        )?;
-        let mut rows = stmt.query([now - hot_for()])?;
-        while let Some(row) = rows.next()? {
-            let id: String = row.get(0)?;
-            recent.insert(Key::of(&id), row.get(1)?);
+        let since = now - hot_for();
+        // An ACK's record is received before it is ACKed, by less than the ACK's time-outs.
+        let received_since = since - ACK_WITHIN;
+        for (sql, from) in [
+            (
+                "SELECT request_id, acked_at FROM find_requests
+                  WHERE acked_at >= ?1 ORDER BY acked_at",
+                since,
+            ),
+            (
+                "SELECT request_id, responded_at FROM audit_log
+                  WHERE received_at >= ?1 AND direction = 'inbound'
+                    AND endpoint = 'POST /find-requests' AND outcome = 'no-match'
+                    AND request_id IS NOT NULL
+                  ORDER BY received_at",
+                received_since,
+            ),
+        ] {
+            let mut stmt = conn.prepare(sql)?;
+            let mut rows = stmt.query([from])?;
+            while let Some(row) = rows.next()? {
+                let (id, acked_at): (String, i64) = (row.get(0)?, row.get(1)?);
+                if acked_at >= since {
+                    recent.insert(Key::of(&id), acked_at);
+                }
+            }
         }
         recent.expire(now);
         recent.read_older_open(conn, now)?;
@@ -161,6 +182,10 @@ impl RecentFinds {
     }
 }
 
+/// Longer than any find is received before its ACK (its body's and the commit's time-outs are
+/// seconds): a no-match find's audit record is read by when it was received.
+const ACK_WITHIN: i64 = 10 * 60 * 1_000_000;
+
 /// The oldest hour held at `now`: the one [`HOT_FOR`] before it.
 fn oldest_hour(now: i64) -> i64 {
     (now - hot_for()).div_euclid(HOUR)
@@ -218,6 +243,39 @@ mod tests {
         assert!(r.contains(Key::of("open")));
         r.forget_before(&conn, 12 * H + hot_for()).unwrap();
         assert!(!r.contains(Key::of("open")) && !r.contains(Key::of("later")));
+    }
+
+    #[test]
+    fn a_start_reads_the_days_matched_finds_and_no_match_acks() {
+        let conn = Connection::open_in_memory().unwrap();
+        let now = 100 * H;
+        let day = now - hot_for();
+        conn.execute_batch(&format!(
+            "CREATE TABLE find_requests (request_id TEXT, acked_at INTEGER, state TEXT);
+             CREATE TABLE audit_log (request_id TEXT, direction TEXT, endpoint TEXT,
+                                     received_at INTEGER, responded_at INTEGER, outcome TEXT);
+             INSERT INTO find_requests VALUES ('matched', {m}, 'done'),
+                                              ('matched-old', {old}, 'done');
+             INSERT INTO audit_log VALUES
+                 ('no-match', 'inbound', 'POST /find-requests', {nm}, {nm}, 'no-match'),
+                 ('acked-at-the-edge', 'inbound', 'POST /find-requests', {edge_in}, {day},
+                  'no-match'),
+                 ('no-match-old', 'inbound', 'POST /find-requests', {old}, {old}, 'no-match'),
+                 ('a-repeat', 'inbound', 'POST /find-requests', {nm}, {nm}, 'duplicate'),
+                 ('a-view', 'inbound', 'GET /view-data', {nm}, {nm}, 'no-match');",
+            m = now - H,
+            old = day - 1,
+            nm = now - 2 * H,
+            edge_in = day - 3_000_000,
+        ))
+        .unwrap();
+        let r = RecentFinds::load(&conn, now).unwrap();
+        for id in ["matched", "no-match", "acked-at-the-edge"] {
+            assert!(r.contains(Key::of(id)), "{id}");
+        }
+        for id in ["matched-old", "no-match-old", "a-repeat", "a-view"] {
+            assert!(!r.contains(Key::of(id)), "{id}");
+        }
     }
 
     #[test]

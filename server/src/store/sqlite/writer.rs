@@ -37,7 +37,7 @@ use rusqlite::params;
 
 use super::recent::{Key, RecentFinds};
 use crate::model::AuditRecord;
-use crate::model::{AppendOutcome, FindOutcome, FindState};
+use crate::model::{AppendOutcome, FindState};
 use crate::store::group_commit::{self, Batch, FailureLog, FindRow, Running};
 use crate::store::{Result, StoreError};
 /// A message to the writer: appends, audit records, and [`Write`] jobs.
@@ -271,9 +271,10 @@ struct Finds<'a> {
 }
 
 impl Finds<'_> {
-    /// Inserts a batch of finds ACKed at `acked_at`; per find, whether it was new (the first
-    /// request with an ID stands). A repeat within the day is recognised in memory; one of an
-    /// older find still open, by the open finds' unique index.
+    /// Inserts a batch of finds ACKed at `acked_at` (a queued row for each matched one; none
+    /// for a no-match, whose audit record is all of it); per find, whether it was new (the
+    /// first request with an ID stands). A repeat within the day is recognised in memory; one
+    /// of an older find still open, by the open finds' unique index.
     fn insert(
         &mut self,
         conn: &Connection,
@@ -290,8 +291,8 @@ impl Finds<'_> {
         recent.forget_before(conn, acked_at)?;
         let mut stmt = conn.prepare_cached(
             "INSERT OR IGNORE INTO find_requests
-                 (request_id, received_at, acked_at, state, find_data, outcome, completed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 (request_id, received_at, acked_at, state, find_data)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         let mut out = Vec::with_capacity(finds.len());
         for f in finds {
@@ -300,19 +301,18 @@ impl Finds<'_> {
                 out.push(AppendOutcome::Duplicate);
                 continue;
             }
-            let (state, outcome, completed_at) = match f.sealed {
-                Some(_) => (FindState::Queued, None, None),
-                None => (FindState::Done, Some(FindOutcome::NoMatch), Some(acked_at)),
+            // A no-match find is its ACK's audit record alone (schema V21): its ID is held
+            // here, and read again from the audit trail at start.
+            let n = match f.sealed {
+                Some(_) => stmt.execute(params![
+                    f.request_id,
+                    f.received_at,
+                    acked_at,
+                    FindState::Queued.as_str(),
+                    f.sealed,
+                ])?,
+                None => 1,
             };
-            let n = stmt.execute(params![
-                f.request_id,
-                f.received_at,
-                acked_at,
-                state.as_str(),
-                f.sealed,
-                outcome.map(FindOutcome::as_str),
-                completed_at
-            ])?;
             out.push(if n == 1 {
                 recent.insert(key, acked_at);
                 self.held.push(key);

@@ -29,16 +29,17 @@ async fn ended_finds_move_to_the_history_and_are_still_found(db: Place) {
     let s = db.open().await;
     s.append(find("a", false), audit("a")).await.unwrap();
     s.append(find("b", true), audit("b")).await.unwrap();
+    // The no-match is its ACK's audit record alone: nothing of it moves (on PostgreSQL its row,
+    // there for its ID, goes). The open one stays.
     let now = crate::now_micros() + 1;
-    // Only the ended one moves; nothing is left to move after it.
-    assert_eq!(s.settle_finds(now, 100).await.unwrap(), 1);
+    s.settle_finds(now, 100).await.unwrap();
     assert_eq!(s.settle_finds(now, 100).await.unwrap(), 0);
     let a = s.find_request("a").await.unwrap().unwrap();
     assert_eq!(
         (a.state, a.outcome),
         (FindState::Done, Some(FindOutcome::NoMatch))
     );
-    assert!(!a.has_find_data && a.completed_at.is_some());
+    assert!(!a.has_find_data && a.completed_at == Some(a.acked_at));
     assert_eq!(s.find_requests().await.unwrap().len(), 2);
     // The open one ends failed, moves, and is still listed as failed.
     assert_eq!(s.claim(Duration::from_secs(60), 10).await.unwrap().len(), 1);
@@ -50,20 +51,32 @@ async fn ended_finds_move_to_the_history_and_are_still_found(db: Place) {
     let failed = s.failed().await.unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].reason, "cas: refused");
+    assert!(s.find_request("b").await.unwrap().is_some());
     // A batch moves about `limit` finds, oldest first (a group commit's finds together).
+    // (Ended one at a time: the test store's queue holds two.)
     for i in 0..6 {
-        s.append(find(&format!("c{i}"), false), audit(&format!("c{i}")))
-            .await
-            .unwrap();
+        let id = format!("c{i}");
+        s.append(find(&id, true), audit(&id)).await.unwrap();
+        assert_eq!(s.claim(Duration::from_secs(60), 10).await.unwrap().len(), 1);
+        assert!(s.fail(&id, "cas: refused").await.unwrap());
     }
     let moved = s.settle_finds(crate::now_micros() + 1, 2).await.unwrap();
     assert!((2..6).contains(&moved), "{moved}");
     assert!(s.find_request("c0").await.unwrap().is_some());
-    // What the service levels read counts the history and the hot table alike.
+    // What the service levels read counts the history, the hot table and the no-match ACKs
+    // alike, each find once.
     let samples = s.sla_samples(0, i64::MAX).await.unwrap();
-    let count = |k: &str| samples.counts.iter().find(|(n, _)| n == k).map(|(_, c)| *c);
-    assert_eq!(count("find no-match"), Some(7));
-    assert_eq!((samples.failed, samples.ack.len()), (1, 8));
+    let count = |k: &str| {
+        samples
+            .counts
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, c)| *c)
+            .sum::<u64>()
+    };
+    assert_eq!((count("find no-match"), count("find failed")), (1, 7));
+    assert_eq!((samples.failed, samples.ack.len()), (7, 8));
+    assert_eq!(s.find_requests().await.unwrap().len(), 8);
 }
 
 async fn retention_purges_the_trail_the_history_and_the_tallies_a_batch_at_a_time(db: Place) {
@@ -156,7 +169,56 @@ async fn an_hours_audit_ids_are_written_in_parts_each_once(db: Place) {
     assert_eq!(count().await, 3);
 }
 
+async fn no_match_finds_from_before_the_one_row_layout_keep_their_rows(db: Place) {
+    let s = db.open().await;
+    // As the layout before schema V21 left one: a row in the history, its ACK's record `ack`.
+    let at = crate::now_micros() - 48 * HOUR;
+    let (old, record) = ended("old", at);
+    s.seed_history(crate::store::Seed {
+        finds: vec![old],
+        audit: vec![record],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    s.append(find("new", false), audit("new")).await.unwrap();
+    // On PostgreSQL the new one has a row for its ID too; it is not a find of its own, and it
+    // goes (not into the history) once the day is over.
+    let samples = s.sla_samples(0, i64::MAX).await.unwrap();
+    let no_match: u64 = samples
+        .counts
+        .iter()
+        .filter(|(n, _)| n == "find no-match")
+        .map(|(_, c)| *c)
+        .sum();
+    assert_eq!(no_match, 2);
+    let all = s.find_requests().await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|f| f.request_id.as_str()).collect();
+    assert_eq!(ids, ["old", "new"]);
+    for f in &all {
+        assert_eq!(
+            s.find_request(&f.request_id).await.unwrap().as_ref(),
+            Some(f)
+        );
+        assert_eq!(
+            (f.state, f.outcome),
+            (FindState::Done, Some(FindOutcome::NoMatch))
+        );
+    }
+    assert_eq!(all[0].acked_at, at);
+    s.settle_finds(crate::now_micros() + 1, 100).await.unwrap();
+    assert_eq!(s.find_requests().await.unwrap(), all);
+    let in_history: i64 = s
+        .read(|tx| {
+            Box::pin(async move { tx.value("SELECT count(*) FROM find_history", &[]).await })
+        })
+        .await
+        .unwrap();
+    assert_eq!(in_history, 1, "only the old one's row");
+}
+
 on_both_backends!(
+    no_match_finds_from_before_the_one_row_layout_keep_their_rows,
     ended_finds_move_to_the_history_and_are_still_found,
     retention_purges_the_trail_the_history_and_the_tallies_a_batch_at_a_time,
     an_hours_audit_ids_are_written_in_parts_each_once,
