@@ -50,7 +50,7 @@ pub fn postcode(s: &str) -> String {
 
 /// A `YYYY-MM-DD` date.
 pub fn date(s: &str) -> Option<chrono::NaiveDate> {
-    chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()
+    crate::parse_ymd(s.trim())
 }
 
 #[cfg(test)]

@@ -428,8 +428,7 @@ fn validate_find_data(d: &FindData) -> Result<(), FindError> {
         )?;
     }
     if let Some(dob) = &d.date_of_birth {
-        let date = chrono::NaiveDate::parse_from_str(&dob.value, "%Y-%m-%d")
-            .ok()
+        let date = crate::parse_ymd(&dob.value)
             .filter(|_| dob.value.len() == 10)
             .ok_or_else(|| bad("findData.dateOfBirth.value", "not a date (YYYY-MM-DD)"))?;
         let today = chrono::Utc::now().date_naive();
