@@ -116,8 +116,14 @@ TOTAL_S=$(since "$T0")
 id=$(cat /proc/sys/kernel/random/uuid)
 [ "$(find "$id" "$BODY")" = 202 ] || { echo "dr-drill.sh: the restored endpoint did not ACK" >&2; exit 1; }
 # Read from the restored file beside the server (a second reader of its WAL).
+# A no-match find is its ACK's audit record alone; one with a match has a row of its own.
+IDS=$(printf "'%s'," "${ACKED[@]}" | sed 's/,$//')
 FOUND=$(sqlite3 "file:$TMP/restored/pdp.sqlite?mode=ro" \
-    "SELECT count(*) FROM find_requests WHERE request_id IN ($(printf "'%s'," "${ACKED[@]}" | sed 's/,$//'))")
+    "SELECT count(DISTINCT request_id) FROM (
+         SELECT request_id FROM find_requests WHERE request_id IN ($IDS)
+         UNION ALL
+         SELECT request_id FROM audit_log WHERE request_id IN ($IDS)
+            AND endpoint = 'POST /find-requests' AND outcome = 'no-match')")
 
 cat <<EOF
 DR drill, $MEMBERS members, $(nproc) CPU(s), $(host_name), $(date -u +%Y-%m-%dT%H:%MZ)

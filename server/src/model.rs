@@ -193,7 +193,8 @@ pub struct NewFind {
 /// What matching decided for a find before its ACK.
 #[derive(Debug, Clone)]
 pub enum Decided {
-    /// Nothing matched: stored as IDs, outcome and timestamps only, already at its end.
+    /// Nothing matched: stored as its ACK's audit record alone (outcome `no-match`), already
+    /// at its end.
     NoMatch,
     /// Matches or possible matches: the find request (UAT and find data), to be sealed and
     /// queued for the CAS work.

@@ -790,9 +790,13 @@ async fn sla_samples(tx: &mut dyn Tx, from: i64, to: i64) -> Result<SlaSamples> 
         .await?;
     let mut counts = Vec::new();
     for sql in [
-        "SELECT endpoint || ' ' || outcome, count(*) FROM audit_log
+        // A no-match find's ACK (its outcome names the find's end, schema V21) counts as the
+        // ACK it is.
+        "SELECT endpoint || ' ' || CASE WHEN endpoint = 'POST /find-requests'
+                                         AND outcome = 'no-match' THEN 'ack' ELSE outcome END,
+                count(*) FROM audit_log
           WHERE direction = 'inbound' AND received_at >= $1 AND received_at < $2
-          GROUP BY endpoint, outcome",
+          GROUP BY 1",
         "SELECT 'find ' || coalesce(outcome, state), count(*) FROM all_finds
           WHERE acked_at >= $1 AND acked_at < $2 GROUP BY 1",
         // The no-match finds that are their ACK's record alone (schema V21), by when they were

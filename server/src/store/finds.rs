@@ -16,7 +16,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::group_commit::FindRow;
-use super::history::{self, KEPT};
+use super::history;
 use super::peis::{self, PatRow};
 use super::sql::{params, Access, Dialect, Row, Tx};
 use super::{sha256_hex, AppendError, Result, Store, StoreError};
@@ -295,7 +295,7 @@ impl Store {
     /// oldest first.
     pub async fn find_requests(&self) -> Result<Vec<StoredFind>, StoreError> {
         let sql = format!(
-            "SELECT {FIND_COLUMNS} FROM find_requests WHERE {KEPT}
+            "SELECT {FIND_COLUMNS} FROM find_requests WHERE NOT id_only
              UNION ALL
              SELECT request_id, received_at, acked_at, state, {{false}}, outcome, reason,
                     completed_at FROM find_history
@@ -348,8 +348,10 @@ const NO_MATCH_ACK: &str = "direction = 'inbound' AND endpoint = 'POST /find-req
 async fn no_match_in_audit(tx: &mut dyn Tx, request_id: &str) -> Result<Option<StoredFind>> {
     let records =
         super::audit::records(tx, i64::MIN, i64::MAX, Some(request_id.to_owned())).await?;
+    // The newest, as the hot table's would be for an ID sent again after its day.
     Ok(records
         .into_iter()
+        .rev()
         .find(|a| {
             a.direction == crate::model::Direction::Inbound
                 && a.endpoint == "POST /find-requests"

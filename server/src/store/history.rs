@@ -4,7 +4,9 @@
 //! sent again within it is the same find, ACKed as a duplicate). [`Store::settle_finds`] moves
 //! ended finds older than that to `find_history` in the order they were ACKed, a batch a call, so
 //! that the hot table's random request-ID keys stay as few as a day's finds whatever the years
-//! kept, and the history is only ever appended to. Readers of ended finds read both tables.
+//! kept, and the history is only ever appended to. A no-match find is its ACK's audit record
+//! alone (schema V21; on PostgreSQL its hot row, there for its ID, is deleted rather than
+//! moved). Readers of ended finds read both tables (`all_finds`) and those audit records.
 //!
 //! The service levels are tallied by the hour once an hour has closed (see `crate::sla`): the
 //! store keeps each hour's tally as the bytes it is given, and the first hour not yet tallied.
@@ -28,11 +30,6 @@ pub const HOT_FOR: Duration = Duration::from_secs(24 * 3600);
 const ENDED_COLUMNS: &str =
     "request_id, received_at, acked_at, state, outcome, reason, rules_version, pat_id,
      completed_at";
-
-/// Whether an ended row is a find the history keeps: every one but a no-match find ACKed since
-/// schema V21, which is its ACK's audit record alone (as `all_finds` reads them).
-pub(super) const KEPT: &str = "(coalesce(outcome, '') <> 'no-match'
-     OR acked_at < (SELECT since FROM no_match_audited))";
 
 /// A find that ended, as the history keeps it (and as `finds seed-history` writes it).
 #[derive(Debug, Clone, PartialEq)]
@@ -84,7 +81,7 @@ pub struct SeededPei {
 pub struct Purged {
     /// Audit records.
     pub audit: u64,
-    /// Ended finds (hot table and history).
+    /// Ended finds (hot table and history; a no-match find is counted in `audit`).
     pub finds: u64,
     /// Hourly tallies.
     pub hours: u64,
@@ -105,7 +102,8 @@ impl Store {
     // --- history ---
 
     /// Moves up to about `limit` finds that ended and were ACKed before `before` (µs) from the
-    /// hot table to the history, oldest first; returns how many moved. Instances sharing the
+    /// hot table to the history, oldest first; returns how many left the hot table (on
+    /// PostgreSQL, no-match finds' rows kept for their IDs, deleted). Instances sharing the
     /// store may call it at once: each find moves once.
     pub async fn settle_finds(&self, before: i64, limit: u32) -> Result<u64, StoreError> {
         self.write(move |tx| Box::pin(async move { settle(tx, before, limit).await }))
@@ -275,13 +273,13 @@ async fn settle(tx: &mut dyn Tx, before: i64, limit: u32) -> Result<u64> {
         .map_or(before, |b| b.saturating_add(1));
     let ended = "state IN ('done', 'failed') AND acked_at < $1";
     match tx.dialect() {
-        // One writer: nothing changes the hot table between the copy and the delete. (No
-        // no-match find has a row here since schema V21.)
+        // One writer: nothing changes the hot table between the copy and the delete. (No row
+        // is there for its ID alone on SQLite.)
         Dialect::Sqlite => {
             tx.execute(
                 &format!(
                     "INSERT INTO find_history ({ENDED_COLUMNS})
-                     SELECT {ENDED_COLUMNS} FROM find_requests WHERE {ended} AND {KEPT}
+                     SELECT {ENDED_COLUMNS} FROM find_requests WHERE {ended} AND NOT id_only
                       ORDER BY acked_at"
                 ),
                 &params![bound],
@@ -299,7 +297,7 @@ async fn settle(tx: &mut dyn Tx, before: i64, limit: u32) -> Result<u64> {
         Dialect::Postgres => {
             let deleted = tx
                 .execute(
-                    &format!("DELETE FROM find_requests WHERE {ended} AND NOT {KEPT}"),
+                    &format!("DELETE FROM find_requests WHERE {ended} AND id_only"),
                     &params![bound],
                 )
                 .await?;

@@ -80,7 +80,8 @@ async fn commit(
 }
 
 /// Inserts a batch of finds ACKed at `acked_at` in one statement; per find, whether it was new
-/// (the first request with an ID stands, across instances and within the batch). Rows go in in
+/// (the first request with an ID stands, across instances and within the batch). A no-match
+/// find's row is there for its ID alone (`id_only`; its audit record is the find, schema V21). Rows go in in
 /// request-ID order: two instances inserting the same IDs at once (a request repeated on both)
 /// then wait on each other in one order, where batch order let each hold a row the other
 /// needed, a deadlock PostgreSQL broke by failing one batch (every find in it answered 500).
@@ -98,11 +99,13 @@ async fn insert_finds(
     let stmt = c
         .prepare_cached(
             "INSERT INTO find_requests
-                 (request_id, received_at, acked_at, state, find_data, outcome, completed_at)
+                 (request_id, received_at, acked_at, state, find_data, outcome, completed_at,
+                  id_only)
              SELECT id, received, $3,
                     CASE WHEN data IS NULL THEN 'done' ELSE 'queued' END, data,
                     CASE WHEN data IS NULL THEN 'no-match' END,
-                    CASE WHEN data IS NULL THEN $3::BIGINT END
+                    CASE WHEN data IS NULL THEN $3::BIGINT END,
+                    data IS NULL
                FROM unnest($1::TEXT[], $2::BIGINT[], $4::BYTEA[]) AS f (id, received, data)
               ORDER BY id
              ON CONFLICT (request_id) DO NOTHING

@@ -22,9 +22,9 @@
 //! - What a crash forgets, the next start reads again: the hot table holds every matched find
 //!   of the last day ([`HOT_FOR`] is how long ended finds stay in it), read through its
 //!   ACK-time index, and the audit trail every no-match find's ACK (a no-match find has no
-//!   other row: schema V21), read through its time index. The writer reads both when the first
-//!   find is appended (a command that only reads never pays for it; the first ACK after a start
-//!   waits for it, 0.36 s a million finds of the last day).
+//!   other row: schema V21), read through its time index with every other record of the day.
+//!   The writer reads both when the first find is appended (a command that only reads never
+//!   pays for it; the first ACK after a start waits for it).
 
 use std::collections::{HashSet, VecDeque};
 
@@ -182,9 +182,12 @@ impl RecentFinds {
     }
 }
 
-/// Longer than any find is received before its ACK (its body's and the commit's time-outs are
-/// seconds): a no-match find's audit record is read by when it was received.
-const ACK_WITHIN: i64 = 10 * 60 * 1_000_000;
+/// Longer than any find is received before its ACK: a no-match find's audit record is read by
+/// when it was received. A find's body is read within seconds and its append waits on the
+/// writer's commit (seconds, or the busy time-out); only one whose commit came more than an hour
+/// after its receipt (a writer stalled that long, its client long gone) would not be held after
+/// a restart, and a repeat of it would be taken as new: a second no-match, nothing sent.
+const ACK_WITHIN: i64 = 60 * 60 * 1_000_000;
 
 /// The oldest hour held at `now`: the one [`HOT_FOR`] before it.
 fn oldest_hour(now: i64) -> i64 {

@@ -169,7 +169,7 @@ async fn an_hours_audit_ids_are_written_in_parts_each_once(db: Place) {
     assert_eq!(count().await, 3);
 }
 
-async fn no_match_finds_from_before_the_one_row_layout_keep_their_rows(db: Place) {
+async fn a_no_match_find_is_its_acks_record_and_one_with_a_row_is_counted_once(db: Place) {
     let s = db.open().await;
     // As the layout before schema V21 left one: a row in the history, its ACK's record `ack`.
     let at = crate::now_micros() - 48 * HOUR;
@@ -182,6 +182,10 @@ async fn no_match_finds_from_before_the_one_row_layout_keep_their_rows(db: Place
     .await
     .unwrap();
     s.append(find("new", false), audit("new")).await.unwrap();
+    // A find matched at its ACK and ended by the pipeline as a no-match has a row of its own.
+    s.append(find("ended", true), audit("ended")).await.unwrap();
+    assert_eq!(s.claim(Duration::from_secs(60), 10).await.unwrap().len(), 1);
+    assert!(s.complete("ended", FindOutcome::NoMatch).await.unwrap());
     // On PostgreSQL the new one has a row for its ID too; it is not a find of its own, and it
     // goes (not into the history) once the day is over.
     let samples = s.sla_samples(0, i64::MAX).await.unwrap();
@@ -191,10 +195,10 @@ async fn no_match_finds_from_before_the_one_row_layout_keep_their_rows(db: Place
         .filter(|(n, _)| n == "find no-match")
         .map(|(_, c)| *c)
         .sum();
-    assert_eq!(no_match, 2);
+    assert_eq!(no_match, 3);
     let all = s.find_requests().await.unwrap();
     let ids: Vec<&str> = all.iter().map(|f| f.request_id.as_str()).collect();
-    assert_eq!(ids, ["old", "new"]);
+    assert_eq!(ids, ["old", "new", "ended"]);
     for f in &all {
         assert_eq!(
             s.find_request(&f.request_id).await.unwrap().as_ref(),
@@ -214,11 +218,14 @@ async fn no_match_finds_from_before_the_one_row_layout_keep_their_rows(db: Place
         })
         .await
         .unwrap();
-    assert_eq!(in_history, 1, "only the old one's row");
+    assert_eq!(
+        in_history, 2,
+        "the rows of the old one and the one the pipeline ended"
+    );
 }
 
 on_both_backends!(
-    no_match_finds_from_before_the_one_row_layout_keep_their_rows,
+    a_no_match_find_is_its_acks_record_and_one_with_a_row_is_counted_once,
     ended_finds_move_to_the_history_and_are_still_found,
     retention_purges_the_trail_the_history_and_the_tallies_a_batch_at_a_time,
     an_hours_audit_ids_are_written_in_parts_each_once,
