@@ -224,7 +224,9 @@ done
 DAY=$(date -u -d "3 years ago" +%Y-%m-%d)
 "$BIN" audit export --config "$WORK/seeded/server.toml" --from "$DAY" \
     --to "$(date -u -d "$DAY + 1 day" +%Y-%m-%d)" --out "$WORK/day.jsonl"
-ID=$(sed -n '1s/.*"request_id":"\([^"]*\)".*/\1/p' "$WORK/day.jsonl")
+# A find's ID: the day's first find ACK (a view's records may carry none).
+ID=$(grep -m 1 '"endpoint":"POST /find-requests"' "$WORK/day.jsonl" |
+    sed -n 's/.*"request_id":"\([^"]*\)".*/\1/p')
 EXPORT_MS=$(for _ in 1 2 3 4 5; do
     t0=$(now)
     n=$("$BIN" audit export --config "$WORK/seeded/server.toml" --request-id "$ID" \
