@@ -127,7 +127,7 @@ fn one(rng: &mut StdRng, received: i64, out: &mut Seed) {
         status: 202,
         // A no-match find is its ACK's record alone, outcome `no-match`, as the endpoint keeps it.
         outcome: if outcome == Some(FindOutcome::NoMatch) {
-            "no-match"
+            FindOutcome::NoMatch.as_str()
         } else {
             "ack"
         }

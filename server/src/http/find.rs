@@ -3,8 +3,8 @@
 //!
 //! Matching costs microseconds, so it is decided before the commit: a no-match find is stored
 //! as its ACK's audit record alone (outcome `no-match`), already at its end, and its find data
-//! never reaches the disk (CoCo2.2.2 by construction). A find with matches is stored sealed and queued for the
-//! pipeline's CAS work.
+//! never reaches the disk (CoCo2.2.2 by construction). A find with matches is stored sealed and
+//! queued for the pipeline's CAS work.
 
 use http::{header, Request, Response, StatusCode};
 use hyper::body::Incoming;

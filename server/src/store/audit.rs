@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use super::finds::NO_MATCH_ACK;
 use super::sql::{params, Access, Row, Tx};
 use super::{Result, Store, StoreError, HOUR};
 use crate::model::{AuditRecord, Direction};
@@ -801,9 +802,11 @@ async fn sla_samples(tx: &mut dyn Tx, from: i64, to: i64) -> Result<SlaSamples> 
           WHERE acked_at >= $1 AND acked_at < $2 GROUP BY 1",
         // The no-match finds that are their ACK's record alone (schema V21), by when they were
         // received: the hour's edge may fall between a find's receipt and its ACK.
-        "SELECT 'find no-match', count(*) FROM audit_log
-          WHERE direction = 'inbound' AND endpoint = 'POST /find-requests'
-            AND outcome = 'no-match' AND received_at >= $1 AND received_at < $2 GROUP BY 1",
+        format!(
+            "SELECT 'find no-match', count(*) FROM audit_log
+              WHERE {NO_MATCH_ACK} AND received_at >= $1 AND received_at < $2 GROUP BY 1"
+        )
+        .as_str(),
     ] {
         for r in tx.query(sql, &window).await? {
             counts.push((r.get(0)?, r.get(1)?));

@@ -3,11 +3,12 @@
 //! A find request with a match is one row, inserted queued with its sealed find data by the
 //! writer's group commit at its ACK. A no-match find is already at its end at its ACK, and is
 //! its ACK's audit record alone, outcome `no-match` (schema V21; on PostgreSQL it also has a
-//! row in the hot table for a day, so that a repeat of its ID at another instance is one). The pipeline claims queued rows under a lease (expired leases first, then the
-//! oldest queued), records what matching produced and the PAT its UAT was swapped for, and ends
-//! the row once: `done` or `failed`, its find data deleted in the same statement. Every end
-//! requires `state = 'working'`, so a find is ended once; a claim's attempt number fences it
-//! against a task that outlived its lease. `find_requests_open`, a partial index over queued and
+//! row in the hot table for a day, so that a repeat of its ID at another instance is one).
+//! The pipeline claims queued rows under a lease (expired leases first, then the oldest queued),
+//! records what matching produced and the PAT its UAT was swapped for, and ends the row once:
+//! `done` or `failed`, its find data deleted in the same statement. Every end requires
+//! `state = 'working'`, so a find is ended once; a claim's attempt number fences it against a
+//! task that outlived its lease. `find_requests_open`, a partial index over queued and
 //! working rows, keeps claims proportional to the open finds, not to the table.
 
 use std::sync::atomic::Ordering;
@@ -341,7 +342,7 @@ impl Store {
 }
 
 /// An audit record that is a no-match find (schema V21): its ACK.
-const NO_MATCH_ACK: &str = "direction = 'inbound' AND endpoint = 'POST /find-requests'
+pub(super) const NO_MATCH_ACK: &str = "direction = 'inbound' AND endpoint = 'POST /find-requests'
      AND outcome = 'no-match' AND request_id IS NOT NULL";
 
 /// A no-match find by request ID, from its ACK's audit record.

@@ -31,6 +31,7 @@ use std::collections::{HashSet, VecDeque};
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
+use crate::store::finds::NO_MATCH_ACK;
 use crate::store::{Result, HOT_FOR, HOUR};
 
 /// A request ID as held: its UUID's bits, or its hash.
@@ -87,11 +88,11 @@ impl RecentFinds {
                 since,
             ),
             (
-                "SELECT request_id, responded_at FROM audit_log
-                  WHERE received_at >= ?1 AND direction = 'inbound'
-                    AND endpoint = 'POST /find-requests' AND outcome = 'no-match'
-                    AND request_id IS NOT NULL
-                  ORDER BY received_at",
+                format!(
+                    "SELECT request_id, responded_at FROM audit_log
+                      WHERE received_at >= ?1 AND {NO_MATCH_ACK} ORDER BY received_at"
+                )
+                .as_str(),
                 received_since,
             ),
         ] {
