@@ -332,7 +332,7 @@ pub async fn window_tally(store: &Store, from: i64, to: i64) -> Result<Tally, Sl
         return Ok(tally);
     }
     for (_, bytes) in store.sla_hours(first, last).await? {
-        tally.add(&Tally::decode(&bytes)?);
+        tally.add_stored(&bytes)?;
     }
     for (a, b) in [(from, first * HOUR), (last * HOUR, to)] {
         if a < b {

@@ -6,12 +6,18 @@
 //! (the share within its limit) is exact, and each percentile is the nearest-rank sample's
 //! histogram bucket, reported at the bucket's highest value: never below the exact sample and
 //! at most 0.1% above it (1 ms at 1 s).
+//!
+//! A stored histogram is its recorded buckets alone (each bucket's highest value and its count),
+//! added into the month's histogram as they are read: a month of 744 hours and a few dozen
+//! series an hour is a few million buckets recorded, not a full counts array walked (and
+//! allocated) for each series of each hour. Tallies stored before that, in HdrHistogram's V2
+//! encoding, still read.
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
 use base64::Engine as _;
-use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
+use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -63,7 +69,7 @@ pub struct SchemeTally {
     pub view: Levels,
 }
 
-/// A tally as stored: JSON, each histogram in HdrHistogram's V2 encoding (base64).
+/// A tally as stored: JSON, each histogram as its recorded buckets.
 #[derive(Serialize, Deserialize)]
 struct Stored {
     ack: StoredLevels,
@@ -82,7 +88,14 @@ struct StoredScheme {
 
 #[derive(Serialize, Deserialize)]
 struct StoredLevels {
-    histogram: String,
+    /// The recorded buckets in ascending order, two numbers each: the bucket's highest value
+    /// (µs) less the previous bucket's (the first's from 0), and the bucket's count.
+    #[serde(default)]
+    buckets: Vec<u64>,
+    /// The histogram in HdrHistogram's V2 encoding (base64): how tallies were stored before
+    /// `buckets`; read, never written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    histogram: Option<String>,
     within_target: u64,
     within_limit: u64,
 }
@@ -163,30 +176,50 @@ impl Levels {
     }
 
     fn stored(&self) -> StoredLevels {
-        let mut bytes = Vec::new();
-        V2Serializer::new()
-            .serialize(&self.histogram, &mut bytes)
-            .expect("a histogram encodes into memory");
+        let mut buckets = Vec::new();
+        let mut previous = 0;
+        for v in self.histogram.iter_recorded() {
+            let value = v.value_iterated_to();
+            buckets.extend([value - previous, v.count_at_value()]);
+            previous = value;
+        }
         StoredLevels {
-            histogram: base64::engine::general_purpose::STANDARD.encode(bytes),
+            buckets,
+            histogram: None,
             within_target: self.within_target,
             within_limit: self.within_limit,
         }
     }
 
-    fn from_stored(s: StoredLevels) -> Result<Self, TallyError> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(s.histogram)
-            .map_err(|e| TallyError(e.to_string()))?;
-        let mut histogram: Histogram<u64> = Deserializer::new()
-            .deserialize(&mut Cursor::new(bytes))
-            .map_err(|e| TallyError(format!("{e:?}")))?;
-        histogram.auto(true);
-        Ok(Self {
-            histogram,
-            within_target: s.within_target,
-            within_limit: s.within_limit,
-        })
+    /// Adds a stored series' samples. A bucket's highest value falls in the same bucket here:
+    /// every histogram has the same precision, so the sum is the one of every sample.
+    fn add_stored(&mut self, s: StoredLevels) -> Result<(), TallyError> {
+        if let Some(v2) = s.histogram {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v2)
+                .map_err(|e| TallyError(e.to_string()))?;
+            let histogram: Histogram<u64> = Deserializer::new()
+                .deserialize(&mut Cursor::new(bytes))
+                .map_err(|e| TallyError(format!("{e:?}")))?;
+            self.histogram
+                .add(&histogram)
+                .map_err(|e| TallyError(format!("{e:?}")))?;
+        }
+        if !s.buckets.len().is_multiple_of(2) {
+            return Err(TallyError("a bucket without its count".into()));
+        }
+        let mut value = 0_u64;
+        for pair in s.buckets.chunks_exact(2) {
+            value = value
+                .checked_add(pair[0])
+                .ok_or_else(|| TallyError("a bucket past the largest value".into()))?;
+            self.histogram
+                .record_n(value, pair[1])
+                .map_err(|e| TallyError(format!("{e:?}")))?;
+        }
+        self.within_target += s.within_target;
+        self.within_limit += s.within_limit;
+        Ok(())
     }
 }
 
@@ -274,25 +307,27 @@ impl Tally {
 
     /// Reads a stored tally back.
     pub fn decode(bytes: &[u8]) -> Result<Self, TallyError> {
+        let mut t = Self::default();
+        t.add_stored(bytes)?;
+        Ok(t)
+    }
+
+    /// Adds a stored tally, without reading it into a tally of its own first.
+    pub fn add_stored(&mut self, bytes: &[u8]) -> Result<(), TallyError> {
         let s: Stored = serde_json::from_slice(bytes).map_err(|e| TallyError(e.to_string()))?;
-        Ok(Self {
-            ack: Levels::from_stored(s.ack)?,
-            completion: Levels::from_stored(s.completion)?,
-            view: Levels::from_stored(s.view)?,
-            failed: s.failed,
-            counts: s.counts,
-            by_holdername: s
-                .by_holdername
-                .into_iter()
-                .map(|(h, t)| {
-                    let t = SchemeTally {
-                        completion: Levels::from_stored(t.completion)?,
-                        view: Levels::from_stored(t.view)?,
-                    };
-                    Ok((h, t))
-                })
-                .collect::<Result<_, TallyError>>()?,
-        })
+        self.ack.add_stored(s.ack)?;
+        self.completion.add_stored(s.completion)?;
+        self.view.add_stored(s.view)?;
+        self.failed += s.failed;
+        for (k, v) in s.counts {
+            *self.counts.entry(k).or_default() += v;
+        }
+        for (h, t) in s.by_holdername {
+            let mine = self.by_holdername.entry(h).or_default();
+            mine.completion.add_stored(t.completion)?;
+            mine.view.add_stored(t.view)?;
+        }
+        Ok(())
     }
 }
 
@@ -380,5 +415,64 @@ mod tests {
         assert_eq!(sum.counts["find no-match"], 2);
         assert!(Tally::default().is_empty() && !sum.is_empty());
         assert!(Tally::decode(b"{}").is_err());
+    }
+
+    #[test]
+    fn a_tally_stored_as_v2_histograms_reads_as_it_did() {
+        use hdrhistogram::serialization::{Serializer as _, V2Serializer};
+        let v = samples(2_000);
+        let levels = Levels::of(&v, coco::ACK);
+        let mut bytes = Vec::new();
+        V2Serializer::new()
+            .serialize(&levels.histogram, &mut bytes)
+            .unwrap();
+        let v2 = |within_target: u64, within_limit: u64| {
+            serde_json::json!({
+                "histogram": base64::engine::general_purpose::STANDARD.encode(&bytes),
+                "within_target": within_target,
+                "within_limit": within_limit,
+            })
+        };
+        let stored = serde_json::json!({
+            "ack": v2(levels.within_target, levels.within_limit),
+            "completion": v2(0, 0),
+            "view": v2(0, 0),
+            "failed": 0,
+            "counts": {},
+            "by_holdername": {},
+        });
+        let mut sum = Tally::decode(stored.to_string().as_bytes()).unwrap();
+        assert_eq!(sum.ack.series(coco::ACK), levels.series(coco::ACK));
+        // And beside a tally stored as buckets: every sample twice.
+        let new = Tally {
+            ack: levels.clone(),
+            ..Tally::default()
+        };
+        sum.add_stored(&new.encode()).unwrap();
+        let twice = Levels::of(&[v.clone(), v].concat(), coco::ACK);
+        assert_eq!(sum.ack.series(coco::ACK), twice.series(coco::ACK));
+    }
+
+    #[test]
+    fn stored_buckets_are_the_recorded_ones_and_a_broken_list_is_refused() {
+        let levels = Levels::of(&[5, 5, 1_000, 70_000_000], coco::COMPLETION);
+        let stored = levels.stored();
+        // 70 s is at most a thousandth above its bucket's highest value.
+        assert_eq!(stored.buckets[..4], [5, 2, 995, 1]);
+        assert_eq!(stored.buckets.len(), 6);
+        let top = stored.buckets[4] + 1_000;
+        assert!((70_000_000..70_070_000).contains(&top) && stored.buckets[5] == 1);
+        let mut broken = Tally::default().encode();
+        let text = String::from_utf8(broken.clone()).unwrap();
+        broken = text
+            .replacen("\"buckets\":[]", "\"buckets\":[3]", 1)
+            .into_bytes();
+        assert!(Tally::decode(&broken).is_err());
+        let past = text.replacen(
+            "\"buckets\":[]",
+            &format!("\"buckets\":[{},1,{},1]", u64::MAX, 1),
+            1,
+        );
+        assert!(Tally::decode(past.as_bytes()).is_err());
     }
 }
