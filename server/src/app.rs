@@ -189,6 +189,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         signer,
     };
     spawn_reloader(&config, material, shutdown.clone());
+    // The first ACKs after a start wait for nothing the writer could have read before.
+    store.prepare_appends().await;
     tokio::spawn(crate::http::serve(
         listener,
         tls,

@@ -82,6 +82,14 @@ impl Store {
         self.db().group_commit().flush().await
     }
 
+    /// Waits until the store's writer has read what it needs to take find appends (on SQLite,
+    /// the last day's IDs, for recognising repeats): `serve` waits for it before it reports
+    /// ready, so that the first ACKs after a start do not. A command that appends nothing never
+    /// pays for it.
+    pub async fn prepare_appends(&self) {
+        self.db().group_commit().prepare().await
+    }
+
     /// Commits everything queued before this call, stops the writer and waits for it: later
     /// writes fail with [`StoreError::Closed`].
     pub async fn close(&self) {

@@ -43,6 +43,9 @@ pub(super) enum Msg<W> {
     Write(W),
     /// Answered once everything before it is committed.
     Flush(oneshot::Sender<()>),
+    /// Answered as a flush, once the writer has read what it needs to take find appends (the
+    /// SQLite writer: the last day's IDs, otherwise read at the first append).
+    Prepare(oneshot::Sender<()>),
     /// Commit what is queued, then stop taking messages.
     Close,
 }
@@ -95,6 +98,10 @@ pub(super) trait GroupCommit: Send + Sync {
     /// Waits until everything queued before is committed.
     async fn flush(&self);
 
+    /// Waits until the writer has read what it needs to take find appends, so that the first
+    /// ACKs after a start do not wait for it.
+    async fn prepare(&self);
+
     /// Asks the writer to commit what is queued and stop, and waits until it has: later writes
     /// fail with [`StoreError::Closed`].
     async fn close(&self);
@@ -129,6 +136,13 @@ impl<W: Send + 'static> GroupCommit for Front<W> {
         }
     }
 
+    async fn prepare(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Prepare(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
     async fn close(&self) {
         let _ = self.tx.send(Msg::Close).await;
         let stopped = self
@@ -151,6 +165,8 @@ pub(super) struct Batch<W> {
     pub(super) writes: Vec<W>,
     replies: Vec<oneshot::Sender<Result<AppendOutcome, AppendError>>>,
     flushes: Vec<oneshot::Sender<()>>,
+    /// A [`Msg::Prepare`] was taken.
+    pub(super) preparing: bool,
     closing: bool,
     /// Messages taken.
     pub(super) taken: usize,
@@ -168,6 +184,7 @@ impl<W> Batch<W> {
             writes: Vec::new(),
             replies: Vec::with_capacity(max),
             flushes: Vec::new(),
+            preparing: false,
             closing: false,
             taken: 0,
             max,
@@ -189,6 +206,10 @@ impl<W> Batch<W> {
                 Msg::Audit(a) => self.audits.push(a),
                 Msg::Write(w) => self.writes.push(w),
                 Msg::Flush(done) => self.flushes.push(done),
+                Msg::Prepare(done) => {
+                    self.preparing = true;
+                    self.flushes.push(done);
+                }
                 Msg::Close => self.closing = true,
             }
             if self.taken < self.max && !self.closing {
@@ -244,6 +265,7 @@ impl<W> Batch<W> {
         for done in self.flushes.drain(..) {
             let _ = done.send(());
         }
+        self.preparing = false;
         if self.closing {
             rx.close();
             self.closing = false;

@@ -259,7 +259,7 @@ const DAY: i64 = 86_400_000_000;
 pub const HOUR: i64 = 3_600_000_000;
 
 /// Rows of each kind one purge transaction deletes at most.
-const PURGE_BATCH: u32 = 1_000;
+const PURGE_BATCH: u32 = 250;
 
 /// The shortest pause between purge transactions.
 const PURGE_PAUSE: Duration = Duration::from_millis(20);

@@ -285,6 +285,47 @@ mod writer_batches {
             .unwrap()
     }
 
+    /// A start's `prepare` has the writer read the last day's IDs there and then: a no-match
+    /// ACK's record written after it (here by another connection) is not among them, where a
+    /// writer not prepared reads them at its first append, that record included.
+    #[tokio::test]
+    async fn a_prepared_writer_has_read_the_days_ids_before_the_first_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = crate::now_micros();
+        let no_match = |id: &str| {
+            let (mut find, mut audit) = append(id);
+            find.received_at = now;
+            (audit.received_at, audit.responded_at) = (now, now);
+            audit.outcome = "no-match".into();
+            (find, audit)
+        };
+        let s = open(&dir);
+        let (find, audit) = no_match("before");
+        let first = s.group_commit().append(find, audit).await.unwrap();
+        assert_eq!(first, AppendOutcome::Created);
+        s.group_commit().close().await;
+        drop(s);
+        for (prepared, late) in [
+            (true, AppendOutcome::Created),
+            (false, AppendOutcome::Duplicate),
+        ] {
+            let s = open(&dir);
+            if prepared {
+                s.group_commit().prepare().await;
+            }
+            let id = format!("late-{prepared}");
+            let other = super::open_writer(&dir.path().join("s.sqlite")).unwrap();
+            super::writer::insert_audits(&other, &[no_match(&id).1]).unwrap();
+            drop(other);
+            for (id, expected) in [("before", AppendOutcome::Duplicate), (id.as_str(), late)] {
+                let (find, audit) = no_match(id);
+                let outcome = s.group_commit().append(find, audit).await.unwrap();
+                assert_eq!(outcome, expected, "{id}, prepared: {prepared}");
+            }
+            s.group_commit().close().await;
+        }
+    }
+
     #[tokio::test]
     async fn a_failing_write_rolls_back_alone_and_its_batch_commits() {
         let dir = tempfile::tempdir().unwrap();

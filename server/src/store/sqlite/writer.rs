@@ -109,12 +109,19 @@ pub(super) fn run(
     let mut batch = Batch::new(max_batch);
     let mut failures = FailureLog::default();
     let mut held = Vec::with_capacity(max_batch);
-    // Read at the first find appended: a command that opens the store and appends none (a
-    // report, an export) never pays for it.
+    // Read when `serve` prepares the store, or else at the first find appended: a command
+    // that opens the store and appends none (a report, an export) never pays for it.
     let mut recent: Option<RecentFinds> = None;
     let mut wal = WalRestart::default();
     while let Some(first) = rx.blocking_recv() {
         batch.fill(first, &mut rx);
+        if batch.preparing && recent.is_none() {
+            // Read now rather than at the first append; if it cannot be, it is read then.
+            match RecentFinds::load(&conn, crate::now_micros()) {
+                Ok(r) => recent = Some(r),
+                Err(e) => tracing::warn!(error = %e, "the last day's find IDs not read at start"),
+            }
+        }
         let started = std::time::Instant::now();
         let mut finds = Finds {
             recent: &mut recent,
