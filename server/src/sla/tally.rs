@@ -305,7 +305,8 @@ impl Tally {
         .expect("a tally serialises")
     }
 
-    /// Reads a stored tally back.
+    /// Reads a stored tally back (the month's report adds each with [`Tally::add_stored`]).
+    #[cfg(test)]
     pub fn decode(bytes: &[u8]) -> Result<Self, TallyError> {
         let mut t = Self::default();
         t.add_stored(bytes)?;

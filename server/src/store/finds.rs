@@ -83,8 +83,8 @@ impl Store {
     }
 
     /// Waits until the store's writer has read what it needs to take find appends (on SQLite,
-    /// the last day's IDs, for recognising repeats): `serve` waits for it before it reports
-    /// ready, so that the first ACKs after a start do not. A command that appends nothing never
+    /// the last day's IDs, for recognising repeats): `serve` waits for it before it takes
+    /// finds, so that the first ACKs after a start do not. A command that appends nothing never
     /// pays for it.
     pub async fn prepare_appends(&self) {
         self.db().group_commit().prepare().await

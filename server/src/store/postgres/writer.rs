@@ -82,9 +82,10 @@ async fn commit(
 /// Inserts a batch of finds ACKed at `acked_at` in one statement; per find, whether it was new
 /// (the first request with an ID stands, across instances and within the batch). A no-match
 /// find's row is there for its ID alone (`id_only`; its audit record is the find, schema V21).
-/// Rows go in in request-ID order: two instances inserting the same IDs at once (a request repeated on both)
-/// then wait on each other in one order, where batch order let each hold a row the other
-/// needed, a deadlock PostgreSQL broke by failing one batch (every find in it answered 500).
+/// Rows go in in request-ID order: two instances inserting the same IDs at once (a request
+/// repeated on both) then wait on each other in one order, where batch order let each hold a row
+/// the other needed, a deadlock PostgreSQL broke by failing one batch (every find in it
+/// answered 500).
 async fn insert_finds(
     c: &impl GenericClient,
     finds: &[FindRow],
