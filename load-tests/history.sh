@@ -12,8 +12,10 @@
 #      (the empty store first takes two runs of the same length, as the seeded one did in step
 #      2, so that the two differ by their history alone);
 #   4. on the seeded store: `audit export --request-id` of a find three years old (right after
-#      the ACK rounds, and again once an idle endpoint has written their last records' IDs)
-#      and `sla report --month` of the dense month, each the median of five.
+#      the ACK rounds, and again once an idle endpoint has written their last records' IDs),
+#      the console's service levels page for the dense month as an operator loads it (signed
+#      in, second factor and all: load-tests/console-page.py) and `sla report --month` of that
+#      month, each the median of five.
 #
 # SQLite stores; with STORE_BACKEND=postgres, the databases pdp_history_empty and
 # pdp_history_seeded on the server PG_BASE names (the seeded one vacuumed and analysed once
@@ -55,11 +57,12 @@ esac
 SERVER_PORT=18484
 OPS_PORT=18485
 CAS_PORT=18486
+CONSOLE_PORT=18487
 . load-tests/lib.sh
 HOST=$(host_name)
 OUT=${OUT:-load-tests/results/$(date -u +%Y-%m-%d)-$HOST/history}
 [ -x "$BIN" ] || { echo "history.sh: $BIN not found; run cargo build --release first" >&2; exit 2; }
-require_free_ports history.sh $SERVER_PORT $OPS_PORT
+require_free_ports history.sh $SERVER_PORT $OPS_PORT $CONSOLE_PORT
 
 TMP=$(mktemp -d -t pdp-history.XXXXXX)
 WORK=${KEEP:-$TMP}
@@ -140,6 +143,27 @@ if ! held seeded; then
     touch "$WORK/seeded/unpurged"
 fi
 MONTH=$(cat "$WORK/seeded/month")
+# The console on the seeded store (its service levels page is timed in step 4), and an operator
+# who may read it, a service manager: on a new store the first primary business contact adds
+# one through the console; on a kept store that one signs in again with a new password and a new
+# second factor (each audited, as for a real operator).
+{
+    server_config "$WORK/seeded" 64
+    printf '[console]\nenabled = true\nlisten = "127.0.0.1:%s"\n' "$CONSOLE_PORT"
+} >"$WORK/seeded/server.toml"
+use_store seeded
+CONSOLE_PASSWORD=$(head -c 18 /dev/urandom | base64)
+export CONSOLE_PASSWORD
+if "$BIN" console create-pbc --config "$WORK/seeded/server.toml" --username history \
+    --name "History Run" --email ops@example.invalid --password-env CONSOLE_PASSWORD \
+    >/dev/null 2>&1; then
+    CONSOLE_USER=(--user history --create service-manager --as history-sla)
+else
+    "$BIN" console reset-password history-sla --config "$WORK/seeded/server.toml" \
+        --password-env CONSOLE_PASSWORD >/dev/null
+    "$BIN" console reset-mfa history-sla --config "$WORK/seeded/server.toml" >/dev/null
+    CONSOLE_USER=(--user history-sla)
+fi
 if [ "$STORE_BACKEND" = sqlite ]; then
     STORE_BYTES=$(du -cb "$WORK/seeded"/pdp.sqlite* | tail -n 1 | cut -f1)
 else
@@ -245,6 +269,13 @@ EXPORT_SETTLED_MS=$(for _ in 1 2 3 4 5; do
         --from 2000-01-01 --to "$(date -u -d tomorrow +%Y-%m-%d)" >/dev/null
     since "$t0"
 done | median)
+# The console's service levels page for the month, on the same idle endpoint.
+SLA_PAGE_S=$(python3 load-tests/console-page.py --base "https://127.0.0.1:$CONSOLE_PORT" \
+    --ca "$CERTS/ca.pem" "${CONSOLE_USER[@]}" --password-env CONSOLE_PASSWORD \
+    --save "$WORK/sla-page.html" "/sla?month=$MONTH" 2>"$WORK/sla-page.log") ||
+    { cat "$WORK/sla-page.log" >&2; SLA_PAGE_S="(not timed)"; }
+PAGE_ACKS=$(grep -o 'ACK (CoCo2.1.1)</td><td>[0-9]*' "$WORK/sla-page.html" 2>/dev/null |
+    grep -o '[0-9]*$' || true)
 stop
 SLA_MS=$(for _ in 1 2 3 4 5; do
     t0=$(now)
@@ -270,6 +301,8 @@ MONTH_ACKS=$(awk '/CoCo2.1.1 ACK/ { print $3 }' "$WORK/sla.txt")
     printf 'the same, %s s after the rounds, the endpoint idle: %s s (median of 5)\n' \
         "$IDS_SETTLE" "$EXPORT_SETTLED_MS"
     printf 'sla report --month %s (%s ACKs): %s s (median of 5)\n' "$MONTH" "$MONTH_ACKS" "$SLA_MS"
+    printf 'the console service levels page, %s (%s ACKs shown): %s s (median of 5)\n' "$MONTH" \
+        "${PAGE_ACKS:-?}" "$SLA_PAGE_S"
     printf 'purge of the seventh year: %s\n' "$PURGE_NOTE"
     printf 'before the rounds: %s\n' "$WARM_NOTE"
 } | tee "$OUT/history.txt"
