@@ -350,15 +350,20 @@ fn check_len<T>(path: &str, items: &[T]) -> Result<(), FindError> {
 
 /// Checks a NINO's shape: two letters, six digits, optional suffix A-D; spaces ignored.
 pub fn nino_shape_ok(v: &str) -> bool {
-    let s: Vec<u8> = v
-        .bytes()
-        .filter(|b| !b.is_ascii_whitespace())
-        .map(|b| b.to_ascii_uppercase())
-        .collect();
-    (s.len() == 8 || s.len() == 9)
-        && s[..2].iter().all(u8::is_ascii_alphabetic)
-        && s[2..8].iter().all(u8::is_ascii_digit)
-        && (s.len() == 8 || matches!(s[8], b'A'..=b'D'))
+    let mut n = 0;
+    for b in v.bytes().filter(|b| !b.is_ascii_whitespace()) {
+        let fits = match n {
+            0 | 1 => b.is_ascii_alphabetic(),
+            2..=7 => b.is_ascii_digit(),
+            8 => matches!(b.to_ascii_uppercase(), b'A'..=b'D'),
+            _ => false,
+        };
+        if !fits {
+            return false;
+        }
+        n += 1;
+    }
+    n == 8 || n == 9
 }
 
 /// Checks a postcode's shape: 5 to 8 letters and digits once spaces are removed.

@@ -88,6 +88,51 @@ fn nino_shapes() {
     assert!(!nino_shape_ok("QQ12345"));
     assert!(!nino_shape_ok("1Q123456C"));
     assert!(!nino_shape_ok("QQ123456Z"));
+    assert!(nino_shape_ok("qq123456d"));
+    assert!(!nino_shape_ok("QQ123456CC"));
+    assert!(!nino_shape_ok(""));
+}
+
+/// The check read byte by byte agrees with its definition (spaces out, upper case, then two
+/// letters, six digits and an optional A-D) on strings made of the bytes that decide it.
+#[test]
+fn nino_shape_agrees_with_its_definition() {
+    fn defined(v: &str) -> bool {
+        let s: Vec<u8> = v
+            .bytes()
+            .filter(|b| !b.is_ascii_whitespace())
+            .map(|b| b.to_ascii_uppercase())
+            .collect();
+        (s.len() == 8 || s.len() == 9)
+            && s[..2].iter().all(u8::is_ascii_alphabetic)
+            && s[2..8].iter().all(u8::is_ascii_digit)
+            && (s.len() == 8 || matches!(s[8], b'A'..=b'D'))
+    }
+    let alphabet = ["Q", "q", "1", "9", " ", "d", "E", "\t", "é", "-"];
+    // A fixed linear congruential sequence: the same strings every run.
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = |n: usize| {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (x >> 33) as usize % n
+    };
+    let mut shaped = 0;
+    for _ in 0..200_000 {
+        // Mostly the shape's own pattern with a symbol changed, so that both answers occur.
+        let len = 6 + next(7);
+        let v: String = (0..len)
+            .map(|i| match (i, next(4)) {
+                (0 | 1, 0..=2) => "Q",
+                (2..=7, 0..=2) => "1",
+                (8, 0..=2) => "d",
+                _ => alphabet[next(alphabet.len())],
+            })
+            .collect();
+        assert_eq!(nino_shape_ok(&v), defined(&v), "{v:?}");
+        shaped += usize::from(defined(&v));
+    }
+    assert!(shaped > 1_000, "too few strings of the shape: {shaped}");
 }
 
 #[test]
