@@ -2,9 +2,11 @@
 # Where a durable find ACK's CPU goes: starts `pdp-provider serve` on the ACK path only (no
 # workers, a fresh SQLite store, as load-tests/ceiling.sh does), drives it closed loop with the
 # load tool (no-match finds), samples the server with `perf record --call-graph dwarf` for the
-# middle of the run, and draws a flame graph with inferno.
+# middle of the run, and draws a flame graph with inferno. With --bare it samples `pdp-provider
+# sim bare` (the hyper + tokio-rustls stack the endpoint is built on, as load-tests/ceiling.sh
+# measures it) under the same load instead: the two folded stacks compare a request's cost.
 #
-# usage: load-tests/profile-ack.sh [--duration S] [--concurrency C] [--out FILE.svg]
+# usage: load-tests/profile-ack.sh [--duration S] [--concurrency C] [--out FILE.svg] [--bare]
 # env:   PDP_PROVIDER_BIN (default target/release/pdp-provider; its debug line tables, from the
 #        release profile's debug = 1, name the frames)
 # needs: perf (Debian's linux-perf), inferno-collapse-perf and inferno-flamegraph
@@ -16,12 +18,14 @@ BIN=${PDP_PROVIDER_BIN:-target/release/pdp-provider}
 DURATION=20
 CONCURRENCY=64
 OUT=docs/profiles/ack.svg
+BARE=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) DURATION=$2; shift 2 ;;
         --concurrency) CONCURRENCY=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        --bare) BARE=1; shift ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "profile-ack.sh: unknown argument $1" >&2; exit 64 ;;
     esac
 done
@@ -69,7 +73,11 @@ ca = "$CERTS/ca.pem"
 [view]
 signing_key = "$CERTS/view-signing.key"
 CONF
-RUST_LOG=warn "$BIN" serve --config "$TMP/server.toml" >"$TMP/server.log" 2>&1 &
+if [ "$BARE" = 1 ]; then
+    "$BIN" sim bare --listen "127.0.0.1:$SERVER_PORT" --certs "$CERTS" >"$TMP/server.log" 2>&1 &
+else
+    RUST_LOG=warn "$BIN" serve --config "$TMP/server.toml" >"$TMP/server.log" 2>&1 &
+fi
 SERVER_PID=$!
 wait_for $SERVER_PORT
 
@@ -85,7 +93,9 @@ wait "$LOAD_PID" || true
 LOAD_PID=""
 mkdir -p "$(dirname "$OUT")"
 perf script -i "$TMP/perf.data" 2>/dev/null | inferno-collapse-perf >"$TMP/folded"
-inferno-flamegraph --title "pdp-provider: durable find ACK, closed loop, $CONCURRENCY in flight" \
+WHAT="durable find ACK"
+[ "$BARE" = 1 ] && WHAT="the bare hyper + tokio-rustls stack's 202"
+inferno-flamegraph --title "pdp-provider: $WHAT, closed loop, $CONCURRENCY in flight" \
     <"$TMP/folded" >"$OUT"
 gzip -c "$TMP/folded" >"${OUT%.svg}.folded.gz"
 echo "ACKs/s: $(field "$TMP/load/result.json" achieved_rate)" >&2
