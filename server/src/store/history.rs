@@ -260,9 +260,9 @@ pub const HOUR: i64 = 3_600_000_000;
 
 /// Rows of each kind one purge transaction deletes at most. The writer runs each between two
 /// batches of ACKs, which wait for it: at a thousand, the ACK's p99.9 while a year was purged
-/// from a store of six years was 1.8x what it was after; at 250, about what it was after
-/// (BENCHMARKS.md, "The purge a quarter the size"). A year to purge takes longer; a day's is a
-/// few thousand rows either way.
+/// from a store of six years was 1.8x what it was after; at 250, 1.06x (BENCHMARKS.md, "The
+/// purge a quarter the size" and "Six years in one run with the purge at 250 rows"). A year to
+/// purge takes longer; a day's is a few thousand rows either way.
 const PURGE_BATCH: u32 = 250;
 
 /// The shortest pause between purge transactions.
