@@ -26,7 +26,7 @@
 //!   The writer reads both when the first find is appended (a command that only reads never
 //!   pays for it; the first ACK after a start waits for it).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
@@ -77,10 +77,12 @@ impl RecentFinds {
     /// The IDs of the finds ACKed since `now` less [`HOT_FOR`]: from the hot table, and the
     /// no-match finds' from their ACKs' audit records.
     pub(super) fn load(conn: &Connection, now: i64) -> Result<Self> {
-        let mut recent = Self::default();
         let since = now - hot_for();
         // An ACK's record is received before it is ACKed, by less than the ACK's time-outs.
         let received_since = since - ACK_WITHIN;
+        // Each hour's IDs are gathered first and its set built once at its size: a set grown
+        // one insert at a time rehashes every ID it holds at each doubling.
+        let mut by_hour: BTreeMap<i64, Vec<Key>> = BTreeMap::new();
         for (sql, from) in [
             (
                 "SELECT request_id, acked_at FROM find_requests
@@ -98,12 +100,28 @@ impl RecentFinds {
         ] {
             let mut stmt = conn.prepare(sql)?;
             let mut rows = stmt.query([from])?;
+            let mut hour = None;
+            let mut ids: &mut Vec<Key> = &mut Vec::new();
             while let Some(row) = rows.next()? {
-                let (id, acked_at): (String, i64) = (row.get(0)?, row.get(1)?);
-                if acked_at >= since {
-                    recent.insert(Key::of(&id), acked_at);
+                let acked_at: i64 = row.get(1)?;
+                if acked_at < since {
+                    continue;
                 }
+                // Read in place: the ID is only hashed or parsed, never kept as text.
+                let key = Key::of(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?);
+                let h = acked_at.div_euclid(HOUR);
+                if hour != Some(h) {
+                    hour = Some(h);
+                    ids = by_hour.entry(h).or_default();
+                }
+                ids.push(key);
             }
+        }
+        let mut recent = Self::default();
+        for (hour, keys) in by_hour {
+            let mut set = Ids::with_capacity_and_hasher(keys.len(), Default::default());
+            set.extend(keys);
+            recent.hours.push_back((hour, set));
         }
         recent.expire(now);
         recent.read_older_open(conn, now)?;
@@ -280,6 +298,61 @@ mod tests {
         for id in ["matched-old", "no-match-old", "a-repeat", "a-view"] {
             assert!(!r.contains(Key::of(id)), "{id}");
         }
+    }
+
+    #[test]
+    fn a_start_gathers_each_hours_ids_from_both_tables_into_one_set_in_order() {
+        let conn = Connection::open_in_memory().unwrap();
+        let now = 100 * H;
+        conn.execute_batch(
+            "CREATE TABLE find_requests (request_id TEXT, acked_at INTEGER, state TEXT);
+             CREATE TABLE audit_log (request_id TEXT, direction TEXT, endpoint TEXT,
+                                     received_at INTEGER, responded_at INTEGER, outcome TEXT);",
+        )
+        .unwrap();
+        // Matched finds in hours 97 to 99, no-match ACKs in hours 96 and 98 (one of them a
+        // repeat of a matched find's ID): the hours held are 96 to 99, each with its IDs once.
+        let mut expected: Vec<(i64, Vec<String>)> =
+            vec![(96, vec![]), (97, vec![]), (98, vec![]), (99, vec![])];
+        for hour in 97..=99 {
+            for i in 0..50 {
+                let id = format!("m-{hour}-{i}");
+                conn.execute(
+                    "INSERT INTO find_requests VALUES (?1, ?2, 'done')",
+                    rusqlite::params![id, hour * H + i * 1_000],
+                )
+                .unwrap();
+                expected[(hour - 96) as usize].1.push(id);
+            }
+        }
+        for (hour, n) in [(96, 30), (98, 20)] {
+            for i in 0..n {
+                let id = format!("n-{hour}-{i}");
+                conn.execute(
+                    "INSERT INTO audit_log VALUES
+                         (?1, 'inbound', 'POST /find-requests', ?2, ?2, 'no-match')",
+                    rusqlite::params![id, hour * H + i * 1_000],
+                )
+                .unwrap();
+                expected[(hour - 96) as usize].1.push(id);
+            }
+        }
+        conn.execute(
+            "INSERT INTO audit_log VALUES
+                 ('m-98-0', 'inbound', 'POST /find-requests', ?1, ?1, 'no-match')",
+            [98 * H + 5],
+        )
+        .unwrap();
+        let r = RecentFinds::load(&conn, now).unwrap();
+        let hours: Vec<(i64, usize)> = r.hours.iter().map(|(h, ids)| (*h, ids.len())).collect();
+        assert_eq!(hours, [(96, 30), (97, 50), (98, 70), (99, 50)]);
+        for (hour, ids) in &expected {
+            let held = &r.hours.iter().find(|(h, _)| h == hour).unwrap().1;
+            for id in ids {
+                assert!(held.contains(&Key::of(id)), "{id} in hour {hour}");
+            }
+        }
+        assert!(!r.contains(Key::of("m-97-50")));
     }
 
     #[test]
