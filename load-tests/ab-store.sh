@@ -33,15 +33,7 @@ CAS_PORT=18496
 command -v sqlite3 >/dev/null || { echo "ab-store.sh: needs sqlite3" >&2; exit 2; }
 require_free_ports ab-store.sh $SERVER_PORT $OPS_PORT
 
-TMP=$(mktemp -d -t pdp-ab.XXXXXX)
-SERVER=""
-cleanup() {
-    set +e
-    [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+scratch ab
 
 CERTS=$TMP/certs
 "$BIN" certs init --dir "$CERTS" >/dev/null

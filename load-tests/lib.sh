@@ -85,3 +85,12 @@ fresh_database() {
 # now: seconds since the epoch; since T: the seconds from T to now (three decimals).
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f\n", b - a }'; }
+
+# scratch NAME: sets TMP to a new temporary directory, removed on exit once the process whose PID
+# SERVER holds (when set) is stopped; an interrupt exits 130.
+scratch() {
+    TMP=$(mktemp -d -t "pdp-$1.XXXXXX")
+    SERVER=""
+    trap 'set +e; [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null; rm -rf "$TMP"' EXIT
+    trap 'exit 130' INT TERM
+}

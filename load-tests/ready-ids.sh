@@ -35,15 +35,7 @@ CAS_PORT=18499
 . load-tests/lib.sh
 require_free_ports ready-ids.sh $SERVER_PORT $OPS_PORT
 
-TMP=$(mktemp -d -t pdp-ready-ids.XXXXXX)
-SERVER_PID=""
-cleanup() {
-    set +e
-    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+scratch ready-ids
 
 CERTS=$TMP/certs
 "$BIN" certs init --dir "$CERTS" >/dev/null
@@ -54,15 +46,15 @@ ready() {
     local t0
     t0=$(now)
     RUST_LOG=warn "$1" serve --config "$TMP/server.toml" >"$TMP/server.log" 2>&1 &
-    SERVER_PID=$!
+    SERVER=$!
     until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$OPS_PORT/health/ready")" = 200 ]; do
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$TMP/server.log" >&2; exit 2; }
+        kill -0 "$SERVER" 2>/dev/null || { cat "$TMP/server.log" >&2; exit 2; }
         sleep 0.01
     done
     since "$t0"
-    kill "$SERVER_PID"
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
+    kill "$SERVER"
+    wait "$SERVER" 2>/dev/null || true
+    SERVER=""
     for _ in $(seq 100); do
         port_free $SERVER_PORT && port_free $OPS_PORT && break
         sleep 0.1
