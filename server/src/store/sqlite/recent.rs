@@ -81,7 +81,8 @@ impl RecentFinds {
         // An ACK's record is received before it is ACKed, by less than the ACK's time-outs.
         let received_since = since - ACK_WITHIN;
         // Each hour's IDs are gathered first and its set built once at its size: a set grown
-        // one insert at a time rehashes every ID it holds at each doubling.
+        // one insert at a time rehashes every ID it holds at each doubling. The lists cost 16
+        // bytes an ID until their sets are built (27 MB for 1.7 M IDs), once, at start.
         let mut by_hour: BTreeMap<i64, Vec<Key>> = BTreeMap::new();
         for (sql, from) in [
             (
