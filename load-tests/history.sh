@@ -19,8 +19,11 @@
 #
 # SQLite stores; with STORE_BACKEND=postgres, the databases pdp_history_empty and
 # pdp_history_seeded on the server PG_BASE names (the seeded one vacuumed and analysed once
-# seeded, as autovacuum would have kept it over the years). Results go to OUT/history.txt and
-# OUT/seed.txt.
+# seeded, as autovacuum would have kept it over the years). Both databases share one server
+# and one disk, whose checkpoints and autovacuums slow whichever round they fall in, of either
+# store: before each round the server is checkpointed and the round waits until no vacuum is
+# running, so that each starts from the same state (an autovacuum that begins during a round
+# still falls in it). Results go to OUT/history.txt and OUT/seed.txt.
 #
 # usage: load-tests/history.sh [--finds N] [--month N] [--duration S] [--out DIR] [--keep DIR]
 #        --keep DIR keeps the seeded store there and reuses it when present (without it, the
@@ -227,6 +230,21 @@ if [ -f "$WORK/seeded/unpurged" ]; then
     WARM_NOTE="both stores took two runs of ACKs before the rounds (the seeded one during and after its purge)"
 fi
 
+# settle_server: on PostgreSQL, a checkpoint, then no vacuum running on the server (up to two
+# minutes; the wait is printed); nothing on SQLite.
+settle_server() {
+    [ "$STORE_BACKEND" = postgres ] || return 0
+    local t0 n
+    t0=$(now)
+    psql -q "$PG_BASE" -c CHECKPOINT
+    for _ in $(seq 1200); do
+        n=$(psql -Atq "$PG_BASE" -c "SELECT count(*) FROM pg_stat_progress_vacuum")
+        [ "$n" = 0 ] && break
+        sleep 0.1
+    done
+    echo "server settled in $(since "$t0") s (vacuums running: $n)" >&2
+}
+
 declare -A RATE P999
 for round in 1 2; do
     for name in empty seeded; do
@@ -234,6 +252,7 @@ for round in 1 2; do
         # with them), so that no round starts behind with another's.
         use_store $name
         "$BIN" audit write-ids --config "$WORK/$name/server.toml" >/dev/null
+        settle_server
         serve $name
         read -r r p < <(ack $name "$name-$round")
         stop
