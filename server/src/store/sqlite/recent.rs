@@ -101,8 +101,6 @@ impl RecentFinds {
         ] {
             let mut stmt = conn.prepare(sql)?;
             let mut rows = stmt.query([from])?;
-            let mut hour = None;
-            let mut ids: &mut Vec<Key> = &mut Vec::new();
             while let Some(row) = rows.next()? {
                 let acked_at: i64 = row.get(1)?;
                 if acked_at < since {
@@ -110,12 +108,10 @@ impl RecentFinds {
                 }
                 // Read in place: the ID is only hashed or parsed, never kept as text.
                 let key = Key::of(row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?);
-                let h = acked_at.div_euclid(HOUR);
-                if hour != Some(h) {
-                    hour = Some(h);
-                    ids = by_hour.entry(h).or_default();
-                }
-                ids.push(key);
+                by_hour
+                    .entry(acked_at.div_euclid(HOUR))
+                    .or_default()
+                    .push(key);
             }
         }
         let mut recent = Self::default();
