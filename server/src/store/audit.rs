@@ -450,46 +450,72 @@ async fn last_row(store: &Store) -> std::result::Result<i64, StoreError> {
 }
 
 /// The row after the last one written: every row below it is committed, and every record
-/// written after this returns has a row at or above it. `None`: not now (PostgreSQL's table
-/// was held by a lock that would stall the ACKs behind this read).
+/// written after this returns has a row at or above it. `None`: not now (a transaction that
+/// may hold a row below it was still open after [`ROWS_SETTLE`]).
 async fn next_row(store: &Store) -> std::result::Result<Option<i64>, StoreError> {
     if !store.db().shared() {
         // One writer, which commits rows in their order: the last committed, as read.
         return last_row(store).await.map(Some);
     }
-    // Instances number rows as they insert them and commit them in their own time: the table's
-    // share lock waits for every transaction that inserted into it. The ACKs' next commits wait
-    // behind the lock's request, so it is not asked for while a vacuum or any other holder of a
-    // lock that excludes it has the table (autovacuum gives way to a waiter only after
-    // `deadlock_timeout`, a second), and is given up after 50 ms.
-    let read = store
-        .run(Access::Write, |tx| {
+    // Instances number rows as they insert them and commit them in their own time. The last
+    // committed row is read, then the transactions writing to the table: one that numbered a
+    // row below it did so before it was committed, so before the read, and holds the table's
+    // write lock from before it numbered the row to its end; once none of those is open,
+    // every row below the last is committed (or rolled back). Nothing is locked: the ACKs'
+    // commits never wait on this (a share lock on the table, which they queued behind, stalled
+    // them for as long as the slowest open transaction on it took).
+    let (end, writing) = store
+        .read(|tx| {
             Box::pin(async move {
-                tx.execute("SET LOCAL lock_timeout = '50ms'", &[]).await?;
-                let held = tx
-                    .value::<bool>(
-                        "SELECT EXISTS (SELECT 1 FROM pg_locks
-                          WHERE locktype = 'relation' AND relation = 'audit_log'::regclass
-                            AND mode IN ('ShareUpdateExclusiveLock', 'ShareRowExclusiveLock',
-                                         'ExclusiveLock', 'AccessExclusiveLock'))",
-                        &[],
-                    )
-                    .await?;
-                if held {
-                    return Ok(None);
-                }
-                tx.execute("LOCK TABLE audit_log IN SHARE MODE", &[])
-                    .await?;
-                tx.value::<i64>(NEXT_ROW, &[]).await.map(Some)
+                let sql = format!(
+                    "SELECT (SELECT coalesce(max(id), 0) + 1 FROM audit_log),
+                            (SELECT coalesce(string_agg(virtualtransaction, ','), '')
+                               FROM pg_locks WHERE {WRITING})"
+                );
+                let row = tx.query_one(&sql, &[]).await?;
+                Ok((row.get::<i64>(0)?, row.get::<String>(1)?))
             })
         })
-        .await;
-    match read {
-        // The lock not had within its time-out (or the database away): the next call tries.
-        Err(StoreError::Unavailable(_)) => Ok(None),
-        other => other,
+        .await?;
+    let waited = std::time::Instant::now();
+    while !writing.is_empty() {
+        let open = store
+            .read({
+                let writing = writing.clone();
+                move |tx| {
+                    Box::pin(async move {
+                        let sql = format!(
+                            "SELECT count(*) FROM pg_locks WHERE {WRITING}
+                                AND virtualtransaction = ANY (string_to_array($1, ','))"
+                        );
+                        tx.value::<i64>(&sql, &params![writing]).await
+                    })
+                }
+            })
+            .await?;
+        if open == 0 {
+            break;
+        }
+        if waited.elapsed() >= ROWS_SETTLE {
+            return Ok(None);
+        }
+        tokio::time::sleep(ROWS_SETTLE_POLL).await;
     }
+    Ok(Some(end))
 }
+
+/// The locks of the transactions writing to the audit table (`pg_locks`; a vacuum's lock, and
+/// readers', are others).
+const WRITING: &str = "locktype = 'relation' AND relation = 'audit_log'::regclass
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND mode = 'RowExclusiveLock'";
+
+/// How long [`next_row`] waits for the transactions writing when it read the last row (the
+/// ACKs' group commits take milliseconds; one still open after this is left to the next call).
+const ROWS_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How often [`next_row`] looks whether they have ended.
+const ROWS_SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Where the recent look-up starts when it has no mark: the first row of a record received
 /// since those written by week, or the next row when there is none (with nothing written by
