@@ -34,7 +34,7 @@ pub(super) enum Dialect {
 }
 
 /// The migrations, oldest first: refinery's name (`V<n>__<name>`) and the template.
-const MIGRATIONS: [(&str, &str); 21] = [
+const MIGRATIONS: [(&str, &str); 22] = [
     ("V1__initial", include_str!("V1__initial.sql")),
     ("V2__member_changes", include_str!("V2__member_changes.sql")),
     ("V3__daily_runs", include_str!("V3__daily_runs.sql")),
@@ -91,6 +91,10 @@ const MIGRATIONS: [(&str, &str); 21] = [
     (
         "V21__no_match_in_audit",
         include_str!("V21__no_match_in_audit.sql"),
+    ),
+    (
+        "V22__recent_ids_unlogged",
+        include_str!("V22__recent_ids_unlogged.sql"),
     ),
 ];
 
