@@ -2,9 +2,9 @@
 # What the durable ACK writes to PostgreSQL's WAL, A/B: for each round, a fresh database with
 # the same 2,000 generated members, the endpoint served by build A or B in turn (A B A B), the
 # server checkpointed, then the load tool closed loop (64 in flight, no-match finds) for
-# --duration seconds. Prints each run's ACKs/s, p99.9, the WAL written during it (from
-# pg_current_wal_lsn) and that per ACK. The endpoint's own upkeep (the recent look-up's slices,
-# every two seconds) runs during the load as it would in production.
+# --duration seconds. Prints each run's ACKs/s, p99.9, slowest ACK, the WAL written during it
+# (from pg_current_wal_lsn) and that per ACK. The endpoint's own upkeep (the recent look-up's
+# slices, every two seconds) runs during the load as it would in production.
 #
 # usage: load-tests/pg-wal.sh [--duration S] [--rounds R]
 # env:   PG_BASE (key-value connection string without dbname, as scripts/pg prints it),
@@ -63,12 +63,13 @@ run() { # BUILD LABEL
     kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
     SERVER=""
     for _ in $(seq 100); do port_free $SERVER_PORT && port_free $OPS_PORT && break; sleep 0.1; done
-    local acked rate p
+    local acked rate p max
     acked=$(field "$TMP/$2/result.json" acked)
     rate=$(field "$TMP/$2/result.json" achieved_rate)
     p=$(field "$TMP/$2/result.json" p999_ms)
-    awk -v l="$2" -v r="$rate" -v p="$p" -v w="$((after - before))" -v n="$acked" \
-        'BEGIN { printf "%s: %.0f ACKs/s, p99.9 %s ms, WAL %.1f MB, %.0f bytes an ACK\n", l, r, p, w / 1e6, w / n }'
+    max=$(field "$TMP/$2/result.json" max_ms)
+    awk -v l="$2" -v r="$rate" -v p="$p" -v m="$max" -v w="$((after - before))" -v n="$acked" \
+        'BEGIN { printf "%s: %.0f ACKs/s, p99.9 %s ms, slowest %s ms, WAL %.1f MB, %.0f bytes an ACK\n", l, r, p, m, w / 1e6, w / n }'
 }
 
 for i in $(seq "$ROUNDS"); do
