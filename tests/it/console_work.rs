@@ -610,7 +610,18 @@ async fn console_in_chromium_counts_what_needs_doing_decides_a_match_and_exports
         .unwrap();
     let file = downloads.path().join("audit.csv");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !file.exists() {
+    // Chromium may reserve the download's name with an empty file at once and write beside it
+    // (`.crdownload`), renaming at the end: done once the file has its header and nothing is
+    // being written beside it.
+    let downloading = || {
+        std::fs::read_dir(downloads.path()).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".crdownload")
+        })
+    };
+    while std::fs::metadata(&file).map_or(true, |m| m.len() == 0) || downloading() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "no download in {}",
