@@ -629,6 +629,34 @@ async fn another_connection(db: &Place) -> tokio_postgres::Client {
     client
 }
 
+/// How many audit records a look-up by `id` finds, across the whole trail.
+async fn found(s: &Store, id: &str) -> usize {
+    s.audit_records(0, i64::MAX, Some(id.into()))
+        .await
+        .unwrap()
+        .len()
+}
+
+/// Another instance's batch on `client`, left open: its ACK record `early` (received at
+/// `now`) numbered, not committed.
+async fn open_batch(
+    client: &mut tokio_postgres::Client,
+    now: i64,
+) -> tokio_postgres::Transaction<'_> {
+    let writing = client.transaction().await.unwrap();
+    writing
+        .execute(
+            "INSERT INTO audit_log (transaction_id, request_id, direction, party, endpoint,
+                 received_at, responded_at, status, latency_us, outcome)
+             VALUES ('early', 'early', 'inbound', 'pfs', 'POST /find-requests', $1, $2, 202, 1,
+                 'ack')",
+            &[&now, &(now + 1)],
+        )
+        .await
+        .unwrap();
+    writing
+}
+
 /// On PostgreSQL the recent frontier is read without a lock: while another instance's batch is
 /// open below it, the ACKs go on committing and the frontier waits for that batch to end (a
 /// share lock on the audit table queued the ACKs' commits behind the open batch); a vacuum
@@ -652,17 +680,7 @@ async fn the_recent_frontier_waits_for_open_batches_without_holding_up_the_acks(
         .unwrap();
     // Another instance's batch, numbered next and still open; then an ACK committed after it.
     let mut other = another_connection(&db).await;
-    let writing = other.transaction().await.unwrap();
-    writing
-        .execute(
-            "INSERT INTO audit_log (transaction_id, request_id, direction, party, endpoint,
-                 received_at, responded_at, status, latency_us, outcome)
-             VALUES ('early', 'early', 'inbound', 'pfs', 'POST /find-requests', $1, $2, 202, 1,
-                 'ack')",
-            &[&now, &(now + 1)],
-        )
-        .await
-        .unwrap();
+    let writing = open_batch(&mut other, now).await;
     s.append(find("b", false), record("b")).await.unwrap();
     // The frontier is `SLICE_WAIT` old then (it is dated when it was read, a moment after `now`).
     let later = now + SLICE_WAIT + 1_000_000;
@@ -676,21 +694,12 @@ async fn the_recent_frontier_waits_for_open_batches_without_holding_up_the_acks(
     writing.commit().await.unwrap();
     assert_eq!(frontier.await.unwrap(), 1);
     held.rollback().await.unwrap();
-    let found = |id: &'static str| {
-        let s = &s;
-        async move {
-            s.audit_records(0, i64::MAX, Some(id.into()))
-                .await
-                .unwrap()
-                .len()
-        }
-    };
     // `early` and `b` by the slice; `c` too if its commit came before the frontier was read,
     // else by row above it.
     let written = recent_ids(&s).await;
     assert!((3..=4).contains(&written), "{written} IDs written");
     for id in ["early", "b", "c"] {
-        assert_eq!(found(id).await, 1, "{id}");
+        assert_eq!(found(&s, id).await, 1, "{id}");
     }
 }
 
@@ -733,19 +742,10 @@ async fn the_recent_look_up_is_unlogged_and_rebuilt_when_a_crash_empties_it() {
         .unwrap();
     crash.commit().await.unwrap();
     assert_eq!(s.recent_audit_ids_frontier().await.unwrap(), None);
-    let found = |id: &'static str| {
-        let s = &s;
-        async move {
-            s.audit_records(0, i64::MAX, Some(id.into()))
-                .await
-                .unwrap()
-                .len()
-        }
-    };
-    assert_eq!((found("a").await, found("b").await), (1, 1));
+    assert_eq!((found(&s, "a").await, found(&s, "b").await), (1, 1));
     assert_eq!(s.write_recent_audit_ids(now).await.unwrap(), 1);
     assert_eq!(recent_ids(&s).await, 2);
-    assert_eq!((found("a").await, found("b").await), (1, 1));
+    assert_eq!((found(&s, "a").await, found(&s, "b").await), (1, 1));
 }
 
 /// Instances sharing PostgreSQL number audit rows as they insert them and commit them in their
@@ -759,17 +759,7 @@ async fn the_first_recent_frontier_waits_for_the_rows_numbered_before_it() {
     let now = crate::now_micros();
     let mut other = another_connection(&db).await;
     // Another instance's batch: its record numbered first, not committed yet.
-    let writing = other.transaction().await.unwrap();
-    writing
-        .execute(
-            "INSERT INTO audit_log (transaction_id, request_id, direction, party, endpoint,
-                 received_at, responded_at, status, latency_us, outcome)
-             VALUES ('early', 'early', 'inbound', 'pfs', 'POST /find-requests', $1, $2, 202, 1,
-                 'ack')",
-            &[&now, &(now + 1)],
-        )
-        .await
-        .unwrap();
+    let writing = open_batch(&mut other, now).await;
     // Alone (the first batch of a fresh store: a start read past it), then below a committed one.
     assert_eq!(super::audit::recent_start(&s, now).await.unwrap(), None);
     let record = AuditRecord {
