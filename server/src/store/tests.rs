@@ -461,6 +461,14 @@ async fn recent_ids(s: &Store) -> i64 {
     .unwrap()
 }
 
+/// How many audit records a look-up by `id` finds, across the whole trail.
+async fn found(s: &Store, id: &str) -> usize {
+    s.audit_records(0, i64::MAX, Some(id.into()))
+        .await
+        .unwrap()
+        .len()
+}
+
 /// The look-ups by ID that `audit_records_by_id_are_found_on_every_day_of_the_window` expects
 /// at every stage of the IDs' writing.
 async fn by_id_answers(s: &Store, stage: &str) {
@@ -576,20 +584,12 @@ async fn the_last_records_ids_are_written_by_row_a_slice_at_a_time_and_forgotten
         ..audit("last")
     };
     s.append(find("last", false), last).await.unwrap();
-    let store = &s;
-    let found = |id: String| async move {
-        store
-            .audit_records(0, i64::MAX, Some(id))
-            .await
-            .unwrap()
-            .len()
-    };
     let now = base + 2 * MINUTE;
     assert_eq!(s.write_recent_audit_ids(now).await.unwrap(), 2);
     assert_eq!(recent_ids(&s).await, 12_001);
     assert_eq!(s.recent_audit_ids_frontier().await.unwrap(), Some(12_002));
     for i in [0, 1, 6_000, 11_999] {
-        assert_eq!(found(id(i)).await, 1, "{}", id(i));
+        assert_eq!(found(&s, &id(i)).await, 1, "{}", id(i));
     }
     // A record written after, though received before every other (a call's record is written
     // when it ends): found by row above the frontier, a shorter slice held back until the
@@ -600,21 +600,21 @@ async fn the_last_records_ids_are_written_by_row_a_slice_at_a_time_and_forgotten
         ..audit("late")
     });
     s.flush().await;
-    assert_eq!(found("late".into()).await, 1);
+    assert_eq!(found(&s, "late").await, 1);
     assert_eq!(s.write_recent_audit_ids(now + 1).await.unwrap(), 0);
-    assert_eq!(found("late".into()).await, 1);
+    assert_eq!(found(&s, "late").await, 1);
     // (The frontier is dated when it was read: a moment after `now`.)
     let older = now + SLICE_WAIT + 1_000_000;
     assert_eq!(s.write_recent_audit_ids(older).await.unwrap(), 1);
     assert_eq!(recent_ids(&s).await, 12_002);
-    assert_eq!(found("late".into()).await, 1);
+    assert_eq!(found(&s, "late").await, 1);
     // Written by week past the rows' reading, then forgotten as recent (more than one
     // transaction's worth).
     while s.write_audit_ids(now + MINUTE, 10).await.unwrap() > 0 {}
     s.write_recent_audit_ids(now + MINUTE).await.unwrap();
     assert_eq!(recent_ids(&s).await, 0);
-    assert_eq!(found(id(11_999)).await, 1);
-    assert_eq!(found("late".into()).await, 1);
+    assert_eq!(found(&s, &id(11_999)).await, 1);
+    assert_eq!(found(&s, "late").await, 1);
 }
 
 /// A connection of its own to a test's PostgreSQL database: another instance, or a vacuum.
@@ -627,14 +627,6 @@ async fn another_connection(db: &Place) -> tokio_postgres::Client {
         .unwrap();
     tokio::spawn(conn);
     client
-}
-
-/// How many audit records a look-up by `id` finds, across the whole trail.
-async fn found(s: &Store, id: &str) -> usize {
-    s.audit_records(0, i64::MAX, Some(id.into()))
-        .await
-        .unwrap()
-        .len()
 }
 
 /// Another instance's batch on `client`, left open: its ACK record `early` (received at
@@ -774,8 +766,7 @@ async fn the_first_recent_frontier_waits_for_the_rows_numbered_before_it() {
     writing.commit().await.unwrap();
     assert_eq!(s.write_recent_audit_ids(later).await.unwrap(), 1);
     for id in ["early", "later"] {
-        let found = s.audit_records(0, i64::MAX, Some(id.into())).await.unwrap();
-        assert_eq!(found.len(), 1, "{id}");
+        assert_eq!(found(&s, id).await, 1, "{id}");
     }
     assert_eq!(recent_ids(&s).await, 2);
 }
